@@ -1,0 +1,72 @@
+"""Assembles the gateway: HTTP routes, the WebSocket endpoint, and the services they share."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from gateway.connection import CLOSE_GOING_AWAY, Connection, Services
+from gateway.connections import Registry
+from gateway.cursors import CursorWriter
+from gateway.encoding import json_response
+from gateway.errors import ApiError
+from gateway.http_api import routes
+from gateway.inbox import InboxConsumer
+from gateway.publisher import Publisher
+from parley.settings import Settings
+from storage.stores import open_stores
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    await Connection(websocket, websocket.app.state.services).run()
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid")
+    return json_response({"error": {"code": code, "message": str(exc.detail)}}, exc.status_code)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    return json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stores = await open_stores(settings)
+        publisher = Publisher(settings)
+        await publisher.start()
+        registry = Registry(settings.send_rate_per_s, settings.send_burst)
+        inbox = InboxConsumer(settings, registry)
+        await inbox.start()
+        cursors = CursorWriter(stores.cursors)
+        cursors.start()
+        app.state.services = Services(settings, stores, publisher, inbox, registry, cursors)
+        try:
+            yield
+        finally:
+            for connection in registry.all():
+                connection.kill(CLOSE_GOING_AWAY, "gateway shutting down: reconnect")
+            await cursors.stop()
+            await inbox.stop()
+            await publisher.stop()
+            await stores.close()
+
+    return Starlette(
+        routes=[*routes, WebSocketRoute("/v1/ws", websocket_endpoint)],
+        lifespan=lifespan,
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error},
+    )

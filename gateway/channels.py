@@ -1,0 +1,135 @@
+"""Channels: direct and group conversations, their members, and their history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.errors import ApiError, invalid, not_found, not_member
+from gateway.publisher import Publisher
+from parley.ids import new_id, parse_id
+from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
+from schemas.message import Message
+from storage.protocols import Channel, ChannelStore, GroupFull, MessageStore, NotAGroup, UnknownUsers
+
+
+def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "channel_id": channel.channel_id,
+        "type": channel.type,
+        "members": channel.members,
+    }
+    if channel.type == "group":
+        body["name"] = channel.name
+    body["last_message_id"] = None if last_message_id is None else str(last_message_id)
+    return body
+
+
+def _group_full() -> ApiError:
+    return ApiError(422, "group_full", f"a group has at most {MAX_GROUP_MEMBERS} members")
+
+
+async def open_direct(channels: ChannelStore, user_id: str, other: object) -> tuple[Channel, bool]:
+    """The direct channel between the caller and `other` (created once per pair)."""
+    if not isinstance(other, str) or not other:
+        raise invalid("user_id is required")
+    if other == user_id:
+        raise invalid("a direct channel needs another user")
+    try:
+        return await channels.get_or_create_direct(new_id(), user_id, other)
+    except UnknownUsers:
+        raise not_found("user") from None
+
+
+async def create_group(
+    channels: ChannelStore, publisher: Publisher, user_id: str, name: object, member_ids: object
+) -> Channel:
+    """A new group of the caller and `member_ids`."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 100:
+        raise invalid("name must be 1-100 characters")
+    if not isinstance(member_ids, list) or not all(isinstance(m, str) for m in member_ids):
+        raise invalid("member_ids must be a list of user ids")
+    members = list(dict.fromkeys([user_id, *member_ids]))
+    if len(members) < 2:
+        raise invalid("a group needs at least one other member")
+    try:
+        channel = await channels.create_group(new_id(), name, members, MAX_GROUP_MEMBERS)
+    except GroupFull:
+        raise _group_full() from None
+    except UnknownUsers as exc:
+        raise invalid(str(exc)) from None
+    await publisher.members_changed(channel.channel_id, channel.members)
+    return channel
+
+
+async def list_channels(channels: ChannelStore, messages: MessageStore, user_id: str) -> list[dict[str, Any]]:
+    """The caller's channels, each with its newest message id."""
+    found = await channels.channels_of(user_id)
+    last = await messages.last_message_ids([c.channel_id for c in found])
+    return [channel_body(c, last.get(c.channel_id)) for c in found]
+
+
+async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> None:
+    if await channels.membership(channel_id, user_id) is None:
+        raise not_member()
+
+
+async def add_member(
+    channels: ChannelStore, publisher: Publisher, user_id: str, channel_id: str, new_member: object
+) -> None:
+    if not isinstance(new_member, str) or not new_member:
+        raise invalid("user_id is required")
+    await require_member(channels, channel_id, user_id)
+    try:
+        members = await channels.add_member(channel_id, new_member, MAX_GROUP_MEMBERS)
+    except GroupFull:
+        raise _group_full() from None
+    except NotAGroup:
+        raise invalid("members can only be changed in a group") from None
+    except UnknownUsers:
+        raise not_found("user") from None
+    # Published after the commit: the processor fans out later messages to the new list.
+    await publisher.members_changed(channel_id, members)
+
+
+async def remove_member(
+    channels: ChannelStore, publisher: Publisher, user_id: str, channel_id: str, member: str
+) -> None:
+    await require_member(channels, channel_id, user_id)
+    try:
+        members = await channels.remove_member(channel_id, member)
+    except NotAGroup:
+        raise invalid("members can only be changed in a group") from None
+    await publisher.members_changed(channel_id, members)
+
+
+async def history(
+    channels: ChannelStore, messages: MessageStore, user_id: str, channel_id: str, query: dict[str, str]
+) -> list[Message]:
+    """A page of the channel's messages, ascending by id (SPEC §2)."""
+    await require_member(channels, channel_id, user_id)
+    limit = _limit(query.get("limit"))
+    cursors = {k: query[k] for k in ("before", "after", "around") if k in query}
+    if len(cursors) > 1:
+        raise invalid("give at most one of before, after, around")
+    if not cursors:
+        return await messages.page(channel_id, limit=limit)
+    (kind, raw), = cursors.items()
+    at = parse_id(raw)
+    if at is None:
+        raise invalid(f"{kind} must be a message id")
+    if kind == "before":
+        return await messages.page(channel_id, before=at, limit=limit)
+    if kind == "after":
+        return await messages.page(channel_id, after=at, limit=limit)
+    # around: the message itself and those on both sides of it, `limit` in all.
+    older = await messages.page(channel_id, before=at + 1, limit=limit // 2 + 1)
+    newer = await messages.page(channel_id, after=at, limit=limit - len(older))
+    return older + newer
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return HISTORY_LIMIT_DEFAULT
+    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_LIMIT_MAX:
+        raise invalid(f"limit must be 1-{HISTORY_LIMIT_MAX}")
+    return int(raw)

@@ -1,0 +1,379 @@
+"""One client socket: hello, sync, then live traffic (SPEC §3).
+
+Lifecycle: AWAITING_HELLO -> SYNCING -> LIVE -> CLOSED; any state may go to CLOSED and no other
+transition is legal. The sync/live handoff (docs/architecture.md):
+
+1. the connection registers for live deliveries (they are held back while SYNCING),
+2. the gateway fixes its read position in the user's inbox partition,
+3. the store is read for every message after the device's cursors,
+4. held-back deliveries are released, then `synced`.
+
+A message stored after (3) read the store was fanned out after (2), so it arrives live; one
+stored before is in the sync. Per channel, ids only grow, so the connection drops any delivery
+whose id it already sent: nothing is lost and nothing is doubled on this socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway import accounts, metrics
+from gateway.connections import Registry
+from gateway.cursors import CursorWriter
+from gateway.encoding import frame
+from gateway.errors import ApiError
+from gateway.inbox import InboxConsumer
+from gateway.publisher import Publisher
+from parley.ids import id_floor, now_ms, parse_id
+from parley.settings import Settings
+from schemas.events import MessageSendV1
+from schemas.frames import (
+    CLIENT_FRAME_TYPES,
+    Ack,
+    ClientFrame,
+    Heartbeat,
+    Hello,
+    PresenceSubscribe,
+    Send,
+)
+from schemas.limits import MAX_FRAME_BYTES, MAX_TEXT_CHARS
+from storage.stores import Stores
+
+log = logging.getLogger("parley.connection")
+
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_TOO_SLOW = 4008
+CLOSE_GOING_AWAY = 1001
+
+client_frame: TypeAdapter[Hello | Send | Ack | Heartbeat | PresenceSubscribe] = TypeAdapter(ClientFrame)
+
+
+class State(enum.Enum):
+    AWAITING_HELLO = "awaiting_hello"
+    SYNCING = "syncing"
+    LIVE = "live"
+    CLOSED = "closed"
+
+
+_NEXT: dict[State, set[State]] = {
+    State.AWAITING_HELLO: {State.SYNCING, State.CLOSED},
+    State.SYNCING: {State.LIVE, State.CLOSED},
+    State.LIVE: {State.CLOSED},
+    State.CLOSED: set(),
+}
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.ref = code, message, ref
+
+
+@dataclass
+class Services:
+    """What a connection works with; one per gateway process."""
+
+    settings: Settings
+    stores: Stores
+    publisher: Publisher
+    inbox: InboxConsumer
+    registry: Registry
+    cursors: CursorWriter
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, services: Services) -> None:
+        self._ws = websocket
+        self._s = services
+        self.state = State.AWAITING_HELLO
+        self.user_id = ""
+        self.device_id = ""
+        self._device_created_ms = 0
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(services.settings.outbound_queue_frames)
+        self._held: list[tuple[str, int, str]] = []
+        self._delivered: dict[str, int] = {}
+        self._channels: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._killed: tuple[int, str] | None = None
+
+    def _enter(self, state: State) -> None:
+        if state not in _NEXT[self.state]:
+            raise RuntimeError(f"illegal connection transition {self.state} -> {state}")
+        self.state = state
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._ws.accept()
+        self._main = asyncio.current_task()
+        self._writer = asyncio.create_task(self._write_loop())
+        registered = watched = False
+        metrics.CONNECTIONS.inc()
+        try:
+            hello = await self._await_hello()
+            if hello is None:
+                return
+            self._enter(State.SYNCING)
+            self._s.registry.add(self.user_id, self)
+            registered = True
+            watched = True
+            await self._s.inbox.watch(self.user_id)
+            self._send(
+                {
+                    "type": "welcome",
+                    "user_id": self.user_id,
+                    "device_id": self.device_id,
+                    "heartbeat_interval_s": self._s.settings.heartbeat_interval_s,
+                }
+            )
+            await self._sync(hello.cursors or {})
+            await self._read_loop()
+        except asyncio.CancelledError:
+            if self._killed is None:
+                raise
+        except WebSocketDisconnect:
+            pass
+        finally:
+            metrics.CONNECTIONS.dec()
+            if self.state is not State.CLOSED:
+                self._enter(State.CLOSED)
+            if registered:
+                self._s.registry.remove(self.user_id, self)
+            if watched:
+                await self._s.inbox.unwatch(self.user_id)
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._killed is None:
+            # Let queued frames go out before the close frame.
+            with contextlib.suppress(asyncio.QueueFull):
+                self._outbox.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), 5) if self._writer else None
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        code, reason = self._killed or (1000, "")
+        with contextlib.suppress(Exception):
+            await self._ws.close(code, reason)
+
+    def kill(self, code: int, reason: str) -> None:
+        """Close the socket now, dropping queued frames (the client resyncs on reconnect)."""
+        if self._killed is not None or self.state is State.CLOSED:
+            return
+        self._killed = (code, reason)
+        if self._main is not None:
+            self._main.cancel()
+
+    def revoke(self) -> None:
+        self.kill(CLOSE_UNAUTHORIZED, "session revoked")
+
+    async def _write_loop(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            if text is None:
+                return
+            await self._ws.send_text(text)
+
+    def _send(self, body: dict[str, Any]) -> None:
+        self._queue(frame(body))
+
+    def _queue(self, text: str) -> None:
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            # Backpressure: a socket that does not read is closed, never buffered without bound.
+            metrics.SLOW_CLOSED.inc()
+            self.kill(CLOSE_TOO_SLOW, "too slow: reconnect and sync")
+
+    def _error(self, code: str, message: str, ref: str | None = None) -> None:
+        metrics.ERRORS.labels(code).inc()
+        body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if ref is not None:
+            body["ref"] = ref
+        self._send(body)
+
+    # --- hello -----------------------------------------------------------------------------
+
+    async def _await_hello(self) -> Hello | None:
+        try:
+            message = await asyncio.wait_for(self._ws.receive(), self._s.settings.hello_timeout_s)
+        except TimeoutError:
+            return await self._refuse("no hello within the time allowed")
+        if message["type"] == "websocket.disconnect":
+            return None
+        try:
+            hello = client_frame.validate_json(message.get("text") or message.get("bytes") or b"")
+        except ValidationError:
+            return await self._refuse("the first frame must be a valid hello")
+        if not isinstance(hello, Hello):
+            return await self._refuse("the first frame must be hello")
+        try:
+            device = await accounts.authenticate(self._s.stores.accounts, hello.token)
+        except ApiError:
+            return await self._refuse("invalid or revoked token")
+        self.user_id, self.device_id = device.user_id, device.device_id
+        self._device_created_ms = device.created_at_ms
+        return hello
+
+    async def _refuse(self, message: str) -> None:
+        self._error("unauthorized", message)
+        self._killed = (CLOSE_UNAUTHORIZED, message)
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(None)
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), 5)
+        return None
+
+    # --- sync ------------------------------------------------------------------------------
+
+    async def _sync(self, hello_cursors: dict[str, str]) -> None:
+        started = time.monotonic()
+        stores = self._s.stores
+        memberships = await stores.channels.memberships(self.user_id)
+        self._channels = {m.channel_id for m in memberships}
+        await self._s.cursors.flush_device(self.device_id)
+        acked = await stores.cursors.cursors(self.device_id)
+        for m in memberships:
+            given = parse_id(hello_cursors.get(m.channel_id))
+            default = id_floor(max(self._device_created_ms, m.joined_at_ms)) - 1
+            self._delivered[m.channel_id] = given or acked.get(m.channel_id) or default
+        newest = await stores.messages.last_message_ids(sorted(self._channels))
+        for channel_id, last in newest.items():
+            after = self._delivered[channel_id]
+            while after < last:
+                page = await stores.messages.page(
+                    channel_id, after=after, limit=self._s.settings.sync_page_size
+                )
+                if not page:
+                    break
+                for message in page:
+                    # Waits while the socket drains: a long sync cannot outgrow the outbox.
+                    await self._outbox.put(frame({"type": "message", **message.wire()}))
+                after = self._delivered[channel_id] = page[-1].message_id
+        self._enter(State.LIVE)
+        held, self._held = self._held, []
+        for channel_id, message_id, text in held:
+            self.deliver(channel_id, message_id, text)
+        self._send({"type": "synced"})
+        metrics.SYNC_SECONDS.observe(time.monotonic() - started)
+
+    def deliver(self, channel_id: str, message_id: int, text: str) -> None:
+        """A message for this connection's user, from the inbox (called in the consumer's loop)."""
+        if self.state is State.SYNCING:
+            self._held.append((channel_id, message_id, text))
+            if len(self._held) > self._s.settings.outbound_queue_frames:
+                self.kill(CLOSE_TOO_SLOW, "too many messages while syncing: reconnect")
+            return
+        if self.state is not State.LIVE or message_id <= self._delivered.get(channel_id, 0):
+            return  # already sent on this socket (at-least-once upstream)
+        self._delivered[channel_id] = message_id
+        self._channels.add(channel_id)
+        metrics.DELIVERED.inc()
+        self._queue(text)
+
+    # --- client frames ---------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while True:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None:
+                self._error("invalid", "frames must be JSON text")
+                continue
+            try:
+                await self._on_frame(raw)
+            except FrameError as exc:
+                self._error(exc.code, exc.message, exc.ref)
+
+    async def _on_frame(self, raw: str) -> None:
+        if len(raw) * 4 > MAX_FRAME_BYTES and len(raw.encode()) > MAX_FRAME_BYTES:
+            raise FrameError("too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise FrameError("invalid", "malformed JSON") from None
+        if not isinstance(data, dict):
+            raise FrameError("invalid", "a frame is a JSON object")
+        kind = data.get("type")
+        ref = data.get("client_msg_id") if isinstance(data.get("client_msg_id"), str) else None
+        if kind not in CLIENT_FRAME_TYPES:
+            raise FrameError("invalid", f"unknown frame type {kind!r}", ref)
+        metrics.FRAMES_IN.labels(kind).inc()
+        try:
+            parsed = client_frame.validate_python(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"][1:])
+            raise FrameError("invalid", f"{where}: {first['msg']}", ref) from None
+        if isinstance(parsed, Send):
+            await self._on_send(parsed)
+        elif isinstance(parsed, Ack):
+            await self._on_ack(parsed)
+        elif isinstance(parsed, Heartbeat):
+            pass  # liveness of the socket; presence arrives with its own issue
+        elif isinstance(parsed, Hello):
+            raise FrameError("invalid", "already said hello")
+        else:
+            raise FrameError("invalid", "presence is not available yet")
+
+    async def _on_send(self, send: Send) -> None:
+        ref = send.client_msg_id
+        if len(send.text) > MAX_TEXT_CHARS:
+            raise FrameError("too_large", f"text is limited to {MAX_TEXT_CHARS} characters", ref)
+        if not self._s.registry.rate_bucket(self.device_id).take():
+            raise FrameError("rate_limited", "too many messages; slow down", ref)
+        # Checked against the database on every send: a removed member is refused at once.
+        if await self._s.stores.channels.membership(send.channel_id, self.user_id) is None:
+            raise FrameError("not_member", "you are not a member of this channel", ref)
+        event = MessageSendV1(
+            channel_id=send.channel_id,
+            sender_id=self.user_id,
+            sender_device_id=self.device_id,
+            client_msg_id=send.client_msg_id,
+            text=send.text,
+            sent_at_ms=now_ms(),
+        )
+        try:
+            acked = await self._s.publisher.send_message(event)
+        except Exception:
+            log.exception("publishing a send failed")
+            raise FrameError("internal", "could not queue the message; send it again", ref) from None
+        task = asyncio.create_task(self._confirm(acked, send))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _confirm(self, acked: asyncio.Future[object], send: Send) -> None:
+        try:
+            await acked
+        except Exception:
+            log.exception("the broker did not acknowledge a send")
+            self._error("internal", "could not queue the message; send it again", send.client_msg_id)
+            return
+        metrics.ACCEPTED.inc()
+        self._send({"type": "accepted", "client_msg_id": send.client_msg_id, "channel_id": send.channel_id})
+
+    async def _on_ack(self, ack: Ack) -> None:
+        if ack.channel_id not in self._channels:
+            if await self._s.stores.channels.membership(ack.channel_id, self.user_id) is None:
+                raise FrameError("not_member", "you are not a member of this channel")
+            self._channels.add(ack.channel_id)
+        self._s.cursors.record(self.device_id, ack.channel_id, int(ack.message_id))

@@ -1,0 +1,92 @@
+"""The `parley` command: run each role, or the whole stack for development."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from parley.settings import Settings
+
+app = typer.Typer(help="Parley chat backend.", no_args_is_help=True, add_completion=False)
+
+
+def _settings(**overrides: object) -> Settings:
+    base = Settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def dev(
+    http_port: Annotated[int | None, typer.Option(help="Gateway HTTP/WebSocket port.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where Postgres keeps its data.")] = None,
+) -> None:
+    """Run the whole stack on the embedded broker and Postgres."""
+    from parley.dev import run_dev
+
+    logging.basicConfig(level=logging.WARNING)
+    run_dev(_settings(http_port=http_port, data_dir=data_dir))
+
+
+@app.command()
+def gateway(
+    http_port: Annotated[int | None, typer.Option(help="HTTP/WebSocket port.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+) -> None:
+    """Run a gateway (HTTP API and WebSocket endpoint)."""
+    from gateway.server import serve
+    from topics.admin import ensure_topics
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = _settings(http_port=http_port, http_host=host)
+    asyncio.run(ensure_topics(settings))
+    serve(settings)
+
+
+@app.command()
+def processor() -> None:
+    """Run a message processor worker (joins the processors' consumer group)."""
+    from processors.app import run_worker
+    from topics.admin import ensure_topics
+
+    settings = _settings()
+    asyncio.run(ensure_topics(settings))
+    run_worker(settings)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from storage.postgres.migrate import migrate as run
+
+    applied = asyncio.run(run(_settings().postgres_dsn))
+    typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+@app.command()
+def topics() -> None:
+    """Create Parley's topics on the broker (existing ones are left alone)."""
+    from topics.admin import ensure_topics
+
+    created = asyncio.run(ensure_topics(_settings()))
+    typer.echo(f"created {len(created)} topic(s): {', '.join(created) or 'all exist'}")
+
+
+@app.command()
+def schemas() -> None:
+    """Write the JSON Schema documents in schemas/json/ from the models."""
+    from schemas.export import write
+
+    for path in write():
+        typer.echo(str(path))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""`parley dev`: the whole stack on the embedded defaults, as child processes of one command.
+
+Start order: broker, Postgres, migrations, topics, processors, gateways. Stop order (Ctrl-C or
+SIGTERM): gateways (no new sends), wait until the processors have consumed every send (the
+embedded broker forgets its topics when it stops), processors, broker, Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from parley.embedded import EmbeddedPostgres, start_broker, wait_for_port
+from parley.settings import Settings
+from storage.postgres.migrate import migrate
+from topics.admin import ensure_topics
+from topics.definitions import messages_topic
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop()
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PARLEY_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        PARLEY_POSTGRES_DSN=settings.postgres_dsn,
+        PARLEY_DATA_DIR=str(settings.data_dir),
+        PARLEY_HTTP_HOST=settings.http_host,
+        PARLEY_HTTP_PORT=str(settings.http_port),
+    )
+    return env
+
+
+def spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "parley.cli", role], env=env, stdin=subprocess.DEVNULL)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not healthy after {timeout_s}s")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def processor_lag(settings: Settings) -> int:
+    """Sends on the messages topic not yet committed by the processors' consumer group."""
+    topic = messages_topic(settings).name
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.processor_id)
+        partitions = [TopicPartition(topic, p) for p in range(settings.messages_partitions)]
+        ends = await consumer.end_offsets(partitions)
+        return sum(
+            max(end - (committed[tp].offset if tp in committed else 0), 0) for tp, end in ends.items()
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def wait_drained(settings: Settings, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    lag = -1
+    while time.monotonic() < deadline:
+        try:
+            lag = asyncio.run(processor_lag(settings))
+        except Exception:
+            return -1
+        if lag == 0:
+            return 0
+        time.sleep(0.2)
+    return lag
+
+
+def run_dev(settings: Settings) -> None:
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(update={"data_dir": data_dir})
+    host, _, port = settings.kafka_bootstrap.rpartition(":")
+    broker = postgres = None
+    children: list[subprocess.Popen[bytes]] = []
+    gateway = None
+    try:
+        broker = start_broker(int(port), (data_dir / "broker.log").open("ab"))
+        postgres = EmbeddedPostgres(data_dir / "postgres")
+        settings = settings.model_copy(update={"postgres_dsn": postgres.dsn})
+        asyncio.run(migrate(settings.postgres_dsn))
+        asyncio.run(ensure_topics(settings))
+        env = child_env(settings)
+        processor = spawn("processor", env)
+        children.append(processor)
+        wait_healthy(
+            f"http://{settings.processor_http_host}:{settings.processor_http_port}/healthz", processor, 90
+        )
+        gateway = spawn("gateway", env)
+        children.append(gateway)
+        wait_for_port(settings.http_host, settings.http_port, 30)
+        wait_healthy(f"http://{settings.http_host}:{settings.http_port}/healthz", gateway, 30)
+        print(
+            f"Parley ready: http://{settings.http_host}:{settings.http_port}  {settings.ws_url()}",
+            flush=True,
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = [c.args for c in children if c.poll() is not None]
+        print(f"Parley: a process exited ({failed}); stopping", file=sys.stderr, flush=True)
+    except Stop:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if gateway is not None:
+            stop_process(gateway)
+        if broker is not None and children:
+            lag = wait_drained(settings, 30)
+            if lag:
+                print(f"Parley: stopping with {lag} sends not yet processed", file=sys.stderr)
+        for child in children:
+            stop_process(child)
+        if broker is not None:
+            stop_process(broker, 5)
+        if postgres is not None:
+            postgres.stop()
+        print("Parley stopped.", flush=True)
+
+
+def default_data_dir() -> Path:
+    return Path(".parley")

@@ -1,0 +1,68 @@
+"""Runtime settings for every Parley role, read from `PARLEY_*` environment variables.
+
+One `Settings` object serves the gateway, the processors and the CLI so that a deployment
+configures each concern once (the broker address, the database, the limits).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    # Where the pieces are.
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    data_dir: Path = Path(".parley")
+
+    # Kafka client tuning. The embedded broker does not wake a waiting fetch when data
+    # arrives, so consumers must poll with a short wait; real Kafka long-polls and
+    # deployments there should raise this (e.g. 100-500 ms) to save requests.
+    kafka_fetch_max_wait_ms: int = Field(default=2, ge=0, le=5000)
+    kafka_max_request_bytes: int = 4 * 1024 * 1024
+
+    # Topic shape (used when topics are created; must match existing topics).
+    messages_partitions: int = Field(default=8, ge=1)
+    inbox_partitions: int = Field(default=16, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    # Gateway.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_ws_url: str | None = None
+    hello_timeout_s: float = 5.0
+    heartbeat_interval_s: int = 15
+    send_rate_per_s: float = 20.0
+    send_burst: int = 50
+    outbound_queue_frames: int = 10_000
+    sync_page_size: int = Field(default=500, ge=1, le=5000)
+
+    # Processors.
+    processor_http_host: str = "127.0.0.1"
+    processor_http_port: int = 8090
+    processor_id: str = "parley-processor"
+    processor_batch_max: int = Field(default=500, ge=1)
+    processor_batch_within_s: float = 0.002
+    processor_session_timeout_s: float = 10.0
+    processor_commit_interval_s: float = 0.5
+    membership_cache_ttl_s: float = 30.0
+
+    # Postgres pool.
+    postgres_pool_min: int = 1
+    postgres_pool_max: int = 10
+
+    def ws_url(self) -> str:
+        if self.public_ws_url:
+            return self.public_ws_url
+        return f"ws://{self.http_host}:{self.http_port}/v1/ws"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

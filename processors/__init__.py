@@ -1,0 +1,1 @@
+"""Faust stream processors: the message pipeline (sequence, persist, fan out)."""

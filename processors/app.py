@@ -1,0 +1,103 @@
+"""The Faust worker that runs the message pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from processors import metrics
+
+from parley.settings import Settings
+from processors.kafka_tuning import apply_fetch_max_wait
+from processors.pipeline import MessagePipeline, Topics
+from storage.stores import open_stores
+from topics.definitions import dead_letter_topic, inbox_topic, messages_topic
+
+log = logging.getLogger("parley.processor")
+
+
+def create_app(settings: Settings) -> faust.App:
+    apply_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.processor_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=True,
+        web_bind=settings.processor_http_host,
+        web_port=settings.processor_http_port,
+        topic_allow_declare=False,
+        topic_partitions=settings.messages_partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=0,
+        producer_max_request_size=settings.kafka_max_request_bytes,
+        consumer_max_fetch_size=settings.kafka_max_request_bytes,
+        broker_session_timeout=settings.processor_session_timeout_s,
+        broker_heartbeat_interval=max(settings.processor_session_timeout_s / 6, 0.2),
+        broker_commit_interval=settings.processor_commit_interval_s,
+        broker_commit_every=settings.processor_batch_max,
+    )
+    source = app.topic(
+        messages_topic(settings).name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    topics = Topics(
+        inbox=inbox_topic(settings).name,
+        inbox_partitions=settings.inbox_partitions,
+        dead_letter=dead_letter_topic(settings).name,
+    )
+
+    running = {"pipelines": 0}
+
+    @app.agent(source)
+    async def messages(stream: Any) -> None:
+        stores = await open_stores(settings)
+        pipeline = MessagePipeline(
+            stores.messages, stores.channels, app.producer, topics, settings.membership_cache_ttl_s
+        )
+        running["pipelines"] += 1
+        try:
+            # `take` acknowledges a batch's offsets only after the loop body finished with it.
+            async for batch in stream.take(
+                settings.processor_batch_max, within=settings.processor_batch_within_s
+            ):
+                started = time.perf_counter()
+                result = await pipeline.handle(batch)
+                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+                metrics.STORED.inc(len(result.stored))
+                metrics.REPEATED.inc(len(result.repeated))
+                metrics.DEAD.inc(result.dead)
+        finally:
+            running["pipelines"] -= 1
+            await stores.close()
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        # Ready once the pipeline runs and this worker owns partitions of the messages topic.
+        assigned = len(app.consumer.assignment()) if running["pipelines"] else 0
+        ready = assigned > 0
+        return web.json(
+            {"status": "ok" if ready else "starting", "partitions": assigned},
+            status=200 if ready else 503,
+        )
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "warn") -> None:
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,38 @@
+"""Who receives a channel's messages: member lists cached per channel.
+
+`channel.members` events on the messages topic replace a channel's list at the point in the
+channel's stream where the change happened; the database is read for channels not cached and
+again after `ttl_s`, in case an event was lost between the database commit and the publish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from storage.protocols import ChannelStore
+
+
+class MembershipCache:
+    def __init__(self, store: ChannelStore, ttl_s: float, max_channels: int = 200_000) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._max_channels = max_channels
+        self._members: dict[str, tuple[list[str], float]] = {}
+
+    async def load(self, channel_ids: Iterable[str]) -> None:
+        now = time.monotonic()
+        stale = [c for c in set(channel_ids) if self._members.get(c, ([], 0.0))[1] <= now]
+        if not stale:
+            return
+        if len(self._members) + len(stale) > self._max_channels:
+            self._members.clear()
+        found = await self._store.members(stale)
+        for channel_id in stale:
+            self.set(channel_id, found.get(channel_id, []))
+
+    def set(self, channel_id: str, members: list[str]) -> None:
+        self._members[channel_id] = (members, time.monotonic() + self._ttl_s)
+
+    def members(self, channel_id: str) -> list[str]:
+        return self._members.get(channel_id, ([], 0.0))[0]

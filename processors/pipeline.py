@@ -1,0 +1,168 @@
+"""The message pipeline: sequence, persist, fan out. One batch of `parley.messages.v1` at a time.
+
+Invariants (docs/architecture.md):
+- At-least-once: a batch's offsets are committed only after its messages are stored and their
+  inbox records acknowledged. A crash repeats work; it never skips it.
+- Idempotent: a send seen again (same device, same client_msg_id) keeps the id it was given and
+  is fanned out again; gateways drop deliveries they already made.
+- Ordered: a channel's messages are stored and fanned out in id order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import psycopg
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from parley.ids import iso_ms
+from processors.fanout import inbox_records
+from processors.membership import MembershipCache
+from processors.sequencer import Sequencer
+from schemas.events import ChannelMembersV1, MessageSendV1, messages_event
+from schemas.message import Message
+from storage.protocols import ChannelStore, MessageStore, SendKey
+
+log = logging.getLogger("parley.pipeline")
+
+RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError, KafkaError, OSError, TimeoutError)
+
+
+class RecordSink(Protocol):
+    """Where the pipeline writes records (the Faust producer in the worker)."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> Awaitable[object]: ...
+
+
+@dataclass
+class BatchResult:
+    stored: list[Message] = field(default_factory=list)
+    repeated: list[Message] = field(default_factory=list)
+    dead: int = 0
+
+
+@dataclass(frozen=True)
+class Topics:
+    inbox: str
+    inbox_partitions: int
+    dead_letter: str
+
+
+class MessagePipeline:
+    def __init__(
+        self,
+        messages: MessageStore,
+        channels: ChannelStore,
+        sink: RecordSink | None,
+        topics: Topics,
+        membership_ttl_s: float = 30.0,
+    ) -> None:
+        self._messages = messages
+        self._sink = sink
+        self._topics = topics
+        self.sequencer = Sequencer(messages)
+        self.membership = MembershipCache(channels, membership_ttl_s)
+
+    async def handle(self, batch: Sequence[bytes]) -> BatchResult:
+        """Process a batch until it succeeds, retrying transient failures with backoff."""
+        delay = 0.05
+        while True:
+            try:
+                return await self._handle_once(batch)
+            except RETRYABLE as exc:
+                # Retryable: nothing is committed, the batch is tried again from the start.
+                log.warning("batch of %d failed, retrying in %.2fs: %r", len(batch), delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _handle_once(self, batch: Sequence[bytes]) -> BatchResult:
+        result = BatchResult()
+        events: list[MessageSendV1 | ChannelMembersV1] = []
+        for raw in batch:
+            try:
+                events.append(messages_event.validate_json(raw))
+            except ValidationError as exc:
+                # Permanent: the event can never be processed; park it and move on.
+                await self._dead_letter(raw, str(exc).splitlines()[0])
+                result.dead += 1
+        sends = [e for e in events if isinstance(e, MessageSendV1)]
+        channels = {e.channel_id for e in sends}
+        try:
+            await self.sequencer.load(channels)
+            await self.membership.load(channels)
+            found = await self._messages.find_sent([(e.sender_device_id, e.client_msg_id) for e in sends])
+            deliveries = self._assign(events, found, result)
+            await self._messages.insert(result.stored)
+        except BaseException:
+            self.sequencer.forget(channels)
+            raise
+        await self._fan_out(deliveries)
+        return result
+
+    def _assign(
+        self,
+        events: Sequence[MessageSendV1 | ChannelMembersV1],
+        found: dict[SendKey, Message],
+        result: BatchResult,
+    ) -> list[tuple[Message, list[str]]]:
+        """Give new sends their ids, in stream order; each with the members at that point."""
+        deliveries: list[tuple[Message, list[str]]] = []
+        seen = dict(found)
+        for event in events:
+            if isinstance(event, ChannelMembersV1):
+                self.membership.set(event.channel_id, event.member_ids)
+                continue
+            key = (event.sender_device_id, event.client_msg_id)
+            message = seen.get(key)
+            if message is not None:
+                self.sequencer.observe(message.channel_id, message.message_id)
+                result.repeated.append(message)
+            else:
+                message = Message(
+                    channel_id=event.channel_id,
+                    message_id=self.sequencer.next_id(event.channel_id, event.sent_at_ms),
+                    sender_id=event.sender_id,
+                    sender_device_id=event.sender_device_id,
+                    client_msg_id=event.client_msg_id,
+                    text=event.text,
+                    sent_at=iso_ms(event.sent_at_ms),
+                )
+                seen[key] = message
+                result.stored.append(message)
+            deliveries.append((message, self.membership.members(event.channel_id)))
+        return deliveries
+
+    async def _fan_out(self, deliveries: list[tuple[Message, list[str]]]) -> None:
+        if self._sink is None:
+            return
+        pending = []
+        for message, recipients in deliveries:
+            key = message.channel_id.encode()
+            for partition, record in inbox_records(message, recipients, self._topics.inbox_partitions):
+                pending.append(
+                    await self._sink.send(self._topics.inbox, key, record, partition, None, None)
+                )
+        # Acknowledged by the broker (acks=all) before the batch's offsets may be committed.
+        await asyncio.gather(*pending)
+
+    async def _dead_letter(self, raw: bytes, reason: str) -> None:
+        log.error("dead-lettering an event: %s", reason)
+        if self._sink is None:
+            return
+        fut = await self._sink.send(
+            self._topics.dead_letter, None, raw, None, None, [("x-parley-error", reason.encode())]
+        )
+        await fut

@@ -1,0 +1,90 @@
+"""Events on Parley's topics. Every event names its `type` and schema version `v`.
+
+A consumer that meets a version it does not know treats the event as permanently bad
+(dead-letters it) rather than guessing; producers bump `v` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from schemas.limits import MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_CHARS
+from schemas.message import Message
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class MessageSendV1(_Event):
+    """A client asked to send a message; the gateway checked membership and limits.
+
+    Topic `parley.messages.v1`, key `channel_id`. `sent_at_ms` is the gateway's clock when it
+    accepted the send; the sequencer derives the message id from it.
+    """
+
+    type: Literal["message.send"] = "message.send"
+    v: Literal[1] = 1
+    channel_id: str
+    sender_id: str
+    sender_device_id: str
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    sent_at_ms: int
+
+
+class ChannelMembersV1(_Event):
+    """A channel's full member list after a change, published after the database commit.
+
+    Topic `parley.messages.v1`, key `channel_id`, so it is ordered with the channel's messages:
+    messages after it fan out to the new member list.
+    """
+
+    type: Literal["channel.members"] = "channel.members"
+    v: Literal[1] = 1
+    channel_id: str
+    member_ids: list[str]
+
+
+class InboxMessageV1(_Event):
+    """A persisted message for the listed recipients, all of whose inboxes are in this partition.
+
+    Topic `parley.inbox.v1`, key `channel_id`, partition chosen from the recipients' user id.
+    """
+
+    type: Literal["inbox.message"] = "inbox.message"
+    v: Literal[1] = 1
+    recipients: list[str]
+    message: Message
+
+
+class DeviceRevokedV1(_Event):
+    """A device logged out: every gateway closes its sockets.
+
+    Topic `parley.inbox.v1`, partition of the user's inbox.
+    """
+
+    type: Literal["device.revoked"] = "device.revoked"
+    v: Literal[1] = 1
+    user_id: str
+    device_id: str
+
+
+MessagesEvent = Annotated[MessageSendV1 | ChannelMembersV1, Field(discriminator="type")]
+InboxEvent = Annotated[InboxMessageV1 | DeviceRevokedV1, Field(discriminator="type")]
+
+messages_event = TypeAdapter[MessageSendV1 | ChannelMembersV1](MessagesEvent)
+inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1](InboxEvent)
+
+ALL_EVENTS: dict[str, type[_Event]] = {
+    "message.send.v1": MessageSendV1,
+    "channel.members.v1": ChannelMembersV1,
+    "inbox.message.v1": InboxMessageV1,
+    "device.revoked.v1": DeviceRevokedV1,
+}

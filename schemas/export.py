@@ -1,0 +1,32 @@
+"""Writes the JSON Schema documents in `schemas/json/` from the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from schemas.events import ALL_EVENTS
+from schemas.frames import ALL_FRAMES
+
+JSON_DIR = Path(__file__).parent / "json"
+
+
+def documents() -> dict[str, bytes]:
+    """Each schema's file name and its JSON text."""
+    out: dict[str, bytes] = {}
+    for name, model in {**ALL_EVENTS, **ALL_FRAMES}.items():
+        schema = model.model_json_schema()
+        schema["$id"] = f"https://parley.dev/schemas/{name}.json"
+        out[f"{name}.json"] = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    return out
+
+
+def write(directory: Path = JSON_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in documents().items():
+        path = directory / name
+        path.write_bytes(text + b"\n")
+        written.append(path)
+    return written

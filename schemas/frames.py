@@ -1,0 +1,119 @@
+"""WebSocket frames (SPEC §3): one JSON object per text frame, named by `type`.
+
+Client frames are validated with these models. Server frames are built by the gateway as
+plain dicts on the hot path; the models below document them and tests validate every frame
+the gateway sends against their JSON Schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.limits import MAX_CLIENT_MSG_ID_CHARS
+
+ErrorCode = Literal["invalid", "too_large", "not_member", "rate_limited", "unauthorized", "internal"]
+IdString = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$")]
+
+
+class _ClientFrame(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Hello(_ClientFrame):
+    type: Literal["hello"]
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+    cursors: dict[str, IdString] | None = None
+
+
+class Send(_ClientFrame):
+    type: Literal["send"]
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS)]
+    channel_id: Annotated[str, Field(min_length=1, max_length=32)]
+    # The length limit is checked by the gateway so that it can answer `too_large`.
+    text: Annotated[str, Field(min_length=1)]
+
+
+class Ack(_ClientFrame):
+    type: Literal["ack"]
+    channel_id: Annotated[str, Field(min_length=1, max_length=32)]
+    message_id: IdString
+
+
+class Heartbeat(_ClientFrame):
+    type: Literal["heartbeat"]
+
+
+class PresenceSubscribe(_ClientFrame):
+    type: Literal["presence.subscribe"]
+    user_ids: list[str]
+
+
+ClientFrame = Annotated[Hello | Send | Ack | Heartbeat | PresenceSubscribe, Field(discriminator="type")]
+CLIENT_FRAME_TYPES = ("hello", "send", "ack", "heartbeat", "presence.subscribe")
+
+
+class _ServerFrame(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Welcome(_ServerFrame):
+    type: Literal["welcome"]
+    user_id: str
+    device_id: str
+    heartbeat_interval_s: int
+
+
+class Synced(_ServerFrame):
+    type: Literal["synced"]
+
+
+class Accepted(_ServerFrame):
+    type: Literal["accepted"]
+    client_msg_id: str
+    channel_id: str
+
+
+class MessageFrame(_ServerFrame):
+    type: Literal["message"]
+    channel_id: str
+    message_id: IdString
+    sender_id: str
+    sender_device_id: str
+    client_msg_id: str
+    text: str
+    sent_at: str
+
+
+class PresenceFrame(_ServerFrame):
+    type: Literal["presence"]
+    user_id: str
+    status: Literal["online", "offline"]
+    last_active_at: str | None
+
+
+class Error(_ServerFrame):
+    type: Literal["error"]
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+
+
+ServerFrame = Annotated[
+    Welcome | Synced | Accepted | MessageFrame | PresenceFrame | Error, Field(discriminator="type")
+]
+
+ALL_FRAMES: dict[str, type[BaseModel]] = {
+    "client.hello.v1": Hello,
+    "client.send.v1": Send,
+    "client.ack.v1": Ack,
+    "client.heartbeat.v1": Heartbeat,
+    "client.presence.subscribe.v1": PresenceSubscribe,
+    "server.welcome.v1": Welcome,
+    "server.synced.v1": Synced,
+    "server.accepted.v1": Accepted,
+    "server.message.v1": MessageFrame,
+    "server.presence.v1": PresenceFrame,
+    "server.error.v1": Error,
+}

@@ -1,0 +1,185 @@
+"""Channels and memberships in Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, cast
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from storage.protocols import Channel, GroupFull, Membership, NotAGroup, UnknownUsers
+
+Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
+Conn = AsyncConnection[tuple[object, ...]]
+
+_MS = "(extract(epoch FROM joined_at) * 1000)::bigint"
+
+
+class PostgresChannelStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def get_or_create_direct(self, channel_id: str, a: str, b: str) -> tuple[Channel, bool]:
+        """The one direct channel of the pair, created with `channel_id` if missing; bool = created."""
+        low, high = sorted((a, b))
+        async with self._pool.connection() as conn, conn.transaction():
+            await _require_users_txn(conn, [low, high])
+            # The pair's row is the lock: a concurrent creator waits here, then finds ours.
+            await conn.execute(
+                "INSERT INTO channels (channel_id, kind) VALUES (%s, 'direct')", (channel_id,)
+            )
+            cur = await conn.execute(
+                "INSERT INTO direct_pairs (user_low, user_high, channel_id) VALUES (%s, %s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING channel_id",
+                (low, high, channel_id),
+            )
+            created = await cur.fetchone() is not None
+            if created:
+                await conn.execute(
+                    "INSERT INTO channel_members (channel_id, user_id) VALUES (%s, %s), (%s, %s)",
+                    (channel_id, low, channel_id, high),
+                )
+            else:
+                await conn.execute("DELETE FROM channels WHERE channel_id = %s", (channel_id,))
+                cur = await conn.execute(
+                    "SELECT channel_id FROM direct_pairs WHERE user_low = %s AND user_high = %s",
+                    (low, high),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                channel_id = str(row[0])
+        return Channel(channel_id, "direct", None, [low, high]), created
+
+    async def create_group(
+        self, channel_id: str, name: str, member_ids: Sequence[str], max_members: int
+    ) -> Channel:
+        """Create a group; raises `GroupFull` above `max_members`, `UnknownUsers` for bad ids."""
+        members = list(dict.fromkeys(member_ids))
+        if len(members) > max_members:
+            raise GroupFull(channel_id)
+        async with self._pool.connection() as conn, conn.transaction():
+            await _require_users_txn(conn, members)
+            await conn.execute(
+                "INSERT INTO channels (channel_id, kind, name) VALUES (%s, 'group', %s)",
+                (channel_id, name),
+            )
+            await conn.execute(
+                "INSERT INTO channel_members (channel_id, user_id) SELECT %s, unnest(%s::text[])",
+                (channel_id, members),
+            )
+        return Channel(channel_id, "group", name, members)
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        """A channel with its members."""
+        async with self._pool.connection() as conn:
+            found = await _channels_txn(conn, "c.channel_id = %s", (channel_id,))
+        return found[0] if found else None
+
+    async def membership(self, channel_id: str, user_id: str) -> Membership | None:
+        """The user's membership of the channel, if a member."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT channel_id, {_MS} FROM channel_members WHERE channel_id = %s AND user_id = %s",
+                (channel_id, user_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else Membership(str(row[0]), int(str(row[1])))
+
+    async def memberships(self, user_id: str) -> list[Membership]:
+        """Every channel the user belongs to."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT channel_id, {_MS} FROM channel_members WHERE user_id = %s", (user_id,)
+            )
+            return [Membership(str(r[0]), int(str(r[1]))) for r in await cur.fetchall()]
+
+    async def channels_of(self, user_id: str) -> list[Channel]:
+        """The user's channels with their members."""
+        async with self._pool.connection() as conn:
+            return await _channels_txn(
+                conn,
+                "c.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = %s)",
+                (user_id,),
+            )
+
+    async def members(self, channel_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Member lists for several channels (missing channels are absent)."""
+        if not channel_ids:
+            return {}
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT channel_id, array_agg(user_id ORDER BY user_id) FROM channel_members"
+                " WHERE channel_id = ANY(%s) GROUP BY channel_id",
+                (list(channel_ids),),
+            )
+            return {str(r[0]): cast(list[str], r[1]) for r in await cur.fetchall()}
+
+    async def add_member(self, channel_id: str, user_id: str, max_members: int) -> list[str]:
+        """Add a member to a group; returns the members after. Raises GroupFull / NotAGroup / UnknownUsers."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await _lock_group_txn(conn, channel_id)
+            await _require_users_txn(conn, [user_id])
+            members = await _members_txn(conn, channel_id)
+            if user_id in members:
+                return members
+            if len(members) >= max_members:
+                raise GroupFull(channel_id)
+            await conn.execute(
+                "INSERT INTO channel_members (channel_id, user_id) VALUES (%s, %s)",
+                (channel_id, user_id),
+            )
+            return sorted([*members, user_id])
+
+    async def remove_member(self, channel_id: str, user_id: str) -> list[str]:
+        """Remove a member from a group; returns the members after. Raises NotAGroup."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await _lock_group_txn(conn, channel_id)
+            await conn.execute(
+                "DELETE FROM channel_members WHERE channel_id = %s AND user_id = %s",
+                (channel_id, user_id),
+            )
+            return await _members_txn(conn, channel_id)
+
+
+async def _require_users_txn(conn: Conn, user_ids: Sequence[str]) -> None:
+    cur = await conn.execute("SELECT user_id FROM users WHERE user_id = ANY(%s)", (list(user_ids),))
+    found = {str(r[0]) for r in await cur.fetchall()}
+    missing = [u for u in user_ids if u not in found]
+    if missing:
+        raise UnknownUsers(missing)
+
+
+async def _lock_group_txn(conn: Conn, channel_id: str) -> None:
+    # Membership changes of one group are serialised on its row, so the size check holds.
+    cur = await conn.execute(
+        "SELECT kind FROM channels WHERE channel_id = %s FOR UPDATE", (channel_id,)
+    )
+    row = await cur.fetchone()
+    if row is None or row[0] != "group":
+        raise NotAGroup(channel_id)
+
+
+async def _members_txn(conn: Conn, channel_id: str) -> list[str]:
+    cur = await conn.execute(
+        "SELECT user_id FROM channel_members WHERE channel_id = %s ORDER BY user_id", (channel_id,)
+    )
+    return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def _channels_txn(conn: Conn, where: str, params: tuple[object, ...]) -> list[Channel]:
+    cur = await conn.execute(
+        "SELECT c.channel_id, c.kind, c.name, array_agg(m.user_id ORDER BY m.user_id)"
+        " FROM channels c JOIN channel_members m ON m.channel_id = c.channel_id"
+        f" WHERE {where} GROUP BY c.channel_id ORDER BY c.channel_id",  # noqa: S608 - fixed fragments
+        params,
+    )
+    return [
+        Channel(
+            str(r[0]),
+            cast(Literal["direct", "group"], r[1]),
+            None if r[2] is None else str(r[2]),
+            cast(list[str], r[3]),
+        )
+        for r in await cur.fetchall()
+    ]

@@ -1,0 +1,152 @@
+"""The storage contracts. Every backend passes the same contract tests (tests/test_storage_contract.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from schemas.message import Message
+
+SendKey = tuple[str, str]  # (sender_device_id, client_msg_id): a send's idempotency key
+
+
+class StorageError(Exception):
+    """Base of the storage errors that callers handle."""
+
+
+class UsernameTaken(StorageError):
+    pass
+
+
+class GroupFull(StorageError):
+    pass
+
+
+class NotAGroup(StorageError):
+    pass
+
+
+class UnknownUsers(StorageError):
+    def __init__(self, user_ids: Sequence[str]) -> None:
+        super().__init__(f"unknown users: {', '.join(user_ids)}")
+        self.user_ids = list(user_ids)
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    username: str
+    display_name: str | None
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    user_id: str
+    name: str | None
+    created_at_ms: int
+
+
+@dataclass(frozen=True)
+class Channel:
+    channel_id: str
+    type: Literal["direct", "group"]
+    name: str | None
+    members: list[str]
+
+
+@dataclass(frozen=True)
+class Membership:
+    channel_id: str
+    joined_at_ms: int
+
+
+class AccountStore(Protocol):
+    async def create_user(
+        self, user_id: str, username: str, password_hash: str, display_name: str | None
+    ) -> None:
+        """Create a user; raises `UsernameTaken` if the name is in use."""
+
+    async def user_by_username(self, username: str) -> User | None:
+        """The user with this username, if any."""
+
+    async def existing_users(self, user_ids: Sequence[str]) -> set[str]:
+        """The subset of `user_ids` that are accounts."""
+
+    async def create_device(
+        self, device_id: str, user_id: str, name: str | None, token_hash: bytes
+    ) -> Device:
+        """Register a new device (one login) with its token's hash."""
+
+    async def device_by_token(self, token_hash: bytes) -> Device | None:
+        """The live (not revoked) device holding this token."""
+
+    async def revoke_device(self, device_id: str) -> None:
+        """Revoke a device's token; idempotent."""
+
+
+class ChannelStore(Protocol):
+    async def get_or_create_direct(self, channel_id: str, a: str, b: str) -> tuple[Channel, bool]:
+        """The one direct channel of the pair, created with `channel_id` if missing; bool = created."""
+
+    async def create_group(
+        self, channel_id: str, name: str, member_ids: Sequence[str], max_members: int
+    ) -> Channel:
+        """Create a group; raises `GroupFull` above `max_members`, `UnknownUsers` for bad ids."""
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        """A channel with its members."""
+
+    async def membership(self, channel_id: str, user_id: str) -> Membership | None:
+        """The user's membership of the channel, if a member."""
+
+    async def memberships(self, user_id: str) -> list[Membership]:
+        """Every channel the user belongs to."""
+
+    async def channels_of(self, user_id: str) -> list[Channel]:
+        """The user's channels with their members."""
+
+    async def members(self, channel_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Member lists for several channels (missing channels are absent)."""
+
+    async def add_member(self, channel_id: str, user_id: str, max_members: int) -> list[str]:
+        """Add a member to a group; returns the members after. Raises GroupFull / NotAGroup / UnknownUsers."""
+
+    async def remove_member(self, channel_id: str, user_id: str) -> list[str]:
+        """Remove a member from a group; returns the members after. Raises NotAGroup."""
+
+
+class CursorStore(Protocol):
+    async def cursors(self, device_id: str) -> dict[str, int]:
+        """The device's acknowledged message id per channel."""
+
+    async def advance(self, device_id: str, channel_id: str, message_id: int) -> None:
+        """Move the device's cursor forward to `message_id`; never backwards."""
+
+
+class MessageStore(Protocol):
+    async def insert(self, messages: Sequence[Message]) -> None:
+        """Persist messages. Idempotent: a message already stored under its id, or a send whose
+        idempotency key is already stored, is left as it is."""
+
+    async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
+        """Messages already stored for these idempotency keys."""
+
+    async def last_message_ids(self, channel_ids: Sequence[str]) -> dict[str, int]:
+        """The newest message id of each channel that has messages."""
+
+    async def page(
+        self,
+        channel_id: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int,
+    ) -> list[Message]:
+        """Up to `limit` messages ascending by id: the newest below `before`, the oldest above
+        `after`, or the newest of all when neither is given."""
+
+    async def close(self) -> None:
+        """Release connections."""

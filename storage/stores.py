@@ -1,0 +1,40 @@
+"""Opens the stores a process needs, from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from parley.settings import Settings
+from storage.postgres.accounts import PostgresAccountStore
+from storage.postgres.channels import PostgresChannelStore
+from storage.postgres.cursors import PostgresCursorStore
+from storage.postgres.messages import PostgresMessageStore
+from storage.postgres.pool import open_pool
+from storage.protocols import AccountStore, ChannelStore, CursorStore, MessageStore
+
+
+@dataclass
+class Stores:
+    accounts: AccountStore
+    channels: ChannelStore
+    cursors: CursorStore
+    messages: MessageStore
+    pool: AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
+
+    async def close(self) -> None:
+        await self.messages.close()
+        await self.pool.close()
+
+
+async def open_stores(settings: Settings) -> Stores:
+    pool = await open_pool(settings)
+    return Stores(
+        accounts=PostgresAccountStore(pool),
+        channels=PostgresChannelStore(pool),
+        cursors=PostgresCursorStore(pool),
+        messages=PostgresMessageStore(pool),
+        pool=pool,
+    )

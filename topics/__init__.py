@@ -1,0 +1,14 @@
+"""Parley's topics: the system's spine. Each is described here once: name, key, partitioning,
+schema and retention. Ops replay `messages` to rebuild the message store; analytics consumers
+tap any of them (`parley tap`).
+
+| topic | key | partitions | events (schemas/events.py) | retention |
+|---|---|---|---|---|
+| `parley.messages.v1` | channel_id | `messages_partitions` (8) | `message.send` v1, `channel.members` v1 | forever: it is the log the store is rebuilt from |
+| `parley.inbox.v1` | channel_id; partition = hash(recipient user_id) | `inbox_partitions` (16) | `inbox.message` v1, `device.revoked` v1 | 7 days: offline devices catch up from the store, not from here |
+| `parley.messages.dlq.v1` | channel_id | 1 | any event the processor could not accept, with an `x-parley-error` header | 30 days |
+
+Ordering: every event of one channel is in one `messages` partition, so the sequencer sees a
+channel's sends in one order and gives them increasing ids. A user's inbox records are all in
+one `inbox` partition, so a gateway serving the user reads that one partition.
+"""
