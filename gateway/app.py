@@ -68,5 +68,9 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[*routes, WebSocketRoute("/v1/ws", websocket_endpoint)],
         lifespan=lifespan,
-        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error},
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
     )

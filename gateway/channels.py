@@ -9,7 +9,14 @@ from gateway.publisher import Publisher
 from parley.ids import new_id, parse_id
 from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
 from schemas.message import Message
-from storage.protocols import Channel, ChannelStore, GroupFull, MessageStore, NotAGroup, UnknownUsers
+from storage.protocols import (
+    Channel,
+    ChannelStore,
+    GroupFull,
+    MessageStore,
+    NotAGroup,
+    UnknownUsers,
+)
 
 
 def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[str, Any]:
@@ -61,7 +68,9 @@ async def create_group(
     return channel
 
 
-async def list_channels(channels: ChannelStore, messages: MessageStore, user_id: str) -> list[dict[str, Any]]:
+async def list_channels(
+    channels: ChannelStore, messages: MessageStore, user_id: str
+) -> list[dict[str, Any]]:
     """The caller's channels, each with its newest message id."""
     found = await channels.channels_of(user_id)
     last = await messages.last_message_ids([c.channel_id for c in found])
@@ -103,7 +112,11 @@ async def remove_member(
 
 
 async def history(
-    channels: ChannelStore, messages: MessageStore, user_id: str, channel_id: str, query: dict[str, str]
+    channels: ChannelStore,
+    messages: MessageStore,
+    user_id: str,
+    channel_id: str,
+    query: dict[str, str],
 ) -> list[Message]:
     """A page of the channel's messages, ascending by id (SPEC §2)."""
     await require_member(channels, channel_id, user_id)
@@ -113,7 +126,7 @@ async def history(
         raise invalid("give at most one of before, after, around")
     if not cursors:
         return await messages.page(channel_id, limit=limit)
-    (kind, raw), = cursors.items()
+    ((kind, raw),) = cursors.items()
     at = parse_id(raw)
     if at is None:
         raise invalid(f"{kind} must be a message id")

@@ -55,7 +55,9 @@ CLOSE_UNAUTHORIZED = 4001
 CLOSE_TOO_SLOW = 4008
 CLOSE_GOING_AWAY = 1001
 
-client_frame: TypeAdapter[Hello | Send | Ack | Heartbeat | PresenceSubscribe] = TypeAdapter(ClientFrame)
+client_frame: TypeAdapter[Hello | Send | Ack | Heartbeat | PresenceSubscribe] = TypeAdapter(
+    ClientFrame
+)
 
 
 class State(enum.Enum):
@@ -99,7 +101,9 @@ class Connection:
         self.user_id = ""
         self.device_id = ""
         self._device_created_ms = 0
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(services.settings.outbound_queue_frames)
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(
+            services.settings.outbound_queue_frames
+        )
         self._held: list[tuple[str, int, str]] = []
         self._delivered: dict[str, int] = {}
         self._channels: set[str] = set()
@@ -214,19 +218,23 @@ class Connection:
         try:
             message = await asyncio.wait_for(self._ws.receive(), self._s.settings.hello_timeout_s)
         except TimeoutError:
-            return await self._refuse("no hello within the time allowed")
+            await self._refuse("no hello within the time allowed")
+            return None
         if message["type"] == "websocket.disconnect":
             return None
         try:
             hello = client_frame.validate_json(message.get("text") or message.get("bytes") or b"")
         except ValidationError:
-            return await self._refuse("the first frame must be a valid hello")
+            await self._refuse("the first frame must be a valid hello")
+            return None
         if not isinstance(hello, Hello):
-            return await self._refuse("the first frame must be hello")
+            await self._refuse("the first frame must be hello")
+            return None
         try:
             device = await accounts.authenticate(self._s.stores.accounts, hello.token)
         except ApiError:
-            return await self._refuse("invalid or revoked token")
+            await self._refuse("invalid or revoked token")
+            return None
         self.user_id, self.device_id = device.user_id, device.device_id
         self._device_created_ms = device.created_at_ms
         return hello
@@ -314,7 +322,8 @@ class Connection:
         if not isinstance(data, dict):
             raise FrameError("invalid", "a frame is a JSON object")
         kind = data.get("type")
-        ref = data.get("client_msg_id") if isinstance(data.get("client_msg_id"), str) else None
+        cmid = data.get("client_msg_id")
+        ref = cmid if isinstance(cmid, str) and cmid else None
         if kind not in CLIENT_FRAME_TYPES:
             raise FrameError("invalid", f"unknown frame type {kind!r}", ref)
         metrics.FRAMES_IN.labels(kind).inc()
@@ -356,7 +365,9 @@ class Connection:
             acked = await self._s.publisher.send_message(event)
         except Exception:
             log.exception("publishing a send failed")
-            raise FrameError("internal", "could not queue the message; send it again", ref) from None
+            raise FrameError(
+                "internal", "could not queue the message; send it again", ref
+            ) from None
         task = asyncio.create_task(self._confirm(acked, send))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -366,10 +377,14 @@ class Connection:
             await acked
         except Exception:
             log.exception("the broker did not acknowledge a send")
-            self._error("internal", "could not queue the message; send it again", send.client_msg_id)
+            self._error(
+                "internal", "could not queue the message; send it again", send.client_msg_id
+            )
             return
         metrics.ACCEPTED.inc()
-        self._send({"type": "accepted", "client_msg_id": send.client_msg_id, "channel_id": send.channel_id})
+        self._send(
+            {"type": "accepted", "client_msg_id": send.client_msg_id, "channel_id": send.channel_id}
+        )
 
     async def _on_ack(self, ack: Ack) -> None:
         if ack.channel_id not in self._channels:

@@ -28,7 +28,10 @@ class Registry:
     def add(self, user_id: str, connection: Deliverable) -> None:
         self._by_user.setdefault(user_id, set()).add(connection)
         bucket, count = self._buckets.get(connection.device_id, (None, 0))
-        self._buckets[connection.device_id] = (bucket or TokenBucket(self._rate, self._burst), count + 1)
+        self._buckets[connection.device_id] = (
+            bucket or TokenBucket(self._rate, self._burst),
+            count + 1,
+        )
 
     def remove(self, user_id: str, connection: Deliverable) -> None:
         users = self._by_user.get(user_id)

@@ -65,7 +65,11 @@ async def create_session(request: Request) -> Response:
         body.get("device_name"),
     )
     return json_response(
-        {"token": login.token, "user_id": login.device.user_id, "device_id": login.device.device_id},
+        {
+            "token": login.token,
+            "user_id": login.device.user_id,
+            "device_id": login.device.device_id,
+        },
         201,
     )
 
@@ -111,7 +115,9 @@ async def create_channel(request: Request) -> Response:
 async def list_channels(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
-    found = await channels.list_channels(services.stores.channels, services.stores.messages, device.user_id)
+    found = await channels.list_channels(
+        services.stores.channels, services.stores.messages, device.user_id
+    )
     return json_response({"channels": found})
 
 

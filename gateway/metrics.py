@@ -7,5 +7,7 @@ FRAMES_IN = Counter("parley_gateway_frames_in_total", "Client frames received", 
 ERRORS = Counter("parley_gateway_errors_total", "Error frames sent", ["code"])
 DELIVERED = Counter("parley_gateway_messages_delivered_total", "Message frames queued to sockets")
 ACCEPTED = Counter("parley_gateway_sends_accepted_total", "Sends acknowledged by the broker")
-SLOW_CLOSED = Counter("parley_gateway_slow_consumers_closed_total", "Sockets closed for not reading")
+SLOW_CLOSED = Counter(
+    "parley_gateway_slow_consumers_closed_total", "Sockets closed for not reading"
+)
 SYNC_SECONDS = Histogram("parley_gateway_sync_seconds", "Time from hello to synced")

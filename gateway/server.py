@@ -5,8 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
-from schemas.limits import MAX_FRAME_BYTES
 from parley.settings import Settings
+from schemas.limits import MAX_FRAME_BYTES
 
 
 def serve(settings: Settings) -> None:

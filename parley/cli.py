@@ -76,6 +76,44 @@ def topics() -> None:
 
 
 @app.command()
+def replay() -> None:
+    """Rebuild the message store from the messages topic (same rows, same ids)."""
+    from tqdm import tqdm
+
+    from processors.replay import replay as run
+
+    with tqdm(unit="event", desc="replay") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        count = asyncio.run(run(_settings(), progress))
+    typer.echo(f"replayed {count} event(s)")
+
+
+@app.command()
+def tap(
+    topic: Annotated[
+        str, typer.Argument(help="Topic name, e.g. parley.messages.v1")
+    ] = "parley.messages.v1",
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest event.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    follow: Annotated[bool, typer.Option(help="Keep waiting for new events at the end.")] = True,
+) -> None:
+    """Print a topic's events as JSON lines (for analytics pipelines)."""
+    import sys
+
+    from topics.tap import tap as run
+
+    def emit(line: bytes) -> None:
+        sys.stdout.buffer.write(line + b"\n")
+        sys.stdout.buffer.flush()
+
+    asyncio.run(run(_settings(), topic, emit, from_beginning, limit, follow))
+
+
+@app.command()
 def schemas() -> None:
     """Write the JSON Schema documents in schemas/json/ from the models."""
     from schemas.export import write

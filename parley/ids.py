@@ -50,6 +50,8 @@ def parse_id(raw: object) -> int | None:
 
 def iso_ms(unix_ms: int) -> str:
     """ISO-8601 UTC with millisecond precision, as `sent_at` is written on the wire."""
-    return datetime.fromtimestamp(unix_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(unix_ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )

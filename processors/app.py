@@ -7,11 +7,10 @@ import time
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from processors import metrics
+from prometheus_client import generate_latest
 
 from parley.settings import Settings
+from processors import metrics
 from processors.kafka_tuning import apply_fetch_max_wait
 from processors.pipeline import MessagePipeline, Topics
 from storage.stores import open_stores
@@ -92,7 +91,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(generate_latest(), content_type="text/plain")
 
     return app
 

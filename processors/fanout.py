@@ -13,7 +13,9 @@ from schemas.message import Message
 from topics.definitions import inbox_partition
 
 
-def inbox_records(message: Message, recipients: list[str], partitions: int) -> list[tuple[int, bytes]]:
+def inbox_records(
+    message: Message, recipients: list[str], partitions: int
+) -> list[tuple[int, bytes]]:
     """(partition, encoded `inbox.message` event) for each partition holding a recipient."""
     by_partition: dict[int, list[str]] = defaultdict(list)
     for user_id in recipients:

@@ -6,5 +6,7 @@ STORED = Counter("parley_processor_messages_stored_total", "New messages sequenc
 REPEATED = Counter(
     "parley_processor_sends_repeated_total", "Sends seen again (replay or crash) and kept their id"
 )
-DEAD = Counter("parley_processor_events_dead_lettered_total", "Events parked on the dead-letter topic")
+DEAD = Counter(
+    "parley_processor_events_dead_lettered_total", "Events parked on the dead-letter topic"
+)
 BATCH_SECONDS = Histogram("parley_processor_batch_seconds", "Time to store and fan out one batch")

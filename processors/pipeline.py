@@ -102,8 +102,11 @@ class MessagePipeline:
         channels = {e.channel_id for e in sends}
         try:
             await self.sequencer.load(channels)
-            await self.membership.load(channels)
-            found = await self._messages.find_sent([(e.sender_device_id, e.client_msg_id) for e in sends])
+            if self._sink is not None:
+                await self.membership.load(channels)
+            found = await self._messages.find_sent(
+                [(e.sender_device_id, e.client_msg_id) for e in sends]
+            )
             deliveries = self._assign(events, found, result)
             await self._messages.insert(result.stored)
         except BaseException:
@@ -151,7 +154,9 @@ class MessagePipeline:
         pending = []
         for message, recipients in deliveries:
             key = message.channel_id.encode()
-            for partition, record in inbox_records(message, recipients, self._topics.inbox_partitions):
+            for partition, record in inbox_records(
+                message, recipients, self._topics.inbox_partitions
+            ):
                 pending.append(
                     await self._sink.send(self._topics.inbox, key, record, partition, None, None)
                 )

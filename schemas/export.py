@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import orjson
 
@@ -16,9 +17,15 @@ def documents() -> dict[str, bytes]:
     """Each schema's file name and its JSON text."""
     out: dict[str, bytes] = {}
     for name, model in {**ALL_EVENTS, **ALL_FRAMES}.items():
-        schema = model.model_json_schema()
+        # Client frames are what Parley reads; everything else is what it writes.
+        mode: Literal["validation", "serialization"] = (
+            "validation" if name.startswith("client.") else "serialization"
+        )
+        schema = model.model_json_schema(mode=mode)
         schema["$id"] = f"https://parley.dev/schemas/{name}.json"
-        out[f"{name}.json"] = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        out[f"{name}.json"] = orjson.dumps(
+            schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        )
     return out
 
 

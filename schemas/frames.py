@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.limits import MAX_CLIENT_MSG_ID_CHARS
 
-ErrorCode = Literal["invalid", "too_large", "not_member", "rate_limited", "unauthorized", "internal"]
+ErrorCode = Literal[
+    "invalid", "too_large", "not_member", "rate_limited", "unauthorized", "internal"
+]
 IdString = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$")]
 
 
@@ -50,7 +52,9 @@ class PresenceSubscribe(_ClientFrame):
     user_ids: list[str]
 
 
-ClientFrame = Annotated[Hello | Send | Ack | Heartbeat | PresenceSubscribe, Field(discriminator="type")]
+ClientFrame = Annotated[
+    Hello | Send | Ack | Heartbeat | PresenceSubscribe, Field(discriminator="type")
+]
 CLIENT_FRAME_TYPES = ("hello", "send", "ack", "heartbeat", "presence.subscribe")
 
 

@@ -67,7 +67,9 @@ class Socket:
             if predicate(frame):
                 return frame
 
-    async def collect_messages(self, channel_id: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    async def collect_messages(
+        self, channel_id: str, count: int, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
         """Wait until `count` message frames of the channel arrived; returns all of them so far."""
         deadline = time.monotonic() + timeout
         while len(self.messages(channel_id)) < count:
@@ -117,7 +119,10 @@ class Api:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         for socket in self._sockets:
             await socket.ws.close()
@@ -126,7 +131,9 @@ class Api:
     async def signup(self, prefix: str = "u") -> str:
         """A new user; returns the username (the password is PASSWORD)."""
         username = f"{prefix}{uuid.uuid4().hex[:12]}"
-        response = await self.http.post("/v1/users", json={"username": username, "password": PASSWORD})
+        response = await self.http.post(
+            "/v1/users", json={"username": username, "password": PASSWORD}
+        )
         assert response.status_code == 201, response.text
         return username
 

@@ -46,7 +46,9 @@ def broker(workdir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(broker: str, postgres_dsn: str, workdir: Path) -> Settings:
-    settings = Settings(kafka_bootstrap=broker, postgres_dsn=postgres_dsn, data_dir=workdir / "data")
+    settings = Settings(
+        kafka_bootstrap=broker, postgres_dsn=postgres_dsn, data_dir=workdir / "data"
+    )
     asyncio.run(ensure_topics(settings))
     return settings
 

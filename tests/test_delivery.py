@@ -11,7 +11,9 @@ def ids(frames: list[dict[str, object]]) -> list[int]:
     return [int(str(f["message_id"])) for f in frames]
 
 
-async def test_direct_message_reaches_both_users_and_the_sender_echo_carries_the_id(api: Api) -> None:
+async def test_direct_message_reaches_both_users_and_the_sender_echo_carries_the_id(
+    api: Api,
+) -> None:
     alice, bob = await api.new_device("alice"), await api.new_device("bob")
     channel = await api.direct(alice, bob.user_id)
     a, b = await api.connect(alice), await api.connect(bob)
@@ -138,7 +140,9 @@ async def test_sync_while_messages_keep_arriving_has_no_gap_and_no_duplicate(api
         assert prefix == sorted(set(prefix))
 
 
-async def test_resending_the_same_client_msg_id_after_a_dropped_socket_yields_one_message(api: Api) -> None:
+async def test_resending_the_same_client_msg_id_after_a_dropped_socket_yields_one_message(
+    api: Api,
+) -> None:
     ian, jo = await api.new_device("ian"), await api.new_device("jo")
     channel = await api.direct(ian, jo.user_id)
     j = await api.connect(jo)

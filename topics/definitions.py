@@ -52,4 +52,5 @@ def all_topics(settings: Settings) -> list[Topic]:
 
 def inbox_partition(user_id: str, partitions: int) -> int:
     """The inbox partition that holds a user's deliveries (Kafka's default murmur2 mapping)."""
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(user_id.encode())
+    return (hashed & 0x7FFFFFFF) % partitions

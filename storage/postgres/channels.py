@@ -171,7 +171,7 @@ async def _channels_txn(conn: Conn, where: str, params: tuple[object, ...]) -> l
     cur = await conn.execute(
         "SELECT c.channel_id, c.kind, c.name, array_agg(m.user_id ORDER BY m.user_id)"
         " FROM channels c JOIN channel_members m ON m.channel_id = c.channel_id"
-        f" WHERE {where} GROUP BY c.channel_id ORDER BY c.channel_id",  # noqa: S608 - fixed fragments
+        f" WHERE {where} GROUP BY c.channel_id ORDER BY c.channel_id",
         params,
     )
     return [

@@ -34,7 +34,12 @@ class PostgresMessageStore:
                 "INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
                 " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
                 " ON CONFLICT DO NOTHING",
-                (cols["sender_device_id"], cols["client_msg_id"], cols["channel_id"], cols["message_id"]),
+                (
+                    cols["sender_device_id"],
+                    cols["client_msg_id"],
+                    cols["channel_id"],
+                    cols["message_id"],
+                ),
             )
             await conn.execute(
                 "INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"

@@ -11,7 +11,7 @@ MIGRATION_LOCK = 0x5041524C  # "PARL"
 
 def migration_files() -> list[tuple[str, str]]:
     folder = resources.files("storage") / "migrations"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name, p.read_text()) for p in files]
 
 

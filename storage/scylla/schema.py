@@ -1,0 +1,43 @@
+"""Applies storage/scylla/schema.cql: the keyspace and the message store's tables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from string import Template
+
+from cassandra.cluster import Session
+
+from storage.scylla.session import execute
+
+SCHEMA_CQL = Path(__file__).with_name("schema.cql")
+SCHEMA_TIMEOUT_S = 60.0  # a schema change waits for every node to agree on it
+
+# Keyspace names are spliced into CQL text, so only plain lower-case identifiers are accepted.
+_KEYSPACE = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+
+
+def check_keyspace(keyspace: str) -> str:
+    """The keyspace name, if it is a plain identifier Scylla accepts unquoted; else ValueError."""
+    if not _KEYSPACE.fullmatch(keyspace):
+        raise ValueError(f"invalid keyspace name {keyspace!r}: use [a-z_][a-z0-9_]*, at most 48")
+    return keyspace
+
+
+def schema_statements(keyspace: str, replication_factor: int = 1) -> list[str]:
+    """The statements of schema.cql for this keyspace, in order."""
+    if replication_factor < 1:
+        raise ValueError("replication_factor must be at least 1")
+    text = Template(SCHEMA_CQL.read_text()).substitute(
+        keyspace=check_keyspace(keyspace), replication_factor=replication_factor
+    )
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+async def migrate_scylla(session: Session, keyspace: str, *, replication_factor: int = 1) -> None:
+    """Create the keyspace and tables that are missing; existing ones are left as they are (the
+    replication of an existing keyspace is changed with ALTER KEYSPACE, not here). The driver
+    waits for schema agreement after each statement, so the tables are usable on return."""
+    for statement in schema_statements(keyspace, replication_factor):
+        await execute(session, statement, timeout_s=SCHEMA_TIMEOUT_S)

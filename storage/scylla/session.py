@@ -1,0 +1,104 @@
+"""The Scylla session: connecting, and awaiting the driver's requests from asyncio.
+
+The driver runs its own I/O thread and reports each request through callbacks on that thread;
+`execute` hands the outcome back to the awaiting event loop with `call_soon_threadsafe`, so a
+session is not tied to one event loop and no request ever blocks one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import dict_factory
+
+Row = dict[str, Any]
+
+CQL_PORT = 9042
+REQUEST_TIMEOUT_S = 10.0
+
+
+async def connect_scylla(
+    hosts: Sequence[str], *, port: int = CQL_PORT, local_dc: str | None = None
+) -> Session:
+    """A session on the cluster reached through `hosts` (contact points), not bound to a keyspace.
+
+    Rows come back as dicts. Reads and writes use LOCAL_QUORUM and lightweight transactions
+    LOCAL_SERIAL, so a read after an acknowledged write sees it. `session.cluster.shutdown()`
+    (see `shutdown_scylla`) releases it.
+    """
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc)),
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=REQUEST_TIMEOUT_S,
+        row_factory=dict_factory,
+    )
+    cluster = Cluster(
+        contact_points=list(hosts),
+        port=port,
+        protocol_version=4,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+    )
+    try:
+        # Connecting blocks while the driver discovers the cluster: keep it off the event loop.
+        return await asyncio.to_thread(cluster.connect)
+    except BaseException:
+        await asyncio.to_thread(cluster.shutdown)
+        raise
+
+
+async def shutdown_scylla(session: Session) -> None:
+    """Close the session's connections and the driver's threads."""
+    await asyncio.to_thread(session.cluster.shutdown)
+
+
+async def prepare(session: Session, cql: str) -> Any:
+    """A prepared statement (preparing blocks in the driver, so it runs in a thread)."""
+    return await asyncio.to_thread(session.prepare, cql)
+
+
+async def execute(
+    session: Session,
+    statement: Any,
+    params: Sequence[object] = (),
+    *,
+    timeout_s: float = REQUEST_TIMEOUT_S,
+) -> list[Row]:
+    """Run one statement and return its rows (the first page only: every query that may match
+    more rows than a page carries a LIMIT). Writes return no rows; a lightweight transaction
+    returns one, with its outcome under "[applied]"."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[list[Row]] = loop.create_future()
+
+    def on_rows(rows: list[Row] | None) -> None:
+        _call_in(loop, _resolve, done, rows or [])
+
+    def on_error(error: BaseException) -> None:
+        _call_in(loop, _fail, done, error)
+
+    response = session.execute_async(statement, list(params) if params else None, timeout=timeout_s)
+    # Callbacks run on the driver's I/O thread, or at once here if the request already ended.
+    response.add_callbacks(on_rows, on_error)
+    return await done
+
+
+def _call_in(loop: asyncio.AbstractEventLoop, fn: Any, *args: object) -> None:
+    # RuntimeError: the loop closed while the request was in flight; nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
+
+
+def _resolve(done: asyncio.Future[list[Row]], rows: list[Row]) -> None:
+    if not done.done():
+        done.set_result(list(rows))
+
+
+def _fail(done: asyncio.Future[list[Row]], error: BaseException) -> None:
+    if not done.done():
+        done.set_exception(error)

@@ -1,0 +1,65 @@
+"""schemas/ is the source of truth: the JSON Schema files match the models, and what the system
+actually sends (frames on sockets, events on topics) validates against them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import jsonschema
+import orjson
+
+from parley.settings import Settings
+from schemas.export import JSON_DIR, documents
+from tests.client import Api
+from topics.definitions import inbox_topic, messages_topic
+from topics.tap import tap
+
+
+def schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads((JSON_DIR / f"{name}.json").read_bytes())
+    return loaded
+
+
+def test_committed_json_schemas_match_the_models() -> None:
+    for name, text in documents().items():
+        assert (JSON_DIR / name).read_bytes() == text + b"\n", (
+            f"run `parley schemas`: {name} is stale"
+        )
+
+
+async def test_every_server_frame_validates_against_its_schema(api: Api) -> None:
+    a, b = await api.new_device(), await api.new_device()
+    channel = await api.direct(a, b.user_id)
+    socket = await api.connect(a)
+    await socket.send_text(channel, "schema check")
+    await socket.send({"type": "teleport"})
+    await socket.send_text("999", "nope")
+    await socket.collect_messages(channel, 1)
+    await socket.settle(0.3)
+    kinds = {f["type"] for f in socket.frames}
+    assert kinds == {"welcome", "synced", "accepted", "message", "error"}
+    for frame in socket.frames:
+        jsonschema.validate(frame, schema(f"server.{frame['type']}.v1"))
+
+
+async def test_events_on_topics_validate_against_their_schemas(
+    api: Api, settings: Settings
+) -> None:
+    a, b = await api.new_device(), await api.new_device()
+    channel = await api.group(a, [b.user_id])
+    socket = await api.connect(a)
+    await socket.send_text(channel, "event check")
+    await socket.collect_messages(channel, 1)
+    seen: list[dict[str, Any]] = []
+    for topic in (messages_topic(settings).name, inbox_topic(settings).name):
+        lines: list[bytes] = []
+        await asyncio.wait_for(
+            tap(settings, topic, lines.append, from_beginning=True, limit=50, follow=False), 30
+        )
+        for line in lines:
+            event = orjson.loads(line)
+            del event["_partition"], event["_offset"]
+            jsonschema.validate(event, schema(f"{event['type']}.v{event['v']}"))
+            seen.append(event)
+    assert {e["type"] for e in seen} >= {"message.send", "channel.members", "inbox.message"}

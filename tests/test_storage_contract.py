@@ -1,0 +1,320 @@
+"""The MessageStore contract: one suite, run against every backend.
+
+Postgres runs everywhere (the embedded one from conftest). Scylla runs where Docker can start a
+real one with testcontainers; elsewhere its half is skipped, never replaced by a mock.
+Backends share one database per run, so every test uses fresh random channel and device ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from parley.ids import id_floor, id_unix_ms, iso_ms, now_ms
+from parley.settings import Settings
+from schemas.message import Message
+from storage.buckets import bucket_of
+from storage.postgres.messages import PostgresMessageStore
+from storage.postgres.pool import open_pool
+from storage.protocols import MessageStore
+
+SCYLLA_IMAGE = "scylladb/scylla:6.2"
+SCYLLA_KEYSPACE = "parley_contract"
+SCYLLA_STARTUP_S = 240.0
+NO_DOCKER = "needs Docker to run a real Scylla (testcontainers); none on this machine"
+
+DAY_MS = 24 * 3600 * 1000
+
+
+# --- backends ----------------------------------------------------------------------------------
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+async def _migrate_when_cql_answers(host: str, port: int, deadline: float) -> None:
+    """Apply the schema once Scylla serves CQL. A mapped port accepts TCP before Scylla listens,
+    so readiness is a CQL session that opens, retried until the deadline."""
+    from storage.scylla import connect_scylla, migrate_scylla, shutdown_scylla
+
+    while True:
+        try:
+            session = await connect_scylla([host], port=port)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+    try:
+        await migrate_scylla(session, SCYLLA_KEYSPACE)
+    finally:
+        await shutdown_scylla(session)
+
+
+@pytest.fixture(scope="session")
+def scylla_endpoint() -> Iterator[tuple[str, int]]:
+    """A real single-node Scylla in Docker with the schema applied: (host, CQL port)."""
+    if not _docker_available():
+        pytest.skip(NO_DOCKER)
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import PortWaitStrategy
+
+    container = (
+        DockerContainer(SCYLLA_IMAGE)
+        .with_command("--smp 1 --developer-mode 1 --overprovisioned 1")
+        .with_exposed_ports(9042)
+        .waiting_for(PortWaitStrategy(9042).with_startup_timeout(SCYLLA_STARTUP_S))
+    )
+    container.start()
+    try:
+        host = container.get_container_host_ip()
+        port = int(container.get_exposed_port(9042))
+        asyncio.run(_migrate_when_cql_answers(host, port, time.monotonic() + SCYLLA_STARTUP_S))
+        yield host, port
+    finally:
+        container.stop()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    postgres_dsn: str = ""
+    scylla_host: str = ""
+    scylla_port: int = 0
+
+
+@pytest.fixture(params=["postgres", "scylla"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    # Session services are resolved here, outside the test's event loop: they start with
+    # asyncio.run, which cannot run inside a running loop.
+    if request.param == "postgres":
+        return Backend("postgres", postgres_dsn=request.getfixturevalue("postgres_dsn"))
+    host, port = request.getfixturevalue("scylla_endpoint")
+    return Backend("scylla", scylla_host=host, scylla_port=port)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[MessageStore]:
+    if backend.name == "postgres":
+        pool = await open_pool(Settings(postgres_dsn=backend.postgres_dsn))
+        try:
+            yield PostgresMessageStore(pool)
+        finally:
+            await pool.close()
+        return
+    from storage.scylla import open_scylla_message_store
+
+    scylla = await open_scylla_message_store(
+        [backend.scylla_host], SCYLLA_KEYSPACE, port=backend.scylla_port
+    )
+    try:
+        yield scylla
+    finally:
+        await scylla.close()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def fresh() -> str:
+    return str(uuid.uuid4())
+
+
+def message(
+    channel_id: str,
+    message_id: int,
+    *,
+    device: str | None = None,
+    client_msg_id: str | None = None,
+    text: str | None = None,
+) -> Message:
+    return Message(
+        channel_id=channel_id,
+        message_id=message_id,
+        sender_id=f"user-{channel_id[:8]}",
+        sender_device_id=device or fresh(),
+        client_msg_id=client_msg_id or fresh(),
+        text=f"message {message_id}" if text is None else text,
+        sent_at=iso_ms(id_unix_ms(message_id)),
+    )
+
+
+def ids(messages: list[Message]) -> list[int]:
+    return [m.message_id for m in messages]
+
+
+def an_hour_ago() -> int:
+    return id_floor(now_ms() - 3600 * 1000)
+
+
+# --- the contract ------------------------------------------------------------------------------
+
+
+async def test_pages_are_ascending_and_limited_newest_before_and_after(store: MessageStore) -> None:
+    channel = fresh()
+    sent = [message(channel, an_hour_ago() + 10 * i) for i in range(10)]
+    await store.insert(sent)
+    i = ids(sent)
+
+    assert await store.page(channel, limit=4) == sent[6:]
+    assert await store.page(channel, limit=100) == sent
+    assert ids(await store.page(channel, before=i[5], limit=3)) == i[2:5]
+    assert ids(await store.page(channel, before=i[5], limit=100)) == i[:5]
+    assert ids(await store.page(channel, before=i[0] + 1, limit=3)) == i[:1]
+    assert await store.page(channel, before=i[0], limit=3) == []
+    assert ids(await store.page(channel, after=i[5], limit=3)) == i[6:9]
+    assert ids(await store.page(channel, after=i[5], limit=100)) == i[6:]
+    assert ids(await store.page(channel, after=i[0] - 1, limit=2)) == i[:2]
+    assert await store.page(channel, after=i[9], limit=3) == []
+    # Cursors between stored ids work too: ids are compared, not looked up.
+    assert ids(await store.page(channel, before=i[5] - 1, limit=2)) == i[3:5]
+    assert ids(await store.page(channel, after=i[5] + 1, limit=2)) == i[6:8]
+
+
+async def test_a_channel_without_messages_has_empty_pages(store: MessageStore) -> None:
+    channel = fresh()
+    cursor = an_hour_ago()
+    assert await store.page(channel, limit=50) == []
+    assert await store.page(channel, before=cursor, limit=50) == []
+    assert await store.page(channel, after=cursor, limit=50) == []
+
+
+async def test_inserting_the_same_messages_again_stores_them_once(store: MessageStore) -> None:
+    channel = fresh()
+    sent = [message(channel, an_hour_ago() + i) for i in range(5)]
+    await store.insert(sent)
+    await store.insert(sent)
+    later = message(channel, sent[-1].message_id + 1)
+    await store.insert([*sent[2:], later, sent[0]])
+
+    assert await store.page(channel, limit=100) == [*sent, later]
+    assert await store.last_message_ids([channel]) == {channel: later.message_id}
+    keys = [(m.sender_device_id, m.client_msg_id) for m in sent]
+    assert await store.find_sent(keys) == dict(zip(keys, sent, strict=True))
+
+
+async def test_a_message_already_stored_under_its_id_is_left_as_it_is(store: MessageStore) -> None:
+    channel = fresh()
+    original = message(channel, an_hour_ago(), text="original")
+    await store.insert([original])
+    await store.insert([original.model_copy(update={"text": "rewritten"})])
+
+    assert await store.page(channel, limit=10) == [original]
+
+
+async def test_the_first_id_to_claim_a_send_is_the_only_one_stored(store: MessageStore) -> None:
+    channel, device, client_msg_id = fresh(), fresh(), fresh()
+    first = message(channel, an_hour_ago(), device=device, client_msg_id=client_msg_id, text="1")
+    retry = message(
+        channel, first.message_id + 7, device=device, client_msg_id=client_msg_id, text="2"
+    )
+    await store.insert([first])
+    await store.insert([retry])
+
+    assert await store.page(channel, limit=10) == [first]
+    assert await store.page(channel, after=first.message_id, limit=10) == []
+    assert await store.find_sent([(device, client_msg_id)]) == {(device, client_msg_id): first}
+    assert await store.last_message_ids([channel]) == {channel: first.message_id}
+
+
+async def test_within_one_insert_the_first_message_of_a_send_wins(store: MessageStore) -> None:
+    channel, device, client_msg_id = fresh(), fresh(), fresh()
+    base = an_hour_ago()
+    first = message(channel, base + 5, device=device, client_msg_id=client_msg_id, text="first")
+    other = message(channel, base + 9, device=device, client_msg_id=client_msg_id, text="other")
+    bystander = message(channel, base + 1)
+    await store.insert([bystander, first, other])
+
+    assert await store.page(channel, limit=10) == [bystander, first]
+    assert await store.find_sent([(device, client_msg_id)]) == {(device, client_msg_id): first}
+
+
+async def test_find_sent_returns_nothing_for_unknown_keys(store: MessageStore) -> None:
+    channel = fresh()
+    known = message(channel, an_hour_ago())
+    await store.insert([known])
+    known_key = (known.sender_device_id, known.client_msg_id)
+
+    assert await store.find_sent([]) == {}
+    assert await store.find_sent([(fresh(), fresh())]) == {}
+    # Same device, other client id; and same client id, other device.
+    assert await store.find_sent([(known.sender_device_id, fresh())]) == {}
+    assert await store.find_sent([(fresh(), known.client_msg_id)]) == {}
+    assert await store.find_sent([(fresh(), fresh()), known_key]) == {known_key: known}
+
+
+async def test_last_message_ids_name_each_channels_newest_id(store: MessageStore) -> None:
+    busy, quiet, empty = fresh(), fresh(), fresh()
+    base = an_hour_ago()
+    newest = message(busy, base + 300)
+    # Older messages stored after the newest one never move the head back.
+    await store.insert([newest])
+    await store.insert([message(busy, base + 100), message(busy, base + 200)])
+    await store.insert([message(quiet, base + 50)])
+
+    assert await store.last_message_ids([busy, quiet, empty]) == {
+        busy: newest.message_id,
+        quiet: base + 50,
+    }
+    assert await store.last_message_ids([empty]) == {}
+    assert await store.last_message_ids([]) == {}
+
+    newer = message(busy, base + 301)
+    await store.insert([newer])
+    assert await store.last_message_ids([busy]) == {busy: newer.message_id}
+
+
+async def test_pages_walk_across_time_buckets_in_both_directions(store: MessageStore) -> None:
+    channel = fresh()
+    start_ms = now_ms() - 100 * DAY_MS
+    times = [0, 0, 30 * DAY_MS, 60 * DAY_MS, 60 * DAY_MS, 90 * DAY_MS]
+    sent = [message(channel, id_floor(start_ms + t) + n) for n, t in enumerate(times)]
+    # Four buckets holding messages, with empty buckets between them.
+    assert len({bucket_of(m.message_id) for m in sent}) == 4
+    await store.insert(list(reversed(sent)))
+    i = ids(sent)
+
+    assert ids(await store.page(channel, limit=3)) == i[3:]
+    assert ids(await store.page(channel, limit=100)) == i
+    assert ids(await store.page(channel, before=i[5], limit=100)) == i[:5]
+    assert ids(await store.page(channel, before=i[5], limit=3)) == i[2:5]
+    assert ids(await store.page(channel, before=i[2], limit=5)) == i[:2]
+    assert ids(await store.page(channel, before=i[3], limit=2)) == i[1:3]
+    assert ids(await store.page(channel, after=i[0], limit=3)) == i[1:4]
+    assert ids(await store.page(channel, after=i[1], limit=100)) == i[2:]
+    assert ids(await store.page(channel, after=i[2], limit=1)) == i[3:4]
+    assert await store.page(channel, after=i[5], limit=5) == []
+    assert await store.page(channel, before=i[0], limit=5) == []
+    # Cursors in empty buckets, and beyond either end of the channel.
+    gap = id_floor(start_ms + 45 * DAY_MS)
+    assert ids(await store.page(channel, before=gap, limit=100)) == i[:3]
+    assert ids(await store.page(channel, after=gap, limit=100)) == i[3:]
+    assert ids(await store.page(channel, before=id_floor(now_ms()), limit=2)) == i[4:]
+    assert ids(await store.page(channel, after=id_floor(start_ms - DAY_MS), limit=2)) == i[:2]
+    assert await store.last_message_ids([channel]) == {channel: i[5]}
+
+
+async def test_a_100000_character_multibyte_text_round_trips_exactly(store: MessageStore) -> None:
+    channel = fresh()
+    text = "é" * 50_000 + "😀" * 50_000
+    assert len(text) == 100_000
+    sent = message(channel, an_hour_ago(), text=text)
+    await store.insert([sent])
+
+    (stored,) = await store.page(channel, limit=1)
+    assert stored.text == text
+    assert stored == sent
+    key = (sent.sender_device_id, sent.client_msg_id)
+    assert (await store.find_sent([key]))[key].text == text
