@@ -20,4 +20,4 @@ def apply_fetch_max_wait(fetch_max_wait_ms: int) -> None:
         consumer._fetch_max_wait_ms = fetch_max_wait_ms
         return consumer
 
-    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
+    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
