@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> Starlette:
         registry = Registry(settings.send_rate_per_s, settings.send_burst)
         inbox = InboxConsumer(settings, registry)
         await inbox.start()
-        cursors = CursorWriter(stores.cursors)
+        cursors = CursorWriter(stores.cursors, settings.cursor_flush_interval_s)
         cursors.start()
         app.state.services = Services(settings, stores, publisher, inbox, registry, cursors)
         try:

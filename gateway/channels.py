@@ -62,8 +62,8 @@ async def create_group(
         channel = await channels.create_group(new_id(), name, members, MAX_GROUP_MEMBERS)
     except GroupFull:
         raise _group_full() from None
-    except UnknownUsers as exc:
-        raise invalid(str(exc)) from None
+    except UnknownUsers:
+        raise not_found("user") from None
     await publisher.members_changed(channel.channel_id, channel.members)
     return channel
 

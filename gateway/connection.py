@@ -54,6 +54,8 @@ log = logging.getLogger("parley.connection")
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_TOO_SLOW = 4008
 CLOSE_GOING_AWAY = 1001
+CLOSE_SERVER_ERROR = 1011
+CLOSE_IDLE = 4002
 
 client_frame: TypeAdapter[Hello | Send | Ack | Heartbeat | PresenceSubscribe] = TypeAdapter(
     ClientFrame
@@ -142,7 +144,14 @@ class Connection:
                     "heartbeat_interval_s": self._s.settings.heartbeat_interval_s,
                 }
             )
-            await self._sync(hello.cursors or {})
+            try:
+                await self._sync(hello.cursors or {})
+            except Exception:
+                log.exception("syncing a socket failed")
+                await self._close_with_error(
+                    "internal", "sync failed; reconnect", CLOSE_SERVER_ERROR
+                )
+                return
             await self._read_loop()
         except asyncio.CancelledError:
             if self._killed is None:
@@ -223,7 +232,7 @@ class Connection:
         if message["type"] == "websocket.disconnect":
             return None
         try:
-            hello = client_frame.validate_json(message.get("text") or message.get("bytes") or b"")
+            hello = client_frame.validate_json(message.get("text") or b"")
         except ValidationError:
             await self._refuse("the first frame must be a valid hello")
             return None
@@ -235,13 +244,21 @@ class Connection:
         except ApiError:
             await self._refuse("invalid or revoked token")
             return None
+        except Exception:
+            log.exception("authenticating a socket failed")
+            await self._close_with_error("internal", "try again shortly", CLOSE_SERVER_ERROR)
+            return None
         self.user_id, self.device_id = device.user_id, device.device_id
         self._device_created_ms = device.created_at_ms
         return hello
 
     async def _refuse(self, message: str) -> None:
-        self._error("unauthorized", message)
-        self._killed = (CLOSE_UNAUTHORIZED, message)
+        await self._close_with_error("unauthorized", message, CLOSE_UNAUTHORIZED)
+
+    async def _close_with_error(self, code: str, message: str, close_code: int) -> None:
+        """Send an error frame, let it go out, and close with `close_code`."""
+        self._error(code, message)
+        self._killed = (close_code, message)
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(None)
         if self._writer is not None:
@@ -299,8 +316,15 @@ class Connection:
     # --- client frames ---------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
+        # A client heartbeats every interval; one silent for three is gone (a dead TCP peer
+        # sends no FIN, and its socket would otherwise be held forever).
+        idle_s = 3 * self._s.settings.heartbeat_interval_s
         while True:
-            message = await self._ws.receive()
+            try:
+                message = await asyncio.wait_for(self._ws.receive(), idle_s)
+            except TimeoutError:
+                await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
+                return
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text")
@@ -333,21 +357,32 @@ class Connection:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"][1:])
             raise FrameError("invalid", f"{where}: {first['msg']}", ref) from None
-        if isinstance(parsed, Send):
-            await self._on_send(parsed)
-        elif isinstance(parsed, Ack):
-            await self._on_ack(parsed)
-        elif isinstance(parsed, Heartbeat):
-            pass  # liveness of the socket; presence arrives with its own issue
-        elif isinstance(parsed, Hello):
-            raise FrameError("invalid", "already said hello")
-        else:
-            raise FrameError("invalid", "presence is not available yet")
+        try:
+            if isinstance(parsed, Send):
+                await self._on_send(parsed)
+            elif isinstance(parsed, Ack):
+                await self._on_ack(parsed)
+            elif isinstance(parsed, Heartbeat):
+                pass  # keeps the socket alive; presence arrives with its own issue
+            elif isinstance(parsed, Hello):
+                raise FrameError("invalid", "already said hello")
+            else:
+                raise FrameError("invalid", "presence is not available yet")
+        except FrameError:
+            raise
+        except Exception:
+            # The database or broker failed: the client may retry (sends are idempotent).
+            log.exception("handling a %s frame failed", kind)
+            raise FrameError(
+                "internal", "the server could not handle this; try again", ref
+            ) from None
 
     async def _on_send(self, send: Send) -> None:
         ref = send.client_msg_id
         if len(send.text) > MAX_TEXT_CHARS:
             raise FrameError("too_large", f"text is limited to {MAX_TEXT_CHARS} characters", ref)
+        if "\x00" in send.text:
+            raise FrameError("invalid", "text must not contain NUL characters", ref)
         if not self._s.registry.rate_bucket(self.device_id).take():
             raise FrameError("rate_limited", "too many messages; slow down", ref)
         # Checked against the database on every send: a removed member is refused at once.

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 
+import psycopg
+
 from storage.protocols import CursorStore
 
 log = logging.getLogger("parley.cursors")
@@ -41,12 +43,19 @@ class CursorWriter:
         await self._write(dirty)
 
     async def _write(self, acks: dict[tuple[str, str], int]) -> None:
+        pending = list(acks.items())
         try:
-            for (device_id, channel_id), message_id in acks.items():
-                await self._store.advance(device_id, channel_id, message_id)
+            while pending:
+                (device_id, channel_id), message_id = pending[0]
+                try:
+                    await self._store.advance(device_id, channel_id, message_id)
+                except (psycopg.DataError, psycopg.IntegrityError):
+                    # An ack the database can never take (e.g. the device was removed): drop it.
+                    log.warning("dropping cursor %s/%s=%s", device_id, channel_id, message_id)
+                pending.pop(0)
         except Exception:
-            # Put them back (cursors never move backwards, so a later write is safe).
-            for (device_id, channel_id), message_id in acks.items():
+            # Put the rest back (cursors never move backwards, so a later write is safe).
+            for (device_id, channel_id), message_id in pending:
                 self.record(device_id, channel_id, message_id)
             raise
 

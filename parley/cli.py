@@ -62,8 +62,21 @@ def migrate() -> None:
     """Apply database migrations."""
     from storage.postgres.migrate import migrate as run
 
-    applied = asyncio.run(run(_settings().postgres_dsn))
+    settings = _settings()
+    applied = asyncio.run(run(settings.postgres_dsn))
     typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    if settings.message_store == "scylla":
+        from storage.scylla import connect_scylla, migrate_scylla, shutdown_scylla
+
+        async def scylla() -> None:
+            session = await connect_scylla(settings.scylla_host_list())
+            try:
+                await migrate_scylla(session, settings.scylla_keyspace)
+            finally:
+                await shutdown_scylla(session)
+
+        asyncio.run(scylla())
+        typer.echo(f"scylla keyspace {settings.scylla_keyspace} is up to date")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from parley.settings import Settings
 from storage.postgres.migrate import migrate
 from topics.admin import ensure_topics
 from topics.definitions import messages_topic
+from topics.offsets import end_offsets
 
 
 class Stop(Exception):
@@ -89,7 +90,7 @@ async def processor_lag(settings: Settings) -> int:
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.messages_partitions)]
-        ends = await consumer.end_offsets(partitions)
+        ends = await end_offsets(consumer, partitions)
         lag = 0
         for tp, end in ends.items():
             committed = await consumer.committed(tp)

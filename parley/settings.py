@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,11 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:19092"
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     data_dir: Path = Path(".parley")
+
+    # The message store: Postgres (embedded default) or Scylla (production).
+    message_store: Literal["postgres", "scylla"] = "postgres"
+    scylla_hosts: str = "127.0.0.1"  # comma-separated
+    scylla_keyspace: str = "parley"
 
     # Kafka client tuning. The embedded broker does not wake a waiting fetch when data
     # arrives, so consumers must poll with a short wait; real Kafka long-polls and
@@ -41,6 +47,7 @@ class Settings(BaseSettings):
     send_rate_per_s: float = 20.0
     send_burst: int = 50
     outbound_queue_frames: int = 10_000
+    cursor_flush_interval_s: float = 0.5
     sync_page_size: int = Field(default=500, ge=1, le=5000)
 
     # Processors.
@@ -56,6 +63,9 @@ class Settings(BaseSettings):
     # Postgres pool.
     postgres_pool_min: int = 1
     postgres_pool_max: int = 10
+
+    def scylla_host_list(self) -> list[str]:
+        return [h.strip() for h in self.scylla_hosts.split(",") if h.strip()]
 
     def ws_url(self) -> str:
         if self.public_ws_url:

@@ -30,7 +30,12 @@ from storage.protocols import ChannelStore, MessageStore, SendKey
 
 log = logging.getLogger("parley.pipeline")
 
-RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError, KafkaError, OSError, TimeoutError)
+
+def is_permanent(exc: Exception) -> bool:
+    """An error that retrying the same event can never fix (bad data, a record too large)."""
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return True
+    return isinstance(exc, KafkaError) and not exc.retriable
 
 
 class RecordSink(Protocol):
@@ -52,6 +57,11 @@ class BatchResult:
     stored: list[Message] = field(default_factory=list)
     repeated: list[Message] = field(default_factory=list)
     dead: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        self.stored += other.stored
+        self.repeated += other.repeated
+        self.dead += other.dead
 
 
 @dataclass(frozen=True)
@@ -77,16 +87,29 @@ class MessagePipeline:
         self.membership = MembershipCache(channels, membership_ttl_s)
 
     async def handle(self, batch: Sequence[bytes]) -> BatchResult:
-        """Process a batch until it succeeds, retrying transient failures with backoff."""
+        """Process a batch until it succeeds. Never skips an event it could process later:
+        only an event that can never be stored is parked on the dead-letter topic."""
         delay = 0.05
         while True:
             try:
                 return await self._handle_once(batch)
-            except RETRYABLE as exc:
-                # Retryable: nothing is committed, the batch is tried again from the start.
-                log.warning("batch of %d failed, retrying in %.2fs: %r", len(batch), delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            except Exception as exc:
+                if not is_permanent(exc):
+                    # Retryable (or not understood): nothing is committed, the batch is tried
+                    # again from the start, with backoff. The partition waits; nothing is lost.
+                    log.warning("batch of %d failed, retrying in %.2fs: %r", len(batch), delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if len(batch) == 1:
+                    await self._dead_letter(batch[0], repr(exc))
+                    return BatchResult(dead=1)
+                # Permanent: find the event(s) at fault by taking the batch one event at a time
+                # (the events before it are stored again harmlessly: writes are idempotent).
+                result = BatchResult()
+                for raw in batch:
+                    result.add(await self.handle([raw]))
+                return result
 
     async def _handle_once(self, batch: Sequence[bytes]) -> BatchResult:
         result = BatchResult()
@@ -107,6 +130,10 @@ class MessagePipeline:
             found = await self._messages.find_sent(
                 [(e.sender_device_id, e.client_msg_id) for e in sends]
             )
+            if self._sink is not None:
+                # A send seen again goes to its stored channel's members (a client that reused
+                # a client_msg_id in another channel gets its original message, not a leak).
+                await self.membership.load({m.channel_id for m in found.values()})
             deliveries = self._assign(events, found, result)
             await self._messages.insert(result.stored)
         except BaseException:
@@ -145,7 +172,7 @@ class MessagePipeline:
                 )
                 seen[key] = message
                 result.stored.append(message)
-            deliveries.append((message, self.membership.members(event.channel_id)))
+            deliveries.append((message, self.membership.members(message.channel_id)))
         return deliveries
 
     async def _fan_out(self, deliveries: list[tuple[Message, list[str]]]) -> None:

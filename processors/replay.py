@@ -16,6 +16,7 @@ from parley.settings import Settings
 from processors.pipeline import MessagePipeline, Topics
 from storage.stores import open_stores
 from topics.definitions import dead_letter_topic, inbox_topic, messages_topic
+from topics.offsets import end_offsets
 
 
 async def replay(settings: Settings, progress: Callable[[int, int], None] | None = None) -> int:
@@ -33,10 +34,9 @@ async def replay(settings: Settings, progress: Callable[[int, int], None] | None
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
         ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        ends = await end_offsets(consumer, partitions)
         starts = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
         total = sum(ends[tp] - starts[tp] for tp in partitions)
         pipeline = MessagePipeline(
             stores.messages,

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from schemas.limits import MAX_CLIENT_MSG_ID_CHARS
 
 ErrorCode = Literal[
     "invalid", "too_large", "not_member", "rate_limited", "unauthorized", "internal"
 ]
-IdString = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$")]
+MAX_ID = (1 << 63) - 1
+
+
+def _fits_63_bits(value: str) -> str:
+    if int(value) > MAX_ID:
+        raise ValueError("ids are at most 2^63-1")
+    return value
+
+
+IdString = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$"), AfterValidator(_fits_63_bits)]
 
 
 class _ClientFrame(BaseModel):

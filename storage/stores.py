@@ -15,6 +15,8 @@ from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import open_pool
 from storage.protocols import AccountStore, ChannelStore, CursorStore, MessageStore
 
+Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
+
 
 @dataclass
 class Stores:
@@ -22,11 +24,21 @@ class Stores:
     channels: ChannelStore
     cursors: CursorStore
     messages: MessageStore
-    pool: AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
+    pool: Pool
 
     async def close(self) -> None:
         await self.messages.close()
         await self.pool.close()
+
+
+async def open_message_store(settings: Settings, pool: Pool) -> MessageStore:
+    if settings.message_store == "scylla":
+        from storage.scylla import open_scylla_message_store
+
+        return await open_scylla_message_store(
+            settings.scylla_host_list(), settings.scylla_keyspace
+        )
+    return PostgresMessageStore(pool)
 
 
 async def open_stores(settings: Settings) -> Stores:
@@ -35,6 +47,6 @@ async def open_stores(settings: Settings) -> Stores:
         accounts=PostgresAccountStore(pool),
         channels=PostgresChannelStore(pool),
         cursors=PostgresCursorStore(pool),
-        messages=PostgresMessageStore(pool),
+        messages=await open_message_store(settings, pool),
         pool=pool,
     )

@@ -8,6 +8,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from parley.settings import Settings
+from topics.offsets import end_offsets
 
 
 async def tap(
@@ -36,12 +37,9 @@ async def tap(
         ]
         if not partitions:
             raise ValueError(f"no topic named {topic}")
-        consumer.assign(partitions)
+        ends = await end_offsets(consumer, partitions)
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)
-        else:
-            await consumer.seek_to_end(*partitions)
-        ends = await consumer.end_offsets(partitions)
         while limit is None or count < limit:
             positions = [await consumer.position(tp) for tp in partitions]
             if not follow and all(

@@ -1,0 +1,126 @@
+"""Bad input and failing parts: clear errors, never a crash, a hang or a half-written state."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from parley.ids import now_ms
+from parley.settings import Settings
+from schemas.events import MessageSendV1
+from tests.client import Api
+from tests.stack import Stack
+from topics.definitions import dead_letter_topic, messages_topic
+from topics.offsets import end_offsets
+
+
+async def test_a_send_the_broker_refuses_gets_internal_with_ref_and_the_socket_stays_open(
+    api: Api, stack: Stack
+) -> None:
+    # This gateway's producer refuses records over 4 KiB: the broker path fails for big texts.
+    gateway = await asyncio.to_thread(stack.start_gateway, PARLEY_KAFKA_MAX_REQUEST_BYTES="4096")
+    try:
+        a, b = await api.new_device(), await api.new_device()
+        channel = await api.direct(a, b.user_id)
+        socket = await api.connect(a, url=gateway.ws_url)
+        await socket.send_text(channel, "x" * 10_000, client_msg_id="big-one")
+        frame = await socket.until(lambda f: f["type"] == "error")
+        assert frame["code"] == "internal" and frame["ref"] == "big-one"
+        await socket.send_text(channel, "small", client_msg_id="small-one")
+        accepted = await socket.until(lambda f: f["type"] == "accepted")
+        assert accepted["client_msg_id"] == "small-one"
+        await socket.collect_messages(channel, 1)
+        assert [m["client_msg_id"] for m in await api.history(a, channel)] == ["small-one"]
+    finally:
+        await asyncio.to_thread(gateway.stop)
+
+
+async def test_a_socket_silent_for_three_heartbeat_intervals_is_closed(
+    api: Api, stack: Stack
+) -> None:
+    gateway = await asyncio.to_thread(stack.start_gateway, PARLEY_HEARTBEAT_INTERVAL_S="1")
+    try:
+        device = await api.new_device()
+        silent = await api.connect(device, url=gateway.ws_url)
+        beating = await api.connect(device, url=gateway.ws_url)
+        for _ in range(10):
+            await beating.send({"type": "heartbeat"})
+            await asyncio.sleep(0.5)
+        assert silent.ws.close_code == 4002
+        assert beating.ws.close_code is None
+    finally:
+        await asyncio.to_thread(gateway.stop)
+
+
+async def test_out_of_range_ids_and_nul_text_are_invalid(api: Api) -> None:
+    a, b = await api.new_device(), await api.new_device()
+    channel = await api.direct(a, b.user_id)
+    socket = await api.connect(a)
+    await socket.send({"type": "ack", "channel_id": channel, "message_id": "9999999999999999999"})
+    assert (await socket.next())["code"] == "invalid"
+    await socket.send_text(channel, "nul \x00 inside", client_msg_id="nul")
+    frame = await socket.next()
+    assert frame["code"] == "invalid" and frame["ref"] == "nul"
+    await socket.send_text(channel, "fine")
+    await socket.collect_messages(channel, 1)
+    assert [m["text"] for m in await api.history(a, channel)] == ["fine"]
+
+
+async def test_group_with_an_unknown_member_is_404_and_nothing_is_created(api: Api) -> None:
+    a, b = await api.new_device(), await api.new_device()
+    response = await api.http.post(
+        "/v1/channels",
+        json={"type": "group", "name": "ghosts", "member_ids": [b.user_id, "123456"]},
+        headers=a.auth,
+    )
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert (await api.http.get("/v1/channels", headers=a.auth)).json()["channels"] == []
+
+
+async def test_events_that_can_never_be_stored_are_dead_lettered_and_do_not_block_the_channel(
+    api: Api, settings: Settings
+) -> None:
+    a, b = await api.new_device(), await api.new_device()
+    channel = await api.direct(a, b.user_id)
+    reader = await api.connect(b)
+    poison = MessageSendV1(
+        channel_id=channel,
+        sender_id=a.user_id,
+        sender_device_id=a.device_id,
+        client_msg_id=f"poison-{uuid.uuid4().hex}",
+        text="the store cannot hold \x00",
+        sent_at_ms=now_ms(),
+    ).encode()
+    future = orjson.dumps({"type": "message.send", "v": 99, "channel_id": channel})
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        topic = messages_topic(settings).name
+        for raw in (b"not json at all", future, poison):
+            await producer.send_and_wait(topic, raw, key=channel.encode())
+    finally:
+        await producer.stop()
+    writer = await api.connect(a)
+    await writer.send_text(channel, "after the poison")
+    got = await reader.collect_messages(channel, 1)
+    await reader.settle(0.5)
+    assert [m["text"] for m in reader.messages(channel)] == ["after the poison"]
+    assert [m["text"] for m in await api.history(a, channel)] == ["after the poison"]
+
+    dead: list[bytes] = []
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        tp = TopicPartition(dead_letter_topic(settings).name, 0)
+        end = (await end_offsets(consumer, [tp]))[tp]
+        await consumer.seek_to_beginning(tp)
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                dead += [r.value for r in records]
+    finally:
+        await consumer.stop()
+    assert {b"not json at all", future, poison} <= set(dead)
+    assert got[0]["channel_id"] == channel
