@@ -19,7 +19,7 @@ from types import FrameType
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from parley.embedded import EmbeddedPostgres, start_broker, wait_for_port
+from parley.embedded import EmbeddedPostgres, start_broker, supervised_child, wait_for_port
 from parley.settings import Settings
 from storage.postgres.migrate import migrate
 from topics.admin import ensure_topics
@@ -49,7 +49,10 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 def spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "parley.cli", role], env=env, stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "parley.cli", role],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=supervised_child,
     )
 
 
@@ -125,7 +128,7 @@ def run_dev(settings: Settings) -> None:
     children: list[subprocess.Popen[bytes]] = []
     gateway = None
     try:
-        broker = start_broker(int(port), (data_dir / "broker.log").open("ab"))
+        broker = start_broker(int(port), (data_dir / "broker.log").open("ab"), supervised=True)
         postgres = EmbeddedPostgres(data_dir / "postgres")
         settings = settings.model_copy(update={"postgres_dsn": postgres.dsn})
         asyncio.run(migrate(settings.postgres_dsn))

