@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint bench clean
+.PHONY: install dev test lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
