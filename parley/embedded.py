@@ -7,7 +7,6 @@ store is the durable record and the stack drains the pipeline before the broker 
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import ctypes.util
 import logging
