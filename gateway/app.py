@@ -17,11 +17,14 @@ from gateway.connections import Registry
 from gateway.cursors import CursorWriter
 from gateway.encoding import json_response
 from gateway.errors import ApiError
+from gateway.follower import PartitionFollower
 from gateway.http_api import routes
-from gateway.inbox import InboxConsumer
+from gateway.inbox import InboxDispatcher
+from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from parley.settings import Settings
 from storage.stores import open_stores
+from topics.definitions import inbox_topic
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -50,11 +53,13 @@ def create_app(settings: Settings) -> Starlette:
         publisher = Publisher(settings)
         await publisher.start()
         registry = Registry(settings.send_rate_per_s, settings.send_burst)
-        inbox = InboxConsumer(settings, registry)
+        inbox = PartitionFollower(settings, inbox_topic(settings), InboxDispatcher(registry))
         await inbox.start()
+        hub = PresenceHub(settings)
+        await hub.start()
         cursors = CursorWriter(stores.cursors, settings.cursor_flush_interval_s)
         cursors.start()
-        app.state.services = Services(settings, stores, publisher, inbox, registry, cursors)
+        app.state.services = Services(settings, stores, publisher, inbox, hub, registry, cursors)
         try:
             yield
         finally:
@@ -62,6 +67,7 @@ def create_app(settings: Settings) -> Starlette:
                 connection.kill(CLOSE_GOING_AWAY, "gateway shutting down: reconnect")
             await cursors.stop()
             await inbox.stop()
+            await hub.stop()
             await publisher.stop()
             await stores.close()
 

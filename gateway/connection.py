@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,8 @@ from gateway.connections import Registry
 from gateway.cursors import CursorWriter
 from gateway.encoding import frame
 from gateway.errors import ApiError
-from gateway.inbox import InboxConsumer
+from gateway.follower import PartitionFollower
+from gateway.presence import PresenceHub, authorize, snapshot
 from gateway.publisher import Publisher
 from parley.ids import id_floor, now_ms, parse_id
 from parley.settings import Settings
@@ -90,7 +92,8 @@ class Services:
     settings: Settings
     stores: Stores
     publisher: Publisher
-    inbox: InboxConsumer
+    inbox: PartitionFollower
+    presence: PresenceHub
     registry: Registry
     cursors: CursorWriter
 
@@ -113,6 +116,9 @@ class Connection:
         self._main: asyncio.Task[Any] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._killed: tuple[int, str] | None = None
+        self.connection_id = secrets.token_hex(8)
+        self._presence_sent: dict[str, str] = {}
+        self._last_heartbeat = 0.0
 
     def _enter(self, state: State) -> None:
         if state not in _NEXT[self.state]:
@@ -136,6 +142,9 @@ class Connection:
             registered = True
             watched = True
             await self._s.inbox.watch(self.user_id)
+            await self._s.publisher.presence(
+                "connect", self.user_id, self.device_id, self.connection_id
+            )
             self._send(
                 {
                     "type": "welcome",
@@ -164,6 +173,11 @@ class Connection:
                 self._enter(State.CLOSED)
             if registered:
                 self._s.registry.remove(self.user_id, self)
+                await self._s.presence.unsubscribe(self)
+                with contextlib.suppress(Exception):
+                    await self._s.publisher.presence(
+                        "disconnect", self.user_id, self.device_id, self.connection_id
+                    )
             if watched:
                 await self._s.inbox.unwatch(self.user_id)
             await self._shutdown()
@@ -363,11 +377,11 @@ class Connection:
             elif isinstance(parsed, Ack):
                 await self._on_ack(parsed)
             elif isinstance(parsed, Heartbeat):
-                pass  # keeps the socket alive; presence arrives with its own issue
+                await self._on_heartbeat()
             elif isinstance(parsed, Hello):
                 raise FrameError("invalid", "already said hello")
             else:
-                raise FrameError("invalid", "presence is not available yet")
+                await self._on_presence_subscribe(parsed)
         except FrameError:
             raise
         except Exception:
@@ -420,6 +434,38 @@ class Connection:
         self._send(
             {"type": "accepted", "client_msg_id": send.client_msg_id, "channel_id": send.channel_id}
         )
+
+    async def _on_heartbeat(self) -> None:
+        # Forwarded at most four times per presence timeout, whatever the client sends.
+        now = time.monotonic()
+        if now - self._last_heartbeat >= self._s.settings.heartbeat_timeout_s / 4:
+            self._last_heartbeat = now
+            await self._s.publisher.presence(
+                "heartbeat", self.user_id, self.device_id, self.connection_id
+            )
+
+    async def _on_presence_subscribe(self, request: PresenceSubscribe) -> None:
+        try:
+            user_ids = await authorize(
+                self._s.stores.friends,
+                self.user_id,
+                request.user_ids,
+                self._s.settings.max_presence_subscriptions,
+            )
+        except ApiError as exc:
+            raise FrameError(exc.code, exc.message) from None
+        # Follow first, then read: a change between the two is not missed (gateway/presence.py).
+        self._presence_sent = {}
+        await self._s.presence.subscribe(self, user_ids)
+        for body in await snapshot(self._s.stores.presence, user_ids):
+            self.presence(body["user_id"], body["status"], frame({"type": "presence", **body}))
+
+    def presence(self, user_id: str, status: str, text: str) -> None:
+        """A presence frame for a watched user; sent only when the status changed."""
+        if self.state is not State.LIVE or self._presence_sent.get(user_id) == status:
+            return
+        self._presence_sent[user_id] = status
+        self._queue(text)
 
     async def _on_ack(self, ack: Ack) -> None:
         if ack.channel_id not in self._channels:

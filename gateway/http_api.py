@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import accounts, channels
+from gateway import accounts, channels, friends
 from gateway.connection import Services
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
+from gateway.presence import authorize, snapshot
 from storage.protocols import Device
 
 MAX_BODY_BYTES = 64 * 1024
@@ -78,6 +79,7 @@ async def delete_session(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
     await services.stores.accounts.revoke_device(device.device_id)
+    await services.publisher.presence("logout", device.user_id, device.device_id, "")
     # Every gateway serving the device closes its sockets (this one included).
     await services.publisher.device_revoked(device.user_id, device.device_id)
     for connection in services.registry.of_user(device.user_id):
@@ -161,6 +163,48 @@ async def channel_messages(request: Request) -> Response:
     return json_response({"messages": [m.wire() for m in found]})
 
 
+async def put_friend(request: Request) -> Response:
+    device = await _device(request)
+    services = _services(request)
+    other = request.path_params["user_id"]
+    state = await friends.befriend(services.stores.friends, device.user_id, other)
+    return json_response({"user_id": other, "status": state})
+
+
+async def delete_friend(request: Request) -> Response:
+    device = await _device(request)
+    services = _services(request)
+    other = request.path_params["user_id"]
+    exists = bool(await services.stores.accounts.existing_users([other]))
+    await friends.unfriend(services.stores.friends, exists, device.user_id, other)
+    return Response(status_code=204)
+
+
+async def list_friends(request: Request) -> Response:
+    device = await _device(request)
+    services = _services(request)
+    found = await friends.friend_list(
+        services.stores.friends, services.stores.presence, device.user_id
+    )
+    return json_response({"friends": found})
+
+
+async def get_presence(request: Request) -> Response:
+    device = await _device(request)
+    services = _services(request)
+    raw = request.query_params.get("user_ids", "")
+    wanted = [u for u in raw.split(",") if u]
+    if not wanted:
+        raise invalid("user_ids is required: a comma-separated list")
+    allowed = await authorize(
+        services.stores.friends,
+        device.user_id,
+        wanted,
+        services.settings.max_presence_subscriptions,
+    )
+    return json_response({"presence": await snapshot(services.stores.presence, allowed)})
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "connections": _services(request).registry.count()})
 
@@ -179,6 +223,10 @@ routes = [
     Route("/v1/channels/{channel_id}/members", add_member, methods=["POST"]),
     Route("/v1/channels/{channel_id}/members/{user_id}", remove_member, methods=["DELETE"]),
     Route("/v1/channels/{channel_id}/messages", channel_messages, methods=["GET"]),
+    Route("/v1/friends", list_friends, methods=["GET"]),
+    Route("/v1/friends/{user_id}", put_friend, methods=["PUT"]),
+    Route("/v1/friends/{user_id}", delete_friend, methods=["DELETE"]),
+    Route("/v1/presence", get_presence, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -8,12 +8,17 @@ key; deliveries are de-duplicated by message id).
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 
+from parley.ids import now_ms
 from parley.settings import Settings
-from schemas.events import ChannelMembersV1, DeviceRevokedV1, MessageSendV1
-from topics.definitions import inbox_partition, inbox_topic, messages_topic
+from schemas.events import ChannelMembersV1, DeviceRevokedV1, MessageSendV1, PresenceEventV1
+from topics.definitions import inbox_partition, inbox_topic, messages_topic, presence_topic
+
+log = logging.getLogger("parley.publisher")
 
 
 class Publisher:
@@ -21,6 +26,7 @@ class Publisher:
         self._messages = messages_topic(settings).name
         self._inbox = inbox_topic(settings).name
         self._inbox_partitions = settings.inbox_partitions
+        self._presence = presence_topic(settings).name
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
@@ -58,3 +64,31 @@ class Publisher:
             key=user_id.encode(),
             partition=inbox_partition(user_id, self._inbox_partitions),
         )
+
+    async def presence(
+        self,
+        kind: Literal["connect", "heartbeat", "disconnect", "logout"],
+        user_id: str,
+        device_id: str,
+        connection_id: str,
+    ) -> None:
+        """Publish a device's presence event without waiting for the broker: presence is soft
+        state, and the next heartbeat repairs a lost one."""
+        event = PresenceEventV1(
+            kind=kind,
+            user_id=user_id,
+            device_id=device_id,
+            connection_id=connection_id,
+            at_ms=now_ms(),
+        )
+        try:
+            fut = await self._producer.send(self._presence, event.encode(), key=user_id.encode())
+        except Exception:
+            log.exception("could not queue a presence event")
+            return
+        fut.add_done_callback(_log_failure)
+
+
+def _log_failure(fut: asyncio.Future[object]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("a presence event was not acknowledged: %r", fut.exception())

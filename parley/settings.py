@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     # Topic shape (used when topics are created; must match existing topics).
     messages_partitions: int = Field(default=8, ge=1)
     inbox_partitions: int = Field(default=16, ge=1)
+    presence_partitions: int = Field(default=8, ge=1)
     replication_factor: int = Field(default=1, ge=1)
 
     # Gateway.
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
     send_burst: int = 50
     outbound_queue_frames: int = 10_000
     cursor_flush_interval_s: float = 0.5
+    max_presence_subscriptions: int = 500
     sync_page_size: int = Field(default=500, ge=1, le=5000)
 
     # Processors.
@@ -59,6 +61,8 @@ class Settings(BaseSettings):
     processor_session_timeout_s: float = 10.0
     processor_commit_interval_s: float = 0.5
     membership_cache_ttl_s: float = 30.0
+    heartbeat_timeout_s: float = 30.0
+    presence_tick_s: float = 0.5
 
     # Postgres pool.
     postgres_pool_min: int = 1

@@ -13,8 +13,15 @@ from parley.settings import Settings
 from processors import metrics
 from processors.kafka_tuning import apply_fetch_max_wait
 from processors.pipeline import MessagePipeline, Topics
+from processors.presence_service import PresenceService
 from storage.stores import open_stores
-from topics.definitions import dead_letter_topic, inbox_topic, messages_topic
+from topics.definitions import (
+    dead_letter_topic,
+    inbox_topic,
+    messages_topic,
+    presence_changes_topic,
+    presence_topic,
+)
 
 log = logging.getLogger("parley.processor")
 
@@ -79,10 +86,49 @@ def create_app(settings: Settings) -> faust.App:
             running["pipelines"] -= 1
             await stores.close()
 
+    presence_source = app.topic(
+        presence_topic(settings).name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    presence: dict[str, PresenceService] = {}
+
+    @app.agent(presence_source)
+    async def presence_events(stream: Any) -> None:
+        stores = await open_stores(settings)
+        presence["service"] = PresenceService(
+            stores.presence,
+            app.producer,
+            presence_changes_topic(settings).name,
+            settings.presence_partitions,
+            settings.heartbeat_timeout_s,
+        )
+        try:
+            async for batch in stream.take(
+                settings.processor_batch_max, within=settings.processor_batch_within_s
+            ):
+                metrics.PRESENCE_CHANGES.inc(await presence["service"].handle(batch))
+        finally:
+            presence.pop("service", None)
+            await stores.close()
+
+    @app.timer(interval=settings.presence_tick_s)  # type: ignore[untyped-decorator]
+    async def presence_timeouts() -> None:
+        # Timeouts are found here, not only when an event arrives: a silent user goes offline.
+        service = presence.get("service")
+        if service is None:
+            return
+        topic = presence_topic(settings).name
+        owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == topic]
+        metrics.PRESENCE_CHANGES.inc(await service.tick(owned))
+
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         # Ready once the pipeline runs and this worker owns partitions of the messages topic.
-        assigned = len(app.consumer.assignment()) if running["pipelines"] else 0
+        ready_parts = running["pipelines"] and "service" in presence
+        assigned = len(app.consumer.assignment()) if ready_parts else 0
         ready = assigned > 0
         return web.json(
             {"status": "ok" if ready else "starting", "partitions": assigned},

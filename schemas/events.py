@@ -76,6 +76,35 @@ class DeviceRevokedV1(_Event):
     device_id: str
 
 
+class PresenceEventV1(_Event):
+    """Something a device did that bears on its user's presence.
+
+    Topic `parley.presence.v1`, key `user_id`. `connection_id` names one socket: a device may
+    have several. `logout` ends every socket of the device at once.
+    """
+
+    type: Literal["presence.event"] = "presence.event"
+    v: Literal[1] = 1
+    kind: Literal["connect", "heartbeat", "disconnect", "logout"]
+    user_id: str
+    device_id: str
+    connection_id: str
+    at_ms: int
+
+
+class PresenceChangedV1(_Event):
+    """A user went online or offline (decided by the presence processor).
+
+    Topic `parley.presence-changes.v1`, key `user_id`, compacted: the latest per user is kept.
+    """
+
+    type: Literal["presence.changed"] = "presence.changed"
+    v: Literal[1] = 1
+    user_id: str
+    status: Literal["online", "offline"]
+    last_active_at: str
+
+
 MessagesEvent = Annotated[MessageSendV1 | ChannelMembersV1, Field(discriminator="type")]
 InboxEvent = Annotated[InboxMessageV1 | DeviceRevokedV1, Field(discriminator="type")]
 
@@ -87,4 +116,6 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "channel.members.v1": ChannelMembersV1,
     "inbox.message.v1": InboxMessageV1,
     "device.revoked.v1": DeviceRevokedV1,
+    "presence.event.v1": PresenceEventV1,
+    "presence.changed.v1": PresenceChangedV1,
 }

@@ -118,6 +118,50 @@ class ChannelStore(Protocol):
         """Remove a member from a group; returns the members after. Raises NotAGroup."""
 
 
+FriendState = Literal["friend", "requested", "pending"]
+
+
+@dataclass(frozen=True)
+class FriendEdge:
+    user_id: str
+    username: str
+    display_name: str | None
+    state: FriendState
+
+
+@dataclass(frozen=True)
+class Presence:
+    user_id: str
+    status: Literal["online", "offline"]
+    last_active_ms: int
+
+
+class FriendStore(Protocol):
+    async def request_or_accept(self, user_id: str, other_id: str) -> FriendState:
+        """`user_id` asks `other_id` to be friends, or accepts their request; returns the state
+        from `user_id`'s side afterwards (`requested` or `friend`). Idempotent."""
+
+    async def remove(self, user_id: str, other_id: str) -> bool:
+        """Unfriend, cancel or decline; False when there was nothing to remove."""
+
+    async def list(self, user_id: str) -> list[FriendEdge]:
+        """Everyone `user_id` is friends with or has a request with."""
+
+    async def visible_to(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` whose presence `user_id` may see: friends and channel co-members."""
+
+
+class PresenceStore(Protocol):
+    async def get(self, user_ids: Sequence[str]) -> dict[str, Presence]:
+        """The last decided presence of each user that has one."""
+
+    async def save(self, changes: Sequence[tuple[Presence, int]]) -> None:
+        """Record presence changes, each with the user's presence partition."""
+
+    async def online_in(self, partitions: Sequence[int]) -> list[Presence]:
+        """Users recorded online whose presence partition is one of `partitions`."""
+
+
 class CursorStore(Protocol):
     async def cursors(self, device_id: str) -> dict[str, int]:
         """The device's acknowledged message id per channel."""

@@ -11,9 +11,18 @@ from parley.settings import Settings
 from storage.postgres.accounts import PostgresAccountStore
 from storage.postgres.channels import PostgresChannelStore
 from storage.postgres.cursors import PostgresCursorStore
+from storage.postgres.friends import PostgresFriendStore
 from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import open_pool
-from storage.protocols import AccountStore, ChannelStore, CursorStore, MessageStore
+from storage.postgres.presence import PostgresPresenceStore
+from storage.protocols import (
+    AccountStore,
+    ChannelStore,
+    CursorStore,
+    FriendStore,
+    MessageStore,
+    PresenceStore,
+)
 
 Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
@@ -24,6 +33,8 @@ class Stores:
     channels: ChannelStore
     cursors: CursorStore
     messages: MessageStore
+    friends: FriendStore
+    presence: PresenceStore
     pool: Pool
 
     async def close(self) -> None:
@@ -48,5 +59,7 @@ async def open_stores(settings: Settings) -> Stores:
         channels=PostgresChannelStore(pool),
         cursors=PostgresCursorStore(pool),
         messages=await open_message_store(settings, pool),
+        friends=PostgresFriendStore(pool),
+        presence=PostgresPresenceStore(pool),
         pool=pool,
     )

@@ -94,6 +94,8 @@ def base_env(bootstrap: str, dsn: str, workdir: Path) -> dict[str, str]:
         PARLEY_HELLO_TIMEOUT_S="1",
         # Fast failover for crash tests; loose limits so tests can send quickly.
         PARLEY_PROCESSOR_SESSION_TIMEOUT_S="3",
+        PARLEY_HEARTBEAT_TIMEOUT_S="4",
+        PARLEY_PRESENCE_TICK_S="0.2",
         PARLEY_SEND_RATE_PER_S="10000",
         PARLEY_SEND_BURST="10000",
     )

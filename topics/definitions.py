@@ -46,11 +46,40 @@ def dead_letter_topic(settings: Settings) -> Topic:
     )
 
 
+def presence_topic(settings: Settings) -> Topic:
+    return Topic(
+        "parley.presence.v1",
+        settings.presence_partitions,
+        key="user_id",
+        config={"retention.ms": str(DAY_MS), "cleanup.policy": "delete"},
+    )
+
+
+def presence_changes_topic(settings: Settings) -> Topic:
+    return Topic(
+        "parley.presence-changes.v1",
+        settings.presence_partitions,
+        key="user_id",
+        config={"cleanup.policy": "compact"},
+    )
+
+
 def all_topics(settings: Settings) -> list[Topic]:
-    return [messages_topic(settings), inbox_topic(settings), dead_letter_topic(settings)]
+    return [
+        messages_topic(settings),
+        inbox_topic(settings),
+        dead_letter_topic(settings),
+        presence_topic(settings),
+        presence_changes_topic(settings),
+    ]
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition of a key under Kafka's default (murmur2) partitioner."""
+    hashed: int = murmur2(key.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def inbox_partition(user_id: str, partitions: int) -> int:
-    """The inbox partition that holds a user's deliveries (Kafka's default murmur2 mapping)."""
-    hashed: int = murmur2(user_id.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
+    """The inbox partition that holds a user's deliveries."""
+    return key_partition(user_id, partitions)

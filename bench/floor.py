@@ -1,0 +1,148 @@
+"""The floor: a bare aiokafka produce -> consume round trip through the stack's broker, at the
+same offered rates and with the same pacing as the latency scenarios. Parley's latency cannot
+be lower than this (every message crosses the broker twice: send and inbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tqdm import tqdm
+
+from bench.stats import summarize_ns
+
+# About the size of a `message.send` event on the messages topic.
+PADDING = b"x" * 280
+
+
+class Floor:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = f"bench.floor.{uuid.uuid4().hex[:12]}"
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._t0: dict[int, int] = {}
+        self._sink: list[int] = []
+        self.received = 0
+
+    async def start(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="parley-bench")
+        await admin.start()
+        try:
+            response = await admin.create_topics([NewTopic(self.topic, 1, 1)])
+            for name, code, message in response.topic_errors:
+                if code != 0:
+                    raise RuntimeError(f"could not create topic {name}: {message} ({code})")
+        finally:
+            await admin.close()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id="parley-bench-floor",
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=0,
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id="parley-bench-floor",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=2,
+        )
+        await self._consumer.start()
+        self._consumer.assign([TopicPartition(self.topic, 0)])
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            now = time.monotonic_ns()
+            for records in batches.values():
+                for record in records:
+                    seq = int.from_bytes(record.value[:8], "big")
+                    t0 = self._t0.pop(seq, None)
+                    if t0 is not None:
+                        self._sink.append(now - t0)
+                        self.received += 1
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        for client in (self._producer, self._consumer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="parley-bench")
+        with contextlib.suppress(Exception):
+            await admin.start()
+            await admin.delete_topics([self.topic])
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+    async def run(
+        self, rate: float, duration_s: float, drain_s: float, seq_base: int
+    ) -> tuple[list[int], dict[str, Any]]:
+        """Produce `rate` records/s for `duration_s` (scheduled at absolute times) and measure
+        produce -> consume from each record's intended send time."""
+        count = max(int(rate * duration_s), 1)
+        sink: list[int] = []
+        self._sink = sink
+        period = 1e9 / rate
+        errors = 0
+        lag: list[int] = []
+        start = time.monotonic_ns() + 20_000_000
+        sent = 0
+        with tqdm(total=count, desc=f"floor @{rate:g}/s", unit="msg", leave=False) as bar:
+            last_bar = 0
+            while sent < count:
+                now = time.monotonic_ns()
+                due = start + int(sent * period)
+                if due > now:
+                    await asyncio.sleep((due - now) / 1e9)
+                    continue
+                while sent < count and start + int(sent * period) <= now:
+                    intended = start + int(sent * period)
+                    seq = seq_base + sent
+                    self._t0[seq] = intended
+                    try:
+                        await self._producer.send(self.topic, seq.to_bytes(8, "big") + PADDING)
+                    except Exception:
+                        errors += 1
+                        self._t0.pop(seq, None)
+                    lag.append(time.monotonic_ns() - intended)
+                    sent += 1
+                if sent - last_bar >= max(count // 50, 1):
+                    bar.update(sent - last_bar)
+                    last_bar = sent
+            bar.update(sent - last_bar)
+        end = time.monotonic_ns()
+        deadline = time.monotonic() + drain_s
+        while len(sink) + errors < sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        missing = sent - errors - len(sink)
+        for seq in range(seq_base, seq_base + sent):
+            self._t0.pop(seq, None)
+        info = {
+            "offered_per_s": rate,
+            "sent": sent,
+            "send_window_s": round((end - start) / 1e9, 3),
+            "produce_errors": errors,
+            "missing": missing,
+            "send_lag_ms": summarize_ns(lag),
+        }
+        return sink, info
+
+
+async def warm_up(floor: Floor) -> None:
+    """A few round trips first, so metadata and connections are not measured."""
+    await floor.run(50, 0.4, 10, seq_base=10**12)

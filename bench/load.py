@@ -1,0 +1,387 @@
+"""One client process that both sends and receives (so send and receive clocks agree):
+the sockets of the latency and throughput scenarios, the delivery tracker, and the pacing loop.
+
+Pacing schedules send i at `start + i / rate` and every latency is measured from that intended
+time, not from when the send actually went out, so a stalled client or server cannot hide
+queueing delay (no coordinated omission)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psutil
+from tqdm import tqdm
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from bench.api import User
+from bench.stats import summarize_ns
+from bench.wsclient import SessionError, close_code, encode, open_synced
+
+TEXT = "bench " + "lorem ipsum dolor sit amet " * 3  # ~90 characters, a typical chat line
+
+
+@dataclass
+class Run:
+    """What one paced load measured."""
+
+    label: str
+    rate: float
+    latencies_ns: list[int] = field(default_factory=list)
+    accept_ns: list[int] = field(default_factory=list)
+    send_lag_ns: list[int] = field(default_factory=list)
+    expected: int = 0
+    delivered: int = 0
+    sent: int = 0
+    send_failed: int = 0
+    missing: int = 0
+    unaccepted: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    aborted: str | None = None
+    window_s: float = 0.0
+    delivered_in_window: int = 0
+    drain_s: float = 0.0
+    client_cpu_pct: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "offered_per_s": self.rate,
+            "sent": self.sent,
+            "send_window_s": round(self.window_s, 3),
+            "expected_deliveries": self.expected,
+            "delivered": self.delivered,
+            "missing": self.missing,
+            "send_failed": self.send_failed,
+            "unaccepted": self.unaccepted,
+            "errors": self.errors,
+            "aborted": self.aborted,
+            "delivered_per_s": round(self.delivered_in_window / self.window_s, 1)
+            if self.window_s > 0
+            else None,
+            "latency_ms": summarize_ns(self.latencies_ns),
+            "accept_latency_ms": summarize_ns(self.accept_ns),
+            "send_lag_ms": summarize_ns(self.send_lag_ns),
+            "drain_s": round(self.drain_s, 3),
+            "client_cpu_pct": round(self.client_cpu_pct, 1),
+        }
+
+
+@dataclass
+class Pending:
+    t0: int
+    expected: int
+    got: int
+    run: Run
+
+
+@dataclass
+class Session:
+    user: User
+    ws: ClientConnection
+    last_seen: dict[str, int] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+    closing: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.ws.state.name == "OPEN"
+
+
+class Tracker:
+    """Matches `message` frames to the sends waiting for them."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Pending] = {}
+        self.awaiting_accept: dict[str, tuple[int, Run]] = {}
+        self.order: deque[tuple[int, str]] = deque()
+        self.deliveries = 0
+        self.late = 0
+        self.order_violations = 0
+        self.frames = 0
+        self.last_frame_ns = 0
+        self.unexpected_closes: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+
+    def expect(self, cmid: str, t0: int, expected: int, run: Run) -> None:
+        self.pending[cmid] = Pending(t0, expected, 0, run)
+        self.awaiting_accept[cmid] = (t0, run)
+        self.order.append((t0, cmid))
+        run.expected += expected
+
+    def forget(self, cmid: str) -> None:
+        self.pending.pop(cmid, None)
+        self.awaiting_accept.pop(cmid, None)
+
+    def oldest_pending_age_ns(self, now: int) -> int:
+        while self.order and self.order[0][1] not in self.pending:
+            self.order.popleft()
+        return now - self.order[0][0] if self.order else 0
+
+    def on_frame(self, session: Session, raw: str | bytes) -> None:
+        now = time.monotonic_ns()
+        self.frames += 1
+        self.last_frame_ns = now
+        frame = orjson.loads(raw)
+        kind = frame.get("type")
+        if kind == "message":
+            channel_id = frame["channel_id"]
+            message_id = int(frame["message_id"])
+            if message_id <= session.last_seen.get(channel_id, 0):
+                self.order_violations += 1
+            else:
+                session.last_seen[channel_id] = message_id
+            if frame.get("sender_device_id") == session.user.device_id:
+                return  # the sender's own echo
+            cmid = frame.get("client_msg_id")
+            pending = self.pending.get(cmid) if isinstance(cmid, str) else None
+            if pending is None:
+                self.late += 1
+                return
+            run = pending.run
+            run.latencies_ns.append(now - pending.t0)
+            run.delivered += 1
+            self.deliveries += 1
+            pending.got += 1
+            if pending.got >= pending.expected:
+                del self.pending[cmid]
+        elif kind == "accepted":
+            entry = self.awaiting_accept.pop(frame.get("client_msg_id"), None)
+            if entry is not None:
+                entry[1].accept_ns.append(now - entry[0])
+        elif kind == "error":
+            code = str(frame.get("code"))
+            self.errors[code] = self.errors.get(code, 0) + 1
+            ref = frame.get("ref")
+            if isinstance(ref, str):
+                pending = self.pending.pop(ref, None)
+                self.awaiting_accept.pop(ref, None)
+                if pending is not None:
+                    pending.run.errors[code] = pending.run.errors.get(code, 0) + 1
+                    pending.run.missing += pending.expected - pending.got
+
+    def on_close(self, session: Session) -> None:
+        if session.closing:
+            return
+        key = str(close_code(session.ws))
+        self.unexpected_closes[key] = self.unexpected_closes.get(key, 0) + 1
+
+    def settle(self, run: Run) -> None:
+        """The run is over: whatever did not arrive is missing; later arrivals count as late."""
+        for cmid, pending in list(self.pending.items()):
+            if pending.run is run:
+                run.missing += pending.expected - pending.got
+                del self.pending[cmid]
+        for cmid, (_, owner) in list(self.awaiting_accept.items()):
+            if owner is run:
+                run.unaccepted += 1
+                del self.awaiting_accept[cmid]
+
+
+CursorSource = Callable[[User], Awaitable[dict[str, str]]]
+
+
+class Fleet:
+    """One socket per user in this process, each with a reader task feeding the tracker,
+    heartbeating as the protocol asks."""
+
+    def __init__(self, ws_url: str, tracker: Tracker, cursors: CursorSource) -> None:
+        self.ws_url = ws_url
+        self.tracker = tracker
+        self.cursors = cursors
+        self.sessions: dict[int, Session] = {}
+        self.heartbeat_s = 15.0
+        self.reconnects = 0
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def ensure(self, users: list[User], concurrency: int = 16) -> None:
+        """Every user has an open, synced socket (reconnecting closed ones)."""
+        missing = [
+            u for u in users if u.index not in self.sessions or not self.sessions[u.index].open
+        ]
+        if not missing:
+            return
+        semaphore = asyncio.Semaphore(concurrency)
+        with tqdm(total=len(missing), desc="sockets", unit="sock", leave=False) as bar:
+
+            async def one(user: User) -> None:
+                async with semaphore:
+                    old = self.sessions.pop(user.index, None)
+                    if old is not None:
+                        self.reconnects += 1
+                        await self._close(old)
+                    cursors = await self.cursors(user)
+                    for attempt in range(5):
+                        try:
+                            synced = await open_synced(self.ws_url, user.token, cursors, 60)
+                            break
+                        except (SessionError, OSError, ConnectionClosed, TimeoutError):
+                            if attempt == 4:
+                                raise
+                            await asyncio.sleep(0.5 * (attempt + 1))
+                    self.heartbeat_s = float(synced.welcome.get("heartbeat_interval_s", 15))
+                    session = Session(user, synced.ws)
+                    session.reader = asyncio.create_task(self._read(session))
+                    self.sessions[user.index] = session
+                bar.update(1)
+
+            await asyncio.gather(*(one(u) for u in missing))
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._heartbeats())
+
+    def session(self, user: User) -> Session:
+        return self.sessions[user.index]
+
+    async def _read(self, session: Session) -> None:
+        on_frame = self.tracker.on_frame
+        try:
+            async for raw in session.ws:
+                on_frame(session, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.tracker.on_close(session)
+
+    async def _heartbeats(self) -> None:
+        beat = encode({"type": "heartbeat"})
+        while True:
+            await asyncio.sleep(max(self.heartbeat_s * 0.6, 1.0))
+            for session in list(self.sessions.values()):
+                if session.open:
+                    with contextlib.suppress(ConnectionClosed):
+                        await session.ws.send(beat)
+
+    async def _close(self, session: Session) -> None:
+        session.closing = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(session.ws.close(), 3)
+        if session.reader is not None:
+            session.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await session.reader
+
+    async def close_all(self) -> None:
+        sessions = list(self.sessions.values())
+        self.sessions.clear()
+        await asyncio.gather(*(self._close(s) for s in sessions))
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
+    def open_count(self) -> int:
+        return sum(1 for s in self.sessions.values() if s.open)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who sends, into which channel, and how many sockets should receive it."""
+
+    sender: User
+    channel_id: str
+    expected: int
+
+
+_run_ids = itertools.count()
+
+
+async def paced_load(
+    fleet: Fleet,
+    targets: list[Target],
+    rate: float,
+    duration_s: float,
+    label: str,
+    *,
+    drain_s: float,
+    abort_after_s: float,
+) -> Run:
+    """Send `rate` msgs/s for `duration_s` round-robin over `targets`, then wait up to
+    `drain_s` for the deliveries. Stops early (and says so) once the oldest undelivered
+    message is `abort_after_s` old: the stack is saturated and more load only queues."""
+    tracker = fleet.tracker
+    run = Run(label, rate)
+    count = max(int(rate * duration_s), 1)
+    period = 1e9 / rate
+    tag = f"{uuid.uuid4().hex[:6]}{next(_run_ids)}-"
+    abort_ns = int(abort_after_s * 1e9)
+    me = psutil.Process()
+    cpu0 = me.cpu_times()
+    sends: list[tuple[Session, str, int]] = [
+        (fleet.session(t.sender), t.channel_id, t.expected) for t in targets
+    ]
+    start = time.monotonic_ns() + 50_000_000
+    deliveries0 = tracker.deliveries
+    sent = 0
+    next_check = start
+    with tqdm(total=count, desc=label, unit="msg", leave=False) as bar:
+        last_bar = 0
+        while sent < count:
+            now = time.monotonic_ns()
+            due = start + int(sent * period)
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+                continue
+            while sent < count and start + int(sent * period) <= now:
+                intended = start + int(sent * period)
+                session, channel_id, expected = sends[sent % len(sends)]
+                cmid = f"{tag}{sent}"
+                tracker.expect(cmid, intended, expected, run)
+                text = encode(
+                    {"type": "send", "client_msg_id": cmid, "channel_id": channel_id, "text": TEXT}
+                )
+                try:
+                    await session.ws.send(text)
+                except ConnectionClosed:
+                    run.send_failed += 1
+                    pending = tracker.pending.pop(cmid, None)
+                    tracker.awaiting_accept.pop(cmid, None)
+                    if pending is not None:
+                        run.missing += pending.expected
+                run.send_lag_ns.append(time.monotonic_ns() - intended)
+                sent += 1
+            if now >= next_check:
+                next_check = now + 100_000_000
+                if tracker.oldest_pending_age_ns(now) > abort_ns:
+                    run.aborted = (
+                        f"saturated: a message undelivered after {abort_after_s:g}s "
+                        f"at {sent}/{count} sends"
+                    )
+                    break
+                bar.update(sent - last_bar)
+                last_bar = sent
+        bar.update(sent - last_bar)
+    end = time.monotonic_ns()
+    run.sent = sent
+    run.window_s = (end - start) / 1e9
+    run.delivered_in_window = tracker.deliveries - deliveries0
+    drain_started = time.monotonic()
+    deadline = drain_started + drain_s
+    while time.monotonic() < deadline and tracker.pending:
+        await asyncio.sleep(0.01)
+    run.drain_s = time.monotonic() - drain_started
+    tracker.settle(run)
+    cpu1 = me.cpu_times()
+    used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    wall = run.window_s + run.drain_s
+    run.client_cpu_pct = 100.0 * used / wall if wall > 0 else 0.0
+    return run
+
+
+async def quiesce(tracker: Tracker, quiet_s: float, max_s: float) -> float:
+    """Wait until no frame arrived for `quiet_s` (a saturated stack keeps delivering a
+    backlog after a run); returns how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < max_s:
+        if time.monotonic_ns() - tracker.last_frame_ns > quiet_s * 1e9:
+            break
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started

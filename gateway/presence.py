@@ -1,0 +1,114 @@
+"""Presence for sockets and HTTP: who may watch whom, snapshots, and live changes.
+
+A socket's `presence.subscribe` names up to `max_presence_subscriptions` users; each must be a
+friend or a channel co-member, otherwise the whole request is refused and reveals nothing.
+The gateway then follows the presence-change partitions of those users (gateway/follower.py),
+reads a snapshot from Postgres, and forwards later changes. Following before reading means no
+change is missed between the two; a status is sent only when it differs from the last one sent
+on that socket, so one seen twice is sent once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from gateway.encoding import frame
+from gateway.errors import ApiError, invalid
+from gateway.follower import PartitionFollower
+from parley.ids import iso_ms
+from parley.settings import Settings
+from storage.protocols import FriendStore, PresenceStore
+from topics.definitions import presence_changes_topic
+
+log = logging.getLogger("parley.presence")
+
+
+class Watcher(Protocol):
+    def presence(self, user_id: str, status: str, text: str) -> None: ...
+
+
+def presence_body(user_id: str, status: str, last_active_at: str | None) -> dict[str, Any]:
+    return {"user_id": user_id, "status": status, "last_active_at": last_active_at}
+
+
+async def authorize(
+    friends: FriendStore, user_id: str, others: Sequence[str], limit: int
+) -> list[str]:
+    """The users `user_id` asked to watch, if every one of them may be watched."""
+    wanted = list(dict.fromkeys(others))
+    if not all(isinstance(u, str) and u for u in wanted):
+        raise invalid("user_ids must be user id strings")
+    if len(wanted) > limit:
+        raise invalid(f"at most {limit} users at a time")
+    visible = await friends.visible_to(user_id, [u for u in wanted if u != user_id])
+    if any(u != user_id and u not in visible for u in wanted):
+        raise ApiError(
+            403, "not_member", "you may watch only friends and people you share a channel with"
+        )
+    return wanted
+
+
+async def snapshot(store: PresenceStore, user_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Each user's presence now (offline with no last activity if never seen)."""
+    known = await store.get(user_ids)
+    out = []
+    for user_id in user_ids:
+        p = known.get(user_id)
+        if p is None:
+            out.append(presence_body(user_id, "offline", None))
+        else:
+            out.append(presence_body(user_id, p.status, iso_ms(p.last_active_ms)))
+    return out
+
+
+class PresenceHub:
+    def __init__(self, settings: Settings) -> None:
+        self._follower = PartitionFollower(settings, presence_changes_topic(settings), self)
+        self._watching: dict[str, set[Watcher]] = {}
+        self._subscriptions: dict[Watcher, list[str]] = {}
+
+    async def start(self) -> None:
+        await self._follower.start()
+
+    async def stop(self) -> None:
+        await self._follower.stop()
+
+    async def subscribe(self, watcher: Watcher, user_ids: list[str]) -> None:
+        """Replace the watcher's subscriptions (returns once changes for them will arrive)."""
+        await self.unsubscribe(watcher)
+        self._subscriptions[watcher] = user_ids
+        for user_id in user_ids:
+            self._watching.setdefault(user_id, set()).add(watcher)
+            await self._follower.watch(user_id)
+
+    async def unsubscribe(self, watcher: Watcher) -> None:
+        for user_id in self._subscriptions.pop(watcher, []):
+            watchers = self._watching.get(user_id)
+            if watchers is not None:
+                watchers.discard(watcher)
+                if not watchers:
+                    del self._watching[user_id]
+            await self._follower.unwatch(user_id)
+
+    def __call__(self, raw: bytes) -> None:
+        """A record of the presence-changes topic."""
+        try:
+            event = orjson.loads(raw)
+            if event["type"] != "presence.changed" or event["v"] != 1:
+                raise KeyError(event["type"])
+            user_id, status = event["user_id"], event["status"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.error("skipping an unreadable presence change")
+            return
+        watchers = self._watching.get(user_id)
+        if not watchers:
+            return
+        text = frame(
+            {"type": "presence", **presence_body(user_id, status, event["last_active_at"])}
+        )
+        for watcher in list(watchers):
+            watcher.presence(user_id, status, text)

@@ -1,0 +1,95 @@
+"""Runs the presence tracker against the world: persists each change, then publishes it.
+
+Invariant: a change is written to Postgres before it is published on
+`parley.presence-changes.v1`, so a gateway that reads a snapshot from Postgres and then follows
+the changes topic misses nothing (it may see a change twice; it sends a status only when it
+differs from the last one it sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+from parley.ids import iso_ms, now_ms
+from processors.pipeline import RecordSink
+from processors.presence import PresenceTracker
+from schemas.events import PresenceChangedV1, PresenceEventV1
+from storage.protocols import Presence, PresenceStore
+from topics.definitions import key_partition
+
+
+class PresenceService:
+    def __init__(
+        self,
+        store: PresenceStore,
+        sink: RecordSink,
+        changes_topic: str,
+        partitions: int,
+        timeout_s: float,
+    ) -> None:
+        self._store = store
+        self._sink = sink
+        self._topic = changes_topic
+        self._partitions = partitions
+        self._tracker = PresenceTracker(int(timeout_s * 1000))
+        self._owned: set[int] = set()
+        # Events and the timer both change the tracker; changes go out in the order decided.
+        self._lock = asyncio.Lock()
+
+    async def handle(self, batch: Sequence[bytes]) -> int:
+        """Apply a batch of device events; returns the number of presence changes."""
+        events = []
+        for raw in batch:
+            try:
+                events.append(PresenceEventV1.model_validate_json(raw))
+            except ValueError:
+                continue  # permanently unreadable; presence is soft state, nothing to park
+        async with self._lock:
+            now = now_ms()
+            changes = [c for c in (self._tracker.apply(e, now) for e in events) if c is not None]
+            await self._publish(changes)
+        return len(changes)
+
+    async def tick(self, owned_partitions: Iterable[int]) -> int:
+        """Follow this worker's partitions and time out silent users; returns changes made."""
+        async with self._lock:
+            owned = set(owned_partitions)
+            gained, lost = owned - self._owned, self._owned - owned
+            if lost:
+                self._tracker.forget(
+                    {
+                        u
+                        for u in self._tracker.user_ids()
+                        if key_partition(u, self._partitions) in lost
+                    }
+                )
+            if gained:
+                self._tracker.recover(await self._store.online_in(sorted(gained)), now_ms())
+            self._owned = owned
+            changes = self._tracker.expire(now_ms())
+            await self._publish(changes)
+        return len(changes)
+
+    async def _publish(self, changes: list[Presence]) -> None:
+        if not changes:
+            return
+        await self._store.save([(c, key_partition(c.user_id, self._partitions)) for c in changes])
+        pending = []
+        for change in changes:
+            event = PresenceChangedV1(
+                user_id=change.user_id,
+                status=change.status,
+                last_active_at=iso_ms(change.last_active_ms),
+            )
+            pending.append(
+                await self._sink.send(
+                    self._topic,
+                    change.user_id.encode(),
+                    event.encode(),
+                    key_partition(change.user_id, self._partitions),
+                    None,
+                    None,
+                )
+            )
+        await asyncio.gather(*pending)

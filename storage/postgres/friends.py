@@ -1,0 +1,95 @@
+"""Friend requests and friendships in Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from storage.protocols import FriendEdge, FriendState, UnknownUsers
+
+Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
+
+
+class PostgresFriendStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def request_or_accept(self, user_id: str, other_id: str) -> FriendState:
+        """`user_id` asks `other_id` to be friends, or accepts their request; returns the state
+        from `user_id`'s side afterwards (`requested` or `friend`). Idempotent."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT count(*) FROM users WHERE user_id = %s", (other_id,))
+            row = await cur.fetchone()
+            if row is None or row[0] == 0:
+                raise UnknownUsers([other_id])
+            # One lock per pair (the rows may not exist yet): two users asking each other at the
+            # same moment end up friends rather than both left waiting on a request.
+            low, high = sorted((user_id, other_id))
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{low}:{high}",))
+            cur = await conn.execute(
+                "SELECT state FROM friend_edges WHERE user_id = %s AND other_id = %s",
+                (user_id, other_id),
+            )
+            row = await cur.fetchone()
+            mine = None if row is None else cast(FriendState, row[0])
+            if mine in ("friend", "requested"):
+                return mine
+            if mine == "pending":
+                await conn.execute(
+                    "UPDATE friend_edges SET state = 'friend', updated_at = now()"
+                    " WHERE (user_id, other_id) IN ((%s, %s), (%s, %s))",
+                    (user_id, other_id, other_id, user_id),
+                )
+                return "friend"
+            await conn.execute(
+                "INSERT INTO friend_edges (user_id, other_id, state)"
+                " VALUES (%s, %s, 'requested'), (%s, %s, 'pending')",
+                (user_id, other_id, other_id, user_id),
+            )
+            return "requested"
+
+    async def remove(self, user_id: str, other_id: str) -> bool:
+        """Unfriend, cancel or decline; False when there was nothing to remove."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM friend_edges WHERE (user_id, other_id) IN ((%s, %s), (%s, %s))",
+                (user_id, other_id, other_id, user_id),
+            )
+            return cur.rowcount > 0
+
+    async def list(self, user_id: str) -> list[FriendEdge]:
+        """Everyone `user_id` is friends with or has a request with."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT f.other_id, u.username, u.display_name, f.state FROM friend_edges f"
+                " JOIN users u ON u.user_id = f.other_id WHERE f.user_id = %s ORDER BY u.username",
+                (user_id,),
+            )
+            return [
+                FriendEdge(
+                    str(r[0]),
+                    str(r[1]),
+                    None if r[2] is None else str(r[2]),
+                    cast(FriendState, r[3]),
+                )
+                for r in await cur.fetchall()
+            ]
+
+    async def visible_to(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` whose presence `user_id` may see: friends and channel co-members."""
+        if not others:
+            return set()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT other_id FROM friend_edges"
+                " WHERE user_id = %s AND state = 'friend' AND other_id = ANY(%s)"
+                " UNION"
+                " SELECT them.user_id FROM channel_members me"
+                " JOIN channel_members them ON them.channel_id = me.channel_id"
+                " WHERE me.user_id = %s AND them.user_id = ANY(%s)",
+                (user_id, list(others), user_id, list(others)),
+            )
+            return {str(r[0]) for r in await cur.fetchall()}
