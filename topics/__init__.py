@@ -7,8 +7,13 @@ tap any of them (`parley tap`).
 | `parley.messages.v1` | channel_id | `messages_partitions` (8) | `message.send` v1, `channel.members` v1 | forever: it is the log the store is rebuilt from |
 | `parley.inbox.v1` | channel_id; partition = hash(recipient user_id) | `inbox_partitions` (16) | `inbox.message` v1, `device.revoked` v1 | 7 days: offline devices catch up from the store, not from here |
 | `parley.messages.dlq.v1` | channel_id | 1 | any event the processor could not accept, with an `x-parley-error` header | 30 days |
+| `parley.presence.v1` | user_id | `presence_partitions` (8) | `presence.event` v1 (connect, heartbeat, disconnect, logout of one socket) | 1 day: soft state |
+| `parley.presence-changes.v1` | user_id | `presence_partitions` (8) | `presence.changed` v1 (online <-> offline) | compacted: the latest per user |
 
 Ordering: every event of one channel is in one `messages` partition, so the sequencer sees a
 channel's sends in one order and gives them increasing ids. A user's inbox records are all in
-one `inbox` partition, so a gateway serving the user reads that one partition.
+one `inbox` partition, so a gateway serving the user reads that one partition. A user's presence
+events and changes are in the same-numbered partitions of the two presence topics, so the
+processor that owns a user's events decides their changes, and a gateway watching a user reads
+one partition of the changes.
 """
