@@ -22,6 +22,7 @@ from gateway.http_api import routes
 from gateway.inbox import InboxDispatcher
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
+from gateway.registry import GatewayRegistry
 from parley.settings import Settings
 from storage.stores import open_stores
 from topics.definitions import inbox_topic
@@ -57,14 +58,19 @@ def create_app(settings: Settings) -> Starlette:
         await inbox.start()
         hub = PresenceHub(settings)
         await hub.start()
+        gateways = GatewayRegistry(settings, registry.count)
+        await gateways.start()
         cursors = CursorWriter(stores.cursors, settings.cursor_flush_interval_s)
         cursors.start()
-        app.state.services = Services(settings, stores, publisher, inbox, hub, registry, cursors)
+        app.state.services = Services(
+            settings, stores, publisher, inbox, hub, registry, cursors, gateways
+        )
         try:
             yield
         finally:
             for connection in registry.all():
                 connection.kill(CLOSE_GOING_AWAY, "gateway shutting down: reconnect")
+            await gateways.stop()
             await cursors.stop()
             await inbox.stop()
             await hub.stop()

@@ -36,6 +36,7 @@ from gateway.errors import ApiError
 from gateway.follower import PartitionFollower
 from gateway.presence import PresenceHub, authorize, snapshot
 from gateway.publisher import Publisher
+from gateway.registry import GatewayRegistry
 from parley.ids import id_floor, now_ms, parse_id
 from parley.settings import Settings
 from schemas.events import MessageSendV1
@@ -96,6 +97,7 @@ class Services:
     presence: PresenceHub
     registry: Registry
     cursors: CursorWriter
+    gateways: GatewayRegistry
 
 
 class Connection:
@@ -173,7 +175,8 @@ class Connection:
                 self._enter(State.CLOSED)
             if registered:
                 self._s.registry.remove(self.user_id, self)
-                await self._s.presence.unsubscribe(self)
+                with contextlib.suppress(Exception):
+                    await self._s.presence.unsubscribe(self)
                 with contextlib.suppress(Exception):
                     await self._s.publisher.presence(
                         "disconnect", self.user_id, self.device_id, self.connection_id
@@ -225,8 +228,9 @@ class Connection:
             self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             # Backpressure: a socket that does not read is closed, never buffered without bound.
-            metrics.SLOW_CLOSED.inc()
-            self.kill(CLOSE_TOO_SLOW, "too slow: reconnect and sync")
+            if self._killed is None:
+                metrics.SLOW_CLOSED.inc()
+                self.kill(CLOSE_TOO_SLOW, "too slow: reconnect and sync")
 
     def _error(self, code: str, message: str, ref: str | None = None) -> None:
         metrics.ERRORS.labels(code).inc()
@@ -306,12 +310,24 @@ class Connection:
                     # Waits while the socket drains: a long sync cannot outgrow the outbox.
                     await self._outbox.put(frame({"type": "message", **message.wire()}))
                 after = self._delivered[channel_id] = page[-1].message_id
+        # Deliveries held back during the sync, then `synced`, all waiting for room in the
+        # outbox like the sync itself; LIVE begins only once nothing is held (no await between
+        # the last check and the switch, so no delivery can slip in out of order).
+        await self._release_held()
+        await self._outbox.put(frame({"type": "synced"}))
+        await self._release_held()
         self._enter(State.LIVE)
-        held, self._held = self._held, []
-        for channel_id, message_id, text in held:
-            self.deliver(channel_id, message_id, text)
-        self._send({"type": "synced"})
         metrics.SYNC_SECONDS.observe(time.monotonic() - started)
+
+    async def _release_held(self) -> None:
+        while self._held:
+            held, self._held = self._held, []
+            for channel_id, message_id, text in held:
+                if message_id > self._delivered.get(channel_id, 0):
+                    self._delivered[channel_id] = message_id
+                    self._channels.add(channel_id)
+                    metrics.DELIVERED.inc()
+                    await self._outbox.put(text)
 
     def deliver(self, channel_id: str, message_id: int, text: str) -> None:
         """A message for this connection's user, from the inbox (called in the consumer's loop)."""

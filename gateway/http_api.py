@@ -89,8 +89,9 @@ async def delete_session(request: Request) -> Response:
 
 
 async def discovery(request: Request) -> Response:
-    await _device(request)
-    return json_response({"gateways": [{"url": _services(request).settings.ws_url()}]})
+    device = await _device(request)
+    urls = _services(request).gateways.urls_for(device.user_id)
+    return json_response({"gateways": [{"url": url} for url in urls]})
 
 
 async def create_channel(request: Request) -> Response:
@@ -193,7 +194,7 @@ async def get_presence(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
     raw = request.query_params.get("user_ids", "")
-    wanted = [u for u in raw.split(",") if u]
+    wanted = [u.strip() for u in raw.split(",") if u.strip()]
     if not wanted:
         raise invalid("user_ids is required: a comma-separated list")
     allowed = await authorize(

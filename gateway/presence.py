@@ -80,10 +80,18 @@ class PresenceHub:
     async def subscribe(self, watcher: Watcher, user_ids: list[str]) -> None:
         """Replace the watcher's subscriptions (returns once changes for them will arrive)."""
         await self.unsubscribe(watcher)
+        watched: list[str] = []
+        try:
+            for user_id in user_ids:
+                watched.append(user_id)  # the follower counts a watch even if it then fails
+                await self._follower.watch(user_id)
+        except BaseException:
+            for user_id in watched:
+                await self._follower.unwatch(user_id)
+            raise
         self._subscriptions[watcher] = user_ids
         for user_id in user_ids:
             self._watching.setdefault(user_id, set()).add(watcher)
-            await self._follower.watch(user_id)
 
     async def unsubscribe(self, watcher: Watcher) -> None:
         for user_id in self._subscriptions.pop(watcher, []):
@@ -100,15 +108,17 @@ class PresenceHub:
             event = orjson.loads(raw)
             if event["type"] != "presence.changed" or event["v"] != 1:
                 raise KeyError(event["type"])
-            user_id, status = event["user_id"], event["status"]
+            user_id, status, last_active_at = (
+                event["user_id"],
+                event["status"],
+                event["last_active_at"],
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.error("skipping an unreadable presence change")
             return
         watchers = self._watching.get(user_id)
         if not watchers:
             return
-        text = frame(
-            {"type": "presence", **presence_body(user_id, status, event["last_active_at"])}
-        )
+        text = frame({"type": "presence", **presence_body(user_id, status, last_active_at)})
         for watcher in list(watchers):
             watcher.presence(user_id, status, text)

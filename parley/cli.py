@@ -23,12 +23,18 @@ def _settings(**overrides: object) -> Settings:
 def dev(
     http_port: Annotated[int | None, typer.Option(help="Gateway HTTP/WebSocket port.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where Postgres keeps its data.")] = None,
+    gateways: Annotated[
+        int, typer.Option(min=1, help="Gateway processes (ports from --http-port up).")
+    ] = 1,
+    processors: Annotated[
+        int, typer.Option(min=1, help="Processor workers in one consumer group.")
+    ] = 1,
 ) -> None:
     """Run the whole stack on the embedded broker and Postgres."""
     from parley.dev import run_dev
 
     logging.basicConfig(level=logging.WARNING)
-    run_dev(_settings(http_port=http_port, data_dir=data_dir))
+    run_dev(_settings(http_port=http_port, data_dir=data_dir), gateways, processors)
 
 
 @app.command()

@@ -117,7 +117,7 @@ def wait_drained(settings: Settings, timeout_s: float) -> int:
     return lag
 
 
-def run_dev(settings: Settings) -> None:
+def run_dev(settings: Settings, gateways: int = 1, processors: int = 1) -> None:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     data_dir = settings.data_dir.resolve()
@@ -125,8 +125,8 @@ def run_dev(settings: Settings) -> None:
     settings = settings.model_copy(update={"data_dir": data_dir})
     port = settings.kafka_bootstrap.rpartition(":")[2]
     broker = postgres = None
-    children: list[subprocess.Popen[bytes]] = []
-    gateway = None
+    workers: list[subprocess.Popen[bytes]] = []
+    fronts: list[subprocess.Popen[bytes]] = []
     try:
         broker = start_broker(int(port), (data_dir / "broker.log").open("ab"), supervised=True)
         postgres = EmbeddedPostgres(data_dir / "postgres")
@@ -134,21 +134,27 @@ def run_dev(settings: Settings) -> None:
         asyncio.run(migrate(settings.postgres_dsn))
         asyncio.run(ensure_topics(settings))
         env = child_env(settings)
-        processor = spawn("processor", env)
-        children.append(processor)
-        wait_healthy(
-            f"http://{settings.processor_http_host}:{settings.processor_http_port}/healthz",
-            processor,
-            90,
-        )
-        gateway = spawn("gateway", env)
-        children.append(gateway)
-        wait_for_port(settings.http_host, settings.http_port, 30)
-        wait_healthy(f"http://{settings.http_host}:{settings.http_port}/healthz", gateway, 30)
-        print(
-            f"Parley ready: http://{settings.http_host}:{settings.http_port}  {settings.ws_url()}",
-            flush=True,
-        )
+        # Processor i serves /healthz on processor_http_port + i; gateway i on http_port + i.
+        for i in range(processors):
+            http_port = settings.processor_http_port + i
+            worker = spawn("processor", {**env, "PARLEY_PROCESSOR_HTTP_PORT": str(http_port)})
+            workers.append(worker)
+            url = f"http://{settings.processor_http_host}:{http_port}/healthz"
+            wait_healthy(url, worker, 90)
+        urls = []
+        for i in range(gateways):
+            http_port = settings.http_port + i
+            front = spawn("gateway", {**env, "PARLEY_HTTP_PORT": str(http_port)})
+            fronts.append(front)
+            wait_for_port(settings.http_host, http_port, 30)
+            wait_healthy(f"http://{settings.http_host}:{http_port}/healthz", front, 30)
+            urls.append(
+                f"http://{settings.http_host}:{http_port}  ws://{settings.http_host}:{http_port}/v1/ws"
+            )
+        print(f"Parley ready: {urls[0]}", flush=True)
+        for i, url in enumerate(urls[1:], start=2):
+            print(f"  gateway {i}: {url}", flush=True)
+        children = workers + fronts
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = [c.args for c in children if c.poll() is not None]
@@ -158,14 +164,16 @@ def run_dev(settings: Settings) -> None:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if gateway is not None:
-            stop_process(gateway)
-        if broker is not None and children:
+        # Gateways first (no new sends), then let the processors finish what was sent: the
+        # embedded broker forgets its topics when it stops.
+        for front in fronts:
+            stop_process(front)
+        if broker is not None and workers:
             lag = wait_drained(settings, 30)
             if lag:
                 print(f"Parley: stopping with {lag} sends not yet processed", file=sys.stderr)
-        for child in children:
-            stop_process(child)
+        for worker in workers:
+            stop_process(worker)
         if broker is not None:
             stop_process(broker, 5)
         if postgres is not None:

@@ -122,11 +122,15 @@ def create_app(settings: Settings) -> faust.App:
             return
         topic = presence_topic(settings).name
         owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == topic]
-        metrics.PRESENCE_CHANGES.inc(await service.tick(owned))
+        try:
+            metrics.PRESENCE_CHANGES.inc(await service.tick(owned))
+        except Exception:
+            # The next tick tries again; an error here must not stop the worker.
+            log.exception("presence timer failed")
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        # Ready once the pipeline runs and this worker owns partitions of the messages topic.
+        # Ready once both agents run and this worker owns partitions (of either topic).
         ready_parts = running["pipelines"] and "service" in presence
         assigned = len(app.consumer.assignment()) if ready_parts else 0
         ready = assigned > 0

@@ -9,6 +9,7 @@ differs from the last one it sent).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 
 from parley.ids import iso_ms, now_ms
@@ -17,6 +18,8 @@ from processors.presence import PresenceTracker
 from schemas.events import PresenceChangedV1, PresenceEventV1
 from storage.protocols import Presence, PresenceStore
 from topics.definitions import key_partition
+
+log = logging.getLogger("parley.presence")
 
 
 class PresenceService:
@@ -34,6 +37,7 @@ class PresenceService:
         self._partitions = partitions
         self._tracker = PresenceTracker(int(timeout_s * 1000))
         self._owned: set[int] = set()
+        self._unpublished: list[Presence] = []  # decided, not yet saved and published
         # Events and the timer both change the tracker; changes go out in the order decided.
         self._lock = asyncio.Lock()
 
@@ -48,7 +52,17 @@ class PresenceService:
         async with self._lock:
             now = now_ms()
             changes = [c for c in (self._tracker.apply(e, now) for e in events) if c is not None]
-            await self._publish(changes)
+            self._unpublished += changes
+            delay = 0.05
+            # The batch is not acknowledged until its changes are out: retry, never drop.
+            while True:
+                try:
+                    await self._publish()
+                    break
+                except Exception as exc:
+                    log.warning("publishing presence changes failed, retrying: %r", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
         return len(changes)
 
     async def tick(self, owned_partitions: Iterable[int]) -> int:
@@ -68,10 +82,12 @@ class PresenceService:
                 self._tracker.recover(await self._store.online_in(sorted(gained)), now_ms())
             self._owned = owned
             changes = self._tracker.expire(now_ms())
-            await self._publish(changes)
+            self._unpublished += changes
+            await self._publish()  # on failure they stay unpublished for the next tick
         return len(changes)
 
-    async def _publish(self, changes: list[Presence]) -> None:
+    async def _publish(self) -> None:
+        changes = self._unpublished
         if not changes:
             return
         await self._store.save([(c, key_partition(c.user_id, self._partitions)) for c in changes])
@@ -93,3 +109,4 @@ class PresenceService:
                 )
             )
         await asyncio.gather(*pending)
+        self._unpublished = self._unpublished[len(changes) :]

@@ -105,6 +105,21 @@ class PresenceChangedV1(_Event):
     last_active_at: str
 
 
+class GatewayAnnouncedV1(_Event):
+    """A gateway is up (announced every `registry_interval_s`) or going down.
+
+    Topic `parley.gateways.v1`, key `gateway_id`, compacted.
+    """
+
+    type: Literal["gateway.announced"] = "gateway.announced"
+    v: Literal[1] = 1
+    gateway_id: str
+    url: str
+    status: Literal["up", "down"]
+    connections: int
+    at_ms: int
+
+
 MessagesEvent = Annotated[MessageSendV1 | ChannelMembersV1, Field(discriminator="type")]
 InboxEvent = Annotated[InboxMessageV1 | DeviceRevokedV1, Field(discriminator="type")]
 
@@ -118,4 +133,5 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "device.revoked.v1": DeviceRevokedV1,
     "presence.event.v1": PresenceEventV1,
     "presence.changed.v1": PresenceChangedV1,
+    "gateway.announced.v1": GatewayAnnouncedV1,
 }

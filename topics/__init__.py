@@ -9,6 +9,7 @@ tap any of them (`parley tap`).
 | `parley.messages.dlq.v1` | channel_id | 1 | any event the processor could not accept, with an `x-parley-error` header | 30 days |
 | `parley.presence.v1` | user_id | `presence_partitions` (8) | `presence.event` v1 (connect, heartbeat, disconnect, logout of one socket) | 1 day: soft state |
 | `parley.presence-changes.v1` | user_id | `presence_partitions` (8) | `presence.changed` v1 (online <-> offline) | compacted: the latest per user |
+| `parley.gateways.v1` | gateway_id | 1 | `gateway.announced` v1 (up every `registry_interval_s`, or down) | compacted: the latest per gateway |
 
 Ordering: every event of one channel is in one `messages` partition, so the sequencer sees a
 channel's sends in one order and gives them increasing ids. A user's inbox records are all in

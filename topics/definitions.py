@@ -64,6 +64,10 @@ def presence_changes_topic(settings: Settings) -> Topic:
     )
 
 
+def gateways_topic(settings: Settings) -> Topic:
+    return Topic("parley.gateways.v1", 1, key="gateway_id", config={"cleanup.policy": "compact"})
+
+
 def all_topics(settings: Settings) -> list[Topic]:
     return [
         messages_topic(settings),
@@ -71,6 +75,7 @@ def all_topics(settings: Settings) -> list[Topic]:
         dead_letter_topic(settings),
         presence_topic(settings),
         presence_changes_topic(settings),
+        gateways_topic(settings),
     ]
 
 

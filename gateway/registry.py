@@ -1,0 +1,149 @@
+"""The gateway registry: every gateway announces itself on `parley.gateways.v1` (the role
+ZooKeeper plays in classic designs, done with the broker) and reads everyone's announcements.
+
+A gateway is live while its last announcement is younger than `registry_ttl_s`; one that stops
+announcing (killed) drops out within that time, one that shuts down says so at once. Discovery
+ranks live gateways for a user by rendezvous hashing over the user's inbox partition: every
+gateway computes the same order, the first one is the natural home of that partition, and when
+a gateway leaves only its users move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from parley.ids import now_ms
+from parley.settings import Settings
+from schemas.events import GatewayAnnouncedV1
+from topics.definitions import gateways_topic, inbox_partition
+
+log = logging.getLogger("parley.registry")
+
+RECENT_RECORDS = 1000  # more than enough to see every live gateway's latest announcement
+
+
+@dataclass(frozen=True)
+class Gateway:
+    gateway_id: str
+    url: str
+    connections: int
+    seen_ms: int
+
+
+def rank(gateways: list[Gateway], partition: int) -> list[Gateway]:
+    """Rendezvous (highest random weight) order of gateways for an inbox partition."""
+
+    def weight(g: Gateway) -> int:
+        digest = hashlib.blake2b(f"{g.gateway_id}/{partition}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    return sorted(gateways, key=weight, reverse=True)
+
+
+class GatewayRegistry:
+    def __init__(self, settings: Settings, connections: Callable[[], int]) -> None:
+        self.gateway_id = settings.gateway_id or f"{settings.http_host}:{settings.http_port}"
+        self._url = settings.ws_url()
+        self._connections = connections
+        self._interval_s = settings.registry_interval_s
+        self._ttl_ms = int(settings.registry_ttl_s * 1000)
+        self._inbox_partitions = settings.inbox_partitions
+        self._topic = gateways_topic(settings).name
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=False
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=max(settings.kafka_fetch_max_wait_ms, 50),
+        )
+        self._known: dict[str, Gateway] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._producer.start()
+        await self._consumer.start()
+        tp = TopicPartition(self._topic, 0)
+        self._consumer.assign([tp])
+        end = (await self._consumer.end_offsets([tp]))[tp]
+        self._consumer.seek(tp, max(end - RECENT_RECORDS, 0))
+        await self._announce("up")
+        self._tasks = [
+            asyncio.create_task(self._announce_loop(), name="registry-announce"),
+            asyncio.create_task(self._read_loop(), name="registry-read"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._announce("down"), 5)
+        await self._producer.stop()
+        await self._consumer.stop()
+
+    def live(self) -> list[Gateway]:
+        horizon = now_ms() - self._ttl_ms
+        return [g for g in self._known.values() if g.seen_ms > horizon]
+
+    def urls_for(self, user_id: str) -> list[str]:
+        """Live gateways best first for this user; this gateway alone if none is known yet."""
+        ranked = rank(self.live(), inbox_partition(user_id, self._inbox_partitions))
+        return [g.url for g in ranked] or [self._url]
+
+    async def _announce(self, status: Literal["up", "down"]) -> None:
+        event = GatewayAnnouncedV1(
+            gateway_id=self.gateway_id,
+            url=self._url,
+            status=status,
+            connections=self._connections(),
+            at_ms=now_ms(),
+        )
+        await self._producer.send_and_wait(
+            self._topic, event.encode(), key=self.gateway_id.encode()
+        )
+
+    async def _announce_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self._announce("up")
+            except Exception:
+                log.exception("announcing this gateway failed")
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500)
+            except Exception:
+                log.exception("reading the gateway registry failed")
+                await asyncio.sleep(1)
+                continue
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.value)
+
+    def _apply(self, raw: bytes) -> None:
+        try:
+            event = GatewayAnnouncedV1.model_validate_json(raw)
+        except ValidationError:
+            log.error("skipping an unreadable gateway announcement")
+            return
+        if event.status == "down":
+            self._known.pop(event.gateway_id, None)
+            return
+        known = self._known.get(event.gateway_id)
+        if known is None or event.at_ms >= known.seen_ms:
+            self._known[event.gateway_id] = Gateway(
+                event.gateway_id, event.url, event.connections, event.at_ms
+            )

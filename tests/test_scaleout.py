@@ -1,0 +1,220 @@
+"""Several gateways: registry and discovery, a gateway killed under load, slow sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket as socketlib
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from tests.client import Api, Device
+from tests.stack import Process, Stack
+
+
+async def discovered(api: Api, device: Device) -> list[str]:
+    response = await api.http.get("/v1/discovery", headers=device.auth)
+    assert response.status_code == 200
+    return [g["url"] for g in response.json()["gateways"]]
+
+
+async def eventually(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def two_more(stack: Stack) -> AsyncIterator[list[Process]]:
+    gateways = [await asyncio.to_thread(stack.start_gateway) for _ in range(2)]
+    yield gateways
+    for gateway in gateways:
+        await asyncio.to_thread(gateway.stop)
+
+
+async def test_discovery_ranks_live_gateways_the_same_everywhere_and_drops_dead_ones(
+    api: Api, gateway: Process, two_more: list[Process]
+) -> None:
+    everyone = {gateway.ws_url, *(g.ws_url for g in two_more)}
+    devices = [await api.new_device("disc") for _ in range(12)]
+
+    async def all_three() -> bool:
+        return set(await discovered(api, devices[0])) == everyone
+
+    await eventually(all_three, 15, "every gateway to be announced")
+    firsts = set()
+    for device in devices:
+        orders = []
+        for g in [gateway, *two_more]:
+            async with Api(g.url, g.ws_url) as other:
+                orders.append(await discovered(other, device))
+        assert orders[0] == orders[1] == orders[2]
+        assert set(orders[0]) == everyone
+        firsts.add(orders[0][0])
+    assert len(firsts) >= 2  # users are spread over gateways, not all sent to one
+
+    stopped, killed = two_more
+    await asyncio.to_thread(stopped.stop)  # a graceful stop says "down" at once
+
+    async def without_stopped() -> bool:
+        return stopped.ws_url not in await discovered(api, devices[0])
+
+    await eventually(without_stopped, 5, "a stopped gateway to leave discovery")
+    await asyncio.to_thread(killed.kill)  # a killed one stops announcing and ages out
+
+    async def only_the_first() -> bool:
+        return await discovered(api, devices[0]) == [gateway.ws_url]
+
+    await eventually(only_the_first, 15, "a killed gateway to leave discovery")
+
+
+async def test_gateway_sigkill_clients_resume_elsewhere_with_no_gap_duplicate_or_reorder(
+    api: Api, stack: Stack
+) -> None:
+    doomed = await asyncio.to_thread(stack.start_gateway)
+    sender = await api.new_device("fo_s")
+    readers = [await api.new_device("fo_r") for _ in range(3)]
+    channel = await api.group(sender, [r.user_id for r in readers])
+    total = 300
+    received: dict[str, list[dict[str, Any]]] = {r.device_id: [] for r in readers}
+
+    async def read(device: Device) -> None:
+        url = doomed.ws_url
+        cursor: dict[str, str] = {}
+        while len(received[device.device_id]) < total:
+            ws = await websockets.connect(url, max_size=None)
+            try:
+                await ws.send(
+                    orjson.dumps(
+                        {"type": "hello", "token": device.token, "cursors": cursor}
+                    ).decode()
+                )
+                while len(received[device.device_id]) < total:
+                    frame = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if frame["type"] == "message":
+                        received[device.device_id].append(frame)
+                        cursor = {channel: frame["message_id"]}
+            except (ConnectionClosed, OSError):
+                # The gateway died: ask discovery where to go, skipping any that refuse.
+                for candidate in await discovered(api, device):
+                    try:
+                        probe = await websockets.connect(candidate, open_timeout=2)
+                    except OSError:
+                        continue
+                    await probe.close()
+                    url = candidate
+                    break
+            finally:
+                await ws.close()
+
+    async def send_all() -> None:
+        s = await api.connect(sender)
+        for i in range(total):
+            await s.send_text(channel, f"f{i}", client_msg_id=f"fo-{i}")
+            await asyncio.sleep(0.005)
+        await s.collect_messages(channel, total, timeout=60)
+
+    async def kill_midway() -> None:
+        await asyncio.sleep(0.8)
+        await asyncio.to_thread(doomed.kill)
+
+    readers_done = asyncio.gather(*(read(r) for r in readers))
+    await asyncio.sleep(0.5)
+    await asyncio.gather(send_all(), kill_midway())
+    await asyncio.wait_for(readers_done, 90)
+    history = [m["message_id"] for m in await api.all_history(sender, channel)]
+    for device in readers:
+        got = received[device.device_id]
+        assert [m["text"] for m in got] == [f"f{i}" for i in range(total)]
+        assert [m["message_id"] for m in got] == history
+    # The kill really interrupted them: some of each reader's messages came after it.
+    assert doomed.popen.returncode is not None
+
+
+async def test_a_socket_that_does_not_read_is_closed_and_catches_up_on_reconnect(
+    api: Api, stack: Stack
+) -> None:
+    gateway = await asyncio.to_thread(stack.start_gateway, PARLEY_OUTBOUND_QUEUE_FRAMES="20")
+    try:
+        sender, slow = await api.new_device("slow_s"), await api.new_device("slow_r")
+        channel = await api.direct(sender, slow.user_id)
+        stalled = await asyncio.to_thread(stalled_socket, gateway.port, slow.token)
+        s = await api.connect(sender)
+        total, text = 600, "y" * 16_000
+        for i in range(total):
+            await s.send_text(channel, f"{i}:{text}", client_msg_id=f"slow-{i}")
+        await s.collect_messages(channel, total, timeout=60)
+
+        async def closed_for_slowness() -> bool:
+            metrics = (await api.http.get(f"{gateway.url}/metrics")).text
+            return "parley_gateway_slow_consumers_closed_total 1.0" in metrics
+
+        await eventually(closed_for_slowness, 30, "the stalled socket to be closed")
+        assert await asyncio.to_thread(close_code_after_draining, stalled) == 4008
+
+        caught_up = await api.connect(slow, url=gateway.ws_url)
+        got = await caught_up.collect_messages(channel, total, timeout=60)
+        await caught_up.settle(0.5)
+        assert [m["client_msg_id"] for m in caught_up.messages(channel)] == [
+            f"slow-{i}" for i in range(total)
+        ]
+        assert len(got) == total
+    finally:
+        await asyncio.to_thread(gateway.stop)
+
+
+def stalled_socket(port: int, token: str) -> socketlib.socket:
+    """A WebSocket client that says hello and then never reads: a raw socket with a tiny
+    receive window, so neither a client library nor the kernel absorbs the backlog."""
+    raw = socketlib.socket()
+    raw.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        (
+            f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += raw.recv(1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    payload = orjson.dumps({"type": "hello", "token": token})
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    raw.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return raw
+
+
+def close_code_after_draining(raw: socketlib.socket) -> int:
+    """Read everything the server sent; the close code of its final close frame."""
+    raw.settimeout(30)
+    data = b""
+    while chunk := raw.recv(1 << 20):
+        data += chunk
+    code = None
+    at = 0
+    while at < len(data):
+        opcode, length = data[at] & 0x0F, data[at + 1] & 0x7F
+        at += 2
+        if length == 126:
+            length, at = struct.unpack(">H", data[at : at + 2])[0], at + 2
+        elif length == 127:
+            length, at = struct.unpack(">Q", data[at : at + 8])[0], at + 8
+        if opcode == 0x8:
+            code = struct.unpack(">H", data[at : at + 2])[0]
+        at += length
+    raw.close()
+    assert code is not None
+    return int(code)
