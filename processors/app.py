@@ -49,13 +49,14 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=settings.processor_commit_interval_s,
         broker_commit_every=settings.processor_batch_max,
     )
-    source = app.topic(
-        messages_topic(settings).name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+
+    def raw_topic(name: str) -> Any:
+        # Events are decoded by the agents with their versioned schemas, not by Faust.
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    source = raw_topic(messages_topic(settings).name)
     topics = Topics(
         inbox=inbox_topic(settings).name,
         inbox_partitions=settings.inbox_partitions,
@@ -86,13 +87,7 @@ def create_app(settings: Settings) -> faust.App:
             running["pipelines"] -= 1
             await stores.close()
 
-    presence_source = app.topic(
-        presence_topic(settings).name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    presence_source = raw_topic(presence_topic(settings).name)
     presence: dict[str, PresenceService] = {}
 
     @app.agent(presence_source)

@@ -24,12 +24,17 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn(workdir: Path) -> Iterator[str]:
+def postgres_server(workdir: Path) -> Iterator[EmbeddedPostgres]:
     """A migrated, empty Postgres for this run."""
     server = EmbeddedPostgres(workdir / "postgres")
     asyncio.run(migrate(server.dsn))
-    yield server.dsn
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_server: EmbeddedPostgres) -> str:
+    return postgres_server.dsn
 
 
 @pytest.fixture(scope="session")

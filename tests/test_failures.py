@@ -8,6 +8,7 @@ import uuid
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from parley.embedded import EmbeddedPostgres
 from parley.ids import now_ms
 from parley.settings import Settings
 from schemas.events import MessageSendV1
@@ -124,3 +125,59 @@ async def test_events_that_can_never_be_stored_are_dead_lettered_and_do_not_bloc
         await consumer.stop()
     assert {b"not json at all", future, poison} <= set(dead)
     assert got[0]["channel_id"] == channel
+
+
+async def test_a_database_restart_under_load_loses_no_send_and_doubles_none(
+    api: Api, postgres_server: EmbeddedPostgres
+) -> None:
+    a, b = await api.new_device(), await api.new_device()
+    channel = await api.direct(a, b.user_id)
+    sender, reader = await api.connect(a), await api.connect(b)
+    total = 200
+    pending = {f"pg-{i}" for i in range(total)}
+
+    async def send(cmid: str) -> None:
+        await sender.send_text(channel, f"text of {cmid}", client_msg_id=cmid)
+
+    marks: dict[str, float] = {}
+    clock = asyncio.get_running_loop().time
+
+    async def restart_midway() -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(postgres_server.restart)
+        marks["restarted"] = clock()
+
+    async def send_all() -> None:
+        for i in range(total):
+            await send(f"pg-{i}")
+            await asyncio.sleep(0.01)
+        marks["last_send"] = clock()
+
+    await asyncio.gather(send_all(), restart_midway())
+    # A client retries what was answered `internal`, with the same client_msg_id.
+    retried = 0
+    deadline = asyncio.get_running_loop().time() + 90
+    while pending:
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"never accepted: {sorted(pending)[:5]}"
+        )
+        frame = await sender.next(30)
+        if frame["type"] == "accepted":
+            pending.discard(frame["client_msg_id"])
+        elif frame["type"] == "error":
+            assert frame["code"] == "internal", frame
+            retried += 1
+            await asyncio.sleep(0.2)
+            await send(frame["ref"])
+    # The restart happened while sends were flowing (they waited for the pool to reconnect,
+    # or were answered `internal` and retried: `retried` counts those).
+    assert marks["restarted"] < marks["last_send"], (marks, retried)
+
+    got = await reader.collect_messages(channel, total, timeout=90)
+    await reader.settle(1.0)
+    got = reader.messages(channel)
+    assert sorted(m["client_msg_id"] for m in got) == sorted(f"pg-{i}" for i in range(total))
+    ids = [int(m["message_id"]) for m in got]
+    assert ids == sorted(set(ids))
+    history = await api.all_history(b, channel)
+    assert [m["message_id"] for m in history] == [m["message_id"] for m in got]
