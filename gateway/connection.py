@@ -333,7 +333,8 @@ class Connection:
         """A message for this connection's user, from the inbox (called in the consumer's loop)."""
         if self.state is State.SYNCING:
             self._held.append((channel_id, message_id, text))
-            if len(self._held) > self._s.settings.outbound_queue_frames:
+            if len(self._held) > self._s.settings.outbound_queue_frames and self._killed is None:
+                metrics.SLOW_CLOSED.inc()
                 self.kill(CLOSE_TOO_SLOW, "too many messages while syncing: reconnect")
             return
         if self.state is not State.LIVE or message_id <= self._delivered.get(channel_id, 0):

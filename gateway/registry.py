@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -51,7 +52,7 @@ def rank(gateways: list[Gateway], partition: int) -> list[Gateway]:
 
 class GatewayRegistry:
     def __init__(self, settings: Settings, connections: Callable[[], int]) -> None:
-        self.gateway_id = settings.gateway_id or f"{settings.http_host}:{settings.http_port}"
+        self.gateway_id = settings.gateway_id or f"{socket.gethostname()}:{settings.http_port}"
         self._url = settings.ws_url()
         self._connections = connections
         self._interval_s = settings.registry_interval_s

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_ws_url: str | None = None
-    gateway_id: str | None = None  # default: host:port
+    gateway_id: str | None = None  # default: hostname:http_port (must be unique)
     registry_interval_s: float = 2.0
     registry_ttl_s: float = 6.0
     hello_timeout_s: float = 5.0

@@ -98,7 +98,7 @@ async def test_discovery_lists_this_gateway(api: Api) -> None:
     device = await api.new_device()
     response = await api.http.get("/v1/discovery", headers=device.auth)
     assert response.status_code == 200
-    assert response.json() == {"gateways": [{"url": api.ws_url}]}
+    assert {"url": api.ws_url} in response.json()["gateways"]
 
 
 async def test_direct_channel_is_one_per_pair_whoever_opens_it(api: Api) -> None:
