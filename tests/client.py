@@ -112,7 +112,9 @@ class Api:
     def __init__(self, base_url: str, ws_url: str) -> None:
         self.base_url = base_url
         self.ws_url = ws_url
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+        # Generous: password hashing (argon2id) is CPU-bound and the machine may be busy.
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=120)
+        self._hashing = asyncio.Semaphore(8)
         self._sockets: list[Socket] = []
 
     async def __aenter__(self) -> Api:
@@ -147,7 +149,9 @@ class Api:
         return Device(body["user_id"], body["device_id"], body["token"], username)
 
     async def new_device(self, prefix: str = "u") -> Device:
-        return await self.login(await self.signup(prefix))
+        # Bounded: a hundred concurrent sign-ups would queue on the server's hashing threads.
+        async with self._hashing:
+            return await self.login(await self.signup(prefix))
 
     async def direct(self, device: Device, other_user_id: str) -> str:
         response = await self.http.post(
