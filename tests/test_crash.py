@@ -62,3 +62,35 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in metrics")
+
+
+async def test_one_of_two_processor_workers_killed_under_load_loses_and_doubles_nothing(
+    api: Api, stack: Stack
+) -> None:
+    second = await asyncio.to_thread(stack.start_processor)  # joins the same consumer group
+    sender, reader = await api.new_device("rb_s"), await api.new_device("rb_r")
+    channels = [await api.group(sender, [reader.user_id], name=f"g{i}") for i in range(6)]
+    s, r = await api.connect(sender), await api.connect(reader)
+    per_channel = 60
+
+    async def send_all() -> None:
+        for i in range(per_channel):
+            for channel in channels:  # channels spread over partitions, so over both workers
+                await s.send_text(channel, f"{channel}:{i}")
+            await asyncio.sleep(0.01)
+
+    async def kill_one() -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(second.kill)
+
+    await asyncio.gather(send_all(), kill_one())
+    for channel in channels:
+        got = await r.collect_messages(channel, per_channel, timeout=90)
+        assert [m["text"] for m in got] == [f"{channel}:{i}" for i in range(per_channel)]
+    await r.settle(1.0)
+    for channel in channels:
+        got = r.messages(channel)
+        assert len(got) == per_channel
+        assert [m["message_id"] for m in got] == [
+            m["message_id"] for m in await api.all_history(reader, channel)
+        ]
