@@ -10,4 +10,4 @@ ACCEPTED = Counter("parley_gateway_sends_accepted_total", "Sends acknowledged by
 SLOW_CLOSED = Counter(
     "parley_gateway_slow_consumers_closed_total", "Sockets closed for not reading"
 )
-SYNC_SECONDS = Histogram("parley_gateway_sync_seconds", "Time from hello to synced")
+SYNC_SECONDS = Histogram("parley_gateway_sync_seconds", "Time from welcome to synced")

@@ -170,7 +170,9 @@ def run_dev(settings: Settings, gateways: int = 1, processors: int = 1) -> None:
             stop_process(front)
         if broker is not None and workers:
             lag = wait_drained(settings, 30)
-            if lag:
+            if lag < 0:
+                print("Parley: could not check that every send was processed", file=sys.stderr)
+            elif lag:
                 print(f"Parley: stopping with {lag} sends not yet processed", file=sys.stderr)
         for worker in workers:
             stop_process(worker)

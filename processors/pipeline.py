@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
 import psycopg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -195,6 +196,21 @@ class MessagePipeline:
         if self._sink is None:
             return
         fut = await self._sink.send(
-            self._topics.dead_letter, None, raw, None, None, [("x-parley-error", reason.encode())]
+            self._topics.dead_letter,
+            _channel_key(raw),
+            raw,
+            None,
+            None,
+            [("x-parley-error", reason.encode())],
         )
         await fut
+
+
+def _channel_key(raw: bytes) -> bytes | None:
+    """The channel id of an event, as its dead-letter key, when it can be read at all."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    channel_id = event.get("channel_id") if isinstance(event, dict) else None
+    return channel_id.encode() if isinstance(channel_id, str) else None
