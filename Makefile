@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint clean
+.PHONY: install dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,6 +17,10 @@ dev: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+bench: install
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) -m bench $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

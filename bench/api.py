@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from tqdm import tqdm
+
+from bench.progress import bar as progress_bar
 
 PASSWORD = "bench-password-1"
 
@@ -85,7 +86,7 @@ class Api:
         prefix = f"b{uuid.uuid4().hex[:8]}_"
         semaphore = asyncio.Semaphore(concurrency)
         users: list[User | None] = [None] * count
-        with tqdm(total=count, desc="users (signup+login)", unit="user", leave=False) as bar:
+        with progress_bar(count, "users (signup+login)", "user") as bar:
 
             async def one(i: int) -> None:
                 async with semaphore:

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from tqdm import tqdm
 
+from bench.progress import bar as progress_bar
 from bench.stats import summarize_ns
 
 # About the size of a `message.send` event on the messages topic.
@@ -30,17 +30,11 @@ class Floor:
         self._t0: dict[int, int] = {}
         self._sink: list[int] = []
         self.received = 0
+        self._target = 0
+        self._done = asyncio.Event()
 
     async def start(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="parley-bench")
-        await admin.start()
-        try:
-            response = await admin.create_topics([NewTopic(self.topic, 1, 1)])
-            for name, code, message in response.topic_errors:
-                if code != 0:
-                    raise RuntimeError(f"could not create topic {name}: {message} ({code})")
-        finally:
-            await admin.close()
+        await create_topic(self.bootstrap, self.topic)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             client_id="parley-bench-floor",
@@ -61,6 +55,19 @@ class Floor:
         self._consumer.assign([TopicPartition(self.topic, 0)])
         self._reader = asyncio.create_task(self._read())
 
+    async def fresh_topic(self) -> None:
+        """Move to a new empty topic (each rate starts from an empty partition)."""
+        old = self.topic
+        self.topic = f"bench.floor.{uuid.uuid4().hex[:12]}"
+        await create_topic(self.bootstrap, self.topic)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self._consumer.assign([TopicPartition(self.topic, 0)])
+        self._reader = asyncio.create_task(self._read())
+        await delete_topic(self.bootstrap, old)
+
     async def _read(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=100)
@@ -72,6 +79,8 @@ class Floor:
                     if t0 is not None:
                         self._sink.append(now - t0)
                         self.received += 1
+            if len(self._sink) >= self._target:
+                self._done.set()
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -82,12 +91,7 @@ class Floor:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="parley-bench")
-        with contextlib.suppress(Exception):
-            await admin.start()
-            await admin.delete_topics([self.topic])
-        with contextlib.suppress(Exception):
-            await admin.close()
+        await delete_topic(self.bootstrap, self.topic)
 
     async def run(
         self, rate: float, duration_s: float, drain_s: float, seq_base: int
@@ -97,12 +101,14 @@ class Floor:
         count = max(int(rate * duration_s), 1)
         sink: list[int] = []
         self._sink = sink
+        self._target = count
+        self._done.clear()
         period = 1e9 / rate
         errors = 0
         lag: list[int] = []
         start = time.monotonic_ns() + 20_000_000
         sent = 0
-        with tqdm(total=count, desc=f"floor @{rate:g}/s", unit="msg", leave=False) as bar:
+        with progress_bar(count, f"floor @{rate:g}/s", "msg") as bar:
             last_bar = 0
             while sent < count:
                 now = time.monotonic_ns()
@@ -127,8 +133,11 @@ class Floor:
             bar.update(sent - last_bar)
         end = time.monotonic_ns()
         deadline = time.monotonic() + drain_s
-        while len(sink) + errors < sent and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        self._target = sent - errors
+        if len(sink) < self._target:
+            self._done.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), max(deadline - time.monotonic(), 0))
         missing = sent - errors - len(sink)
         for seq in range(seq_base, seq_base + sent):
             self._t0.pop(seq, None)
@@ -141,6 +150,83 @@ class Floor:
             "send_lag_ms": summarize_ns(lag),
         }
         return sink, info
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(topic, 1, 1)])
+        for name, code, message in response.topic_errors:
+            if code != 0:
+                raise RuntimeError(f"could not create topic {name}: {message} ({code})")
+    finally:
+        await admin.close()
+
+
+async def delete_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
+    with contextlib.suppress(Exception):
+        await admin.start()
+        await admin.delete_topics([topic])
+    with contextlib.suppress(Exception):
+        await admin.close()
+
+
+async def depth_probe(
+    bootstrap: str, max_records: int = 8000, step: int = 1000, fetch_timeout_s: float = 2.0
+) -> dict[str, Any]:
+    """How the broker copes with a deep partition: write `step` single-record batches at a
+    time (acks=all, one at a time, as a quiet chat channel would), then time a fetch of the
+    newest record. Stops at the first fetch that gets nothing within `fetch_timeout_s`."""
+    topic = f"bench.depth.{uuid.uuid4().hex[:12]}"
+    await create_topic(bootstrap, topic)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=0
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=2,
+    )
+    await producer.start()
+    await consumer.start()
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    steps: list[dict[str, Any]] = []
+    failed_at: int | None = None
+    try:
+        written = 0
+        while written < max_records:
+            t0 = time.monotonic()
+            for _ in range(step):
+                await producer.send_and_wait(topic, PADDING)
+            written += step
+            produce_s = time.monotonic() - t0
+            consumer.seek(tp, written - 1)
+            t1 = time.monotonic()
+            batches = await consumer.getmany(tp, timeout_ms=int(fetch_timeout_s * 1000))
+            got = sum(len(records) for records in batches.values())
+            steps.append(
+                {
+                    "records": written,
+                    "produce_step_s": round(produce_s, 3),
+                    "fetch_newest_s": round(time.monotonic() - t1, 3) if got else None,
+                }
+            )
+            if not got:
+                failed_at = written
+                break
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        await delete_topic(bootstrap, topic)
+    return {
+        "steps": steps,
+        "fetch_failed_at_records": failed_at,
+        "fetch_timeout_s": fetch_timeout_s,
+    }
 
 
 async def warm_up(floor: Floor) -> None:

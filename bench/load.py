@@ -19,11 +19,11 @@ from typing import Any
 
 import orjson
 import psutil
-from tqdm import tqdm
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bench.api import User
+from bench.progress import bar as progress_bar
 from bench.stats import summarize_ns
 from bench.wsclient import SessionError, close_code, encode, open_synced
 
@@ -110,6 +110,7 @@ class Tracker:
         self.last_frame_ns = 0
         self.unexpected_closes: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        self.drained = asyncio.Event()
 
     def expect(self, cmid: str, t0: int, expected: int, run: Run) -> None:
         self.pending[cmid] = Pending(t0, expected, 0, run)
@@ -153,6 +154,8 @@ class Tracker:
             pending.got += 1
             if pending.got >= pending.expected:
                 del self.pending[cmid]
+                if not self.pending:
+                    self.drained.set()
         elif kind == "accepted":
             entry = self.awaiting_accept.pop(frame.get("client_msg_id"), None)
             if entry is not None:
@@ -167,6 +170,8 @@ class Tracker:
                 if pending is not None:
                     pending.run.errors[code] = pending.run.errors.get(code, 0) + 1
                     pending.run.missing += pending.expected - pending.got
+                    if not self.pending:
+                        self.drained.set()
 
     def on_close(self, session: Session) -> None:
         if session.closing:
@@ -210,7 +215,7 @@ class Fleet:
         if not missing:
             return
         semaphore = asyncio.Semaphore(concurrency)
-        with tqdm(total=len(missing), desc="sockets", unit="sock", leave=False) as bar:
+        with progress_bar(len(missing), "sockets", "sock") as bar:
 
             async def one(user: User) -> None:
                 async with semaphore:
@@ -268,6 +273,14 @@ class Fleet:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await session.reader
 
+    async def keep_only(self, users: list[User]) -> None:
+        """Close the sockets of every other user (the gateway drops what it queued for them)."""
+        keep = {u.index for u in users}
+        others = [s for i, s in self.sessions.items() if i not in keep]
+        for s in others:
+            del self.sessions[s.user.index]
+        await asyncio.gather(*(self._close(s) for s in others))
+
     async def close_all(self) -> None:
         sessions = list(self.sessions.values())
         self.sessions.clear()
@@ -322,7 +335,7 @@ async def paced_load(
     deliveries0 = tracker.deliveries
     sent = 0
     next_check = start
-    with tqdm(total=count, desc=label, unit="msg", leave=False) as bar:
+    with progress_bar(count, label, "msg") as bar:
         last_bar = 0
         while sent < count:
             now = time.monotonic_ns()
@@ -365,8 +378,10 @@ async def paced_load(
     run.delivered_in_window = tracker.deliveries - deliveries0
     drain_started = time.monotonic()
     deadline = drain_started + drain_s
-    while time.monotonic() < deadline and tracker.pending:
-        await asyncio.sleep(0.01)
+    if tracker.pending:
+        tracker.drained.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tracker.drained.wait(), max(deadline - time.monotonic(), 0))
     run.drain_s = time.monotonic() - drain_started
     tracker.settle(run)
     cpu1 = me.cpu_times()

@@ -115,6 +115,8 @@ class Stack:
     notes: list[str] = field(default_factory=list)
     _tmp: Path | None = None
     _reader: threading.Thread | None = None
+    _clock0: float = 0.0
+    _verbose: bool = False
 
     # --- processes --------------------------------------------------------------------------
 
@@ -218,14 +220,29 @@ class Stack:
         if self.popen.returncode not in (0, None):
             self.notes.append(f"parley dev exited with code {self.popen.returncode}")
 
+    def restart(self, timeout_s: float = 180.0) -> float:
+        """Stop `parley dev` and start it again (new ports, same data); returns the seconds."""
+        started = time.monotonic()
+        self.stop()
+        if self.log_path is not None:
+            with self.log_path.open("ab") as log:
+                stamp = time.monotonic() - self._clock0
+                log.write(f"[{stamp:9.2f}s] bench: restarting parley dev\n".encode())
+        launch(self, timeout_s)
+        return time.monotonic() - started
+
     def cleanup(self, keep: bool) -> None:
         if self._tmp is not None and not keep:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def _tee(stream: IO[bytes], log: IO[bytes], ready: threading.Event, echo: bool) -> None:
+def _tee(
+    stream: IO[bytes], log: IO[bytes], ready: threading.Event, echo: bool, clock0: float
+) -> None:
+    """Copy the stack's output to its log, each line stamped with the bench clock (seconds
+    since the bench started), so problems can be matched to the phase they happened in."""
     for line in iter(stream.readline, b""):
-        log.write(line)
+        log.write(f"[{time.monotonic() - clock0:9.2f}s] ".encode() + line)
         log.flush()
         if READY_MARKER.encode() in line:
             ready.set()
@@ -234,12 +251,29 @@ def _tee(stream: IO[bytes], log: IO[bytes], ready: threading.Event, echo: bool) 
     log.close()
 
 
-def start_dev_stack(timeout_s: float = 180.0, verbose: bool = False) -> Stack:
+def start_dev_stack(clock0: float, timeout_s: float = 180.0, verbose: bool = False) -> Stack:
     """Run `parley dev` on free ports in a temporary data dir; returns once it printed
     "Parley ready:". The send rate limit is raised so bench devices are never throttled."""
     tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-    data_dir = tmp / "data"
-    log_path = tmp / "parley-dev.log"
+    stack = Stack(
+        http_url="",
+        ws_url="",
+        kafka_bootstrap=None,
+        owned=True,
+        data_dir=tmp / "data",
+        log_path=tmp / "parley-dev.log",
+        _tmp=tmp,
+        _clock0=clock0,
+        _verbose=verbose,
+    )
+    launch(stack, timeout_s)
+    return stack
+
+
+def launch(stack: Stack, timeout_s: float = 180.0) -> None:
+    """(Re)start `parley dev` for `stack` on new free ports, keeping its data dir: accounts,
+    channels and stored messages survive; the embedded broker starts with empty topics."""
+    assert stack.data_dir is not None and stack.log_path is not None
     http_port, kafka_port, processor_port = free_port(), free_port(), free_port()
     env = dict(os.environ)
     env.update(
@@ -260,7 +294,7 @@ def start_dev_stack(timeout_s: float = 180.0, verbose: bool = False) -> Stack:
             "--http-port",
             str(http_port),
             "--data-dir",
-            str(data_dir),
+            str(stack.data_dir),
         ],
         env=env,
         stdin=subprocess.DEVNULL,
@@ -272,33 +306,26 @@ def start_dev_stack(timeout_s: float = 180.0, verbose: bool = False) -> Stack:
     ready = threading.Event()
     reader = threading.Thread(
         target=_tee,
-        args=(popen.stdout, log_path.open("ab"), ready, verbose),
+        args=(popen.stdout, stack.log_path.open("ab"), ready, stack._verbose, stack._clock0),
         name="parley-dev-log",
         daemon=True,
     )
     reader.start()
-    stack = Stack(
-        http_url=f"http://127.0.0.1:{http_port}",
-        ws_url=f"ws://127.0.0.1:{http_port}/v1/ws",
-        kafka_bootstrap=f"127.0.0.1:{kafka_port}",
-        owned=True,
-        data_dir=data_dir,
-        log_path=log_path,
-        popen=popen,
-        _tmp=tmp,
-        _reader=reader,
-    )
+    stack.http_url = f"http://127.0.0.1:{http_port}"
+    stack.ws_url = f"ws://127.0.0.1:{http_port}/v1/ws"
+    stack.kafka_bootstrap = f"127.0.0.1:{kafka_port}"
+    stack.popen = popen
+    stack._reader = reader
     deadline = started + timeout_s
     while not ready.wait(0.2):
         if popen.poll() is not None or time.monotonic() > deadline:
             stack.stop(30)
-            tail = log_path.read_text(errors="replace")[-3000:]
+            tail = stack.log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(
                 f"parley dev did not get ready (exit code {popen.returncode}); "
-                f"log {log_path}:\n{tail}"
+                f"log {stack.log_path}:\n{tail}"
             )
     stack.startup_s = time.monotonic() - started
-    return stack
 
 
 def external_stack(url: str, kafka_bootstrap: str | None, gateway_pid: int | None) -> Stack:
@@ -387,37 +414,65 @@ PROBLEM = re.compile(
 )
 
 
-def scan_logs(stack: Stack, limit: int = 40) -> dict[str, object]:
-    """Problem lines in the `parley dev` output, the broker log and the Postgres log."""
-    files: list[Path] = []
+# Postgres says this on every clean shutdown.
+BENIGN = re.compile(r'background worker "logical replication launcher" \(PID \d+\) exited')
+
+
+STAMP = re.compile(r"^\[\s*([0-9.]+)s\] ")
+
+
+def _phase_at(t: float, phases: list[tuple[str, float, float]]) -> str:
+    for name, start, end in phases:
+        if start <= t <= end:
+            return name
+    return "between phases"
+
+
+def scan_logs(
+    stack: Stack, phases: list[tuple[str, float, float]], limit: int = 40
+) -> dict[str, object]:
+    """Problem lines in the `parley dev` output, the broker log and the Postgres log; for the
+    stamped `parley dev` output, also how many fell in each bench phase."""
+    files: list[tuple[str, Path]] = []
     if stack.log_path is not None:
-        files.append(stack.log_path)
+        files.append(("parley dev output", stack.log_path))
     if stack.data_dir is not None:
-        files.append(stack.data_dir / "broker.log")
+        files.append(("broker.log", stack.data_dir / "broker.log"))
         pg_log = stack.data_dir / "postgres" / "log"
         if pg_log.is_file():
-            files.append(pg_log)
-        elif pg_log.is_dir():
-            files.extend(sorted(pg_log.glob("*")))
+            files.append(("postgres log", pg_log))
     report: dict[str, object] = {}
-    for path in files:
+    for name, path in files:
         if not path.is_file():
             continue
         counts: dict[str, int] = {}
+        by_phase: dict[str, int] = {}
         samples: list[str] = []
+        seen: set[str] = set()
         lines = 0
         with path.open(errors="replace") as handle:
             for line in handle:
                 lines += 1
                 match = PROBLEM.search(line)
-                if match is None:
+                if match is None or BENIGN.search(line):
                     continue
                 key = match.group(0)
                 counts[key] = counts.get(key, 0) + 1
-                text = line.rstrip()[:300]
-                if len(samples) < limit and text not in samples:
-                    samples.append(text)
-        report[path.name] = {"path": str(path), "lines": lines, "matches": counts, "samples": samples}
+                stamp = STAMP.match(line)
+                if stamp is not None and key in ("ERROR", "Traceback", "CRITICAL"):
+                    phase = _phase_at(float(stamp.group(1)), phases)
+                    by_phase[phase] = by_phase.get(phase, 0) + 1
+                bare = STAMP.sub("", line).rstrip()[:300]
+                if len(samples) < limit and bare not in seen:
+                    seen.add(bare)
+                    samples.append(line.rstrip()[:300])
+        report[name] = {
+            "path": str(path),
+            "lines": lines,
+            "matches": counts,
+            "errors_by_phase": by_phase,
+            "samples": samples,
+        }
     return report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -89,15 +90,10 @@ async def abort(ws: ClientConnection) -> None:
     transport = ws.transport
     if transport is not None:
         transport.abort()
-    try:
+    with contextlib.suppress(Exception):
         await asyncio.wait_for(ws.wait_closed(), 1)
-    except (TimeoutError, Exception):
-        pass
 
 
 def close_code(ws: ClientConnection) -> int | None:
-    if ws.close_rcvd is not None:
-        return int(ws.close_rcvd.code)
-    if ws.close_sent is not None:
-        return int(ws.close_sent.code)
-    return None if ws.state.name != "CLOSED" else 1006
+    """The close code the server sent (1006: the connection dropped without one)."""
+    return ws.close_code

@@ -1,0 +1,329 @@
+"""Client sockets by the thousand, held by worker processes (one process may hold at most
+RLIMIT_NOFILE open files, 20,000 on this box): used by the connection-memory scenario and the
+reconnect storm. Each worker runs its own event loop and obeys commands sent over a pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from bench.wsclient import SessionError, close_code, encode, open_synced
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One client socket to keep: its global index, its device token, the cursors to send in
+    `hello`, and how many messages its sync should bring."""
+
+    index: int
+    token: str
+    cursors: dict[str, str]
+    expected_sync: int
+
+
+def _note(samples: dict[str, str], kind: str, exc: BaseException) -> None:
+    """Keep the first message of each kind of error, as evidence."""
+    if kind not in samples:
+        cause = f" (cause: {exc.__cause__!r})" if exc.__cause__ is not None else ""
+        samples[kind] = f"{exc!r}{cause}"[:300]
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, SessionError):
+        return exc.kind
+    if isinstance(exc, ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        return f"closed_{code}"
+    if isinstance(exc, InvalidHandshake):
+        return f"handshake_{type(exc).__name__}"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError):
+        return f"os_{exc.errno}"
+    return type(exc).__name__
+
+
+@dataclass
+class _Held:
+    ws: ClientConnection
+    reader: asyncio.Task[None]
+    closing: bool = False
+
+
+@dataclass
+class _Worker:
+    url: str
+    slots: list[Slot]
+    progress: Synchronized[int]
+    held: dict[int, _Held] = field(default_factory=dict)
+    closes: dict[str, int] = field(default_factory=dict)
+    error_samples: dict[str, str] = field(default_factory=dict)
+    frames_after_sync: int = 0
+    heartbeat_s: float = 15.0
+
+    async def _read(self, index: int, ws: ClientConnection) -> None:
+        try:
+            async for _ in ws:
+                self.frames_after_sync += 1
+        except ConnectionClosed:
+            pass
+        finally:
+            held = self.held.get(index)
+            if held is not None and held.ws is ws and not held.closing:
+                key = str(close_code(ws))
+                self.closes[key] = self.closes.get(key, 0) + 1
+                del self.held[index]
+
+    def _keep(self, slot: Slot, ws: ClientConnection) -> None:
+        self.held[slot.index] = _Held(ws, asyncio.create_task(self._read(slot.index, ws)))
+
+    async def heartbeats(self) -> None:
+        beat = encode({"type": "heartbeat"})
+        while True:
+            await asyncio.sleep(max(self.heartbeat_s * 0.6, 1.0))
+            for held in list(self.held.values()):
+                with contextlib.suppress(Exception):
+                    await held.ws.send(beat)
+
+    async def level(self, target: int, concurrency: int, timeout_s: float) -> dict[str, Any]:
+        """Hold exactly the slots whose global index is below `target`."""
+        started = time.monotonic()
+        extra = [i for i in self.held if i >= target]
+        await self._close([self.held[i] for i in extra], remove=extra)
+        wanted = [s for s in self.slots if s.index < target and s.index not in self.held]
+        semaphore = asyncio.Semaphore(concurrency)
+        errors: dict[str, int] = {}
+        times: list[float] = []
+        sync_counts: list[int] = []
+        retries = 0
+        deadline = started + timeout_s
+
+        async def one(slot: Slot) -> None:
+            nonlocal retries
+            async with semaphore:
+                for attempt in range(4):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 1:
+                        errors["deadline"] = errors.get("deadline", 0) + 1
+                        return
+                    try:
+                        synced = await open_synced(
+                            self.url, slot.token, slot.cursors, min(remaining, 60)
+                        )
+                    except Exception as exc:
+                        kind = _error_kind(exc)
+                        errors[kind] = errors.get(kind, 0) + 1
+                        _note(self.error_samples, kind, exc)
+                        if attempt < 3:
+                            retries += 1
+                            await asyncio.sleep(0.2 * (attempt + 1))
+                        continue
+                    self.heartbeat_s = float(synced.welcome.get("heartbeat_interval_s", 15))
+                    self._keep(slot, synced.ws)
+                    times.append(synced.seconds)
+                    sync_counts.append(synced.sync_messages)
+                    with self.progress.get_lock():
+                        self.progress.value += 1
+                    return
+
+        await asyncio.gather(*(one(s) for s in wanted))
+        return {
+            "held": len(self.held),
+            "opened": len(times),
+            "errors": errors,
+            "retries": retries,
+            "connect_s": times,
+            "sync_messages": sync_counts,
+            "closes": dict(self.closes),
+            "error_samples": dict(self.error_samples),
+            "elapsed_s": time.monotonic() - started,
+        }
+
+    async def _close(self, held: list[_Held], remove: list[int] | None = None) -> None:
+        for h in held:
+            h.closing = True
+        await asyncio.gather(
+            *(asyncio.wait_for(h.ws.close(), 5) for h in held), return_exceptions=True
+        )
+        for h in held:
+            h.reader.cancel()
+        await asyncio.gather(*(h.reader for h in held), return_exceptions=True)
+        for index in remove or []:
+            self.held.pop(index, None)
+
+    async def drop(self) -> dict[str, Any]:
+        """Close every socket at once (a normal close handshake, all concurrently)."""
+        started = time.monotonic()
+        held = list(self.held.values())
+        count = len(held)
+        await self._close(held)
+        self.held.clear()
+        return {"closed": count, "elapsed_s": time.monotonic() - started}
+
+    async def storm(self, start_at: float, target: int, deadline_s: float) -> dict[str, Any]:
+        """At monotonic time `start_at` (shared by all workers), reconnect every slot below
+        `target` at once; each retries (with jitter) until it is synced or the deadline."""
+        slots = [s for s in self.slots if s.index < target]
+        await asyncio.sleep(max(start_at - time.monotonic(), 0))
+        deadline = start_at + deadline_s
+        errors: dict[str, int] = {}
+        times: list[float] = []
+        sync_counts: list[int] = []
+        sync_wrong = 0
+        retries = 0
+        failed = 0
+
+        async def one(slot: Slot) -> None:
+            nonlocal retries, failed, sync_wrong
+            attempt = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    failed += 1
+                    return
+                try:
+                    synced = await open_synced(self.url, slot.token, slot.cursors, remaining)
+                except Exception as exc:
+                    kind = _error_kind(exc)
+                    errors[kind] = errors.get(kind, 0) + 1
+                    _note(self.error_samples, kind, exc)
+                    attempt += 1
+                    retries += 1
+                    await asyncio.sleep(random.uniform(0.1, min(0.25 * 2**attempt, 3.0)))
+                    continue
+                times.append(time.monotonic() - start_at)
+                sync_counts.append(synced.sync_messages)
+                if synced.sync_messages != slot.expected_sync:
+                    sync_wrong += 1
+                self._keep(slot, synced.ws)
+                with self.progress.get_lock():
+                    self.progress.value += 1
+                return
+
+        await asyncio.gather(*(one(s) for s in slots))
+        return {
+            "clients": len(slots),
+            "synced_s": times,
+            "sync_messages": sync_counts,
+            "sync_count_wrong": sync_wrong,
+            "failed": failed,
+            "retries": retries,
+            "errors": errors,
+            "error_samples": dict(self.error_samples),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "held": len(self.held),
+            "closes": dict(self.closes),
+            "frames_after_sync": self.frames_after_sync,
+        }
+
+
+async def _serve(worker: _Worker, conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    heartbeats = asyncio.create_task(worker.heartbeats())
+    try:
+        while True:
+            command, args = await loop.run_in_executor(None, conn.recv)
+            try:
+                if command == "level":
+                    reply: dict[str, Any] = await worker.level(*args)
+                elif command == "drop":
+                    reply = await worker.drop()
+                elif command == "storm":
+                    reply = await worker.storm(*args)
+                elif command == "stats":
+                    reply = worker.stats()
+                elif command == "quit":
+                    await worker.drop()
+                    conn.send({"ok": True})
+                    return
+                else:
+                    reply = {"error": f"unknown command {command}"}
+            except Exception as exc:
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
+            conn.send(reply)
+    finally:
+        heartbeats.cancel()
+
+
+def worker_main(url: str, slots: list[Slot], conn: Connection, progress: Synchronized[int]) -> None:
+    import uvloop
+
+    from bench.stack import raise_nofile_limit
+
+    raise_nofile_limit()
+    uvloop.run(_serve(_Worker(url, slots, progress), conn))
+
+
+class WorkerPool:
+    """`workers` processes; slot i is held by worker i % workers, so any level n is spread
+    evenly."""
+
+    def __init__(self, url: str, slots: list[Slot], workers: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.workers = max(1, min(workers, len(slots)))
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="pool")
+        self._conns: list[Connection] = []
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        self.progress: list[Synchronized[int]] = []
+        for w in range(self.workers):
+            parent, child = ctx.Pipe()
+            counter: Synchronized[int] = ctx.Value("i", 0)
+            proc = ctx.Process(
+                target=worker_main,
+                args=(url, slots[w :: self.workers], child, counter),
+                name=f"bench-worker-{w}",
+                daemon=True,
+            )
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+            self.progress.append(counter)
+
+    def reset_progress(self) -> None:
+        for counter in self.progress:
+            with counter.get_lock():
+                counter.value = 0
+
+    def progress_total(self) -> int:
+        return sum(c.value for c in self.progress)
+
+    async def call(self, command: str, *args: Any) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+
+        def roundtrip(conn: Connection) -> dict[str, Any]:
+            conn.send((command, args))
+            reply: dict[str, Any] = conn.recv()
+            return reply
+
+        replies = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, roundtrip, c) for c in self._conns)
+        )
+        for reply in replies:
+            if "error" in reply:
+                raise RuntimeError(f"worker failed {command}: {reply['error']}")
+        return list(replies)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.call("quit"), 30)
+        for proc in self._procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
