@@ -144,9 +144,7 @@ class Connection:
             registered = True
             watched = True
             await self._s.inbox.watch(self.user_id)
-            await self._s.publisher.presence(
-                "connect", self.user_id, self.device_id, self.connection_id
-            )
+            self._s.publisher.presence("connect", self.user_id, self.device_id, self.connection_id)
             self._send(
                 {
                     "type": "welcome",
@@ -178,7 +176,7 @@ class Connection:
                 with contextlib.suppress(Exception):
                     await self._s.presence.unsubscribe(self)
                 with contextlib.suppress(Exception):
-                    await self._s.publisher.presence(
+                    self._s.publisher.presence(
                         "disconnect", self.user_id, self.device_id, self.connection_id
                     )
             if watched:
@@ -457,7 +455,7 @@ class Connection:
         now = time.monotonic()
         if now - self._last_heartbeat >= self._s.settings.heartbeat_timeout_s / 4:
             self._last_heartbeat = now
-            await self._s.publisher.presence(
+            self._s.publisher.presence(
                 "heartbeat", self.user_id, self.device_id, self.connection_id
             )
 

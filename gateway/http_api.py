@@ -79,7 +79,7 @@ async def delete_session(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
     await services.stores.accounts.revoke_device(device.device_id)
-    await services.publisher.presence("logout", device.user_id, device.device_id, "")
+    services.publisher.presence("logout", device.user_id, device.device_id, "")
     # Every gateway serving the device closes its sockets (this one included).
     await services.publisher.device_revoked(device.user_id, device.device_id)
     for connection in services.registry.of_user(device.user_id):

@@ -27,6 +27,7 @@ class Publisher:
         self._inbox = inbox_topic(settings).name
         self._inbox_partitions = settings.inbox_partitions
         self._presence = presence_topic(settings).name
+        self._background: set[asyncio.Task[None]] = set()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
@@ -65,15 +66,15 @@ class Publisher:
             partition=inbox_partition(user_id, self._inbox_partitions),
         )
 
-    async def presence(
+    def presence(
         self,
         kind: Literal["connect", "heartbeat", "disconnect", "logout"],
         user_id: str,
         device_id: str,
         connection_id: str,
     ) -> None:
-        """Publish a device's presence event without waiting for the broker: presence is soft
-        state, and the next heartbeat repairs a lost one."""
+        """Publish a device's presence event in the background, never making the caller wait
+        for the broker: presence is soft state, and the next heartbeat repairs a lost event."""
         event = PresenceEventV1(
             kind=kind,
             user_id=user_id,
@@ -81,14 +82,15 @@ class Publisher:
             connection_id=connection_id,
             at_ms=now_ms(),
         )
+        task = asyncio.create_task(self._send_presence(event))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send_presence(self, event: PresenceEventV1) -> None:
         try:
-            fut = await self._producer.send(self._presence, event.encode(), key=user_id.encode())
-        except Exception:
-            log.exception("could not queue a presence event")
-            return
-        fut.add_done_callback(_log_failure)
-
-
-def _log_failure(fut: asyncio.Future[object]) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.error("a presence event was not acknowledged: %r", fut.exception())
+            acked = await self._producer.send(
+                self._presence, event.encode(), key=event.user_id.encode()
+            )
+            await acked
+        except Exception as exc:
+            log.warning("a presence event was not published: %r", exc)

@@ -7,6 +7,7 @@ store is the durable record and the stack drains the pipeline before the broker 
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import logging
@@ -131,3 +132,5 @@ class EmbeddedPostgres:
                 pgdata=self._server.pgdata,
                 user=self._server.system_user,
             )
+        # The wheel's exit hook would try to stop it again and log an error.
+        atexit.unregister(self._server._cleanup)
