@@ -50,6 +50,15 @@ async def heartbeating(socket: Socket) -> AsyncIterator[None]:
             await task
 
 
+async def watching(api: Api) -> tuple[Device, Device, Socket]:
+    """A watcher and a friend of theirs, with the watcher's socket subscribed to the friend."""
+    watcher, user = await api.new_device(), await api.new_device()
+    await friends(api, watcher, user)
+    w = await api.connect(watcher)
+    await subscribe(w, user.user_id)
+    return watcher, user, w
+
+
 async def wait_status(
     socket: Socket, user_id: str, status: str, timeout: float = 15
 ) -> dict[str, Any]:
@@ -185,10 +194,7 @@ async def test_online_while_any_device_heartbeats_offline_after_the_timeout(api:
 
 
 async def test_logout_of_the_last_device_is_offline_at_once(api: Api) -> None:
-    watcher, user = await api.new_device(), await api.new_device()
-    await friends(api, watcher, user)
-    w = await api.connect(watcher)
-    await subscribe(w, user.user_id)
+    _, user, w = await watching(api)
     socket = await api.connect(user)
     async with heartbeating(socket):
         await wait_status(w, user.user_id, "online")
@@ -200,10 +206,7 @@ async def test_logout_of_the_last_device_is_offline_at_once(api: Api) -> None:
 
 
 async def test_a_quick_reconnect_causes_no_flap(api: Api) -> None:
-    watcher, user = await api.new_device(), await api.new_device()
-    await friends(api, watcher, user)
-    w = await api.connect(watcher)
-    await subscribe(w, user.user_id)
+    _, user, w = await watching(api)
     first = await api.connect(user)
     async with heartbeating(first):
         await wait_status(w, user.user_id, "online")
@@ -238,10 +241,7 @@ async def test_a_subscriber_on_one_gateway_sees_changes_made_on_another(
 async def test_processor_sigkill_keeps_presence_and_timeouts_still_fire(
     api: Api, stack: Stack
 ) -> None:
-    watcher, user = await api.new_device(), await api.new_device()
-    await friends(api, watcher, user)
-    w = await api.connect(watcher)
-    await subscribe(w, user.user_id)
+    _, user, w = await watching(api)
     socket = await api.connect(user)
     async with heartbeating(socket):
         online = await wait_status(w, user.user_id, "online")
