@@ -23,34 +23,27 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
-def summarize_ns(samples_ns: Sequence[int]) -> dict[str, Any]:
-    """Latency samples in nanoseconds -> {count, p50, p90, p99, p99_9, max, mean} in ms."""
-    values = sorted(samples_ns)
+def _summarize(values: list[float], digits: int) -> dict[str, Any]:
     out: dict[str, Any] = {"count": len(values)}
     if not values:
         out.update({name: None for name, _ in PERCENTILES})
         out.update(max=None, mean=None)
         return out
     for name, pct in PERCENTILES:
-        out[name] = round(percentile(values, pct) / 1e6, 3)
-    out["max"] = round(values[-1] / 1e6, 3)
-    out["mean"] = round(sum(values) / len(values) / 1e6, 3)
+        out[name] = round(percentile(values, pct), digits)
+    out["max"] = round(values[-1], digits)
+    out["mean"] = round(sum(values) / len(values), digits)
     return out
+
+
+def summarize_ns(samples_ns: Sequence[int]) -> dict[str, Any]:
+    """Latency samples in nanoseconds -> {count, p50, p90, p99, p99_9, max, mean} in ms."""
+    return _summarize(sorted(v / 1e6 for v in samples_ns), 3)
 
 
 def summarize_s(samples_s: Sequence[float]) -> dict[str, Any]:
     """Durations in seconds -> {count, p50, p90, p99, p99_9, max, mean} in seconds."""
-    values = sorted(samples_s)
-    out: dict[str, Any] = {"count": len(values)}
-    if not values:
-        out.update({name: None for name, _ in PERCENTILES})
-        out.update(max=None, mean=None)
-        return out
-    for name, pct in PERCENTILES:
-        out[name] = round(percentile(values, pct), 4)
-    out["max"] = round(values[-1], 4)
-    out["mean"] = round(sum(values) / len(values), 4)
-    return out
+    return _summarize(sorted(samples_s), 4)
 
 
 def cdf_points(samples: Sequence[float], points: int = 2000) -> tuple[list[float], list[float]]:

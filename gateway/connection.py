@@ -187,11 +187,7 @@ class Connection:
         for task in self._tasks:
             task.cancel()
         if self._killed is None:
-            # Let queued frames go out before the close frame.
-            with contextlib.suppress(asyncio.QueueFull):
-                self._outbox.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._writer), 5) if self._writer else None
+            await self._drain_outbox()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -275,12 +271,15 @@ class Connection:
         """Send an error frame, let it go out, and close with `close_code`."""
         self._error(code, message)
         self._killed = (close_code, message)
+        await self._drain_outbox()
+
+    async def _drain_outbox(self) -> None:
+        """Let queued frames go out (for up to 5 s) before the close frame."""
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(None)
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._writer), 5)
-        return None
 
     # --- sync ------------------------------------------------------------------------------
 

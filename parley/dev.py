@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 from types import FrameType
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -181,7 +180,3 @@ def run_dev(settings: Settings, gateways: int = 1, processors: int = 1) -> None:
         if postgres is not None:
             postgres.stop()
         print("Parley stopped.", flush=True)
-
-
-def default_data_dir() -> Path:
-    return Path(".parley")
