@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket
 from gateway.connection import CLOSE_GOING_AWAY, Connection, Services
 from gateway.connections import Registry
 from gateway.cursors import CursorWriter
+from gateway.drain import CLOSE_SERVICE_RESTART, DRAIN_REASON
 from gateway.encoding import json_response
 from gateway.errors import ApiError
 from gateway.follower import PartitionFollower
@@ -29,6 +30,11 @@ from topics.definitions import inbox_topic
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    if websocket.app.state.draining:
+        # A client with an old address: send it where discovery points now.
+        await websocket.accept()
+        await websocket.close(CLOSE_SERVICE_RESTART, DRAIN_REASON)
+        return
     await Connection(websocket, websocket.app.state.services).run()
 
 
@@ -62,6 +68,7 @@ def create_app(settings: Settings) -> Starlette:
         await gateways.start()
         cursors = CursorWriter(stores.cursors, settings.cursor_flush_interval_s)
         cursors.start()
+        app.state.draining = False
         app.state.services = Services(
             settings, stores, publisher, inbox, hub, registry, cursors, gateways
         )

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import accounts, channels, friends
+from gateway import accounts, channels, friends, push
 from gateway.connection import Services
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
@@ -79,6 +79,7 @@ async def delete_session(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
     await services.stores.accounts.revoke_device(device.device_id)
+    await services.stores.push.remove_endpoint(device.device_id)
     services.publisher.presence("logout", device.user_id, device.device_id, "")
     # Every gateway serving the device closes its sockets (this one included).
     await services.publisher.device_revoked(device.user_id, device.device_id)
@@ -206,6 +207,29 @@ async def get_presence(request: Request) -> Response:
     return json_response({"presence": await snapshot(services.stores.presence, allowed)})
 
 
+async def put_push_endpoint(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    endpoint = await push.register(
+        _services(request).stores.push, device, body.get("platform"), body.get("token")
+    )
+    return json_response(push.endpoint_body(endpoint))
+
+
+async def delete_push_endpoint(request: Request) -> Response:
+    device = await _device(request)
+    await _services(request).stores.push.remove_endpoint(device.device_id)
+    return Response(status_code=204)
+
+
+async def list_push_endpoints(request: Request) -> Response:
+    device = await _device(request)
+    found = await _services(request).stores.push.endpoints([device.user_id])
+    return json_response(
+        {"endpoints": [push.endpoint_body(e) for e in found.get(device.user_id, [])]}
+    )
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "connections": _services(request).registry.count()})
 
@@ -228,6 +252,9 @@ routes = [
     Route("/v1/friends/{user_id}", put_friend, methods=["PUT"]),
     Route("/v1/friends/{user_id}", delete_friend, methods=["DELETE"]),
     Route("/v1/presence", get_presence, methods=["GET"]),
+    Route("/v1/push/endpoints", list_push_endpoints, methods=["GET"]),
+    Route("/v1/push/endpoints/current", put_push_endpoint, methods=["PUT"]),
+    Route("/v1/push/endpoints/current", delete_push_endpoint, methods=["DELETE"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

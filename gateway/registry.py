@@ -68,7 +68,7 @@ class GatewayRegistry:
             fetch_max_wait_ms=max(settings.kafka_fetch_max_wait_ms, 50),
         )
         self._known: dict[str, Gateway] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._left = False
 
     async def start(self) -> None:
         await self._producer.start()
@@ -78,18 +78,27 @@ class GatewayRegistry:
         end = (await self._consumer.end_offsets([tp]))[tp]
         self._consumer.seek(tp, max(end - RECENT_RECORDS, 0))
         await self._announce("up")
-        self._tasks = [
-            asyncio.create_task(self._announce_loop(), name="registry-announce"),
-            asyncio.create_task(self._read_loop(), name="registry-read"),
-        ]
+        self._announcing = asyncio.create_task(self._announce_loop(), name="registry-announce")
+        self._reading = asyncio.create_task(self._read_loop(), name="registry-read")
+
+    async def leave(self) -> None:
+        """Stop announcing and say `down` now: every gateway drops this one from discovery,
+        while this one keeps reading the registry (to answer discovery during a drain)."""
+        self._announcing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._announcing
+        if not self._left:
+            await self._announce("down")
+            self._left = True
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in (self._announcing, self._reading):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._announce("down"), 5)
+        if not self._left:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._announce("down"), 5)
         await self._producer.stop()
         await self._consumer.stop()
 

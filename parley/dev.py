@@ -71,10 +71,19 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+    stop_processes([process], timeout_s)
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout_s: float = 15) -> None:
+    """SIGTERM to all at once (gateways drain in parallel), then wait for each; SIGKILL the
+    ones still running after `timeout_s`."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
         try:
-            process.wait(timeout_s)
+            process.wait(max(deadline - time.monotonic(), 0))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -165,8 +174,7 @@ def run_dev(settings: Settings, gateways: int = 1, processors: int = 1) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # Gateways first (no new sends), then let the processors finish what was sent: the
         # embedded broker forgets its topics when it stops.
-        for front in fronts:
-            stop_process(front)
+        stop_processes(fronts)
         if broker is not None and workers:
             lag = wait_drained(settings, 30)
             if lag < 0:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     cursor_flush_interval_s: float = 0.5
     max_presence_subscriptions: int = 500
     sync_page_size: int = Field(default=500, ge=1, le=5000)
+    gateway_drain_s: float = Field(default=5.0, ge=0)  # SIGTERM: sockets handed off over this
 
     # Processors.
     processor_http_host: str = "127.0.0.1"
@@ -66,6 +67,18 @@ class Settings(BaseSettings):
     membership_cache_ttl_s: float = 30.0
     heartbeat_timeout_s: float = 30.0
     presence_tick_s: float = 0.5
+
+    # Push notifications, for messages a user with no open socket was not connected to receive.
+    push_provider: Literal["log", "webhook"] = "log"
+    push_webhook_url: str | None = None  # the operator's push relay (to APNs, FCM, Web Push)
+    push_webhook_secret: SecretStr | None = None  # signs every POST (HMAC-SHA256)
+    push_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    push_attempts: int = Field(default=5, ge=1)
+    push_retry_base_s: float = Field(default=0.5, ge=0)
+    push_coalesce_s: float = Field(default=300.0, ge=0)  # one push per channel burst
+    push_max_age_s: float = Field(default=600.0, gt=0)  # older messages are never pushed
+    push_preview_chars: int = Field(default=200, ge=0)
+    push_concurrency: int = Field(default=64, ge=1)
 
     # Postgres pool.
     postgres_pool_min: int = 1

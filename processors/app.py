@@ -12,9 +12,11 @@ from prometheus_client import generate_latest
 from parley.settings import Settings
 from processors import metrics
 from processors.kafka_tuning import apply_fetch_max_wait
+from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
 from processors.presence_service import PresenceService
-from storage.stores import open_stores
+from processors.push_providers import open_provider
+from storage.stores import SharedStores
 from topics.definitions import (
     dead_letter_topic,
     inbox_topic,
@@ -63,11 +65,12 @@ def create_app(settings: Settings) -> faust.App:
         dead_letter=dead_letter_topic(settings).name,
     )
 
-    running = {"pipelines": 0}
+    shared = SharedStores(settings)
+    running = {"pipelines": 0, "notifiers": 0}
 
     @app.agent(source)
     async def messages(stream: Any) -> None:
-        stores = await open_stores(settings)
+        stores = await shared.acquire()
         pipeline = MessagePipeline(
             stores.messages, stores.channels, app.producer, topics, settings.membership_cache_ttl_s
         )
@@ -85,14 +88,14 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.DEAD.inc(result.dead)
         finally:
             running["pipelines"] -= 1
-            await stores.close()
+            await shared.release()
 
     presence_source = raw_topic(presence_topic(settings).name)
     presence: dict[str, PresenceService] = {}
 
     @app.agent(presence_source)
     async def presence_events(stream: Any) -> None:
-        stores = await open_stores(settings)
+        stores = await shared.acquire()
         presence["service"] = PresenceService(
             stores.presence,
             app.producer,
@@ -107,7 +110,32 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.PRESENCE_CHANGES.inc(await presence["service"].handle(batch))
         finally:
             presence.pop("service", None)
-            await stores.close()
+            await shared.release()
+
+    notifier_config = NotifierConfig(
+        coalesce_ms=int(settings.push_coalesce_s * 1000),
+        max_age_ms=int(settings.push_max_age_s * 1000),
+        preview_chars=settings.push_preview_chars,
+        concurrency=settings.push_concurrency,
+    )
+
+    @app.agent(raw_topic(topics.inbox))
+    async def notifications(stream: Any) -> None:
+        stores = await shared.acquire()
+        provider = open_provider(settings)
+        notifier = Notifier(stores.push, stores.presence, provider, notifier_config)
+        running["notifiers"] += 1
+        try:
+            async for batch in stream.take(
+                settings.processor_batch_max, within=settings.processor_batch_within_s
+            ):
+                notified = await notifier.handle(batch)
+                metrics.PUSHES_SENT.inc(notified.sent)
+                metrics.PUSHES_FAILED.inc(notified.failed)
+        finally:
+            running["notifiers"] -= 1
+            await provider.close()
+            await shared.release()
 
     @app.timer(interval=settings.presence_tick_s)  # type: ignore[untyped-decorator]
     async def presence_timeouts() -> None:
@@ -125,8 +153,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        # Ready once both agents run and this worker owns partitions (of either topic).
-        ready_parts = running["pipelines"] and "service" in presence
+        # Ready once every agent runs and this worker owns partitions (of any topic).
+        ready_parts = running["pipelines"] and running["notifiers"] and "service" in presence
         assigned = len(app.consumer.assignment()) if ready_parts else 0
         ready = assigned > 0
         return web.json(

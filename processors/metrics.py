@@ -13,3 +13,7 @@ BATCH_SECONDS = Histogram("parley_processor_batch_seconds", "Time to store and f
 PRESENCE_CHANGES = Counter(
     "parley_processor_presence_changes_total", "Users gone online or offline"
 )
+PUSHES_SENT = Counter("parley_processor_pushes_sent_total", "Push notifications delivered")
+PUSHES_FAILED = Counter(
+    "parley_processor_pushes_failed_total", "Push notifications the provider gave up on"
+)

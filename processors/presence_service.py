@@ -1,7 +1,8 @@
 """Runs the presence tracker against the world: persists each change, then publishes it.
 
 Invariant: a change is written to Postgres before it is published on
-`parley.presence-changes.v1`, so a gateway that reads a snapshot from Postgres and then follows
+`parley.presence-changes.v1` (only online/offline flips are published; a change of `connected`
+alone is news for the notifier, which reads it from the store), so a gateway that reads a snapshot from Postgres and then follows
 the changes topic misses nothing (it may see a change twice; it sends a status only when it
 differs from the last one it sent).
 """
@@ -14,9 +15,9 @@ from collections.abc import Iterable, Sequence
 
 from parley.ids import iso_ms, now_ms
 from processors.pipeline import RecordSink
-from processors.presence import PresenceTracker
+from processors.presence import Change, PresenceTracker
 from schemas.events import PresenceChangedV1, PresenceEventV1
-from storage.protocols import Presence, PresenceStore
+from storage.protocols import PresenceStore
 from topics.definitions import key_partition
 
 log = logging.getLogger("parley.presence")
@@ -37,12 +38,12 @@ class PresenceService:
         self._partitions = partitions
         self._tracker = PresenceTracker(int(timeout_s * 1000))
         self._owned: set[int] = set()
-        self._unpublished: list[Presence] = []  # decided, not yet saved and published
+        self._unpublished: list[Change] = []  # decided, not yet saved and published
         # Events and the timer both change the tracker; changes go out in the order decided.
         self._lock = asyncio.Lock()
 
     async def handle(self, batch: Sequence[bytes]) -> int:
-        """Apply a batch of device events; returns the number of presence changes."""
+        """Apply a batch of device events; returns the number of online/offline changes."""
         events = []
         for raw in batch:
             try:
@@ -63,7 +64,7 @@ class PresenceService:
                     log.warning("publishing presence changes failed, retrying: %r", exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
-        return len(changes)
+        return sum(c.status_changed for c in changes)
 
     async def tick(self, owned_partitions: Iterable[int]) -> int:
         """Follow this worker's partitions and time out silent users; returns changes made."""
@@ -84,15 +85,17 @@ class PresenceService:
             changes = self._tracker.expire(now_ms())
             self._unpublished += changes
             await self._publish()  # on failure they stay unpublished for the next tick
-        return len(changes)
+        return sum(c.status_changed for c in changes)
 
     async def _publish(self) -> None:
         changes = self._unpublished
         if not changes:
             return
-        await self._store.save([(c, key_partition(c.user_id, self._partitions)) for c in changes])
+        await self._store.save(
+            [(c.presence, key_partition(c.presence.user_id, self._partitions)) for c in changes]
+        )
         pending = []
-        for change in changes:
+        for change in (c.presence for c in changes if c.status_changed):
             event = PresenceChangedV1(
                 user_id=change.user_id,
                 status=change.status,

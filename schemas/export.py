@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
+from pydantic import BaseModel
 
 from schemas.events import ALL_EVENTS
 from schemas.frames import ALL_FRAMES
+from schemas.push import PushNotificationV1
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -16,7 +18,12 @@ JSON_DIR = Path(__file__).parent / "json"
 def documents() -> dict[str, bytes]:
     """Each schema's file name and its JSON text."""
     out: dict[str, bytes] = {}
-    for name, model in {**ALL_EVENTS, **ALL_FRAMES}.items():
+    models: dict[str, type[BaseModel]] = {
+        **ALL_EVENTS,
+        **ALL_FRAMES,
+        "push.notification.v1": PushNotificationV1,
+    }
+    for name, model in models.items():
         # Client frames are what Parley reads; everything else is what it writes.
         mode: Literal["validation", "serialization"] = (
             "validation" if name.startswith("client.") else "serialization"

@@ -134,6 +134,7 @@ class Presence:
     user_id: str
     status: Literal["online", "offline"]
     last_active_ms: int
+    connected: bool = False  # a socket is open (status waits out the timeout, this does not)
 
 
 class FriendStore(Protocol):
@@ -160,6 +161,47 @@ class PresenceStore(Protocol):
 
     async def online_in(self, partitions: Sequence[int]) -> list[Presence]:
         """Users recorded online whose presence partition is one of `partitions`."""
+
+
+@dataclass(frozen=True)
+class PushEndpoint:
+    """Where a push provider reaches one device: a platform name and that platform's handle."""
+
+    user_id: str
+    device_id: str
+    platform: str
+    token: str
+
+
+@dataclass(frozen=True)
+class PushCandidate:
+    """A message a user with no open socket was not connected to receive."""
+
+    user_id: str
+    channel_id: str
+    message_id: int
+    active_floor: int  # the lowest message id of the instant the user was last active
+
+
+class PushStore(Protocol):
+    async def set_endpoint(self, endpoint: PushEndpoint) -> None:
+        """Register or replace the device's endpoint."""
+
+    async def remove_endpoint(self, device_id: str) -> bool:
+        """Forget the device's endpoint; False when it had none."""
+
+    async def endpoints(self, user_ids: Sequence[str]) -> dict[str, list[PushEndpoint]]:
+        """The endpoints of the users' live (not revoked) devices, for users that have any."""
+
+    async def claim(
+        self, candidates: Sequence[PushCandidate], window_ms: int
+    ) -> list[PushCandidate]:
+        """Claim the candidates that get a push; at most one per (user, channel) in a call.
+
+        A candidate is claimed when its channel has no claim for the user yet, or the last
+        claim is older than the candidate and either `window_ms` older or older than the user's
+        last activity. Claims are atomic and idempotent: a message is claimed at most once,
+        whoever asks and however often."""
 
 
 class CursorStore(Protocol):

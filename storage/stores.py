@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection
@@ -15,6 +16,7 @@ from storage.postgres.friends import PostgresFriendStore
 from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import open_pool
 from storage.postgres.presence import PostgresPresenceStore
+from storage.postgres.push import PostgresPushStore
 from storage.protocols import (
     AccountStore,
     ChannelStore,
@@ -22,6 +24,7 @@ from storage.protocols import (
     FriendStore,
     MessageStore,
     PresenceStore,
+    PushStore,
 )
 
 Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
@@ -35,6 +38,7 @@ class Stores:
     messages: MessageStore
     friends: FriendStore
     presence: PresenceStore
+    push: PushStore
     pool: Pool
 
     async def close(self) -> None:
@@ -61,5 +65,31 @@ async def open_stores(settings: Settings) -> Stores:
         messages=await open_message_store(settings, pool),
         friends=PostgresFriendStore(pool),
         presence=PostgresPresenceStore(pool),
+        push=PostgresPushStore(pool),
         pool=pool,
     )
+
+
+class SharedStores:
+    """One set of stores for the several agents of a process: opened by the first to ask,
+    closed when the last lets go."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = asyncio.Lock()
+        self._stores: Stores | None = None
+        self._holders = 0
+
+    async def acquire(self) -> Stores:
+        async with self._lock:
+            if self._stores is None:
+                self._stores = await open_stores(self._settings)
+            self._holders += 1
+            return self._stores
+
+    async def release(self) -> None:
+        async with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._stores is not None:
+                await self._stores.close()
+                self._stores = None

@@ -14,6 +14,7 @@ from parley.embedded import EmbeddedPostgres, free_port, start_broker
 from parley.settings import Settings
 from storage.postgres.migrate import migrate
 from tests.client import Api
+from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack, base_env
 from topics.admin import ensure_topics
 
@@ -58,9 +59,26 @@ def settings(broker: str, postgres_dsn: str, workdir: Path) -> Settings:
     return settings
 
 
+PUSH_SECRET = "test-push-secret"
+
+
 @pytest.fixture(scope="session")
-def stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
-    stack = Stack(workdir, base_env(settings.kafka_bootstrap, settings.postgres_dsn, workdir))
+def push_receiver() -> Iterator[PushReceiver]:
+    receiver = PushReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings, workdir: Path, push_receiver: PushReceiver) -> Iterator[Stack]:
+    env = base_env(settings.kafka_bootstrap, settings.postgres_dsn, workdir)
+    env.update(
+        PARLEY_PUSH_PROVIDER="webhook",
+        PARLEY_PUSH_WEBHOOK_URL=push_receiver.url,
+        PARLEY_PUSH_WEBHOOK_SECRET=PUSH_SECRET,
+        PARLEY_PUSH_RETRY_BASE_S="0.1",
+    )
+    stack = Stack(workdir, env)
     stack.start_processor()
     stack.start_gateway()
     yield stack

@@ -77,48 +77,44 @@ async def test_discovery_ranks_live_gateways_the_same_everywhere_and_drops_dead_
     await eventually(only_the_first, 15, "a killed gateway to leave discovery")
 
 
-async def test_gateway_sigkill_clients_resume_elsewhere_with_no_gap_duplicate_or_reorder(
-    api: Api, stack: Stack
-) -> None:
-    doomed = await asyncio.to_thread(stack.start_gateway)
-    sender = await api.new_device("fo_s")
-    readers = [await api.new_device("fo_r") for _ in range(3)]
-    channel = await api.group(sender, [r.user_id for r in readers])
-    total = 300
-    received: dict[str, list[dict[str, Any]]] = {r.device_id: [] for r in readers}
-    gateways_used: dict[str, list[str]] = {r.device_id: [] for r in readers}
+class Reader:
+    """A device reading a channel live from `url`: when its socket drops, it asks discovery
+    where to go, reconnects there and resumes from the last message it received."""
 
-    async def read(device: Device) -> None:
-        url = doomed.ws_url
+    def __init__(self, api: Api, device: Device, channel: str, total: int, url: str) -> None:
+        self.api, self.device, self.channel, self.total = api, device, channel, total
+        self.received: list[dict[str, Any]] = []
+        self.urls: list[str] = [url]  # every gateway it connected to, in order
+        self.closes: list[tuple[float, int, str]] = []  # (monotonic time, code, reason)
+
+    async def run(self) -> None:
         cursor: dict[str, str] = {}
-        while len(received[device.device_id]) < total:
+        while len(self.received) < self.total:
             try:
-                ws = await websockets.connect(url, max_size=None)
+                ws = await websockets.connect(self.urls[-1], max_size=None)
             except OSError:
-                url = await reachable(device)
+                self.urls.append(await self.reachable())
                 continue
-            gateways_used[device.device_id].append(url)
             try:
-                await ws.send(
-                    orjson.dumps(
-                        {"type": "hello", "token": device.token, "cursors": cursor}
-                    ).decode()
-                )
-                while len(received[device.device_id]) < total:
+                hello = {"type": "hello", "token": self.device.token, "cursors": cursor}
+                await ws.send(orjson.dumps(hello).decode())
+                while len(self.received) < self.total:
                     frame = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
                     if frame["type"] == "message":
-                        received[device.device_id].append(frame)
-                        cursor = {channel: frame["message_id"]}
-            except (ConnectionClosed, OSError):
-                url = await reachable(device)  # the gateway died: ask discovery where to go
+                        self.received.append(frame)
+                        cursor = {self.channel: frame["message_id"]}
+            except (ConnectionClosed, OSError) as exc:
+                if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
+                    self.closes.append((time.monotonic(), exc.rcvd.code, exc.rcvd.reason))
+                self.urls.append(await self.reachable())  # ask discovery where to go
             finally:
                 await ws.close()
 
-    async def reachable(device: Device) -> str:
+    async def reachable(self) -> str:
         """The first gateway discovery lists that accepts a connection (a dead one may still be
         listed until it ages out of the registry)."""
         while True:
-            for candidate in await discovered(api, device):
+            for candidate in await discovered(self.api, self.device):
                 try:
                     probe = await websockets.connect(candidate, open_timeout=2)
                 except OSError:
@@ -127,6 +123,13 @@ async def test_gateway_sigkill_clients_resume_elsewhere_with_no_gap_duplicate_or
                 return candidate
             await asyncio.sleep(0.2)
 
+
+async def send_while(
+    api: Api, sender: Device, channel: str, total: int, interrupt: Any, readers: list[Reader]
+) -> None:
+    """Send `total` messages while `interrupt` runs; then check every reader got them all, once
+    and in order, matching history."""
+
     async def send_all() -> None:
         s = await api.connect(sender)
         for i in range(total):
@@ -134,23 +137,66 @@ async def test_gateway_sigkill_clients_resume_elsewhere_with_no_gap_duplicate_or
             await asyncio.sleep(0.005)
         await s.collect_messages(channel, total, timeout=60)
 
+    readers_done = asyncio.gather(*(r.run() for r in readers))
+    await asyncio.sleep(0.5)
+    await asyncio.gather(send_all(), interrupt())
+    await asyncio.wait_for(readers_done, 90)
+    history = [m["message_id"] for m in await api.all_history(sender, channel)]
+    for reader in readers:
+        assert [m["text"] for m in reader.received] == [f"f{i}" for i in range(total)]
+        assert [m["message_id"] for m in reader.received] == history
+
+
+async def test_gateway_sigkill_clients_resume_elsewhere_with_no_gap_duplicate_or_reorder(
+    api: Api, stack: Stack
+) -> None:
+    doomed = await asyncio.to_thread(stack.start_gateway)
+    sender = await api.new_device("fo_s")
+    devices = [await api.new_device("fo_r") for _ in range(3)]
+    channel = await api.group(sender, [d.user_id for d in devices])
+    total = 300
+    readers = [Reader(api, d, channel, total, doomed.ws_url) for d in devices]
+
     async def kill_midway() -> None:
         await asyncio.sleep(0.8)
         await asyncio.to_thread(doomed.kill)
 
-    readers_done = asyncio.gather(*(read(r) for r in readers))
-    await asyncio.sleep(0.5)
-    await asyncio.gather(send_all(), kill_midway())
-    await asyncio.wait_for(readers_done, 90)
-    history = [m["message_id"] for m in await api.all_history(sender, channel)]
-    for device in readers:
-        got = received[device.device_id]
-        assert [m["text"] for m in got] == [f"f{i}" for i in range(total)]
-        assert [m["message_id"] for m in got] == history
+    await send_while(api, sender, channel, total, kill_midway, readers)
     # The kill really interrupted them: each reader started on the doomed gateway and
     # finished on another.
-    for used in gateways_used.values():
-        assert used[0] == doomed.ws_url and used[-1] != doomed.ws_url
+    for reader in readers:
+        assert reader.urls[-1] != doomed.ws_url
+
+
+async def test_gateway_sigterm_drains_leaves_discovery_then_hands_sockets_off_gradually(
+    api: Api, stack: Stack
+) -> None:
+    drain_s = 2.0
+    doomed = await asyncio.to_thread(stack.start_gateway, PARLEY_GATEWAY_DRAIN_S=str(drain_s))
+    sender = await api.new_device("dr_s")
+    devices = [await api.new_device("dr_r") for _ in range(12)]
+    channel = await api.group(sender, [d.user_id for d in devices])
+
+    async def listed() -> bool:
+        return doomed.ws_url in await discovered(api, sender)
+
+    await eventually(listed, 15, "the new gateway to be announced")
+    total = 300
+    readers = [Reader(api, d, channel, total, doomed.ws_url) for d in devices]
+
+    async def stop_midway() -> None:
+        await asyncio.sleep(0.8)
+        await asyncio.to_thread(doomed.stop)
+
+    await send_while(api, sender, channel, total, stop_midway, readers)
+    for reader in readers:
+        # Told to go with 1012, and discovery no longer sent it back to the draining gateway.
+        [(_, code, reason)] = reader.closes
+        assert (code, reason) == (1012, "gateway draining: reconnect through discovery")
+        assert len(reader.urls) == 2 and reader.urls[1] != doomed.ws_url
+    closed_at = sorted(t for r in readers for t, _, _ in r.closes)
+    assert closed_at[-1] - closed_at[0] >= drain_s / 2  # handed off as a stream, not a storm
+    assert doomed.popen.returncode != -9  # it finished by itself, not killed for hanging
 
 
 async def test_a_socket_that_does_not_read_is_closed_and_catches_up_on_reconnect(

@@ -1,4 +1,5 @@
-"""Presence as last decided by the presence processor, in Postgres (changes only)."""
+"""Presence as last decided by the presence processor, in Postgres (changes only: online or
+offline, connected or not; never per heartbeat)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class PostgresPresenceStore:
             return {}
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT user_id, status, {_MS} FROM presence WHERE user_id = ANY(%s)",
+                f"SELECT user_id, status, {_MS}, connected FROM presence WHERE user_id = ANY(%s)",
                 (list(user_ids),),
             )
             return {str(r[0]): _presence(r) for r in await cur.fetchall()}
@@ -37,10 +38,11 @@ class PostgresPresenceStore:
             return
         async with self._pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO presence (user_id, presence_partition, status, last_active_at)"
-                " SELECT u, p, s, to_timestamp(ms / 1000.0)"
-                " FROM unnest(%s::text[], %s::int[], %s::text[], %s::bigint[]) AS t(u, p, s, ms)"
+                "INSERT INTO presence (user_id, presence_partition, status, last_active_at, connected)"
+                " SELECT u, p, s, to_timestamp(ms / 1000.0), c FROM unnest("
+                "%s::text[], %s::int[], %s::text[], %s::bigint[], %s::bool[]) AS t(u, p, s, ms, c)"
                 " ON CONFLICT (user_id) DO UPDATE SET status = EXCLUDED.status,"
+                " connected = EXCLUDED.connected,"
                 " presence_partition = EXCLUDED.presence_partition,"
                 " last_active_at = GREATEST(presence.last_active_at, EXCLUDED.last_active_at)",
                 (
@@ -48,6 +50,7 @@ class PostgresPresenceStore:
                     [p for _, p in changes],
                     [c.status for c, _ in changes],
                     [c.last_active_ms for c, _ in changes],
+                    [c.connected for c, _ in changes],
                 ),
             )
 
@@ -57,7 +60,7 @@ class PostgresPresenceStore:
             return []
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT user_id, status, {_MS} FROM presence"
+                f"SELECT user_id, status, {_MS}, connected FROM presence"
                 " WHERE status = 'online' AND presence_partition = ANY(%s)",
                 (list(partitions),),
             )
@@ -65,4 +68,6 @@ class PostgresPresenceStore:
 
 
 def _presence(row: tuple[object, ...]) -> Presence:
-    return Presence(str(row[0]), cast(Literal["online", "offline"], row[1]), int(str(row[2])))
+    return Presence(
+        str(row[0]), cast(Literal["online", "offline"], row[1]), int(str(row[2])), bool(row[3])
+    )

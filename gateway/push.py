@@ -1,0 +1,32 @@
+"""Push endpoints: each device registers where a push provider reaches it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.errors import invalid
+from storage.protocols import Device, PushEndpoint, PushStore
+
+PLATFORM = re.compile(r"[a-z0-9_.-]{1,32}")
+MAX_TOKEN_CHARS = 4096
+
+
+async def register(push: PushStore, device: Device, platform: Any, token: Any) -> PushEndpoint:
+    """Register or replace the device's endpoint: a platform name (e.g. `apns`, `fcm`,
+    `webpush`) and the handle that platform gave the device."""
+    if not isinstance(platform, str) or not PLATFORM.fullmatch(platform):
+        raise invalid("platform must be 1-32 of [a-z0-9_.-]")
+    if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN_CHARS:
+        raise invalid(f"token must be a string of 1-{MAX_TOKEN_CHARS} characters")
+    endpoint = PushEndpoint(device.user_id, device.device_id, platform, token)
+    await push.set_endpoint(endpoint)
+    return endpoint
+
+
+def endpoint_body(endpoint: PushEndpoint) -> dict[str, Any]:
+    return {
+        "device_id": endpoint.device_id,
+        "platform": endpoint.platform,
+        "token": endpoint.token,
+    }

@@ -1,0 +1,135 @@
+"""The notifier: push notifications for messages a user was not connected to receive.
+
+It follows `parley.inbox.v1` (each record: one message and its recipients in one inbox
+partition) in its own agent, so pushes never hold up delivery. For each recipient other than
+the sender it pushes when all of these hold:
+- the message is younger than `push_max_age_s` (a replayed backlog pushes nothing);
+- the user has a push endpoint on a live device (registered with `PUT /v1/push/endpoints/current`);
+- the user has no open socket (presence `connected`, decided by the presence processor: it
+  drops with the last socket, while `online` waits out the heartbeat timeout);
+- the store grants the claim: one push per (user, channel) per burst. Later messages of the
+  channel are coalesced into that push until the user has been active again or
+  `push_coalesce_s` passed.
+
+Invariant: at most one push per message per user. The claim is written before the push is
+sent, so a crash between the two loses that push rather than doubling it, and a replayed
+record finds its claim taken. A provider retries a push under the same `push_id`, which
+receivers use to drop repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from parley.ids import id_floor, id_unix_ms, now_ms
+from processors.push_providers import PushProvider
+from schemas.events import InboxMessageV1, inbox_event
+from schemas.message import Message
+from schemas.push import PushNotificationV1, PushTarget
+from storage.protocols import PresenceStore, PushCandidate, PushEndpoint, PushStore
+
+log = logging.getLogger("parley.notifier")
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    coalesce_ms: int
+    max_age_ms: int
+    preview_chars: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class Notified:
+    sent: int
+    failed: int
+
+
+class Notifier:
+    def __init__(
+        self,
+        push: PushStore,
+        presence: PresenceStore,
+        provider: PushProvider,
+        config: NotifierConfig,
+    ) -> None:
+        self._push = push
+        self._presence = presence
+        self._provider = provider
+        self._config = config
+        self._sending = asyncio.Semaphore(config.concurrency)
+
+    async def handle(self, batch: Sequence[bytes]) -> Notified:
+        """Decide and send the pushes of a batch of inbox records."""
+        missed = self._missed(batch)
+        if not missed:
+            return Notified(0, 0)
+        users = sorted({user_id for user_id, _ in missed})
+        endpoints = await self._push.endpoints(users)
+        presence = await self._presence.get([u for u in users if u in endpoints])
+        candidates = []
+        messages: dict[tuple[str, int], Message] = {}
+        for user_id, message in missed:
+            state = presence.get(user_id)
+            if user_id not in endpoints or (state is not None and state.connected):
+                continue
+            active_floor = id_floor(state.last_active_ms) if state is not None else 0
+            candidates.append(
+                PushCandidate(user_id, message.channel_id, message.message_id, active_floor)
+            )
+            messages[(message.channel_id, message.message_id)] = message
+        claimed = await self._push.claim(candidates, self._config.coalesce_ms)
+        results = await asyncio.gather(
+            *(
+                self._send(c, messages[(c.channel_id, c.message_id)], endpoints[c.user_id])
+                for c in claimed
+            )
+        )
+        sent = sum(results)
+        return Notified(sent, len(results) - sent)
+
+    def _missed(self, batch: Sequence[bytes]) -> list[tuple[str, Message]]:
+        """(recipient, message) for every fresh message and recipient other than its sender."""
+        oldest_ms = now_ms() - self._config.max_age_ms
+        missed = []
+        for raw in batch:
+            try:
+                event = inbox_event.validate_json(raw)
+            except ValueError:
+                continue  # the gateways skip it too; the pipeline wrote it, nothing to park
+            if not isinstance(event, InboxMessageV1):
+                continue
+            message = event.message
+            if id_unix_ms(message.message_id) < oldest_ms:
+                continue
+            missed += [(u, message) for u in event.recipients if u != message.sender_id]
+        return missed
+
+    async def _send(
+        self, claim: PushCandidate, message: Message, endpoints: list[PushEndpoint]
+    ) -> bool:
+        push = PushNotificationV1(
+            push_id=f"{claim.user_id}.{claim.channel_id}.{claim.message_id}",
+            user_id=claim.user_id,
+            targets=[
+                PushTarget(device_id=e.device_id, platform=e.platform, token=e.token)
+                for e in endpoints
+            ],
+            channel_id=message.channel_id,
+            message_id=str(message.message_id),
+            sender_id=message.sender_id,
+            preview=message.text[: self._config.preview_chars],
+            sent_at=message.sent_at,
+        )
+        async with self._sending:
+            try:
+                delivered = await self._provider.send(push)
+            except Exception:
+                log.exception("push %s failed", push.push_id)
+                return False
+        if not delivered:
+            log.warning("push %s given up", push.push_id)
+        return delivered

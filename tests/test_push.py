@@ -1,0 +1,235 @@
+"""Push notifications (SPEC §4, issue: offline push): a user with no open socket gets one signed
+push per conversation burst through the webhook provider, a connected user gets none, a
+failing relay is retried under one push id, and the claim store never pushes a message twice.
+The relay is a real local HTTP server (tests/push_receiver.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from parley.ids import id_floor, now_ms
+from parley.settings import Settings
+from processors.push_providers import LogProvider, open_provider
+from schemas.push import PushNotificationV1
+from storage.protocols import PushCandidate, PushEndpoint
+from storage.stores import Stores, open_stores
+from tests.client import Api, Device
+from tests.conftest import PUSH_SECRET
+from tests.push_receiver import PushReceiver, Received
+
+
+@pytest.fixture
+async def stores(settings: Settings) -> AsyncIterator[Stores]:
+    opened = await open_stores(settings)
+    yield opened
+    await opened.close()
+
+
+async def register(api: Api, device: Device, token: str | None = None) -> None:
+    body = {"platform": "apns", "token": token or f"token-{device.device_id}"}
+    answer = await api.http.put("/v1/push/endpoints/current", json=body, headers=device.auth)
+    assert answer.status_code == 200, answer.text
+
+
+async def wait_connected(stores: Stores, user_id: str, connected: bool) -> None:
+    """Until the presence processor has recorded the user's sockets as open (or all closed)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        state = (await stores.presence.get([user_id])).get(user_id)
+        if state is not None and state.connected == connected:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{user_id} never became connected={connected}")
+
+
+def assert_signed(request: Received) -> None:
+    fields = dict(p.split("=", 1) for p in request.headers["Parley-Signature"].split(","))
+    expected = hmac.new(
+        PUSH_SECRET.encode(), f"{fields['t']}.".encode() + request.body, hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(fields["v1"], expected)
+    assert abs(int(fields["t"]) - time.time()) < 120
+    assert request.headers["Idempotency-Key"] == request.push["push_id"]
+
+
+async def test_push_endpoints_register_list_replace_and_remove(api: Api) -> None:
+    phone = await api.new_device("push")
+    laptop = await api.login(phone.username, "laptop")
+    put, get, delete = api.http.put, api.http.get, api.http.delete
+    url = "/v1/push/endpoints/current"
+    answer = await put(url, json={"platform": "fcm", "token": "abc"}, headers=phone.auth)
+    assert answer.status_code == 200
+    assert answer.json() == {"device_id": phone.device_id, "platform": "fcm", "token": "abc"}
+    await put(url, json={"platform": "apns", "token": "xyz"}, headers=phone.auth)
+    await put(url, json={"platform": "webpush", "token": "w"}, headers=laptop.auth)
+    listed = (await get("/v1/push/endpoints", headers=laptop.auth)).json()["endpoints"]
+    assert sorted((e["device_id"], e["platform"], e["token"]) for e in listed) == sorted(
+        [(phone.device_id, "apns", "xyz"), (laptop.device_id, "webpush", "w")]
+    )
+    for bad in (
+        {"platform": "APNS!", "token": "t"},
+        {"platform": "", "token": "t"},
+        {"platform": "apns", "token": ""},
+        {"platform": "apns", "token": "t" * 4097},
+        {"platform": "apns"},
+        {"token": 5, "platform": "apns"},
+    ):
+        refused = await put(url, json=bad, headers=phone.auth)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid", bad
+    assert (await put(url, json={"platform": "apns", "token": "t"})).status_code == 401
+    assert (await get("/v1/push/endpoints")).status_code == 401
+    assert (await delete(url, headers=laptop.auth)).status_code == 204
+    assert (await delete(url, headers=laptop.auth)).status_code == 204
+    # Logging out forgets the device's endpoint.
+    assert (await delete("/v1/sessions/current", headers=phone.auth)).status_code == 204
+    other = await api.login(phone.username)
+    assert (await get("/v1/push/endpoints", headers=other.auth)).json() == {"endpoints": []}
+
+
+async def test_an_offline_user_gets_one_signed_push_per_burst(
+    api: Api, push_receiver: PushReceiver, stores: Stores
+) -> None:
+    sender, away = await api.new_device("sender"), await api.new_device("away")
+    await register(api, sender)
+    await register(api, away, "away-token")
+    channel = await api.direct(sender, away.user_id)
+    socket = await api.connect(sender)
+    texts = [f"burst {i}" for i in range(5)]
+    for text in texts:
+        await socket.send_text(channel, text)
+    delivered = await socket.collect_messages(channel, 5)
+    [push] = await push_receiver.wait_accepted(away.user_id, 1)
+    await asyncio.sleep(1.5)  # the rest of the burst is coalesced, not pushed late
+    assert push_receiver.accepted(away.user_id) == [push]
+    first = delivered[0]
+    assert push == {
+        "type": "push.notification",
+        "v": 1,
+        "push_id": f"{away.user_id}.{channel}.{first['message_id']}",
+        "user_id": away.user_id,
+        "targets": [{"device_id": away.device_id, "platform": "apns", "token": "away-token"}],
+        "channel_id": channel,
+        "message_id": first["message_id"],
+        "sender_id": sender.user_id,
+        "preview": "burst 0",
+        "sent_at": first["sent_at"],
+    }
+    assert_signed(push_receiver.of_user(away.user_id)[0])
+    assert push_receiver.of_user(sender.user_id) == []  # nobody is pushed their own message
+
+    # Once the user has been active again, the next message starts a new burst.
+    back = await api.connect(away)
+    await wait_connected(stores, away.user_id, True)
+    await back.close()
+    await wait_connected(stores, away.user_id, False)
+    await socket.send_text(channel, "are you there?")
+    pushes = await push_receiver.wait_accepted(away.user_id, 2)
+    assert [p["preview"] for p in pushes] == ["burst 0", "are you there?"]
+
+
+async def test_no_push_while_a_socket_is_open_and_one_as_soon_as_it_closes(
+    api: Api, push_receiver: PushReceiver, stores: Stores
+) -> None:
+    sender, here, away = [await api.new_device("g") for _ in range(3)]
+    for device in (sender, here, away):
+        await register(api, device)
+    channel = await api.group(sender, [here.user_id, away.user_id])
+    socket = await api.connect(sender)
+    here_socket = await api.connect(here)
+    await wait_connected(stores, here.user_id, True)
+    await socket.send_text(channel, "one")
+    await here_socket.collect_messages(channel, 1)
+    [to_away] = await push_receiver.wait_accepted(away.user_id, 1)
+    assert to_away["preview"] == "one"
+    await asyncio.sleep(1.0)
+    assert push_receiver.of_user(here.user_id) == []
+
+    # The socket closes: no heartbeat timeout to wait out (presence stays online for it).
+    await here_socket.close()
+    await wait_connected(stores, here.user_id, False)
+    await socket.send_text(channel, "two")
+    [to_here] = await push_receiver.wait_accepted(here.user_id, 1)
+    assert to_here["preview"] == "two"
+    await asyncio.sleep(1.0)
+    assert len(push_receiver.accepted(away.user_id)) == 1  # "two" is in away's burst
+    assert push_receiver.of_user(sender.user_id) == []
+
+
+async def test_a_failing_relay_is_retried_under_one_push_id(
+    api: Api, push_receiver: PushReceiver
+) -> None:
+    sender, away = await api.new_device(), await api.new_device()
+    await register(api, away)
+    push_receiver.fail_first(away.user_id, 2)
+    channel = await api.direct(sender, away.user_id)
+    socket = await api.connect(sender)
+    await socket.send_text(channel, "retry me")
+    [push] = await push_receiver.wait_accepted(away.user_id, 1)
+    attempts = push_receiver.of_user(away.user_id)
+    assert [r.status for r in attempts] == [503, 503, 200]
+    assert {r.push["push_id"] for r in attempts} == {push["push_id"]}
+    assert {r.headers["Idempotency-Key"] for r in attempts} == {push["push_id"]}
+    for attempt in attempts:
+        assert_signed(attempt)
+
+
+async def test_claims_push_each_message_at_most_once_and_coalesce_bursts(stores: Stores) -> None:
+    push = stores.push
+    user, channel = f"u{now_ms()}", f"c{now_ms()}"
+    t0 = now_ms()
+
+    def at(offset_ms: int, seq: int = 0) -> PushCandidate:
+        return PushCandidate(user, channel, id_floor(t0 + offset_ms) + seq, active_floor=0)
+
+    window = 60_000
+    first = at(0)
+    # In one call, only the earliest message of a (user, channel) is considered.
+    assert await push.claim([at(5), first, at(1)], window) == [first]
+    assert await push.claim([first], window) == []  # replayed: already claimed
+    assert await push.claim([at(10)], window) == []  # same burst
+    assert await push.claim([at(-10)], window) == []  # older than the claim
+    late = at(window + 1)
+    assert await push.claim([late], window) == [late]  # the window passed: a new burst
+    # The user was active after the last claim: the next message starts a new burst.
+    again = PushCandidate(user, channel, id_floor(t0 + window + 50), id_floor(t0 + window + 20))
+    assert await push.claim([again], window) == [again]
+    # Racing claims of one message: exactly one wins.
+    raced = at(3 * window)
+    results = await asyncio.gather(*(push.claim([raced], window) for _ in range(8)))
+    assert sum(len(r) for r in results) == 1
+
+
+async def test_endpoints_of_revoked_devices_are_never_used(api: Api, stores: Stores) -> None:
+    device = await api.new_device()
+    await stores.push.set_endpoint(PushEndpoint(device.user_id, device.device_id, "fcm", "t"))
+    assert list(await stores.push.endpoints([device.user_id])) == [device.user_id]
+    await stores.accounts.revoke_device(device.device_id)
+    assert await stores.push.endpoints([device.user_id]) == {}
+
+
+async def test_the_log_provider_writes_each_push_as_one_json_line(
+    caplog: pytest.LogCaptureFixture, settings: Settings
+) -> None:
+    push = PushNotificationV1(
+        push_id="u.c.1",
+        user_id="u",
+        targets=[],
+        channel_id="c",
+        message_id="1",
+        sender_id="s",
+        preview="hi",
+        sent_at="2026-01-01T00:00:00.000Z",
+    )
+    with caplog.at_level(logging.INFO, logger="parley.push"):
+        assert await LogProvider().send(push)
+    assert caplog.messages == [f"push {push.encode().decode()}"]
+    assert isinstance(open_provider(settings), LogProvider)
+    with pytest.raises(ValueError, match="PARLEY_PUSH_WEBHOOK_URL"):
+        open_provider(settings.model_copy(update={"push_provider": "webhook"}))
