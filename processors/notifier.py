@@ -11,10 +11,11 @@ the sender it pushes when all of these hold:
   channel are coalesced into that push until the user has been active again or
   `push_coalesce_s` passed.
 
-Invariant: at most one push per message per user. The claim is written before the push is
-sent, so a crash between the two loses that push rather than doubling it, and a replayed
-record finds its claim taken. A provider retries a push under the same `push_id`, which
-receivers use to drop repeats.
+Invariant: one push per message per user at most, and none lost to a crash. The claim is
+written before the push is sent and marked done after, in the store. An inbox record seen again
+(a crash before the offsets were committed) finds its claim taken, so it makes no new push; if
+the claim is not done, the same push (same `push_id`) is sent again. Providers retry under that
+`push_id` too: a relay drops a push id it has already taken, and then each burst notifies once.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class Notifier:
                 for c in claimed
             )
         )
+        await self._push.finish(claimed)
         sent = sum(results)
         return Notified(sent, len(results) - sent)
 

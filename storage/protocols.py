@@ -196,12 +196,15 @@ class PushStore(Protocol):
     async def claim(
         self, candidates: Sequence[PushCandidate], window_ms: int
     ) -> list[PushCandidate]:
-        """Claim the candidates that get a push; at most one per (user, channel) in a call.
+        """The candidates that get a push; at most one per (user, channel) in a call.
 
         A candidate is claimed when its channel has no claim for the user yet, or the last
         claim is older than the candidate and either `window_ms` older or older than the user's
-        last activity. Claims are atomic and idempotent: a message is claimed at most once,
-        whoever asks and however often."""
+        last activity. A message is claimed once, whoever asks and however often; its claim is
+        returned again, for the same push to be sent again, until it is `finish`ed."""
+
+    async def finish(self, claims: Sequence[PushCandidate]) -> None:
+        """Mark claims done: their pushes were delivered or given up on."""
 
 
 class CursorStore(Protocol):

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from parley.settings import Settings
+from storage.protocols import Presence
+from storage.stores import open_stores
 from tests.client import Api, Device, Socket
 from tests.stack import Process, Stack
 
@@ -256,3 +259,23 @@ async def test_processor_sigkill_keeps_presence_and_timeouts_still_fire(
     # The restarted processor still times out a user who goes silent, with last seen kept.
     offline = await wait_status(w, user.user_id, "offline", timeout=TIMEOUT_S + 15)
     assert offline["last_active_at"] >= online["last_active_at"]
+
+
+async def test_several_changes_of_one_user_in_one_batch_are_saved_as_the_last(
+    api: Api, settings: Settings
+) -> None:
+    """A connect and a close (or an online and an offline) in one processor batch."""
+    user = await api.new_device()
+    stores = await open_stores(settings)
+    try:
+        await stores.presence.save(
+            [
+                (Presence(user.user_id, "online", 1_000, connected=True), 0),
+                (Presence(user.user_id, "online", 2_000, connected=False), 0),
+            ]
+        )
+        assert (await stores.presence.get([user.user_id]))[user.user_id] == Presence(
+            user.user_id, "online", 2_000, connected=False
+        )
+    finally:
+        await stores.close()

@@ -180,7 +180,7 @@ async def test_a_failing_relay_is_retried_under_one_push_id(
         assert_signed(attempt)
 
 
-async def test_claims_push_each_message_at_most_once_and_coalesce_bursts(stores: Stores) -> None:
+async def test_claims_give_each_message_one_push_and_coalesce_bursts(stores: Stores) -> None:
     push = stores.push
     user, channel = f"u{now_ms()}", f"c{now_ms()}"
     t0 = now_ms()
@@ -192,7 +192,8 @@ async def test_claims_push_each_message_at_most_once_and_coalesce_bursts(stores:
     first = at(0)
     # In one call, only the earliest message of a (user, channel) is considered.
     assert await push.claim([at(5), first, at(1)], window) == [first]
-    assert await push.claim([first], window) == []  # replayed: already claimed
+    await push.finish([first])
+    assert await push.claim([first], window) == []  # replayed: already claimed and sent
     assert await push.claim([at(10)], window) == []  # same burst
     assert await push.claim([at(-10)], window) == []  # older than the claim
     late = at(window + 1)
@@ -200,10 +201,17 @@ async def test_claims_push_each_message_at_most_once_and_coalesce_bursts(stores:
     # The user was active after the last claim: the next message starts a new burst.
     again = PushCandidate(user, channel, id_floor(t0 + window + 50), id_floor(t0 + window + 20))
     assert await push.claim([again], window) == [again]
-    # Racing claims of one message: exactly one wins.
+    # Until its push is done, a claim is handed out again (the same push is resent after a
+    # crash), and never again after.
+    assert await push.claim([again], window) == [again]
+    await push.finish([again])
+    assert await push.claim([again], window) == []
+    # Racing claims of one message: one row, claimed for that message, done once finished.
     raced = at(3 * window)
     results = await asyncio.gather(*(push.claim([raced], window) for _ in range(8)))
-    assert sum(len(r) for r in results) == 1
+    assert {c for r in results for c in r} == {raced}
+    await push.finish([raced])
+    assert await push.claim([raced, at(3 * window + 1)], window) == []
 
 
 async def test_endpoints_of_revoked_devices_are_never_used(api: Api, stores: Stores) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket as socketlib
 import struct
@@ -11,12 +12,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import Api, Device
+from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack
 
 
@@ -78,37 +81,74 @@ async def test_discovery_ranks_live_gateways_the_same_everywhere_and_drops_dead_
 
 
 class Reader:
-    """A device reading a channel live from `url`: when its socket drops, it asks discovery
-    where to go, reconnects there and resumes from the last message it received."""
+    """A device in a channel, on `url`: it reads everything live, sends `outgoing` (resending
+    what was not `accepted` after a reconnect, under the same client_msg_id), and when its
+    socket drops it asks discovery where to go and resumes from the last message it received."""
 
-    def __init__(self, api: Api, device: Device, channel: str, total: int, url: str) -> None:
+    def __init__(
+        self,
+        api: Api,
+        device: Device,
+        channel: str,
+        total: int,
+        url: str,
+        outgoing: list[str] | None = None,
+    ) -> None:
         self.api, self.device, self.channel, self.total = api, device, channel, total
+        self.outgoing = outgoing or []
+        self.accepted: set[str] = set()
         self.received: list[dict[str, Any]] = []
         self.urls: list[str] = [url]  # every gateway it connected to, in order
         self.closes: list[tuple[float, int, str]] = []  # (monotonic time, code, reason)
 
+    def done(self) -> bool:
+        return len(self.received) >= self.total and len(self.accepted) == len(self.outgoing)
+
     async def run(self) -> None:
         cursor: dict[str, str] = {}
-        while len(self.received) < self.total:
+        while not self.done():
             try:
                 ws = await websockets.connect(self.urls[-1], max_size=None)
             except OSError:
                 self.urls.append(await self.reachable())
                 continue
+            sender: asyncio.Task[None] | None = None
             try:
                 hello = {"type": "hello", "token": self.device.token, "cursors": cursor}
                 await ws.send(orjson.dumps(hello).decode())
-                while len(self.received) < self.total:
+                while not self.done():
                     frame = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
                     if frame["type"] == "message":
                         self.received.append(frame)
                         cursor = {self.channel: frame["message_id"]}
+                    elif frame["type"] == "accepted":
+                        self.accepted.add(frame["client_msg_id"])
+                    elif frame["type"] == "synced" and self.outgoing:
+                        sender = asyncio.create_task(self.send_pending(ws))
             except (ConnectionClosed, OSError) as exc:
                 if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
                     self.closes.append((time.monotonic(), exc.rcvd.code, exc.rcvd.reason))
                 self.urls.append(await self.reachable())  # ask discovery where to go
             finally:
+                if sender is not None:
+                    sender.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                        await sender
                 await ws.close()
+
+    async def send_pending(self, ws: Any) -> None:
+        for i, text in enumerate(self.outgoing):
+            client_msg_id = f"{self.device.device_id}-{i}"
+            if client_msg_id in self.accepted:
+                continue
+            frame = {
+                "type": "send",
+                "client_msg_id": client_msg_id,
+                "channel_id": self.channel,
+                "text": text,
+            }
+            await ws.send(orjson.dumps(frame).decode())
+            await asyncio.sleep(0.05)
 
     async def reachable(self) -> str:
         """The first gateway discovery lists that accepts a connection (a dead one may still be
@@ -197,6 +237,78 @@ async def test_gateway_sigterm_drains_leaves_discovery_then_hands_sockets_off_gr
     closed_at = sorted(t for r in readers for t, _, _ in r.closes)
     assert closed_at[-1] - closed_at[0] >= drain_s / 2  # handed off as a stream, not a storm
     assert doomed.popen.returncode != -9  # it finished by itself, not killed for hanging
+
+
+async def test_a_gateway_and_a_processor_killed_while_groups_chat_lose_and_double_nothing(
+    api: Api, stack: Stack, gateway: Process, push_receiver: PushReceiver
+) -> None:
+    """The issue's acceptance run, scaled to the test machine: three gateways, two processor
+    workers, groups chatting through all three; kill -9 a gateway and a worker mid-stream.
+    Every member's stream equals the channel's history, and each offline member (with a push
+    endpoint) gets exactly one push for the burst."""
+    doomed, spare = [await asyncio.to_thread(stack.start_gateway) for _ in range(2)]
+    worker = await asyncio.to_thread(stack.start_processor)
+    urls = [gateway.ws_url, doomed.ws_url, spare.ws_url]
+    groups, online, sends_each = 6, 4, 8
+    readers: list[Reader] = []
+    offline: dict[str, str] = {}  # offline user -> their group
+    for g in range(groups):
+        members = [await api.new_device(f"ac{g}") for _ in range(online)]
+        away = await api.new_device(f"acoff{g}")
+        await api.http.put(
+            "/v1/push/endpoints/current",
+            json={"platform": "fcm", "token": away.device_id},
+            headers=away.auth,
+        )
+        channel = await api.group(members[0], [m.user_id for m in members[1:]] + [away.user_id])
+        offline[away.user_id] = channel
+        for i, member in enumerate(members):
+            texts = [f"{g}.{i}.{k}" for k in range(sends_each)]
+            url = urls[(g + i) % len(urls)]
+            readers.append(Reader(api, member, channel, online * sends_each, url, texts))
+
+    async def everyone_listed() -> bool:
+        return set(await discovered(api, readers[0].device)) == set(urls)
+
+    await eventually(everyone_listed, 15, "every gateway to be announced")
+
+    worked: list[float] = []
+
+    async def kill_both() -> None:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(doomed.kill)
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{worker.url}/metrics")).text
+        worked.extend(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith(
+                ("parley_processor_messages_stored_total", "parley_processor_pushes_sent_total")
+            )
+        )
+        await asyncio.to_thread(worker.kill)
+
+    await asyncio.gather(
+        asyncio.wait_for(asyncio.gather(*(r.run() for r in readers)), 150), kill_both()
+    )
+    for reader in readers:
+        history = await api.all_history(reader.device, reader.channel)
+        assert [m["message_id"] for m in reader.received] == [m["message_id"] for m in history]
+        assert len(history) == online * sends_each
+    # Both kills interrupted real work: readers moved off the gateway, the worker had stored
+    # messages or sent pushes.
+    assert any(r.urls[0] == doomed.ws_url and len(r.urls) > 1 for r in readers)
+    assert sum(worked) > 0
+    for user_id, channel in offline.items():
+        [push] = await push_receiver.wait_accepted(user_id, 1)
+        assert push["channel_id"] == channel
+    await asyncio.sleep(1.0)
+    for user_id in offline:
+        assert {p["push_id"] for p in push_receiver.accepted(user_id)} == {
+            push_receiver.accepted(user_id)[0]["push_id"]
+        }
+    await asyncio.to_thread(spare.stop)
 
 
 async def test_a_socket_that_does_not_read_is_closed_and_catches_up_on_reconnect(

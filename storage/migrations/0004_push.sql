@@ -10,11 +10,14 @@ CREATE TABLE push_endpoints (
 CREATE INDEX push_endpoints_user ON push_endpoints (user_id);
 
 -- The last push claimed per user and channel: a push is claimed here before it is sent, so a
--- message is pushed at most once, and later messages of the same burst are coalesced into it.
+-- message gets one push (one push id) at most, and later messages of the same burst are
+-- coalesced into it. `done` once the provider took it (or gave up): until then a redelivered
+-- inbox record (after a crash) sends the same push again, under the same push id.
 CREATE TABLE push_claims (
     user_id    text NOT NULL,
     channel_id text NOT NULL,
     message_id bigint NOT NULL,
+    done       boolean NOT NULL DEFAULT false,
     PRIMARY KEY (user_id, channel_id)
 );
 

@@ -34,6 +34,8 @@ class PostgresPresenceStore:
     async def save(self, changes: Sequence[tuple[Presence, int]]) -> None:
         """Record presence changes, each with the user's presence partition. A change older than
         what is stored (a replayed event) never moves `last_active_at` backwards."""
+        # One row per user: the last change decides (an upsert may not touch a row twice).
+        changes = list({c.user_id: (c, p) for c, p in changes}.values())
         if not changes:
             return
         async with self._pool.connection() as conn:

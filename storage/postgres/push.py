@@ -13,8 +13,9 @@ from storage.protocols import PushCandidate, PushEndpoint
 
 Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
-# One statement: a first claim inserts, a later one updates only if the rules allow it. Under
-# concurrent claims the UPDATE re-checks its WHERE on the newest row, so exactly one wins.
+# One statement: a first claim inserts, a later one updates only if the rules allow it (under
+# concurrent claims the UPDATE re-checks its WHERE on the newest row, so one wins), and a claim
+# of this very message not yet done is handed out again.
 _CLAIM = f"""
 WITH c AS (
     SELECT * FROM unnest(%(users)s::text[], %(channels)s::text[], %(ids)s::bigint[],
@@ -25,7 +26,7 @@ WITH c AS (
     ON CONFLICT (user_id, channel_id) DO NOTHING
     RETURNING user_id, channel_id, message_id
 ), updated AS (
-    UPDATE push_claims AS p SET message_id = c.message_id FROM c
+    UPDATE push_claims AS p SET message_id = c.message_id, done = false FROM c
     WHERE p.user_id = c.user_id AND p.channel_id = c.channel_id
       AND p.message_id < c.message_id
       AND ((c.message_id >> {SEQUENCE_BITS}) - (p.message_id >> {SEQUENCE_BITS}) >= %(window)s
@@ -35,6 +36,10 @@ WITH c AS (
 SELECT user_id, channel_id, message_id FROM inserted
 UNION ALL
 SELECT user_id, channel_id, message_id FROM updated
+UNION ALL
+SELECT p.user_id, p.channel_id, p.message_id FROM push_claims AS p JOIN c
+    ON p.user_id = c.user_id AND p.channel_id = c.channel_id AND p.message_id = c.message_id
+    WHERE NOT p.done
 """
 
 
@@ -100,3 +105,19 @@ class PostgresPushStore:
             )
             won = {(str(r[0]), str(r[1]), int(str(r[2]))) for r in await cur.fetchall()}
         return [c for c in chosen if (c.user_id, c.channel_id, c.message_id) in won]
+
+    async def finish(self, claims: Sequence[PushCandidate]) -> None:
+        """Mark claims done: the provider took their pushes, or gave up on them."""
+        if not claims:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE push_claims AS p SET done = true"
+                " FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS c(u, ch, m)"
+                " WHERE p.user_id = c.u AND p.channel_id = c.ch AND p.message_id = c.m",
+                (
+                    [c.user_id for c in claims],
+                    [c.channel_id for c in claims],
+                    [c.message_id for c in claims],
+                ),
+            )
