@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from bench.progress import bar as progress_bar
 
@@ -27,6 +29,17 @@ class User:
 
 class ApiError(RuntimeError):
     pass
+
+
+def load_users(path: Path) -> list[User]:
+    """Accounts a previous run kept in its data dir (`--data-dir`); none if there is no file."""
+    if not path.is_file():
+        return []
+    return [User(**row) for row in orjson.loads(path.read_bytes())]
+
+
+def save_users(path: Path, users: list[User]) -> None:
+    path.write_bytes(orjson.dumps([asdict(u) for u in users]))
 
 
 class Api:
@@ -80,20 +93,24 @@ class Api:
         )
         return User(index, username, login["user_id"], login["device_id"], login["token"])
 
-    async def create_users(self, count: int, concurrency: int) -> list[User]:
-        """Sign up and log in `count` users, a few at a time (argon2 costs the server
-        ~0.1 s of CPU per signup and per login)."""
+    async def create_users(
+        self, count: int, concurrency: int, existing: list[User] | None = None
+    ) -> list[User]:
+        """Sign up and log in users until there are `count`, a few at a time (argon2 costs the
+        server ~0.17 s of CPU per signup and per login). `existing` ones (from an earlier run
+        on the same data dir) are kept and come first."""
+        have = list(existing or [])[:count]
         prefix = f"b{uuid.uuid4().hex[:8]}_"
         semaphore = asyncio.Semaphore(concurrency)
-        users: list[User | None] = [None] * count
-        with progress_bar(count, "users (signup+login)", "user") as bar:
+        users: list[User | None] = [*have, *([None] * (count - len(have)))]
+        with progress_bar(count - len(have), "users (signup+login)", "user") as bar:
 
             async def one(i: int) -> None:
                 async with semaphore:
                     users[i] = await self.new_user(i, prefix)
                 bar.update(1)
 
-            await asyncio.gather(*(one(i) for i in range(count)))
+            await asyncio.gather(*(one(i) for i in range(len(have), count)))
         return [u for u in users if u is not None]
 
     async def direct(self, user: User, other: User) -> str:

@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCENARIOS = ("floor", "connections", "storm", "latency", "throughput")
+SCENARIOS = ("floor", "connections", "storm", "latency", "throughput", "presence")
 """Run order. Memory per connection is measured first, on a gateway that has not yet carried
-the latency and throughput load (whose freed heap would hide the cost of new sockets)."""
+the latency and throughput load (whose freed heap would hide the cost of new sockets). Presence
+comes last: its event flood leaves the processor tracking sockets that never existed."""
 
 
 def _rates(text: str) -> list[float]:
@@ -47,7 +48,8 @@ class Config:
     keep_data: bool = False
     restart: bool = True
     verbose: bool = False
-    max_minutes: float = 11.0
+    max_minutes: float = 15.0
+    data_dir: Path | None = None
     signup_concurrency: int = 2
     # Latency (and the floor, at the same rates).
     latency_rates: list[float] = field(default_factory=lambda: [100.0, 1000.0])
@@ -69,6 +71,16 @@ class Config:
     storm_clients: int = 5000
     storm_deadline_s: float = 60.0
     unread_per_channel: int = 3
+    # Presence.
+    presence_users: int = 510
+    presence_watch: int = 50
+    presence_sockets_per_user: int = 1
+    presence_rates: list[float] | None = None
+    """Users taken offline (and back) per second, one step each; None: 1% and 2.5% of them."""
+    presence_step_s: float = 30.0
+    presence_timeout_s: float = 30.0
+    presence_hold_s: float = 20.0
+    presence_flood_events: int = 200_000
     # Bounds.
     drain_s: float = 5.0
     quiesce_max_s: float = 20.0
@@ -81,7 +93,34 @@ class Config:
         if "throughput" in self.only:
             need = max(need, self.throughput_offset() + 2 * self.throughput_pairs)
         need = max(need, self.conn_users())
+        if "presence" in self.only:
+            need = max(need, self.presence_group_count() * self.presence_group_size())
         return need
+
+    def presence_group_size(self) -> int:
+        """Each watcher shares one group with the users it watches (≤ 100 members)."""
+        return self.presence_watch + 1
+
+    def presence_group_count(self) -> int:
+        return max(self.presence_users // self.presence_group_size(), 1)
+
+    def presence_sockets(self) -> int:
+        return (
+            self.presence_group_count()
+            * self.presence_group_size()
+            * (self.presence_sockets_per_user)
+        )
+
+    def presence_connect_s(self) -> float:
+        """A bound on connecting and subscribing every presence socket (about 40/s on a busy
+        box: each one syncs, and its subscribe reads Postgres twice)."""
+        return 120 + self.presence_sockets() / 15
+
+    def presence_step_rates(self) -> list[float]:
+        if self.presence_rates:
+            return self.presence_rates
+        n = self.presence_group_count() * self.presence_group_size()
+        return [max(n * 0.01, 1.0), max(n * 0.025, 2.0)]
 
     def throughput_offset(self) -> int:
         """Throughput pairs are users other than the latency group's members, so a backlog
@@ -108,7 +147,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Parley benchmarks (SPEC §6): latency, throughput, idle connection memory, "
-        "reconnect storm, and the broker floor. Only against 127.0.0.1.",
+        "reconnect storm, the broker floor, and presence (issue #4). Only against 127.0.0.1.",
     )
     parser.add_argument(
         "--url",
@@ -130,6 +169,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument("--results-dir", type=Path, help="default bench/results")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="run parley dev on this data dir (kept) and keep the bench's accounts in it, so a "
+        "later run on the same dir reuses them instead of signing up again",
+    )
     parser.add_argument(
         "--restart",
         action=argparse.BooleanOptionalAction,
@@ -154,6 +199,31 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--workers", type=int, help="client processes holding idle sockets")
     parser.add_argument("--storm-clients", type=int, help="clients in the reconnect storm")
     parser.add_argument("--signup-concurrency", type=int, help="parallel signups/logins")
+    parser.add_argument(
+        "--presence-users", type=int, help="accounts in the presence scenario (default 510)"
+    )
+    parser.add_argument(
+        "--presence-watch", type=int, help="users each presence socket watches (≤ 99; 50)"
+    )
+    parser.add_argument(
+        "--presence-sockets-per-user",
+        type=int,
+        help="sockets per presence account, all watching the same users (default 1)",
+    )
+    parser.add_argument(
+        "--presence-rates", type=_rates, help="users taken offline and back per second, per step"
+    )
+    parser.add_argument("--presence-step-seconds", type=float, help="seconds of closes per step")
+    parser.add_argument(
+        "--presence-timeout",
+        type=float,
+        help="the stack's PARLEY_HEARTBEAT_TIMEOUT_S (default 30, the server default)",
+    )
+    parser.add_argument(
+        "--presence-flood-events",
+        type=int,
+        help="presence events produced straight to the topic to find the processor's ceiling",
+    )
     args = parser.parse_args(argv)
 
     cfg = Config()
@@ -175,6 +245,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         cfg.quiesce_max_s = 5.0
         cfg.abort_after_s = 3.0
         cfg.max_minutes = 5.0
+        cfg.presence_users = 22
+        cfg.presence_watch = 10
+        cfg.presence_rates = [2.0]
+        cfg.presence_step_s = 5.0
+        cfg.presence_hold_s = 5.0
+        cfg.presence_flood_events = 20_000
     if args.url:
         cfg.url = args.url
         cfg.kafka_bootstrap = args.kafka_bootstrap or "127.0.0.1:19092"
@@ -196,6 +272,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
         ("workers", args.workers),
         ("storm_clients", args.storm_clients),
         ("signup_concurrency", args.signup_concurrency),
+        ("data_dir", args.data_dir),
+        ("presence_users", args.presence_users),
+        ("presence_watch", args.presence_watch),
+        ("presence_sockets_per_user", args.presence_sockets_per_user),
+        ("presence_rates", args.presence_rates),
+        ("presence_step_s", args.presence_step_seconds),
+        ("presence_timeout_s", args.presence_timeout),
+        ("presence_flood_events", args.presence_flood_events),
     ):
         if value is not None:
             setattr(cfg, attr, value)
@@ -208,5 +292,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         parser.error("--group-size must be 2..100")
     if min(cfg.pairs, cfg.throughput_pairs, cfg.sockets_per_user, cfg.workers) < 1:
         parser.error("counts must be positive")
+    if not 1 <= cfg.presence_watch <= 99:
+        parser.error("--presence-watch must be 1..99 (a group holds at most 100)")
+    if min(cfg.presence_users, cfg.presence_sockets_per_user, cfg.presence_flood_events) < 1:
+        parser.error("presence counts must be positive")
     cfg.conn_levels = sorted(set(cfg.conn_levels))
     return cfg

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench import presence_report
+from bench.verdict import Verdict, fmt_ms
+
 TARGET_RATE = 1000.0
-
-
-@dataclass
-class Verdict:
-    figure: str
-    measured: str
-    target: str
-    ok: bool | None
-    note: str = ""
-
-    @property
-    def mark(self) -> str:
-        return {True: "PASS", False: "FAIL", None: "n/a"}[self.ok]
-
-
-def _fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
 def _latency_row(results: dict[str, Any], scenario: str) -> dict[str, Any] | None:
@@ -43,7 +26,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
     for scenario, name in (("1:1", "1:1"), ("group", "group")):
         row = _latency_row(results, scenario)
         size = results.get("latency", {}).get("group_size")
-        label = name if scenario == "1:1" else f"{size}-member group"
+        label = name if scenario == "1:1" else f"{size}-member group" if size else "group"
         if row is None:
             for pct, limit in (("p50", 10.0), ("p99", 50.0)):
                 out.append(
@@ -71,7 +54,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
             out.append(
                 Verdict(
                     f"{label} latency {pct} @ {rate:g} msgs/s",
-                    _fmt_ms(value),
+                    fmt_ms(value),
                     f"≤ {limit:g} ms",
                     ok if rate == TARGET_RATE else None,
                     "; ".join(x for x in [floor_note, *notes] if x),
@@ -144,12 +127,12 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
         )
     else:
         out.append(Verdict("reconnect storm: 5,000 clients all synced", "not run", "≤ 30 s", None))
-    return out
+    return out + presence_report.verdicts(results)
 
 
 def table(rows: list[Verdict]) -> str:
     lines = [
-        "| figure (SPEC §6) | measured | target | result | notes |",
+        "| figure (SPEC §6, issue #4) | measured | target | result | notes |",
         "|---|---|---|---|---|",
     ]
     for v in rows:
@@ -177,10 +160,10 @@ def _latency_details(results: dict[str, Any]) -> list[str]:
         lost = r.get("missing", 0) + r.get("send_failed", r.get("produce_errors", 0))
         acc = r.get("accept_latency_ms", {}).get("p50")
         lines.append(
-            f"| {r['scenario']} | {r['offered_per_s']:g} | {lat['count']:,} | {_fmt_ms(lat['p50'])} "
-            f"| {_fmt_ms(lat['p90'])} | {_fmt_ms(lat['p99'])} | {_fmt_ms(lat['p99_9'])} "
-            f"| {_fmt_ms(lat['max'])} | {ratio_txt} | {lost}{' (stopped early)' if r.get('aborted') else ''} "
-            f"| {_fmt_ms(acc)} | {_fmt_ms(r['send_lag_ms']['p99'])} "
+            f"| {r['scenario']} | {r['offered_per_s']:g} | {lat['count']:,} | {fmt_ms(lat['p50'])} "
+            f"| {fmt_ms(lat['p90'])} | {fmt_ms(lat['p99'])} | {fmt_ms(lat['p99_9'])} "
+            f"| {fmt_ms(lat['max'])} | {ratio_txt} | {lost}{' (stopped early)' if r.get('aborted') else ''} "
+            f"| {fmt_ms(acc)} | {fmt_ms(r['send_lag_ms']['p99'])} "
             f"| {r.get('client_cpu_pct', '—')}% |"
         )
     if probe:
@@ -219,10 +202,10 @@ def _throughput_details(results: dict[str, Any]) -> list[str]:
     for s in tp["steps"]:
         lat = s["latency_ms"]
         lines.append(
-            f"| {s['offered_per_s']:g} | {s['sent']:,} | {s['delivered_per_s']} | {_fmt_ms(lat['p50'])} "
-            f"| {_fmt_ms(lat['p99'])} | {_fmt_ms(lat['max'])} | {s['missing']} "
+            f"| {s['offered_per_s']:g} | {s['sent']:,} | {s['delivered_per_s']} | {fmt_ms(lat['p50'])} "
+            f"| {fmt_ms(lat['p99'])} | {fmt_ms(lat['max'])} | {s['missing']} "
             f"| {'yes' if s['within_bound'] else 'no'}{' (stopped early)' if s['aborted'] else ''} "
-            f"| {_fmt_ms(s['send_lag_ms']['p99'])} | {s['client_cpu_pct']}% |"
+            f"| {fmt_ms(s['send_lag_ms']['p99'])} | {s['client_cpu_pct']}% |"
         )
     if tp.get("skipped_rates"):
         lines.append("")
@@ -356,6 +339,7 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
     lines += _throughput_details(results)
     lines += _connection_details(results)
     lines += _storm_details(results)
+    lines += presence_report.details(results)
     lines += _time_details(results)
     lines += _problem_details(results)
     if plots:
@@ -487,4 +471,8 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(str(path))
+
+    presence_plot = presence_report.plot(results, prefix)
+    if presence_plot is not None:
+        written.append(presence_plot)
     return written

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.api import Api
+from bench.api import Api, load_users, save_users
 from bench.config import Config, parse_args
 from bench.load import Fleet, Tracker
+from bench.presence import run_presence
 from bench.scenarios import (
     Context,
     add_floor_ratios,
@@ -48,6 +49,7 @@ SCENARIO_FNS: dict[str, ScenarioFn] = {
     "storm": run_storm,
     "latency": run_latency,
     "throughput": run_throughput,
+    "presence": run_presence,
 }
 
 
@@ -75,6 +77,16 @@ def _budget_s(cfg: Config, name: str) -> float:
         return 120 + len(cfg.throughput_rates) * (cfg.step_s + cfg.drain_s + 35)
     if name == "connections":
         return 120 + len(cfg.conn_levels) * 250
+    if name == "presence":
+        step = cfg.presence_step_s + cfg.presence_timeout_s + 40
+        flood = 240
+        return (
+            300
+            + cfg.presence_connect_s()
+            + cfg.presence_hold_s
+            + flood
+            + (len(cfg.presence_step_rates()) * step)
+        )
     return 300 + cfg.storm_deadline_s
 
 
@@ -137,7 +149,9 @@ async def _main(cfg: Config) -> int:
                     "count as lost messages."
                 )
             else:
-                stack = await asyncio.to_thread(start_dev_stack, began, 180.0, cfg.verbose)
+                stack = await asyncio.to_thread(
+                    start_dev_stack, began, 180.0, cfg.verbose, cfg.data_dir
+                )
                 results["meta"]["stack"] = f"parley dev on {stack.http_url}"
                 results["meta"]["startup_s"] = round(stack.startup_s, 2)
                 results["meta"]["data_dir"] = str(stack.data_dir)
@@ -149,8 +163,14 @@ async def _main(cfg: Config) -> int:
         async def no_cursors(user: Any) -> dict[str, str]:
             return {}
 
+        # With --data-dir, accounts made by an earlier run on that dir are reused.
+        users_file = cfg.data_dir / "bench-users.json" if cfg.data_dir and stack.owned else None
         async with timings.phase("users"):
-            users = await api.create_users(cfg.users_needed(), cfg.signup_concurrency)
+            kept = load_users(users_file) if users_file else []
+            users = await api.create_users(cfg.users_needed(), cfg.signup_concurrency, kept)
+            if users_file:
+                save_users(users_file, users)
+        results["meta"]["users_reused"] = min(len(kept), len(users))
         ws_url = stack.ws_url
         discovered = await api.discovery(users[0])
         if discovered and discovered.startswith(("ws://127.0.0.1", "ws://localhost")):

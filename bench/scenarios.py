@@ -1,4 +1,4 @@
-"""The five scenarios. Each records its figures into `ctx.results[name]` as it goes, so a
+"""The scenarios (presence is in bench/presence.py). Each records its figures into `ctx.results[name]` as it goes, so a
 scenario cut short by its time bound still leaves what it measured."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ async def setup_channels(ctx: Context) -> None:
         ctx.ring = [(a, b, ch) for (a, b), ch in zip(pairs, channel_ids, strict=True)]
 
 
-async def _cursors(ctx: Context, users: list[User]) -> dict[int, dict[str, str]]:
+async def fetch_cursors(ctx: Context, users: list[User]) -> dict[int, dict[str, str]]:
     semaphore = asyncio.Semaphore(16)
     out: dict[int, dict[str, str]] = {}
 
@@ -106,7 +106,7 @@ async def setup_idle_clients(ctx: Context) -> None:
     cfg = ctx.cfg
     n_users = cfg.conn_users()
     users = ctx.users[:n_users]
-    cursors = await _cursors(ctx, users)
+    cursors = await fetch_cursors(ctx, users)
     unread: dict[int, int] = {u.index: 0 for u in users}
     if cfg.unread_per_channel > 0 and ctx.ring:
         await ctx.fleet.ensure(users)
@@ -139,9 +139,7 @@ async def setup_idle_clients(ctx: Context) -> None:
     ctx.pool = WorkerPool(ctx.ws_url, ctx.slots, cfg.workers)
 
 
-async def _with_progress(
-    ctx: Context, pool: WorkerPool, total: int, desc: str, call: Any
-) -> list[dict[str, Any]]:
+async def with_progress(pool: WorkerPool, total: int, desc: str, call: Any) -> list[dict[str, Any]]:
     pool.reset_progress()
     with progress_bar(total, desc, "sock") as bar:
         task = asyncio.ensure_future(call)
@@ -153,7 +151,7 @@ async def _with_progress(
         return replies
 
 
-def _merge_samples(replies: list[dict[str, Any]]) -> dict[str, str]:
+def merge_samples(replies: list[dict[str, Any]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for reply in replies:
         for k, v in reply.get("error_samples", {}).items():
@@ -161,7 +159,7 @@ def _merge_samples(replies: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
-def _merge_counts(replies: list[dict[str, Any]], key: str) -> dict[str, int]:
+def merge_counts(replies: list[dict[str, Any]], key: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for reply in replies:
         for k, v in reply.get(key, {}).items():
@@ -199,8 +197,7 @@ async def run_connections(ctx: Context) -> None:
     for level in cfg.conn_levels:
         started = time.monotonic()
         rss_before = await _rss(stack, 1)
-        replies = await _with_progress(
-            ctx,
+        replies = await with_progress(
             pool,
             level - prev_held,
             f"connections → {level}",
@@ -214,10 +211,10 @@ async def run_connections(ctx: Context) -> None:
             "level": level,
             "held": held,
             "opened_now": sum(r["opened"] for r in replies),
-            "errors": _merge_counts(replies, "errors"),
-            "error_samples": _merge_samples(replies),
+            "errors": merge_counts(replies, "errors"),
+            "error_samples": merge_samples(replies),
             "retries": sum(r["retries"] for r in replies),
-            "client_closes": _merge_counts(replies, "closes"),
+            "client_closes": merge_counts(replies, "closes"),
             "connect_and_sync_s": summarize_s(connect_s),
             "elapsed_s": round(time.monotonic() - started, 2),
             "healthz_connections": stack.gateway_connections(),
@@ -242,23 +239,21 @@ async def run_storm(ctx: Context) -> None:
     out: dict[str, Any] = {"clients": n}
     ctx.results["storm"] = out
     held_now = sum(r["held"] for r in await pool.call("stats"))
-    replies = await _with_progress(
-        ctx,
+    replies = await with_progress(
         pool,
         max(n - min(held_now, n), 0),
         f"storm: connect {n}",
         pool.call("level", n, max(cfg.connect_concurrency // pool.workers, 4), 240.0),
     )
     out["connected_before"] = sum(r["held"] for r in replies)
-    out["connect_errors"] = _merge_counts(replies, "errors")
+    out["connect_errors"] = merge_counts(replies, "errors")
     await asyncio.sleep(2)
     out["healthz_before"] = stack.gateway_connections()
     drops = await pool.call("drop")
     out["drop_s"] = round(max(r["elapsed_s"] for r in drops), 3)
     out["dropped"] = sum(r["closed"] for r in drops)
     start_at = time.monotonic() + 0.5
-    replies = await _with_progress(
-        ctx,
+    replies = await with_progress(
         pool,
         out["dropped"],
         f"storm: {out['dropped']} reconnecting",
@@ -275,8 +270,8 @@ async def run_storm(ctx: Context) -> None:
         all_synced_s=round(max(times), 3) if times and failed == 0 else None,
         time_to_synced_s=summarize_s(times),
         retries=sum(r["retries"] for r in replies),
-        errors=_merge_counts(replies, "errors"),
-        error_samples=_merge_samples(replies),
+        errors=merge_counts(replies, "errors"),
+        error_samples=merge_samples(replies),
         expected_sync_messages=sorted({s.expected_sync for s in ctx.slots[:n]}),
         sync_messages_min=min(sync_counts) if sync_counts else None,
         sync_messages_max=max(sync_counts) if sync_counts else None,

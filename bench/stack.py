@@ -47,6 +47,13 @@ def raise_nofile_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+def die_with_parent() -> None:
+    """SIGTERM this process when its parent dies (Linux), so nothing outlives a killed bench."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
 def _stack_preexec() -> None:
     """`parley dev` in a session of its own (the terminal's Ctrl-C reaches only the bench, which
     then stops the stack in order), SIGTERM if the bench dies, and the file limit raised."""
@@ -55,9 +62,7 @@ def _stack_preexec() -> None:
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    die_with_parent()
 
 
 def check_local(url: str) -> None:
@@ -107,6 +112,8 @@ class Stack:
     ws_url: str
     kafka_bootstrap: str | None
     owned: bool
+    processor_url: str | None = None
+    """The processor's web server (`/healthz`, `/metrics`); None for an external stack."""
     data_dir: Path | None = None
     log_path: Path | None = None
     popen: subprocess.Popen[bytes] | None = None
@@ -251,16 +258,19 @@ def _tee(
     log.close()
 
 
-def start_dev_stack(clock0: float, timeout_s: float = 180.0, verbose: bool = False) -> Stack:
-    """Run `parley dev` on free ports in a temporary data dir; returns once it printed
-    "Parley ready:". The send rate limit is raised so bench devices are never throttled."""
+def start_dev_stack(
+    clock0: float, timeout_s: float = 180.0, verbose: bool = False, data_dir: Path | None = None
+) -> Stack:
+    """Run `parley dev` on free ports in a temporary data dir (or in `data_dir`, which is kept);
+    returns once it printed "Parley ready:". The send rate limit is raised so bench devices are
+    never throttled."""
     tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     stack = Stack(
         http_url="",
         ws_url="",
         kafka_bootstrap=None,
         owned=True,
-        data_dir=tmp / "data",
+        data_dir=data_dir.resolve() if data_dir is not None else tmp / "data",
         log_path=tmp / "parley-dev.log",
         _tmp=tmp,
         _clock0=clock0,
@@ -282,6 +292,10 @@ def launch(stack: Stack, timeout_s: float = 180.0) -> None:
         PARLEY_HTTP_HOST="127.0.0.1",
         PARLEY_SEND_RATE_PER_S="100000",
         PARLEY_SEND_BURST="100000",
+        # Cheap password hashes: these stacks make thousands of accounts.
+        PARLEY_ARGON2_TIME_COST="1",
+        PARLEY_ARGON2_MEMORY_KIB="8192",
+        PARLEY_ARGON2_PARALLELISM="1",
         PYTHONUNBUFFERED="1",
     )
     started = time.monotonic()
@@ -314,6 +328,7 @@ def launch(stack: Stack, timeout_s: float = 180.0) -> None:
     stack.http_url = f"http://127.0.0.1:{http_port}"
     stack.ws_url = f"ws://127.0.0.1:{http_port}/v1/ws"
     stack.kafka_bootstrap = f"127.0.0.1:{kafka_port}"
+    stack.processor_url = f"http://127.0.0.1:{processor_port}"
     stack.popen = popen
     stack._reader = reader
     deadline = started + timeout_s

@@ -1,6 +1,7 @@
 """Client sockets by the thousand, held by worker processes (one process may hold at most
 RLIMIT_NOFILE open files, 20,000 on this box): used by the connection-memory scenario and the
-reconnect storm. Each worker runs its own event loop and obeys commands sent over a pipe."""
+reconnect storm, and (with `bench.watchers.PresenceWorker`) by the presence scenario. Each
+worker runs its own event loop and obeys commands sent over a pipe."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from bench.wsclient import SessionError, close_code, encode, open_synced
+from bench.wsclient import SessionError, Synced, close_code, encode, open_synced
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Slot:
     token: str
     cursors: dict[str, str]
     expected_sync: int
+    user_id: str = ""
+    watch: tuple[str, ...] = ()
+    """Users to `presence.subscribe` to once synced (the presence scenario only)."""
 
 
 def _note(samples: dict[str, str], kind: str, exc: BaseException) -> None:
@@ -62,7 +66,11 @@ class _Held:
 
 
 @dataclass
-class _Worker:
+class Worker:
+    """The sockets of one process. Commands are the methods named in COMMANDS."""
+
+    COMMANDS: ClassVar[frozenset[str]] = frozenset({"level", "drop", "storm", "stats"})
+
     url: str
     slots: list[Slot]
     progress: Synchronized[int]
@@ -72,21 +80,39 @@ class _Worker:
     frames_after_sync: int = 0
     heartbeat_s: float = 15.0
 
-    async def _read(self, index: int, ws: ClientConnection) -> None:
+    async def _read(self, slot: Slot, ws: ClientConnection) -> None:
         try:
-            async for _ in ws:
+            await self._opened(slot, ws)
+            async for raw in ws:
                 self.frames_after_sync += 1
+                self._on_frame(slot, raw)
         except ConnectionClosed:
             pass
         finally:
-            held = self.held.get(index)
+            held = self.held.get(slot.index)
             if held is not None and held.ws is ws and not held.closing:
                 key = str(close_code(ws))
                 self.closes[key] = self.closes.get(key, 0) + 1
-                del self.held[index]
+                del self.held[slot.index]
+
+    async def _opened(self, slot: Slot, ws: ClientConnection) -> None:
+        """Called once a kept socket is synced, before its frames are read."""
+
+    def _on_frame(self, slot: Slot, raw: str | bytes) -> None:
+        """Called for every frame a kept socket receives after `synced`."""
+
+    async def _open(self, slot: Slot, timeout_s: float, errors: dict[str, int]) -> Synced | None:
+        """One attempt to connect and sync; a failure is counted by kind in `errors`."""
+        try:
+            return await open_synced(self.url, slot.token, slot.cursors, timeout_s)
+        except Exception as exc:
+            kind = _error_kind(exc)
+            errors[kind] = errors.get(kind, 0) + 1
+            _note(self.error_samples, kind, exc)
+            return None
 
     def _keep(self, slot: Slot, ws: ClientConnection) -> None:
-        self.held[slot.index] = _Held(ws, asyncio.create_task(self._read(slot.index, ws)))
+        self.held[slot.index] = _Held(ws, asyncio.create_task(self._read(slot, ws)))
 
     async def heartbeats(self) -> None:
         beat = encode({"type": "heartbeat"})
@@ -117,14 +143,8 @@ class _Worker:
                     if remaining <= 1:
                         errors["deadline"] = errors.get("deadline", 0) + 1
                         return
-                    try:
-                        synced = await open_synced(
-                            self.url, slot.token, slot.cursors, min(remaining, 60)
-                        )
-                    except Exception as exc:
-                        kind = _error_kind(exc)
-                        errors[kind] = errors.get(kind, 0) + 1
-                        _note(self.error_samples, kind, exc)
+                    synced = await self._open(slot, min(remaining, 60), errors)
+                    if synced is None:
                         if attempt < 3:
                             retries += 1
                             await asyncio.sleep(0.2 * (attempt + 1))
@@ -192,12 +212,8 @@ class _Worker:
                 if remaining <= 0:
                     failed += 1
                     return
-                try:
-                    synced = await open_synced(self.url, slot.token, slot.cursors, remaining)
-                except Exception as exc:
-                    kind = _error_kind(exc)
-                    errors[kind] = errors.get(kind, 0) + 1
-                    _note(self.error_samples, kind, exc)
+                synced = await self._open(slot, remaining, errors)
+                if synced is None:
                     attempt += 1
                     retries += 1
                     await asyncio.sleep(random.uniform(0.1, min(0.25 * 2**attempt, 3.0)))
@@ -223,7 +239,7 @@ class _Worker:
             "error_samples": dict(self.error_samples),
         }
 
-    def stats(self) -> dict[str, Any]:
+    async def stats(self) -> dict[str, Any]:
         return {
             "held": len(self.held),
             "closes": dict(self.closes),
@@ -231,25 +247,19 @@ class _Worker:
         }
 
 
-async def _serve(worker: _Worker, conn: Connection) -> None:
+async def _serve(worker: Worker, conn: Connection) -> None:
     loop = asyncio.get_running_loop()
     heartbeats = asyncio.create_task(worker.heartbeats())
     try:
         while True:
             command, args = await loop.run_in_executor(None, conn.recv)
+            if command == "quit":
+                await worker.drop()
+                conn.send({"ok": True})
+                return
             try:
-                if command == "level":
-                    reply: dict[str, Any] = await worker.level(*args)
-                elif command == "drop":
-                    reply = await worker.drop()
-                elif command == "storm":
-                    reply = await worker.storm(*args)
-                elif command == "stats":
-                    reply = worker.stats()
-                elif command == "quit":
-                    await worker.drop()
-                    conn.send({"ok": True})
-                    return
+                if command in worker.COMMANDS:
+                    reply: dict[str, Any] = await getattr(worker, command)(*args)
                 else:
                     reply = {"error": f"unknown command {command}"}
             except Exception as exc:
@@ -259,20 +269,29 @@ async def _serve(worker: _Worker, conn: Connection) -> None:
         heartbeats.cancel()
 
 
-def worker_main(url: str, slots: list[Slot], conn: Connection, progress: Synchronized[int]) -> None:
+def worker_main(
+    url: str,
+    slots: list[Slot],
+    conn: Connection,
+    progress: Synchronized[int],
+    kind: type[Worker] = Worker,
+) -> None:
     import uvloop
 
-    from bench.stack import raise_nofile_limit
+    from bench.stack import die_with_parent, raise_nofile_limit
 
+    die_with_parent()
     raise_nofile_limit()
-    uvloop.run(_serve(_Worker(url, slots, progress), conn))
+    uvloop.run(_serve(kind(url, slots, progress), conn))
 
 
 class WorkerPool:
-    """`workers` processes; slot i is held by worker i % workers, so any level n is spread
-    evenly."""
+    """`workers` processes of `kind`; slot i is held by worker i % workers, so any level n is
+    spread evenly."""
 
-    def __init__(self, url: str, slots: list[Slot], workers: int) -> None:
+    def __init__(
+        self, url: str, slots: list[Slot], workers: int, kind: type[Worker] = Worker
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.workers = max(1, min(workers, len(slots)))
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="pool")
@@ -284,7 +303,7 @@ class WorkerPool:
             counter: Synchronized[int] = ctx.Value("i", 0)
             proc = ctx.Process(
                 target=worker_main,
-                args=(url, slots[w :: self.workers], child, counter),
+                args=(url, slots[w :: self.workers], child, counter, kind),
                 name=f"bench-worker-{w}",
                 daemon=True,
             )

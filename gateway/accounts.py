@@ -20,7 +20,11 @@ class Login:
 
 
 async def sign_up(
-    accounts: AccountStore, username: object, password: object, display_name: object
+    accounts: AccountStore,
+    passwords: tokens.Passwords,
+    username: object,
+    password: object,
+    display_name: object,
 ) -> tuple[str, str]:
     """Create an account; returns (user_id, username)."""
     if not isinstance(username, str) or not USERNAME.match(username):
@@ -31,16 +35,18 @@ async def sign_up(
         raise invalid("display_name must be a string of at most 64 characters")
     user_id = new_id()
     try:
-        await accounts.create_user(
-            user_id, username, await tokens.hash_password(password), display_name
-        )
+        await accounts.create_user(user_id, username, await passwords.hash(password), display_name)
     except UsernameTaken:
         raise ApiError(409, "username_taken", "that username is taken") from None
     return user_id, username
 
 
 async def log_in(
-    accounts: AccountStore, username: object, password: object, device_name: object
+    accounts: AccountStore,
+    passwords: tokens.Passwords,
+    username: object,
+    password: object,
+    device_name: object,
 ) -> Login:
     """Check the password and register a new device with a fresh token."""
     if not isinstance(username, str) or not isinstance(password, str):
@@ -48,10 +54,7 @@ async def log_in(
     if device_name is not None and (not isinstance(device_name, str) or len(device_name) > 64):
         raise invalid("device_name must be a string of at most 64 characters")
     user = await accounts.user_by_username(username)
-    if (
-        not await tokens.verify_password(user.password_hash if user else None, password)
-        or user is None
-    ):
+    if not await passwords.verify(user.password_hash if user else None, password) or user is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
     token = tokens.new_token()
     device = await accounts.create_device(

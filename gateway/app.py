@@ -24,6 +24,7 @@ from gateway.inbox import InboxDispatcher
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
+from gateway.tokens import Passwords
 from parley.settings import Settings
 from storage.stores import open_stores
 from topics.definitions import inbox_topic
@@ -69,6 +70,9 @@ def create_app(settings: Settings) -> Starlette:
         cursors = CursorWriter(stores.cursors, settings.cursor_flush_interval_s)
         cursors.start()
         app.state.draining = False
+        app.state.passwords = Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        )
         app.state.services = Services(
             settings, stores, publisher, inbox, hub, registry, cursors, gateways
         )

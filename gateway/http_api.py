@@ -50,6 +50,7 @@ async def create_user(request: Request) -> Response:
     body = await _body(request)
     user_id, username = await accounts.sign_up(
         _services(request).stores.accounts,
+        request.app.state.passwords,
         body.get("username"),
         body.get("password"),
         body.get("display_name"),
@@ -61,6 +62,7 @@ async def create_session(request: Request) -> Response:
     body = await _body(request)
     login = await accounts.log_in(
         _services(request).stores.accounts,
+        request.app.state.passwords,
         body.get("username"),
         body.get("password"),
         body.get("device_name"),

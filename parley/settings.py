@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     cursor_flush_interval_s: float = 0.5
     max_presence_subscriptions: int = 500
     sync_page_size: int = Field(default=500, ge=1, le=5000)
+    # Password hashing (argon2id). The default is RFC 9106's low-memory profile; lower it only
+    # for test and benchmark stacks, where thousands of accounts are made in minutes.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
     gateway_drain_s: float = Field(default=5.0, ge=0)  # SIGTERM: sockets handed off over this
 
     # Processors.

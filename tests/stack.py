@@ -98,6 +98,10 @@ def base_env(bootstrap: str, dsn: str, workdir: Path) -> dict[str, str]:
         PARLEY_PRESENCE_TICK_S="0.2",
         PARLEY_SEND_RATE_PER_S="10000",
         PARLEY_SEND_BURST="10000",
+        # Cheap password hashes: these stacks make thousands of accounts.
+        PARLEY_ARGON2_TIME_COST="1",
+        PARLEY_ARGON2_MEMORY_KIB="8192",
+        PARLEY_ARGON2_PARALLELISM="1",
     )
     return env
 

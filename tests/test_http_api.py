@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from gateway.tokens import Passwords
 from tests.client import PASSWORD, Api
 
 
@@ -61,6 +62,18 @@ async def test_login_makes_a_new_device_per_login_and_rejects_bad_credentials(ap
         "/v1/sessions", json={"username": "nobody_here_x", "password": PASSWORD}
     )
     error(nobody, 401, "bad_credentials")
+
+
+async def test_password_hashes_verify_whatever_the_cost_settings_are_now() -> None:
+    """The argon2 cost is a setting (tests run cheap); a hash made under other settings, such
+    as the production default, still verifies, and a wrong password still fails."""
+    production, cheap = Passwords(3, 64 * 1024, 4), Passwords(1, 8192, 1)
+    made = await production.hash(PASSWORD)
+    assert made.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert await cheap.verify(made, PASSWORD)
+    assert not await cheap.verify(made, PASSWORD + "x")
+    assert not await cheap.verify(None, PASSWORD)
+    assert not await cheap.verify("not a hash", PASSWORD)
 
 
 async def test_missing_invalid_and_revoked_tokens_get_401(api: Api) -> None:

@@ -1,0 +1,411 @@
+"""The presence scenario (issue #4): presence events/s the processor handles, and change
+notifications/s to sockets that each watch `presence_watch` other users.
+
+Users are put in groups of `presence_watch + 1`; every socket subscribes to the other members
+of its user's group (co-members may watch each other). Offline comes only one heartbeat
+timeout after a user's last socket closed, so a churn step closes users' sockets at a steady
+rate and reconnects each `timeout + RECONNECT_AFTER_S` later: every churned user goes offline
+and then online, and every socket watching it gets two frames.
+
+The processor's progress is read from outside: the committed offsets of its consumer group on
+`parley.presence.v1` (events handled) and `parley_processor_presence_changes_total` on its
+`/metrics`. Its ceiling is found by producing heartbeat events straight to the topic with
+aiokafka, built by hand from `schemas/json/presence.event.v1.json` (the bench imports no server
+code): the gateway forwards at most one heartbeat per socket per `timeout / 4`, so sockets alone
+cannot load the processor on this box."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+import urllib.request
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.api import User
+from bench.progress import bar as progress_bar
+from bench.scenarios import (
+    Context,
+    fetch_cursors,
+    merge_counts,
+    merge_samples,
+    with_progress,
+)
+from bench.stack import cpu_delta, cpu_snapshot
+from bench.stats import cdf_points, summarize_ns
+from bench.watchers import PresenceWorker, Schedule
+from bench.workers import Slot, WorkerPool
+
+EVENTS_TOPIC = "parley.presence.v1"
+PROCESSOR_GROUP = "parley-processor"  # the processors' consumer group (PARLEY_PROCESSOR_ID)
+CHANGES_METRIC = "parley_processor_presence_changes_total"
+RECONNECT_AFTER_S = 2.5
+"""After the timeout, before the reconnect: the processor's timer looks every 0.5 s."""
+DRAIN_S = 5.0
+CDF_POINTS = 300
+
+
+class ProcessorProbe:
+    """How far the processors' consumer group has got on the presence topic, without joining
+    the group (no subscription, no commits)."""
+
+    def __init__(self, bootstrap: str, processor_url: str | None) -> None:
+        self.processor_url = processor_url
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=PROCESSOR_GROUP,
+            enable_auto_commit=False,
+            client_id="parley-bench-presence",
+        )
+        self._partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._consumer.topics()  # fetches the metadata partitions_for_topic reads
+        count = len(self._consumer.partitions_for_topic(EVENTS_TOPIC) or [])
+        self._partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(max(count, 1))]
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def committed(self) -> int:
+        """Events of the topic the processors have handled and committed, all partitions."""
+        offsets = await asyncio.gather(*(self._consumer.committed(tp) for tp in self._partitions))
+        return sum(o or 0 for o in offsets)
+
+    async def lag(self) -> int:
+        """Events not yet committed. The embedded broker reports the start of a partition's
+        newest batch as its end, so this can be low by that batch's size."""
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
+        return max(sum(ends.values()) - await self.committed(), 0)
+
+    def changes(self) -> float | None:
+        """The processor's presence-changes counter (None if /metrics does not answer)."""
+        if self.processor_url is None:
+            return None
+        try:
+            with urllib.request.urlopen(f"{self.processor_url}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(CHANGES_METRIC + " "):
+                return float(line.split()[1])
+        return None
+
+
+class Window:
+    """Events handled, changes decided and CPU used between `open` and `close`."""
+
+    def __init__(self, ctx: Context, probe: ProcessorProbe) -> None:
+        self.ctx = ctx
+        self.probe = probe
+
+    async def open(self) -> None:
+        self.t0 = time.monotonic()
+        self.committed0 = await self.probe.committed()
+        self.changes0 = self.probe.changes()
+        self.cpu0 = cpu_snapshot(self.ctx.stack)
+
+    async def close(self) -> dict[str, Any]:
+        seconds = time.monotonic() - self.t0
+        handled = await self.probe.committed() - self.committed0
+        changes, changes0 = self.probe.changes(), self.changes0
+        out: dict[str, Any] = {
+            "seconds": round(seconds, 2),
+            "events_handled": handled,
+            "events_per_s": round(handled / seconds, 1),
+            "lag_after": await self.probe.lag(),
+        }
+        if changes is not None and changes0 is not None:
+            out["changes"] = int(changes - changes0)
+            out["changes_per_s"] = round((changes - changes0) / seconds, 1)
+        # In cores; `other` is the rest of the machine (someone else's tests, say).
+        used = cpu_delta(self.cpu0, cpu_snapshot(self.ctx.stack))
+        out["cpu_cores"] = {k: round(v / seconds, 2) for k, v in used.items() if k != "wall_s"}
+        out["loadavg_1m"] = round(os.getloadavg()[0], 2)
+        return out
+
+
+def _slots(
+    ctx: Context, groups: list[list[User]], cursors: dict[int, dict[str, str]]
+) -> list[Slot]:
+    per_user = ctx.cfg.presence_sockets_per_user
+    slots: list[Slot] = []
+    for group in groups:
+        for user in group:
+            watch = tuple(m.user_id for m in group if m.user_id != user.user_id)
+            for _ in range(per_user):
+                slots.append(
+                    Slot(len(slots), user.token, cursors[user.index], 0, user.user_id, watch)
+                )
+    return slots
+
+
+async def _make_groups(ctx: Context) -> list[list[User]]:
+    cfg = ctx.cfg
+    size = cfg.presence_group_size()
+    users = ctx.users[: cfg.presence_group_count() * size]
+    groups = [users[i : i + size] for i in range(0, len(users), size)]
+    semaphore = asyncio.Semaphore(8)
+
+    async def one(n: int, members: list[User]) -> None:
+        async with semaphore:
+            channel_id = await ctx.api.group(members[0], members, f"presence {n}")
+        ctx.note_channel(channel_id, *members)
+
+    await asyncio.gather(*(one(n, g) for n, g in enumerate(groups)))
+    return groups
+
+
+async def _await_snapshots(pool: WorkerPool, expected: int, max_s: float) -> dict[str, Any]:
+    """Wait until every socket got its subscribe's snapshot (one frame per watched user)."""
+    started = time.monotonic()
+    stats: list[dict[str, Any]] = []
+    while time.monotonic() - started < max_s:
+        stats = await pool.call("stats")
+        if sum(s["snapshot_frames"] for s in stats) >= expected:
+            break
+        await asyncio.sleep(0.5)
+    return {
+        "snapshot_frames": sum(s["snapshot_frames"] for s in stats),
+        "expected": expected,
+        "seconds": round(time.monotonic() - started, 2),
+        "error_frames": merge_counts(stats, "error_frames"),
+    }
+
+
+async def _churn_step(
+    ctx: Context, pool: WorkerPool, probe: ProcessorProbe, users: list[User], rate: float
+) -> dict[str, Any]:
+    cfg = ctx.cfg
+    timeout_ns = int(cfg.presence_timeout_s * 1e9)
+    count = min(max(int(rate * cfg.presence_step_s), 1), len(users))
+    subjects = random.sample(users, count)
+    start = time.monotonic_ns() + 2_000_000_000
+    period = 1e9 / rate
+    back_ns = timeout_ns + int(RECONNECT_AFTER_S * 1e9)
+    schedule: Schedule = {
+        u.user_id: (start + int(i * period), start + int(i * period) + back_ns)
+        for i, u in enumerate(subjects)
+    }
+    until = max(t for _, t in schedule.values()) + int(DRAIN_S * 1e9)
+    window = Window(ctx, probe)
+    await window.open()
+    label = f"presence churn {rate:g} users/s"
+    with progress_bar(int((until - start) / 1e9) + 2, label, "s") as bar:
+        task = asyncio.ensure_future(
+            pool.call("churn", schedule, cfg.presence_timeout_s, start, until)
+        )
+        while not task.done():
+            await asyncio.wait([task], timeout=1.0)
+            bar.update(1)
+        replies = task.result()
+    processor = await window.close()
+    per_second: dict[int, int] = {}
+    for reply in replies:
+        for second, n in reply["per_second"].items():
+            per_second[int(second)] = per_second.get(int(second), 0) + n
+    seconds = max(per_second, default=-1) + 1
+    series = [per_second.get(s, 0) for s in range(seconds)]
+    # The steady window: both offline frames (from closes) and online frames (reconnects)
+    # arrive at the full rate, from the first reconnect to the last close's offline.
+    steady_from = int(back_ns / 1e9) + 2
+    steady_to = int((timeout_ns + count * period) / 1e9) + 2
+    steady = series[steady_from:steady_to]
+    offline = [v for r in replies for v in r["offline_ns"]]
+    online = [v for r in replies for v in r["online_ns"]]
+    cdf_ms: dict[str, Any] = {}
+    for kind, samples in (("offline", offline), ("online", online)):
+        ctx.raw[f"presence-{kind}@{rate:g}"] = [v / 1e6 for v in samples]
+        xs, ys = cdf_points(ctx.raw[f"presence-{kind}@{rate:g}"], CDF_POINTS)
+        cdf_ms[kind] = {"x": [round(x, 3) for x in xs], "y": [round(y, 5) for y in ys]}
+    received = sum(r["steady_received"] for r in replies)
+    expected = sum(r["steady_expected"] for r in replies)
+    return {
+        "users_per_s": rate,
+        "churned_users": count,
+        "changes_scheduled": 2 * count,
+        "notifications": sum(series),
+        "notifications_per_s_series": series,
+        "steady_window_s": [steady_from, steady_to],
+        # Every watcher of a churned user connected: an upper bound for the steady rate.
+        "notifications_per_s_nominal": round(
+            2 * rate * cfg.presence_watch * cfg.presence_sockets_per_user, 1
+        ),
+        "notifications_per_s_steady": round(sum(steady) / len(steady), 1) if steady else None,
+        "notifications_per_s_peak": max(series, default=0),
+        "offline_after_timeout_ms": summarize_ns(offline),
+        "online_after_reconnect_ms": summarize_ns(online),
+        "unscheduled_changes": sum(r["unscheduled"] for r in replies),
+        "steady_watchers_received": received,
+        "steady_watchers_expected": expected,
+        "reconnect_failed": sum(r["reconnect_failed"] for r in replies),
+        "reconnect_errors": merge_counts(replies, "reconnect_errors"),
+        "error_samples": merge_samples(replies),
+        "held_after": sum(r["held"] for r in replies),
+        "processor": processor,
+        "cdf_ms": cdf_ms,
+    }
+
+
+def _event(user: User, at_ms: int) -> bytes:
+    """A `presence.event` v1 (schemas/json/presence.event.v1.json) for a socket that does not
+    exist: a heartbeat of an online user changes nothing, so it costs the processor only its
+    bookkeeping."""
+    return orjson.dumps(
+        {
+            "type": "presence.event",
+            "v": 1,
+            "kind": "heartbeat",
+            "user_id": user.user_id,
+            "device_id": user.device_id,
+            "connection_id": f"bench-flood-{user.index}",
+            "at_ms": at_ms,
+        }
+    )
+
+
+async def _flood(
+    ctx: Context, probe: ProcessorProbe, users: list[User], total: int
+) -> dict[str, Any]:
+    """Produce `total` heartbeats as fast as one aiokafka producer can, and time how fast the
+    processors' committed offsets follow (sampled every 0.25 s)."""
+    assert ctx.stack.kafka_bootstrap is not None
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ctx.stack.kafka_bootstrap,
+        client_id="parley-bench-presence",
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    window = Window(ctx, probe)
+    await window.open()
+    target = window.committed0 + total
+    samples: list[tuple[float, int]] = []
+
+    async def follow() -> None:
+        for _ in range(2400):  # at most 10 minutes at 0.25 s
+            committed = await probe.committed()
+            samples.append((time.monotonic() - window.t0, committed - window.committed0))
+            if committed >= target:
+                return
+            await asyncio.sleep(0.25)
+
+    follower = asyncio.create_task(follow())
+    produced_s = 0.0
+    try:
+        with progress_bar(total, "presence events → topic", "ev") as bar:
+            pending: list[asyncio.Future[Any]] = []
+            for i in range(total):
+                user = users[i % len(users)]
+                pending.append(
+                    await producer.send(
+                        EVENTS_TOPIC, _event(user, int(time.time() * 1000)), user.user_id.encode()
+                    )
+                )
+                if len(pending) >= 2000:
+                    await asyncio.gather(*pending)
+                    bar.update(len(pending))
+                    pending = []
+            await asyncio.gather(*pending)
+            bar.update(len(pending))
+        produced_s = time.monotonic() - window.t0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(follower, 120)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await producer.stop()
+    out = await window.close()
+    caught_up = next((t for t, n in samples if n >= total), None)
+    # The processor's rate per half second, from the committed offsets.
+    rates = []
+    for (t0, n0), (t1, n1) in zip(samples[::2], samples[2::2], strict=False):
+        rates.append((round(t1, 2), round((n1 - n0) / (t1 - t0), 1)))
+    # CPU per event, whole and net of what the processor burns when idle (it polls the broker
+    # every 2 ms): figures that depend less on how busy the rest of the machine was.
+    idle = ctx.results["meta"].get("idle_stack_cpu_cores", {}).get("processor", 0.0)
+    cores = out["cpu_cores"].get("processor", 0.0)
+    handled = out["events_handled"] or None
+    gross_us = cores * out["seconds"] / handled * 1e6 if handled else None
+    net_us = (cores - idle) * out["seconds"] / handled * 1e6 if handled else None
+    out.update(
+        processor_idle_cores=idle,
+        processor_us_per_event_gross=round(gross_us, 1) if gross_us else None,
+        processor_us_per_event=round(net_us, 1) if net_us else None,
+        events_per_processor_core_s=round(1e6 / net_us) if net_us and net_us > 0 else None,
+        events=total,
+        produce_s=round(produced_s, 2),
+        produced_per_s=round(total / produced_s, 1) if produced_s else None,
+        caught_up_s=round(caught_up, 2) if caught_up is not None else None,
+        handled_per_s=round(total / caught_up, 1) if caught_up else None,
+        peak_handled_per_s=max((r for _, r in rates), default=None),
+        handled_per_s_series=rates,
+    )
+    return out
+
+
+async def run_presence(ctx: Context) -> None:
+    cfg = ctx.cfg
+    out: dict[str, Any] = {
+        "watch": cfg.presence_watch,
+        "sockets_per_user": cfg.presence_sockets_per_user,
+        "timeout_s": cfg.presence_timeout_s,
+        "steps": [],
+    }
+    ctx.results["presence"] = out
+    # Other scenarios' sockets would keep their users online whatever this one closes.
+    await ctx.fleet.close_all()
+    groups = await _make_groups(ctx)
+    users = [u for g in groups for u in g]
+    out["users"] = len(users)
+    out["groups"] = len(groups)
+    slots = _slots(ctx, groups, await fetch_cursors(ctx, users))
+    out["sockets"] = len(slots)
+    if not ctx.stack.kafka_bootstrap:
+        out["error"] = "no broker address (use --kafka-bootstrap with --url)"
+        return
+    probe = ProcessorProbe(ctx.stack.kafka_bootstrap, ctx.stack.processor_url)
+    pool = WorkerPool(ctx.ws_url, slots, cfg.workers, PresenceWorker)
+    try:
+        await probe.start()
+        connect = Window(ctx, probe)
+        await connect.open()
+        replies = await with_progress(
+            pool,
+            len(slots),
+            f"presence: connect {len(slots)}",
+            pool.call(
+                "level",
+                len(slots),
+                max(cfg.connect_concurrency // pool.workers, 4),
+                cfg.presence_connect_s(),
+            ),
+        )
+        out["connect"] = {
+            "held": sum(r["held"] for r in replies),
+            "errors": merge_counts(replies, "errors"),
+            "error_samples": merge_samples(replies),
+            "subscribed": await _await_snapshots(pool, len(slots) * cfg.presence_watch, 60),
+            "processor": await connect.close(),
+        }
+        # Connected, subscribed, heartbeating: the event rate the protocol itself makes.
+        hold = Window(ctx, probe)
+        await hold.open()
+        await asyncio.sleep(cfg.presence_hold_s)
+        out["hold"] = await hold.close()
+        for rate in cfg.presence_step_rates():
+            out["steps"].append(await _churn_step(ctx, pool, probe, users, rate))
+        out["flood"] = await _flood(ctx, probe, users, cfg.presence_flood_events)
+    finally:
+        await pool.close()
+        await probe.stop()
