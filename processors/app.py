@@ -108,6 +108,7 @@ def create_app(settings: Settings) -> faust.App:
                 settings.processor_batch_max, within=settings.processor_batch_within_s
             ):
                 metrics.PRESENCE_CHANGES.inc(await presence["service"].handle(batch))
+                metrics.PRESENCE_EVENTS.inc(len(batch))
         finally:
             presence.pop("service", None)
             await shared.release()

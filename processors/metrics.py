@@ -10,6 +10,9 @@ DEAD = Counter(
     "parley_processor_events_dead_lettered_total", "Events parked on the dead-letter topic"
 )
 BATCH_SECONDS = Histogram("parley_processor_batch_seconds", "Time to store and fan out one batch")
+PRESENCE_EVENTS = Counter(
+    "parley_processor_presence_events_total", "Device events (connect, heartbeat, close, logout)"
+)
 PRESENCE_CHANGES = Counter(
     "parley_processor_presence_changes_total", "Users gone online or offline"
 )
