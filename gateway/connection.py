@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import accounts, metrics
@@ -34,22 +32,17 @@ from gateway.cursors import CursorWriter
 from gateway.encoding import frame
 from gateway.errors import ApiError
 from gateway.follower import PartitionFollower
+from gateway.frames import FrameError, parse_frame, parse_hello
+from gateway.outbox import Outbox
 from gateway.presence import PresenceHub, authorize, snapshot
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
 from parley.ids import id_floor, now_ms, parse_id
 from parley.settings import Settings
 from schemas.events import MessageSendV1
-from schemas.frames import (
-    CLIENT_FRAME_TYPES,
-    Ack,
-    ClientFrame,
-    Heartbeat,
-    Hello,
-    PresenceSubscribe,
-    Send,
-)
-from schemas.limits import MAX_FRAME_BYTES, MAX_TEXT_CHARS
+from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Send
+from schemas.limits import MAX_TEXT_CHARS
+from storage.protocols import Device
 from storage.stores import Stores
 
 log = logging.getLogger("parley.connection")
@@ -59,10 +52,6 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_ERROR = 1011
 CLOSE_IDLE = 4002
-
-client_frame: TypeAdapter[Hello | Send | Ack | Heartbeat | PresenceSubscribe] = TypeAdapter(
-    ClientFrame
-)
 
 
 class State(enum.Enum):
@@ -80,12 +69,6 @@ _NEXT: dict[State, set[State]] = {
 }
 
 
-class FrameError(Exception):
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.ref = code, message, ref
-
-
 @dataclass
 class Services:
     """What a connection works with; one per gateway process."""
@@ -101,25 +84,39 @@ class Services:
 
 
 class Connection:
+    # Slots, and containers made only when needed: a gateway holds thousands of idle sockets.
+    __slots__ = (
+        "_delivered",
+        "_held",
+        "_killed",
+        "_last_heartbeat",
+        "_main",
+        "_outbox",
+        "_presence_sent",
+        "_s",
+        "_tasks",
+        "_ws",
+        "connection_id",
+        "device_id",
+        "state",
+        "user_id",
+    )
+
     def __init__(self, websocket: WebSocket, services: Services) -> None:
         self._ws = websocket
         self._s = services
         self.state = State.AWAITING_HELLO
         self.user_id = ""
         self.device_id = ""
-        self._device_created_ms = 0
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(
-            services.settings.outbound_queue_frames
-        )
-        self._held: list[tuple[str, int, str]] = []
-        self._delivered: dict[str, int] = {}
-        self._channels: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._main: asyncio.Task[Any] | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._killed: tuple[int, str] | None = None
         self.connection_id = secrets.token_hex(8)
-        self._presence_sent: dict[str, str] = {}
+        self._outbox = Outbox(websocket.send_text, services.settings.outbound_queue_frames)
+        # Per channel, the newest message id sent on this socket (docs/architecture.md (b)).
+        self._delivered: dict[str, int] = {}
+        self._held: list[tuple[str, int, str]] | None = None
+        self._tasks: set[asyncio.Task[None]] | None = None
+        self._presence_sent: dict[str, str] | None = None
+        self._main: asyncio.Task[Any] | None = None
+        self._killed: tuple[int, str] | None = None
         self._last_heartbeat = 0.0
 
     def _enter(self, state: State) -> None:
@@ -132,12 +129,11 @@ class Connection:
     async def run(self) -> None:
         await self._ws.accept()
         self._main = asyncio.current_task()
-        self._writer = asyncio.create_task(self._write_loop())
         registered = watched = False
         metrics.CONNECTIONS.inc()
         try:
-            hello = await self._await_hello()
-            if hello is None:
+            greeting = await self._await_hello()
+            if greeting is None:
                 return
             self._enter(State.SYNCING)
             self._s.registry.add(self.user_id, self)
@@ -154,13 +150,14 @@ class Connection:
                 }
             )
             try:
-                await self._sync(hello.cursors or {})
+                await self._sync(*greeting)
             except Exception:
                 log.exception("syncing a socket failed")
                 await self._close_with_error(
                     "internal", "sync failed; reconnect", CLOSE_SERVER_ERROR
                 )
                 return
+            del greeting  # the hello and its cursors are not kept while the socket idles
             await self._read_loop()
         except asyncio.CancelledError:
             if self._killed is None:
@@ -184,14 +181,11 @@ class Connection:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()
         if self._killed is None:
-            await self._drain_outbox()
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+            await self._outbox.drain(5)
+        await self._outbox.stop()
         code, reason = self._killed or (1000, "")
         with contextlib.suppress(Exception):
             await self._ws.close(code, reason)
@@ -207,24 +201,16 @@ class Connection:
     def revoke(self) -> None:
         self.kill(CLOSE_UNAUTHORIZED, "session revoked")
 
-    async def _write_loop(self) -> None:
-        while True:
-            text = await self._outbox.get()
-            if text is None:
-                return
-            await self._ws.send_text(text)
-
     def _send(self, body: dict[str, Any]) -> None:
         self._queue(frame(body))
 
     def _queue(self, text: str) -> None:
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        if self._killed is not None:
+            return  # closing: the client resyncs whatever it did not get
+        if not self._outbox.offer(text):
             # Backpressure: a socket that does not read is closed, never buffered without bound.
-            if self._killed is None:
-                metrics.SLOW_CLOSED.inc()
-                self.kill(CLOSE_TOO_SLOW, "too slow: reconnect and sync")
+            metrics.SLOW_CLOSED.inc()
+            self.kill(CLOSE_TOO_SLOW, "too slow: reconnect and sync")
 
     def _error(self, code: str, message: str, ref: str | None = None) -> None:
         metrics.ERRORS.labels(code).inc()
@@ -235,21 +221,19 @@ class Connection:
 
     # --- hello -----------------------------------------------------------------------------
 
-    async def _await_hello(self) -> Hello | None:
+    async def _await_hello(self) -> tuple[Hello, Device] | None:
         try:
-            message = await asyncio.wait_for(self._ws.receive(), self._s.settings.hello_timeout_s)
+            async with asyncio.timeout(self._s.settings.hello_timeout_s):
+                message = await self._ws.receive()
         except TimeoutError:
             await self._refuse("no hello within the time allowed")
             return None
         if message["type"] == "websocket.disconnect":
             return None
         try:
-            hello = client_frame.validate_json(message.get("text") or b"")
-        except ValidationError:
-            await self._refuse("the first frame must be a valid hello")
-            return None
-        if not isinstance(hello, Hello):
-            await self._refuse("the first frame must be hello")
+            hello = parse_hello(message.get("text") or b"")
+        except FrameError as exc:
+            await self._refuse(exc.message)
             return None
         try:
             device = await accounts.authenticate(self._s.stores.accounts, hello.token)
@@ -261,40 +245,31 @@ class Connection:
             await self._close_with_error("internal", "try again shortly", CLOSE_SERVER_ERROR)
             return None
         self.user_id, self.device_id = device.user_id, device.device_id
-        self._device_created_ms = device.created_at_ms
-        return hello
+        return hello, device
 
     async def _refuse(self, message: str) -> None:
         await self._close_with_error("unauthorized", message, CLOSE_UNAUTHORIZED)
 
     async def _close_with_error(self, code: str, message: str, close_code: int) -> None:
-        """Send an error frame, let it go out, and close with `close_code`."""
+        """Send an error frame, let it go out (for up to 5 s), and close with `close_code`."""
         self._error(code, message)
         self._killed = (close_code, message)
-        await self._drain_outbox()
-
-    async def _drain_outbox(self) -> None:
-        """Let queued frames go out (for up to 5 s) before the close frame."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self._outbox.put_nowait(None)
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._writer), 5)
+        await self._outbox.drain(5)
 
     # --- sync ------------------------------------------------------------------------------
 
-    async def _sync(self, hello_cursors: dict[str, str]) -> None:
+    async def _sync(self, hello: Hello, device: Device) -> None:
         started = time.monotonic()
         stores = self._s.stores
+        hello_cursors = hello.cursors or {}
         memberships = await stores.channels.memberships(self.user_id)
-        self._channels = {m.channel_id for m in memberships}
         await self._s.cursors.flush_device(self.device_id)
         acked = await stores.cursors.cursors(self.device_id)
         for m in memberships:
             given = parse_id(hello_cursors.get(m.channel_id))
-            default = id_floor(max(self._device_created_ms, m.joined_at_ms)) - 1
+            default = id_floor(max(device.created_at_ms, m.joined_at_ms)) - 1
             self._delivered[m.channel_id] = given or acked.get(m.channel_id) or default
-        newest = await stores.messages.last_message_ids(sorted(self._channels))
+        newest = await stores.messages.last_message_ids(sorted(self._delivered))
         for channel_id, last in newest.items():
             after = self._delivered[channel_id]
             while after < last:
@@ -318,17 +293,18 @@ class Connection:
 
     async def _release_held(self) -> None:
         while self._held:
-            held, self._held = self._held, []
+            held, self._held = self._held, None
             for channel_id, message_id, text in held:
                 if message_id > self._delivered.get(channel_id, 0):
                     self._delivered[channel_id] = message_id
-                    self._channels.add(channel_id)
                     metrics.DELIVERED.inc()
                     await self._outbox.put(text)
 
     def deliver(self, channel_id: str, message_id: int, text: str) -> None:
         """A message for this connection's user, from the inbox (called in the consumer's loop)."""
         if self.state is State.SYNCING:
+            if self._held is None:
+                self._held = []
             self._held.append((channel_id, message_id, text))
             if len(self._held) > self._s.settings.outbound_queue_frames and self._killed is None:
                 metrics.SLOW_CLOSED.inc()
@@ -337,7 +313,6 @@ class Connection:
         if self.state is not State.LIVE or message_id <= self._delivered.get(channel_id, 0):
             return  # already sent on this socket (at-least-once upstream)
         self._delivered[channel_id] = message_id
-        self._channels.add(channel_id)
         metrics.DELIVERED.inc()
         self._queue(text)
 
@@ -345,46 +320,33 @@ class Connection:
 
     async def _read_loop(self) -> None:
         # A client heartbeats every interval; one silent for three is gone (a dead TCP peer
-        # sends no FIN, and its socket would otherwise be held forever).
+        # sends no FIN, and its socket would otherwise be held forever). One timer per socket,
+        # moved on each frame, not a task per wait.
         idle_s = 3 * self._s.settings.heartbeat_interval_s
-        while True:
-            try:
-                message = await asyncio.wait_for(self._ws.receive(), idle_s)
-            except TimeoutError:
-                await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
-                return
-            if message["type"] == "websocket.disconnect":
-                return
-            raw = message.get("text")
-            if raw is None:
-                self._error("invalid", "frames must be JSON text")
-                continue
-            try:
-                await self._on_frame(raw)
-            except FrameError as exc:
-                self._error(exc.code, exc.message, exc.ref)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    deadline.reschedule(loop.time() + idle_s)
+                    message = await self._ws.receive()
+                    deadline.reschedule(None)
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    raw = message.get("text")
+                    del message  # neither it nor `raw` is held while the socket idles
+                    if raw is None:
+                        self._error("invalid", "frames must be JSON text")
+                        continue
+                    try:
+                        await self._on_frame(raw)
+                    except FrameError as exc:
+                        self._error(exc.code, exc.message, exc.ref)
+                    del raw
+        except TimeoutError:
+            await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
 
     async def _on_frame(self, raw: str) -> None:
-        if len(raw) * 4 > MAX_FRAME_BYTES and len(raw.encode()) > MAX_FRAME_BYTES:
-            raise FrameError("too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise FrameError("invalid", "malformed JSON") from None
-        if not isinstance(data, dict):
-            raise FrameError("invalid", "a frame is a JSON object")
-        kind = data.get("type")
-        cmid = data.get("client_msg_id")
-        ref = cmid if isinstance(cmid, str) and cmid else None
-        if kind not in CLIENT_FRAME_TYPES:
-            raise FrameError("invalid", f"unknown frame type {kind!r}", ref)
-        metrics.FRAMES_IN.labels(kind).inc()
-        try:
-            parsed = client_frame.validate_python(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"][1:])
-            raise FrameError("invalid", f"{where}: {first['msg']}", ref) from None
+        parsed, ref = parse_frame(raw)
         try:
             if isinstance(parsed, Send):
                 await self._on_send(parsed)
@@ -400,7 +362,7 @@ class Connection:
             raise
         except Exception:
             # The database or broker failed: the client may retry (sends are idempotent).
-            log.exception("handling a %s frame failed", kind)
+            log.exception("handling a %s frame failed", parsed.type)
             raise FrameError(
                 "internal", "the server could not handle this; try again", ref
             ) from None
@@ -431,6 +393,8 @@ class Connection:
             raise FrameError(
                 "internal", "could not queue the message; send it again", ref
             ) from None
+        if self._tasks is None:
+            self._tasks = set()
         task = asyncio.create_task(self._confirm(acked, send))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -469,21 +433,26 @@ class Connection:
         except ApiError as exc:
             raise FrameError(exc.code, exc.message) from None
         # Follow first, then read: a change between the two is not missed (gateway/presence.py).
-        self._presence_sent = {}
+        self._presence_sent = None
         await self._s.presence.subscribe(self, user_ids)
         for body in await snapshot(self._s.stores.presence, user_ids):
             self.presence(body["user_id"], body["status"], frame({"type": "presence", **body}))
 
     def presence(self, user_id: str, status: str, text: str) -> None:
         """A presence frame for a watched user; sent only when the status changed."""
-        if self.state is not State.LIVE or self._presence_sent.get(user_id) == status:
+        if self.state is not State.LIVE:
+            return
+        if self._presence_sent is None:
+            self._presence_sent = {}
+        elif self._presence_sent.get(user_id) == status:
             return
         self._presence_sent[user_id] = status
         self._queue(text)
 
     async def _on_ack(self, ack: Ack) -> None:
-        if ack.channel_id not in self._channels:
+        if ack.channel_id not in self._delivered:
             if await self._s.stores.channels.membership(ack.channel_id, self.user_id) is None:
                 raise FrameError("not_member", "you are not a member of this channel")
-            self._channels.add(ack.channel_id)
+            # Known to be a member from now on; nothing sent on this socket in it yet.
+            self._delivered[ack.channel_id] = 0
         self._s.cursors.record(self.device_id, ack.channel_id, int(ack.message_id))

@@ -21,17 +21,13 @@ class Deliverable(Protocol):
 class Registry:
     def __init__(self, send_rate_per_s: float, send_burst: int) -> None:
         self._by_user: dict[str, set[Deliverable]] = {}
-        self._buckets: dict[str, tuple[TokenBucket, int]] = {}
+        # Made at a device's first send, not at connect: most sockets are idle.
+        self._buckets: dict[str, TokenBucket] = {}
         self._rate = send_rate_per_s
         self._burst = send_burst
 
     def add(self, user_id: str, connection: Deliverable) -> None:
         self._by_user.setdefault(user_id, set()).add(connection)
-        bucket, count = self._buckets.get(connection.device_id, (None, 0))
-        self._buckets[connection.device_id] = (
-            bucket or TokenBucket(self._rate, self._burst),
-            count + 1,
-        )
 
     def remove(self, user_id: str, connection: Deliverable) -> None:
         users = self._by_user.get(user_id)
@@ -40,18 +36,19 @@ class Registry:
         users.discard(connection)
         if not users:
             del self._by_user[user_id]
-        bucket, count = self._buckets[connection.device_id]
-        if count <= 1:
-            del self._buckets[connection.device_id]
-        else:
-            self._buckets[connection.device_id] = (bucket, count - 1)
+        device_id = connection.device_id
+        if not any(c.device_id == device_id for c in users):
+            self._buckets.pop(device_id, None)
 
     def of_user(self, user_id: str) -> Iterable[Deliverable]:
         return tuple(self._by_user.get(user_id, ()))
 
     def rate_bucket(self, device_id: str) -> TokenBucket:
         """The device's send bucket, shared by all its sockets on this gateway."""
-        return self._buckets[device_id][0]
+        bucket = self._buckets.get(device_id)
+        if bucket is None:
+            bucket = self._buckets[device_id] = TokenBucket(self._rate, self._burst)
+        return bucket
 
     def count(self) -> int:
         return sum(len(c) for c in self._by_user.values())

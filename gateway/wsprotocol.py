@@ -1,0 +1,106 @@
+"""uvicorn's wsproto WebSocket protocol, with less memory held by each idle socket.
+
+uvicorn (pinned in pyproject.toml) gives every socket an `asyncio.Queue` for incoming ASGI
+events and an `asyncio.Event` for write flow control. Between them they hold five deques, about
+4 KiB per socket, for what is at most a few events waiting at a time (uvicorn pauses reading
+until each message is taken) and one or two writers waiting. `LeanWSProtocol` swaps in two
+small slotted equivalents whose containers exist only while something waits. Everything else
+is uvicorn's code, unchanged.
+
+They provide only what uvicorn's `WSProtocol` calls on them: `put_nowait`, `get` and `empty`;
+`set`, `clear` and `wait`. An upgrade of uvicorn must check that this still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+from uvicorn.server import ServerState
+
+
+class EventQueue:
+    """A FIFO with one reader at a time (the ASGI app's `receive`), as `asyncio.Queue` is used."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = []
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.pop(0)
+        if not self._items:
+            self._items = None
+        return item
+
+
+class Flag:
+    """`asyncio.Event` for uvicorn's `writable`: set while the transport takes more data."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._waiters = None
+
+
+class LeanWSProtocol(WSProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.queue = EventQueue()  # type: ignore[assignment]
+        writable = Flag()
+        writable.set()
+        self.writable = writable  # type: ignore[assignment]
