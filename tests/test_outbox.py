@@ -1,0 +1,88 @@
+"""The per-socket outbox (gateway/outbox.py): order, the bound that closes slow sockets, the
+sync waiting for room, and a dead socket's frames dropped quietly."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.outbox import Outbox
+
+
+class Peer:
+    """The socket's write side: records frames, and can stall (a client that stops reading)."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+        self.reading = asyncio.Event()
+        self.reading.set()
+        self.broken = False
+
+    async def send(self, text: str) -> None:
+        await self.reading.wait()
+        if self.broken:
+            raise ConnectionError("gone")
+        self.written.append(text)
+
+
+async def test_frames_are_written_in_order_and_the_writer_ends_when_empty() -> None:
+    peer = Peer()
+    outbox = Outbox(peer.send, limit=10)
+    assert all(outbox.offer(f"f{i}") for i in range(5))
+    await outbox.drain(5)
+    assert peer.written == [f"f{i}" for i in range(5)]
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert outbox.offer("again")
+    await outbox.drain(5)
+    assert peer.written[-1] == "again"
+
+
+async def test_a_stalled_peer_fills_the_outbox_and_then_frames_are_refused() -> None:
+    peer = Peer()
+    peer.reading.clear()
+    outbox = Outbox(peer.send, limit=3)
+    assert outbox.offer("in flight")
+    await asyncio.sleep(0)  # the writer takes it and waits on the peer
+    assert [outbox.offer(f"q{i}") for i in range(4)] == [True, True, True, False]
+    peer.reading.set()
+    await outbox.drain(5)
+    assert peer.written == ["in flight", "q0", "q1", "q2"]
+
+
+async def test_put_waits_for_room_instead_of_refusing() -> None:
+    peer = Peer()
+    peer.reading.clear()
+    outbox = Outbox(peer.send, limit=2)
+    for text in ("a", "b", "c"):
+        outbox.offer(text)
+        await asyncio.sleep(0)
+    waiting = asyncio.create_task(outbox.put("d"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    peer.reading.set()
+    await asyncio.wait_for(waiting, 5)
+    await outbox.drain(5)
+    assert peer.written == ["a", "b", "c", "d"]
+
+
+async def test_after_the_socket_is_gone_frames_are_dropped_quietly() -> None:
+    peer = Peer()
+    peer.broken = True
+    outbox = Outbox(peer.send, limit=2)
+    outbox.offer("lost")
+    await outbox.drain(5)
+    assert all(outbox.offer(f"x{i}") for i in range(10))  # never "too slow": just gone
+    await outbox.drain(5)
+    assert peer.written == []
+
+
+async def test_stop_drops_what_is_queued() -> None:
+    peer = Peer()
+    peer.reading.clear()
+    outbox = Outbox(peer.send, limit=5)
+    for text in ("a", "b", "c"):
+        outbox.offer(text)
+    await asyncio.sleep(0)
+    await outbox.stop()
+    peer.reading.set()
+    await asyncio.sleep(0.05)
+    assert peer.written == []
