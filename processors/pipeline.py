@@ -162,7 +162,8 @@ class MessagePipeline:
                 self.sequencer.observe(message.channel_id, message.message_id)
                 result.repeated.append(message)
             else:
-                message = Message(
+                # The event's fields were validated when it was decoded.
+                message = Message.model_construct(
                     channel_id=event.channel_id,
                     message_id=self.sequencer.next_id(event.channel_id, event.sent_at_ms),
                     sender_id=event.sender_id,

@@ -39,7 +39,10 @@ class Sequencer:
 
     def observe(self, channel_id: str, message_id: int) -> None:
         """Account for an id given earlier (a send seen again after a crash or replay)."""
-        self._remember(channel_id, max(self._last.get(channel_id, 0), message_id))
+        # Only for a channel already loaded: a repeat found in another channel (a reused
+        # client_msg_id) must not stand in for that channel's newest id, which `load` reads.
+        if channel_id in self._last:
+            self._remember(channel_id, max(self._last[channel_id], message_id))
 
     def forget(self, channel_ids: Iterable[str]) -> None:
         """Drop what is known of these channels; the next `load` reads the store again.

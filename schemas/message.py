@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, field_serializer
 
 
@@ -35,3 +36,7 @@ class Message(BaseModel):
             "text": self.text,
             "sent_at": self.sent_at,
         }
+
+    def encode(self) -> bytes:
+        """The message's fields as JSON, as they appear inside an `inbox.message` event."""
+        return orjson.dumps(self.wire())

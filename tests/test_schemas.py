@@ -10,9 +10,12 @@ import jsonschema
 import orjson
 
 from parley.settings import Settings
+from processors.fanout import inbox_records
+from schemas.events import InboxMessageV1
 from schemas.export import JSON_DIR, documents
+from schemas.message import Message
 from tests.client import Api
-from topics.definitions import inbox_topic, messages_topic
+from topics.definitions import inbox_partition, inbox_topic, messages_topic
 from topics.tap import tap
 
 
@@ -66,3 +69,27 @@ async def test_events_on_topics_validate_against_their_schemas(
             jsonschema.validate(event, schema(f"{event['type']}.v{event['v']}"))
             seen.append(event)
     assert {e["type"] for e in seen} == {"message.send", "channel.members", "inbox.message"}
+
+
+def test_fan_out_records_are_the_inbox_event_byte_for_byte() -> None:
+    """The fan-out encodes a message once for all its records; what it writes must be exactly
+    what the `inbox.message` model writes, with each recipient in its record's partition."""
+    message = Message(
+        channel_id="42",
+        message_id=7_000_000_000_001,
+        sender_id="1",
+        sender_device_id="2",
+        client_msg_id='q"uote\\',
+        text='émoji 🎉, "quotes", \\ back\nslash \u2028 and \x00',
+        sent_at="2026-11-26T00:00:00.000Z",
+    )
+    recipients = [str(10_000 + i) for i in range(100)]
+    records = inbox_records(message, recipients, 16)
+    assert sorted(u for _, raw in records for u in orjson.loads(raw)["recipients"]) == sorted(
+        recipients
+    )
+    for partition, raw in records:
+        event = InboxMessageV1.model_validate_json(raw)
+        assert raw == event.encode()
+        assert event.message == message
+        assert all(inbox_partition(u, 16) == partition for u in event.recipients)

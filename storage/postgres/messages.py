@@ -27,22 +27,20 @@ class PostgresMessageStore:
         if not messages:
             return
         cols = _columns(messages)
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
             # The send key is claimed first; only the id that holds the claim is stored, so two
-            # writers racing on one send can never store it twice under different ids.
+            # writers racing on one send can never store it twice under different ids. One
+            # statement (so one round trip, and atomic without BEGIN/COMMIT): the claims this
+            # statement made are what its RETURNING gives the row insert.
             await conn.execute(
-                "INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
-                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
-                " ON CONFLICT DO NOTHING",
-                (
-                    cols["sender_device_id"],
-                    cols["client_msg_id"],
-                    cols["channel_id"],
-                    cols["message_id"],
-                ),
-            )
-            await conn.execute(
-                "INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
+                "WITH claimed AS ("
+                "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id,"
+                "                             message_id)"
+                "  SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
+                "  ON CONFLICT DO NOTHING"
+                "  RETURNING sender_device_id, client_msg_id, message_id"
+                ")"
+                " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
                 " client_msg_id, text, sent_at)"
                 " SELECT t.channel_id, t.bucket, t.message_id, t.sender_id, t.sender_device_id,"
                 "        t.client_msg_id, t.text, t.sent_at"
@@ -50,10 +48,14 @@ class PostgresMessageStore:
                 "             %s::text[], %s::text[])"
                 "   AS t(channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id,"
                 "        text, sent_at)"
-                " JOIN message_sends s ON s.sender_device_id = t.sender_device_id"
+                " JOIN claimed s ON s.sender_device_id = t.sender_device_id"
                 "   AND s.client_msg_id = t.client_msg_id AND s.message_id = t.message_id"
                 " ON CONFLICT DO NOTHING",
                 (
+                    cols["sender_device_id"],
+                    cols["client_msg_id"],
+                    cols["channel_id"],
+                    cols["message_id"],
                     cols["channel_id"],
                     [bucket_of(m.message_id) for m in messages],
                     cols["message_id"],
