@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> Starlette:
         registry = Registry(settings.send_rate_per_s, settings.send_burst)
         inbox = PartitionFollower(settings, inbox_topic(settings), InboxDispatcher(registry))
         await inbox.start()
-        hub = PresenceHub(settings)
+        hub = PresenceHub(settings, stores.friends)
         await hub.start()
         gateways = GatewayRegistry(settings, registry.count)
         await gateways.start()

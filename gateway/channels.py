@@ -109,6 +109,10 @@ async def remove_member(
     except NotAGroup:
         raise invalid("members can only be changed in a group") from None
     await publisher.members_changed(channel_id, members)
+    # Watching one another may have rested on this channel alone.
+    await publisher.presence_access_changed(
+        {member: members, **{m: [member] for m in members if m != member}}
+    )
 
 
 async def history(

@@ -6,6 +6,7 @@ from typing import Any
 
 from gateway.errors import invalid, not_found
 from gateway.presence import snapshot
+from gateway.publisher import Publisher
 from storage.protocols import FriendState, FriendStore, PresenceStore, UnknownUsers
 
 
@@ -19,13 +20,22 @@ async def befriend(friends: FriendStore, user_id: str, other_id: str) -> FriendS
         raise not_found("user") from None
 
 
-async def unfriend(friends: FriendStore, accounts_exist: bool, user_id: str, other_id: str) -> None:
-    """Remove a friend, cancel a request, or decline one. Idempotent for existing users."""
+async def unfriend(
+    friends: FriendStore,
+    publisher: Publisher,
+    accounts_exist: bool,
+    user_id: str,
+    other_id: str,
+) -> None:
+    """Remove a friend, cancel a request, or decline one. Idempotent for existing users.
+    Sockets of either user watching the other lose that subscription, unless the two still
+    share a channel."""
     if other_id == user_id:
         raise invalid("you cannot unfriend yourself")
     if not accounts_exist:
         raise not_found("user")
-    await friends.remove(user_id, other_id)
+    if await friends.remove(user_id, other_id):
+        await publisher.presence_access_changed({user_id: [other_id], other_id: [user_id]})
 
 
 async def friend_list(

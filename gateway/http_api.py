@@ -180,7 +180,9 @@ async def delete_friend(request: Request) -> Response:
     services = _services(request)
     other = request.path_params["user_id"]
     exists = bool(await services.stores.accounts.existing_users([other]))
-    await friends.unfriend(services.stores.friends, exists, device.user_id, other)
+    await friends.unfriend(
+        services.stores.friends, services.publisher, exists, device.user_id, other
+    )
     return Response(status_code=204)
 
 

@@ -6,10 +6,16 @@ The gateway then follows the presence-change partitions of those users (gateway/
 reads a snapshot from Postgres, and forwards later changes. Following before reading means no
 change is missed between the two; a status is sent only when it differs from the last one sent
 on that socket, so one seen twice is sent once.
+
+A subscription lasts while the right to it does. Ending a friendship or leaving a shared
+channel publishes `presence.access_changed` in the watched user's partition of the changes
+topic, which every gateway with a watcher of that user follows; the gateway checks those
+watchers again and drops the subscriptions no longer allowed, so they learn nothing more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -28,6 +34,8 @@ log = logging.getLogger("parley.presence")
 
 
 class Watcher(Protocol):
+    user_id: str
+
     def presence(self, user_id: str, status: str, text: str) -> None: ...
 
 
@@ -66,15 +74,19 @@ async def snapshot(store: PresenceStore, user_ids: Sequence[str]) -> list[dict[s
 
 
 class PresenceHub:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, friends: FriendStore) -> None:
         self._follower = PartitionFollower(settings, presence_changes_topic(settings), self)
+        self._friends = friends
         self._watching: dict[str, set[Watcher]] = {}
         self._subscriptions: dict[Watcher, list[str]] = {}
+        self._checks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self._follower.start()
 
     async def stop(self) -> None:
+        for task in list(self._checks):
+            task.cancel()
         await self._follower.stop()
 
     async def subscribe(self, watcher: Watcher, user_ids: list[str]) -> None:
@@ -106,6 +118,9 @@ class PresenceHub:
         """A record of the presence-changes topic."""
         try:
             event = orjson.loads(raw)
+            if event["type"] == "presence.access_changed" and event["v"] == 1:
+                self._access_changed(event["user_id"], set(event["watcher_ids"]))
+                return
             if event["type"] != "presence.changed" or event["v"] != 1:
                 raise KeyError(event["type"])
             user_id, status, last_active_at = (
@@ -122,3 +137,34 @@ class PresenceHub:
         text = frame({"type": "presence", **presence_body(user_id, status, last_active_at)})
         for watcher in list(watchers):
             watcher.presence(user_id, status, text)
+
+    def _access_changed(self, user_id: str, watcher_ids: set[str]) -> None:
+        watchers = [w for w in self._watching.get(user_id, ()) if w.user_id in watcher_ids]
+        if watchers:
+            task = asyncio.create_task(self._check_again(user_id, watchers))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+
+    async def _check_again(self, user_id: str, watchers: list[Watcher]) -> None:
+        """Drop `user_id` from the subscriptions of those watchers no longer allowed it."""
+        try:
+            for watcher_id in {w.user_id for w in watchers}:
+                if user_id in await self._friends.visible_to(watcher_id, [user_id]):
+                    continue
+                for watcher in watchers:
+                    if watcher.user_id == watcher_id:
+                        await self._drop(watcher, user_id)
+        except Exception:
+            log.exception("checking presence subscriptions again failed")
+
+    async def _drop(self, watcher: Watcher, user_id: str) -> None:
+        subscribed = self._subscriptions.get(watcher)
+        if subscribed is None or user_id not in subscribed:
+            return  # it unsubscribed or subscribed anew meanwhile
+        subscribed.remove(user_id)
+        watchers = self._watching.get(user_id)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watching[user_id]
+        await self._follower.unwatch(user_id)

@@ -15,8 +15,21 @@ from aiokafka import AIOKafkaProducer
 
 from parley.ids import now_ms
 from parley.settings import Settings
-from schemas.events import ChannelMembersV1, DeviceRevokedV1, MessageSendV1, PresenceEventV1
-from topics.definitions import inbox_partition, inbox_topic, messages_topic, presence_topic
+from schemas.events import (
+    ChannelMembersV1,
+    DeviceRevokedV1,
+    MessageSendV1,
+    PresenceAccessChangedV1,
+    PresenceEventV1,
+)
+from topics.definitions import (
+    inbox_partition,
+    inbox_topic,
+    key_partition,
+    messages_topic,
+    presence_changes_topic,
+    presence_topic,
+)
 
 log = logging.getLogger("parley.publisher")
 
@@ -27,6 +40,8 @@ class Publisher:
         self._inbox = inbox_topic(settings).name
         self._inbox_partitions = settings.inbox_partitions
         self._presence = presence_topic(settings).name
+        self._presence_changes = presence_changes_topic(settings).name
+        self._presence_partitions = settings.presence_partitions
         self._background: set[asyncio.Task[None]] = set()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -65,6 +80,21 @@ class Publisher:
             key=user_id.encode(),
             partition=inbox_partition(user_id, self._inbox_partitions),
         )
+
+    async def presence_access_changed(self, watchers_of: dict[str, list[str]]) -> None:
+        """For each watched user, the watchers whose right to watch them may have ended."""
+        acks = []
+        for user_id, watcher_ids in watchers_of.items():
+            event = PresenceAccessChangedV1(user_id=user_id, watcher_ids=watcher_ids)
+            acks.append(
+                await self._producer.send(
+                    self._presence_changes,
+                    event.encode(),
+                    key=f"access/{user_id}".encode(),
+                    partition=key_partition(user_id, self._presence_partitions),
+                )
+            )
+        await asyncio.gather(*acks)
 
     def presence(
         self,

@@ -63,6 +63,15 @@ class InboxMessageV1(_Event):
     recipients: list[str]
     message: Message
 
+    @staticmethod
+    def encode_parts(recipients: list[str], message_json: bytes) -> bytes:
+        """`InboxMessageV1(recipients=…, message=m).encode()`, byte for byte, given
+        `message_json = m.encode()`: the fan-out encodes a message once, not once per record."""
+        return b"".join((_INBOX_HEAD, orjson.dumps(recipients), b',"message":', message_json, b"}"))
+
+
+_INBOX_HEAD = b'{"type":"inbox.message","v":1,"recipients":'
+
 
 class DeviceRevokedV1(_Event):
     """A device logged out: every gateway closes its sockets.
@@ -105,6 +114,22 @@ class PresenceChangedV1(_Event):
     last_active_at: str
 
 
+class PresenceAccessChangedV1(_Event):
+    """Who may watch `user_id` changed for the `watcher_ids`: a friendship ended, or a channel
+    they shared lost one of them. Gateways check again the subscriptions those watchers hold
+    on `user_id`, and drop the ones no longer allowed. Published after the database commit.
+
+    Topic `parley.presence-changes.v1`, key `access/<user_id>` (so compaction never replaces
+    the user's latest `presence.changed`), in `user_id`'s partition: every gateway with a
+    socket watching `user_id` follows it.
+    """
+
+    type: Literal["presence.access_changed"] = "presence.access_changed"
+    v: Literal[1] = 1
+    user_id: str
+    watcher_ids: list[str]
+
+
 class GatewayAnnouncedV1(_Event):
     """A gateway is up (announced every `registry_interval_s`) or going down.
 
@@ -133,5 +158,6 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "device.revoked.v1": DeviceRevokedV1,
     "presence.event.v1": PresenceEventV1,
     "presence.changed.v1": PresenceChangedV1,
+    "presence.access_changed.v1": PresenceAccessChangedV1,
     "gateway.announced.v1": GatewayAnnouncedV1,
 }

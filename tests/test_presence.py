@@ -164,6 +164,42 @@ async def test_only_friends_and_channel_co_members_may_watch_presence(api: Api) 
     ]
 
 
+async def test_a_subscription_ends_with_the_friendship_or_the_shared_channel(api: Api) -> None:
+    me, friend, mate, both, control = [await api.new_device() for _ in range(5)]
+    await friends(api, me, friend)
+    await friends(api, me, both)
+    await friends(api, me, control)
+    channel = await api.group(me, [mate.user_id, both.user_id])
+    w = await api.connect(me)
+    watched = (friend, mate, both, control)
+    await subscribe(w, *(d.user_id for d in watched))
+    sockets = [await api.connect(d) for d in watched]
+    for device in watched:
+        await wait_status(w, device.user_id, "online")
+
+    # The friend ends the friendship; the mate leaves the group; `both` is unfriended but
+    # still shares the group, so may still be watched.
+    assert (await api.http.delete(f"/v1/friends/{me.user_id}", headers=friend.auth)).is_success
+    assert (await api.http.delete(f"/v1/friends/{me.user_id}", headers=both.auth)).is_success
+    left = await api.http.delete(
+        f"/v1/channels/{channel}/members/{mate.user_id}", headers=mate.auth
+    )
+    assert left.status_code == 204
+    await asyncio.sleep(2.0)  # for the gateway to check the subscriptions again
+    for socket in sockets:
+        await socket.close()
+    for device in watched:  # logging out takes each offline at once
+        assert (await api.http.delete("/v1/sessions/current", headers=device.auth)).is_success
+    deadline = time.monotonic() + 15
+    # The users still watched are seen logging out...
+    while any(presence_of(w, d.user_id)[-1] != "offline" for d in (control, both)):
+        assert time.monotonic() < deadline, "the watched users' logouts never arrived"
+        await w.settle(0.2)
+    await w.settle(1.0)  # ...and by now the others' would have arrived too
+    assert presence_of(w, friend.user_id) == ["offline", "online"]
+    assert presence_of(w, mate.user_id) == ["offline", "online"]
+
+
 async def test_online_while_any_device_heartbeats_offline_after_the_timeout(api: Api) -> None:
     watcher, user = await api.new_device(), await api.new_device()
     second = await api.login(user.username, "second device")

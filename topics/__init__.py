@@ -8,7 +8,7 @@ tap any of them (`parley tap`).
 | `parley.inbox.v1` | channel_id; partition = hash(recipient user_id) | `inbox_partitions` (16) | `inbox.message` v1, `device.revoked` v1 | 7 days: offline devices catch up from the store, not from here |
 | `parley.messages.dlq.v1` | channel_id | 1 | any event the processor could not accept, with an `x-parley-error` header | 30 days |
 | `parley.presence.v1` | user_id | `presence_partitions` (8) | `presence.event` v1 (connect, heartbeat, disconnect, logout of one socket) | 1 day: soft state |
-| `parley.presence-changes.v1` | user_id | `presence_partitions` (8) | `presence.changed` v1 (online <-> offline) | compacted: the latest per user |
+| `parley.presence-changes.v1` | user_id | `presence_partitions` (8) | `presence.changed` v1 (online <-> offline); `presence.access_changed` v1 (key `access/<user_id>`: who may watch the user changed) | compacted: the latest per key |
 | `parley.gateways.v1` | gateway_id | 1 | `gateway.announced` v1 (up every `registry_interval_s`, or down) | compacted: the latest per gateway |
 
 Ordering: every event of one channel is in one `messages` partition, so the sequencer sees a
