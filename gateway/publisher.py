@@ -51,11 +51,22 @@ class Publisher:
             max_request_size=settings.kafka_max_request_bytes,
             request_timeout_ms=15_000,
         )
+        # Presence events are many, small and in no hurry: their own producer lingers so that
+        # thousands of sockets' heartbeats go out as a few batches, not one request each.
+        self._presence_producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=settings.presence_linger_ms,
+            request_timeout_ms=15_000,
+        )
 
     async def start(self) -> None:
         await self._producer.start()
+        await self._presence_producer.start()
 
     async def stop(self) -> None:
+        await self._presence_producer.stop()
         await self._producer.stop()
 
     async def send_message(self, event: MessageSendV1) -> asyncio.Future[object]:
@@ -118,7 +129,7 @@ class Publisher:
 
     async def _send_presence(self, event: PresenceEventV1) -> None:
         try:
-            acked = await self._producer.send(
+            acked = await self._presence_producer.send(
                 self._presence, event.encode(), key=event.user_id.encode()
             )
             await acked

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+    presence_linger_ms: int = Field(default=20, ge=0)  # batching of presence events
     gateway_drain_s: float = Field(default=5.0, ge=0)  # SIGTERM: sockets handed off over this
 
     # Processors.
