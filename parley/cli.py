@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -139,6 +141,18 @@ def schemas() -> None:
 
     for path in write():
         typer.echo(str(path))
+
+
+@app.command(
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmarks (bench/, in a source checkout); options as `python -m bench --help`."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "bench" / "__main__.py").exists():
+        raise typer.BadParameter("the benchmarks ship with the source tree: run from a checkout")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *ctx.args], cwd=root))
 
 
 def main() -> None:
