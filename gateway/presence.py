@@ -107,12 +107,15 @@ class PresenceHub:
 
     async def unsubscribe(self, watcher: Watcher) -> None:
         for user_id in self._subscriptions.pop(watcher, []):
-            watchers = self._watching.get(user_id)
-            if watchers is not None:
-                watchers.discard(watcher)
-                if not watchers:
-                    del self._watching[user_id]
-            await self._follower.unwatch(user_id)
+            await self._unwatch(watcher, user_id)
+
+    async def _unwatch(self, watcher: Watcher, user_id: str) -> None:
+        watchers = self._watching.get(user_id)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watching[user_id]
+        await self._follower.unwatch(user_id)
 
     def __call__(self, raw: bytes) -> None:
         """A record of the presence-changes topic."""
@@ -162,9 +165,4 @@ class PresenceHub:
         if subscribed is None or user_id not in subscribed:
             return  # it unsubscribed or subscribed anew meanwhile
         subscribed.remove(user_id)
-        watchers = self._watching.get(user_id)
-        if watchers is not None:
-            watchers.discard(watcher)
-            if not watchers:
-                del self._watching[user_id]
-        await self._follower.unwatch(user_id)
+        await self._unwatch(watcher, user_id)
