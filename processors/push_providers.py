@@ -1,7 +1,8 @@
 """Push providers: how a push notification leaves Parley. The notifier decides what to push;
 a provider only delivers.
 
-- `log`: writes each push as one JSON line to the `parley.push` logger (development, audits).
+- `log`: writes each push as one JSON line to standard error, through the `parley.push.log`
+  logger (development, audits).
 - `webhook`: POSTs each push to the operator's push relay, which forwards it to APNs, FCM or
   Web Push by each target's `platform` and `token`. Every request is signed: the header
   `Parley-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the secret>`;
@@ -16,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import sys
 import time
 from typing import Protocol
 
@@ -37,10 +39,19 @@ class PushProvider(Protocol):
 
 class LogProvider:
     def __init__(self) -> None:
-        log.setLevel(logging.INFO)  # pushes are what this provider is for, whatever the level
+        # Pushes are what this provider is for: they are written whatever the process's log
+        # level and handlers (a Faust worker's root handler drops INFO), to standard error.
+        push_log = logging.getLogger("parley.push.log")
+        if not push_log.handlers:
+            handler = logging.StreamHandler(sys.__stderr__)  # Faust redirects sys.stderr
+            handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] %(message)s"))
+            push_log.addHandler(handler)
+            push_log.setLevel(logging.INFO)
+            push_log.propagate = False
+        self._log = push_log
 
     async def send(self, push: PushNotificationV1) -> bool:
-        log.info("push %s", push.encode().decode())
+        self._log.info("push %s", push.encode().decode())
         return True
 
     async def close(self) -> None:

@@ -222,9 +222,7 @@ async def test_endpoints_of_revoked_devices_are_never_used(api: Api, stores: Sto
     assert await stores.push.endpoints([device.user_id]) == {}
 
 
-async def test_the_log_provider_writes_each_push_as_one_json_line(
-    caplog: pytest.LogCaptureFixture, settings: Settings
-) -> None:
+async def test_the_log_provider_writes_each_push_as_one_json_line(settings: Settings) -> None:
     push = PushNotificationV1(
         push_id="u.c.1",
         user_id="u",
@@ -235,9 +233,19 @@ async def test_the_log_provider_writes_each_push_as_one_json_line(
         preview="hi",
         sent_at="2026-01-01T00:00:00.000Z",
     )
-    with caplog.at_level(logging.INFO, logger="parley.push"):
-        assert await LogProvider().send(push)
-    assert caplog.messages == [f"push {push.encode().decode()}"]
+    provider = LogProvider()  # writes whatever the level and handlers of the root logger
+    root_level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.WARNING)
+    written: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: written.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("parley.push.log").addHandler(handler)
+    try:
+        assert await provider.send(push)
+    finally:
+        logging.getLogger("parley.push.log").removeHandler(handler)
+        logging.getLogger().setLevel(root_level)
+    assert written == [f"push {push.encode().decode()}"]
     assert isinstance(open_provider(settings), LogProvider)
     with pytest.raises(ValueError, match="PARLEY_PUSH_WEBHOOK_URL"):
         open_provider(settings.model_copy(update={"push_provider": "webhook"}))
