@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
 from bench.stats import summarize_ns
 
@@ -103,30 +104,24 @@ class Floor:
         self._sink = sink
         self._target = count
         self._done.clear()
-        period = 1e9 / rate
         errors = 0
         lag: list[int] = []
-        start = time.monotonic_ns() + 20_000_000
+        pacer = Pacer(rate, 20_000_000)
+        start = pacer.start
         sent = 0
         with progress_bar(count, f"floor @{rate:g}/s", "msg") as bar:
             last_bar = 0
             while sent < count:
-                now = time.monotonic_ns()
-                due = start + int(sent * period)
-                if due > now:
-                    await asyncio.sleep((due - now) / 1e9)
-                    continue
-                while sent < count and start + int(sent * period) <= now:
-                    intended = start + int(sent * period)
-                    seq = seq_base + sent
-                    self._t0[seq] = intended
-                    try:
-                        await self._producer.send(self.topic, seq.to_bytes(8, "big") + PADDING)
-                    except Exception:
-                        errors += 1
-                        self._t0.pop(seq, None)
-                    lag.append(time.monotonic_ns() - intended)
-                    sent += 1
+                intended = await pacer.wait(sent)
+                seq = seq_base + sent
+                self._t0[seq] = intended
+                try:
+                    await self._producer.send(self.topic, seq.to_bytes(8, "big") + PADDING)
+                except Exception:
+                    errors += 1
+                    self._t0.pop(seq, None)
+                lag.append(time.monotonic_ns() - intended)
+                sent += 1
                 if sent - last_bar >= max(count // 50, 1):
                     bar.update(sent - last_bar)
                     last_bar = sent

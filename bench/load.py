@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bench.api import User
+from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
 from bench.stats import summarize_ns
 from bench.wsclient import SessionError, close_code, encode, open_synced
@@ -323,7 +324,6 @@ async def paced_load(
     tracker = fleet.tracker
     run = Run(label, rate)
     count = max(int(rate * duration_s), 1)
-    period = 1e9 / rate
     tag = f"{uuid.uuid4().hex[:6]}{next(_run_ids)}-"
     abort_ns = int(abort_after_s * 1e9)
     me = psutil.Process()
@@ -331,36 +331,32 @@ async def paced_load(
     sends: list[tuple[Session, str, int]] = [
         (fleet.session(t.sender), t.channel_id, t.expected) for t in targets
     ]
-    start = time.monotonic_ns() + 50_000_000
+    pacer = Pacer(rate, 50_000_000)
+    start = pacer.start
     deliveries0 = tracker.deliveries
     sent = 0
     next_check = start
     with progress_bar(count, label, "msg") as bar:
         last_bar = 0
         while sent < count:
+            intended = await pacer.wait(sent)
+            session, channel_id, expected = sends[sent % len(sends)]
+            cmid = f"{tag}{sent}"
+            tracker.expect(cmid, intended, expected, run)
+            text = encode(
+                {"type": "send", "client_msg_id": cmid, "channel_id": channel_id, "text": TEXT}
+            )
+            try:
+                await session.ws.send(text)
+            except ConnectionClosed:
+                run.send_failed += 1
+                pending = tracker.pending.pop(cmid, None)
+                tracker.awaiting_accept.pop(cmid, None)
+                if pending is not None:
+                    run.missing += pending.expected
             now = time.monotonic_ns()
-            due = start + int(sent * period)
-            if due > now:
-                await asyncio.sleep((due - now) / 1e9)
-                continue
-            while sent < count and start + int(sent * period) <= now:
-                intended = start + int(sent * period)
-                session, channel_id, expected = sends[sent % len(sends)]
-                cmid = f"{tag}{sent}"
-                tracker.expect(cmid, intended, expected, run)
-                text = encode(
-                    {"type": "send", "client_msg_id": cmid, "channel_id": channel_id, "text": TEXT}
-                )
-                try:
-                    await session.ws.send(text)
-                except ConnectionClosed:
-                    run.send_failed += 1
-                    pending = tracker.pending.pop(cmid, None)
-                    tracker.awaiting_accept.pop(cmid, None)
-                    if pending is not None:
-                        run.missing += pending.expected
-                run.send_lag_ns.append(time.monotonic_ns() - intended)
-                sent += 1
+            run.send_lag_ns.append(now - intended)
+            sent += 1
             if now >= next_check:
                 next_check = now + 100_000_000
                 if tracker.oldest_pending_age_ns(now) > abort_ns:
