@@ -54,12 +54,18 @@ class Config:
     # Latency (and the floor, at the same rates).
     latency_rates: list[float] = field(default_factory=lambda: [100.0, 1000.0])
     latency_duration_s: float = 10.0
+    floor_partitions: int = 8
+    """The floor's topic is spread like the messages topic (PARLEY_MESSAGES_PARTITIONS)."""
     pairs: int = 10
     group_size: int = 100
     # Throughput.
     throughput_rates: list[float] = field(
-        default_factory=lambda: [500.0, 1000.0, 2000.0, 3000.0, 5000.0, 8000.0]
+        default_factory=lambda: [100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0]
     )
+    group_throughput_rates: list[float] = field(
+        default_factory=lambda: [10.0, 20.0, 30.0, 50.0, 75.0, 100.0]
+    )
+    """Messages/s sent into the throughput group; each is delivered to every other member."""
     step_s: float = 10.0
     throughput_pairs: int = 50
     p99_bound_ms: float = 100.0
@@ -91,7 +97,10 @@ class Config:
         if "latency" in self.only:
             need = max(need, 2 * self.pairs, self.group_size)
         if "throughput" in self.only:
-            need = max(need, self.throughput_offset() + 2 * self.throughput_pairs)
+            need = max(
+                need,
+                self.throughput_offset() + max(2 * self.throughput_pairs, self.group_size),
+            )
         need = max(need, self.conn_users())
         if "presence" in self.only:
             need = max(need, self.presence_group_count() * self.presence_group_size())
@@ -188,10 +197,18 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--with-5k", action="store_true", help="also measure latency (and the floor) at 5,000/s"
     )
+    parser.add_argument(
+        "--floor-partitions", type=int, help="partitions of the floor's topic, default 8"
+    )
     parser.add_argument("--latency-duration", type=float, help="seconds per latency run")
     parser.add_argument("--pairs", type=int, help="1:1 pairs in the latency scenario")
     parser.add_argument("--group-size", type=int, help="members of the latency group (≤ 100)")
     parser.add_argument("--throughput-rates", type=_rates, help="offered msgs/s per step")
+    parser.add_argument(
+        "--group-throughput-rates",
+        type=_rates,
+        help="msgs/s per step into the throughput group (each delivered to every other member)",
+    )
     parser.add_argument("--step-seconds", type=float, help="seconds per throughput step")
     parser.add_argument("--throughput-pairs", type=int, help="1:1 pairs in the throughput scenario")
     parser.add_argument("--conn-levels", type=_ints, help="idle sockets, default 1000,5000,10000")
@@ -234,6 +251,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         cfg.pairs = 3
         cfg.group_size = 10
         cfg.throughput_rates = [200.0, 500.0]
+        cfg.group_throughput_rates = [20.0, 50.0]
         cfg.step_s = 3.0
         cfg.throughput_pairs = 5
         cfg.conn_levels = [200, 500]
@@ -262,9 +280,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
         ("max_minutes", args.max_minutes),
         ("latency_rates", args.latency_rates),
         ("latency_duration_s", args.latency_duration),
+        ("floor_partitions", args.floor_partitions),
         ("pairs", args.pairs),
         ("group_size", args.group_size),
         ("throughput_rates", args.throughput_rates),
+        ("group_throughput_rates", args.group_throughput_rates),
         ("step_s", args.step_seconds),
         ("throughput_pairs", args.throughput_pairs),
         ("conn_levels", args.conn_levels),

@@ -1,6 +1,7 @@
 """The floor: a bare aiokafka produce -> consume round trip through the stack's broker, at the
-same offered rates and with the same pacing as the latency scenarios. Parley's latency cannot
-be lower than this (every message crosses the broker twice: send and inbox)."""
+same offered rates and with the same pacing as the latency scenarios, spread over as many
+partitions as Parley's messages topic has. Parley's latency cannot be lower than this (every
+message crosses the broker twice: send and inbox)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ PADDING = b"x" * 280
 
 
 class Floor:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, partitions: int) -> None:
         self.bootstrap = bootstrap
+        self.partitions = partitions
         self.topic = f"bench.floor.{uuid.uuid4().hex[:12]}"
         self._producer: Any = None
         self._consumer: Any = None
@@ -35,7 +37,7 @@ class Floor:
         self._done = asyncio.Event()
 
     async def start(self) -> None:
-        await create_topic(self.bootstrap, self.topic)
+        await create_topic(self.bootstrap, self.topic, self.partitions)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             client_id="parley-bench-floor",
@@ -53,21 +55,24 @@ class Floor:
             fetch_max_wait_ms=2,
         )
         await self._consumer.start()
-        self._consumer.assign([TopicPartition(self.topic, 0)])
+        self._consumer.assign(self._topic_partitions())
         self._reader = asyncio.create_task(self._read())
 
     async def fresh_topic(self) -> None:
         """Move to a new empty topic (each rate starts from an empty partition)."""
         old = self.topic
         self.topic = f"bench.floor.{uuid.uuid4().hex[:12]}"
-        await create_topic(self.bootstrap, self.topic)
+        await create_topic(self.bootstrap, self.topic, self.partitions)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-        self._consumer.assign([TopicPartition(self.topic, 0)])
+        self._consumer.assign(self._topic_partitions())
         self._reader = asyncio.create_task(self._read())
         await delete_topic(self.bootstrap, old)
+
+    def _topic_partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p) for p in range(self.partitions)]
 
     async def _read(self) -> None:
         while True:
@@ -116,7 +121,11 @@ class Floor:
                 seq = seq_base + sent
                 self._t0[seq] = intended
                 try:
-                    await self._producer.send(self.topic, seq.to_bytes(8, "big") + PADDING)
+                    await self._producer.send(
+                        self.topic,
+                        seq.to_bytes(8, "big") + PADDING,
+                        partition=seq % self.partitions,
+                    )
                 except Exception:
                     errors += 1
                     self._t0.pop(seq, None)
@@ -147,11 +156,11 @@ class Floor:
         return sink, info
 
 
-async def create_topic(bootstrap: str, topic: str) -> None:
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
     await admin.start()
     try:
-        response = await admin.create_topics([NewTopic(topic, 1, 1)])
+        response = await admin.create_topics([NewTopic(topic, partitions, 1)])
         for name, code, message in response.topic_errors:
             if code != 0:
                 raise RuntimeError(f"could not create topic {name}: {message} ({code})")

@@ -61,25 +61,29 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
                 )
             )
     tp = results.get("throughput")
-    if tp and tp.get("steps"):
+    if tp and tp.get("curves"):
         best = tp.get("max_delivered_per_s_within_bound", 0.0)
-        note = f"steps to {max(s['offered_per_s'] for s in tp['steps']):g}/s offered"
-        if tp.get("stopped_because"):
-            note += f"; stopped: {tp['stopped_because']}"
+        parts = []
+        for curve in tp["curves"]:
+            top = max(s["offered_deliveries_per_s"] for s in curve["steps"])
+            part = (
+                f"{curve['kind']}: {curve['max_delivered_per_s_within_bound']:,.0f}/s "
+                f"(steps to {top:,.0f} deliveries/s offered"
+            )
+            if curve.get("stopped_because"):
+                part += f"; stopped: {curve['stopped_because']}"
+            parts.append(part + ")")
+        tried_5k = any(
+            s["offered_deliveries_per_s"] >= 5000 for c in tp["curves"] for s in c["steps"]
+        )
+        stopped = all(c.get("stopped_because") for c in tp["curves"])
         out.append(
             Verdict(
                 f"delivered msgs/s with p99 ≤ {tp['p99_bound_ms']:g} ms",
                 f"{best:,.0f} msgs/s",
                 "≥ 5,000 msgs/s",
-                True
-                if best >= 5000
-                else (
-                    False
-                    if tp.get("stopped_because")
-                    or max(x["offered_per_s"] for x in tp["steps"]) >= 5000
-                    else None
-                ),
-                note,
+                True if best >= 5000 else (False if stopped or tried_5k else None),
+                "; ".join(parts),
             )
         )
     else:
@@ -190,27 +194,74 @@ def _latency_details(results: dict[str, Any]) -> list[str]:
 
 def _throughput_details(results: dict[str, Any]) -> list[str]:
     tp = results.get("throughput")
-    if not tp or not tp.get("steps"):
+    if not tp or not tp.get("curves"):
         return []
+    lines: list[str] = []
+    for curve in tp["curves"]:
+        lines += [
+            "",
+            f"## Throughput: {curve['kind']} ({tp['step_s']:g} s steps, "
+            f"{curve['deliveries_per_message']} deliveries per message)",
+            "",
+            "| offered msgs/s | offered deliveries/s | sent | delivered/s | p50 | p99 | max "
+            "| lost | within bound | send lag p99 | machine cores |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in curve["steps"]:
+            lat = s["latency_ms"]
+            lines.append(
+                f"| {s['offered_per_s']:g} | {s['offered_deliveries_per_s']:,.0f} | {s['sent']:,} "
+                f"| {s['delivered_per_s']} | {fmt_ms(lat['p50'])} | {fmt_ms(lat['p99'])} "
+                f"| {fmt_ms(lat['max'])} | {s['missing']} "
+                f"| {'yes' if s['within_bound'] else 'no'}{' (stopped early)' if s['aborted'] else ''} "
+                f"| {fmt_ms(s['send_lag_ms']['p99'])} | {s['cpu']['cores'].get('machine')} |"
+            )
+        if curve.get("skipped_rates"):
+            lines.append("")
+            lines.append(
+                "Not run (saturated before): "
+                f"{', '.join(f'{r:g}' for r in curve['skipped_rates'])} msgs/s."
+            )
+    return lines
+
+
+CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
+
+
+def _cpu_details(results: dict[str, Any]) -> list[str]:
+    """Where each run's CPU went: what limits latency and throughput on this box."""
+    rows = [(f"latency {r['scenario']}", r) for r in results.get("latency", {}).get("runs", [])]
+    for curve in results.get("throughput", {}).get("curves", []):
+        rows += [(f"throughput, {curve['kind']}", s) for s in curve["steps"]]
+    rows = [(name, r) for name, r in rows if r.get("cpu")]
+    if not rows:
+        return []
+    idle = results.get("meta", {}).get("idle_stack_cpu_cores")
     lines = [
         "",
-        f"## Throughput ({tp['pairs']} 1:1 pairs, {tp['step_s']:g} s steps)",
+        "## CPU by process during each run (cores) and per message sent (µs, net of idle)",
         "",
-        "| offered/s | sent | delivered/s | p50 | p99 | max | lost | within bound | send lag p99 | client CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"The box has {results['meta']['cpus']} cores; the idle stack uses {idle} "
+        "(mostly polling the broker). When `machine` nears the core count, the run is CPU-bound "
+        "and latency is queueing. µs per message is CPU during the run and its drain, less the "
+        "process's idle use, divided by messages sent (a group message is delivered to every "
+        "other member).",
+        "",
+        "| run | msgs/s | "
+        + " | ".join(CPU_ROLES)
+        + " | other | machine | µs/msg: "
+        + " | ".join(CPU_ROLES)
+        + " | µs/msg total |",
+        "|---|---|" + "---|" * (2 * len(CPU_ROLES) + 3),
     ]
-    for s in tp["steps"]:
-        lat = s["latency_ms"]
+    for name, r in rows:
+        cores, per = r["cpu"]["cores"], r["cpu"]["cpu_us_per_send"]
         lines.append(
-            f"| {s['offered_per_s']:g} | {s['sent']:,} | {s['delivered_per_s']} | {fmt_ms(lat['p50'])} "
-            f"| {fmt_ms(lat['p99'])} | {fmt_ms(lat['max'])} | {s['missing']} "
-            f"| {'yes' if s['within_bound'] else 'no'}{' (stopped early)' if s['aborted'] else ''} "
-            f"| {fmt_ms(s['send_lag_ms']['p99'])} | {s['client_cpu_pct']}% |"
-        )
-    if tp.get("skipped_rates"):
-        lines.append("")
-        lines.append(
-            f"Not run (saturated before): {', '.join(f'{r:g}' for r in tp['skipped_rates'])}/s."
+            f"| {name} | {r['offered_per_s']:g} | "
+            + " | ".join(str(cores.get(role, "—")) for role in CPU_ROLES)
+            + f" | {cores.get('other', '—')} | {cores.get('machine', '—')} | "
+            + " | ".join(f"{per[role]:,}" if role in per else "—" for role in CPU_ROLES)
+            + f" | {per.get('total', 0):,} |"
         )
     return lines
 
@@ -337,6 +388,7 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
     ]
     lines += _latency_details(results)
     lines += _throughput_details(results)
+    lines += _cpu_details(results)
     lines += _connection_details(results)
     lines += _storm_details(results)
     lines += presence_report.details(results)
@@ -373,9 +425,7 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
         if xs:
             ax.plot(xs, ys, style, label=label, linewidth=1.4)
 
-    kinds = [
-        k for k in ("1:1", "group", "throughput") if any(key.startswith(f"{k}@") for key in raw)
-    ]
+    kinds = [k for k in ("1:1", "group") if any(key.startswith(f"{k}@") for key in raw)]
     if kinds:
         fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.5), squeeze=False)
         floors = {key.split("@")[1]: v for key, v in raw.items() if key.startswith("floor@")}
@@ -384,7 +434,7 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
                 if key.startswith(f"{kind}@"):
                     rate = key.split("@")[1]
                     cdf(ax, samples, f"{kind} @ {rate}/s")
-                    if rate in floors and kind != "throughput":
+                    if rate in floors:
                         cdf(ax, floors[rate], f"floor @ {rate}/s", "--")
             ax.set_xscale("log")
             ax.set_xlabel("latency (ms, log)")
@@ -401,19 +451,23 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
         written.append(str(path))
 
     tp = results.get("throughput")
-    if tp and tp.get("steps"):
-        steps = tp["steps"]
-        offered = [s["offered_per_s"] for s in steps]
-        delivered = [s["delivered_per_s"] or 0 for s in steps]
-        p99 = [s["latency_ms"]["p99"] or float("nan") for s in steps]
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        ax.plot(offered, delivered, "o-", label="delivered msgs/s")
-        ax.plot(offered, offered, ":", color="grey", label="delivered = offered")
-        ax.set_xlabel("offered msgs/s")
-        ax.set_ylabel("delivered msgs/s")
-        ax.grid(True, alpha=0.3)
+    if tp and tp.get("curves"):
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
         ax2 = ax.twinx()
-        ax2.plot(offered, p99, "s--", color="tab:red", label="p99 latency")
+        top = 0.0
+        for n, curve in enumerate(tp["curves"]):
+            steps = curve["steps"]
+            offered = [s["offered_deliveries_per_s"] for s in steps]
+            delivered = [s["delivered_per_s"] or 0 for s in steps]
+            p99 = [s["latency_ms"]["p99"] or float("nan") for s in steps]
+            color = f"C{n}"
+            ax.plot(offered, delivered, "o-", color=color, label=f"delivered/s, {curve['kind']}")
+            ax2.plot(offered, p99, "s--", color=color, alpha=0.6, label=f"p99, {curve['kind']}")
+            top = max(top, *offered)
+        ax.plot([0, top], [0, top], ":", color="grey", label="delivered = offered")
+        ax.set_xlabel("offered deliveries/s (messages/s x recipients)")
+        ax.set_ylabel("delivered/s")
+        ax.grid(True, alpha=0.3)
         ax2.axhline(
             tp["p99_bound_ms"],
             color="tab:red",
@@ -425,7 +479,7 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
         ax2.set_ylabel("p99 latency (ms, log)")
         lines1, labels1 = ax.get_legend_handles_labels()
         lines2, labels2 = ax2.get_legend_handles_labels()
-        ax.legend(lines1 + lines2, labels1 + labels2, loc="upper left", fontsize=8)
+        ax.legend(lines1 + lines2, labels1 + labels2, loc="upper left", fontsize=7)
         ax.set_title("throughput: delivered vs offered, with p99")
         fig.tight_layout()
         path = prefix.with_name(prefix.name + "-throughput.png")

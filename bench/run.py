@@ -74,7 +74,8 @@ def _budget_s(cfg: Config, name: str) -> float:
     if name == "latency":
         return 120 + 2 * rates * (cfg.latency_duration_s + cfg.drain_s + 35)
     if name == "throughput":
-        return 120 + len(cfg.throughput_rates) * (cfg.step_s + cfg.drain_s + 35)
+        steps = len(cfg.throughput_rates) + len(cfg.group_throughput_rates)
+        return 180 + steps * (cfg.step_s + cfg.drain_s + 35)
     if name == "connections":
         return 120 + len(cfg.conn_levels) * 250
     if name == "presence":

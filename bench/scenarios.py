@@ -18,7 +18,7 @@ from bench.config import Config
 from bench.floor import Floor, depth_probe, warm_up
 from bench.load import Fleet, Run, Target, Tracker, paced_load, quiesce
 from bench.progress import bar as progress_bar
-from bench.stack import Stack
+from bench.stack import Stack, cpu_delta, cpu_snapshot
 from bench.stats import cdf_points, summarize_ns, summarize_s
 from bench.workers import Slot, WorkerPool
 
@@ -38,11 +38,14 @@ class Context:
     pair_channels: list[str] = field(default_factory=list)
     throughput_channels: list[str] = field(default_factory=list)
     group_channel: str | None = None
+    throughput_group: str | None = None
     ring: list[tuple[int, int, str]] = field(default_factory=list)
     user_channels: dict[int, set[str]] = field(default_factory=dict)
     pool: WorkerPool | None = None
     slots: list[Slot] = field(default_factory=list)
     idle_work_cores: float = 0.5
+    idle_cores: dict[str, float] = field(default_factory=dict)
+    """CPU (cores) each process role of the stack uses with no client traffic."""
     fresh_stack: Callable[[str], Awaitable[None]] | None = None
     """Restart the stack (same data, empty in-memory broker) before a heavy run; None when
     the bench does not own the stack or `--no-restart` was given."""
@@ -79,6 +82,9 @@ async def setup_channels(ctx: Context) -> None:
                 for i in range(cfg.throughput_pairs)
             )
         )
+        members = users[base : base + cfg.group_size]
+        ctx.throughput_group = await api.group(members[0], members, "bench throughput group")
+        ctx.note_channel(ctx.throughput_group, *members)
     n = cfg.conn_users()
     if n:
         # A ring of direct channels (i, i+2): never one of the (2i, 2i+1) pairs above.
@@ -282,8 +288,45 @@ async def run_storm(ctx: Context) -> None:
     ctx.raw["storm"] = times
 
 
-def _record(ctx: Context, key: str, run: Run, **extra: Any) -> dict[str, Any]:
+async def _measured_load(
+    ctx: Context, targets: list[Target], rate: float, duration_s: float, label: str
+) -> tuple[Run, dict[str, Any]]:
+    """A paced load, and the CPU each process of the stack spent while it ran and drained."""
+    before = cpu_snapshot(ctx.stack)
+    run = await paced_load(
+        ctx.fleet,
+        targets,
+        rate,
+        duration_s,
+        label,
+        drain_s=ctx.cfg.drain_s,
+        abort_after_s=ctx.cfg.abort_after_s,
+    )
+    return run, cpu_cost(cpu_delta(before, cpu_snapshot(ctx.stack)), run.sent, ctx.idle_cores)
+
+
+def cpu_cost(used: dict[str, float], sends: int, idle: dict[str, float]) -> dict[str, Any]:
+    """Cores each process used during a run, and its CPU per message sent net of what it
+    uses idle (mostly polling the broker): what the box must supply per message."""
+    wall = used["wall_s"]
+    roles = [r for r in used if r not in ("machine_busy", "wall_s")]
+    cores = {r: round(used[r] / wall, 2) for r in roles} if wall > 0 else {}
+    cores["machine"] = round(used["machine_busy"] / wall, 2) if wall > 0 else 0.0
+    per_send = {
+        r: round(1e6 * max(used[r] - idle.get(r, 0.0) * wall, 0.0) / sends)
+        for r in roles
+        if r != "other"
+    }
+    per_send["total"] = sum(per_send.values())
+    return {"wall_s": wall, "cores": cores, "cpu_us_per_send": per_send if sends else {}}
+
+
+def _record(
+    ctx: Context, key: str, run: Run, cpu: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     row = {**extra, **run.summary()}
+    if cpu is not None:
+        row["cpu"] = cpu
     xs, ys = cdf_points([v / 1e6 for v in run.latencies_ns], CDF_POINTS)
     row["cdf_ms"] = {"x": [round(x, 3) for x in xs], "y": [round(y, 5) for y in ys]}
     ctx.raw[f"{key}@{run.rate:g}"] = [v / 1e6 for v in run.latencies_ns]
@@ -318,6 +361,7 @@ async def measure_idle(ctx: Context, seconds: float = 3.0) -> dict[str, float]:
     await asyncio.sleep(seconds)
     after, t1 = snap(), time.monotonic()
     cores = {role: round((after[role] - before.get(role, 0.0)) / (t1 - t0), 3) for role in after}
+    ctx.idle_cores = cores
     ctx.idle_work_cores = cores.get("gateway", 0.0) + cores.get("processor", 0.0)
     return cores
 
@@ -394,79 +438,98 @@ async def run_latency(ctx: Context) -> None:
         out["warm_up"][kind] = {"sent": warm.sent, "missing": warm.missing, "errors": warm.errors}
         await _between_runs(ctx, users)
         for rate in cfg.latency_rates:
-            run = await paced_load(
-                ctx.fleet,
-                targets,
-                rate,
-                cfg.latency_duration_s,
-                f"latency {kind} @{rate:g}/s",
-                drain_s=cfg.drain_s,
-                abort_after_s=cfg.abort_after_s,
+            run, cpu = await _measured_load(
+                ctx, targets, rate, cfg.latency_duration_s, f"latency {kind} @{rate:g}/s"
             )
-            row = _record(ctx, kind, run, scenario=kind)
+            row = _record(ctx, kind, run, cpu, scenario=kind)
             row["after"] = await _between_runs(ctx, users)
             out["runs"].append(row)
 
 
 async def run_throughput(ctx: Context) -> None:
+    """Two curves, each stepping up the offered rate until p99 passes 10x the bound: 1:1
+    pairs (one delivery per message) and a 100-member group (one per other member)."""
     cfg = ctx.cfg
+    assert ctx.throughput_group is not None
     await _fleet_cursors(ctx)
     base = cfg.throughput_offset()
-    users = ctx.users[base : base + 2 * cfg.throughput_pairs]
+    users = ctx.users[base : base + max(2 * cfg.throughput_pairs, cfg.group_size)]
     await ctx.fleet.keep_only(users)
     await ctx.fleet.ensure(users)
-    targets = [
-        Target(ctx.users[base + 2 * i], ch, 1) for i, ch in enumerate(ctx.throughput_channels)
-    ]
+    pairs = [Target(ctx.users[base + 2 * i], ch, 1) for i, ch in enumerate(ctx.throughput_channels)]
+    members = ctx.users[base : base + cfg.group_size]
+    group = [Target(m, ctx.throughput_group, len(members) - 1) for m in members]
+    ctx.results["throughput"] = {
+        "p99_bound_ms": cfg.p99_bound_ms,
+        "step_s": cfg.step_s,
+        "max_delivered_per_s_within_bound": 0.0,
+        "curves": [],
+    }
+    for n, (kind, targets, rates) in enumerate(
+        (
+            (f"{cfg.throughput_pairs} 1:1 pairs", pairs, cfg.throughput_rates),
+            (f"a {len(members)}-member group", group, cfg.group_throughput_rates),
+        )
+    ):
+        if n and ctx.fresh_stack is not None:
+            await ctx.fresh_stack("throughput in a group")
+            await ctx.fleet.ensure(users)
+        await _throughput_curve(ctx, kind, targets, rates, users)
+
+
+async def _throughput_curve(
+    ctx: Context, kind: str, targets: list[Target], rates: list[float], users: list[User]
+) -> None:
+    cfg = ctx.cfg
+    fanout = targets[0].expected
     warm = await paced_load(
         ctx.fleet,
         targets,
-        rate=100,
+        rate=max(min(rates[0], 100.0), 10.0),
         duration_s=2,
-        label="warm-up throughput",
+        label=f"warm-up throughput, {kind}",
         drain_s=cfg.drain_s,
         abort_after_s=cfg.abort_after_s,
     )
     await _between_runs(ctx, users)
-    out: dict[str, Any] = {
-        "pairs": cfg.throughput_pairs,
-        "step_s": cfg.step_s,
-        "p99_bound_ms": cfg.p99_bound_ms,
+    out = ctx.results["throughput"]
+    curve: dict[str, Any] = {
+        "kind": kind,
+        "deliveries_per_message": fanout,
         "steps": [],
         "skipped_rates": [],
+        "max_delivered_per_s_within_bound": 0.0,
         "warm_up": {"sent": warm.sent, "missing": warm.missing, "errors": warm.errors},
     }
-    ctx.results["throughput"] = out
-    best = 0.0
-    for i, rate in enumerate(cfg.throughput_rates):
-        run = await paced_load(
-            ctx.fleet,
-            targets,
-            rate,
-            cfg.step_s,
-            f"throughput @{rate:g}/s",
-            drain_s=cfg.drain_s,
-            abort_after_s=cfg.abort_after_s,
+    out["curves"].append(curve)
+    for i, rate in enumerate(rates):
+        run, cpu = await _measured_load(
+            ctx, targets, rate, cfg.step_s, f"throughput, {kind} @{rate:g}/s"
         )
-        row = _record(ctx, "throughput", run, scenario="throughput")
+        row = _record(ctx, f"throughput {kind}", run, cpu, scenario="throughput")
+        row["offered_deliveries_per_s"] = rate * fanout
         row["after"] = await _between_runs(ctx, users)
         p99 = row["latency_ms"]["p99"]
         row["within_bound"] = bool(
             p99 is not None and p99 <= cfg.p99_bound_ms and not run.missing and not run.aborted
         )
-        out["steps"].append(row)
-        if row["within_bound"] and row["delivered_per_s"] is not None:
-            best = max(best, float(row["delivered_per_s"]))
-        out["max_delivered_per_s_within_bound"] = best
+        curve["steps"].append(row)
         delivered = row["delivered_per_s"] or 0.0
+        if row["within_bound"]:
+            curve["max_delivered_per_s_within_bound"] = max(
+                curve["max_delivered_per_s_within_bound"], float(delivered)
+            )
+            out["max_delivered_per_s_within_bound"] = max(
+                out["max_delivered_per_s_within_bound"], float(delivered)
+            )
         reason = run.aborted
         if reason is None and (p99 is None or p99 > 10 * cfg.p99_bound_ms):
             reason = f"p99 {p99} ms > 10x the bound at {rate:g}/s"
-        if reason is None and delivered < 0.8 * rate:
-            reason = f"delivered {delivered:g}/s < 80% of {rate:g}/s offered"
+        if reason is None and delivered < 0.8 * rate * fanout:
+            reason = f"delivered {delivered:g}/s < 80% of {rate * fanout:g}/s offered"
         if reason is not None:
-            out["skipped_rates"] = cfg.throughput_rates[i + 1 :]
-            out["stopped_because"] = reason
+            curve["skipped_rates"] = rates[i + 1 :]
+            curve["stopped_because"] = reason
             break
 
 
@@ -478,7 +541,8 @@ async def run_floor(ctx: Context) -> None:
         out["error"] = "no broker address (use --kafka-bootstrap with --url)"
         return
     out["bootstrap"] = ctx.stack.kafka_bootstrap
-    floor = Floor(ctx.stack.kafka_bootstrap)
+    out["partitions"] = cfg.floor_partitions
+    floor = Floor(ctx.stack.kafka_bootstrap, cfg.floor_partitions)
     out["topic"] = floor.topic
     try:
         await floor.start()
@@ -507,7 +571,8 @@ def add_floor_ratios(results: dict[str, Any]) -> None:
     if not floors:
         return
     rows = list(results.get("latency", {}).get("runs", []))
-    rows += list(results.get("throughput", {}).get("steps", []))
+    for curve in results.get("throughput", {}).get("curves", []):
+        rows += [s for s in curve["steps"] if curve["deliveries_per_message"] == 1]
     for row in rows:
         rate = row["offered_per_s"]
         floor = min(floors, key=lambda f: abs(f["offered_per_s"] - rate))
