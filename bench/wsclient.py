@@ -42,7 +42,7 @@ async def open_synced(
     deadline = started + timeout_s
     ws = await connect(
         url,
-        compression=None,
+        compression="deflate",  # offered, as browsers do; the gateway declines it
         max_size=None,
         proxy=None,
         ping_interval=None,

@@ -109,7 +109,11 @@ class Connection:
         self.user_id = ""
         self.device_id = ""
         self.connection_id = secrets.token_hex(8)
-        self._outbox = Outbox(websocket.send_text, services.settings.outbound_queue_frames)
+        self._outbox = Outbox(
+            websocket.send_text,
+            services.settings.outbound_queue_frames,
+            websocket.scope.get("parley.write_text_now"),
+        )
         # Per channel, the newest message id sent on this socket (docs/architecture.md (b)).
         self._delivered: dict[str, int] = {}
         self._held: list[tuple[str, int, str]] | None = None

@@ -1,8 +1,10 @@
 """The frames waiting to be written to one socket, in order, bounded (SPEC §4: slow consumers).
 
 An idle socket is most of a gateway's sockets, so an idle outbox holds nothing: its buffer and
-its writer task exist only while frames wait. Queuing a frame starts a writer task if none
-runs; the task writes until the buffer is empty, then ends and drops the buffer. A socket
+its writer task exist only while frames wait. A frame queued while nothing waits is written at
+once if the socket takes it (`write_now`, when the server offers it). Otherwise it is buffered
+and starts a writer task if none runs; the task writes until the buffer is empty, then ends and
+drops the buffer. A socket
 whose peer stops reading fills the buffer to `limit`, and `offer` then refuses: the connection
 closes it (4008) rather than buffer without bound.
 """
@@ -19,10 +21,16 @@ log = logging.getLogger("parley.outbox")
 
 
 class Outbox:
-    __slots__ = ("_failed", "_frames", "_limit", "_room", "_send", "_writer")
+    __slots__ = ("_failed", "_frames", "_limit", "_room", "_send", "_write_now", "_writer")
 
-    def __init__(self, send: Callable[[str], Awaitable[None]], limit: int) -> None:
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        limit: int,
+        write_now: Callable[[str], bool] | None = None,
+    ) -> None:
         self._send = send
+        self._write_now = write_now
         self._limit = limit
         self._frames: deque[str] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -35,6 +43,8 @@ class Outbox:
             return True  # the socket is gone: nothing will be read any more
         frames = self._frames
         if frames is None:
+            if self._write_now is not None and self._write_now(text):
+                return True
             frames = self._frames = deque()
         elif len(frames) >= self._limit:
             return False

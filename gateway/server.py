@@ -50,6 +50,10 @@ def direct_websockets(app: Starlette) -> ASGIApp:
             await app(scope, receive, send)
             return
         scope["app"] = app  # what Starlette sets; the endpoint reads `websocket.app.state`
+        # The socket's protocol, for writing frames without a task each (gateway/outbox.py).
+        scope["parley.write_text_now"] = getattr(
+            getattr(send, "__self__", None), "write_text_now", None
+        )
         await endpoint(WebSocket(scope, receive, send))
 
     return asgi
@@ -66,6 +70,10 @@ def serve(settings: Settings) -> None:
         # the socket kept open; larger ones are refused by the transport (close 1009).
         ws_max_size=2 * MAX_FRAME_BYTES,
         ws_ping_interval=None,
+        # Browsers offer permessage-deflate on every socket. Accepted, it keeps a zlib stream
+        # per direction per socket (hundreds of KiB each) to shrink chat lines of a few hundred
+        # bytes, and every frame is compressed once per socket instead of encoded once.
+        ws_per_message_deflate=False,
         http="httptools",
         loop="uvloop",
         lifespan="on",

@@ -4,21 +4,26 @@ uvicorn (pinned in pyproject.toml) gives every socket an `asyncio.Queue` for inc
 events and an `asyncio.Event` for write flow control. Between them they hold five deques, about
 4 KiB per socket, for what is at most a few events waiting at a time (uvicorn pauses reading
 until each message is taken) and one or two writers waiting. `LeanWSProtocol` swaps in two
-small slotted equivalents whose containers exist only while something waits. Everything else
-is uvicorn's code, unchanged.
+small slotted equivalents whose containers exist only while something waits. It also writes a
+text frame at once when the socket is open and takes data (`write_text_now`), encoding a frame
+sent to many sockets once (`text_frame`). Everything else is uvicorn's code, unchanged.
 
 They provide only what uvicorn's `WSProtocol` calls on them: `put_nowait`, `get` and `empty`;
-`set`, `clear` and `wait`. An upgrade of uvicorn must check that this still holds.
+`set`, `clear` and `wait`. `write_text_now` reads uvicorn's `disconnected`, `close_sent`,
+`handshake_complete`, `response_started`, `writable` and wsproto's connection state. An upgrade
+of uvicorn must check that all this still holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from uvicorn.server import ServerState
+from wsproto.connection import ConnectionState
 
 
 class EventQueue:
@@ -104,3 +109,37 @@ class LeanWSProtocol(WSProtocol):
         writable = Flag()
         writable.set()
         self.writable = writable  # type: ignore[assignment]
+
+    def write_text_now(self, text: str) -> bool:
+        """Write `text` as one frame at once, if the socket is open and its transport is not
+        paused; False if not, and the caller goes through the ASGI `send`, which then waits for
+        the transport or fails as uvicorn does. Only for a socket with nothing else queued,
+        which keeps frames in order."""
+        if (
+            self.config.ws_per_message_deflate  # frames may be compressed: wsproto's to write
+            or self.disconnected
+            or self.close_sent
+            or self.response_started
+            or not self.handshake_complete
+            or not self.writable.is_set()
+            or self.conn.state is not ConnectionState.OPEN
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(text_frame(text))
+        return True
+
+
+@functools.lru_cache(maxsize=16)
+def text_frame(text: str) -> bytes:
+    """A server's unmasked, uncompressed text frame, as wsproto writes it. The frame of a
+    message goes to every recipient's socket: the same `str` object, so encoded once."""
+    payload = text.encode()
+    size = len(payload)
+    if size <= 125:
+        header = bytes((0x81, size))
+    elif size <= 0xFFFF:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload

@@ -86,3 +86,33 @@ async def test_stop_drops_what_is_queued() -> None:
     peer.reading.set()
     await asyncio.sleep(0.05)
     assert peer.written == []
+
+
+async def test_a_frame_with_nothing_waiting_is_written_at_once_and_order_holds() -> None:
+    peer = Peer()
+    taking = True
+    direct: list[str] = []
+
+    def write_now(text: str) -> bool:
+        if taking:
+            direct.append(text)
+        return taking
+
+    outbox = Outbox(peer.send, limit=10, write_now=write_now)
+    assert outbox.offer("now")
+    assert direct == ["now"] and not [
+        t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+    ]
+    # The transport pauses: frames queue, and later ones queue behind them even once it takes
+    # data again, until the buffer is empty.
+    taking = False
+    peer.reading.clear()
+    assert outbox.offer("q0")
+    taking = True
+    assert outbox.offer("q1")
+    assert direct == ["now"]
+    peer.reading.set()
+    await outbox.drain(5)
+    assert peer.written == ["q0", "q1"]
+    assert outbox.offer("now again")
+    assert direct == ["now", "now again"]

@@ -122,6 +122,24 @@ async def test_text_of_100000_multibyte_characters_is_accepted_and_one_more_is_t
     assert [m["client_msg_id"] for m in await api.history(b, channel)] == ["longest"]
 
 
+async def test_compression_a_browser_offers_is_declined_and_frames_of_every_length_arrive_whole(
+    api: Api,
+) -> None:
+    a, b = await api.new_device(), await api.new_device()
+    channel = await api.direct(a, b.user_id)
+    # The test client offers permessage-deflate on every socket, as browsers do.
+    reader = await api.connect(b)
+    assert "permessage-deflate" in (reader.ws.request.headers.get("Sec-WebSocket-Extensions") or "")
+    assert reader.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    socket = await api.connect(a)
+    # Frame lengths on both sides of the 7-bit, 16-bit and 64-bit length encodings.
+    texts = ["", "a" * 20, "é" * 100, "b" * 65_400, "😀" * 16_400, "c" * 100_000]
+    for i, text in enumerate(texts):
+        await socket.send_text(channel, text or "-", client_msg_id=f"len-{i}")
+    got = await reader.collect_messages(channel, len(texts))
+    assert [m["text"] for m in got] == [t or "-" for t in texts]
+
+
 async def test_frame_over_512_kib_is_refused_without_closing(api: Api) -> None:
     a, b = await api.new_device(), await api.new_device()
     channel = await api.direct(a, b.user_id)
