@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     push_max_age_s: float = Field(default=600.0, gt=0)  # older messages are never pushed
     push_preview_chars: int = Field(default=200, ge=0)
     push_concurrency: int = Field(default=64, ge=1)
+    # The notifier decides a batch of inbox records at a time, with two queries: gathering
+    # for this long keeps them off the per-message cost, and a push waits that much longer.
+    push_batch_within_s: float = Field(default=0.2, ge=0)
 
     # Postgres pool.
     postgres_pool_min: int = 1

@@ -129,7 +129,7 @@ def create_app(settings: Settings) -> faust.App:
         running["notifiers"] += 1
         try:
             async for batch in stream.take(
-                settings.processor_batch_max, within=settings.processor_batch_within_s
+                settings.processor_batch_max, within=settings.push_batch_within_s
             ):
                 notified = await notifier.handle(batch)
                 metrics.PUSHES_SENT.inc(notified.sent)
