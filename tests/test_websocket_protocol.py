@@ -129,8 +129,10 @@ async def test_compression_a_browser_offers_is_declined_and_frames_of_every_leng
     channel = await api.direct(a, b.user_id)
     # The test client offers permessage-deflate on every socket, as browsers do.
     reader = await api.connect(b)
-    assert "permessage-deflate" in (reader.ws.request.headers.get("Sec-WebSocket-Extensions") or "")
-    assert reader.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    request, response = reader.ws.request, reader.ws.response
+    assert request is not None and response is not None
+    assert "permessage-deflate" in (request.headers.get("Sec-WebSocket-Extensions") or "")
+    assert response.headers.get("Sec-WebSocket-Extensions") is None
     socket = await api.connect(a)
     # Frame lengths on both sides of the 7-bit, 16-bit and 64-bit length encodings.
     texts = ["", "a" * 20, "é" * 100, "b" * 65_400, "😀" * 16_400, "c" * 100_000]
