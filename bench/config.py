@@ -82,7 +82,7 @@ class Config:
     presence_watch: int = 50
     presence_sockets_per_user: int = 1
     presence_rates: list[float] | None = None
-    """Users taken offline (and back) per second, one step each; None: 1% and 2.5% of them."""
+    """Users taken offline (and back) per second, one step each; None: 2.5% of them."""
     presence_step_s: float = 30.0
     presence_timeout_s: float = 30.0
     presence_hold_s: float = 20.0
@@ -129,7 +129,7 @@ class Config:
         if self.presence_rates:
             return self.presence_rates
         n = self.presence_group_count() * self.presence_group_size()
-        return [max(n * 0.01, 1.0), max(n * 0.025, 2.0)]
+        return [max(n * 0.025, 2.0)]
 
     def throughput_offset(self) -> int:
         """Throughput pairs are users other than the latency group's members, so a backlog
