@@ -572,7 +572,7 @@ def add_floor_ratios(results: dict[str, Any]) -> None:
         return
     rows = list(results.get("latency", {}).get("runs", []))
     for curve in results.get("throughput", {}).get("curves", []):
-        rows += [s for s in curve["steps"] if curve["deliveries_per_message"] == 1]
+        rows += curve["steps"]
     for row in rows:
         rate = row["offered_per_s"]
         floor = min(floors, key=lambda f: abs(f["offered_per_s"] - rate))
