@@ -69,12 +69,12 @@ def create_app(settings: Settings) -> Starlette:
         await gateways.start()
         cursors = CursorWriter(stores.cursors, settings.cursor_flush_interval_s)
         cursors.start()
-        app.state.draining = False
-        app.state.passwords = Passwords(
+        passwords = Passwords(
             settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
         )
+        app.state.draining = False
         app.state.services = Services(
-            settings, stores, publisher, inbox, hub, registry, cursors, gateways
+            settings, stores, publisher, inbox, hub, registry, cursors, gateways, passwords
         )
         try:
             yield

@@ -37,6 +37,7 @@ from gateway.outbox import Outbox
 from gateway.presence import PresenceHub, authorize, snapshot
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
+from gateway.tokens import Passwords
 from parley.ids import id_floor, now_ms, parse_id
 from parley.settings import Settings
 from schemas.events import MessageSendV1
@@ -81,6 +82,7 @@ class Services:
     registry: Registry
     cursors: CursorWriter
     gateways: GatewayRegistry
+    passwords: Passwords
 
 
 class Connection:

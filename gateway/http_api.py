@@ -48,9 +48,10 @@ async def _device(request: Request) -> Device:
 
 async def create_user(request: Request) -> Response:
     body = await _body(request)
+    services = _services(request)
     user_id, username = await accounts.sign_up(
-        _services(request).stores.accounts,
-        request.app.state.passwords,
+        services.stores.accounts,
+        services.passwords,
         body.get("username"),
         body.get("password"),
         body.get("display_name"),
@@ -60,9 +61,10 @@ async def create_user(request: Request) -> Response:
 
 async def create_session(request: Request) -> Response:
     body = await _body(request)
+    services = _services(request)
     login = await accounts.log_in(
-        _services(request).stores.accounts,
-        request.app.state.passwords,
+        services.stores.accounts,
+        services.passwords,
         body.get("username"),
         body.get("password"),
         body.get("device_name"),
