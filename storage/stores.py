@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
-
 from parley.settings import Settings
 from storage.postgres.accounts import PostgresAccountStore
 from storage.postgres.channels import PostgresChannelStore
 from storage.postgres.cursors import PostgresCursorStore
 from storage.postgres.friends import PostgresFriendStore
 from storage.postgres.messages import PostgresMessageStore
-from storage.postgres.pool import open_pool
+from storage.postgres.pool import Pool, open_pool
 from storage.postgres.presence import PostgresPresenceStore
 from storage.postgres.push import PostgresPushStore
 from storage.protocols import (
@@ -26,8 +23,6 @@ from storage.protocols import (
     PresenceStore,
     PushStore,
 )
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
 
 @dataclass

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from psycopg import AsyncConnection, errors
-from psycopg_pool import AsyncConnectionPool
+from psycopg import errors
 
+from storage.postgres.pool import Pool
 from storage.protocols import Device, User, UsernameTaken
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
 
 class PostgresAccountStore:

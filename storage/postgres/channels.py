@@ -5,13 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
-
+from storage.postgres.pool import Connection, Pool
 from storage.protocols import Channel, GroupFull, Membership, NotAGroup, UnknownUsers
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
-Conn = AsyncConnection[tuple[object, ...]]
 
 _MS = "(extract(epoch FROM joined_at) * 1000)::bigint"
 
@@ -142,7 +137,7 @@ class PostgresChannelStore:
             return await _members_txn(conn, channel_id)
 
 
-async def _require_users_txn(conn: Conn, user_ids: Sequence[str]) -> None:
+async def _require_users_txn(conn: Connection, user_ids: Sequence[str]) -> None:
     cur = await conn.execute("SELECT user_id FROM users WHERE user_id = ANY(%s)", (list(user_ids),))
     found = {str(r[0]) for r in await cur.fetchall()}
     missing = [u for u in user_ids if u not in found]
@@ -150,7 +145,7 @@ async def _require_users_txn(conn: Conn, user_ids: Sequence[str]) -> None:
         raise UnknownUsers(missing)
 
 
-async def _lock_group_txn(conn: Conn, channel_id: str) -> None:
+async def _lock_group_txn(conn: Connection, channel_id: str) -> None:
     # Membership changes of one group are serialised on its row, so the size check holds.
     cur = await conn.execute(
         "SELECT kind FROM channels WHERE channel_id = %s FOR UPDATE", (channel_id,)
@@ -160,14 +155,14 @@ async def _lock_group_txn(conn: Conn, channel_id: str) -> None:
         raise NotAGroup(channel_id)
 
 
-async def _members_txn(conn: Conn, channel_id: str) -> list[str]:
+async def _members_txn(conn: Connection, channel_id: str) -> list[str]:
     cur = await conn.execute(
         "SELECT user_id FROM channel_members WHERE channel_id = %s ORDER BY user_id", (channel_id,)
     )
     return [str(r[0]) for r in await cur.fetchall()]
 
 
-async def _channels_txn(conn: Conn, where: str, params: tuple[object, ...]) -> list[Channel]:
+async def _channels_txn(conn: Connection, where: str, params: tuple[object, ...]) -> list[Channel]:
     cur = await conn.execute(
         "SELECT c.channel_id, c.kind, c.name, array_agg(m.user_id ORDER BY m.user_id)"
         " FROM channels c JOIN channel_members m ON m.channel_id = c.channel_id"

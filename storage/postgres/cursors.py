@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
+from storage.postgres.pool import Pool
 
 
 class PostgresCursorStore:

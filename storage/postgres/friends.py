@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
-
+from storage.postgres.pool import Pool
 from storage.protocols import FriendEdge, FriendState, UnknownUsers
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
 
 class PostgresFriendStore:

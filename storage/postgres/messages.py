@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
-
 from parley.ids import SEQUENCE_BITS
 from schemas.message import Message
 from storage.buckets import BUCKET_MS, bucket_of
+from storage.postgres.pool import Pool
 from storage.protocols import SendKey
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
 _COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
 

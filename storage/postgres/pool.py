@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from parley.settings import Settings
 
 Connection = AsyncConnection[tuple[object, ...]]
+Pool = AsyncConnectionPool[Connection]
 
 
 async def check_if_disturbed(conn: Connection) -> None:
@@ -30,8 +31,8 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-async def open_pool(settings: Settings) -> AsyncConnectionPool[Connection]:
-    pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+async def open_pool(settings: Settings) -> Pool:
+    pool: Pool = AsyncConnectionPool(
         settings.postgres_dsn,
         min_size=settings.postgres_pool_min,
         max_size=settings.postgres_pool_max,

@@ -6,12 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
-
+from storage.postgres.pool import Pool
 from storage.protocols import Presence
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
 _MS = "(extract(epoch FROM last_active_at) * 1000)::bigint"
 

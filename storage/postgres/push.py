@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
-
 from parley.ids import SEQUENCE_BITS
+from storage.postgres.pool import Pool
 from storage.protocols import PushCandidate, PushEndpoint
-
-Pool = AsyncConnectionPool[AsyncConnection[tuple[object, ...]]]
 
 # One statement: a first claim inserts, a later one updates only if the rules allow it (under
 # concurrent claims the UPDATE re-checks its WHERE on the newest row, so one wins), and a claim
