@@ -4,9 +4,8 @@ An idle socket is most of a gateway's sockets, so an idle outbox holds nothing: 
 its writer task exist only while frames wait. A frame queued while nothing waits is written at
 once if the socket takes it (`write_now`, when the server offers it). Otherwise it is buffered
 and starts a writer task if none runs; the task writes until the buffer is empty, then ends and
-drops the buffer. A socket
-whose peer stops reading fills the buffer to `limit`, and `offer` then refuses: the connection
-closes it (4008) rather than buffer without bound.
+drops the buffer. A socket whose peer stops reading fills the buffer to `limit`, and `offer`
+then refuses: the connection closes it (4008) rather than buffer without bound.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Invariant: a change is written to Postgres before it is published on
 `parley.presence-changes.v1` (only online/offline flips are published; a change of `connected`
-alone is news for the notifier, which reads it from the store), so a gateway that reads a snapshot from Postgres and then follows
-the changes topic misses nothing (it may see a change twice; it sends a status only when it
-differs from the last one it sent).
+alone is news for the notifier, which reads it from the store), so a gateway that reads a
+snapshot from Postgres and then follows the changes topic misses nothing (it may see a change
+twice; it sends a status only when it differs from the last one it sent).
 """
 
 from __future__ import annotations

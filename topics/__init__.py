@@ -14,8 +14,8 @@ tap any of them (`parley tap`).
 Ordering: every event of one channel is in one `messages` partition, so the sequencer sees a
 channel's sends in one order and gives them increasing ids. A user's inbox records are all in
 one `inbox` partition, so a gateway serving the user reads that one partition; the processors'
-notifier (push notifications) reads `inbox` too, in the processors' consumer group. A user's presence
-events and changes are in the same-numbered partitions of the two presence topics, so the
-processor that owns a user's events decides their changes, and a gateway watching a user reads
-one partition of the changes.
+notifier (push notifications) reads `inbox` too, in the processors' consumer group. A user's
+presence events and changes are in the same-numbered partitions of the two presence topics, so
+the processor that owns a user's events decides their changes, and a gateway watching a user
+reads one partition of the changes.
 """
