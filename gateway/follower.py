@@ -40,6 +40,7 @@ class PartitionFollower:
         self._watchers: Counter[int] = Counter()
         self._ready: dict[int, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
+        self._assigned = asyncio.Event()  # set while any partition is followed
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -91,6 +92,10 @@ class PartitionFollower:
         }
         wanted = set(kept) | ({added} if added else set())
         self._consumer.assign(list(wanted))
+        if wanted:
+            self._assigned.set()
+        else:
+            self._assigned.clear()
         for tp, offset in kept.items():
             self._consumer.seek(tp, offset)
         if added is not None:
@@ -106,8 +111,8 @@ class PartitionFollower:
                     else:
                         batches = await self._consumer.getmany(timeout_ms=50, max_records=2000)
                 if not batches:
-                    if not self._consumer.assignment():
-                        await asyncio.sleep(0.01)
+                    # Nothing followed: sleep until something is (no polling while idle).
+                    await self._assigned.wait()
                     continue
                 for records in batches.values():
                     for record in records:

@@ -50,7 +50,7 @@ class Publisher:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
-            enable_idempotence=False,
+            enable_idempotence=True,
             linger_ms=0,
             max_request_size=settings.kafka_max_request_bytes,
             request_timeout_ms=15_000,
@@ -60,7 +60,7 @@ class Publisher:
         self._presence_producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
-            enable_idempotence=False,
+            enable_idempotence=True,
             linger_ms=settings.presence_linger_ms,
             request_timeout_ms=15_000,
         )

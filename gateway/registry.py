@@ -60,7 +60,7 @@ class GatewayRegistry:
         self._inbox_partitions = settings.inbox_partitions
         self._topic = gateways_topic(settings).name
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=False
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Annotated
 import typer
 
 from parley.settings import Settings
+
+DEV_CQL_PORT = 19042  # the embedded Cassandra of `parley dev --message-store scylla`
 
 app = typer.Typer(help="Parley chat backend.", no_args_is_help=True, add_completion=False)
 
@@ -24,19 +27,56 @@ def _settings(**overrides: object) -> Settings:
 @app.command()
 def dev(
     http_port: Annotated[int | None, typer.Option(help="Gateway HTTP/WebSocket port.")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Where Postgres keeps its data.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where Kafka, Postgres and Cassandra keep their data.")
+    ] = None,
     gateways: Annotated[
         int, typer.Option(min=1, help="Gateway processes (ports from --http-port up).")
     ] = 1,
     processors: Annotated[
         int, typer.Option(min=1, help="Processor workers in one consumer group.")
     ] = 1,
+    kafka: Annotated[
+        str | None,
+        typer.Option(help="Use this running Kafka (HOST:PORT) instead of the embedded one."),
+    ] = None,
+    message_store: Annotated[
+        str | None,
+        typer.Option(help="postgres (default) or scylla: a Scylla/Cassandra message store."),
+    ] = None,
+    scylla_hosts: Annotated[
+        str | None,
+        typer.Option(help="With scylla: this running cluster, not an embedded Cassandra."),
+    ] = None,
 ) -> None:
-    """Run the whole stack on the embedded broker and Postgres."""
+    """Run the whole stack on the embedded Kafka and Postgres."""
     from parley.dev import run_dev
+    from parley.embedded.maven import JvmUnavailable
 
     logging.basicConfig(level=logging.WARNING)
-    run_dev(_settings(http_port=http_port, data_dir=data_dir), gateways, processors)
+    settings = _settings(
+        http_port=http_port,
+        data_dir=data_dir,
+        kafka_bootstrap=kafka,
+        message_store=message_store,
+        scylla_hosts=scylla_hosts,
+    )
+    if settings.message_store not in ("postgres", "scylla"):
+        raise typer.BadParameter("--message-store is postgres or scylla")
+    embedded_cql = settings.message_store == "scylla" and scylla_hosts is None
+    if embedded_cql and "PARLEY_SCYLLA_PORT" not in os.environ:
+        settings = settings.model_copy(update={"scylla_port": DEV_CQL_PORT})
+    try:
+        run_dev(
+            settings,
+            gateways,
+            processors,
+            embedded_kafka=kafka is None,
+            embedded_cql=embedded_cql,
+        )
+    except JvmUnavailable as exc:
+        typer.echo(f"parley dev: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -74,16 +114,13 @@ def migrate() -> None:
     applied = asyncio.run(run(settings.postgres_dsn))
     typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     if settings.message_store == "scylla":
-        from storage.scylla import connect_scylla, migrate_scylla, shutdown_scylla
+        from storage.scylla import migrate_cluster
 
-        async def scylla() -> None:
-            session = await connect_scylla(settings.scylla_host_list())
-            try:
-                await migrate_scylla(session, settings.scylla_keyspace)
-            finally:
-                await shutdown_scylla(session)
-
-        asyncio.run(scylla())
+        asyncio.run(
+            migrate_cluster(
+                settings.scylla_host_list(), settings.scylla_port, settings.scylla_keyspace
+            )
+        )
         typer.echo(f"scylla keyspace {settings.scylla_keyspace} is up to date")
 
 

@@ -1,8 +1,10 @@
 """`parley dev`: the whole stack on the embedded defaults, as child processes of one command.
 
-Start order: broker, Postgres, migrations, topics, processors, gateways. Stop order (Ctrl-C or
-SIGTERM): gateways (no new sends), wait until the processors have consumed every send (the
-embedded broker forgets its topics when it stops), processors, broker, Postgres.
+Start order: Kafka, Postgres (and Cassandra for `--message-store scylla`), migrations, topics,
+processors, gateways. A child that exits on its own is restarted with backoff, the others keep
+serving; only Ctrl-C or SIGTERM stops the stack, in the order gateways (no new sends),
+processors, Kafka, Cassandra, Postgres. The log is on disk, so nothing sent is lost by a stop:
+the processors carry on from their committed offsets at the next start.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import FrameType
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from parley.embedded import EmbeddedPostgres, start_broker, supervised_child, wait_for_port
+from parley.embedded.cassandra import EmbeddedCassandra
+from parley.embedded.kafka import EmbeddedKafka
+from parley.embedded.postgres import EmbeddedPostgres
+from parley.embedded.process import stop_process, stop_processes, supervised_child, wait_for_port
 from parley.settings import Settings
 from storage.postgres.migrate import migrate
 from topics.admin import ensure_topics
-from topics.definitions import messages_topic
-from topics.offsets import end_offsets
+
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_AFTER_S = 60.0  # a child that ran this long starts its backoff from the beginning
 
 
 class Stop(Exception):
@@ -45,6 +51,9 @@ def child_env(settings: Settings) -> dict[str, str]:
         PARLEY_DATA_DIR=str(settings.data_dir),
         PARLEY_HTTP_HOST=settings.http_host,
         PARLEY_HTTP_PORT=str(settings.http_port),
+        PARLEY_MESSAGE_STORE=settings.message_store,
+        PARLEY_SCYLLA_HOSTS=settings.scylla_hosts,
+        PARLEY_SCYLLA_PORT=str(settings.scylla_port),
     )
     return env
 
@@ -73,121 +82,157 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -
     raise TimeoutError(f"{url} not healthy after {timeout_s}s")
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    stop_processes([process], timeout_s)
+@dataclass
+class Child:
+    """One supervised Parley process: how to start it, and its restarts so far."""
+
+    name: str
+    start: Callable[[], subprocess.Popen[bytes]]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    failures: int = field(default=0, repr=False)  # consecutive quick exits, for the backoff
+    due_at: float | None = None  # when a restart is due, while it is down
+
+    def run(self) -> None:
+        self.process = self.start()
+        self.started_at = time.monotonic()
+        self.due_at = None
+
+    def check(self, now: float) -> None:
+        """Restart the child if it has exited and its backoff has passed."""
+        if self.process is not None and self.process.poll() is None:
+            return
+        if self.due_at is None:
+            code = self.process.returncode if self.process is not None else None
+            ran_s = now - self.started_at
+            self.failures = 0 if ran_s >= STABLE_AFTER_S else self.failures + 1
+            delay = RESTART_BACKOFF_S[min(self.failures, len(RESTART_BACKOFF_S) - 1)]
+            self.due_at = now + delay
+            print(
+                f"Parley: {self.name} exited ({code}) after {ran_s:.1f}s; restarting in {delay:g}s",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        if now >= self.due_at:
+            self.restarts += 1
+            try:
+                self.run()
+            except Exception as exc:  # its port still taken, say: try again after a backoff
+                print(f"Parley: {self.name} did not start: {exc}", file=sys.stderr, flush=True)
+                self.started_at, self.due_at = now, None
+                return
+            print(f"Parley: {self.name} restarted ({self.restarts})", file=sys.stderr, flush=True)
 
 
-def stop_processes(processes: list[subprocess.Popen[bytes]], timeout_s: float = 15) -> None:
-    """SIGTERM to all at once (gateways drain in parallel), then wait for each; SIGKILL the
-    ones still running after `timeout_s`."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for process in processes:
-        try:
-            process.wait(max(deadline - time.monotonic(), 0))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def processor_lag(settings: Settings) -> int:
-    """Sends on the messages topic not yet committed by the processors' consumer group."""
-    topic = messages_topic(settings).name
-    # Reads the group's committed offsets without joining it (no subscription, no commits).
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.processor_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.messages_partitions)]
-        ends = await end_offsets(consumer, partitions)
-        lag = 0
-        for tp, end in ends.items():
-            committed = await consumer.committed(tp)
-            lag += max(end - (committed or 0), 0)
-        return lag
-    finally:
-        await consumer.stop()
-
-
-def wait_drained(settings: Settings, timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    lag = -1
-    while time.monotonic() < deadline:
-        try:
-            lag = asyncio.run(processor_lag(settings))
-        except Exception:
-            return -1
-        if lag == 0:
-            return 0
-        time.sleep(0.2)
-    return lag
-
-
-def run_dev(settings: Settings, gateways: int = 1, processors: int = 1) -> None:
+def run_dev(
+    settings: Settings,
+    gateways: int = 1,
+    processors: int = 1,
+    *,
+    embedded_kafka: bool = True,
+    embedded_cql: bool = False,
+) -> None:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
-    port = settings.kafka_bootstrap.rpartition(":")[2]
-    broker = postgres = None
-    workers: list[subprocess.Popen[bytes]] = []
-    fronts: list[subprocess.Popen[bytes]] = []
+    kafka: EmbeddedKafka | None = None
+    cassandra: EmbeddedCassandra | None = None
+    postgres = None
+    workers: list[Child] = []
+    fronts: list[Child] = []
     try:
-        broker = start_broker(int(port), (data_dir / "broker.log").open("ab"), supervised=True)
+        if embedded_kafka:
+            port = settings.kafka_bootstrap.rpartition(":")[2]
+            kafka = EmbeddedKafka(
+                data_dir / "kafka", int(port), log_file=(data_dir / "kafka.log").open("ab")
+            )
+            kafka.start()
         postgres = EmbeddedPostgres(data_dir / "postgres")
         settings = settings.model_copy(update={"postgres_dsn": postgres.dsn})
+        if embedded_cql:
+            cassandra = EmbeddedCassandra(
+                data_dir / "cassandra",
+                settings.scylla_port,
+                log_file=(data_dir / "cassandra.log").open("ab"),
+            )
+            cassandra.start()
+            settings = settings.model_copy(update={"scylla_hosts": "127.0.0.1"})
         asyncio.run(migrate(settings.postgres_dsn))
+        if settings.message_store == "scylla":
+            asyncio.run(_migrate_cql(settings))
         asyncio.run(ensure_topics(settings))
         env = child_env(settings)
         # Processor i serves /healthz on processor_http_port + i; gateway i on http_port + i.
         for i in range(processors):
             http_port = settings.processor_http_port + i
-            worker = spawn("processor", {**env, "PARLEY_PROCESSOR_HTTP_PORT": str(http_port)})
-            workers.append(worker)
             url = f"http://{settings.processor_http_host}:{http_port}/healthz"
-            wait_healthy(url, worker, 90)
+            worker = Child(
+                f"processor {i + 1}",
+                _starter("processor", {**env, "PARLEY_PROCESSOR_HTTP_PORT": str(http_port)}),
+            )
+            worker.run()
+            assert worker.process is not None
+            wait_healthy(url, worker.process, 90)
+            workers.append(worker)
         urls = []
         for i in range(gateways):
             http_port = settings.http_port + i
-            front = spawn("gateway", {**env, "PARLEY_HTTP_PORT": str(http_port)})
-            fronts.append(front)
+            front = Child(
+                f"gateway {i + 1}",
+                _starter("gateway", {**env, "PARLEY_HTTP_PORT": str(http_port)}),
+            )
+            front.run()
+            assert front.process is not None
             wait_for_port(settings.http_host, http_port, 30)
-            wait_healthy(f"http://{settings.http_host}:{http_port}/healthz", front, 30)
+            wait_healthy(f"http://{settings.http_host}:{http_port}/healthz", front.process, 30)
+            fronts.append(front)
             urls.append(
                 f"http://{settings.http_host}:{http_port}  ws://{settings.http_host}:{http_port}/v1/ws"
             )
         print(f"Parley ready: {urls[0]}", flush=True)
         for i, url in enumerate(urls[1:], start=2):
             print(f"  gateway {i}: {url}", flush=True)
-        children = workers + fronts
-        while all(child.poll() is None for child in children):
+        while True:
             time.sleep(0.5)
-        failed = [c.args for c in children if c.poll() is not None]
-        print(f"Parley: a process exited ({failed}); stopping", file=sys.stderr, flush=True)
+            now = time.monotonic()
+            for child in workers + fronts:
+                child.check(now)
+            for service in (kafka, cassandra):
+                if service is not None and service.process.poll() is not None:
+                    # The log and the tables are on disk: the same data directory resumes.
+                    print(f"Parley: {service.name} exited; restarting", file=sys.stderr, flush=True)
+                    service.start()
     except Stop:
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        # Gateways first (no new sends), then let the processors finish what was sent: the
-        # embedded broker forgets its topics when it stops.
-        stop_processes(fronts)
-        if broker is not None and workers:
-            lag = wait_drained(settings, 30)
-            if lag < 0:
-                print("Parley: could not check that every send was processed", file=sys.stderr)
-            elif lag:
-                print(f"Parley: stopping with {lag} sends not yet processed", file=sys.stderr)
+        # Gateways first (no new sends), then the processors; what they have not consumed
+        # yet waits in the log for the next start.
+        stop_processes([c.process for c in fronts if c.process is not None])
         for worker in workers:
-            stop_process(worker)
-        if broker is not None:
-            stop_process(broker, 5)
+            if worker.process is not None:
+                stop_process(worker.process)
+        if kafka is not None:
+            kafka.stop()
+        if cassandra is not None:
+            cassandra.stop()
         if postgres is not None:
             postgres.stop()
         print("Parley stopped.", flush=True)
+
+
+def _starter(role: str, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+    return lambda: spawn(role, env)
+
+
+async def _migrate_cql(settings: Settings) -> None:
+    from storage.scylla import migrate_cluster
+
+    await migrate_cluster(
+        settings.scylla_host_list(), settings.scylla_port, settings.scylla_keyspace
+    )

@@ -25,12 +25,13 @@ class Settings(BaseSettings):
     # The message store: Postgres (embedded default) or Scylla (production).
     message_store: Literal["postgres", "scylla"] = "postgres"
     scylla_hosts: str = "127.0.0.1"  # comma-separated
+    scylla_port: int = Field(default=9042, ge=1, le=65535)
     scylla_keyspace: str = "parley"
 
-    # Kafka client tuning. The embedded broker does not wake a waiting fetch when data
-    # arrives, so consumers must poll with a short wait; real Kafka long-polls and
-    # deployments there should raise this (e.g. 100-500 ms) to save requests.
-    kafka_fetch_max_wait_ms: int = Field(default=2, ge=0, le=5000)
+    # Kafka client tuning. Kafka answers a waiting fetch as soon as data arrives, so this
+    # bounds only how often an idle consumer asks again: it costs no latency, and a longer
+    # wait means fewer requests (Kafka's own default is 500 ms).
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=0, le=5000)
     kafka_max_request_bytes: int = 4 * 1024 * 1024
 
     # Topic shape (used when topics are created; must match existing topics).

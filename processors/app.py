@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 
 from parley.settings import Settings
 from processors import metrics
-from processors.kafka_tuning import apply_fetch_max_wait
+from processors.kafka_tuning import apply_kafka_tuning
 from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
 from processors.presence_service import PresenceService
@@ -30,7 +30,7 @@ log = logging.getLogger("parley.processor")
 
 
 def create_app(settings: Settings) -> faust.App:
-    apply_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
+    apply_kafka_tuning(settings.kafka_fetch_max_wait_ms)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.processor_id,
@@ -41,6 +41,9 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.processor_http_host,
         web_port=settings.processor_http_port,
         topic_allow_declare=False,
+        # No leader election: no agent or timer runs on the leader alone, and the election
+        # would need a topic of Faust's own beside Parley's (topics/definitions.py).
+        topic_disable_leader=True,
         topic_partitions=settings.messages_partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,

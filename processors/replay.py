@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from parley.settings import Settings
 from processors.pipeline import MessagePipeline, Topics
 from storage.stores import open_stores
 from topics.definitions import dead_letter_topic, inbox_topic, messages_topic
-from topics.offsets import end_offsets
+from topics.offsets import end_offsets, partitions_of
 
 
 async def replay(settings: Settings, progress: Callable[[int, int], None] | None = None) -> int:
@@ -31,12 +31,13 @@ async def replay(settings: Settings, progress: Callable[[int, int], None] | None
     stores = await open_stores(settings)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
+        partitions = await partitions_of(consumer, topic)
+        consumer.assign(partitions)
         ends = await end_offsets(consumer, partitions)
         starts = await consumer.beginning_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        # An explicit position: a seek_to_beginning may lose to the fetcher's own reset.
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
         total = sum(ends[tp] - starts[tp] for tp in partitions)
         pipeline = MessagePipeline(
             stores.messages,

@@ -72,17 +72,19 @@ class Socket:
     ) -> list[dict[str, Any]]:
         """Wait until `count` message frames of the channel arrived; returns all of them so far."""
         deadline = time.monotonic() + timeout
-        while len(self.messages(channel_id)) < count:
+        have = len(self.messages(channel_id))  # counted as frames arrive: no rescan per frame
+        while have < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(
-                    f"got {len(self.messages(channel_id))} of {count} messages in {channel_id}"
-                )
+                raise TimeoutError(f"got {have} of {count} messages in {channel_id}")
             try:
                 raw = await asyncio.wait_for(self.ws.recv(), remaining)
             except TimeoutError:
                 continue
-            self.frames.append(orjson.loads(raw))
+            frame = orjson.loads(raw)
+            self.frames.append(frame)
+            if frame["type"] == "message" and frame["channel_id"] == channel_id:
+                have += 1
         return self.messages(channel_id)
 
     async def settle(self, quiet_s: float = 0.5) -> None:
@@ -109,9 +111,11 @@ class Socket:
 
 
 class Api:
-    def __init__(self, base_url: str, ws_url: str) -> None:
+    def __init__(self, base_url: str, ws_url: str, *, ping_interval: float | None = 20) -> None:
         self.base_url = base_url
         self.ws_url = ws_url
+        # The client library's keepalive: a pong waits behind every frame queued before it.
+        self._ping_interval = ping_interval
         # Generous: password hashing (argon2id) is CPU-bound and the machine may be busy.
         self.http = httpx.AsyncClient(base_url=base_url, timeout=120)
         self._hashing = asyncio.Semaphore(8)
@@ -187,7 +191,12 @@ class Api:
             after = page[-1]["message_id"]
 
     async def raw_socket(self, url: str | None = None) -> Socket:
-        ws = await websockets.connect(url or self.ws_url, max_size=None, open_timeout=30)
+        ws = await websockets.connect(
+            url or self.ws_url,
+            max_size=None,
+            open_timeout=30,
+            ping_interval=self._ping_interval,
+        )
         socket = Socket(ws)
         self._sockets.append(socket)
         return socket

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.client import Api
 from tests.stack import Process, Stack
+
+
+@pytest.fixture
+def stack(stack_on_each_store: Stack) -> Stack:
+    """Every test here runs on both message stores."""
+    return stack_on_each_store
+
 
 TOTAL = 500
 

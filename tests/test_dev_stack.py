@@ -1,5 +1,6 @@
-"""`parley dev` (what `make dev` runs): starts everything, keeps history across restarts, and
-leaves no process behind on Ctrl-C or SIGTERM."""
+"""`parley dev` (what `make dev` runs): starts everything, keeps the log and the history across
+restarts (tap and replay read the same sends), restarts a child that dies, and leaves no
+process behind on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,52 +12,16 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import psutil
+import psycopg
 import pytest
 
-from parley.embedded import EmbeddedPostgres, free_port
+from parley.embedded.kafka import EmbeddedKafka
+from parley.embedded.postgres import EmbeddedPostgres
+from parley.embedded.process import free_port
 from tests.client import Api
-
-
-def start_dev(
-    data_dir: Path, http_port: int, broker_port: int, processor_port: int
-) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env.update(
-        PARLEY_KAFKA_BOOTSTRAP=f"127.0.0.1:{broker_port}",
-        PARLEY_PROCESSOR_HTTP_PORT=str(processor_port),
-        PARLEY_PROCESSOR_SESSION_TIMEOUT_S="3",
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley.cli",
-            "dev",
-            "--http-port",
-            str(http_port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if "Parley ready:" in line:  # the processor's terminal codes may precede it
-            assert line[line.index("Parley ready:") :].strip() == (
-                f"Parley ready: http://127.0.0.1:{http_port}  ws://127.0.0.1:{http_port}/v1/ws"
-            )
-            return process
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise AssertionError("parley dev did not print its ready line")
+from tests.stack import start_dev
 
 
 def leftovers(data_dir: Path, pids: set[int]) -> list[str]:
@@ -113,6 +78,10 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
             assert int(got[-1]["message_id"]) > int(before[-1]["message_id"])
         stop(dev, signal.SIGTERM, data_dir)
 
+        # The log is on disk: the sends of both runs are still in the topic, and the store
+        # rebuilt from it after emptying has the same rows and ids.
+        await assert_log_rebuilds_the_store(data_dir, ports[1], [f"kept {i}" for i in range(20)])
+
         # A supervisor killed outright takes its children with it (Postgres, a daemon, stays
         # up for the next start to reuse; here it is stopped by hand).
         dev = start_dev(data_dir, *ports)
@@ -132,3 +101,116 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
         if dev.poll() is None:
             dev.send_signal(signal.SIGTERM)
             dev.wait(60)
+
+
+MESSAGE_ROWS = "SELECT channel_id, message_id, client_msg_id, text FROM messages ORDER BY 1, 2"
+
+
+def parley(command: list[str], bootstrap: str, dsn: str) -> str:
+    env = {**os.environ, "PARLEY_KAFKA_BOOTSTRAP": bootstrap, "PARLEY_POSTGRES_DSN": dsn}
+    result = subprocess.run(
+        [sys.executable, "-m", "parley.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+async def assert_log_rebuilds_the_store(data_dir: Path, broker_port: int, texts: list[str]) -> None:
+    """With the stack stopped: `parley tap` reads every earlier send from the dev stack's
+    Kafka, and `parley replay` into the emptied message tables restores the same rows."""
+    postgres = EmbeddedPostgres(data_dir / "postgres")
+    try:
+        with EmbeddedKafka(data_dir / "kafka", broker_port) as kafka:
+            tapped = parley(
+                ["tap", "parley.messages.v1", "--from-beginning", "--no-follow"],
+                kafka.bootstrap,
+                postgres.dsn,
+            )
+            sent = [orjson.loads(line).get("text") for line in tapped.splitlines()]
+            assert [t for t in sent if t in texts or t == "after restart"] == [
+                *texts,
+                "after restart",
+            ]
+            async with await psycopg.AsyncConnection.connect(postgres.dsn) as conn:
+                before = await (await conn.execute(MESSAGE_ROWS)).fetchall()
+                await conn.execute("TRUNCATE messages, message_sends")
+                await conn.commit()
+                assert await (await conn.execute(MESSAGE_ROWS)).fetchall() == []
+            parley(["replay"], kafka.bootstrap, postgres.dsn)
+            async with await psycopg.AsyncConnection.connect(postgres.dsn) as conn:
+                assert await (await conn.execute(MESSAGE_ROWS)).fetchall() == before
+            assert len(before) == len(texts) + 1
+    finally:
+        postgres.stop()
+
+
+@pytest.mark.timeout(400)
+async def test_a_killed_gateway_is_restarted_while_the_other_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "devdata"
+    ports = [free_port() for _ in range(3)]
+    dev = start_dev(data_dir, *ports, "--gateways", "2")
+    first, second = f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[0] + 1}"
+    try:
+        async with Api(f"http://{second}", f"ws://{second}/v1/ws") as api:
+            a, b = await api.new_device(), await api.new_device()
+            channel = await api.direct(a, b.user_id)
+            listener = await api.connect(b)
+            victim = listening_process(ports[0])
+            victim.kill()
+            # The other gateway serves all along; the killed one comes back on its port.
+            await (await api.connect(a)).send_text(channel, "while one is down")
+            got = await listener.collect_messages(channel, 1)
+            assert [m["text"] for m in got] == ["while one is down"]
+            deadline = time.monotonic() + 60
+            while listening_pid(ports[0]) in (None, victim.pid):
+                assert time.monotonic() < deadline, "the killed gateway was not restarted"
+                await asyncio.sleep(0.2)
+            async with Api(f"http://{first}", f"ws://{first}/v1/ws") as back:
+                while (await back.http.get("/healthz")).status_code != 200:
+                    assert time.monotonic() < deadline, "the restarted gateway is not healthy"
+                    await asyncio.sleep(0.2)
+                sender = await back.connect(a)
+                await sender.send_text(channel, "through the restarted one")
+                got = await listener.collect_messages(channel, 2)
+                assert [m["text"] for m in got][-1] == "through the restarted one"
+        assert dev.poll() is None, "the stack stopped when a child died"
+        stop(dev, signal.SIGTERM, data_dir)
+    finally:
+        if dev.poll() is None:
+            dev.send_signal(signal.SIGTERM)
+            dev.wait(60)
+
+
+def listening_pid(port: int) -> int | None:
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+            return conn.pid
+    return None
+
+
+def listening_process(port: int) -> psutil.Process:
+    pid = listening_pid(port)
+    assert pid is not None, f"nothing listens on {port}"
+    return psutil.Process(pid)
+
+
+def test_without_a_jdk_dev_says_what_to_install(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(tmp_path)  # no java, no mvn
+    result = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "dev", "--data-dir", str(tmp_path / "data")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "install JDK 17+ and Maven" in result.stderr
+    assert "--kafka HOST:PORT" in result.stderr

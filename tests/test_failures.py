@@ -8,7 +8,7 @@ import uuid
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from parley.embedded import EmbeddedPostgres
+from parley.embedded.postgres import EmbeddedPostgres
 from parley.ids import now_ms
 from parley.settings import Settings
 from schemas.events import MessageSendV1
@@ -116,8 +116,9 @@ async def test_events_that_can_never_be_stored_are_dead_lettered_and_do_not_bloc
     await consumer.start()
     try:
         tp = TopicPartition(dead_letter_topic(settings).name, 0)
+        consumer.assign([tp])
         end = (await end_offsets(consumer, [tp]))[tp]
-        await consumer.seek_to_beginning(tp)
+        consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
         while await consumer.position(tp) < end:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 dead += [r.value for r in records]

@@ -1,7 +1,9 @@
 """The MessageStore contract: one suite, run against every backend.
 
-Postgres runs everywhere (the embedded one from conftest). Scylla runs where Docker can start a
-real one with testcontainers; elsewhere its half is skipped, never replaced by a mock.
+Postgres runs everywhere (the embedded one from conftest), and so does the Scylla store on a real
+CQL server: Apache Cassandra from conftest, the same protocol and driver. The Scylla store on
+Scylla itself runs where Docker can start one with testcontainers; elsewhere that third is
+skipped, never replaced by a mock.
 Backends share one database per run, so every test uses fresh random channel and device ids.
 """
 
@@ -87,6 +89,14 @@ def scylla_endpoint() -> Iterator[tuple[str, int]]:
         container.stop()
 
 
+@pytest.fixture(scope="session")
+def cql_endpoint(cql_server: tuple[str, int]) -> tuple[str, int]:
+    """The embedded Cassandra with the store's schema applied: (host, CQL port)."""
+    host, port = cql_server
+    asyncio.run(_migrate_when_cql_answers(host, port, time.monotonic() + SCYLLA_STARTUP_S))
+    return host, port
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str
@@ -95,14 +105,15 @@ class Backend:
     scylla_port: int = 0
 
 
-@pytest.fixture(params=["postgres", "scylla"])
+@pytest.fixture(params=["postgres", "cassandra", "scylla"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     # Session services are resolved here, outside the test's event loop: they start with
     # asyncio.run, which cannot run inside a running loop.
     if request.param == "postgres":
         return Backend("postgres", postgres_dsn=request.getfixturevalue("postgres_dsn"))
-    host, port = request.getfixturevalue("scylla_endpoint")
-    return Backend("scylla", scylla_host=host, scylla_port=port)
+    endpoint = "cql_endpoint" if request.param == "cassandra" else "scylla_endpoint"
+    host, port = request.getfixturevalue(endpoint)
+    return Backend(request.param, scylla_host=host, scylla_port=port)
 
 
 @pytest.fixture

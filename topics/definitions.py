@@ -8,7 +8,11 @@ from aiokafka.partitioner import murmur2
 
 from parley.settings import Settings
 
-DAY_MS = 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+# The largest record a topic takes: a 100,000-character message (up to 400 KB of UTF-8) and its
+# envelope fit many times over; set per topic so that a broker's default does not decide it.
+MAX_MESSAGE_BYTES = str(4 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,13 @@ def messages_topic(settings: Settings) -> Topic:
         "parley.messages.v1",
         settings.messages_partitions,
         key="channel_id",
-        config={"retention.ms": "-1", "cleanup.policy": "delete"},
+        # Forever: history is kept forever and the message store is rebuilt from this log.
+        config={
+            "retention.ms": "-1",
+            "retention.bytes": "-1",
+            "cleanup.policy": "delete",
+            "max.message.bytes": MAX_MESSAGE_BYTES,
+        },
     )
 
 
@@ -33,7 +43,15 @@ def inbox_topic(settings: Settings) -> Topic:
         "parley.inbox.v1",
         settings.inbox_partitions,
         key="channel_id",
-        config={"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
+        # A day: gateways read it live and offline devices sync from the store, so only the
+        # notifier of a processor down for longer could miss records (pushes that old are
+        # never sent: push_max_age_s). Hourly segments, so that old ones are deleted.
+        config={
+            "retention.ms": str(DAY_MS),
+            "segment.ms": str(HOUR_MS),
+            "cleanup.policy": "delete",
+            "max.message.bytes": MAX_MESSAGE_BYTES,
+        },
     )
 
 
@@ -42,7 +60,11 @@ def dead_letter_topic(settings: Settings) -> Topic:
         "parley.messages.dlq.v1",
         1,
         key="channel_id",
-        config={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+        config={
+            "retention.ms": str(30 * DAY_MS),
+            "cleanup.policy": "delete",
+            "max.message.bytes": MAX_MESSAGE_BYTES,
+        },
     )
 
 
@@ -51,7 +73,12 @@ def presence_topic(settings: Settings) -> Topic:
         "parley.presence.v1",
         settings.presence_partitions,
         key="user_id",
-        config={"retention.ms": str(DAY_MS), "cleanup.policy": "delete"},
+        # An hour: soft state, repaired by the next heartbeat (every 15 s).
+        config={
+            "retention.ms": str(HOUR_MS),
+            "segment.ms": str(HOUR_MS // 4),
+            "cleanup.policy": "delete",
+        },
     )
 
 
@@ -60,12 +87,18 @@ def presence_changes_topic(settings: Settings) -> Topic:
         "parley.presence-changes.v1",
         settings.presence_partitions,
         key="user_id",
-        config={"cleanup.policy": "compact"},
+        # The latest per key; a gateway reads from the end, so older versions may go in an hour.
+        config={"cleanup.policy": "compact", "segment.ms": str(HOUR_MS)},
     )
 
 
 def gateways_topic(settings: Settings) -> Topic:
-    return Topic("parley.gateways.v1", 1, key="gateway_id", config={"cleanup.policy": "compact"})
+    return Topic(
+        "parley.gateways.v1",
+        1,
+        key="gateway_id",
+        config={"cleanup.policy": "compact", "segment.ms": str(HOUR_MS)},
+    )
 
 
 def all_topics(settings: Settings) -> list[Topic]:

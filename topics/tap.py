@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from parley.settings import Settings
-from topics.offsets import end_offsets
+from topics.offsets import end_offsets, partitions_of
 
 
 async def tap(
@@ -32,14 +32,15 @@ async def tap(
     await consumer.start()
     count = 0
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
+        partitions = await partitions_of(consumer, topic)
         if not partitions:
             raise ValueError(f"no topic named {topic}")
+        consumer.assign(partitions)
         ends = await end_offsets(consumer, partitions)
-        if from_beginning:
-            await consumer.seek_to_beginning(*partitions)
+        # Explicit positions: a seek_to_beginning may lose to the fetcher's own reset.
+        starts = await consumer.beginning_offsets(partitions) if from_beginning else ends
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
         while limit is None or count < limit:
             positions = [await consumer.position(tp) for tp in partitions]
             if not follow and all(

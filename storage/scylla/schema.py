@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
@@ -24,20 +25,47 @@ def check_keyspace(keyspace: str) -> str:
     return keyspace
 
 
-def schema_statements(keyspace: str, replication_factor: int = 1) -> list[str]:
-    """The statements of schema.cql for this keyspace, in order."""
+def schema_statements(
+    keyspace: str, replication_factor: int = 1, *, scylla: bool = True
+) -> list[str]:
+    """The statements of schema.cql for this keyspace, in order, for Scylla or another CQL
+    server (Apache Cassandra)."""
     if replication_factor < 1:
         raise ValueError("replication_factor must be at least 1")
     text = Template(SCHEMA_CQL.read_text()).substitute(
-        keyspace=check_keyspace(keyspace), replication_factor=replication_factor
+        keyspace=check_keyspace(keyspace),
+        replication_factor=replication_factor,
+        keyspace_options="AND tablets = {'enabled': false}" if scylla else "",
     )
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+async def is_scylla(session: Session) -> bool:
+    """Whether the cluster is Scylla (which has a `system.scylla_local` table), not Cassandra."""
+    rows = await execute(
+        session,
+        "SELECT table_name FROM system_schema.tables"
+        " WHERE keyspace_name = 'system' AND table_name = 'scylla_local'",
+    )
+    return bool(rows)
 
 
 async def migrate_scylla(session: Session, keyspace: str, *, replication_factor: int = 1) -> None:
     """Create the keyspace and tables that are missing; existing ones are left as they are (the
     replication of an existing keyspace is changed with ALTER KEYSPACE, not here). The driver
     waits for schema agreement after each statement, so the tables are usable on return."""
-    for statement in schema_statements(keyspace, replication_factor):
+    scylla = await is_scylla(session)
+    for statement in schema_statements(keyspace, replication_factor, scylla=scylla):
         await execute(session, statement, timeout_s=SCHEMA_TIMEOUT_S)
+
+
+async def migrate_cluster(hosts: Sequence[str], port: int, keyspace: str) -> None:
+    """Connect to the cluster, apply the schema to `keyspace`, disconnect."""
+    from storage.scylla.session import connect_scylla, shutdown_scylla
+
+    session = await connect_scylla(hosts, port=port)
+    try:
+        await migrate_scylla(session, keyspace)
+    finally:
+        await shutdown_scylla(session)

@@ -1,0 +1,198 @@
+"""Apache Cassandra as the embedded CQL server for the Scylla message store.
+
+Cassandra speaks the same CQL protocol as Scylla and works with the same driver, so the
+Scylla store runs here unchanged where no Scylla (nor Docker to start one) is at hand. 5.0 is
+the first line that supports JDK 17. One node on loopback, data in `data_dir`, a small heap.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import IO, Any
+
+from parley.embedded.maven import classpath, java_binary
+from parley.embedded.process import (
+    port_answers,
+    port_is_free,
+    stop_process,
+    supervised_service,
+    wait_until,
+)
+
+CASSANDRA_VERSION = "5.0.6"
+ARTIFACTS = (f"org.apache.cassandra:cassandra-all:{CASSANDRA_VERSION}",)
+START_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 30.0
+
+# From Cassandra's conf/jvm17-server.options: the JDK internals it reaches into.
+JDK17_OPTIONS = [
+    "-Djdk.attach.allowAttachSelf=true",
+    *(
+        f"--add-exports={module}=ALL-UNNAMED"
+        for module in (
+            "java.base/jdk.internal.misc",
+            "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+            "java.rmi/sun.rmi.registry",
+            "java.rmi/sun.rmi.server",
+            "java.sql/java.sql",
+            "java.base/java.lang.ref",
+            "jdk.unsupported/sun.misc",
+            "jdk.compiler/com.sun.tools.javac.file",
+            "jdk.attach/sun.tools.attach",
+        )
+    ),
+    *(
+        f"--add-opens={module}=ALL-UNNAMED"
+        for module in (
+            "java.base/java.lang.module",
+            "java.base/jdk.internal.loader",
+            "java.base/jdk.internal.ref",
+            "java.base/jdk.internal.reflect",
+            "java.base/jdk.internal.math",
+            "java.base/jdk.internal.module",
+            "java.base/jdk.internal.util.jar",
+            "jdk.management/com.sun.management.internal",
+            "java.base/sun.nio.ch",
+            "java.base/java.io",
+            "java.base/java.lang.reflect",
+            "jdk.compiler/com.sun.tools.javac",
+            "java.base/java.lang",
+            "java.base/java.util",
+        )
+    ),
+    "-Dio.netty.tryReflectionSetAccessible=true",
+]
+
+LOGBACK = """\
+<configuration>
+  <appender name="OUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%-5level %date{ISO8601} %logger{0} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="OUT"/></root>
+  <logger name="org.apache.cassandra.service.CassandraDaemon" level="INFO"/>
+</configuration>
+"""
+
+
+def cassandra_yaml(data_dir: Path, port: int, storage_port: int) -> str:
+    return f"""\
+cluster_name: parley-embedded
+num_tokens: 1
+initial_token: 0
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+data_file_directories: [{data_dir / "data"}]
+commitlog_directory: {data_dir / "commitlog"}
+saved_caches_directory: {data_dir / "saved_caches"}
+hints_directory: {data_dir / "hints"}
+cdc_raw_directory: {data_dir / "cdc_raw"}
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "127.0.0.1:{storage_port}"
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: {storage_port}
+native_transport_port: {port}
+start_native_transport: true
+endpoint_snitch: SimpleSnitch
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+concurrent_compactors: 1
+# One node: lightweight transactions and writes need no other replica to answer.
+write_request_timeout: 5000ms
+cas_contention_timeout: 5000ms
+"""
+
+
+class EmbeddedCassandra:
+    """A single-node Cassandra serving CQL on 127.0.0.1:`port`; `start`, then `stop`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        storage_port: int | None = None,
+        log_file: IO[Any] | None = None,
+        heap_mb: int = 768,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.storage_port = storage_port if storage_port is not None else port + 1
+        self._log_file = log_file
+        self._heap_mb = heap_mb
+        self._process: subprocess.Popen[bytes] | None = None
+        self.name = "Cassandra"
+
+    def start(self) -> None:
+        """Start the JVM; return once CQL is served (native transport opens last)."""
+        for port in (self.port, self.storage_port):
+            if not port_is_free("127.0.0.1", port):
+                raise RuntimeError(f"port {port} is in use: is another CQL server running?")
+        java = java_binary()
+        jars = classpath(f"cassandra-{CASSANDRA_VERSION}", ARTIFACTS)
+        jamm = next(jar for jar in jars if jar.name.startswith("jamm-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "cassandra.yaml"
+        config.write_text(cassandra_yaml(self.data_dir, self.port, self.storage_port))
+        logback = self.data_dir / "logback.xml"
+        logback.write_text(LOGBACK)
+        self._process = subprocess.Popen(
+            [
+                java,
+                f"-Xms{self._heap_mb}m",
+                f"-Xmx{self._heap_mb}m",
+                "-Xss256k",
+                "-XX:+UseG1GC",
+                "-XX:+ExitOnOutOfMemoryError",
+                *JDK17_OPTIONS,
+                f"-javaagent:{jamm}",
+                f"-Dcassandra.config=file://{config}",
+                f"-Dlogback.configurationFile=file://{logback}",
+                f"-Dcassandra.storagedir={self.data_dir}",
+                f"-Dcassandra.logdir={self.data_dir}",
+                "-Dcassandra-foreground=yes",
+                # One node: nothing to gossip with, no ring to wait for.
+                "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+                "-Dcassandra.ring_delay_ms=0",
+                "-Dcassandra.superuser_setup_delay_ms=0",
+                "-cp",
+                ":".join(map(str, jars)),
+                "org.apache.cassandra.service.CassandraDaemon",
+            ],
+            stdout=self._log_file or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=supervised_service,
+        )
+        try:
+            wait_until(
+                lambda: port_answers("127.0.0.1", self.port),
+                START_TIMEOUT_S,
+                f"Cassandra on 127.0.0.1:{self.port}",
+                self._process,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError("Cassandra is not started")
+        return self._process
+
+    def stop(self) -> None:
+        """Orderly shutdown (SIGTERM); SIGKILL only if it has not ended in 30 s."""
+        if self._process is not None:
+            stop_process(self._process, STOP_TIMEOUT_S)
+
+    def __enter__(self) -> EmbeddedCassandra:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,214 @@
+"""Apache Kafka as the embedded broker: one KRaft node (broker and controller in one JVM).
+
+Kafka 3.9: the last line that keeps every protocol version aiokafka 0.14 and faust-streaming
+0.15 send. Kafka 4.0 removed the old ones (KIP-896), and aiokafka's support for 4.x is still
+an open question upstream, while 3.9 runs KRaft in production without ZooKeeper.
+
+The log lives in `data_dir`: formatted once (the cluster id is kept there, in
+`logs/meta.properties`), so topics survive a restart. Settings fit one development box: one
+replica of everything, no initial rebalance delay, small segments, a small heap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any
+
+from parley.embedded.maven import classpath, java_binary
+from parley.embedded.process import (
+    port_answers,
+    port_is_free,
+    stop_process,
+    supervised_service,
+    wait_until,
+)
+
+KAFKA_VERSION = "3.9.1"
+ARTIFACTS = (
+    f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
+    # Kafka 3.9 logs through log4j 1 (as reload4j); the jars leave the binding to the runner.
+    "org.slf4j:slf4j-reload4j:1.7.36",
+)
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+LOG4J = """\
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+log4j.logger.kafka.server.BrokerServer=INFO
+"""
+
+
+def server_properties(
+    data_dir: Path, port: int, controller_port: int, max_message_bytes: int
+) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(data_dir / "logs"),
+        # Parley creates its topics itself (topics/admin.py); a typo must not make a new one.
+        "auto.create.topics.enable": "false",
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "group.initial.rebalance.delay.ms": "0",
+        # Tests fail processors over in seconds (PARLEY_PROCESSOR_SESSION_TIMEOUT_S=3).
+        "group.min.session.timeout.ms": "1000",
+        # The largest record Parley produces (a 100,000-character message and its envelope).
+        "message.max.bytes": str(max_message_bytes),
+        "replica.fetch.max.bytes": str(max_message_bytes),
+        # Small segments, so that the short retention of inbox and presence topics frees disk.
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "log.retention.check.interval.ms": "60000",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "2",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):  # Kafka avoids these too: they read as a CLI flag
+            return text
+
+
+class EmbeddedKafka:
+    """A single-node Kafka whose log lives in `data_dir`; `start`, then `stop` (or `with`)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        controller_port: int | None = None,
+        log_file: IO[Any] | None = None,
+        heap_mb: int = 512,
+        max_message_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.controller_port = controller_port if controller_port is not None else port + 1
+        self.bootstrap = f"127.0.0.1:{port}"
+        self._log_file = log_file
+        self._heap_mb = heap_mb
+        self._max_message_bytes = max_message_bytes
+        self._process: subprocess.Popen[bytes] | None = None
+        self.name = "Kafka"
+
+    def start(self) -> None:
+        """Format the log directory if new, start the JVM, return once the broker serves."""
+        for port in (self.port, self.controller_port):
+            if not port_is_free("127.0.0.1", port):
+                raise RuntimeError(f"port {port} is in use: is another Kafka running?")
+        java = java_binary()
+        jars = classpath(f"kafka-{KAFKA_VERSION}", ARTIFACTS)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "server.properties"
+        config.write_text(
+            server_properties(
+                self.data_dir, self.port, self.controller_port, self._max_message_bytes
+            )
+        )
+        log4j = self.data_dir / "log4j.properties"
+        log4j.write_text(LOG4J)
+        base = [java, "-cp", ":".join(map(str, jars)), f"-Dlog4j.configuration=file:{log4j}"]
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            subprocess.run(
+                [
+                    *base,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--ignore-formatted",
+                    "--cluster-id",
+                    new_cluster_id(),
+                    "--config",
+                    str(config),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=self._log_file or subprocess.DEVNULL,
+            )
+        self._process = subprocess.Popen(
+            [
+                *base[:1],
+                f"-Xms{min(self._heap_mb, 256)}m",
+                f"-Xmx{self._heap_mb}m",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:+ExitOnOutOfMemoryError",
+                "-Djava.awt.headless=true",
+                *base[1:],
+                "kafka.Kafka",
+                str(config),
+            ],
+            stdout=self._log_file or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=supervised_service,
+        )
+        try:
+            wait_until(self._serves, START_TIMEOUT_S, f"Kafka on {self.bootstrap}", self._process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _serves(self) -> bool:
+        if not port_answers("127.0.0.1", self.port):
+            return False
+        # A loop of its own in a thread of its own: callers may be inside a running loop.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, _metadata_answers(self.bootstrap)).result()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError("Kafka is not started")
+        return self._process
+
+    def stop(self) -> None:
+        """Controlled shutdown (SIGTERM); SIGKILL only if it has not ended in 30 s."""
+        if self._process is not None:
+            stop_process(self._process, STOP_TIMEOUT_S)
+
+    def __enter__(self) -> EmbeddedKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _metadata_answers(bootstrap: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+    except Exception:
+        return False
+    finally:
+        await admin.close()
+    return True

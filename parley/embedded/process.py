@@ -1,0 +1,103 @@
+"""Child processes and ports of the embedded services and the dev stack."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(signum: int) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signum)
+
+
+def supervised_child() -> None:
+    """`preexec_fn` for the dev stack's Parley children: a process group of their own, so a
+    terminal's Ctrl-C reaches only the supervisor (which stops them in order), and SIGKILL when
+    the supervisor dies without stopping them (Linux), so no child is orphaned. Every role is
+    safe to kill (at-least-once with idempotent effects)."""
+    os.setpgrp()
+    _die_with_parent(signal.SIGKILL)
+
+
+def supervised_service() -> None:
+    """`preexec_fn` for a JVM service (Kafka, Cassandra): its own process group, and SIGTERM,
+    not SIGKILL, when its parent dies, so the broker still closes its logs cleanly."""
+    os.setpgrp()
+    _die_with_parent(signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it is still running after `timeout_s`."""
+    stop_processes([process], timeout_s)
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout_s: float = 15) -> None:
+    """SIGTERM to all at once (gateways drain in parallel), then wait for each; SIGKILL the
+    ones still running after `timeout_s`."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until(
+    ready: Callable[[], bool], timeout_s: float, what: str, process: subprocess.Popen[bytes]
+) -> None:
+    """Poll `ready` until it holds; fail early if `process` exits, or after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} while starting")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def port_answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not port_answers(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
+        time.sleep(0.05)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
