@@ -182,3 +182,22 @@ async def test_a_database_restart_under_load_loses_no_send_and_doubles_none(
     assert ids == sorted(set(ids))
     history = await api.all_history(b, channel)
     assert [m["message_id"] for m in history] == [m["message_id"] for m in got]
+
+
+async def test_a_gateway_idle_through_a_database_restart_answers_its_next_calls_at_once(
+    stack: Stack, postgres_server: EmbeddedPostgres
+) -> None:
+    # A full pool of idle connections, all broken by the restart: met one by one, each would
+    # cost a growing back-off (1, 2, 4, 8, 16 s …) and the first call would time out (500).
+    gateway = await asyncio.to_thread(
+        stack.start_gateway, PARLEY_POSTGRES_POOL_MIN="16", PARLEY_POSTGRES_POOL_MAX="16"
+    )
+    try:
+        async with Api(gateway.url, gateway.ws_url) as api:
+            before = await api.new_device()
+            await asyncio.to_thread(postgres_server.restart)
+            after = await api.new_device()  # asserts 201 for the sign-up and the login
+            channel = await api.direct(after, before.user_id)
+            assert await api.history(before, channel) == []
+    finally:
+        await asyncio.to_thread(gateway.stop)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def classpath(name: str, coordinates: Sequence[str]) -> list[Path]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         jars = _read_listing(listing)
         if jars is None:
+            print(f"Parley: resolving the {name} jars with Maven (once)", file=sys.stderr)
             _resolve(work, coordinates, listing)
             jars = _read_listing(listing)
             if jars is None:
