@@ -52,6 +52,7 @@ def dev(
     """Run the whole stack on the embedded Kafka and Postgres."""
     from parley.dev import run_dev
     from parley.embedded.maven import JvmUnavailable
+    from parley.embedded.process import ServiceError
 
     logging.basicConfig(level=logging.WARNING)
     settings = _settings(
@@ -74,7 +75,7 @@ def dev(
             embedded_kafka=kafka is None,
             embedded_cql=embedded_cql,
         )
-    except JvmUnavailable as exc:
+    except (JvmUnavailable, ServiceError) as exc:
         typer.echo(f"parley dev: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -68,7 +68,11 @@ class Settings(BaseSettings):
     processor_http_port: int = 8090
     processor_id: str = "parley-processor"
     processor_batch_max: int = Field(default=500, ge=1)
+    # How long a batch waits to fill. Faust flushes on a timer, so an idle agent also wakes
+    # this often: messages want it short (it adds to every message's latency); presence
+    # events are in no hurry, so their agent waits longer and wakes less.
     processor_batch_within_s: float = 0.002
+    presence_batch_within_s: float = Field(default=0.05, gt=0)
     processor_session_timeout_s: float = 10.0
     processor_commit_interval_s: float = 0.5
     membership_cache_ttl_s: float = 30.0

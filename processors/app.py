@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> faust.App:
         )
         try:
             async for batch in stream.take(
-                settings.processor_batch_max, within=settings.processor_batch_within_s
+                settings.processor_batch_max, within=settings.presence_batch_within_s
             ):
                 metrics.PRESENCE_CHANGES.inc(await presence["service"].handle(batch))
                 metrics.PRESENCE_EVENTS.inc(len(batch))

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from parley.embedded.maven import classpath, java_binary
 from parley.embedded.process import (
+    ServiceError,
     port_answers,
     port_is_free,
     stop_process,
@@ -131,7 +132,7 @@ class EmbeddedCassandra:
         """Start the JVM; return once CQL is served (native transport opens last)."""
         for port in (self.port, self.storage_port):
             if not port_is_free("127.0.0.1", port):
-                raise RuntimeError(f"port {port} is in use: is another CQL server running?")
+                raise ServiceError(f"port {port} is in use: is another CQL server running?")
         java = java_binary()
         jars = classpath(f"cassandra-{CASSANDRA_VERSION}", ARTIFACTS)
         jamm = next(jar for jar in jars if jar.name.startswith("jamm-"))

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from parley.embedded.maven import classpath, java_binary
 from parley.embedded.process import (
+    ServiceError,
     port_answers,
     port_is_free,
     stop_process,
@@ -121,7 +122,7 @@ class EmbeddedKafka:
         """Format the log directory if new, start the JVM, return once the broker serves."""
         for port in (self.port, self.controller_port):
             if not port_is_free("127.0.0.1", port):
-                raise RuntimeError(f"port {port} is in use: is another Kafka running?")
+                raise ServiceError(f"port {port} is in use: is another Kafka running?")
         java = java_binary()
         jars = classpath(f"kafka-{KAFKA_VERSION}", ARTIFACTS)
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,10 @@ from collections.abc import Callable
 PR_SET_PDEATHSIG = 1
 
 
+class ServiceError(RuntimeError):
+    """An embedded service could not start (a port taken, an early exit, no answer)."""
+
+
 def _die_with_parent(signum: int) -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -66,9 +70,9 @@ def wait_until(
     deadline = time.monotonic() + timeout_s
     while not ready():
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode} while starting")
+            raise ServiceError(f"{what} exited with {process.returncode} while starting")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout_s}s")
+            raise ServiceError(f"{what} not ready after {timeout_s}s")
         time.sleep(0.1)
 
 
@@ -89,7 +93,10 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on the port. Connections of a stopped server lingering in
+    TIME_WAIT do not count: servers bind with SO_REUSEADDR, and so does this check."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
