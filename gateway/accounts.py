@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 
 from gateway import tokens
-from gateway.errors import ApiError, invalid, unauthorized
+from gateway.errors import ApiError, invalid, require_name, unauthorized
 from parley.ids import new_id
 from storage.protocols import AccountStore, Device, UsernameTaken
 
-USERNAME = re.compile(r"^[a-z0-9_.-]{3,32}$")
+USERNAME = re.compile(r"[a-z0-9_.-]{3,32}")  # fullmatch: `$` would let a final newline in
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ async def sign_up(
     display_name: object,
 ) -> tuple[str, str]:
     """Create an account; returns (user_id, username)."""
-    if not isinstance(username, str) or not USERNAME.match(username):
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise invalid("username must be 3-32 characters of a-z, 0-9, _ . -")
     if not isinstance(password, str) or not 8 <= len(password) <= 128:
         raise invalid("password must be 8-128 characters")
-    if display_name is not None and (not isinstance(display_name, str) or len(display_name) > 64):
-        raise invalid("display_name must be a string of at most 64 characters")
+    if display_name is not None:
+        display_name = require_name(display_name, "display_name", 64)
     user_id = new_id()
     try:
         await accounts.create_user(user_id, username, await passwords.hash(password), display_name)
@@ -51,8 +51,8 @@ async def log_in(
     """Check the password and register a new device with a fresh token."""
     if not isinstance(username, str) or not isinstance(password, str):
         raise invalid("username and password are required strings")
-    if device_name is not None and (not isinstance(device_name, str) or len(device_name) > 64):
-        raise invalid("device_name must be a string of at most 64 characters")
+    if device_name is not None:
+        device_name = require_name(device_name, "device_name", 64)
     user = await accounts.user_by_username(username)
     if not await passwords.verify(user.password_hash if user else None, password) or user is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")

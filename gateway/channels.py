@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from gateway.errors import ApiError, invalid, not_found, not_member
+from gateway.errors import ApiError, invalid, not_found, not_member, require_id, require_name
 from gateway.publisher import Publisher
-from parley.ids import new_id, parse_id
+from parley.ids import new_id
+from schemas.ids import parse_id
 from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
 from schemas.message import Message
 from storage.protocols import (
@@ -37,8 +39,7 @@ def _group_full() -> ApiError:
 
 async def open_direct(channels: ChannelStore, user_id: str, other: object) -> tuple[Channel, bool]:
     """The direct channel between the caller and `other` (created once per pair)."""
-    if not isinstance(other, str) or not other:
-        raise invalid("user_id is required")
+    other = require_id(other, "user_id")
     if other == user_id:
         raise invalid("a direct channel needs another user")
     try:
@@ -51,10 +52,10 @@ async def create_group(
     channels: ChannelStore, publisher: Publisher, user_id: str, name: object, member_ids: object
 ) -> Channel:
     """A new group of the caller and `member_ids`."""
-    if not isinstance(name, str) or not 1 <= len(name) <= 100:
-        raise invalid("name must be 1-100 characters")
-    if not isinstance(member_ids, list) or not all(isinstance(m, str) for m in member_ids):
-        raise invalid("member_ids must be a list of user ids")
+    name = require_name(name, "name", 100)
+    if not isinstance(member_ids, list) or len(member_ids) > MAX_GROUP_MEMBERS:
+        raise invalid(f"member_ids must be a list of at most {MAX_GROUP_MEMBERS} user ids")
+    member_ids = [require_id(m, "member_ids[]") for m in member_ids]
     members = list(dict.fromkeys([user_id, *member_ids]))
     if len(members) < 2:
         raise invalid("a group needs at least one other member")
@@ -85,8 +86,7 @@ async def require_member(channels: ChannelStore, channel_id: str, user_id: str) 
 async def add_member(
     channels: ChannelStore, publisher: Publisher, user_id: str, channel_id: str, new_member: object
 ) -> None:
-    if not isinstance(new_member, str) or not new_member:
-        raise invalid("user_id is required")
+    new_member = require_id(new_member, "user_id")
     await require_member(channels, channel_id, user_id)
     try:
         members = await channels.add_member(channel_id, new_member, MAX_GROUP_MEMBERS)
@@ -144,9 +144,12 @@ async def history(
     return older + newer
 
 
+_LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits: str.isdigit also takes "²" and "٣"
+
+
 def _limit(raw: str | None) -> int:
     if raw is None:
         return HISTORY_LIMIT_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_LIMIT_MAX:
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= HISTORY_LIMIT_MAX:
         raise invalid(f"limit must be 1-{HISTORY_LIMIT_MAX}")
     return int(raw)

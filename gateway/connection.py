@@ -32,17 +32,17 @@ from gateway.cursors import CursorWriter
 from gateway.encoding import frame
 from gateway.errors import ApiError
 from gateway.follower import PartitionFollower
-from gateway.frames import FrameError, parse_frame, parse_hello
+from gateway.frames import FrameError, check_send, parse_frame, parse_hello
 from gateway.outbox import Outbox
 from gateway.presence import PresenceHub, authorize, snapshot
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
 from gateway.tokens import Passwords
-from parley.ids import id_floor, now_ms, parse_id
+from parley.ids import id_floor, now_ms
 from parley.settings import Settings
 from schemas.events import MessageSendV1
 from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Send
-from schemas.limits import MAX_TEXT_CHARS
+from schemas.ids import parse_id
 from storage.protocols import Device
 from storage.stores import Stores
 
@@ -375,10 +375,7 @@ class Connection:
 
     async def _on_send(self, send: Send) -> None:
         ref = send.client_msg_id
-        if len(send.text) > MAX_TEXT_CHARS:
-            raise FrameError("too_large", f"text is limited to {MAX_TEXT_CHARS} characters", ref)
-        if "\x00" in send.text:
-            raise FrameError("invalid", "text must not contain NUL characters", ref)
+        check_send(send)
         if not self._s.registry.rate_bucket(self.device_id).take():
             raise FrameError("rate_limited", "too many messages; slow down", ref)
         # Checked against the database on every send: a removed member is refused at once.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from gateway.encoding import json_response
+from schemas.ids import has_control_characters, parse_id
 
 
 class ApiError(Exception):
@@ -32,3 +33,17 @@ def not_member() -> ApiError:
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
+
+
+def require_id(raw: object, what: str) -> str:
+    """`raw` if it is an id on the wire (ASCII decimal digits, 63 bits); else 422 `invalid`."""
+    if parse_id(raw) is None:
+        raise invalid(f"{what} must be an id: a decimal number")
+    return str(raw)
+
+
+def require_name(raw: object, what: str, max_chars: int) -> str:
+    """A name of 1..`max_chars` characters without control characters; else 422 `invalid`."""
+    if not isinstance(raw, str) or not 1 <= len(raw) <= max_chars or has_control_characters(raw):
+        raise invalid(f"{what} must be 1-{max_chars} characters, without control characters")
+    return raw

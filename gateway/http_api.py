@@ -13,7 +13,7 @@ from starlette.routing import Route
 from gateway import accounts, channels, friends, push
 from gateway.connection import Services
 from gateway.encoding import json_response
-from gateway.errors import ApiError, invalid
+from gateway.errors import ApiError, invalid, require_id
 from gateway.presence import authorize, snapshot
 from storage.protocols import Device
 
@@ -25,10 +25,23 @@ def _services(request: Request) -> Services:
     return services
 
 
+def _too_large() -> ApiError:
+    return ApiError(413, "too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+
+
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", "request body too large")
+    # Counted while read, and refused at the limit: a body is never held whole before the check.
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         body = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
@@ -137,7 +150,7 @@ async def add_member(request: Request) -> Response:
         services.stores.channels,
         services.publisher,
         device.user_id,
-        request.path_params["channel_id"],
+        require_id(request.path_params["channel_id"], "channel_id"),
         body.get("user_id"),
     )
     return Response(status_code=204)
@@ -150,8 +163,8 @@ async def remove_member(request: Request) -> Response:
         services.stores.channels,
         services.publisher,
         device.user_id,
-        request.path_params["channel_id"],
-        request.path_params["user_id"],
+        require_id(request.path_params["channel_id"], "channel_id"),
+        require_id(request.path_params["user_id"], "user_id"),
     )
     return Response(status_code=204)
 
@@ -163,7 +176,7 @@ async def channel_messages(request: Request) -> Response:
         services.stores.channels,
         services.stores.messages,
         device.user_id,
-        request.path_params["channel_id"],
+        require_id(request.path_params["channel_id"], "channel_id"),
         dict(request.query_params),
     )
     return json_response({"messages": [m.wire() for m in found]})
@@ -172,7 +185,7 @@ async def channel_messages(request: Request) -> Response:
 async def put_friend(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
-    other = request.path_params["user_id"]
+    other = require_id(request.path_params["user_id"], "user_id")
     state = await friends.befriend(services.stores.friends, device.user_id, other)
     return json_response({"user_id": other, "status": state})
 
@@ -180,7 +193,7 @@ async def put_friend(request: Request) -> Response:
 async def delete_friend(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
-    other = request.path_params["user_id"]
+    other = require_id(request.path_params["user_id"], "user_id")
     exists = bool(await services.stores.accounts.existing_users([other]))
     await friends.unfriend(
         services.stores.friends, services.publisher, exists, device.user_id, other
@@ -201,7 +214,7 @@ async def get_presence(request: Request) -> Response:
     device = await _device(request)
     services = _services(request)
     raw = request.query_params.get("user_ids", "")
-    wanted = [u.strip() for u in raw.split(",") if u.strip()]
+    wanted = [require_id(u.strip(), "user_ids[]") for u in raw.split(",") if u.strip()]
     if not wanted:
         raise invalid("user_ids is required: a comma-separated list")
     allowed = await authorize(

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 SEQUENCE_BITS = 22
 SEQUENCE_MASK = (1 << SEQUENCE_BITS) - 1
-MAX_ID = (1 << 63) - 1
 
 
 def now_ms() -> int:
@@ -38,14 +37,6 @@ def id_unix_ms(value: int) -> int:
 def new_id() -> str:
     """A fresh time-sortable id for an entity (user, device, channel)."""
     return str(id_floor(now_ms()) | secrets.randbits(SEQUENCE_BITS))
-
-
-def parse_id(raw: object) -> int | None:
-    """An id from the wire (a decimal string), or None when it is not one."""
-    if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 19:
-        return None
-    value = int(raw)
-    return value if 0 < value <= MAX_ID else None
 
 
 def iso_ms(unix_ms: int) -> str:

@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.STORED.inc(len(result.stored))
                 metrics.REPEATED.inc(len(result.repeated))
                 metrics.DEAD.inc(result.dead)
+                metrics.DEAD_ACCEPTED.inc(result.dead_accepted)
         finally:
             running["pipelines"] -= 1
             await shared.release()

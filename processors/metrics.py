@@ -9,6 +9,10 @@ REPEATED = Counter(
 DEAD = Counter(
     "parley_processor_events_dead_lettered_total", "Events parked on the dead-letter topic"
 )
+DEAD_ACCEPTED = Counter(
+    "parley_processor_accepted_events_dead_lettered_total",
+    "Valid (accepted) events the store refused for good and the processor parked: an alarm",
+)
 BATCH_SECONDS = Histogram("parley_processor_batch_seconds", "Time to store and fan out one batch")
 PRESENCE_EVENTS = Counter(
     "parley_processor_presence_events_total", "Device events (connect, heartbeat, close, logout)"

@@ -58,11 +58,15 @@ class BatchResult:
     stored: list[Message] = field(default_factory=list)
     repeated: list[Message] = field(default_factory=list)
     dead: int = 0
+    # Of `dead`, events that were valid: a gateway accepted them, so they should have been
+    # stored. The gateway validates everything the store could refuse, so this is an alarm.
+    dead_accepted: int = 0
 
     def add(self, other: BatchResult) -> None:
         self.stored += other.stored
         self.repeated += other.repeated
         self.dead += other.dead
+        self.dead_accepted += other.dead_accepted
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,13 @@ class MessagePipeline:
                     delay = min(delay * 2, 5.0)
                     continue
                 if len(batch) == 1:
+                    log.critical(
+                        "an accepted event can never be stored; the gateway should have "
+                        "refused it: %r",
+                        exc,
+                    )
                     await self._dead_letter(batch[0], repr(exc))
-                    return BatchResult(dead=1)
+                    return BatchResult(dead=1, dead_accepted=1)
                 # Permanent: find the event(s) at fault by taking the batch one event at a time
                 # (the events before it are stored again harmlessly: writes are idempotent).
                 result = BatchResult()

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.limits import MAX_CLIENT_MSG_ID_CHARS
+from schemas.ids import NO_CONTROL_PATTERN, IdString
+from schemas.limits import MAX_CLIENT_MSG_ID_CHARS, MAX_HELLO_CURSORS, MAX_PRESENCE_USER_IDS
 
 ErrorCode = Literal[
     "invalid", "too_large", "not_member", "rate_limited", "unauthorized", "internal"
 ]
-MAX_ID = (1 << 63) - 1
-
-
-def _fits_63_bits(value: str) -> str:
-    if int(value) > MAX_ID:
-        raise ValueError("ids are at most 2^63-1")
-    return value
-
-
-IdString = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$"), AfterValidator(_fits_63_bits)]
+# Chosen by the client, stored as the send's idempotency key: no control characters.
+ClientMsgId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS, pattern=NO_CONTROL_PATTERN),
+]
 
 
 class _ClientFrame(BaseModel):
@@ -35,20 +31,20 @@ class _ClientFrame(BaseModel):
 class Hello(_ClientFrame):
     type: Literal["hello"]
     token: Annotated[str, Field(min_length=1, max_length=256)]
-    cursors: dict[str, IdString] | None = None
+    cursors: Annotated[dict[IdString, IdString], Field(max_length=MAX_HELLO_CURSORS)] | None = None
 
 
 class Send(_ClientFrame):
     type: Literal["send"]
-    client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS)]
-    channel_id: Annotated[str, Field(min_length=1, max_length=32)]
+    client_msg_id: ClientMsgId
+    channel_id: IdString
     # The length limit is checked by the gateway so that it can answer `too_large`.
     text: Annotated[str, Field(min_length=1)]
 
 
 class Ack(_ClientFrame):
     type: Literal["ack"]
-    channel_id: Annotated[str, Field(min_length=1, max_length=32)]
+    channel_id: IdString
     message_id: IdString
 
 
@@ -58,7 +54,7 @@ class Heartbeat(_ClientFrame):
 
 class PresenceSubscribe(_ClientFrame):
     type: Literal["presence.subscribe"]
-    user_ids: list[str]
+    user_ids: Annotated[list[IdString], Field(max_length=MAX_PRESENCE_USER_IDS)]
 
 
 ClientFrame = Annotated[

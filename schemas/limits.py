@@ -6,3 +6,5 @@ MAX_FRAME_BYTES = 512 * 1024
 MAX_GROUP_MEMBERS = 100
 HISTORY_LIMIT_DEFAULT = 50
 HISTORY_LIMIT_MAX = 100
+MAX_HELLO_CURSORS = 10_000  # channels a hello may name a cursor for
+MAX_PRESENCE_USER_IDS = 1_000  # ids one presence.subscribe may list (the setting caps it lower)
