@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-import psycopg
-
+from storage.errors import PermanentStoreError
 from storage.protocols import CursorStore
 
 log = logging.getLogger("parley.cursors")
@@ -49,7 +48,7 @@ class CursorWriter:
                 (device_id, channel_id), message_id = pending[0]
                 try:
                     await self._store.advance(device_id, channel_id, message_id)
-                except (psycopg.DataError, psycopg.IntegrityError):
+                except PermanentStoreError:
                     # An ack the database can never take (e.g. the device was removed): drop it.
                     log.warning("dropping cursor %s/%s=%s", device_id, channel_id, message_id)
                 pending.pop(0)

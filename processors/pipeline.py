@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
-import psycopg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -27,14 +26,16 @@ from processors.membership import MembershipCache
 from processors.sequencer import Sequencer
 from schemas.events import ChannelMembersV1, MessageSendV1, messages_event
 from schemas.message import Message
+from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
 
 log = logging.getLogger("parley.pipeline")
 
 
 def is_permanent(exc: Exception) -> bool:
-    """An error that retrying the same event can never fix (bad data, a record too large)."""
-    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+    """An error that retrying the same event can never fix: the store refuses the data
+    (whichever backend: stores classify their own errors), or Kafka refuses the record."""
+    if isinstance(exc, PermanentStoreError):
         return True
     return isinstance(exc, KafkaError) and not exc.retriable
 

@@ -14,13 +14,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
+from parley.embedded.process import free_port
 from parley.ids import id_floor, id_unix_ms, iso_ms, now_ms
 from parley.settings import Settings
 from schemas.message import Message
 from storage.buckets import bucket_of
+from storage.errors import PermanentStoreError, RetryableStoreError
 from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import open_pool
 from storage.protocols import MessageStore
@@ -329,3 +333,34 @@ async def test_a_100000_character_multibyte_text_round_trips_exactly(store: Mess
     assert stored == sent
     key = (sent.sender_device_id, sent.client_msg_id)
     assert (await store.find_sent([key]))[key].text == text
+
+
+# --- errors, classified by the store --------------------------------------------------------
+
+
+async def test_a_message_the_store_can_never_hold_raises_a_permanent_error(
+    store: MessageStore,
+) -> None:
+    too_big = Message.model_construct(**{**message(fresh(), 1).model_dump(), "message_id": 2**63})
+    with pytest.raises(PermanentStoreError):
+        await store.insert([too_big])
+
+
+async def test_a_store_whose_server_does_not_answer_raises_a_retryable_error(
+    backend: Backend,
+) -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(RetryableStoreError):
+        if backend.name == "postgres":
+            dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres?connect_timeout=1"
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(dsn, open=False, timeout=1)
+            await pool.open(wait=False)
+            try:
+                await PostgresMessageStore(pool).page(fresh(), limit=10)
+            finally:
+                await pool.close()
+        else:
+            from storage.scylla import open_scylla_message_store
+
+            scylla = await open_scylla_message_store(["127.0.0.1"], SCYLLA_KEYSPACE, port=port)
+            await scylla.close()

@@ -1,11 +1,21 @@
-"""The gateway's own frame encoding (gateway/wsprotocol.py) writes what wsproto would."""
+"""The gateway's own frame encoding (gateway/wsprotocol.py) writes what wsproto would, and the
+uvicorn and wsproto internals it relies on are still there."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import re
+
 import pytest
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+from uvicorn.server import ServerState
+from wsproto import WSConnection
+from wsproto.connection import ConnectionState
 from wsproto.frame_protocol import FrameProtocol
 
-from gateway.wsprotocol import text_frame
+from gateway.wsprotocol import HANDSHAKE_DONE, EventQueue, Flag, LeanWSProtocol, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 300_000])
@@ -14,3 +24,68 @@ def test_text_frame_is_wsprotos_frame_byte_for_byte(size: int, char: str) -> Non
     text = (char * size)[:size] if char == "a" else char * (size // len(char.encode()))
     expected = FrameProtocol(client=False, extensions=[]).send_data(text)
     assert text_frame(text) == bytes(expected)
+
+
+# --- what gateway/wsprotocol.py assumes of uvicorn and wsproto (pinned in pyproject.toml) -------
+# Each test fails when an upgrade breaks an assumption, before memory or delivery silently do.
+
+
+def _uses(cls: type, receiver: str) -> set[str]:
+    """The attribute names `cls`'s own source reads or calls on `receiver` (e.g. `self.queue`)."""
+    source = inspect.getsource(cls)
+    return set(re.findall(rf"\b{re.escape(receiver)}\.(\w+)", source))
+
+
+def test_every_attribute_uvicorns_protocol_sets_is_a_slot_so_no_instance_dict_is_made() -> None:
+    assigned = set(
+        re.findall(r"\bself\.(\w+)\s*(?::[^=\n]+)?=(?!=)", inspect.getsource(WSProtocol))
+    )
+    assert assigned <= set(LeanWSProtocol.__slots__), assigned - set(LeanWSProtocol.__slots__)
+
+
+def test_a_new_protocol_keeps_nothing_in_an_instance_dict() -> None:
+    config = Config(app=None, ws="wsproto")
+    config.load()  # type: ignore[no-untyped-call]
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = LeanWSProtocol(config, ServerState(), {}, _loop=loop)
+        assert vars(protocol) == {}
+    finally:
+        loop.close()
+
+
+def test_uvicorn_asks_of_the_queue_and_the_flag_only_what_they_provide() -> None:
+    assert _uses(WSProtocol, "self.queue") <= {"put_nowait", "get", "empty"}
+    assert _uses(WSProtocol, "self.writable") <= {"set", "clear", "wait", "is_set"}
+    for name in ("put_nowait", "get", "empty"):
+        assert callable(getattr(EventQueue, name))
+    for name in ("set", "clear", "wait", "is_set"):
+        assert callable(getattr(Flag, name))
+
+
+def test_the_state_write_text_now_reads_is_still_uvicorns_and_wsprotos() -> None:
+    assigned = set(
+        re.findall(r"\bself\.(\w+)\s*(?::[^=\n]+)?=(?!=)", inspect.getsource(WSProtocol))
+    )
+    for name in (
+        "disconnected",
+        "close_sent",
+        "handshake_complete",
+        "response_started",
+        "writable",
+    ):
+        assert name in assigned, name
+    assert hasattr(WSProtocol, "send") and inspect.iscoroutinefunction(WSProtocol.send)
+    # After the handshake, wsproto's connection asks its handshake object only for `events()`
+    # (the stand-in provides it), and reads its state from the connection proper.
+    assert _uses(WSConnection, "self.handshake") <= {
+        "state",
+        "initiate_upgrade_connection",
+        "send",
+        "connection",
+        "receive_data",
+        "events",
+    }
+    assert inspect.getsource(WSConnection.events).count("self.handshake.events()") == 1
+    assert list(HANDSHAKE_DONE.events()) == []
+    assert ConnectionState.OPEN.name == "OPEN"

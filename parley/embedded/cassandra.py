@@ -7,24 +7,16 @@ the first line that supports JDK 17. One node on loopback, data in `data_dir`, a
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import IO, Any
 
 from parley.embedded.maven import classpath, java_binary
-from parley.embedded.process import (
-    ServiceError,
-    port_answers,
-    port_is_free,
-    stop_process,
-    supervised_service,
-    wait_until,
-)
+from parley.embedded.process import port_answers
+from parley.embedded.service import EmbeddedService
 
 CASSANDRA_VERSION = "5.0.6"
 ARTIFACTS = (f"org.apache.cassandra:cassandra-all:{CASSANDRA_VERSION}",)
 START_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 30.0
 
 # From Cassandra's conf/jvm17-server.options: the JDK internals it reaches into.
 JDK17_OPTIONS = [
@@ -108,8 +100,10 @@ cas_contention_timeout: 5000ms
 """
 
 
-class EmbeddedCassandra:
-    """A single-node Cassandra serving CQL on 127.0.0.1:`port`; `start`, then `stop`."""
+class EmbeddedCassandra(EmbeddedService):
+    """A single-node Cassandra serving CQL on 127.0.0.1:`port`."""
+
+    name = "Cassandra"
 
     def __init__(
         self,
@@ -123,16 +117,12 @@ class EmbeddedCassandra:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.storage_port = storage_port if storage_port is not None else port + 1
-        self._log_file = log_file
         self._heap_mb = heap_mb
-        self._process: subprocess.Popen[bytes] | None = None
-        self.name = "Cassandra"
+        super().__init__([port, self.storage_port], log_file)
 
     def start(self) -> None:
         """Start the JVM; return once CQL is served (native transport opens last)."""
-        for port in (self.port, self.storage_port):
-            if not port_is_free("127.0.0.1", port):
-                raise ServiceError(f"port {port} is in use: is another CQL server running?")
+        self._check_ports()
         java = java_binary()
         jars = classpath(f"cassandra-{CASSANDRA_VERSION}", ARTIFACTS)
         jamm = next(jar for jar in jars if jar.name.startswith("jamm-"))
@@ -141,59 +131,26 @@ class EmbeddedCassandra:
         config.write_text(cassandra_yaml(self.data_dir, self.port, self.storage_port))
         logback = self.data_dir / "logback.xml"
         logback.write_text(LOGBACK)
-        self._process = subprocess.Popen(
-            [
-                java,
-                f"-Xms{self._heap_mb}m",
-                f"-Xmx{self._heap_mb}m",
-                "-Xss256k",
-                "-XX:+UseG1GC",
-                "-XX:+ExitOnOutOfMemoryError",
-                *JDK17_OPTIONS,
-                f"-javaagent:{jamm}",
-                f"-Dcassandra.config=file://{config}",
-                f"-Dlogback.configurationFile=file://{logback}",
-                f"-Dcassandra.storagedir={self.data_dir}",
-                f"-Dcassandra.logdir={self.data_dir}",
-                "-Dcassandra-foreground=yes",
-                # One node: nothing to gossip with, no ring to wait for.
-                "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-                "-Dcassandra.ring_delay_ms=0",
-                "-Dcassandra.superuser_setup_delay_ms=0",
-                "-cp",
-                ":".join(map(str, jars)),
-                "org.apache.cassandra.service.CassandraDaemon",
-            ],
-            stdout=self._log_file or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=supervised_service,
-        )
-        try:
-            wait_until(
-                lambda: port_answers("127.0.0.1", self.port),
-                START_TIMEOUT_S,
-                f"Cassandra on 127.0.0.1:{self.port}",
-                self._process,
-            )
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def process(self) -> subprocess.Popen[bytes]:
-        if self._process is None:
-            raise RuntimeError("Cassandra is not started")
-        return self._process
-
-    def stop(self) -> None:
-        """Orderly shutdown (SIGTERM); SIGKILL only if it has not ended in 30 s."""
-        if self._process is not None:
-            stop_process(self._process, STOP_TIMEOUT_S)
-
-    def __enter__(self) -> EmbeddedCassandra:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        command = [
+            java,
+            f"-Xms{self._heap_mb}m",
+            f"-Xmx{self._heap_mb}m",
+            "-Xss256k",
+            "-XX:+UseG1GC",
+            "-XX:+ExitOnOutOfMemoryError",
+            *JDK17_OPTIONS,
+            f"-javaagent:{jamm}",
+            f"-Dcassandra.config=file://{config}",
+            f"-Dlogback.configurationFile=file://{logback}",
+            f"-Dcassandra.storagedir={self.data_dir}",
+            f"-Dcassandra.logdir={self.data_dir}",
+            "-Dcassandra-foreground=yes",
+            # One node: nothing to gossip with, no ring to wait for.
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.ring_delay_ms=0",
+            "-Dcassandra.superuser_setup_delay_ms=0",
+            "-cp",
+            ":".join(map(str, jars)),
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]
+        self._launch(command, lambda: port_answers("127.0.0.1", self.port), START_TIMEOUT_S)

@@ -20,14 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from parley.embedded.maven import classpath, java_binary
-from parley.embedded.process import (
-    ServiceError,
-    port_answers,
-    port_is_free,
-    stop_process,
-    supervised_service,
-    wait_until,
-)
+from parley.embedded.process import port_answers
+from parley.embedded.service import EmbeddedService
 
 KAFKA_VERSION = "3.9.1"
 ARTIFACTS = (
@@ -36,7 +30,6 @@ ARTIFACTS = (
     "org.slf4j:slf4j-reload4j:1.7.36",
 )
 START_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 30.0
 
 LOG4J = """\
 log4j.rootLogger=WARN, stdout
@@ -95,8 +88,10 @@ def new_cluster_id() -> str:
             return text
 
 
-class EmbeddedKafka:
-    """A single-node Kafka whose log lives in `data_dir`; `start`, then `stop` (or `with`)."""
+class EmbeddedKafka(EmbeddedService):
+    """A single-node Kafka whose log lives in `data_dir`."""
+
+    name = "Kafka"
 
     def __init__(
         self,
@@ -112,17 +107,13 @@ class EmbeddedKafka:
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
         self.bootstrap = f"127.0.0.1:{port}"
-        self._log_file = log_file
         self._heap_mb = heap_mb
         self._max_message_bytes = max_message_bytes
-        self._process: subprocess.Popen[bytes] | None = None
-        self.name = "Kafka"
+        super().__init__([port, self.controller_port], log_file)
 
     def start(self) -> None:
         """Format the log directory if new, start the JVM, return once the broker serves."""
-        for port in (self.port, self.controller_port):
-            if not port_is_free("127.0.0.1", port):
-                raise ServiceError(f"port {port} is in use: is another Kafka running?")
+        self._check_ports()
         java = java_binary()
         jars = classpath(f"kafka-{KAFKA_VERSION}", ARTIFACTS)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,29 +142,19 @@ class EmbeddedKafka:
                 stdout=subprocess.DEVNULL,
                 stderr=self._log_file or subprocess.DEVNULL,
             )
-        self._process = subprocess.Popen(
-            [
-                *base[:1],
-                f"-Xms{min(self._heap_mb, 256)}m",
-                f"-Xmx{self._heap_mb}m",
-                "-XX:+UseG1GC",
-                "-XX:MaxGCPauseMillis=20",
-                "-XX:+ExitOnOutOfMemoryError",
-                "-Djava.awt.headless=true",
-                *base[1:],
-                "kafka.Kafka",
-                str(config),
-            ],
-            stdout=self._log_file or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=supervised_service,
-        )
-        try:
-            wait_until(self._serves, START_TIMEOUT_S, f"Kafka on {self.bootstrap}", self._process)
-        except BaseException:
-            self.stop()
-            raise
+        command = [
+            *base[:1],
+            f"-Xms{min(self._heap_mb, 256)}m",
+            f"-Xmx{self._heap_mb}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            *base[1:],
+            "kafka.Kafka",
+            str(config),
+        ]
+        self._launch(command, self._serves, START_TIMEOUT_S)
 
     def _serves(self) -> bool:
         if not port_answers("127.0.0.1", self.port):
@@ -181,24 +162,6 @@ class EmbeddedKafka:
         # A loop of its own in a thread of its own: callers may be inside a running loop.
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, _metadata_answers(self.bootstrap)).result()
-
-    @property
-    def process(self) -> subprocess.Popen[bytes]:
-        if self._process is None:
-            raise RuntimeError("Kafka is not started")
-        return self._process
-
-    def stop(self) -> None:
-        """Controlled shutdown (SIGTERM); SIGKILL only if it has not ended in 30 s."""
-        if self._process is not None:
-            stop_process(self._process, STOP_TIMEOUT_S)
-
-    def __enter__(self) -> EmbeddedKafka:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 async def _metadata_answers(bootstrap: str) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from psycopg import errors
 
-from storage.postgres.pool import Pool
+from storage.postgres.pool import Pool, connection
 from storage.protocols import Device, User, UsernameTaken
 
 
@@ -18,19 +18,19 @@ class PostgresAccountStore:
         self, user_id: str, username: str, password_hash: str, display_name: str | None
     ) -> None:
         """Create a user; raises `UsernameTaken` if the name is in use."""
-        try:
-            async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
+            try:
                 await conn.execute(
                     "INSERT INTO users (user_id, username, password_hash, display_name)"
                     " VALUES (%s, %s, %s, %s)",
                     (user_id, username, password_hash, display_name),
                 )
-        except errors.UniqueViolation as exc:
-            raise UsernameTaken(username) from exc
+            except errors.UniqueViolation as exc:
+                raise UsernameTaken(username) from exc
 
     async def user_by_username(self, username: str) -> User | None:
         """The user with this username, if any."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT user_id, username, display_name, password_hash FROM users WHERE username = %s",
                 (username,),
@@ -44,7 +44,7 @@ class PostgresAccountStore:
         """The subset of `user_ids` that are accounts."""
         if not user_ids:
             return set()
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT user_id FROM users WHERE user_id = ANY(%s)", (list(user_ids),)
             )
@@ -54,7 +54,7 @@ class PostgresAccountStore:
         self, device_id: str, user_id: str, name: str | None, token_hash: bytes
     ) -> Device:
         """Register a new device (one login) with its token's hash."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "INSERT INTO devices (device_id, user_id, name, token_hash) VALUES (%s, %s, %s, %s)"
                 " RETURNING (extract(epoch FROM created_at) * 1000)::bigint",
@@ -66,7 +66,7 @@ class PostgresAccountStore:
 
     async def device_by_token(self, token_hash: bytes) -> Device | None:
         """The live (not revoked) device holding this token."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT device_id, user_id, name, (extract(epoch FROM created_at) * 1000)::bigint"
                 " FROM devices WHERE token_hash = %s AND revoked_at IS NULL",
@@ -79,7 +79,7 @@ class PostgresAccountStore:
 
     async def revoke_device(self, device_id: str) -> None:
         """Revoke a device's token; idempotent."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 "UPDATE devices SET revoked_at = now() WHERE device_id = %s AND revoked_at IS NULL",
                 (device_id,),

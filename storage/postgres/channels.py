@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast
 
-from storage.postgres.pool import Connection, Pool
+from storage.postgres.pool import Connection, Pool, connection
 from storage.protocols import Channel, GroupFull, Membership, NotAGroup, UnknownUsers
 
 _MS = "(extract(epoch FROM joined_at) * 1000)::bigint"
@@ -18,7 +18,7 @@ class PostgresChannelStore:
     async def get_or_create_direct(self, channel_id: str, a: str, b: str) -> tuple[Channel, bool]:
         """The one direct channel of the pair, created with `channel_id` if missing; bool = created."""
         low, high = sorted((a, b))
-        async with self._pool.connection() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             await _require_users_txn(conn, [low, high])
             # The pair's row is the lock: a concurrent creator waits here, then finds ours.
             await conn.execute(
@@ -53,7 +53,7 @@ class PostgresChannelStore:
         members = list(dict.fromkeys(member_ids))
         if len(members) > max_members:
             raise GroupFull(channel_id)
-        async with self._pool.connection() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             await _require_users_txn(conn, members)
             await conn.execute(
                 "INSERT INTO channels (channel_id, kind, name) VALUES (%s, 'group', %s)",
@@ -67,13 +67,13 @@ class PostgresChannelStore:
 
     async def channel(self, channel_id: str) -> Channel | None:
         """A channel with its members."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             found = await _channels_txn(conn, "c.channel_id = %s", (channel_id,))
         return found[0] if found else None
 
     async def membership(self, channel_id: str, user_id: str) -> Membership | None:
         """The user's membership of the channel, if a member."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT channel_id, {_MS} FROM channel_members WHERE channel_id = %s AND user_id = %s",
                 (channel_id, user_id),
@@ -83,7 +83,7 @@ class PostgresChannelStore:
 
     async def memberships(self, user_id: str) -> list[Membership]:
         """Every channel the user belongs to."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT channel_id, {_MS} FROM channel_members WHERE user_id = %s", (user_id,)
             )
@@ -91,7 +91,7 @@ class PostgresChannelStore:
 
     async def channels_of(self, user_id: str) -> list[Channel]:
         """The user's channels with their members."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             return await _channels_txn(
                 conn,
                 "c.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = %s)",
@@ -102,7 +102,7 @@ class PostgresChannelStore:
         """Member lists for several channels (missing channels are absent)."""
         if not channel_ids:
             return {}
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT channel_id, array_agg(user_id ORDER BY user_id) FROM channel_members"
                 " WHERE channel_id = ANY(%s) GROUP BY channel_id",
@@ -112,7 +112,7 @@ class PostgresChannelStore:
 
     async def add_member(self, channel_id: str, user_id: str, max_members: int) -> list[str]:
         """Add a member to a group; returns the members after. Raises GroupFull / NotAGroup / UnknownUsers."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             await _lock_group_txn(conn, channel_id)
             await _require_users_txn(conn, [user_id])
             members = await _members_txn(conn, channel_id)
@@ -128,7 +128,7 @@ class PostgresChannelStore:
 
     async def remove_member(self, channel_id: str, user_id: str) -> list[str]:
         """Remove a member from a group; returns the members after. Raises NotAGroup."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             await _lock_group_txn(conn, channel_id)
             await conn.execute(
                 "DELETE FROM channel_members WHERE channel_id = %s AND user_id = %s",

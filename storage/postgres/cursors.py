@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.postgres.pool import Pool
+from storage.postgres.pool import Pool, connection
 
 
 class PostgresCursorStore:
@@ -11,7 +11,7 @@ class PostgresCursorStore:
 
     async def cursors(self, device_id: str) -> dict[str, int]:
         """The device's acknowledged message id per channel."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT channel_id, message_id FROM cursors WHERE device_id = %s", (device_id,)
             )
@@ -19,7 +19,7 @@ class PostgresCursorStore:
 
     async def advance(self, device_id: str, channel_id: str, message_id: int) -> None:
         """Move the device's cursor forward to `message_id`; never backwards."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 "INSERT INTO cursors (device_id, channel_id, message_id) VALUES (%s, %s, %s)"
                 " ON CONFLICT (device_id, channel_id) DO UPDATE"

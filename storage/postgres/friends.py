@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from storage.postgres.pool import Pool
+from storage.postgres.pool import Pool, connection
 from storage.protocols import FriendEdge, FriendState, UnknownUsers
 
 
@@ -16,7 +16,7 @@ class PostgresFriendStore:
     async def request_or_accept(self, user_id: str, other_id: str) -> FriendState:
         """`user_id` asks `other_id` to be friends, or accepts their request; returns the state
         from `user_id`'s side afterwards (`requested` or `friend`). Idempotent."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             cur = await conn.execute("SELECT count(*) FROM users WHERE user_id = %s", (other_id,))
             row = await cur.fetchone()
             if row is None or row[0] == 0:
@@ -49,7 +49,7 @@ class PostgresFriendStore:
 
     async def remove(self, user_id: str, other_id: str) -> bool:
         """Unfriend, cancel or decline; False when there was nothing to remove."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "DELETE FROM friend_edges WHERE (user_id, other_id) IN ((%s, %s), (%s, %s))",
                 (user_id, other_id, other_id, user_id),
@@ -58,7 +58,7 @@ class PostgresFriendStore:
 
     async def list(self, user_id: str) -> list[FriendEdge]:
         """Everyone `user_id` is friends with or has a request with."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT f.other_id, u.username, u.display_name, f.state FROM friend_edges f"
                 " JOIN users u ON u.user_id = f.other_id WHERE f.user_id = %s ORDER BY u.username",
@@ -78,7 +78,7 @@ class PostgresFriendStore:
         """Those of `others` whose presence `user_id` may see: friends and channel co-members."""
         if not others:
             return set()
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT other_id FROM friend_edges"
                 " WHERE user_id = %s AND state = 'friend' AND other_id = ANY(%s)"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from parley.ids import SEQUENCE_BITS
 from schemas.message import Message
 from storage.buckets import BUCKET_MS, bucket_of
-from storage.postgres.pool import Pool
+from storage.postgres.pool import Pool, connection
 from storage.protocols import SendKey
 
 _COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
@@ -23,7 +23,7 @@ class PostgresMessageStore:
         if not messages:
             return
         cols = _columns(messages)
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             # The send key is claimed first; only the id that holds the claim is stored, so two
             # writers racing on one send can never store it twice under different ids. One
             # statement (so one round trip, and atomic without BEGIN/COMMIT): the claims this
@@ -67,7 +67,7 @@ class PostgresMessageStore:
         """Messages already stored for these idempotency keys."""
         if not keys:
             return {}
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT {', '.join('m.' + c for c in _COLUMNS.split(', '))}"
                 " FROM unnest(%s::text[], %s::text[]) AS k(device, cmid)"
@@ -83,7 +83,7 @@ class PostgresMessageStore:
         """The newest message id of each channel that has messages."""
         if not channel_ids:
             return {}
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT c.id, (SELECT m.message_id FROM messages m WHERE m.channel_id = c.id"
                 "              ORDER BY m.bucket DESC, m.message_id DESC LIMIT 1)"
@@ -120,7 +120,7 @@ class PostgresMessageStore:
                 " ORDER BY bucket DESC, message_id DESC LIMIT %s"
             )
             params = (channel_id, limit)
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(sql.encode(), params)
             rows = [_message(r) for r in await cur.fetchall()]
         if after is None:

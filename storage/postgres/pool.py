@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import select
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from parley.settings import Settings
+from storage.errors import PermanentStoreError, RetryableStoreError
 
 Connection = AsyncConnection[tuple[object, ...]]
 Pool = AsyncConnectionPool[Connection]
+
+
+@asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A connection of the pool, with psycopg's errors raised as Parley's store errors: bad
+    data is permanent; a lost, closed or timed-out connection is retryable."""
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+        raise PermanentStoreError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed) as exc:
+        raise RetryableStoreError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
 
 
 def _is_disturbed(conn: Connection) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast
 
-from storage.postgres.pool import Pool
+from storage.postgres.pool import Pool, connection
 from storage.protocols import Presence
 
 _MS = "(extract(epoch FROM last_active_at) * 1000)::bigint"
@@ -20,7 +20,7 @@ class PostgresPresenceStore:
         """The last decided presence of each user that has one."""
         if not user_ids:
             return {}
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT user_id, status, {_MS}, connected FROM presence WHERE user_id = ANY(%s)",
                 (list(user_ids),),
@@ -34,7 +34,7 @@ class PostgresPresenceStore:
         changes = list({c.user_id: (c, p) for c, p in changes}.values())
         if not changes:
             return
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 "INSERT INTO presence (user_id, presence_partition, status, last_active_at, connected)"
                 " SELECT u, p, s, to_timestamp(ms / 1000.0), c FROM unnest("
@@ -56,7 +56,7 @@ class PostgresPresenceStore:
         """Users recorded online whose presence partition is one of `partitions`."""
         if not partitions:
             return []
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT user_id, status, {_MS}, connected FROM presence"
                 " WHERE status = 'online' AND presence_partition = ANY(%s)",

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from parley.ids import SEQUENCE_BITS
-from storage.postgres.pool import Pool
+from storage.postgres.pool import Pool, connection
 from storage.protocols import PushCandidate, PushEndpoint
 
 # One statement: a first claim inserts, a later one updates only if the rules allow it (under
@@ -45,7 +45,7 @@ class PostgresPushStore:
 
     async def set_endpoint(self, endpoint: PushEndpoint) -> None:
         """Register or replace the device's endpoint."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 "INSERT INTO push_endpoints (device_id, user_id, platform, token)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (device_id) DO UPDATE"
@@ -55,7 +55,7 @@ class PostgresPushStore:
 
     async def remove_endpoint(self, device_id: str) -> bool:
         """Forget the device's endpoint; False when it had none."""
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "DELETE FROM push_endpoints WHERE device_id = %s", (device_id,)
             )
@@ -65,7 +65,7 @@ class PostgresPushStore:
         """The endpoints of the users' live (not revoked) devices, for users that have any."""
         if not user_ids:
             return {}
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT e.user_id, e.device_id, e.platform, e.token"
                 " FROM push_endpoints e JOIN devices d ON d.device_id = e.device_id"
@@ -88,7 +88,7 @@ class PostgresPushStore:
         if not first:
             return []
         chosen = list(first.values())
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(
                 _CLAIM,
                 {
@@ -106,7 +106,7 @@ class PostgresPushStore:
         """Mark claims done: the provider took their pushes, or gave up on them."""
         if not claims:
             return
-        async with self._pool.connection() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 "UPDATE push_claims AS p SET done = true"
                 " FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS c(u, ch, m)"

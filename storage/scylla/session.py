@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import Sequence
 from typing import Any
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra import ConsistencyLevel, RequestValidationException
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import dict_factory
+
+from storage.errors import PermanentStoreError, RetryableStoreError
 
 Row = dict[str, Any]
 
@@ -48,6 +57,9 @@ async def connect_scylla(
     try:
         # Connecting blocks while the driver discovers the cluster: keep it off the event loop.
         return await asyncio.to_thread(cluster.connect)
+    except NoHostAvailable as exc:
+        await asyncio.to_thread(cluster.shutdown)
+        raise RetryableStoreError(f"no CQL host answers: {exc}") from exc
     except BaseException:
         await asyncio.to_thread(cluster.shutdown)
         raise
@@ -82,10 +94,24 @@ async def execute(
     def on_error(error: BaseException) -> None:
         _call_in(loop, _fail, done, error)
 
-    response = session.execute_async(statement, list(params) if params else None, timeout=timeout_s)
+    try:
+        response = session.execute_async(
+            statement, list(params) if params else None, timeout=timeout_s
+        )
+    except (struct.error, OverflowError, TypeError, ValueError) as exc:
+        # Raised while binding: a value the column type cannot hold.
+        raise PermanentStoreError(f"cannot bind {exc}") from exc
     # Callbacks run on the driver's I/O thread, or at once here if the request already ended.
     response.add_callbacks(on_rows, on_error)
-    return await done
+    try:
+        return await done
+    except RequestValidationException as exc:
+        raise PermanentStoreError(str(exc)) from exc
+    except (struct.error, OverflowError, TypeError, ValueError) as exc:
+        raise PermanentStoreError(f"cannot bind {exc}") from exc
+    except Exception as exc:
+        # Unavailable, timeouts, lost connections, no host: the cluster may answer later.
+        raise RetryableStoreError(repr(exc)) from exc
 
 
 def _call_in(loop: asyncio.AbstractEventLoop, fn: Any, *args: object) -> None:

@@ -1,0 +1,70 @@
+"""What the embedded JVM servers (Kafka, Cassandra) share: their ports, one child process
+started in a group of its own, readiness, an orderly stop."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Sequence
+from typing import IO, Any, Self
+
+from parley.embedded.process import (
+    ServiceError,
+    port_is_free,
+    stop_process,
+    supervised_service,
+    wait_until,
+)
+
+STOP_TIMEOUT_S = 30.0
+
+
+class EmbeddedService:
+    """A server run as a child process: `start`, then `stop` (or use it with `with`)."""
+
+    name = "service"
+
+    def __init__(self, ports: Sequence[int], log_file: IO[Any] | None) -> None:
+        self._ports = list(ports)
+        self._log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def _check_ports(self) -> None:
+        for port in self._ports:
+            if not port_is_free("127.0.0.1", port):
+                raise ServiceError(f"port {port} is in use: is another {self.name} running?")
+
+    def _launch(self, command: list[str], ready: Callable[[], bool], timeout_s: float) -> None:
+        """Start `command` and return once `ready()` holds; stop it if it never does."""
+        self._process = subprocess.Popen(
+            command,
+            stdout=self._log_file or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=supervised_service,
+        )
+        try:
+            wait_until(ready, timeout_s, f"{self.name} on port {self._ports[0]}", self._process)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._process
+
+    def stop(self) -> None:
+        """An orderly shutdown (SIGTERM); SIGKILL only if it has not ended in 30 s."""
+        if self._process is not None:
+            stop_process(self._process, STOP_TIMEOUT_S)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
