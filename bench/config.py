@@ -7,10 +7,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCENARIOS = ("floor", "connections", "storm", "latency", "throughput", "presence")
+SCENARIOS = ("floor", "connections", "storm", "latency", "throughput", "soak", "presence")
 """Run order. Memory per connection is measured first, on a gateway that has not yet carried
-the latency and throughput load (whose freed heap would hide the cost of new sockets). Presence
-comes last: its event flood leaves the processor tracking sockets that never existed."""
+the latency and throughput load (whose freed heap would hide the cost of new sockets). The soak
+runs on topics and tables the scenarios before it filled. Presence comes last: its event flood
+leaves the processor tracking sockets that never existed."""
 
 
 def _rates(text: str) -> list[float]:
@@ -46,16 +47,22 @@ class Config:
     quick: bool = False
     results_dir: Path = Path("bench/results")
     keep_data: bool = False
-    restart: bool = True
     verbose: bool = False
     max_minutes: float = 15.0
     data_dir: Path | None = None
+    message_store: str = "postgres"
+    """`parley dev --message-store`: postgres, or scylla (on an embedded Cassandra)."""
     signup_concurrency: int = 2
     # Latency (and the floor, at the same rates).
     latency_rates: list[float] = field(default_factory=lambda: [100.0, 1000.0])
     latency_duration_s: float = 10.0
     floor_partitions: int = 8
     """The floor's topic is spread like the messages topic (PARLEY_MESSAGES_PARTITIONS)."""
+    floor_transactions: bool = True
+    """Also measure the floor with a transactional producer and a read_committed consumer."""
+    floor_txn_retry_ms: float | None = None
+    """aiokafka's retry after CONCURRENT_TRANSACTIONS (None: its own 20 ms)."""
+    depth_probe: bool = True
     pairs: int = 10
     group_size: int = 100
     # Throughput.
@@ -69,6 +76,10 @@ class Config:
     step_s: float = 10.0
     throughput_pairs: int = 50
     p99_bound_ms: float = 100.0
+    # Soak.
+    soak_messages: int = 50_000
+    soak_rate: float = 500.0
+    soak_quiet_channels: int = 30
     # Connections and the reconnect storm.
     conn_levels: list[int] = field(default_factory=lambda: [1000, 5000, 10000])
     sockets_per_user: int = 40
@@ -102,6 +113,8 @@ class Config:
                 self.throughput_offset() + max(2 * self.throughput_pairs, self.group_size),
             )
         need = max(need, self.conn_users())
+        if "soak" in self.only:
+            need = max(need, self.soak_offset() + 2 * (self.soak_quiet_channels + 1))
         if "presence" in self.only:
             need = max(need, self.presence_group_count() * self.presence_group_size())
         return need
@@ -135,6 +148,16 @@ class Config:
         """Throughput pairs are users other than the latency group's members, so a backlog
         left by a saturated group run does not land on their sockets."""
         return self.group_size if "latency" in self.only else 0
+
+    def soak_offset(self) -> int:
+        """The soak's users come after the latency and throughput users: no backlog of theirs
+        reaches the soak's sockets."""
+        base = 0
+        if "latency" in self.only:
+            base = max(2 * self.pairs, self.group_size)
+        if "throughput" in self.only:
+            base = self.throughput_offset() + max(2 * self.throughput_pairs, self.group_size)
+        return base
 
     def conn_sockets(self) -> int:
         top = 0
@@ -174,7 +197,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--only", type=_only, help=f"comma-separated subset of: {', '.join(SCENARIOS)}"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small counts (~1 minute): a smoke test"
+        "--quick", action="store_true", help="small counts (~3 minutes): a smoke test"
     )
     parser.add_argument("--results-dir", type=Path, help="default bench/results")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir")
@@ -185,11 +208,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "later run on the same dir reuses them instead of signing up again",
     )
     parser.add_argument(
-        "--restart",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="restart parley dev (emptying its in-memory broker) before each heavy scenario "
-        "(default: on, off with --quick, whose counts never fill the broker)",
+        "--message-store",
+        choices=("postgres", "scylla"),
+        help="the store parley dev runs with (scylla: on an embedded Cassandra; default postgres)",
     )
     parser.add_argument("--verbose", action="store_true", help="echo the parley dev output")
     parser.add_argument("--max-minutes", type=float, help="skip scenarios that would start later")
@@ -199,6 +220,24 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument(
         "--floor-partitions", type=int, help="partitions of the floor's topic, default 8"
+    )
+    parser.add_argument(
+        "--floor-transactions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the floor with a transaction per batch, read_committed (default on)",
+    )
+    parser.add_argument(
+        "--floor-txn-retry-ms",
+        type=float,
+        help="set aiokafka's fixed 20 ms wait before it retries a transaction the broker still "
+        "commits (CONCURRENT_TRANSACTIONS), for the transactional floor",
+    )
+    parser.add_argument(
+        "--depth-probe",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the floor, check that a partition of 20,000 batches is served promptly",
     )
     parser.add_argument("--latency-duration", type=float, help="seconds per latency run")
     parser.add_argument("--pairs", type=int, help="1:1 pairs in the latency scenario")
@@ -211,6 +250,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument("--step-seconds", type=float, help="seconds per throughput step")
     parser.add_argument("--throughput-pairs", type=int, help="1:1 pairs in the throughput scenario")
+    parser.add_argument(
+        "--soak-messages",
+        type=int,
+        help="messages in the soak (default 50,000; 40%% in one channel)",
+    )
+    parser.add_argument("--soak-rate", type=float, help="msgs/s of the soak (default 500)")
     parser.add_argument("--conn-levels", type=_ints, help="idle sockets, default 1000,5000,10000")
     parser.add_argument("--sockets-per-user", type=int, help="sockets sharing one device token")
     parser.add_argument("--workers", type=int, help="client processes holding idle sockets")
@@ -269,6 +314,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         cfg.presence_step_s = 5.0
         cfg.presence_hold_s = 5.0
         cfg.presence_flood_events = 20_000
+        cfg.soak_messages = 2_000
+        cfg.soak_rate = 200.0
     if args.url:
         cfg.url = args.url
         cfg.kafka_bootstrap = args.kafka_bootstrap or "127.0.0.1:19092"
@@ -281,6 +328,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         ("latency_rates", args.latency_rates),
         ("latency_duration_s", args.latency_duration),
         ("floor_partitions", args.floor_partitions),
+        ("floor_txn_retry_ms", args.floor_txn_retry_ms),
         ("pairs", args.pairs),
         ("group_size", args.group_size),
         ("throughput_rates", args.throughput_rates),
@@ -293,6 +341,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         ("storm_clients", args.storm_clients),
         ("signup_concurrency", args.signup_concurrency),
         ("data_dir", args.data_dir),
+        ("message_store", args.message_store),
+        ("soak_messages", args.soak_messages),
+        ("soak_rate", args.soak_rate),
         ("presence_users", args.presence_users),
         ("presence_watch", args.presence_watch),
         ("presence_sockets_per_user", args.presence_sockets_per_user),
@@ -306,7 +357,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if args.with_5k and 5000.0 not in cfg.latency_rates:
         cfg.latency_rates = [*cfg.latency_rates, 5000.0]
     cfg.keep_data = args.keep_data
-    cfg.restart = not cfg.quick if args.restart is None else bool(args.restart)
+    cfg.floor_transactions = bool(args.floor_transactions)
+    cfg.depth_probe = bool(args.depth_probe)
     cfg.verbose = args.verbose
     if not 2 <= cfg.group_size <= 100:
         parser.error("--group-size must be 2..100")
@@ -314,6 +366,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         parser.error("counts must be positive")
     if not 1 <= cfg.presence_watch <= 99:
         parser.error("--presence-watch must be 1..99 (a group holds at most 100)")
+    if cfg.soak_messages < 1 or cfg.soak_rate <= 0:
+        parser.error("the soak's messages and rate must be positive")
     if min(cfg.presence_users, cfg.presence_sockets_per_user, cfg.presence_flood_events) < 1:
         parser.error("presence counts must be positive")
     cfg.conn_levels = sorted(set(cfg.conn_levels))

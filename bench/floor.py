@@ -1,7 +1,11 @@
 """The floor: a bare aiokafka produce -> consume round trip through the stack's broker, at the
 same offered rates and with the same pacing as the latency scenarios, spread over as many
 partitions as Parley's messages topic has. Parley's latency cannot be lower than this (every
-message crosses the broker twice: send and inbox)."""
+message crosses the broker twice: send and inbox).
+
+Two producers: the idempotent one Parley's gateways and processors use (acks=all), and a
+transactional one (a transaction per batch, read back with `read_committed`), which is what a
+processor would pay to fence a zombie and commit its offsets with its output."""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.admin import create_topic, delete_topic, wait_for_leaders
 from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
 from bench.stats import summarize_ns
@@ -21,11 +25,28 @@ from bench.stats import summarize_ns
 # About the size of a `message.send` event on the messages topic.
 PADDING = b"x" * 280
 
+FETCH_MAX_WAIT_MS = 500
+"""PARLEY_KAFKA_FETCH_MAX_WAIT_MS's default. Kafka answers a waiting fetch as soon as data
+arrives, so the wait adds no latency; it bounds how often an idle consumer asks again."""
+
 
 class Floor:
-    def __init__(self, bootstrap: str, partitions: int) -> None:
+    """Produce -> consume over a topic of its own. `transactional`: each batch of due records is
+    one transaction (begin, send, commit), consumed with `isolation_level="read_committed"`."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        partitions: int,
+        *,
+        transactional: bool = False,
+        txn_retry_ms: float | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.partitions = partitions
+        self.transactional = transactional
+        self.txn_retry_ms = txn_retry_ms
+        self.kind = "transactional" if transactional else "idempotent"
         self.topic = f"bench.floor.{uuid.uuid4().hex[:12]}"
         self._producer: Any = None
         self._consumer: Any = None
@@ -38,38 +59,33 @@ class Floor:
 
     async def start(self) -> None:
         await create_topic(self.bootstrap, self.topic, self.partitions)
+        await wait_for_leaders(self.bootstrap, self.topic, self.partitions)
+        txn: dict[str, Any] = {}
+        if self.transactional:
+            txn["transactional_id"] = f"parley-bench-floor-{uuid.uuid4().hex[:8]}"
+            if self.txn_retry_ms is not None:
+                set_txn_retry(self.txn_retry_ms)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
-            client_id="parley-bench-floor",
+            client_id=f"parley-bench-floor-{self.kind}",
             acks="all",
-            enable_idempotence=False,
+            enable_idempotence=True,
             linger_ms=0,
+            **txn,
         )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
-            client_id="parley-bench-floor",
+            client_id=f"parley-bench-floor-{self.kind}",
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=2,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            isolation_level="read_committed" if self.transactional else "read_uncommitted",
         )
         await self._consumer.start()
         self._consumer.assign(self._topic_partitions())
         self._reader = asyncio.create_task(self._read())
-
-    async def fresh_topic(self) -> None:
-        """Move to a new empty topic (each rate starts from an empty partition)."""
-        old = self.topic
-        self.topic = f"bench.floor.{uuid.uuid4().hex[:12]}"
-        await create_topic(self.bootstrap, self.topic, self.partitions)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        self._consumer.assign(self._topic_partitions())
-        self._reader = asyncio.create_task(self._read())
-        await delete_topic(self.bootstrap, old)
 
     def _topic_partitions(self) -> list[TopicPartition]:
         return [TopicPartition(self.topic, p) for p in range(self.partitions)]
@@ -109,33 +125,27 @@ class Floor:
         self._sink = sink
         self._target = count
         self._done.clear()
-        errors = 0
         lag: list[int] = []
         pacer = Pacer(rate, 20_000_000)
         start = pacer.start
+        sender = _Transactions(self) if self.transactional else _Sends(self)
         sent = 0
-        with progress_bar(count, f"floor @{rate:g}/s", "msg") as bar:
+        with progress_bar(count, f"floor ({self.kind}) @{rate:g}/s", "msg") as bar:
             last_bar = 0
             while sent < count:
                 intended = await pacer.wait(sent)
                 seq = seq_base + sent
                 self._t0[seq] = intended
-                try:
-                    await self._producer.send(
-                        self.topic,
-                        seq.to_bytes(8, "big") + PADDING,
-                        partition=seq % self.partitions,
-                    )
-                except Exception:
-                    errors += 1
-                    self._t0.pop(seq, None)
+                await sender.send(seq)
                 lag.append(time.monotonic_ns() - intended)
                 sent += 1
                 if sent - last_bar >= max(count // 50, 1):
                     bar.update(sent - last_bar)
                     last_bar = sent
             bar.update(sent - last_bar)
+            await sender.finish()
         end = time.monotonic_ns()
+        errors = sender.errors
         deadline = time.monotonic() + drain_s
         self._target = sent - errors
         if len(sink) < self._target:
@@ -146,93 +156,202 @@ class Floor:
         for seq in range(seq_base, seq_base + sent):
             self._t0.pop(seq, None)
         info = {
+            "producer": self.kind,
             "offered_per_s": rate,
             "sent": sent,
             "send_window_s": round((end - start) / 1e9, 3),
             "produce_errors": errors,
             "missing": missing,
             "send_lag_ms": summarize_ns(lag),
+            **sender.summary(),
         }
         return sink, info
 
-
-async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(topic, partitions, 1)])
-        for name, code, message in response.topic_errors:
-            if code != 0:
-                raise RuntimeError(f"could not create topic {name}: {message} ({code})")
-    finally:
-        await admin.close()
+    def _record(self, seq: int) -> tuple[bytes, int]:
+        return seq.to_bytes(8, "big") + PADDING, seq % self.partitions
 
 
-async def delete_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
-    with contextlib.suppress(Exception):
-        await admin.start()
-        await admin.delete_topics([topic])
-    with contextlib.suppress(Exception):
-        await admin.close()
+class _Sends:
+    """The idempotent producer: each record is handed to the producer when due (it batches
+    what piles up while a request is in flight, as Parley's publisher does)."""
+
+    def __init__(self, floor: Floor) -> None:
+        self.floor = floor
+        self.errors = 0
+        self._acks: list[asyncio.Future[Any]] = []
+
+    async def send(self, seq: int) -> None:
+        value, partition = self.floor._record(seq)
+        try:
+            ack = await self.floor._producer.send(self.floor.topic, value, partition=partition)
+        except Exception:
+            self.errors += 1
+            self.floor._t0.pop(seq, None)
+            return
+        self._acks.append(ack)
+
+    async def finish(self) -> None:
+        results = await asyncio.gather(*self._acks, return_exceptions=True)
+        self.errors += sum(1 for r in results if isinstance(r, BaseException))
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+
+class _Transactions:
+    """The transactional producer: one task commits, in turn, a transaction holding every
+    record that fell due while the previous one was being committed (a processor would
+    likewise write each consumed batch's output in one transaction)."""
+
+    def __init__(self, floor: Floor) -> None:
+        self.floor = floor
+        self.errors = 0
+        self._due: list[int] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._sizes: list[int] = []
+        self._commit_ns: list[int] = []
+        self._task = asyncio.create_task(self._commit_loop())
+
+    async def send(self, seq: int) -> None:
+        self._due.append(seq)
+        self._wake.set()
+
+    async def _commit_loop(self) -> None:
+        producer = self.floor._producer
+        while True:
+            if not self._due:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._due = self._due, []
+            started = time.monotonic_ns()
+            try:
+                await producer.begin_transaction()
+                for seq in batch:
+                    value, partition = self.floor._record(seq)
+                    await producer.send(self.floor.topic, value, partition=partition)
+                await producer.commit_transaction()
+            except Exception:
+                self.errors += len(batch)
+                for seq in batch:
+                    self.floor._t0.pop(seq, None)
+                with contextlib.suppress(Exception):
+                    await producer.abort_transaction()
+                continue
+            self._commit_ns.append(time.monotonic_ns() - started)
+            self._sizes.append(len(batch))
+
+    async def finish(self) -> None:
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+    def summary(self) -> dict[str, Any]:
+        sizes = self._sizes
+        return {
+            "transactions": len(sizes),
+            "records_per_transaction_mean": round(sum(sizes) / len(sizes), 2) if sizes else None,
+            "records_per_transaction_max": max(sizes) if sizes else None,
+            "transaction_ms": summarize_ns(self._commit_ns),
+        }
+
+
+def set_txn_retry(ms: float) -> None:
+    """aiokafka waits a fixed 20 ms before it retries adding a partition to a transaction that
+    the broker still reports as busy with the previous one (CONCURRENT_TRANSACTIONS: the
+    previous commit's markers are being written, KAFKA-5477). A producer that commits
+    back-to-back pays it on nearly every transaction; this sets it (for this process)."""
+    from aiokafka.producer import sender
+
+    sender.BACKOFF_OVERRIDE = ms / 1000
 
 
 async def depth_probe(
-    bootstrap: str, max_records: int = 8000, step: int = 1000, fetch_timeout_s: float = 2.0
+    bootstrap: str,
+    max_records: int = 20_000,
+    step: int = 5_000,
+    writers: int = 4,
+    fetch_timeout_s: float = 2.0,
 ) -> dict[str, Any]:
-    """How the broker copes with a deep partition: write `step` single-record batches at a
-    time (acks=all, one at a time, as a quiet chat channel would), then time a fetch of the
-    newest record. Stops at the first fetch that gets nothing within `fetch_timeout_s`."""
+    """That a deep partition is still served promptly (the soak's busy channel holds 20,000
+    messages): write `step` single-record batches at a time into one partition (acks=all,
+    each writer awaiting its record before the next, as a quiet channel's sends arrive), then
+    time a fetch of the newest and of the oldest record. Stops at the first fetch that gets
+    nothing within `fetch_timeout_s`."""
     topic = f"bench.depth.{uuid.uuid4().hex[:12]}"
     await create_topic(bootstrap, topic)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=0
-    )
+    await wait_for_leaders(bootstrap, topic, 1)
+    producers = [
+        AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+        )
+        for _ in range(writers)
+    ]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
-        fetch_max_wait_ms=2,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
-    await producer.start()
+    for producer in producers:
+        await producer.start()
     await consumer.start()
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
+
+    async def write(producer: AIOKafkaProducer, n: int) -> None:
+        for _ in range(n):
+            await producer.send_and_wait(topic, PADDING, partition=0)
+
+    async def fetch_s(offset: int) -> float | None:
+        consumer.seek(tp, offset)
+        t0 = time.monotonic()
+        batches = await consumer.getmany(tp, timeout_ms=int(fetch_timeout_s * 1000))
+        got = sum(len(records) for records in batches.values())
+        return round(time.monotonic() - t0, 4) if got else None
+
     steps: list[dict[str, Any]] = []
     failed_at: int | None = None
     try:
         written = 0
         while written < max_records:
+            n = min(step, max_records - written)
             t0 = time.monotonic()
-            for _ in range(step):
-                await producer.send_and_wait(topic, PADDING)
-            written += step
+            shares = [n // writers + (1 if i < n % writers else 0) for i in range(writers)]
+            await asyncio.gather(*(write(p, k) for p, k in zip(producers, shares, strict=True)))
+            written += n
             produce_s = time.monotonic() - t0
-            consumer.seek(tp, written - 1)
-            t1 = time.monotonic()
-            batches = await consumer.getmany(tp, timeout_ms=int(fetch_timeout_s * 1000))
-            got = sum(len(records) for records in batches.values())
+            newest = await fetch_s(written - 1)
+            oldest = await fetch_s(0)
             steps.append(
                 {
                     "records": written,
                     "produce_step_s": round(produce_s, 3),
-                    "fetch_newest_s": round(time.monotonic() - t1, 3) if got else None,
+                    "single_record_produces_per_s": round(n / produce_s) if produce_s else None,
+                    "fetch_newest_s": newest,
+                    "fetch_oldest_s": oldest,
                 }
             )
-            if not got:
+            if newest is None or oldest is None:
                 failed_at = written
                 break
     finally:
-        await producer.stop()
+        for producer in producers:
+            await producer.stop()
         await consumer.stop()
         await delete_topic(bootstrap, topic)
     return {
         "steps": steps,
+        "writers": writers,
         "fetch_failed_at_records": failed_at,
         "fetch_timeout_s": fetch_timeout_s,
     }
 
 
 async def warm_up(floor: Floor) -> None:
-    """A few round trips first, so metadata and connections are not measured."""
-    await floor.run(50, 0.4, 10, seq_base=10**12)
+    """Round trips on every partition first, so metadata, connections and (for transactions)
+    the producer id and the coordinator are not measured."""
+    await floor.run(100, 2.0, 10, seq_base=10**12)

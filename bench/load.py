@@ -52,6 +52,8 @@ class Run:
     delivered_in_window: int = 0
     drain_s: float = 0.0
     client_cpu_pct: float = 0.0
+    sample_t0_ns: list[int] | None = None
+    """With `keep_send_times`: each delivery's intended send time, beside `latencies_ns`."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -150,6 +152,8 @@ class Tracker:
                 return
             run = pending.run
             run.latencies_ns.append(now - pending.t0)
+            if run.sample_t0_ns is not None:
+                run.sample_t0_ns.append(pending.t0)
             run.delivered += 1
             self.deliveries += 1
             pending.got += 1
@@ -317,12 +321,13 @@ async def paced_load(
     *,
     drain_s: float,
     abort_after_s: float,
+    keep_send_times: bool = False,
 ) -> Run:
     """Send `rate` msgs/s for `duration_s` round-robin over `targets`, then wait up to
     `drain_s` for the deliveries. Stops early (and says so) once the oldest undelivered
     message is `abort_after_s` old: the stack is saturated and more load only queues."""
     tracker = fleet.tracker
-    run = Run(label, rate)
+    run = Run(label, rate, sample_t0_ns=[] if keep_send_times else None)
     count = max(int(rate * duration_s), 1)
     tag = f"{uuid.uuid4().hex[:6]}{next(_run_ids)}-"
     abort_ns = int(abort_after_s * 1e9)

@@ -7,10 +7,13 @@ from typing import Any
 
 import orjson
 
-from bench import presence_report
-from bench.verdict import Verdict, fmt_ms
+from bench import floor_report, presence_report, soak
+from bench.verdict import TARGET_RATE, Verdict, fmt_ms
 
-TARGET_RATE = 1000.0
+IDLE_SOCKET_KIB = 10.0
+STORM_S = 15.0
+IDLE_CORES = 0.05
+"""What "≈ 0" is taken to mean for the idle stack: 5% of one core, all processes together."""
 
 
 def _latency_row(results: dict[str, Any], scenario: str) -> dict[str, Any] | None:
@@ -104,13 +107,20 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
             Verdict(
                 f"gateway RSS per idle connection @ {top['level']:,}",
                 "—" if kib is None else f"{kib:.1f} KiB",
-                "≤ 16 KiB @ 10,000",
-                None if kib is None or top["level"] < 10000 else (kib <= 16 and full),
+                f"≤ {IDLE_SOCKET_KIB:g} KiB @ 10,000",
+                None if kib is None or top["level"] < 10000 else (kib <= IDLE_SOCKET_KIB and full),
                 note,
             )
         )
     else:
-        out.append(Verdict("gateway RSS per idle connection @ 10k", "not run", "≤ 16 KiB", None))
+        out.append(
+            Verdict(
+                "gateway RSS per idle connection @ 10k",
+                "not run",
+                f"≤ {IDLE_SOCKET_KIB:g} KiB",
+                None,
+            )
+        )
     storm = results.get("storm")
     if storm and "synced" in storm:
         n = storm["reconnecting"]
@@ -124,14 +134,37 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
             Verdict(
                 f"reconnect storm: {n:,} clients all synced",
                 measured,
-                "≤ 30 s for 5,000",
-                (total is not None and total <= 30 and n >= 5000) if n >= 5000 else None,
+                f"≤ {STORM_S:g} s for 5,000",
+                (total is not None and total <= STORM_S) if n >= 5000 else None,
                 note,
             )
         )
     else:
-        out.append(Verdict("reconnect storm: 5,000 clients all synced", "not run", "≤ 30 s", None))
+        out.append(
+            Verdict(
+                "reconnect storm: 5,000 clients all synced", "not run", f"≤ {STORM_S:g} s", None
+            )
+        )
+    out += floor_report.verdicts(results)
+    out.append(soak.verdict(results))
+    out.append(_idle_verdict(results))
     return out + presence_report.verdicts(results)
+
+
+def _idle_verdict(results: dict[str, Any]) -> Verdict:
+    """SPEC §6: the idle dev stack uses about no CPU (Kafka long-polls; nothing spins)."""
+    idle = results.get("meta", {}).get("idle_stack_cpu_cores")
+    if not idle:
+        return Verdict("idle CPU of the whole dev stack", "not measured", "≈ 0", None)
+    total = sum(idle.values())
+    parts = ", ".join(f"{role} {cores:.3f}" for role, cores in sorted(idle.items()) if cores)
+    return Verdict(
+        "idle CPU of the whole dev stack",
+        f"{total:.3f} cores",
+        f"≈ 0 (≤ {IDLE_CORES:g} cores)",
+        total <= IDLE_CORES,
+        parts or "every process at 0",
+    )
 
 
 def table(rows: list[Verdict]) -> str:
@@ -156,7 +189,6 @@ def _latency_details(results: dict[str, Any]) -> list[str]:
         "| scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max | floor multiple p50/p99 | lost | accepted p50 | send lag p99 | client CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    probe = results.get("floor", {}).get("depth_probe")
     for r in rows:
         lat = r["latency_ms"]
         ratio = r.get("ratio_to_floor") or {}
@@ -170,26 +202,7 @@ def _latency_details(results: dict[str, Any]) -> list[str]:
             f"| {fmt_ms(acc)} | {fmt_ms(r['send_lag_ms']['p99'])} "
             f"| {r.get('client_cpu_pct', '—')}% |"
         )
-    if probe:
-        fetches = ", ".join(
-            f"{s['records']:,}: {s['fetch_newest_s']} s"
-            if s["fetch_newest_s"] is not None
-            else f"{s['records']:,}: nothing in {probe['fetch_timeout_s']:g} s"
-            for s in probe["steps"]
-        )
-        lines += [
-            "",
-            "Broker depth probe (one partition filled with single-record batches, then a fetch "
-            f"of the newest record; records: fetch time): {fetches}.",
-        ]
-        if probe.get("fetch_failed_at_records"):
-            lines.append(
-                f"**The broker stopped serving the partition's newest record once it held "
-                f"{probe['fetch_failed_at_records']:,} batches.** Topics fill up the same way "
-                "under load, so later figures degrade; the bench restarts `parley dev` "
-                "(emptying its in-memory broker) before each scenario unless `--no-restart`."
-            )
-    return lines
+    return lines + floor_report.transaction_details(results) + floor_report.depth_details(results)
 
 
 def _throughput_details(results: dict[str, Any]) -> list[str]:
@@ -228,6 +241,14 @@ def _throughput_details(results: dict[str, Any]) -> list[str]:
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
 
 
+def _roles(results: dict[str, Any], roles: tuple[str, ...]) -> tuple[str, ...]:
+    """`roles`, and the embedded Cassandra after the broker when the run had one."""
+    if results.get("meta", {}).get("message_store", "postgres") == "postgres":
+        return roles
+    at = roles.index("broker") + 1
+    return (*roles[:at], "cassandra", *roles[at:])
+
+
 def _cpu_details(results: dict[str, Any]) -> list[str]:
     """Where each run's CPU went: what limits latency and throughput on this box."""
     rows = [(f"latency {r['scenario']}", r) for r in results.get("latency", {}).get("runs", [])]
@@ -237,30 +258,31 @@ def _cpu_details(results: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     idle = results.get("meta", {}).get("idle_stack_cpu_cores")
+    cpu_roles = _roles(results, CPU_ROLES)
     lines = [
         "",
         "## CPU by process during each run (cores) and per message sent (µs, net of idle)",
         "",
-        f"The box has {results['meta']['cpus']} cores; the idle stack uses {idle} "
-        "(mostly polling the broker). When `machine` nears the core count, the run is CPU-bound "
+        f"The box has {results['meta']['cpus']} cores; the idle stack uses {idle}. "
+        "When `machine` nears the core count, the run is CPU-bound "
         "and latency is queueing. µs per message is CPU during the run and its drain, less the "
         "process's idle use, divided by messages sent (a group message is delivered to every "
         "other member).",
         "",
         "| run | msgs/s | "
-        + " | ".join(CPU_ROLES)
+        + " | ".join(cpu_roles)
         + " | other | machine | µs/msg: "
-        + " | ".join(CPU_ROLES)
+        + " | ".join(cpu_roles)
         + " | µs/msg total |",
-        "|---|---|" + "---|" * (2 * len(CPU_ROLES) + 3),
+        "|---|---|" + "---|" * (2 * len(cpu_roles) + 3),
     ]
     for name, r in rows:
         cores, per = r["cpu"]["cores"], r["cpu"]["cpu_us_per_send"]
         lines.append(
             f"| {name} | {r['offered_per_s']:g} | "
-            + " | ".join(str(cores.get(role, "—")) for role in CPU_ROLES)
+            + " | ".join(str(cores.get(role, "—")) for role in cpu_roles)
             + f" | {cores.get('other', '—')} | {cores.get('machine', '—')} | "
-            + " | ".join(f"{per[role]:,}" if role in per else "—" for role in CPU_ROLES)
+            + " | ".join(f"{per[role]:,}" if role in per else "—" for role in cpu_roles)
             + f" | {per.get('total', 0):,} |"
         )
     return lines
@@ -320,7 +342,9 @@ def _time_details(results: dict[str, Any]) -> list[str]:
     timings = results.get("timings", {})
     if not timings:
         return []
-    roles = ["gateway", "processor", "broker", "postgres", "bench", "parley-dev", "other"]
+    roles = _roles(
+        results, ("gateway", "processor", "broker", "postgres", "bench", "parley-dev", "other")
+    )
     lines = [
         "",
         "## Where the time went (wall seconds; CPU seconds by process during each phase)",
@@ -332,14 +356,6 @@ def _time_details(results: dict[str, Any]) -> list[str]:
         cpu = t.get("cpu", {})
         cells = " | ".join(str(cpu.get(role, "—")) for role in roles)
         lines.append(f"| {phase} | {t['wall_s']} | {cells} | {cpu.get('machine_busy', '—')} |")
-    restarts = results.get("restarts") or []
-    if restarts:
-        lines.append("")
-        lines.append(
-            "`parley dev` was restarted (same data, empty in-memory broker) before: "
-            + ", ".join(f"{r['before']} ({r['seconds']} s)" for r in restarts)
-            + "."
-        )
     lines.append("")
     lines.append(
         "`other` is CPU used by processes outside the stack and the bench (e.g. someone else's "
@@ -391,6 +407,7 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
     lines += _cpu_details(results)
     lines += _connection_details(results)
     lines += _storm_details(results)
+    lines += soak.details(results)
     lines += presence_report.details(results)
     lines += _time_details(results)
     lines += _problem_details(results)
@@ -429,6 +446,9 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
     if kinds:
         fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.5), squeeze=False)
         floors = {key.split("@")[1]: v for key, v in raw.items() if key.startswith("floor@")}
+        txn_floors = {
+            key.split("@")[1]: v for key, v in raw.items() if key.startswith("floor-txn@")
+        }
         for ax, kind in zip(axes[0], kinds, strict=True):
             for key, samples in raw.items():
                 if key.startswith(f"{kind}@"):
@@ -436,6 +456,8 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
                     cdf(ax, samples, f"{kind} @ {rate}/s")
                     if rate in floors:
                         cdf(ax, floors[rate], f"floor @ {rate}/s", "--")
+                    if rate in txn_floors:
+                        cdf(ax, txn_floors[rate], f"transactional floor @ {rate}/s", "-.")
             ax.set_xscale("log")
             ax.set_xlabel("latency (ms, log)")
             ax.set_ylabel("fraction of deliveries ≤ x")
@@ -497,7 +519,12 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
         xs = list(range(len(names)))
         ax.bar([x - 0.2 for x in xs], avg, width=0.4, label="vs baseline (RSS - RSS0)/n")
         ax.bar([x + 0.2 for x in xs], marginal, width=0.4, label="marginal, vs previous level")
-        ax.axhline(16, color="tab:red", linestyle=":", label="target 16 KiB")
+        ax.axhline(
+            IDLE_SOCKET_KIB,
+            color="tab:red",
+            linestyle=":",
+            label=f"target {IDLE_SOCKET_KIB:g} KiB",
+        )
         ax.set_xticks(xs, names)
         ax.set_xlabel("idle connected sockets")
         ax.set_ylabel("gateway RSS per connection (KiB)")
@@ -514,7 +541,7 @@ def plots(results: dict[str, Any], raw: dict[str, list[float]], prefix: Path) ->
         fig, ax = plt.subplots(figsize=(7, 4.5))
         storm_x, storm_y = cdf_points(raw["storm"], 3000)
         ax.plot(storm_x, storm_y, "-")
-        ax.axvline(30, color="tab:red", linestyle=":", label="target 30 s")
+        ax.axvline(STORM_S, color="tab:red", linestyle=":", label=f"target {STORM_S:g} s")
         ax.set_xlabel("seconds from reconnect to synced")
         ax.set_ylabel("fraction of clients synced")
         ax.set_title(f"reconnect storm: {len(raw['storm']):,} clients")

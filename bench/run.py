@@ -31,6 +31,7 @@ from bench.scenarios import (
     setup_channels,
     setup_idle_clients,
 )
+from bench.soak import run_soak
 from bench.stack import (
     Stack,
     copy_logs,
@@ -49,6 +50,7 @@ SCENARIO_FNS: dict[str, ScenarioFn] = {
     "storm": run_storm,
     "latency": run_latency,
     "throughput": run_throughput,
+    "soak": run_soak,
     "presence": run_presence,
 }
 
@@ -70,12 +72,15 @@ def _budget_s(cfg: Config, name: str) -> float:
     """A hard time bound per scenario, well above what it should take."""
     rates = len(cfg.latency_rates)
     if name == "floor":
-        return 60 + rates * (cfg.latency_duration_s + cfg.drain_s + 10)
+        producers = 2 if cfg.floor_transactions else 1
+        return 120 + producers * rates * (cfg.latency_duration_s + cfg.drain_s + 10)
     if name == "latency":
         return 120 + 2 * rates * (cfg.latency_duration_s + cfg.drain_s + 35)
     if name == "throughput":
         steps = len(cfg.throughput_rates) + len(cfg.group_throughput_rates)
         return 180 + steps * (cfg.step_s + cfg.drain_s + 35)
+    if name == "soak":
+        return 180 + cfg.soak_messages / cfg.soak_rate + 2 * cfg.drain_s
     if name == "connections":
         return 120 + len(cfg.conn_levels) * 250
     if name == "presence":
@@ -151,11 +156,12 @@ async def _main(cfg: Config) -> int:
                 )
             else:
                 stack = await asyncio.to_thread(
-                    start_dev_stack, began, 180.0, cfg.verbose, cfg.data_dir
+                    start_dev_stack, began, 180.0, cfg.verbose, cfg.data_dir, cfg.message_store
                 )
                 results["meta"]["stack"] = f"parley dev on {stack.http_url}"
                 results["meta"]["startup_s"] = round(stack.startup_s, 2)
                 results["meta"]["data_dir"] = str(stack.data_dir)
+                results["meta"]["message_store"] = cfg.message_store
         timings.stack = stack
         assert stack is not None
         api = Api(stack.http_url)
@@ -190,38 +196,16 @@ async def _main(cfg: Config) -> int:
         )
         async with timings.phase("channels"):
             await setup_channels(ctx)
-        results["meta"]["idle_stack_cpu_cores"] = await measure_idle(ctx)
-        results["restarts"] = []
-
-        async def fresh_stack(before: str) -> None:
-            assert ctx is not None and stack is not None
-            await ctx.fleet.close_all()
-            async with timings.phase(f"restart before {before}"):
-                seconds = await asyncio.to_thread(stack.restart)
-            await ctx.api.close()
-            ctx.api = Api(stack.http_url)
-            ctx.ws_url = ctx.fleet.ws_url = stack.ws_url
-            idle = await measure_idle(ctx, 2.0)
-            results["restarts"].append(
-                {"before": before, "seconds": round(seconds, 1), "idle_cpu_cores": idle}
-            )
-
-        if cfg.restart and stack.owned:
-            ctx.fresh_stack = fresh_stack
-        ran_any = False
+        # The JVMs settle for a few seconds after the setup's traffic (JIT, group joins).
+        await asyncio.sleep(1.0 if cfg.quick else 5.0)
+        idle_s = 3.0 if cfg.quick else 10.0
+        results["meta"]["idle_stack_cpu_cores"] = await measure_idle(ctx, idle_s)
+        results["meta"]["idle_measured_s"] = idle_s
         for name in cfg.only:
             elapsed_min = (time.monotonic() - began) / 60
             if elapsed_min > cfg.max_minutes:
                 results["skipped"][name] = f"time is up ({elapsed_min:.1f} min > --max-minutes)"
                 continue
-            if ran_any and ctx.fresh_stack is not None and name != "storm":
-                try:
-                    await ctx.fresh_stack(name)
-                except Exception as exc:
-                    results["skipped"][name] = f"restart failed: {type(exc).__name__}: {exc}"
-                    exit_code = 1
-                    break
-            ran_any = True
             if name in ("connections", "storm") and ctx.pool is None:
                 async with timings.phase("idle clients setup"):
                     try:

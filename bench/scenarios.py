@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +14,7 @@ import psutil
 
 from bench.api import Api, User
 from bench.config import Config
-from bench.floor import Floor, depth_probe, warm_up
+from bench.floor import FETCH_MAX_WAIT_MS, Floor, depth_probe, warm_up
 from bench.load import Fleet, Run, Target, Tracker, paced_load, quiesce
 from bench.progress import bar as progress_bar
 from bench.stack import Stack, cpu_delta, cpu_snapshot
@@ -46,9 +45,6 @@ class Context:
     idle_work_cores: float = 0.5
     idle_cores: dict[str, float] = field(default_factory=dict)
     """CPU (cores) each process role of the stack uses with no client traffic."""
-    fresh_stack: Callable[[str], Awaitable[None]] | None = None
-    """Restart the stack (same data, empty in-memory broker) before a heavy run; None when
-    the bench does not own the stack or `--no-restart` was given."""
     raw: dict[str, list[float]] = field(default_factory=dict)
     """Latency samples (ms) per run label, for the plots only (not written to JSON)."""
 
@@ -307,7 +303,7 @@ async def _measured_load(
 
 def cpu_cost(used: dict[str, float], sends: int, idle: dict[str, float]) -> dict[str, Any]:
     """Cores each process used during a run, and its CPU per message sent net of what it
-    uses idle (mostly polling the broker): what the box must supply per message."""
+    uses idle: what the box must supply per message."""
     wall = used["wall_s"]
     roles = [r for r in used if r not in ("machine_busy", "wall_s")]
     cores = {r: round(used[r] / wall, 2) for r in roles} if wall > 0 else {}
@@ -422,10 +418,7 @@ async def run_latency(ctx: Context) -> None:
     direct = [Target(ctx.users[2 * i], ch, 1) for i, ch in enumerate(ctx.pair_channels)]
     members = ctx.users[: cfg.group_size]
     group = [Target(m, ctx.group_channel, cfg.group_size - 1) for m in members]
-    for n, (kind, targets) in enumerate((("1:1", direct), ("group", group))):
-        if n and ctx.fresh_stack is not None:
-            await ctx.fresh_stack(f"latency {kind}")
-            await ctx.fleet.ensure(users)
+    for kind, targets in (("1:1", direct), ("group", group)):
         warm = await paced_load(
             ctx.fleet,
             targets,
@@ -465,15 +458,10 @@ async def run_throughput(ctx: Context) -> None:
         "max_delivered_per_s_within_bound": 0.0,
         "curves": [],
     }
-    for n, (kind, targets, rates) in enumerate(
-        (
-            (f"{cfg.throughput_pairs} 1:1 pairs", pairs, cfg.throughput_rates),
-            (f"a {len(members)}-member group", group, cfg.group_throughput_rates),
-        )
+    for kind, targets, rates in (
+        (f"{cfg.throughput_pairs} 1:1 pairs", pairs, cfg.throughput_rates),
+        (f"a {len(members)}-member group", group, cfg.group_throughput_rates),
     ):
-        if n and ctx.fresh_stack is not None:
-            await ctx.fresh_stack("throughput in a group")
-            await ctx.fleet.ensure(users)
         await _throughput_curve(ctx, kind, targets, rates, users)
 
 
@@ -534,35 +522,67 @@ async def _throughput_curve(
 
 
 async def run_floor(ctx: Context) -> None:
+    """The idempotent floor at each latency rate, and right after it (on the same machine
+    load) the transactional floor at that rate; then the depth probe."""
     cfg = ctx.cfg
-    out: dict[str, Any] = {"runs": []}
+    out: dict[str, Any] = {"runs": [], "transactional_runs": []}
     ctx.results["floor"] = out
     if not ctx.stack.kafka_bootstrap:
         out["error"] = "no broker address (use --kafka-bootstrap with --url)"
         return
     out["bootstrap"] = ctx.stack.kafka_bootstrap
     out["partitions"] = cfg.floor_partitions
-    floor = Floor(ctx.stack.kafka_bootstrap, cfg.floor_partitions)
-    out["topic"] = floor.topic
-    try:
-        await floor.start()
-        await warm_up(floor)
-        for n, rate in enumerate(cfg.latency_rates):
-            await floor.fresh_topic()
-            samples, info = await floor.run(
-                rate, cfg.latency_duration_s, cfg.drain_s, seq_base=n * 10**9
+    out["fetch_max_wait_ms"] = FETCH_MAX_WAIT_MS
+    floors = [Floor(ctx.stack.kafka_bootstrap, cfg.floor_partitions)]
+    if cfg.floor_transactions:
+        floors.append(
+            Floor(
+                ctx.stack.kafka_bootstrap,
+                cfg.floor_partitions,
+                transactional=True,
+                txn_retry_ms=cfg.floor_txn_retry_ms,
             )
-            row: dict[str, Any] = {"scenario": "floor", **info}
-            row["latency_ms"] = summarize_ns(samples)
-            xs, ys = cdf_points([v / 1e6 for v in samples], CDF_POINTS)
-            row["cdf_ms"] = {"x": [round(x, 3) for x in xs], "y": [round(y, 5) for y in ys]}
-            ctx.raw[f"floor@{rate:g}"] = [v / 1e6 for v in samples]
-            out["runs"].append(row)
+        )
+    out["txn_retry_ms"] = cfg.floor_txn_retry_ms
+    try:
+        for floor in floors:
+            await floor.start()
+            await warm_up(floor)
+        for n, rate in enumerate(cfg.latency_rates):
+            for floor in floors:
+                samples, info = await floor.run(
+                    rate, cfg.latency_duration_s, cfg.drain_s, seq_base=n * 10**9
+                )
+                label = "floor (transactional)" if floor.transactional else "floor"
+                row: dict[str, Any] = {"scenario": label, **info}
+                row["latency_ms"] = summarize_ns(samples)
+                xs, ys = cdf_points([v / 1e6 for v in samples], CDF_POINTS)
+                row["cdf_ms"] = {"x": [round(x, 3) for x in xs], "y": [round(y, 5) for y in ys]}
+                key = "floor-txn" if floor.transactional else "floor"
+                ctx.raw[f"{key}@{rate:g}"] = [v / 1e6 for v in samples]
+                out["transactional_runs" if floor.transactional else "runs"].append(row)
     finally:
-        await floor.stop()
-    out["depth_probe"] = await depth_probe(
-        ctx.stack.kafka_bootstrap, max_records=3000 if cfg.quick else 8000
-    )
+        for floor in floors:
+            await floor.stop()
+    add_transaction_ratios(out)
+    if cfg.depth_probe:
+        out["depth_probe"] = await depth_probe(
+            ctx.stack.kafka_bootstrap, max_records=2_000 if cfg.quick else 20_000
+        )
+
+
+def add_transaction_ratios(floor: dict[str, Any]) -> None:
+    """The transactional floor as a multiple of the idempotent floor at the same rate."""
+    plain = {r["offered_per_s"]: r for r in floor.get("runs", [])}
+    for row in floor.get("transactional_runs", []):
+        base = plain.get(row["offered_per_s"])
+        if base is None:
+            continue
+        ratios: dict[str, Any] = {}
+        for key in ("p50", "p90", "p99", "p99_9", "max"):
+            mine, ref = row["latency_ms"].get(key), base["latency_ms"].get(key)
+            ratios[key] = round(mine / ref, 2) if mine is not None and ref else None
+        row["ratio_to_idempotent_floor"] = ratios
 
 
 def add_floor_ratios(results: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ import psutil
 
 READY_MARKER = "Parley ready:"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-ROLES = ("gateway", "processor", "broker", "postgres")
+ROLES = ("gateway", "processor", "broker", "postgres", "cassandra")
 PR_SET_PDEATHSIG = 1
 
 
@@ -36,6 +36,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair() -> int:
+    """A free port whose successor is free too: the embedded Kafka listens on `port` and its
+    KRaft controller on `port + 1` (the embedded Cassandra likewise, CQL and storage)."""
+    for _ in range(100):
+        port = free_port()
+        if port < 65535 and _port_is_free(port + 1):
+            return port
+    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
 
 
 def raise_nofile_limit() -> tuple[int, int]:
@@ -93,8 +112,11 @@ def classify(proc: psutil.Process) -> str | None:
         return "gateway"
     if "parley.cli processor" in line or "parley processor" in line:
         return "processor"
-    if "tansu" in line or " broker --listener-url" in line:
+    # The embedded Kafka (and its one-off `kafka.tools.StorageTool format`) is a JVM.
+    if "kafka.Kafka" in line or "kafka.tools.StorageTool" in line:
         return "broker"
+    if "org.apache.cassandra.service.CassandraDaemon" in line:
+        return "cassandra"
     try:
         name = proc.name()
     except (psutil.Error, OSError):
@@ -119,6 +141,7 @@ class Stack:
     popen: subprocess.Popen[bytes] | None = None
     startup_s: float = 0.0
     gateway_pid_override: int | None = None
+    message_store: str = "postgres"
     notes: list[str] = field(default_factory=list)
     _tmp: Path | None = None
     _reader: threading.Thread | None = None
@@ -128,7 +151,7 @@ class Stack:
     # --- processes --------------------------------------------------------------------------
 
     def processes(self) -> dict[str, list[psutil.Process]]:
-        """The stack's processes by role (gateway, processor, broker, postgres)."""
+        """The stack's processes by role (gateway, processor, broker, postgres, cassandra)."""
         roles: dict[str, list[psutil.Process]] = {role: [] for role in ROLES}
         seen: set[int] = set()
 
@@ -165,6 +188,18 @@ class Stack:
             return psutil.Process(pid)
         except (OSError, ValueError, psutil.Error):
             return None
+
+    def postgres_dsn(self) -> str | None:
+        """The embedded Postgres, from its `postmaster.pid` (the port on line 4, the socket
+        directory on line 5); None for a stack the bench did not start."""
+        if self.data_dir is None:
+            return None
+        try:
+            lines = (self.data_dir / "postgres" / "postmaster.pid").read_text().split("\n")
+            port, socket_dir = int(lines[3]), lines[4].strip()
+        except (OSError, ValueError, IndexError):
+            return None
+        return f"postgresql://postgres:@/postgres?host={socket_dir}&port={port}"
 
     def gateway_process(self) -> psutil.Process | None:
         """The ONE gateway: the child of `parley dev` running `parley.cli gateway`, or with
@@ -227,17 +262,6 @@ class Stack:
         if self.popen.returncode not in (0, None):
             self.notes.append(f"parley dev exited with code {self.popen.returncode}")
 
-    def restart(self, timeout_s: float = 180.0) -> float:
-        """Stop `parley dev` and start it again (new ports, same data); returns the seconds."""
-        started = time.monotonic()
-        self.stop()
-        if self.log_path is not None:
-            with self.log_path.open("ab") as log:
-                stamp = time.monotonic() - self._clock0
-                log.write(f"[{stamp:9.2f}s] bench: restarting parley dev\n".encode())
-        launch(self, timeout_s)
-        return time.monotonic() - started
-
     def cleanup(self, keep: bool) -> None:
         if self._tmp is not None and not keep:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -259,7 +283,11 @@ def _tee(
 
 
 def start_dev_stack(
-    clock0: float, timeout_s: float = 180.0, verbose: bool = False, data_dir: Path | None = None
+    clock0: float,
+    timeout_s: float = 180.0,
+    verbose: bool = False,
+    data_dir: Path | None = None,
+    message_store: str = "postgres",
 ) -> Stack:
     """Run `parley dev` on free ports in a temporary data dir (or in `data_dir`, which is kept);
     returns once it printed "Parley ready:". The send rate limit is raised so bench devices are
@@ -275,16 +303,16 @@ def start_dev_stack(
         _tmp=tmp,
         _clock0=clock0,
         _verbose=verbose,
+        message_store=message_store,
     )
     launch(stack, timeout_s)
     return stack
 
 
 def launch(stack: Stack, timeout_s: float = 180.0) -> None:
-    """(Re)start `parley dev` for `stack` on new free ports, keeping its data dir: accounts,
-    channels and stored messages survive; the embedded broker starts with empty topics."""
+    """Start `parley dev` for `stack` on free ports, in its data dir."""
     assert stack.data_dir is not None and stack.log_path is not None
-    http_port, kafka_port, processor_port = free_port(), free_port(), free_port()
+    http_port, kafka_port, processor_port = free_port(), free_port_pair(), free_port()
     env = dict(os.environ)
     env.update(
         PARLEY_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka_port}",
@@ -298,18 +326,23 @@ def launch(stack: Stack, timeout_s: float = 180.0) -> None:
         PARLEY_ARGON2_PARALLELISM="1",
         PYTHONUNBUFFERED="1",
     )
+    command = [
+        sys.executable,
+        "-m",
+        "parley.cli",
+        "dev",
+        "--http-port",
+        str(http_port),
+        "--data-dir",
+        str(stack.data_dir),
+    ]
+    if stack.message_store != "postgres":
+        # An embedded Cassandra serves the CQL store, on free ports too.
+        env["PARLEY_SCYLLA_PORT"] = str(free_port_pair())
+        command += ["--message-store", stack.message_store]
     started = time.monotonic()
     popen = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley.cli",
-            "dev",
-            "--http-port",
-            str(http_port),
-            "--data-dir",
-            str(stack.data_dir),
-        ],
+        command,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -435,6 +468,9 @@ BENIGN = re.compile(r'background worker "logical replication launcher" \(PID \d+
 
 STAMP = re.compile(r"^\[\s*([0-9.]+)s\] ")
 
+SERVICE_LOGS = ("kafka.log", "cassandra.log")
+"""What `parley dev` writes next to its data: the embedded Kafka's and Cassandra's output."""
+
 
 def _phase_at(t: float, phases: list[tuple[str, float, float]]) -> str:
     for name, start, end in phases:
@@ -446,13 +482,14 @@ def _phase_at(t: float, phases: list[tuple[str, float, float]]) -> str:
 def scan_logs(
     stack: Stack, phases: list[tuple[str, float, float]], limit: int = 40
 ) -> dict[str, object]:
-    """Problem lines in the `parley dev` output, the broker log and the Postgres log; for the
-    stamped `parley dev` output, also how many fell in each bench phase."""
+    """Problem lines in the `parley dev` output, the Kafka, Cassandra and Postgres logs; for
+    the stamped `parley dev` output, also how many fell in each bench phase."""
     files: list[tuple[str, Path]] = []
     if stack.log_path is not None:
         files.append(("parley dev output", stack.log_path))
     if stack.data_dir is not None:
-        files.append(("broker.log", stack.data_dir / "broker.log"))
+        for name in SERVICE_LOGS:
+            files.append((name, stack.data_dir / name))
         pg_log = stack.data_dir / "postgres" / "log"
         if pg_log.is_file():
             files.append(("postgres log", pg_log))
@@ -498,7 +535,7 @@ def copy_logs(stack: Stack, dest: Path) -> list[str]:
     if stack.log_path is not None:
         sources.append((stack.log_path, "parley-dev.log"))
     if stack.data_dir is not None:
-        sources.append((stack.data_dir / "broker.log", "broker.log"))
+        sources += [(stack.data_dir / name, name) for name in SERVICE_LOGS]
         pg_log = stack.data_dir / "postgres" / "log"
         if pg_log.is_file():
             sources.append((pg_log, "postgres.log"))
@@ -506,7 +543,7 @@ def copy_logs(stack: Stack, dest: Path) -> list[str]:
         if src.is_file():
             dest.mkdir(parents=True, exist_ok=True)
             target = dest / name
-            # The broker log can be large; keep its last 2 MB.
+            # The JVM logs can be large; keep the last 2 MB of each.
             size = src.stat().st_size
             with src.open("rb") as fin, target.open("wb") as fout:
                 if size > 2_000_000:

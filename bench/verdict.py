@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+TARGET_RATE = 1000.0
+"""SPEC §6's latency figures are at 1,000 msgs/s; the floors are compared at the same rate."""
+
 
 @dataclass
 class Verdict:
