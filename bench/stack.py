@@ -440,7 +440,7 @@ def cpu_snapshot(stack: Stack) -> CpuSnapshot:
 
 def cpu_delta(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     """CPU seconds used between two snapshots, by role, plus `other` (anything else on the
-    machine, e.g. another engineer's tests) and the wall time."""
+    machine, e.g. other tests) and the wall time."""
     used: dict[str, float] = {}
     for pid, (role, seconds) in after.by_pid.items():
         start = before.by_pid.get(pid, (role, 0.0))[1]
