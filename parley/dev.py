@@ -147,9 +147,7 @@ def run_dev(
     try:
         if embedded_kafka:
             port = settings.kafka_bootstrap.rpartition(":")[2]
-            kafka = EmbeddedKafka(
-                data_dir / "kafka", int(port), log_file=(data_dir / "kafka.log").open("ab")
-            )
+            kafka = EmbeddedKafka(data_dir / "kafka", int(port), log_path=data_dir / "kafka.log")
             kafka.start()
         postgres = EmbeddedPostgres(data_dir / "postgres")
         settings = settings.model_copy(update={"postgres_dsn": postgres.dsn})
@@ -157,7 +155,7 @@ def run_dev(
             cassandra = EmbeddedCassandra(
                 data_dir / "cassandra",
                 settings.scylla_port,
-                log_file=(data_dir / "cassandra.log").open("ab"),
+                log_path=data_dir / "cassandra.log",
             )
             cassandra.start()
             settings = settings.model_copy(update={"scylla_hosts": "127.0.0.1"})

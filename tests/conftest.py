@@ -47,7 +47,7 @@ def kafka(workdir: Path) -> Iterator[EmbeddedKafka]:
         workdir / "kafka",
         free_port(),
         controller_port=free_port(),
-        log_file=(workdir / "kafka.log").open("ab"),
+        log_path=workdir / "kafka.log",
     ) as kafka:
         yield kafka
 
@@ -64,7 +64,7 @@ def cql_server(workdir: Path) -> Iterator[tuple[str, int]]:
         workdir / "cassandra",
         free_port(),
         storage_port=free_port(),
-        log_file=(workdir / "cassandra.log").open("ab"),
+        log_path=workdir / "cassandra.log",
     ) as server:
         yield "127.0.0.1", server.port
 
@@ -129,7 +129,7 @@ def cql_stack(workdir: Path, postgres_dsn: str, cql_server: tuple[str, int]) -> 
         home / "kafka",
         free_port(),
         controller_port=free_port(),
-        log_file=(home / "kafka.log").open("ab"),
+        log_path=home / "kafka.log",
     ) as kafka:
         settings = Settings(
             kafka_bootstrap=kafka.bootstrap,

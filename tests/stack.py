@@ -57,13 +57,14 @@ class Stack:
 
     def _spawn(self, role: str, env: dict[str, str], port: int | None = None) -> Process:
         log = self.workdir / f"{role}-{len(self.processes)}.log"
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "parley.cli", role],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with log.open("ab") as out:  # the child has its own descriptor
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "parley.cli", role],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         process = Process(role, popen, log, port)
         self.processes.append(process)
         return process
@@ -168,11 +169,12 @@ def start_dev(
         if not line and process.poll() is not None:
             break
     process.kill()
+    process.stdout.close()
     raise AssertionError("parley dev did not print its ready line")
 
 
 def _copy_lines(source: IO[str], sink: IO[str]) -> None:
-    with sink:
+    with source, sink:
         for line in source:
             sink.write(line)
             sink.flush()

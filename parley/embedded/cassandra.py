@@ -8,7 +8,6 @@ the first line that supports JDK 17. One node on loopback, data in `data_dir`, a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any
 
 from parley.embedded.maven import classpath, java_binary
 from parley.embedded.process import port_answers
@@ -111,14 +110,14 @@ class EmbeddedCassandra(EmbeddedService):
         port: int,
         *,
         storage_port: int | None = None,
-        log_file: IO[Any] | None = None,
+        log_path: Path | None = None,
         heap_mb: int = 768,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.storage_port = storage_port if storage_port is not None else port + 1
         self._heap_mb = heap_mb
-        super().__init__([port, self.storage_port], log_file)
+        super().__init__([port, self.storage_port], log_path)
 
     def start(self) -> None:
         """Start the JVM; return once CQL is served (native transport opens last)."""

@@ -17,7 +17,6 @@ import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
 
 from parley.embedded.maven import classpath, java_binary
 from parley.embedded.process import port_answers
@@ -99,7 +98,7 @@ class EmbeddedKafka(EmbeddedService):
         port: int,
         *,
         controller_port: int | None = None,
-        log_file: IO[Any] | None = None,
+        log_path: Path | None = None,
         heap_mb: int = 512,
         max_message_bytes: int = 8 * 1024 * 1024,
     ) -> None:
@@ -109,7 +108,7 @@ class EmbeddedKafka(EmbeddedService):
         self.bootstrap = f"127.0.0.1:{port}"
         self._heap_mb = heap_mb
         self._max_message_bytes = max_message_bytes
-        super().__init__([port, self.controller_port], log_file)
+        super().__init__([port, self.controller_port], log_path)
 
     def start(self) -> None:
         """Format the log directory if new, start the JVM, return once the broker serves."""
@@ -126,6 +125,7 @@ class EmbeddedKafka(EmbeddedService):
         log4j = self.data_dir / "log4j.properties"
         log4j.write_text(LOG4J)
         base = [java, "-cp", ":".join(map(str, jars)), f"-Dlog4j.configuration=file:{log4j}"]
+        self._open_log()
         if not (self.data_dir / "logs" / "meta.properties").exists():
             subprocess.run(
                 [
@@ -140,7 +140,7 @@ class EmbeddedKafka(EmbeddedService):
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
-                stderr=self._log_file or subprocess.DEVNULL,
+                stderr=self._log_file,
             )
         command = [
             *base[:1],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, Any, Self
 
 from parley.embedded.process import (
@@ -23,10 +24,15 @@ class EmbeddedService:
 
     name = "service"
 
-    def __init__(self, ports: Sequence[int], log_file: IO[Any] | None) -> None:
+    def __init__(self, ports: Sequence[int], log_path: Path | None) -> None:
         self._ports = list(ports)
-        self._log_file = log_file
+        self._log_path = log_path
+        self._log_file: IO[Any] | None = None  # open from `start` to `stop`
         self._process: subprocess.Popen[bytes] | None = None
+
+    def _open_log(self) -> None:
+        if self._log_path is not None and self._log_file is None:
+            self._log_file = self._log_path.open("ab")
 
     def start(self) -> None:
         raise NotImplementedError
@@ -38,6 +44,7 @@ class EmbeddedService:
 
     def _launch(self, command: list[str], ready: Callable[[], bool], timeout_s: float) -> None:
         """Start `command` and return once `ready()` holds; stop it if it never does."""
+        self._open_log()
         self._process = subprocess.Popen(
             command,
             stdout=self._log_file or subprocess.DEVNULL,
@@ -61,6 +68,9 @@ class EmbeddedService:
         """An orderly shutdown (SIGTERM); SIGKILL only if it has not ended in 30 s."""
         if self._process is not None:
             stop_process(self._process, STOP_TIMEOUT_S)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     def __enter__(self) -> Self:
         self.start()
