@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -87,7 +86,8 @@ class Child:
     """One supervised Parley process: how to start it, and its restarts so far."""
 
     name: str
-    start: Callable[[], subprocess.Popen[bytes]]
+    role: str
+    env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -95,7 +95,7 @@ class Child:
     due_at: float | None = None  # when a restart is due, while it is down
 
     def run(self) -> None:
-        self.process = self.start()
+        self.process = spawn(self.role, self.env)
         self.started_at = time.monotonic()
         self.due_at = None
 
@@ -170,7 +170,8 @@ def run_dev(
             url = f"http://{settings.processor_http_host}:{http_port}/healthz"
             worker = Child(
                 f"processor {i + 1}",
-                _starter("processor", {**env, "PARLEY_PROCESSOR_HTTP_PORT": str(http_port)}),
+                "processor",
+                {**env, "PARLEY_PROCESSOR_HTTP_PORT": str(http_port)},
             )
             worker.run()
             assert worker.process is not None
@@ -180,8 +181,7 @@ def run_dev(
         for i in range(gateways):
             http_port = settings.http_port + i
             front = Child(
-                f"gateway {i + 1}",
-                _starter("gateway", {**env, "PARLEY_HTTP_PORT": str(http_port)}),
+                f"gateway {i + 1}", "gateway", {**env, "PARLEY_HTTP_PORT": str(http_port)}
             )
             front.run()
             assert front.process is not None
@@ -222,10 +222,6 @@ def run_dev(
         if postgres is not None:
             postgres.stop()
         print("Parley stopped.", flush=True)
-
-
-def _starter(role: str, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
-    return lambda: spawn(role, env)
 
 
 async def _migrate_cql(settings: Settings) -> None:

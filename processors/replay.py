@@ -16,7 +16,7 @@ from parley.settings import Settings
 from processors.pipeline import MessagePipeline, Topics
 from storage.stores import open_stores
 from topics.definitions import dead_letter_topic, inbox_topic, messages_topic
-from topics.offsets import end_offsets, partitions_of
+from topics.offsets import partitions_of
 
 
 async def replay(settings: Settings, progress: Callable[[int, int], None] | None = None) -> int:
@@ -33,7 +33,7 @@ async def replay(settings: Settings, progress: Callable[[int, int], None] | None
     try:
         partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
-        ends = await end_offsets(consumer, partitions)
+        ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
         # An explicit position: a seek_to_beginning may lose to the fetcher's own reset.
         for tp in partitions:

@@ -15,7 +15,6 @@ from schemas.events import MessageSendV1
 from tests.client import Api
 from tests.stack import Stack
 from topics.definitions import dead_letter_topic, messages_topic
-from topics.offsets import end_offsets
 
 
 async def test_a_send_the_broker_refuses_gets_internal_with_ref_and_the_socket_stays_open(
@@ -117,7 +116,7 @@ async def test_events_that_can_never_be_stored_are_dead_lettered_and_do_not_bloc
     try:
         tp = TopicPartition(dead_letter_topic(settings).name, 0)
         consumer.assign([tp])
-        end = (await end_offsets(consumer, [tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
         consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
         while await consumer.position(tp) < end:
             for records in (await consumer.getmany(timeout_ms=500)).values():

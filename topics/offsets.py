@@ -14,14 +14,6 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or [])]
 
 
-async def end_offsets(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """The offset after the last record of each partition (Kafka's high watermark)."""
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-    return ends
-
-
 async def group_lag(bootstrap: str, group_id: str, topic: str) -> int:
     """Records of `topic` not yet committed by consumer group `group_id`, over all partitions.
 
@@ -32,7 +24,7 @@ async def group_lag(bootstrap: str, group_id: str, topic: str) -> int:
     await consumer.start()
     try:
         partitions = await partitions_of(consumer, topic)
-        ends = await end_offsets(consumer, partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         lag = 0
         for tp, end in ends.items():
             committed = await consumer.committed(tp)

@@ -8,7 +8,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from parley.settings import Settings
-from topics.offsets import end_offsets, partitions_of
+from topics.offsets import partitions_of
 
 
 async def tap(
@@ -36,7 +36,7 @@ async def tap(
         if not partitions:
             raise ValueError(f"no topic named {topic}")
         consumer.assign(partitions)
-        ends = await end_offsets(consumer, partitions)
+        ends = await consumer.end_offsets(partitions)
         # Explicit positions: a seek_to_beginning may lose to the fetcher's own reset.
         starts = await consumer.beginning_offsets(partitions) if from_beginning else ends
         for tp in partitions:

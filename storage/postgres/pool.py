@@ -25,9 +25,14 @@ async def connection(pool: Pool) -> AsyncIterator[Connection]:
         async with pool.connection() as conn:
             yield conn
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-        raise PermanentStoreError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+        raise PermanentStoreError(_first_line(exc)) from exc
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed) as exc:
-        raise RetryableStoreError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+        raise RetryableStoreError(_first_line(exc)) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else repr(exc)
 
 
 def _is_disturbed(conn: Connection) -> bool:

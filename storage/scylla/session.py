@@ -30,6 +30,8 @@ Row = dict[str, Any]
 
 CQL_PORT = 9042
 REQUEST_TIMEOUT_S = 10.0
+# What the driver raises for a value its column type cannot hold.
+BIND_ERRORS = (struct.error, OverflowError, TypeError, ValueError)
 
 
 async def connect_scylla(
@@ -98,7 +100,7 @@ async def execute(
         response = session.execute_async(
             statement, list(params) if params else None, timeout=timeout_s
         )
-    except (struct.error, OverflowError, TypeError, ValueError) as exc:
+    except BIND_ERRORS as exc:
         # Raised while binding: a value the column type cannot hold.
         raise PermanentStoreError(f"cannot bind {exc}") from exc
     # Callbacks run on the driver's I/O thread, or at once here if the request already ended.
@@ -107,7 +109,7 @@ async def execute(
         return await done
     except RequestValidationException as exc:
         raise PermanentStoreError(str(exc)) from exc
-    except (struct.error, OverflowError, TypeError, ValueError) as exc:
+    except BIND_ERRORS as exc:
         raise PermanentStoreError(f"cannot bind {exc}") from exc
     except Exception as exc:
         # Unavailable, timeouts, lost connections, no host: the cluster may answer later.
