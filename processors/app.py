@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 
 from parley.settings import Settings
 from processors import metrics
+from processors.batching import batches
 from processors.kafka_tuning import apply_kafka_tuning
 from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
@@ -80,9 +81,9 @@ def create_app(settings: Settings) -> faust.App:
         )
         running["pipelines"] += 1
         try:
-            # `take` acknowledges a batch's offsets only after the loop body finished with it.
-            async for batch in stream.take(
-                settings.processor_batch_max, within=settings.processor_batch_within_s
+            # A batch's offsets are acknowledged only after the loop body finished with it.
+            async for batch in batches(
+                stream, settings.processor_batch_max, settings.processor_batch_within_s
             ):
                 started = time.perf_counter()
                 result = await pipeline.handle(batch)
@@ -109,8 +110,8 @@ def create_app(settings: Settings) -> faust.App:
             settings.heartbeat_timeout_s,
         )
         try:
-            async for batch in stream.take(
-                settings.processor_batch_max, within=settings.presence_batch_within_s
+            async for batch in batches(
+                stream, settings.processor_batch_max, settings.presence_batch_within_s
             ):
                 metrics.PRESENCE_CHANGES.inc(await presence["service"].handle(batch))
                 metrics.PRESENCE_EVENTS.inc(len(batch))
@@ -132,8 +133,8 @@ def create_app(settings: Settings) -> faust.App:
         notifier = Notifier(stores.push, stores.presence, provider, notifier_config)
         running["notifiers"] += 1
         try:
-            async for batch in stream.take(
-                settings.processor_batch_max, within=settings.push_batch_within_s
+            async for batch in batches(
+                stream, settings.processor_batch_max, settings.push_batch_within_s
             ):
                 notified = await notifier.handle(batch)
                 metrics.PUSHES_SENT.inc(notified.sent)

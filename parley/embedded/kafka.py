@@ -72,6 +72,11 @@ def server_properties(
         # Small segments, so that the short retention of inbox and presence topics frees disk.
         "log.segment.bytes": str(64 * 1024 * 1024),
         "log.retention.check.interval.ms": "60000",
+        # Idle work of a one-node dev cluster: KRaft appends a no-op record to its metadata log
+        # every 500 ms by default and the leader balancer wakes every 5 minutes; one node has
+        # no follower to keep fresh and no leader to move.
+        "metadata.max.idle.interval.ms": "5000",
+        "auto.leader.rebalance.enable": "false",
         "num.network.threads": "2",
         "num.io.threads": "4",
         "num.recovery.threads.per.data.dir": "2",
