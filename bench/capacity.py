@@ -102,7 +102,7 @@ class Load:
 
 
 def snowflake_ids(rng: random.Random, n: int) -> list[str]:
-    """Ids shaped like `parley.ids.new_id()`: milliseconds since the epoch << 22 | 22 random
+    """Ids shaped like `schemas.ids.new_id()`: milliseconds since the epoch << 22 | 22 random
     bits, in decimal (the hash sees the same kind of strings as in production)."""
     return [str((rng.randrange(EPOCH_SPAN_MS) << 22) | rng.getrandbits(22)) for _ in range(n)]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gateway import tokens
 from gateway.errors import ApiError, invalid, require_name, unauthorized
-from parley.ids import new_id
+from schemas.ids import new_id
 from storage.protocols import AccountStore, Device, UsernameTaken
 
 USERNAME = re.compile(r"[a-z0-9_.-]{3,32}")  # fullmatch: `$` would let a final newline in

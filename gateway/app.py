@@ -25,7 +25,7 @@ from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
 from gateway.tokens import Passwords
-from parley.settings import Settings
+from schemas.settings import Settings
 from storage.stores import open_stores
 from topics.definitions import inbox_topic
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from gateway.errors import ApiError, invalid, not_found, not_member, require_id, require_name
 from gateway.publisher import Publisher
-from parley.ids import new_id
-from schemas.ids import parse_id
+from schemas.ids import new_id, parse_id
 from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
 from schemas.message import Message
 from storage.protocols import (

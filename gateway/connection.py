@@ -38,11 +38,10 @@ from gateway.presence import PresenceHub, authorize, snapshot
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
 from gateway.tokens import Passwords
-from parley.ids import id_floor, now_ms
-from parley.settings import Settings
 from schemas.events import MessageSendV1
 from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Send
-from schemas.ids import parse_id
+from schemas.ids import id_floor, now_ms, parse_id
+from schemas.settings import Settings
 from storage.protocols import Device
 from storage.stores import Stores
 

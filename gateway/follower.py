@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from parley.settings import Settings
+from schemas.settings import Settings
 from topics.definitions import Topic, key_partition
 
 log = logging.getLogger("parley.follower")

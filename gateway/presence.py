@@ -25,8 +25,8 @@ import orjson
 from gateway.encoding import frame
 from gateway.errors import ApiError, invalid
 from gateway.follower import PartitionFollower
-from parley.ids import iso_ms
-from parley.settings import Settings
+from schemas.ids import iso_ms
+from schemas.settings import Settings
 from storage.protocols import FriendStore, PresenceStore
 from topics.definitions import presence_changes_topic
 

@@ -14,8 +14,6 @@ from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 
-from parley.ids import now_ms
-from parley.settings import Settings
 from schemas.events import (
     ChannelMembersV1,
     DeviceRevokedV1,
@@ -23,6 +21,8 @@ from schemas.events import (
     PresenceAccessChangedV1,
     PresenceEventV1,
 )
+from schemas.ids import now_ms
+from schemas.settings import Settings
 from topics.definitions import (
     inbox_partition,
     inbox_topic,

@@ -22,9 +22,9 @@ from typing import Literal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from parley.ids import now_ms
-from parley.settings import Settings
 from schemas.events import GatewayAnnouncedV1
+from schemas.ids import now_ms
+from schemas.settings import Settings
 from topics.definitions import gateways_topic, inbox_partition
 
 log = logging.getLogger("parley.registry")

@@ -21,8 +21,8 @@ from starlette.websockets import WebSocket
 from gateway.app import create_app
 from gateway.drain import DrainingServer
 from gateway.wsprotocol import LeanWSProtocol
-from parley.settings import Settings
 from schemas.limits import MAX_FRAME_BYTES
+from schemas.settings import Settings
 
 
 def direct_websockets(app: Starlette) -> ASGIApp:

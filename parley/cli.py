@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from parley.settings import Settings
+from schemas.settings import Settings
 
 DEV_CQL_PORT = 19042  # the embedded Cassandra of `parley dev --message-store scylla`
 

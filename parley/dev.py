@@ -23,7 +23,7 @@ from parley.embedded.cassandra import EmbeddedCassandra
 from parley.embedded.kafka import EmbeddedKafka
 from parley.embedded.postgres import EmbeddedPostgres
 from parley.embedded.process import stop_process, stop_processes, supervised_child, wait_for_port
-from parley.settings import Settings
+from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from topics.admin import ensure_topics
 

@@ -10,7 +10,6 @@ import faust
 import mode.loop
 from prometheus_client import generate_latest
 
-from parley.settings import Settings
 from processors import metrics
 from processors.batching import batches
 from processors.kafka_tuning import apply_kafka_tuning
@@ -18,6 +17,7 @@ from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
 from processors.presence_service import PresenceService
 from processors.push_providers import open_provider
+from schemas.settings import Settings
 from storage.stores import SharedStores
 from topics.definitions import (
     dead_letter_topic,

@@ -25,9 +25,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from parley.ids import id_floor, id_unix_ms, now_ms
 from processors.push_providers import PushProvider
 from schemas.events import InboxMessageV1, inbox_event
+from schemas.ids import id_floor, id_unix_ms, now_ms
 from schemas.message import Message
 from schemas.push import PushNotificationV1, PushTarget
 from storage.protocols import PresenceStore, PushCandidate, PushEndpoint, PushStore

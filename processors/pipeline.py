@@ -20,11 +20,11 @@ import orjson
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from parley.ids import iso_ms
 from processors.fanout import inbox_records
 from processors.membership import MembershipCache
 from processors.sequencer import Sequencer
 from schemas.events import ChannelMembersV1, MessageSendV1, messages_event
+from schemas.ids import iso_ms
 from schemas.message import Message
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey

@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 
-from parley.ids import iso_ms, now_ms
 from processors.pipeline import RecordSink
 from processors.presence import Change, PresenceTracker
 from schemas.events import PresenceChangedV1, PresenceEventV1
+from schemas.ids import iso_ms, now_ms
 from storage.protocols import PresenceStore
 from topics.definitions import key_partition
 

@@ -23,8 +23,8 @@ from typing import Protocol
 
 import aiohttp
 
-from parley.settings import Settings
 from schemas.push import PushNotificationV1
+from schemas.settings import Settings
 
 log = logging.getLogger("parley.push")
 

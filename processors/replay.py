@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from parley.settings import Settings
 from processors.pipeline import MessagePipeline, Topics
+from schemas.settings import Settings
 from storage.stores import open_stores
 from topics.definitions import dead_letter_topic, inbox_topic, messages_topic
 from topics.offsets import partitions_of

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from parley.ids import id_floor
+from schemas.ids import id_floor
 from storage.protocols import MessageStore
 
 

@@ -109,10 +109,6 @@ class Error(_ServerFrame):
     ref: str | None = None
 
 
-ServerFrame = Annotated[
-    Welcome | Synced | Accepted | MessageFrame | PresenceFrame | Error, Field(discriminator="type")
-]
-
 ALL_FRAMES: dict[str, type[BaseModel]] = {
     "client.hello.v1": Hello,
     "client.send.v1": Send,

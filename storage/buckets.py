@@ -1,7 +1,7 @@
 """Time buckets of the message store: a channel's messages are partitioned into slices of
 `BUCKET_MS` so that no partition grows without bound (a Scylla partition should stay small)."""
 
-from parley.ids import SEQUENCE_BITS
+from schemas.ids import SEQUENCE_BITS
 
 BUCKET_MS = 10 * 24 * 3600 * 1000  # ten days
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from parley.settings import Settings
+from schemas.settings import Settings
 from storage.postgres.accounts import PostgresAccountStore
 from storage.postgres.channels import PostgresChannelStore
 from storage.postgres.cursors import PostgresCursorStore

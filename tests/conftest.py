@@ -14,7 +14,7 @@ from parley.embedded.cassandra import EmbeddedCassandra
 from parley.embedded.kafka import EmbeddedKafka
 from parley.embedded.postgres import EmbeddedPostgres
 from parley.embedded.process import free_port
-from parley.settings import Settings
+from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from tests.client import Api
 from tests.push_receiver import PushReceiver

@@ -14,7 +14,7 @@ from typing import IO
 
 from parley.dev import wait_healthy
 from parley.embedded.process import free_port, wait_for_port
-from parley.settings import Settings
+from schemas.settings import Settings
 
 
 @dataclass

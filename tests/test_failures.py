@@ -9,9 +9,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from parley.embedded.postgres import EmbeddedPostgres
-from parley.ids import now_ms
-from parley.settings import Settings
 from schemas.events import MessageSendV1
+from schemas.ids import now_ms
+from schemas.settings import Settings
 from tests.client import Api
 from tests.stack import Stack
 from topics.definitions import dead_letter_topic, messages_topic

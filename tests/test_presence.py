@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from parley.settings import Settings
+from schemas.settings import Settings
 from storage.protocols import Presence
 from storage.stores import open_stores
 from tests.client import Api, Device, Socket

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from parley.ids import id_floor, now_ms
-from parley.settings import Settings
 from processors.push_providers import LogProvider, open_provider
+from schemas.ids import id_floor, now_ms
 from schemas.push import PushNotificationV1
+from schemas.settings import Settings
 from storage.protocols import PushCandidate, PushEndpoint
 from storage.stores import Stores, open_stores
 from tests.client import Api, Device

@@ -9,9 +9,9 @@ import uuid
 import psycopg
 import pytest
 
-from parley.settings import Settings
 from processors.replay import replay
 from schemas.message import Message
+from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from storage.scylla import migrate_cluster
 from storage.stores import open_stores

@@ -9,11 +9,11 @@ from typing import Any
 import jsonschema
 import orjson
 
-from parley.settings import Settings
 from processors.fanout import inbox_records
 from schemas.events import InboxMessageV1
 from schemas.export import JSON_DIR, documents
 from schemas.message import Message
+from schemas.settings import Settings
 from tests.client import Api
 from topics.definitions import inbox_partition, inbox_topic, messages_topic
 from topics.tap import tap

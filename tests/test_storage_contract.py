@@ -20,9 +20,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from parley.embedded.process import free_port
-from parley.ids import id_floor, id_unix_ms, iso_ms, now_ms
-from parley.settings import Settings
+from schemas.ids import id_floor, id_unix_ms, iso_ms, now_ms
 from schemas.message import Message
+from schemas.settings import Settings
 from storage.buckets import bucket_of
 from storage.errors import PermanentStoreError, RetryableStoreError
 from storage.postgres.messages import PostgresMessageStore

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.frames import FrameError, check_send, parse_frame
-from parley.ids import id_floor, iso_ms, now_ms
-from parley.settings import Settings
 from schemas.frames import Send
+from schemas.ids import id_floor, iso_ms, now_ms
 from schemas.message import Message
+from schemas.settings import Settings
 from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import open_pool
 from tests.client import PASSWORD, Api

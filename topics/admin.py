@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from parley.settings import Settings
+from schemas.settings import Settings
 from topics.definitions import all_topics
 
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno

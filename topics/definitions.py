@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
-from parley.settings import Settings
+from schemas.settings import Settings
 
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS

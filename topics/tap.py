@@ -7,7 +7,7 @@ from collections.abc import Callable
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from parley.settings import Settings
+from schemas.settings import Settings
 from topics.offsets import partitions_of
 
 

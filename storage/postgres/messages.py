@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parley.ids import SEQUENCE_BITS
+from schemas.ids import SEQUENCE_BITS
 from schemas.message import Message
 from storage.buckets import BUCKET_MS, bucket_of
 from storage.postgres.pool import Pool, connection

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from parley.settings import Settings
+from schemas.settings import Settings
 from storage.errors import PermanentStoreError, RetryableStoreError
 
 Connection = AsyncConnection[tuple[object, ...]]

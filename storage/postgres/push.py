@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from parley.ids import SEQUENCE_BITS
+from schemas.ids import SEQUENCE_BITS
 from storage.postgres.pool import Pool, connection
 from storage.protocols import PushCandidate, PushEndpoint
 

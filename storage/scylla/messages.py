@@ -15,7 +15,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from parley.ids import id_unix_ms
+from schemas.ids import id_unix_ms
 from schemas.message import Message
 from storage.buckets import bucket_of
 from storage.protocols import SendKey

@@ -1,12 +1,13 @@
 """Runtime settings for every Parley role, read from `PARLEY_*` environment variables.
 
 One `Settings` object serves the gateway, the processors and the CLI so that a deployment
-configures each concern once (the broker address, the database, the limits).
+configures each concern once (the broker address, the database, the limits). It lives with the
+schemas, at the bottom of the import order, because it is a contract too: the environment a
+deployment writes, read by every layer above.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -105,8 +106,3 @@ class Settings(BaseSettings):
         if self.public_ws_url:
             return self.public_ws_url
         return f"ws://{self.http_host}:{self.http_port}/v1/ws"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
