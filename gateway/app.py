@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from gateway.connection import CLOSE_GOING_AWAY, Connection, Services
+from gateway.connection import CLOSE_GOING_AWAY, Connection
 from gateway.connections import Registry
 from gateway.cursors import CursorWriter
 from gateway.drain import CLOSE_SERVICE_RESTART, DRAIN_REASON
@@ -24,6 +24,7 @@ from gateway.inbox import InboxDispatcher
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
+from gateway.services import Services
 from gateway.tokens import Passwords
 from schemas.settings import Settings
 from storage.stores import open_stores

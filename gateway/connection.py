@@ -1,16 +1,9 @@
 """One client socket: hello, sync, then live traffic (SPEC §3).
 
 Lifecycle: AWAITING_HELLO -> SYNCING -> LIVE -> CLOSED; any state may go to CLOSED and no other
-transition is legal. The sync/live handoff (docs/architecture.md):
-
-1. the connection registers for live deliveries (they are held back while SYNCING),
-2. the gateway fixes its read position in the user's inbox partition,
-3. the store is read for every message after the device's cursors,
-4. held-back deliveries are released, then `synced`.
-
-A message stored after (3) read the store was fanned out after (2), so it arrives live; one
-stored before is in the sync. Per channel, ids only grow, so the connection drops any delivery
-whose id it already sent: nothing is lost and nothing is doubled on this socket.
+transition is legal. The sync/live handoff is `gateway/sync.py`'s; what each frame does is a
+command's (`gateway/commands/`). This module holds the socket: its states, its outbox, its
+timers, and the translation of frames to commands and of outcomes to frames.
 """
 
 from __future__ import annotations
@@ -21,29 +14,20 @@ import enum
 import logging
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway import accounts, metrics
-from gateway.connections import Registry
-from gateway.cursors import CursorWriter
+from gateway import metrics
+from gateway.commands import accounts, messages, presence
 from gateway.encoding import frame
 from gateway.errors import ApiError
-from gateway.follower import PartitionFollower
-from gateway.frames import FrameError, check_send, parse_frame, parse_hello
+from gateway.frames import FrameError, parse_frame, parse_hello
 from gateway.outbox import Outbox
-from gateway.presence import PresenceHub, authorize, snapshot
-from gateway.publisher import Publisher
-from gateway.registry import GatewayRegistry
-from gateway.tokens import Passwords
-from schemas.events import MessageSendV1
+from gateway.services import Services
+from gateway.sync import Handoff
 from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Send
-from schemas.ids import id_floor, now_ms, parse_id
-from schemas.settings import Settings
 from storage.protocols import Device
-from storage.stores import Stores
 
 log = logging.getLogger("parley.connection")
 
@@ -69,26 +53,11 @@ _NEXT: dict[State, set[State]] = {
 }
 
 
-@dataclass
-class Services:
-    """What a connection works with; one per gateway process."""
-
-    settings: Settings
-    stores: Stores
-    publisher: Publisher
-    inbox: PartitionFollower
-    presence: PresenceHub
-    registry: Registry
-    cursors: CursorWriter
-    gateways: GatewayRegistry
-    passwords: Passwords
-
-
 class Connection:
     # Slots, and containers made only when needed: a gateway holds thousands of idle sockets.
     __slots__ = (
-        "_delivered",
-        "_held",
+        "_device",
+        "_handoff",
         "_killed",
         "_last_heartbeat",
         "_main",
@@ -98,31 +67,34 @@ class Connection:
         "_tasks",
         "_ws",
         "connection_id",
-        "device_id",
         "state",
-        "user_id",
     )
 
     def __init__(self, websocket: WebSocket, services: Services) -> None:
         self._ws = websocket
         self._s = services
         self.state = State.AWAITING_HELLO
-        self.user_id = ""
-        self.device_id = ""
+        self._device: Device | None = None  # known once the hello's token is checked
         self.connection_id = secrets.token_hex(8)
         self._outbox = Outbox(
             websocket.send_text,
             services.settings.outbound_queue_frames,
             websocket.scope.get("parley.write_text_now"),
         )
-        # Per channel, the newest message id sent on this socket (docs/architecture.md (b)).
-        self._delivered: dict[str, int] = {}
-        self._held: list[tuple[str, int, str]] | None = None
+        self._handoff = Handoff()
         self._tasks: set[asyncio.Task[None]] | None = None
         self._presence_sent: dict[str, str] | None = None
         self._main: asyncio.Task[Any] | None = None
         self._killed: tuple[int, str] | None = None
         self._last_heartbeat = 0.0
+
+    @property
+    def user_id(self) -> str:
+        return self._device.user_id if self._device is not None else ""
+
+    @property
+    def device_id(self) -> str:
+        return self._device.device_id if self._device is not None else ""
 
     def _enter(self, state: State) -> None:
         if state not in _NEXT[self.state]:
@@ -155,7 +127,7 @@ class Connection:
                 }
             )
             try:
-                await self._sync(*greeting)
+                await self._sync(greeting)
             except Exception:
                 log.exception("syncing a socket failed")
                 await self._close_with_error(
@@ -226,7 +198,7 @@ class Connection:
 
     # --- hello -----------------------------------------------------------------------------
 
-    async def _await_hello(self) -> tuple[Hello, Device] | None:
+    async def _await_hello(self) -> Hello | None:
         try:
             async with asyncio.timeout(self._s.settings.hello_timeout_s):
                 message = await self._ws.receive()
@@ -249,8 +221,8 @@ class Connection:
             log.exception("authenticating a socket failed")
             await self._close_with_error("internal", "try again shortly", CLOSE_SERVER_ERROR)
             return None
-        self.user_id, self.device_id = device.user_id, device.device_id
-        return hello, device
+        self._device = device
+        return hello
 
     async def _refuse(self, message: str) -> None:
         await self._close_with_error("unauthorized", message, CLOSE_UNAUTHORIZED)
@@ -263,63 +235,24 @@ class Connection:
 
     # --- sync ------------------------------------------------------------------------------
 
-    async def _sync(self, hello: Hello, device: Device) -> None:
+    async def _sync(self, hello: Hello) -> None:
+        assert self._device is not None
         started = time.monotonic()
-        stores = self._s.stores
-        hello_cursors = hello.cursors or {}
-        memberships = await stores.channels.memberships(self.user_id)
-        await self._s.cursors.flush_device(self.device_id)
-        acked = await stores.cursors.cursors(self.device_id)
-        for m in memberships:
-            given = parse_id(hello_cursors.get(m.channel_id))
-            default = id_floor(max(device.created_at_ms, m.joined_at_ms)) - 1
-            self._delivered[m.channel_id] = given or acked.get(m.channel_id) or default
-        newest = await stores.messages.last_message_ids(sorted(self._delivered))
-        for channel_id, last in newest.items():
-            after = self._delivered[channel_id]
-            while after < last:
-                page = await stores.messages.page(
-                    channel_id, after=after, limit=self._s.settings.sync_page_size
-                )
-                if not page:
-                    break
-                for message in page:
-                    # Waits while the socket drains: a long sync cannot outgrow the outbox.
-                    await self._outbox.put(frame({"type": "message", **message.wire()}))
-                after = self._delivered[channel_id] = page[-1].message_id
-        # Deliveries held back during the sync, then `synced`, all waiting for room in the
-        # outbox like the sync itself; LIVE begins only once nothing is held (no await between
-        # the last check and the switch, so no delivery can slip in out of order).
-        await self._release_held()
-        await self._outbox.put(frame({"type": "synced"}))
-        await self._release_held()
-        self._enter(State.LIVE)
+        # Waits while the socket drains: a long sync cannot outgrow the outbox.
+        await self._handoff.sync(self._s, self._device, hello, self._outbox.put)
+        self._enter(State.LIVE)  # no await since the handoff turned live
         metrics.SYNC_SECONDS.observe(time.monotonic() - started)
-
-    async def _release_held(self) -> None:
-        while self._held:
-            held, self._held = self._held, None
-            for channel_id, message_id, text in held:
-                if message_id > self._delivered.get(channel_id, 0):
-                    self._delivered[channel_id] = message_id
-                    metrics.DELIVERED.inc()
-                    await self._outbox.put(text)
 
     def deliver(self, channel_id: str, message_id: int, text: str) -> None:
         """A message for this connection's user, from the inbox (called in the consumer's loop)."""
-        if self.state is State.SYNCING:
-            if self._held is None:
-                self._held = []
-            self._held.append((channel_id, message_id, text))
-            if len(self._held) > self._s.settings.outbound_queue_frames and self._killed is None:
-                metrics.SLOW_CLOSED.inc()
-                self.kill(CLOSE_TOO_SLOW, "too many messages while syncing: reconnect")
+        if self.state is not State.SYNCING and self.state is not State.LIVE:
             return
-        if self.state is not State.LIVE or message_id <= self._delivered.get(channel_id, 0):
-            return  # already sent on this socket (at-least-once upstream)
-        self._delivered[channel_id] = message_id
-        metrics.DELIVERED.inc()
-        self._queue(text)
+        now = self._handoff.offer(channel_id, message_id, text)
+        if now is not None:
+            self._queue(now)
+        elif self._handoff.held > self._s.settings.outbound_queue_frames and not self._killed:
+            metrics.SLOW_CLOSED.inc()
+            self.kill(CLOSE_TOO_SLOW, "too many messages while syncing: reconnect")
 
     # --- client frames ---------------------------------------------------------------------
 
@@ -358,13 +291,15 @@ class Connection:
             elif isinstance(parsed, Ack):
                 await self._on_ack(parsed)
             elif isinstance(parsed, Heartbeat):
-                await self._on_heartbeat()
+                self._on_heartbeat()
             elif isinstance(parsed, Hello):
                 raise FrameError("invalid", "already said hello")
             else:
                 await self._on_presence_subscribe(parsed)
         except FrameError:
             raise
+        except ApiError as exc:
+            raise FrameError(exc.code, exc.message, ref) from None
         except Exception:
             # The database or broker failed: the client may retry (sends are idempotent).
             log.exception("handling a %s frame failed", parsed.type)
@@ -372,29 +307,13 @@ class Connection:
                 "internal", "the server could not handle this; try again", ref
             ) from None
 
+    @property
+    def _caller(self) -> Device:
+        assert self._device is not None  # frames are read only after the hello
+        return self._device
+
     async def _on_send(self, send: Send) -> None:
-        ref = send.client_msg_id
-        check_send(send)
-        if not self._s.registry.rate_bucket(self.device_id).take():
-            raise FrameError("rate_limited", "too many messages; slow down", ref)
-        # Checked against the database on every send: a removed member is refused at once.
-        if await self._s.stores.channels.membership(send.channel_id, self.user_id) is None:
-            raise FrameError("not_member", "you are not a member of this channel", ref)
-        event = MessageSendV1(
-            channel_id=send.channel_id,
-            sender_id=self.user_id,
-            sender_device_id=self.device_id,
-            client_msg_id=send.client_msg_id,
-            text=send.text,
-            sent_at_ms=now_ms(),
-        )
-        try:
-            acked = await self._s.publisher.send_message(event)
-        except Exception:
-            log.exception("publishing a send failed")
-            raise FrameError(
-                "internal", "could not queue the message; send it again", ref
-            ) from None
+        acked = await messages.send(self._s, self._caller, send)
         if self._tasks is None:
             self._tasks = set()
         task = asyncio.create_task(self._confirm(acked, send))
@@ -415,7 +334,13 @@ class Connection:
             {"type": "accepted", "client_msg_id": send.client_msg_id, "channel_id": send.channel_id}
         )
 
-    async def _on_heartbeat(self) -> None:
+    async def _on_ack(self, ack: Ack) -> None:
+        known = self._handoff.knows(ack.channel_id)
+        await messages.ack(self._s, self._caller, ack, known_member=known)
+        if not known:
+            self._handoff.learn(ack.channel_id)
+
+    def _on_heartbeat(self) -> None:
         # Forwarded at most four times per presence timeout, whatever the client sends.
         now = time.monotonic()
         if now - self._last_heartbeat >= self._s.settings.heartbeat_timeout_s / 4:
@@ -425,19 +350,8 @@ class Connection:
             )
 
     async def _on_presence_subscribe(self, request: PresenceSubscribe) -> None:
-        try:
-            user_ids = await authorize(
-                self._s.stores.friends,
-                self.user_id,
-                request.user_ids,
-                self._s.settings.max_presence_subscriptions,
-            )
-        except ApiError as exc:
-            raise FrameError(exc.code, exc.message) from None
-        # Follow first, then read: a change between the two is not missed (gateway/presence.py).
         self._presence_sent = None
-        await self._s.presence.subscribe(self, user_ids)
-        for body in await snapshot(self._s.stores.presence, user_ids):
+        for body in await presence.watch(self._s, self._caller, self, request.user_ids):
             self.presence(body["user_id"], body["status"], frame({"type": "presence", **body}))
 
     def presence(self, user_id: str, status: str, text: str) -> None:
@@ -450,11 +364,3 @@ class Connection:
             return
         self._presence_sent[user_id] = status
         self._queue(text)
-
-    async def _on_ack(self, ack: Ack) -> None:
-        if ack.channel_id not in self._delivered:
-            if await self._s.stores.channels.membership(ack.channel_id, self.user_id) is None:
-                raise FrameError("not_member", "you are not a member of this channel")
-            # Known to be a member from now on; nothing sent on this socket in it yet.
-            self._delivered[ack.channel_id] = 0
-        self._s.cursors.record(self.device_id, ack.channel_id, int(ack.message_id))

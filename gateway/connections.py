@@ -9,7 +9,8 @@ from gateway.ratelimit import TokenBucket
 
 
 class Deliverable(Protocol):
-    device_id: str
+    @property
+    def device_id(self) -> str: ...
 
     def deliver(self, channel_id: str, message_id: int, text: str) -> None: ...
 

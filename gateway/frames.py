@@ -18,7 +18,7 @@ from schemas.frames import (
     PresenceSubscribe,
     Send,
 )
-from schemas.limits import MAX_FRAME_BYTES, MAX_TEXT_CHARS
+from schemas.limits import MAX_FRAME_BYTES
 
 AnyClientFrame = Hello | Send | Ack | Heartbeat | PresenceSubscribe
 
@@ -70,13 +70,3 @@ def parse_frame(raw: str) -> tuple[AnyClientFrame, str | None]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"][1:])
         raise FrameError("invalid", f"{where}: {first['msg']}", ref) from None
-
-
-def check_send(send: Send) -> None:
-    """What a send's text must be beyond its model, judged before `accepted`: whatever the
-    pipeline or a store could refuse later is refused here (SPEC §4, "accepted means stored")."""
-    ref = send.client_msg_id
-    if len(send.text) > MAX_TEXT_CHARS:
-        raise FrameError("too_large", f"text is limited to {MAX_TEXT_CHARS} characters", ref)
-    if "\x00" in send.text:
-        raise FrameError("invalid", "text must not contain NUL characters", ref)

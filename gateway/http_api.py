@@ -1,4 +1,5 @@
-"""The HTTP API (SPEC §2): each route parses the request and calls one domain function."""
+"""The HTTP API (SPEC §2): each route reads its request, calls one command
+(`gateway/commands/`) and writes its answer."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import accounts, channels, friends, push
-from gateway.connection import Services
+from gateway.commands import accounts, channels, friends, presence, push
 from gateway.encoding import json_response
-from gateway.errors import ApiError, invalid, require_id
-from gateway.presence import authorize, snapshot
+from gateway.errors import ApiError, invalid
+from gateway.services import Services
 from storage.protocols import Device
 
 MAX_BODY_BYTES = 64 * 1024
@@ -61,48 +61,25 @@ async def _device(request: Request) -> Device:
 
 async def create_user(request: Request) -> Response:
     body = await _body(request)
-    services = _services(request)
     user_id, username = await accounts.sign_up(
-        services.stores.accounts,
-        services.passwords,
-        body.get("username"),
-        body.get("password"),
-        body.get("display_name"),
+        _services(request), body.get("username"), body.get("password"), body.get("display_name")
     )
     return json_response({"user_id": user_id, "username": username}, 201)
 
 
 async def create_session(request: Request) -> Response:
     body = await _body(request)
-    services = _services(request)
     login = await accounts.log_in(
-        services.stores.accounts,
-        services.passwords,
-        body.get("username"),
-        body.get("password"),
-        body.get("device_name"),
+        _services(request), body.get("username"), body.get("password"), body.get("device_name")
     )
+    device = login.device
     return json_response(
-        {
-            "token": login.token,
-            "user_id": login.device.user_id,
-            "device_id": login.device.device_id,
-        },
-        201,
+        {"token": login.token, "user_id": device.user_id, "device_id": device.device_id}, 201
     )
 
 
 async def delete_session(request: Request) -> Response:
-    device = await _device(request)
-    services = _services(request)
-    await services.stores.accounts.revoke_device(device.device_id)
-    await services.stores.push.remove_endpoint(device.device_id)
-    services.publisher.presence("logout", device.user_id, device.device_id, "")
-    # Every gateway serving the device closes its sockets (this one included).
-    await services.publisher.device_revoked(device.user_id, device.device_id)
-    for connection in services.registry.of_user(device.user_id):
-        if connection.device_id == device.device_id:
-            connection.revoke()
+    await accounts.log_out(_services(request), await _device(request))
     return Response(status_code=204)
 
 
@@ -117,17 +94,11 @@ async def create_channel(request: Request) -> Response:
     body = await _body(request)
     services = _services(request)
     if body.get("type") == "direct":
-        channel, created = await channels.open_direct(
-            services.stores.channels, device.user_id, body.get("user_id")
-        )
+        channel, created = await channels.open_direct(services, device, body.get("user_id"))
         return json_response(channels.channel_body(channel), 201 if created else 200)
     if body.get("type") == "group":
         channel = await channels.create_group(
-            services.stores.channels,
-            services.publisher,
-            device.user_id,
-            body.get("name"),
-            body.get("member_ids"),
+            services, device, body.get("name"), body.get("member_ids")
         )
         return json_response(channels.channel_body(channel), 201)
     raise invalid("type must be 'direct' or 'group'")
@@ -135,48 +106,34 @@ async def create_channel(request: Request) -> Response:
 
 async def list_channels(request: Request) -> Response:
     device = await _device(request)
-    services = _services(request)
-    found = await channels.list_channels(
-        services.stores.channels, services.stores.messages, device.user_id
-    )
+    found = await channels.list_channels(_services(request), device)
     return json_response({"channels": found})
 
 
 async def add_member(request: Request) -> Response:
     device = await _device(request)
     body = await _body(request)
-    services = _services(request)
     await channels.add_member(
-        services.stores.channels,
-        services.publisher,
-        device.user_id,
-        require_id(request.path_params["channel_id"], "channel_id"),
-        body.get("user_id"),
+        _services(request), device, request.path_params["channel_id"], body.get("user_id")
     )
     return Response(status_code=204)
 
 
 async def remove_member(request: Request) -> Response:
     device = await _device(request)
-    services = _services(request)
+    params = request.path_params
     await channels.remove_member(
-        services.stores.channels,
-        services.publisher,
-        device.user_id,
-        require_id(request.path_params["channel_id"], "channel_id"),
-        require_id(request.path_params["user_id"], "user_id"),
+        _services(request), device, params["channel_id"], params["user_id"]
     )
     return Response(status_code=204)
 
 
 async def channel_messages(request: Request) -> Response:
     device = await _device(request)
-    services = _services(request)
     found = await channels.history(
-        services.stores.channels,
-        services.stores.messages,
-        device.user_id,
-        require_id(request.path_params["channel_id"], "channel_id"),
+        _services(request),
+        device,
+        request.path_params["channel_id"],
         dict(request.query_params),
     )
     return json_response({"messages": [m.wire() for m in found]})
@@ -184,69 +141,47 @@ async def channel_messages(request: Request) -> Response:
 
 async def put_friend(request: Request) -> Response:
     device = await _device(request)
-    services = _services(request)
-    other = require_id(request.path_params["user_id"], "user_id")
-    state = await friends.befriend(services.stores.friends, device.user_id, other)
+    other = request.path_params["user_id"]
+    state = await friends.befriend(_services(request), device, other)
     return json_response({"user_id": other, "status": state})
 
 
 async def delete_friend(request: Request) -> Response:
     device = await _device(request)
-    services = _services(request)
-    other = require_id(request.path_params["user_id"], "user_id")
-    exists = bool(await services.stores.accounts.existing_users([other]))
-    await friends.unfriend(
-        services.stores.friends, services.publisher, exists, device.user_id, other
-    )
+    await friends.unfriend(_services(request), device, request.path_params["user_id"])
     return Response(status_code=204)
 
 
 async def list_friends(request: Request) -> Response:
     device = await _device(request)
-    services = _services(request)
-    found = await friends.friend_list(
-        services.stores.friends, services.stores.presence, device.user_id
-    )
-    return json_response({"friends": found})
+    return json_response({"friends": await friends.friend_list(_services(request), device)})
 
 
 async def get_presence(request: Request) -> Response:
     device = await _device(request)
-    services = _services(request)
     raw = request.query_params.get("user_ids", "")
-    wanted = [require_id(u.strip(), "user_ids[]") for u in raw.split(",") if u.strip()]
-    if not wanted:
-        raise invalid("user_ids is required: a comma-separated list")
-    allowed = await authorize(
-        services.stores.friends,
-        device.user_id,
-        wanted,
-        services.settings.max_presence_subscriptions,
-    )
-    return json_response({"presence": await snapshot(services.stores.presence, allowed)})
+    wanted = [u.strip() for u in raw.split(",") if u.strip()]
+    found = await presence.look_up(_services(request), device, wanted)
+    return json_response({"presence": found})
 
 
 async def put_push_endpoint(request: Request) -> Response:
     device = await _device(request)
     body = await _body(request)
-    endpoint = await push.register(
-        _services(request).stores.push, device, body.get("platform"), body.get("token")
+    endpoint = await push.register_endpoint(
+        _services(request), device, body.get("platform"), body.get("token")
     )
     return json_response(push.endpoint_body(endpoint))
 
 
 async def delete_push_endpoint(request: Request) -> Response:
-    device = await _device(request)
-    await _services(request).stores.push.remove_endpoint(device.device_id)
+    await push.remove_endpoint(_services(request), await _device(request))
     return Response(status_code=204)
 
 
 async def list_push_endpoints(request: Request) -> Response:
-    device = await _device(request)
-    found = await _services(request).stores.push.endpoints([device.user_id])
-    return json_response(
-        {"endpoints": [push.endpoint_body(e) for e in found.get(device.user_id, [])]}
-    )
+    found = await push.list_endpoints(_services(request), await _device(request))
+    return json_response({"endpoints": [push.endpoint_body(e) for e in found]})
 
 
 async def healthz(request: Request) -> Response:

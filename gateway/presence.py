@@ -1,9 +1,8 @@
-"""Presence for sockets and HTTP: who may watch whom, snapshots, and live changes.
+"""Live presence for sockets: the gateway follows the presence changes of watched users.
 
-A socket's `presence.subscribe` names up to `max_presence_subscriptions` users; each must be a
-friend or a channel co-member, otherwise the whole request is refused and reveals nothing.
-The gateway then follows the presence-change partitions of those users (gateway/follower.py),
-reads a snapshot from Postgres, and forwards later changes. Following before reading means no
+Who may watch whom is decided by `gateway/commands/presence.py`. Once a socket's
+`presence.subscribe` is allowed, the gateway follows the presence-change partitions of those
+users (gateway/follower.py), reads a snapshot from the store, and forwards later changes. Following before reading means no
 change is missed between the two; a status is sent only when it differs from the last one sent
 on that socket, so one seen twice is sent once.
 
@@ -17,60 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
 
 from gateway.encoding import frame
-from gateway.errors import ApiError, invalid
 from gateway.follower import PartitionFollower
-from schemas.ids import iso_ms
 from schemas.settings import Settings
-from storage.protocols import FriendStore, PresenceStore
+from storage.protocols import FriendStore
 from topics.definitions import presence_changes_topic
 
 log = logging.getLogger("parley.presence")
 
 
 class Watcher(Protocol):
-    user_id: str
+    @property
+    def user_id(self) -> str: ...
 
     def presence(self, user_id: str, status: str, text: str) -> None: ...
 
 
 def presence_body(user_id: str, status: str, last_active_at: str | None) -> dict[str, Any]:
     return {"user_id": user_id, "status": status, "last_active_at": last_active_at}
-
-
-async def authorize(
-    friends: FriendStore, user_id: str, others: Sequence[str], limit: int
-) -> list[str]:
-    """The users `user_id` asked to watch, if every one of them may be watched."""
-    wanted = list(dict.fromkeys(others))
-    if not all(isinstance(u, str) and u for u in wanted):
-        raise invalid("user_ids must be user id strings")
-    if len(wanted) > limit:
-        raise invalid(f"at most {limit} users at a time")
-    visible = await friends.visible_to(user_id, [u for u in wanted if u != user_id])
-    if any(u != user_id and u not in visible for u in wanted):
-        raise ApiError(
-            403, "not_member", "you may watch only friends and people you share a channel with"
-        )
-    return wanted
-
-
-async def snapshot(store: PresenceStore, user_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Each user's presence now (offline with no last activity if never seen)."""
-    known = await store.get(user_ids)
-    out = []
-    for user_id in user_ids:
-        p = known.get(user_id)
-        if p is None:
-            out.append(presence_body(user_id, "offline", None))
-        else:
-            out.append(presence_body(user_id, p.status, iso_ms(p.last_active_ms)))
-    return out
 
 
 class PresenceHub:

@@ -1,8 +1,7 @@
-"""Publishes client events to topics with acks=all.
+"""Publishes client events to topics: idempotent producers, acks=all.
 
-The embedded broker cannot run the idempotent producer, so idempotence is off: a retried
-produce may duplicate a record, which every consumer tolerates (sends carry their idempotency
-key; deliveries are de-duplicated by message id).
+A send retried by its client may still be published twice; every consumer tolerates that
+(sends carry their idempotency key; deliveries are de-duplicated by message id).
 """
 
 from __future__ import annotations
@@ -13,6 +12,13 @@ import logging
 from typing import Literal
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from schemas.events import (
     ChannelMembersV1,
@@ -35,6 +41,8 @@ from topics.definitions import (
 PresenceKind = Literal["connect", "heartbeat", "disconnect", "logout"]
 
 log = logging.getLogger("parley.publisher")
+
+REVOKE_RETRY_S = 30.0
 
 
 class Publisher:
@@ -91,13 +99,23 @@ class Publisher:
         await self._producer.send_and_wait(self._messages, event.encode(), key=channel_id.encode())
 
     async def device_revoked(self, user_id: str, device_id: str) -> None:
+        """Tell every gateway to close the device's sockets. Retried for up to
+        `REVOKE_RETRY_S`: the device is revoked in the store already, and a logout the client
+        retries would find its token refused and could not publish this again."""
         event = DeviceRevokedV1(user_id=user_id, device_id=device_id)
-        await self._producer.send_and_wait(
-            self._inbox,
-            event.encode(),
-            key=user_id.encode(),
-            partition=inbox_partition(user_id, self._inbox_partitions),
-        )
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(KafkaError),
+            stop=stop_after_delay(REVOKE_RETRY_S),
+            wait=wait_random_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                await self._producer.send_and_wait(
+                    self._inbox,
+                    event.encode(),
+                    key=user_id.encode(),
+                    partition=inbox_partition(user_id, self._inbox_partitions),
+                )
 
     async def presence_access_changed(self, watchers_of: dict[str, list[str]]) -> None:
         """For each watched user, the watchers whose right to watch them may have ended."""

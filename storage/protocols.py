@@ -41,7 +41,7 @@ class User:
     password_hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Device:
     device_id: str
     user_id: str

@@ -6,18 +6,11 @@ import re
 from typing import Any
 
 from gateway.errors import ApiError, invalid, not_found, not_member, require_id, require_name
-from gateway.publisher import Publisher
+from gateway.services import Services
 from schemas.ids import new_id, parse_id
 from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
 from schemas.message import Message
-from storage.protocols import (
-    Channel,
-    ChannelStore,
-    GroupFull,
-    MessageStore,
-    NotAGroup,
-    UnknownUsers,
-)
+from storage.protocols import Channel, ChannelStore, Device, GroupFull, NotAGroup, UnknownUsers
 
 
 def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[str, Any]:
@@ -36,57 +29,61 @@ def _group_full() -> ApiError:
     return ApiError(422, "group_full", f"a group has at most {MAX_GROUP_MEMBERS} members")
 
 
-async def open_direct(channels: ChannelStore, user_id: str, other: object) -> tuple[Channel, bool]:
+async def open_direct(services: Services, caller: Device, other: object) -> tuple[Channel, bool]:
     """The direct channel between the caller and `other` (created once per pair)."""
     other = require_id(other, "user_id")
-    if other == user_id:
+    if other == caller.user_id:
         raise invalid("a direct channel needs another user")
     try:
-        return await channels.get_or_create_direct(new_id(), user_id, other)
+        return await services.stores.channels.get_or_create_direct(new_id(), caller.user_id, other)
     except UnknownUsers:
         raise not_found("user") from None
 
 
 async def create_group(
-    channels: ChannelStore, publisher: Publisher, user_id: str, name: object, member_ids: object
+    services: Services, caller: Device, name: object, member_ids: object
 ) -> Channel:
     """A new group of the caller and `member_ids`."""
     name = require_name(name, "name", 100)
     if not isinstance(member_ids, list) or len(member_ids) > MAX_GROUP_MEMBERS:
         raise invalid(f"member_ids must be a list of at most {MAX_GROUP_MEMBERS} user ids")
     member_ids = [require_id(m, "member_ids[]") for m in member_ids]
-    members = list(dict.fromkeys([user_id, *member_ids]))
+    members = list(dict.fromkeys([caller.user_id, *member_ids]))
     if len(members) < 2:
         raise invalid("a group needs at least one other member")
     try:
-        channel = await channels.create_group(new_id(), name, members, MAX_GROUP_MEMBERS)
+        channel = await services.stores.channels.create_group(
+            new_id(), name, members, MAX_GROUP_MEMBERS
+        )
     except GroupFull:
         raise _group_full() from None
     except UnknownUsers:
         raise not_found("user") from None
-    await publisher.members_changed(channel.channel_id, channel.members)
+    await services.publisher.members_changed(channel.channel_id, channel.members)
     return channel
 
 
-async def list_channels(
-    channels: ChannelStore, messages: MessageStore, user_id: str
-) -> list[dict[str, Any]]:
+async def list_channels(services: Services, caller: Device) -> list[dict[str, Any]]:
     """The caller's channels, each with its newest message id."""
-    found = await channels.channels_of(user_id)
-    last = await messages.last_message_ids([c.channel_id for c in found])
+    found = await services.stores.channels.channels_of(caller.user_id)
+    last = await services.stores.messages.last_message_ids([c.channel_id for c in found])
     return [channel_body(c, last.get(c.channel_id)) for c in found]
 
 
 async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> None:
+    """`not_member` unless `user_id` is in the channel now (read from the store each time: a
+    removed member is refused at once)."""
     if await channels.membership(channel_id, user_id) is None:
         raise not_member()
 
 
 async def add_member(
-    channels: ChannelStore, publisher: Publisher, user_id: str, channel_id: str, new_member: object
+    services: Services, caller: Device, channel_id: object, new_member: object
 ) -> None:
+    channel_id = require_id(channel_id, "channel_id")
     new_member = require_id(new_member, "user_id")
-    await require_member(channels, channel_id, user_id)
+    channels = services.stores.channels
+    await require_member(channels, channel_id, caller.user_id)
     try:
         members = await channels.add_member(channel_id, new_member, MAX_GROUP_MEMBERS)
     except GroupFull:
@@ -96,33 +93,34 @@ async def add_member(
     except UnknownUsers:
         raise not_found("user") from None
     # Published after the commit: the processor fans out later messages to the new list.
-    await publisher.members_changed(channel_id, members)
+    await services.publisher.members_changed(channel_id, members)
 
 
 async def remove_member(
-    channels: ChannelStore, publisher: Publisher, user_id: str, channel_id: str, member: str
+    services: Services, caller: Device, channel_id: object, member: object
 ) -> None:
-    await require_member(channels, channel_id, user_id)
+    channel_id = require_id(channel_id, "channel_id")
+    member = require_id(member, "user_id")
+    channels = services.stores.channels
+    await require_member(channels, channel_id, caller.user_id)
     try:
         members = await channels.remove_member(channel_id, member)
     except NotAGroup:
         raise invalid("members can only be changed in a group") from None
-    await publisher.members_changed(channel_id, members)
+    await services.publisher.members_changed(channel_id, members)
     # Watching one another may have rested on this channel alone.
-    await publisher.presence_access_changed(
+    await services.publisher.presence_access_changed(
         {member: members, **{m: [member] for m in members if m != member}}
     )
 
 
 async def history(
-    channels: ChannelStore,
-    messages: MessageStore,
-    user_id: str,
-    channel_id: str,
-    query: dict[str, str],
+    services: Services, caller: Device, channel_id: object, query: dict[str, str]
 ) -> list[Message]:
     """A page of the channel's messages, ascending by id (SPEC §2)."""
-    await require_member(channels, channel_id, user_id)
+    channel_id = require_id(channel_id, "channel_id")
+    await require_member(services.stores.channels, channel_id, caller.user_id)
+    messages = services.stores.messages
     limit = _limit(query.get("limit"))
     cursors = {k: query[k] for k in ("before", "after", "around") if k in query}
     if len(cursors) > 1:

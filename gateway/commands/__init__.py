@@ -1,0 +1,19 @@
+"""The gateway's commands: one function per thing a client can do, shared by every entry point.
+
+`gateway/http_api.py` (HTTP routes) and `gateway/connection.py` (WebSocket frames) parse their
+input and call a command here; nothing else decides what a command does. Each command takes the
+gateway's `Services` first and the caller's `Device` next (sign-up and log-in have none yet),
+validates everything before it changes anything, and raises `ApiError` for the client. A
+command publishes its events only after its store writes committed (Zulip's rule): a consumer
+that sees the event can read the state it describes.
+
+| module        | commands                                                         |
+|---------------|------------------------------------------------------------------|
+| `accounts`    | sign_up, log_in, authenticate, log_out                           |
+| `channels`    | open_direct, create_group, list_channels, add_member,            |
+|               | remove_member, history                                           |
+| `messages`    | send, ack                                                        |
+| `friends`     | befriend, unfriend, friend_list                                  |
+| `presence`    | watch, look_up                                                   |
+| `push`        | register_endpoint, remove_endpoint, list_endpoints               |
+"""

@@ -1,0 +1,29 @@
+"""What the gateway's commands and connections work with: one `Services` per gateway process,
+made by `gateway/app.py` at start-up and stopped there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.connections import Registry
+from gateway.cursors import CursorWriter
+from gateway.follower import PartitionFollower
+from gateway.presence import PresenceHub
+from gateway.publisher import Publisher
+from gateway.registry import GatewayRegistry
+from gateway.tokens import Passwords
+from schemas.settings import Settings
+from storage.stores import Stores
+
+
+@dataclass
+class Services:
+    settings: Settings
+    stores: Stores
+    publisher: Publisher
+    inbox: PartitionFollower
+    presence: PresenceHub
+    registry: Registry
+    cursors: CursorWriter
+    gateways: GatewayRegistry
+    passwords: Passwords
