@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -73,7 +74,9 @@ def create_app(settings: Settings) -> faust.App:
     shared = SharedStores(settings)
     running = {"pipelines": 0, "notifiers": 0}
 
-    @app.agent(source)
+    # One actor per messages partition: a partition whose batch waits on a retry (or a lock)
+    # holds up only its own channels, never the other partitions this worker owns.
+    @app.agent(source, isolated_partitions=True)
     async def messages(stream: Any) -> None:
         stores = await shared.acquire()
         pipeline = MessagePipeline(
@@ -92,6 +95,13 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.REPEATED.inc(len(result.repeated))
                 metrics.DEAD.inc(result.dead)
                 metrics.DEAD_ACCEPTED.inc(result.dead_accepted)
+        except asyncio.CancelledError:
+            # Faust cancels the actor of a revoked partition and restarts any actor that did
+            # not return, as fast as mode's supervisor allows (its bucket holds one restart, so
+            # two partitions revoked at once end the worker). Ending is what a revoked actor
+            # should do: the batch it held is not acknowledged, and the partition's next owner
+            # reads it again. When the worker stops, this ends the actor just the same.
+            return
         finally:
             running["pipelines"] -= 1
             await shared.release()
@@ -160,10 +170,17 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        # Ready once every agent runs and this worker owns partitions (of any topic).
-        ready_parts = running["pipelines"] and running["notifiers"] and "service" in presence
-        assigned = len(app.consumer.assignment()) if ready_parts else 0
-        ready = assigned > 0
+        # Ready once this worker owns partitions (of any topic) and every agent for them runs:
+        # an actor for each messages partition it owns, the notifier and the presence service.
+        assignment = app.consumer.assignment()
+        owned_messages = sum(1 for tp in assignment if tp.topic == source.get_topic_name())
+        assigned = len(assignment)
+        ready = (
+            assigned > 0
+            and running["pipelines"] >= owned_messages
+            and running["notifiers"] > 0
+            and "service" in presence
+        )
         return web.json(
             {"status": "ok" if ready else "starting", "partitions": assigned},
             status=200 if ready else 503,
