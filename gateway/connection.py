@@ -22,10 +22,11 @@ from gateway import metrics
 from gateway.commands import accounts, messages, presence
 from gateway.encoding import frame
 from gateway.errors import ApiError
-from gateway.frames import FrameError, parse_frame, parse_hello
+from gateway.frames import FrameError, parse_frame, parse_hello, too_large
 from gateway.outbox import Outbox
 from gateway.services import Services
 from gateway.sync import Handoff
+from gateway.wsprotocol import OVERSIZED
 from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Send
 from storage.protocols import Device
 
@@ -271,9 +272,14 @@ class Connection:
                     if message["type"] == "websocket.disconnect":
                         return
                     raw = message.get("text")
+                    head = message.get(OVERSIZED)
                     del message  # neither it nor `raw` is held while the socket idles
                     if raw is None:
-                        self._error("invalid", "frames must be JSON text")
+                        if head is not None:
+                            refused = too_large(head)
+                            self._error(refused.code, refused.message, refused.ref)
+                        else:
+                            self._error("invalid", "frames must be JSON text")
                         continue
                     try:
                         await self._on_frame(raw)

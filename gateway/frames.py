@@ -5,6 +5,8 @@ A frame that fails here is answered with an `error` frame; the socket stays open
 
 from __future__ import annotations
 
+import re
+
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
@@ -31,6 +33,19 @@ class FrameError(Exception):
     def __init__(self, code: str, message: str, ref: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.ref = code, message, ref
+
+
+# A client_msg_id as clients write it: an early, unescaped string member of the frame.
+_CLIENT_MSG_ID = re.compile(r'"client_msg_id"\s*:\s*"([^"\\\x00-\x1f]{1,64})"')
+
+
+def too_large(head: str) -> FrameError:
+    """The answer to a frame over MAX_FRAME_BYTES, of which only `head` was kept: `too_large`,
+    with `ref` when the head shows the frame's `client_msg_id`."""
+    found = _CLIENT_MSG_ID.search(head)
+    return FrameError(
+        "too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes", found and found.group(1)
+    )
 
 
 def parse_hello(raw: str | bytes) -> Hello:

@@ -66,9 +66,9 @@ def serve(settings: Settings) -> None:
         host=settings.http_host,
         port=settings.http_port,
         ws=LeanWSProtocol,
-        # Frames between MAX_FRAME_BYTES and twice that are read and answered `too_large` with
-        # the socket kept open; larger ones are refused by the transport (close 1009).
-        ws_max_size=2 * MAX_FRAME_BYTES,
+        # Frames up to MAX_FRAME_BYTES are read whole and judged on their decoded text; larger
+        # ones are dropped as they arrive and answered `too_large` (gateway/wsprotocol.py).
+        ws_max_size=MAX_FRAME_BYTES,
         ws_ping_interval=None,
         # Browsers offer permessage-deflate on every socket. Accepted, it keeps a zlib stream
         # per direction per socket (hundreds of KiB each) to shrink chat lines of a few hundred

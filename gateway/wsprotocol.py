@@ -12,6 +12,10 @@ They provide only what uvicorn's `WSProtocol` calls on them: `put_nowait`, `get`
 `set`, `clear` and `wait`. `write_text_now` reads uvicorn's `disconnected`, `close_sent`,
 `handshake_complete`, `response_started`, `writable` and wsproto's connection state. An upgrade
 of uvicorn must check that all this still holds.
+
+A message over `ws_max_size` does not close the socket (uvicorn closes it with 1009): the rest
+of it is read and dropped as it arrives, so memory does not grow with its size, and the app gets
+one `OVERSIZED` event in its place, which it answers with a `too_large` error (SPEC §4).
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ import functools
 from typing import Any
 
 from uvicorn.config import Config
-from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+from uvicorn.protocols.websockets.wsproto_impl import FrameTooLargeError, WSProtocol
 from uvicorn.server import ServerState
+from wsproto import events
 from wsproto.connection import ConnectionState
 from wsproto.handshake import H11Handshake
+
+# The ASGI receive event of a message over `ws_max_size`: its text is not kept, only its head
+# (`OVERSIZED_HEAD_CHARS`), from which the gateway reads a `client_msg_id` to answer with.
+OVERSIZED = "parley.oversized_head"
+OVERSIZED_HEAD_CHARS = 512
 
 
 class EventQueue:
@@ -132,6 +142,7 @@ class LeanWSProtocol(WSProtocol):
         "last_ping_rtt",
         "logger",
         "loop",
+        "oversized",
         "pending_ping_payload",
         "ping_interval",
         "ping_sent_at",
@@ -162,6 +173,31 @@ class LeanWSProtocol(WSProtocol):
         writable = Flag()
         writable.set()
         self.writable = writable  # type: ignore[assignment]
+        # The head of the message being dropped, while one over `ws_max_size` arrives.
+        self.oversized: str | None = None
+
+    def handle_message(self, event: events.TextMessage | events.BytesMessage) -> None:
+        if self.oversized is None:
+            try:
+                self.buffer.extend(event)
+            except FrameTooLargeError:
+                kept = self.buffer.value.getvalue() if self.buffer.value is not None else ""
+                self.oversized = kept[:OVERSIZED_HEAD_CHARS] if isinstance(kept, str) else ""
+                self.buffer.clear()
+        if not event.message_finished:
+            return
+        message: Any
+        if self.oversized is not None:
+            message = {"type": "websocket.receive", OVERSIZED: self.oversized}
+            self.oversized = None
+        else:
+            message = self.buffer.to_message()
+            self.buffer.clear()
+        self.queue.put_nowait(message)
+        # As uvicorn does: read no more until the app took this message.
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     async def send(self, message: Any) -> None:
         await super().send(message)

@@ -2,7 +2,9 @@
 
 MAX_TEXT_CHARS = 100_000
 MAX_CLIENT_MSG_ID_CHARS = 64
-MAX_FRAME_BYTES = 512 * 1024
+# The largest frame read whole: a 100,000-character text in any valid JSON encoding fits, the
+# largest being 100,000 astral characters escaped as surrogate pairs (12 bytes each, 1.2 MB).
+MAX_FRAME_BYTES = 1536 * 1024
 MAX_GROUP_MEMBERS = 100
 HISTORY_LIMIT_DEFAULT = 50
 HISTORY_LIMIT_MAX = 100

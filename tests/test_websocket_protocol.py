@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import orjson
 import pytest
 
 from tests.client import Api, Socket
@@ -140,26 +139,6 @@ async def test_compression_a_browser_offers_is_declined_and_frames_of_every_leng
         await socket.send_text(channel, text or "-", client_msg_id=f"len-{i}")
     got = await reader.collect_messages(channel, len(texts))
     assert [m["text"] for m in got] == [t or "-" for t in texts]
-
-
-async def test_frame_over_512_kib_is_refused_without_closing(api: Api) -> None:
-    a, b = await api.new_device(), await api.new_device()
-    channel = await api.direct(a, b.user_id)
-    socket = await api.connect(a)
-    big = orjson.dumps(
-        {"type": "send", "client_msg_id": "big", "channel_id": channel, "text": "a" * (512 * 1024)}
-    ).decode()
-    await socket.ws.send(big)
-    frame = await socket.next()
-    assert frame["type"] == "error" and frame["code"] == "too_large"
-    await socket.send_text(channel, "fine")
-    assert (await socket.until(lambda f: f["type"] == "accepted"))["channel_id"] == channel
-
-
-async def test_frame_beyond_the_transport_cap_closes_with_1009(api: Api) -> None:
-    socket = await api.connect(await api.new_device())
-    await socket.ws.send("x" * (1024 * 1024 + 1))
-    assert await closed(socket) == 1009
 
 
 async def test_send_to_a_channel_one_is_not_in_gets_not_member(api: Api) -> None:
