@@ -21,6 +21,7 @@ from gateway.errors import ApiError
 from gateway.follower import PartitionFollower
 from gateway.http_api import routes
 from gateway.inbox import InboxDispatcher
+from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
@@ -75,7 +76,16 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.draining = False
         app.state.services = Services(
-            settings, stores, publisher, inbox, hub, registry, cursors, gateways, passwords
+            settings,
+            stores,
+            publisher,
+            inbox,
+            hub,
+            registry,
+            cursors,
+            gateways,
+            passwords,
+            Budget(settings.gateway_outbound_bytes),
         )
         try:
             yield

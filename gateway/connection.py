@@ -80,6 +80,8 @@ class Connection:
         self._outbox = Outbox(
             websocket.send_text,
             services.settings.outbound_queue_frames,
+            services.settings.outbound_queue_bytes,
+            services.outbound,
             websocket.scope.get("parley.write_text_now"),
         )
         self._handoff = Handoff()
@@ -251,7 +253,10 @@ class Connection:
         now = self._handoff.offer(channel_id, message_id, text)
         if now is not None:
             self._queue(now)
-        elif self._handoff.held > self._s.settings.outbound_queue_frames and not self._killed:
+            return
+        settings, handoff = self._s.settings, self._handoff
+        too_many = handoff.held > settings.outbound_queue_frames
+        if (too_many or handoff.held_bytes > settings.outbound_queue_bytes) and not self._killed:
             metrics.SLOW_CLOSED.inc()
             self.kill(CLOSE_TOO_SLOW, "too many messages while syncing: reconnect")
 

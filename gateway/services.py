@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gateway.connections import Registry
 from gateway.cursors import CursorWriter
 from gateway.follower import PartitionFollower
+from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from gateway.registry import GatewayRegistry
@@ -27,3 +28,4 @@ class Services:
     cursors: CursorWriter
     gateways: GatewayRegistry
     passwords: Passwords
+    outbound: Budget  # bytes queued to every socket of this gateway

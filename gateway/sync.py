@@ -15,6 +15,7 @@ sent on this socket is dropped: nothing is lost and nothing is doubled on this s
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 
 from gateway import metrics
@@ -31,17 +32,23 @@ class Handoff:
     """What one socket was sent, per channel, and the deliveries held back while it syncs."""
 
     # Slots, and the held list made only when needed: a gateway holds thousands of sockets.
-    __slots__ = ("_delivered", "_held", "_live")
+    __slots__ = ("_delivered", "_held", "_held_bytes", "_live")
 
     def __init__(self) -> None:
         # Per channel, the newest message id sent on this socket.
         self._delivered: dict[str, int] = {}
         self._held: list[tuple[str, int, str]] | None = None
+        self._held_bytes = 0
         self._live = False
 
     @property
     def held(self) -> int:
         return len(self._held or ())
+
+    @property
+    def held_bytes(self) -> int:
+        """The memory of the held frames (as `gateway/outbox.py` counts it)."""
+        return self._held_bytes
 
     def knows(self, channel_id: str) -> bool:
         """Whether the socket's user was a member of the channel when it synced (or since)."""
@@ -58,6 +65,7 @@ class Handoff:
             if self._held is None:
                 self._held = []
             self._held.append((channel_id, message_id, text))
+            self._held_bytes += sys.getsizeof(text)
             return None
         if message_id <= self._delivered.get(channel_id, 0):
             return None
@@ -100,6 +108,7 @@ class Handoff:
     async def _release(self, put: Put) -> None:
         while self._held:
             held, self._held = self._held, None
+            self._held_bytes = 0
             for channel_id, message_id, text in held:
                 if message_id > self._delivered.get(channel_id, 0):
                     self._delivered[channel_id] = message_id

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     send_rate_per_s: float = 20.0
     send_burst: int = 50
     outbound_queue_frames: int = 10_000
+    # Bytes (of queued frames' memory) one socket may have waiting before it is closed (4008),
+    # and all sockets of a gateway together.
+    outbound_queue_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    gateway_outbound_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
     cursor_flush_interval_s: float = 0.5
     max_presence_subscriptions: int = 500
     sync_page_size: int = Field(default=500, ge=1, le=5000)

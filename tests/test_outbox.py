@@ -4,8 +4,9 @@ sync waiting for room, and a dead socket's frames dropped quietly."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
-from gateway.outbox import Outbox
+from gateway.outbox import Budget, Outbox
 
 
 class Peer:
@@ -26,7 +27,7 @@ class Peer:
 
 async def test_frames_are_written_in_order_and_the_writer_ends_when_empty() -> None:
     peer = Peer()
-    outbox = Outbox(peer.send, limit=10)
+    outbox = Outbox(peer.send, limit=10, byte_limit=1 << 20, budget=Budget(1 << 30))
     assert all(outbox.offer(f"f{i}") for i in range(5))
     await outbox.drain(5)
     assert peer.written == [f"f{i}" for i in range(5)]
@@ -39,7 +40,7 @@ async def test_frames_are_written_in_order_and_the_writer_ends_when_empty() -> N
 async def test_a_stalled_peer_fills_the_outbox_and_then_frames_are_refused() -> None:
     peer = Peer()
     peer.reading.clear()
-    outbox = Outbox(peer.send, limit=3)
+    outbox = Outbox(peer.send, limit=3, byte_limit=1 << 20, budget=Budget(1 << 30))
     assert outbox.offer("in flight")
     await asyncio.sleep(0)  # the writer takes it and waits on the peer
     assert [outbox.offer(f"q{i}") for i in range(4)] == [True, True, True, False]
@@ -51,7 +52,7 @@ async def test_a_stalled_peer_fills_the_outbox_and_then_frames_are_refused() -> 
 async def test_put_waits_for_room_instead_of_refusing() -> None:
     peer = Peer()
     peer.reading.clear()
-    outbox = Outbox(peer.send, limit=2)
+    outbox = Outbox(peer.send, limit=2, byte_limit=1 << 20, budget=Budget(1 << 30))
     for text in ("a", "b", "c"):
         outbox.offer(text)
         await asyncio.sleep(0)
@@ -67,7 +68,7 @@ async def test_put_waits_for_room_instead_of_refusing() -> None:
 async def test_after_the_socket_is_gone_frames_are_dropped_quietly() -> None:
     peer = Peer()
     peer.broken = True
-    outbox = Outbox(peer.send, limit=2)
+    outbox = Outbox(peer.send, limit=2, byte_limit=1 << 20, budget=Budget(1 << 30))
     outbox.offer("lost")
     await outbox.drain(5)
     assert all(outbox.offer(f"x{i}") for i in range(10))  # never "too slow": just gone
@@ -78,7 +79,7 @@ async def test_after_the_socket_is_gone_frames_are_dropped_quietly() -> None:
 async def test_stop_drops_what_is_queued() -> None:
     peer = Peer()
     peer.reading.clear()
-    outbox = Outbox(peer.send, limit=5)
+    outbox = Outbox(peer.send, limit=5, byte_limit=1 << 20, budget=Budget(1 << 30))
     for text in ("a", "b", "c"):
         outbox.offer(text)
     await asyncio.sleep(0)
@@ -98,7 +99,9 @@ async def test_a_frame_with_nothing_waiting_is_written_at_once_and_order_holds()
             direct.append(text)
         return taking
 
-    outbox = Outbox(peer.send, limit=10, write_now=write_now)
+    outbox = Outbox(
+        peer.send, limit=10, byte_limit=1 << 20, budget=Budget(1 << 30), write_now=write_now
+    )
     assert outbox.offer("now")
     assert direct == ["now"] and not [
         t for t in asyncio.all_tasks() if t is not asyncio.current_task()
@@ -116,3 +119,25 @@ async def test_a_frame_with_nothing_waiting_is_written_at_once_and_order_holds()
     assert peer.written == ["q0", "q1"]
     assert outbox.offer("now again")
     assert direct == ["now", "now again"]
+
+
+async def test_bytes_are_bounded_per_socket_and_over_the_gateway_and_given_back_when_written() -> (
+    None
+):
+    peer = Peer()
+    peer.reading.clear()
+    budget = Budget(1 << 30)
+    frame = "x" * 1000
+    size = sys.getsizeof(frame)
+    outbox = Outbox(peer.send, limit=1000, byte_limit=3 * size, budget=budget)
+    assert outbox.offer(frame)
+    await asyncio.sleep(0)  # the writer takes it and waits on the peer: it no longer counts
+    assert [outbox.offer(frame) for _ in range(4)] == [True, True, True, False]
+    assert budget.queued == 3 * size
+    # The gateway's total refuses a socket whose own budget still has room.
+    other = Outbox(Peer().send, limit=1000, byte_limit=1 << 20, budget=Budget(2 * size))
+    assert [other.offer(frame) for _ in range(3)] == [True, True, False]
+    peer.reading.set()
+    await outbox.drain(5)
+    assert budget.queued == 0 and len(peer.written) == 4
+    await other.stop()
