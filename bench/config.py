@@ -1,11 +1,16 @@
-"""Command-line options and the sizes of each scenario (default run and `--quick`)."""
+"""The bench's options and the sizes of each scenario: one dataclass, from which the command
+line is derived (each field's `typer.Option` names and explains it), and the `--quick` sizes."""
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_type_hints
+
+import typer
 
 SCENARIOS = ("floor", "connections", "storm", "latency", "throughput", "soak", "presence")
 """Run order. Memory per connection is measured first, on a gateway that has not yet carried
@@ -14,94 +19,258 @@ runs on topics and tables the scenarios before it filled. Presence comes last: i
 leaves the processor tracking sockets that never existed."""
 
 
-def _rates(text: str) -> list[float]:
-    try:
-        rates = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
-    if not rates or any(r <= 0 for r in rates):
-        raise argparse.ArgumentTypeError("rates must be positive")
-    return rates
+class Numbers(list[float]):
+    """A comma-separated list of positive numbers on the command line (`--latency-rates 100,1000`):
+    a type of its own, since typer reads a `list` option as a repeated one."""
+
+    @classmethod
+    def parse(cls, text: str | list[float]) -> Numbers:
+        if isinstance(text, list):  # a default, already parsed
+            return cls(text)
+        try:
+            numbers = cls(float(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise typer.BadParameter(f"not a list of numbers: {text!r}") from None
+        if not numbers or min(numbers) <= 0:
+            raise typer.BadParameter(f"not a list of positive numbers: {text!r}")
+        return numbers
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in _rates(text)]
+class Counts(list[int]):
+    """A comma-separated list of positive whole numbers (`--conn-levels 1000,5000`)."""
+
+    @classmethod
+    def parse(cls, text: str | list[int]) -> Counts:
+        if isinstance(text, list):
+            return cls(text)
+        try:
+            return cls(int(n) for n in Numbers.parse(text))
+        except ValueError:
+            raise typer.BadParameter(f"not a list of whole numbers: {text!r}") from None
 
 
-def _only(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    unknown = [n for n in names if n not in SCENARIOS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
-        )
-    return [s for s in SCENARIOS if s in names]
+class Names(list[str]):
+    """A comma-separated subset of SCENARIOS, kept in run order."""
+
+    @classmethod
+    def parse(cls, text: str | list[str]) -> Names:
+        names = text if isinstance(text, list) else [x.strip() for x in text.split(",")]
+        unknown = [n for n in names if n and n not in SCENARIOS]
+        if unknown:
+            raise typer.BadParameter(
+                f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+            )
+        return cls(s for s in SCENARIOS if s in names)
+
+
+def _numbers(name: str, help: str, kind: type[Numbers | Counts] = Numbers) -> Any:
+    return typer.Option(name, parser=kind.parse, metavar="N,N,…", help=help)
+
+
+QUICK: dict[str, Any] = {
+    "latency_rates": [100.0, 300.0],
+    "latency_duration_s": 3.0,
+    "pairs": 3,
+    "group_size": 10,
+    "throughput_rates": [200.0, 500.0],
+    "group_throughput_rates": [20.0, 50.0],
+    "step_s": 3.0,
+    "throughput_pairs": 5,
+    "conn_levels": [200, 500],
+    "sockets_per_user": 20,
+    "workers": 2,
+    "storm_clients": 500,
+    "storm_deadline_s": 30.0,
+    "drain_s": 3.0,
+    "quiesce_max_s": 5.0,
+    "abort_after_s": 3.0,
+    "max_minutes": 5.0,
+    "presence_users": 22,
+    "presence_watch": 10,
+    "presence_rates": [2.0],
+    "presence_step_s": 5.0,
+    "presence_hold_s": 5.0,
+    "presence_flood_events": 20_000,
+    "soak_messages": 2_000,
+    "soak_rate": 200.0,
+}
+"""What `--quick` changes: small counts that show the harness and the stack work end to end."""
+
+
+def _quick(ctx: typer.Context, quick: bool) -> bool:
+    # Eager, so it runs before the other options take their defaults: these become the
+    # defaults, and options given on the command line still win.
+    if quick:
+        ctx.default_map = {**(ctx.default_map or {}), **QUICK}
+    return quick
 
 
 @dataclass
 class Config:
-    url: str | None = None
-    kafka_bootstrap: str | None = None
-    gateway_pid: int | None = None
-    only: list[str] = field(default_factory=lambda: list(SCENARIOS))
-    quick: bool = False
-    results_dir: Path = Path("bench/results")
-    keep_data: bool = False
-    verbose: bool = False
-    max_minutes: float = 15.0
-    data_dir: Path | None = None
-    message_store: str = "postgres"
-    """`parley dev --message-store`: postgres, or scylla (on an embedded Cassandra)."""
-    signup_concurrency: int = 2
-    # Latency (and the floor, at the same rates).
-    latency_rates: list[float] = field(default_factory=lambda: [100.0, 1000.0])
-    latency_duration_s: float = 10.0
-    floor_partitions: int = 8
-    """The floor's topic is spread like the messages topic (PARLEY_MESSAGES_PARTITIONS)."""
-    floor_transactions: bool = True
-    """Also measure the floor with a transactional producer and a read_committed consumer."""
-    floor_txn_retry_ms: float | None = None
-    """aiokafka's retry after CONCURRENT_TRANSACTIONS (None: its own 20 ms)."""
-    depth_probe: bool = True
-    pairs: int = 10
-    group_size: int = 100
+    url: Annotated[
+        str | None,
+        typer.Option(help="Benchmark the running stack at this http://127.0.0.1:PORT."),
+    ] = None
+    kafka_bootstrap: Annotated[
+        str | None,
+        typer.Option(help="With --url: the broker for the floor and presence [127.0.0.1:19092]."),
+    ] = None
+    gateway_pid: Annotated[
+        int | None, typer.Option(help="With --url: the gateway process to measure RSS of.")
+    ] = None
+    only: Annotated[
+        Names,
+        typer.Option(parser=Names.parse, metavar="A,B,…", help="A subset of the scenarios."),
+    ] = field(default_factory=lambda: Names(SCENARIOS))
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            is_eager=True,
+            callback=_quick,
+            help="Small counts (~5 minutes): a smoke test.",
+        ),
+    ] = False
+    results_dir: Annotated[Path, typer.Option(help="Where the results go.")] = Path("bench/results")
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep the temp data dir.")] = False
+    verbose: Annotated[bool, typer.Option("--verbose", help="Echo the parley dev output.")] = False
+    max_minutes: Annotated[
+        float, typer.Option(help="Skip the scenarios that would start later than this.")
+    ] = 15.0
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run parley dev on this data dir (kept), and keep the bench's accounts in it "
+            "for later runs on the same dir."
+        ),
+    ] = None
+    message_store: Annotated[
+        Literal["postgres", "scylla"],
+        typer.Option(help="The store parley dev runs with (scylla: on an embedded Cassandra)."),
+    ] = "postgres"
+    signup_concurrency: Annotated[int, typer.Option(min=1, help="Parallel signups.")] = 2
+    # Latency, and the floor at the same rates.
+    latency_rates: Annotated[
+        Numbers, _numbers("--latency-rates", "Msgs/s of the latency runs.")
+    ] = field(default_factory=lambda: Numbers([100.0, 1000.0]))
+    with_5k: Annotated[
+        bool, typer.Option("--with-5k", help="Also measure latency (and the floor) at 5,000/s.")
+    ] = False
+    latency_duration_s: Annotated[
+        float, typer.Option("--latency-duration", help="Seconds per latency run.")
+    ] = 10.0
+    floor_partitions: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Partitions of the floor's topic (as PARLEY_MESSAGES_PARTITIONS)."
+        ),
+    ] = 8
+    floor_transactions: Annotated[
+        bool, typer.Option(help="Also measure the floor with a transaction per batch.")
+    ] = True
+    floor_txn_retry_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="Set aiokafka's fixed 20 ms wait before it retries a transaction the broker "
+            "still commits (CONCURRENT_TRANSACTIONS), for the transactional floor."
+        ),
+    ] = None
+    depth_probe: Annotated[
+        bool, typer.Option(help="After the floor, check that a deep partition is served promptly.")
+    ] = True
+    pairs: Annotated[int, typer.Option(min=1, help="1:1 pairs of the latency runs.")] = 10
+    group_size: Annotated[
+        int, typer.Option(min=2, max=100, help="Members of the latency and throughput groups.")
+    ] = 100
     # Throughput.
-    throughput_rates: list[float] = field(
-        default_factory=lambda: [100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0]
-    )
-    group_throughput_rates: list[float] = field(
-        default_factory=lambda: [10.0, 20.0, 30.0, 50.0, 75.0, 100.0]
-    )
-    """Messages/s sent into the throughput group; each is delivered to every other member."""
-    step_s: float = 10.0
-    throughput_pairs: int = 50
-    p99_bound_ms: float = 100.0
+    throughput_rates: Annotated[
+        Numbers, _numbers("--throughput-rates", "Msgs/s of the 1:1 throughput steps.")
+    ] = field(default_factory=lambda: Numbers([100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0]))
+    group_throughput_rates: Annotated[
+        Numbers,
+        _numbers("--group-throughput-rates", "Msgs/s of the group steps (each to every member)."),
+    ] = field(default_factory=lambda: Numbers([10.0, 20.0, 30.0, 50.0, 75.0, 100.0]))
+    step_s: Annotated[
+        float, typer.Option("--step-seconds", help="Seconds per throughput step.")
+    ] = 10.0
+    throughput_pairs: Annotated[int, typer.Option(min=1, help="1:1 pairs of the throughput.")] = 50
+    p99_bound_ms: Annotated[
+        float, typer.Option(help="The p99 within which a throughput step counts.")
+    ] = 100.0
     # Soak.
-    soak_messages: int = 50_000
-    soak_rate: float = 500.0
-    soak_quiet_channels: int = 30
+    soak_messages: Annotated[
+        int, typer.Option(min=1, help="Messages of the soak (40% in one channel).")
+    ] = 50_000
+    soak_rate: Annotated[float, typer.Option(min=0.001, help="Msgs/s of the soak.")] = 500.0
+    soak_quiet_channels: Annotated[
+        int, typer.Option(min=1, help="The soak's channels besides the busy one.")
+    ] = 30
     # Connections and the reconnect storm.
-    conn_levels: list[int] = field(default_factory=lambda: [1000, 5000, 10000])
-    sockets_per_user: int = 40
-    workers: int = 4
-    connect_concurrency: int = 64
-    storm_clients: int = 5000
-    storm_deadline_s: float = 60.0
-    unread_per_channel: int = 3
+    conn_levels: Annotated[
+        Counts, _numbers("--conn-levels", "Idle sockets per memory level.", Counts)
+    ] = field(default_factory=lambda: Counts([1000, 5000, 10000]))
+    sockets_per_user: Annotated[
+        int, typer.Option(min=1, help="Idle sockets sharing one device token.")
+    ] = 40
+    workers: Annotated[int, typer.Option(min=1, help="Client processes holding idle sockets.")] = 4
+    connect_concurrency: Annotated[
+        int, typer.Option(min=1, help="Sockets connecting at once, over all workers.")
+    ] = 64
+    storm_clients: Annotated[int, typer.Option(min=1, help="Clients of the reconnect storm.")] = (
+        5000
+    )
+    storm_deadline_s: Annotated[
+        float, typer.Option(help="Seconds the storm's clients have to sync.")
+    ] = 60.0
+    unread_per_channel: Annotated[
+        int, typer.Option(min=0, help="Unread messages per idle user's ring channel.")
+    ] = 3
     # Presence.
-    presence_users: int = 510
-    presence_watch: int = 50
-    presence_sockets_per_user: int = 1
-    presence_rates: list[float] | None = None
-    """Users taken offline (and back) per second, one step each; None: 2.5% of them."""
-    presence_step_s: float = 30.0
-    presence_timeout_s: float = 30.0
-    presence_hold_s: float = 20.0
-    presence_flood_events: int = 200_000
+    presence_users: Annotated[int, typer.Option(min=1, help="Accounts of the presence runs.")] = 510
+    presence_watch: Annotated[
+        int, typer.Option(min=1, max=99, help="Users each presence socket watches.")
+    ] = 50
+    presence_sockets_per_user: Annotated[
+        int, typer.Option(min=1, help="Sockets per presence account, watching the same users.")
+    ] = 1
+    presence_rates: Annotated[
+        Numbers | None,
+        _numbers(
+            "--presence-rates", "Users taken offline and back per second, a step each [2.5%]."
+        ),
+    ] = None
+    presence_step_s: Annotated[
+        float, typer.Option("--presence-step-seconds", help="Seconds of closes per step.")
+    ] = 30.0
+    presence_timeout_s: Annotated[
+        float, typer.Option("--presence-timeout", help="The stack's PARLEY_HEARTBEAT_TIMEOUT_S.")
+    ] = 30.0
+    presence_hold_s: Annotated[
+        float, typer.Option("--presence-hold-seconds", help="Seconds of the idle presence hold.")
+    ] = 20.0
+    presence_flood_events: Annotated[
+        int, typer.Option(min=1, help="Events produced straight to the topic for the ceiling.")
+    ] = 200_000
     # Bounds.
-    drain_s: float = 5.0
-    quiesce_max_s: float = 20.0
-    abort_after_s: float = 5.0
+    drain_s: Annotated[
+        float, typer.Option("--drain-seconds", help="Wait for deliveries after each run.")
+    ] = 5.0
+    quiesce_max_s: Annotated[
+        float, typer.Option("--quiesce-seconds", help="At most this wait for quiet between runs.")
+    ] = 20.0
+    abort_after_s: Annotated[
+        float, typer.Option("--abort-after", help="Stop a run once a message is this late.")
+    ] = 5.0
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            self.kafka_bootstrap = self.kafka_bootstrap or "127.0.0.1:19092"
+        if self.with_5k and 5000.0 not in self.latency_rates:
+            self.latency_rates = Numbers([*self.latency_rates, 5000.0])
+        self.conn_levels = Counts(sorted(set(self.conn_levels)))
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
     def users_needed(self) -> int:
         need = 2
@@ -130,7 +299,7 @@ class Config:
         return (
             self.presence_group_count()
             * self.presence_group_size()
-            * (self.presence_sockets_per_user)
+            * self.presence_sockets_per_user
         )
 
     def presence_connect_s(self) -> float:
@@ -175,200 +344,25 @@ class Config:
         return max(math.ceil(sockets / self.sockets_per_user), 4)
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="Parley benchmarks (SPEC §6): latency, throughput, idle connection memory, "
-        "reconnect storm, the broker floor, and presence (issue #4). Only against 127.0.0.1.",
-    )
-    parser.add_argument(
-        "--url",
-        help="benchmark a running stack at this http://127.0.0.1:PORT instead of starting "
-        "`parley dev`",
-    )
-    parser.add_argument(
-        "--kafka-bootstrap",
-        help="with --url: the broker for the floor scenario (default 127.0.0.1:19092)",
-    )
-    parser.add_argument(
-        "--gateway-pid", type=int, help="with --url: the gateway process to measure RSS of"
-    )
-    parser.add_argument(
-        "--only", type=_only, help=f"comma-separated subset of: {', '.join(SCENARIOS)}"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="small counts (~3 minutes): a smoke test"
-    )
-    parser.add_argument("--results-dir", type=Path, help="default bench/results")
-    parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="run parley dev on this data dir (kept) and keep the bench's accounts in it, so a "
-        "later run on the same dir reuses them instead of signing up again",
-    )
-    parser.add_argument(
-        "--message-store",
-        choices=("postgres", "scylla"),
-        help="the store parley dev runs with (scylla: on an embedded Cassandra; default postgres)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="echo the parley dev output")
-    parser.add_argument("--max-minutes", type=float, help="skip scenarios that would start later")
-    parser.add_argument("--latency-rates", type=_rates, help="msgs/s, default 100,1000")
-    parser.add_argument(
-        "--with-5k", action="store_true", help="also measure latency (and the floor) at 5,000/s"
-    )
-    parser.add_argument(
-        "--floor-partitions", type=int, help="partitions of the floor's topic, default 8"
-    )
-    parser.add_argument(
-        "--floor-transactions",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also measure the floor with a transaction per batch, read_committed (default on)",
-    )
-    parser.add_argument(
-        "--floor-txn-retry-ms",
-        type=float,
-        help="set aiokafka's fixed 20 ms wait before it retries a transaction the broker still "
-        "commits (CONCURRENT_TRANSACTIONS), for the transactional floor",
-    )
-    parser.add_argument(
-        "--depth-probe",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="after the floor, check that a partition of 20,000 batches is served promptly",
-    )
-    parser.add_argument("--latency-duration", type=float, help="seconds per latency run")
-    parser.add_argument("--pairs", type=int, help="1:1 pairs in the latency scenario")
-    parser.add_argument("--group-size", type=int, help="members of the latency group (≤ 100)")
-    parser.add_argument("--throughput-rates", type=_rates, help="offered msgs/s per step")
-    parser.add_argument(
-        "--group-throughput-rates",
-        type=_rates,
-        help="msgs/s per step into the throughput group (each delivered to every other member)",
-    )
-    parser.add_argument("--step-seconds", type=float, help="seconds per throughput step")
-    parser.add_argument("--throughput-pairs", type=int, help="1:1 pairs in the throughput scenario")
-    parser.add_argument(
-        "--soak-messages",
-        type=int,
-        help="messages in the soak (default 50,000; 40%% in one channel)",
-    )
-    parser.add_argument("--soak-rate", type=float, help="msgs/s of the soak (default 500)")
-    parser.add_argument("--conn-levels", type=_ints, help="idle sockets, default 1000,5000,10000")
-    parser.add_argument("--sockets-per-user", type=int, help="sockets sharing one device token")
-    parser.add_argument("--workers", type=int, help="client processes holding idle sockets")
-    parser.add_argument("--storm-clients", type=int, help="clients in the reconnect storm")
-    parser.add_argument("--signup-concurrency", type=int, help="parallel signups/logins")
-    parser.add_argument(
-        "--presence-users", type=int, help="accounts in the presence scenario (default 510)"
-    )
-    parser.add_argument(
-        "--presence-watch", type=int, help="users each presence socket watches (≤ 99; 50)"
-    )
-    parser.add_argument(
-        "--presence-sockets-per-user",
-        type=int,
-        help="sockets per presence account, all watching the same users (default 1)",
-    )
-    parser.add_argument(
-        "--presence-rates", type=_rates, help="users taken offline and back per second, per step"
-    )
-    parser.add_argument("--presence-step-seconds", type=float, help="seconds of closes per step")
-    parser.add_argument(
-        "--presence-timeout",
-        type=float,
-        help="the stack's PARLEY_HEARTBEAT_TIMEOUT_S (default 30, the server default)",
-    )
-    parser.add_argument(
-        "--presence-flood-events",
-        type=int,
-        help="presence events produced straight to the topic to find the processor's ceiling",
-    )
-    args = parser.parse_args(argv)
+def command(run: Callable[[Config], None]) -> Callable[..., None]:
+    """A typer command whose options are Config's fields, calling `run` with the Config."""
+    hints = get_type_hints(Config, include_extras=True)
+    options = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=f.default_factory() if callable(f.default_factory) else f.default,
+            annotation=hints[f.name],
+        )
+        for f in fields(Config)
+    ]
 
-    cfg = Config()
-    if args.quick:
-        cfg.quick = True
-        cfg.latency_rates = [100.0, 300.0]
-        cfg.latency_duration_s = 3.0
-        cfg.pairs = 3
-        cfg.group_size = 10
-        cfg.throughput_rates = [200.0, 500.0]
-        cfg.group_throughput_rates = [20.0, 50.0]
-        cfg.step_s = 3.0
-        cfg.throughput_pairs = 5
-        cfg.conn_levels = [200, 500]
-        cfg.sockets_per_user = 20
-        cfg.workers = 2
-        cfg.storm_clients = 500
-        cfg.storm_deadline_s = 30.0
-        cfg.drain_s = 3.0
-        cfg.quiesce_max_s = 5.0
-        cfg.abort_after_s = 3.0
-        cfg.max_minutes = 5.0
-        cfg.presence_users = 22
-        cfg.presence_watch = 10
-        cfg.presence_rates = [2.0]
-        cfg.presence_step_s = 5.0
-        cfg.presence_hold_s = 5.0
-        cfg.presence_flood_events = 20_000
-        cfg.soak_messages = 2_000
-        cfg.soak_rate = 200.0
-    if args.url:
-        cfg.url = args.url
-        cfg.kafka_bootstrap = args.kafka_bootstrap or "127.0.0.1:19092"
-    cfg.gateway_pid = args.gateway_pid
-    if args.only:
-        cfg.only = args.only
-    for attr, value in (
-        ("results_dir", args.results_dir),
-        ("max_minutes", args.max_minutes),
-        ("latency_rates", args.latency_rates),
-        ("latency_duration_s", args.latency_duration),
-        ("floor_partitions", args.floor_partitions),
-        ("floor_txn_retry_ms", args.floor_txn_retry_ms),
-        ("pairs", args.pairs),
-        ("group_size", args.group_size),
-        ("throughput_rates", args.throughput_rates),
-        ("group_throughput_rates", args.group_throughput_rates),
-        ("step_s", args.step_seconds),
-        ("throughput_pairs", args.throughput_pairs),
-        ("conn_levels", args.conn_levels),
-        ("sockets_per_user", args.sockets_per_user),
-        ("workers", args.workers),
-        ("storm_clients", args.storm_clients),
-        ("signup_concurrency", args.signup_concurrency),
-        ("data_dir", args.data_dir),
-        ("message_store", args.message_store),
-        ("soak_messages", args.soak_messages),
-        ("soak_rate", args.soak_rate),
-        ("presence_users", args.presence_users),
-        ("presence_watch", args.presence_watch),
-        ("presence_sockets_per_user", args.presence_sockets_per_user),
-        ("presence_rates", args.presence_rates),
-        ("presence_step_s", args.presence_step_seconds),
-        ("presence_timeout_s", args.presence_timeout),
-        ("presence_flood_events", args.presence_flood_events),
-    ):
-        if value is not None:
-            setattr(cfg, attr, value)
-    if args.with_5k and 5000.0 not in cfg.latency_rates:
-        cfg.latency_rates = [*cfg.latency_rates, 5000.0]
-    cfg.keep_data = args.keep_data
-    cfg.floor_transactions = bool(args.floor_transactions)
-    cfg.depth_probe = bool(args.depth_probe)
-    cfg.verbose = args.verbose
-    if not 2 <= cfg.group_size <= 100:
-        parser.error("--group-size must be 2..100")
-    if min(cfg.pairs, cfg.throughput_pairs, cfg.sockets_per_user, cfg.workers) < 1:
-        parser.error("counts must be positive")
-    if not 1 <= cfg.presence_watch <= 99:
-        parser.error("--presence-watch must be 1..99 (a group holds at most 100)")
-    if cfg.soak_messages < 1 or cfg.soak_rate <= 0:
-        parser.error("the soak's messages and rate must be positive")
-    if min(cfg.presence_users, cfg.presence_sockets_per_user, cfg.presence_flood_events) < 1:
-        parser.error("presence counts must be positive")
-    cfg.conn_levels = sorted(set(cfg.conn_levels))
-    return cfg
+    def bench(**values: Any) -> None:
+        """Parley's benchmarks (SPEC §6): latency, throughput, idle connection memory, the
+        reconnect storm, the soak, the broker floor, and presence (issue #4). Only against
+        127.0.0.1."""
+        run(Config(**values))
+
+    # typer reads the parameters from the signature: these are the options.
+    bench.__signature__ = inspect.Signature(options)  # type: ignore[attr-defined]
+    return bench
