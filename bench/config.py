@@ -19,16 +19,18 @@ runs on topics and tables the scenarios before it filled. Presence comes last: i
 leaves the processor tracking sockets that never existed."""
 
 
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 class Numbers(list[float]):
-    """A comma-separated list of positive numbers on the command line (`--latency-rates 100,1000`):
-    a type of its own, since typer reads a `list` option as a repeated one."""
+    """Positive numbers, comma-separated on the command line (`--latency-rates 100,1000`): a
+    type of its own, since typer reads a `list` option as a repeated one."""
 
     @classmethod
     def parse(cls, text: str | list[float]) -> Numbers:
-        if isinstance(text, list):  # a default, already parsed
-            return cls(text)
-        try:
-            numbers = cls(float(x) for x in text.split(",") if x.strip())
+        try:  # a default comes already parsed
+            numbers = cls(text if isinstance(text, list) else map(float, _split(text)))
         except ValueError:
             raise typer.BadParameter(f"not a list of numbers: {text!r}") from None
         if not numbers or min(numbers) <= 0:
@@ -37,16 +39,14 @@ class Numbers(list[float]):
 
 
 class Counts(list[int]):
-    """A comma-separated list of positive whole numbers (`--conn-levels 1000,5000`)."""
+    """Positive whole numbers, comma-separated (`--conn-levels 1000,5000`)."""
 
     @classmethod
     def parse(cls, text: str | list[int]) -> Counts:
-        if isinstance(text, list):
-            return cls(text)
-        try:
-            return cls(int(n) for n in Numbers.parse(text))
-        except ValueError:
-            raise typer.BadParameter(f"not a list of whole numbers: {text!r}") from None
+        numbers = Numbers.parse(text if isinstance(text, str) else [float(n) for n in text])
+        if any(n != int(n) for n in numbers):
+            raise typer.BadParameter(f"not a list of whole numbers: {text!r}")
+        return cls(int(n) for n in numbers)
 
 
 class Names(list[str]):
@@ -54,17 +54,20 @@ class Names(list[str]):
 
     @classmethod
     def parse(cls, text: str | list[str]) -> Names:
-        names = text if isinstance(text, list) else [x.strip() for x in text.split(",")]
-        unknown = [n for n in names if n and n not in SCENARIOS]
+        names = text if isinstance(text, list) else _split(text)
+        unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
-            raise typer.BadParameter(
-                f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
-            )
+            raise typer.BadParameter(f"unknown {', '.join(unknown)}; choose from {SCENARIOS}")
         return cls(s for s in SCENARIOS if s in names)
 
 
-def _numbers(name: str, help: str, kind: type[Numbers | Counts] = Numbers) -> Any:
-    return typer.Option(name, parser=kind.parse, metavar="N,N,…", help=help)
+def opt(help: str, *names: str, **options: Any) -> Any:
+    """A `typer.Option`; a list type parses from comma-separated text."""
+    return typer.Option(*names, help=help, **options)
+
+
+def listed(help: str, kind: type[Numbers | Counts | Names], *names: str) -> Any:
+    return typer.Option(*names, help=help, parser=kind.parse, metavar="A,B,…")
 
 
 QUICK: dict[str, Any] = {
@@ -107,160 +110,83 @@ def _quick(ctx: typer.Context, quick: bool) -> bool:
 
 @dataclass
 class Config:
-    url: Annotated[
-        str | None,
-        typer.Option(help="Benchmark the running stack at this http://127.0.0.1:PORT."),
-    ] = None
+    url: Annotated[str | None, opt("Benchmark the running stack at http://127.0.0.1:PORT.")] = None
     kafka_bootstrap: Annotated[
-        str | None,
-        typer.Option(help="With --url: the broker for the floor and presence [127.0.0.1:19092]."),
+        str | None, opt("With --url: the broker, for the floor and presence [127.0.0.1:19092].")
     ] = None
-    gateway_pid: Annotated[
-        int | None, typer.Option(help="With --url: the gateway process to measure RSS of.")
-    ] = None
-    only: Annotated[
-        Names,
-        typer.Option(parser=Names.parse, metavar="A,B,…", help="A subset of the scenarios."),
-    ] = field(default_factory=lambda: Names(SCENARIOS))
+    gateway_pid: Annotated[int | None, opt("With --url: the gateway to measure RSS of.")] = None
+    only: Annotated[Names, listed("A subset of the scenarios.", Names)] = field(
+        default_factory=lambda: Names(SCENARIOS)
+    )
     quick: Annotated[
-        bool,
-        typer.Option(
-            "--quick",
-            is_eager=True,
-            callback=_quick,
-            help="Small counts (~5 minutes): a smoke test.",
-        ),
+        bool, opt("Small counts (~5 minutes): a smoke test.", is_eager=True, callback=_quick)
     ] = False
-    results_dir: Annotated[Path, typer.Option(help="Where the results go.")] = Path("bench/results")
-    keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep the temp data dir.")] = False
-    verbose: Annotated[bool, typer.Option("--verbose", help="Echo the parley dev output.")] = False
-    max_minutes: Annotated[
-        float, typer.Option(help="Skip the scenarios that would start later than this.")
-    ] = 15.0
+    results_dir: Annotated[Path, opt("Where the results go.")] = Path("bench/results")
+    keep_data: Annotated[bool, opt("Keep the temp data dir.", "--keep-data")] = False
+    verbose: Annotated[bool, opt("Echo the parley dev output.", "--verbose")] = False
+    max_minutes: Annotated[float, opt("Skip the scenarios that would start later.")] = 15.0
     data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Run parley dev on this data dir (kept), and keep the bench's accounts in it "
-            "for later runs on the same dir."
-        ),
+        Path | None, opt("Run parley dev on this dir (kept) and keep the accounts in it for reuse.")
     ] = None
     message_store: Annotated[
-        Literal["postgres", "scylla"],
-        typer.Option(help="The store parley dev runs with (scylla: on an embedded Cassandra)."),
+        Literal["postgres", "scylla"], opt("parley dev's store (scylla: an embedded Cassandra).")
     ] = "postgres"
-    signup_concurrency: Annotated[int, typer.Option(min=1, help="Parallel signups.")] = 2
+    signup_concurrency: Annotated[int, opt("Parallel signups.", min=1)] = 2
     # Latency, and the floor at the same rates.
-    latency_rates: Annotated[
-        Numbers, _numbers("--latency-rates", "Msgs/s of the latency runs.")
-    ] = field(default_factory=lambda: Numbers([100.0, 1000.0]))
-    with_5k: Annotated[
-        bool, typer.Option("--with-5k", help="Also measure latency (and the floor) at 5,000/s.")
-    ] = False
-    latency_duration_s: Annotated[
-        float, typer.Option("--latency-duration", help="Seconds per latency run.")
-    ] = 10.0
-    floor_partitions: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Partitions of the floor's topic (as PARLEY_MESSAGES_PARTITIONS)."
-        ),
-    ] = 8
-    floor_transactions: Annotated[
-        bool, typer.Option(help="Also measure the floor with a transaction per batch.")
-    ] = True
-    floor_txn_retry_ms: Annotated[
-        float | None,
-        typer.Option(
-            help="Set aiokafka's fixed 20 ms wait before it retries a transaction the broker "
-            "still commits (CONCURRENT_TRANSACTIONS), for the transactional floor."
-        ),
-    ] = None
-    depth_probe: Annotated[
-        bool, typer.Option(help="After the floor, check that a deep partition is served promptly.")
-    ] = True
-    pairs: Annotated[int, typer.Option(min=1, help="1:1 pairs of the latency runs.")] = 10
-    group_size: Annotated[
-        int, typer.Option(min=2, max=100, help="Members of the latency and throughput groups.")
-    ] = 100
-    # Throughput.
-    throughput_rates: Annotated[
-        Numbers, _numbers("--throughput-rates", "Msgs/s of the 1:1 throughput steps.")
-    ] = field(default_factory=lambda: Numbers([100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0]))
-    group_throughput_rates: Annotated[
-        Numbers,
-        _numbers("--group-throughput-rates", "Msgs/s of the group steps (each to every member)."),
-    ] = field(default_factory=lambda: Numbers([10.0, 20.0, 30.0, 50.0, 75.0, 100.0]))
-    step_s: Annotated[
-        float, typer.Option("--step-seconds", help="Seconds per throughput step.")
-    ] = 10.0
-    throughput_pairs: Annotated[int, typer.Option(min=1, help="1:1 pairs of the throughput.")] = 50
-    p99_bound_ms: Annotated[
-        float, typer.Option(help="The p99 within which a throughput step counts.")
-    ] = 100.0
-    # Soak.
-    soak_messages: Annotated[
-        int, typer.Option(min=1, help="Messages of the soak (40% in one channel).")
-    ] = 50_000
-    soak_rate: Annotated[float, typer.Option(min=0.001, help="Msgs/s of the soak.")] = 500.0
-    soak_quiet_channels: Annotated[
-        int, typer.Option(min=1, help="The soak's channels besides the busy one.")
-    ] = 30
-    # Connections and the reconnect storm.
-    conn_levels: Annotated[
-        Counts, _numbers("--conn-levels", "Idle sockets per memory level.", Counts)
-    ] = field(default_factory=lambda: Counts([1000, 5000, 10000]))
-    sockets_per_user: Annotated[
-        int, typer.Option(min=1, help="Idle sockets sharing one device token.")
-    ] = 40
-    workers: Annotated[int, typer.Option(min=1, help="Client processes holding idle sockets.")] = 4
-    connect_concurrency: Annotated[
-        int, typer.Option(min=1, help="Sockets connecting at once, over all workers.")
-    ] = 64
-    storm_clients: Annotated[int, typer.Option(min=1, help="Clients of the reconnect storm.")] = (
-        5000
+    latency_rates: Annotated[Numbers, listed("Msgs/s of the latency runs.", Numbers)] = field(
+        default_factory=lambda: Numbers([100.0, 1000.0])
     )
-    storm_deadline_s: Annotated[
-        float, typer.Option(help="Seconds the storm's clients have to sync.")
-    ] = 60.0
-    unread_per_channel: Annotated[
-        int, typer.Option(min=0, help="Unread messages per idle user's ring channel.")
-    ] = 3
-    # Presence.
-    presence_users: Annotated[int, typer.Option(min=1, help="Accounts of the presence runs.")] = 510
-    presence_watch: Annotated[
-        int, typer.Option(min=1, max=99, help="Users each presence socket watches.")
-    ] = 50
-    presence_sockets_per_user: Annotated[
-        int, typer.Option(min=1, help="Sockets per presence account, watching the same users.")
-    ] = 1
-    presence_rates: Annotated[
-        Numbers | None,
-        _numbers(
-            "--presence-rates", "Users taken offline and back per second, a step each [2.5%]."
-        ),
+    with_5k: Annotated[bool, opt("Also latency (and the floor) at 5,000/s.", "--with-5k")] = False
+    latency_duration_s: Annotated[float, opt("Seconds per run.", "--latency-duration")] = 10.0
+    floor_partitions: Annotated[int, opt("Of the floor's topic (as messages').", min=1)] = 8
+    floor_transactions: Annotated[bool, opt("Also the floor with transactions.")] = True
+    floor_txn_retry_ms: Annotated[
+        float | None, opt("aiokafka's 20 ms wait before it retries a busy transaction.")
     ] = None
-    presence_step_s: Annotated[
-        float, typer.Option("--presence-step-seconds", help="Seconds of closes per step.")
-    ] = 30.0
+    depth_probe: Annotated[bool, opt("Check that a deep partition is served promptly.")] = True
+    pairs: Annotated[int, opt("1:1 pairs of the latency runs.", min=1)] = 10
+    group_size: Annotated[int, opt("Members of the latency group.", min=2, max=100)] = 100
+    # Throughput.
+    throughput_rates: Annotated[Numbers, listed("Msgs/s of the 1:1 steps.", Numbers)] = field(
+        default_factory=lambda: Numbers([100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0])
+    )
+    group_throughput_rates: Annotated[Numbers, listed("Msgs/s of the group steps.", Numbers)] = (
+        field(default_factory=lambda: Numbers([10.0, 20.0, 30.0, 50.0, 75.0, 100.0]))
+    )
+    step_s: Annotated[float, opt("Seconds per throughput step.", "--step-seconds")] = 10.0
+    throughput_pairs: Annotated[int, opt("1:1 pairs of the throughput steps.", min=1)] = 50
+    p99_bound_ms: Annotated[float, opt("The p99 within which a step counts.")] = 100.0
+    # Soak.
+    soak_messages: Annotated[int, opt("Messages of the soak (40% in one channel).", min=1)] = 50_000
+    soak_rate: Annotated[float, opt("Msgs/s of the soak.", min=0.001)] = 500.0
+    soak_quiet_channels: Annotated[int, opt("The soak's other channels.", min=1)] = 30
+    # Connections and the reconnect storm.
+    conn_levels: Annotated[Counts, listed("Idle sockets per memory level.", Counts)] = field(
+        default_factory=lambda: Counts([1000, 5000, 10000])
+    )
+    sockets_per_user: Annotated[int, opt("Idle sockets per device token.", min=1)] = 40
+    workers: Annotated[int, opt("Client processes holding sockets.", min=1)] = 4
+    connect_concurrency: Annotated[int, opt("Sockets connecting at once.", min=1)] = 64
+    storm_clients: Annotated[int, opt("Clients of the reconnect storm.", min=1)] = 5000
+    storm_deadline_s: Annotated[float, opt("Seconds the storm's clients have to sync.")] = 60.0
+    unread_per_channel: Annotated[int, opt("Unread messages per ring channel.", min=0)] = 3
+    # Presence.
+    presence_users: Annotated[int, opt("Accounts of the presence runs.", min=1)] = 510
+    presence_watch: Annotated[int, opt("Users each socket watches.", min=1, max=99)] = 50
+    presence_sockets_per_user: Annotated[int, opt("Sockets per account.", min=1)] = 1
+    presence_rates: Annotated[
+        Numbers | None, listed("Users/s taken offline and back, a step each [2.5%].", Numbers)
+    ] = None
+    presence_step_s: Annotated[float, opt("Seconds of closes.", "--presence-step-seconds")] = 30.0
     presence_timeout_s: Annotated[
-        float, typer.Option("--presence-timeout", help="The stack's PARLEY_HEARTBEAT_TIMEOUT_S.")
+        float, opt("The stack's PARLEY_HEARTBEAT_TIMEOUT_S.", "--presence-timeout")
     ] = 30.0
-    presence_hold_s: Annotated[
-        float, typer.Option("--presence-hold-seconds", help="Seconds of the idle presence hold.")
-    ] = 20.0
-    presence_flood_events: Annotated[
-        int, typer.Option(min=1, help="Events produced straight to the topic for the ceiling.")
-    ] = 200_000
+    presence_hold_s: Annotated[float, opt("Idle hold.", "--presence-hold-seconds")] = 20.0
+    presence_flood_events: Annotated[int, opt("Events straight to the topic.", min=1)] = 200_000
     # Bounds.
-    drain_s: Annotated[
-        float, typer.Option("--drain-seconds", help="Wait for deliveries after each run.")
-    ] = 5.0
-    quiesce_max_s: Annotated[
-        float, typer.Option("--quiesce-seconds", help="At most this wait for quiet between runs.")
-    ] = 20.0
-    abort_after_s: Annotated[
-        float, typer.Option("--abort-after", help="Stop a run once a message is this late.")
-    ] = 5.0
+    drain_s: Annotated[float, opt("Wait for deliveries after a run.", "--drain-seconds")] = 5.0
+    quiesce_max_s: Annotated[float, opt("Wait for quiet.", "--quiesce-seconds")] = 20.0
+    abort_after_s: Annotated[float, opt("Stop a run this late.", "--abort-after")] = 5.0
 
     def __post_init__(self) -> None:
         if self.url is not None:

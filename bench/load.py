@@ -132,10 +132,6 @@ class Tracker:
         self.order.append((t0, cmid))
         run.expected += expected
 
-    def forget(self, cmid: str) -> None:
-        self.pending.pop(cmid, None)
-        self.awaiting_accept.pop(cmid, None)
-
     def oldest_pending_age_ns(self, now: int) -> int:
         while self.order and self.order[0][1] not in self.pending:
             self.order.popleft()
@@ -306,9 +302,6 @@ class Fleet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
-
-    def open_count(self) -> int:
-        return sum(1 for s in self.sessions.values() if s.open)
 
 
 @dataclass(frozen=True)

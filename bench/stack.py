@@ -140,28 +140,21 @@ class Stack:
                 add(gateway, "gateway")
         return roles
 
-    def _postmaster_pid_file(self) -> list[str] | None:
-        if self.data_dir is None:
-            return None
-        try:
-            return (self.data_dir / "postgres" / "postmaster.pid").read_text().split("\n")
-        except OSError:
-            return None
-
     def _postmaster(self) -> psutil.Process | None:
-        lines = self._postmaster_pid_file()
-        try:
-            return psutil.Process(int(lines[0])) if lines else None
-        except (ValueError, psutil.Error):
-            return None
+        pid = self.dev.postmaster_pid() if self.dev is not None else None
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(pid) if pid is not None else None
+        return None
 
     def postgres_dsn(self) -> str | None:
         """The embedded Postgres, from its `postmaster.pid` (the port on line 4, the socket
         directory on line 5); None for a stack the bench did not start."""
-        lines = self._postmaster_pid_file()
+        if self.data_dir is None:
+            return None
         try:
-            port, socket_dir = int(lines[3]), lines[4].strip()  # type: ignore[index]
-        except (TypeError, ValueError, IndexError):
+            lines = (self.data_dir / "postgres" / "postmaster.pid").read_text().split("\n")
+            port, socket_dir = int(lines[3]), lines[4].strip()
+        except (OSError, ValueError, IndexError):
             return None
         return f"postgresql://postgres:@/postgres?host={socket_dir}&port={port}"
 

@@ -83,11 +83,6 @@ class StatsReply:
     frames_after_sync: int
 
 
-@dataclass(frozen=True)
-class WorkerFailed:
-    error: str
-
-
 def merged_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for one in counts:
@@ -324,9 +319,9 @@ async def _serve(worker: Worker, conn: Connection) -> None:
                 if command in worker.COMMANDS:
                     reply = await getattr(worker, command)(*args, **kwargs)
                 else:
-                    reply = WorkerFailed(f"unknown command {command}")
-            except Exception as exc:
-                reply = WorkerFailed(f"{type(exc).__name__}: {exc}")
+                    reply = RuntimeError(f"unknown command {command}")
+            except Exception as exc:  # goes back pickled, to be raised there
+                reply = RuntimeError(f"{type(exc).__name__}: {exc}")
             conn.send(reply)
     finally:
         heartbeats.cancel()
@@ -394,8 +389,8 @@ class WorkerPool:
         their replies."""
         replies = await self._send(command.__name__, args, kwargs)
         for reply in replies:
-            if isinstance(reply, WorkerFailed):
-                raise RuntimeError(f"worker failed {command.__name__}: {reply.error}")
+            if isinstance(reply, RuntimeError):
+                raise RuntimeError(f"worker failed {command.__name__}: {reply}")
         return replies  # what `command` returns, pickled
 
     async def _send(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:

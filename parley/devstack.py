@@ -66,12 +66,20 @@ class DevStack:
                 with contextlib.suppress(OSError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
-                pid = _postmaster_pid(self.data_dir)
+                pid = self.postmaster_pid()
                 if pid is not None:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGINT)
         self._reader.join(5)
         return self.process.returncode
+
+    def postmaster_pid(self) -> int | None:
+        """The embedded Postgres's pid (a daemon, not a child of `parley dev`), from the first
+        line of its `postmaster.pid`."""
+        try:
+            return int((self.data_dir / "postgres" / "postmaster.pid").read_text().split("\n")[0])
+        except (OSError, ValueError):
+            return None
 
 
 def start_dev(
@@ -167,11 +175,3 @@ def _copy_lines(
                 text = line.decode(errors="replace")
                 ready.append(text[text.index(READY) :].strip())
                 got_ready.set()
-
-
-def _postmaster_pid(data_dir: Path) -> int | None:
-    """The embedded Postgres's pid, from the first line of its `postmaster.pid`."""
-    try:
-        return int((data_dir / "postgres" / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
