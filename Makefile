@@ -1,6 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: install dev test lint bench clean
 
@@ -10,6 +11,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
+# The harness's own pins (bench/requirements.txt): for `make bench`, and for mypy on bench/.
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
 install: $(STAMP)
 
 dev: install
@@ -18,11 +24,11 @@ dev: install
 test: install
 	$(PY) -m pytest -q $(ARGS)
 
-bench: install
-	$(PY) -m pip install -q -r bench/requirements.txt
+bench: $(BENCH_STAMP)
 	$(PY) -m bench $(ARGS)
 
-lint: install
+# mypy --strict covers bench/ too (pyproject.toml's [tool.mypy] packages).
+lint: $(BENCH_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

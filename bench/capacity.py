@@ -17,7 +17,6 @@ from the benchmarks are in docs/capacity.md.
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import statistics
@@ -25,6 +24,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Annotated
+
+import typer
 
 from gateway.registry import Gateway, rank
 from topics.definitions import key_partition
@@ -392,20 +394,19 @@ def report(pop: Population, seed: int, sockets_per_gateway: int, workers: int) -
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.capacity",
-        description="Partition load skew and rebalance cost at 50M daily users (seeded).",
-    )
-    parser.add_argument("--seed", type=int, default=20261201)
-    parser.add_argument("--sockets-per-gateway", type=int, default=65_000)
-    parser.add_argument("--workers", type=int, default=80, help="message processor workers")
-    parser.add_argument("--zipf-s", type=float, default=Population.zipf_s, help="channels")
-    parser.add_argument("--user-zipf-s", type=float, default=Population.user_zipf_s)
-    args = parser.parse_args(argv)
-    pop = Population(zipf_s=args.zipf_s, user_zipf_s=args.user_zipf_s)
-    print(report(pop, args.seed, args.sockets_per_gateway, args.workers))
+def capacity(
+    seed: Annotated[int, typer.Option(help="Of the random draws.")] = 20261201,
+    sockets_per_gateway: Annotated[int, typer.Option(min=1)] = 65_000,
+    workers: Annotated[int, typer.Option(min=1, help="Message processor workers.")] = 80,
+    zipf_s: Annotated[float, typer.Option(help="Channels' activity by rank.")] = Population.zipf_s,
+    user_zipf_s: Annotated[
+        float, typer.Option(help="Users' received messages by rank.")
+    ] = Population.user_zipf_s,
+) -> None:
+    """Partition load skew and rebalance cost at 50M daily users (seeded)."""
+    pop = Population(zipf_s=zipf_s, user_zipf_s=user_zipf_s)
+    print(report(pop, seed, sockets_per_gateway, workers))
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(capacity)

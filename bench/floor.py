@@ -17,10 +17,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench import histograms
 from bench.admin import create_topic, delete_topic, wait_for_leaders
+from bench.context import Context
+from bench.load import CDF_POINTS
 from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
-from bench.stats import summarize_ns
+from bench.results import DepthProbe, DepthStep, FloorResults, FloorRun, Ratios
 
 # About the size of a `message.send` event on the messages topic.
 PADDING = b"x" * 280
@@ -115,9 +118,13 @@ class Floor:
                     await client.stop()
         await delete_topic(self.bootstrap, self.topic)
 
+    @property
+    def label(self) -> str:
+        return "floor (transactional)" if self.transactional else "floor"
+
     async def run(
         self, rate: float, duration_s: float, drain_s: float, seq_base: int
-    ) -> tuple[list[int], dict[str, Any]]:
+    ) -> tuple[FloorRun, histograms.Histogram]:
         """Produce `rate` records/s for `duration_s` (scheduled at absolute times) and measure
         produce -> consume from each record's intended send time."""
         count = max(int(rate * duration_s), 1)
@@ -155,17 +162,21 @@ class Floor:
         missing = sent - errors - len(sink)
         for seq in range(seq_base, seq_base + sent):
             self._t0.pop(seq, None)
-        info = {
-            "producer": self.kind,
-            "offered_per_s": rate,
-            "sent": sent,
-            "send_window_s": round((end - start) / 1e9, 3),
-            "produce_errors": errors,
-            "missing": missing,
-            "send_lag_ms": summarize_ns(lag),
-            **sender.summary(),
-        }
-        return sink, info
+        latency = histograms.of_ns(sink)
+        row = FloorRun(
+            scenario=self.label,
+            producer=self.kind,
+            offered_per_s=rate,
+            sent=sent,
+            send_window_s=round((end - start) / 1e9, 3),
+            produce_errors=errors,
+            missing=missing,
+            send_lag_ms=histograms.summary(histograms.of_ns(lag)),
+            latency_ms=histograms.summary(latency),
+            cdf_ms=histograms.cdf(latency, CDF_POINTS),
+        )
+        sender.describe(row)
+        return row, latency
 
     def _record(self, seq: int) -> tuple[bytes, int]:
         return seq.to_bytes(8, "big") + PADDING, seq % self.partitions
@@ -194,8 +205,8 @@ class _Sends:
         results = await asyncio.gather(*self._acks, return_exceptions=True)
         self.errors += sum(1 for r in results if isinstance(r, BaseException))
 
-    def summary(self) -> dict[str, Any]:
-        return {}
+    def describe(self, row: FloorRun) -> None:
+        pass
 
 
 class _Transactions:
@@ -249,14 +260,12 @@ class _Transactions:
         self._wake.set()
         await self._task
 
-    def summary(self) -> dict[str, Any]:
+    def describe(self, row: FloorRun) -> None:
         sizes = self._sizes
-        return {
-            "transactions": len(sizes),
-            "records_per_transaction_mean": round(sum(sizes) / len(sizes), 2) if sizes else None,
-            "records_per_transaction_max": max(sizes) if sizes else None,
-            "transaction_ms": summarize_ns(self._commit_ns),
-        }
+        row.transactions = len(sizes)
+        row.records_per_transaction_mean = round(sum(sizes) / len(sizes), 2) if sizes else None
+        row.records_per_transaction_max = max(sizes, default=None)
+        row.transaction_ms = histograms.summary(histograms.of_ns(self._commit_ns))
 
 
 def set_txn_retry(ms: float) -> None:
@@ -275,7 +284,7 @@ async def depth_probe(
     step: int = 5_000,
     writers: int = 4,
     fetch_timeout_s: float = 2.0,
-) -> dict[str, Any]:
+) -> DepthProbe:
     """That a deep partition is still served promptly (the soak's busy channel holds 20,000
     messages): write `step` single-record batches at a time into one partition (acks=all,
     each writer awaiting its record before the next, as a quiet channel's sends arrive), then
@@ -313,8 +322,7 @@ async def depth_probe(
         got = sum(len(records) for records in batches.values())
         return round(time.monotonic() - t0, 4) if got else None
 
-    steps: list[dict[str, Any]] = []
-    failed_at: int | None = None
+    out = DepthProbe(writers, fetch_timeout_s)
     try:
         written = 0
         while written < max_records:
@@ -326,32 +334,72 @@ async def depth_probe(
             produce_s = time.monotonic() - t0
             newest = await fetch_s(written - 1)
             oldest = await fetch_s(0)
-            steps.append(
-                {
-                    "records": written,
-                    "produce_step_s": round(produce_s, 3),
-                    "single_record_produces_per_s": round(n / produce_s) if produce_s else None,
-                    "fetch_newest_s": newest,
-                    "fetch_oldest_s": oldest,
-                }
+            out.steps.append(
+                DepthStep(
+                    records=written,
+                    produce_step_s=round(produce_s, 3),
+                    single_record_produces_per_s=round(n / produce_s) if produce_s else None,
+                    fetch_newest_s=newest,
+                    fetch_oldest_s=oldest,
+                )
             )
             if newest is None or oldest is None:
-                failed_at = written
+                out.fetch_failed_at_records = written
                 break
     finally:
         for producer in producers:
             await producer.stop()
         await consumer.stop()
         await delete_topic(bootstrap, topic)
-    return {
-        "steps": steps,
-        "writers": writers,
-        "fetch_failed_at_records": failed_at,
-        "fetch_timeout_s": fetch_timeout_s,
-    }
+    return out
 
 
 async def warm_up(floor: Floor) -> None:
     """Round trips on every partition first, so metadata, connections and (for transactions)
     the producer id and the coordinator are not measured."""
     await floor.run(100, 2.0, 10, seq_base=10**12)
+
+
+async def run_floor(ctx: Context) -> None:
+    """The idempotent floor at each latency rate, and right after it (on the same machine
+    load) the transactional floor at that rate; then the depth probe."""
+    cfg, bootstrap = ctx.cfg, ctx.stack.kafka_bootstrap
+    out = ctx.results.floor = FloorResults()
+    if not bootstrap:
+        out.error = "no broker address (use --kafka-bootstrap with --url)"
+        return
+    out.bootstrap, out.partitions = bootstrap, cfg.floor_partitions
+    out.fetch_max_wait_ms, out.txn_retry_ms = FETCH_MAX_WAIT_MS, cfg.floor_txn_retry_ms
+    floors = [Floor(bootstrap, cfg.floor_partitions)]
+    if cfg.floor_transactions:
+        floors.append(
+            Floor(
+                bootstrap,
+                cfg.floor_partitions,
+                transactional=True,
+                txn_retry_ms=cfg.floor_txn_retry_ms,
+            )
+        )
+    try:
+        for floor in floors:
+            await floor.start()
+            await warm_up(floor)
+        for n, rate in enumerate(cfg.latency_rates):
+            for floor in floors:
+                row, latency = await floor.run(
+                    rate, cfg.latency_duration_s, cfg.drain_s, seq_base=n * 10**9
+                )
+                key = "floor-txn" if floor.transactional else "floor"
+                ctx.plotted[f"{key}@{rate:g}"] = latency
+                (out.transactional_runs if floor.transactional else out.runs).append(row)
+    finally:
+        for floor in floors:
+            await floor.stop()
+    # The transactional floor as a multiple of the idempotent floor at the same rate.
+    plain = {r.offered_per_s: r for r in out.runs}
+    for row in out.transactional_runs:
+        base = plain.get(row.offered_per_s)
+        if base is not None:
+            row.ratio_to_idempotent_floor = Ratios.of(row.latency_ms, base.latency_ms)
+    if cfg.depth_probe:
+        out.depth_probe = await depth_probe(bootstrap, max_records=2_000 if cfg.quick else 20_000)

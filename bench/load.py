@@ -15,31 +15,37 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import psutil
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from bench import histograms
 from bench.api import User
+from bench.histograms import Histogram
 from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
-from bench.stats import summarize_ns
+from bench.results import LoadRow, WarmUp
 from bench.wsclient import SessionError, close_code, encode, open_synced
 
+CDF_POINTS = 300
 TEXT = "bench " + "lorem ipsum dolor sit amet " * 3  # ~90 characters, a typical chat line
 
 
 @dataclass
 class Run:
-    """What one paced load measured."""
+    """What one paced load measured. Samples are kept as plain lists while it runs (an
+    append is cheap in the receive path) and go into histograms once it is over."""
 
     label: str
     rate: float
-    latencies_ns: list[int] = field(default_factory=list)
-    accept_ns: list[int] = field(default_factory=list)
-    send_lag_ns: list[int] = field(default_factory=list)
+    count: int = 1
+    latencies_us: list[int] = field(default_factory=list)
+    accept_us: list[int] = field(default_factory=list)
+    send_lag_us: list[int] = field(default_factory=list)
+    tenths: list[int] | None = None
+    """With `keep_tenths`: beside each latency, the tenth of the planned sends it belongs to."""
     expected: int = 0
     delivered: int = 0
     sent: int = 0
@@ -52,30 +58,34 @@ class Run:
     delivered_in_window: int = 0
     drain_s: float = 0.0
     client_cpu_pct: float = 0.0
-    sample_t0_ns: list[int] | None = None
-    """With `keep_send_times`: each delivery's intended send time, beside `latencies_ns`."""
+    latency: Histogram = None
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "offered_per_s": self.rate,
-            "sent": self.sent,
-            "send_window_s": round(self.window_s, 3),
-            "expected_deliveries": self.expected,
-            "delivered": self.delivered,
-            "missing": self.missing,
-            "send_failed": self.send_failed,
-            "unaccepted": self.unaccepted,
-            "errors": self.errors,
-            "aborted": self.aborted,
-            "delivered_per_s": round(self.delivered_in_window / self.window_s, 1)
+    def row(self, scenario: str, cdf_points: int = CDF_POINTS) -> LoadRow:
+        return LoadRow(
+            scenario=scenario,
+            offered_per_s=self.rate,
+            sent=self.sent,
+            send_window_s=round(self.window_s, 3),
+            expected_deliveries=self.expected,
+            delivered=self.delivered,
+            missing=self.missing,
+            send_failed=self.send_failed,
+            unaccepted=self.unaccepted,
+            errors=self.errors,
+            aborted=self.aborted,
+            delivered_per_s=round(self.delivered_in_window / self.window_s, 1)
             if self.window_s > 0
             else None,
-            "latency_ms": summarize_ns(self.latencies_ns),
-            "accept_latency_ms": summarize_ns(self.accept_ns),
-            "send_lag_ms": summarize_ns(self.send_lag_ns),
-            "drain_s": round(self.drain_s, 3),
-            "client_cpu_pct": round(self.client_cpu_pct, 1),
-        }
+            latency_ms=histograms.summary(self.latency),
+            accept_latency_ms=histograms.summary(histograms.of(self.accept_us)),
+            send_lag_ms=histograms.summary(histograms.of(self.send_lag_us)),
+            drain_s=round(self.drain_s, 3),
+            client_cpu_pct=round(self.client_cpu_pct, 1),
+            cdf_ms=histograms.cdf(self.latency, cdf_points),
+        )
+
+    def warm_up(self) -> WarmUp:
+        return WarmUp(self.sent, self.missing, self.errors)
 
 
 @dataclass
@@ -84,6 +94,7 @@ class Pending:
     expected: int
     got: int
     run: Run
+    seq: int
 
 
 @dataclass
@@ -115,15 +126,11 @@ class Tracker:
         self.errors: dict[str, int] = {}
         self.drained = asyncio.Event()
 
-    def expect(self, cmid: str, t0: int, expected: int, run: Run) -> None:
-        self.pending[cmid] = Pending(t0, expected, 0, run)
+    def expect(self, cmid: str, t0: int, expected: int, run: Run, seq: int) -> None:
+        self.pending[cmid] = Pending(t0, expected, 0, run, seq)
         self.awaiting_accept[cmid] = (t0, run)
         self.order.append((t0, cmid))
         run.expected += expected
-
-    def forget(self, cmid: str) -> None:
-        self.pending.pop(cmid, None)
-        self.awaiting_accept.pop(cmid, None)
 
     def oldest_pending_age_ns(self, now: int) -> int:
         while self.order and self.order[0][1] not in self.pending:
@@ -151,9 +158,9 @@ class Tracker:
                 self.late += 1
                 return
             run = pending.run
-            run.latencies_ns.append(now - pending.t0)
-            if run.sample_t0_ns is not None:
-                run.sample_t0_ns.append(pending.t0)
+            run.latencies_us.append((now - pending.t0) // 1000)
+            if run.tenths is not None:
+                run.tenths.append(pending.seq * 10 // run.count)
             run.delivered += 1
             self.deliveries += 1
             pending.got += 1
@@ -164,7 +171,7 @@ class Tracker:
         elif kind == "accepted":
             entry = self.awaiting_accept.pop(frame.get("client_msg_id"), None)
             if entry is not None:
-                entry[1].accept_ns.append(now - entry[0])
+                entry[1].accept_us.append((now - entry[0]) // 1000)
         elif kind == "error":
             code = str(frame.get("code"))
             self.errors[code] = self.errors.get(code, 0) + 1
@@ -296,9 +303,6 @@ class Fleet:
                 await self._heartbeat
             self._heartbeat = None
 
-    def open_count(self) -> int:
-        return sum(1 for s in self.sessions.values() if s.open)
-
 
 @dataclass(frozen=True)
 class Target:
@@ -321,14 +325,14 @@ async def paced_load(
     *,
     drain_s: float,
     abort_after_s: float,
-    keep_send_times: bool = False,
+    keep_tenths: bool = False,
 ) -> Run:
     """Send `rate` msgs/s for `duration_s` round-robin over `targets`, then wait up to
     `drain_s` for the deliveries. Stops early (and says so) once the oldest undelivered
     message is `abort_after_s` old: the stack is saturated and more load only queues."""
     tracker = fleet.tracker
-    run = Run(label, rate, sample_t0_ns=[] if keep_send_times else None)
     count = max(int(rate * duration_s), 1)
+    run = Run(label, rate, count, tenths=[] if keep_tenths else None)
     tag = f"{uuid.uuid4().hex[:6]}{next(_run_ids)}-"
     abort_ns = int(abort_after_s * 1e9)
     me = psutil.Process()
@@ -347,7 +351,7 @@ async def paced_load(
             intended = await pacer.wait(sent)
             session, channel_id, expected = sends[sent % len(sends)]
             cmid = f"{tag}{sent}"
-            tracker.expect(cmid, intended, expected, run)
+            tracker.expect(cmid, intended, expected, run, sent)
             text = encode(
                 {"type": "send", "client_msg_id": cmid, "channel_id": channel_id, "text": TEXT}
             )
@@ -360,7 +364,7 @@ async def paced_load(
                 if pending is not None:
                     run.missing += pending.expected
             now = time.monotonic_ns()
-            run.send_lag_ns.append(now - intended)
+            run.send_lag_us.append((now - intended) // 1000)
             sent += 1
             if now >= next_check:
                 next_check = now + 100_000_000
@@ -389,6 +393,7 @@ async def paced_load(
     used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     wall = run.window_s + run.drain_s
     run.client_cpu_pct = 100.0 * used / wall if wall > 0 else 0.0
+    run.latency = histograms.of(run.latencies_us)
     return run
 
 

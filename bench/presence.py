@@ -27,20 +27,22 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench import cpu, histograms
 from bench.admin import partition_count
 from bench.api import User
+from bench.connections import with_progress
+from bench.context import Context, fetch_cursors
 from bench.progress import bar as progress_bar
-from bench.scenarios import (
-    Context,
-    fetch_cursors,
-    merge_counts,
-    merge_samples,
-    with_progress,
+from bench.results import (
+    ChurnStep,
+    Flood,
+    PresenceConnect,
+    PresenceResults,
+    ProcessorWindow,
+    Subscribed,
 )
-from bench.stack import cpu_delta, cpu_snapshot
-from bench.stats import cdf_points, summarize_ns
 from bench.watchers import PresenceWorker, Schedule
-from bench.workers import Slot, WorkerPool
+from bench.workers import Slot, WorkerPool, first_samples, merged_counts
 
 EVENTS_TOPIC = "parley.presence.v1"
 PROCESSOR_GROUP = "parley-processor"  # the processors' consumer group (PARLEY_PROCESSOR_ID)
@@ -79,7 +81,7 @@ class ProcessorProbe:
     async def committed(self) -> int:
         """Events of the topic the processors have handled and committed, all partitions."""
         offsets = await asyncio.gather(*(self._consumer.committed(tp) for tp in self._partitions))
-        return sum(o or 0 for o in offsets)
+        return sum(int(o or 0) for o in offsets)
 
     async def lag(self) -> int:
         """Events not yet committed, all partitions."""
@@ -112,26 +114,23 @@ class Window:
         self.t0 = time.monotonic()
         self.committed0 = await self.probe.committed()
         self.changes0 = self.probe.changes()
-        self.cpu0 = cpu_snapshot(self.ctx.stack)
+        self.cpu0 = cpu.snapshot(self.ctx.stack)
 
-    async def close(self) -> dict[str, Any]:
+    async def close(self) -> ProcessorWindow:
         seconds = time.monotonic() - self.t0
         handled = await self.probe.committed() - self.committed0
         changes, changes0 = self.probe.changes(), self.changes0
-        out: dict[str, Any] = {
-            "seconds": round(seconds, 2),
-            "events_handled": handled,
-            "events_per_s": round(handled / seconds, 1),
-            "lag_after": await self.probe.lag(),
-        }
-        if changes is not None and changes0 is not None:
-            out["changes"] = int(changes - changes0)
-            out["changes_per_s"] = round((changes - changes0) / seconds, 1)
-        # In cores; `other` is the rest of the machine (someone else's tests, say).
-        used = cpu_delta(self.cpu0, cpu_snapshot(self.ctx.stack))
-        out["cpu_cores"] = {k: round(v / seconds, 2) for k, v in used.items() if k != "wall_s"}
-        out["loadavg_1m"] = round(os.getloadavg()[0], 2)
-        return out
+        changed = changes - changes0 if changes is not None and changes0 is not None else None
+        return ProcessorWindow(
+            seconds=round(seconds, 2),
+            events_handled=handled,
+            events_per_s=round(handled / seconds, 1),
+            lag_after=await self.probe.lag(),
+            changes=int(changed) if changed is not None else None,
+            changes_per_s=round(changed / seconds, 1) if changed is not None else None,
+            cpu_cores=cpu.used(self.cpu0, cpu.snapshot(self.ctx.stack)).cores(),
+            loadavg_1m=round(os.getloadavg()[0], 2),
+        )
 
 
 def _slots(
@@ -165,26 +164,26 @@ async def _make_groups(ctx: Context) -> list[list[User]]:
     return groups
 
 
-async def _await_snapshots(pool: WorkerPool, expected: int, max_s: float) -> dict[str, Any]:
+async def _await_snapshots(pool: WorkerPool, expected: int, max_s: float) -> Subscribed:
     """Wait until every socket got its subscribe's snapshot (one frame per watched user)."""
     started = time.monotonic()
-    stats: list[dict[str, Any]] = []
+    stats = await pool.call(PresenceWorker.stats)
     while time.monotonic() - started < max_s:
-        stats = await pool.call("stats")
-        if sum(s["snapshot_frames"] for s in stats) >= expected:
+        if sum(s.snapshot_frames for s in stats) >= expected:
             break
         await asyncio.sleep(0.5)
-    return {
-        "snapshot_frames": sum(s["snapshot_frames"] for s in stats),
-        "expected": expected,
-        "seconds": round(time.monotonic() - started, 2),
-        "error_frames": merge_counts(stats, "error_frames"),
-    }
+        stats = await pool.call(PresenceWorker.stats)
+    return Subscribed(
+        sum(s.snapshot_frames for s in stats),
+        expected,
+        round(time.monotonic() - started, 2),
+        merged_counts(s.error_frames for s in stats),
+    )
 
 
 async def _churn_step(
     ctx: Context, pool: WorkerPool, probe: ProcessorProbe, users: list[User], rate: float
-) -> dict[str, Any]:
+) -> ChurnStep:
     cfg = ctx.cfg
     timeout_ns = int(cfg.presence_timeout_s * 1e9)
     count = min(max(int(rate * cfg.presence_step_s), 1), len(users))
@@ -202,7 +201,7 @@ async def _churn_step(
     label = f"presence churn {rate:g} users/s"
     with progress_bar(int((until - start) / 1e9) + 2, label, "s") as bar:
         task = asyncio.ensure_future(
-            pool.call("churn", schedule, cfg.presence_timeout_s, start, until)
+            pool.call(PresenceWorker.churn, schedule, cfg.presence_timeout_s, start, until)
         )
         while not task.done():
             await asyncio.wait([task], timeout=1.0)
@@ -211,8 +210,8 @@ async def _churn_step(
     processor = await window.close()
     per_second: dict[int, int] = {}
     for reply in replies:
-        for second, n in reply["per_second"].items():
-            per_second[int(second)] = per_second.get(int(second), 0) + n
+        for second, n in reply.per_second.items():
+            per_second[second] = per_second.get(second, 0) + n
     seconds = max(per_second, default=-1) + 1
     series = [per_second.get(s, 0) for s in range(seconds)]
     # The steady window: both offline frames (from closes) and online frames (reconnects)
@@ -220,40 +219,35 @@ async def _churn_step(
     steady_from = int(back_ns / 1e9) + 2
     steady_to = int((timeout_ns + count * period) / 1e9) + 2
     steady = series[steady_from:steady_to]
-    offline = [v for r in replies for v in r["offline_ns"]]
-    online = [v for r in replies for v in r["online_ns"]]
-    cdf_ms: dict[str, Any] = {}
-    for kind, samples in (("offline", offline), ("online", online)):
-        ctx.raw[f"presence-{kind}@{rate:g}"] = [v / 1e6 for v in samples]
-        xs, ys = cdf_points(ctx.raw[f"presence-{kind}@{rate:g}"], CDF_POINTS)
-        cdf_ms[kind] = {"x": [round(x, 3) for x in xs], "y": [round(y, 5) for y in ys]}
-    received = sum(r["steady_received"] for r in replies)
-    expected = sum(r["steady_expected"] for r in replies)
-    return {
-        "users_per_s": rate,
-        "churned_users": count,
-        "changes_scheduled": 2 * count,
-        "notifications": sum(series),
-        "notifications_per_s_series": series,
-        "steady_window_s": [steady_from, steady_to],
-        # Every watcher of a churned user connected: an upper bound for the steady rate.
-        "notifications_per_s_nominal": round(
+    offline = histograms.merged(r.offline for r in replies)
+    online = histograms.merged(r.online for r in replies)
+    return ChurnStep(
+        users_per_s=rate,
+        churned_users=count,
+        changes_scheduled=2 * count,
+        notifications=sum(series),
+        notifications_per_s_series=series,
+        steady_window_s=(steady_from, steady_to),
+        notifications_per_s_nominal=round(
             2 * rate * cfg.presence_watch * cfg.presence_sockets_per_user, 1
         ),
-        "notifications_per_s_steady": round(sum(steady) / len(steady), 1) if steady else None,
-        "notifications_per_s_peak": max(series, default=0),
-        "offline_after_timeout_ms": summarize_ns(offline),
-        "online_after_reconnect_ms": summarize_ns(online),
-        "unscheduled_changes": sum(r["unscheduled"] for r in replies),
-        "steady_watchers_received": received,
-        "steady_watchers_expected": expected,
-        "reconnect_failed": sum(r["reconnect_failed"] for r in replies),
-        "reconnect_errors": merge_counts(replies, "reconnect_errors"),
-        "error_samples": merge_samples(replies),
-        "held_after": sum(r["held"] for r in replies),
-        "processor": processor,
-        "cdf_ms": cdf_ms,
-    }
+        notifications_per_s_steady=round(sum(steady) / len(steady), 1) if steady else None,
+        notifications_per_s_peak=max(series, default=0),
+        offline_after_timeout_ms=histograms.summary(offline),
+        online_after_reconnect_ms=histograms.summary(online),
+        unscheduled_changes=sum(r.unscheduled for r in replies),
+        steady_watchers_received=sum(r.steady_received for r in replies),
+        steady_watchers_expected=sum(r.steady_expected for r in replies),
+        reconnect_failed=sum(r.reconnect_failed for r in replies),
+        reconnect_errors=merged_counts(r.reconnect_errors for r in replies),
+        error_samples=first_samples(r.error_samples for r in replies),
+        held_after=sum(r.held for r in replies),
+        processor=processor,
+        cdf_ms={
+            "offline": histograms.cdf(offline, CDF_POINTS),
+            "online": histograms.cdf(online, CDF_POINTS),
+        },
+    )
 
 
 def _event(user: User, at_ms: int) -> bytes:
@@ -273,9 +267,7 @@ def _event(user: User, at_ms: int) -> bytes:
     )
 
 
-async def _flood(
-    ctx: Context, probe: ProcessorProbe, users: list[User], total: int
-) -> dict[str, Any]:
+async def _flood(ctx: Context, probe: ProcessorProbe, users: list[User], total: int) -> Flood:
     """Produce `total` heartbeats as fast as one aiokafka producer can, and time how fast the
     processors' committed offsets follow (sampled every 0.25 s)."""
     assert ctx.stack.kafka_bootstrap is not None
@@ -327,25 +319,27 @@ async def _flood(
         with contextlib.suppress(asyncio.CancelledError):
             await follower
         await producer.stop()
-    out = await window.close()
+    window_out = await window.close()
     caught_up = next((t for t, n in samples if n >= total), None)
     # The processor's rate per half second, from the committed offsets.
-    rates = []
-    for (t0, n0), (t1, n1) in zip(samples[::2], samples[2::2], strict=False):
-        rates.append((round(t1, 2), round((n1 - n0) / (t1 - t0), 1)))
+    rates = [
+        (round(t1, 2), round((n1 - n0) / (t1 - t0), 1))
+        for (t0, n0), (t1, n1) in zip(samples[::2], samples[2::2], strict=False)
+    ]
     # CPU per event, whole and net of what the processor uses when idle (its timers and
     # fetches): figures that depend less on how busy the rest of the machine was.
-    idle = ctx.results["meta"].get("idle_stack_cpu_cores", {}).get("processor", 0.0)
-    cores = out["cpu_cores"].get("processor", 0.0)
-    handled = out["events_handled"] or None
-    gross_us = cores * out["seconds"] / handled * 1e6 if handled else None
-    net_us = (cores - idle) * out["seconds"] / handled * 1e6 if handled else None
-    out.update(
+    idle = ctx.results.meta.idle_stack_cpu_cores.get("processor", 0.0)
+    cores = window_out.cpu_cores.get("processor", 0.0)
+    handled = window_out.events_handled
+    gross_us = cores * window_out.seconds / handled * 1e6 if handled else None
+    net_us = (cores - idle) * window_out.seconds / handled * 1e6 if handled else None
+    return Flood(
+        events=total,
+        processor=window_out,
         processor_idle_cores=idle,
         processor_us_per_event_gross=round(gross_us, 1) if gross_us else None,
         processor_us_per_event=round(net_us, 1) if net_us else None,
         events_per_processor_core_s=round(1e6 / net_us) if net_us and net_us > 0 else None,
-        events=total,
         produce_s=round(produced_s, 2),
         produced_per_s=round(total / produced_s, 1) if produced_s else None,
         caught_up_s=round(caught_up, 2) if caught_up is not None else None,
@@ -353,28 +347,22 @@ async def _flood(
         peak_handled_per_s=max((r for _, r in rates), default=None),
         handled_per_s_series=rates,
     )
-    return out
 
 
 async def run_presence(ctx: Context) -> None:
     cfg = ctx.cfg
-    out: dict[str, Any] = {
-        "watch": cfg.presence_watch,
-        "sockets_per_user": cfg.presence_sockets_per_user,
-        "timeout_s": cfg.presence_timeout_s,
-        "steps": [],
-    }
-    ctx.results["presence"] = out
+    out = ctx.results.presence = PresenceResults(
+        cfg.presence_watch, cfg.presence_sockets_per_user, cfg.presence_timeout_s
+    )
     # Other scenarios' sockets would keep their users online whatever this one closes.
     await ctx.fleet.close_all()
     groups = await _make_groups(ctx)
     users = [u for g in groups for u in g]
-    out["users"] = len(users)
-    out["groups"] = len(groups)
+    out.users, out.groups = len(users), len(groups)
     slots = _slots(ctx, groups, await fetch_cursors(ctx, users))
-    out["sockets"] = len(slots)
+    out.sockets = len(slots)
     if not ctx.stack.kafka_bootstrap:
-        out["error"] = "no broker address (use --kafka-bootstrap with --url)"
+        out.error = "no broker address (use --kafka-bootstrap with --url)"
         return
     probe = ProcessorProbe(ctx.stack.kafka_bootstrap, ctx.stack.processor_url)
     pool = WorkerPool(ctx.ws_url, slots, cfg.workers, PresenceWorker)
@@ -387,27 +375,27 @@ async def run_presence(ctx: Context) -> None:
             len(slots),
             f"presence: connect {len(slots)}",
             pool.call(
-                "level",
+                PresenceWorker.level,
                 len(slots),
                 max(cfg.connect_concurrency // pool.workers, 4),
                 cfg.presence_connect_s(),
             ),
         )
-        out["connect"] = {
-            "held": sum(r["held"] for r in replies),
-            "errors": merge_counts(replies, "errors"),
-            "error_samples": merge_samples(replies),
-            "subscribed": await _await_snapshots(pool, len(slots) * cfg.presence_watch, 60),
-            "processor": await connect.close(),
-        }
+        out.connect = PresenceConnect(
+            held=sum(r.held for r in replies),
+            errors=merged_counts(r.errors for r in replies),
+            error_samples=first_samples(r.error_samples for r in replies),
+            subscribed=await _await_snapshots(pool, len(slots) * cfg.presence_watch, 60),
+            processor=await connect.close(),
+        )
         # Connected, subscribed, heartbeating: the event rate the protocol itself makes.
         hold = Window(ctx, probe)
         await hold.open()
         await asyncio.sleep(cfg.presence_hold_s)
-        out["hold"] = await hold.close()
+        out.hold = await hold.close()
         for rate in cfg.presence_step_rates():
-            out["steps"].append(await _churn_step(ctx, pool, probe, users, rate))
-        out["flood"] = await _flood(ctx, probe, users, cfg.presence_flood_events)
+            out.steps.append(await _churn_step(ctx, pool, probe, users, rate))
+        out.flood = await _flood(ctx, probe, users, cfg.presence_flood_events)
     finally:
         await pool.close()
         await probe.stop()

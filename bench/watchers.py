@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 from websockets.asyncio.client import ClientConnection
 
-from bench.workers import Slot, Worker
+from bench import histograms
+from bench.workers import Slot, StatsReply, Worker
 from bench.wsclient import encode
 
 Schedule = dict[str, tuple[int, int]]
@@ -25,6 +26,29 @@ Schedule = dict[str, tuple[int, int]]
 
 async def _sleep_until(at_ns: int) -> None:
     await asyncio.sleep(max(at_ns - time.monotonic_ns(), 0) / 1e9)
+
+
+@dataclass(frozen=True)
+class PresenceStats(StatsReply):
+    snapshot_frames: int
+    change_frames: int
+    error_frames: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ChurnReply:
+    per_second: dict[int, int]
+    offline: bytes
+    """An encoded histogram (bench.histograms) of offline frames after their timeout."""
+    online: bytes
+    """An encoded histogram of online frames after their reconnect."""
+    unscheduled: int
+    steady_received: int
+    steady_expected: int
+    reconnect_failed: int
+    reconnect_errors: dict[str, int]
+    error_samples: dict[str, str]
+    held: int
 
 
 @dataclass
@@ -98,17 +122,20 @@ class PresenceWorker(Worker):
         if self.step is not None:
             self.step.on_change(slot, user_id, str(frame["status"]), now)
 
-    async def stats(self) -> dict[str, Any]:
-        return {
-            **await super().stats(),
-            "snapshot_frames": self.snapshot_frames,
-            "change_frames": self.change_frames,
-            "error_frames": dict(self.error_frames),
-        }
+    async def stats(self) -> PresenceStats:
+        base = await super().stats()
+        return PresenceStats(
+            base.held,
+            base.closes,
+            base.frames_after_sync,
+            self.snapshot_frames,
+            self.change_frames,
+            dict(self.error_frames),
+        )
 
     async def churn(
         self, schedule: Schedule, timeout_s: float, start_ns: int, until_ns: int
-    ) -> dict[str, Any]:
+    ) -> ChurnReply:
         """Close the sockets of each scheduled user at its close time and reconnect them at
         its reconnect time; record every change frame until `until_ns`."""
         step = _Step(schedule, int(timeout_s * 1e9), start_ns)
@@ -149,15 +176,15 @@ class PresenceWorker(Worker):
             for s in self.slots
             if s.user_id not in churned and s.index in self.held
         )
-        return {
-            "per_second": step.per_second,
-            "offline_ns": step.offline_ns,
-            "online_ns": step.online_ns,
-            "unscheduled": step.unscheduled,
-            "steady_received": step.steady_received,
-            "steady_expected": expected,
-            "reconnect_failed": failed,
-            "reconnect_errors": errors,
-            "error_samples": dict(self.error_samples),
-            "held": len(self.held),
-        }
+        return ChurnReply(
+            per_second=step.per_second,
+            offline=histograms.encode(histograms.of_ns(step.offline_ns)),
+            online=histograms.encode(histograms.of_ns(step.online_ns)),
+            unscheduled=step.unscheduled,
+            steady_received=step.steady_received,
+            steady_expected=expected,
+            reconnect_failed=failed,
+            reconnect_errors=errors,
+            error_samples=dict(self.error_samples),
+            held=len(self.held),
+        )

@@ -9,17 +9,24 @@ import asyncio
 import contextlib
 import multiprocessing
 import random
+import signal
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from bench import histograms
 from bench.wsclient import SessionError, Synced, close_code, encode, open_synced
+from parley.embedded.process import die_with_parent
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,62 @@ class Slot:
     user_id: str = ""
     watch: tuple[str, ...] = ()
     """Users to `presence.subscribe` to once synced (the presence scenario only)."""
+
+
+@dataclass(frozen=True)
+class LevelReply:
+    held: int
+    opened: int
+    errors: dict[str, int]
+    retries: int
+    connect_s: bytes
+    """An encoded histogram (bench.histograms) of the seconds each socket took to sync."""
+    closes: dict[str, int]
+    error_samples: dict[str, str]
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class DropReply:
+    closed: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class StormReply:
+    clients: int
+    synced_s: bytes
+    """An encoded histogram of the seconds from the storm's start to each socket's `synced`."""
+    sync_messages_min: int | None
+    sync_messages_max: int | None
+    sync_count_wrong: int
+    failed: int
+    retries: int
+    errors: dict[str, int]
+    error_samples: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StatsReply:
+    held: int
+    closes: dict[str, int]
+    frames_after_sync: int
+
+
+def merged_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for one in counts:
+        for k, v in one.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def first_samples(samples: Iterable[dict[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for one in samples:
+        for k, v in one.items():
+            out.setdefault(k, v)
+    return out
 
 
 def _note(samples: dict[str, str], kind: str, exc: BaseException) -> None:
@@ -122,7 +185,7 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await held.ws.send(beat)
 
-    async def level(self, target: int, concurrency: int, timeout_s: float) -> dict[str, Any]:
+    async def level(self, target: int, concurrency: int, timeout_s: float) -> LevelReply:
         """Hold exactly the slots whose global index is below `target`."""
         started = time.monotonic()
         extra = [i for i in self.held if i >= target]
@@ -131,7 +194,6 @@ class Worker:
         semaphore = asyncio.Semaphore(concurrency)
         errors: dict[str, int] = {}
         times: list[float] = []
-        sync_counts: list[int] = []
         retries = 0
         deadline = started + timeout_s
 
@@ -152,23 +214,21 @@ class Worker:
                     self.heartbeat_s = float(synced.welcome.get("heartbeat_interval_s", 15))
                     self._keep(slot, synced.ws)
                     times.append(synced.seconds)
-                    sync_counts.append(synced.sync_messages)
                     with self.progress.get_lock():
                         self.progress.value += 1
                     return
 
         await asyncio.gather(*(one(s) for s in wanted))
-        return {
-            "held": len(self.held),
-            "opened": len(times),
-            "errors": errors,
-            "retries": retries,
-            "connect_s": times,
-            "sync_messages": sync_counts,
-            "closes": dict(self.closes),
-            "error_samples": dict(self.error_samples),
-            "elapsed_s": time.monotonic() - started,
-        }
+        return LevelReply(
+            held=len(self.held),
+            opened=len(times),
+            errors=errors,
+            retries=retries,
+            connect_s=histograms.encode(histograms.of_seconds(times)),
+            closes=dict(self.closes),
+            error_samples=dict(self.error_samples),
+            elapsed_s=time.monotonic() - started,
+        )
 
     async def _close(self, held: list[_Held], remove: list[int] | None = None) -> None:
         for h in held:
@@ -182,16 +242,16 @@ class Worker:
         for index in remove or []:
             self.held.pop(index, None)
 
-    async def drop(self) -> dict[str, Any]:
+    async def drop(self) -> DropReply:
         """Close every socket at once (a normal close handshake, all concurrently)."""
         started = time.monotonic()
         held = list(self.held.values())
         count = len(held)
         await self._close(held)
         self.held.clear()
-        return {"closed": count, "elapsed_s": time.monotonic() - started}
+        return DropReply(count, time.monotonic() - started)
 
-    async def storm(self, start_at: float, target: int, deadline_s: float) -> dict[str, Any]:
+    async def storm(self, start_at: float, target: int, deadline_s: float) -> StormReply:
         """At monotonic time `start_at` (shared by all workers), reconnect every slot below
         `target` at once; each retries (with jitter) until it is synced or the deadline."""
         slots = [s for s in self.slots if s.index < target]
@@ -228,23 +288,20 @@ class Worker:
                 return
 
         await asyncio.gather(*(one(s) for s in slots))
-        return {
-            "clients": len(slots),
-            "synced_s": times,
-            "sync_messages": sync_counts,
-            "sync_count_wrong": sync_wrong,
-            "failed": failed,
-            "retries": retries,
-            "errors": errors,
-            "error_samples": dict(self.error_samples),
-        }
+        return StormReply(
+            clients=len(slots),
+            synced_s=histograms.encode(histograms.of_seconds(times)),
+            sync_messages_min=min(sync_counts, default=None),
+            sync_messages_max=max(sync_counts, default=None),
+            sync_count_wrong=sync_wrong,
+            failed=failed,
+            retries=retries,
+            errors=errors,
+            error_samples=dict(self.error_samples),
+        )
 
-    async def stats(self) -> dict[str, Any]:
-        return {
-            "held": len(self.held),
-            "closes": dict(self.closes),
-            "frames_after_sync": self.frames_after_sync,
-        }
+    async def stats(self) -> StatsReply:
+        return StatsReply(len(self.held), dict(self.closes), self.frames_after_sync)
 
 
 async def _serve(worker: Worker, conn: Connection) -> None:
@@ -252,18 +309,19 @@ async def _serve(worker: Worker, conn: Connection) -> None:
     heartbeats = asyncio.create_task(worker.heartbeats())
     try:
         while True:
-            command, args = await loop.run_in_executor(None, conn.recv)
+            command, args, kwargs = await loop.run_in_executor(None, conn.recv)
             if command == "quit":
                 await worker.drop()
-                conn.send({"ok": True})
+                conn.send(None)
                 return
+            reply: object
             try:
                 if command in worker.COMMANDS:
-                    reply: dict[str, Any] = await getattr(worker, command)(*args)
+                    reply = await getattr(worker, command)(*args, **kwargs)
                 else:
-                    reply = {"error": f"unknown command {command}"}
-            except Exception as exc:
-                reply = {"error": f"{type(exc).__name__}: {exc}"}
+                    reply = RuntimeError(f"unknown command {command}")
+            except Exception as exc:  # goes back pickled, to be raised there
+                reply = RuntimeError(f"{type(exc).__name__}: {exc}")
             conn.send(reply)
     finally:
         heartbeats.cancel()
@@ -278,9 +336,9 @@ def worker_main(
 ) -> None:
     import uvloop
 
-    from bench.stack import die_with_parent, raise_nofile_limit
+    from bench.stack import raise_nofile_limit
 
-    die_with_parent()
+    die_with_parent(signal.SIGTERM)
     raise_nofile_limit()
     uvloop.run(_serve(kind(url, slots, progress), conn))
 
@@ -321,25 +379,36 @@ class WorkerPool:
     def progress_total(self) -> int:
         return sum(c.value for c in self.progress)
 
-    async def call(self, command: str, *args: Any) -> list[dict[str, Any]]:
+    async def call(
+        self,
+        command: Callable[Concatenate[Any, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> list[R]:
+        """Run one of the workers' commands (a method of its class) in every worker; returns
+        their replies."""
+        replies = await self._send(command.__name__, args, kwargs)
+        for reply in replies:
+            if isinstance(reply, RuntimeError):
+                raise RuntimeError(f"worker failed {command.__name__}: {reply}")
+        return replies  # what `command` returns, pickled
+
+    async def _send(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         loop = asyncio.get_running_loop()
 
-        def roundtrip(conn: Connection) -> dict[str, Any]:
-            conn.send((command, args))
-            reply: dict[str, Any] = conn.recv()
-            return reply
+        def roundtrip(conn: Connection) -> Any:
+            conn.send((name, args, kwargs))
+            return conn.recv()
 
-        replies = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, roundtrip, c) for c in self._conns)
+        return list(
+            await asyncio.gather(
+                *(loop.run_in_executor(self._executor, roundtrip, c) for c in self._conns)
+            )
         )
-        for reply in replies:
-            if "error" in reply:
-                raise RuntimeError(f"worker failed {command}: {reply['error']}")
-        return list(replies)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.call("quit"), 30)
+            await asyncio.wait_for(self._send("quit", (), {}), 30)
         for proc in self._procs:
             proc.join(5)
             if proc.is_alive():

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
+from parley import devstack
 from parley.dev import wait_healthy
+from parley.devstack import DevStack
 from parley.embedded.process import free_port, wait_for_port
 from schemas.settings import Settings
 
@@ -127,54 +127,13 @@ def start_dev(
     processor_port: int,
     *args: str,
     **overrides: str,
-) -> subprocess.Popen[str]:
-    """`parley dev` on these ports; returns once it printed its ready line."""
-    env = dict(os.environ)
-    env.update(
-        PARLEY_KAFKA_BOOTSTRAP=f"127.0.0.1:{broker_port}",
-        PARLEY_PROCESSOR_HTTP_PORT=str(processor_port),
-        PARLEY_PROCESSOR_SESSION_TIMEOUT_S="3",
-        **overrides,
+) -> DevStack:
+    """`parley dev` on these ports, with a processor session timeout short enough for tests."""
+    return devstack.start_dev(
+        data_dir,
+        *args,
+        env={"PARLEY_PROCESSOR_SESSION_TIMEOUT_S": "3", **overrides},
+        http_port=http_port,
+        kafka_port=broker_port,
+        processor_port=processor_port,
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley.cli",
-            "dev",
-            "--http-port",
-            str(http_port),
-            "--data-dir",
-            str(data_dir),
-            *args,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    deadline = time.monotonic() + 180
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if "Parley ready:" in line:  # the processor's terminal codes may precede it
-            assert line[line.index("Parley ready:") :].strip() == (
-                f"Parley ready: http://127.0.0.1:{http_port}  ws://127.0.0.1:{http_port}/v1/ws"
-            )
-            # Keep reading what the stack prints, so a full pipe never blocks a child.
-            out = (data_dir.parent / f"{data_dir.name}-stdout.log").open("a")
-            threading.Thread(target=_copy_lines, args=(process.stdout, out), daemon=True).start()
-            return process
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    process.stdout.close()
-    raise AssertionError("parley dev did not print its ready line")
-
-
-def _copy_lines(source: IO[str], sink: IO[str]) -> None:
-    with source, sink:
-        for line in source:
-            sink.write(line)
-            sink.flush()

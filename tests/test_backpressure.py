@@ -24,9 +24,7 @@ async def test_a_socket_that_stops_reading_large_messages_is_closed_by_its_byte_
     api: Api, stack: Stack
 ) -> None:
     # 8 MiB per socket, and far fewer than the 10,000 frames that would close it by count.
-    gateway = await asyncio.to_thread(
-        stack.start_gateway, PARLEY_OUTBOUND_QUEUE_BYTES=str(8 << 20)
-    )
+    gateway = await asyncio.to_thread(stack.start_gateway, PARLEY_OUTBOUND_QUEUE_BYTES=str(8 << 20))
     try:
         sender, slow = await api.new_device("bb_s"), await api.new_device("bb_r")
         channel = await api.direct(sender, slow.user_id)
@@ -64,9 +62,7 @@ async def test_the_gateway_total_closes_slow_sockets_and_the_readers_get_everyth
         slow = [await api.new_device("bt_slow") for _ in range(2)]
         reader = await api.new_device("bt_r")
         channel = await api.group(sender, [d.user_id for d in (*slow, reader)])
-        stalled = [
-            await asyncio.to_thread(stalled_socket, gateway.port, d.token) for d in slow
-        ]
+        stalled = [await asyncio.to_thread(stalled_socket, gateway.port, d.token) for d in slow]
         s = await api.connect(sender)
         r = await api.connect(reader, url=gateway.ws_url)
         total = 150

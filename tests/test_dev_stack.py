@@ -38,7 +38,7 @@ def leftovers(data_dir: Path, pids: set[int]) -> list[str]:
     return alive
 
 
-def stop(process: subprocess.Popen[str], sig: int, data_dir: Path) -> None:
+def stop(process: subprocess.Popen[bytes], sig: int, data_dir: Path) -> None:
     children = {c.pid for c in psutil.Process(process.pid).children(recursive=True)}
     assert len(children) >= 3  # broker, processor, gateway (Postgres is a daemon of its own)
     process.send_signal(sig)
@@ -65,7 +65,7 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
                 await socket.send_text(channel, f"kept {i}")
             await socket.collect_messages(channel, 20)
             before = await api.all_history(b, channel)
-        stop(dev, signal.SIGINT, data_dir)  # what Ctrl-C sends
+        stop(dev.process, signal.SIGINT, data_dir)  # what Ctrl-C sends
 
         dev = start_dev(data_dir, *ports)
         async with Api(f"http://127.0.0.1:{ports[0]}", f"ws://127.0.0.1:{ports[0]}/v1/ws") as api:
@@ -76,7 +76,7 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
             got = await socket.collect_messages(channel, 21)
             assert [m["text"] for m in got] == [f"kept {i}" for i in range(20)] + ["after restart"]
             assert int(got[-1]["message_id"]) > int(before[-1]["message_id"])
-        stop(dev, signal.SIGTERM, data_dir)
+        stop(dev.process, signal.SIGTERM, data_dir)
 
         # The log is on disk: the sends of both runs are still in the topic, and the store
         # rebuilt from it after emptying has the same rows and ids.
@@ -85,9 +85,9 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
         # A supervisor killed outright takes its children with it (Postgres, a daemon, stays
         # up for the next start to reuse; here it is stopped by hand).
         dev = start_dev(data_dir, *ports)
-        children = {c.pid for c in psutil.Process(dev.pid).children(recursive=True)}
-        dev.kill()
-        dev.wait(10)
+        children = {c.pid for c in psutil.Process(dev.process.pid).children(recursive=True)}
+        dev.process.kill()
+        dev.process.wait(10)
         deadline = time.monotonic() + 20
         while any(
             psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
@@ -98,9 +98,7 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
         EmbeddedPostgres(data_dir / "postgres").stop()
         assert leftovers(data_dir, children) == []
     finally:
-        if dev.poll() is None:
-            dev.send_signal(signal.SIGTERM)
-            dev.wait(60)
+        dev.stop(60)
 
 
 MESSAGE_ROWS = "SELECT channel_id, message_id, client_msg_id, text FROM messages ORDER BY 1, 2"
@@ -179,12 +177,10 @@ async def test_a_killed_gateway_is_restarted_while_the_other_keeps_serving(
                 await sender.send_text(channel, "through the restarted one")
                 got = await listener.collect_messages(channel, 2)
                 assert [m["text"] for m in got][-1] == "through the restarted one"
-        assert dev.poll() is None, "the stack stopped when a child died"
-        stop(dev, signal.SIGTERM, data_dir)
+        assert dev.process.poll() is None, "the stack stopped when a child died"
+        stop(dev.process, signal.SIGTERM, data_dir)
     finally:
-        if dev.poll() is None:
-            dev.send_signal(signal.SIGTERM)
-            dev.wait(60)
+        dev.stop(60)
 
 
 def listening_pid(port: int) -> int | None:

@@ -6,15 +6,13 @@ are generous, and the figures are measured by `make bench`."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from parley.embedded.postgres import EmbeddedPostgres
-from parley.embedded.process import free_port, stop_process
+from parley.embedded.process import free_port
 from tests.client import Api, Device, Socket
 from tests.stack import start_dev
 
@@ -72,12 +70,8 @@ def dev_stack(tmp_path: Path) -> Any:
         PARLEY_ARGON2_PARALLELISM="1",
     )
     yield f"http://127.0.0.1:{ports[0]}", f"ws://127.0.0.1:{ports[0]}/v1/ws"
-    dev.send_signal(signal.SIGTERM)
     try:
-        assert dev.wait(120) == 0
-    except subprocess.TimeoutExpired:
-        stop_process(dev)  # type: ignore[arg-type]
-        raise
+        assert dev.stop(120) == 0
     finally:
         EmbeddedPostgres(data_dir / "postgres").stop()
 

@@ -20,7 +20,8 @@ class ServiceError(RuntimeError):
     """An embedded service could not start (a port taken, an early exit, no answer)."""
 
 
-def _die_with_parent(signum: int) -> None:
+def die_with_parent(signum: int) -> None:
+    """Get `signum` when the parent process dies (Linux), so that nothing outlives it."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signum)
@@ -32,14 +33,22 @@ def supervised_child() -> None:
     the supervisor dies without stopping them (Linux), so no child is orphaned. Every role is
     safe to kill (at-least-once with idempotent effects)."""
     os.setpgrp()
-    _die_with_parent(signal.SIGKILL)
+    die_with_parent(signal.SIGKILL)
+
+
+def supervised_stack() -> None:
+    """`preexec_fn` for a whole `parley dev` started by a test or a benchmark: a session of its
+    own (a terminal's Ctrl-C reaches only its caller, which stops it in order), and SIGTERM when
+    the caller dies, so that it still stops its children in order."""
+    os.setsid()
+    die_with_parent(signal.SIGTERM)
 
 
 def supervised_service() -> None:
     """`preexec_fn` for a JVM service (Kafka, Cassandra): its own process group, and SIGTERM,
     not SIGKILL, when its parent dies, so the broker still closes its logs cleanly."""
     os.setpgrp()
-    _die_with_parent(signal.SIGTERM)
+    die_with_parent(signal.SIGTERM)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
@@ -108,3 +117,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A free port whose successor is free too: the embedded Kafka listens on `port` and its
+    KRaft controller on `port + 1` (the embedded Cassandra likewise, CQL and storage)."""
+    for _ in range(100):
+        port = free_port()
+        if port < 65535 and port_is_free("127.0.0.1", port + 1):
+            return port
+    raise RuntimeError("no two adjacent free ports on 127.0.0.1")

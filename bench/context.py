@@ -1,0 +1,140 @@
+"""What every scenario works with: the options, the stack, the users and their channels, the
+client sockets, the results so far; and the waits between runs (quiet, settled, idle CPU)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from bench import cpu
+from bench.api import Api, User
+from bench.config import Config
+from bench.histograms import Histogram
+from bench.load import Fleet, Tracker, quiesce
+from bench.results import AfterRun, Results, Settle
+from bench.stack import Stack
+from bench.workers import Slot, WorkerPool
+
+
+@dataclass
+class Context:
+    cfg: Config
+    stack: Stack
+    api: Api
+    ws_url: str
+    users: list[User]
+    tracker: Tracker
+    fleet: Fleet
+    results: Results
+    pair_channels: list[str] = field(default_factory=list)
+    throughput_channels: list[str] = field(default_factory=list)
+    group_channel: str | None = None
+    throughput_group: str | None = None
+    ring: list[tuple[int, int, str]] = field(default_factory=list)
+    user_channels: dict[int, set[str]] = field(default_factory=dict)
+    pool: WorkerPool | None = None
+    slots: list[Slot] = field(default_factory=list)
+    idle_work_cores: float = 0.5
+    idle_cores: dict[str, float] = field(default_factory=dict)
+    """CPU (cores) each process role of the stack uses with no client traffic."""
+    plotted: dict[str, Histogram] = field(default_factory=dict)
+    """Latency histograms by run label (`1:1@100`, `floor@100`, `storm`), for the plots."""
+
+    def note_channel(self, channel_id: str, *members: User) -> None:
+        for m in members:
+            self.user_channels.setdefault(m.index, set()).add(channel_id)
+
+    async def direct(self, a: User, b: User, semaphore: asyncio.Semaphore) -> str:
+        async with semaphore:
+            channel_id = await self.api.direct(a, b)
+        self.note_channel(channel_id, a, b)
+        return channel_id
+
+    async def group(self, members: list[User], name: str) -> str:
+        channel_id = await self.api.group(members[0], members, name)
+        self.note_channel(channel_id, *members)
+        return channel_id
+
+
+async def setup_channels(ctx: Context) -> None:
+    cfg, users = ctx.cfg, ctx.users
+    semaphore = asyncio.Semaphore(8)
+    if "latency" in cfg.only:
+        ctx.pair_channels = await asyncio.gather(
+            *(ctx.direct(users[2 * i], users[2 * i + 1], semaphore) for i in range(cfg.pairs))
+        )
+        ctx.group_channel = await ctx.group(users[: cfg.group_size], "bench group")
+    if "throughput" in cfg.only:
+        base = cfg.throughput_offset()
+        ctx.throughput_channels = await asyncio.gather(
+            *(
+                ctx.direct(users[base + 2 * i], users[base + 2 * i + 1], semaphore)
+                for i in range(cfg.throughput_pairs)
+            )
+        )
+        members = users[base : base + cfg.group_size]
+        ctx.throughput_group = await ctx.group(members, "bench throughput group")
+    n = cfg.conn_users()
+    if n:
+        # A ring of direct channels (i, i+2): never one of the (2i, 2i+1) pairs above.
+        pairs = sorted({(min(i, (i + 2) % n), max(i, (i + 2) % n)) for i in range(n)})
+        channel_ids = await asyncio.gather(
+            *(ctx.direct(users[a], users[b], semaphore) for a, b in pairs)
+        )
+        ctx.ring = [(a, b, ch) for (a, b), ch in zip(pairs, channel_ids, strict=True)]
+
+
+async def fetch_cursors(ctx: Context, users: list[User]) -> dict[int, dict[str, str]]:
+    semaphore = asyncio.Semaphore(16)
+    out: dict[int, dict[str, str]] = {}
+
+    async def one(user: User) -> None:
+        async with semaphore:
+            out[user.index] = await ctx.api.last_message_ids(user)
+
+    await asyncio.gather(*(one(u) for u in users))
+    return out
+
+
+def use_cursors(ctx: Context) -> None:
+    """The fleet's sockets say in `hello` where each user's channels are, so that a reconnect
+    syncs only what the user missed."""
+
+    async def cursors(user: User) -> dict[str, str]:
+        return await ctx.api.last_message_ids(user)
+
+    ctx.fleet.cursors = cursors
+
+
+async def measure_idle(ctx: Context, seconds: float) -> dict[str, float]:
+    """CPU (in cores) the stack uses with no client traffic: the yardstick for "settled"."""
+    cores = await cpu.idle_cores(ctx.stack, seconds)
+    ctx.idle_cores = cores
+    ctx.idle_work_cores = cores.get("gateway", 0.0) + cores.get("processor", 0.0)
+    return cores
+
+
+async def settle_stack(ctx: Context, max_s: float) -> Settle:
+    """Wait until no frame arrived for 0.5 s and the gateway and processor are back near their
+    idle CPU (a saturated run leaves a backlog in the stack that would slow the next run)."""
+    started = time.monotonic()
+    threshold = ctx.idle_work_cores + 0.3
+    seconds, at = cpu.work_seconds(ctx.stack), time.monotonic()
+    cores = float("nan")
+    while time.monotonic() - started < max_s:
+        await asyncio.sleep(1.0)
+        now_seconds, now = cpu.work_seconds(ctx.stack), time.monotonic()
+        cores = (now_seconds - seconds) / (now - at)
+        seconds, at = now_seconds, now
+        if cores < threshold and time.monotonic_ns() - ctx.tracker.last_frame_ns > 5e8:
+            return Settle(round(now - started, 1), True)
+    return Settle(round(time.monotonic() - started, 1), False, round(cores, 2))
+
+
+async def between_runs(ctx: Context, users: list[User]) -> AfterRun:
+    waited = await quiesce(ctx.tracker, 0.5, ctx.cfg.quiesce_max_s)
+    settle = await settle_stack(ctx, ctx.cfg.quiesce_max_s)
+    before = ctx.fleet.reconnects
+    await ctx.fleet.ensure(users)
+    return AfterRun(round(waited, 2), settle, ctx.fleet.reconnects - before)

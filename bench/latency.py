@@ -1,0 +1,146 @@
+"""End-to-end latency at fixed offered rates (1:1 pairs and a group), and throughput curves that
+step the rate up until the stack saturates; every figure also as a multiple of the floor."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bench import cpu
+from bench.api import User
+from bench.context import Context, between_runs, use_cursors
+from bench.load import Run, Target, paced_load
+from bench.results import Curve, FloorRatios, LatencyResults, LoadRow, Results, ThroughputResults
+
+
+async def _measured(
+    ctx: Context, targets: list[Target], rate: float, duration_s: float, label: str, scenario: str
+) -> tuple[Run, LoadRow]:
+    """A paced load, and the CPU each process of the stack spent while it ran and drained."""
+    before = cpu.snapshot(ctx.stack)
+    run = await paced_load(
+        ctx.fleet,
+        targets,
+        rate,
+        duration_s,
+        label,
+        drain_s=ctx.cfg.drain_s,
+        abort_after_s=ctx.cfg.abort_after_s,
+    )
+    row = run.row(scenario)
+    row.cpu = cpu.cost(cpu.used(before, cpu.snapshot(ctx.stack)), run.sent, ctx.idle_cores)
+    return run, row
+
+
+async def _warm_up(ctx: Context, targets: list[Target], rate: float, label: str) -> Run:
+    return await paced_load(
+        ctx.fleet,
+        targets,
+        rate=rate,
+        duration_s=2,
+        label=label,
+        drain_s=ctx.cfg.drain_s,
+        abort_after_s=ctx.cfg.abort_after_s,
+    )
+
+
+async def run_latency(ctx: Context) -> None:
+    cfg = ctx.cfg
+    assert ctx.group_channel is not None
+    use_cursors(ctx)
+    users = ctx.users[: max(2 * cfg.pairs, cfg.group_size)]
+    await ctx.fleet.ensure(users)
+    out = ctx.results.latency = LatencyResults(cfg.pairs, cfg.group_size)
+    direct = [Target(ctx.users[2 * i], ch, 1) for i, ch in enumerate(ctx.pair_channels)]
+    members = ctx.users[: cfg.group_size]
+    group = [Target(m, ctx.group_channel, cfg.group_size - 1) for m in members]
+    for kind, targets in (("1:1", direct), ("group", group)):
+        warm = await _warm_up(ctx, targets, 50, f"warm-up {kind}")
+        out.warm_up[kind] = warm.warm_up()
+        await between_runs(ctx, users)
+        for rate in cfg.latency_rates:
+            label = f"latency {kind} @{rate:g}/s"
+            run, row = await _measured(ctx, targets, rate, cfg.latency_duration_s, label, kind)
+            ctx.plotted[f"{kind}@{rate:g}"] = run.latency
+            row.after = await between_runs(ctx, users)
+            out.runs.append(row)
+
+
+async def run_throughput(ctx: Context) -> None:
+    """Two curves, each stepping up the offered rate until p99 passes 10x the bound: 1:1
+    pairs (one delivery per message) and a 100-member group (one per other member)."""
+    cfg = ctx.cfg
+    assert ctx.throughput_group is not None
+    use_cursors(ctx)
+    base = cfg.throughput_offset()
+    users = ctx.users[base : base + max(2 * cfg.throughput_pairs, cfg.group_size)]
+    await ctx.fleet.keep_only(users)
+    await ctx.fleet.ensure(users)
+    pairs = [Target(ctx.users[base + 2 * i], ch, 1) for i, ch in enumerate(ctx.throughput_channels)]
+    members = ctx.users[base : base + cfg.group_size]
+    group = [Target(m, ctx.throughput_group, len(members) - 1) for m in members]
+    ctx.results.throughput = ThroughputResults(cfg.p99_bound_ms, cfg.step_s)
+    for kind, targets, rates in (
+        (f"{cfg.throughput_pairs} 1:1 pairs", pairs, cfg.throughput_rates),
+        (f"a {len(members)}-member group", group, cfg.group_throughput_rates),
+    ):
+        await _curve(ctx, ctx.results.throughput, kind, targets, rates, users)
+
+
+async def _curve(
+    ctx: Context,
+    out: ThroughputResults,
+    kind: str,
+    targets: list[Target],
+    rates: list[float],
+    users: list[User],
+) -> None:
+    cfg = ctx.cfg
+    fanout = targets[0].expected
+    warm = await _warm_up(ctx, targets, max(min(rates[0], 100.0), 10.0), f"warm-up {kind}")
+    await between_runs(ctx, users)
+    curve = Curve(kind, fanout, warm.warm_up())
+    out.curves.append(curve)
+    for i, rate in enumerate(rates):
+        label = f"throughput, {kind} @{rate:g}/s"
+        run, row = await _measured(ctx, targets, rate, cfg.step_s, label, "throughput")
+        row.offered_deliveries_per_s = rate * fanout
+        row.after = await between_runs(ctx, users)
+        p99 = row.latency_ms.p99
+        row.within_bound = bool(
+            p99 is not None and p99 <= cfg.p99_bound_ms and not run.missing and not run.aborted
+        )
+        curve.steps.append(row)
+        delivered = row.delivered_per_s or 0.0
+        if row.within_bound:
+            curve.max_delivered_per_s_within_bound = max(
+                curve.max_delivered_per_s_within_bound, delivered
+            )
+            out.max_delivered_per_s_within_bound = max(
+                out.max_delivered_per_s_within_bound, delivered
+            )
+        reason = run.aborted
+        if reason is None and (p99 is None or p99 > 10 * cfg.p99_bound_ms):
+            reason = f"p99 {p99} ms > 10x the bound at {rate:g}/s"
+        if reason is None and delivered < 0.8 * rate * fanout:
+            reason = f"delivered {delivered:g}/s < 80% of {rate * fanout:g}/s offered"
+        if reason is not None:
+            curve.skipped_rates = rates[i + 1 :]
+            curve.stopped_because = reason
+            break
+
+
+def add_floor_ratios(results: Results) -> None:
+    """Every latency figure also as a multiple of the floor at the same (or nearest) rate."""
+    floors = [r for r in (results.floor.runs if results.floor else []) if r.latency_ms.count]
+    if not floors:
+        return
+    rows = list(results.latency.runs if results.latency else [])
+    for curve in results.throughput.curves if results.throughput else []:
+        rows += curve.steps
+    for row in rows:
+        floor = min(floors, key=lambda f: abs(f.offered_per_s - row.offered_per_s))
+        row.ratio_to_floor = replace(
+            FloorRatios.of(row.latency_ms, floor.latency_ms),
+            floor_rate=floor.offered_per_s,
+            floor_lost=floor.missing + floor.produce_errors,
+        )

@@ -1,0 +1,477 @@
+"""The results of a run, as typed records: what `<ts>.json` holds (orjson writes dataclasses as
+objects) and what the report reads. Each scenario puts its record in `Results` when it starts and
+fills it as it goes, so one cut short by its time bound still leaves what it measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from bench.cpu import Cost, Used
+from bench.histograms import Cdf, Summary
+from bench.logs import LogScan
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ratios:
+    """A latency summary as multiples of another (the floor's) at the same rate."""
+
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    p99_9: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, mine: Summary, base: Summary) -> Self:
+        def ratio(a: float | None, b: float | None) -> float | None:
+            return round(a / b, 2) if a is not None and b else None
+
+        return cls(
+            ratio(mine.p50, base.p50),
+            ratio(mine.p90, base.p90),
+            ratio(mine.p99, base.p99),
+            ratio(mine.p99_9, base.p99_9),
+            ratio(mine.max, base.max),
+        )
+
+
+@dataclass(frozen=True)
+class FloorRatios(Ratios):
+    floor_rate: float = 0.0
+    floor_lost: int = 0
+
+
+@dataclass(frozen=True)
+class Settle:
+    """The wait for the stack to be back near idle before a run."""
+
+    settle_s: float
+    settled: bool
+    busy_cores: float | None = None
+
+
+@dataclass(frozen=True)
+class AfterRun:
+    """Between runs: the wait for quiet and for the stack to settle, and sockets reopened."""
+
+    quiesce_s: float
+    settle: Settle
+    reconnected: int
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    sent: int
+    missing: int
+    errors: dict[str, int]
+
+
+@dataclass
+class LoadRow:
+    """One paced run of sends (a latency run, a throughput step) and what it delivered."""
+
+    scenario: str
+    offered_per_s: float
+    sent: int
+    send_window_s: float
+    expected_deliveries: int
+    delivered: int
+    missing: int
+    send_failed: int
+    unaccepted: int
+    errors: dict[str, int]
+    aborted: str | None
+    delivered_per_s: float | None
+    latency_ms: Summary
+    accept_latency_ms: Summary
+    send_lag_ms: Summary
+    drain_s: float
+    client_cpu_pct: float
+    cdf_ms: Cdf | None = None
+    cpu: Cost | None = None
+    after: AfterRun | None = None
+    offered_deliveries_per_s: float | None = None
+    within_bound: bool | None = None
+    ratio_to_floor: FloorRatios | None = None
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+@dataclass
+class FloorRun:
+    scenario: str
+    producer: str
+    offered_per_s: float
+    sent: int
+    send_window_s: float
+    produce_errors: int
+    missing: int
+    send_lag_ms: Summary
+    latency_ms: Summary
+    cdf_ms: Cdf | None = None
+    transactions: int | None = None
+    records_per_transaction_mean: float | None = None
+    records_per_transaction_max: int | None = None
+    transaction_ms: Summary | None = None
+    ratio_to_idempotent_floor: Ratios | None = None
+
+
+@dataclass(frozen=True)
+class DepthStep:
+    records: int
+    produce_step_s: float
+    single_record_produces_per_s: int | None
+    fetch_newest_s: float | None
+    fetch_oldest_s: float | None
+
+
+@dataclass
+class DepthProbe:
+    writers: int
+    fetch_timeout_s: float
+    steps: list[DepthStep] = field(default_factory=list)
+    fetch_failed_at_records: int | None = None
+
+
+@dataclass
+class FloorResults:
+    runs: list[FloorRun] = field(default_factory=list)
+    transactional_runs: list[FloorRun] = field(default_factory=list)
+    bootstrap: str | None = None
+    partitions: int = 0
+    fetch_max_wait_ms: int = 0
+    txn_retry_ms: float | None = None
+    depth_probe: DepthProbe | None = None
+    error: str | None = None
+
+
+@dataclass
+class LatencyResults:
+    pairs: int
+    group_size: int
+    runs: list[LoadRow] = field(default_factory=list)
+    warm_up: dict[str, WarmUp] = field(default_factory=dict)
+
+
+@dataclass
+class Curve:
+    kind: str
+    deliveries_per_message: int
+    warm_up: WarmUp
+    steps: list[LoadRow] = field(default_factory=list)
+    skipped_rates: list[float] = field(default_factory=list)
+    max_delivered_per_s_within_bound: float = 0.0
+    stopped_because: str | None = None
+
+
+@dataclass
+class ThroughputResults:
+    p99_bound_ms: float
+    step_s: float
+    max_delivered_per_s_within_bound: float = 0.0
+    curves: list[Curve] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    rss_bytes: int | None
+    healthz_connections: int | None
+
+
+@dataclass(frozen=True)
+class Level:
+    level: int
+    held: int
+    opened_now: int
+    errors: dict[str, int]
+    error_samples: dict[str, str]
+    retries: int
+    client_closes: dict[str, int]
+    connect_and_sync_s: Summary
+    elapsed_s: float
+    healthz_connections: int | None
+    rss_before_bytes: int | None
+    rss_bytes: int | None
+    kib_per_connection: float | None
+    marginal_kib_per_connection: float | None
+
+
+@dataclass
+class ConnectionResults:
+    sockets_per_user: int
+    gateway_pid: int | None = None
+    gateway_nofile_limit: list[int] | None = None
+    baseline: Baseline | None = None
+    levels: list[Level] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """The storm itself: every client reconnecting at once."""
+
+    synced: int
+    failed: int
+    all_synced: bool
+    all_synced_s: float | None
+    time_to_synced_s: Summary
+    retries: int
+    errors: dict[str, int]
+    error_samples: dict[str, str]
+    expected_sync_messages: list[int]
+    sync_messages_min: int | None
+    sync_messages_max: int | None
+    sync_count_wrong: int
+    healthz_after: int | None
+
+
+@dataclass
+class StormResults:
+    clients: int
+    deadline_s: float
+    connected_before: int = 0
+    connect_errors: dict[str, int] = field(default_factory=dict)
+    healthz_before: int | None = None
+    drop_s: float = 0.0
+    dropped: int = 0
+    reconnect: Reconnect | None = None
+
+
+@dataclass(frozen=True)
+class SoakWindow:
+    window: int
+    deliveries: int
+    p50: float | None
+    p99: float | None
+    max: float | None
+
+
+@dataclass(frozen=True)
+class Drift:
+    p50_first_ms: float | None
+    p50_last_ms: float | None
+    p50_ratio: float | None
+    p99_first_ms: float | None
+    p99_last_ms: float | None
+    p99_ratio: float | None
+    no_drift: bool
+
+
+@dataclass(frozen=True)
+class TableSize:
+    rows: int
+    total_bytes: int
+    heap_bytes: int
+    index_bytes: int
+
+
+@dataclass(frozen=True)
+class StorageCost:
+    messages_stored: int
+    tables: dict[str, TableSize]
+    bytes_per_message: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class SoakRun:
+    sent: int
+    busy_channel_sends: int
+    delivered: int
+    missing: int
+    send_failed: int
+    unaccepted: int
+    errors: dict[str, int]
+    aborted: str | None
+    order_violations: int
+    latency_ms: Summary
+    send_lag_ms: Summary
+    windows: list[SoakWindow]
+    drift: Drift
+    cpu: Used
+
+
+@dataclass
+class SoakResults:
+    messages: int
+    rate: float
+    quiet_channels: int
+    text_chars: int
+    run: SoakRun | None = None
+    postgres: StorageCost | None = None
+
+
+@dataclass(frozen=True)
+class ProcessorWindow:
+    """Presence events the processor handled and changes it decided between two moments, and
+    the CPU used meanwhile (cores, by role; `other` is the rest of the machine)."""
+
+    seconds: float
+    events_handled: int
+    events_per_s: float
+    lag_after: int
+    changes: int | None
+    changes_per_s: float | None
+    cpu_cores: dict[str, float]
+    loadavg_1m: float
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    snapshot_frames: int
+    expected: int
+    seconds: float
+    error_frames: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PresenceConnect:
+    held: int
+    errors: dict[str, int]
+    error_samples: dict[str, str]
+    subscribed: Subscribed
+    processor: ProcessorWindow
+
+
+@dataclass(frozen=True)
+class ChurnStep:
+    users_per_s: float
+    churned_users: int
+    changes_scheduled: int
+    notifications: int
+    notifications_per_s_series: list[int]
+    steady_window_s: tuple[int, int]
+    notifications_per_s_nominal: float
+    """Every watcher of a churned user connected: an upper bound for the steady rate."""
+    notifications_per_s_steady: float | None
+    notifications_per_s_peak: int
+    offline_after_timeout_ms: Summary
+    online_after_reconnect_ms: Summary
+    unscheduled_changes: int
+    steady_watchers_received: int
+    steady_watchers_expected: int
+    reconnect_failed: int
+    reconnect_errors: dict[str, int]
+    error_samples: dict[str, str]
+    held_after: int
+    processor: ProcessorWindow
+    cdf_ms: dict[str, Cdf]
+
+
+@dataclass(frozen=True)
+class Flood:
+    """The processor's ceiling: heartbeats produced straight to the presence topic."""
+
+    events: int
+    processor: ProcessorWindow
+    processor_idle_cores: float
+    processor_us_per_event_gross: float | None
+    processor_us_per_event: float | None
+    """Net of what the processor uses idle: depends less on how busy the machine was."""
+    events_per_processor_core_s: int | None
+    produce_s: float
+    produced_per_s: float | None
+    caught_up_s: float | None
+    handled_per_s: float | None
+    peak_handled_per_s: float | None
+    handled_per_s_series: list[tuple[float, float]]
+
+
+@dataclass
+class PresenceResults:
+    watch: int
+    sockets_per_user: int
+    timeout_s: float
+    users: int = 0
+    groups: int = 0
+    sockets: int = 0
+    connect: PresenceConnect | None = None
+    hold: ProcessorWindow | None = None
+    steps: list[ChurnStep] = field(default_factory=list)
+    flood: Flood | None = None
+    error: str | None = None
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Meta:
+    timestamp: str
+    quick: bool
+    scenarios: list[str]
+    cpus: int | None
+    loadavg_before: list[float]
+    git: str | None
+    python: str
+    bench_nofile_limit: list[int]
+    config: dict[str, Any]
+    stack: str = ""
+    startup_s: float | None = None
+    data_dir: str | None = None
+    message_store: str = "postgres"
+    users: int = 0
+    users_reused: int = 0
+    ws_url: str = ""
+    idle_stack_cpu_cores: dict[str, float] = field(default_factory=dict)
+    """Cores each role of the stack uses with no client traffic."""
+    idle_measured_s: float = 0.0
+    logs_copied: list[str] = field(default_factory=list)
+    loadavg_after: list[float] = field(default_factory=list)
+    total_s: float = 0.0
+    plots: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall_s: float
+    start_s: float
+    end_s: float
+    cpu: Used | None
+
+
+@dataclass(frozen=True)
+class ClientObserved:
+    unexpected_closes: dict[str, int]
+    error_frames: dict[str, int]
+    order_violations: int
+    late: int
+    fleet_reconnects: int
+
+
+@dataclass
+class Verdict:
+    """One row of the target table."""
+
+    figure: str
+    measured: str
+    target: str
+    ok: bool | None
+    notes: str = ""
+    result: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.result = {True: "PASS", False: "FAIL", None: "n/a"}[self.ok]
+
+
+@dataclass
+class Results:
+    meta: Meta
+    notes: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, Timing] = field(default_factory=dict)
+    settle_before: dict[str, Settle] = field(default_factory=dict)
+    unread_messages: LoadRow | None = None
+    """The setup's unread messages for the idle sockets' syncs."""
+    floor: FloorResults | None = None
+    connections: ConnectionResults | None = None
+    storm: StormResults | None = None
+    latency: LatencyResults | None = None
+    throughput: ThroughputResults | None = None
+    soak: SoakResults | None = None
+    presence: PresenceResults | None = None
+    client_observed: ClientObserved | None = None
+    logs: dict[str, LogScan] = field(default_factory=dict)
+    targets: list[Verdict] = field(default_factory=list)

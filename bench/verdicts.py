@@ -1,0 +1,287 @@
+"""The target table: each SPEC §6 figure (and issue #4's presence figures) as measured, against
+its target, PASS / FAIL / n/a."""
+
+from __future__ import annotations
+
+from bench.results import FloorRun, LoadRow, Results, Verdict
+from bench.soak import DRIFT_FACTOR
+
+TARGET_RATE = 1000.0
+"""SPEC §6's latency figures are at 1,000 msgs/s; the floors are compared at the same rate."""
+IDLE_SOCKET_KIB = 10.0
+STORM_S = 15.0
+IDLE_CORES = 0.05
+"""What "≈ 0" is taken to mean for the idle stack: 5% of one core, all processes together."""
+PRESENCE_TARGET = "measure (issue #4)"
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def nearest(rows: list[LoadRow], rate: float) -> LoadRow | None:
+    return min(rows, key=lambda r: abs(r.offered_per_s - rate), default=None)
+
+
+def verdicts(results: Results) -> list[Verdict]:
+    return [
+        *_latency(results),
+        _throughput(results),
+        _connections(results),
+        _storm(results),
+        *_floors(results),
+        _soak(results),
+        _idle(results),
+        *_presence(results),
+    ]
+
+
+def _latency(results: Results) -> list[Verdict]:
+    out: list[Verdict] = []
+    latency = results.latency
+    for scenario in ("1:1", "group"):
+        label = (
+            scenario if scenario == "1:1" or not latency else f"{latency.group_size}-member group"
+        )
+        row = (
+            nearest([r for r in latency.runs if r.scenario == scenario], TARGET_RATE)
+            if latency
+            else None
+        )
+        if row is None:
+            for pct, limit in (("p50", 10.0), ("p99", 50.0)):
+                out.append(
+                    Verdict(
+                        f"{label} latency {pct} @ 1k msgs/s", "not run", f"≤ {limit:g} ms", None
+                    )
+                )
+            continue
+        rate = row.offered_per_s
+        lost = row.missing + row.send_failed
+        notes = []
+        if rate != TARGET_RATE:
+            notes.append(f"measured at {rate:g} msgs/s, not 1k")
+        if lost:
+            notes.append(f"{lost} deliveries lost/undelivered")
+        if row.aborted:
+            notes.append("run stopped early: " + row.aborted)
+        ratio = row.ratio_to_floor
+        if ratio is not None and ratio.floor_lost:
+            notes.append(f"the floor itself lost {ratio.floor_lost} records at this rate")
+        for pct, limit in (("p50", 10.0), ("p99", 50.0)):
+            value = getattr(row.latency_ms, pct)
+            ok = None if value is None else (value <= limit and not lost and not row.aborted)
+            multiple = getattr(ratio, pct) if ratio is not None else None
+            floor_note = f"{multiple}x floor" if multiple else ""
+            out.append(
+                Verdict(
+                    f"{label} latency {pct} @ {rate:g} msgs/s",
+                    fmt_ms(value),
+                    f"≤ {limit:g} ms",
+                    ok if rate == TARGET_RATE else None,
+                    "; ".join(x for x in [floor_note, *notes] if x),
+                )
+            )
+    return out
+
+
+def _throughput(results: Results) -> Verdict:
+    tp = results.throughput
+    if not tp or not tp.curves:
+        return Verdict("delivered msgs/s with p99 ≤ 100 ms", "not run", "≥ 5,000", None)
+    best = tp.max_delivered_per_s_within_bound
+    parts = []
+    for curve in tp.curves:
+        top = max((s.offered_deliveries_per_s or 0.0 for s in curve.steps), default=0.0)
+        part = (
+            f"{curve.kind}: {curve.max_delivered_per_s_within_bound:,.0f}/s "
+            f"(steps to {top:,.0f} deliveries/s offered"
+        )
+        if curve.stopped_because:
+            part += f"; stopped: {curve.stopped_because}"
+        parts.append(part + ")")
+    tried_5k = any((s.offered_deliveries_per_s or 0) >= 5000 for c in tp.curves for s in c.steps)
+    stopped = all(c.stopped_because for c in tp.curves)
+    return Verdict(
+        f"delivered msgs/s with p99 ≤ {tp.p99_bound_ms:g} ms",
+        f"{best:,.0f} msgs/s",
+        "≥ 5,000 msgs/s",
+        True if best >= 5000 else (False if stopped or tried_5k else None),
+        "; ".join(parts),
+    )
+
+
+def _connections(results: Results) -> Verdict:
+    conns = results.connections
+    if not conns or not conns.levels:
+        return Verdict(
+            "gateway RSS per idle connection @ 10k", "not run", f"≤ {IDLE_SOCKET_KIB:g} KiB", None
+        )
+    top = conns.levels[-1]
+    kib = top.kib_per_connection
+    note = f"{top.held:,} sockets held"
+    if top.marginal_kib_per_connection is not None:
+        note += f"; marginal {top.marginal_kib_per_connection} KiB/conn"
+    if top.level != 10000:
+        note += f"; measured at {top.level:,}, not 10k"
+    full = top.held >= top.level
+    if not full:
+        note += f"; only {top.held:,} of {top.level:,} connected"
+    return Verdict(
+        f"gateway RSS per idle connection @ {top.level:,}",
+        "—" if kib is None else f"{kib:.1f} KiB",
+        f"≤ {IDLE_SOCKET_KIB:g} KiB @ 10,000",
+        None if kib is None or top.level < 10000 else (kib <= IDLE_SOCKET_KIB and full),
+        note,
+    )
+
+
+def _storm(results: Results) -> Verdict:
+    storm = results.storm
+    if not storm or storm.reconnect is None:
+        return Verdict(
+            "reconnect storm: 5,000 clients all synced", "not run", f"≤ {STORM_S:g} s", None
+        )
+    n, r = storm.dropped, storm.reconnect
+    total = r.all_synced_s
+    measured = f"{total:.2f} s" if total is not None else f"{r.synced:,}/{n:,} synced"
+    t = r.time_to_synced_s
+    note = f"per client p50 {t.p50} s, p99 {t.p99} s; {r.retries} retries"
+    if n != 5000:
+        note += f"; {n:,} clients, not 5,000"
+    return Verdict(
+        f"reconnect storm: {n:,} clients all synced",
+        measured,
+        f"≤ {STORM_S:g} s for 5,000",
+        (total is not None and total <= STORM_S) if n >= 5000 else None,
+        note,
+    )
+
+
+def _floors(results: Results) -> list[Verdict]:
+    """The floors at the target rate: what the broker alone costs, idempotent and with a
+    transaction per batch (the figure that decides whether processors adopt transactions)."""
+    floor = results.floor
+    if floor is None:
+        return []
+    out = []
+    for runs, label in ((floor.runs, "floor"), (floor.transactional_runs, "transactional floor")):
+        row: FloorRun | None = min(
+            runs, key=lambda r: abs(r.offered_per_s - TARGET_RATE), default=None
+        )
+        if row is None:
+            continue
+        lat, ratio = row.latency_ms, row.ratio_to_idempotent_floor
+        notes = []
+        if ratio is not None:
+            notes.append(f"{ratio.p50}x / {ratio.p99}x the idempotent floor")
+            notes.append(f"{row.records_per_transaction_mean} records per transaction")
+        lost = row.missing + row.produce_errors
+        if lost:
+            notes.append(f"{lost} records lost")
+        out.append(
+            Verdict(
+                f"{label} p50 / p99 @ {row.offered_per_s:g} records/s",
+                f"{fmt_ms(lat.p50)} / {fmt_ms(lat.p99)}",
+                "measure",
+                None,
+                "; ".join(notes),
+            )
+        )
+    return out
+
+
+def _soak(results: Results) -> Verdict:
+    soak = results.soak
+    run = soak.run if soak else None
+    if soak is None or run is None:
+        return Verdict(
+            "soak: 50,000 messages (20,000 in one channel)", "not run", "no loss, no drift", None
+        )
+    lost = run.missing + run.send_failed
+    d = run.drift
+    notes = [
+        f"{run.sent:,} sent at {soak.rate:g}/s, {run.busy_channel_sends:,} in the busy channel",
+        f"p50 {fmt_ms(d.p50_first_ms)} → {fmt_ms(d.p50_last_ms)}",
+        f"{run.order_violations} order violations",
+    ]
+    if run.aborted:
+        notes.append("stopped early: " + run.aborted)
+    full = run.sent >= 50_000 and run.busy_channel_sends >= 20_000
+    if not full:
+        notes.append("smaller than the SPEC's soak")
+    ok = not lost and not run.aborted and d.no_drift and not run.order_violations
+    return Verdict(
+        f"soak: {run.sent:,} messages ({run.busy_channel_sends:,} in one channel)",
+        f"{lost:,} lost; p99 {fmt_ms(d.p99_first_ms)} → {fmt_ms(d.p99_last_ms)} "
+        "(first → last tenth)",
+        f"no loss, no drift (last tenth ≤ {DRIFT_FACTOR:g}x first)",
+        ok if full else None,
+        "; ".join(notes),
+    )
+
+
+def _idle(results: Results) -> Verdict:
+    """SPEC §6: the idle dev stack uses about no CPU (Kafka long-polls; nothing spins)."""
+    idle = results.meta.idle_stack_cpu_cores
+    if not idle:
+        return Verdict("idle CPU of the whole dev stack", "not measured", "≈ 0", None)
+    total = sum(idle.values())
+    parts = ", ".join(f"{role} {cores:.3f}" for role, cores in sorted(idle.items()) if cores)
+    return Verdict(
+        "idle CPU of the whole dev stack",
+        f"{total:.3f} cores",
+        f"≈ 0 (≤ {IDLE_CORES:g} cores)",
+        total <= IDLE_CORES,
+        parts or "every process at 0",
+    )
+
+
+def processor_cpu(cores: dict[str, float]) -> str:
+    return (
+        f"processor {cores.get('processor', '—')}, gateway {cores.get('gateway', '—')}, "
+        f"broker {cores.get('broker', '—')}, other {cores.get('other', '—')} cores"
+    )
+
+
+def _presence(results: Results) -> list[Verdict]:
+    presence = results.presence
+    if not presence:
+        return []
+    out: list[Verdict] = []
+    flood = presence.flood
+    if flood and flood.handled_per_s:
+        out.append(
+            Verdict(
+                f"presence events/s the processor handled ({flood.events:,} heartbeats "
+                "straight to the topic)",
+                f"{flood.handled_per_s:,.0f} events/s",
+                PRESENCE_TARGET,
+                None,
+                f"produced at {flood.produced_per_s or 0:,.0f}/s; "
+                f"{processor_cpu(flood.processor.cpu_cores)}; "
+                f"{flood.processor_us_per_event} µs of processor CPU per event net of idle "
+                f"(≈ {flood.events_per_processor_core_s} events/s per free core)",
+            )
+        )
+    steps = [s for s in presence.steps if s.notifications_per_s_steady]
+    step = max(steps, key=lambda s: s.notifications_per_s_steady or 0.0, default=None)
+    if step is not None:
+        on, off = step.online_after_reconnect_ms, step.offline_after_timeout_ms
+        out.append(
+            Verdict(
+                f"presence notifications/s, {presence.sockets:,} sockets "
+                f"({presence.users:,} users) each watching {presence.watch}",
+                f"{step.notifications_per_s_steady or 0:,.0f} frames/s",
+                PRESENCE_TARGET,
+                None,
+                f"{step.users_per_s:g} users/s offline and back; online frame p50/p99 "
+                f"{fmt_ms(on.p50)}/{fmt_ms(on.p99)} after the reconnect; offline "
+                f"{fmt_ms(off.p50)}/{fmt_ms(off.p99)} after the timeout; "
+                f"{step.steady_watchers_received:,}/{step.steady_watchers_expected:,} "
+                "expected frames",
+            )
+        )
+    return out
