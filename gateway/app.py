@@ -24,6 +24,7 @@ from gateway.inbox import InboxDispatcher
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
+from gateway.ratelimit import DeviceLimits
 from gateway.registry import GatewayRegistry
 from gateway.services import Services
 from gateway.tokens import Passwords
@@ -62,7 +63,14 @@ def create_app(settings: Settings) -> Starlette:
         stores = await open_stores(settings)
         publisher = Publisher(settings)
         await publisher.start()
-        registry = Registry(settings.send_rate_per_s, settings.send_burst)
+        registry = Registry(
+            DeviceLimits(
+                settings.send_rate_per_s,
+                settings.send_burst,
+                settings.frame_rate_per_s,
+                settings.frame_burst,
+            )
+        )
         inbox = PartitionFollower(settings, inbox_topic(settings), InboxDispatcher(registry))
         await inbox.start()
         hub = PresenceHub(settings, stores.friends)

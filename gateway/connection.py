@@ -38,6 +38,10 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_ERROR = 1011
 CLOSE_IDLE = 4002
 
+# A presence.subscribe reads the store and may move the gateway's partition follower: it costs
+# this many frames of the device's frame bucket (at the default rate, one a second).
+PRESENCE_SUBSCRIBE_COST = 50
+
 
 class State(enum.Enum):
     AWAITING_HELLO = "awaiting_hello"
@@ -279,14 +283,12 @@ class Connection:
                     raw = message.get("text")
                     head = message.get(OVERSIZED)
                     del message  # neither it nor `raw` is held while the socket idles
-                    if raw is None:
-                        if head is not None:
-                            refused = too_large(head)
-                            self._error(refused.code, refused.message, refused.ref)
-                        else:
-                            self._error("invalid", "frames must be JSON text")
-                        continue
                     try:
+                        if raw is None:
+                            self._charge(1)
+                            if head is not None:
+                                raise too_large(head)
+                            raise FrameError("invalid", "frames must be JSON text")
                         await self._on_frame(raw)
                     except FrameError as exc:
                         self._error(exc.code, exc.message, exc.ref)
@@ -294,8 +296,21 @@ class Connection:
         except TimeoutError:
             await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
 
+    def _charge(self, cost: float) -> None:
+        """Take `cost` from the device's bucket for frames other than `send` (which has its
+        own), or refuse the frame: each costs parsing, and some queries or partition moves."""
+        if not self._s.registry.limits.frames(self.device_id).take(cost):
+            raise FrameError("rate_limited", "too many frames; slow down")
+
     async def _on_frame(self, raw: str) -> None:
-        parsed, ref = parse_frame(raw)
+        try:
+            parsed, ref = parse_frame(raw)
+        except FrameError:
+            self._charge(1)  # refused frames count too
+            raise
+        if not isinstance(parsed, Send):
+            subscribe = isinstance(parsed, PresenceSubscribe)
+            self._charge(PRESENCE_SUBSCRIBE_COST if subscribe else 1)
         try:
             if isinstance(parsed, Send):
                 await self._on_send(parsed)

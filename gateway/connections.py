@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from gateway.ratelimit import TokenBucket
+from gateway.ratelimit import DeviceLimits
 
 
 class Deliverable(Protocol):
@@ -20,15 +20,15 @@ class Deliverable(Protocol):
 
 
 class Registry:
-    def __init__(self, send_rate_per_s: float, send_burst: int) -> None:
+    def __init__(self, limits: DeviceLimits) -> None:
         self._by_user: dict[str, set[Deliverable]] = {}
-        # Made at a device's first send, not at connect: most sockets are idle.
-        self._buckets: dict[str, TokenBucket] = {}
-        self._rate = send_rate_per_s
-        self._burst = send_burst
+        self._sockets_of: dict[str, int] = {}  # per device
+        self.limits = limits
 
     def add(self, user_id: str, connection: Deliverable) -> None:
         self._by_user.setdefault(user_id, set()).add(connection)
+        device_id = connection.device_id
+        self._sockets_of[device_id] = self._sockets_of.get(device_id, 0) + 1
 
     def remove(self, user_id: str, connection: Deliverable) -> None:
         users = self._by_user.get(user_id)
@@ -38,18 +38,19 @@ class Registry:
         if not users:
             del self._by_user[user_id]
         device_id = connection.device_id
-        if not any(c.device_id == device_id for c in users):
-            self._buckets.pop(device_id, None)
+        left = self._sockets_of[device_id] - 1
+        if left:
+            self._sockets_of[device_id] = left
+        else:
+            del self._sockets_of[device_id]
+            self.limits.left(device_id, self._sockets_of)
 
     def of_user(self, user_id: str) -> Iterable[Deliverable]:
         return tuple(self._by_user.get(user_id, ()))
 
-    def rate_bucket(self, device_id: str) -> TokenBucket:
-        """The device's send bucket, shared by all its sockets on this gateway."""
-        bucket = self._buckets.get(device_id)
-        if bucket is None:
-            bucket = self._buckets[device_id] = TokenBucket(self._rate, self._burst)
-        return bucket
+    def sockets_of(self, device_id: str) -> int:
+        """How many sockets the device has open on this gateway."""
+        return self._sockets_of.get(device_id, 0)
 
     def count(self) -> int:
         return sum(len(c) for c in self._by_user.values())

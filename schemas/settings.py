@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     heartbeat_interval_s: int = 15
     send_rate_per_s: float = 20.0
     send_burst: int = 50
+    # Every other frame (ack, heartbeat, presence.subscribe, and frames refused as invalid), per
+    # device; a presence.subscribe costs PRESENCE_SUBSCRIBE_COST of them.
+    frame_rate_per_s: float = Field(default=50.0, gt=0)
+    frame_burst: int = Field(default=200, ge=10)
     outbound_queue_frames: int = 10_000
     # Bytes (of queued frames' memory) one socket may have waiting before it is closed (4008),
     # and all sockets of a gateway together.

@@ -32,7 +32,7 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
     order land in order; the same (device, client_msg_id) is stored once, whatever the retries.
     """
     check_text(request.text)
-    if not services.registry.rate_bucket(caller.device_id).take():
+    if not services.registry.limits.send(caller.device_id).take():
         raise ApiError(429, "rate_limited", "too many messages; slow down")
     await require_member(services.stores.channels, request.channel_id, caller.user_id)
     event = MessageSendV1(
