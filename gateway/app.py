@@ -24,7 +24,7 @@ from gateway.inbox import InboxDispatcher
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
-from gateway.ratelimit import DeviceLimits
+from gateway.ratelimit import AccountThrottles, DeviceLimits, Throttle
 from gateway.registry import GatewayRegistry
 from gateway.services import Services
 from gateway.tokens import Passwords
@@ -80,7 +80,11 @@ def create_app(settings: Settings) -> Starlette:
         cursors = CursorWriter(stores.cursors, settings.cursor_flush_interval_s)
         cursors.start()
         passwords = Passwords(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+            settings.argon2_time_cost,
+            settings.argon2_memory_kib,
+            settings.argon2_parallelism,
+            settings.max_concurrent_hashes,
+            settings.max_waiting_hashes,
         )
         app.state.draining = False
         app.state.services = Services(
@@ -94,6 +98,11 @@ def create_app(settings: Settings) -> Starlette:
             gateways,
             passwords,
             Budget(settings.gateway_outbound_bytes),
+            AccountThrottles(
+                Throttle(settings.signups_per_address, settings.throttle_window_s),
+                Throttle(settings.logins_per_account, settings.throttle_window_s),
+                Throttle(settings.logins_per_address, settings.throttle_window_s),
+            ),
         )
         try:
             yield

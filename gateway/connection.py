@@ -37,6 +37,7 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_ERROR = 1011
 CLOSE_IDLE = 4002
+CLOSE_TOO_MANY_SOCKETS = 4009
 
 # A presence.subscribe reads the store and may move the gateway's partition follower: it costs
 # this many frames of the device's frame bucket (at the default rate, one a second).
@@ -118,6 +119,14 @@ class Connection:
         try:
             greeting = await self._await_hello()
             if greeting is None:
+                return
+            cap = self._s.settings.max_sockets_per_device
+            if self._s.registry.sockets_of(self.device_id) >= cap:
+                await self._close_with_error(
+                    "rate_limited",
+                    f"at most {cap} sockets per device: close another first",
+                    CLOSE_TOO_MANY_SOCKETS,
+                )
                 return
             self._enter(State.SYNCING)
             self._s.registry.add(self.user_id, self)

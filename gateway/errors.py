@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.responses import Response
 
 from gateway.encoding import json_response
@@ -9,14 +11,26 @@ from schemas.ids import has_control_characters, parse_id
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
 
     def response(self) -> Response:
-        return json_response({"error": {"code": self.code, "message": self.message}}, self.status)
+        response = json_response(
+            {"error": {"code": self.code, "message": self.message}}, self.status
+        )
+        if self.retry_after_s is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
+        return response
+
+
+def rate_limited(message: str, retry_after_s: float) -> ApiError:
+    return ApiError(429, "rate_limited", message, retry_after_s)
 
 
 def invalid(message: str) -> ApiError:

@@ -15,6 +15,7 @@ from gateway.commands import accounts, channels, friends, presence, push
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
 from gateway.services import Services
+from schemas.ids import iso_ms
 from storage.protocols import Device
 
 MAX_BODY_BYTES = 64 * 1024
@@ -51,6 +52,11 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _address(request: Request) -> str:
+    """The client's address, as the socket sees it (a proxy in front is the client)."""
+    return request.client.host if request.client is not None else ""
+
+
 async def _device(request: Request) -> Device:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -62,7 +68,11 @@ async def _device(request: Request) -> Device:
 async def create_user(request: Request) -> Response:
     body = await _body(request)
     user_id, username = await accounts.sign_up(
-        _services(request), body.get("username"), body.get("password"), body.get("display_name")
+        _services(request),
+        _address(request),
+        body.get("username"),
+        body.get("password"),
+        body.get("display_name"),
     )
     return json_response({"user_id": user_id, "username": username}, 201)
 
@@ -70,16 +80,62 @@ async def create_user(request: Request) -> Response:
 async def create_session(request: Request) -> Response:
     body = await _body(request)
     login = await accounts.log_in(
-        _services(request), body.get("username"), body.get("password"), body.get("device_name")
+        _services(request),
+        _address(request),
+        body.get("username"),
+        body.get("password"),
+        body.get("device_name"),
     )
+    return json_response(_session_body(login), 201)
+
+
+def _session_body(login: accounts.Login) -> dict[str, Any]:
     device = login.device
-    return json_response(
-        {"token": login.token, "user_id": device.user_id, "device_id": device.device_id}, 201
-    )
+    return {
+        "token": login.token,
+        "user_id": device.user_id,
+        "device_id": device.device_id,
+        "expires_at": iso_ms(device.expires_at_ms),
+    }
 
 
 async def delete_session(request: Request) -> Response:
     await accounts.log_out(_services(request), await _device(request))
+    return Response(status_code=204)
+
+
+async def renew_session(request: Request) -> Response:
+    login = await accounts.renew_token(_services(request), await _device(request))
+    return json_response(_session_body(login))
+
+
+async def list_devices(request: Request) -> Response:
+    caller = await _device(request)
+    found = await accounts.list_devices(_services(request), caller)
+    return json_response(
+        {
+            "devices": [
+                {
+                    "device_id": d.device_id,
+                    "name": d.name,
+                    "created_at": iso_ms(d.created_at_ms),
+                    "expires_at": iso_ms(d.expires_at_ms),
+                    "current": d.device_id == caller.device_id,
+                }
+                for d in found
+            ]
+        }
+    )
+
+
+async def delete_device(request: Request) -> Response:
+    caller = await _device(request)
+    await accounts.revoke_device(_services(request), caller, request.path_params["device_id"])
+    return Response(status_code=204)
+
+
+async def delete_devices(request: Request) -> Response:
+    await accounts.revoke_all_devices(_services(request), await _device(request))
     return Response(status_code=204)
 
 
@@ -196,6 +252,10 @@ routes = [
     Route("/v1/users", create_user, methods=["POST"]),
     Route("/v1/sessions", create_session, methods=["POST"]),
     Route("/v1/sessions/current", delete_session, methods=["DELETE"]),
+    Route("/v1/sessions/current/renew", renew_session, methods=["POST"]),
+    Route("/v1/devices", list_devices, methods=["GET"]),
+    Route("/v1/devices", delete_devices, methods=["DELETE"]),
+    Route("/v1/devices/{device_id}", delete_device, methods=["DELETE"]),
     Route("/v1/discovery", discovery, methods=["GET"]),
     Route("/v1/channels", create_channel, methods=["POST"]),
     Route("/v1/channels", list_channels, methods=["GET"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Container
+from dataclasses import dataclass
 
 
 class TokenBucket:
@@ -29,6 +30,10 @@ class TokenBucket:
             self._tokens -= cost
             return True
         return False
+
+    def wait_s(self, cost: float = 1.0) -> float:
+        """How long until `cost` could be taken."""
+        return max(0.0, (cost - self._tokens) / self._rate)
 
     def full_at(self) -> float:
         """When (on the monotonic clock) the bucket will be full if nothing is taken."""
@@ -82,3 +87,36 @@ class DeviceLimits:
     def _drop(self, device_id: str) -> None:
         self._send.pop(device_id, None)
         self._frames.pop(device_id, None)
+
+
+class Throttle:
+    """`limit` attempts per `window_s` for each key (an account, a client address): a bucket per
+    key used lately, at most `max_keys` of them (the least recently used go first), so a flood
+    of new keys cannot grow the gateway's memory."""
+
+    def __init__(self, limit: int, window_s: float, max_keys: int = 100_000) -> None:
+        self._limit = limit
+        self._rate = limit / window_s
+        self._max_keys = max_keys
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def attempt(self, key: str) -> float:
+        """Take one attempt for `key`: 0 if allowed, else how many seconds until one is."""
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = TokenBucket(self._rate, self._limit)
+            if len(self._buckets) >= self._max_keys:
+                del self._buckets[next(iter(self._buckets))]
+        self._buckets[key] = bucket  # most recently used last
+        if bucket.take():
+            return 0.0
+        return bucket.wait_s()
+
+
+@dataclass
+class AccountThrottles:
+    """Sign-ups per client address; log-ins per account and per client address."""
+
+    signups_per_address: Throttle
+    logins_per_account: Throttle
+    logins_per_address: Throttle

@@ -11,6 +11,7 @@ from gateway.follower import PartitionFollower
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
+from gateway.ratelimit import AccountThrottles
 from gateway.registry import GatewayRegistry
 from gateway.tokens import Passwords
 from schemas.settings import Settings
@@ -29,3 +30,4 @@ class Services:
     gateways: GatewayRegistry
     passwords: Passwords
     outbound: Budget  # bytes queued to every socket of this gateway
+    throttles: AccountThrottles

@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     frame_rate_per_s: float = Field(default=50.0, gt=0)
     frame_burst: int = Field(default=200, ge=10)
     outbound_queue_frames: int = 10_000
+    # A device's token works this long after its login or last renewal.
+    token_ttl_s: float = Field(default=30 * 24 * 3600, gt=0)
+    max_devices_per_user: int = Field(default=50, ge=1)
+    max_sockets_per_device: int = Field(default=8, ge=1)  # per gateway
+    # Attempts allowed per `throttle_window_s`, per gateway; beyond them 429 with Retry-After.
+    throttle_window_s: float = Field(default=600.0, gt=0)
+    signups_per_address: int = Field(default=20, ge=1)
+    logins_per_account: int = Field(default=10, ge=1)
+    logins_per_address: int = Field(default=100, ge=1)
+    # Password hashes computed at once (each takes a core for tens of milliseconds), and how many
+    # may wait for one before sign-ups and log-ins are refused (429) instead of queued.
+    max_concurrent_hashes: int = Field(default=2, ge=1)
+    max_waiting_hashes: int = Field(default=64, ge=0)
     # Bytes (of queued frames' memory) one socket may have waiting before it is closed (4008),
     # and all sockets of a gateway together.
     outbound_queue_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)

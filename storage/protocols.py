@@ -19,6 +19,10 @@ class UsernameTaken(StorageError):
     pass
 
 
+class TooManyDevices(StorageError):
+    """The user has as many live devices as allowed."""
+
+
 class GroupFull(StorageError):
     pass
 
@@ -47,6 +51,7 @@ class Device:
     user_id: str
     name: str | None
     created_at_ms: int
+    expires_at_ms: int = 0  # when its token stops working (0: not read)
 
 
 @dataclass(frozen=True)
@@ -76,15 +81,31 @@ class AccountStore(Protocol):
         """The subset of `user_ids` that are accounts."""
 
     async def create_device(
-        self, device_id: str, user_id: str, name: str | None, token_hash: bytes
+        self,
+        device_id: str,
+        user_id: str,
+        name: str | None,
+        token_hash: bytes,
+        expires_at_ms: int,
+        max_devices: int,
     ) -> Device:
-        """Register a new device (one login) with its token's hash."""
+        """Register a new device (one login) with its token's hash; raises `TooManyDevices`
+        if the user already has `max_devices` live ones (checked and written atomically)."""
 
     async def device_by_token(self, token_hash: bytes) -> Device | None:
-        """The live (not revoked) device holding this token."""
+        """The live device holding this token: not revoked, not expired."""
+
+    async def devices(self, user_id: str) -> list[Device]:
+        """The user's live devices, oldest first."""
+
+    async def renew_token(self, device_id: str, token_hash: bytes, expires_at_ms: int) -> bool:
+        """Give a live device a new token (the old one stops working); False if not live."""
 
     async def revoke_device(self, device_id: str) -> None:
         """Revoke a device's token; idempotent."""
+
+    async def revoke_devices(self, user_id: str) -> list[str]:
+        """Revoke every live device of the user; the ids revoked."""
 
 
 class ChannelStore(Protocol):

@@ -90,6 +90,15 @@ class Stack:
             process.stop()
 
 
+# Every test client signs up and logs in from 127.0.0.1, thousands of times a run: the
+# throttles per address and per account are lifted (tests/test_abuse.py restores them).
+MANY_ACCOUNTS = {
+    "PARLEY_SIGNUPS_PER_ADDRESS": "1000000",
+    "PARLEY_LOGINS_PER_ADDRESS": "1000000",
+    "PARLEY_LOGINS_PER_ACCOUNT": "1000000",
+}
+
+
 def base_env(bootstrap: str, dsn: str, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -107,6 +116,7 @@ def base_env(bootstrap: str, dsn: str, workdir: Path) -> dict[str, str]:
         PARLEY_ARGON2_TIME_COST="1",
         PARLEY_ARGON2_MEMORY_KIB="8192",
         PARLEY_ARGON2_PARALLELISM="1",
+        **MANY_ACCOUNTS,
     )
     return env
 
@@ -132,7 +142,7 @@ def start_dev(
     return devstack.start_dev(
         data_dir,
         *args,
-        env={"PARLEY_PROCESSOR_SESSION_TIMEOUT_S": "3", **overrides},
+        env={"PARLEY_PROCESSOR_SESSION_TIMEOUT_S": "3", **MANY_ACCOUNTS, **overrides},
         http_port=http_port,
         kafka_port=broker_port,
         processor_port=processor_port,

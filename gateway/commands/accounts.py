@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway import tokens
-from gateway.errors import ApiError, invalid, require_name, unauthorized
+from gateway.errors import (
+    ApiError,
+    invalid,
+    not_found,
+    rate_limited,
+    require_id,
+    require_name,
+    unauthorized,
+)
+from gateway.ratelimit import Throttle
 from gateway.services import Services
-from schemas.ids import new_id
-from storage.protocols import AccountStore, Device, UsernameTaken
+from schemas.ids import new_id, now_ms
+from storage.protocols import AccountStore, Device, TooManyDevices, UsernameTaken
 
 USERNAME = re.compile(r"[a-z0-9_.-]{3,32}")  # fullmatch: `$` would let a final newline in
 
 log = logging.getLogger("parley.accounts")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -24,9 +38,10 @@ class Login:
 
 
 async def sign_up(
-    services: Services, username: object, password: object, display_name: object
+    services: Services, address: str, username: object, password: object, display_name: object
 ) -> tuple[str, str]:
-    """Create an account; returns (user_id, username)."""
+    """Create an account from client `address`; returns (user_id, username)."""
+    _throttle(services.throttles.signups_per_address, address, "sign-ups from this address")
     if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise invalid("username must be 3-32 characters of a-z, 0-9, _ . -")
     if not isinstance(password, str) or not 8 <= len(password) <= 128:
@@ -34,7 +49,7 @@ async def sign_up(
     if display_name is not None:
         display_name = require_name(display_name, "display_name", 64)
     user_id = new_id()
-    password_hash = await services.passwords.hash(password)
+    password_hash = await _hashing(services.passwords.hash(password))
     try:
         await services.stores.accounts.create_user(user_id, username, password_hash, display_name)
     except UsernameTaken:
@@ -43,24 +58,61 @@ async def sign_up(
 
 
 async def log_in(
-    services: Services, username: object, password: object, device_name: object
+    services: Services, address: str, username: object, password: object, device_name: object
 ) -> Login:
-    """Check the password and register a new device with a fresh token."""
+    """Check the password and register a new device with a fresh token. Attempts are
+    throttled per client `address` and per account, whether they succeed or not."""
+    throttles = services.throttles
+    _throttle(throttles.logins_per_address, address, "log-ins from this address")
     if not isinstance(username, str) or not isinstance(password, str):
         raise invalid("username and password are required strings")
+    _throttle(throttles.logins_per_account, username, "log-ins to this account")
     if device_name is not None:
         device_name = require_name(device_name, "device_name", 64)
     accounts = services.stores.accounts
     user = await accounts.user_by_username(username)
     # Verified even for an unknown username, so that the answer takes as long either way.
-    verified = await services.passwords.verify(user.password_hash if user else None, password)
+    verified = await _hashing(
+        services.passwords.verify(user.password_hash if user else None, password)
+    )
     if not verified or user is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
     token = tokens.new_token()
-    device = await accounts.create_device(
-        new_id(), user.user_id, device_name, tokens.token_hash(token)
-    )
+    settings = services.settings
+    try:
+        device = await accounts.create_device(
+            new_id(),
+            user.user_id,
+            device_name,
+            tokens.token_hash(token),
+            _expiry(services),
+            settings.max_devices_per_user,
+        )
+    except TooManyDevices:
+        raise ApiError(
+            409,
+            "too_many_devices",
+            f"an account has at most {settings.max_devices_per_user} devices:"
+            " revoke one first (DELETE /v1/devices/{device_id})",
+        ) from None
     return Login(token, device)
+
+
+def _throttle(throttle: Throttle, key: str, what: str) -> None:
+    wait_s = throttle.attempt(key)
+    if wait_s > 0:
+        raise rate_limited(f"too many {what}; try again later", wait_s)
+
+
+async def _hashing(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except tokens.HashingBusy:
+        raise rate_limited("the server is busy; try again shortly", 1.0) from None
+
+
+def _expiry(services: Services) -> int:
+    return now_ms() + int(services.settings.token_ttl_s * 1000)
 
 
 async def authenticate(accounts: AccountStore, token: str | None) -> Device:
@@ -73,15 +125,52 @@ async def authenticate(accounts: AccountStore, token: str | None) -> Device:
     return device
 
 
+async def renew_token(services: Services, caller: Device) -> Login:
+    """A new token for the caller's device, valid for another `token_ttl_s`; the old one stops
+    working at once (sockets it opened stay open)."""
+    token = tokens.new_token()
+    expires_at_ms = _expiry(services)
+    if not await services.stores.accounts.renew_token(
+        caller.device_id, tokens.token_hash(token), expires_at_ms
+    ):
+        raise unauthorized()  # revoked or expired meanwhile
+    return Login(token, dataclasses.replace(caller, expires_at_ms=expires_at_ms))
+
+
+async def list_devices(services: Services, caller: Device) -> list[Device]:
+    """The caller's live devices, oldest first."""
+    return await services.stores.accounts.devices(caller.user_id)
+
+
 async def log_out(services: Services, device: Device) -> None:
+    """Revoke the caller's own device (its current session)."""
+    await _revoke(services, device.user_id, device.device_id)
+
+
+async def revoke_device(services: Services, caller: Device, device_id: object) -> None:
+    """Revoke one of the caller's devices (this one included)."""
+    device_id = require_id(device_id, "device_id")
+    owned = {d.device_id for d in await services.stores.accounts.devices(caller.user_id)}
+    if device_id not in owned:
+        raise not_found("device")
+    await _revoke(services, caller.user_id, device_id)
+
+
+async def revoke_all_devices(services: Services, caller: Device) -> None:
+    """Revoke every device of the caller's account, this one included."""
+    for device_id in await services.stores.accounts.revoke_devices(caller.user_id):
+        await _revoke(services, caller.user_id, device_id)
+
+
+async def _revoke(services: Services, user_id: str, device_id: str) -> None:
     """Revoke the device: its token stops working at once, its push endpoint goes, and every
     socket of it closes, on this gateway first and then on the others (through the inbox)."""
-    await services.stores.accounts.revoke_device(device.device_id)
-    await services.stores.push.remove_endpoint(device.device_id)
+    await services.stores.accounts.revoke_device(device_id)  # idempotent
+    await services.stores.push.remove_endpoint(device_id)
     # Local sockets close before anything is published: a broker that is down cannot keep a
     # revoked device's sockets open here, and the client learns of the failure from the 503.
-    for connection in services.registry.of_user(device.user_id):
-        if connection.device_id == device.device_id:
+    for connection in services.registry.of_user(user_id):
+        if connection.device_id == device_id:
             connection.revoke()
-    services.publisher.presence("logout", device.user_id, device.device_id, "")
-    await services.publisher.device_revoked(device.user_id, device.device_id)  # retried
+    services.publisher.presence("logout", user_id, device_id, "")
+    await services.publisher.device_revoked(user_id, device_id)  # retried

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from psycopg import errors
 
 from storage.postgres.pool import Pool, connection
-from storage.protocols import Device, User, UsernameTaken
+from storage.protocols import Device, TooManyDevices, User, UsernameTaken
 
 
 class PostgresAccountStore:
@@ -51,31 +51,68 @@ class PostgresAccountStore:
             return {str(r[0]) for r in await cur.fetchall()}
 
     async def create_device(
-        self, device_id: str, user_id: str, name: str | None, token_hash: bytes
+        self,
+        device_id: str,
+        user_id: str,
+        name: str | None,
+        token_hash: bytes,
+        expires_at_ms: int,
+        max_devices: int,
     ) -> Device:
-        """Register a new device (one login) with its token's hash."""
-        async with connection(self._pool) as conn:
+        """Register a new device (one login) with its token's hash; raises `TooManyDevices`
+        if the user already has `max_devices` live ones (checked and written atomically)."""
+        async with connection(self._pool) as conn, conn.transaction():
+            # The user's row serialises concurrent logins of one user: the count holds.
+            await conn.execute("SELECT 1 FROM users WHERE user_id = %s FOR UPDATE", (user_id,))
             cur = await conn.execute(
-                "INSERT INTO devices (device_id, user_id, name, token_hash) VALUES (%s, %s, %s, %s)"
-                " RETURNING (extract(epoch FROM created_at) * 1000)::bigint",
-                (device_id, user_id, name, token_hash),
+                "SELECT count(*) FROM devices"
+                " WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now()",
+                (user_id,),
             )
             row = await cur.fetchone()
-        assert row is not None
-        return Device(device_id, user_id, name, int(str(row[0])))
+            if row is not None and int(str(row[0])) >= max_devices:
+                raise TooManyDevices(user_id)
+            cur = await conn.execute(
+                "INSERT INTO devices (device_id, user_id, name, token_hash, expires_at)"
+                " VALUES (%s, %s, %s, %s, to_timestamp(%s / 1000.0))"
+                f" RETURNING {_DEVICE_COLUMNS}",
+                (device_id, user_id, name, token_hash, expires_at_ms),
+            )
+            created = await cur.fetchone()
+        assert created is not None
+        return _device(created)
 
     async def device_by_token(self, token_hash: bytes) -> Device | None:
-        """The live (not revoked) device holding this token."""
+        """The live device holding this token: not revoked, not expired."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                "SELECT device_id, user_id, name, (extract(epoch FROM created_at) * 1000)::bigint"
-                " FROM devices WHERE token_hash = %s AND revoked_at IS NULL",
+                f"SELECT {_DEVICE_COLUMNS} FROM devices"
+                " WHERE token_hash = %s AND revoked_at IS NULL AND expires_at > now()",
                 (token_hash,),
             )
             row = await cur.fetchone()
-        if row is None:
-            return None
-        return Device(str(row[0]), str(row[1]), _opt(row[2]), int(str(row[3])))
+        return None if row is None else _device(row)
+
+    async def devices(self, user_id: str) -> list[Device]:
+        """The user's live devices, oldest first."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_DEVICE_COLUMNS} FROM devices"
+                " WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now()"
+                " ORDER BY created_at, device_id",
+                (user_id,),
+            )
+            return [_device(row) for row in await cur.fetchall()]
+
+    async def renew_token(self, device_id: str, token_hash: bytes, expires_at_ms: int) -> bool:
+        """Give a live device a new token (the old one stops working); False if not live."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "UPDATE devices SET token_hash = %s, expires_at = to_timestamp(%s / 1000.0)"
+                " WHERE device_id = %s AND revoked_at IS NULL AND expires_at > now()",
+                (token_hash, expires_at_ms, device_id),
+            )
+            return cur.rowcount == 1
 
     async def revoke_device(self, device_id: str) -> None:
         """Revoke a device's token; idempotent."""
@@ -84,6 +121,26 @@ class PostgresAccountStore:
                 "UPDATE devices SET revoked_at = now() WHERE device_id = %s AND revoked_at IS NULL",
                 (device_id,),
             )
+
+    async def revoke_devices(self, user_id: str) -> list[str]:
+        """Revoke every live device of the user; the ids revoked."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "UPDATE devices SET revoked_at = now()"
+                " WHERE user_id = %s AND revoked_at IS NULL RETURNING device_id",
+                (user_id,),
+            )
+            return [str(row[0]) for row in await cur.fetchall()]
+
+
+_DEVICE_COLUMNS = (
+    "device_id, user_id, name, (extract(epoch FROM created_at) * 1000)::bigint,"
+    " (extract(epoch FROM expires_at) * 1000)::bigint"
+)
+
+
+def _device(row: Sequence[object]) -> Device:
+    return Device(str(row[0]), str(row[1]), _opt(row[2]), int(str(row[3])), int(str(row[4])))
 
 
 def _opt(value: object) -> str | None:
