@@ -245,6 +245,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    if _services(request).settings.metrics_port is not None:
+        # Served on its own address (gateway/server.py), not to the public.
+        raise ApiError(404, "not_found", "not found")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 import uvicorn
+from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -61,6 +62,9 @@ def direct_websockets(app: Starlette) -> ASGIApp:
 
 def serve(settings: Settings) -> None:
     app = create_app(settings)
+    if settings.metrics_port is not None:
+        # prometheus_client's own server, in a thread: scrapes never wait on the event loop.
+        start_http_server(settings.metrics_port, settings.metrics_host)
     config = uvicorn.Config(
         direct_websockets(app),
         host=settings.http_host,

@@ -41,6 +41,13 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(settings.data_dir / "faust"),
         web_enabled=True,
         web_bind=settings.processor_http_host,
+        # Only Parley's own pages (/healthz, /metrics): Faust's views of its router, tables,
+        # graph and stats would show internals to whoever reaches the port.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         web_port=settings.processor_http_port,
         topic_allow_declare=False,
         # No leader election: no agent or timer runs on the leader alone, and the election

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
 
     # Processors.
     processor_http_host: str = "127.0.0.1"
+    # Set, the gateway serves /metrics only here (e.g. a private interface), not on its public
+    # HTTP port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     processor_http_port: int = 8090
     processor_id: str = "parley-processor"
     processor_batch_max: int = Field(default=500, ge=1)
