@@ -5,6 +5,7 @@ the Scylla message store, started only if a test asks for it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,11 +16,59 @@ from parley.embedded.kafka import EmbeddedKafka
 from parley.embedded.postgres import EmbeddedPostgres
 from parley.embedded.process import free_port
 from parley.settings import Settings
+from parley_client import Client, Frame, Login, Session
 from storage.postgres.migrate import migrate
-from tests.client import Api
 from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack, base_env
 from topics.admin import ensure_topics
+
+PASSWORD = "correct horse battery"
+
+
+class Api(Client):
+    """The client library with the tests' conveniences: throwaway accounts that share one
+    password, channels by id, and sessions that keep every frame they receive."""
+
+    def __init__(self, base_url: str, ws_url: str | None = None) -> None:
+        # Generous: password hashing (argon2id) is CPU-bound and the machine may be busy.
+        super().__init__(base_url, ws_url, timeout_s=120, keep_frames=True)
+        self._hashing = asyncio.Semaphore(8)
+
+    async def new_user(self, prefix: str = "u") -> str:
+        """A new account; returns its username (the password is PASSWORD)."""
+        username = f"{prefix}{uuid.uuid4().hex[:12]}"
+        await self.sign_up(username, PASSWORD)
+        return username
+
+    async def add_device(self, username: str, device_name: str | None = None) -> Login:
+        return await self.log_in(username, PASSWORD, device_name)
+
+    async def new_device(self, prefix: str = "u") -> Login:
+        """A new user with one device."""
+        # Bounded: a hundred concurrent sign-ups would queue on the server's hashing threads.
+        async with self._hashing:
+            return await self.add_device(await self.new_user(prefix))
+
+    async def make_friends(self, a: Login, b: Login) -> None:
+        """a asks, b accepts."""
+        assert (await self.befriend(a, b.user_id))["status"] == "requested"
+        assert (await self.befriend(b, a.user_id))["status"] == "friend"
+
+    async def direct(self, device: Login, user_id: str) -> str:
+        return (await self.open_direct(device, user_id))["channel_id"]
+
+    async def group(self, device: Login, member_ids: list[str], name: str = "group") -> str:
+        return (await self.create_group(device, name, member_ids))["channel_id"]
+
+
+async def handled(socket: Session) -> Frame:
+    """Once every frame sent on the socket so far has been handled by the gateway: it handles
+    a socket's frames in order and refuses a frame of unknown type at once. Returns that
+    refusal (an `invalid` error frame)."""
+    await socket.send_frame({"type": "teleport"})
+    frame = await socket.until(lambda f: f["type"] == "error" and "teleport" in f["message"])
+    assert frame["code"] == "invalid", frame
+    return frame
 
 
 @pytest.fixture(scope="session")
