@@ -5,6 +5,7 @@ the Scylla message store, started only if a test asks for it."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from parley.embedded.process import free_port
 from parley.settings import Settings
 from parley_client import Client, Frame, Login, Session
 from storage.postgres.migrate import migrate
+from storage.stores import Stores, open_stores
 from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack, base_env
 from topics.admin import ensure_topics
@@ -69,6 +71,30 @@ async def handled(socket: Session) -> Frame:
     frame = await socket.until(lambda f: f["type"] == "error" and "teleport" in f["message"])
     assert frame["code"] == "invalid", frame
     return frame
+
+
+async def wait_connected(stores: Stores, user_id: str, connected: bool) -> None:
+    """Until the presence processor has recorded the user's sockets as open (or all closed)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        state = (await stores.presence.get([user_id])).get(user_id)
+        if state is not None and state.connected == connected:
+            return
+        await asyncio.sleep(0.05)  # polling the store, within the deadline
+    raise TimeoutError(f"{user_id} never became connected={connected}")
+
+
+async def push_marker(api: Api, receiver: PushReceiver, sender: Login, users: list[Login]) -> str:
+    """Send a message into a new group of `users` (none connected, each with a push endpoint)
+    and wait for each one's push of it. The notifier handles a user's inbox records in order,
+    a batch at a time, so by then every push an earlier message could make has been made (one
+    in the marker's own batch aside). Returns the marker's channel."""
+    group = await api.group(sender, [u.user_id for u in users], name="marker")
+    async with await api.connect(sender) as socket:
+        await socket.accepted(await socket.send_message(group, "marker"))
+        for user in users:
+            await receiver.wait_channel(user.user_id, group)
+    return group
 
 
 @pytest.fixture(scope="session")
@@ -212,6 +238,14 @@ def stack_on_each_store(request: pytest.FixtureRequest) -> Stack:
     name = "postgres_stack" if request.param == "postgres" else "cql_stack"
     stack: Stack = request.getfixturevalue(name)
     return stack
+
+
+@pytest.fixture
+async def stores(settings: Settings) -> AsyncIterator[Stores]:
+    """The stores of the shared stack, opened as a processor opens them."""
+    opened = await open_stores(settings)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
