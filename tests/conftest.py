@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,6 +71,24 @@ async def handled(socket: Session) -> Frame:
     frame = await socket.until(lambda f: f["type"] == "error" and "teleport" in f["message"])
     assert frame["code"] == "invalid", frame
     return frame
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Until `check()` is true, asked every 0.1 s; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)  # polling, within the deadline
+
+
+async def metric(url: str, name: str) -> float:
+    """The value of an unlabelled metric of the Parley process serving `url`."""
+    async with Client(url) as client:
+        text = await client.metrics()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in the metrics of {url}")
 
 
 async def wait_connected(stores: Stores, user_id: str, connected: bool) -> None:
