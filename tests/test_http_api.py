@@ -234,7 +234,7 @@ async def test_history_pages_before_after_around_line_up_with_what_was_delivered
     await refused(api.history(outsider, "999"), 403, "not_member")
 
 
-async def test_healthz_metrics_and_unknown_routes(api: Api) -> None:
+async def test_healthz_says_ok_metrics_are_served_and_an_unknown_route_is_404(api: Api) -> None:
     assert (await api.healthz())["status"] == "ok"
     assert "parley_gateway_connections" in await api.metrics()
     error(await api.request("GET", "/v1/nothing"), 404, "not_found")

@@ -73,7 +73,7 @@ async def test_a_refused_session_raises_session_error_with_its_kind(api: Api) ->
     assert nobody.value.kind.startswith("os_")
 
 
-async def test_a_session_reports_how_it_closed_and_sends_after_raise(api: Api) -> None:
+async def test_a_closed_session_reports_its_close_code_and_refuses_to_send(api: Api) -> None:
     device = await api.new_device()
     session = await api.connect(device)
     assert session.welcome is not None and session.welcome.device_id == device.device_id

@@ -90,7 +90,9 @@ async def subscribe(socket: Session, *user_ids: str) -> list[dict[str, Any]]:
     return [await socket.until(lambda f: f["type"] in ("presence", "error")) for _ in user_ids]
 
 
-async def test_friend_requests_accept_list_and_remove(api: Api) -> None:
+async def test_a_friend_request_is_pending_until_accepted_and_either_side_may_end_it(
+    api: Api,
+) -> None:
     a, b, c = await api.new_device("fa"), await api.new_device("fb"), await api.new_device("fc")
     assert await api.befriend(a, b.user_id) == {"user_id": b.user_id, "status": "requested"}
     assert (await api.befriend(a, b.user_id))["status"] == "requested"

@@ -43,7 +43,9 @@ def assert_signed(request: Received) -> None:
     assert request.headers["Idempotency-Key"] == request.push["push_id"]
 
 
-async def test_push_endpoints_register_list_replace_and_remove(api: Api) -> None:
+async def test_each_device_has_one_push_endpoint_listed_to_the_user_and_forgotten_at_logout(
+    api: Api,
+) -> None:
     phone = await api.new_device("push")
     laptop = await api.add_device(phone.username, "laptop")
     answer = await api.register_push(phone, "fcm", "abc")

@@ -261,7 +261,7 @@ async def strict_gateway(stack: Stack) -> AsyncIterator[Process]:
     await asyncio.to_thread(gateway.stop)
 
 
-async def test_sending_faster_than_the_rate_limit_gets_rate_limited(
+async def test_sends_beyond_the_rate_limit_are_refused_and_never_stored(
     api: Api, strict_gateway: Process
 ) -> None:
     a, b = await api.new_device(), await api.new_device()
