@@ -68,6 +68,7 @@ class Client:
             base_url=base_url, timeout=timeout_s, trust_env=trust_env, limits=limits
         )
         self._sessions: list[Session] = []
+        self._prune_at = 16
 
     async def __aenter__(self) -> Client:
         return self
@@ -298,6 +299,9 @@ class Client:
         return session
 
     def _keep(self, session: Session) -> None:
-        # Closed sessions are let go here, so a long-lived client does not accumulate them.
-        self._sessions = [s for s in self._sessions if s.is_open]
+        # Closed sessions are let go whenever the list has doubled, so a long-lived client
+        # does not accumulate them and each connect costs O(1) on average.
+        if len(self._sessions) >= self._prune_at:
+            self._sessions = [s for s in self._sessions if s.is_open]
+            self._prune_at = 2 * len(self._sessions) + 16
         self._sessions.append(session)

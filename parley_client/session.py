@@ -48,7 +48,9 @@ class Session:
         self.started = time.monotonic()
         self.synced_s: float | None = None
         """Seconds from opening the socket to `synced`."""
-        self._unread: deque[Frame] = deque()
+        # Frames read ahead (by collect_messages, settle) for `next`; made when first needed,
+        # so that thousands of sessions that never read ahead carry none.
+        self._unread: deque[Frame] | None = None
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -264,7 +266,7 @@ class Session:
                 frame = await self._receive(remaining)
             except TimeoutError:
                 continue
-            self._unread.append(frame)
+            self._read_ahead(frame)
             if frame["type"] == "message" and frame["channel_id"] == channel_id:
                 have += 1
         return self.messages(channel_id)
@@ -274,7 +276,7 @@ class Session:
         nothing marks the end. The frames read stay unread for `next`."""
         while True:
             try:
-                self._unread.append(await self._receive(quiet_s))
+                self._read_ahead(await self._receive(quiet_s))
             except TimeoutError:
                 return
 
@@ -355,6 +357,11 @@ class Session:
         if self.frames is not None:
             self.frames.append(frame)
         return frame
+
+    def _read_ahead(self, frame: Frame) -> None:
+        if self._unread is None:
+            self._unread = deque()
+        self._unread.append(frame)
 
     def _closed(self, exc: ConnectionClosed) -> SessionError:
         code = exc.rcvd.code if exc.rcvd is not None else CloseCode.ABNORMAL

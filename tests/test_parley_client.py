@@ -4,15 +4,19 @@ failures as the protocol names them. Everything else it does, every other test u
 from __future__ import annotations
 
 import ast
+import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 import parley_client
 from parley.embedded.process import free_port
-from parley_client import ApiError, CloseCode, Session, SessionError, ws_url_of
+from parley_client import ApiError, CloseCode, Session, SessionError, encode_frame, ws_url_of
 from tests.conftest import Api
 
 SERVER_PACKAGES = {"parley", "gateway", "processors", "storage", "topics", "schemas"}
@@ -104,3 +108,35 @@ def test_the_readme_example_runs_against_a_gateway(api: Api) -> None:
     assert ran.returncode == 0, ran.stderr
     text, message_id = ran.stdout.split()[-3:-1], ran.stdout.split()[-1]
     assert text == ["hi", "bob"] and message_id.isdigit()
+
+
+async def test_many_sessions_read_raw_stamped_frames_and_send_text_encoded_once(api: Api) -> None:
+    """What a load generator does: sockets by the dozen with no frame kept, a frame encoded
+    once for all, frames taken undecoded with the time they were read, and the sync counted."""
+    sender, reader = await api.new_device(), await api.new_device()
+    channel = await api.direct(sender, reader.user_id)
+    s = await api.connect(sender)
+    for i in range(3):
+        await s.send_message(channel, f"before {i}")
+    await s.collect_messages(channel, 3)
+    sessions = await asyncio.gather(
+        *(Session.connect(api.ws_url, reader.token, proxy=None, max_queue=256) for _ in range(20))
+    )
+    assert [x.sync_messages for x in sessions] == [3] * 20  # never acked: all synced again
+    assert all(x.frames is None for x in sessions)
+    beat = encode_frame({"type": "heartbeat"})
+    await asyncio.gather(*(x.send_raw(beat) for x in sessions))
+    before = time.monotonic_ns()
+    await s.send_message(channel, "live", client_msg_id="live-1")
+
+    async def first_message(session: Session) -> tuple[int, Any]:
+        async for read_at, raw in session.stamped_frames():
+            frame = orjson.loads(raw)
+            if frame["type"] == "message":
+                return read_at, frame
+        raise AssertionError(f"closed with {session.close_code}")
+
+    got = await asyncio.wait_for(asyncio.gather(*(first_message(x) for x in sessions)), 30)
+    assert all(read_at > before and frame["client_msg_id"] == "live-1" for read_at, frame in got)
+    await asyncio.gather(*(x.close() for x in sessions))
+    assert {x.close_code for x in sessions} == {CloseCode.NORMAL}
