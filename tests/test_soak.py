@@ -149,7 +149,7 @@ async def test_fifty_thousand_messages_twenty_thousand_in_one_channel_arrive_onc
         # Still answering: a new message after the load reaches everyone.
         await sender.send_message(busy, "after the soak")
         for socket in [*watchers, resumed]:
-            got = await socket.collect_messages(busy, len(socket.messages(busy)) + 1, timeout=30)
+            got = await socket.collect_messages(busy, len(socket.messages(busy)) + 1, timeout_s=30)
             assert got[-1]["text"] == "after the soak"
         assert (await api.healthz())["status"] == "ok"
         beating.cancel()
