@@ -5,7 +5,9 @@ the Scylla message store, started only if a test asks for it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,103 @@ from parley.embedded.cassandra import EmbeddedCassandra
 from parley.embedded.kafka import EmbeddedKafka
 from parley.embedded.postgres import EmbeddedPostgres
 from parley.embedded.process import free_port
+from parley_client import Client, Frame, Login, Session
 from schemas.settings import Settings
 from storage.postgres.migrate import migrate
-from tests.client import Api
+from storage.stores import Stores, open_stores
 from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack, base_env
 from topics.admin import ensure_topics
+
+PASSWORD = "correct horse battery"
+
+
+class Api(Client):
+    """The client library with the tests' conveniences: throwaway accounts that share one
+    password, channels by id, and sessions that keep every frame they receive."""
+
+    def __init__(self, base_url: str, ws_url: str | None = None) -> None:
+        # Generous: password hashing (argon2id) is CPU-bound and the machine may be busy.
+        super().__init__(base_url, ws_url, timeout_s=120, keep_frames=True)
+        self._hashing = asyncio.Semaphore(8)
+
+    async def new_user(self, prefix: str = "u") -> str:
+        """A new account; returns its username (the password is PASSWORD)."""
+        username = f"{prefix}{uuid.uuid4().hex[:12]}"
+        await self.sign_up(username, PASSWORD)
+        return username
+
+    async def add_device(self, username: str, device_name: str | None = None) -> Login:
+        return await self.log_in(username, PASSWORD, device_name)
+
+    async def new_device(self, prefix: str = "u") -> Login:
+        """A new user with one device."""
+        # Bounded: a hundred concurrent sign-ups would queue on the server's hashing threads.
+        async with self._hashing:
+            return await self.add_device(await self.new_user(prefix))
+
+    async def make_friends(self, a: Login, b: Login) -> None:
+        """a asks, b accepts."""
+        assert (await self.befriend(a, b.user_id))["status"] == "requested"
+        assert (await self.befriend(b, a.user_id))["status"] == "friend"
+
+    async def direct(self, device: Login, user_id: str) -> str:
+        return (await self.open_direct(device, user_id))["channel_id"]
+
+    async def group(self, device: Login, member_ids: list[str], name: str = "group") -> str:
+        return (await self.create_group(device, name, member_ids))["channel_id"]
+
+
+async def handled(socket: Session) -> Frame:
+    """Once every frame sent on the socket so far has been handled by the gateway: it handles
+    a socket's frames in order and refuses a frame of unknown type at once. Returns that
+    refusal (an `invalid` error frame)."""
+    await socket.send_frame({"type": "teleport"})
+    frame = await socket.until(lambda f: f["type"] == "error" and "teleport" in f["message"])
+    assert frame["code"] == "invalid", frame
+    return frame
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Until `check()` is true, asked every 0.1 s; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)  # polling, within the deadline
+
+
+async def metric(url: str, name: str) -> float:
+    """The value of an unlabelled metric of the Parley process serving `url`."""
+    async with Client(url) as client:
+        text = await client.metrics()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in the metrics of {url}")
+
+
+async def wait_connected(stores: Stores, user_id: str, connected: bool) -> None:
+    """Until the presence processor has recorded the user's sockets as open (or all closed)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        state = (await stores.presence.get([user_id])).get(user_id)
+        if state is not None and state.connected == connected:
+            return
+        await asyncio.sleep(0.05)  # polling the store, within the deadline
+    raise TimeoutError(f"{user_id} never became connected={connected}")
+
+
+async def push_marker(api: Api, receiver: PushReceiver, sender: Login, users: list[Login]) -> str:
+    """Send a message into a new group of `users` (none connected, each with a push endpoint)
+    and wait for each one's push of it. The notifier handles a user's inbox records in order,
+    a batch at a time, so by then every push an earlier message could make has been made (one
+    in the marker's own batch aside). Returns the marker's channel."""
+    group = await api.group(sender, [u.user_id for u in users], name="marker")
+    async with await api.connect(sender) as socket:
+        await socket.accepted(await socket.send_message(group, "marker"))
+        for user in users:
+            await receiver.wait_channel(user.user_id, group)
+    return group
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +256,14 @@ def stack_on_each_store(request: pytest.FixtureRequest) -> Stack:
     name = "postgres_stack" if request.param == "postgres" else "cql_stack"
     stack: Stack = request.getfixturevalue(name)
     return stack
+
+
+@pytest.fixture
+async def stores(settings: Settings) -> AsyncIterator[Stores]:
+    """The stores of the shared stack, opened as a processor opens them."""
+    opened = await open_stores(settings)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -78,6 +78,18 @@ class PushReceiver:
             await asyncio.sleep(0.05)
         raise TimeoutError(f"{len(self.accepted(user_id))} pushes for {user_id}, wanted {count}")
 
+    async def wait_channel(
+        self, user_id: str, channel_id: str, timeout_s: float = 30
+    ) -> dict[str, Any]:
+        """The user's first accepted push for the channel, once there is one."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for push in self.accepted(user_id):
+                if push["channel_id"] == channel_id:
+                    return push
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no push for {user_id} in {channel_id}")
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.client import Api
+from tests.conftest import Api
 from tests.stack import Stack
 from tests.test_scaleout import close_code_after_draining, eventually, stalled_socket
 
@@ -13,7 +13,7 @@ BIG = 100_000  # characters per message: the largest text
 
 
 async def slow_closed(api: Api, url: str) -> float:
-    metrics = (await api.http.get(f"{url}/metrics")).text
+    metrics = (await api.request("GET", f"{url}/metrics")).text
     for line in metrics.splitlines():
         if line.startswith("parley_gateway_slow_consumers_closed_total "):
             return float(line.split()[1])
@@ -32,8 +32,8 @@ async def test_a_socket_that_stops_reading_large_messages_is_closed_by_its_byte_
         s = await api.connect(sender)
         total = 200  # 20 MB of text: more than the budget and the kernel's buffers together
         for i in range(total):
-            await s.send_text(channel, f"{i:04}" + "z" * (BIG - 4), client_msg_id=f"big-{i}")
-        await s.collect_messages(channel, total, timeout=120)
+            await s.send_message(channel, f"{i:04}" + "z" * (BIG - 4), client_msg_id=f"big-{i}")
+        await s.collect_messages(channel, total, timeout_s=120)
 
         async def closed() -> bool:
             return await slow_closed(api, gateway.url) >= 1
@@ -42,7 +42,7 @@ async def test_a_socket_that_stops_reading_large_messages_is_closed_by_its_byte_
         assert await asyncio.to_thread(close_code_after_draining, stalled) == 4008
         # Reconnected, it gets everything from its cursor.
         caught_up = await api.connect(slow, url=gateway.ws_url)
-        got = await caught_up.collect_messages(channel, total, timeout=120)
+        got = await caught_up.collect_messages(channel, total, timeout_s=120)
         assert [m["client_msg_id"] for m in got] == [f"big-{i}" for i in range(total)]
     finally:
         await asyncio.to_thread(gateway.stop)
@@ -67,8 +67,8 @@ async def test_the_gateway_total_closes_slow_sockets_and_the_readers_get_everyth
         r = await api.connect(reader, url=gateway.ws_url)
         total = 150
         for i in range(total):
-            await s.send_text(channel, f"{i:04}" + "t" * (BIG - 4), client_msg_id=f"t-{i}")
-        got = await r.collect_messages(channel, total, timeout=120)
+            await s.send_message(channel, f"{i:04}" + "t" * (BIG - 4), client_msg_id=f"t-{i}")
+        got = await r.collect_messages(channel, total, timeout_s=120)
         assert [m["client_msg_id"] for m in got] == [f"t-{i}" for i in range(total)]
 
         async def both_closed() -> bool:

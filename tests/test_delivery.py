@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.client import Api
+from tests.conftest import Api, handled
 from tests.stack import Stack
 
 
@@ -27,9 +27,9 @@ async def test_direct_message_reaches_both_users_and_the_sender_echo_carries_the
     channel = await api.direct(alice, bob.user_id)
     a, b = await api.connect(alice), await api.connect(bob)
 
-    cmid = await a.send_text(channel, "hello bob")
+    cmid = await a.send_message(channel, "hello bob")
 
-    accepted = await a.until(lambda f: f["type"] == "accepted")
+    accepted = await a.accepted(cmid)
     assert accepted == {"type": "accepted", "client_msg_id": cmid, "channel_id": channel}
     echo = (await a.collect_messages(channel, 1))[0]
     got = (await b.collect_messages(channel, 1))[0]
@@ -44,21 +44,21 @@ async def test_direct_message_reaches_both_users_and_the_sender_echo_carries_the
 
 
 async def test_three_devices_of_one_user_each_get_every_message_once_in_order(api: Api) -> None:
-    carol = await api.signup("carol")
-    devices = [await api.login(carol, f"device-{i}") for i in range(3)]
+    carol = await api.new_user("carol")
+    devices = [await api.add_device(carol, f"device-{i}") for i in range(3)]
     dave = await api.new_device("dave")
     channel = await api.direct(devices[0], dave.user_id)
     sockets = [await api.connect(d) for d in devices]
     d = await api.connect(dave)
 
     for i in range(20):
-        await sockets[i % 3].send_text(channel, f"m{i}")
-        await d.send_text(channel, f"d{i}")
+        await sockets[i % 3].send_message(channel, f"m{i}")
+        await d.send_message(channel, f"d{i}")
 
     expected = None
     for socket in [*sockets, d]:
         got = await socket.collect_messages(channel, 40)
-        await socket.settle(0.3)
+        await socket.settle(0.3)  # a late duplicate would show here
         got = socket.messages(channel)
         assert len(got) == 40
         assert ids(got) == sorted(set(ids(got)))
@@ -78,15 +78,14 @@ async def test_group_of_100_members_every_member_gets_every_message_once_in_orde
     for i in range(10):
         # Waiting for `accepted` orders sends from different sockets: it means "in the log".
         sender = sockets[i * 7 % 100]
-        cmid = await sender.send_text(channel, f"group message {i}")
-        await sender.until(lambda f, c=cmid: f["type"] == "accepted" and f["client_msg_id"] == c)
+        await sender.accepted(await sender.send_message(channel, f"group message {i}"))
 
     first = None
     for socket in sockets:
         got = await socket.collect_messages(channel, 10)
         first = first or got
         assert got == first
-    await asyncio.gather(*(s.settle(0.3) for s in sockets))
+    await asyncio.gather(*(s.settle(0.3) for s in sockets))  # late duplicates would show
     assert all(len(s.messages(channel)) == 10 for s in sockets)
     assert ids(first or []) == sorted(ids(first or []))
     assert [m["text"] for m in first or []] == [f"group message {i}" for i in range(10)]
@@ -100,21 +99,21 @@ async def test_offline_device_gets_every_message_once_in_order_on_reconnect(api:
     channel = await api.direct(erin, frank.user_id)
     e = await api.connect(erin)
     f = await api.connect(frank)
-    await e.send_text(channel, "before")
+    await e.send_message(channel, "before")
     first = (await f.collect_messages(channel, 1))[0]
-    await f.send({"type": "ack", "channel_id": channel, "message_id": first["message_id"]})
-    await f.settle(0.3)
+    await f.ack(channel, first["message_id"])
+    await handled(f)
     await f.close()
 
     for i in range(30):
-        await e.send_text(channel, f"while away {i}")
+        await e.send_message(channel, f"while away {i}")
     await e.collect_messages(channel, 31)
 
     back = await api.connect(frank)
     got = back.messages(channel)
     assert [m["text"] for m in got] == [f"while away {i}" for i in range(30)]
     assert ids(got) == sorted(ids(got))
-    await back.settle(0.5)
+    await back.settle(0.5)  # a late duplicate would show here
     assert len(back.messages(channel)) == 30
 
 
@@ -122,31 +121,36 @@ async def test_sync_while_messages_keep_arriving_has_no_gap_and_no_duplicate(api
     gina, hal = await api.new_device("gina"), await api.new_device("hal")
     channel = await api.direct(gina, hal.user_id)
     g = await api.connect(gina)
-    total = 200
+    syncs_done = asyncio.Event()
+    sent = 0
 
     async def keep_sending() -> None:
-        for i in range(total):
-            await g.send_text(channel, f"n{i}")
-            await asyncio.sleep(0.002)
+        nonlocal sent
+        while not syncs_done.is_set():  # the burst outlasts every sync below
+            await g.send_message(channel, f"n{sent}")
+            sent += 1
+            await asyncio.sleep(0.002)  # pacing: a stream, not one burst
 
     sender = asyncio.create_task(keep_sending())
-    await asyncio.sleep(0.1)
-    # Connect (and sync) in the middle of the burst, several times.
-    seen: list[list[int]] = []
+    await g.collect_messages(channel, 20)  # the stream is flowing
+    # Connect (and sync) in the middle of the stream, several times: each sync ends with
+    # messages still arriving live.
+    seen: list[list[str]] = []
     for _ in range(3):
         h = await api.connect(hal, cursors={})
-        await asyncio.sleep(0.05)
-        seen.append(ids(h.messages(channel)))
+        await h.collect_messages(channel, len(h.messages(channel)) + 1)  # one live, at least
+        seen.append([m["text"] for m in h.messages(channel)])
         await h.close()
+    syncs_done.set()
     await sender
     h = await api.connect(hal)
-    got = await h.collect_messages(channel, total)
-    await h.settle(0.5)
+    await h.collect_messages(channel, sent)
+    await h.settle(0.5)  # a late duplicate would show here
     got = h.messages(channel)
-    assert [m["text"] for m in got] == [f"n{i}" for i in range(total)]
-    assert len(set(ids(got))) == total
-    for prefix in seen:
-        assert prefix == sorted(set(prefix))
+    assert [m["text"] for m in got] == [f"n{i}" for i in range(sent)]
+    assert ids(got) == sorted(set(ids(got)))
+    for prefix in seen:  # sync then live: from the first message on, none missing or twice
+        assert prefix == [f"n{i}" for i in range(len(prefix))]
 
 
 async def test_resending_the_same_client_msg_id_after_a_dropped_socket_yields_one_message(
@@ -156,21 +160,20 @@ async def test_resending_the_same_client_msg_id_after_a_dropped_socket_yields_on
     channel = await api.direct(ian, jo.user_id)
     j = await api.connect(jo)
     i1 = await api.connect(ian)
-    await i1.send_text(channel, "only once", client_msg_id="retry-1")
+    await i1.send_message(channel, "only once", client_msg_id="retry-1")
     await i1.close()  # dropped before reading `accepted`
 
     i2 = await api.connect(ian)
-    await i2.send_text(channel, "only once", client_msg_id="retry-1")
-    await i2.until(lambda f: f["type"] == "accepted")
-    await i2.send_text(channel, "next", client_msg_id="retry-2")
+    await i2.accepted(await i2.send_message(channel, "only once", client_msg_id="retry-1"))
+    await i2.send_message(channel, "next", client_msg_id="retry-2")
 
     got = await j.collect_messages(channel, 2)
-    await j.settle(0.5)
+    await j.settle(0.5)  # a late duplicate would show here
     got = j.messages(channel)
     assert [m["text"] for m in got] == ["only once", "next"]
     history = await api.history(jo, channel)
     assert [m["client_msg_id"] for m in history] == ["retry-1", "retry-2"]
     # The echo on the second socket carries the original id (from sync or live).
     await i2.collect_messages(channel, 2)
-    await i2.settle(0.5)
+    await i2.settle(0.5)  # a late duplicate would show here
     assert i2.messages(channel) == got

@@ -20,7 +20,7 @@ import pytest
 from parley.embedded.kafka import EmbeddedKafka
 from parley.embedded.postgres import EmbeddedPostgres
 from parley.embedded.process import free_port
-from tests.client import Api
+from tests.conftest import Api
 from tests.stack import start_dev
 
 
@@ -62,7 +62,7 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
             channel = await api.direct(a, b.user_id)
             socket = await api.connect(a)
             for i in range(20):
-                await socket.send_text(channel, f"kept {i}")
+                await socket.send_message(channel, f"kept {i}")
             await socket.collect_messages(channel, 20)
             before = await api.all_history(b, channel)
         stop(dev.process, signal.SIGINT, data_dir)  # what Ctrl-C sends
@@ -72,7 +72,7 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
             assert await api.all_history(b, channel) == before
             assert [m["text"] for m in before] == [f"kept {i}" for i in range(20)]
             socket = await api.connect(a)
-            await socket.send_text(channel, "after restart")
+            await socket.send_message(channel, "after restart")
             got = await socket.collect_messages(channel, 21)
             assert [m["text"] for m in got] == [f"kept {i}" for i in range(20)] + ["after restart"]
             assert int(got[-1]["message_id"]) > int(before[-1]["message_id"])
@@ -162,7 +162,7 @@ async def test_a_killed_gateway_is_restarted_while_the_other_keeps_serving(
             victim = listening_process(ports[0])
             victim.kill()
             # The other gateway serves all along; the killed one comes back on its port.
-            await (await api.connect(a)).send_text(channel, "while one is down")
+            await (await api.connect(a)).send_message(channel, "while one is down")
             got = await listener.collect_messages(channel, 1)
             assert [m["text"] for m in got] == ["while one is down"]
             deadline = time.monotonic() + 60
@@ -170,11 +170,11 @@ async def test_a_killed_gateway_is_restarted_while_the_other_keeps_serving(
                 assert time.monotonic() < deadline, "the killed gateway was not restarted"
                 await asyncio.sleep(0.2)
             async with Api(f"http://{first}", f"ws://{first}/v1/ws") as back:
-                while (await back.http.get("/healthz")).status_code != 200:
+                while (await back.request("GET", "/healthz")).status_code != 200:
                     assert time.monotonic() < deadline, "the restarted gateway is not healthy"
                     await asyncio.sleep(0.2)
                 sender = await back.connect(a)
-                await sender.send_text(channel, "through the restarted one")
+                await sender.send_message(channel, "through the restarted one")
                 got = await listener.collect_messages(channel, 2)
                 assert [m["text"] for m in got][-1] == "through the restarted one"
         assert dev.process.poll() is None, "the stack stopped when a child died"

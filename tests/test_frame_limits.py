@@ -9,7 +9,7 @@ import json
 import psutil
 
 from schemas.limits import MAX_FRAME_BYTES, MAX_TEXT_CHARS
-from tests.client import Api
+from tests.conftest import Api
 from tests.stack import Process
 
 
@@ -31,7 +31,7 @@ async def test_longest_text_in_its_largest_json_encoding_is_accepted_and_arrives
     for cmid, text in (("hangul", hangul), ("emoji", emoji)):
         raw = escaped_send(channel, cmid, text)
         assert len(raw) > 500_000
-        await socket.ws.send(raw)
+        await socket.send_raw(raw)
         accepted = await socket.until(lambda f: f["type"] in ("accepted", "error"))
         assert accepted == {"type": "accepted", "client_msg_id": cmid, "channel_id": channel}
     got = await reader.collect_messages(channel, 2)
@@ -42,7 +42,7 @@ async def test_one_character_over_in_an_escaped_frame_is_too_large_with_its_ref(
     a, b = await api.new_device(), await api.new_device()
     channel = await api.direct(a, b.user_id)
     socket = await api.connect(a)
-    await socket.ws.send(escaped_send(channel, "over", "😀" * (MAX_TEXT_CHARS + 1)))
+    await socket.send_raw(escaped_send(channel, "over", "😀" * (MAX_TEXT_CHARS + 1)))
     refused = await socket.next()
     assert refused == {**refused, "type": "error", "code": "too_large", "ref": "over"}
 
@@ -57,12 +57,12 @@ async def test_frame_over_the_cap_is_refused_with_its_ref_and_the_socket_stays_o
     before = process.memory_info().rss
     huge = 64 * 1024 * 1024  # 64 MiB of text: 43 times the cap
     assert huge > 40 * MAX_FRAME_BYTES
-    await socket.ws.send(escaped_send(channel, "huge", "a" * huge))
-    refused = await socket.next(timeout=60)
+    await socket.send_raw(escaped_send(channel, "huge", "a" * huge))
+    refused = await socket.next(60)
     assert refused == {**refused, "type": "error", "code": "too_large", "ref": "huge"}
     # Dropped as it arrived: the gateway grew by far less than the frame.
     assert process.memory_info().rss - before < 16 << 20
     # Open, and working.
-    await socket.ws.send(escaped_send(channel, "after", "fine"))
+    await socket.send_raw(escaped_send(channel, "after", "fine"))
     accepted = await socket.next()
     assert accepted == {"type": "accepted", "client_msg_id": "after", "channel_id": channel}

@@ -7,7 +7,7 @@ import uuid
 
 import psycopg
 
-from tests.client import Api
+from tests.conftest import Api
 from tests.stack import Stack
 from topics.definitions import key_partition
 
@@ -40,14 +40,14 @@ async def test_blocked_messages_partition_does_not_block_another_partition(
             " VALUES (%s, %s, %s, 1)",
             (alice.device_id, blocker_id, blocked_channel),
         )
-        await alice_socket.send_text(blocked_channel, "held up", client_msg_id=blocker_id)
+        await alice_socket.send_message(blocked_channel, "held up", client_msg_id=blocker_id)
         await alice_socket.until(
             lambda f: f["type"] == "accepted" and f["client_msg_id"] == blocker_id
         )
         # The pipeline reached the lock: Postgres shows the insert waiting on this transaction.
         await _wait_for_lock_waiter(stack.settings.postgres_dsn)
 
-        await alice_socket.send_text(free_channel, "goes through")
+        await alice_socket.send_message(free_channel, "goes through")
         (delivered,) = await carol_socket.collect_messages(free_channel, 1)
         assert delivered["text"] == "goes through"
         assert bob_socket.messages(blocked_channel) == []

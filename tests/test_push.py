@@ -10,43 +10,27 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
+from parley_client import ApiError, Login
 from processors.push_providers import LogProvider, open_provider
 from schemas.ids import id_floor, now_ms
 from schemas.push import PushNotificationV1
 from schemas.settings import Settings
 from storage.protocols import PushCandidate, PushEndpoint
-from storage.stores import Stores, open_stores
-from tests.client import Api, Device
-from tests.conftest import PUSH_SECRET
+from storage.stores import Stores
+from tests.conftest import PUSH_SECRET, Api, push_marker, wait_connected
 from tests.push_receiver import PushReceiver, Received
 
 
-@pytest.fixture
-async def stores(settings: Settings) -> AsyncIterator[Stores]:
-    opened = await open_stores(settings)
-    yield opened
-    await opened.close()
-
-
-async def register(api: Api, device: Device, token: str | None = None) -> None:
-    body = {"platform": "apns", "token": token or f"token-{device.device_id}"}
-    answer = await api.http.put("/v1/push/endpoints/current", json=body, headers=device.auth)
-    assert answer.status_code == 200, answer.text
-
-
-async def wait_connected(stores: Stores, user_id: str, connected: bool) -> None:
-    """Until the presence processor has recorded the user's sockets as open (or all closed)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        state = (await stores.presence.get([user_id])).get(user_id)
-        if state is not None and state.connected == connected:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{user_id} never became connected={connected}")
+async def register(api: Api, device: Login, token: str | None = None) -> None:
+    token = token or f"token-{device.device_id}"
+    assert await api.register_push(device, "apns", token) == {
+        "device_id": device.device_id,
+        "platform": "apns",
+        "token": token,
+    }
 
 
 def assert_signed(request: Received) -> None:
@@ -59,20 +43,20 @@ def assert_signed(request: Received) -> None:
     assert request.headers["Idempotency-Key"] == request.push["push_id"]
 
 
-async def test_push_endpoints_register_list_replace_and_remove(api: Api) -> None:
+async def test_each_device_has_one_push_endpoint_listed_to_the_user_and_forgotten_at_logout(
+    api: Api,
+) -> None:
     phone = await api.new_device("push")
-    laptop = await api.login(phone.username, "laptop")
-    put, get, delete = api.http.put, api.http.get, api.http.delete
-    url = "/v1/push/endpoints/current"
-    answer = await put(url, json={"platform": "fcm", "token": "abc"}, headers=phone.auth)
-    assert answer.status_code == 200
-    assert answer.json() == {"device_id": phone.device_id, "platform": "fcm", "token": "abc"}
-    await put(url, json={"platform": "apns", "token": "xyz"}, headers=phone.auth)
-    await put(url, json={"platform": "webpush", "token": "w"}, headers=laptop.auth)
-    listed = (await get("/v1/push/endpoints", headers=laptop.auth)).json()["endpoints"]
+    laptop = await api.add_device(phone.username, "laptop")
+    answer = await api.register_push(phone, "fcm", "abc")
+    assert answer == {"device_id": phone.device_id, "platform": "fcm", "token": "abc"}
+    await api.register_push(phone, "apns", "xyz")
+    await api.register_push(laptop, "webpush", "w")
+    listed = await api.push_endpoints(laptop)
     assert sorted((e["device_id"], e["platform"], e["token"]) for e in listed) == sorted(
         [(phone.device_id, "apns", "xyz"), (laptop.device_id, "webpush", "w")]
     )
+    url = "/v1/push/endpoints/current"
     for bad in (
         {"platform": "APNS!", "token": "t"},
         {"platform": "", "token": "t"},
@@ -81,16 +65,21 @@ async def test_push_endpoints_register_list_replace_and_remove(api: Api) -> None
         {"platform": "apns"},
         {"token": 5, "platform": "apns"},
     ):
-        refused = await put(url, json=bad, headers=phone.auth)
+        refused = await api.request("PUT", url, json=bad, auth=phone)
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid", bad
-    assert (await put(url, json={"platform": "apns", "token": "t"})).status_code == 401
-    assert (await get("/v1/push/endpoints")).status_code == 401
-    assert (await delete(url, headers=laptop.auth)).status_code == 204
-    assert (await delete(url, headers=laptop.auth)).status_code == 204
+    assert (
+        await api.request("PUT", url, json={"platform": "apns", "token": "t"})
+    ).status_code == 401
+    assert (await api.request("GET", "/v1/push/endpoints")).status_code == 401
+    await api.unregister_push(laptop)
+    await api.unregister_push(laptop)  # none left: still fine
     # Logging out forgets the device's endpoint.
-    assert (await delete("/v1/sessions/current", headers=phone.auth)).status_code == 204
-    other = await api.login(phone.username)
-    assert (await get("/v1/push/endpoints", headers=other.auth)).json() == {"endpoints": []}
+    await api.log_out(phone)
+    other = await api.add_device(phone.username)
+    assert await api.push_endpoints(other) == []
+    with pytest.raises(ApiError) as gone:
+        await api.push_endpoints(phone)
+    assert gone.value.status == 401
 
 
 async def test_an_offline_user_gets_one_signed_push_per_burst(
@@ -103,11 +92,12 @@ async def test_an_offline_user_gets_one_signed_push_per_burst(
     socket = await api.connect(sender)
     texts = [f"burst {i}" for i in range(5)]
     for text in texts:
-        await socket.send_text(channel, text)
+        await socket.send_message(channel, text)
     delivered = await socket.collect_messages(channel, 5)
     [push] = await push_receiver.wait_accepted(away.user_id, 1)
-    await asyncio.sleep(1.5)  # the rest of the burst is coalesced, not pushed late
-    assert push_receiver.accepted(away.user_id) == [push]
+    marker = await push_marker(api, push_receiver, sender, [away])
+    # The rest of the burst was coalesced into the first push, not pushed late.
+    assert [p for p in push_receiver.accepted(away.user_id) if p["channel_id"] != marker] == [push]
     first = delivered[0]
     assert push == {
         "type": "push.notification",
@@ -129,9 +119,12 @@ async def test_an_offline_user_gets_one_signed_push_per_burst(
     await wait_connected(stores, away.user_id, True)
     await back.close()
     await wait_connected(stores, away.user_id, False)
-    await socket.send_text(channel, "are you there?")
-    pushes = await push_receiver.wait_accepted(away.user_id, 2)
-    assert [p["preview"] for p in pushes] == ["burst 0", "are you there?"]
+    await socket.send_message(channel, "are you there?")
+    pushes = await push_receiver.wait_accepted(away.user_id, 3)
+    assert [p["preview"] for p in pushes if p["channel_id"] == channel] == [
+        "burst 0",
+        "are you there?",
+    ]
 
 
 async def test_no_push_while_a_socket_is_open_and_one_as_soon_as_it_closes(
@@ -144,21 +137,21 @@ async def test_no_push_while_a_socket_is_open_and_one_as_soon_as_it_closes(
     socket = await api.connect(sender)
     here_socket = await api.connect(here)
     await wait_connected(stores, here.user_id, True)
-    await socket.send_text(channel, "one")
+    await socket.send_message(channel, "one")
     await here_socket.collect_messages(channel, 1)
     [to_away] = await push_receiver.wait_accepted(away.user_id, 1)
     assert to_away["preview"] == "one"
-    await asyncio.sleep(1.0)
-    assert push_receiver.of_user(here.user_id) == []
 
     # The socket closes: no heartbeat timeout to wait out (presence stays online for it).
     await here_socket.close()
     await wait_connected(stores, here.user_id, False)
-    await socket.send_text(channel, "two")
+    await socket.send_message(channel, "two")
     [to_here] = await push_receiver.wait_accepted(here.user_id, 1)
     assert to_here["preview"] == "two"
-    await asyncio.sleep(1.0)
-    assert len(push_receiver.accepted(away.user_id)) == 1  # "two" is in away's burst
+    await push_marker(api, push_receiver, sender, [here, away])
+    # "one" made no push for the user it reached; "two" is in away's burst.
+    assert [p["preview"] for p in push_receiver.accepted(here.user_id)] == ["two", "marker"]
+    assert [p["preview"] for p in push_receiver.accepted(away.user_id)] == ["one", "marker"]
     assert push_receiver.of_user(sender.user_id) == []
 
 
@@ -170,7 +163,7 @@ async def test_a_failing_relay_is_retried_under_one_push_id(
     push_receiver.fail_first(away.user_id, 2)
     channel = await api.direct(sender, away.user_id)
     socket = await api.connect(sender)
-    await socket.send_text(channel, "retry me")
+    await socket.send_message(channel, "retry me")
     [push] = await push_receiver.wait_accepted(away.user_id, 1)
     attempts = push_receiver.of_user(away.user_id)
     assert [r.status for r in attempts] == [503, 503, 200]

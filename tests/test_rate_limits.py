@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.client import Api, Socket
+from parley_client import Session
+from tests.conftest import Api
 from tests.stack import Stack
 
 
-def refused(socket: Socket) -> list[dict[str, Any]]:
+def refused(socket: Session) -> list[dict[str, Any]]:
     return [f for f in socket.errors() if f["code"] == "rate_limited"]
 
 
@@ -22,10 +23,10 @@ async def test_a_flood_of_presence_subscribes_and_acks_is_refused_and_the_socket
     socket = await api.connect(a)
     # 200 frames of burst, a subscribe costing 50: 60 of them are far beyond it.
     for _ in range(60):
-        await socket.send({"type": "presence.subscribe", "user_ids": [a.user_id]})
+        await socket.send_frame({"type": "presence.subscribe", "user_ids": [a.user_id]})
     for _ in range(400):
-        await socket.send({"type": "ack", "channel_id": channel, "message_id": "1"})
-    cmid = await socket.send_text(channel, "still open")
+        await socket.send_frame({"type": "ack", "channel_id": channel, "message_id": "1"})
+    cmid = await socket.send_message(channel, "still open")
     await socket.until(lambda f: f["type"] == "accepted" and f["client_msg_id"] == cmid)
     limited = refused(socket)
     assert limited, socket.errors()[:3]
@@ -44,13 +45,13 @@ async def test_reconnecting_does_not_refill_a_spent_send_bucket(api: Api, stack:
         channel = await api.direct(a, b.user_id)
         first = await api.connect(a, url=gateway.ws_url)
         for i in range(60):
-            await first.send_text(channel, "x", client_msg_id=f"first-{i}")
+            await first.send_message(channel, "x", client_msg_id=f"first-{i}")
         await first.until(lambda f: f.get("client_msg_id", f.get("ref")) == "first-59")
         assert refused(first), "60 sends at once should pass a burst of 50"
         await first.close()
         again = await api.connect(a, url=gateway.ws_url)
         for i in range(40):
-            await again.send_text(channel, "y", client_msg_id=f"again-{i}")
+            await again.send_message(channel, "y", client_msg_id=f"again-{i}")
         await again.until(lambda f: f.get("client_msg_id", f.get("ref")) == "again-39")
         # A full bucket would take all 40; a spent one refills at 20/s, so within the couple
         # of seconds a reconnect takes most are refused.

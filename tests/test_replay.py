@@ -15,7 +15,7 @@ from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from storage.scylla import migrate_cluster
 from storage.stores import open_stores
-from tests.client import Api
+from tests.conftest import Api
 from tests.stack import Stack
 from topics.definitions import messages_topic
 from topics.offsets import group_lag
@@ -90,9 +90,9 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
     group = await api.group(a, [b.user_id])
     socket = await api.connect(a)
     for i in range(50):
-        await socket.send_text(channel if i % 2 else group, f"r{i}")
-    await socket.send_text(channel, "dup", client_msg_id="same")
-    await socket.send_text(channel, "dup", client_msg_id="same")
+        await socket.send_message(channel if i % 2 else group, f"r{i}")
+    await socket.send_message(channel, "dup", client_msg_id="same")
+    await socket.send_message(channel, "dup", client_msg_id="same")
     await socket.collect_messages(channel, 26)
     await socket.collect_messages(group, 25)
     await drained(settings)

@@ -8,32 +8,19 @@ import contextlib
 import os
 import socket as socketlib
 import struct
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import websockets
-from websockets.exceptions import ConnectionClosed
 
-from tests.client import Api, Device
+from parley_client import Client, Login, Session, SessionError
+from tests.conftest import Api, eventually, metric, push_marker
 from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack
 
-
-async def discovered(api: Api, device: Device) -> list[str]:
-    response = await api.http.get("/v1/discovery", headers=device.auth)
-    assert response.status_code == 200
-    return [g["url"] for g in response.json()["gateways"]]
-
-
-async def eventually(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
+END = "end of stream"
 
 
 @pytest.fixture
@@ -51,15 +38,15 @@ async def test_discovery_ranks_live_gateways_the_same_everywhere_and_drops_dead_
     devices = [await api.new_device("disc") for _ in range(12)]
 
     async def all_three() -> bool:
-        return set(await discovered(api, devices[0])) == everyone
+        return set(await api.discovery(devices[0])) == everyone
 
     await eventually(all_three, 15, "every gateway to be announced")
     firsts = set()
     for device in devices:
         orders = []
         for g in [gateway, *two_more]:
-            async with Api(g.url, g.ws_url) as other:
-                orders.append(await discovered(other, device))
+            async with Client(g.url) as other:
+                orders.append(await other.discovery(device))
         assert orders[0] == orders[1] == orders[2]
         assert set(orders[0]) == everyone
         firsts.add(orders[0][0])
@@ -69,13 +56,13 @@ async def test_discovery_ranks_live_gateways_the_same_everywhere_and_drops_dead_
     await asyncio.to_thread(stopped.stop)  # a graceful stop says "down" at once
 
     async def without_stopped() -> bool:
-        return stopped.ws_url not in await discovered(api, devices[0])
+        return stopped.ws_url not in await api.discovery(devices[0])
 
     await eventually(without_stopped, 5, "a stopped gateway to leave discovery")
     await asyncio.to_thread(killed.kill)  # a killed one stops announcing and ages out
 
     async def only_the_first() -> bool:
-        return await discovered(api, devices[0]) == [gateway.ws_url]
+        return await api.discovery(devices[0]) == [gateway.ws_url]
 
     await eventually(only_the_first, 15, "a killed gateway to leave discovery")
 
@@ -83,15 +70,16 @@ async def test_discovery_ranks_live_gateways_the_same_everywhere_and_drops_dead_
 class Reader:
     """A device in a channel, on `url`: it reads everything live, sends `outgoing` (resending
     what was not `accepted` after a reconnect, under the same client_msg_id), and when its
-    socket drops it asks discovery where to go and resumes from the last message it received."""
+    socket drops it asks discovery where to go and resumes from the last message it received.
+    It is done once it has `total` messages, or (None) the stream's END."""
 
     def __init__(
         self,
         api: Api,
-        device: Device,
+        device: Login,
         channel: str,
-        total: int,
         url: str,
+        total: int | None = None,
         outgoing: list[str] | None = None,
     ) -> None:
         self.api, self.device, self.channel, self.total = api, device, channel, total
@@ -99,74 +87,74 @@ class Reader:
         self.accepted: set[str] = set()
         self.received: list[dict[str, Any]] = []
         self.urls: list[str] = [url]  # every gateway it connected to, in order
-        self.closes: list[tuple[float, int, str]] = []  # (monotonic time, code, reason)
+        self.closes: list[tuple[int, str]] = []  # (code, reason) of each close it was sent
+        self.synced = asyncio.Event()  # its first session is synced
 
     def done(self) -> bool:
-        return len(self.received) >= self.total and len(self.accepted) == len(self.outgoing)
+        if self.total is None:
+            got = bool(self.received) and self.received[-1]["text"] == END
+        else:
+            got = len(self.received) >= self.total
+        return got and len(self.accepted) == len(self.outgoing)
 
     async def run(self) -> None:
         cursor: dict[str, str] = {}
         while not self.done():
             try:
-                ws = await websockets.connect(self.urls[-1], max_size=None)
-            except OSError:
+                session = await Session.open(self.urls[-1], keep_frames=False)
+            except SessionError:  # unreachable
                 self.urls.append(await self.reachable())
                 continue
             sender: asyncio.Task[None] | None = None
             try:
-                hello = {"type": "hello", "token": self.device.token, "cursors": cursor}
-                await ws.send(orjson.dumps(hello).decode())
+                await session.send_hello(self.device.token, cursor)
                 while not self.done():
-                    frame = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+                    frame = await session.next(30)
                     if frame["type"] == "message":
                         self.received.append(frame)
                         cursor = {self.channel: frame["message_id"]}
                     elif frame["type"] == "accepted":
                         self.accepted.add(frame["client_msg_id"])
-                    elif frame["type"] == "synced" and self.outgoing:
-                        sender = asyncio.create_task(self.send_pending(ws))
-            except (ConnectionClosed, OSError) as exc:
-                if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
-                    self.closes.append((time.monotonic(), exc.rcvd.code, exc.rcvd.reason))
+                    elif frame["type"] == "synced":
+                        self.synced.set()
+                        if self.outgoing:
+                            sender = asyncio.create_task(self.send_pending(session))
+            except (SessionError, TimeoutError) as exc:
+                if isinstance(exc, SessionError) and exc.close_code is not None:
+                    self.closes.append((exc.close_code, exc.close_reason or ""))
                 self.urls.append(await self.reachable())  # ask discovery where to go
             finally:
                 if sender is not None:
                     sender.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    with contextlib.suppress(asyncio.CancelledError, SessionError):
                         await sender
-                await ws.close()
+                await session.close()
 
-    async def send_pending(self, ws: Any) -> None:
+    async def send_pending(self, session: Session) -> None:
         for i, text in enumerate(self.outgoing):
             client_msg_id = f"{self.device.device_id}-{i}"
             if client_msg_id in self.accepted:
                 continue
-            frame = {
-                "type": "send",
-                "client_msg_id": client_msg_id,
-                "channel_id": self.channel,
-                "text": text,
-            }
-            await ws.send(orjson.dumps(frame).decode())
-            await asyncio.sleep(0.05)
+            await session.send_message(self.channel, text, client_msg_id)
+            await asyncio.sleep(0.05)  # pacing: a conversation, not a burst
 
     async def reachable(self) -> str:
         """The first gateway discovery lists that accepts a connection (a dead one may still be
         listed until it ages out of the registry)."""
         while True:
-            for candidate in await discovered(self.api, self.device):
+            for candidate in await self.api.discovery(self.device):
                 try:
-                    probe = await websockets.connect(candidate, open_timeout=2)
-                except OSError:
+                    probe = await Session.open(candidate, open_timeout_s=2)
+                except SessionError:
                     continue
                 await probe.close()
                 return candidate
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # polling discovery until a gateway answers
 
 
 async def delivered(readers: list[Reader], fraction: float) -> None:
     """Until readers together received `fraction` of all they expect."""
-    goal = sum(r.total for r in readers)
+    goal = sum(r.total or 0 for r in readers)
 
     async def reached() -> bool:
         return sum(len(r.received) for r in readers) >= fraction * goal
@@ -174,27 +162,48 @@ async def delivered(readers: list[Reader], fraction: float) -> None:
     await eventually(reached, 90, f"{fraction:.0%} of the messages delivered")
 
 
+async def delivered_count(readers: list[Reader], each: int) -> None:
+    """Until every reader received `each` messages."""
+
+    async def reached() -> bool:
+        return all(len(r.received) >= each for r in readers)
+
+    await eventually(reached, 90, f"{each} messages delivered to every reader")
+
+
 async def send_while(
-    api: Api, sender: Device, channel: str, total: int, interrupt: Any, readers: list[Reader]
-) -> None:
-    """Send `total` messages while `interrupt` runs; then check every reader got them all, once
-    and in order, matching history."""
-
-    async def send_all() -> None:
-        s = await api.connect(sender)
-        for i in range(total):
-            await s.send_text(channel, f"f{i}", client_msg_id=f"fo-{i}")
-            await asyncio.sleep(0.005)
-        await s.collect_messages(channel, total, timeout=60)
-
+    api: Api,
+    sender: Login,
+    channel: str,
+    readers: list[Reader],
+    interrupt: Callable[[], Awaitable[None]],
+    total: int | None = None,
+) -> list[str]:
+    """Once every reader is synced, send a stream while `interrupt` runs: `total` messages,
+    or (None) until the interrupt is over, then a few more and END. Then check every reader
+    got them all, once and in order, matching history. Returns the texts sent."""
     readers_done = asyncio.gather(*(r.run() for r in readers))
-    await asyncio.sleep(0.5)
-    await asyncio.gather(send_all(), interrupt())
+    await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in readers)), 60)
+    s = await api.connect(sender)
+    interrupting = asyncio.create_task(interrupt())
+    texts: list[str] = []
+    after = 0  # sent since the interrupt was over
+    while (len(texts) < total) if total is not None else (after < 20):
+        texts.append(f"f{len(texts)}")
+        await s.send_message(channel, texts[-1], client_msg_id=f"fo-{len(texts)}")
+        after += interrupting.done()
+        await asyncio.sleep(0.005)  # pacing: a stream, not one burst
+    if total is None:
+        texts.append(END)
+        await s.send_message(channel, END)
+    await interrupting
+    await s.collect_messages(channel, len(texts), timeout_s=60)
     await asyncio.wait_for(readers_done, 90)
     history = [m["message_id"] for m in await api.all_history(sender, channel)]
     for reader in readers:
-        assert [m["text"] for m in reader.received] == [f"f{i}" for i in range(total)]
+        assert [m["text"] for m in reader.received] == texts
         assert [m["message_id"] for m in reader.received] == history
+    return texts
 
 
 async def test_gateway_sigkill_clients_resume_elsewhere_with_no_gap_duplicate_or_reorder(
@@ -205,47 +214,63 @@ async def test_gateway_sigkill_clients_resume_elsewhere_with_no_gap_duplicate_or
     devices = [await api.new_device("fo_r") for _ in range(3)]
     channel = await api.group(sender, [d.user_id for d in devices])
     total = 300
-    readers = [Reader(api, d, channel, total, doomed.ws_url) for d in devices]
+    readers = [Reader(api, d, channel, doomed.ws_url, total) for d in devices]
 
     async def kill_midway() -> None:
-        await asyncio.sleep(0.8)
+        await delivered(readers, 0.25)
         await asyncio.to_thread(doomed.kill)
 
-    await send_while(api, sender, channel, total, kill_midway, readers)
+    await send_while(api, sender, channel, readers, kill_midway, total)
     # The kill really interrupted them: each reader started on the doomed gateway and
     # finished on another.
     for reader in readers:
         assert reader.urls[-1] != doomed.ws_url
 
 
-async def test_gateway_sigterm_drains_leaves_discovery_then_hands_sockets_off_gradually(
+async def test_gateway_sigterm_leaves_discovery_then_hands_its_sockets_off_a_slice_at_a_time(
     api: Api, stack: Stack
 ) -> None:
-    drain_s = 1.0
-    doomed = await asyncio.to_thread(stack.start_gateway, PARLEY_GATEWAY_DRAIN_S=str(drain_s))
+    # 12 sockets over 2 s: one per slice (gateway/drain.py), 0.1 s apart.
+    doomed = await asyncio.to_thread(stack.start_gateway, PARLEY_GATEWAY_DRAIN_S="2.0")
     sender = await api.new_device("dr_s")
     devices = [await api.new_device("dr_r") for _ in range(12)]
     channel = await api.group(sender, [d.user_id for d in devices])
 
     async def listed() -> bool:
-        return doomed.ws_url in await discovered(api, sender)
+        return doomed.ws_url in await api.discovery(sender)
 
     await eventually(listed, 15, "the new gateway to be announced")
-    total = 600  # sent over 3 s at least: the drain (1.5 s) ends well before the stream
-    readers = [Reader(api, d, channel, total, doomed.ws_url) for d in devices]
+    readers = [Reader(api, d, channel, doomed.ws_url) for d in devices]
+    # What the draining gateway holds, and whether discovery lists it, asked in that order
+    # again and again until it is gone.
+    seen: list[tuple[int, bool]] = []
+
+    async def watch_the_drain() -> None:
+        async with Client(doomed.url) as draining:
+            while True:
+                try:
+                    held = (await draining.healthz())["connections"]
+                except httpx.TransportError:
+                    return  # it has exited
+                seen.append((held, doomed.ws_url in await api.discovery(sender)))
+                await asyncio.sleep(0.02)  # polling, many times per slice
 
     async def stop_midway() -> None:
-        await delivered(readers, 0.1)
+        await delivered_count(readers, 50)
+        watching = asyncio.create_task(watch_the_drain())
         await asyncio.to_thread(doomed.stop)
+        await watching
 
-    await send_while(api, sender, channel, total, stop_midway, readers)
+    await send_while(api, sender, channel, readers, stop_midway)
     for reader in readers:
         # Told to go with 1012, and discovery no longer sent it back to the draining gateway.
-        [(_, code, reason)] = reader.closes
-        assert (code, reason) == (1012, "gateway draining: reconnect through discovery")
+        assert reader.closes == [(1012, "gateway draining: reconnect through discovery")]
         assert len(reader.urls) == 2 and reader.urls[1] != doomed.ws_url
-    closed_at = sorted(t for r in readers for t, _, _ in r.closes)
-    assert closed_at[-1] - closed_at[0] >= drain_s / 2  # handed off as a stream, not a storm
+    # Handed off as a stream, not a storm: it was seen holding fewer than all its sockets
+    # and more than none, at several levels on the way down.
+    assert len({held for held, _ in seen if 0 < held < len(readers)}) >= 3, seen
+    # And no socket was let go while discovery still listed the gateway.
+    assert all(not listed for held, listed in seen if held < len(readers)), seen
     assert doomed.popen.returncode != -9  # it finished by itself, not killed for hanging
 
 
@@ -261,24 +286,20 @@ async def test_a_gateway_and_a_processor_killed_while_groups_chat_lose_and_doubl
     urls = [gateway.ws_url, doomed.ws_url, spare.ws_url]
     groups, online, sends_each = 6, 4, 8
     readers: list[Reader] = []
-    offline: dict[str, str] = {}  # offline user -> their group
+    offline: dict[str, tuple[Login, str]] = {}  # offline user -> (device, their group)
     for g in range(groups):
         members = [await api.new_device(f"ac{g}") for _ in range(online)]
         away = await api.new_device(f"acoff{g}")
-        await api.http.put(
-            "/v1/push/endpoints/current",
-            json={"platform": "fcm", "token": away.device_id},
-            headers=away.auth,
-        )
+        await api.register_push(away, "fcm", away.device_id)
         channel = await api.group(members[0], [m.user_id for m in members[1:]] + [away.user_id])
-        offline[away.user_id] = channel
+        offline[away.user_id] = (away, channel)
         for i, member in enumerate(members):
             texts = [f"{g}.{i}.{k}" for k in range(sends_each)]
             url = urls[(g + i) % len(urls)]
-            readers.append(Reader(api, member, channel, online * sends_each, url, texts))
+            readers.append(Reader(api, member, channel, url, online * sends_each, texts))
 
     async def everyone_listed() -> bool:
-        return set(await discovered(api, readers[0].device)) == set(urls)
+        return set(await api.discovery(readers[0].device)) == set(urls)
 
     await eventually(everyone_listed, 15, "every gateway to be announced")
 
@@ -289,15 +310,11 @@ async def test_a_gateway_and_a_processor_killed_while_groups_chat_lose_and_doubl
         await delivered(readers, 0.25)
         await asyncio.to_thread(doomed.kill)
         await delivered(readers, 0.5)
-        async with httpx.AsyncClient() as http:
-            text = (await http.get(f"{worker.url}/metrics")).text
-        worked.extend(
-            float(line.split()[-1])
-            for line in text.splitlines()
-            if line.startswith(
-                ("parley_processor_messages_stored_total", "parley_processor_pushes_sent_total")
-            )
-        )
+        for name in (
+            "parley_processor_messages_stored_total",
+            "parley_processor_pushes_sent_total",
+        ):
+            worked.append(await metric(worker.url, name))
         await asyncio.to_thread(worker.kill)
 
     await asyncio.gather(
@@ -313,10 +330,13 @@ async def test_a_gateway_and_a_processor_killed_while_groups_chat_lose_and_doubl
     assert sum(worked) > 0
     for user_id in offline:
         await push_receiver.wait_accepted(user_id, 1)
-    await asyncio.sleep(1.0)
-    for user_id, channel in offline.items():
+    # A push the worker's death made be sent again would come before the marker's.
+    marker = await push_marker(
+        api, push_receiver, readers[0].device, [device for device, _ in offline.values()]
+    )
+    for user_id, (_, channel) in offline.items():
         # One push: the same push id if the worker's death made it be sent again.
-        pushes = push_receiver.accepted(user_id)
+        pushes = [p for p in push_receiver.accepted(user_id) if p["channel_id"] != marker]
         assert {(p["push_id"], p["channel_id"]) for p in pushes} == {
             (pushes[0]["push_id"], channel)
         }
@@ -334,19 +354,18 @@ async def test_a_socket_that_does_not_read_is_closed_and_catches_up_on_reconnect
         s = await api.connect(sender)
         total, text = 600, "y" * 16_000
         for i in range(total):
-            await s.send_text(channel, f"{i}:{text}", client_msg_id=f"slow-{i}")
-        await s.collect_messages(channel, total, timeout=60)
+            await s.send_message(channel, f"{i}:{text}", client_msg_id=f"slow-{i}")
+        await s.collect_messages(channel, total, timeout_s=60)
 
         async def closed_for_slowness() -> bool:
-            metrics = (await api.http.get(f"{gateway.url}/metrics")).text
-            return "parley_gateway_slow_consumers_closed_total 1.0" in metrics
+            return await metric(gateway.url, "parley_gateway_slow_consumers_closed_total") == 1
 
         await eventually(closed_for_slowness, 30, "the stalled socket to be closed")
         assert await asyncio.to_thread(close_code_after_draining, stalled) == 4008
 
         caught_up = await api.connect(slow, url=gateway.ws_url)
-        got = await caught_up.collect_messages(channel, total, timeout=60)
-        await caught_up.settle(0.5)
+        got = await caught_up.collect_messages(channel, total, timeout_s=60)
+        await caught_up.settle(0.5)  # a late duplicate would show here
         assert [m["client_msg_id"] for m in caught_up.messages(channel)] == [
             f"slow-{i}" for i in range(total)
         ]

@@ -14,7 +14,7 @@ from schemas.events import InboxMessageV1
 from schemas.export import JSON_DIR, documents
 from schemas.message import Message
 from schemas.settings import Settings
-from tests.client import Api
+from tests.conftest import Api
 from topics.definitions import inbox_partition, inbox_topic, messages_topic
 from topics.tap import tap
 
@@ -35,14 +35,18 @@ async def test_every_server_frame_validates_against_its_schema(api: Api) -> None
     a, b = await api.new_device(), await api.new_device()
     channel = await api.direct(a, b.user_id)
     socket = await api.connect(a)
-    await socket.send_text(channel, "schema check")
-    await socket.send({"type": "teleport"})
-    await socket.send_text("999", "nope")
-    await socket.collect_messages(channel, 1)
-    await socket.settle(0.3)
-    kinds = {f["type"] for f in socket.frames}
-    assert kinds == {"welcome", "synced", "accepted", "message", "error"}
-    for frame in socket.frames:
+    await socket.send_message(channel, "schema check")
+    await socket.send_frame({"type": "teleport"})
+    await socket.send_message("999", "nope")
+
+    def every_kind(_: object) -> bool:  # its accepted, its message, and both errors
+        kinds = [f["type"] for f in socket.frames or []]
+        return kinds.count("accepted") == kinds.count("message") == 1 and kinds.count("error") == 2
+
+    await socket.until(every_kind)
+    frames = socket.frames or []
+    assert {f["type"] for f in frames} == {"welcome", "synced", "accepted", "message", "error"}
+    for frame in frames:
         jsonschema.validate(frame, schema(f"server.{frame['type']}.v1"))
 
 
@@ -52,7 +56,7 @@ async def test_events_on_topics_validate_against_their_schemas(
     a, b = await api.new_device(), await api.new_device()
     channel = await api.group(a, [b.user_id])
     socket = await api.connect(a)
-    await socket.send_text(channel, "event check")
+    await socket.send_message(channel, "event check")
     await socket.collect_messages(channel, 1)
     seen: list[dict[str, Any]] = []
     for topic in (messages_topic(settings).name, inbox_topic(settings).name):

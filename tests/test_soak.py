@@ -13,7 +13,8 @@ import pytest
 
 from parley.embedded.postgres import EmbeddedPostgres
 from parley.embedded.process import free_port
-from tests.client import Api, Device, Socket
+from parley_client import Login, Session
+from tests.conftest import Api
 from tests.stack import start_dev
 
 BUSY = 20_000  # messages in the one busy channel
@@ -24,26 +25,26 @@ DEADLINE_S = 900.0
 HEARTBEAT_S = 5.0  # the clients' heartbeat (the server asks for one every 15 s)
 
 
-async def pump(socket: Socket, channel_id: str, texts: list[str]) -> None:
+async def pump(socket: Session, channel_id: str, texts: list[str]) -> None:
     """Send `texts` in order, at most WINDOW unconfirmed; return when all were accepted."""
     accepted = 0
     sent = 0
     while accepted < len(texts):
         while sent < len(texts) and sent - accepted < WINDOW:
-            await socket.send_text(channel_id, texts[sent], client_msg_id=f"c{sent}")
+            await socket.send_message(channel_id, texts[sent], client_msg_id=f"c{sent}")
             sent += 1
-        frame = await socket.next(timeout=120)
+        frame = await socket.next(120)
         assert frame["type"] != "error", frame
         if frame["type"] == "accepted" and frame["channel_id"] == channel_id:
             accepted += 1
 
 
-async def heartbeat(sockets: list[Socket]) -> None:
+async def heartbeat(sockets: list[Session]) -> None:
     """What a client does between frames: a socket silent for three intervals is closed."""
     while True:
-        await asyncio.sleep(HEARTBEAT_S)
+        await asyncio.sleep(HEARTBEAT_S)  # the protocol's cadence, not a wait for anything
         for socket in sockets:
-            await socket.send({"type": "heartbeat"})
+            await socket.heartbeat()
 
 
 def texts_of(frames: list[dict[str, Any]]) -> list[str]:
@@ -80,13 +81,13 @@ def dev_stack(tmp_path: Path) -> Any:
 async def test_fifty_thousand_messages_twenty_thousand_in_one_channel_arrive_once_in_order(
     dev_stack: tuple[str, str],
 ) -> None:
-    # Parley's own heartbeats keep the sockets open; the client library's pings would time out
-    # behind the thousands of frames queued before their pongs.
-    async with Api(*dev_stack, ping_interval=None) as api:
+    # Parley's own heartbeats keep the sockets open (the client library sends no pings of its
+    # own: their pongs would time out behind the thousands of frames queued before them).
+    async with Api(*dev_stack) as api:
         alice, bob = await api.new_device(), await api.new_device()
-        alice_phone = await api.login(alice.username, "phone")
+        alice_phone = await api.add_device(alice.username, "phone")
         busy = await api.direct(alice, bob.user_id)
-        pairs: list[tuple[Device, Device, str]] = []
+        pairs: list[tuple[Login, Login, str]] = []
         for _ in range(QUIET_CHANNELS):
             a, b = await api.new_device(), await api.new_device()
             pairs.append((a, b, await api.direct(a, b.user_id)))
@@ -118,9 +119,9 @@ async def test_fifty_thousand_messages_twenty_thousand_in_one_channel_arrive_onc
 
         # Every device of every member, the sender's own included, got each message once.
         await asyncio.gather(*readers)
-        await sender.collect_messages(busy, BUSY, timeout=DEADLINE_S)
+        await sender.collect_messages(busy, BUSY, timeout_s=DEADLINE_S)
         for s, _, ch in quiet:
-            await s.collect_messages(ch, PER_QUIET, timeout=DEADLINE_S)
+            await s.collect_messages(ch, PER_QUIET, timeout_s=DEADLINE_S)
         await watchers[1].settle(1.0)  # a late duplicate would show here
         for socket in [sender, *watchers]:
             assert_once_in_order(socket.messages(busy), busy_texts)
@@ -140,9 +141,9 @@ async def test_fifty_thousand_messages_twenty_thousand_in_one_channel_arrive_onc
         assert_once_in_order(resumed.messages(busy), busy_texts[BUSY // 2 :])
 
         # Still answering: a new message after the load reaches everyone.
-        await sender.send_text(busy, "after the soak")
+        await sender.send_message(busy, "after the soak")
         for socket in [*watchers, resumed]:
-            got = await socket.collect_messages(busy, len(socket.messages(busy)) + 1, timeout=30)
+            got = await socket.collect_messages(busy, len(socket.messages(busy)) + 1, timeout_s=30)
             assert got[-1]["text"] == "after the soak"
-        assert (await api.http.get("/healthz")).status_code == 200
+        assert (await api.healthz())["status"] == "ok"
         beating.cancel()

@@ -9,7 +9,7 @@ from collections import Counter
 
 import httpx
 
-from tests.client import PASSWORD, Api
+from tests.conftest import PASSWORD, Api
 from tests.stack import Stack
 
 DEFAULT_THROTTLES = {
@@ -24,7 +24,7 @@ async def test_wrong_passwords_for_one_account_are_throttled_and_others_still_lo
 ) -> None:
     gateway = await asyncio.to_thread(stack.start_gateway, **DEFAULT_THROTTLES)
     try:
-        victim, bystander = await api.signup("th_v"), await api.signup("th_b")
+        victim, bystander = await api.new_user("th_v"), await api.new_user("th_b")
         async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as http:
             answers = [
                 await http.post(
@@ -77,7 +77,7 @@ async def test_a_flood_of_log_ins_waits_in_a_bounded_queue_and_the_rest_are_refu
         PARLEY_MAX_WAITING_HASHES="2",
     )
     try:
-        username = await api.signup("fl")
+        username = await api.new_user("fl")
         async with httpx.AsyncClient(base_url=gateway.url, timeout=120) as http:
 
             async def attempt() -> httpx.Response:

@@ -14,15 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.commands.messages import check_text
-from gateway.errors import ApiError
+from gateway.errors import ApiError as Refused
 from gateway.frames import FrameError, parse_frame
+from parley_client import ApiError
 from schemas.frames import Send
 from schemas.ids import id_floor, iso_ms, now_ms
 from schemas.message import Message
 from schemas.settings import Settings
 from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import open_pool
-from tests.client import PASSWORD, Api
+from tests.conftest import PASSWORD, Api
 from tests.stack import Process
 
 # Text as clients may send it: any code point JSON can carry, control characters included.
@@ -67,7 +68,7 @@ def test_every_send_the_gateway_accepts_can_be_stored(
         frame, _ = parse_frame(raw)
         assert isinstance(frame, Send)
         check_text(frame.text)
-    except (FrameError, ApiError) as refused:
+    except (FrameError, Refused) as refused:
         assert refused.code in ("invalid", "too_large")
         return
     # Accepted: the store must take it (Postgres is the strictest store: no NUL in text).
@@ -99,14 +100,13 @@ async def test_ids_names_and_cursors_that_cannot_be_stored_are_refused_with_inva
         {"type": "presence.subscribe", "user_ids": ["1\x00"]},
         {"type": "presence.subscribe", "user_ids": [b.user_id] * 1001},
     ):
-        await socket.send(frame)
+        await socket.send_frame(frame)
         error = await socket.until(lambda f: f["type"] == "error")
         assert error["code"] == "invalid", (frame, error)
     # Nothing was accepted, and the socket still serves.
-    await socket.send_text(channel, "still here", client_msg_id="after")
-    accepted = await socket.until(lambda f: f["type"] == "accepted")
-    assert accepted["client_msg_id"] == "after"
-    assert [f for f in socket.frames if f["type"] == "accepted"] == [accepted]
+    await socket.send_message(channel, "still here", client_msg_id="after")
+    accepted = await socket.accepted("after")
+    assert [f for f in socket.frames or [] if f["type"] == "accepted"] == [accepted]
 
     checks = [
         ("GET", f"/v1/channels/{channel}/messages?limit=²", None),
@@ -122,8 +122,8 @@ async def test_ids_names_and_cursors_that_cannot_be_stored_are_refused_with_inva
         ("GET", "/v1/presence?user_ids=1%00", None),
     ]
     for method, path, body in checks:
-        response = await api.http.request(
-            method, path, headers=a.auth, content=None if body is None else orjson.dumps(body)
+        response = await api.request(
+            method, path, auth=a, content=None if body is None else orjson.dumps(body)
         )
         assert response.status_code == 422, (method, path, response.text)
         assert response.json()["error"]["code"] == "invalid"
@@ -132,12 +132,11 @@ async def test_ids_names_and_cursors_that_cannot_be_stored_are_refused_with_inva
         {"username": "trailing\n", "password": PASSWORD},
         {"username": f"n{uuid.uuid4().hex[:8]}", "password": PASSWORD, "display_name": "a\x00"},
     ):
-        response = await api.http.post("/v1/users", json=body)
+        response = await api.request("POST", "/v1/users", json=body)
         assert response.status_code == 422, (body, response.text)
-    response = await api.http.post(
-        "/v1/sessions", json={"username": a.username, "password": PASSWORD, "device_name": "\x00"}
-    )
-    assert response.status_code == 422, response.text
+    with pytest.raises(ApiError) as refused:
+        await api.log_in(a.username, PASSWORD, device_name="\x00")
+    assert (refused.value.status, refused.value.code) == (422, "invalid")
 
 
 async def test_a_huge_streamed_body_is_refused_without_being_read_whole(
@@ -160,4 +159,4 @@ async def test_a_huge_streamed_body_is_refused_without_being_read_whole(
     # Bounded: far less than the body, whatever the allocator keeps.
     assert process.memory_info().rss - before < 32 << 20
     # And the gateway serves on.
-    assert (await api.http.get("/healthz")).status_code == 200
+    assert (await api.healthz())["status"] == "ok"

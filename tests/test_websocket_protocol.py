@@ -7,19 +7,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.client import Api, Socket
+from parley_client import CloseCode, Frame
+from schemas.ids import id_unix_ms, iso_ms, now_ms
+from tests.conftest import Api, handled
 from tests.stack import Process, Stack
 
-
-async def closed(socket: Socket, timeout: float = 10) -> int | None:
-    await asyncio.wait_for(socket.ws.wait_closed(), timeout)
-    return socket.ws.close_code
+PRESENCE_TIMEOUT_S = 4.0  # PARLEY_HEARTBEAT_TIMEOUT_S in tests
 
 
 async def test_hello_gets_welcome_then_synced(api: Api) -> None:
     device = await api.new_device()
-    socket = await api.raw_socket()
-    await socket.send({"type": "hello", "token": device.token})
+    socket = await api.open()
+    await socket.send_hello(device.token)
     assert await socket.next() == {
         "type": "welcome",
         "user_id": device.user_id,
@@ -40,14 +39,14 @@ async def test_hello_gets_welcome_then_synced(api: Api) -> None:
     ],
 )
 async def test_no_valid_hello_gets_unauthorized_and_close_4001(api: Api, first: object) -> None:
-    socket = await api.raw_socket()
+    socket = await api.open()
     if isinstance(first, dict):
-        await socket.send(first)
+        await socket.send_frame(first)
     elif isinstance(first, str):
-        await socket.ws.send(first)
+        await socket.send_raw(first)
     frame = await socket.next()
     assert frame["type"] == "error" and frame["code"] == "unauthorized"
-    assert await closed(socket) == 4001
+    assert await socket.wait_closed() == CloseCode.UNAUTHORIZED
 
 
 async def test_bad_frames_get_invalid_and_the_socket_stays_open(api: Api) -> None:
@@ -87,21 +86,38 @@ async def test_bad_frames_get_invalid_and_the_socket_stays_open(api: Api) -> Non
         (b"\x00\x01binary", "invalid", None),
     ]
     for raw, code, ref in cases:
-        await socket.ws.send(raw)
+        await socket.send_raw(raw)
         frame = await socket.next()
         assert frame["type"] == "error" and frame["code"] == code, (raw, frame)
         assert frame.get("ref") == ref, (raw, frame)
         assert frame["message"]
     # Still open and working.
-    cmid = await socket.send_text(channel, "still here")
-    assert (await socket.until(lambda f: f["type"] == "accepted"))["client_msg_id"] == cmid
+    cmid = await socket.send_message(channel, "still here")
+    assert (await socket.accepted(cmid))["channel_id"] == channel
 
 
-async def test_heartbeat_is_accepted_silently(api: Api) -> None:
-    socket = await api.connect(await api.new_device())
-    await socket.send({"type": "heartbeat"})
-    await socket.settle(0.3)
-    assert socket.errors() == []
+async def test_a_heartbeat_gets_no_reply_and_is_a_sighting_that_keeps_its_user_seen(
+    api: Api,
+) -> None:
+    """A user whose socket stays open but falls silent goes offline one presence timeout
+    after their last heartbeat, and is last seen then: had the heartbeat been ignored, they
+    would be last seen at their connect."""
+    watcher, user = await api.new_device(), await api.new_device()
+    await api.make_friends(watcher, user)
+    w = await api.connect(watcher)
+    await w.subscribe_presence([user.user_id])
+    await w.until(lambda f: f["type"] == "presence" and f["status"] == "offline")
+    socket = await api.connect(user)
+    online = await w.until(lambda f: f["type"] == "presence" and f["status"] == "online")
+    heard_from = iso_ms(now_ms())  # after the connect was seen
+    await socket.heartbeat()
+    refusal = await handled(socket)  # the first frame since: nothing answered the heartbeat
+    offline = await w.until(
+        lambda f: f["type"] == "presence" and f["status"] == "offline", PRESENCE_TIMEOUT_S + 10
+    )
+    assert socket.is_open  # it never closed: the timeout ran from its last sighting
+    assert online["last_active_at"] < heard_from <= offline["last_active_at"]
+    assert socket.errors() == [refusal]
 
 
 async def test_text_of_100000_multibyte_characters_is_accepted_and_one_more_is_too_large(
@@ -112,10 +128,10 @@ async def test_text_of_100000_multibyte_characters_is_accepted_and_one_more_is_t
     socket = await api.connect(a)
     reader = await api.connect(b)
     longest = "é" * 50_000 + "😀" * 50_000  # 100,000 characters, 300,000 bytes of UTF-8
-    await socket.send_text(channel, longest + "x", client_msg_id="too-long")
+    await socket.send_message(channel, longest + "x", client_msg_id="too-long")
     frame = await socket.next()
     assert frame == {**frame, "type": "error", "code": "too_large", "ref": "too-long"}
-    await socket.send_text(channel, longest, client_msg_id="longest")
+    await socket.send_message(channel, longest, client_msg_id="longest")
     got = (await reader.collect_messages(channel, 1))[0]
     assert got["text"] == longest and got["client_msg_id"] == "longest"
     assert [m["client_msg_id"] for m in await api.history(b, channel)] == ["longest"]
@@ -126,7 +142,7 @@ async def test_compression_a_browser_offers_is_declined_and_frames_of_every_leng
 ) -> None:
     a, b = await api.new_device(), await api.new_device()
     channel = await api.direct(a, b.user_id)
-    # The test client offers permessage-deflate on every socket, as browsers do.
+    # The client library offers permessage-deflate on every socket, as browsers do.
     reader = await api.connect(b)
     request, response = reader.ws.request, reader.ws.response
     assert request is not None and response is not None
@@ -136,38 +152,41 @@ async def test_compression_a_browser_offers_is_declined_and_frames_of_every_leng
     # Frame lengths on both sides of the 7-bit, 16-bit and 64-bit length encodings.
     texts = ["", "a" * 20, "é" * 100, "b" * 65_400, "😀" * 16_400, "c" * 100_000]
     for i, text in enumerate(texts):
-        await socket.send_text(channel, text or "-", client_msg_id=f"len-{i}")
+        await socket.send_message(channel, text or "-", client_msg_id=f"len-{i}")
     got = await reader.collect_messages(channel, len(texts))
     assert [m["text"] for m in got] == [t or "-" for t in texts]
 
 
-async def test_send_to_a_channel_one_is_not_in_gets_not_member(api: Api) -> None:
+async def test_send_and_ack_to_a_channel_one_is_not_in_get_not_member_and_reach_no_one(
+    api: Api,
+) -> None:
     a, b, outsider = await api.new_device(), await api.new_device(), await api.new_device()
     channel = await api.direct(a, b.user_id)
     socket = await api.connect(outsider)
     reader = await api.connect(b)
-    await socket.send_text(channel, "let me in", client_msg_id="nope")
+    await socket.send_message(channel, "let me in", client_msg_id="nope")
     frame = await socket.next()
     assert frame == {**frame, "type": "error", "code": "not_member", "ref": "nope"}
-    await socket.send_text("12345", "nowhere", client_msg_id="nope2")
+    await socket.send_message("12345", "nowhere", client_msg_id="nope2")
     assert (await socket.next())["code"] == "not_member"
-    await socket.send({"type": "ack", "channel_id": channel, "message_id": "1"})
+    await socket.ack(channel, "1")
     assert (await socket.next())["code"] == "not_member"
-    await reader.settle(0.5)
-    assert reader.messages() == []
-    assert await api.history(b, channel) == []
+    # A member's send after the refused one is the first and only message the member sees.
+    await reader.send_message(channel, "members only", client_msg_id="member")
+    assert [m["client_msg_id"] for m in await reader.collect_messages(channel, 1)] == ["member"]
+    assert [m["client_msg_id"] for m in await api.history(b, channel)] == ["member"]
 
 
 async def test_removed_member_can_no_longer_send(api: Api) -> None:
     a, b = await api.new_device(), await api.new_device()
     channel = await api.group(a, [b.user_id])
     socket = await api.connect(b)
-    await socket.send_text(channel, "in")
+    await socket.send_message(channel, "in")
     await socket.collect_messages(channel, 1)  # stored and delivered
-    response = await api.http.delete(f"/v1/channels/{channel}/members/{b.user_id}", headers=a.auth)
-    assert response.status_code == 204
-    await socket.send_text(channel, "out", client_msg_id="after-removal")
-    await socket.until(lambda f: f["type"] == "error" and f.get("ref") == "after-removal")
+    await api.remove_member(a, channel, b.user_id)
+    await socket.send_message(channel, "out", client_msg_id="after-removal")
+    refused = await socket.until(lambda f: f["type"] == "error" and f.get("ref") == "after-removal")
+    assert refused["code"] == "not_member"
     assert [m["text"] for m in await api.history(a, channel)] == ["in"]
 
 
@@ -176,14 +195,14 @@ async def test_ack_moves_the_cursor_forward_only_and_sync_starts_after_it(api: A
     channel = await api.direct(a, b.user_id)
     sender = await api.connect(a)
     for i in range(5):
-        await sender.send_text(channel, f"c{i}")
+        await sender.send_message(channel, f"c{i}")
     got = await sender.collect_messages(channel, 5)
     reader = await api.connect(b)
     assert [m["text"] for m in reader.messages(channel)] == [f"c{i}" for i in range(5)]
-    await reader.send({"type": "ack", "channel_id": channel, "message_id": got[3]["message_id"]})
-    await reader.send({"type": "ack", "channel_id": channel, "message_id": got[1]["message_id"]})
-    await reader.settle(0.3)
-    assert reader.errors() == []
+    await reader.ack(channel, got[3]["message_id"])
+    await reader.ack(channel, got[1]["message_id"])
+    refusal = await handled(reader)  # both acks handled, neither answered
+    assert reader.errors() == [refusal]
     await reader.close()
     again = await api.connect(b)
     assert [m["text"] for m in again.messages(channel)] == ["c4"]
@@ -194,14 +213,16 @@ async def test_ack_moves_the_cursor_forward_only_and_sync_starts_after_it(api: A
 
 async def test_a_new_device_starts_at_its_creation_time(api: Api) -> None:
     a = await api.new_device()
-    b_name = await api.signup()
-    b = await api.login(b_name)
+    b_name = await api.new_user()
+    b = await api.add_device(b_name)
     channel = await api.direct(a, b.user_id)
     sender = await api.connect(a)
-    await sender.send_text(channel, "old news")
-    await sender.collect_messages(channel, 1)
-    await asyncio.sleep(0.01)
-    fresh = await api.login(b_name, "new phone")
+    await sender.send_message(channel, "old news")
+    [old_news] = await sender.collect_messages(channel, 1)
+    # A sync starts at the millisecond its device was made: the new device is made in a later
+    # millisecond than the message (the clock is the condition here, so it is waited on).
+    await asyncio.sleep(max(id_unix_ms(int(old_news["message_id"])) + 1 - now_ms(), 0) / 1000)
+    fresh = await api.add_device(b_name, "new phone")
     socket = await api.connect(fresh)
     assert socket.messages(channel) == []
     old = await api.connect(b)
@@ -218,19 +239,28 @@ async def strict_gateway(stack: Stack) -> AsyncIterator[Process]:
     await asyncio.to_thread(gateway.stop)
 
 
-async def test_sending_faster_than_the_rate_limit_gets_rate_limited(
+async def test_sends_beyond_the_rate_limit_are_refused_and_never_stored(
     api: Api, strict_gateway: Process
 ) -> None:
     a, b = await api.new_device(), await api.new_device()
     channel = await api.direct(a, b.user_id)
     socket = await api.connect(a, url=strict_gateway.ws_url)
     for i in range(80):
-        await socket.send_text(channel, f"flood {i}", client_msg_id=f"flood-{i}")
-    await socket.settle(1.0)
+        await socket.send_message(channel, f"flood {i}", client_msg_id=f"flood-{i}")
+
+    answers = 0
+
+    def answer(frame: Frame) -> bool:  # every send is answered: accepted or refused
+        nonlocal answers
+        answers += frame["type"] == "accepted" or frame["type"] == "error"
+        return answers == 80
+
+    await socket.until(answer)
     limited = [f["ref"] for f in socket.errors() if f["code"] == "rate_limited"]
-    accepted = [f["client_msg_id"] for f in socket.frames if f["type"] == "accepted"]
+    accepted = [f["client_msg_id"] for f in socket.frames or [] if f["type"] == "accepted"]
     assert len(limited) >= 20 and 50 <= len(accepted) <= 60
     assert sorted(limited + accepted) == sorted(f"flood-{i}" for i in range(80))
+    await socket.collect_messages(channel, len(accepted))  # stored: echoed to the sender
     # A rate-limited send was never queued: history holds exactly the accepted ones.
     history = await api.all_history(a, channel)
     assert [m["client_msg_id"] for m in history] == accepted

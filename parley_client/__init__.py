@@ -1,0 +1,56 @@
+"""A typed async client of Parley's public protocol: the HTTP API (`Client`) and WebSocket
+sessions (`Session`), as docs/protocol.md describes them.
+
+It depends on httpx, websockets and orjson only, never on the server's packages, so anything
+that speaks the protocol can use it: the tests, the benchmarks, a terminal client.
+"""
+
+from parley_client.codes import CloseCode, ErrorCode
+from parley_client.errors import ApiError, SessionError
+from parley_client.http import Client, ws_url_of
+from parley_client.models import (
+    AcceptedFrame,
+    Account,
+    Authenticated,
+    Channel,
+    ErrorFrame,
+    Frame,
+    Friend,
+    FriendRequest,
+    Login,
+    Message,
+    MessageFrame,
+    Presence,
+    PresenceFrame,
+    PresenceState,
+    PushEndpoint,
+    Welcome,
+)
+from parley_client.session import Session, encode_frame
+
+__all__ = [
+    "AcceptedFrame",
+    "Account",
+    "ApiError",
+    "Authenticated",
+    "Channel",
+    "Client",
+    "CloseCode",
+    "ErrorCode",
+    "ErrorFrame",
+    "Frame",
+    "Friend",
+    "FriendRequest",
+    "Login",
+    "Message",
+    "MessageFrame",
+    "Presence",
+    "PresenceFrame",
+    "PresenceState",
+    "PushEndpoint",
+    "Session",
+    "SessionError",
+    "Welcome",
+    "encode_frame",
+    "ws_url_of",
+]

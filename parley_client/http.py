@@ -1,0 +1,307 @@
+"""The HTTP half of the protocol: accounts, devices, channels, history, friends, presence,
+push endpoints and discovery (docs/protocol.md, "HTTP API")."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, cast
+
+import httpx
+
+from parley_client.errors import ApiError
+from parley_client.models import (
+    Account,
+    Authenticated,
+    Channel,
+    Friend,
+    FriendRequest,
+    Login,
+    Message,
+    Presence,
+    PushEndpoint,
+)
+from parley_client.session import Session
+
+HISTORY_PAGE_MAX = 100
+
+
+def ws_url_of(base_url: str) -> str:
+    """The WebSocket endpoint of the gateway at `base_url` (`http://h:p` -> `ws://h:p/v1/ws`)."""
+    scheme, _, rest = base_url.rstrip("/").partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/v1/ws"
+
+
+class Client:
+    """An HTTP client of one gateway, and the factory of its WebSocket sessions.
+
+    Calls that need a token take the device they act as (a `Login`, or any object with a
+    `token`), so one client serves any number of users. A call answered with an error raises
+    `ApiError`. With `retries`, a call that failed in transport or with a 5xx is tried again
+    (with a growing pause): for load generators on a busy machine, not for tests of errors.
+
+    Sessions opened by `connect` are closed with the client (`aclose`, or `async with`)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        ws_url: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        retries: int = 0,
+        max_connections: int | None = None,
+        trust_env: bool = True,
+        keep_frames: bool = False,
+    ) -> None:
+        self.base_url = base_url
+        self.ws_url = ws_url or ws_url_of(base_url)
+        self.retries = retries
+        self.trust_env = trust_env
+        self.keep_frames = keep_frames
+        limits = (
+            httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+            if max_connections
+            else httpx.Limits()
+        )
+        self.http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout_s, trust_env=trust_env, limits=limits
+        )
+        self._sessions: list[Session] = []
+        self._prune_at = 16
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        await self.http.aclose()
+
+    # --- requests ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: Authenticated | None = None,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """One request as it is, whatever the answer (no retries, nothing raised for a status):
+        for what the typed calls do not cover, such as a deliberately malformed body."""
+        headers = {"authorization": f"Bearer {auth.token}"} if auth is not None else None
+        return await self.http.request(
+            method, path, headers=headers, json=json, params=params, content=content
+        )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        auth: Authenticated | None = None,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Any:
+        """The decoded body of a successful call (None for 204); ApiError otherwise."""
+        attempt = 0
+        while True:
+            try:
+                response = await self.request(method, path, auth=auth, json=json, params=params)
+            except httpx.TransportError:  # a busy server may drop a connection
+                if attempt >= self.retries:
+                    raise
+            else:
+                if response.is_success:
+                    return response.json() if response.content else None
+                if response.status_code < 500 or attempt >= self.retries:
+                    raise ApiError.from_response(response)
+            attempt += 1
+            await asyncio.sleep(0.5 * attempt)
+
+    # --- accounts and devices ---------------------------------------------------------------
+
+    async def sign_up(
+        self, username: str, password: str, display_name: str | None = None
+    ) -> Account:
+        body: dict[str, str] = {"username": username, "password": password}
+        if display_name is not None:
+            body["display_name"] = display_name
+        data = await self._call("POST", "/v1/users", json=body)
+        return Account(data["user_id"], data["username"])
+
+    async def log_in(self, username: str, password: str, device_name: str | None = None) -> Login:
+        """A new device of the user, with its own token."""
+        body = {"username": username, "password": password, "device_name": device_name}
+        data = await self._call("POST", "/v1/sessions", json=body)
+        return Login(data["user_id"], data["device_id"], data["token"], username)
+
+    async def log_out(self, auth: Authenticated) -> None:
+        """Revokes the token; the device's sockets close (4001) on every gateway."""
+        await self._call("DELETE", "/v1/sessions/current", auth)
+
+    async def discovery(self, auth: Authenticated) -> list[str]:
+        """The WebSocket URLs of the live gateways, best first for this user."""
+        data = await self._call("GET", "/v1/discovery", auth)
+        return [str(g["url"]) for g in data["gateways"]]
+
+    # --- channels and history ---------------------------------------------------------------
+
+    async def open_direct(self, auth: Authenticated, user_id: str) -> Channel:
+        """The direct channel with `user_id`, created the first time (one per pair)."""
+        data = await self._call(
+            "POST", "/v1/channels", auth, {"type": "direct", "user_id": user_id}
+        )
+        return cast(Channel, data)
+
+    async def create_group(
+        self, auth: Authenticated, name: str, member_ids: Iterable[str]
+    ) -> Channel:
+        """A group of the caller (its owner) and `member_ids`."""
+        body = {"type": "group", "name": name, "member_ids": list(member_ids)}
+        return cast(Channel, await self._call("POST", "/v1/channels", auth, body))
+
+    async def channels(self, auth: Authenticated) -> list[Channel]:
+        """The caller's channels, each with its `last_message_id`."""
+        return cast(list[Channel], (await self._call("GET", "/v1/channels", auth))["channels"])
+
+    async def add_member(self, auth: Authenticated, channel_id: str, user_id: str) -> None:
+        await self._call("POST", f"/v1/channels/{channel_id}/members", auth, {"user_id": user_id})
+
+    async def remove_member(self, auth: Authenticated, channel_id: str, user_id: str) -> None:
+        """Removes `user_id` from the group; a member removes itself to leave."""
+        await self._call("DELETE", f"/v1/channels/{channel_id}/members/{user_id}", auth)
+
+    async def history(
+        self,
+        auth: Authenticated,
+        channel_id: str,
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        around: str | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        """One page of the channel's messages, ascending by id: the newest without a cursor."""
+        given = {"before": before, "after": after, "around": around, "limit": limit}
+        params = {k: v for k, v in given.items() if v is not None}
+        data = await self._call("GET", f"/v1/channels/{channel_id}/messages", auth, params=params)
+        return cast(list[Message], data["messages"])
+
+    async def all_history(self, auth: Authenticated, channel_id: str) -> list[Message]:
+        """Every message of the channel, oldest first, a page at a time."""
+        out: list[Message] = []
+        after = "1"  # ids are positive: after 1 is from the start
+        while True:
+            page = await self.history(auth, channel_id, after=after, limit=HISTORY_PAGE_MAX)
+            out += page
+            if len(page) < HISTORY_PAGE_MAX:
+                return out
+            after = page[-1]["message_id"]
+
+    async def last_message_ids(self, auth: Authenticated) -> dict[str, str]:
+        """The newest message id of each of the caller's channels that has one: what
+        `hello.cursors` takes to sync nothing already sent."""
+        return {
+            c["channel_id"]: c["last_message_id"]
+            for c in await self.channels(auth)
+            if c["last_message_id"] is not None
+        }
+
+    # --- friends and presence ---------------------------------------------------------------
+
+    async def befriend(self, auth: Authenticated, user_id: str) -> FriendRequest:
+        """Asks `user_id` to be friends, or accepts their request (`status` says which)."""
+        return cast(FriendRequest, await self._call("PUT", f"/v1/friends/{user_id}", auth))
+
+    async def unfriend(self, auth: Authenticated, user_id: str) -> None:
+        """Ends the friendship, cancels the caller's request, or declines theirs."""
+        await self._call("DELETE", f"/v1/friends/{user_id}", auth)
+
+    async def friends(self, auth: Authenticated) -> list[Friend]:
+        return cast(list[Friend], (await self._call("GET", "/v1/friends", auth))["friends"])
+
+    async def presence(self, auth: Authenticated, user_ids: Iterable[str]) -> list[Presence]:
+        """The presence of friends and channel co-members, in the order asked."""
+        params = {"user_ids": ",".join(user_ids)}
+        data = await self._call("GET", "/v1/presence", auth, params=params)
+        return cast(list[Presence], data["presence"])
+
+    # --- push endpoints ---------------------------------------------------------------------
+
+    async def register_push(self, auth: Authenticated, platform: str, token: str) -> PushEndpoint:
+        """Where this device's push notifications go (replacing its previous endpoint)."""
+        body = {"platform": platform, "token": token}
+        return cast(PushEndpoint, await self._call("PUT", "/v1/push/endpoints/current", auth, body))
+
+    async def unregister_push(self, auth: Authenticated) -> None:
+        await self._call("DELETE", "/v1/push/endpoints/current", auth)
+
+    async def push_endpoints(self, auth: Authenticated) -> list[PushEndpoint]:
+        """The endpoints of all the user's live devices."""
+        data = await self._call("GET", "/v1/push/endpoints", auth)
+        return cast(list[PushEndpoint], data["endpoints"])
+
+    # --- operations -------------------------------------------------------------------------
+
+    async def healthz(self) -> dict[str, Any]:
+        """`{"status": "ok", "connections": N}` on a gateway."""
+        return cast(dict[str, Any], await self._call("GET", "/healthz"))
+
+    async def metrics(self) -> str:
+        """The Prometheus text of `/metrics`."""
+        response = await self.http.get("/metrics")
+        if not response.is_success:
+            raise ApiError.from_response(response)
+        return response.text
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    async def open(self, url: str | None = None) -> Session:
+        """A socket to the gateway (`url`, or this client's `ws_url`) that has said nothing:
+        send `hello` with `Session.send_hello`, or whatever a test of the handshake needs."""
+        session = await Session.open(
+            url or self.ws_url,
+            proxy=True if self.trust_env else None,
+            keep_frames=self.keep_frames,
+        )
+        self._keep(session)
+        return session
+
+    async def connect(
+        self,
+        auth: Authenticated,
+        cursors: Mapping[str, str] | None = None,
+        url: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+    ) -> Session:
+        """A session that said hello, got `welcome` and finished its sync (`synced`)."""
+        session = await Session.connect(
+            url or self.ws_url,
+            auth.token,
+            cursors,
+            timeout_s=timeout_s,
+            proxy=True if self.trust_env else None,
+            keep_frames=self.keep_frames,
+        )
+        self._keep(session)
+        return session
+
+    def _keep(self, session: Session) -> None:
+        # Closed sessions are let go whenever the list has doubled, so a long-lived client
+        # does not accumulate them and each connect costs O(1) on average.
+        if len(self._sessions) >= self._prune_at:
+            self._sessions = [s for s in self._sessions if s.is_open]
+            self._prune_at = 2 * len(self._sessions) + 16
+        self._sessions.append(session)

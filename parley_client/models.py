@@ -1,0 +1,135 @@
+"""What the protocol carries, typed: the JSON objects of the HTTP API and the server's
+WebSocket frames as TypedDicts (they stay the dicts that were decoded, so they compare and
+serialise as they came), and the values this library makes as dataclasses. docs/protocol.md
+describes every field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
+
+Frame = dict[str, Any]
+"""A frame as decoded from the socket: any of the server frames below, or one this version of
+the library does not know yet."""
+
+Status = Literal["online", "offline"]
+FriendStatus = Literal["friend", "requested", "pending"]
+ChannelType = Literal["direct", "group"]
+
+
+class Authenticated(Protocol):
+    """Anything that holds a device token: a `Login`, or an application's own user record."""
+
+    @property
+    def token(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """`POST /v1/users`."""
+
+    user_id: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """`POST /v1/sessions`: one device of a user, with its own token."""
+
+    user_id: str
+    device_id: str
+    token: str = field(repr=False)
+    username: str
+
+
+class Message(TypedDict):
+    """A message, in history (`GET /v1/channels/{id}/messages`) and in `message` frames. Ids
+    are decimal strings: compare `message_id`s as integers."""
+
+    channel_id: str
+    message_id: str
+    sender_id: str
+    sender_device_id: str
+    client_msg_id: str
+    text: str
+    sent_at: str
+
+
+class MessageFrame(Message):
+    type: Literal["message"]
+
+
+class Channel(TypedDict):
+    """`POST /v1/channels` and each item of `GET /v1/channels`."""
+
+    channel_id: str
+    type: ChannelType
+    members: list[str]
+    last_message_id: str | None
+    name: NotRequired[str]  # groups only
+
+
+class PresenceState(TypedDict):
+    status: Status
+    last_active_at: str | None  # None: never seen
+
+
+class Presence(PresenceState):
+    """Each item of `GET /v1/presence`, and the body of a `presence` frame."""
+
+    user_id: str
+
+
+class PresenceFrame(Presence):
+    type: Literal["presence"]
+
+
+class Friend(TypedDict):
+    """Each item of `GET /v1/friends`; only friends carry `presence`."""
+
+    user_id: str
+    username: str
+    display_name: str | None
+    status: FriendStatus
+    presence: NotRequired[PresenceState]
+
+
+class FriendRequest(TypedDict):
+    """`PUT /v1/friends/{user_id}`: `requested` (asked) or `friend` (accepted)."""
+
+    user_id: str
+    status: FriendStatus
+
+
+class PushEndpoint(TypedDict):
+    """`PUT /v1/push/endpoints/current` and each item of `GET /v1/push/endpoints`."""
+
+    device_id: str
+    platform: str
+    token: str
+
+
+class ErrorFrame(TypedDict):
+    """An `error` frame; `ref` echoes the frame's `client_msg_id` when it had one."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+    ref: NotRequired[str]
+
+
+class AcceptedFrame(TypedDict):
+    """The send is durably in the log and will be delivered."""
+
+    type: Literal["accepted"]
+    client_msg_id: str
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The `welcome` frame: who the token belongs to, and how often to heartbeat."""
+
+    user_id: str
+    device_id: str
+    heartbeat_interval_s: float
