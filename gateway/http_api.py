@@ -184,6 +184,16 @@ async def remove_member(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def put_member_role(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    params = request.path_params
+    await channels.set_role(
+        _services(request), device, params["channel_id"], params["user_id"], body.get("role")
+    )
+    return Response(status_code=204)
+
+
 async def channel_messages(request: Request) -> Response:
     device = await _device(request)
     found = await channels.history(
@@ -264,6 +274,7 @@ routes = [
     Route("/v1/channels", list_channels, methods=["GET"]),
     Route("/v1/channels/{channel_id}/members", add_member, methods=["POST"]),
     Route("/v1/channels/{channel_id}/members/{user_id}", remove_member, methods=["DELETE"]),
+    Route("/v1/channels/{channel_id}/members/{user_id}", put_member_role, methods=["PUT"]),
     Route("/v1/channels/{channel_id}/messages", channel_messages, methods=["GET"]),
     Route("/v1/friends", list_friends, methods=["GET"]),
     Route("/v1/friends/{user_id}", put_friend, methods=["PUT"]),

@@ -150,6 +150,22 @@ class Client:
         """Revokes the token; the device's sockets close (4001) on every gateway."""
         await self._call("DELETE", "/v1/sessions/current", auth)
 
+    async def renew(self, auth: Authenticated) -> dict[str, Any]:
+        """A new token for this device (`token`, `expires_at`); the old one stops working."""
+        data: dict[str, Any] = await self._call("POST", "/v1/sessions/current/renew", auth)
+        return data
+
+    async def devices(self, auth: Authenticated) -> list[dict[str, Any]]:
+        """The account's live devices, oldest first (`current` marks this one)."""
+        data = await self._call("GET", "/v1/devices", auth)
+        return list(data["devices"])
+
+    async def revoke_device(self, auth: Authenticated, device_id: str | None = None) -> None:
+        """Revokes one device of the account, or every one (this included) when none is given;
+        their sockets close (4001) on every gateway."""
+        path = "/v1/devices" if device_id is None else f"/v1/devices/{device_id}"
+        await self._call("DELETE", path, auth)
+
     async def discovery(self, auth: Authenticated) -> list[str]:
         """The WebSocket URLs of the live gateways, best first for this user."""
         data = await self._call("GET", "/v1/discovery", auth)
@@ -181,6 +197,11 @@ class Client:
     async def remove_member(self, auth: Authenticated, channel_id: str, user_id: str) -> None:
         """Removes `user_id` from the group; a member removes itself to leave."""
         await self._call("DELETE", f"/v1/channels/{channel_id}/members/{user_id}", auth)
+
+    async def set_role(self, auth: Authenticated, channel_id: str, user_id: str, role: str) -> None:
+        """Makes a group member `owner`, `admin` or `member` (owners; admins make admins)."""
+        path = f"/v1/channels/{channel_id}/members/{user_id}"
+        await self._call("PUT", path, auth, json={"role": role})
 
     async def history(
         self,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from schemas.message import Message
 
+Role = Literal["owner", "admin", "member"]
 SendKey = tuple[str, str]  # (sender_device_id, client_msg_id): a send's idempotency key
 
 
@@ -25,6 +26,14 @@ class TooManyDevices(StorageError):
 
 class GroupFull(StorageError):
     pass
+
+
+class NotAMember(StorageError):
+    pass
+
+
+class LastOwner(StorageError):
+    """The change would leave a group without an owner."""
 
 
 class NotAGroup(StorageError):
@@ -60,12 +69,15 @@ class Channel:
     type: Literal["direct", "group"]
     name: str | None
     members: list[str]
+    # In a group, the members who are not plain members: user id -> "owner" or "admin".
+    roles: dict[str, Role] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Membership:
     channel_id: str
     joined_at_ms: int
+    role: Role = "member"  # in a direct channel, always "member"
 
 
 class AccountStore(Protocol):
@@ -115,7 +127,8 @@ class ChannelStore(Protocol):
     async def create_group(
         self, channel_id: str, name: str, member_ids: Sequence[str], max_members: int
     ) -> Channel:
-        """Create a group; raises `GroupFull` above `max_members`, `UnknownUsers` for bad ids."""
+        """Create a group whose first member is its owner; raises `GroupFull` above
+        `max_members`, `UnknownUsers` for bad ids."""
 
     async def channel(self, channel_id: str) -> Channel | None:
         """A channel with its members."""
@@ -136,7 +149,13 @@ class ChannelStore(Protocol):
         """Add a member to a group; returns the members after. Raises GroupFull / NotAGroup / UnknownUsers."""
 
     async def remove_member(self, channel_id: str, user_id: str) -> list[str]:
-        """Remove a member from a group; returns the members after. Raises NotAGroup."""
+        """Remove a member from a group; returns the members after. Raises NotAGroup. A group
+        keeps an owner: when its last owner goes, the longest-standing admin (or else member)
+        becomes owner in the same transaction."""
+
+    async def set_role(self, channel_id: str, user_id: str, role: Role) -> None:
+        """Set a member's role in a group. Raises NotAGroup, `NotAMember` if `user_id` is not
+        in it, and `LastOwner` if that would leave the group without an owner."""
 
 
 FriendState = Literal["friend", "requested", "pending"]

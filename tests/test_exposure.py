@@ -17,7 +17,7 @@ INFRA = Path(__file__).resolve().parent.parent / "infra"
 async def test_the_processor_serves_health_and_metrics_and_none_of_fausts_views(
     stack: Stack,
 ) -> None:
-    processor = next(p for p in stack.processes if p.role == "processor")
+    processor = next(p for p in stack.processes if p.role == "processor" and p.popen.poll() is None)
     async with httpx.AsyncClient(base_url=processor.url, timeout=10) as http:
         for path in ("/router/", "/table/", "/graph/", "/stats/", "/performance/"):
             assert (await http.get(path)).status_code == 404, path

@@ -148,13 +148,14 @@ async def test_group_of_100_is_allowed_and_101_is_group_full(api: Api) -> None:
     await refused(api.add_member(owner, group["channel_id"], ids[99]), 422, "group_full")
 
 
-async def test_any_member_adds_and_removes_members_and_outsiders_and_direct_channels_refuse(
+async def test_the_owner_adds_and_removes_members_and_outsiders_and_direct_channels_refuse(
     api: Api,
 ) -> None:
     a, b, c, outsider = [await api.new_device() for _ in range(4)]
     channel = await api.group(a, [b.user_id])
-    await api.add_member(b, channel, c.user_id)
-    await api.add_member(b, channel, c.user_id)  # already a member: still 204
+    await api.add_member(a, channel, c.user_id)
+    await api.add_member(a, channel, c.user_id)  # already a member: still 204
+    await refused(api.add_member(b, channel, outsider.user_id), 403, "forbidden")
     listed = await api.channels(c)
     assert [ch["channel_id"] for ch in listed] == [channel]
     assert sorted(listed[0]["members"]) == sorted([a.user_id, b.user_id, c.user_id])

@@ -9,9 +9,10 @@ that sees the event can read the state it describes.
 
 | module        | commands                                                         |
 |---------------|------------------------------------------------------------------|
-| `accounts`    | sign_up, log_in, authenticate, log_out                           |
+| `accounts`    | sign_up, log_in, authenticate, renew_token, list_devices,        |
+|               | log_out, revoke_device, revoke_all_devices                       |
 | `channels`    | open_direct, create_group, list_channels, add_member,            |
-|               | remove_member, history                                           |
+|               | remove_member, set_role, history                                 |
 | `messages`    | send, ack                                                        |
 | `friends`     | befriend, unfriend, friend_list                                  |
 | `presence`    | watch, look_up                                                   |

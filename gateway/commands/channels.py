@@ -10,7 +10,17 @@ from gateway.services import Services
 from schemas.ids import new_id, parse_id
 from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
 from schemas.message import Message
-from storage.protocols import Channel, ChannelStore, Device, GroupFull, NotAGroup, UnknownUsers
+from storage.protocols import (
+    Channel,
+    ChannelStore,
+    Device,
+    GroupFull,
+    LastOwner,
+    Membership,
+    NotAGroup,
+    NotAMember,
+    UnknownUsers,
+)
 
 
 def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[str, Any]:
@@ -21,6 +31,7 @@ def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[s
     }
     if channel.type == "group":
         body["name"] = channel.name
+        body["roles"] = channel.roles
     body["last_message_id"] = None if last_message_id is None else str(last_message_id)
     return body
 
@@ -70,11 +81,27 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
     return [channel_body(c, last.get(c.channel_id)) for c in found]
 
 
-async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> None:
+async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> Membership:
     """`not_member` unless `user_id` is in the channel now (read from the store each time: a
     removed member is refused at once)."""
-    if await channels.membership(channel_id, user_id) is None:
+    membership = await channels.membership(channel_id, user_id)
+    if membership is None:
         raise not_member()
+    return membership
+
+
+def _forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+MANAGERS = ("owner", "admin")
+
+
+async def _require_group(channels: ChannelStore, channel_id: str) -> None:
+    """`invalid` for a direct channel, whose members never change (asked only on refusal)."""
+    channel = await channels.channel(channel_id)
+    if channel is not None and channel.type != "group":
+        raise invalid("members can only be changed in a group")
 
 
 async def add_member(
@@ -83,7 +110,10 @@ async def add_member(
     channel_id = require_id(channel_id, "channel_id")
     new_member = require_id(new_member, "user_id")
     channels = services.stores.channels
-    await require_member(channels, channel_id, caller.user_id)
+    mine = await require_member(channels, channel_id, caller.user_id)
+    if mine.role not in MANAGERS:
+        await _require_group(channels, channel_id)
+        raise _forbidden("only the group's owners and admins add members")
     try:
         members = await channels.add_member(channel_id, new_member, MAX_GROUP_MEMBERS)
     except GroupFull:
@@ -102,8 +132,18 @@ async def remove_member(
     channel_id = require_id(channel_id, "channel_id")
     member = require_id(member, "user_id")
     channels = services.stores.channels
-    await require_member(channels, channel_id, caller.user_id)
+    mine = await require_member(channels, channel_id, caller.user_id)
+    if member != caller.user_id:  # anyone may leave; removing others takes a role
+        theirs = await channels.membership(channel_id, member)
+        if mine.role not in MANAGERS:
+            await _require_group(channels, channel_id)
+            raise _forbidden("only the group's owners and admins remove members")
+        if theirs is not None and theirs.role == "owner":
+            raise _forbidden("an owner leaves by themself; others cannot remove them")
+        if theirs is not None and theirs.role == "admin" and mine.role != "owner":
+            raise _forbidden("only owners remove admins")
     try:
+        # When the last owner leaves, the store hands the group to the next in line.
         members = await channels.remove_member(channel_id, member)
     except NotAGroup:
         raise invalid("members can only be changed in a group") from None
@@ -112,6 +152,37 @@ async def remove_member(
     await services.publisher.presence_access_changed(
         {member: members, **{m: [member] for m in members if m != member}}
     )
+
+
+async def set_role(
+    services: Services, caller: Device, channel_id: object, member: object, role: object
+) -> None:
+    """Make a member `owner`, `admin` or `member`. Owners may give any role, admins only make
+    members admins; a group always keeps an owner (the last one hands over first)."""
+    channel_id = require_id(channel_id, "channel_id")
+    member = require_id(member, "user_id")
+    if role not in ("owner", "admin", "member"):
+        raise invalid("role must be 'owner', 'admin' or 'member'")
+    channels = services.stores.channels
+    mine = await require_member(channels, channel_id, caller.user_id)
+    theirs = await channels.membership(channel_id, member)
+    if theirs is None:
+        raise not_found("member")
+    allowed = mine.role == "owner" or (
+        mine.role == "admin" and theirs.role == "member" and role == "admin"
+    )
+    if not allowed:
+        raise _forbidden("only owners change roles (admins may make members admins)")
+    try:
+        await channels.set_role(channel_id, member, role)
+    except NotAGroup:
+        raise invalid("roles exist only in groups") from None
+    except NotAMember:
+        raise not_found("member") from None
+    except LastOwner:
+        raise ApiError(
+            422, "last_owner", "a group keeps an owner: make another member owner first"
+        ) from None
 
 
 async def history(

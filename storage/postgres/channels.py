@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from typing import Literal, cast
 
 from storage.postgres.pool import Connection, Pool, connection
-from storage.protocols import Channel, GroupFull, Membership, NotAGroup, UnknownUsers
+from storage.protocols import (
+    Channel,
+    GroupFull,
+    LastOwner,
+    Membership,
+    NotAGroup,
+    NotAMember,
+    Role,
+    UnknownUsers,
+)
 
 _MS = "(extract(epoch FROM joined_at) * 1000)::bigint"
 
@@ -60,10 +69,12 @@ class PostgresChannelStore:
                 (channel_id, name),
             )
             await conn.execute(
-                "INSERT INTO channel_members (channel_id, user_id) SELECT %s, unnest(%s::text[])",
-                (channel_id, members),
+                "INSERT INTO channel_members (channel_id, user_id, role)"
+                " SELECT %s, m, CASE WHEN m = %s THEN 'owner' ELSE 'member' END"
+                " FROM unnest(%s::text[]) AS m",
+                (channel_id, members[0], members),
             )
-        return Channel(channel_id, "group", name, members)
+        return Channel(channel_id, "group", name, members, {members[0]: "owner"})
 
     async def channel(self, channel_id: str) -> Channel | None:
         """A channel with its members."""
@@ -75,11 +86,14 @@ class PostgresChannelStore:
         """The user's membership of the channel, if a member."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT channel_id, {_MS} FROM channel_members WHERE channel_id = %s AND user_id = %s",
+                f"SELECT channel_id, {_MS}, role FROM channel_members"
+                " WHERE channel_id = %s AND user_id = %s",
                 (channel_id, user_id),
             )
             row = await cur.fetchone()
-        return None if row is None else Membership(str(row[0]), int(str(row[1])))
+        if row is None:
+            return None
+        return Membership(str(row[0]), int(str(row[1])), cast(Role, row[2]))
 
     async def memberships(self, user_id: str) -> list[Membership]:
         """Every channel the user belongs to."""
@@ -127,14 +141,50 @@ class PostgresChannelStore:
             return sorted([*members, user_id])
 
     async def remove_member(self, channel_id: str, user_id: str) -> list[str]:
-        """Remove a member from a group; returns the members after. Raises NotAGroup."""
+        """Remove a member from a group; returns the members after. Raises NotAGroup. A group
+        keeps an owner: when its last owner goes, the longest-standing admin (or else member)
+        becomes owner in the same transaction."""
         async with connection(self._pool) as conn, conn.transaction():
             await _lock_group_txn(conn, channel_id)
             await conn.execute(
                 "DELETE FROM channel_members WHERE channel_id = %s AND user_id = %s",
                 (channel_id, user_id),
             )
+            await conn.execute(
+                "UPDATE channel_members SET role = 'owner'"
+                " WHERE channel_id = %s AND user_id = ("
+                "   SELECT user_id FROM channel_members WHERE channel_id = %s"
+                "   ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1)"
+                " AND NOT EXISTS ("
+                "   SELECT 1 FROM channel_members WHERE channel_id = %s AND role = 'owner')",
+                (channel_id, channel_id, channel_id),
+            )
             return await _members_txn(conn, channel_id)
+
+    async def set_role(self, channel_id: str, user_id: str, role: Role) -> None:
+        """Set a member's role in a group. Raises NotAGroup, `NotAMember` if `user_id` is not
+        in it, and `LastOwner` if that would leave the group without an owner."""
+        async with connection(self._pool) as conn, conn.transaction():
+            await _lock_group_txn(conn, channel_id)
+            cur = await conn.execute(
+                "SELECT role FROM channel_members WHERE channel_id = %s AND user_id = %s",
+                (channel_id, user_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotAMember(user_id)
+            if row[0] == "owner" and role != "owner":
+                cur = await conn.execute(
+                    "SELECT count(*) FROM channel_members WHERE channel_id = %s AND role = 'owner'",
+                    (channel_id,),
+                )
+                owners = await cur.fetchone()
+                if owners is None or int(str(owners[0])) <= 1:
+                    raise LastOwner(channel_id)
+            await conn.execute(
+                "UPDATE channel_members SET role = %s WHERE channel_id = %s AND user_id = %s",
+                (role, channel_id, user_id),
+            )
 
 
 async def _require_users_txn(conn: Connection, user_ids: Sequence[str]) -> None:
@@ -164,7 +214,8 @@ async def _members_txn(conn: Connection, channel_id: str) -> list[str]:
 
 async def _channels_txn(conn: Connection, where: str, params: tuple[object, ...]) -> list[Channel]:
     cur = await conn.execute(
-        "SELECT c.channel_id, c.kind, c.name, array_agg(m.user_id ORDER BY m.user_id)"
+        "SELECT c.channel_id, c.kind, c.name, array_agg(m.user_id ORDER BY m.user_id),"
+        " array_agg(m.role ORDER BY m.user_id)"
         " FROM channels c JOIN channel_members m ON m.channel_id = c.channel_id"
         f" WHERE {where} GROUP BY c.channel_id ORDER BY c.channel_id",
         params,
@@ -175,6 +226,12 @@ async def _channels_txn(conn: Connection, where: str, params: tuple[object, ...]
             cast(Literal["direct", "group"], r[1]),
             None if r[2] is None else str(r[2]),
             cast(list[str], r[3]),
+            _roles(cast(list[str], r[3]), cast(list[str], r[4])),
         )
         for r in await cur.fetchall()
     ]
+
+
+def _roles(members: list[str], roles: list[str]) -> dict[str, Role]:
+    """The members who are owners or admins."""
+    return {u: cast(Role, r) for u, r in zip(members, roles, strict=True) if r != "member"}
