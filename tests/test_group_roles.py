@@ -42,9 +42,7 @@ async def test_only_owners_and_admins_manage_members_and_anyone_may_leave(api: A
     # Anyone leaves.
     await api.remove_member(other, group, other.user_id)
     found = {c["channel_id"]: c for c in await api.channels(owner)}
-    assert sorted(found[group]["members"]) == sorted(
-        [owner.user_id, admin.user_id, member.user_id]
-    )
+    assert sorted(found[group]["members"]) == sorted([owner.user_id, admin.user_id, member.user_id])
     # Only an owner removes an admin.
     await api.add_member(owner, group, other.user_id)
     await api.set_role(owner, group, other.user_id, "admin")
