@@ -45,6 +45,10 @@ def not_member() -> ApiError:
     return ApiError(403, "not_member", "you are not a member of this channel")
 
 
+def blocked() -> ApiError:
+    return ApiError(403, "blocked", "a block between you and this user forbids it")
+
+
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 

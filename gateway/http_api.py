@@ -218,6 +218,23 @@ async def delete_friend(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def put_block(request: Request) -> Response:
+    device = await _device(request)
+    await friends.block(_services(request), device, request.path_params["user_id"])
+    return Response(status_code=204)
+
+
+async def delete_block(request: Request) -> Response:
+    device = await _device(request)
+    await friends.unblock(_services(request), device, request.path_params["user_id"])
+    return Response(status_code=204)
+
+
+async def list_blocks(request: Request) -> Response:
+    found = await friends.blocks(_services(request), await _device(request))
+    return json_response({"blocks": [{"user_id": u} for u in found]})
+
+
 async def list_friends(request: Request) -> Response:
     device = await _device(request)
     return json_response({"friends": await friends.friend_list(_services(request), device)})
@@ -279,6 +296,9 @@ routes = [
     Route("/v1/friends", list_friends, methods=["GET"]),
     Route("/v1/friends/{user_id}", put_friend, methods=["PUT"]),
     Route("/v1/friends/{user_id}", delete_friend, methods=["DELETE"]),
+    Route("/v1/blocks", list_blocks, methods=["GET"]),
+    Route("/v1/blocks/{user_id}", put_block, methods=["PUT"]),
+    Route("/v1/blocks/{user_id}", delete_block, methods=["DELETE"]),
     Route("/v1/presence", get_presence, methods=["GET"]),
     Route("/v1/push/endpoints", list_push_endpoints, methods=["GET"]),
     Route("/v1/push/endpoints/current", put_push_endpoint, methods=["PUT"]),

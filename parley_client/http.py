@@ -249,6 +249,19 @@ class Client:
         """Ends the friendship, cancels the caller's request, or declines theirs."""
         await self._call("DELETE", f"/v1/friends/{user_id}", auth)
 
+    async def block(self, auth: Authenticated, user_id: str) -> None:
+        """Blocks `user_id`: no direct channel, message, group add, friendship or presence
+        between the two; any friendship or request ends."""
+        await self._call("PUT", f"/v1/blocks/{user_id}", auth)
+
+    async def unblock(self, auth: Authenticated, user_id: str) -> None:
+        await self._call("DELETE", f"/v1/blocks/{user_id}", auth)
+
+    async def blocks(self, auth: Authenticated) -> list[str]:
+        """The user ids this account blocks, oldest first."""
+        data = await self._call("GET", "/v1/blocks", auth)
+        return [b["user_id"] for b in data["blocks"]]
+
     async def friends(self, auth: Authenticated) -> list[Friend]:
         return cast(list[Friend], (await self._call("GET", "/v1/friends", auth))["friends"])
 

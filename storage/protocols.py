@@ -32,6 +32,10 @@ class NotAMember(StorageError):
     pass
 
 
+class Blocked(StorageError):
+    """A block between the two users forbids it."""
+
+
 class LastOwner(StorageError):
     """The change would leave a group without an owner."""
 
@@ -78,6 +82,7 @@ class Membership:
     channel_id: str
     joined_at_ms: int
     role: Role = "member"  # in a direct channel, always "member"
+    blocked: bool = False  # a direct channel whose two members have a block between them
 
 
 class AccountStore(Protocol):
@@ -134,7 +139,8 @@ class ChannelStore(Protocol):
         """A channel with its members."""
 
     async def membership(self, channel_id: str, user_id: str) -> Membership | None:
-        """The user's membership of the channel, if a member."""
+        """The user's membership of the channel, if a member (with, for a direct channel,
+        whether a block stands between its two members)."""
 
     async def memberships(self, user_id: str) -> list[Membership]:
         """Every channel the user belongs to."""
@@ -180,7 +186,8 @@ class Presence:
 class FriendStore(Protocol):
     async def request_or_accept(self, user_id: str, other_id: str) -> FriendState:
         """`user_id` asks `other_id` to be friends, or accepts their request; returns the state
-        from `user_id`'s side afterwards (`requested` or `friend`). Idempotent."""
+        from `user_id`'s side afterwards (`requested` or `friend`). Idempotent. Raises
+        `Blocked` if either blocks the other."""
 
     async def remove(self, user_id: str, other_id: str) -> bool:
         """Unfriend, cancel or decline; False when there was nothing to remove."""
@@ -189,7 +196,21 @@ class FriendStore(Protocol):
         """Everyone `user_id` is friends with or has a request with."""
 
     async def visible_to(self, user_id: str, others: Sequence[str]) -> set[str]:
-        """Those of `others` whose presence `user_id` may see: friends and channel co-members."""
+        """Those of `others` whose presence `user_id` may see: friends (a block ends a
+        friendship, so no blocked pair is among them)."""
+
+    async def block(self, user_id: str, other_id: str) -> bool:
+        """`user_id` blocks `other_id`, ending any friendship or request between them; True if
+        a friendship or request ended. Idempotent; raises `UnknownUsers`."""
+
+    async def unblock(self, user_id: str, other_id: str) -> None:
+        """Lift `user_id`'s block of `other_id` (idempotent)."""
+
+    async def blocked(self, user_id: str) -> Sequence[str]:
+        """Whom `user_id` blocks, oldest first."""
+
+    async def blocked_between(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` with a block between them and `user_id`, either way."""
 
 
 class PresenceStore(Protocol):

@@ -136,56 +136,55 @@ async def test_two_users_asking_each_other_at_once_become_friends(api: Api) -> N
     assert (await api.friends(a))[0]["status"] == "friend"
 
 
-async def test_only_friends_and_channel_co_members_may_watch_presence(api: Api) -> None:
+async def test_only_friends_may_watch_presence_not_those_who_share_a_channel(api: Api) -> None:
     me, friend, mate, stranger = [await api.new_device() for _ in range(4)]
     await api.make_friends(me, friend)
     await api.group(me, [mate.user_id])
-    ok = await api.presence(me, [friend.user_id, mate.user_id])
-    assert [p["user_id"] for p in ok] == [friend.user_id, mate.user_id]
-    with pytest.raises(ApiError) as refused:
-        await api.presence(me, [friend.user_id, stranger.user_id])
-    assert (refused.value.status, refused.value.code, refused.value.message) == (
-        403,
-        "not_member",
-        "you may watch only friends and people you share a channel with",
-    )
+    await api.direct(stranger, me.user_id)  # anyone can open a direct channel with anyone
+    ok = await api.presence(me, [friend.user_id])
+    assert [p["user_id"] for p in ok] == [friend.user_id]
+    for other in (mate, stranger):
+        with pytest.raises(ApiError) as refused:
+            await api.presence(me, [friend.user_id, other.user_id])
+        assert (refused.value.status, refused.value.code, refused.value.message) == (
+            403,
+            "not_member",
+            "you may watch only your friends",
+        )
+        with pytest.raises(ApiError):
+            await api.presence(other, [me.user_id])
     for user_ids in ([], [str(i) for i in range(1, 502)]):
         with pytest.raises(ApiError) as invalid:
             await api.presence(me, user_ids)
         assert (invalid.value.status, invalid.value.code) == (422, "invalid")
 
     socket = await api.connect(me)
-    [frame] = await subscribe(socket, stranger.user_id)
-    assert frame["type"] == "error" and frame["code"] == "not_member"
-    assert presence_of(socket, stranger.user_id) == []
-    snapshot = await subscribe(socket, friend.user_id, mate.user_id)
-    assert [(f["user_id"], f["status"]) for f in snapshot] == [
-        (friend.user_id, "offline"),
-        (mate.user_id, "offline"),
-    ]
+    for other in (stranger, mate):
+        [frame] = await subscribe(socket, other.user_id)
+        assert frame["type"] == "error" and frame["code"] == "not_member"
+        assert presence_of(socket, other.user_id) == []
+    snapshot = await subscribe(socket, friend.user_id)
+    assert [(f["user_id"], f["status"]) for f in snapshot] == [(friend.user_id, "offline")]
 
 
-async def test_a_subscription_ends_with_the_friendship_or_the_shared_channel(
+async def test_a_subscription_ends_with_the_friendship_or_a_block(
     api: Api, settings: Settings
 ) -> None:
-    me, friend, mate, both = [await api.new_device() for _ in range(4)]
+    me, friend, blocker = [await api.new_device() for _ in range(3)]
     await api.make_friends(me, friend)
-    await api.make_friends(me, both)
-    channel = await api.group(me, [mate.user_id, both.user_id])
+    await api.make_friends(me, blocker)
     # Still watched, each logging out after the one it shares a partition with.
     after_friend = await neighbour(api, settings, friend, me)
-    after_mate = await neighbour(api, settings, mate, me)
+    after_blocker = await neighbour(api, settings, blocker, me)
     w = await api.connect(me)
-    watched = (friend, mate, both, after_friend, after_mate)
+    watched = (friend, blocker, after_friend, after_blocker)
     await subscribe(w, *(d.user_id for d in watched))
     sockets = [await api.connect(d) for d in watched]
     await wait_all(w, [d.user_id for d in watched], "online")
 
-    # The friend ends the friendship; the mate leaves the group; `both` is unfriended but
-    # still shares the group, so may still be watched.
+    # The friend ends the friendship; the other blocks the watcher.
     await api.unfriend(friend, me.user_id)
-    await api.unfriend(both, me.user_id)
-    await api.remove_member(mate, channel, mate.user_id)
+    await api.block(blocker, me.user_id)
     # Each end of a right publishes `presence.access_changed`, and the watcher's gateway then
     # checks its subscriptions again in a task of its own: nothing in the protocol shows when
     # that check is done, so this waits it out (gateway/presence.py).
@@ -195,10 +194,10 @@ async def test_a_subscription_ends_with_the_friendship_or_the_shared_channel(
     for device in watched:  # logging out takes each offline at once, in this order
         await api.log_out(device)
     # The users still watched are seen logging out; their neighbours' logouts, decided
-    # before theirs in the same partitions, would have arrived first.
-    await wait_all(w, [both.user_id, after_friend.user_id, after_mate.user_id], "offline")
+    # after theirs in the same partitions, would have arrived after the dropped ones'.
+    await wait_all(w, [after_friend.user_id, after_blocker.user_id], "offline")
     assert presence_of(w, friend.user_id) == ["offline", "online"]
-    assert presence_of(w, mate.user_id) == ["offline", "online"]
+    assert presence_of(w, blocker.user_id) == ["offline", "online"]
 
 
 async def test_online_while_any_device_heartbeats_offline_after_the_timeout(

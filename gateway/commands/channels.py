@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.errors import ApiError, invalid, not_found, not_member, require_id, require_name
+from gateway.errors import (
+    ApiError,
+    blocked,
+    invalid,
+    not_found,
+    not_member,
+    require_id,
+    require_name,
+)
 from gateway.services import Services
 from schemas.ids import new_id, parse_id
 from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
@@ -45,6 +53,8 @@ async def open_direct(services: Services, caller: Device, other: object) -> tupl
     other = require_id(other, "user_id")
     if other == caller.user_id:
         raise invalid("a direct channel needs another user")
+    if await services.stores.friends.blocked_between(caller.user_id, [other]):
+        raise blocked()
     try:
         return await services.stores.channels.get_or_create_direct(new_id(), caller.user_id, other)
     except UnknownUsers:
@@ -62,6 +72,8 @@ async def create_group(
     members = list(dict.fromkeys([caller.user_id, *member_ids]))
     if len(members) < 2:
         raise invalid("a group needs at least one other member")
+    if await services.stores.friends.blocked_between(caller.user_id, members[1:]):
+        raise blocked()
     try:
         channel = await services.stores.channels.create_group(
             new_id(), name, members, MAX_GROUP_MEMBERS
@@ -114,6 +126,8 @@ async def add_member(
     if mine.role not in MANAGERS:
         await _require_group(channels, channel_id)
         raise _forbidden("only the group's owners and admins add members")
+    if await services.stores.friends.blocked_between(caller.user_id, [new_member]):
+        raise blocked()
     try:
         members = await channels.add_member(channel_id, new_member, MAX_GROUP_MEMBERS)
     except GroupFull:
@@ -148,10 +162,6 @@ async def remove_member(
     except NotAGroup:
         raise invalid("members can only be changed in a group") from None
     await services.publisher.members_changed(channel_id, members)
-    # Watching one another may have rested on this channel alone.
-    await services.publisher.presence_access_changed(
-        {member: members, **{m: [member] for m in members if m != member}}
-    )
 
 
 async def set_role(

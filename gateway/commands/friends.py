@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.commands.presence import snapshot
-from gateway.errors import invalid, not_found, require_id
+from gateway.errors import blocked, invalid, not_found, require_id
 from gateway.services import Services
-from storage.protocols import Device, FriendState, UnknownUsers
+from storage.protocols import Blocked, Device, FriendState, UnknownUsers
 
 
 async def befriend(services: Services, caller: Device, other: object) -> FriendState:
@@ -19,12 +19,13 @@ async def befriend(services: Services, caller: Device, other: object) -> FriendS
         return await services.stores.friends.request_or_accept(caller.user_id, other_id)
     except UnknownUsers:
         raise not_found("user") from None
+    except Blocked:
+        raise blocked() from None
 
 
 async def unfriend(services: Services, caller: Device, other: object) -> None:
     """Remove a friend, cancel a request, or decline one. Idempotent for existing users.
-    Sockets of either user watching the other lose that subscription, unless the two still
-    share a channel."""
+    Sockets of either user watching the other lose that subscription."""
     other_id = require_id(other, "user_id")
     if other_id == caller.user_id:
         raise invalid("you cannot unfriend yourself")
@@ -34,6 +35,33 @@ async def unfriend(services: Services, caller: Device, other: object) -> None:
         await services.publisher.presence_access_changed(
             {caller.user_id: [other_id], other_id: [caller.user_id]}
         )
+
+
+async def block(services: Services, caller: Device, other: object) -> None:
+    """Block `other`: no direct channel, message, group add, friendship or presence between
+    the two from then on; any friendship or request ends, and so do live presence
+    subscriptions either way."""
+    other_id = require_id(other, "user_id")
+    if other_id == caller.user_id:
+        raise invalid("you cannot block yourself")
+    try:
+        await services.stores.friends.block(caller.user_id, other_id)
+    except UnknownUsers:
+        raise not_found("user") from None
+    # Published after the commit, whether or not they were friends (idempotent for watchers).
+    await services.publisher.presence_access_changed(
+        {caller.user_id: [other_id], other_id: [caller.user_id]}
+    )
+
+
+async def unblock(services: Services, caller: Device, other: object) -> None:
+    """Lift a block (idempotent). Nothing else comes back: a friendship is asked for again."""
+    await services.stores.friends.unblock(caller.user_id, require_id(other, "user_id"))
+
+
+async def blocks(services: Services, caller: Device) -> list[str]:
+    """Whom the caller blocks, oldest first."""
+    return list(await services.stores.friends.blocked(caller.user_id))
 
 
 async def friend_list(services: Services, caller: Device) -> list[dict[str, Any]]:

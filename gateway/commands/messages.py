@@ -34,7 +34,11 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
     check_text(request.text)
     if not services.registry.limits.send(caller.device_id).take():
         raise ApiError(429, "rate_limited", "too many messages; slow down")
-    await require_member(services.stores.channels, request.channel_id, caller.user_id)
+    membership = await require_member(services.stores.channels, request.channel_id, caller.user_id)
+    if membership.blocked:
+        # `not_member`: the socket's error codes are the spec's few, and a blocked direct
+        # channel is one the caller may read but no longer write to.
+        raise ApiError(403, "not_member", "a block between you and this user forbids messages")
     event = MessageSendV1(
         channel_id=request.channel_id,
         sender_id=caller.user_id,

@@ -1,7 +1,8 @@
 """Presence: who may watch whom, and what they see (SPEC §5).
 
-A request names up to `max_presence_subscriptions` users; each must be a friend or a channel
-co-member, otherwise the whole request is refused and reveals nothing.
+A request names up to `max_presence_subscriptions` users; each must be a friend (sharing a
+channel is not enough: anyone can open a direct channel with anyone), otherwise the whole
+request is refused and reveals nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ async def authorize(services: Services, caller: Device, others: Sequence[str]) -
     me = caller.user_id
     visible = await services.stores.friends.visible_to(me, [u for u in wanted if u != me])
     if any(u != me and u not in visible for u in wanted):
-        raise ApiError(
-            403, "not_member", "you may watch only friends and people you share a channel with"
-        )
+        raise ApiError(403, "not_member", "you may watch only your friends")
     return wanted
 
 

@@ -86,14 +86,22 @@ class PostgresChannelStore:
         """The user's membership of the channel, if a member."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT channel_id, {_MS}, role FROM channel_members"
-                " WHERE channel_id = %s AND user_id = %s",
+                f"SELECT m.channel_id, {_MS}, m.role,"
+                # Only for a direct channel (CASE is lazy): a block between its two members.
+                " CASE WHEN (SELECT kind FROM channels c WHERE c.channel_id = m.channel_id)"
+                "   = 'direct' THEN EXISTS ("
+                "     SELECT 1 FROM channel_members o JOIN blocks b"
+                "       ON (b.blocker_id, b.blocked_id) IN ((o.user_id, m.user_id),"
+                "                                          (m.user_id, o.user_id))"
+                "     WHERE o.channel_id = m.channel_id AND o.user_id <> m.user_id)"
+                " ELSE false END"
+                " FROM channel_members m WHERE m.channel_id = %s AND m.user_id = %s",
                 (channel_id, user_id),
             )
             row = await cur.fetchone()
         if row is None:
             return None
-        return Membership(str(row[0]), int(str(row[1])), cast(Role, row[2]))
+        return Membership(str(row[0]), int(str(row[1])), cast(Role, row[2]), bool(row[3]))
 
     async def memberships(self, user_id: str) -> list[Membership]:
         """Every channel the user belongs to."""

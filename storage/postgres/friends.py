@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from storage.postgres.pool import Pool, connection
-from storage.protocols import FriendEdge, FriendState, UnknownUsers
+from storage.postgres.pool import Connection, Pool, connection
+from storage.protocols import Blocked, FriendEdge, FriendState, UnknownUsers
 
 
 class PostgresFriendStore:
@@ -21,6 +21,8 @@ class PostgresFriendStore:
             row = await cur.fetchone()
             if row is None or row[0] == 0:
                 raise UnknownUsers([other_id])
+            if await _blocked_txn(conn, user_id, [other_id]):
+                raise Blocked(other_id)
             # One lock per pair (the rows may not exist yet): two users asking each other at the
             # same moment end up friends rather than both left waiting on a request.
             low, high = sorted((user_id, other_id))
@@ -75,17 +77,64 @@ class PostgresFriendStore:
             ]
 
     async def visible_to(self, user_id: str, others: Sequence[str]) -> set[str]:
-        """Those of `others` whose presence `user_id` may see: friends and channel co-members."""
+        """Those of `others` whose presence `user_id` may see: friends (a block ends a
+        friendship, so no blocked pair is among them)."""
         if not others:
             return set()
         async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT other_id FROM friend_edges"
-                " WHERE user_id = %s AND state = 'friend' AND other_id = ANY(%s)"
-                " UNION"
-                " SELECT them.user_id FROM channel_members me"
-                " JOIN channel_members them ON them.channel_id = me.channel_id"
-                " WHERE me.user_id = %s AND them.user_id = ANY(%s)",
-                (user_id, list(others), user_id, list(others)),
+                " WHERE user_id = %s AND state = 'friend' AND other_id = ANY(%s)",
+                (user_id, list(others)),
             )
             return {str(r[0]) for r in await cur.fetchall()}
+
+    async def block(self, user_id: str, other_id: str) -> bool:
+        """`user_id` blocks `other_id`, ending any friendship or request between them; True if
+        a friendship or request ended. Idempotent; raises `UnknownUsers`."""
+        async with connection(self._pool) as conn, conn.transaction():
+            cur = await conn.execute("SELECT count(*) FROM users WHERE user_id = %s", (other_id,))
+            row = await cur.fetchone()
+            if row is None or row[0] == 0:
+                raise UnknownUsers([other_id])
+            await conn.execute(
+                "INSERT INTO blocks (blocker_id, blocked_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (user_id, other_id),
+            )
+            cur = await conn.execute(
+                "DELETE FROM friend_edges WHERE (user_id, other_id) IN ((%s, %s), (%s, %s))",
+                (user_id, other_id, other_id, user_id),
+            )
+            return cur.rowcount > 0
+
+    async def unblock(self, user_id: str, other_id: str) -> None:
+        """Lift `user_id`'s block of `other_id` (idempotent)."""
+        async with connection(self._pool) as conn:
+            await conn.execute(
+                "DELETE FROM blocks WHERE blocker_id = %s AND blocked_id = %s", (user_id, other_id)
+            )
+
+    async def blocked(self, user_id: str) -> Sequence[str]:
+        """Whom `user_id` blocks, oldest first."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT blocked_id FROM blocks WHERE blocker_id = %s ORDER BY created_at, blocked_id",
+                (user_id,),
+            )
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def blocked_between(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` with a block between them and `user_id`, either way."""
+        if not others:
+            return set()
+        async with connection(self._pool) as conn:
+            return await _blocked_txn(conn, user_id, others)
+
+
+async def _blocked_txn(conn: Connection, user_id: str, others: Sequence[str]) -> set[str]:
+    cur = await conn.execute(
+        "SELECT blocked_id FROM blocks WHERE blocker_id = %s AND blocked_id = ANY(%s)"
+        " UNION SELECT blocker_id FROM blocks WHERE blocked_id = %s AND blocker_id = ANY(%s)",
+        (user_id, list(others), user_id, list(others)),
+    )
+    return {str(r[0]) for r in await cur.fetchall()}

@@ -1,0 +1,59 @@
+"""Blocks: a blocked user cannot open a direct channel with, message, add to a group, befriend
+or see the presence of the blocker; blocking ends their friendship (SPEC §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from parley_client import ApiError
+from tests.conftest import Api
+
+
+async def refused(call: Any, status: int, code: str) -> None:
+    with pytest.raises(ApiError) as error:
+        await call
+    assert (error.value.status, error.value.code) == (status, code), error.value
+
+
+async def test_a_block_stops_direct_messages_group_adds_friendship_and_presence(api: Api) -> None:
+    blocker, pest, bystander = [await api.new_device("bk") for _ in range(3)]
+    await api.make_friends(blocker, pest)
+    dm = await api.direct(pest, blocker.user_id)
+    pest_socket = await api.connect(pest)
+    await pest_socket.accepted(await pest_socket.send_message(dm, "before the block"))
+
+    await api.block(blocker, pest.user_id)
+    await api.block(blocker, pest.user_id)  # idempotent
+    assert await api.blocks(blocker) == [pest.user_id]
+    assert await api.friends(blocker) == []  # the friendship ended
+
+    # Either way round: no direct channel, no message in the old one, no friendship.
+    await refused(api.open_direct(pest, blocker.user_id), 403, "blocked")
+    await refused(api.open_direct(blocker, pest.user_id), 403, "blocked")
+    cmid = await pest_socket.send_message(dm, "after the block")
+    refusal = await pest_socket.until(lambda f: f["type"] == "error" and f.get("ref") == cmid)
+    assert refusal["code"] == "not_member"
+    await refused(api.befriend(pest, blocker.user_id), 403, "blocked")
+    await refused(api.presence(pest, [blocker.user_id]), 403, "not_member")
+    # No group with the blocker from the one blocked.
+    await refused(api.create_group(pest, "g", [blocker.user_id, bystander.user_id]), 403, "blocked")
+    group = await api.group(pest, [bystander.user_id])
+    await refused(api.add_member(pest, group, blocker.user_id), 403, "blocked")
+    # The history before the block stays; nothing after it was stored.
+    assert [m["text"] for m in await api.history(blocker, dm)] == ["before the block"]
+
+    # Lifted: a direct message goes through again; a friendship must be asked for anew.
+    await api.unblock(blocker, pest.user_id)
+    assert await api.blocks(blocker) == []
+    await pest_socket.accepted(await pest_socket.send_message(dm, "after the unblock"))
+    assert (await api.befriend(pest, blocker.user_id))["status"] == "requested"
+
+
+async def test_blocking_needs_a_real_other_user(api: Api) -> None:
+    me = await api.new_device("bk2")
+    await refused(api.block(me, me.user_id), 422, "invalid")
+    await refused(api.block(me, "12345"), 404, "not_found")
+    response = await api.request("PUT", "/v1/blocks/abc", auth=me)
+    assert response.status_code == 422
