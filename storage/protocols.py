@@ -159,6 +159,12 @@ class ChannelStore(Protocol):
         keeps an owner: when its last owner goes, the longest-standing admin (or else member)
         becomes owner in the same transaction."""
 
+    async def hide(self, channel_id: str, user_id: str, upto: int) -> None:
+        """Hide a channel from the member's list until a message newer than `upto`."""
+
+    async def hidden(self, user_id: str) -> dict[str, int]:
+        """The channels the user hid, each with the newest message id it was hidden at."""
+
     async def set_role(self, channel_id: str, user_id: str, role: Role) -> None:
         """Set a member's role in a group. Raises NotAGroup, `NotAMember` if `user_id` is not
         in it, and `LastOwner` if that would leave the group without an owner."""

@@ -57,3 +57,18 @@ async def test_blocking_needs_a_real_other_user(api: Api) -> None:
     await refused(api.block(me, "12345"), 404, "not_found")
     response = await api.request("PUT", "/v1/blocks/abc", auth=me)
     assert response.status_code == 422
+
+
+async def test_a_hidden_direct_channel_leaves_the_list_until_a_new_message(api: Api) -> None:
+    me, other = await api.new_device("hd"), await api.new_device("hd")
+    dm = await api.direct(other, me.user_id)
+    socket = await api.connect(other)
+    await socket.send_message(dm, "first")
+    await socket.collect_messages(dm, 1)
+    await api.remove_member(me, dm, me.user_id)  # in a direct channel: hide it
+    assert [c["channel_id"] for c in await api.channels(me)] == []
+    assert [c["channel_id"] for c in await api.channels(other)] == [dm]  # only mine is hidden
+    assert [m["text"] for m in await api.history(me, dm)] == ["first"]  # still a member
+    await socket.send_message(dm, "second")
+    await socket.collect_messages(dm, 2)  # its echo: stored
+    assert [c["channel_id"] for c in await api.channels(me)] == [dm]

@@ -15,7 +15,7 @@ from gateway.errors import (
     require_name,
 )
 from gateway.services import Services
-from schemas.ids import new_id, parse_id
+from schemas.ids import id_floor, new_id, now_ms, parse_id
 from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
 from schemas.message import Message
 from storage.protocols import (
@@ -87,10 +87,17 @@ async def create_group(
 
 
 async def list_channels(services: Services, caller: Device) -> list[dict[str, Any]]:
-    """The caller's channels, each with its newest message id."""
-    found = await services.stores.channels.channels_of(caller.user_id)
-    last = await services.stores.messages.last_message_ids([c.channel_id for c in found])
-    return [channel_body(c, last.get(c.channel_id)) for c in found]
+    """The caller's channels, each with its newest message id; a direct channel the caller
+    hid is left out until a newer message arrives in it."""
+    stores = services.stores
+    found = await stores.channels.channels_of(caller.user_id)
+    last = await stores.messages.last_message_ids([c.channel_id for c in found])
+    hidden = await stores.channels.hidden(caller.user_id)
+    return [
+        channel_body(c, last.get(c.channel_id))
+        for c in found
+        if c.channel_id not in hidden or last.get(c.channel_id, 0) > hidden[c.channel_id]
+    ]
 
 
 async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> Membership:
@@ -107,6 +114,11 @@ def _forbidden(message: str) -> ApiError:
 
 
 MANAGERS = ("owner", "admin")
+
+
+async def _is_direct(channels: ChannelStore, channel_id: str) -> bool:
+    channel = await channels.channel(channel_id)
+    return channel is not None and channel.type == "direct"
 
 
 async def _require_group(channels: ChannelStore, channel_id: str) -> None:
@@ -147,6 +159,14 @@ async def remove_member(
     member = require_id(member, "user_id")
     channels = services.stores.channels
     mine = await require_member(channels, channel_id, caller.user_id)
+    if member == caller.user_id and await _is_direct(channels, channel_id):
+        # Nobody leaves a direct channel (it is the pair's one); its member hides it instead.
+        # Up to now: a message accepted but not stored yet was sent earlier, so its id is below
+        # this moment's floor (ids follow their send time) and it stays hidden too.
+        newest = await services.stores.messages.last_message_ids([channel_id])
+        upto = max(newest.get(channel_id, 0), id_floor(now_ms()) - 1)
+        await channels.hide(channel_id, caller.user_id, upto)
+        return
     if member != caller.user_id:  # anyone may leave; removing others takes a role
         theirs = await channels.membership(channel_id, member)
         if mine.role not in MANAGERS:

@@ -169,6 +169,24 @@ class PostgresChannelStore:
             )
             return await _members_txn(conn, channel_id)
 
+    async def hide(self, channel_id: str, user_id: str, upto: int) -> None:
+        """Hide a channel from the member's list until a message newer than `upto`."""
+        async with connection(self._pool) as conn:
+            await conn.execute(
+                "UPDATE channel_members SET hidden_upto = %s WHERE channel_id = %s AND user_id = %s",
+                (upto, channel_id, user_id),
+            )
+
+    async def hidden(self, user_id: str) -> dict[str, int]:
+        """The channels the user hid, each with the newest message id it was hidden at."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT channel_id, hidden_upto FROM channel_members"
+                " WHERE user_id = %s AND hidden_upto IS NOT NULL",
+                (user_id,),
+            )
+            return {str(r[0]): int(str(r[1])) for r in await cur.fetchall()}
+
     async def set_role(self, channel_id: str, user_id: str, role: Role) -> None:
         """Set a member's role in a group. Raises NotAGroup, `NotAMember` if `user_id` is not
         in it, and `LastOwner` if that would leave the group without an owner."""
