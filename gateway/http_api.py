@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import openapi
 from gateway.commands import accounts, channels, friends, presence, push
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
@@ -267,6 +268,10 @@ async def list_push_endpoints(request: Request) -> Response:
     return json_response({"endpoints": [push.endpoint_body(e) for e in found]})
 
 
+async def openapi_document(request: Request) -> Response:
+    return json_response(openapi.document())
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "connections": _services(request).registry.count()})
 
@@ -303,6 +308,7 @@ routes = [
     Route("/v1/push/endpoints", list_push_endpoints, methods=["GET"]),
     Route("/v1/push/endpoints/current", put_push_endpoint, methods=["PUT"]),
     Route("/v1/push/endpoints/current", delete_push_endpoint, methods=["DELETE"]),
+    Route("/v1/openapi.json", openapi_document, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -1,0 +1,141 @@
+"""The HTTP API as an OpenAPI 3.1 document, made from the body models in `schemas/http.py` and
+served at `GET /v1/openapi.json`. `tests/test_openapi.py` checks that it lists exactly the
+routes of `gateway/http_api.py` and runs schemathesis against a gateway with it."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.http import ALL_BODIES, MemberRole, NewChannel, NewMember, NewSession, NewUser
+from schemas.http import PushEndpointBody as PushBody
+from schemas.ids import ID_PATTERN
+
+_ID = {"type": "string", "pattern": ID_PATTERN}
+
+# (method, path, summary, body model, needs a token, query parameters)
+OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, Any]]] = [
+    ("post", "/v1/users", "Sign up", NewUser, False, {}),
+    ("post", "/v1/sessions", "Log in: a new device with its token", NewSession, False, {}),
+    ("delete", "/v1/sessions/current", "Log out this device", None, True, {}),
+    ("post", "/v1/sessions/current/renew", "A new token for this device", None, True, {}),
+    ("get", "/v1/devices", "The account's live devices", None, True, {}),
+    ("delete", "/v1/devices", "Revoke every device of the account", None, True, {}),
+    ("delete", "/v1/devices/{device_id}", "Revoke one device", None, True, {}),
+    ("get", "/v1/discovery", "Gateways, best first", None, True, {}),
+    ("post", "/v1/channels", "Open a direct channel or create a group", NewChannel, True, {}),
+    ("get", "/v1/channels", "The caller's channels", None, True, {}),
+    ("post", "/v1/channels/{channel_id}/members", "Add a group member", NewMember, True, {}),
+    (
+        "delete",
+        "/v1/channels/{channel_id}/members/{user_id}",
+        "Remove, leave or hide",
+        None,
+        True,
+        {},
+    ),
+    (
+        "put",
+        "/v1/channels/{channel_id}/members/{user_id}",
+        "Set a member's role",
+        MemberRole,
+        True,
+        {},
+    ),
+    (
+        "get",
+        "/v1/channels/{channel_id}/messages",
+        "A page of history",
+        None,
+        True,
+        {
+            "before": _ID,
+            "after": _ID,
+            "around": _ID,
+            "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+        },
+    ),
+    ("get", "/v1/friends", "Friends and requests", None, True, {}),
+    ("put", "/v1/friends/{user_id}", "Ask or accept", None, True, {}),
+    ("delete", "/v1/friends/{user_id}", "Unfriend, cancel or decline", None, True, {}),
+    ("get", "/v1/blocks", "Whom the caller blocks", None, True, {}),
+    ("put", "/v1/blocks/{user_id}", "Block a user", None, True, {}),
+    ("delete", "/v1/blocks/{user_id}", "Lift a block", None, True, {}),
+    ("get", "/v1/presence", "Friends' presence now", None, True, {"user_ids": {"type": "string"}}),
+    ("get", "/v1/push/endpoints", "The account's push endpoints", None, True, {}),
+    (
+        "put",
+        "/v1/push/endpoints/current",
+        "Register this device's push endpoint",
+        PushBody,
+        True,
+        {},
+    ),
+    ("delete", "/v1/push/endpoints/current", "Stop pushing to this device", None, True, {}),
+    ("get", "/v1/openapi.json", "This document", None, False, {}),
+    ("get", "/healthz", "Liveness", None, False, {}),
+    ("get", "/metrics", "Prometheus metrics", None, False, {}),
+]
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["code", "message"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document (made once)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, body, auth, query in OPERATIONS:
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": _ID}
+            for name in _path_names(path)
+        ] + [{"name": n, "in": "query", "required": False, "schema": s} for n, s in query.items()]
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "default": {
+                    "description": "the answer (docs/protocol.md); errors in the spec's shape",
+                    "content": {"application/json": {"schema": {}}},
+                }
+            },
+        }
+        if body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{body.__name__}"}
+                    }
+                },
+            }
+        if auth:
+            operation["security"] = [{"token": []}]
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Parley", "version": "1", "description": "docs/protocol.md"},
+        "paths": paths,
+        "components": {
+            "schemas": {
+                **{name: m.model_json_schema() for name, m in ALL_BODIES.items()},
+                "Error": _ERROR,
+            },
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

@@ -1,0 +1,55 @@
+"""The bodies the HTTP API takes (SPEC §2), as models: the OpenAPI document
+(`gateway/openapi.py`) is generated from them. The commands validate every field themselves
+(`gateway/commands/`), with the answers the spec gives; these models describe what is valid."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.ids import NO_CONTROL_PATTERN, IdString
+
+
+def _name(max_chars: int) -> Any:
+    """An optional name: 1..max_chars characters without control characters."""
+    return Field(default=None, min_length=1, max_length=max_chars, pattern=NO_CONTROL_PATTERN)
+
+
+class NewUser(BaseModel):
+    username: str = Field(pattern=r"^[a-z0-9_.-]{3,32}$")
+    password: str = Field(min_length=8, max_length=128)
+    display_name: str | None = _name(64)
+
+
+class NewSession(BaseModel):
+    username: str
+    password: str
+    device_name: str | None = _name(64)
+
+
+class NewChannel(BaseModel):
+    type: Literal["direct", "group"]
+    user_id: IdString | None = Field(default=None, description="direct: the other user")
+    name: str | None = _name(100)
+    member_ids: list[IdString] | None = Field(default=None, max_length=100)
+
+
+class NewMember(BaseModel):
+    user_id: IdString
+
+
+class MemberRole(BaseModel):
+    role: Literal["owner", "admin", "member"]
+
+
+class PushEndpointBody(BaseModel):
+    platform: str = Field(pattern=r"^[a-z0-9_.-]{1,32}$")
+    token: str = Field(min_length=1, max_length=4096)
+
+
+# name -> model, as they appear under `components/schemas` of the OpenAPI document.
+ALL_BODIES: dict[str, type[BaseModel]] = {
+    m.__name__: m
+    for m in (NewUser, NewSession, NewChannel, NewMember, MemberRole, PushEndpointBody)
+}
