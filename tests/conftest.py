@@ -5,6 +5,7 @@ the Scylla message store, started only if a test asks for it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -71,6 +72,16 @@ async def handled(socket: Session) -> Frame:
     frame = await socket.until(lambda f: f["type"] == "error" and "teleport" in f["message"])
     assert frame["code"] == "invalid", frame
     return frame
+
+
+@contextlib.asynccontextmanager
+async def extra_gateway(stack: Stack, **env: str) -> AsyncIterator[Process]:
+    """A gateway of the test's own, with these settings (`PARLEY_*` variables), stopped after."""
+    gateway = await asyncio.to_thread(stack.start_gateway, **env)
+    try:
+        yield gateway
+    finally:
+        await asyncio.to_thread(gateway.stop)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import Api
+from tests.conftest import Api, extra_gateway
 from tests.stack import Stack
 from tests.test_scaleout import close_code_after_draining, eventually, stalled_socket
 
@@ -24,8 +24,7 @@ async def test_a_socket_that_stops_reading_large_messages_is_closed_by_its_byte_
     api: Api, stack: Stack
 ) -> None:
     # 8 MiB per socket, and far fewer than the 10,000 frames that would close it by count.
-    gateway = await asyncio.to_thread(stack.start_gateway, PARLEY_OUTBOUND_QUEUE_BYTES=str(8 << 20))
-    try:
+    async with extra_gateway(stack, PARLEY_OUTBOUND_QUEUE_BYTES=str(8 << 20)) as gateway:
         sender, slow = await api.new_device("bb_s"), await api.new_device("bb_r")
         channel = await api.direct(sender, slow.user_id)
         stalled = await asyncio.to_thread(stalled_socket, gateway.port, slow.token)
@@ -44,20 +43,15 @@ async def test_a_socket_that_stops_reading_large_messages_is_closed_by_its_byte_
         caught_up = await api.connect(slow, url=gateway.ws_url)
         got = await caught_up.collect_messages(channel, total, timeout_s=120)
         assert [m["client_msg_id"] for m in got] == [f"big-{i}" for i in range(total)]
-    finally:
-        await asyncio.to_thread(gateway.stop)
 
 
 async def test_the_gateway_total_closes_slow_sockets_and_the_readers_get_everything(
     api: Api, stack: Stack
 ) -> None:
     # Each socket may queue 64 MiB, but the gateway only 4 MiB over all its sockets.
-    gateway = await asyncio.to_thread(
-        stack.start_gateway,
-        PARLEY_OUTBOUND_QUEUE_BYTES=str(64 << 20),
-        PARLEY_GATEWAY_OUTBOUND_BYTES=str(4 << 20),
-    )
-    try:
+    async with extra_gateway(
+        stack, PARLEY_OUTBOUND_QUEUE_BYTES=str(64 << 20), PARLEY_GATEWAY_OUTBOUND_BYTES=str(4 << 20)
+    ) as gateway:
         sender = await api.new_device("bt_s")
         slow = [await api.new_device("bt_slow") for _ in range(2)]
         reader = await api.new_device("bt_r")
@@ -77,5 +71,3 @@ async def test_the_gateway_total_closes_slow_sockets_and_the_readers_get_everyth
         await eventually(both_closed, 60, "both stalled sockets to be closed")
         for raw in stalled:
             assert await asyncio.to_thread(close_code_after_draining, raw) == 4008
-    finally:
-        await asyncio.to_thread(gateway.stop)

@@ -3,12 +3,12 @@ gateway's metrics on a private address when one is set, and no shipped password 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 
 from parley.embedded.process import free_port
+from tests.conftest import extra_gateway
 from tests.stack import Stack
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
@@ -27,15 +27,14 @@ async def test_the_processor_serves_health_and_metrics_and_none_of_fausts_views(
 
 async def test_gateway_metrics_move_to_their_own_address_when_one_is_set(stack: Stack) -> None:
     port = free_port()
-    gateway = await asyncio.to_thread(stack.start_gateway, PARLEY_METRICS_PORT=str(port))
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            public = await http.get(f"{gateway.url}/metrics")
-            assert public.status_code == 404
-            private = await http.get(f"http://127.0.0.1:{port}/metrics")
-            assert private.status_code == 200 and "parley_gateway" in private.text
-    finally:
-        await asyncio.to_thread(gateway.stop)
+    async with (
+        extra_gateway(stack, PARLEY_METRICS_PORT=str(port)) as gateway,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        public = await http.get(f"{gateway.url}/metrics")
+        assert public.status_code == 404
+        private = await http.get(f"http://127.0.0.1:{port}/metrics")
+        assert private.status_code == 200 and "parley_gateway" in private.text
 
 
 def test_the_deployment_ships_no_working_password() -> None:

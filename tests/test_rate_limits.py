@@ -3,11 +3,10 @@ socket stays open; reconnecting does not refill a spent bucket (SPEC §4)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from parley_client import Session
-from tests.conftest import Api
+from tests.conftest import Api, extra_gateway
 from tests.stack import Stack
 
 
@@ -37,10 +36,7 @@ async def test_a_flood_of_presence_subscribes_and_acks_is_refused_and_the_socket
 
 async def test_reconnecting_does_not_refill_a_spent_send_bucket(api: Api, stack: Stack) -> None:
     # The default limits (20/s, burst 50), not the shared test gateway's loose ones.
-    gateway = await asyncio.to_thread(
-        stack.start_gateway, PARLEY_SEND_RATE_PER_S="20", PARLEY_SEND_BURST="50"
-    )
-    try:
+    async with extra_gateway(stack, PARLEY_SEND_RATE_PER_S="20", PARLEY_SEND_BURST="50") as gateway:
         a, b = await api.new_device("rr_a"), await api.new_device("rr_b")
         channel = await api.direct(a, b.user_id)
         first = await api.connect(a, url=gateway.ws_url)
@@ -56,5 +52,3 @@ async def test_reconnecting_does_not_refill_a_spent_send_bucket(api: Api, stack:
         # A full bucket would take all 40; a spent one refills at 20/s, so within the couple
         # of seconds a reconnect takes most are refused.
         assert len(refused(again)) >= 10, len(refused(again))
-    finally:
-        await asyncio.to_thread(gateway.stop)

@@ -10,7 +10,7 @@ import time
 import httpx
 
 from parley_client import Login, Session
-from tests.conftest import PASSWORD, Api
+from tests.conftest import PASSWORD, Api, extra_gateway
 from tests.stack import Stack
 
 
@@ -78,59 +78,53 @@ async def test_a_renewed_token_works_and_the_old_one_stops_at_once(api: Api) -> 
 async def test_an_expired_token_is_refused_until_the_user_logs_in_again(
     api: Api, stack: Stack
 ) -> None:
-    gateway = await asyncio.to_thread(stack.start_gateway, PARLEY_TOKEN_TTL_S="2")
-    try:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as http:
-            username = await api.new_user("ex")
-            login = await http.post(
-                "/v1/sessions", json={"username": username, "password": PASSWORD}
-            )
-            token = login.json()["token"]
-            auth = {"authorization": f"Bearer {token}"}
-            assert (await http.get("/v1/devices", headers=auth)).status_code == 200
-            # The property is the clock's: wait until the token's own expiry has passed.
-            deadline = time.monotonic() + 30
-            while (await http.get("/v1/devices", headers=auth)).status_code == 200:
-                assert time.monotonic() < deadline, "the token never expired"
-                await asyncio.sleep(0.2)
-            assert (await http.get("/v1/devices", headers=auth)).status_code == 401
-            again = await http.post(
-                "/v1/sessions", json={"username": username, "password": PASSWORD}
-            )
-            assert again.status_code == 201
-    finally:
-        await asyncio.to_thread(gateway.stop)
+    async with (
+        extra_gateway(stack, PARLEY_TOKEN_TTL_S="2") as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=60) as http,
+    ):
+        username = await api.new_user("ex")
+        login = await http.post("/v1/sessions", json={"username": username, "password": PASSWORD})
+        token = login.json()["token"]
+        auth = {"authorization": f"Bearer {token}"}
+        assert (await http.get("/v1/devices", headers=auth)).status_code == 200
+        # The property is the clock's: wait until the token's own expiry has passed.
+        deadline = time.monotonic() + 30
+        while (await http.get("/v1/devices", headers=auth)).status_code == 200:
+            assert time.monotonic() < deadline, "the token never expired"
+            await asyncio.sleep(0.2)
+        assert (await http.get("/v1/devices", headers=auth)).status_code == 401
+        again = await http.post("/v1/sessions", json={"username": username, "password": PASSWORD})
+        assert again.status_code == 201
 
 
 async def test_an_account_has_at_most_its_device_cap_and_a_device_its_socket_cap(
     api: Api, stack: Stack
 ) -> None:
-    gateway = await asyncio.to_thread(
-        stack.start_gateway, PARLEY_MAX_DEVICES_PER_USER="2", PARLEY_MAX_SOCKETS_PER_DEVICE="2"
-    )
-    try:
-        async with Api(gateway.url, gateway.ws_url) as local:
-            first = await local.new_device("cap")
-            second = await local.add_device(first.username)
-            third = await local.request(
-                "POST", "/v1/sessions", json={"username": first.username, "password": PASSWORD}
-            )
-            assert third.status_code == 409, third.text
-            assert third.json()["error"]["code"] == "too_many_devices"
-            revoked = await local.request("DELETE", f"/v1/devices/{second.device_id}", auth=first)
-            assert revoked.status_code == 204
-            assert (await local.add_device(first.username)).device_id != second.device_id
+    async with (
+        extra_gateway(
+            stack, PARLEY_MAX_DEVICES_PER_USER="2", PARLEY_MAX_SOCKETS_PER_DEVICE="2"
+        ) as gateway,
+        Api(gateway.url, gateway.ws_url) as local,
+    ):
+        first = await local.new_device("cap")
+        second = await local.add_device(first.username)
+        third = await local.request(
+            "POST", "/v1/sessions", json={"username": first.username, "password": PASSWORD}
+        )
+        assert third.status_code == 409, third.text
+        assert third.json()["error"]["code"] == "too_many_devices"
+        revoked = await local.request("DELETE", f"/v1/devices/{second.device_id}", auth=first)
+        assert revoked.status_code == 204
+        assert (await local.add_device(first.username)).device_id != second.device_id
 
-            kept = [await local.connect(first), await local.connect(first)]
-            refused = await local.open()
-            await refused.send_frame({"type": "hello", "token": first.token})
-            error = await refused.next()
-            assert error == {**error, "type": "error", "code": "rate_limited"}
-            assert await closed(refused) == 4009
-            assert [s.close_code for s in kept] == [None, None]
-            await kept[0].close()
-            # One closed: room for another.
-            await kept[0].wait_closed(10)
-            await local.connect(first)
-    finally:
-        await asyncio.to_thread(gateway.stop)
+        kept = [await local.connect(first), await local.connect(first)]
+        refused = await local.open()
+        await refused.send_frame({"type": "hello", "token": first.token})
+        error = await refused.next()
+        assert error == {**error, "type": "error", "code": "rate_limited"}
+        assert await closed(refused) == 4009
+        assert [s.close_code for s in kept] == [None, None]
+        await kept[0].close()
+        # One closed: room for another.
+        await kept[0].wait_closed(10)
+        await local.connect(first)

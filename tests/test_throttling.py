@@ -9,7 +9,7 @@ from collections import Counter
 
 import httpx
 
-from tests.conftest import PASSWORD, Api
+from tests.conftest import PASSWORD, Api, extra_gateway
 from tests.stack import Stack
 
 DEFAULT_THROTTLES = {
@@ -22,8 +22,7 @@ DEFAULT_THROTTLES = {
 async def test_wrong_passwords_for_one_account_are_throttled_and_others_still_log_in(
     api: Api, stack: Stack
 ) -> None:
-    gateway = await asyncio.to_thread(stack.start_gateway, **DEFAULT_THROTTLES)
-    try:
+    async with extra_gateway(stack, **DEFAULT_THROTTLES) as gateway:
         victim, bystander = await api.new_user("th_v"), await api.new_user("th_b")
         async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as http:
             answers = [
@@ -43,13 +42,10 @@ async def test_wrong_passwords_for_one_account_are_throttled_and_others_still_lo
                 "/v1/sessions", json={"username": bystander, "password": PASSWORD}
             )
             assert other.status_code == 201, other.text
-    finally:
-        await asyncio.to_thread(gateway.stop)
 
 
 async def test_sign_ups_from_one_address_are_throttled(api: Api, stack: Stack) -> None:
-    gateway = await asyncio.to_thread(stack.start_gateway, **DEFAULT_THROTTLES)
-    try:
+    async with extra_gateway(stack, **DEFAULT_THROTTLES) as gateway:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as http:
             codes = [
                 (
@@ -61,22 +57,19 @@ async def test_sign_ups_from_one_address_are_throttled(api: Api, stack: Stack) -
                 for _ in range(22)
             ]
         assert codes == [201] * 20 + [429] * 2
-    finally:
-        await asyncio.to_thread(gateway.stop)
 
 
 async def test_a_flood_of_log_ins_waits_in_a_bounded_queue_and_the_rest_are_refused(
     api: Api, stack: Stack
 ) -> None:
     # Real hashing cost, one hash at a time, two waiting at most.
-    gateway = await asyncio.to_thread(
-        stack.start_gateway,
+    async with extra_gateway(
+        stack,
         PARLEY_ARGON2_TIME_COST="3",
         PARLEY_ARGON2_MEMORY_KIB="65536",
         PARLEY_MAX_CONCURRENT_HASHES="1",
         PARLEY_MAX_WAITING_HASHES="2",
-    )
-    try:
+    ) as gateway:
         username = await api.new_user("fl")
         async with httpx.AsyncClient(base_url=gateway.url, timeout=120) as http:
 
@@ -91,5 +84,3 @@ async def test_a_flood_of_log_ins_waits_in_a_bounded_queue_and_the_rest_are_refu
         busy = [a for a in answers if a.status_code == 429]
         assert all(a.json()["error"]["message"].startswith("the server is busy") for a in busy)
         assert health.status_code == 200
-    finally:
-        await asyncio.to_thread(gateway.stop)
