@@ -160,3 +160,12 @@ async def test_a_huge_streamed_body_is_refused_without_being_read_whole(
     assert process.memory_info().rss - before < 32 << 20
     # And the gateway serves on.
     assert (await api.healthz())["status"] == "ok"
+
+
+async def test_a_log_in_with_a_name_no_account_can_have_is_bad_credentials(api: Api) -> None:
+    for username in ("a\x00b", "UPPER", "x" * 200):
+        response = await api.request(
+            "POST", "/v1/sessions", json={"username": username, "password": PASSWORD}
+        )
+        assert response.status_code == 401, (username, response.text)
+        assert response.json()["error"]["code"] == "bad_credentials"

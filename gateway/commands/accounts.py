@@ -70,7 +70,9 @@ async def log_in(
     if device_name is not None:
         device_name = require_name(device_name, "device_name", 64)
     accounts = services.stores.accounts
-    user = await accounts.user_by_username(username)
+    # A name no account can have is not looked up (it may hold what the store refuses, a
+    # NUL): it is answered as an unknown one, after the same hashing.
+    user = await accounts.user_by_username(username) if USERNAME.fullmatch(username) else None
     # Verified even for an unknown username, so that the answer takes as long either way.
     verified = await _hashing(
         services.passwords.verify(user.password_hash if user else None, password)
