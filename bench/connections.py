@@ -27,7 +27,7 @@ async def setup_idle_clients(ctx: Context) -> None:
     cfg = ctx.cfg
     users = ctx.users[: cfg.conn_users()]
     cursors = await fetch_cursors(ctx, users)
-    unread = {u.index: 0 for u in users}
+    unread = {u.user_id: 0 for u in users}
     if cfg.unread_per_channel > 0 and ctx.ring:
         await ctx.fleet.ensure(users)
         targets = [Target(users[a], ch, 1) for a, _, ch in ctx.ring]
@@ -43,12 +43,13 @@ async def setup_idle_clients(ctx: Context) -> None:
         )
         ctx.results.unread_messages = run.row("unread messages")
         for a, b, _ in ctx.ring:
-            unread[a] += cfg.unread_per_channel
-            unread[b] += cfg.unread_per_channel
+            unread[users[a].user_id] += cfg.unread_per_channel
+            unread[users[b].user_id] += cfg.unread_per_channel
         await ctx.fleet.close_all()
     owner = [users[i // cfg.sockets_per_user] for i in range(cfg.conn_sockets())]
     ctx.slots = [
-        Slot(i, user.token, cursors[user.index], unread[user.index]) for i, user in enumerate(owner)
+        Slot(i, user.token, cursors[user.user_id], unread[user.user_id])
+        for i, user in enumerate(owner)
     ]
     ctx.pool = WorkerPool(ctx.ws_url, ctx.slots, cfg.workers)
 

@@ -8,22 +8,22 @@ import time
 from dataclasses import dataclass, field
 
 from bench import cpu
-from bench.api import Api, User
 from bench.config import Config
 from bench.histograms import Histogram
 from bench.load import Fleet, Tracker, quiesce
 from bench.results import AfterRun, Results, Settle
 from bench.stack import Stack
 from bench.workers import Slot, WorkerPool
+from parley_client import Client, Login
 
 
 @dataclass
 class Context:
     cfg: Config
     stack: Stack
-    api: Api
+    api: Client
     ws_url: str
-    users: list[User]
+    users: list[Login]
     tracker: Tracker
     fleet: Fleet
     results: Results
@@ -32,7 +32,6 @@ class Context:
     group_channel: str | None = None
     throughput_group: str | None = None
     ring: list[tuple[int, int, str]] = field(default_factory=list)
-    user_channels: dict[int, set[str]] = field(default_factory=dict)
     pool: WorkerPool | None = None
     slots: list[Slot] = field(default_factory=list)
     idle_work_cores: float = 0.5
@@ -41,20 +40,14 @@ class Context:
     plotted: dict[str, Histogram] = field(default_factory=dict)
     """Latency histograms by run label (`1:1@100`, `floor@100`, `storm`), for the plots."""
 
-    def note_channel(self, channel_id: str, *members: User) -> None:
-        for m in members:
-            self.user_channels.setdefault(m.index, set()).add(channel_id)
-
-    async def direct(self, a: User, b: User, semaphore: asyncio.Semaphore) -> str:
+    async def direct(self, a: Login, b: Login, semaphore: asyncio.Semaphore) -> str:
         async with semaphore:
-            channel_id = await self.api.direct(a, b)
-        self.note_channel(channel_id, a, b)
-        return channel_id
+            return (await self.api.open_direct(a, b.user_id))["channel_id"]
 
-    async def group(self, members: list[User], name: str) -> str:
-        channel_id = await self.api.group(members[0], members, name)
-        self.note_channel(channel_id, *members)
-        return channel_id
+    async def group(self, members: list[Login], name: str) -> str:
+        """A group of `members`, made by the first of them."""
+        others = [m.user_id for m in members[1:]]
+        return (await self.api.create_group(members[0], name, others))["channel_id"]
 
 
 async def setup_channels(ctx: Context) -> None:
@@ -85,13 +78,14 @@ async def setup_channels(ctx: Context) -> None:
         ctx.ring = [(a, b, ch) for (a, b), ch in zip(pairs, channel_ids, strict=True)]
 
 
-async def fetch_cursors(ctx: Context, users: list[User]) -> dict[int, dict[str, str]]:
+async def fetch_cursors(ctx: Context, users: list[Login]) -> dict[str, dict[str, str]]:
+    """Each user's newest message id per channel (by user id), for `hello.cursors`."""
     semaphore = asyncio.Semaphore(16)
-    out: dict[int, dict[str, str]] = {}
+    out: dict[str, dict[str, str]] = {}
 
-    async def one(user: User) -> None:
+    async def one(user: Login) -> None:
         async with semaphore:
-            out[user.index] = await ctx.api.last_message_ids(user)
+            out[user.user_id] = await ctx.api.last_message_ids(user)
 
     await asyncio.gather(*(one(u) for u in users))
     return out
@@ -100,11 +94,7 @@ async def fetch_cursors(ctx: Context, users: list[User]) -> dict[int, dict[str, 
 def use_cursors(ctx: Context) -> None:
     """The fleet's sockets say in `hello` where each user's channels are, so that a reconnect
     syncs only what the user missed."""
-
-    async def cursors(user: User) -> dict[str, str]:
-        return await ctx.api.last_message_ids(user)
-
-    ctx.fleet.cursors = cursors
+    ctx.fleet.cursors = ctx.api.last_message_ids
 
 
 async def measure_idle(ctx: Context, seconds: float) -> dict[str, float]:
@@ -132,7 +122,7 @@ async def settle_stack(ctx: Context, max_s: float) -> Settle:
     return Settle(round(time.monotonic() - started, 1), False, round(cores, 2))
 
 
-async def between_runs(ctx: Context, users: list[User]) -> AfterRun:
+async def between_runs(ctx: Context, users: list[Login]) -> AfterRun:
     waited = await quiesce(ctx.tracker, 0.5, ctx.cfg.quiesce_max_s)
     settle = await settle_stack(ctx, ctx.cfg.quiesce_max_s)
     before = ctx.fleet.reconnects

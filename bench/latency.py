@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bench import cpu
-from bench.api import User
 from bench.context import Context, between_runs, use_cursors
 from bench.load import Run, Target, paced_load
 from bench.results import Curve, FloorRatios, LatencyResults, LoadRow, Results, ThroughputResults
+from parley_client import Login
 
 
 async def _measured(
@@ -92,7 +92,7 @@ async def _curve(
     kind: str,
     targets: list[Target],
     rates: list[float],
-    users: list[User],
+    users: list[Login],
 ) -> None:
     cfg = ctx.cfg
     fanout = targets[0].expected

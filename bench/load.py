@@ -18,16 +18,13 @@ from dataclasses import dataclass, field
 
 import orjson
 import psutil
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from bench import histograms
-from bench.api import User
 from bench.histograms import Histogram
 from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
 from bench.results import LoadRow, WarmUp
-from bench.wsclient import SessionError, close_code, encode, open_synced
+from parley_client import Login, Session, SessionError, encode_frame
 
 CDF_POINTS = 300
 TEXT = "bench " + "lorem ipsum dolor sit amet " * 3  # ~90 characters, a typical chat line
@@ -98,16 +95,12 @@ class Pending:
 
 
 @dataclass
-class Session:
-    user: User
-    ws: ClientConnection
+class Socket:
+    user: Login
+    session: Session
     last_seen: dict[str, int] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
     closing: bool = False
-
-    @property
-    def open(self) -> bool:
-        return self.ws.state.name == "OPEN"
 
 
 class Tracker:
@@ -137,7 +130,7 @@ class Tracker:
             self.order.popleft()
         return now - self.order[0][0] if self.order else 0
 
-    def on_frame(self, session: Session, raw: str | bytes) -> None:
+    def on_frame(self, socket: Socket, raw: str | bytes) -> None:
         now = time.monotonic_ns()
         self.frames += 1
         self.last_frame_ns = now
@@ -146,11 +139,11 @@ class Tracker:
         if kind == "message":
             channel_id = frame["channel_id"]
             message_id = int(frame["message_id"])
-            if message_id <= session.last_seen.get(channel_id, 0):
+            if message_id <= socket.last_seen.get(channel_id, 0):
                 self.order_violations += 1
             else:
-                session.last_seen[channel_id] = message_id
-            if frame.get("sender_device_id") == session.user.device_id:
+                socket.last_seen[channel_id] = message_id
+            if frame.get("sender_device_id") == socket.user.device_id:
                 return  # the sender's own echo
             cmid = frame.get("client_msg_id")
             pending = self.pending.get(cmid) if isinstance(cmid, str) else None
@@ -185,10 +178,10 @@ class Tracker:
                     if not self.pending:
                         self.drained.set()
 
-    def on_close(self, session: Session) -> None:
-        if session.closing:
+    def on_close(self, socket: Socket) -> None:
+        if socket.closing:
             return
-        key = str(close_code(session.ws))
+        key = str(socket.session.close_code)
         self.unexpected_closes[key] = self.unexpected_closes.get(key, 0) + 1
 
     def settle(self, run: Run) -> None:
@@ -203,7 +196,7 @@ class Tracker:
                 del self.awaiting_accept[cmid]
 
 
-CursorSource = Callable[[User], Awaitable[dict[str, str]]]
+CursorSource = Callable[[Login], Awaitable[dict[str, str]]]
 
 
 class Fleet:
@@ -214,89 +207,92 @@ class Fleet:
         self.ws_url = ws_url
         self.tracker = tracker
         self.cursors = cursors
-        self.sessions: dict[int, Session] = {}
+        self.sockets: dict[str, Socket] = {}
         self.heartbeat_s = 15.0
         self.reconnects = 0
         self._heartbeat: asyncio.Task[None] | None = None
 
-    async def ensure(self, users: list[User], concurrency: int = 16) -> None:
+    async def ensure(self, users: list[Login], concurrency: int = 16) -> None:
         """Every user has an open, synced socket (reconnecting closed ones)."""
         missing = [
-            u for u in users if u.index not in self.sessions or not self.sessions[u.index].open
+            u
+            for u in users
+            if u.user_id not in self.sockets or not self.sockets[u.user_id].session.is_open
         ]
         if not missing:
             return
         semaphore = asyncio.Semaphore(concurrency)
         with progress_bar(len(missing), "sockets", "sock") as bar:
 
-            async def one(user: User) -> None:
+            async def one(user: Login) -> None:
                 async with semaphore:
-                    old = self.sessions.pop(user.index, None)
+                    old = self.sockets.pop(user.user_id, None)
                     if old is not None:
                         self.reconnects += 1
                         await self._close(old)
                     cursors = await self.cursors(user)
                     for attempt in range(5):
                         try:
-                            synced = await open_synced(self.ws_url, user.token, cursors, 60)
+                            session = await Session.connect(
+                                self.ws_url, user.token, cursors, proxy=None, max_queue=256
+                            )
                             break
-                        except (SessionError, OSError, ConnectionClosed, TimeoutError):
+                        except SessionError:
                             if attempt == 4:
                                 raise
                             await asyncio.sleep(0.5 * (attempt + 1))
-                    self.heartbeat_s = float(synced.welcome.get("heartbeat_interval_s", 15))
-                    session = Session(user, synced.ws)
-                    session.reader = asyncio.create_task(self._read(session))
-                    self.sessions[user.index] = session
+                    assert session.welcome is not None
+                    self.heartbeat_s = session.welcome.heartbeat_interval_s
+                    socket = Socket(user, session)
+                    socket.reader = asyncio.create_task(self._read(socket))
+                    self.sockets[user.user_id] = socket
                 bar.update(1)
 
             await asyncio.gather(*(one(u) for u in missing))
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._heartbeats())
 
-    def session(self, user: User) -> Session:
-        return self.sessions[user.index]
+    def session(self, user: Login) -> Session:
+        return self.sockets[user.user_id].session
 
-    async def _read(self, session: Session) -> None:
+    async def _read(self, socket: Socket) -> None:
         on_frame = self.tracker.on_frame
         try:
-            async for raw in session.ws:
-                on_frame(session, raw)
-        except ConnectionClosed:
-            pass
+            async for raw in socket.session.raw_frames():
+                on_frame(socket, raw)
         finally:
-            self.tracker.on_close(session)
+            self.tracker.on_close(socket)
 
     async def _heartbeats(self) -> None:
-        beat = encode({"type": "heartbeat"})
+        beat = encode_frame({"type": "heartbeat"})
         while True:
             await asyncio.sleep(max(self.heartbeat_s * 0.6, 1.0))
-            for session in list(self.sessions.values()):
-                if session.open:
-                    with contextlib.suppress(ConnectionClosed):
-                        await session.ws.send(beat)
+            for socket in list(self.sockets.values()):
+                if socket.session.is_open:
+                    with contextlib.suppress(SessionError):
+                        await socket.session.send_raw(beat)
 
-    async def _close(self, session: Session) -> None:
-        session.closing = True
+    async def _close(self, socket: Socket) -> None:
+        socket.closing = True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(session.ws.close(), 3)
-        if session.reader is not None:
-            session.reader.cancel()
+            await asyncio.wait_for(socket.session.close(), 3)
+        if socket.reader is not None:
+            socket.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await session.reader
+                await socket.reader
 
-    async def keep_only(self, users: list[User]) -> None:
+    async def keep_only(self, users: list[Login]) -> None:
         """Close the sockets of every other user (the gateway drops what it queued for them)."""
-        keep = {u.index for u in users}
-        others = [s for i, s in self.sessions.items() if i not in keep]
+        keep = {u.user_id for u in users}
+        others = [s for i, s in self.sockets.items() if i not in keep]
         for s in others:
-            del self.sessions[s.user.index]
+            del self.sockets[s.user.user_id]
         await asyncio.gather(*(self._close(s) for s in others))
 
     async def close_all(self) -> None:
-        sessions = list(self.sessions.values())
-        self.sessions.clear()
-        await asyncio.gather(*(self._close(s) for s in sessions))
+        sockets = list(self.sockets.values())
+        self.sockets.clear()
+        await asyncio.gather(*(self._close(s) for s in sockets))
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -308,7 +304,7 @@ class Fleet:
 class Target:
     """Who sends, into which channel, and how many sockets should receive it."""
 
-    sender: User
+    sender: Login
     channel_id: str
     expected: int
 
@@ -352,12 +348,12 @@ async def paced_load(
             session, channel_id, expected = sends[sent % len(sends)]
             cmid = f"{tag}{sent}"
             tracker.expect(cmid, intended, expected, run, sent)
-            text = encode(
+            text = encode_frame(
                 {"type": "send", "client_msg_id": cmid, "channel_id": channel_id, "text": TEXT}
             )
             try:
-                await session.ws.send(text)
-            except ConnectionClosed:
+                await session.send_raw(text)
+            except SessionError:
                 run.send_failed += 1
                 pending = tracker.pending.pop(cmid, None)
                 tracker.awaiting_accept.pop(cmid, None)

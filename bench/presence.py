@@ -29,7 +29,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import cpu, histograms
 from bench.admin import partition_count
-from bench.api import User
 from bench.connections import with_progress
 from bench.context import Context, fetch_cursors
 from bench.progress import bar as progress_bar
@@ -43,6 +42,7 @@ from bench.results import (
 )
 from bench.watchers import PresenceWorker, Schedule
 from bench.workers import Slot, WorkerPool, first_samples, merged_counts
+from parley_client import Login
 
 EVENTS_TOPIC = "parley.presence.v1"
 PROCESSOR_GROUP = "parley-processor"  # the processors' consumer group (PARLEY_PROCESSOR_ID)
@@ -134,7 +134,7 @@ class Window:
 
 
 def _slots(
-    ctx: Context, groups: list[list[User]], cursors: dict[int, dict[str, str]]
+    ctx: Context, groups: list[list[Login]], cursors: dict[str, dict[str, str]]
 ) -> list[Slot]:
     per_user = ctx.cfg.presence_sockets_per_user
     slots: list[Slot] = []
@@ -143,22 +143,21 @@ def _slots(
             watch = tuple(m.user_id for m in group if m.user_id != user.user_id)
             for _ in range(per_user):
                 slots.append(
-                    Slot(len(slots), user.token, cursors[user.index], 0, user.user_id, watch)
+                    Slot(len(slots), user.token, cursors[user.user_id], 0, user.user_id, watch)
                 )
     return slots
 
 
-async def _make_groups(ctx: Context) -> list[list[User]]:
+async def _make_groups(ctx: Context) -> list[list[Login]]:
     cfg = ctx.cfg
     size = cfg.presence_group_size()
     users = ctx.users[: cfg.presence_group_count() * size]
     groups = [users[i : i + size] for i in range(0, len(users), size)]
     semaphore = asyncio.Semaphore(8)
 
-    async def one(n: int, members: list[User]) -> None:
+    async def one(n: int, members: list[Login]) -> None:
         async with semaphore:
-            channel_id = await ctx.api.group(members[0], members, f"presence {n}")
-        ctx.note_channel(channel_id, *members)
+            await ctx.group(members, f"presence {n}")
 
     await asyncio.gather(*(one(n, g) for n, g in enumerate(groups)))
     return groups
@@ -182,7 +181,7 @@ async def _await_snapshots(pool: WorkerPool, expected: int, max_s: float) -> Sub
 
 
 async def _churn_step(
-    ctx: Context, pool: WorkerPool, probe: ProcessorProbe, users: list[User], rate: float
+    ctx: Context, pool: WorkerPool, probe: ProcessorProbe, users: list[Login], rate: float
 ) -> ChurnStep:
     cfg = ctx.cfg
     timeout_ns = int(cfg.presence_timeout_s * 1e9)
@@ -250,7 +249,7 @@ async def _churn_step(
     )
 
 
-def _event(user: User, at_ms: int) -> bytes:
+def _event(user: Login, at_ms: int) -> bytes:
     """A `presence.event` v1 (schemas/json/presence.event.v1.json) for a socket that does not
     exist: a heartbeat of an online user changes nothing, so it costs the processor only its
     bookkeeping."""
@@ -261,13 +260,13 @@ def _event(user: User, at_ms: int) -> bytes:
             "kind": "heartbeat",
             "user_id": user.user_id,
             "device_id": user.device_id,
-            "connection_id": f"bench-flood-{user.index}",
+            "connection_id": f"bench-flood-{user.user_id}",
             "at_ms": at_ms,
         }
     )
 
 
-async def _flood(ctx: Context, probe: ProcessorProbe, users: list[User], total: int) -> Flood:
+async def _flood(ctx: Context, probe: ProcessorProbe, users: list[Login], total: int) -> Flood:
     """Produce `total` heartbeats as fast as one aiokafka producer can, and time how fast the
     processors' committed offsets follow (sampled every 0.25 s)."""
     assert ctx.stack.kafka_bootstrap is not None

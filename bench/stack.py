@@ -28,6 +28,14 @@ BENCH_ENV = {
     # The pipeline is measured, not the per-device throttle.
     "PARLEY_SEND_RATE_PER_S": "100000",
     "PARLEY_SEND_BURST": "100000",
+    # The idle sockets share a device token, `--sockets-per-user` of them (40; the default
+    # cap is 8 per device): the gateway's memory per socket does not depend on whose it is.
+    "PARLEY_MAX_SOCKETS_PER_DEVICE": "100000",
+    # A presence.subscribe costs 50 frames of the device's bucket (burst 200, 50/s): with
+    # `--presence-sockets-per-user` above 4, a churned user's sockets, all reconnecting and
+    # subscribing at once, would be refused. Heartbeats stay far below either default.
+    "PARLEY_FRAME_RATE_PER_S": "100000",
+    "PARLEY_FRAME_BURST": "100000",
     # Cheap password hashes: the bench makes thousands of accounts.
     "PARLEY_ARGON2_TIME_COST": "1",
     "PARLEY_ARGON2_MEMORY_KIB": "8192",

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import orjson
-from websockets.asyncio.client import ClientConnection
 
 from bench import histograms
 from bench.workers import Slot, StatsReply, Worker
-from bench.wsclient import encode
+from parley_client import Session
 
 Schedule = dict[str, tuple[int, int]]
 """user_id -> (intended close, intended reconnect), monotonic ns."""
@@ -92,10 +91,10 @@ class PresenceWorker(Worker):
     first_seen: dict[int, set[str]] = field(default_factory=dict)
     step: _Step | None = None
 
-    async def _opened(self, slot: Slot, ws: ClientConnection) -> None:
+    async def _opened(self, slot: Slot, session: Session) -> None:
         if slot.watch:
             self.first_seen[slot.index] = set()
-            await ws.send(encode({"type": "presence.subscribe", "user_ids": list(slot.watch)}))
+            await session.subscribe_presence(slot.watch)
 
     def _on_frame(self, slot: Slot, raw: str | bytes) -> None:
         text = raw if isinstance(raw, str) else raw.decode()
@@ -155,11 +154,11 @@ class PresenceWorker(Worker):
                 remaining = (until_ns - time.monotonic_ns()) / 1e9
                 if remaining <= 1:
                     break
-                synced = await self._open(slot, remaining, errors)
-                if synced is None:
+                session = await self._open(slot, remaining, errors)
+                if session is None:
                     await asyncio.sleep(0.2 * (attempt + 1))
                     continue
-                self._keep(slot, synced.ws)
+                self._keep(slot, session)
                 return
             failed += 1
 

@@ -18,12 +18,9 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-
 from bench import histograms
-from bench.wsclient import SessionError, Synced, close_code, encode, open_synced
 from parley.embedded.process import die_with_parent
+from parley_client import Session, SessionError, encode_frame
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,24 +103,9 @@ def _note(samples: dict[str, str], kind: str, exc: BaseException) -> None:
         samples[kind] = f"{exc!r}{cause}"[:300]
 
 
-def _error_kind(exc: BaseException) -> str:
-    if isinstance(exc, SessionError):
-        return exc.kind
-    if isinstance(exc, ConnectionClosed):
-        code = exc.rcvd.code if exc.rcvd is not None else None
-        return f"closed_{code}"
-    if isinstance(exc, InvalidHandshake):
-        return f"handshake_{type(exc).__name__}"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, OSError):
-        return f"os_{exc.errno}"
-    return type(exc).__name__
-
-
 @dataclass
 class _Held:
-    ws: ClientConnection
+    session: Session
     reader: asyncio.Task[None]
     closing: bool = False
 
@@ -143,47 +125,51 @@ class Worker:
     frames_after_sync: int = 0
     heartbeat_s: float = 15.0
 
-    async def _read(self, slot: Slot, ws: ClientConnection) -> None:
+    async def _read(self, slot: Slot, session: Session) -> None:
         try:
-            await self._opened(slot, ws)
-            async for raw in ws:
+            await self._opened(slot, session)
+            async for raw in session.raw_frames():
                 self.frames_after_sync += 1
                 self._on_frame(slot, raw)
-        except ConnectionClosed:
+        except SessionError:
             pass
         finally:
             held = self.held.get(slot.index)
-            if held is not None and held.ws is ws and not held.closing:
-                key = str(close_code(ws))
+            if held is not None and held.session is session and not held.closing:
+                key = str(session.close_code)
                 self.closes[key] = self.closes.get(key, 0) + 1
                 del self.held[slot.index]
 
-    async def _opened(self, slot: Slot, ws: ClientConnection) -> None:
+    async def _opened(self, slot: Slot, session: Session) -> None:
         """Called once a kept socket is synced, before its frames are read."""
 
     def _on_frame(self, slot: Slot, raw: str | bytes) -> None:
         """Called for every frame a kept socket receives after `synced`."""
 
-    async def _open(self, slot: Slot, timeout_s: float, errors: dict[str, int]) -> Synced | None:
+    async def _open(self, slot: Slot, timeout_s: float, errors: dict[str, int]) -> Session | None:
         """One attempt to connect and sync; a failure is counted by kind in `errors`."""
         try:
-            return await open_synced(self.url, slot.token, slot.cursors, timeout_s)
+            return await Session.connect(
+                self.url, slot.token, slot.cursors, timeout_s=timeout_s, proxy=None, max_queue=256
+            )
         except Exception as exc:
-            kind = _error_kind(exc)
+            kind = exc.kind if isinstance(exc, SessionError) else type(exc).__name__
             errors[kind] = errors.get(kind, 0) + 1
             _note(self.error_samples, kind, exc)
             return None
 
-    def _keep(self, slot: Slot, ws: ClientConnection) -> None:
-        self.held[slot.index] = _Held(ws, asyncio.create_task(self._read(slot, ws)))
+    def _keep(self, slot: Slot, session: Session) -> None:
+        assert session.welcome is not None
+        self.heartbeat_s = session.welcome.heartbeat_interval_s
+        self.held[slot.index] = _Held(session, asyncio.create_task(self._read(slot, session)))
 
     async def heartbeats(self) -> None:
-        beat = encode({"type": "heartbeat"})
+        beat = encode_frame({"type": "heartbeat"})
         while True:
             await asyncio.sleep(max(self.heartbeat_s * 0.6, 1.0))
             for held in list(self.held.values()):
-                with contextlib.suppress(Exception):
-                    await held.ws.send(beat)
+                with contextlib.suppress(SessionError):
+                    await held.session.send_raw(beat)
 
     async def level(self, target: int, concurrency: int, timeout_s: float) -> LevelReply:
         """Hold exactly the slots whose global index is below `target`."""
@@ -205,15 +191,14 @@ class Worker:
                     if remaining <= 1:
                         errors["deadline"] = errors.get("deadline", 0) + 1
                         return
-                    synced = await self._open(slot, min(remaining, 60), errors)
-                    if synced is None:
+                    session = await self._open(slot, min(remaining, 60), errors)
+                    if session is None:
                         if attempt < 3:
                             retries += 1
                             await asyncio.sleep(0.2 * (attempt + 1))
                         continue
-                    self.heartbeat_s = float(synced.welcome.get("heartbeat_interval_s", 15))
-                    self._keep(slot, synced.ws)
-                    times.append(synced.seconds)
+                    self._keep(slot, session)
+                    times.append(session.synced_s or 0.0)
                     with self.progress.get_lock():
                         self.progress.value += 1
                     return
@@ -234,7 +219,7 @@ class Worker:
         for h in held:
             h.closing = True
         await asyncio.gather(
-            *(asyncio.wait_for(h.ws.close(), 5) for h in held), return_exceptions=True
+            *(asyncio.wait_for(h.session.close(), 5) for h in held), return_exceptions=True
         )
         for h in held:
             h.reader.cancel()
@@ -272,17 +257,17 @@ class Worker:
                 if remaining <= 0:
                     failed += 1
                     return
-                synced = await self._open(slot, remaining, errors)
-                if synced is None:
+                session = await self._open(slot, remaining, errors)
+                if session is None:
                     attempt += 1
                     retries += 1
                     await asyncio.sleep(random.uniform(0.1, min(0.25 * 2**attempt, 3.0)))
                     continue
                 times.append(time.monotonic() - start_at)
-                sync_counts.append(synced.sync_messages)
-                if synced.sync_messages != slot.expected_sync:
+                sync_counts.append(session.sync_messages)
+                if session.sync_messages != slot.expected_sync:
                     sync_wrong += 1
-                self._keep(slot, synced.ws)
+                self._keep(slot, session)
                 with self.progress.get_lock():
                     self.progress.value += 1
                 return
