@@ -1,6 +1,5 @@
 """Latencies and durations as HdrHistograms of microseconds (3 significant digits: every value
-within 0.1%), so that the bench's worker processes can send theirs over a pipe to be merged, and
-their summaries (count, percentiles, max, mean) and CDF points for the report."""
+within 0.1%), their summaries (count, percentiles, max, mean) and CDF points for the report."""
 
 from __future__ import annotations
 
@@ -36,19 +35,6 @@ def of_ns(values_ns: Iterable[int]) -> Histogram:
 
 def of_seconds(values_s: Iterable[float]) -> Histogram:
     return of(round(v * 1e6) for v in values_s)
-
-
-def encode(histogram: Histogram) -> bytes:
-    """For a pipe between processes: HdrHistogram's compressed, base64 wire format."""
-    return bytes(histogram.encode())
-
-
-def merged(encoded: Iterable[bytes]) -> Histogram:
-    """One histogram from several (encoded) ones, e.g. one per worker process."""
-    histogram = new()
-    for item in encoded:
-        histogram.decode_and_add(item)
-    return histogram
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -23,7 +23,8 @@ from bench import histograms
 from bench.histograms import Histogram
 from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
-from bench.results import LoadRow, WarmUp
+from bench.results import Connects, LoadRow, WarmUp
+from bench.workers import Sockets
 from parley_client import Login, Session, SessionError, encode_frame
 
 CDF_POINTS = 300
@@ -94,15 +95,6 @@ class Pending:
     seq: int
 
 
-@dataclass
-class Socket:
-    user: Login
-    session: Session
-    last_seen: dict[str, int] = field(default_factory=dict)
-    reader: asyncio.Task[None] | None = None
-    closing: bool = False
-
-
 class Tracker:
     """Matches `message` frames to the sends waiting for them."""
 
@@ -113,10 +105,8 @@ class Tracker:
         self.deliveries = 0
         self.late = 0
         self.order_violations = 0
-        self.frames = 0
         self.last_frame_ns = 0
-        self.unexpected_closes: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
+        self.errors: Counter[str] = Counter()
         self.drained = asyncio.Event()
 
     def expect(self, cmid: str, t0: int, expected: int, run: Run, seq: int) -> None:
@@ -130,20 +120,21 @@ class Tracker:
             self.order.popleft()
         return now - self.order[0][0] if self.order else 0
 
-    def on_frame(self, socket: Socket, raw: str | bytes) -> None:
+    def on_frame(self, raw: str | bytes, device_id: str, last_seen: dict[str, int]) -> None:
+        """A frame on the socket of `device_id`; `last_seen` is that socket's newest message
+        id by channel, for the order check."""
         now = time.monotonic_ns()
-        self.frames += 1
         self.last_frame_ns = now
         frame = orjson.loads(raw)
         kind = frame.get("type")
         if kind == "message":
             channel_id = frame["channel_id"]
             message_id = int(frame["message_id"])
-            if message_id <= socket.last_seen.get(channel_id, 0):
+            if message_id <= last_seen.get(channel_id, 0):
                 self.order_violations += 1
             else:
-                socket.last_seen[channel_id] = message_id
-            if frame.get("sender_device_id") == socket.user.device_id:
+                last_seen[channel_id] = message_id
+            if frame.get("sender_device_id") == device_id:
                 return  # the sender's own echo
             cmid = frame.get("client_msg_id")
             pending = self.pending.get(cmid) if isinstance(cmid, str) else None
@@ -167,7 +158,7 @@ class Tracker:
                 entry[1].accept_us.append((now - entry[0]) // 1000)
         elif kind == "error":
             code = str(frame.get("code"))
-            self.errors[code] = self.errors.get(code, 0) + 1
+            self.errors[code] += 1
             ref = frame.get("ref")
             if isinstance(ref, str):
                 pending = self.pending.pop(ref, None)
@@ -177,12 +168,6 @@ class Tracker:
                     pending.run.missing += pending.expected - pending.got
                     if not self.pending:
                         self.drained.set()
-
-    def on_close(self, socket: Socket) -> None:
-        if socket.closing:
-            return
-        key = str(socket.session.close_code)
-        self.unexpected_closes[key] = self.unexpected_closes.get(key, 0) + 1
 
     def settle(self, run: Run) -> None:
         """The run is over: whatever did not arrive is missing; later arrivals count as late."""
@@ -199,26 +184,22 @@ class Tracker:
 CursorSource = Callable[[Login], Awaitable[dict[str, str]]]
 
 
-class Fleet:
-    """One socket per user in this process, each with a reader task feeding the tracker,
-    heartbeating as the protocol asks."""
+class Fleet(Sockets[str]):
+    """One socket per user (by user id) in this process, whose frames feed the tracker."""
 
-    def __init__(self, ws_url: str, tracker: Tracker, cursors: CursorSource) -> None:
-        self.ws_url = ws_url
+    def __init__(self, url: str, tracker: Tracker, cursors: CursorSource) -> None:
+        super().__init__(url)
         self.tracker = tracker
         self.cursors = cursors
-        self.sockets: dict[str, Socket] = {}
-        self.heartbeat_s = 15.0
+        self.users: dict[str, Login] = {}
+        """Whose sockets are kept: one not in `held` has closed, and `ensure` reopens it."""
+        self.last_seen: dict[str, dict[str, int]] = {}
         self.reconnects = 0
-        self._heartbeat: asyncio.Task[None] | None = None
 
-    async def ensure(self, users: list[Login], concurrency: int = 16) -> None:
-        """Every user has an open, synced socket (reconnecting closed ones)."""
-        missing = [
-            u
-            for u in users
-            if u.user_id not in self.sockets or not self.sockets[u.user_id].session.is_open
-        ]
+    async def ensure(self, users: Iterable[Login], concurrency: int = 16) -> None:
+        """Every user has an open, synced socket (reopening those that closed)."""
+        held = self.held
+        missing = [u for u in users if u.user_id not in held or not held[u.user_id].session.is_open]
         if not missing:
             return
         semaphore = asyncio.Semaphore(concurrency)
@@ -226,78 +207,36 @@ class Fleet:
 
             async def one(user: Login) -> None:
                 async with semaphore:
-                    old = self.sockets.pop(user.user_id, None)
-                    if old is not None:
+                    if user.user_id in self.users:
                         self.reconnects += 1
-                        await self._close(old)
+                    await self.close([user.user_id])
+                    connects = Connects()
+                    deadline = time.monotonic() + 300
                     cursors = await self.cursors(user)
-                    for attempt in range(5):
-                        try:
-                            session = await Session.connect(
-                                self.ws_url, user.token, cursors, proxy=None, max_queue=256
-                            )
-                            break
-                        except SessionError:
-                            if attempt == 4:
-                                raise
-                            await asyncio.sleep(0.5 * (attempt + 1))
-                    assert session.welcome is not None
-                    self.heartbeat_s = session.welcome.heartbeat_interval_s
-                    socket = Socket(user, session)
-                    socket.reader = asyncio.create_task(self._read(socket))
-                    self.sockets[user.user_id] = socket
+                    session = await self.connect(
+                        user.token, cursors, connects, deadline, 5, lambda n: 0.5 * n
+                    )
+                if session is None:
+                    raise RuntimeError(f"no socket for {user.username}: {connects.error_samples}")
+                self.users[user.user_id] = user
+                self.last_seen[user.user_id] = {}
+                self.keep(user.user_id, session)
                 bar.update(1)
 
             await asyncio.gather(*(one(u) for u in missing))
-        if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._heartbeats())
 
-    def session(self, user: Login) -> Session:
-        return self.sockets[user.user_id].session
-
-    async def _read(self, socket: Socket) -> None:
-        on_frame = self.tracker.on_frame
-        try:
-            async for raw in socket.session.raw_frames():
-                on_frame(socket, raw)
-        finally:
-            self.tracker.on_close(socket)
-
-    async def _heartbeats(self) -> None:
-        beat = encode_frame({"type": "heartbeat"})
-        while True:
-            await asyncio.sleep(max(self.heartbeat_s * 0.6, 1.0))
-            for socket in list(self.sockets.values()):
-                if socket.session.is_open:
-                    with contextlib.suppress(SessionError):
-                        await socket.session.send_raw(beat)
-
-    async def _close(self, socket: Socket) -> None:
-        socket.closing = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(socket.session.close(), 3)
-        if socket.reader is not None:
-            socket.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await socket.reader
+    def on_frame(self, key: str, raw: str | bytes) -> None:
+        self.tracker.on_frame(raw, self.users[key].device_id, self.last_seen[key])
 
     async def keep_only(self, users: list[Login]) -> None:
         """Close the sockets of every other user (the gateway drops what it queued for them)."""
         keep = {u.user_id for u in users}
-        others = [s for i, s in self.sockets.items() if i not in keep]
-        for s in others:
-            del self.sockets[s.user.user_id]
-        await asyncio.gather(*(self._close(s) for s in others))
+        self.users = {k: u for k, u in self.users.items() if k in keep}
+        await self.close([k for k in self.held if k not in keep])
 
-    async def close_all(self) -> None:
-        sockets = list(self.sockets.values())
-        self.sockets.clear()
-        await asyncio.gather(*(self._close(s) for s in sockets))
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+    async def close_all(self) -> int:
+        self.users.clear()
+        return await super().close_all()
 
 
 @dataclass(frozen=True)
@@ -333,8 +272,9 @@ async def paced_load(
     abort_ns = int(abort_after_s * 1e9)
     me = psutil.Process()
     cpu0 = me.cpu_times()
+    await fleet.ensure({t.sender for t in targets})  # a socket may have closed since
     sends: list[tuple[Session, str, int]] = [
-        (fleet.session(t.sender), t.channel_id, t.expected) for t in targets
+        (fleet.held[t.sender.user_id].session, t.channel_id, t.expected) for t in targets
     ]
     pacer = Pacer(rate, 50_000_000)
     start = pacer.start

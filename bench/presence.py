@@ -29,7 +29,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import cpu, histograms
 from bench.admin import partition_count
-from bench.connections import with_progress
 from bench.context import Context, fetch_cursors
 from bench.progress import bar as progress_bar
 from bench.results import (
@@ -41,7 +40,7 @@ from bench.results import (
     Subscribed,
 )
 from bench.watchers import PresenceWorker, Schedule
-from bench.workers import Slot, WorkerPool, first_samples, merged_counts
+from bench.workers import Slot, WorkerPool
 from parley_client import Login
 
 EVENTS_TOPIC = "parley.presence.v1"
@@ -167,16 +166,11 @@ async def _await_snapshots(pool: WorkerPool, expected: int, max_s: float) -> Sub
     """Wait until every socket got its subscribe's snapshot (one frame per watched user)."""
     started = time.monotonic()
     stats = await pool.call(PresenceWorker.stats)
-    while time.monotonic() - started < max_s:
-        if sum(s.snapshot_frames for s in stats) >= expected:
-            break
+    while stats.snapshot_frames < expected and time.monotonic() - started < max_s:
         await asyncio.sleep(0.5)
         stats = await pool.call(PresenceWorker.stats)
     return Subscribed(
-        sum(s.snapshot_frames for s in stats),
-        expected,
-        round(time.monotonic() - started, 2),
-        merged_counts(s.error_frames for s in stats),
+        stats.snapshot_frames, expected, round(time.monotonic() - started, 2), stats.error_frames
     )
 
 
@@ -197,29 +191,20 @@ async def _churn_step(
     until = max(t for _, t in schedule.values()) + int(DRAIN_S * 1e9)
     window = Window(ctx, probe)
     await window.open()
-    label = f"presence churn {rate:g} users/s"
-    with progress_bar(int((until - start) / 1e9) + 2, label, "s") as bar:
-        task = asyncio.ensure_future(
-            pool.call(PresenceWorker.churn, schedule, cfg.presence_timeout_s, start, until)
-        )
-        while not task.done():
-            await asyncio.wait([task], timeout=1.0)
-            bar.update(1)
-        replies = task.result()
+    reply = await pool.with_progress(
+        count * cfg.presence_sockets_per_user,
+        f"presence churn {rate:g} users/s: reconnected",
+        pool.call(PresenceWorker.churn, schedule, cfg.presence_timeout_s, start, until),
+    )
     processor = await window.close()
-    per_second: dict[int, int] = {}
-    for reply in replies:
-        for second, n in reply.per_second.items():
-            per_second[second] = per_second.get(second, 0) + n
-    seconds = max(per_second, default=-1) + 1
-    series = [per_second.get(s, 0) for s in range(seconds)]
+    series = [reply.per_second[s] for s in range(max(reply.per_second, default=-1) + 1)]
     # The steady window: both offline frames (from closes) and online frames (reconnects)
     # arrive at the full rate, from the first reconnect to the last close's offline.
     steady_from = int(back_ns / 1e9) + 2
     steady_to = int((timeout_ns + count * period) / 1e9) + 2
     steady = series[steady_from:steady_to]
-    offline = histograms.merged(r.offline for r in replies)
-    online = histograms.merged(r.online for r in replies)
+    offline = histograms.of_ns(reply.offline_ns)
+    online = histograms.of_ns(reply.online_ns)
     return ChurnStep(
         users_per_s=rate,
         churned_users=count,
@@ -234,13 +219,11 @@ async def _churn_step(
         notifications_per_s_peak=max(series, default=0),
         offline_after_timeout_ms=histograms.summary(offline),
         online_after_reconnect_ms=histograms.summary(online),
-        unscheduled_changes=sum(r.unscheduled for r in replies),
-        steady_watchers_received=sum(r.steady_received for r in replies),
-        steady_watchers_expected=sum(r.steady_expected for r in replies),
-        reconnect_failed=sum(r.reconnect_failed for r in replies),
-        reconnect_errors=merged_counts(r.reconnect_errors for r in replies),
-        error_samples=first_samples(r.error_samples for r in replies),
-        held_after=sum(r.held for r in replies),
+        unscheduled_changes=reply.unscheduled,
+        steady_watchers_received=reply.steady_received,
+        steady_watchers_expected=reply.steady_expected,
+        reconnects=reply.reconnects,
+        held_after=reply.held,
         processor=processor,
         cdf_ms={
             "offline": histograms.cdf(offline, CDF_POINTS),
@@ -369,8 +352,7 @@ async def run_presence(ctx: Context) -> None:
         await probe.start()
         connect = Window(ctx, probe)
         await connect.open()
-        replies = await with_progress(
-            pool,
+        level = await pool.with_progress(
             len(slots),
             f"presence: connect {len(slots)}",
             pool.call(
@@ -381,9 +363,8 @@ async def run_presence(ctx: Context) -> None:
             ),
         )
         out.connect = PresenceConnect(
-            held=sum(r.held for r in replies),
-            errors=merged_counts(r.errors for r in replies),
-            error_samples=first_samples(r.error_samples for r in replies),
+            held=level.held,
+            connects=level.connects,
             subscribed=await _await_snapshots(pool, len(slots) * cfg.presence_watch, 60),
             processor=await connect.close(),
         )

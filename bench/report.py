@@ -3,7 +3,9 @@ CPU and the time went, and the problems seen; and the JSON file with every figur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -60,6 +62,10 @@ def markdown(results: Results, plots: list[str]) -> str:
 def _code(text: str) -> str:
     """Inline Markdown code of a log line or an error (backquotes in it would end it)."""
     return "`" + text.replace("`", "'") + "`"
+
+
+def _counts(counts: Mapping[Any, int], none: str = "none") -> str:
+    return str(dict(counts)) if counts else none
 
 
 def _dash(value: float | None) -> str:
@@ -263,7 +269,7 @@ def _connections(results: Results) -> list[str]:
         lines.append(
             f"| {row.level:,} | {row.held:,} | {(row.rss_bytes or 0) / 2**20:.1f} MiB "
             f"| {_dash(row.kib_per_connection)} | {_dash(row.marginal_kib_per_connection)} "
-            f"| {cs.p50} s / {cs.p99} s | {row.elapsed_s} s | {row.errors or '—'} |"
+            f"| {cs.p50} s / {cs.p99} s | {row.elapsed_s} s | {_counts(row.connects.errors, '—')} |"
         )
     return lines
 
@@ -279,14 +285,17 @@ def _storm(results: Results) -> list[str]:
         "## Reconnect storm",
         "",
         f"- {storm.dropped:,} clients closed at once in {storm.drop_s} s, then all "
-        f"reconnected at once: {r.synced:,} synced, {r.failed} not synced within "
+        f"reconnected at once: {r.connects.opened:,} synced, {r.connects.failed} not synced within "
         f"{storm.deadline_s:g} s; all synced after {r.all_synced_s} s.",
         f"- Per client time to `synced`: p50 {t.p50} s, p90 {t.p90} s, p99 {t.p99} s, "
-        f"max {t.max} s; {r.retries} retries; errors {r.errors or 'none'}.",
+        f"max {t.max} s; {r.connects.retries} retries; errors {_counts(r.connects.errors)}.",
         f"- Messages in each sync: expected {r.expected_sync_messages}, got "
         f"{r.sync_messages_min}..{r.sync_messages_max} "
         f"({r.sync_count_wrong} clients with a different count).",
-        *(f"- First `{kind}` error: {_code(text)}" for kind, text in r.error_samples.items()),
+        *(
+            f"- First `{kind}` error: {_code(text)}"
+            for kind, text in r.connects.error_samples.items()
+        ),
     ]
 
 
@@ -302,7 +311,7 @@ def _soak(soak: SoakResults | None) -> list[str]:
         "",
         f"Whole run: p50 {fmt_ms(lat.p50)}, p99 {fmt_ms(lat.p99)}, max {fmt_ms(lat.max)}; "
         f"{run.missing} lost, {run.unaccepted} not accepted, {run.order_violations} order "
-        f"violations; errors {run.errors or 'none'}.",
+        f"violations; errors {_counts(run.errors)}.",
         "",
     ]
     per = soak.postgres.bytes_per_message if soak.postgres else None
@@ -335,9 +344,9 @@ def _presence(results: Results) -> list[str]:
         f"{presence.sockets:,} sockets each watching {presence.watch} co-members, "
         f"timeout {presence.timeout_s:g} s)",
         "",
-        f"- Connect: {connect.held:,} sockets held, errors {connect.errors or 'none'}; "
+        f"- Connect: {connect.held:,} sockets held, errors {_counts(connect.connects.errors)}; "
         f"snapshots {connect.subscribed.snapshot_frames:,}/{connect.subscribed.expected:,} "
-        f"frames; error frames {connect.subscribed.error_frames or 'none'}.",
+        f"frames; error frames {_counts(connect.subscribed.error_frames)}.",
     ]
     if hold:
         lines.append(
@@ -409,8 +418,8 @@ def _problems(results: Results) -> list[str]:
     client = results.client_observed
     if client is not None:
         lines.append(
-            f"- Client side: unexpected socket closes {client.unexpected_closes or 'none'}; "
-            f"error frames {client.error_frames or 'none'}; per-channel order violations "
+            f"- Client side: unexpected socket closes {_counts(client.unexpected_closes)}; "
+            f"error frames {_counts(client.error_frames)}; per-channel order violations "
             f"{client.order_violations}; late/unmatched deliveries {client.late}."
         )
     for name, scan in results.logs.items():

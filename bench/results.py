@@ -4,6 +4,7 @@ fills it as it goes, so one cut short by its time bound still leaves what it mea
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -42,6 +43,18 @@ class Ratios:
 class FloorRatios(Ratios):
     floor_rate: float = 0.0
     floor_lost: int = 0
+
+
+@dataclass
+class Connects:
+    """Attempts to connect and sync: sockets opened, those that never synced (out of attempts
+    or past the deadline), retries, and failures by kind with the first of each as evidence."""
+
+    opened: int = 0
+    failed: int = 0
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    error_samples: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,10 +199,8 @@ class Baseline:
 class Level:
     level: int
     held: int
-    opened_now: int
-    errors: dict[str, int]
-    error_samples: dict[str, str]
-    retries: int
+    connects: Connects
+    """Of the sockets opened to reach this level."""
     client_closes: dict[str, int]
     connect_and_sync_s: Summary
     elapsed_s: float
@@ -213,14 +224,10 @@ class ConnectionResults:
 class Reconnect:
     """The storm itself: every client reconnecting at once."""
 
-    synced: int
-    failed: int
+    connects: Connects
     all_synced: bool
     all_synced_s: float | None
     time_to_synced_s: Summary
-    retries: int
-    errors: dict[str, int]
-    error_samples: dict[str, str]
     expected_sync_messages: list[int]
     sync_messages_min: int | None
     sync_messages_max: int | None
@@ -233,7 +240,7 @@ class StormResults:
     clients: int
     deadline_s: float
     connected_before: int = 0
-    connect_errors: dict[str, int] = field(default_factory=dict)
+    connect: Connects | None = None
     healthz_before: int | None = None
     drop_s: float = 0.0
     dropped: int = 0
@@ -329,8 +336,7 @@ class Subscribed:
 @dataclass(frozen=True)
 class PresenceConnect:
     held: int
-    errors: dict[str, int]
-    error_samples: dict[str, str]
+    connects: Connects
     subscribed: Subscribed
     processor: ProcessorWindow
 
@@ -352,9 +358,7 @@ class ChurnStep:
     unscheduled_changes: int
     steady_watchers_received: int
     steady_watchers_expected: int
-    reconnect_failed: int
-    reconnect_errors: dict[str, int]
-    error_samples: dict[str, str]
+    reconnects: Connects
     held_after: int
     processor: ProcessorWindow
     cdf_ms: dict[str, Cdf]

@@ -258,7 +258,7 @@ async def _main(cfg: Config) -> int:
                     await ctx.pool.close()
             t = ctx.tracker
             results.client_observed = ClientObserved(
-                t.unexpected_closes, t.errors, t.order_violations, t.late, ctx.fleet.reconnects
+                ctx.fleet.closes, t.errors, t.order_violations, t.late, ctx.fleet.reconnects
             )
             with contextlib.suppress(Exception):
                 await ctx.api.aclose()

@@ -146,9 +146,9 @@ def _storm(results: Results) -> Verdict:
         )
     n, r = storm.dropped, storm.reconnect
     total = r.all_synced_s
-    measured = f"{total:.2f} s" if total is not None else f"{r.synced:,}/{n:,} synced"
+    measured = f"{total:.2f} s" if total is not None else f"{r.connects.opened:,}/{n:,} synced"
     t = r.time_to_synced_s
-    note = f"per client p50 {t.p50} s, p99 {t.p99} s; {r.retries} retries"
+    note = f"per client p50 {t.p50} s, p99 {t.p99} s; {r.connects.retries} retries"
     if n != 5000:
         note += f"; {n:,} clients, not 5,000"
     return Verdict(
