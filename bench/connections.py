@@ -8,14 +8,16 @@ import contextlib
 import statistics
 import time
 
+import httpx
 import psutil
 
 from bench import histograms
-from bench.context import Context, fetch_cursors
-from bench.load import Target, paced_load
+from bench.context import Context, fetch_cursors, paced
+from bench.load import Target
 from bench.results import Baseline, ConnectionResults, Level, Reconnect, StormResults
 from bench.stack import Stack
 from bench.workers import Slot, Worker, WorkerPool
+from parley_client import ApiError
 
 
 async def setup_idle_clients(ctx: Context) -> None:
@@ -30,16 +32,9 @@ async def setup_idle_clients(ctx: Context) -> None:
         await ctx.fleet.ensure(users)
         targets = [Target(users[a], ch, 1) for a, _, ch in ctx.ring]
         count = cfg.unread_per_channel * len(targets)
-        run = await paced_load(
-            ctx.fleet,
-            targets,
-            rate=300.0,
-            duration_s=count / 300.0,
-            label="unread messages",
-            drain_s=30,
-            abort_after_s=30,
-        )
-        ctx.results.unread_messages = run.row("unread messages")
+        label = "unread messages"
+        run = await paced(ctx, targets, 300.0, count / 300.0, label, drain_s=30, abort_after_s=30)
+        ctx.results.unread_messages = run.row
         for a, b, _ in ctx.ring:
             unread[users[a].user_id] += cfg.unread_per_channel
             unread[users[b].user_id] += cfg.unread_per_channel
@@ -62,6 +57,13 @@ async def _rss(stack: Stack, samples: int = 3) -> int | None:
     return int(statistics.median(values)) if values else None
 
 
+async def _connections(ctx: Context) -> int | None:
+    """The sockets the gateway counts (`/healthz`)."""
+    with contextlib.suppress(ApiError, httpx.HTTPError):
+        return int((await ctx.api.healthz())["connections"])
+    return None
+
+
 def _kib(grown: int | None, sockets: int) -> float | None:
     return round(grown / sockets / 1024, 2) if grown is not None and sockets > 0 else None
 
@@ -77,17 +79,13 @@ async def run_connections(ctx: Context) -> None:
             out.gateway_nofile_limit = list(gateway.rlimit(psutil.RLIMIT_NOFILE))
     await asyncio.sleep(2)
     rss0 = await _rss(stack)
-    out.baseline = Baseline(rss0, stack.gateway_connections())
+    out.baseline = Baseline(rss0, await _connections(ctx))
     prev_rss, prev_held = rss0, 0
-    per_worker = max(cfg.connect_concurrency // pool.workers, 4)
     for level in cfg.conn_levels:
         started = time.monotonic()
         rss_before = await _rss(stack, 1)
-        reply = await pool.with_progress(
-            level - prev_held,
-            f"connections → {level}",
-            pool.call(Worker.level, level, per_worker, 240.0),
-        )
+        desc = f"connections → {level}"
+        reply = await pool.hold(level, cfg.connect_concurrency, 240.0, desc, level - prev_held)
         await asyncio.sleep(3)  # let the gateway finish its per-socket work
         rss = await _rss(stack)
         held = reply.held
@@ -99,7 +97,7 @@ async def run_connections(ctx: Context) -> None:
                 client_closes=reply.closes,
                 connect_and_sync_s=histograms.seconds(histograms.of_seconds(reply.synced_s)),
                 elapsed_s=round(time.monotonic() - started, 2),
-                healthz_connections=stack.gateway_connections(),
+                healthz_connections=await _connections(ctx),
                 rss_before_bytes=rss_before,
                 rss_bytes=rss,
                 # Against the baseline with no bench sockets (the figure the target is for),
@@ -114,19 +112,16 @@ async def run_connections(ctx: Context) -> None:
 
 
 async def run_storm(ctx: Context) -> None:
-    cfg, stack, pool = ctx.cfg, ctx.stack, ctx.pool
+    cfg, pool = ctx.cfg, ctx.pool
     assert pool is not None
     n = cfg.storm_clients
     out = ctx.results.storm = StormResults(n, cfg.storm_deadline_s)
     held_now = (await pool.call(Worker.stats)).held
-    level = await pool.with_progress(
-        max(n - min(held_now, n), 0),
-        f"storm: connect {n}",
-        pool.call(Worker.level, n, max(cfg.connect_concurrency // pool.workers, 4), 240.0),
-    )
+    to_open = max(n - held_now, 0)
+    level = await pool.hold(n, cfg.connect_concurrency, 240.0, f"storm: connect {n}", to_open)
     out.connected_before, out.connect = level.held, level.connects
     await asyncio.sleep(2)
-    out.healthz_before = stack.gateway_connections()
+    out.healthz_before = await _connections(ctx)
     drop = await pool.call(Worker.drop)
     out.drop_s, out.dropped = round(drop.elapsed_s, 3), drop.closed
     start_at = time.monotonic() + 0.5
@@ -147,6 +142,6 @@ async def run_storm(ctx: Context) -> None:
         sync_messages_min=min(storm.sync_messages, default=None),
         sync_messages_max=max(storm.sync_messages, default=None),
         sync_count_wrong=storm.sync_count_wrong,
-        healthz_after=stack.gateway_connections(),
+        healthz_after=await _connections(ctx),
     )
     ctx.plotted["storm"] = synced

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from bench import cpu
 from bench.config import Config
 from bench.histograms import Histogram
-from bench.load import Fleet, Tracker, quiesce
+from bench.load import Fleet, Run, Target, Tracker, paced_load, quiesce
 from bench.results import AfterRun, Results, Settle
 from bench.stack import Stack
 from bench.workers import Slot, WorkerPool
@@ -95,6 +95,37 @@ def use_cursors(ctx: Context) -> None:
     """The fleet's sockets say in `hello` where each user's channels are, so that a reconnect
     syncs only what the user missed."""
     ctx.fleet.cursors = ctx.api.last_message_ids
+
+
+async def paced(
+    ctx: Context,
+    targets: list[Target],
+    rate: float,
+    duration_s: float,
+    label: str,
+    scenario: str | None = None,
+    *,
+    drain_s: float | None = None,
+    abort_after_s: float | None = None,
+    keep_tenths: bool = False,
+) -> Run:
+    """A paced load through the fleet (within the run's bounds, unless given), and the CPU
+    each process of the stack spent while it ran and drained."""
+    before = cpu.snapshot(ctx.stack)
+    run = await paced_load(
+        ctx.fleet,
+        targets,
+        rate,
+        duration_s,
+        label,
+        scenario or label,
+        drain_s=ctx.cfg.drain_s if drain_s is None else drain_s,
+        abort_after_s=ctx.cfg.abort_after_s if abort_after_s is None else abort_after_s,
+        keep_tenths=keep_tenths,
+    )
+    used = cpu.used(before, cpu.snapshot(ctx.stack))
+    run.row.cpu = cpu.cost(used, run.row.sent, ctx.idle_cores)
+    return run
 
 
 async def measure_idle(ctx: Context, seconds: float) -> dict[str, float]:

@@ -50,11 +50,14 @@ class Summary:
     mean: float | None
 
 
+NO_SAMPLES = Summary(0, None, None, None, None, None, None)
+
+
 def summary(histogram: Histogram, unit_us: float = 1000.0, digits: int = 3) -> Summary:
     """In ms by default; `seconds` for durations."""
     count = int(histogram.get_total_count())
     if count == 0:
-        return Summary(0, None, None, None, None, None, None)
+        return NO_SAMPLES
 
     def at(value: float) -> float:
         return round(value / unit_us, digits)

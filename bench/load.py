@@ -23,7 +23,7 @@ from bench import histograms
 from bench.histograms import Histogram
 from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
-from bench.results import Connects, LoadRow, WarmUp
+from bench.results import Connects, LoadRow
 from bench.workers import Sockets
 from parley_client import Login, Session, SessionError, encode_frame
 
@@ -31,59 +31,19 @@ CDF_POINTS = 300
 TEXT = "bench " + "lorem ipsum dolor sit amet " * 3  # ~90 characters, a typical chat line
 
 
-@dataclass
+@dataclass(eq=False)
 class Run:
-    """What one paced load measured. Samples are kept as plain lists while it runs (an
-    append is cheap in the receive path) and go into histograms once it is over."""
+    """One paced load while it runs: its row, whose counts the tracker fills in as frames
+    arrive, and its samples as plain lists (an append is cheap in the receive path), which go
+    into histograms once it is over."""
 
-    label: str
-    rate: float
-    count: int = 1
+    row: LoadRow
+    count: int
     latencies_us: list[int] = field(default_factory=list)
     accept_us: list[int] = field(default_factory=list)
-    send_lag_us: list[int] = field(default_factory=list)
     tenths: list[int] | None = None
     """With `keep_tenths`: beside each latency, the tenth of the planned sends it belongs to."""
-    expected: int = 0
-    delivered: int = 0
-    sent: int = 0
-    send_failed: int = 0
-    missing: int = 0
-    unaccepted: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    aborted: str | None = None
-    window_s: float = 0.0
-    delivered_in_window: int = 0
-    drain_s: float = 0.0
-    client_cpu_pct: float = 0.0
     latency: Histogram = None
-
-    def row(self, scenario: str, cdf_points: int = CDF_POINTS) -> LoadRow:
-        return LoadRow(
-            scenario=scenario,
-            offered_per_s=self.rate,
-            sent=self.sent,
-            send_window_s=round(self.window_s, 3),
-            expected_deliveries=self.expected,
-            delivered=self.delivered,
-            missing=self.missing,
-            send_failed=self.send_failed,
-            unaccepted=self.unaccepted,
-            errors=self.errors,
-            aborted=self.aborted,
-            delivered_per_s=round(self.delivered_in_window / self.window_s, 1)
-            if self.window_s > 0
-            else None,
-            latency_ms=histograms.summary(self.latency),
-            accept_latency_ms=histograms.summary(histograms.of(self.accept_us)),
-            send_lag_ms=histograms.summary(histograms.of(self.send_lag_us)),
-            drain_s=round(self.drain_s, 3),
-            client_cpu_pct=round(self.client_cpu_pct, 1),
-            cdf_ms=histograms.cdf(self.latency, cdf_points),
-        )
-
-    def warm_up(self) -> WarmUp:
-        return WarmUp(self.sent, self.missing, self.errors)
 
 
 @dataclass
@@ -113,7 +73,7 @@ class Tracker:
         self.pending[cmid] = Pending(t0, expected, 0, run, seq)
         self.awaiting_accept[cmid] = (t0, run)
         self.order.append((t0, cmid))
-        run.expected += expected
+        run.row.expected_deliveries += expected
 
     def oldest_pending_age_ns(self, now: int) -> int:
         while self.order and self.order[0][1] not in self.pending:
@@ -145,7 +105,7 @@ class Tracker:
             run.latencies_us.append((now - pending.t0) // 1000)
             if run.tenths is not None:
                 run.tenths.append(pending.seq * 10 // run.count)
-            run.delivered += 1
+            run.row.delivered += 1
             self.deliveries += 1
             pending.got += 1
             if pending.got >= pending.expected:
@@ -164,8 +124,8 @@ class Tracker:
                 pending = self.pending.pop(ref, None)
                 self.awaiting_accept.pop(ref, None)
                 if pending is not None:
-                    pending.run.errors[code] = pending.run.errors.get(code, 0) + 1
-                    pending.run.missing += pending.expected - pending.got
+                    pending.run.row.errors[code] += 1
+                    pending.run.row.missing += pending.expected - pending.got
                     if not self.pending:
                         self.drained.set()
 
@@ -173,11 +133,11 @@ class Tracker:
         """The run is over: whatever did not arrive is missing; later arrivals count as late."""
         for cmid, pending in list(self.pending.items()):
             if pending.run is run:
-                run.missing += pending.expected - pending.got
+                run.row.missing += pending.expected - pending.got
                 del self.pending[cmid]
         for cmid, (_, owner) in list(self.awaiting_accept.items()):
             if owner is run:
-                run.unaccepted += 1
+                run.row.unaccepted += 1
                 del self.awaiting_accept[cmid]
 
 
@@ -257,6 +217,7 @@ async def paced_load(
     rate: float,
     duration_s: float,
     label: str,
+    scenario: str,
     *,
     drain_s: float,
     abort_after_s: float,
@@ -267,15 +228,17 @@ async def paced_load(
     message is `abort_after_s` old: the stack is saturated and more load only queues."""
     tracker = fleet.tracker
     count = max(int(rate * duration_s), 1)
-    run = Run(label, rate, count, tenths=[] if keep_tenths else None)
+    run = Run(LoadRow(scenario, rate), count, tenths=[] if keep_tenths else None)
+    row = run.row
     tag = f"{uuid.uuid4().hex[:6]}{next(_run_ids)}-"
     abort_ns = int(abort_after_s * 1e9)
-    me = psutil.Process()
-    cpu0 = me.cpu_times()
     await fleet.ensure({t.sender for t in targets})  # a socket may have closed since
     sends: list[tuple[Session, str, int]] = [
         (fleet.held[t.sender.user_id].session, t.channel_id, t.expected) for t in targets
     ]
+    me = psutil.Process()
+    cpu0 = me.cpu_times()
+    lag_us: list[int] = []
     pacer = Pacer(rate, 50_000_000)
     start = pacer.start
     deliveries0 = tracker.deliveries
@@ -294,18 +257,18 @@ async def paced_load(
             try:
                 await session.send_raw(text)
             except SessionError:
-                run.send_failed += 1
+                row.send_failed += 1
                 pending = tracker.pending.pop(cmid, None)
                 tracker.awaiting_accept.pop(cmid, None)
                 if pending is not None:
-                    run.missing += pending.expected
+                    row.missing += pending.expected
             now = time.monotonic_ns()
-            run.send_lag_us.append((now - intended) // 1000)
+            lag_us.append((now - intended) // 1000)
             sent += 1
             if now >= next_check:
                 next_check = now + 100_000_000
                 if tracker.oldest_pending_age_ns(now) > abort_ns:
-                    run.aborted = (
+                    row.aborted = (
                         f"saturated: a message undelivered after {abort_after_s:g}s "
                         f"at {sent}/{count} sends"
                     )
@@ -313,23 +276,25 @@ async def paced_load(
                 bar.update(sent - last_bar)
                 last_bar = sent
         bar.update(sent - last_bar)
-    end = time.monotonic_ns()
-    run.sent = sent
-    run.window_s = (end - start) / 1e9
-    run.delivered_in_window = tracker.deliveries - deliveries0
+    window_s = (time.monotonic_ns() - start) / 1e9
+    delivered_in_window = tracker.deliveries - deliveries0
     drain_started = time.monotonic()
-    deadline = drain_started + drain_s
     if tracker.pending:
         tracker.drained.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(tracker.drained.wait(), max(deadline - time.monotonic(), 0))
-    run.drain_s = time.monotonic() - drain_started
+            await asyncio.wait_for(tracker.drained.wait(), drain_s)
+    drained_s = time.monotonic() - drain_started
     tracker.settle(run)
     cpu1 = me.cpu_times()
     used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    wall = run.window_s + run.drain_s
-    run.client_cpu_pct = 100.0 * used / wall if wall > 0 else 0.0
     run.latency = histograms.of(run.latencies_us)
+    row.sent, row.send_window_s, row.drain_s = sent, round(window_s, 3), round(drained_s, 3)
+    row.delivered_per_s = round(delivered_in_window / window_s, 1) if window_s > 0 else None
+    row.client_cpu_pct = round(100.0 * used / (window_s + drained_s), 1)
+    row.latency_ms = histograms.summary(run.latency)
+    row.accept_latency_ms = histograms.summary(histograms.of(run.accept_us))
+    row.send_lag_ms = histograms.summary(histograms.of(lag_us))
+    row.cdf_ms = histograms.cdf(run.latency, CDF_POINTS)
     return run
 
 

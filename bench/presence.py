@@ -21,9 +21,9 @@ import contextlib
 import os
 import random
 import time
-import urllib.request
 from typing import Any
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -41,7 +41,7 @@ from bench.results import (
 )
 from bench.watchers import PresenceWorker, Schedule
 from bench.workers import Slot, WorkerPool
-from parley_client import Login
+from parley_client import ApiError, Client, Login
 
 EVENTS_TOPIC = "parley.presence.v1"
 PROCESSOR_GROUP = "parley-processor"  # the processors' consumer group (PARLEY_PROCESSOR_ID)
@@ -57,7 +57,9 @@ class ProcessorProbe:
     the group (no subscription, no commits)."""
 
     def __init__(self, bootstrap: str, processor_url: str | None) -> None:
-        self.processor_url = processor_url
+        self.processor = (
+            Client(processor_url, timeout_s=2, trust_env=False) if processor_url else None
+        )
         self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -76,6 +78,8 @@ class ProcessorProbe:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+        if self.processor is not None:
+            await self.processor.aclose()
 
     async def committed(self) -> int:
         """Events of the topic the processors have handled and committed, all partitions."""
@@ -87,14 +91,13 @@ class ProcessorProbe:
         ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
         return max(sum(ends.values()) - await self.committed(), 0)
 
-    def changes(self) -> float | None:
+    async def changes(self) -> float | None:
         """The processor's presence-changes counter (None if /metrics does not answer)."""
-        if self.processor_url is None:
+        if self.processor is None:
             return None
         try:
-            with urllib.request.urlopen(f"{self.processor_url}/metrics", timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
+            text = await self.processor.metrics()
+        except (ApiError, httpx.HTTPError):
             return None
         for line in text.splitlines():
             if line.startswith(CHANGES_METRIC + " "):
@@ -112,13 +115,13 @@ class Window:
     async def open(self) -> None:
         self.t0 = time.monotonic()
         self.committed0 = await self.probe.committed()
-        self.changes0 = self.probe.changes()
+        self.changes0 = await self.probe.changes()
         self.cpu0 = cpu.snapshot(self.ctx.stack)
 
     async def close(self) -> ProcessorWindow:
         seconds = time.monotonic() - self.t0
         handled = await self.probe.committed() - self.committed0
-        changes, changes0 = self.probe.changes(), self.changes0
+        changes, changes0 = await self.probe.changes(), self.changes0
         changed = changes - changes0 if changes is not None and changes0 is not None else None
         return ProcessorWindow(
             seconds=round(seconds, 2),
@@ -352,16 +355,8 @@ async def run_presence(ctx: Context) -> None:
         await probe.start()
         connect = Window(ctx, probe)
         await connect.open()
-        level = await pool.with_progress(
-            len(slots),
-            f"presence: connect {len(slots)}",
-            pool.call(
-                PresenceWorker.level,
-                len(slots),
-                max(cfg.connect_concurrency // pool.workers, 4),
-                cfg.presence_connect_s(),
-            ),
-        )
+        n, bound_s = len(slots), cfg.presence_connect_s()
+        level = await pool.hold(n, cfg.connect_concurrency, bound_s, f"presence: connect {n}", n)
         out.connect = PresenceConnect(
             held=level.held,
             connects=level.connects,

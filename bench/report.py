@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from bench.results import FloorRun, LoadRow, Results, SoakResults, Verdict
+from bench.results import LoadRow, Paced, Results, SoakResults, Verdict
 from bench.verdicts import fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
@@ -81,7 +81,7 @@ def _roles(results: Results, roles: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _latency(results: Results) -> list[str]:
-    rows: list[FloorRun | LoadRow] = [*(results.floor.runs if results.floor else [])]
+    rows: list[Paced] = [*(results.floor.runs if results.floor else [])]
     rows += results.latency.runs if results.latency else []
     if not rows:
         return []
@@ -94,19 +94,15 @@ def _latency(results: Results) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lat = r.latency_ms
+        lat, ratio_txt, accepted, client = r.latency_ms, "1/1", "—", "—%"
         if isinstance(r, LoadRow):
             ratio = r.ratio_to_floor
             ratio_txt = f"{ratio.p50}/{ratio.p99}" if ratio else "1/1"
-            lost, accepted = r.missing + r.send_failed, fmt_ms(r.accept_latency_ms.p50)
-            client, aborted = f"{r.client_cpu_pct}%", r.aborted
-        else:
-            ratio_txt, lost, accepted = "1/1", r.missing + r.produce_errors, "—"
-            client, aborted = "—%", None
+            accepted, client = fmt_ms(r.accept_latency_ms.p50), f"{r.client_cpu_pct}%"
         lines.append(
             f"| {r.scenario} | {r.offered_per_s:g} | {lat.count:,} | {fmt_ms(lat.p50)} "
             f"| {fmt_ms(lat.p90)} | {fmt_ms(lat.p99)} | {fmt_ms(lat.p99_9)} "
-            f"| {fmt_ms(lat.max)} | {ratio_txt} | {lost}{' (stopped early)' if aborted else ''} "
+            f"| {fmt_ms(lat.max)} | {ratio_txt} | {r.lost}{' (stopped early)' if r.aborted else ''} "
             f"| {accepted} | {fmt_ms(r.send_lag_ms.p99)} | {client} |"
         )
     return lines + _transactions(results) + _depth(results)
@@ -150,7 +146,7 @@ def _transactions(results: Results) -> list[str]:
             f"| {r.transactions} "
             f"| {r.records_per_transaction_mean} / {r.records_per_transaction_max} "
             f"| {fmt_ms(commit.p50 if commit else None)} / "
-            f"{fmt_ms(commit.p99 if commit else None)} | {r.missing + r.produce_errors} |"
+            f"{fmt_ms(commit.p99 if commit else None)} | {r.lost} |"
         )
     return lines
 
@@ -306,11 +302,11 @@ def _soak(soak: SoakResults | None) -> list[str]:
     lat = run.latency_ms
     lines = [
         "",
-        f"## Soak ({run.sent:,} messages at {soak.rate:g}/s; {run.busy_channel_sends:,} in one "
+        f"## Soak ({run.sent:,} messages at {soak.rate:g}/s; {soak.busy_channel_sends:,} in one "
         f"channel, the rest over {soak.quiet_channels} channels)",
         "",
         f"Whole run: p50 {fmt_ms(lat.p50)}, p99 {fmt_ms(lat.p99)}, max {fmt_ms(lat.max)}; "
-        f"{run.missing} lost, {run.unaccepted} not accepted, {run.order_violations} order "
+        f"{run.missing} lost, {run.unaccepted} not accepted, {soak.order_violations} order "
         f"violations; errors {_counts(run.errors)}.",
         "",
     ]
@@ -328,7 +324,7 @@ def _soak(soak: SoakResults | None) -> list[str]:
     lines += ["| tenth of the sends | deliveries | p50 | p99 | max |", "|---|---|---|---|---|"]
     lines += [
         f"| {w.window} | {w.deliveries:,} | {fmt_ms(w.p50)} | {fmt_ms(w.p99)} | {fmt_ms(w.max)} |"
-        for w in run.windows
+        for w in soak.windows
     ]
     return lines
 

@@ -10,16 +10,16 @@ import shutil
 import signal
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import orjson
+import httpx
 import psutil
 
 from parley.devstack import DevStack, start_dev
 from parley.embedded.process import free_port_pair
+from parley_client import ws_url_of
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ROLES = ("gateway", "processor", "broker", "postgres", "cassandra")
@@ -60,15 +60,6 @@ def raise_nofile_limit() -> tuple[int, int]:
 def check_local(url: str) -> None:
     if (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
         raise SystemExit(f"refusing to benchmark {url}: only 127.0.0.1 is allowed")
-
-
-def get_json(url: str, timeout: float = 2.0) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = orjson.loads(response.read())
-    except (OSError, ValueError):
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _cmdline(proc: psutil.Process) -> str:
@@ -199,11 +190,6 @@ class Stack:
         except psutil.Error:
             return None
 
-    def gateway_connections(self) -> int | None:
-        body = get_json(f"{self.http_url}/healthz")
-        value = body.get("connections") if body else None
-        return value if isinstance(value, int) else None
-
     def stop(self, timeout_s: float = 90.0) -> None:
         """Stop the `parley dev` the bench started (in order: see `DevStack.stop`)."""
         if self.dev is None:
@@ -244,9 +230,10 @@ def start_stack(clock0: float, verbose: bool, data_dir: Path | None, message_sto
 def external_stack(url: str, kafka_bootstrap: str | None, gateway_pid: int | None) -> Stack:
     check_local(url)
     base = url.rstrip("/")
-    if get_json(f"{base}/healthz") is None:
-        raise SystemExit(f"{base}/healthz does not answer: is the stack running?")
+    try:
+        httpx.get(f"{base}/healthz", timeout=2, trust_env=False).raise_for_status()
+    except httpx.HTTPError:
+        raise SystemExit(f"{base}/healthz does not answer: is the stack running?") from None
     if kafka_bootstrap:
         check_local(f"tcp://{kafka_bootstrap}")
-    ws_url = f"ws://{urlsplit(base).netloc}/v1/ws"
-    return Stack(base, ws_url, kafka_bootstrap, gateway_pid_override=gateway_pid)
+    return Stack(base, ws_url_of(base), kafka_bootstrap, gateway_pid_override=gateway_pid)

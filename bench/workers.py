@@ -378,6 +378,15 @@ class WorkerPool:
                 raise RuntimeError(f"worker failed {command.__name__}: {reply}")
         return merge(replies)  # type: ignore[no-any-return]  # what `command` returns, pickled
 
+    async def hold(
+        self, target: int, concurrency: int, timeout_s: float, desc: str, total: int
+    ) -> LevelReply:
+        """`Worker.level` in every worker, at most `concurrency` connecting at once in all,
+        with a progress bar of the `total` sockets to open."""
+        per_worker = max(concurrency // self.workers, 4)
+        call = self.call(Worker.level, target, per_worker, timeout_s)
+        return await self.with_progress(total, desc, call)
+
     async def with_progress(self, total: int, desc: str, call: Awaitable[R]) -> R:
         """Await a call, with a progress bar of the sockets the workers keep meanwhile."""
         for counter in self.progress:
