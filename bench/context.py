@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench import cpu
@@ -39,52 +40,57 @@ class Context:
     """CPU (cores) each process role of the stack uses with no client traffic."""
     plotted: dict[str, Histogram] = field(default_factory=dict)
     """Latency histograms by run label (`1:1@100`, `floor@100`, `storm`), for the plots."""
+    calls: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    """The setup's API calls at once (more would wait for the client's pool of 32 connections,
+    and time out there)."""
 
-    async def direct(self, a: Login, b: Login, semaphore: asyncio.Semaphore) -> str:
-        async with semaphore:
-            return (await self.api.open_direct(a, b.user_id))["channel_id"]
+    async def directs(self, pairs: Iterable[tuple[Login, Login]]) -> list[str]:
+        """The direct channel of each pair."""
+
+        async def one(a: Login, b: Login) -> str:
+            async with self.calls:
+                return (await self.api.open_direct(a, b.user_id))["channel_id"]
+
+        return await asyncio.gather(*(one(a, b) for a, b in pairs))
 
     async def group(self, members: list[Login], name: str) -> str:
         """A group of `members`, made by the first of them."""
         others = [m.user_id for m in members[1:]]
-        return (await self.api.create_group(members[0], name, others))["channel_id"]
+        async with self.calls:
+            return (await self.api.create_group(members[0], name, others))["channel_id"]
+
+
+def pairs(users: list[Login]) -> list[tuple[Login, Login]]:
+    """Users 0 and 1, 2 and 3, ..."""
+    return list(zip(users[::2], users[1::2], strict=False))
 
 
 async def setup_channels(ctx: Context) -> None:
     cfg, users = ctx.cfg, ctx.users
-    semaphore = asyncio.Semaphore(8)
     if "latency" in cfg.only:
-        ctx.pair_channels = await asyncio.gather(
-            *(ctx.direct(users[2 * i], users[2 * i + 1], semaphore) for i in range(cfg.pairs))
-        )
+        ctx.pair_channels = await ctx.directs(pairs(users[: 2 * cfg.pairs]))
         ctx.group_channel = await ctx.group(users[: cfg.group_size], "bench group")
     if "throughput" in cfg.only:
         base = cfg.throughput_offset()
-        ctx.throughput_channels = await asyncio.gather(
-            *(
-                ctx.direct(users[base + 2 * i], users[base + 2 * i + 1], semaphore)
-                for i in range(cfg.throughput_pairs)
-            )
+        ctx.throughput_channels = await ctx.directs(
+            pairs(users[base : base + 2 * cfg.throughput_pairs])
         )
         members = users[base : base + cfg.group_size]
         ctx.throughput_group = await ctx.group(members, "bench throughput group")
     n = cfg.conn_users()
     if n:
         # A ring of direct channels (i, i+2): never one of the (2i, 2i+1) pairs above.
-        pairs = sorted({(min(i, (i + 2) % n), max(i, (i + 2) % n)) for i in range(n)})
-        channel_ids = await asyncio.gather(
-            *(ctx.direct(users[a], users[b], semaphore) for a, b in pairs)
-        )
-        ctx.ring = [(a, b, ch) for (a, b), ch in zip(pairs, channel_ids, strict=True)]
+        ring = sorted({(min(i, (i + 2) % n), max(i, (i + 2) % n)) for i in range(n)})
+        channel_ids = await ctx.directs((users[a], users[b]) for a, b in ring)
+        ctx.ring = [(a, b, ch) for (a, b), ch in zip(ring, channel_ids, strict=True)]
 
 
 async def fetch_cursors(ctx: Context, users: list[Login]) -> dict[str, dict[str, str]]:
     """Each user's newest message id per channel (by user id), for `hello.cursors`."""
-    semaphore = asyncio.Semaphore(16)
     out: dict[str, dict[str, str]] = {}
 
     async def one(user: Login) -> None:
-        async with semaphore:
+        async with ctx.calls:
             out[user.user_id] = await ctx.api.last_message_ids(user)
 
     await asyncio.gather(*(one(u) for u in users))

@@ -155,13 +155,7 @@ async def _make_groups(ctx: Context) -> list[list[Login]]:
     size = cfg.presence_group_size()
     users = ctx.users[: cfg.presence_group_count() * size]
     groups = [users[i : i + size] for i in range(0, len(users), size)]
-    semaphore = asyncio.Semaphore(8)
-
-    async def one(n: int, members: list[Login]) -> None:
-        async with semaphore:
-            await ctx.group(members, f"presence {n}")
-
-    await asyncio.gather(*(one(n, g) for n, g in enumerate(groups)))
+    await asyncio.gather(*(ctx.group(g, f"presence {n}") for n, g in enumerate(groups)))
     return groups
 
 

@@ -8,10 +8,8 @@ heaps fill shows it there, where a run-wide percentile would average it away."""
 
 from __future__ import annotations
 
-import asyncio
-
 from bench import histograms
-from bench.context import Context, paced, use_cursors
+from bench.context import Context, paced, pairs, use_cursors
 from bench.load import TEXT, Target
 from bench.results import Drift, SoakResults, SoakWindow, StorageCost, TableSize
 
@@ -84,14 +82,8 @@ async def run_soak(ctx: Context) -> None:
     out = ctx.results.soak = SoakResults(
         cfg.soak_messages, cfg.soak_rate, cfg.soak_quiet_channels, len(TEXT)
     )
-    semaphore = asyncio.Semaphore(8)
-
-    async def direct(i: int) -> Target:
-        a, b = users[2 * i], users[2 * i + 1]
-        return Target(a, await ctx.direct(a, b, semaphore), 1)
-
-    targets = await asyncio.gather(*(direct(i) for i in range(cfg.soak_quiet_channels + 1)))
-    busy, quiet = targets[0], list(targets[1:])
+    channels = await ctx.directs(pairs(users))
+    busy, *quiet = [Target(a, ch, 1) for (a, _), ch in zip(pairs(users), channels, strict=True)]
     plan = schedule(busy, quiet)
     use_cursors(ctx)
     await ctx.fleet.keep_only(users)
