@@ -6,20 +6,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
-async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+@contextlib.asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
     await admin.start()
     try:
-        response = await admin.create_topics([NewTopic(topic, partitions, 1)])
-        for name, code, message in response.topic_errors:
-            if code != 0:
-                raise RuntimeError(f"could not create topic {name}: {message} ({code})")
+        yield admin
     finally:
         await admin.close()
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    async with _admin(bootstrap) as admin:
+        response = await admin.create_topics([NewTopic(topic, partitions, 1)])
+    for name, code, message in response.topic_errors:
+        if code != 0:
+            raise RuntimeError(f"could not create topic {name}: {message} ({code})")
 
 
 async def wait_for_leaders(
@@ -27,9 +34,7 @@ async def wait_for_leaders(
 ) -> None:
     """Until every partition of a new topic has a leader (a produce or fetch before that
     waits for metadata, which would be charged to the first records)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             described = await admin.describe_topics([topic])
@@ -43,27 +48,18 @@ async def wait_for_leaders(
             if len(led) >= partitions:
                 return
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"topic {topic}: no leader for every partition in {timeout_s:g} s")
-    finally:
-        await admin.close()
+    raise RuntimeError(f"topic {topic}: no leader for every partition in {timeout_s:g} s")
 
 
 async def delete_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
     with contextlib.suppress(Exception):
-        await admin.start()
-        await admin.delete_topics([topic])
-    with contextlib.suppress(Exception):
-        await admin.close()
+        async with _admin(bootstrap) as admin:
+            await admin.delete_topics([topic])
 
 
 async def partition_count(bootstrap: str, topic: str) -> int:
     """How many partitions `topic` has (0 if it does not exist). A consumer's own metadata
     holds only the topics it subscribed to or was assigned, so the bench asks the admin API."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parley-bench")
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
     return sum(len(t.get("partitions", [])) for t in described if t.get("topic") == topic)

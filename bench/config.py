@@ -199,20 +199,12 @@ class Config:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
     def users_needed(self) -> int:
-        need = 2
-        if "latency" in self.only:
-            need = max(need, 2 * self.pairs, self.group_size)
-        if "throughput" in self.only:
-            need = max(
-                need,
-                self.throughput_offset() + max(2 * self.throughput_pairs, self.group_size),
-            )
-        need = max(need, self.conn_users())
+        need = [2, self.soak_offset(), self.conn_users()]
         if "soak" in self.only:
-            need = max(need, self.soak_offset() + 2 * (self.soak_quiet_channels + 1))
+            need.append(self.soak_offset() + 2 * (self.soak_quiet_channels + 1))
         if "presence" in self.only:
-            need = max(need, self.presence_group_count() * self.presence_group_size())
-        return need
+            need.append(self.presence_group_count() * self.presence_group_size())
+        return max(need)
 
     def presence_group_size(self) -> int:
         """Each watcher shares one group with the users it watches (≤ 100 members)."""
@@ -247,12 +239,12 @@ class Config:
     def soak_offset(self) -> int:
         """The soak's users come after the latency and throughput users: no backlog of theirs
         reaches the soak's sockets."""
-        base = 0
-        if "latency" in self.only:
-            base = max(2 * self.pairs, self.group_size)
-        if "throughput" in self.only:
-            base = self.throughput_offset() + max(2 * self.throughput_pairs, self.group_size)
-        return base
+        latency = max(2 * self.pairs, self.group_size) if "latency" in self.only else 0
+        if "throughput" not in self.only:
+            return latency
+        return max(
+            latency, self.throughput_offset() + max(2 * self.throughput_pairs, self.group_size)
+        )
 
     def conn_sockets(self) -> int:
         top = 0

@@ -7,17 +7,17 @@ import asyncio
 import contextlib
 import statistics
 import time
-from collections.abc import Awaitable
 
+import httpx
 import psutil
 
 from bench import histograms
-from bench.context import Context, fetch_cursors
-from bench.load import Target, paced_load
-from bench.progress import bar as progress_bar
+from bench.context import Context, fetch_cursors, paced
+from bench.load import Target
 from bench.results import Baseline, ConnectionResults, Level, Reconnect, StormResults
 from bench.stack import Stack
-from bench.workers import R, Slot, Worker, WorkerPool, first_samples, merged_counts
+from bench.workers import Slot, Worker, WorkerPool
+from parley_client import ApiError
 
 
 async def setup_idle_clients(ctx: Context) -> None:
@@ -27,42 +27,24 @@ async def setup_idle_clients(ctx: Context) -> None:
     cfg = ctx.cfg
     users = ctx.users[: cfg.conn_users()]
     cursors = await fetch_cursors(ctx, users)
-    unread = {u.index: 0 for u in users}
+    unread = {u.user_id: 0 for u in users}
     if cfg.unread_per_channel > 0 and ctx.ring:
         await ctx.fleet.ensure(users)
         targets = [Target(users[a], ch, 1) for a, _, ch in ctx.ring]
         count = cfg.unread_per_channel * len(targets)
-        run = await paced_load(
-            ctx.fleet,
-            targets,
-            rate=300.0,
-            duration_s=count / 300.0,
-            label="unread messages",
-            drain_s=30,
-            abort_after_s=30,
-        )
-        ctx.results.unread_messages = run.row("unread messages")
+        label = "unread messages"
+        run = await paced(ctx, targets, 300.0, count / 300.0, label, drain_s=30, abort_after_s=30)
+        ctx.results.unread_messages = run.row
         for a, b, _ in ctx.ring:
-            unread[a] += cfg.unread_per_channel
-            unread[b] += cfg.unread_per_channel
+            unread[users[a].user_id] += cfg.unread_per_channel
+            unread[users[b].user_id] += cfg.unread_per_channel
         await ctx.fleet.close_all()
     owner = [users[i // cfg.sockets_per_user] for i in range(cfg.conn_sockets())]
     ctx.slots = [
-        Slot(i, user.token, cursors[user.index], unread[user.index]) for i, user in enumerate(owner)
+        Slot(i, user.token, cursors[user.user_id], unread[user.user_id])
+        for i, user in enumerate(owner)
     ]
     ctx.pool = WorkerPool(ctx.ws_url, ctx.slots, cfg.workers)
-
-
-async def with_progress(pool: WorkerPool, total: int, desc: str, call: Awaitable[R]) -> R:
-    """Await a pool call, with a progress bar fed by the workers' shared counters."""
-    pool.reset_progress()
-    with progress_bar(total, desc, "sock") as bar:
-        task = asyncio.ensure_future(call)
-        while not task.done():
-            await asyncio.wait([task], timeout=0.25)
-            bar.update(pool.progress_total() - bar.n)
-        bar.update(pool.progress_total() - bar.n)
-        return task.result()
 
 
 async def _rss(stack: Stack, samples: int = 3) -> int | None:
@@ -73,6 +55,13 @@ async def _rss(stack: Stack, samples: int = 3) -> int | None:
             values.append(rss)
         await asyncio.sleep(0.5)
     return int(statistics.median(values)) if values else None
+
+
+async def _connections(ctx: Context) -> int | None:
+    """The sockets the gateway counts (`/healthz`)."""
+    with contextlib.suppress(ApiError, httpx.HTTPError):
+        return int((await ctx.api.healthz())["connections"])
+    return None
 
 
 def _kib(grown: int | None, sockets: int) -> float | None:
@@ -90,35 +79,25 @@ async def run_connections(ctx: Context) -> None:
             out.gateway_nofile_limit = list(gateway.rlimit(psutil.RLIMIT_NOFILE))
     await asyncio.sleep(2)
     rss0 = await _rss(stack)
-    out.baseline = Baseline(rss0, stack.gateway_connections())
+    out.baseline = Baseline(rss0, await _connections(ctx))
     prev_rss, prev_held = rss0, 0
-    per_worker = max(cfg.connect_concurrency // pool.workers, 4)
     for level in cfg.conn_levels:
         started = time.monotonic()
         rss_before = await _rss(stack, 1)
-        replies = await with_progress(
-            pool,
-            level - prev_held,
-            f"connections → {level}",
-            pool.call(Worker.level, level, per_worker, 240.0),
-        )
+        desc = f"connections → {level}"
+        reply = await pool.hold(level, cfg.connect_concurrency, 240.0, desc, level - prev_held)
         await asyncio.sleep(3)  # let the gateway finish its per-socket work
         rss = await _rss(stack)
-        held = sum(r.held for r in replies)
+        held = reply.held
         out.levels.append(
             Level(
                 level=level,
                 held=held,
-                opened_now=sum(r.opened for r in replies),
-                errors=merged_counts(r.errors for r in replies),
-                error_samples=first_samples(r.error_samples for r in replies),
-                retries=sum(r.retries for r in replies),
-                client_closes=merged_counts(r.closes for r in replies),
-                connect_and_sync_s=histograms.seconds(
-                    histograms.merged(r.connect_s for r in replies)
-                ),
+                connects=reply.connects,
+                client_closes=reply.closes,
+                connect_and_sync_s=histograms.seconds(histograms.of_seconds(reply.synced_s)),
                 elapsed_s=round(time.monotonic() - started, 2),
-                healthz_connections=stack.gateway_connections(),
+                healthz_connections=await _connections(ctx),
                 rss_before_bytes=rss_before,
                 rss_bytes=rss,
                 # Against the baseline with no bench sockets (the figure the target is for),
@@ -133,49 +112,36 @@ async def run_connections(ctx: Context) -> None:
 
 
 async def run_storm(ctx: Context) -> None:
-    cfg, stack, pool = ctx.cfg, ctx.stack, ctx.pool
+    cfg, pool = ctx.cfg, ctx.pool
     assert pool is not None
     n = cfg.storm_clients
     out = ctx.results.storm = StormResults(n, cfg.storm_deadline_s)
-    held_now = sum(r.held for r in await pool.call(Worker.stats))
-    replies = await with_progress(
-        pool,
-        max(n - min(held_now, n), 0),
-        f"storm: connect {n}",
-        pool.call(Worker.level, n, max(cfg.connect_concurrency // pool.workers, 4), 240.0),
-    )
-    out.connected_before = sum(r.held for r in replies)
-    out.connect_errors = merged_counts(r.errors for r in replies)
+    held_now = (await pool.call(Worker.stats)).held
+    to_open = max(n - held_now, 0)
+    level = await pool.hold(n, cfg.connect_concurrency, 240.0, f"storm: connect {n}", to_open)
+    out.connected_before, out.connect = level.held, level.connects
     await asyncio.sleep(2)
-    out.healthz_before = stack.gateway_connections()
-    drops = await pool.call(Worker.drop)
-    out.drop_s = round(max(r.elapsed_s for r in drops), 3)
-    out.dropped = sum(r.closed for r in drops)
+    out.healthz_before = await _connections(ctx)
+    drop = await pool.call(Worker.drop)
+    out.drop_s, out.dropped = round(drop.elapsed_s, 3), drop.closed
     start_at = time.monotonic() + 0.5
-    storm = await with_progress(
-        pool,
+    storm = await pool.with_progress(
         out.dropped,
         f"storm: {out.dropped} reconnecting",
         pool.call(Worker.storm, start_at, n, cfg.storm_deadline_s),
     )
-    synced = histograms.merged(r.synced_s for r in storm)
+    synced = histograms.of_seconds(storm.synced_s)
     times = histograms.seconds(synced)
-    failed = sum(r.failed for r in storm)
-    mins = [r.sync_messages_min for r in storm if r.sync_messages_min is not None]
-    maxes = [r.sync_messages_max for r in storm if r.sync_messages_max is not None]
+    failed = storm.connects.failed
     out.reconnect = Reconnect(
-        synced=times.count,
-        failed=failed,
+        connects=storm.connects,
         all_synced=failed == 0 and times.count == out.dropped,
         all_synced_s=times.max if times.count and failed == 0 else None,
         time_to_synced_s=times,
-        retries=sum(r.retries for r in storm),
-        errors=merged_counts(r.errors for r in storm),
-        error_samples=first_samples(r.error_samples for r in storm),
         expected_sync_messages=sorted({s.expected_sync for s in ctx.slots[:n]}),
-        sync_messages_min=min(mins, default=None),
-        sync_messages_max=max(maxes, default=None),
-        sync_count_wrong=sum(r.sync_count_wrong for r in storm),
-        healthz_after=stack.gateway_connections(),
+        sync_messages_min=min(storm.sync_messages, default=None),
+        sync_messages_max=max(storm.sync_messages, default=None),
+        sync_count_wrong=storm.sync_count_wrong,
+        healthz_after=await _connections(ctx),
     )
     ctx.plotted["storm"] = synced

@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench import cpu
-from bench.api import Api, User
 from bench.config import Config
 from bench.histograms import Histogram
-from bench.load import Fleet, Tracker, quiesce
+from bench.load import Fleet, Run, Target, Tracker, paced_load, quiesce
 from bench.results import AfterRun, Results, Settle
 from bench.stack import Stack
 from bench.workers import Slot, WorkerPool
+from parley_client import Client, Login
 
 
 @dataclass
 class Context:
     cfg: Config
     stack: Stack
-    api: Api
+    api: Client
     ws_url: str
-    users: list[User]
+    users: list[Login]
     tracker: Tracker
     fleet: Fleet
     results: Results
@@ -32,7 +33,6 @@ class Context:
     group_channel: str | None = None
     throughput_group: str | None = None
     ring: list[tuple[int, int, str]] = field(default_factory=list)
-    user_channels: dict[int, set[str]] = field(default_factory=dict)
     pool: WorkerPool | None = None
     slots: list[Slot] = field(default_factory=list)
     idle_work_cores: float = 0.5
@@ -40,58 +40,58 @@ class Context:
     """CPU (cores) each process role of the stack uses with no client traffic."""
     plotted: dict[str, Histogram] = field(default_factory=dict)
     """Latency histograms by run label (`1:1@100`, `floor@100`, `storm`), for the plots."""
+    calls: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    """The setup's API calls at once (more would wait for the client's pool of 32 connections,
+    and time out there)."""
 
-    def note_channel(self, channel_id: str, *members: User) -> None:
-        for m in members:
-            self.user_channels.setdefault(m.index, set()).add(channel_id)
+    async def directs(self, pairs: Iterable[tuple[Login, Login]]) -> list[str]:
+        """The direct channel of each pair."""
 
-    async def direct(self, a: User, b: User, semaphore: asyncio.Semaphore) -> str:
-        async with semaphore:
-            channel_id = await self.api.direct(a, b)
-        self.note_channel(channel_id, a, b)
-        return channel_id
+        async def one(a: Login, b: Login) -> str:
+            async with self.calls:
+                return (await self.api.open_direct(a, b.user_id))["channel_id"]
 
-    async def group(self, members: list[User], name: str) -> str:
-        channel_id = await self.api.group(members[0], members, name)
-        self.note_channel(channel_id, *members)
-        return channel_id
+        return await asyncio.gather(*(one(a, b) for a, b in pairs))
+
+    async def group(self, members: list[Login], name: str) -> str:
+        """A group of `members`, made by the first of them."""
+        others = [m.user_id for m in members[1:]]
+        async with self.calls:
+            return (await self.api.create_group(members[0], name, others))["channel_id"]
+
+
+def pairs(users: list[Login]) -> list[tuple[Login, Login]]:
+    """Users 0 and 1, 2 and 3, ..."""
+    return list(zip(users[::2], users[1::2], strict=False))
 
 
 async def setup_channels(ctx: Context) -> None:
     cfg, users = ctx.cfg, ctx.users
-    semaphore = asyncio.Semaphore(8)
     if "latency" in cfg.only:
-        ctx.pair_channels = await asyncio.gather(
-            *(ctx.direct(users[2 * i], users[2 * i + 1], semaphore) for i in range(cfg.pairs))
-        )
+        ctx.pair_channels = await ctx.directs(pairs(users[: 2 * cfg.pairs]))
         ctx.group_channel = await ctx.group(users[: cfg.group_size], "bench group")
     if "throughput" in cfg.only:
         base = cfg.throughput_offset()
-        ctx.throughput_channels = await asyncio.gather(
-            *(
-                ctx.direct(users[base + 2 * i], users[base + 2 * i + 1], semaphore)
-                for i in range(cfg.throughput_pairs)
-            )
+        ctx.throughput_channels = await ctx.directs(
+            pairs(users[base : base + 2 * cfg.throughput_pairs])
         )
         members = users[base : base + cfg.group_size]
         ctx.throughput_group = await ctx.group(members, "bench throughput group")
     n = cfg.conn_users()
     if n:
         # A ring of direct channels (i, i+2): never one of the (2i, 2i+1) pairs above.
-        pairs = sorted({(min(i, (i + 2) % n), max(i, (i + 2) % n)) for i in range(n)})
-        channel_ids = await asyncio.gather(
-            *(ctx.direct(users[a], users[b], semaphore) for a, b in pairs)
-        )
-        ctx.ring = [(a, b, ch) for (a, b), ch in zip(pairs, channel_ids, strict=True)]
+        ring = sorted({(min(i, (i + 2) % n), max(i, (i + 2) % n)) for i in range(n)})
+        channel_ids = await ctx.directs((users[a], users[b]) for a, b in ring)
+        ctx.ring = [(a, b, ch) for (a, b), ch in zip(ring, channel_ids, strict=True)]
 
 
-async def fetch_cursors(ctx: Context, users: list[User]) -> dict[int, dict[str, str]]:
-    semaphore = asyncio.Semaphore(16)
-    out: dict[int, dict[str, str]] = {}
+async def fetch_cursors(ctx: Context, users: list[Login]) -> dict[str, dict[str, str]]:
+    """Each user's newest message id per channel (by user id), for `hello.cursors`."""
+    out: dict[str, dict[str, str]] = {}
 
-    async def one(user: User) -> None:
-        async with semaphore:
-            out[user.index] = await ctx.api.last_message_ids(user)
+    async def one(user: Login) -> None:
+        async with ctx.calls:
+            out[user.user_id] = await ctx.api.last_message_ids(user)
 
     await asyncio.gather(*(one(u) for u in users))
     return out
@@ -100,11 +100,38 @@ async def fetch_cursors(ctx: Context, users: list[User]) -> dict[int, dict[str, 
 def use_cursors(ctx: Context) -> None:
     """The fleet's sockets say in `hello` where each user's channels are, so that a reconnect
     syncs only what the user missed."""
+    ctx.fleet.cursors = ctx.api.last_message_ids
 
-    async def cursors(user: User) -> dict[str, str]:
-        return await ctx.api.last_message_ids(user)
 
-    ctx.fleet.cursors = cursors
+async def paced(
+    ctx: Context,
+    targets: list[Target],
+    rate: float,
+    duration_s: float,
+    label: str,
+    scenario: str | None = None,
+    *,
+    drain_s: float | None = None,
+    abort_after_s: float | None = None,
+    keep_tenths: bool = False,
+) -> Run:
+    """A paced load through the fleet (within the run's bounds, unless given), and the CPU
+    each process of the stack spent while it ran and drained."""
+    before = cpu.snapshot(ctx.stack)
+    run = await paced_load(
+        ctx.fleet,
+        targets,
+        rate,
+        duration_s,
+        label,
+        scenario or label,
+        drain_s=ctx.cfg.drain_s if drain_s is None else drain_s,
+        abort_after_s=ctx.cfg.abort_after_s if abort_after_s is None else abort_after_s,
+        keep_tenths=keep_tenths,
+    )
+    used = cpu.used(before, cpu.snapshot(ctx.stack))
+    run.row.cpu = cpu.cost(used, run.row.sent, ctx.idle_cores)
+    return run
 
 
 async def measure_idle(ctx: Context, seconds: float) -> dict[str, float]:
@@ -132,7 +159,7 @@ async def settle_stack(ctx: Context, max_s: float) -> Settle:
     return Settle(round(time.monotonic() - started, 1), False, round(cores, 2))
 
 
-async def between_runs(ctx: Context, users: list[User]) -> AfterRun:
+async def between_runs(ctx: Context, users: list[Login]) -> AfterRun:
     waited = await quiesce(ctx.tracker, 0.5, ctx.cfg.quiesce_max_s)
     settle = await settle_stack(ctx, ctx.cfg.quiesce_max_s)
     before = ctx.fleet.reconnects

@@ -169,7 +169,7 @@ class Floor:
             offered_per_s=rate,
             sent=sent,
             send_window_s=round((end - start) / 1e9, 3),
-            produce_errors=errors,
+            send_failed=errors,
             missing=missing,
             send_lag_ms=histograms.summary(histograms.of_ns(lag)),
             latency_ms=histograms.summary(latency),

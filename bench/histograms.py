@@ -1,6 +1,5 @@
 """Latencies and durations as HdrHistograms of microseconds (3 significant digits: every value
-within 0.1%), so that the bench's worker processes can send theirs over a pipe to be merged, and
-their summaries (count, percentiles, max, mean) and CDF points for the report."""
+within 0.1%), their summaries (count, percentiles, max, mean) and CDF points for the report."""
 
 from __future__ import annotations
 
@@ -38,19 +37,6 @@ def of_seconds(values_s: Iterable[float]) -> Histogram:
     return of(round(v * 1e6) for v in values_s)
 
 
-def encode(histogram: Histogram) -> bytes:
-    """For a pipe between processes: HdrHistogram's compressed, base64 wire format."""
-    return bytes(histogram.encode())
-
-
-def merged(encoded: Iterable[bytes]) -> Histogram:
-    """One histogram from several (encoded) ones, e.g. one per worker process."""
-    histogram = new()
-    for item in encoded:
-        histogram.decode_and_add(item)
-    return histogram
-
-
 @dataclass(frozen=True)
 class Summary:
     """Count, percentiles, max and mean, in ms (latencies) or s (durations); None if empty."""
@@ -64,11 +50,14 @@ class Summary:
     mean: float | None
 
 
+NO_SAMPLES = Summary(0, None, None, None, None, None, None)
+
+
 def summary(histogram: Histogram, unit_us: float = 1000.0, digits: int = 3) -> Summary:
     """In ms by default; `seconds` for durations."""
     count = int(histogram.get_total_count())
     if count == 0:
-        return Summary(0, None, None, None, None, None, None)
+        return NO_SAMPLES
 
     def at(value: float) -> float:
         return round(value / unit_us, digits)

@@ -5,42 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bench import cpu
-from bench.api import User
-from bench.context import Context, between_runs, use_cursors
-from bench.load import Run, Target, paced_load
-from bench.results import Curve, FloorRatios, LatencyResults, LoadRow, Results, ThroughputResults
-
-
-async def _measured(
-    ctx: Context, targets: list[Target], rate: float, duration_s: float, label: str, scenario: str
-) -> tuple[Run, LoadRow]:
-    """A paced load, and the CPU each process of the stack spent while it ran and drained."""
-    before = cpu.snapshot(ctx.stack)
-    run = await paced_load(
-        ctx.fleet,
-        targets,
-        rate,
-        duration_s,
-        label,
-        drain_s=ctx.cfg.drain_s,
-        abort_after_s=ctx.cfg.abort_after_s,
-    )
-    row = run.row(scenario)
-    row.cpu = cpu.cost(cpu.used(before, cpu.snapshot(ctx.stack)), run.sent, ctx.idle_cores)
-    return run, row
-
-
-async def _warm_up(ctx: Context, targets: list[Target], rate: float, label: str) -> Run:
-    return await paced_load(
-        ctx.fleet,
-        targets,
-        rate=rate,
-        duration_s=2,
-        label=label,
-        drain_s=ctx.cfg.drain_s,
-        abort_after_s=ctx.cfg.abort_after_s,
-    )
+from bench.context import Context, between_runs, paced, use_cursors
+from bench.load import Target
+from bench.results import Curve, FloorRatios, LatencyResults, Results, ThroughputResults
+from parley_client import Login
 
 
 async def run_latency(ctx: Context) -> None:
@@ -54,15 +22,14 @@ async def run_latency(ctx: Context) -> None:
     members = ctx.users[: cfg.group_size]
     group = [Target(m, ctx.group_channel, cfg.group_size - 1) for m in members]
     for kind, targets in (("1:1", direct), ("group", group)):
-        warm = await _warm_up(ctx, targets, 50, f"warm-up {kind}")
-        out.warm_up[kind] = warm.warm_up()
+        out.warm_up[kind] = (await paced(ctx, targets, 50, 2, f"warm-up {kind}")).row
         await between_runs(ctx, users)
         for rate in cfg.latency_rates:
             label = f"latency {kind} @{rate:g}/s"
-            run, row = await _measured(ctx, targets, rate, cfg.latency_duration_s, label, kind)
+            run = await paced(ctx, targets, rate, cfg.latency_duration_s, label, kind)
             ctx.plotted[f"{kind}@{rate:g}"] = run.latency
-            row.after = await between_runs(ctx, users)
-            out.runs.append(row)
+            run.row.after = await between_runs(ctx, users)
+            out.runs.append(run.row)
 
 
 async def run_throughput(ctx: Context) -> None:
@@ -92,22 +59,22 @@ async def _curve(
     kind: str,
     targets: list[Target],
     rates: list[float],
-    users: list[User],
+    users: list[Login],
 ) -> None:
     cfg = ctx.cfg
     fanout = targets[0].expected
-    warm = await _warm_up(ctx, targets, max(min(rates[0], 100.0), 10.0), f"warm-up {kind}")
+    warm = await paced(ctx, targets, max(min(rates[0], 100.0), 10.0), 2, f"warm-up {kind}")
     await between_runs(ctx, users)
-    curve = Curve(kind, fanout, warm.warm_up())
+    curve = Curve(kind, fanout, warm.row)
     out.curves.append(curve)
     for i, rate in enumerate(rates):
         label = f"throughput, {kind} @{rate:g}/s"
-        run, row = await _measured(ctx, targets, rate, cfg.step_s, label, "throughput")
+        row = (await paced(ctx, targets, rate, cfg.step_s, label, "throughput")).row
         row.offered_deliveries_per_s = rate * fanout
         row.after = await between_runs(ctx, users)
         p99 = row.latency_ms.p99
         row.within_bound = bool(
-            p99 is not None and p99 <= cfg.p99_bound_ms and not run.missing and not run.aborted
+            p99 is not None and p99 <= cfg.p99_bound_ms and not row.missing and not row.aborted
         )
         curve.steps.append(row)
         delivered = row.delivered_per_s or 0.0
@@ -118,7 +85,7 @@ async def _curve(
             out.max_delivered_per_s_within_bound = max(
                 out.max_delivered_per_s_within_bound, delivered
             )
-        reason = run.aborted
+        reason = row.aborted
         if reason is None and (p99 is None or p99 > 10 * cfg.p99_bound_ms):
             reason = f"p99 {p99} ms > 10x the bound at {rate:g}/s"
         if reason is None and delivered < 0.8 * rate * fanout:
@@ -142,5 +109,5 @@ def add_floor_ratios(results: Results) -> None:
         row.ratio_to_floor = replace(
             FloorRatios.of(row.latency_ms, floor.latency_ms),
             floor_rate=floor.offered_per_s,
-            floor_lost=floor.missing + floor.produce_errors,
+            floor_lost=floor.lost,
         )

@@ -12,80 +12,38 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
 import psutil
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from bench import histograms
-from bench.api import User
 from bench.histograms import Histogram
 from bench.pacing import Pacer
 from bench.progress import bar as progress_bar
-from bench.results import LoadRow, WarmUp
-from bench.wsclient import SessionError, close_code, encode, open_synced
+from bench.results import Connects, LoadRow
+from bench.workers import Sockets
+from parley_client import Login, Session, SessionError, encode_frame
 
 CDF_POINTS = 300
 TEXT = "bench " + "lorem ipsum dolor sit amet " * 3  # ~90 characters, a typical chat line
 
 
-@dataclass
+@dataclass(eq=False)
 class Run:
-    """What one paced load measured. Samples are kept as plain lists while it runs (an
-    append is cheap in the receive path) and go into histograms once it is over."""
+    """One paced load while it runs: its row, whose counts the tracker fills in as frames
+    arrive, and its samples as plain lists (an append is cheap in the receive path), which go
+    into histograms once it is over."""
 
-    label: str
-    rate: float
-    count: int = 1
+    row: LoadRow
+    count: int
     latencies_us: list[int] = field(default_factory=list)
     accept_us: list[int] = field(default_factory=list)
-    send_lag_us: list[int] = field(default_factory=list)
     tenths: list[int] | None = None
     """With `keep_tenths`: beside each latency, the tenth of the planned sends it belongs to."""
-    expected: int = 0
-    delivered: int = 0
-    sent: int = 0
-    send_failed: int = 0
-    missing: int = 0
-    unaccepted: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    aborted: str | None = None
-    window_s: float = 0.0
-    delivered_in_window: int = 0
-    drain_s: float = 0.0
-    client_cpu_pct: float = 0.0
     latency: Histogram = None
-
-    def row(self, scenario: str, cdf_points: int = CDF_POINTS) -> LoadRow:
-        return LoadRow(
-            scenario=scenario,
-            offered_per_s=self.rate,
-            sent=self.sent,
-            send_window_s=round(self.window_s, 3),
-            expected_deliveries=self.expected,
-            delivered=self.delivered,
-            missing=self.missing,
-            send_failed=self.send_failed,
-            unaccepted=self.unaccepted,
-            errors=self.errors,
-            aborted=self.aborted,
-            delivered_per_s=round(self.delivered_in_window / self.window_s, 1)
-            if self.window_s > 0
-            else None,
-            latency_ms=histograms.summary(self.latency),
-            accept_latency_ms=histograms.summary(histograms.of(self.accept_us)),
-            send_lag_ms=histograms.summary(histograms.of(self.send_lag_us)),
-            drain_s=round(self.drain_s, 3),
-            client_cpu_pct=round(self.client_cpu_pct, 1),
-            cdf_ms=histograms.cdf(self.latency, cdf_points),
-        )
-
-    def warm_up(self) -> WarmUp:
-        return WarmUp(self.sent, self.missing, self.errors)
 
 
 @dataclass
@@ -95,19 +53,6 @@ class Pending:
     got: int
     run: Run
     seq: int
-
-
-@dataclass
-class Session:
-    user: User
-    ws: ClientConnection
-    last_seen: dict[str, int] = field(default_factory=dict)
-    reader: asyncio.Task[None] | None = None
-    closing: bool = False
-
-    @property
-    def open(self) -> bool:
-        return self.ws.state.name == "OPEN"
 
 
 class Tracker:
@@ -120,37 +65,36 @@ class Tracker:
         self.deliveries = 0
         self.late = 0
         self.order_violations = 0
-        self.frames = 0
         self.last_frame_ns = 0
-        self.unexpected_closes: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
+        self.errors: Counter[str] = Counter()
         self.drained = asyncio.Event()
 
     def expect(self, cmid: str, t0: int, expected: int, run: Run, seq: int) -> None:
         self.pending[cmid] = Pending(t0, expected, 0, run, seq)
         self.awaiting_accept[cmid] = (t0, run)
         self.order.append((t0, cmid))
-        run.expected += expected
+        run.row.expected_deliveries += expected
 
     def oldest_pending_age_ns(self, now: int) -> int:
         while self.order and self.order[0][1] not in self.pending:
             self.order.popleft()
         return now - self.order[0][0] if self.order else 0
 
-    def on_frame(self, session: Session, raw: str | bytes) -> None:
+    def on_frame(self, raw: str | bytes, device_id: str, last_seen: dict[str, int]) -> None:
+        """A frame on the socket of `device_id`; `last_seen` is that socket's newest message
+        id by channel, for the order check."""
         now = time.monotonic_ns()
-        self.frames += 1
         self.last_frame_ns = now
         frame = orjson.loads(raw)
         kind = frame.get("type")
         if kind == "message":
             channel_id = frame["channel_id"]
             message_id = int(frame["message_id"])
-            if message_id <= session.last_seen.get(channel_id, 0):
+            if message_id <= last_seen.get(channel_id, 0):
                 self.order_violations += 1
             else:
-                session.last_seen[channel_id] = message_id
-            if frame.get("sender_device_id") == session.user.device_id:
+                last_seen[channel_id] = message_id
+            if frame.get("sender_device_id") == device_id:
                 return  # the sender's own echo
             cmid = frame.get("client_msg_id")
             pending = self.pending.get(cmid) if isinstance(cmid, str) else None
@@ -161,7 +105,7 @@ class Tracker:
             run.latencies_us.append((now - pending.t0) // 1000)
             if run.tenths is not None:
                 run.tenths.append(pending.seq * 10 // run.count)
-            run.delivered += 1
+            run.row.delivered += 1
             self.deliveries += 1
             pending.got += 1
             if pending.got >= pending.expected:
@@ -174,141 +118,92 @@ class Tracker:
                 entry[1].accept_us.append((now - entry[0]) // 1000)
         elif kind == "error":
             code = str(frame.get("code"))
-            self.errors[code] = self.errors.get(code, 0) + 1
+            self.errors[code] += 1
             ref = frame.get("ref")
             if isinstance(ref, str):
                 pending = self.pending.pop(ref, None)
                 self.awaiting_accept.pop(ref, None)
                 if pending is not None:
-                    pending.run.errors[code] = pending.run.errors.get(code, 0) + 1
-                    pending.run.missing += pending.expected - pending.got
+                    pending.run.row.errors[code] += 1
+                    pending.run.row.missing += pending.expected - pending.got
                     if not self.pending:
                         self.drained.set()
-
-    def on_close(self, session: Session) -> None:
-        if session.closing:
-            return
-        key = str(close_code(session.ws))
-        self.unexpected_closes[key] = self.unexpected_closes.get(key, 0) + 1
 
     def settle(self, run: Run) -> None:
         """The run is over: whatever did not arrive is missing; later arrivals count as late."""
         for cmid, pending in list(self.pending.items()):
             if pending.run is run:
-                run.missing += pending.expected - pending.got
+                run.row.missing += pending.expected - pending.got
                 del self.pending[cmid]
         for cmid, (_, owner) in list(self.awaiting_accept.items()):
             if owner is run:
-                run.unaccepted += 1
+                run.row.unaccepted += 1
                 del self.awaiting_accept[cmid]
 
 
-CursorSource = Callable[[User], Awaitable[dict[str, str]]]
+CursorSource = Callable[[Login], Awaitable[dict[str, str]]]
 
 
-class Fleet:
-    """One socket per user in this process, each with a reader task feeding the tracker,
-    heartbeating as the protocol asks."""
+class Fleet(Sockets[str]):
+    """One socket per user (by user id) in this process, whose frames feed the tracker."""
 
-    def __init__(self, ws_url: str, tracker: Tracker, cursors: CursorSource) -> None:
-        self.ws_url = ws_url
+    def __init__(self, url: str, tracker: Tracker, cursors: CursorSource) -> None:
+        super().__init__(url)
         self.tracker = tracker
         self.cursors = cursors
-        self.sessions: dict[int, Session] = {}
-        self.heartbeat_s = 15.0
+        self.users: dict[str, Login] = {}
+        """Whose sockets are kept: one not in `held` has closed, and `ensure` reopens it."""
+        self.last_seen: dict[str, dict[str, int]] = {}
         self.reconnects = 0
-        self._heartbeat: asyncio.Task[None] | None = None
 
-    async def ensure(self, users: list[User], concurrency: int = 16) -> None:
-        """Every user has an open, synced socket (reconnecting closed ones)."""
-        missing = [
-            u for u in users if u.index not in self.sessions or not self.sessions[u.index].open
-        ]
+    async def ensure(self, users: Iterable[Login], concurrency: int = 16) -> None:
+        """Every user has an open, synced socket (reopening those that closed)."""
+        held = self.held
+        missing = [u for u in users if u.user_id not in held or not held[u.user_id].session.is_open]
         if not missing:
             return
         semaphore = asyncio.Semaphore(concurrency)
         with progress_bar(len(missing), "sockets", "sock") as bar:
 
-            async def one(user: User) -> None:
+            async def one(user: Login) -> None:
                 async with semaphore:
-                    old = self.sessions.pop(user.index, None)
-                    if old is not None:
+                    if user.user_id in self.users:
                         self.reconnects += 1
-                        await self._close(old)
+                    await self.close([user.user_id])
+                    connects = Connects()
+                    deadline = time.monotonic() + 300
                     cursors = await self.cursors(user)
-                    for attempt in range(5):
-                        try:
-                            synced = await open_synced(self.ws_url, user.token, cursors, 60)
-                            break
-                        except (SessionError, OSError, ConnectionClosed, TimeoutError):
-                            if attempt == 4:
-                                raise
-                            await asyncio.sleep(0.5 * (attempt + 1))
-                    self.heartbeat_s = float(synced.welcome.get("heartbeat_interval_s", 15))
-                    session = Session(user, synced.ws)
-                    session.reader = asyncio.create_task(self._read(session))
-                    self.sessions[user.index] = session
+                    session = await self.connect(
+                        user.token, cursors, connects, deadline, 5, lambda n: 0.5 * n
+                    )
+                if session is None:
+                    raise RuntimeError(f"no socket for {user.username}: {connects.error_samples}")
+                self.users[user.user_id] = user
+                self.last_seen[user.user_id] = {}
+                self.keep(user.user_id, session)
                 bar.update(1)
 
             await asyncio.gather(*(one(u) for u in missing))
-        if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._heartbeats())
 
-    def session(self, user: User) -> Session:
-        return self.sessions[user.index]
+    def on_frame(self, key: str, raw: str | bytes) -> None:
+        self.tracker.on_frame(raw, self.users[key].device_id, self.last_seen[key])
 
-    async def _read(self, session: Session) -> None:
-        on_frame = self.tracker.on_frame
-        try:
-            async for raw in session.ws:
-                on_frame(session, raw)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.tracker.on_close(session)
-
-    async def _heartbeats(self) -> None:
-        beat = encode({"type": "heartbeat"})
-        while True:
-            await asyncio.sleep(max(self.heartbeat_s * 0.6, 1.0))
-            for session in list(self.sessions.values()):
-                if session.open:
-                    with contextlib.suppress(ConnectionClosed):
-                        await session.ws.send(beat)
-
-    async def _close(self, session: Session) -> None:
-        session.closing = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(session.ws.close(), 3)
-        if session.reader is not None:
-            session.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await session.reader
-
-    async def keep_only(self, users: list[User]) -> None:
+    async def keep_only(self, users: list[Login]) -> None:
         """Close the sockets of every other user (the gateway drops what it queued for them)."""
-        keep = {u.index for u in users}
-        others = [s for i, s in self.sessions.items() if i not in keep]
-        for s in others:
-            del self.sessions[s.user.index]
-        await asyncio.gather(*(self._close(s) for s in others))
+        keep = {u.user_id for u in users}
+        self.users = {k: u for k, u in self.users.items() if k in keep}
+        await self.close([k for k in self.held if k not in keep])
 
-    async def close_all(self) -> None:
-        sessions = list(self.sessions.values())
-        self.sessions.clear()
-        await asyncio.gather(*(self._close(s) for s in sessions))
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+    async def close_all(self) -> int:
+        self.users.clear()
+        return await super().close_all()
 
 
 @dataclass(frozen=True)
 class Target:
     """Who sends, into which channel, and how many sockets should receive it."""
 
-    sender: User
+    sender: Login
     channel_id: str
     expected: int
 
@@ -322,6 +217,7 @@ async def paced_load(
     rate: float,
     duration_s: float,
     label: str,
+    scenario: str,
     *,
     drain_s: float,
     abort_after_s: float,
@@ -332,14 +228,17 @@ async def paced_load(
     message is `abort_after_s` old: the stack is saturated and more load only queues."""
     tracker = fleet.tracker
     count = max(int(rate * duration_s), 1)
-    run = Run(label, rate, count, tenths=[] if keep_tenths else None)
+    run = Run(LoadRow(scenario, rate), count, tenths=[] if keep_tenths else None)
+    row = run.row
     tag = f"{uuid.uuid4().hex[:6]}{next(_run_ids)}-"
     abort_ns = int(abort_after_s * 1e9)
+    await fleet.ensure({t.sender for t in targets})  # a socket may have closed since
+    sends: list[tuple[Session, str, int]] = [
+        (fleet.held[t.sender.user_id].session, t.channel_id, t.expected) for t in targets
+    ]
     me = psutil.Process()
     cpu0 = me.cpu_times()
-    sends: list[tuple[Session, str, int]] = [
-        (fleet.session(t.sender), t.channel_id, t.expected) for t in targets
-    ]
+    lag_us: list[int] = []
     pacer = Pacer(rate, 50_000_000)
     start = pacer.start
     deliveries0 = tracker.deliveries
@@ -352,24 +251,24 @@ async def paced_load(
             session, channel_id, expected = sends[sent % len(sends)]
             cmid = f"{tag}{sent}"
             tracker.expect(cmid, intended, expected, run, sent)
-            text = encode(
+            text = encode_frame(
                 {"type": "send", "client_msg_id": cmid, "channel_id": channel_id, "text": TEXT}
             )
             try:
-                await session.ws.send(text)
-            except ConnectionClosed:
-                run.send_failed += 1
+                await session.send_raw(text)
+            except SessionError:
+                row.send_failed += 1
                 pending = tracker.pending.pop(cmid, None)
                 tracker.awaiting_accept.pop(cmid, None)
                 if pending is not None:
-                    run.missing += pending.expected
+                    row.missing += pending.expected
             now = time.monotonic_ns()
-            run.send_lag_us.append((now - intended) // 1000)
+            lag_us.append((now - intended) // 1000)
             sent += 1
             if now >= next_check:
                 next_check = now + 100_000_000
                 if tracker.oldest_pending_age_ns(now) > abort_ns:
-                    run.aborted = (
+                    row.aborted = (
                         f"saturated: a message undelivered after {abort_after_s:g}s "
                         f"at {sent}/{count} sends"
                     )
@@ -377,23 +276,25 @@ async def paced_load(
                 bar.update(sent - last_bar)
                 last_bar = sent
         bar.update(sent - last_bar)
-    end = time.monotonic_ns()
-    run.sent = sent
-    run.window_s = (end - start) / 1e9
-    run.delivered_in_window = tracker.deliveries - deliveries0
+    window_s = (time.monotonic_ns() - start) / 1e9
+    delivered_in_window = tracker.deliveries - deliveries0
     drain_started = time.monotonic()
-    deadline = drain_started + drain_s
     if tracker.pending:
         tracker.drained.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(tracker.drained.wait(), max(deadline - time.monotonic(), 0))
-    run.drain_s = time.monotonic() - drain_started
+            await asyncio.wait_for(tracker.drained.wait(), drain_s)
+    drained_s = time.monotonic() - drain_started
     tracker.settle(run)
     cpu1 = me.cpu_times()
     used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    wall = run.window_s + run.drain_s
-    run.client_cpu_pct = 100.0 * used / wall if wall > 0 else 0.0
     run.latency = histograms.of(run.latencies_us)
+    row.sent, row.send_window_s, row.drain_s = sent, round(window_s, 3), round(drained_s, 3)
+    row.delivered_per_s = round(delivered_in_window / window_s, 1) if window_s > 0 else None
+    row.client_cpu_pct = round(100.0 * used / (window_s + drained_s), 1)
+    row.latency_ms = histograms.summary(run.latency)
+    row.accept_latency_ms = histograms.summary(histograms.of(run.accept_us))
+    row.send_lag_ms = histograms.summary(histograms.of(lag_us))
+    row.cdf_ms = histograms.cdf(run.latency, CDF_POINTS)
     return run
 
 

@@ -21,16 +21,14 @@ import contextlib
 import os
 import random
 import time
-import urllib.request
 from typing import Any
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import cpu, histograms
 from bench.admin import partition_count
-from bench.api import User
-from bench.connections import with_progress
 from bench.context import Context, fetch_cursors
 from bench.progress import bar as progress_bar
 from bench.results import (
@@ -42,7 +40,8 @@ from bench.results import (
     Subscribed,
 )
 from bench.watchers import PresenceWorker, Schedule
-from bench.workers import Slot, WorkerPool, first_samples, merged_counts
+from bench.workers import Slot, WorkerPool
+from parley_client import ApiError, Client, Login
 
 EVENTS_TOPIC = "parley.presence.v1"
 PROCESSOR_GROUP = "parley-processor"  # the processors' consumer group (PARLEY_PROCESSOR_ID)
@@ -58,7 +57,9 @@ class ProcessorProbe:
     the group (no subscription, no commits)."""
 
     def __init__(self, bootstrap: str, processor_url: str | None) -> None:
-        self.processor_url = processor_url
+        self.processor = (
+            Client(processor_url, timeout_s=2, trust_env=False) if processor_url else None
+        )
         self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -77,6 +78,8 @@ class ProcessorProbe:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+        if self.processor is not None:
+            await self.processor.aclose()
 
     async def committed(self) -> int:
         """Events of the topic the processors have handled and committed, all partitions."""
@@ -88,14 +91,13 @@ class ProcessorProbe:
         ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
         return max(sum(ends.values()) - await self.committed(), 0)
 
-    def changes(self) -> float | None:
+    async def changes(self) -> float | None:
         """The processor's presence-changes counter (None if /metrics does not answer)."""
-        if self.processor_url is None:
+        if self.processor is None:
             return None
         try:
-            with urllib.request.urlopen(f"{self.processor_url}/metrics", timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
+            text = await self.processor.metrics()
+        except (ApiError, httpx.HTTPError):
             return None
         for line in text.splitlines():
             if line.startswith(CHANGES_METRIC + " "):
@@ -113,13 +115,13 @@ class Window:
     async def open(self) -> None:
         self.t0 = time.monotonic()
         self.committed0 = await self.probe.committed()
-        self.changes0 = self.probe.changes()
+        self.changes0 = await self.probe.changes()
         self.cpu0 = cpu.snapshot(self.ctx.stack)
 
     async def close(self) -> ProcessorWindow:
         seconds = time.monotonic() - self.t0
         handled = await self.probe.committed() - self.committed0
-        changes, changes0 = self.probe.changes(), self.changes0
+        changes, changes0 = await self.probe.changes(), self.changes0
         changed = changes - changes0 if changes is not None and changes0 is not None else None
         return ProcessorWindow(
             seconds=round(seconds, 2),
@@ -134,7 +136,7 @@ class Window:
 
 
 def _slots(
-    ctx: Context, groups: list[list[User]], cursors: dict[int, dict[str, str]]
+    ctx: Context, groups: list[list[Login]], cursors: dict[str, dict[str, str]]
 ) -> list[Slot]:
     per_user = ctx.cfg.presence_sockets_per_user
     slots: list[Slot] = []
@@ -143,24 +145,17 @@ def _slots(
             watch = tuple(m.user_id for m in group if m.user_id != user.user_id)
             for _ in range(per_user):
                 slots.append(
-                    Slot(len(slots), user.token, cursors[user.index], 0, user.user_id, watch)
+                    Slot(len(slots), user.token, cursors[user.user_id], 0, user.user_id, watch)
                 )
     return slots
 
 
-async def _make_groups(ctx: Context) -> list[list[User]]:
+async def _make_groups(ctx: Context) -> list[list[Login]]:
     cfg = ctx.cfg
     size = cfg.presence_group_size()
     users = ctx.users[: cfg.presence_group_count() * size]
     groups = [users[i : i + size] for i in range(0, len(users), size)]
-    semaphore = asyncio.Semaphore(8)
-
-    async def one(n: int, members: list[User]) -> None:
-        async with semaphore:
-            channel_id = await ctx.api.group(members[0], members, f"presence {n}")
-        ctx.note_channel(channel_id, *members)
-
-    await asyncio.gather(*(one(n, g) for n, g in enumerate(groups)))
+    await asyncio.gather(*(ctx.group(g, f"presence {n}") for n, g in enumerate(groups)))
     return groups
 
 
@@ -168,21 +163,16 @@ async def _await_snapshots(pool: WorkerPool, expected: int, max_s: float) -> Sub
     """Wait until every socket got its subscribe's snapshot (one frame per watched user)."""
     started = time.monotonic()
     stats = await pool.call(PresenceWorker.stats)
-    while time.monotonic() - started < max_s:
-        if sum(s.snapshot_frames for s in stats) >= expected:
-            break
+    while stats.snapshot_frames < expected and time.monotonic() - started < max_s:
         await asyncio.sleep(0.5)
         stats = await pool.call(PresenceWorker.stats)
     return Subscribed(
-        sum(s.snapshot_frames for s in stats),
-        expected,
-        round(time.monotonic() - started, 2),
-        merged_counts(s.error_frames for s in stats),
+        stats.snapshot_frames, expected, round(time.monotonic() - started, 2), stats.error_frames
     )
 
 
 async def _churn_step(
-    ctx: Context, pool: WorkerPool, probe: ProcessorProbe, users: list[User], rate: float
+    ctx: Context, pool: WorkerPool, probe: ProcessorProbe, users: list[Login], rate: float
 ) -> ChurnStep:
     cfg = ctx.cfg
     timeout_ns = int(cfg.presence_timeout_s * 1e9)
@@ -198,29 +188,20 @@ async def _churn_step(
     until = max(t for _, t in schedule.values()) + int(DRAIN_S * 1e9)
     window = Window(ctx, probe)
     await window.open()
-    label = f"presence churn {rate:g} users/s"
-    with progress_bar(int((until - start) / 1e9) + 2, label, "s") as bar:
-        task = asyncio.ensure_future(
-            pool.call(PresenceWorker.churn, schedule, cfg.presence_timeout_s, start, until)
-        )
-        while not task.done():
-            await asyncio.wait([task], timeout=1.0)
-            bar.update(1)
-        replies = task.result()
+    reply = await pool.with_progress(
+        count * cfg.presence_sockets_per_user,
+        f"presence churn {rate:g} users/s: reconnected",
+        pool.call(PresenceWorker.churn, schedule, cfg.presence_timeout_s, start, until),
+    )
     processor = await window.close()
-    per_second: dict[int, int] = {}
-    for reply in replies:
-        for second, n in reply.per_second.items():
-            per_second[second] = per_second.get(second, 0) + n
-    seconds = max(per_second, default=-1) + 1
-    series = [per_second.get(s, 0) for s in range(seconds)]
+    series = [reply.per_second[s] for s in range(max(reply.per_second, default=-1) + 1)]
     # The steady window: both offline frames (from closes) and online frames (reconnects)
     # arrive at the full rate, from the first reconnect to the last close's offline.
     steady_from = int(back_ns / 1e9) + 2
     steady_to = int((timeout_ns + count * period) / 1e9) + 2
     steady = series[steady_from:steady_to]
-    offline = histograms.merged(r.offline for r in replies)
-    online = histograms.merged(r.online for r in replies)
+    offline = histograms.of_ns(reply.offline_ns)
+    online = histograms.of_ns(reply.online_ns)
     return ChurnStep(
         users_per_s=rate,
         churned_users=count,
@@ -235,13 +216,11 @@ async def _churn_step(
         notifications_per_s_peak=max(series, default=0),
         offline_after_timeout_ms=histograms.summary(offline),
         online_after_reconnect_ms=histograms.summary(online),
-        unscheduled_changes=sum(r.unscheduled for r in replies),
-        steady_watchers_received=sum(r.steady_received for r in replies),
-        steady_watchers_expected=sum(r.steady_expected for r in replies),
-        reconnect_failed=sum(r.reconnect_failed for r in replies),
-        reconnect_errors=merged_counts(r.reconnect_errors for r in replies),
-        error_samples=first_samples(r.error_samples for r in replies),
-        held_after=sum(r.held for r in replies),
+        unscheduled_changes=reply.unscheduled,
+        steady_watchers_received=reply.steady_received,
+        steady_watchers_expected=reply.steady_expected,
+        reconnects=reply.reconnects,
+        held_after=reply.held,
         processor=processor,
         cdf_ms={
             "offline": histograms.cdf(offline, CDF_POINTS),
@@ -250,7 +229,7 @@ async def _churn_step(
     )
 
 
-def _event(user: User, at_ms: int) -> bytes:
+def _event(user: Login, at_ms: int) -> bytes:
     """A `presence.event` v1 (schemas/json/presence.event.v1.json) for a socket that does not
     exist: a heartbeat of an online user changes nothing, so it costs the processor only its
     bookkeeping."""
@@ -261,13 +240,13 @@ def _event(user: User, at_ms: int) -> bytes:
             "kind": "heartbeat",
             "user_id": user.user_id,
             "device_id": user.device_id,
-            "connection_id": f"bench-flood-{user.index}",
+            "connection_id": f"bench-flood-{user.user_id}",
             "at_ms": at_ms,
         }
     )
 
 
-async def _flood(ctx: Context, probe: ProcessorProbe, users: list[User], total: int) -> Flood:
+async def _flood(ctx: Context, probe: ProcessorProbe, users: list[Login], total: int) -> Flood:
     """Produce `total` heartbeats as fast as one aiokafka producer can, and time how fast the
     processors' committed offsets follow (sampled every 0.25 s)."""
     assert ctx.stack.kafka_bootstrap is not None
@@ -370,21 +349,11 @@ async def run_presence(ctx: Context) -> None:
         await probe.start()
         connect = Window(ctx, probe)
         await connect.open()
-        replies = await with_progress(
-            pool,
-            len(slots),
-            f"presence: connect {len(slots)}",
-            pool.call(
-                PresenceWorker.level,
-                len(slots),
-                max(cfg.connect_concurrency // pool.workers, 4),
-                cfg.presence_connect_s(),
-            ),
-        )
+        n, bound_s = len(slots), cfg.presence_connect_s()
+        level = await pool.hold(n, cfg.connect_concurrency, bound_s, f"presence: connect {n}", n)
         out.connect = PresenceConnect(
-            held=sum(r.held for r in replies),
-            errors=merged_counts(r.errors for r in replies),
-            error_samples=first_samples(r.error_samples for r in replies),
+            held=level.held,
+            connects=level.connects,
             subscribed=await _await_snapshots(pool, len(slots) * cfg.presence_watch, 60),
             processor=await connect.close(),
         )

@@ -3,11 +3,13 @@ CPU and the time went, and the problems seen; and the JSON file with every figur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from bench.results import FloorRun, LoadRow, Results, SoakResults, Verdict
+from bench.results import LoadRow, Paced, Results, SoakResults, Verdict
 from bench.verdicts import fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
@@ -62,6 +64,10 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`"
 
 
+def _counts(counts: Mapping[Any, int], none: str = "none") -> str:
+    return str(dict(counts)) if counts else none
+
+
 def _dash(value: float | None) -> str:
     return "—" if value is None else str(value)
 
@@ -75,7 +81,7 @@ def _roles(results: Results, roles: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _latency(results: Results) -> list[str]:
-    rows: list[FloorRun | LoadRow] = [*(results.floor.runs if results.floor else [])]
+    rows: list[Paced] = [*(results.floor.runs if results.floor else [])]
     rows += results.latency.runs if results.latency else []
     if not rows:
         return []
@@ -88,19 +94,15 @@ def _latency(results: Results) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lat = r.latency_ms
+        lat, ratio_txt, accepted, client = r.latency_ms, "1/1", "—", "—%"
         if isinstance(r, LoadRow):
             ratio = r.ratio_to_floor
             ratio_txt = f"{ratio.p50}/{ratio.p99}" if ratio else "1/1"
-            lost, accepted = r.missing + r.send_failed, fmt_ms(r.accept_latency_ms.p50)
-            client, aborted = f"{r.client_cpu_pct}%", r.aborted
-        else:
-            ratio_txt, lost, accepted = "1/1", r.missing + r.produce_errors, "—"
-            client, aborted = "—%", None
+            accepted, client = fmt_ms(r.accept_latency_ms.p50), f"{r.client_cpu_pct}%"
         lines.append(
             f"| {r.scenario} | {r.offered_per_s:g} | {lat.count:,} | {fmt_ms(lat.p50)} "
             f"| {fmt_ms(lat.p90)} | {fmt_ms(lat.p99)} | {fmt_ms(lat.p99_9)} "
-            f"| {fmt_ms(lat.max)} | {ratio_txt} | {lost}{' (stopped early)' if aborted else ''} "
+            f"| {fmt_ms(lat.max)} | {ratio_txt} | {r.lost}{' (stopped early)' if r.aborted else ''} "
             f"| {accepted} | {fmt_ms(r.send_lag_ms.p99)} | {client} |"
         )
     return lines + _transactions(results) + _depth(results)
@@ -144,7 +146,7 @@ def _transactions(results: Results) -> list[str]:
             f"| {r.transactions} "
             f"| {r.records_per_transaction_mean} / {r.records_per_transaction_max} "
             f"| {fmt_ms(commit.p50 if commit else None)} / "
-            f"{fmt_ms(commit.p99 if commit else None)} | {r.missing + r.produce_errors} |"
+            f"{fmt_ms(commit.p99 if commit else None)} | {r.lost} |"
         )
     return lines
 
@@ -263,7 +265,7 @@ def _connections(results: Results) -> list[str]:
         lines.append(
             f"| {row.level:,} | {row.held:,} | {(row.rss_bytes or 0) / 2**20:.1f} MiB "
             f"| {_dash(row.kib_per_connection)} | {_dash(row.marginal_kib_per_connection)} "
-            f"| {cs.p50} s / {cs.p99} s | {row.elapsed_s} s | {row.errors or '—'} |"
+            f"| {cs.p50} s / {cs.p99} s | {row.elapsed_s} s | {_counts(row.connects.errors, '—')} |"
         )
     return lines
 
@@ -279,14 +281,17 @@ def _storm(results: Results) -> list[str]:
         "## Reconnect storm",
         "",
         f"- {storm.dropped:,} clients closed at once in {storm.drop_s} s, then all "
-        f"reconnected at once: {r.synced:,} synced, {r.failed} not synced within "
+        f"reconnected at once: {r.connects.opened:,} synced, {r.connects.failed} not synced within "
         f"{storm.deadline_s:g} s; all synced after {r.all_synced_s} s.",
         f"- Per client time to `synced`: p50 {t.p50} s, p90 {t.p90} s, p99 {t.p99} s, "
-        f"max {t.max} s; {r.retries} retries; errors {r.errors or 'none'}.",
+        f"max {t.max} s; {r.connects.retries} retries; errors {_counts(r.connects.errors)}.",
         f"- Messages in each sync: expected {r.expected_sync_messages}, got "
         f"{r.sync_messages_min}..{r.sync_messages_max} "
         f"({r.sync_count_wrong} clients with a different count).",
-        *(f"- First `{kind}` error: {_code(text)}" for kind, text in r.error_samples.items()),
+        *(
+            f"- First `{kind}` error: {_code(text)}"
+            for kind, text in r.connects.error_samples.items()
+        ),
     ]
 
 
@@ -297,12 +302,12 @@ def _soak(soak: SoakResults | None) -> list[str]:
     lat = run.latency_ms
     lines = [
         "",
-        f"## Soak ({run.sent:,} messages at {soak.rate:g}/s; {run.busy_channel_sends:,} in one "
+        f"## Soak ({run.sent:,} messages at {soak.rate:g}/s; {soak.busy_channel_sends:,} in one "
         f"channel, the rest over {soak.quiet_channels} channels)",
         "",
         f"Whole run: p50 {fmt_ms(lat.p50)}, p99 {fmt_ms(lat.p99)}, max {fmt_ms(lat.max)}; "
-        f"{run.missing} lost, {run.unaccepted} not accepted, {run.order_violations} order "
-        f"violations; errors {run.errors or 'none'}.",
+        f"{run.missing} lost, {run.unaccepted} not accepted, {soak.order_violations} order "
+        f"violations; errors {_counts(run.errors)}.",
         "",
     ]
     per = soak.postgres.bytes_per_message if soak.postgres else None
@@ -319,7 +324,7 @@ def _soak(soak: SoakResults | None) -> list[str]:
     lines += ["| tenth of the sends | deliveries | p50 | p99 | max |", "|---|---|---|---|---|"]
     lines += [
         f"| {w.window} | {w.deliveries:,} | {fmt_ms(w.p50)} | {fmt_ms(w.p99)} | {fmt_ms(w.max)} |"
-        for w in run.windows
+        for w in soak.windows
     ]
     return lines
 
@@ -335,9 +340,9 @@ def _presence(results: Results) -> list[str]:
         f"{presence.sockets:,} sockets each watching {presence.watch} co-members, "
         f"timeout {presence.timeout_s:g} s)",
         "",
-        f"- Connect: {connect.held:,} sockets held, errors {connect.errors or 'none'}; "
+        f"- Connect: {connect.held:,} sockets held, errors {_counts(connect.connects.errors)}; "
         f"snapshots {connect.subscribed.snapshot_frames:,}/{connect.subscribed.expected:,} "
-        f"frames; error frames {connect.subscribed.error_frames or 'none'}.",
+        f"frames; error frames {_counts(connect.subscribed.error_frames)}.",
     ]
     if hold:
         lines.append(
@@ -409,8 +414,8 @@ def _problems(results: Results) -> list[str]:
     client = results.client_observed
     if client is not None:
         lines.append(
-            f"- Client side: unexpected socket closes {client.unexpected_closes or 'none'}; "
-            f"error frames {client.error_frames or 'none'}; per-channel order violations "
+            f"- Client side: unexpected socket closes {_counts(client.unexpected_closes)}; "
+            f"error frames {_counts(client.error_frames)}; per-channel order violations "
             f"{client.order_violations}; late/unmatched deliveries {client.late}."
         )
     for name, scan in results.logs.items():

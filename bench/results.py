@@ -4,11 +4,12 @@ fills it as it goes, so one cut short by its time bound still leaves what it mea
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from bench.cpu import Cost, Used
-from bench.histograms import Cdf, Summary
+from bench.histograms import NO_SAMPLES, Cdf, Summary
 from bench.logs import LogScan
 
 # --- shared ---------------------------------------------------------------------------------
@@ -26,22 +27,29 @@ class Ratios:
 
     @classmethod
     def of(cls, mine: Summary, base: Summary) -> Self:
-        def ratio(a: float | None, b: float | None) -> float | None:
+        def ratio(key: str) -> float | None:
+            a, b = getattr(mine, key), getattr(base, key)
             return round(a / b, 2) if a is not None and b else None
 
-        return cls(
-            ratio(mine.p50, base.p50),
-            ratio(mine.p90, base.p90),
-            ratio(mine.p99, base.p99),
-            ratio(mine.p99_9, base.p99_9),
-            ratio(mine.max, base.max),
-        )
+        return cls(*(ratio(key) for key in ("p50", "p90", "p99", "p99_9", "max")))
 
 
 @dataclass(frozen=True)
 class FloorRatios(Ratios):
     floor_rate: float = 0.0
     floor_lost: int = 0
+
+
+@dataclass
+class Connects:
+    """Attempts to connect and sync: sockets opened, those that never synced (out of attempts
+    or past the deadline), retries, and failures by kind with the first of each as evidence."""
+
+    opened: int = 0
+    failed: int = 0
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    error_samples: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,35 +70,41 @@ class AfterRun:
     reconnected: int
 
 
-@dataclass(frozen=True)
-class WarmUp:
-    sent: int
-    missing: int
-    errors: dict[str, int]
-
-
 @dataclass
-class LoadRow:
-    """One paced run of sends (a latency run, a throughput step) and what it delivered."""
+class Paced:
+    """A paced run of sends (at `offered_per_s`, each latency from its intended send time):
+    what went out, and what never came back."""
 
     scenario: str
     offered_per_s: float
-    sent: int
-    send_window_s: float
-    expected_deliveries: int
-    delivered: int
-    missing: int
-    send_failed: int
-    unaccepted: int
-    errors: dict[str, int]
-    aborted: str | None
-    delivered_per_s: float | None
-    latency_ms: Summary
-    accept_latency_ms: Summary
-    send_lag_ms: Summary
-    drain_s: float
-    client_cpu_pct: float
+    sent: int = 0
+    send_window_s: float = 0.0
+    send_failed: int = 0
+    """Sends that could not go out (the floor: produce errors)."""
+    missing: int = 0
+    aborted: str | None = None
+    latency_ms: Summary = NO_SAMPLES
+    send_lag_ms: Summary = NO_SAMPLES
     cdf_ms: Cdf | None = None
+
+    @property
+    def lost(self) -> int:
+        return self.missing + self.send_failed
+
+
+@dataclass
+class LoadRow(Paced):
+    """One paced run of sends through Parley (a latency run, a throughput step, the soak) and
+    what it delivered; the tracker fills its counts as frames arrive."""
+
+    expected_deliveries: int = 0
+    delivered: int = 0
+    unaccepted: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    delivered_per_s: float | None = None
+    accept_latency_ms: Summary = NO_SAMPLES
+    drain_s: float = 0.0
+    client_cpu_pct: float = 0.0
     cpu: Cost | None = None
     after: AfterRun | None = None
     offered_deliveries_per_s: float | None = None
@@ -102,17 +116,8 @@ class LoadRow:
 
 
 @dataclass
-class FloorRun:
-    scenario: str
-    producer: str
-    offered_per_s: float
-    sent: int
-    send_window_s: float
-    produce_errors: int
-    missing: int
-    send_lag_ms: Summary
-    latency_ms: Summary
-    cdf_ms: Cdf | None = None
+class FloorRun(Paced):
+    producer: str = ""
     transactions: int | None = None
     records_per_transaction_mean: float | None = None
     records_per_transaction_max: int | None = None
@@ -154,14 +159,14 @@ class LatencyResults:
     pairs: int
     group_size: int
     runs: list[LoadRow] = field(default_factory=list)
-    warm_up: dict[str, WarmUp] = field(default_factory=dict)
+    warm_up: dict[str, LoadRow] = field(default_factory=dict)
 
 
 @dataclass
 class Curve:
     kind: str
     deliveries_per_message: int
-    warm_up: WarmUp
+    warm_up: LoadRow
     steps: list[LoadRow] = field(default_factory=list)
     skipped_rates: list[float] = field(default_factory=list)
     max_delivered_per_s_within_bound: float = 0.0
@@ -186,10 +191,8 @@ class Baseline:
 class Level:
     level: int
     held: int
-    opened_now: int
-    errors: dict[str, int]
-    error_samples: dict[str, str]
-    retries: int
+    connects: Connects
+    """Of the sockets opened to reach this level."""
     client_closes: dict[str, int]
     connect_and_sync_s: Summary
     elapsed_s: float
@@ -213,14 +216,10 @@ class ConnectionResults:
 class Reconnect:
     """The storm itself: every client reconnecting at once."""
 
-    synced: int
-    failed: int
+    connects: Connects
     all_synced: bool
     all_synced_s: float | None
     time_to_synced_s: Summary
-    retries: int
-    errors: dict[str, int]
-    error_samples: dict[str, str]
     expected_sync_messages: list[int]
     sync_messages_min: int | None
     sync_messages_max: int | None
@@ -233,7 +232,7 @@ class StormResults:
     clients: int
     deadline_s: float
     connected_before: int = 0
-    connect_errors: dict[str, int] = field(default_factory=dict)
+    connect: Connects | None = None
     healthz_before: int | None = None
     drop_s: float = 0.0
     dropped: int = 0
@@ -275,31 +274,17 @@ class StorageCost:
     bytes_per_message: dict[str, float] | None
 
 
-@dataclass(frozen=True)
-class SoakRun:
-    sent: int
-    busy_channel_sends: int
-    delivered: int
-    missing: int
-    send_failed: int
-    unaccepted: int
-    errors: dict[str, int]
-    aborted: str | None
-    order_violations: int
-    latency_ms: Summary
-    send_lag_ms: Summary
-    windows: list[SoakWindow]
-    drift: Drift
-    cpu: Used
-
-
 @dataclass
 class SoakResults:
     messages: int
     rate: float
     quiet_channels: int
     text_chars: int
-    run: SoakRun | None = None
+    run: LoadRow | None = None
+    busy_channel_sends: int = 0
+    order_violations: int = 0
+    windows: list[SoakWindow] = field(default_factory=list)
+    drift: Drift | None = None
     postgres: StorageCost | None = None
 
 
@@ -329,8 +314,7 @@ class Subscribed:
 @dataclass(frozen=True)
 class PresenceConnect:
     held: int
-    errors: dict[str, int]
-    error_samples: dict[str, str]
+    connects: Connects
     subscribed: Subscribed
     processor: ProcessorWindow
 
@@ -352,9 +336,7 @@ class ChurnStep:
     unscheduled_changes: int
     steady_watchers_received: int
     steady_watchers_expected: int
-    reconnect_failed: int
-    reconnect_errors: dict[str, int]
-    error_samples: dict[str, str]
+    reconnects: Connects
     held_after: int
     processor: ProcessorWindow
     cdf_ms: dict[str, Cdf]

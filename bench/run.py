@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
+import orjson
 import typer
 
 from bench import cpu, logs, plots, report
-from bench.api import Api, User, load_users, save_users
 from bench.config import Config, command
 from bench.connections import run_connections, run_storm, setup_idle_clients
 from bench.context import Context, measure_idle, settle_stack, setup_channels
@@ -22,10 +24,12 @@ from bench.floor import run_floor
 from bench.latency import add_floor_ratios, run_latency, run_throughput
 from bench.load import Fleet, Tracker
 from bench.presence import run_presence
+from bench.progress import bar as progress_bar
 from bench.results import ClientObserved, Meta, Results, Timing
 from bench.soak import run_soak
 from bench.stack import Stack, external_stack, raise_nofile_limit, start_stack
 from bench.verdicts import verdicts
+from parley_client import ApiError, Client, Login
 
 SCENARIO_FNS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "floor": run_floor,
@@ -36,6 +40,41 @@ SCENARIO_FNS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "soak": run_soak,
     "presence": run_presence,
 }
+
+
+PASSWORD = "bench-password-1"
+
+
+def load_users(path: Path) -> list[Login]:
+    """Accounts a previous run kept in its data dir (`--data-dir`); none if there is no file."""
+    rows = orjson.loads(path.read_bytes()) if path.is_file() else []
+    return [Login(r["user_id"], r["device_id"], r["token"], r["username"]) for r in rows]
+
+
+def save_users(path: Path, users: list[Login]) -> None:
+    path.write_bytes(orjson.dumps(users))
+
+
+async def create_users(
+    client: Client, count: int, concurrency: int, kept: list[Login]
+) -> list[Login]:
+    """Sign up and log in users until there are `count`, a few at a time (argon2 costs the
+    server ~0.17 s of CPU per signup and per login). `kept` ones (from an earlier run on the
+    same data dir) come first."""
+    have = kept[:count]
+    prefix = f"b{uuid.uuid4().hex[:8]}_"
+    semaphore = asyncio.Semaphore(concurrency)
+    with progress_bar(count - len(have), "users (signup+login)", "user") as bar:
+
+        async def one(i: int) -> Login:
+            username = f"{prefix}{i:05d}"
+            async with semaphore:
+                await client.sign_up(username, PASSWORD)
+                login = await client.log_in(username, PASSWORD, device_name="bench")
+            bar.update(1)
+            return login
+
+        return [*have, *await asyncio.gather(*(one(i) for i in range(len(have), count)))]
 
 
 def _git_rev() -> str | None:
@@ -131,8 +170,9 @@ async def _main(cfg: Config) -> int:
                 stack = external_stack(cfg.url, cfg.kafka_bootstrap, cfg.gateway_pid)
                 meta.stack = f"external {stack.http_url}"
                 results.notes.append(
-                    "External stack: its send rate limit was not raised; rate_limited errors "
-                    "count as lost messages."
+                    "External stack: its limits were not raised: rate_limited errors count "
+                    "as lost messages, and more than 8 sockets per device (--sockets-per-user) "
+                    "or 4 per presence user (--presence-sockets-per-user) are refused."
                 )
             else:
                 stack = await asyncio.to_thread(
@@ -144,24 +184,25 @@ async def _main(cfg: Config) -> int:
                 meta.data_dir = str(stack.data_dir)
                 meta.message_store = cfg.message_store
         timings.stack = stack
-        api = Api(stack.http_url)
+        api = Client(stack.http_url, timeout_s=60, max_connections=32, trust_env=False, retries=3)
         tracker = Tracker()
 
-        async def no_cursors(user: User) -> dict[str, str]:
+        async def no_cursors(user: Login) -> dict[str, str]:
             return {}
 
         # With --data-dir, accounts made by an earlier run on that dir are reused.
         users_file = cfg.data_dir / "bench-users.json" if cfg.data_dir and stack.owned else None
         async with timings.phase("users"):
             kept = load_users(users_file) if users_file else []
-            users = await api.create_users(cfg.users_needed(), cfg.signup_concurrency, kept)
+            users = await create_users(api, cfg.users_needed(), cfg.signup_concurrency, kept)
             if users_file:
                 save_users(users_file, users)
         meta.users_reused = min(len(kept), len(users))
         ws_url = stack.ws_url
-        discovered = await api.discovery(users[0])
-        if discovered and discovered.startswith(("ws://127.0.0.1", "ws://localhost")):
-            ws_url = discovered
+        with contextlib.suppress(ApiError):
+            discovered = (await api.discovery(users[0]) or [ws_url])[0]
+            if discovered.startswith(("ws://127.0.0.1", "ws://localhost")):
+                ws_url = discovered
         meta.ws_url, meta.users = ws_url, len(users)
         fleet = Fleet(ws_url, tracker, no_cursors)
         ctx = Context(cfg, stack, api, ws_url, users, tracker, fleet, results)
@@ -217,10 +258,10 @@ async def _main(cfg: Config) -> int:
                     await ctx.pool.close()
             t = ctx.tracker
             results.client_observed = ClientObserved(
-                t.unexpected_closes, t.errors, t.order_violations, t.late, ctx.fleet.reconnects
+                ctx.fleet.closes, t.errors, t.order_violations, t.late, ctx.fleet.reconnects
             )
             with contextlib.suppress(Exception):
-                await ctx.api.close()
+                await ctx.api.aclose()
         if stack is not None:
             async with timings.phase("stop stack"):
                 await asyncio.to_thread(stack.stop)

@@ -8,12 +8,10 @@ heaps fill shows it there, where a run-wide percentile would average it away."""
 
 from __future__ import annotations
 
-import asyncio
-
-from bench import cpu, histograms
-from bench.context import Context, use_cursors
-from bench.load import TEXT, Target, paced_load
-from bench.results import Drift, SoakResults, SoakRun, SoakWindow, StorageCost, TableSize
+from bench import histograms
+from bench.context import Context, paced, pairs, use_cursors
+from bench.load import TEXT, Target
+from bench.results import Drift, SoakResults, SoakWindow, StorageCost, TableSize
 
 MESSAGE_TABLES = ("messages", "message_sends")
 """What the Postgres message store writes per message (storage/postgres/messages.py)."""
@@ -84,50 +82,32 @@ async def run_soak(ctx: Context) -> None:
     out = ctx.results.soak = SoakResults(
         cfg.soak_messages, cfg.soak_rate, cfg.soak_quiet_channels, len(TEXT)
     )
-    semaphore = asyncio.Semaphore(8)
-
-    async def direct(i: int) -> Target:
-        a, b = users[2 * i], users[2 * i + 1]
-        return Target(a, await ctx.direct(a, b, semaphore), 1)
-
-    targets = await asyncio.gather(*(direct(i) for i in range(cfg.soak_quiet_channels + 1)))
-    busy, quiet = targets[0], list(targets[1:])
+    channels = await ctx.directs(pairs(users))
+    busy, *quiet = [Target(a, ch, 1) for (a, _), ch in zip(pairs(users), channels, strict=True)]
     plan = schedule(busy, quiet)
     use_cursors(ctx)
     await ctx.fleet.keep_only(users)
     await ctx.fleet.ensure(users)
     dsn = ctx.stack.postgres_dsn() if cfg.message_store == "postgres" else None
     sizes_before = await message_table_sizes(dsn) if dsn else None
-    before = cpu.snapshot(ctx.stack)
-    run = await paced_load(
-        ctx.fleet,
+    violations = ctx.tracker.order_violations
+    run = await paced(
+        ctx,
         plan,
         cfg.soak_rate,
         cfg.soak_messages / cfg.soak_rate,
         f"soak: {cfg.soak_messages:,} messages",
+        "soak",
         drain_s=max(cfg.drain_s, 10.0),
         abort_after_s=max(cfg.abort_after_s, 10.0),
         keep_tenths=True,
     )
-    used = cpu.used(before, cpu.snapshot(ctx.stack))
     assert run.tenths is not None
-    rows = windows(run.tenths, run.latencies_us)
-    out.run = SoakRun(
-        sent=run.sent,
-        busy_channel_sends=sum(1 for i in range(run.sent) if plan[i % len(plan)] is busy),
-        delivered=run.delivered,
-        missing=run.missing,
-        send_failed=run.send_failed,
-        unaccepted=run.unaccepted,
-        errors=run.errors,
-        aborted=run.aborted,
-        order_violations=ctx.tracker.order_violations,
-        latency_ms=histograms.summary(run.latency),
-        send_lag_ms=histograms.summary(histograms.of(run.send_lag_us)),
-        windows=rows,
-        drift=drift(rows),
-        cpu=used,
-    )
+    out.run = run.row
+    out.busy_channel_sends = sum(1 for i in range(run.row.sent) if plan[i % len(plan)] is busy)
+    out.order_violations = ctx.tracker.order_violations - violations
+    out.windows = windows(run.tenths, run.latencies_us)
+    out.drift = drift(out.windows)
     sizes_after = await message_table_sizes(dsn) if dsn else None
     if sizes_before and sizes_after:
         out.postgres = storage_cost(sizes_before, sizes_after)

@@ -10,16 +10,16 @@ import shutil
 import signal
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import orjson
+import httpx
 import psutil
 
 from parley.devstack import DevStack, start_dev
 from parley.embedded.process import free_port_pair
+from parley_client import ws_url_of
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ROLES = ("gateway", "processor", "broker", "postgres", "cassandra")
@@ -28,6 +28,14 @@ BENCH_ENV = {
     # The pipeline is measured, not the per-device throttle.
     "PARLEY_SEND_RATE_PER_S": "100000",
     "PARLEY_SEND_BURST": "100000",
+    # The idle sockets share a device token, `--sockets-per-user` of them (40; the default
+    # cap is 8 per device): the gateway's memory per socket does not depend on whose it is.
+    "PARLEY_MAX_SOCKETS_PER_DEVICE": "100000",
+    # A presence.subscribe costs 50 frames of the device's bucket (burst 200, 50/s): with
+    # `--presence-sockets-per-user` above 4, a churned user's sockets, all reconnecting and
+    # subscribing at once, would be refused. Heartbeats stay far below either default.
+    "PARLEY_FRAME_RATE_PER_S": "100000",
+    "PARLEY_FRAME_BURST": "100000",
     # Cheap password hashes: the bench makes thousands of accounts.
     "PARLEY_ARGON2_TIME_COST": "1",
     "PARLEY_ARGON2_MEMORY_KIB": "8192",
@@ -52,15 +60,6 @@ def raise_nofile_limit() -> tuple[int, int]:
 def check_local(url: str) -> None:
     if (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
         raise SystemExit(f"refusing to benchmark {url}: only 127.0.0.1 is allowed")
-
-
-def get_json(url: str, timeout: float = 2.0) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = orjson.loads(response.read())
-    except (OSError, ValueError):
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _cmdline(proc: psutil.Process) -> str:
@@ -191,11 +190,6 @@ class Stack:
         except psutil.Error:
             return None
 
-    def gateway_connections(self) -> int | None:
-        body = get_json(f"{self.http_url}/healthz")
-        value = body.get("connections") if body else None
-        return value if isinstance(value, int) else None
-
     def stop(self, timeout_s: float = 90.0) -> None:
         """Stop the `parley dev` the bench started (in order: see `DevStack.stop`)."""
         if self.dev is None:
@@ -236,9 +230,10 @@ def start_stack(clock0: float, verbose: bool, data_dir: Path | None, message_sto
 def external_stack(url: str, kafka_bootstrap: str | None, gateway_pid: int | None) -> Stack:
     check_local(url)
     base = url.rstrip("/")
-    if get_json(f"{base}/healthz") is None:
-        raise SystemExit(f"{base}/healthz does not answer: is the stack running?")
+    try:
+        httpx.get(f"{base}/healthz", timeout=2, trust_env=False).raise_for_status()
+    except httpx.HTTPError:
+        raise SystemExit(f"{base}/healthz does not answer: is the stack running?") from None
     if kafka_bootstrap:
         check_local(f"tcp://{kafka_bootstrap}")
-    ws_url = f"ws://{urlsplit(base).netloc}/v1/ws"
-    return Stack(base, ws_url, kafka_bootstrap, gateway_pid_override=gateway_pid)
+    return Stack(base, ws_url_of(base), kafka_bootstrap, gateway_pid_override=gateway_pid)

@@ -3,7 +3,9 @@ its target, PASS / FAIL / n/a."""
 
 from __future__ import annotations
 
-from bench.results import FloorRun, LoadRow, Results, Verdict
+from typing import TypeVar
+
+from bench.results import Paced, Results, Verdict
 from bench.soak import DRIFT_FACTOR
 
 TARGET_RATE = 1000.0
@@ -13,6 +15,7 @@ STORM_S = 15.0
 IDLE_CORES = 0.05
 """What "≈ 0" is taken to mean for the idle stack: 5% of one core, all processes together."""
 PRESENCE_TARGET = "measure (issue #4)"
+Row = TypeVar("Row", bound=Paced)
 
 
 def fmt_ms(value: float | None) -> str:
@@ -21,7 +24,7 @@ def fmt_ms(value: float | None) -> str:
     return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
-def nearest(rows: list[LoadRow], rate: float) -> LoadRow | None:
+def nearest(rows: list[Row], rate: float) -> Row | None:
     return min(rows, key=lambda r: abs(r.offered_per_s - rate), default=None)
 
 
@@ -59,7 +62,7 @@ def _latency(results: Results) -> list[Verdict]:
                 )
             continue
         rate = row.offered_per_s
-        lost = row.missing + row.send_failed
+        lost = row.lost
         notes = []
         if rate != TARGET_RATE:
             notes.append(f"measured at {rate:g} msgs/s, not 1k")
@@ -146,9 +149,9 @@ def _storm(results: Results) -> Verdict:
         )
     n, r = storm.dropped, storm.reconnect
     total = r.all_synced_s
-    measured = f"{total:.2f} s" if total is not None else f"{r.synced:,}/{n:,} synced"
+    measured = f"{total:.2f} s" if total is not None else f"{r.connects.opened:,}/{n:,} synced"
     t = r.time_to_synced_s
-    note = f"per client p50 {t.p50} s, p99 {t.p99} s; {r.retries} retries"
+    note = f"per client p50 {t.p50} s, p99 {t.p99} s; {r.connects.retries} retries"
     if n != 5000:
         note += f"; {n:,} clients, not 5,000"
     return Verdict(
@@ -168,9 +171,7 @@ def _floors(results: Results) -> list[Verdict]:
         return []
     out = []
     for runs, label in ((floor.runs, "floor"), (floor.transactional_runs, "transactional floor")):
-        row: FloorRun | None = min(
-            runs, key=lambda r: abs(r.offered_per_s - TARGET_RATE), default=None
-        )
+        row = nearest(runs, TARGET_RATE)
         if row is None:
             continue
         lat, ratio = row.latency_ms, row.ratio_to_idempotent_floor
@@ -178,7 +179,7 @@ def _floors(results: Results) -> list[Verdict]:
         if ratio is not None:
             notes.append(f"{ratio.p50}x / {ratio.p99}x the idempotent floor")
             notes.append(f"{row.records_per_transaction_mean} records per transaction")
-        lost = row.missing + row.produce_errors
+        lost = row.lost
         if lost:
             notes.append(f"{lost} records lost")
         out.append(
@@ -195,27 +196,26 @@ def _floors(results: Results) -> list[Verdict]:
 
 def _soak(results: Results) -> Verdict:
     soak = results.soak
-    run = soak.run if soak else None
-    if soak is None or run is None:
+    run, d = (soak.run, soak.drift) if soak else (None, None)
+    if soak is None or run is None or d is None:
         return Verdict(
             "soak: 50,000 messages (20,000 in one channel)", "not run", "no loss, no drift", None
         )
-    lost = run.missing + run.send_failed
-    d = run.drift
+    busy = soak.busy_channel_sends
     notes = [
-        f"{run.sent:,} sent at {soak.rate:g}/s, {run.busy_channel_sends:,} in the busy channel",
+        f"{run.sent:,} sent at {soak.rate:g}/s, {busy:,} in the busy channel",
         f"p50 {fmt_ms(d.p50_first_ms)} → {fmt_ms(d.p50_last_ms)}",
-        f"{run.order_violations} order violations",
+        f"{soak.order_violations} order violations",
     ]
     if run.aborted:
         notes.append("stopped early: " + run.aborted)
-    full = run.sent >= 50_000 and run.busy_channel_sends >= 20_000
+    full = run.sent >= 50_000 and busy >= 20_000
     if not full:
         notes.append("smaller than the SPEC's soak")
-    ok = not lost and not run.aborted and d.no_drift and not run.order_violations
+    ok = not run.lost and not run.aborted and d.no_drift and not soak.order_violations
     return Verdict(
-        f"soak: {run.sent:,} messages ({run.busy_channel_sends:,} in one channel)",
-        f"{lost:,} lost; p99 {fmt_ms(d.p99_first_ms)} → {fmt_ms(d.p99_last_ms)} "
+        f"soak: {run.sent:,} messages ({busy:,} in one channel)",
+        f"{run.lost:,} lost; p99 {fmt_ms(d.p99_first_ms)} → {fmt_ms(d.p99_last_ms)} "
         "(first → last tenth)",
         f"no loss, no drift (last tenth ≤ {DRIFT_FACTOR:g}x first)",
         ok if full else None,
