@@ -53,6 +53,18 @@ class Context:
 
         return await asyncio.gather(*(one(a, b) for a, b in pairs))
 
+    async def befriend_all(self, members: list[Login]) -> None:
+        """Make every two of `members` friends (one asks, the other accepts): presence goes to
+        friends only."""
+
+        async def pair(a: Login, b: Login) -> None:
+            async with self.calls:
+                await self.api.befriend(a, b.user_id)
+            async with self.calls:
+                await self.api.befriend(b, a.user_id)
+
+        await asyncio.gather(*(pair(a, b) for i, a in enumerate(members) for b in members[i + 1 :]))
+
     async def group(self, members: list[Login], name: str) -> str:
         """A group of `members`, made by the first of them."""
         others = [m.user_id for m in members[1:]]

@@ -1,8 +1,8 @@
 """The presence scenario (issue #4): presence events/s the processor handles, and change
 notifications/s to sockets that each watch `presence_watch` other users.
 
-Users are put in groups of `presence_watch + 1`; every socket subscribes to the other members
-of its user's group (co-members may watch each other). Offline comes only one heartbeat
+Users are put in groups of `presence_watch + 1`, all friends of one another; every socket
+subscribes to the other members of its user's group (presence goes to friends only). Offline comes only one heartbeat
 timeout after a user's last socket closed, so a churn step closes users' sockets at a steady
 rate and reconnects each `timeout + RECONNECT_AFTER_S` later: every churned user goes offline
 and then online, and every socket watching it gets two frames.
@@ -156,6 +156,9 @@ async def _make_groups(ctx: Context) -> list[list[Login]]:
     users = ctx.users[: cfg.presence_group_count() * size]
     groups = [users[i : i + size] for i in range(0, len(users), size)]
     await asyncio.gather(*(ctx.group(g, f"presence {n}") for n, g in enumerate(groups)))
+    # Sharing a group does not grant presence: the members of each group are friends too.
+    for group in groups:
+        await ctx.befriend_all(group)
     return groups
 
 

@@ -337,7 +337,7 @@ def _presence(results: Results) -> list[str]:
     lines = [
         "",
         f"## Presence ({presence.users:,} users in {presence.groups} groups, "
-        f"{presence.sockets:,} sockets each watching {presence.watch} co-members, "
+        f"{presence.sockets:,} sockets each watching {presence.watch} friends, "
         f"timeout {presence.timeout_s:g} s)",
         "",
         f"- Connect: {connect.held:,} sockets held, errors {_counts(connect.connects.errors)}; "
