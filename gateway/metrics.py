@@ -11,3 +11,7 @@ SLOW_CLOSED = Counter(
     "parley_gateway_slow_consumers_closed_total", "Sockets closed for not reading"
 )
 SYNC_SECONDS = Histogram("parley_gateway_sync_seconds", "Time from welcome to synced")
+PRESENCE_DROPPED = Counter(
+    "parley_gateway_presence_subscriptions_dropped_total",
+    "Watched users dropped from sockets' subscriptions once the right to watch them ended",
+)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from gateway import metrics
 from gateway.encoding import frame
 from gateway.follower import PartitionFollower
 from schemas.settings import Settings
@@ -133,3 +134,4 @@ class PresenceHub:
             return  # it unsubscribed or subscribed anew meanwhile
         subscribed.remove(user_id)
         await self._unwatch(watcher, user_id)
+        metrics.PRESENCE_DROPPED.inc()

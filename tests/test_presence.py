@@ -20,7 +20,7 @@ from parley_client import ApiError, Login, Session
 from schemas.settings import Settings
 from storage.protocols import Presence
 from storage.stores import Stores
-from tests.conftest import Api, wait_connected
+from tests.conftest import Api, eventually, metric, wait_connected
 from tests.stack import Process, Stack
 from topics.definitions import key_partition
 
@@ -168,7 +168,7 @@ async def test_only_friends_may_watch_presence_not_those_who_share_a_channel(api
 
 
 async def test_a_subscription_ends_with_the_friendship_or_a_block(
-    api: Api, settings: Settings
+    api: Api, settings: Settings, gateway: Process
 ) -> None:
     me, friend, blocker = [await api.new_device() for _ in range(3)]
     await api.make_friends(me, friend)
@@ -183,12 +183,17 @@ async def test_a_subscription_ends_with_the_friendship_or_a_block(
     await wait_all(w, [d.user_id for d in watched], "online")
 
     # The friend ends the friendship; the other blocks the watcher.
+    dropped = "parley_gateway_presence_subscriptions_dropped_total"
+    before = await metric(gateway.url, dropped)
     await api.unfriend(friend, me.user_id)
     await api.block(blocker, me.user_id)
     # Each end of a right publishes `presence.access_changed`, and the watcher's gateway then
-    # checks its subscriptions again in a task of its own: nothing in the protocol shows when
-    # that check is done, so this waits it out (gateway/presence.py).
-    await asyncio.sleep(2.0)
+    # checks its subscriptions again in a task of its own; it counts what it drops.
+
+    async def both_dropped() -> bool:
+        return await metric(gateway.url, dropped) >= before + 2
+
+    await eventually(both_dropped, 30, "both subscriptions to be dropped")
     for socket in sockets:
         await socket.close()
     for device in watched:  # logging out takes each offline at once, in this order
