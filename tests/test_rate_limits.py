@@ -35,8 +35,11 @@ async def test_a_flood_of_presence_subscribes_and_acks_is_refused_and_the_socket
 
 
 async def test_reconnecting_does_not_refill_a_spent_send_bucket(api: Api, stack: Stack) -> None:
-    # The default limits (20/s, burst 50), not the shared test gateway's loose ones.
-    async with extra_gateway(stack, PARLEY_SEND_RATE_PER_S="20", PARLEY_SEND_BURST="50") as gateway:
+    # A burst of 50 and a slow refill (one every 2 s), not the shared test gateway's loose
+    # limits: the refill cannot make up for a reconnect however slow the machine is.
+    async with extra_gateway(
+        stack, PARLEY_SEND_RATE_PER_S="0.5", PARLEY_SEND_BURST="50"
+    ) as gateway:
         a, b = await api.new_device("rr_a"), await api.new_device("rr_b")
         channel = await api.direct(a, b.user_id)
         first = await api.connect(a, url=gateway.ws_url)
@@ -49,6 +52,5 @@ async def test_reconnecting_does_not_refill_a_spent_send_bucket(api: Api, stack:
         for i in range(40):
             await again.send_message(channel, "y", client_msg_id=f"again-{i}")
         await again.until(lambda f: f.get("client_msg_id", f.get("ref")) == "again-39")
-        # A full bucket would take all 40; a spent one refills at 20/s, so within the couple
-        # of seconds a reconnect takes most are refused.
-        assert len(refused(again)) >= 10, len(refused(again))
+        # A full bucket would take all 40; the spent one has refilled a few at most.
+        assert len(refused(again)) >= 30, len(refused(again))
