@@ -77,9 +77,7 @@ class Outbox:
         if frames is None and self._write_now is not None and self._write_now(text):
             return True
         size = sys.getsizeof(text)
-        if frames is not None and (
-            len(frames) >= self._limit or self._bytes + size > self._byte_limit
-        ):
+        if self._full(size):
             return False
         if self._budget.queued + size > self._budget.limit:
             return False
@@ -90,9 +88,7 @@ class Outbox:
         """Queue a frame, first waiting while this outbox is full (one caller at a time). The
         gateway's budget does not hold it back: what a socket syncs waits on its own writes."""
         size = sys.getsizeof(text)
-        while self._frames is not None and (
-            len(self._frames) >= self._limit or self._bytes + size > self._byte_limit
-        ):
+        while self._full(size):
             self._room = asyncio.get_running_loop().create_future()
             try:
                 await self._room
@@ -103,6 +99,13 @@ class Outbox:
         if self._frames is None and self._write_now is not None and self._write_now(text):
             return
         self._enqueue(text, size)
+
+    def _full(self, size: int) -> bool:
+        """No room for one more frame of `size` bytes (an empty outbox always has room)."""
+        frames = self._frames
+        return frames is not None and (
+            len(frames) >= self._limit or self._bytes + size > self._byte_limit
+        )
 
     def _enqueue(self, text: str, size: int) -> None:
         frames = self._frames

@@ -161,13 +161,18 @@ async def revoke_device(services: Services, caller: Device, device_id: object) -
 async def revoke_all_devices(services: Services, caller: Device) -> None:
     """Revoke every device of the caller's account, this one included."""
     for device_id in await services.stores.accounts.revoke_devices(caller.user_id):
-        await _revoke(services, caller.user_id, device_id)
+        await _end_sessions(services, caller.user_id, device_id)
 
 
 async def _revoke(services: Services, user_id: str, device_id: str) -> None:
-    """Revoke the device: its token stops working at once, its push endpoint goes, and every
-    socket of it closes, on this gateway first and then on the others (through the inbox)."""
+    """Revoke the device: its token stops working at once, then its sessions end."""
     await services.stores.accounts.revoke_device(device_id)  # idempotent
+    await _end_sessions(services, user_id, device_id)
+
+
+async def _end_sessions(services: Services, user_id: str, device_id: str) -> None:
+    """For a revoked device: its push endpoint goes, and every socket of it closes, on this
+    gateway first and then on the others (through the inbox)."""
     await services.stores.push.remove_endpoint(device_id)
     # Local sockets close before anything is published: a broker that is down cannot keep a
     # revoked device's sockets open here, and the client learns of the failure from the 503.

@@ -123,8 +123,7 @@ async def _is_direct(channels: ChannelStore, channel_id: str) -> bool:
 
 async def _require_group(channels: ChannelStore, channel_id: str) -> None:
     """`invalid` for a direct channel, whose members never change (asked only on refusal)."""
-    channel = await channels.channel(channel_id)
-    if channel is not None and channel.type != "group":
+    if await _is_direct(channels, channel_id):
         raise invalid("members can only be changed in a group")
 
 
