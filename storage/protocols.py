@@ -302,7 +302,10 @@ class MessageStore(Protocol):
         limit: int,
     ) -> list[Message]:
         """Up to `limit` messages ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given."""
+        `after`, or the newest of all when neither is given.
+
+        Gap-free while inserts run: a page shows a message only once every older message of
+        the channel is stored too, so paging on from a page's last id misses nothing."""
 
     async def close(self) -> None:
         """Release connections."""

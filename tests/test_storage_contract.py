@@ -321,6 +321,46 @@ async def test_pages_walk_across_time_buckets_in_both_directions(store: MessageS
     assert await store.last_message_ids([channel]) == {channel: i[5]}
 
 
+async def test_pages_never_show_a_message_whose_older_neighbour_is_not_stored_yet(
+    backend: Backend, store: MessageStore
+) -> None:
+    """An insert whose newer row is written and its older one not yet (Scylla shows a batch's
+    rows one by one, in any order; or the writer died between them): a page must not show the
+    newer one, or paging on from it would skip the older one for good."""
+    if backend.name == "postgres":
+        pytest.skip("Postgres stores a batch in one transaction: no half of it is ever visible")
+    from storage.scylla import connect_scylla, shutdown_scylla
+
+    channel, base = fresh(), an_hour_ago()
+    first = [message(channel, base + 1), message(channel, base + 2)]
+    late, early = message(channel, base + 4), message(channel, base + 3)
+    await store.insert(first)
+    session = await connect_scylla([backend.scylla_host], port=backend.scylla_port)
+    try:  # the newer row of the next batch, written alone
+        await asyncio.to_thread(
+            session.execute,
+            f"INSERT INTO {SCYLLA_KEYSPACE}.messages (bucket, channel_id, message_id, sender_id,"
+            ' sender_device_id, client_msg_id, "text", sent_at) VALUES (%s, %s, %s, %s, %s, %s,'
+            " %s, %s)",
+            (
+                bucket_of(late.message_id),
+                *(late.channel_id, late.message_id, late.sender_id, late.sender_device_id),
+                *(late.client_msg_id, late.text, late.sent_at),
+            ),
+        )
+    finally:
+        await shutdown_scylla(session)
+
+    assert ids(await store.page(channel, after=first[-1].message_id, limit=10)) == []
+    assert ids(await store.page(channel, limit=10)) == ids(first)
+    assert ids(await store.page(channel, before=base + 10, limit=10)) == ids(first)
+    await store.insert([early, late])  # the batch completes (a retry)
+    assert ids(await store.page(channel, after=first[-1].message_id, limit=10)) == [
+        base + 3,
+        base + 4,
+    ]
+
+
 async def test_a_100000_character_multibyte_text_round_trips_exactly(store: MessageStore) -> None:
     channel = fresh()
     text = "é" * 50_000 + "😀" * 50_000

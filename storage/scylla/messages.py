@@ -30,7 +30,6 @@ from storage.scylla.session import (
 )
 
 _COLUMNS = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
-_LAST_BUCKET = 2**31 - 1  # the largest `int`: "no upper bound" when walking buckets downwards
 _BUCKETS_PER_READ = 16  # bucket ids fetched at a time while a page walks a channel's buckets
 
 
@@ -46,9 +45,8 @@ class _Statements:
     head: Any
     buckets_down: Any
     buckets_up: Any
-    newest_in_bucket: Any
-    before_in_bucket: Any
-    after_in_bucket: Any
+    ascending_in_bucket: Any
+    descending_in_bucket: Any
 
 
 def _cql(ks: str) -> dict[str, str]:
@@ -72,12 +70,12 @@ def _cql(ks: str) -> dict[str, str]:
         " WHERE channel_id = ? AND bucket <= ? ORDER BY bucket DESC LIMIT ?",
         "buckets_up": f"SELECT bucket FROM {ks}.channel_buckets"
         " WHERE channel_id = ? AND bucket >= ? ORDER BY bucket ASC LIMIT ?",
-        "newest_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? ORDER BY message_id DESC LIMIT ?",
-        "before_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? AND message_id < ? ORDER BY message_id DESC LIMIT ?",
-        "after_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? AND message_id > ? ORDER BY message_id ASC LIMIT ?",
+        "ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id ASC LIMIT ?",
+        "descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id DESC LIMIT ?",
     }
 
 
@@ -214,26 +212,40 @@ class ScyllaMessageStore:
         if limit <= 0:
             return []
         q = self._q()
+        # A page reads no further than the channel's head. The rows of one insert become
+        # visible one by one, in any order, and the head moves only once all of them exist:
+        # below the head every message is there, above it one may be missing while a later one
+        # shows. A reader paging `after` the newer one would skip the missing one for good.
+        heads = await execute(self._s(), q.head, (channel_id,))
+        if not heads or heads[0]["last_message_id"] is None:
+            return []
+        head = int(heads[0]["last_message_id"])
         rows: list[Row] = []
-        # Walk the channel's buckets from the cursor's bucket, nearest first, until the page is
-        # full or the channel's first (or last) bucket has been read.
         if after is not None:
+            # Walk the channel's buckets from the cursor's up to the head's, until the page is
+            # full.
             async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
                 async for bucket in walk:
-                    params: tuple[object, ...] = (channel_id, bucket, after, limit - len(rows))
-                    rows += await execute(self._s(), q.after_in_bucket, params)
+                    if bucket > bucket_of(head):
+                        break
+                    params: tuple[object, ...] = (
+                        channel_id,
+                        bucket,
+                        after,
+                        head,
+                        limit - len(rows),
+                    )
+                    rows += await execute(self._s(), q.ascending_in_bucket, params)
                     if len(rows) >= limit:
                         break
             return [_message(r) for r in rows]
-        start = _LAST_BUCKET if before is None else bucket_of(before)
-        async with aclosing(self._buckets(channel_id, start, upwards=False)) as walk:
+        upper = head if before is None else min(head, before - 1)
+        if upper <= 0:
+            return []
+        async with aclosing(self._buckets(channel_id, bucket_of(upper), upwards=False)) as walk:
             async for bucket in walk:
-                if before is None:
-                    params = (channel_id, bucket, limit - len(rows))
-                    rows += await execute(self._s(), q.newest_in_bucket, params)
-                else:
-                    params = (channel_id, bucket, before, limit - len(rows))
-                    rows += await execute(self._s(), q.before_in_bucket, params)
+                params = (channel_id, bucket, 0, upper, limit - len(rows))
+                rows += await execute(self._s(), q.descending_in_bucket, params)
                 if len(rows) >= limit:
                     break
         rows.reverse()  # read newest first; pages are ascending
