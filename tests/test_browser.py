@@ -144,3 +144,86 @@ async def test_two_users_chat_and_a_third_tab_and_a_reload_keep_up(
     await bob.expect_texts(expected)
     await tab.expect_texts(expected)
     await bob.screenshot("two-users-bob")
+
+
+async def signed_in(browser: Browser, web: Process, artifacts: Path, username: str) -> ChatPage:
+    """A new browser profile (a new device) logged in as `username`."""
+    page = await ChatPage.open(await new_context(browser), web.url, artifacts)
+    await page.log_in(username)
+    return page
+
+
+async def test_refusals_are_told_to_the_user(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    owner, member = await web_api.new_device("own"), await web_api.new_device("mem")
+    group = await web_api.group(owner, [member.user_id], name="Refusals")
+    alice = await signed_in(browser, web, artifacts, owner.username)
+    bob = await signed_in(browser, web, artifacts, member.username)
+    await alice.open_chat("Refusals")
+    await bob.open_chat("Refusals")
+
+    # 100,000 characters are a message, shown collapsed; one more is refused by the server.
+    await alice.send("x" * 100_000)
+    await expect(bob.messages).to_have_count(1)
+    await bob.page.get_by_role("button", name="Show more").click()
+    await expect(bob.page.get_by_role("button", name="Show less")).to_be_visible()
+    assert await bob.messages.evaluate("e => e.textContent") == "x" * 100_000
+    await alice.page.get_by_label("Message", exact=True).fill("y" * 100_001)
+    await expect(alice.page.locator(".counter")).to_have_text("100,001 / 100,000")
+    await alice.page.get_by_label("Message", exact=True).press("Enter")
+    too_long = "Not sent: the message is too long (at most 100,000 characters)."
+    await expect(alice.page.locator(".message.pending .send-error")).to_have_text(too_long)
+    await expect(alice.notices).to_have_text(too_long)
+    await alice.page.get_by_role("button", name="Discard").click()
+    await expect(alice.page.locator(".message")).to_have_count(1)  # the refused one is gone
+    await expect(alice.page.locator(".message.pending")).to_have_count(0)
+
+    # A plain member may not remove the owner: the server's refusal is shown.
+    await bob.page.get_by_role("button", name="Members").click()
+    members = bob.page.get_by_test_id("members-dialog")
+    await members.locator(f'li[data-user-id="{owner.user_id}"]').get_by_role("button").click()
+    await expect(members.get_by_role("alert")).to_contain_text("not allowed")
+    await members.get_by_role("button", name="Close").click()
+
+    # Removed from the group, bob's next send is refused.
+    await alice.page.get_by_role("button", name="Members").click()
+    members = alice.page.get_by_test_id("members-dialog")
+    await members.locator(f'li[data-user-id="{member.user_id}"]').get_by_role("button").click()
+    await expect(members.locator(f'li[data-user-id="{member.user_id}"]')).to_have_count(0)
+    await members.get_by_role("button", name="Close").click()
+    await bob.send("still here?")
+    not_member = "Not sent: you are not a member of this chat any more."
+    await expect(bob.page.locator(".message.pending .send-error")).to_have_text(not_member)
+    await bob.screenshot("refused-not-member")
+
+    # Past the send limit: the sends over it are refused, and can be retried later.
+    await alice.send("burst")  # the 100,000-character one took a token too
+    for i in range(SEND_BURST + 10):  # the bucket refills a little meanwhile
+        await alice.send(f"fast {i}")
+    rate_limited = "Not sent: you are sending too fast. Wait a moment and retry."
+    await expect(alice.page.locator(".send-error").first).to_have_text(rate_limited)
+    await expect(alice.page.get_by_role("button", name="Retry").first).to_be_visible()
+    await alice.screenshot("refused-rate-limited")
+
+
+async def test_a_device_logged_out_elsewhere_is_sent_back_to_log_in(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    username = await web_api.new_user("out")
+    laptop = await signed_in(browser, web, artifacts, username)
+    phone = await signed_in(browser, web, artifacts, username)
+
+    await phone.page.get_by_role("button", name="Devices").click()
+    devices = phone.page.get_by_test_id("devices-dialog")
+    await expect(devices.locator("li")).to_have_count(2)
+    await expect(devices.locator("li", has_text="this browser")).to_have_count(1)
+    await devices.locator("li", has_not_text="this browser").get_by_role("button").click()
+    await expect(devices.locator("li")).to_have_count(1)
+
+    await expect(laptop.page.get_by_role("alert")).to_have_text(
+        "This device was logged out. Log in again."
+    )
+    await expect(laptop.page.get_by_role("button", name="Log in")).to_be_visible()
+    await laptop.screenshot("logged-out-elsewhere")
+    await phone.online()  # the other device is untouched
