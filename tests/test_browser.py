@@ -18,7 +18,7 @@ from parley.embedded.kafka import EmbeddedKafka
 from parley.embedded.process import free_port
 from schemas.settings import Settings
 from tests.browser_pages import ChatPage, launch
-from tests.conftest import Api
+from tests.conftest import Api, eventually
 from tests.stack import Process, Stack, base_env
 from topics.admin import ensure_topics
 
@@ -157,7 +157,7 @@ async def test_refusals_are_told_to_the_user(
     browser: Browser, web: Process, web_api: Api, artifacts: Path
 ) -> None:
     owner, member = await web_api.new_device("own"), await web_api.new_device("mem")
-    group = await web_api.group(owner, [member.user_id], name="Refusals")
+    await web_api.group(owner, [member.user_id], name="Refusals")
     alice = await signed_in(browser, web, artifacts, owner.username)
     bob = await signed_in(browser, web, artifacts, member.username)
     await alice.open_chat("Refusals")
@@ -227,3 +227,77 @@ async def test_a_device_logged_out_elsewhere_is_sent_back_to_log_in(
     await expect(laptop.page.get_by_role("button", name="Log in")).to_be_visible()
     await laptop.screenshot("logged-out-elsewhere")
     await phone.online()  # the other device is untouched
+
+
+async def test_history_scrolls_back_and_jumps_to_a_message(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    carol, dave = await web_api.new_device("carol"), await web_api.new_device("dave")
+    channel = await web_api.direct(carol, dave.user_id)
+    texts = [f"m{i}" for i in range(60)]  # more than a page (50)
+    for start in range(0, 60, SEND_BURST):  # a device per burst of the send limit
+        device = await web_api.add_device(carol.username)
+        async with await web_api.connect(device) as socket:
+            for text in texts[start : start + SEND_BURST]:
+                await socket.accepted(await socket.send_message(channel, text))
+
+    async def stored() -> bool:  # accepted is in the log; the store follows
+        return len(await web_api.all_history(carol, channel)) == 60
+
+    await eventually(stored, 30, "the 60 messages stored")
+    ids = [m["message_id"] for m in await web_api.all_history(carol, channel)]
+
+    page = await signed_in(browser, web, artifacts, dave.username)
+    await page.channel(f"user …{carol.user_id[-6:]}").click()
+    await expect(page.messages).to_have_text(texts[10:])
+    await page.page.get_by_test_id("messages").evaluate("e => e.parentElement.scrollTop = 0")
+    await expect(page.messages).to_have_text(texts)
+    await expect(page.page.get_by_role("button", name="Load older messages")).to_be_hidden()
+
+    jump = await ChatPage.open(await new_context(browser), f"{web.url}/", artifacts)
+    await jump.log_in(dave.username)
+    await jump.page.goto(f"{web.url}/#channel={channel}&message={ids[5]}")
+    await expect(jump.page.locator(".message.highlight .text")).to_have_text("m5")
+    await expect(jump.page.locator(".message.highlight")).to_be_in_viewport()
+    await jump.page.get_by_role("button", name="Jump to latest").click()
+    await expect(jump.messages.last).to_have_text("m59")
+    await jump.screenshot("jumped")
+
+
+async def test_a_killed_gateway_loses_nothing_and_duplicates_nothing(
+    browser: Browser, web_stack: Stack, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    alice, bob = await web_api.new_device("alice"), await web_api.new_device("bob")
+    channel = await web_api.direct(bob, alice.user_id)
+    page = await signed_in(browser, web, artifacts, alice.username)
+    await page.channel(f"user …{bob.user_id[-6:]}").click()
+    await page.send("before")
+    await page.expect_texts(["before"])
+
+    # Every gateway dies, the one that served the page included.
+    ports = [g.port for g in gateways(web_stack)]
+    for gateway in gateways(web_stack):
+        gateway.kill()
+    await expect(page.connection).to_have_attribute("data-state", "reconnecting")
+    await page.send("while away 1")
+    await page.send("while away 2")
+    # Bob goes on talking through a new gateway.
+    other = await asyncio.to_thread(web_stack.start_gateway)
+    async with await web_api.connect(bob, url=other.ws_url) as socket:
+        for text in ("from bob 1", "from bob 2", "from bob 3"):
+            await socket.accepted(await socket.send_message(channel, text))
+        await page.screenshot("reconnecting")
+        # The page's own gateway comes back; the page resyncs and resends.
+        for port in ports:
+            await asyncio.to_thread(web_stack.start_gateway, port)
+        await page.online()
+        expected = ["before", "from bob 1", "from bob 2", "from bob 3"]
+        expected += ["while away 1", "while away 2"]
+        await page.expect_texts(expected)
+        got = await socket.collect_messages(channel, 6)
+        assert [m["text"] for m in got] == ["before", *expected[1:]]
+    await page.page.reload()
+    await page.online()
+    await page.channel(f"user …{bob.user_id[-6:]}").click()
+    await page.expect_texts(expected)
+    other.stop()
