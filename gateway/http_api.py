@@ -161,6 +161,12 @@ async def create_channel(request: Request) -> Response:
     raise invalid("type must be 'direct' or 'group'")
 
 
+async def find_user(request: Request) -> Response:
+    device = await _device(request)
+    username = request.query_params.get("username")
+    return json_response(await accounts.find_user(_services(request), device, username))
+
+
 async def list_channels(request: Request) -> Response:
     device = await _device(request)
     found = await channels.list_channels(_services(request), device)
@@ -285,6 +291,7 @@ async def metrics(request: Request) -> Response:
 
 routes = [
     Route("/v1/users", create_user, methods=["POST"]),
+    Route("/v1/users", find_user, methods=["GET"]),
     Route("/v1/sessions", create_session, methods=["POST"]),
     Route("/v1/sessions/current", delete_session, methods=["DELETE"]),
     Route("/v1/sessions/current/renew", renew_session, methods=["POST"]),

@@ -18,6 +18,14 @@ _ID = {"type": "string", "pattern": ID_PATTERN}
 # (method, path, summary, body model, needs a token, query parameters)
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, Any]]] = [
     ("post", "/v1/users", "Sign up", NewUser, False, {}),
+    (
+        "get",
+        "/v1/users",
+        "Find a user by username",
+        None,
+        True,
+        {"username": {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}},
+    ),
     ("post", "/v1/sessions", "Log in: a new device with its token", NewSession, False, {}),
     ("delete", "/v1/sessions/current", "Log out this device", None, True, {}),
     ("post", "/v1/sessions/current/renew", "A new token for this device", None, True, {}),

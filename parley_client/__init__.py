@@ -24,6 +24,7 @@ from parley_client.models import (
     PresenceFrame,
     PresenceState,
     PushEndpoint,
+    UserCard,
     Welcome,
 )
 from parley_client.session import Session, encode_frame
@@ -50,6 +51,7 @@ __all__ = [
     "PushEndpoint",
     "Session",
     "SessionError",
+    "UserCard",
     "Welcome",
     "encode_frame",
     "ws_url_of",

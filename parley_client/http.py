@@ -21,6 +21,7 @@ from parley_client.models import (
     Message,
     Presence,
     PushEndpoint,
+    UserCard,
 )
 from parley_client.session import Session
 
@@ -145,6 +146,11 @@ class Client:
         body = {"username": username, "password": password, "device_name": device_name}
         data = await self._call("POST", "/v1/sessions", json=body)
         return Login(data["user_id"], data["device_id"], data["token"], username)
+
+    async def find_user(self, auth: Authenticated, username: str) -> UserCard:
+        """The user with this username (`not_found` if none, or if a block stands between)."""
+        data = await self._call("GET", "/v1/users", auth, params={"username": username})
+        return cast(UserCard, data)
 
     async def log_out(self, auth: Authenticated) -> None:
         """Revokes the token; the device's sockets close (4001) on every gateway."""

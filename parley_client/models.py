@@ -59,6 +59,14 @@ class MessageFrame(Message):
     type: Literal["message"]
 
 
+class UserCard(TypedDict):
+    """`GET /v1/users?username=`: a user found by username."""
+
+    user_id: str
+    username: str
+    display_name: str | None
+
+
 class Channel(TypedDict):
     """`POST /v1/channels` and each item of `GET /v1/channels`."""
 
