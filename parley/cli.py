@@ -210,7 +210,7 @@ TokenOption = Annotated[
     typer.Option(envvar="PARLEY_TOKEN", help="A device token, instead of the stored login."),
 ]
 ChannelOption = Annotated[
-    str, typer.Option("--channel", "-c", help="A channel id, a group's name or a friend's name.")
+    str, typer.Option("--channel", "-c", help="A channel id, a group's name or a username.")
 ]
 
 

@@ -1,13 +1,15 @@
-"""Names for ids, as far as the API tells them: the user's own name and their friends' (the
-only usernames `GET /v1/friends` gives; no call finds a user by name), channel titles, channels
-found by id or name, and how a message reads on one line."""
+"""Names for ids, as far as the API tells them: the user's own name, their friends' (from
+`GET /v1/friends`) and those looked up by username (`GET /v1/users?username=`; no call names
+a user from an id), channel titles, channels found by id or name, and how a message reads on
+one line."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from parley_client import Authenticated, Channel, Client, Message
+from parley_client import ApiError, Authenticated, Channel, Client, Message
 
 
 class NotFound(Exception):
@@ -52,18 +54,20 @@ class Directory:
     def name_of(self, user_id: str) -> str:
         return self.usernames.get(user_id, f"user {user_id}")
 
-    def user_named(self, name: str) -> str:
-        """The id of the user called `name` (a friend or a request), or `name` itself when it
-        is an id. NotFound otherwise: the API looks users up by id only."""
+    async def user_named(self, client: Client, auth: Authenticated, name: str) -> str:
+        """The id of the user called `name`: a friend, else whoever the server finds by that
+        username. NotFound if nobody (or a block stands between the two)."""
         for user_id, username in self.usernames.items():
             if username == name:
                 return user_id
-        if is_id(name):
-            return name
-        raise NotFound(
-            f"no user {name!r} among your friends: the API finds users by id only, so name a"
-            " friend (or a pending request) or give the user id"
-        )
+        try:
+            card = await client.find_user(auth, name)
+        except ApiError as exc:
+            if exc.code in ("not_found", "invalid"):
+                raise NotFound(f"no user {name!r}") from None
+            raise
+        self.usernames[card["user_id"]] = card["username"]
+        return card["user_id"]
 
     def others(self, channel: Channel) -> list[str]:
         return [m for m in channel["members"] if m != self.me]
@@ -73,22 +77,31 @@ class Directory:
             return f"#{channel.get('name', channel['channel_id'])}"
         return " & ".join(self.name_of(m) for m in self.others(channel)) or "yourself"
 
-    def find_channel(self, channels: list[Channel], key: str) -> Channel:
-        """The channel whose id, group name (`team` or `#team`) or direct partner is `key`."""
+    async def find_channel(
+        self, client: Client, auth: Authenticated, channels: list[Channel], key: str
+    ) -> Channel:
+        """The channel whose id, group name (`team` or `#team`) or direct partner's username
+        is `key` (a partner who is no friend is looked up by username)."""
+        found = self._matching(channels, key)
+        if not found and not key.startswith("#"):
+            with contextlib.suppress(NotFound):
+                await self.user_named(client, auth, key)  # learn the name, if it is a user's
+                found = self._matching(channels, key)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFound(f"no channel {key!r}: use its id, a group's name or a username")
+        ids = ", ".join(c["channel_id"] for c in found)
+        raise NotFound(f"{len(found)} channels are called {key!r}: use the id ({ids})")
+
+    def _matching(self, channels: list[Channel], key: str) -> list[Channel]:
         by_id = [c for c in channels if c["channel_id"] == key]
-        by_name = [
+        return by_id or [
             c
             for c in channels
             if key.removeprefix("#") == c.get("name")
             or (c["type"] == "direct" and key in (self.name_of(m) for m in self.others(c)))
         ]
-        found = by_id or by_name
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise NotFound(f"no channel {key!r}: use its id, a group's name or a friend's name")
-        ids = ", ".join(c["channel_id"] for c in found)
-        raise NotFound(f"{len(found)} channels are called {key!r}: use the id ({ids})")
 
     def line(self, message: Message, *, with_id: bool = False) -> str:
         """`[12:03] alice: text`, the time local; lines after the first indented."""

@@ -62,7 +62,7 @@ async def log_out() -> str:
 
 
 async def send(url: str, device: Device, channel: str, text: str) -> str:
-    """Send `text` to the channel (an id, a group's name or a friend's name), wait until it
+    """Send `text` to the channel (an id, a group's name or the other member's username), wait until it
     is accepted and its echo comes back; returns its `message_id`."""
     if not text:
         raise CommandError("nothing to send: the text is empty")
@@ -108,7 +108,7 @@ async def _channel_id(
     directory = await directory_of(client, device)
     if channels is None:
         channels = await client.channels(device)
-    return directory.find_channel(channels, key)["channel_id"]
+    return (await directory.find_channel(client, device, channels, key))["channel_id"]
 
 
 async def _echo(session: Session, client_msg_id: str) -> str:

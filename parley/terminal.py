@@ -26,10 +26,10 @@ PAGE = 20
 HELP = """\
 Type a line to send it to the open chat (start it with // to send a line that starts with /).
   /channels                  back to your channels (then type a number or a name to open one)
-  /open NUMBER|NAME          open a chat: its number in the list, a group's name or a friend's
+  /open NUMBER|NAME          open a chat: its number in the list, a group's name or a username
   /more                      show older messages of the open chat
-  /dm USERNAME               a direct chat with a friend (or with a user id)
-  /group NAME USERNAME...    a new group with these friends (or user ids)
+  /dm USERNAME               a direct chat with this user
+  /group NAME USERNAME...    a new group with these users
   /help                      this text
   /quit                      leave (Ctrl-D too)"""
 
@@ -165,7 +165,7 @@ class Chat:
         if key.isdigit() and 1 <= int(key) <= len(self.channels):
             channel = self.channels[int(key) - 1]
         else:
-            channel = self.directory.find_channel(self.channels, key)
+            channel = await self.directory.find_channel(self.client, self.me, self.channels, key)
         await self.open_chat(channel)
 
     async def cmd_more(self, args: list[str]) -> None:
@@ -188,14 +188,8 @@ class Chat:
             say("! /dm takes one username")
             return
         await self.directory.refresh(self.client, self.me)
-        user_id = self.directory.user_named(args[0])
-        try:
-            opened = await self.client.open_direct(self.me, user_id)
-        except ApiError as exc:
-            if exc.code != "not_found":
-                raise
-            raise NotFound(f"no user {args[0]!r}") from None
-        await self.open_created(opened)
+        user_id = await self.directory.user_named(self.client, self.me, args[0])
+        await self.open_created(await self.client.open_direct(self.me, user_id))
 
     async def cmd_group(self, args: list[str]) -> None:
         if len(args) < 2:
@@ -203,7 +197,9 @@ class Chat:
             return
         name, *people = args
         await self.directory.refresh(self.client, self.me)
-        member_ids = [self.directory.user_named(person) for person in people]
+        member_ids = [
+            await self.directory.user_named(self.client, self.me, person) for person in people
+        ]
         await self.open_created(await self.client.create_group(self.me, name, member_ids))
 
     # --- channels and the open chat ---------------------------------------------------------

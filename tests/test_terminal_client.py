@@ -92,6 +92,12 @@ async def test_send_prints_the_message_id_and_history_prints_the_page_back(
     first = await parley(env, "send", "--channel", bob.username, "hello from a script")
     second = await parley(env, "send", "--channel", channel, stdin="piped\nin two lines\n")
     assert (first.code, first.err, second.code, second.err) == (0, "", 0, "")
+    # Someone who is not a friend: found by username.
+    carol = await api.new_device("carol")
+    with_carol = await api.direct(carol, alice.user_id)
+    to_carol = await parley(env, "send", "--channel", carol.username, "hi carol")
+    [got] = await api.history(carol, with_carol)
+    assert (to_carol.out, got["text"]) == (got["message_id"] + "\n", "hi carol")
     messages = await api.history(bob, channel)
     assert [(m["message_id"] + "\n", m["text"]) for m in messages] == [
         (first.out, "hello from a script"),
@@ -160,7 +166,7 @@ async def test_a_refused_command_exits_non_zero_with_the_reason(
     assert unknown == Ran(
         1,
         "",
-        "parley send: no channel 'nosuchgroup': use its id, a group's name or a friend's name\n",
+        "parley send: no channel 'nosuchgroup': use its id, a group's name or a username\n",
     )
     history = await parley(env, "history", "--channel", elsewhere)
     assert history == Ran(
@@ -176,8 +182,7 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
     api: Api, env: dict[str, str], tmp_path: Path
 ) -> None:
     alice, bob, channel = await friends_with_a_chat(api)
-    carol = await api.new_device("carol")
-    await api.make_friends(alice, carol)
+    carol = await api.new_device("carol")  # not a friend of Alice's
     listener = await api.connect(bob)
     # Often enough that the stack's short presence timeout never shows Bob offline.
     async with listener.heartbeating(0.5):
@@ -236,11 +241,12 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             )
             assert typed["text"] == "half typed"
 
-            # New chats with friends found by name; nobody else can be found by name.
+            # New chats with users found by their username.
             terminal.sendline("/dm nobody")
-            await expect("! no user 'nobody' among your friends")
+            await expect("! no user 'nobody'")
             terminal.sendline(f"/dm {carol.username}")
             await expect(f"== {carol.username} == with {carol.username}")
+            await expect(f"(presence is shared by friends only: not shown for {carol.username})")
             terminal.sendline(f"/group team {bob.username} {carol.username}")
             await expect(f"== #team == with {bob.username}, {carol.username}")
             terminal.sendline("/channels")
