@@ -240,6 +240,8 @@ def _client_command(command: str, work: Callable[[], Coroutine[Any, Any, T]]) ->
         problem = f"the connection failed: {exc.kind}: {exc.detail}"
     except httpx.TransportError as exc:
         problem = f"cannot reach the server: {exc or type(exc).__name__}"
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     typer.echo(f"parley {command}: {problem}", err=True)
     raise typer.Exit(1)
 

@@ -104,8 +104,7 @@ class ReconnectingSession:
     async def watch(self, user_ids: list[str]) -> None:
         """Watch these users' presence (none: stop), now and after every reconnect."""
         self.watching = user_ids
-        if user_ids or self.session is not None:
-            await self._try(lambda s: s.subscribe_presence(user_ids))
+        await self._try(lambda s: s.subscribe_presence(user_ids))
 
     def add_channel(self, channel_id: str, last_message_id: str | None) -> None:
         """A channel joined or opened since the start: resume it from its newest message."""

@@ -178,6 +178,20 @@ async def test_a_refused_command_exits_non_zero_with_the_reason(
     assert bad_token.err.startswith("parley history: unauthorized: ")
 
 
+def spawn_chat(env: dict[str, str], tmp_path: Path, *args: str) -> pexpect.spawn:
+    """`parley chat` in a pseudo-terminal of 50 x 200 (wide enough that no line wraps)."""
+    terminal = pexpect.spawn(
+        sys.executable,
+        ["-m", "parley.cli", "chat", *args],
+        env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
+        encoding="utf-8",
+        timeout=TIMEOUT_S,
+        dimensions=(50, 200),
+    )
+    terminal.logfile_read = (tmp_path / "terminal.log").open("w")  # the screen, for a failure
+    return terminal
+
+
 async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typing(
     api: Api, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -188,15 +202,7 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
     async with listener.heartbeating(0.5):
         for i in range(21):
             await listener.accepted(await listener.send_message(channel, f"earlier {i}"))
-        terminal = pexpect.spawn(
-            sys.executable,
-            ["-m", "parley.cli", "chat"],
-            env={**env, "PARLEY_PASSWORD": "", "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
-            encoding="utf-8",
-            timeout=TIMEOUT_S,
-            dimensions=(50, 200),
-        )
-        terminal.logfile_read = (tmp_path / "terminal.log").open("w")  # the screen, for a failure
+        terminal = spawn_chat({**env, "PARLEY_PASSWORD": ""}, tmp_path)
 
         async def expect(text: str) -> None:
             await asyncio.to_thread(terminal.expect, re.escape(text))
@@ -258,6 +264,25 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             terminal.close(force=True)
             terminal.logfile_read.close()
         assert terminal.exitstatus == 0, terminal.before
+
+
+async def test_a_chat_whose_device_is_logged_out_ends_with_a_clear_message(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice = await api.new_device("alice")
+    terminal = spawn_chat(env, tmp_path, "--username", alice.username)  # password from env
+    try:
+        await asyncio.to_thread(terminal.expect, re.escape("No channels yet"))
+        stored = tmp_path / "config" / "session.json"
+        await api.revoke_device(alice, orjson.loads(stored.read_bytes())["device_id"])
+        ended = f"parley chat: {alice.username}'s login on this machine no longer works"
+        await asyncio.to_thread(terminal.expect, re.escape(ended + ": run `parley chat` again"))
+        await asyncio.to_thread(terminal.expect, pexpect.EOF)
+    finally:
+        terminal.close(force=True)
+        terminal.logfile_read.close()
+    assert terminal.exitstatus == 1
+    assert not stored.exists()
 
 
 async def test_the_connection_resumes_after_a_drop_with_no_gap_and_no_duplicate(api: Api) -> None:
