@@ -24,6 +24,7 @@ from parley_client.models import (
     PresenceFrame,
     PresenceState,
     PushEndpoint,
+    Receipt,
     UserCard,
     Welcome,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "PresenceFrame",
     "PresenceState",
     "PushEndpoint",
+    "Receipt",
     "Session",
     "SessionError",
     "UserCard",

@@ -21,6 +21,7 @@ from parley_client.models import (
     Message,
     Presence,
     PushEndpoint,
+    Receipt,
     UserCard,
 )
 from parley_client.session import Session
@@ -196,6 +197,19 @@ class Client:
     async def channels(self, auth: Authenticated) -> list[Channel]:
         """The caller's channels, each with its `last_message_id`."""
         return cast(list[Channel], (await self._call("GET", "/v1/channels", auth))["channels"])
+
+    async def receipts(self, auth: Authenticated, channel_id: str) -> list[Receipt]:
+        """How far each member who shares receipts has read, furthest first."""
+        data = await self._call("GET", f"/v1/channels/{channel_id}/receipts", auth)
+        return cast(list[Receipt], data["receipts"])
+
+    async def settings(self, auth: Authenticated) -> dict[str, Any]:
+        """The account's settings (`read_receipts`)."""
+        return cast(dict[str, Any], await self._call("GET", "/v1/settings", auth))
+
+    async def share_receipts(self, auth: Authenticated, shared: bool) -> None:
+        """Turn the account's read receipts on or off."""
+        await self._call("PUT", "/v1/settings", auth, {"read_receipts": shared})
 
     async def add_member(self, auth: Authenticated, channel_id: str, user_id: str) -> None:
         await self._call("POST", f"/v1/channels/{channel_id}/members", auth, {"user_id": user_id})
