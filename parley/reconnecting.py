@@ -101,6 +101,11 @@ class ReconnectingSession:
         connection resumes from the cursors anyway)."""
         await self._try(lambda s: s.ack(channel_id, message_id))
 
+    async def read(self, channel_id: str, message_id: str) -> None:
+        """The user has read the channel up to `message_id` (their read marker, on every
+        device; a lost one is sent again with the next message read)."""
+        await self._try(lambda s: s.read(channel_id, message_id))
+
     async def watch(self, user_ids: list[str]) -> None:
         """Watch these users' presence (none: stop), now and after every reconnect."""
         self.watching = user_ids

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import httpx
 from prompt_toolkit import PromptSession
@@ -22,6 +22,8 @@ from parley_client import ApiError, Channel, Client, Frame, Message
 
 PAGE = 20
 """Messages shown when a chat opens, and per `/more`."""
+UNREAD_MAX = 100
+"""`GET /v1/channels` counts unread messages exactly up to this, and says this beyond."""
 
 HELP = """\
 Type a line to send it to the open chat (start it with // to send a line that starts with /).
@@ -216,8 +218,8 @@ class Chat:
         say("Your channels:")
         for number, channel in enumerate(self.channels, 1):
             kind = "direct" if channel["type"] == "direct" else f"{len(channel['members'])} members"
-            unread = cast(dict[str, Any], channel).get("unread_count")
-            count = f"  {unread} unread" if unread else ""
+            unread = channel.get("unread_count", 0)  # counted by the server up to 100
+            count = f"  {'100+' if unread >= UNREAD_MAX else unread} unread" if unread else ""
             say(f"  {number}. {self.directory.title(channel)} ({kind}){count}")
         say("Type a number or a name to open a chat; /help for commands.")
 
@@ -251,13 +253,17 @@ class Chat:
         await self.link.watch(friends)
 
     async def show(self, chat: OpenChat, messages: list[Message]) -> None:
-        """Print the messages not shown yet, in order, and tell the server they were seen."""
+        """Print the messages not shown yet, in order; then the device has had them (`ack`: its
+        next sync starts after them) and the user has read them (`read`: their read marker, on
+        every device, and the unread counts)."""
         fresh = [m for m in messages if int(m["message_id"]) > chat.newest]
         for message in fresh:
             say(self.directory.line(message))
             chat.newest = int(message["message_id"])
         if fresh:
-            await self.link.ack(chat.channel_id, fresh[-1]["message_id"])
+            newest = fresh[-1]["message_id"]
+            await self.link.ack(chat.channel_id, newest)
+            await self.link.read(chat.channel_id, newest)
 
     # --- what the connection brings ---------------------------------------------------------
 

@@ -198,6 +198,7 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
     alice, bob, channel = await friends_with_a_chat(api)
     carol = await api.new_device("carol")  # not a friend of Alice's
     listener = await api.connect(bob)
+    phone = await api.connect(await api.add_device(alice.username))  # Alice's other device
     # Often enough that the stack's short presence timeout never shows Bob offline.
     async with listener.heartbeating(0.5):
         for i in range(21):
@@ -213,7 +214,7 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             await expect("Password:")
             terminal.sendline(PASSWORD)
             await expect("Your channels:")
-            await expect(f"1. {bob.username} (direct)")
+            await expect(f"1. {bob.username} (direct)  21 unread")
             terminal.sendline("1")
             await expect(f"== {bob.username} == with {bob.username}")
             await expect("(/more shows older messages)")
@@ -221,6 +222,12 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             for message in page[1:]:
                 await expect(shown(message, bob.username))
             await expect(f"* {bob.username} is online")
+            # What was shown is read: on every device of Alice's, and in the unread counts.
+            newest = page[-1]["message_id"]
+            read = await phone.until(lambda f: f["type"] == "read" and f["message_id"] == newest)
+            assert read["channel_id"] == channel
+            [listed] = await api.channels(alice)
+            assert (listed["read_message_id"], listed["unread_count"]) == (newest, 0)
             terminal.sendline("/more")
             await expect("-- 1 older message --")
             await expect(shown(page[0], bob.username))
@@ -256,6 +263,9 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             terminal.sendline(f"/group team {bob.username} {carol.username}")
             await expect(f"== #team == with {bob.username}, {carol.username}")
             terminal.sendline("/channels")
+            await asyncio.to_thread(
+                terminal.expect, re.escape(f"1. {bob.username} (direct)") + "\r\n"
+            )
             await expect("3. #team (3 members)")
 
             terminal.sendline("/quit")
