@@ -202,7 +202,7 @@ UrlOption = Annotated[
     str | None,
     typer.Option(
         envvar="PARLEY_URL",
-        help=f"The gateway's HTTP address [default: the stored login's, else {DEFAULT_URL}].",
+        help=f"The gateway's HTTP address (default: the stored login's, else {DEFAULT_URL}).",
     ),
 ]
 TokenOption = Annotated[
@@ -234,7 +234,7 @@ def _client_command(command: str, work: Callable[[], Coroutine[Any, Any, T]]) ->
         problem = str(exc)
     except ApiError as exc:
         problem = f"{exc.code or exc.status}: {exc.message}"
-        if exc.status == 401:
+        if exc.code == "unauthorized":
             problem += " (log in again: `parley login`)"
     except SessionError as exc:
         problem = f"the connection failed: {exc.kind}: {exc.detail}"
@@ -255,8 +255,7 @@ def login(
     url: UrlOption = None,
     username: Annotated[str | None, typer.Option(help="Prompted for if not given.")] = None,
 ) -> None:
-    """Log in as a new device and store its token for the other commands (password from the
-    prompt or PARLEY_PASSWORD)."""
+    """Log in as a new device and store its token (password: prompt or PARLEY_PASSWORD)."""
     name = username or typer.prompt("Username")
     password = _password()
 
@@ -315,7 +314,9 @@ def chat(
 @app.command()
 def send(
     channel: ChannelOption,
-    text: Annotated[str | None, typer.Argument(help="The message [default: stdin].")] = None,
+    text: Annotated[
+        str | None, typer.Argument(help="The message (default: read from stdin).")
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:

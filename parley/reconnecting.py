@@ -82,9 +82,9 @@ class ReconnectingSession:
         self.watching: list[str] = []
         self.session: Session | None = None
         self.device_id: str | None = None
-        self._urls: list[str] = []
         self.synced = asyncio.Event()
         """Set while a socket is open and past its sync."""
+        self._urls: list[str] = []
         self._interval_s = 15.0
 
     # --- what the owner asks ---------------------------------------------------------------
@@ -97,8 +97,8 @@ class ReconnectingSession:
         return client_msg_id
 
     async def ack(self, channel_id: str, message_id: str) -> None:
-        """The user has seen the channel up to `message_id` (a lost ack is harmless: the next
-        connection resumes from the cursors anyway)."""
+        """This device has had the channel up to `message_id`: its stored sync cursor (a lost
+        ack is harmless: this session's reconnects resume from `cursors` anyway)."""
         await self._try(lambda s: s.ack(channel_id, message_id))
 
     async def read(self, channel_id: str, message_id: str) -> None:

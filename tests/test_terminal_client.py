@@ -152,6 +152,9 @@ async def test_a_refused_command_exits_non_zero_with_the_reason(
     assert nobody == Ran(
         1, "", "parley history: not logged in: run `parley login` or `parley chat`\n"
     )
+    wrong = {**env, "PARLEY_PASSWORD": "not the password"}
+    refused = await parley(wrong, "login", "--username", alice.username)
+    assert refused == Ran(1, "", "parley login: bad_credentials: wrong username or password\n")
     assert (await parley(env, "login", "--username", alice.username)).code == 0
 
     not_member = await parley(env, "send", "--channel", elsewhere, "let me in")
@@ -176,6 +179,7 @@ async def test_a_refused_command_exits_non_zero_with_the_reason(
     bad_token = await parley(env, "history", "-c", channel, "--token", "not-a-token")
     assert bad_token.code == 1
     assert bad_token.err.startswith("parley history: unauthorized: ")
+    assert bad_token.err.endswith(" (log in again: `parley login`)\n")
 
 
 def spawn_chat(env: dict[str, str], tmp_path: Path, *args: str) -> pexpect.spawn:
