@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
 
@@ -48,8 +48,21 @@ class PushEndpointBody(BaseModel):
     token: str = Field(min_length=1, max_length=4096)
 
 
+class AccountSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    read_receipts: bool = Field(description="share how far you have read with your channels")
+
+
 # name -> model, as they appear under `components/schemas` of the OpenAPI document.
 ALL_BODIES: dict[str, type[BaseModel]] = {
     m.__name__: m
-    for m in (NewUser, NewSession, NewChannel, NewMember, MemberRole, PushEndpointBody)
+    for m in (
+        NewUser,
+        NewSession,
+        NewChannel,
+        NewMember,
+        MemberRole,
+        PushEndpointBody,
+        AccountSettings,
+    )
 }
