@@ -301,3 +301,26 @@ async def test_a_killed_gateway_loses_nothing_and_duplicates_nothing(
     await page.channel(f"user …{bob.user_id[-6:]}").click()
     await page.expect_texts(expected)
     other.stop()
+
+
+async def test_unread_counts_fall_when_another_tab_reads(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    alice, bob = await web_api.new_device("alice"), await web_api.new_device("bob")
+    channel = await web_api.direct(bob, alice.user_id)
+    page = await signed_in(browser, web, artifacts, alice.username)
+    chat = page.channel(f"user …{bob.user_id[-6:]}")
+    async with await web_api.connect(bob) as socket:
+        for text in ("one", "two"):
+            await socket.accepted(await socket.send_message(channel, text))
+    await expect(chat.get_by_test_id("unread")).to_have_text("2")  # live, no chat open
+    await page.page.reload()
+    await page.online()
+    await expect(chat.get_by_test_id("unread")).to_have_text("2")  # from the server
+
+    reader = await ChatPage.open(page.page.context, web.url, artifacts)
+    await reader.online()
+    await reader.channel(f"user …{bob.user_id[-6:]}").click()
+    await reader.expect_texts(["one", "two"])
+    await expect(chat.get_by_test_id("unread")).to_have_count(0)  # read in the other tab
+    await page.screenshot("read-elsewhere")

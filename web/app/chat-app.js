@@ -376,7 +376,7 @@ export class ChatApp extends EventTarget {
   }
 
   onRead(frame) {
-    if (frame.user_id !== this.session.user_id) return;
+    if (frame.user_id && frame.user_id !== this.session.user_id) return; // only ever ours
     const channel = this.channels.get(frame.channel_id);
     if (!channel) return;
     channel.read_message_id = maxId(channel.read_message_id, frame.message_id);
