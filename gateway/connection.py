@@ -27,7 +27,18 @@ from gateway.outbox import Outbox
 from gateway.services import Services
 from gateway.sync import Handoff
 from gateway.wsprotocol import OVERSIZED
-from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Read, Send, Typing
+from schemas.frames import (
+    Ack,
+    Delete,
+    Edit,
+    Heartbeat,
+    Hello,
+    PresenceSubscribe,
+    React,
+    Read,
+    Send,
+    Typing,
+)
 from schemas.limits import TYPING_REPEAT_MS
 from storage.protocols import Device
 
@@ -320,11 +331,11 @@ class Connection:
         except FrameError:
             self._charge(1)  # refused frames count too
             raise
-        if not isinstance(parsed, Send):
+        if not isinstance(parsed, Send | Edit | Delete | React):
             subscribe = isinstance(parsed, PresenceSubscribe)
             self._charge(PRESENCE_SUBSCRIBE_COST if subscribe else 1)
         try:
-            if isinstance(parsed, Send):
+            if isinstance(parsed, Send | Edit | Delete | React):
                 await self._on_send(parsed)
             elif isinstance(parsed, Ack):
                 await self._on_ack(parsed)
@@ -354,15 +365,20 @@ class Connection:
         assert self._device is not None  # frames are read only after the hello
         return self._device
 
-    async def _on_send(self, send: Send) -> None:
-        acked = await messages.send(self._s, self._caller, send)
+    async def _on_send(self, send: Send | Edit | Delete | React) -> None:
+        if isinstance(send, Send):
+            acked = await messages.send(self._s, self._caller, send)
+        else:
+            acked = await messages.change(self._s, self._caller, send)
         if self._tasks is None:
             self._tasks = set()
         task = asyncio.create_task(self._confirm(acked, send))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _confirm(self, acked: asyncio.Future[object], send: Send) -> None:
+    async def _confirm(
+        self, acked: asyncio.Future[object], send: Send | Edit | Delete | React
+    ) -> None:
         try:
             await acked
         except Exception:

@@ -15,16 +15,21 @@ from schemas.frames import (
     CLIENT_FRAME_TYPES,
     Ack,
     ClientFrame,
+    Delete,
+    Edit,
     Heartbeat,
     Hello,
     PresenceSubscribe,
+    React,
     Read,
     Send,
     Typing,
 )
 from schemas.limits import MAX_FRAME_BYTES
 
-AnyClientFrame = Hello | Send | Ack | Read | Typing | Heartbeat | PresenceSubscribe
+AnyClientFrame = (
+    Hello | Send | Edit | Delete | React | Ack | Read | Typing | Heartbeat | PresenceSubscribe
+)
 
 client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
 

@@ -13,6 +13,7 @@ import orjson
 
 from gateway.connections import Registry
 from gateway.encoding import frame
+from schemas.message import frame_of
 
 log = logging.getLogger("parley.inbox")
 
@@ -33,7 +34,7 @@ class InboxDispatcher:
             if not connections:
                 return
             message = event["message"]
-            text = frame({"type": "message", **message})
+            text = frame(frame_of(message))
             channel_id, message_id = message["channel_id"], int(message["message_id"])
             for connection in connections:
                 connection.deliver(channel_id, message_id, text)

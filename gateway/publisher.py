@@ -23,6 +23,7 @@ from tenacity import (
 from schemas.events import (
     ChannelMembersV1,
     DeviceRevokedV1,
+    MessageChangeV1,
     MessageSendV1,
     PresenceAccessChangedV1,
     PresenceEventV1,
@@ -88,7 +89,7 @@ class Publisher:
         await self._presence_producer.stop()
         await self._producer.stop()
 
-    async def send_message(self, event: MessageSendV1) -> asyncio.Future[object]:
+    async def send_message(self, event: MessageSendV1 | MessageChangeV1) -> asyncio.Future[object]:
         """Queue a send; the returned future resolves when the broker acknowledged it.
 
         Queueing happens before this returns, so calls made in order land in order.

@@ -23,6 +23,7 @@ from gateway.encoding import frame
 from gateway.services import Services
 from schemas.frames import Hello
 from schemas.ids import id_floor, parse_id
+from schemas.message import frame_of
 from storage.protocols import Device
 
 Put = Callable[[str], Awaitable[None]]
@@ -96,7 +97,7 @@ class Handoff:
                 if not page:
                     break
                 for message in page:
-                    await put(frame({"type": "message", **message.wire()}))
+                    await put(frame(frame_of(message.wire())))
                 after = self._delivered[channel_id] = page[-1].message_id
         # Live begins only once nothing is held: no await between the last check and the
         # switch, so no delivery can slip in out of order.

@@ -28,6 +28,13 @@ class CloseCode(IntEnum):
 
 
 ErrorCode = Literal[
-    "invalid", "too_large", "not_member", "rate_limited", "unauthorized", "internal"
+    "invalid",
+    "too_large",
+    "not_member",
+    "not_found",
+    "forbidden",
+    "rate_limited",
+    "unauthorized",
+    "internal",
 ]
 """The codes of `error` frames."""

@@ -53,10 +53,30 @@ class Message(TypedDict):
     client_msg_id: str
     text: str
     sent_at: str
+    edited_at: NotRequired[str]  # edited: when, last (`text` is the newest)
+    deleted: NotRequired[bool]  # a tombstone: `text` is empty
+    reactions: NotRequired[dict[str, list[str]]]  # emoji -> who reacted
 
 
 class MessageFrame(Message):
     type: Literal["message"]
+
+
+class ChangeFrame(TypedDict):
+    """An `edit`, `delete` or `reaction` frame: a change with its own id in the channel's
+    order, to the message `target_id`. Apply it to that message, in order."""
+
+    type: Literal["edit", "delete", "reaction"]
+    channel_id: str
+    message_id: str
+    target_id: str
+    sender_id: str
+    sender_device_id: str
+    client_msg_id: str
+    text: str  # an edit's new text
+    sent_at: str
+    emoji: NotRequired[str]  # a reaction
+    removed: NotRequired[bool]  # a reaction taken back
 
 
 class UserCard(TypedDict):

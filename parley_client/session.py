@@ -187,6 +187,57 @@ class Session:
         )
         return client_msg_id
 
+    async def edit(
+        self, channel_id: str, message_id: str, text: str, client_msg_id: str | None = None
+    ) -> str:
+        """Replace the text of one of the user's messages. Answered like a send (`accepted`,
+        then an `edit` frame on every member's devices); returns its `client_msg_id`."""
+        client_msg_id = client_msg_id or uuid.uuid4().hex
+        await self.send_frame(
+            {
+                "type": "edit",
+                "client_msg_id": client_msg_id,
+                "channel_id": channel_id,
+                "message_id": message_id,
+                "text": text,
+            }
+        )
+        return client_msg_id
+
+    async def delete(
+        self, channel_id: str, message_id: str, client_msg_id: str | None = None
+    ) -> str:
+        """Delete a message (one's own, or any as a group's owner or admin): a `delete` frame
+        reaches every member's devices and the message becomes a tombstone."""
+        client_msg_id = client_msg_id or uuid.uuid4().hex
+        frame = {"type": "delete", "client_msg_id": client_msg_id}
+        await self.send_frame({**frame, "channel_id": channel_id, "message_id": message_id})
+        return client_msg_id
+
+    async def react(
+        self,
+        channel_id: str,
+        message_id: str,
+        emoji: str,
+        *,
+        removed: bool = False,
+        client_msg_id: str | None = None,
+    ) -> str:
+        """Add the user's reaction with `emoji` to a message (take it back with `removed`):
+        a `reaction` frame reaches every member's devices. Reacting twice is one reaction."""
+        client_msg_id = client_msg_id or uuid.uuid4().hex
+        await self.send_frame(
+            {
+                "type": "react",
+                "client_msg_id": client_msg_id,
+                "channel_id": channel_id,
+                "message_id": message_id,
+                "emoji": emoji,
+                "removed": removed,
+            }
+        )
+        return client_msg_id
+
     async def ack(self, channel_id: str, message_id: str) -> None:
         """Move this device's cursor in the channel forward: the next sync starts after it."""
         await self.send_frame({"type": "ack", "channel_id": channel_id, "message_id": message_id})

@@ -162,7 +162,7 @@ def create_app(settings: Settings) -> faust.App:
     async def notifications(stream: Any) -> None:
         stores = await shared.acquire()
         provider = open_provider(settings)
-        notifier = Notifier(stores.push, stores.presence, provider, notifier_config)
+        notifier = Notifier(stores.push, stores.presence, stores.reads, provider, notifier_config)
         running["notifiers"] += 1
         try:
             async for batch in batches(

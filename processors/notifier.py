@@ -7,6 +7,8 @@ the sender it pushes when all of these hold:
 - the user has a push endpoint on a live device (registered with `PUT /v1/push/endpoints/current`);
 - the user has no open socket (presence `connected`, decided by the presence processor: it
   drops with the last socket, while `online` waits out the heartbeat timeout);
+- the user has not read it already on another device (the read marker is not at or past it);
+- it is a message, not a change (an edit, a delete or a reaction never pushes);
 - the store grants the claim: one push per (user, channel) per burst. Later messages of the
   channel are coalesced into that push until the user has been active again or
   `push_coalesce_s` passed.
@@ -30,7 +32,13 @@ from schemas.events import InboxMessageV1, inbox_event
 from schemas.ids import id_floor, id_unix_ms, now_ms
 from schemas.message import Message
 from schemas.push import PushNotificationV1, PushTarget
-from storage.protocols import PresenceStore, PushCandidate, PushEndpoint, PushStore
+from storage.protocols import (
+    PresenceStore,
+    PushCandidate,
+    PushEndpoint,
+    PushStore,
+    ReadStore,
+)
 
 log = logging.getLogger("parley.notifier")
 
@@ -54,11 +62,13 @@ class Notifier:
         self,
         push: PushStore,
         presence: PresenceStore,
+        reads: ReadStore,
         provider: PushProvider,
         config: NotifierConfig,
     ) -> None:
         self._push = push
         self._presence = presence
+        self._reads = reads
         self._provider = provider
         self._config = config
         self._sending = asyncio.Semaphore(config.concurrency)
@@ -71,12 +81,16 @@ class Notifier:
         users = sorted({user_id for user_id, _ in missed})
         endpoints = await self._push.endpoints(users)
         presence = await self._presence.get([u for u in users if u in endpoints])
+        pairs = sorted({(u, m.channel_id) for u, m in missed if u in endpoints})
+        read = await self._reads.read_upto(pairs)
         candidates = []
         messages: dict[tuple[str, int], Message] = {}
         for user_id, message in missed:
             state = presence.get(user_id)
             if user_id not in endpoints or (state is not None and state.connected):
                 continue
+            if read.get((user_id, message.channel_id), 0) >= message.message_id:
+                continue  # read on another device already
             active_floor = id_floor(state.last_active_ms) if state is not None else 0
             candidates.append(
                 PushCandidate(user_id, message.channel_id, message.message_id, active_floor)
@@ -105,6 +119,8 @@ class Notifier:
             if not isinstance(event, InboxMessageV1):
                 continue
             message = event.message
+            if message.kind != "message":
+                continue  # edits, deletes and reactions never push
             if id_unix_ms(message.message_id) < oldest_ms:
                 continue
             missed += [(u, message) for u in event.recipients if u != message.sender_id]

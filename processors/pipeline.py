@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from processors.fanout import inbox_records
 from processors.membership import MembershipCache
 from processors.sequencer import Sequencer
-from schemas.events import ChannelMembersV1, MessageSendV1, messages_event
+from schemas.events import ChannelMembersV1, MessageChangeV1, MessageSendV1, messages_event
 from schemas.ids import iso_ms
 from schemas.message import Message
 from storage.errors import PermanentStoreError
@@ -124,7 +124,7 @@ class MessagePipeline:
 
     async def _handle_once(self, batch: Sequence[bytes]) -> BatchResult:
         result = BatchResult()
-        events: list[MessageSendV1 | ChannelMembersV1] = []
+        events: list[MessageSendV1 | MessageChangeV1 | ChannelMembersV1] = []
         for raw in batch:
             try:
                 events.append(messages_event.validate_json(raw))
@@ -132,7 +132,7 @@ class MessagePipeline:
                 # Permanent: the event can never be processed; park it and move on.
                 await self._dead_letter(raw, str(exc).splitlines()[0])
                 result.dead += 1
-        sends = [e for e in events if isinstance(e, MessageSendV1)]
+        sends = [e for e in events if not isinstance(e, ChannelMembersV1)]
         channels = {e.channel_id for e in sends}
         try:
             await self.sequencer.load(channels)
@@ -155,7 +155,7 @@ class MessagePipeline:
 
     def _assign(
         self,
-        events: Sequence[MessageSendV1 | ChannelMembersV1],
+        events: Sequence[MessageSendV1 | MessageChangeV1 | ChannelMembersV1],
         found: dict[SendKey, Message],
         result: BatchResult,
     ) -> list[tuple[Message, list[str]]]:
@@ -172,16 +172,7 @@ class MessagePipeline:
                 self.sequencer.observe(message.channel_id, message.message_id)
                 result.repeated.append(message)
             else:
-                # The event's fields were validated when it was decoded.
-                message = Message.model_construct(
-                    channel_id=event.channel_id,
-                    message_id=self.sequencer.next_id(event.channel_id, event.sent_at_ms),
-                    sender_id=event.sender_id,
-                    sender_device_id=event.sender_device_id,
-                    client_msg_id=event.client_msg_id,
-                    text=event.text,
-                    sent_at=iso_ms(event.sent_at_ms),
-                )
+                message = _row(event, self.sequencer.next_id(event.channel_id, event.sent_at_ms))
                 seen[key] = message
                 result.stored.append(message)
             deliveries.append((message, self.membership.members(message.channel_id)))
@@ -215,6 +206,34 @@ class MessagePipeline:
             [("x-parley-error", reason.encode())],
         )
         await fut
+
+
+def _row(event: MessageSendV1 | MessageChangeV1, message_id: int) -> Message:
+    """The channel row a send or change becomes under its id."""
+    # The event's fields were validated when it was decoded.
+    if isinstance(event, MessageSendV1):
+        return Message.model_construct(
+            channel_id=event.channel_id,
+            message_id=message_id,
+            sender_id=event.sender_id,
+            sender_device_id=event.sender_device_id,
+            client_msg_id=event.client_msg_id,
+            text=event.text,
+            sent_at=iso_ms(event.sent_at_ms),
+        )
+    return Message(
+        channel_id=event.channel_id,
+        message_id=message_id,
+        sender_id=event.sender_id,
+        sender_device_id=event.sender_device_id,
+        client_msg_id=event.client_msg_id,
+        text=event.text if event.kind == "edit" else "",
+        sent_at=iso_ms(event.sent_at_ms),
+        kind=event.kind,
+        target_id=int(event.target_id),
+        emoji=event.emoji if event.kind == "reaction" else None,
+        removed=event.removed if event.kind == "reaction" else False,
+    )
 
 
 def _channel_key(raw: bytes) -> bytes | None:

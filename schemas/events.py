@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from schemas.limits import MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_CHARS
+from schemas.limits import MAX_CLIENT_MSG_ID_CHARS, MAX_EMOJI_CHARS, MAX_TEXT_CHARS
 from schemas.message import Message
 
 
@@ -39,6 +39,28 @@ class MessageSendV1(_Event):
     sent_at_ms: int
 
 
+class MessageChangeV1(_Event):
+    """A client asked to edit, delete or react to a message; the gateway checked membership,
+    the message, the right to change it, and limits.
+
+    Topic `parley.messages.v1`, key `channel_id`: in the channel's order, with its own id from
+    the sequencer, and its own idempotency key (device, `client_msg_id`), as a send.
+    """
+
+    type: Literal["message.change"] = "message.change"
+    v: Literal[1] = 1
+    kind: Literal["edit", "delete", "reaction"]
+    channel_id: str
+    target_id: str
+    sender_id: str
+    sender_device_id: str
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS)]
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = ""  # an edit's new text
+    emoji: Annotated[str, Field(min_length=1, max_length=MAX_EMOJI_CHARS)] | None = None
+    removed: bool = False
+    sent_at_ms: int
+
+
 class ChannelMembersV1(_Event):
     """A channel's full member list after a change, published after the database commit.
 
@@ -62,6 +84,10 @@ class InboxMessageV1(_Event):
     v: Literal[1] = 1
     recipients: list[str]
     message: Message
+
+    def encode(self) -> bytes:
+        """The record, with the message in its wire form (as clients see it)."""
+        return self.encode_parts(self.recipients, self.message.encode())
 
     @staticmethod
     def encode_parts(recipients: list[str], message_json: bytes) -> bytes:
@@ -186,18 +212,21 @@ class GatewayAnnouncedV1(_Event):
     at_ms: int
 
 
-MessagesEvent = Annotated[MessageSendV1 | ChannelMembersV1, Field(discriminator="type")]
+MessagesEvent = Annotated[
+    MessageSendV1 | MessageChangeV1 | ChannelMembersV1, Field(discriminator="type")
+]
 InboxEvent = Annotated[
     InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1, Field(discriminator="type")
 ]
 SignalsEvent = Annotated[ReadMovedV1 | TypingV1, Field(discriminator="type")]
 
-messages_event = TypeAdapter[MessageSendV1 | ChannelMembersV1](MessagesEvent)
+messages_event = TypeAdapter[MessageSendV1 | MessageChangeV1 | ChannelMembersV1](MessagesEvent)
 inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1](InboxEvent)
 signals_event = TypeAdapter[ReadMovedV1 | TypingV1](SignalsEvent)
 
 ALL_EVENTS: dict[str, type[_Event]] = {
     "message.send.v1": MessageSendV1,
+    "message.change.v1": MessageChangeV1,
     "channel.members.v1": ChannelMembersV1,
     "inbox.message.v1": InboxMessageV1,
     "device.revoked.v1": DeviceRevokedV1,

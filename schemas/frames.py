@@ -12,10 +12,22 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
-from schemas.limits import MAX_CLIENT_MSG_ID_CHARS, MAX_HELLO_CURSORS, MAX_PRESENCE_USER_IDS
+from schemas.limits import (
+    MAX_CLIENT_MSG_ID_CHARS,
+    MAX_EMOJI_CHARS,
+    MAX_HELLO_CURSORS,
+    MAX_PRESENCE_USER_IDS,
+)
 
 ErrorCode = Literal[
-    "invalid", "too_large", "not_member", "rate_limited", "unauthorized", "internal"
+    "invalid",
+    "too_large",
+    "not_member",
+    "not_found",
+    "forbidden",
+    "rate_limited",
+    "unauthorized",
+    "internal",
 ]
 # Chosen by the client, stored as the send's idempotency key: no control characters.
 ClientMsgId = Annotated[
@@ -48,6 +60,39 @@ class Ack(_ClientFrame):
     message_id: IdString
 
 
+class Edit(_ClientFrame):
+    """Replace the text of one of the user's own messages."""
+
+    type: Literal["edit"]
+    client_msg_id: ClientMsgId
+    channel_id: IdString
+    message_id: IdString
+    # The length limit is checked by the gateway so that it can answer `too_large`.
+    text: Annotated[str, Field(min_length=1)]
+
+
+class Delete(_ClientFrame):
+    """Delete a message: one's own, or anyone's as a group's owner or admin."""
+
+    type: Literal["delete"]
+    client_msg_id: ClientMsgId
+    channel_id: IdString
+    message_id: IdString
+
+
+class React(_ClientFrame):
+    """Add (or, with `removed`, take back) the user's reaction with `emoji` to a message."""
+
+    type: Literal["react"]
+    client_msg_id: ClientMsgId
+    channel_id: IdString
+    message_id: IdString
+    emoji: Annotated[
+        str, Field(min_length=1, max_length=MAX_EMOJI_CHARS, pattern=NO_CONTROL_PATTERN)
+    ]
+    removed: bool = False
+
+
 class Read(_ClientFrame):
     """The user has read the channel up to `message_id` (moves the user's marker forward)."""
 
@@ -73,10 +118,22 @@ class PresenceSubscribe(_ClientFrame):
 
 
 ClientFrame = Annotated[
-    Hello | Send | Ack | Read | Typing | Heartbeat | PresenceSubscribe,
+    Hello | Send | Edit | Delete | React | Ack | Read | Typing | Heartbeat | PresenceSubscribe,
     Field(discriminator="type"),
 ]
-CLIENT_FRAME_TYPES = ("hello", "send", "ack", "read", "typing", "heartbeat", "presence.subscribe")
+CLIENT_FRAME_TYPES = (
+    "hello",
+    "send",
+    "edit",
+    "delete",
+    "react",
+    "ack",
+    "read",
+    "typing",
+    "heartbeat",
+    "presence.subscribe",
+)
+CHANGE_FRAME_TYPES = ("edit", "delete", "react")
 
 
 class _ServerFrame(BaseModel):
@@ -109,6 +166,34 @@ class MessageFrame(_ServerFrame):
     client_msg_id: str
     text: str
     sent_at: str
+    edited_at: str | None = None
+    deleted: bool | None = None
+    reactions: dict[str, list[str]] | None = None
+
+
+class _ChangeFrame(_ServerFrame):
+    channel_id: str
+    message_id: IdString  # the change's own id, in the channel's order
+    target_id: IdString  # the message it changes
+    sender_id: str
+    sender_device_id: str
+    client_msg_id: str
+    text: str
+    sent_at: str
+
+
+class EditFrame(_ChangeFrame):
+    type: Literal["edit"]
+
+
+class DeleteFrame(_ChangeFrame):
+    type: Literal["delete"]
+
+
+class ReactionFrame(_ChangeFrame):
+    type: Literal["reaction"]
+    emoji: str
+    removed: bool
 
 
 class PresenceFrame(_ServerFrame):
@@ -160,6 +245,9 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "client.hello.v1": Hello,
     "client.send.v1": Send,
     "client.ack.v1": Ack,
+    "client.edit.v1": Edit,
+    "client.delete.v1": Delete,
+    "client.react.v1": React,
     "client.read.v1": Read,
     "client.typing.v1": Typing,
     "client.heartbeat.v1": Heartbeat,
@@ -168,6 +256,9 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "server.synced.v1": Synced,
     "server.accepted.v1": Accepted,
     "server.message.v1": MessageFrame,
+    "server.edit.v1": EditFrame,
+    "server.delete.v1": DeleteFrame,
+    "server.reaction.v1": ReactionFrame,
     "server.presence.v1": PresenceFrame,
     "server.read.v1": ReadFrame,
     "server.receipts.v1": ReceiptsFrame,

@@ -16,3 +16,5 @@ MAX_PRESENCE_USER_IDS = 1_000  # ids one presence.subscribe may list (the settin
 TYPING_REPEAT_MS = 2_000
 TYPING_TTL_MS = 6_000
 UNREAD_COUNT_CAP = 100  # unread counts are exact up to this many, and this many beyond it
+MAX_EMOJI_CHARS = 16  # a reaction: one emoji, flags and skin tones and joiners included
+MAX_REACTIONS_PER_MESSAGE = 50  # distinct emoji on one message

@@ -1,15 +1,24 @@
-"""The message as clients, history and the inbox topic see it."""
+"""The message as clients, history and the inbox topic see it.
+
+A channel's rows are messages and changes to them, in one order with one id sequence: an
+`edit`, `delete` or `reaction` row has its own id and names its message (`target_id`). A message
+row as stored carries its latest state: the edited text and `edited_at`, `deleted` (a tombstone:
+the text is gone), and its reactions (emoji -> who reacted).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, field_serializer
 
+Kind = Literal["message", "edit", "delete", "reaction"]
+CHANGES: tuple[Kind, ...] = ("edit", "delete", "reaction")
+
 
 class Message(BaseModel):
-    """A persisted message. `message_id` is an integer here and a decimal string on the wire."""
+    """A persisted row. `message_id` is an integer here and a decimal string on the wire."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -18,16 +27,28 @@ class Message(BaseModel):
     sender_id: str
     sender_device_id: str
     client_msg_id: str
-    text: str
+    text: str  # an edit's new text; empty for a delete, a reaction and a deleted message
     sent_at: str
+    kind: Kind = "message"
+    target_id: int | None = None  # a change: the message it changes
+    emoji: str | None = None  # a reaction
+    removed: bool = False  # a reaction taken back
+    edited_at: str | None = None  # a message: when it was last edited
+    deleted: bool = False  # a message: deleted (a tombstone)
+    reactions: dict[str, list[str]] | None = None  # a message: emoji -> user ids, sorted
 
     @field_serializer("message_id")
     def _id_as_string(self, value: int) -> str:
         return str(value)
 
+    @field_serializer("target_id")
+    def _target_as_string(self, value: int | None) -> str | None:
+        return None if value is None else str(value)
+
     def wire(self) -> dict[str, Any]:
-        """The message's fields as they appear in a frame or an HTTP body."""
-        return {
+        """The row's fields as they appear in a frame or an HTTP body: a plain message has the
+        seven fields of SPEC §1, and the others only when they say something."""
+        body: dict[str, Any] = {
             "channel_id": self.channel_id,
             "message_id": str(self.message_id),
             "sender_id": self.sender_id,
@@ -36,7 +57,31 @@ class Message(BaseModel):
             "text": self.text,
             "sent_at": self.sent_at,
         }
+        if self.kind != "message":
+            body["kind"] = self.kind
+            body["target_id"] = str(self.target_id)
+            if self.kind == "reaction":
+                body["emoji"] = self.emoji
+                body["removed"] = self.removed
+            return body
+        if self.deleted:
+            body["deleted"] = True
+            return body
+        if self.edited_at is not None:
+            body["edited_at"] = self.edited_at
+        if self.reactions:
+            body["reactions"] = self.reactions
+        return body
 
     def encode(self) -> bytes:
-        """The message's fields as JSON, as they appear inside an `inbox.message` event."""
+        """The row's fields as JSON, as they appear inside an `inbox.message` event."""
         return orjson.dumps(self.wire())
+
+
+def frame_of(wire: dict[str, Any]) -> dict[str, Any]:
+    """The server frame of a row in its wire form: `message` for a message, else the change's
+    kind (`edit`, `delete`, `reaction`) as the frame's type."""
+    kind = wire.get("kind")
+    if kind is None:
+        return {"type": "message", **wire}
+    return {"type": kind, **{k: v for k, v in wire.items() if k != "kind"}}

@@ -299,6 +299,9 @@ class ReadStore(Protocol):
     async def receipts(self, channel_id: str) -> dict[str, int]:
         """The markers of the channel's members who share them."""
 
+    async def read_upto(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The markers of these (user, channel) pairs, for those that have one."""
+
     async def shares_receipts(self, user_id: str) -> bool:
         """Whether the user shares read receipts (on unless turned off)."""
 
@@ -308,8 +311,18 @@ class ReadStore(Protocol):
 
 class MessageStore(Protocol):
     async def insert(self, messages: Sequence[Message]) -> None:
-        """Persist messages. Idempotent: a message already stored under its id, or a send whose
-        idempotency key is already stored, is left as it is."""
+        """Persist a channel's rows (messages, and changes to messages). Idempotent: a row
+        already stored under its id, or a send whose idempotency key is already stored, is left
+        as it is.
+
+        A change row also changes its message: an edit sets its text and `edited_at` (the
+        newest edit wins; none once deleted), a delete leaves a tombstone (the texts of the
+        message and of its edits are removed), a reaction adds or takes back one (user, emoji)
+        (the newest wins). However often and in whatever order changes are applied, the
+        message ends in the state their id order gives."""
+
+    async def get(self, channel_id: str, message_id: int) -> Message | None:
+        """One row in its latest state, if it is stored."""
 
     async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
         """Messages already stored for these idempotency keys."""
@@ -318,8 +331,8 @@ class MessageStore(Protocol):
         """The newest message id of each channel that has messages."""
 
     async def count_after(self, channel_id: str, after: int, *, not_from: str, cap: int) -> int:
-        """How many of the channel's messages above `after` were not sent by `not_from`, counted
-        up to `cap` (reading at most `cap` of them): an unread count."""
+        """How many of the channel's messages (not changes, not deleted) above `after` were not
+        sent by `not_from`, counted up to `cap`: an unread count."""
 
     async def page(
         self,
@@ -328,9 +341,11 @@ class MessageStore(Protocol):
         before: int | None = None,
         after: int | None = None,
         limit: int,
+        changes: bool = True,
     ) -> list[Message]:
-        """Up to `limit` messages ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given.
+        """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
+        `after`, or the newest of all when neither is given; messages only unless `changes`.
+        Messages are in their latest state.
 
         Gap-free while inserts run: a page shows a message only once every older message of
         the channel is stored too, so paging on from a page's last id misses nothing."""

@@ -242,3 +242,31 @@ async def test_the_log_provider_writes_each_push_as_one_json_line(settings: Sett
     assert isinstance(open_provider(settings), LogProvider)
     with pytest.raises(ValueError, match="PARLEY_PUSH_WEBHOOK_URL"):
         open_provider(settings.model_copy(update={"push_provider": "webhook"}))
+
+
+async def test_edits_deletes_and_reactions_never_push(
+    api: Api, push_receiver: PushReceiver, stores: Stores
+) -> None:
+    sender, away = await api.new_device("sender"), await api.new_device("away")
+    await register(api, sender)
+    await register(api, away, "away-token")
+    channel = await api.direct(sender, away.user_id)
+    socket = await api.connect(sender)
+    await socket.accepted(await socket.send_message(channel, "before"))
+    (message,) = await socket.collect_messages(channel, 1)
+    [push] = await push_receiver.wait_accepted(away.user_id, 1)
+    # Active again and gone: a new message now would push again; changes must not.
+    back = await api.connect(away)
+    await wait_connected(stores, away.user_id, True)
+    await back.close()
+    await wait_connected(stores, away.user_id, False)
+    target = message["message_id"]
+    for cmid in (
+        await socket.edit(channel, target, "after"),
+        await socket.react(channel, target, "👍"),
+        await socket.delete(channel, target),
+    ):
+        await socket.accepted(cmid)
+    await socket.until(lambda f: f["type"] == "delete")
+    marker = await push_marker(api, push_receiver, sender, [away])
+    assert [p for p in push_receiver.accepted(away.user_id) if p["channel_id"] != marker] == [push]

@@ -21,7 +21,8 @@ from topics.definitions import messages_topic
 from topics.offsets import group_lag
 
 ROWS = (
-    "SELECT channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
+    "SELECT channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
+    " kind, target_id, emoji, removed, edited_at, edit_id, deleted"
     " FROM messages ORDER BY channel_id, message_id"
 )
 
@@ -93,12 +94,31 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
         await socket.send_message(channel if i % 2 else group, f"r{i}")
     await socket.send_message(channel, "dup", client_msg_id="same")
     await socket.send_message(channel, "dup", client_msg_id="same")
-    await socket.collect_messages(channel, 26)
+    echoes = await socket.collect_messages(channel, 26)
     await socket.collect_messages(group, 25)
+    # Changes replay too: an edit, a reaction taken back, a delete (its edit's text goes too).
+    edited, deleted = echoes[0]["message_id"], echoes[1]["message_id"]
+    for cmid in (
+        await socket.edit(channel, edited, "r1, edited"),
+        await socket.react(channel, edited, "👍"),
+        await socket.react(channel, deleted, "🎉"),
+        await socket.react(channel, edited, "👍", removed=True),
+        await socket.edit(channel, deleted, "r3, edited"),
+        await socket.delete(channel, deleted),
+    ):
+        await socket.accepted(cmid)
+    await socket.until(lambda f: f["type"] == "delete")
     await drained(settings)
 
     live = await stored(settings, [channel, group])
-    assert [len(live[channel]), len(live[group])] == [26, 25]
+    assert [len(live[channel]), len(live[group])] == [32, 25]
+    first, second = live[channel][0], live[channel][1]
+    assert (first.text, first.reactions, second.deleted, second.text) == (
+        "r1, edited",
+        None,
+        True,
+        "",
+    )
     target = await empty_store(settings)
     read = await replay(target)
     assert read >= 52

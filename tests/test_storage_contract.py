@@ -381,6 +381,86 @@ async def test_unread_counts_skip_the_readers_own_messages_and_stop_at_the_cap(
     assert await store.count_after(channel, old, not_from="me", cap=100) == 6
 
 
+def change(
+    target: Message,
+    message_id: int,
+    kind: str,
+    *,
+    text: str = "",
+    emoji: str | None = None,
+    removed: bool = False,
+    sender_id: str | None = None,
+) -> Message:
+    return message(target.channel_id, message_id, text=text).model_copy(
+        update={
+            "kind": kind,
+            "target_id": target.message_id,
+            "emoji": emoji,
+            "removed": removed,
+            "sender_id": sender_id or target.sender_id,
+        }
+    )
+
+
+async def test_changes_are_rows_in_order_and_messages_keep_their_latest_state(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    first, second = message(channel, base + 1), message(channel, base + 2)
+    edit1 = change(first, base + 3, "edit", text="better")
+    edit2 = change(first, base + 4, "edit", text="best")
+    like = change(second, base + 5, "reaction", emoji="👍", sender_id="ann")
+    like_too = change(second, base + 6, "reaction", emoji="👍", sender_id="bo")
+    heart = change(second, base + 7, "reaction", emoji="❤️", sender_id="ann")
+    unlike = change(second, base + 8, "reaction", emoji="👍", sender_id="ann", removed=True)
+    rows = [first, second, edit1, edit2, like, like_too, heart, unlike]
+    await store.insert(rows[:4])
+    await store.insert(rows[4:])
+
+    page = await store.page(channel, after=base, limit=100)
+    assert ids(page) == ids(rows)  # sync reads the changes too, in order
+    history = await store.page(channel, limit=100, changes=False)
+    assert ids(history) == [first.message_id, second.message_id]
+    latest_first, latest_second = history
+    assert (latest_first.text, latest_first.edited_at) == ("best", edit2.sent_at)
+    assert latest_second.reactions == {"❤️": ["ann"], "👍": ["bo"]}
+    assert await store.get(channel, first.message_id) == latest_first
+    assert await store.get(channel, base + 99) is None
+    assert (await store.get(channel, like.message_id)) == like.model_copy(update={"text": ""})
+    assert await store.count_after(channel, base, not_from="me", cap=100) == 2  # messages only
+
+    # Applied again, in any order (a retry, a replay over the store): the same state.
+    await store.insert([edit1, unlike, like])
+    assert await store.page(channel, limit=100, changes=False) == history
+    # Later pages by `before`, and `around`-like reads, skip the changes too.
+    assert ids(await store.page(channel, before=base + 8, limit=1, changes=False)) == [
+        second.message_id
+    ]
+
+
+async def test_a_delete_removes_the_text_of_the_message_and_of_its_edits(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    original = message(channel, base + 1, text="secret")
+    edit = change(original, base + 2, "edit", text="still secret")
+    like = change(original, base + 3, "reaction", emoji="👍", sender_id="ann")
+    delete = change(original, base + 4, "delete")
+    late_edit = change(original, base + 5, "edit", text="back from the dead?")
+    await store.insert([original, edit, like])
+    await store.insert([delete])
+    await store.insert([late_edit])
+
+    rows = await store.page(channel, after=base, limit=100)
+    assert [r.text for r in rows] == ["", "", "", "", ""]
+    (tombstone,) = await store.page(channel, limit=100, changes=False)
+    assert (tombstone.deleted, tombstone.text, tombstone.reactions) == (True, "", None)
+    assert tombstone.wire()["deleted"] is True
+    # A replay of the whole channel into this store changes nothing.
+    await store.insert([original, edit, like, delete, late_edit])
+    assert await store.page(channel, after=base, limit=100) == rows
+
+
 async def test_a_100000_character_multibyte_text_round_trips_exactly(store: MessageStore) -> None:
     channel = fresh()
     text = "é" * 50_000 + "😀" * 50_000

@@ -246,7 +246,8 @@ async def set_role(
 async def history(
     services: Services, caller: Device, channel_id: object, query: dict[str, str]
 ) -> list[Message]:
-    """A page of the channel's messages, ascending by id (SPEC §2)."""
+    """A page of the channel's messages, ascending by id (SPEC §2), each in its latest state
+    (edited text, tombstone, reactions): the changes themselves are for sync and live."""
     channel_id = require_id(channel_id, "channel_id")
     await require_member(services.stores.channels, channel_id, caller.user_id)
     messages = services.stores.messages
@@ -255,18 +256,18 @@ async def history(
     if len(cursors) > 1:
         raise invalid("give at most one of before, after, around")
     if not cursors:
-        return await messages.page(channel_id, limit=limit)
+        return await messages.page(channel_id, limit=limit, changes=False)
     ((kind, raw),) = cursors.items()
     at = parse_id(raw)
     if at is None:
         raise invalid(f"{kind} must be a message id")
     if kind == "before":
-        return await messages.page(channel_id, before=at, limit=limit)
+        return await messages.page(channel_id, before=at, limit=limit, changes=False)
     if kind == "after":
-        return await messages.page(channel_id, after=at, limit=limit)
+        return await messages.page(channel_id, after=at, limit=limit, changes=False)
     # around: the message itself and those on both sides of it, `limit` in all.
-    older = await messages.page(channel_id, before=at + 1, limit=limit // 2 + 1)
-    newer = await messages.page(channel_id, after=at, limit=limit - len(older))
+    older = await messages.page(channel_id, before=at + 1, limit=limit // 2 + 1, changes=False)
+    newer = await messages.page(channel_id, after=at, limit=limit - len(older), changes=False)
     return older + newer
 
 

@@ -1,17 +1,18 @@
-"""Messages: send one, and acknowledge what a device has shown (its read cursor)."""
+"""Messages: send one, change one (edit, delete, react), and acknowledge what a device has
+shown (its sync cursor)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from gateway.commands.channels import require_member
-from gateway.errors import ApiError, invalid
+from gateway.commands.channels import MANAGERS, require_member
+from gateway.errors import ApiError, invalid, not_found
 from gateway.services import Services
-from schemas.events import MessageSendV1
-from schemas.frames import Ack, Send
-from schemas.ids import now_ms
-from schemas.limits import MAX_TEXT_CHARS
+from schemas.events import MessageChangeV1, MessageSendV1
+from schemas.frames import Ack, Delete, Edit, React, Send
+from schemas.ids import id_floor, now_ms
+from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_TEXT_CHARS
 from storage.protocols import Device
 
 log = logging.getLogger("parley.messages")
@@ -52,6 +53,58 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
     except Exception:
         log.exception("publishing a send failed")
         raise ApiError(503, "internal", "could not queue the message; send it again") from None
+
+
+async def change(
+    services: Services, caller: Device, request: Edit | Delete | React
+) -> asyncio.Future[object]:
+    """Queue the caller's edit, delete or reaction of a message; as `send`, the returned future
+    resolves when the broker holds it. Everything the pipeline would need to refuse is checked
+    here: the message exists in the channel and the caller could see it, an edit is of the
+    caller's own living message and its text is valid, a delete is of the caller's own message
+    or by a group's owner or admin, a reaction is to a living message and one emoji."""
+    if isinstance(request, Edit):
+        check_text(request.text)
+    if isinstance(request, React) and any(c.isspace() for c in request.emoji):
+        raise invalid("emoji must not contain spaces")
+    if not services.registry.limits.send(caller.device_id).take():
+        raise ApiError(429, "rate_limited", "too many messages; slow down")
+    channel_id, target_id = request.channel_id, int(request.message_id)
+    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+    if membership.blocked:
+        raise ApiError(403, "not_member", "a block between you and this user forbids it")
+    target = await services.stores.messages.get(channel_id, target_id)
+    if target is None or target.kind != "message" or target_id < id_floor(membership.joined_at_ms):
+        raise not_found("message")  # nor one from before the caller joined
+    own = target.sender_id == caller.user_id
+    if isinstance(request, Delete):
+        if not own and membership.role not in MANAGERS:
+            raise ApiError(403, "forbidden", "only its sender, or a group's owner or admin")
+    elif target.deleted:
+        raise not_found("message")  # deleted: nothing to edit or react to
+    elif isinstance(request, Edit) and not own:
+        raise ApiError(403, "forbidden", "only its sender edits a message")
+    elif isinstance(request, React) and not request.removed:
+        known = target.reactions or {}
+        if request.emoji not in known and len(known) >= MAX_REACTIONS_PER_MESSAGE:
+            raise invalid(f"a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji")
+    event = MessageChangeV1(
+        kind="reaction" if isinstance(request, React) else request.type,
+        channel_id=channel_id,
+        target_id=request.message_id,
+        sender_id=caller.user_id,
+        sender_device_id=caller.device_id,
+        client_msg_id=request.client_msg_id,
+        text=request.text if isinstance(request, Edit) else "",
+        emoji=request.emoji if isinstance(request, React) else None,
+        removed=request.removed if isinstance(request, React) else False,
+        sent_at_ms=now_ms(),
+    )
+    try:
+        return await services.publisher.send_message(event)
+    except Exception:
+        log.exception("publishing a change failed")
+        raise ApiError(503, "internal", "could not queue the change; send it again") from None
 
 
 async def ack(services: Services, caller: Device, request: Ack, known_member: bool) -> None:

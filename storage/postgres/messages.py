@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 from schemas.ids import SEQUENCE_BITS
-from schemas.message import Message
+from schemas.message import Kind, Message
 from storage.buckets import BUCKET_MS, bucket_of
 from storage.postgres.pool import Pool, connection
 from storage.protocols import SendKey
 
-_COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
+_COLUMNS = (
+    "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
+    " kind, target_id, emoji, removed, edited_at, deleted"
+)
 
 
 class PostgresMessageStore:
@@ -23,11 +27,10 @@ class PostgresMessageStore:
         if not messages:
             return
         cols = _columns(messages)
-        async with connection(self._pool) as conn:
+        async with connection(self._pool) as conn, conn.transaction():
             # The send key is claimed first; only the id that holds the claim is stored, so two
             # writers racing on one send can never store it twice under different ids. One
-            # statement (so one round trip, and atomic without BEGIN/COMMIT): the claims this
-            # statement made are what its RETURNING gives the row insert.
+            # statement: the claims it made are what its RETURNING gives the row insert.
             await conn.execute(
                 "WITH claimed AS ("
                 "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id,"
@@ -37,13 +40,15 @@ class PostgresMessageStore:
                 "  RETURNING sender_device_id, client_msg_id, message_id"
                 ")"
                 " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
-                " client_msg_id, text, sent_at)"
+                " client_msg_id, text, sent_at, kind, target_id, emoji, removed)"
                 " SELECT t.channel_id, t.bucket, t.message_id, t.sender_id, t.sender_device_id,"
-                "        t.client_msg_id, t.text, t.sent_at"
+                "        t.client_msg_id, t.text, t.sent_at, t.kind, t.target_id, t.emoji,"
+                "        t.removed"
                 " FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-                "             %s::text[], %s::text[])"
+                "             %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
+                "             %s::boolean[])"
                 "   AS t(channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id,"
-                "        text, sent_at)"
+                "        text, sent_at, kind, target_id, emoji, removed)"
                 " JOIN claimed s ON s.sender_device_id = t.sender_device_id"
                 "   AND s.client_msg_id = t.client_msg_id AND s.message_id = t.message_id"
                 " ON CONFLICT DO NOTHING",
@@ -60,8 +65,17 @@ class PostgresMessageStore:
                     cols["client_msg_id"],
                     cols["text"],
                     cols["sent_at"],
+                    [m.kind for m in messages],
+                    [m.target_id for m in messages],
+                    [m.emoji for m in messages],
+                    [m.removed for m in messages],
                 ),
             )
+            # Changes, in id order, each once its own row is stored (a change whose send was
+            # stored under another id is that one's). Each application is conditional, so a
+            # repeat or a replay changes nothing, and a later change always wins.
+            for change in sorted((m for m in messages if m.kind != "message"), key=_id):
+                await _apply(conn, change)
 
     async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
         """Messages already stored for these idempotency keys."""
@@ -98,11 +112,24 @@ class PostgresMessageStore:
         async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM messages WHERE channel_id = %s"
-                " AND bucket >= %s AND message_id > %s AND sender_id <> %s LIMIT %s) AS unread",
+                " AND bucket >= %s AND message_id > %s AND sender_id <> %s AND kind = 'message'"
+                " AND NOT deleted LIMIT %s) AS unread",
                 (channel_id, bucket_of(after), after, not_from, cap),
             )
             row = await cur.fetchone()
             return int(str(row[0])) if row else 0
+
+    async def get(self, channel_id: str, message_id: int) -> Message | None:
+        """One row in its latest state, if it is stored."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket = %s"
+                " AND message_id = %s",
+                (channel_id, bucket_of(message_id), message_id),
+            )
+            rows = await cur.fetchall()
+            found = await _with_reactions(conn, channel_id, rows)
+        return found[0] if found else None
 
     async def page(
         self,
@@ -111,36 +138,120 @@ class PostgresMessageStore:
         before: int | None = None,
         after: int | None = None,
         limit: int,
+        changes: bool = True,
     ) -> list[Message]:
-        """Up to `limit` messages ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given."""
+        """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
+        `after`, or the newest of all when neither is given; messages only unless `changes`."""
+        only = "" if changes else " AND kind = 'message'"
         if after is not None:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket >= %s"
-                " AND message_id > %s ORDER BY bucket, message_id LIMIT %s"
+                f" AND message_id > %s{only} ORDER BY bucket, message_id LIMIT %s"
             )
             params: tuple[object, ...] = (channel_id, bucket_of(after), after, limit)
         elif before is not None:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket <= %s"
-                " AND message_id < %s ORDER BY bucket DESC, message_id DESC LIMIT %s"
+                f" AND message_id < %s{only} ORDER BY bucket DESC, message_id DESC LIMIT %s"
             )
             params = (channel_id, bucket_of(before), before, limit)
         else:
             sql = (
-                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s"
+                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s{only}"
                 " ORDER BY bucket DESC, message_id DESC LIMIT %s"
             )
             params = (channel_id, limit)
         async with connection(self._pool) as conn:
             cur = await conn.execute(sql.encode(), params)
-            rows = [_message(r) for r in await cur.fetchall()]
+            rows = await _with_reactions(conn, channel_id, await cur.fetchall())
         if after is None:
             rows.reverse()
         return rows
 
     async def close(self) -> None:
         """Release connections (the pool belongs to the caller)."""
+
+
+async def _with_reactions(
+    conn: Any, channel_id: str, rows: Sequence[tuple[object, ...]]
+) -> list[Message]:
+    """The rows as messages, each live message with its reactions (one query for all)."""
+    ids = [int(str(r[1])) for r in rows if r[7] == "message" and not r[12]]
+    reactions: dict[int, dict[str, list[str]]] = {}
+    if ids:
+        cur = await conn.execute(
+            "SELECT message_id, emoji, array_agg(user_id ORDER BY user_id) FROM reactions"
+            " WHERE channel_id = %s AND message_id = ANY(%s) AND active"
+            " GROUP BY message_id, emoji ORDER BY message_id, emoji",
+            (channel_id, ids),
+        )
+        for message_id, emoji, users in await cur.fetchall():
+            reactions.setdefault(int(message_id), {})[str(emoji)] = list(users)
+    return [_message(r, reactions.get(int(str(r[1])))) for r in rows]
+
+
+def _id(m: Message) -> int:
+    return m.message_id
+
+
+_STORED = (
+    " AND EXISTS (SELECT 1 FROM messages c WHERE c.channel_id = %(channel)s"
+    " AND c.bucket = %(change_bucket)s AND c.message_id = %(change)s)"
+)
+
+
+async def _apply(conn: Any, change: Message) -> None:
+    """Change the message a change row names (in the caller's transaction)."""
+    assert change.target_id is not None
+    params = {
+        "channel": change.channel_id,
+        "bucket": bucket_of(change.target_id),
+        "target": change.target_id,
+        "change": change.message_id,
+        "change_bucket": bucket_of(change.message_id),
+        "text": change.text,
+        "at": change.sent_at,
+        "sender": change.sender_id,
+        "emoji": change.emoji,
+        "active": not change.removed,
+    }
+    target = (
+        "channel_id = %(channel)s AND bucket = %(bucket)s AND message_id = %(target)s"
+        " AND kind = 'message'"
+    )
+    if change.kind == "edit":
+        await conn.execute(
+            "UPDATE messages SET text = %(text)s, edited_at = %(at)s, edit_id = %(change)s"
+            f" WHERE {target} AND NOT deleted AND coalesce(edit_id, 0) < %(change)s" + _STORED,
+            params,
+        )
+        # An edit that came after its message was deleted keeps no text either.
+        await conn.execute(
+            "UPDATE messages SET text = '' WHERE channel_id = %(channel)s"
+            " AND bucket = %(change_bucket)s AND message_id = %(change)s"
+            f" AND EXISTS (SELECT 1 FROM messages WHERE {target} AND deleted)",
+            params,
+        )
+    elif change.kind == "delete":
+        # The text goes from the store: the message's, and that of every edit of it.
+        await conn.execute(
+            f"UPDATE messages SET text = '', deleted = true WHERE {target}" + _STORED, params
+        )
+        await conn.execute(
+            "UPDATE messages SET text = '' WHERE channel_id = %(channel)s"
+            " AND target_id = %(target)s AND kind = 'edit'" + _STORED,
+            params,
+        )
+    else:
+        await conn.execute(
+            "INSERT INTO reactions (channel_id, message_id, emoji, user_id, event_id, active)"
+            " SELECT %(channel)s, %(target)s, %(emoji)s, %(sender)s, %(change)s, %(active)s"
+            f" WHERE EXISTS (SELECT 1 FROM messages WHERE {target})" + _STORED + ""
+            " ON CONFLICT (channel_id, message_id, emoji, user_id) DO UPDATE"
+            " SET event_id = EXCLUDED.event_id, active = EXCLUDED.active"
+            " WHERE reactions.event_id < EXCLUDED.event_id",
+            params,
+        )
 
 
 def _columns(messages: Sequence[Message]) -> dict[str, list[object]]:
@@ -155,7 +266,7 @@ def _columns(messages: Sequence[Message]) -> dict[str, list[object]]:
     }
 
 
-def _message(row: tuple[object, ...]) -> Message:
+def _message(row: tuple[object, ...], reactions: dict[str, list[str]] | None = None) -> Message:
     return Message(
         channel_id=str(row[0]),
         message_id=int(str(row[1])),
@@ -164,4 +275,11 @@ def _message(row: tuple[object, ...]) -> Message:
         client_msg_id=str(row[4]),
         text=str(row[5]),
         sent_at=str(row[6]),
+        kind=cast(Kind, row[7]),
+        target_id=None if row[8] is None else int(str(row[8])),
+        emoji=None if row[9] is None else str(row[9]),
+        removed=bool(row[10]),
+        edited_at=None if row[11] is None else str(row[11]),
+        deleted=bool(row[12]),
+        reactions=reactions or None,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from storage.postgres.pool import Pool, connection
 from storage.protocols import MarkerMove
 
@@ -46,6 +48,19 @@ class PostgresReadStore:
                 (channel_id,),
             )
             return {str(r[0]): int(str(r[1])) for r in await cur.fetchall()}
+
+    async def read_upto(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The markers of these (user, channel) pairs, for those that have one."""
+        if not pairs:
+            return {}
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT r.user_id, r.channel_id, r.message_id"
+                " FROM unnest(%s::text[], %s::text[]) AS p(user_id, channel_id)"
+                " JOIN read_markers r ON r.user_id = p.user_id AND r.channel_id = p.channel_id",
+                ([u for u, _ in pairs], [c for _, c in pairs]),
+            )
+            return {(str(r[0]), str(r[1])): int(str(r[2])) for r in await cur.fetchall()}
 
     async def shares_receipts(self, user_id: str) -> bool:
         async with connection(self._pool) as conn:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from schemas.ids import id_unix_ms
+from schemas.ids import SEQUENCE_MASK, id_unix_ms
 from schemas.message import Message
 from storage.buckets import bucket_of
 from storage.protocols import SendKey
@@ -29,8 +29,11 @@ from storage.scylla.session import (
     shutdown_scylla,
 )
 
-_COLUMNS = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
+_BASE = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
+_COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted"
+_MAX_REACTION_ROWS = 20_000  # reaction rows read for one page of messages
 _COUNT_READ_FACTOR = 4  # an unread count reads at most this many rows per message it counts
+_ROWS_PER_READ = 500  # rows fetched at a time while a page walks a bucket
 _BUCKETS_PER_READ = 16  # bucket ids fetched at a time while a page walks a channel's buckets
 
 
@@ -39,7 +42,13 @@ class _Statements:
     claim_send: Any
     list_bucket: Any
     insert_message: Any
-    insert_message_if_absent: Any
+    insert_change: Any
+    apply_edit: Any
+    blank_text: Any
+    apply_delete: Any
+    apply_reaction: Any
+    target: Any
+    reactions_in_range: Any
     advance_head: Any
     sent_id: Any
     message: Any
@@ -57,10 +66,24 @@ def _cql(ks: str) -> dict[str, str]:
         " (sender_device_id, client_msg_id, channel_id, message_id) VALUES (?, ?, ?, ?)"
         " IF NOT EXISTS",
         "list_bucket": f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)",
-        "insert_message": f"INSERT INTO {ks}.messages (bucket, {_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        "insert_message_if_absent": f"INSERT INTO {ks}.messages (bucket, {_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
+        "insert_message": f"INSERT INTO {ks}.messages (bucket, {_BASE})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        "insert_change": f"INSERT INTO {ks}.messages (bucket, {_BASE}, kind, target_id, emoji,"
+        " removed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        "apply_edit": f'UPDATE {ks}.messages USING TIMESTAMP ? SET "text" = ?, edited_at = ?,'
+        " edits = edits + ? WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "blank_text": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = ''"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "apply_delete": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = '',"
+        " deleted = true WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "apply_reaction": f"INSERT INTO {ks}.reactions"
+        " (channel_id, bucket, message_id, emoji, user_id, active) VALUES (?, ?, ?, ?, ?, ?)"
+        " USING TIMESTAMP ?",
+        "target": f"SELECT {_COLUMNS}, edits FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "reactions_in_range": f"SELECT message_id, emoji, user_id, active FROM {ks}.reactions"
+        " WHERE channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?"
+        f" LIMIT {_MAX_REACTION_ROWS}",
         "advance_head": f"UPDATE {ks}.channel_heads USING TIMESTAMP ?"
         " SET last_message_id = ? WHERE channel_id = ?",
         "sent_id": f"SELECT channel_id, message_id FROM {ks}.message_sends"
@@ -75,7 +98,7 @@ def _cql(ks: str) -> dict[str, str]:
         "ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
         " ORDER BY message_id ASC LIMIT ?",
-        "senders_in_bucket": f"SELECT sender_id FROM {ks}.messages"
+        "senders_in_bucket": f"SELECT sender_id, kind, deleted FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ? LIMIT ?",
         "descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
@@ -153,16 +176,37 @@ class ScyllaMessageStore:
         # and a listed bucket that is still empty costs one read, never a missed message.
         listed = {(m.channel_id, bucket_of(m.message_id)) for m, _ in stored.values()}
         await self._all((q.list_bucket, channel_bucket) for channel_bucket in listed)
-        # A send claimed just now has no row yet (the sequencer gives an id to one send only):
-        # a plain write. A send claimed earlier by this same id (a retry, or a replay) may
-        # already be stored: left as it is (IF NOT EXISTS), and written if an earlier attempt
-        # stopped between the claim and the row.
+        # A send claimed earlier by this same id (a retry, or a replay) may be stored already:
+        # left as it is, and written if an earlier attempt stopped between claim and row. Read
+        # first, then written: each channel has one writer (its messages partition).
+        earlier = [m for m, fresh in stored.values() if not fresh]
+        present = await self._all(
+            (q.message, (m.channel_id, bucket_of(m.message_id), m.message_id)) for m in earlier
+        )
+        there = {_send_key(m) for m, rows in zip(earlier, present, strict=True) if rows}
+        writes = [m for key, (m, _) in stored.items() if key not in there]
+        # Every write to a message row carries a timestamp from the id that writes it: the
+        # row's own for the row, the change's for a change, so a change always wins over its
+        # message's row, and a later change over an earlier one, however often each is written
+        # (a retry, a replay).
         await self._all(
             (
-                q.insert_message if fresh else q.insert_message_if_absent,
-                (bucket_of(m.message_id), *_values(m)),
+                (q.insert_message, (bucket_of(m.message_id), *_values(m), _row_timestamp(m)))
+                if m.kind == "message"
+                else (
+                    q.insert_change,
+                    (
+                        bucket_of(m.message_id),
+                        *_values(m),
+                        m.kind,
+                        m.target_id,
+                        m.emoji,
+                        m.removed,
+                        _row_timestamp(m),
+                    ),
+                )
             )
-            for m, fresh in stored.values()
+            for m in writes
         )
         # Heads move after the rows exist, so a head never names a message a reader cannot get.
         heads: dict[str, int] = {}
@@ -172,6 +216,40 @@ class ScyllaMessageStore:
             (q.advance_head, (_head_timestamp(message_id), message_id, channel_id))
             for channel_id, message_id in heads.items()
         )
+        # Changes change their messages, one after another in id order, also those stored
+        # already (an earlier attempt may have stopped before changing the message): one
+        # writer per channel (its messages partition), so reading a message before changing it
+        # is safe, and changing it again is harmless.
+        changes = sorted((m for m, _ in stored.values() if m.kind != "message"), key=_id)
+        for change in changes:
+            await self._apply(change)
+
+    async def _apply(self, change: Message) -> None:
+        q, session = self._q(), self._s()
+        assert change.target_id is not None
+        target_key = (change.channel_id, bucket_of(change.target_id), change.target_id)
+        found = await execute(session, q.target, target_key)
+        if not found or (found[0]["kind"] or "message") != "message":
+            return  # the gateway names only stored messages: nothing to change
+        target, at = found[0], _row_timestamp(change)
+        if change.kind == "edit":
+            if target["deleted"]:
+                # After a delete, an edit keeps no text either (its own row, a tick later).
+                key = (change.channel_id, bucket_of(change.message_id), change.message_id)
+                await execute(session, q.blank_text, (at + 1, *key))
+                return
+            params = (at, change.text, change.sent_at, {change.message_id}, *target_key)
+            await execute(session, q.apply_edit, params)
+        elif change.kind == "delete":
+            # The text goes from the store: the message's, and that of every edit of it.
+            await execute(session, q.apply_delete, (at, *target_key))
+            edits = sorted(target["edits"] or ())
+            await self._all(
+                (q.blank_text, (at, change.channel_id, bucket_of(edit), edit)) for edit in edits
+            )
+        elif not target["deleted"]:
+            row = (*target_key, change.emoji, change.sender_id, not change.removed, at)
+            await execute(session, q.apply_reaction, row)
 
     async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
         """Messages already stored for these idempotency keys."""
@@ -220,8 +298,21 @@ class ScyllaMessageStore:
                 params = (channel_id, bucket, after, head, budget)
                 rows = await execute(self._s(), q.senders_in_bucket, params)
                 budget -= len(rows)
-                count += sum(1 for r in rows if r["sender_id"] != not_from)
+                count += sum(
+                    1
+                    for r in rows
+                    if r["sender_id"] != not_from
+                    and (r["kind"] or "message") == "message"
+                    and not r["deleted"]
+                )
         return min(count, cap)
+
+    async def get(self, channel_id: str, message_id: int) -> Message | None:
+        """One row in its latest state, if it is stored."""
+        key = (channel_id, bucket_of(message_id), message_id)
+        rows = await execute(self._s(), self._q().message, key)
+        found = await self._with_reactions(channel_id, rows)
+        return found[0] if found else None
 
     async def page(
         self,
@@ -230,9 +321,10 @@ class ScyllaMessageStore:
         before: int | None = None,
         after: int | None = None,
         limit: int,
+        changes: bool = True,
     ) -> list[Message]:
-        """Up to `limit` messages ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given."""
+        """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
+        `after`, or the newest of all when neither is given; messages only unless `changes`."""
         if limit <= 0:
             return []
         q = self._q()
@@ -244,36 +336,63 @@ class ScyllaMessageStore:
         if not heads or heads[0]["last_message_id"] is None:
             return []
         head = int(heads[0]["last_message_id"])
-        rows: list[Row] = []
+        upwards = after is not None
         if after is not None:
-            # Walk the channel's buckets from the cursor's up to the head's, until the page is
-            # full.
-            async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
-                async for bucket in walk:
-                    if bucket > bucket_of(head):
+            low, high = after, head
+        else:
+            low, high = 0, head if before is None else min(head, before - 1)
+        kept: list[Row] = []
+        async with aclosing(self._rows(channel_id, low, high, upwards=upwards)) as walk:
+            async for row in walk:
+                if changes or (row["kind"] or "message") == "message":
+                    kept.append(row)
+                    if len(kept) >= limit:
                         break
-                    params: tuple[object, ...] = (
-                        channel_id,
-                        bucket,
-                        after,
-                        head,
-                        limit - len(rows),
-                    )
-                    rows += await execute(self._s(), q.ascending_in_bucket, params)
-                    if len(rows) >= limit:
-                        break
-            return [_message(r) for r in rows]
-        upper = head if before is None else min(head, before - 1)
-        if upper <= 0:
-            return []
-        async with aclosing(self._buckets(channel_id, bucket_of(upper), upwards=False)) as walk:
+        if not upwards:
+            kept.reverse()  # read newest first; pages are ascending
+        return await self._with_reactions(channel_id, kept)
+
+    async def _rows(
+        self, channel_id: str, low: int, high: int, *, upwards: bool
+    ) -> AsyncGenerator[Row, None]:
+        """The channel's rows with ids in (low, high], nearest first from `low` upwards or
+        from `high` downwards, read a chunk at a time across the channel's buckets."""
+        if high <= low:
+            return
+        q, session = self._q(), self._s()
+        start = bucket_of(low) if upwards else bucket_of(high)
+        statement = q.ascending_in_bucket if upwards else q.descending_in_bucket
+        async with aclosing(self._buckets(channel_id, start, upwards=upwards)) as walk:
             async for bucket in walk:
-                params = (channel_id, bucket, 0, upper, limit - len(rows))
-                rows += await execute(self._s(), q.descending_in_bucket, params)
-                if len(rows) >= limit:
-                    break
-        rows.reverse()  # read newest first; pages are ascending
-        return [_message(r) for r in rows]
+                if bucket > bucket_of(high) or bucket < bucket_of(low):
+                    return
+                while True:
+                    params = (channel_id, bucket, low, high, _ROWS_PER_READ)
+                    rows = await execute(session, statement, params)
+                    for row in rows:
+                        yield row
+                    if len(rows) < _ROWS_PER_READ:
+                        break  # the bucket is read to its end
+                    last = int(rows[-1]["message_id"])
+                    low, high = (last, high) if upwards else (low, last - 1)
+
+    async def _with_reactions(self, channel_id: str, rows: list[Row]) -> list[Message]:
+        """The rows as messages, each live message with its reactions (a read per bucket)."""
+        live: dict[int, list[int]] = {}
+        for r in rows:
+            if (r["kind"] or "message") == "message" and not r["deleted"]:
+                live.setdefault(bucket_of(int(r["message_id"])), []).append(int(r["message_id"]))
+        reads = await self._all(
+            (self._q().reactions_in_range, (channel_id, bucket, min(ids), max(ids)))
+            for bucket, ids in live.items()
+        )
+        found: dict[int, dict[str, list[str]]] = {}
+        for result in reads:
+            for r in result:
+                if r["active"]:
+                    emoji = found.setdefault(int(r["message_id"]), {})
+                    emoji.setdefault(str(r["emoji"]), []).append(str(r["user_id"]))
+        return [_message(r, found.get(int(r["message_id"]))) for r in rows]
 
     async def close(self) -> None:
         """Release connections (shuts down the store's driver session)."""
@@ -348,13 +467,31 @@ def _values(m: Message) -> tuple[object, ...]:
     )
 
 
-def _message(row: Row) -> Message:
+def _id(m: Message) -> int:
+    return m.message_id
+
+
+def _row_timestamp(m: Message) -> int:
+    """The write timestamp of a row, or of a change's writes: its id's millisecond in
+    microseconds, plus its sequence within the millisecond, so later ids write later."""
+    return id_unix_ms(m.message_id) * 1000 + (m.message_id & SEQUENCE_MASK) % 1000
+
+
+def _message(row: Row, reactions: dict[str, list[str]] | None = None) -> Message:
+    target = row["target_id"]
     return Message(
         channel_id=str(row["channel_id"]),
         message_id=int(row["message_id"]),
         sender_id=str(row["sender_id"]),
         sender_device_id=str(row["sender_device_id"]),
         client_msg_id=str(row["client_msg_id"]),
-        text=str(row["text"]),
+        text=str(row["text"] or ""),
         sent_at=str(row["sent_at"]),
+        kind=row["kind"] or "message",
+        target_id=None if target is None else int(target),
+        emoji=row["emoji"],
+        removed=bool(row["removed"]),
+        edited_at=row["edited_at"],
+        deleted=bool(row["deleted"]),
+        reactions={e: sorted(u) for e, u in sorted(reactions.items())} if reactions else None,
     )

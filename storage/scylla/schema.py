@@ -57,7 +57,23 @@ async def migrate_scylla(session: Session, keyspace: str, *, replication_factor:
     waits for schema agreement after each statement, so the tables are usable on return."""
     scylla = await is_scylla(session)
     for statement in schema_statements(keyspace, replication_factor, scylla=scylla):
+        added = _ADD_COLUMN.fullmatch(statement)
+        if added is not None and await _has_column(session, *added.groups()):
+            continue  # CQL has no ADD IF NOT EXISTS on every server: asked first
         await execute(session, statement, timeout_s=SCHEMA_TIMEOUT_S)
+
+
+_ADD_COLUMN = re.compile(r"ALTER TABLE (\w+)\.(\w+) ADD (\w+) [\w<>, ]+")
+
+
+async def _has_column(session: Session, keyspace: str, table: str, column: str) -> bool:
+    rows = await execute(
+        session,
+        "SELECT column_name FROM system_schema.columns"
+        " WHERE keyspace_name = %s AND table_name = %s AND column_name = %s",
+        (keyspace, table, column),
+    )
+    return bool(rows)
 
 
 async def migrate_cluster(hosts: Sequence[str], port: int, keyspace: str) -> None:
