@@ -86,8 +86,29 @@ class ChatPage:
         await expect(self.page.locator("#chat-title")).to_have_text(name)
 
     async def start_direct(self, user: str) -> None:
-        await self.page.get_by_placeholder("User id or friend's username").fill(user)
+        await self.page.get_by_placeholder("Username or user id").fill(user)
         await self.page.get_by_role("button", name="Chat", exact=True).click()
+
+    @property
+    def composer(self) -> Locator:
+        return self.page.get_by_label("Message", exact=True)
+
+    @property
+    def typing(self) -> Locator:
+        return self.page.get_by_test_id("typing")
+
+    def message(self, text: str) -> Locator:
+        """The delivered message (not a pending send) whose text is `text`."""
+        return self.page.locator(
+            ".message:not(.pending)", has=self.page.locator(".text", has_text=text)
+        )
+
+    def message_at(self, message_id: str) -> Locator:
+        return self.page.locator(f'.message[data-message-id="{message_id}"]')
+
+    async def react(self, message: Locator, emoji: str) -> None:
+        await message.get_by_role("button", name="React", exact=True).click()
+        await message.get_by_role("button", name=f"React {emoji}").click()
 
     async def send(self, text: str) -> None:
         await self.page.get_by_label("Message", exact=True).fill(text)

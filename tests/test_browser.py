@@ -96,7 +96,7 @@ async def test_two_users_chat_and_a_third_tab_and_a_reload_keep_up(
 
     # Friends: alice asks by bob's id, bob accepts; then each knows the other's name.
     await alice.page.get_by_role("button", name="Friends").click()
-    await alice.page.get_by_label("Friend's user id").fill(bob_id)
+    await alice.page.get_by_label("Friend's username or user id").fill(bob_id)
     await alice.page.get_by_role("button", name="Send request").click()
     await expect(alice.page.get_by_test_id("friends-dialog")).to_contain_text("request sent")
     await alice.page.get_by_role("button", name="Close").click()
@@ -107,7 +107,7 @@ async def test_two_users_chat_and_a_third_tab_and_a_reload_keep_up(
     await expect(friends).to_contain_text(f"{alice_name} online")
     await friends.get_by_role("button", name="Close").click()
 
-    await alice.start_direct(bob_name)  # a friend, so by username
+    await alice.start_direct(bob_name)  # by username
     await expect(alice.page.locator("#chat-title")).to_have_text(bob_name)
     await alice.send("hello bob <b>not bold</b>")
     await expect(bob.channel(alice_name)).to_be_visible()  # the chat appears on bob's side
@@ -324,3 +324,185 @@ async def test_unread_counts_fall_when_another_tab_reads(
     await reader.expect_texts(["one", "two"])
     await expect(chat.get_by_test_id("unread")).to_have_count(0)  # read in the other tab
     await page.screenshot("read-elsewhere")
+
+
+async def test_people_are_found_by_username_and_see_each_other_typing(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    erin, frank = await web_api.new_device("erin"), await web_api.new_device("frank")
+    alice = await signed_in(browser, web, artifacts, erin.username)
+    bob = await signed_in(browser, web, artifacts, frank.username)
+
+    # A direct chat by username, with someone who is not a friend; an unknown name is told.
+    await alice.start_direct("nobody-" + uuid.uuid4().hex[:8])
+    await expect(alice.page.get_by_role("navigation").get_by_role("alert")).to_contain_text(
+        "No user is called"
+    )
+    await alice.start_direct(frank.username)
+    await expect(alice.page.locator("#chat-title")).to_have_text(frank.username)
+    await alice.send("hello by name")
+    # Bob befriends alice by username, and from then on knows her name.
+    await bob.page.get_by_role("button", name="Friends").click()
+    friends = bob.page.get_by_test_id("friends-dialog")
+    await friends.get_by_label("Friend's username or user id").fill(erin.username)
+    await friends.get_by_role("button", name="Send request").click()
+    await expect(friends).to_contain_text(f"{erin.username} request sent")
+    await friends.get_by_role("button", name="Close").click()
+    await bob.open_chat(erin.username)
+    await bob.expect_texts(["hello by name"])
+
+    # Typing shows on the other side, and goes once it expires...
+    await alice.composer.fill("I am wri")
+    await expect(bob.typing).to_have_text(f"{erin.username} is typing…")
+    await expect(bob.typing).to_have_text("")
+    await expect(alice.typing).to_have_text("")  # nobody else typed
+    # ... or at once when that person's message arrives.
+    await alice.composer.fill("I am writing again")
+    await expect(bob.typing).to_have_text(f"{erin.username} is typing…")
+    await alice.composer.press("Enter")
+    await bob.expect_texts(["hello by name", "I am writing again"])
+    await expect(bob.typing).to_have_text("", timeout=1000)  # cleared with the message itself
+    await bob.screenshot("typing-cleared")
+
+
+async def test_read_receipts_show_who_has_seen_and_follow_the_setting(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    owner, reader = await web_api.new_device("owner"), await web_api.new_device("reader")
+    carol = await web_api.new_device("carol")
+    alice = await signed_in(browser, web, artifacts, owner.username)
+    bob = await signed_in(browser, web, artifacts, reader.username)
+
+    # A group of people named by username; carol is added by username afterwards.
+    await alice.page.get_by_role("button", name="New group").click()
+    await alice.page.locator("#group-name").fill("Receipts")
+    await alice.page.locator("#group-members").fill(reader.username)
+    await alice.page.get_by_role("button", name="Create group").click()
+    await expect(alice.page.locator("#chat-title")).to_have_text("Receipts")
+    await alice.page.get_by_role("button", name="Members").click()
+    members = alice.page.get_by_test_id("members-dialog")
+    await members.get_by_label("Add member").fill(carol.username)
+    await members.get_by_role("button", name="Add", exact=True).click()
+    await expect(members.locator("li", has_text=f"@{carol.username}")).to_have_count(1)
+    await members.get_by_role("button", name="Close").click()
+
+    await alice.send("first")
+    await alice.expect_texts(["first"])
+    await bob.open_chat("Receipts")
+    await bob.expect_texts(["first"])
+    await expect(alice.message("first").locator(".seen-by")).to_have_text(
+        f"Seen by {reader.username}"
+    )
+    # Nobody is "seen by" themself, nor under their own message (alice read hers).
+    await expect(bob.page.locator(".seen-by:visible")).to_have_count(0)
+
+    # Bob stops sharing: his later reads are his own.
+    await bob.page.get_by_role("button", name="Settings").click()
+    settings = bob.page.get_by_test_id("settings-dialog")
+    await settings.get_by_label("Share read receipts").uncheck()
+    await expect(settings.get_by_role("status")).to_have_text("Saved.")
+    await settings.get_by_role("button", name="Close").click()
+    await alice.send("second")
+    await bob.expect_texts(["first", "second"])
+    channel = next(c for c in await web_api.channels(owner) if c.get("name") == "Receipts")
+    second = (await web_api.all_history(owner, channel["channel_id"]))[-1]["message_id"]
+
+    async def bob_read_it() -> bool:
+        got = await web_api.channels(reader)
+        return any(c.get("read_message_id") == second for c in got)
+
+    await eventually(bob_read_it, 20, "bob's read marker at the second message")
+    # Carol reads after him, sharing: her receipt comes through the same relay, after his.
+    async with await web_api.connect(carol) as socket:
+        await socket.read(channel["channel_id"], second)
+        await expect(alice.message("second").locator(".seen-by")).to_have_text(
+            f"Seen by {carol.username}"
+        )
+    await expect(alice.message("first").locator(".seen-by")).to_have_text(
+        f"Seen by {reader.username}"
+    )
+    await alice.screenshot("receipts")
+
+
+async def test_edits_deletes_and_reactions_show_on_both_sides_and_after_a_reload(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    owner, member = await web_api.new_device("owner"), await web_api.new_device("member")
+    await web_api.group(owner, [member.user_id], name="Changes")
+    alice = await signed_in(browser, web, artifacts, owner.username)
+    bob = await signed_in(browser, web, artifacts, member.username)
+    await alice.open_chat("Changes")
+    await bob.open_chat("Changes")
+    for text in ("typo heer", "regret this", "keep this"):
+        await alice.send(text)
+    await bob.send("from bob")
+    expected = ["typo heer", "regret this", "keep this", "from bob"]
+    await alice.expect_texts(expected)
+    await bob.expect_texts(expected)
+
+    # Who may do what: bob (a plain member) edits and deletes only his own; alice owns the group.
+    theirs = bob.message("typo heer")
+    await expect(theirs.get_by_role("button", name="Delete")).to_have_count(0)
+    await expect(theirs.get_by_role("button", name="Edit")).to_have_count(0)
+    await expect(bob.message("from bob").get_by_role("button", name="Delete")).to_have_count(1)
+    await expect(alice.message("from bob").get_by_role("button", name="Delete")).to_have_count(1)
+    await expect(alice.message("from bob").get_by_role("button", name="Edit")).to_have_count(0)
+
+    # An edit: the new text and "(edited …)" on both sides.
+    await alice.message("typo heer").get_by_role("button", name="Edit").click()
+    await expect(alice.composer).to_have_value("typo heer")
+    await alice.composer.fill("typo here")
+    await alice.composer.press("Enter")
+    expected[0] = "typo here"
+    for page in (alice, bob):
+        await page.expect_texts(expected)
+        await expect(page.message("typo here").locator(".edited")).to_contain_text("(edited ")
+
+    # A delete: a tombstone on both sides, with no actions left on it.
+    regret = alice.message("regret this")
+    await regret.get_by_role("button", name="Delete").click()
+    await regret.get_by_role("button", name="Confirm delete").click()
+    del expected[1]
+    for page in (alice, bob):
+        await page.expect_texts(expected)
+        await expect(page.page.locator(".message .tombstone")).to_have_text(["message deleted"])
+        await expect(page.page.locator('.message[data-state="deleted"] button')).to_have_count(0)
+
+    # Reactions: counts on both sides; a second click takes one's own back.
+    await bob.react(bob.message("keep this"), "👍")
+    await expect(alice.message("keep this").locator(".chip")).to_have_text(["👍 1"])
+    await alice.message("keep this").get_by_role("button", name="👍 1").click()
+    for page in (alice, bob):
+        await expect(page.message("keep this").locator(".chip")).to_have_text(["👍 2"])
+    await bob.react(bob.message("keep this"), "🎉")
+    await bob.message("keep this").get_by_role("button", name="👍 2").click()
+    for page in (alice, bob):
+        await expect(page.message("keep this").locator(".chip")).to_have_text(["👍 1", "🎉 1"])
+    await expect(bob.message("keep this").locator('.chip[aria-pressed="true"]')).to_have_text(
+        ["🎉 1"]
+    )
+    await bob.screenshot("changes-bob")
+
+    # After a reload (from the cache, then the sync), and in a new browser (from history).
+    await bob.page.reload()
+    await bob.online()
+    await bob.open_chat("Changes")
+    fresh = await signed_in(browser, web, artifacts, member.username)
+    await fresh.open_chat("Changes")
+    for page in (bob, fresh):
+        await page.expect_texts(expected)
+        await expect(page.message("typo here").locator(".edited")).to_contain_text("(edited ")
+        await expect(page.page.locator(".message .tombstone")).to_have_text(["message deleted"])
+        await expect(page.message("keep this").locator(".chip")).to_have_text(["👍 1", "🎉 1"])
+
+    # An edit over the limit is refused, and the message keeps its text.
+    await alice.message("keep this").get_by_role("button", name="Edit").click()
+    await alice.composer.fill("z" * 100_001)
+    await alice.composer.press("Enter")
+    too_long = "Edit not saved: the text is too long (at most 100,000 characters)."
+    await expect(alice.message("keep this").locator(".send-error")).to_contain_text(too_long)
+    await expect(alice.notices).to_have_text(too_long)
+    await alice.message("keep this").get_by_role("button", name="Dismiss").click()
+    await expect(alice.page.locator(".send-error")).to_have_count(0)
+    await alice.expect_texts(expected)
+    await alice.screenshot("changes-alice")

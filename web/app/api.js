@@ -98,6 +98,18 @@ export class Api {
     if (around) query.set("around", around);
     return this.request("GET", `/v1/channels/${channelId}/messages?${query}`);
   }
+  findUser(username) {
+    return this.request("GET", `/v1/users?${new URLSearchParams({ username })}`);
+  }
+  receipts(channelId) {
+    return this.request("GET", `/v1/channels/${channelId}/receipts`);
+  }
+  settings() {
+    return this.request("GET", "/v1/settings");
+  }
+  putSettings(settings) {
+    return this.request("PUT", "/v1/settings", settings);
+  }
   friends() {
     return this.request("GET", "/v1/friends");
   }

@@ -5,11 +5,15 @@ import { Connection } from "./connection.js";
 import { describeError } from "./errors.js";
 import { compareIds, maxId, newClientMsgId } from "./ids.js";
 import { Outbox } from "./outbox.js";
+import { People } from "./people.js";
+import { Receipts, TYPING_EVERY_MS, Typing } from "./signals.js";
 import { Timelines } from "./timeline.js";
 
 const PAGE = 50;
 const ACK_DELAY_MS = 300;
 const CACHE_DELAY_MS = 500;
+const USERNAME = /^[a-z0-9_.-]{3,32}$/;
+const MANAGERS = new Set(["owner", "admin"]);
 
 export class ChatApp extends EventTarget {
   constructor(api, session) {
@@ -19,6 +23,13 @@ export class ChatApp extends EventTarget {
     this.channels = new Map(); // channel_id -> channel from GET /v1/channels
     this.friends = new Map(); // user_id -> friend entry
     this.presence = new Map(); // user_id -> {status, last_active_at}
+    this.people = new People(session.user_id);
+    this.typing = new Typing((channelId) => {
+      if (channelId === this.currentId) this.changed("typing");
+    });
+    this.typedAt = new Map(); // channel_id -> when this tab last said the user is typing
+    this.receipts = new Receipts();
+    this.settings = null; // {read_receipts}
     this.timelines = new Timelines(session.user_id);
     this.outbox = new Outbox();
     this.currentId = null;
@@ -34,13 +45,14 @@ export class ChatApp extends EventTarget {
   }
 
   async start() {
-    await Promise.all([this.loadChannels(), this.loadFriends()]);
+    await Promise.all([this.loadChannels(), this.loadFriends(), this.loadSettings()]);
     this.connection.start();
   }
 
   stop() {
     this.connection.stop();
     for (const timer of this.timers.values()) clearTimeout(timer);
+    this.typing.clear();
   }
 
   changed(what) {
@@ -66,9 +78,15 @@ export class ChatApp extends EventTarget {
 
   nameOf(userId) {
     if (userId === this.session.user_id) return this.session.username || "You";
-    const friend = this.friends.get(userId);
-    if (friend) return friend.display_name || friend.username;
+    const known = this.friends.get(userId) || this.people.get(userId);
+    if (known) return known.display_name || known.username;
     return `user …${userId.slice(-6)}`;
+  }
+
+  // A username where one is known (display names are not unique).
+  usernameOf(userId) {
+    const known = this.friends.get(userId) || this.people.get(userId);
+    return known ? known.username : null;
   }
 
   isFriend(userId) {
@@ -76,22 +94,58 @@ export class ChatApp extends EventTarget {
     return Boolean(friend && friend.status === "friend");
   }
 
-  // A user id from what was typed: an id, or the username of someone on the friends list.
-  // (The API has no lookup of users by name.)
-  resolveUser(text) {
-    const value = text.trim();
-    if (/^[0-9]+$/.test(value)) return value;
-    for (const friend of this.friends.values()) if (friend.username === value) return friend.user_id;
-    throw new Error(
-      `"${value}" is not on your friends list. Ask them for their user id (shown under their name).`,
-    );
+  // A user id from what was typed: a username (looked up, and remembered), or a user id.
+  // A username may be all digits too, so digits are tried as a username first.
+  async resolveUser(text) {
+    const value = text.trim().replace(/^@/, "");
+    const isId = /^[1-9][0-9]{0,18}$/.test(value);
+    if (isId && (this.friends.has(value) || this.people.get(value))) return value;
+    if (!USERNAME.test(value.toLowerCase())) {
+      if (isId) return value;
+      throw new Error(`"${value}" is not a username (3-32 of a-z, 0-9, _ . -) or a user id.`);
+    }
+    for (const u of [...this.friends.values(), ...this.people.byId.values()]) {
+      if (u.username === value.toLowerCase()) return u.user_id;
+    }
+    try {
+      const user = await this.api.findUser(value.toLowerCase());
+      if (this.people.learn(user)) this.people.save();
+      return user.user_id;
+    } catch (error) {
+      if (error.code !== "not_found") throw error;
+      if (isId) return value;
+      throw new Error(`No user is called "${value}".`);
+    }
+  }
+
+  async befriend(text) {
+    return this.api.befriend(await this.resolveUser(text));
   }
 
   async loadFriends() {
     const { friends } = await this.api.friends();
     this.friends = new Map(friends.map((f) => [f.user_id, f]));
     for (const f of friends) if (f.presence) this.presence.set(f.user_id, f.presence);
+    let learned = false;
+    for (const f of friends) learned = this.people.learn(f) || learned;
+    if (learned) this.people.save();
     this.changed("friends");
+  }
+
+  // --- settings ----------------------------------------------------------------------
+
+  async loadSettings() {
+    try {
+      this.settings = await this.api.settings();
+    } catch {
+      this.settings = null; // a server without settings: the toggle is not offered
+    }
+  }
+
+  async shareReadReceipts(on) {
+    this.settings = await this.api.putSettings({ read_receipts: on });
+    this.changed("settings");
+    return this.settings;
   }
 
   // --- channels ----------------------------------------------------------------------
@@ -123,21 +177,39 @@ export class ChatApp extends EventTarget {
     return this.currentId ? this.channels.get(this.currentId) : null;
   }
 
+  // The user's role in a group: "owner", "admin" or "member"; null in a direct chat.
+  roleIn(channel, userId = this.session.user_id) {
+    if (!channel || channel.type !== "group") return null;
+    return (channel.roles && channel.roles[userId]) || "member";
+  }
+
+  canEdit(message) {
+    return message.sender_id === this.session.user_id && !message.deleted;
+  }
+
+  // Your own messages; anyone's as a group's owner or admin.
+  canDelete(message) {
+    if (message.deleted) return false;
+    if (message.sender_id === this.session.user_id) return true;
+    return MANAGERS.has(this.roleIn(this.channels.get(message.channel_id)));
+  }
+
   async openDirect(userText) {
-    const channel = await this.api.openDirect(this.resolveUser(userText));
+    const channel = await this.api.openDirect(await this.resolveUser(userText));
     await this.loadChannels();
     return channel.channel_id;
   }
 
   async createGroup(name, memberTexts) {
-    const ids = memberTexts.map((t) => this.resolveUser(t));
+    const ids = await Promise.all(memberTexts.map((t) => this.resolveUser(t)));
     const channel = await this.api.createGroup(name, ids);
     await this.loadChannels();
     return channel.channel_id;
   }
 
   async addMember(userText) {
-    await this.api.addMember(this.currentId, this.resolveUser(userText));
+    const channelId = this.currentId;
+    await this.api.addMember(channelId, await this.resolveUser(userText));
     await this.loadChannels();
   }
 
@@ -159,6 +231,7 @@ export class ChatApp extends EventTarget {
     try {
       await this.loadFriends(); // names and who may be watched may have changed
       this.subscribePresence();
+      this.loadReceipts(channelId);
       if (messageId && !timeline.has(messageId)) {
         const { messages } = await this.api.history(channelId, { around: messageId, limit: PAGE });
         timeline.window = { messages, reachedEnd: false };
@@ -178,6 +251,16 @@ export class ChatApp extends EventTarget {
     }
     this.changed("chat");
     this.markSeen();
+  }
+
+  async loadReceipts(channelId) {
+    try {
+      const { receipts } = await this.api.receipts(channelId);
+      this.receipts.replace(channelId, receipts);
+      if (channelId === this.currentId) this.changed("receipts");
+    } catch {
+      // receipts are a nicety: the chat works without them
+    }
   }
 
   async loadOlder() {
@@ -267,27 +350,60 @@ export class ChatApp extends EventTarget {
 
   // --- sending -----------------------------------------------------------------------
 
-  send(text) {
-    if (!this.currentId || !text.trim()) return;
-    const item = {
-      client_msg_id: newClientMsgId(),
-      channel_id: this.currentId,
-      text,
-      accepted: false,
-      error: null,
-    };
+  // Sends and changes share the outbox: each is confirmed by its echo (a `message`, or an
+  // `edit`/`delete`/`reaction` frame with its client_msg_id) and resent after a reconnect.
+  queue(fields) {
+    const item = { client_msg_id: newClientMsgId(), accepted: false, error: null, ...fields };
     this.outbox.add(item);
     this.transmit(item);
     this.changed("chat");
   }
 
+  send(text) {
+    if (!this.currentId || !text.trim()) return;
+    this.queue({ kind: "send", channel_id: this.currentId, text });
+    this.typedAt.delete(this.currentId); // the next keystroke says "typing" again
+  }
+
+  edit(message, text) {
+    if (!text.trim() || text === message.text) return;
+    const { channel_id: channelId, message_id: messageId } = message;
+    this.queue({ kind: "edit", channel_id: channelId, message_id: messageId, text });
+  }
+
+  remove(message) {
+    const { channel_id: channelId, message_id: messageId } = message;
+    this.queue({ kind: "delete", channel_id: channelId, message_id: messageId });
+  }
+
+  // Toggles the user's `emoji` on a message.
+  react(message, emoji) {
+    const removed = ((message.reactions || {})[emoji] || []).includes(this.session.user_id);
+    const { channel_id: channelId, message_id: messageId } = message;
+    this.queue({ kind: "react", channel_id: channelId, message_id: messageId, emoji, removed });
+  }
+
+  // Changes of this tab to a message not yet confirmed (or refused).
+  pendingChanges(messageId) {
+    return this.outbox.items.filter((i) => i.message_id === messageId && i.kind !== "send");
+  }
+
   transmit(item) {
-    this.connection.send({
-      type: "send",
-      client_msg_id: item.client_msg_id,
-      channel_id: item.channel_id,
-      text: item.text,
-    });
+    const kind = item.kind || "send"; // items queued before changes existed are sends
+    const frame = { type: kind, client_msg_id: item.client_msg_id, channel_id: item.channel_id };
+    if (kind !== "send") frame.message_id = item.message_id;
+    if (kind === "send" || kind === "edit") frame.text = item.text;
+    if (kind === "react") Object.assign(frame, { emoji: item.emoji, removed: item.removed });
+    this.connection.send(frame);
+  }
+
+  // The user is typing in the open chat: tell the others, at most every 2.5 s.
+  typed() {
+    const channelId = this.currentId;
+    if (!channelId) return;
+    const now = Date.now();
+    if (now - (this.typedAt.get(channelId) || 0) < TYPING_EVERY_MS) return;
+    if (this.connection.send({ type: "typing", channel_id: channelId })) this.typedAt.set(channelId, now);
   }
 
   retry(clientMsgId) {
@@ -319,6 +435,16 @@ export class ChatApp extends EventTarget {
         return this.changed("presence");
       case "read":
         return this.onRead(frame);
+      case "edit":
+      case "delete":
+      case "reaction":
+        return this.onChange(frame);
+      case "receipts":
+        this.receipts.moved(frame.channel_id, frame.reads);
+        return frame.channel_id === this.currentId ? this.changed("receipts") : undefined;
+      case "typing":
+        if (frame.user_id === this.session.user_id) return undefined; // another device of ours
+        return this.typing.started(frame.channel_id, frame.user_id, frame.expires_in_ms);
       default:
         return undefined;
     }
@@ -335,6 +461,7 @@ export class ChatApp extends EventTarget {
       this.outbox.remove(message.client_msg_id); // the echo confirms the send
     }
     if (!isNew) return;
+    this.typing.stopped(message.channel_id, message.sender_id);
     this.saveSoon(timeline);
     if (!this.friends.has(message.sender_id) && message.sender_id !== this.session.user_id) {
       this.later("friends", 1000, () => this.loadFriends().catch(() => {}));
@@ -354,6 +481,25 @@ export class ChatApp extends EventTarget {
     this.markSeen();
   }
 
+  onChange(frame) {
+    const timeline = this.timelines.get(frame.channel_id);
+    if (frame.sender_device_id === this.session.device_id && this.outbox.get(frame.client_msg_id)) {
+      this.outbox.remove(frame.client_msg_id); // the echo confirms the change
+      this.changed("edit");
+    }
+    // Older than what the tab has: already applied, or in the state a history page brought.
+    if (timeline.cursor !== null && compareIds(frame.message_id, timeline.cursor) <= 0) return;
+    const shownChanged = timeline.applyChange(frame);
+    this.saveSoon(timeline);
+    const channel = this.channels.get(frame.channel_id);
+    // A change is a row of the channel (it moves the cursor) but never counts as unread.
+    if (channel) channel.last_message_id = maxId(channel.last_message_id, frame.message_id);
+    if (frame.channel_id === this.currentId) {
+      if (shownChanged) this.changed("edit");
+      this.markSeen();
+    }
+  }
+
   onSynced() {
     // Everything not confirmed goes again, with its own client_msg_id: one message results.
     for (const item of this.outbox.unsent()) this.transmit(item);
@@ -365,8 +511,8 @@ export class ChatApp extends EventTarget {
   }
 
   onError(frame) {
-    const text = describeError(frame.code, frame.message);
     const item = frame.ref ? this.outbox.get(frame.ref) : null;
+    const text = describeError(frame.code, frame.message, item ? item.kind : null);
     if (item && frame.code !== "internal") {
       // Refused for good; a rate-limited send may be tried again by the user.
       this.outbox.update(frame.ref, { error: text, retryable: frame.code === "rate_limited" });

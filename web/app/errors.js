@@ -17,7 +17,24 @@ const MESSAGES = {
   network: "The server cannot be reached.",
 };
 
-export function describeError(code, serverMessage) {
+// Refusals of an edit, a delete or a reaction (a frame's `ref` names which).
+const CHANGE_MESSAGES = {
+  too_large: "Edit not saved: the text is too long (at most 100,000 characters).",
+  rate_limited: "Not done: you are going too fast. Wait a moment and retry.",
+  not_member: "Not done: you are not a member of this chat any more.",
+  not_found: "Not done: that message was deleted, or is not in this chat.",
+  forbidden: {
+    edit: "Not allowed: you can only edit your own messages.",
+    delete: "Not allowed: only a group's owners and admins delete other people's messages.",
+    react: "Not allowed to react to this message.",
+  },
+};
+
+export function describeError(code, serverMessage, kind = null) {
+  if (kind && kind !== "send" && CHANGE_MESSAGES[code]) {
+    const text = CHANGE_MESSAGES[code];
+    return typeof text === "string" ? text : text[kind] || serverMessage;
+  }
   const text = MESSAGES[code];
   if (!text) return serverMessage || `Error: ${code}`;
   // The server's own wording adds the detail (which field, which limit).

@@ -32,6 +32,7 @@ function loggedOut(notice) {
     app.stop();
     app.timelines.clearAll();
     app.outbox.clear();
+    app.people.clear();
   }
   app = null;
   detach();

@@ -1,12 +1,17 @@
 // The messages of each channel this tab knows, deduplicated by message_id and kept in id order.
 //
+// A channel's rows are messages and changes to them (edit, delete, reaction), in one id
+// order. Only messages are kept; a change is applied to the message it names (if this tab
+// has it: a history page brings each message in its latest state anyway), and the newest
+// change seen counts towards the cursor.
+//
 // `live` is contiguous up to the newest message the tab has seen (sync, live frames and
 // history pages only ever extend it without a hole), so its last id is the channel's cursor
 // for `hello`. A jump to an old message opens a separate `window` until it reaches the live
 // end. The newest messages of each channel are cached in localStorage (bounded), so a
 // reload shows them at once and resumes the sync from there.
 
-import { compareIds } from "./ids.js";
+import { compareIds, maxId } from "./ids.js";
 
 const CACHE_MESSAGES = 100; // per channel
 const CACHE_CHARS = 200_000; // per channel: a few long texts must not fill the quota
@@ -31,10 +36,55 @@ export class ChannelTimeline {
     this.loadedNewest = false; // the newest page was fetched (or sync started from the cache)
     this.reachedStart = false; // no older message exists
     this.window = null; // {messages, reachedEnd} after a jump
+    this.changeCursor = null; // the newest change delivered
   }
 
   get cursor() {
-    return this.live.length ? this.live[this.live.length - 1].message_id : null;
+    const last = this.live.length ? this.live[this.live.length - 1].message_id : null;
+    return maxId(last, this.changeCursor);
+  }
+
+  find(messageId) {
+    const found = [];
+    for (const list of [this.live, this.window ? this.window.messages : []]) {
+      for (let i = list.length - 1; i >= 0; i -= 1) {
+        if (list[i].message_id === messageId) {
+          found.push(list[i]);
+          break;
+        }
+      }
+    }
+    return found;
+  }
+
+  // An edit, delete or reaction frame. Returns true if a message shown here changed.
+  applyChange(change) {
+    this.changeCursor = maxId(this.changeCursor, change.message_id);
+    let changed = false;
+    for (const message of this.find(change.target_id)) {
+      if (message.deleted) continue; // a tombstone stays one
+      if (change.type === "edit") {
+        message.text = change.text;
+        message.edited_at = change.sent_at;
+      } else if (change.type === "delete") {
+        message.deleted = true;
+        message.text = "";
+        message.reactions = {};
+      } else if (change.type === "reaction") {
+        const reactions = { ...(message.reactions || {}) };
+        const users = new Set(reactions[change.emoji] || []);
+        if (change.removed) users.delete(change.sender_id);
+        else users.add(change.sender_id);
+        if (users.size) reactions[change.emoji] = [...users].sort();
+        else delete reactions[change.emoji];
+        message.reactions = reactions;
+      } else {
+        continue;
+      }
+      message.rev = (message.rev || 0) + 1; // the view redraws it
+      changed = true;
+    }
+    return changed;
   }
 
   has(messageId) {
@@ -80,8 +130,10 @@ export class Timelines {
   restore(timeline) {
     try {
       const cached = JSON.parse(localStorage.getItem(this.prefix + timeline.channelId));
-      if (Array.isArray(cached) && cached.length) {
-        timeline.addPage(cached);
+      const messages = Array.isArray(cached) ? cached : cached && cached.messages;
+      if (Array.isArray(messages) && messages.length) {
+        timeline.addPage(messages);
+        timeline.changeCursor = (cached && cached.changeCursor) || null;
         timeline.loadedNewest = true;
       }
     } catch {
@@ -98,7 +150,7 @@ export class Timelines {
     }
     const key = this.prefix + timeline.channelId;
     try {
-      localStorage.setItem(key, JSON.stringify(keep));
+      localStorage.setItem(key, JSON.stringify({ messages: keep, changeCursor: timeline.changeCursor }));
     } catch {
       // Over quota: this channel is not cached; it syncs from its acked cursor instead.
       localStorage.removeItem(key);

@@ -1,5 +1,5 @@
 // The open chat: its header (members and their presence), the messages with infinite scroll
-// back through history, and the composer.
+// back through history, who is typing, and the composer (which also edits a message).
 
 import { h, replace } from "../dom.js";
 import { textLength } from "../ids.js";
@@ -12,7 +12,8 @@ const NEAR_BOTTOM_PX = 48;
 export class ChatView {
   constructor(app, { onMembers }) {
     this.app = app;
-    this.nodes = new Map(); // message_id -> element, reused between renders
+    this.nodes = new Map(); // message_id -> element, reused while the message is unchanged
+    this.editing = null; // the message being edited in the composer
     this.shownChannel = null;
     this.highlightId = null;
 
@@ -49,10 +50,23 @@ export class ChatView {
         if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
           event.preventDefault();
           this.submit();
+        } else if (event.key === "Escape" && this.editing) {
+          this.stopEditing();
         }
       },
-      oninput: () => this.count(),
+      oninput: () => {
+        this.count();
+        if (!this.editing && this.text.value) app.typed();
+      },
     });
+    this.typingLine = h("p", { class: "typing", "aria-live": "polite", "data-testid": "typing" });
+    this.editBanner = h(
+      "div",
+      { class: "editing", hidden: true },
+      h("span", {}, "Editing a message"),
+      h("button", { type: "button", class: "link", onclick: () => this.stopEditing() }, "Cancel edit"),
+    );
+    this.sendButton = h("button", { type: "submit" }, "Send");
     this.counter = h("span", { class: "counter", "aria-live": "polite" });
     this.composer = h(
       "form",
@@ -65,7 +79,7 @@ export class ChatView {
       },
       this.text,
       this.counter,
-      h("button", { type: "submit" }, "Send"),
+      this.sendButton,
     );
     this.empty = h("p", { class: "empty" }, "Pick a chat, or start one.");
     this.element = h(
@@ -74,6 +88,8 @@ export class ChatView {
       h("header", { class: "chat-header" }, h("div", {}, this.title, this.people), this.membersButton),
       this.newer,
       this.scroller,
+      this.typingLine,
+      this.editBanner,
       this.composer,
     );
 
@@ -99,10 +115,44 @@ export class ChatView {
   submit() {
     const text = this.text.value;
     if (!text.trim()) return;
-    this.app.send(text);
-    this.text.value = "";
+    if (this.editing) {
+      this.app.edit(this.editing, text);
+      this.stopEditing();
+    } else {
+      this.app.send(text);
+      this.text.value = "";
+    }
     this.count();
     this.text.focus();
+  }
+
+  startEditing(message) {
+    if (!this.editing) this.draft = this.text.value; // given back when the edit ends
+    this.editing = message;
+    this.text.value = message.text;
+    this.editBanner.hidden = false;
+    this.sendButton.textContent = "Save";
+    this.count();
+    this.text.focus();
+  }
+
+  stopEditing() {
+    if (!this.editing) return;
+    this.editing = null;
+    this.text.value = this.draft || "";
+    this.draft = undefined;
+    this.editBanner.hidden = true;
+    this.sendButton.textContent = "Send";
+    this.count();
+  }
+
+  renderTyping() {
+    const channelId = this.app.currentId;
+    const names = channelId ? this.app.typing.who(channelId).map((id) => this.app.nameOf(id)) : [];
+    this.typingLine.textContent =
+      names.length === 0 ? "" :
+      names.length === 1 ? `${names[0]} is typing…` :
+      names.length <= 3 ? `${names.join(", ")} are typing…` : "Several people are typing…";
   }
 
   count() {
@@ -139,6 +189,30 @@ export class ChatView {
     );
   }
 
+  // This tab's edits, deletes and reactions of the message not yet confirmed, or refused.
+  drawChangeStatus(node, message) {
+    const status = node.querySelector(".change-status");
+    const pending = this.app.pendingChanges(message.message_id);
+    const labels = { edit: "Saving the edit…", delete: "Deleting…", react: "Reacting…" };
+    replace(
+      status,
+      pending.map((item) =>
+        item.error
+          ? h(
+              "p",
+              { class: "send-error", role: "alert" },
+              item.error,
+              " ",
+              item.retryable
+                ? h("button", { type: "button", class: "link", onclick: () => this.app.retry(item.client_msg_id) }, "Retry")
+                : null,
+              h("button", { type: "button", class: "link", onclick: () => this.app.discard(item.client_msg_id) }, "Dismiss"),
+            )
+          : h("p", { class: "send-status" }, labels[item.kind]),
+      ),
+    );
+  }
+
   render(what, highlightId = null) {
     if (highlightId) this.highlightId = highlightId;
     this.renderHeader();
@@ -154,23 +228,46 @@ export class ChatView {
     if (switched) {
       this.nodes.clear();
       this.shownChannel = channel.channel_id;
+      this.stopEditing();
     }
+    this.renderTyping();
     const stick = switched || this.nearBottom();
     const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
 
     const messages = timeline.window ? timeline.window.messages : timeline.live;
     const me = this.app.session.user_id;
+    const seenBy = this.app.receipts.seenBy(channel.channel_id, messages, me);
     const items = messages.map((m) => {
+      const canEdit = this.app.canEdit(m);
+      const canDelete = this.app.canDelete(m);
+      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${this.app.nameOf(m.sender_id)}`;
       let node = this.nodes.get(m.message_id);
-      if (!node) {
-        node = messageElement(m, { senderName: this.app.nameOf(m.sender_id), mine: m.sender_id === me });
+      if (!node || node.version !== version) {
+        node = messageElement(m, {
+          senderName: this.app.nameOf(m.sender_id),
+          mine: m.sender_id === me,
+          myId: me,
+          nameOf: (id) => this.app.nameOf(id),
+          canEdit,
+          canDelete,
+          onEdit: () => this.startEditing(m),
+          onDelete: () => this.app.remove(m),
+          onReact: (emoji) => this.app.react(m, emoji),
+        });
+        node.version = version;
         this.nodes.set(m.message_id, node);
       }
       node.classList.toggle("highlight", m.message_id === this.highlightId);
+      this.drawChangeStatus(node, m);
+      const seen = node.querySelector(".seen-by");
+      const readers = seenBy.get(m.message_id);
+      seen.hidden = !readers;
+      seen.textContent = readers ? `Seen by ${readers.map((id) => this.app.nameOf(id)).join(", ")}` : "";
       return node;
     });
     if (!timeline.window) {
       for (const item of this.app.outbox.inChannel(channel.channel_id)) {
+        if (item.kind && item.kind !== "send") continue; // shown on the message it changes
         items.push(
           pendingElement(item, {
             senderName: this.app.nameOf(me),

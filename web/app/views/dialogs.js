@@ -1,4 +1,5 @@
-// Dialogs: friends and requests, this account's devices, a new group, a group's members.
+// Dialogs: friends and requests, this account's devices, a new group, a group's members,
+// the account's settings.
 // Each shows the server's error in its own alert line.
 
 import { h, replace } from "../dom.js";
@@ -88,9 +89,9 @@ export function showFriends(app, { onChat }) {
     });
   replace(
     body,
-    inlineForm("Friend's user id", "User id", "Send request", (value, done) =>
+    inlineForm("Friend's username or user id", "Username or user id", "Send request", (value, done) =>
       act(async () => {
-        await app.api.befriend(value.trim());
+        await app.befriend(value);
         done();
       }),
     ),
@@ -158,7 +159,7 @@ export function showDevices(app, { onLoggedOutHere }) {
 export function showNewGroup(app, { onCreated }) {
   const { dialog, body, guard } = dialogShell("New group", "group-dialog");
   const name = h("input", { id: "group-name", required: true, maxlength: "100" });
-  const members = h("input", { id: "group-members", required: true, placeholder: "ids or friends' usernames, comma separated" });
+  const members = h("input", { id: "group-members", required: true, placeholder: "usernames or user ids, comma separated" });
   replace(
     body,
     h(
@@ -198,7 +199,12 @@ export function showMembers(app, { onLeft }) {
         h(
           "li",
           { dataset: { userId } },
-          h("span", { class: "grow" }, app.nameOf(userId), h("small", {}, ` ${roles[userId] || "member"} · ${userId}`)),
+          h(
+            "span",
+            { class: "grow" },
+            app.nameOf(userId),
+            h("small", {}, ` ${roles[userId] || "member"} · ${app.usernameOf(userId) ? "@" + app.usernameOf(userId) + " · " : ""}${userId}`),
+          ),
           h(
             "button",
             {
@@ -221,7 +227,7 @@ export function showMembers(app, { onLeft }) {
   };
   replace(
     body,
-    inlineForm("Add member", "User id or friend's username", "Add", (value, done) =>
+    inlineForm("Add member", "Username or user id", "Add", (value, done) =>
       guard(async () => {
         await app.addMember(value);
         done();
@@ -231,5 +237,39 @@ export function showMembers(app, { onLeft }) {
     list,
   );
   draw();
+  dialog.showModal();
+}
+
+export function showSettings(app) {
+  const { dialog, body, guard } = dialogShell("Settings", "settings-dialog");
+  const saved = h("p", { class: "saved", role: "status" });
+  const receipts = h("input", {
+    type: "checkbox",
+    id: "share-receipts",
+    checked: Boolean(app.settings && app.settings.read_receipts),
+    onchange: () =>
+      guard(async () => {
+        saved.textContent = "";
+        receipts.disabled = true;
+        try {
+          const settings = await app.shareReadReceipts(receipts.checked);
+          receipts.checked = settings.read_receipts;
+          saved.textContent = "Saved.";
+        } finally {
+          receipts.disabled = false;
+        }
+      }),
+  });
+  replace(
+    body,
+    h(
+      "p",
+      { class: "setting" },
+      receipts,
+      h("label", { for: "share-receipts" }, " Share read receipts"),
+      h("small", {}, " Others in a chat see how far you have read."),
+    ),
+    saved,
+  );
   dialog.showModal();
 }

@@ -31,13 +31,101 @@ function textBlock(text) {
   return [body, toggle];
 }
 
-// A delivered message.
-export function messageElement(message, { senderName, mine }) {
+export const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+
+function reactionChips(message, { myId, nameOf, onReact }) {
+  // One order whatever the source (live frames in arrival order, history by the server's):
+  // the picker's, then any other emoji in code point order.
+  const rank = (emoji) => (EMOJI.includes(emoji) ? EMOJI.indexOf(emoji) : EMOJI.length);
+  const entries = Object.entries(message.reactions || {})
+    .filter(([, users]) => users.length)
+    .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+  if (!entries.length) return null;
+  return h(
+    "div",
+    { class: "reactions" },
+    entries.map(([emoji, users]) => {
+      const mine = users.includes(myId);
+      const who = users.map(nameOf).join(", ");
+      return h(
+        "button",
+        {
+          type: "button",
+          class: mine ? "chip mine" : "chip",
+          "aria-pressed": mine ? "true" : "false",
+          title: `${who}${mine ? " (click to take yours back)" : ""}`,
+          dataset: { emoji },
+          onclick: () => onReact(emoji),
+        },
+        `${emoji} ${users.length}`,
+      );
+    }),
+  );
+}
+
+function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact }) {
+  const picker = h(
+    "div",
+    { class: "picker", role: "group", "aria-label": "Pick a reaction", hidden: true },
+    EMOJI.map((emoji) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: "link",
+          "aria-label": `React ${emoji}`,
+          onclick: () => {
+            picker.hidden = true;
+            onReact(emoji);
+          },
+        },
+        emoji,
+      ),
+    ),
+  );
+  // Deleting asks once more, in place: a second click on the same spot confirms.
+  const del = canDelete
+    ? h("button", {
+        type: "button",
+        class: "link danger",
+        onclick: () => {
+          if (del.dataset.confirm) return onDelete();
+          del.dataset.confirm = "yes";
+          del.textContent = "Confirm delete";
+          return undefined;
+        },
+      }, "Delete")
+    : null;
+  return h(
+    "div",
+    { class: "message-actions" },
+    h("button", {
+      type: "button",
+      class: "link",
+      "aria-expanded": "false",
+      onclick: (event) => {
+        picker.hidden = !picker.hidden;
+        event.currentTarget.setAttribute("aria-expanded", String(!picker.hidden));
+      },
+    }, "React"),
+    canEdit ? h("button", { type: "button", class: "link", onclick: onEdit }, "Edit") : null,
+    del,
+    picker,
+  );
+}
+
+// A delivered message: its text (or a tombstone), "(edited …)", reactions and the actions the
+// user may take on it. `.seen-by` and `.change-status` are filled in by the chat on each draw.
+export function messageElement(message, options) {
+  const { senderName, mine } = options;
+  const body = message.deleted
+    ? [h("p", { class: "tombstone" }, "message deleted")]
+    : textBlock(message.text);
   return h(
     "li",
     {
       class: mine ? "message mine" : "message",
-      dataset: { messageId: message.message_id, state: "sent" },
+      dataset: { messageId: message.message_id, state: message.deleted ? "deleted" : "sent" },
     },
     h(
       "div",
@@ -52,8 +140,16 @@ export function messageElement(message, { senderName, mine }) {
         },
         timeOf(message.sent_at),
       ),
+      message.edited_at && !message.deleted
+        ? h("span", { class: "edited", title: `edited ${new Date(message.edited_at).toLocaleString()}` },
+            "(edited ", timeOf(message.edited_at), ")")
+        : null,
     ),
-    ...textBlock(message.text),
+    ...body,
+    message.deleted ? null : reactionChips(message, options),
+    message.deleted ? null : actionBar(message, options),
+    h("div", { class: "change-status" }),
+    h("p", { class: "seen-by", hidden: true }),
   );
 }
 

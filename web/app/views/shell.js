@@ -3,7 +3,7 @@
 import { h, replace } from "../dom.js";
 import { describeError } from "../errors.js";
 import { ChatView } from "./chat.js";
-import { showDevices, showFriends, showMembers, showNewGroup } from "./dialogs.js";
+import { showDevices, showFriends, showMembers, showNewGroup, showSettings } from "./dialogs.js";
 
 const STATE_LABELS = {
   connecting: "Connecting…",
@@ -35,7 +35,7 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
   };
   const chat = new ChatView(app, { onMembers: () => showMembers(app, { onLeft: () => draw("chat") }) });
 
-  const direct = h("input", { "aria-label": "User id or friend's username", placeholder: "User id or friend's username", required: true });
+  const direct = h("input", { "aria-label": "Username or user id", placeholder: "Username or user id", required: true });
   const directForm = h(
     "form",
     {
@@ -71,6 +71,7 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
       ),
       h("button", { type: "button", class: "secondary", onclick: () => showFriends(app, { onChat: (id) => app.openDirect(id).then(open) }) }, "Friends"),
       h("button", { type: "button", class: "secondary", onclick: () => showDevices(app, { onLoggedOutHere: onLoggedOut }) }, "Devices"),
+      app.settings ? h("button", { type: "button", class: "secondary", onclick: () => showSettings(app) }, "Settings") : null,
       h("button", { type: "button", class: "secondary", onclick: onLogOut }, "Log out"),
     ),
     notices,
@@ -117,6 +118,8 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
       app.channels.size ? null : h("li", { class: "empty" }, "No chats yet."),
     );
   const draw = (what) => {
+    if (what === "typing") return chat.renderTyping();
+    if (what === "settings") return undefined;
     if (what === "connection" || what === "all") {
       state.dataset.state = app.connection.state;
       state.dataset.gateway = app.connection.url || "";
@@ -124,6 +127,7 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
     }
     if (what !== "connection") drawChannels();
     if (what !== "channels" && what !== "connection") chat.render(what);
+    return undefined;
   };
 
   let noticeTimer = null;
