@@ -280,6 +280,8 @@ async def test_a_killed_gateway_loses_nothing_and_duplicates_nothing(
         gateway.kill()
     await expect(page.connection).to_have_attribute("data-state", "reconnecting")
     await page.send("while away 1")
+    await page.react(page.message("before"), "🎉")  # a change waits in the outbox too
+    await expect(page.message("before").locator(".send-status")).to_have_text("Reacting…")
     await page.send("while away 2")
     # Bob goes on talking through a new gateway.
     other = await asyncio.to_thread(web_stack.start_gateway)
@@ -296,10 +298,15 @@ async def test_a_killed_gateway_loses_nothing_and_duplicates_nothing(
         await page.expect_texts(expected)
         got = await socket.collect_messages(channel, 6)
         assert [m["text"] for m in got] == ["before", *expected[1:]]
+        await expect(page.message("before").locator(".chip")).to_have_text(["🎉 1"])
+        await expect(page.message("before").locator(".send-status")).to_have_count(0)
+        reaction = await socket.until(lambda f: f["type"] == "reaction")
+        assert (reaction["target_id"], reaction["emoji"]) == (got[0]["message_id"], "🎉")
     await page.page.reload()
     await page.online()
     await page.channel(f"user …{bob.user_id[-6:]}").click()
     await page.expect_texts(expected)
+    await expect(page.message("before").locator(".chip")).to_have_text(["🎉 1"])
     other.stop()
 
 
@@ -505,4 +512,6 @@ async def test_edits_deletes_and_reactions_show_on_both_sides_and_after_a_reload
     await alice.message("keep this").get_by_role("button", name="Dismiss").click()
     await expect(alice.page.locator(".send-error")).to_have_count(0)
     await alice.expect_texts(expected)
+    # Bob's typing may reach alice after his message (another path): it is not shown then.
+    await expect(alice.typing).to_have_text("", timeout=1000)
     await alice.screenshot("changes-alice")

@@ -53,6 +53,7 @@ export class ChatApp extends EventTarget {
     this.connection.stop();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.typing.clear();
+    clearTimeout(this.typingLater);
   }
 
   changed(what) {
@@ -362,7 +363,7 @@ export class ChatApp extends EventTarget {
   send(text) {
     if (!this.currentId || !text.trim()) return;
     this.queue({ kind: "send", channel_id: this.currentId, text });
-    this.typedAt.delete(this.currentId); // the next keystroke says "typing" again
+    clearTimeout(this.typingLater); // that typing was this message
   }
 
   edit(message, text) {
@@ -397,13 +398,23 @@ export class ChatApp extends EventTarget {
     this.connection.send(frame);
   }
 
-  // The user is typing in the open chat: tell the others, at most every 2.5 s.
+  // The user is typing in the open chat: tell the others, at most every 2.5 s (the gateway
+  // drops repeats within 2 s). Typing within that time is told when it ends, so typing
+  // just after a send still shows.
   typed() {
     const channelId = this.currentId;
     if (!channelId) return;
-    const now = Date.now();
-    if (now - (this.typedAt.get(channelId) || 0) < TYPING_EVERY_MS) return;
-    if (this.connection.send({ type: "typing", channel_id: channelId })) this.typedAt.set(channelId, now);
+    const wait = (this.typedAt.get(channelId) || 0) + TYPING_EVERY_MS - Date.now();
+    clearTimeout(this.typingLater);
+    if (wait > 0) {
+      this.typingLater = setTimeout(() => {
+        if (this.currentId === channelId) this.typed();
+      }, wait);
+      return;
+    }
+    if (this.connection.send({ type: "typing", channel_id: channelId })) {
+      this.typedAt.set(channelId, Date.now());
+    }
   }
 
   retry(clientMsgId) {
@@ -461,7 +472,7 @@ export class ChatApp extends EventTarget {
       this.outbox.remove(message.client_msg_id); // the echo confirms the send
     }
     if (!isNew) return;
-    this.typing.stopped(message.channel_id, message.sender_id);
+    this.typing.messageArrived(message.channel_id, message.sender_id);
     this.saveSoon(timeline);
     if (!this.friends.has(message.sender_id) && message.sender_id !== this.session.user_id) {
       this.later("friends", 1000, () => this.loadFriends().catch(() => {}));

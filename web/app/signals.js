@@ -4,19 +4,30 @@
 import { compareIds, maxId } from "./ids.js";
 
 export const TYPING_EVERY_MS = 2500; // the gateway relays one per 2 s per socket and channel
+const TYPING_TTL_MS = 6000; // a typing frame's `expires_in_ms` is this less its age
 
 export class Typing {
   constructor(onChange) {
     this.onChange = onChange; // (channelId) => void
     this.byChannel = new Map(); // channel_id -> Map(user_id -> timer)
+    this.lastMessage = new Map(); // "channel_id user_id" -> when their last message arrived
   }
 
   started(channelId, userId, expiresInMs) {
+    // Typing and messages travel different paths: the typing that led to a message may
+    // arrive after it. Typing that began before their last message arrived is that one.
+    const began = Date.now() - (TYPING_TTL_MS - expiresInMs);
+    if (began <= (this.lastMessage.get(`${channelId} ${userId}`) || 0)) return;
     let users = this.byChannel.get(channelId);
     if (!users) this.byChannel.set(channelId, (users = new Map()));
     clearTimeout(users.get(userId));
     users.set(userId, setTimeout(() => this.stopped(channelId, userId), expiresInMs));
     this.onChange(channelId);
+  }
+
+  messageArrived(channelId, userId) {
+    this.lastMessage.set(`${channelId} ${userId}`, Date.now());
+    this.stopped(channelId, userId);
   }
 
   // Expired, or that user's message arrived.
