@@ -3,16 +3,15 @@
 
 import { Connection } from "./connection.js";
 import { describeError } from "./errors.js";
-import { compareIds, maxId, newClientMsgId } from "./ids.js";
-import { Outbox } from "./outbox.js";
+import { compareIds, maxId } from "./ids.js";
 import { People } from "./people.js";
-import { Receipts, TYPING_EVERY_MS, Typing } from "./signals.js";
+import { Sender } from "./sending.js";
+import { Receipts, Typing, TypingTeller } from "./signals.js";
 import { Timelines } from "./timeline.js";
 
 const PAGE = 50;
 const ACK_DELAY_MS = 300;
 const CACHE_DELAY_MS = 500;
-const USERNAME = /^[a-z0-9_.-]{3,32}$/;
 const MANAGERS = new Set(["owner", "admin"]);
 
 export class ChatApp extends EventTarget {
@@ -27,11 +26,13 @@ export class ChatApp extends EventTarget {
     this.typing = new Typing((channelId) => {
       if (channelId === this.currentId) this.changed("typing");
     });
-    this.typedAt = new Map(); // channel_id -> when this tab last said the user is typing
+    this.typingTeller = new TypingTeller(
+      (channelId) => this.connection.send({ type: "typing", channel_id: channelId }),
+      () => this.currentId,
+    );
     this.receipts = new Receipts();
     this.settings = null; // {read_receipts}
     this.timelines = new Timelines(session.user_id);
-    this.outbox = new Outbox();
     this.currentId = null;
     this.readState = false; // the server keeps read markers and unread counts
     this.acked = new Map(); // channel_id -> last id acked (and read) by this tab
@@ -39,6 +40,8 @@ export class ChatApp extends EventTarget {
     this.connection = new Connection(api, session.token, () =>
       this.timelines.cursors([...this.channels.keys()]),
     );
+    this.sender = new Sender(this.connection, session, () => this.changed("chat"));
+    this.outbox = this.sender.outbox;
     this.connection.addEventListener("frame", (e) => this.onFrame(e.detail));
     this.connection.addEventListener("state", () => this.changed("connection"));
     this.connection.addEventListener("unauthorized", () => this.dispatchEvent(new Event("unauthorized")));
@@ -53,7 +56,7 @@ export class ChatApp extends EventTarget {
     this.connection.stop();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.typing.clear();
-    clearTimeout(this.typingLater);
+    this.typingTeller.cancel();
   }
 
   changed(what) {
@@ -96,27 +99,8 @@ export class ChatApp extends EventTarget {
   }
 
   // A user id from what was typed: a username (looked up, and remembered), or a user id.
-  // A username may be all digits too, so digits are tried as a username first.
-  async resolveUser(text) {
-    const value = text.trim().replace(/^@/, "");
-    const isId = /^[1-9][0-9]{0,18}$/.test(value);
-    if (isId && (this.friends.has(value) || this.people.get(value))) return value;
-    if (!USERNAME.test(value.toLowerCase())) {
-      if (isId) return value;
-      throw new Error(`"${value}" is not a username (3-32 of a-z, 0-9, _ . -) or a user id.`);
-    }
-    for (const u of [...this.friends.values(), ...this.people.byId.values()]) {
-      if (u.username === value.toLowerCase()) return u.user_id;
-    }
-    try {
-      const user = await this.api.findUser(value.toLowerCase());
-      if (this.people.learn(user)) this.people.save();
-      return user.user_id;
-    } catch (error) {
-      if (error.code !== "not_found") throw error;
-      if (isId) return value;
-      throw new Error(`No user is called "${value}".`);
-    }
+  resolveUser(text) {
+    return this.people.resolve(text, this.api, this.friends);
   }
 
   async befriend(text) {
@@ -351,81 +335,15 @@ export class ChatApp extends EventTarget {
 
   // --- sending -----------------------------------------------------------------------
 
-  // Sends and changes share the outbox: each is confirmed by its echo (a `message`, or an
-  // `edit`/`delete`/`reaction` frame with its client_msg_id) and resent after a reconnect.
-  queue(fields) {
-    const item = { client_msg_id: newClientMsgId(), accepted: false, error: null, ...fields };
-    this.outbox.add(item);
-    this.transmit(item);
-    this.changed("chat");
-  }
-
   send(text) {
     if (!this.currentId || !text.trim()) return;
-    this.queue({ kind: "send", channel_id: this.currentId, text });
-    clearTimeout(this.typingLater); // that typing was this message
+    this.sender.send(this.currentId, text);
+    this.typingTeller.cancel(); // that typing was this message
   }
 
-  edit(message, text) {
-    if (!text.trim() || text === message.text) return;
-    const { channel_id: channelId, message_id: messageId } = message;
-    this.queue({ kind: "edit", channel_id: channelId, message_id: messageId, text });
-  }
-
-  remove(message) {
-    const { channel_id: channelId, message_id: messageId } = message;
-    this.queue({ kind: "delete", channel_id: channelId, message_id: messageId });
-  }
-
-  // Toggles the user's `emoji` on a message.
-  react(message, emoji) {
-    const removed = ((message.reactions || {})[emoji] || []).includes(this.session.user_id);
-    const { channel_id: channelId, message_id: messageId } = message;
-    this.queue({ kind: "react", channel_id: channelId, message_id: messageId, emoji, removed });
-  }
-
-  // Changes of this tab to a message not yet confirmed (or refused).
-  pendingChanges(messageId) {
-    return this.outbox.items.filter((i) => i.message_id === messageId && i.kind !== "send");
-  }
-
-  transmit(item) {
-    const kind = item.kind || "send"; // items queued before changes existed are sends
-    const frame = { type: kind, client_msg_id: item.client_msg_id, channel_id: item.channel_id };
-    if (kind !== "send") frame.message_id = item.message_id;
-    if (kind === "send" || kind === "edit") frame.text = item.text;
-    if (kind === "react") Object.assign(frame, { emoji: item.emoji, removed: item.removed });
-    this.connection.send(frame);
-  }
-
-  // The user is typing in the open chat: tell the others, at most every 2.5 s (the gateway
-  // drops repeats within 2 s). Typing within that time is told when it ends, so typing
-  // just after a send still shows.
+  // The user is typing in the open chat.
   typed() {
-    const channelId = this.currentId;
-    if (!channelId) return;
-    const wait = (this.typedAt.get(channelId) || 0) + TYPING_EVERY_MS - Date.now();
-    clearTimeout(this.typingLater);
-    if (wait > 0) {
-      this.typingLater = setTimeout(() => {
-        if (this.currentId === channelId) this.typed();
-      }, wait);
-      return;
-    }
-    if (this.connection.send({ type: "typing", channel_id: channelId })) {
-      this.typedAt.set(channelId, Date.now());
-    }
-  }
-
-  retry(clientMsgId) {
-    const item = this.outbox.update(clientMsgId, { error: null, retryable: false });
-    if (item) this.transmit(item);
-    this.changed("chat");
-  }
-
-  discard(clientMsgId) {
-    this.outbox.remove(clientMsgId);
-    this.changed("chat");
+    this.typingTeller.typed();
   }
 
   // --- frames ------------------------------------------------------------------------
@@ -465,12 +383,7 @@ export class ChatApp extends EventTarget {
     const { type, ...message } = frame;
     const timeline = this.timelines.get(message.channel_id);
     const isNew = timeline.addLive(message);
-    if (
-      message.sender_device_id === this.session.device_id &&
-      this.outbox.get(message.client_msg_id)
-    ) {
-      this.outbox.remove(message.client_msg_id); // the echo confirms the send
-    }
+    this.sender.echoed(message);
     if (!isNew) return;
     this.typing.messageArrived(message.channel_id, message.sender_id);
     this.saveSoon(timeline);
@@ -494,10 +407,7 @@ export class ChatApp extends EventTarget {
 
   onChange(frame) {
     const timeline = this.timelines.get(frame.channel_id);
-    if (frame.sender_device_id === this.session.device_id && this.outbox.get(frame.client_msg_id)) {
-      this.outbox.remove(frame.client_msg_id); // the echo confirms the change
-      this.changed("edit");
-    }
+    if (this.sender.echoed(frame)) this.changed("edit");
     // Older than what the tab has: already applied, or in the state a history page brought.
     if (timeline.cursor !== null && compareIds(frame.message_id, timeline.cursor) <= 0) return;
     const shownChanged = timeline.applyChange(frame);
@@ -512,8 +422,7 @@ export class ChatApp extends EventTarget {
   }
 
   onSynced() {
-    // Everything not confirmed goes again, with its own client_msg_id: one message results.
-    for (const item of this.outbox.unsent()) this.transmit(item);
+    this.sender.resend();
     this.presenceSubscribed = false;
     this.subscribePresence();
     this.acked.clear();
@@ -522,14 +431,7 @@ export class ChatApp extends EventTarget {
   }
 
   onError(frame) {
-    const item = frame.ref ? this.outbox.get(frame.ref) : null;
-    const text = describeError(frame.code, frame.message, item ? item.kind : null);
-    if (item && frame.code !== "internal") {
-      // Refused for good; a rate-limited send may be tried again by the user.
-      this.outbox.update(frame.ref, { error: text, retryable: frame.code === "rate_limited" });
-      this.changed("chat");
-    }
-    this.notify(text);
+    this.notify(this.sender.refused(frame));
   }
 
   onRead(frame) {

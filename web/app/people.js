@@ -3,6 +3,8 @@
 // names (the API has no lookup by user id: a name is known once learned).
 
 const CACHE_USERS = 2000;
+const USERNAME = /^[a-z0-9_.-]{3,32}$/;
+const USER_ID = /^[1-9][0-9]{0,18}$/;
 
 export class People {
   constructor(userId) {
@@ -27,6 +29,31 @@ export class People {
     this.byId.delete(userId); // re-inserted last: the newest learned are kept
     this.byId.set(userId, { user_id: userId, username, display_name: displayName });
     return true;
+  }
+
+  // A user id from what was typed: a username (looked up with GET /v1/users, and
+  // remembered), or a user id. A username may be all digits too, so digits that are not a
+  // known user's id are tried as a username first.
+  async resolve(text, api, friends) {
+    const value = text.trim().replace(/^@/, "").toLowerCase();
+    const isId = USER_ID.test(value);
+    if (isId && (friends.has(value) || this.get(value))) return value;
+    if (!USERNAME.test(value)) {
+      if (isId) return value;
+      throw new Error(`"${value}" is not a username (3-32 of a-z, 0-9, _ . -) or a user id.`);
+    }
+    for (const u of [...friends.values(), ...this.byId.values()]) {
+      if (u.username === value) return u.user_id;
+    }
+    try {
+      const user = await api.findUser(value);
+      if (this.learn(user)) this.save();
+      return user.user_id;
+    } catch (error) {
+      if (error.code !== "not_found") throw error;
+      if (isId) return value;
+      throw new Error(`No user is called "${value}".`);
+    }
   }
 
   save() {

@@ -3,7 +3,7 @@
 
 import { compareIds, maxId } from "./ids.js";
 
-export const TYPING_EVERY_MS = 2500; // the gateway relays one per 2 s per socket and channel
+const TYPING_EVERY_MS = 2500; // the gateway relays one per 2 s per socket and channel
 const TYPING_TTL_MS = 6000; // a typing frame's `expires_in_ms` is this less its age
 
 export class Typing {
@@ -47,6 +47,37 @@ export class Typing {
   clear() {
     for (const users of this.byChannel.values()) for (const timer of users.values()) clearTimeout(timer);
     this.byChannel.clear();
+  }
+}
+
+// Tells the others that this user is typing: at most every 2.5 s per channel (the gateway
+// drops repeats within 2 s). Typing within that time is told when it ends, so typing just
+// after a send still shows.
+export class TypingTeller {
+  constructor(send, currentChannel) {
+    this.send = send; // (channelId) => true if sent
+    this.currentChannel = currentChannel; // () => the open chat's id
+    this.toldAt = new Map(); // channel_id -> when it was last told
+    this.timer = null;
+  }
+
+  typed() {
+    const channelId = this.currentChannel();
+    if (!channelId) return;
+    const wait = (this.toldAt.get(channelId) || 0) + TYPING_EVERY_MS - Date.now();
+    clearTimeout(this.timer);
+    if (wait > 0) {
+      this.timer = setTimeout(() => {
+        if (this.currentChannel() === channelId) this.typed();
+      }, wait);
+    } else if (this.send(channelId)) {
+      this.toldAt.set(channelId, Date.now());
+    }
+  }
+
+  // A send, or leaving: what was typed is told by the message itself.
+  cancel() {
+    clearTimeout(this.timer);
   }
 }
 

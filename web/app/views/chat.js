@@ -116,7 +116,7 @@ export class ChatView {
     const text = this.text.value;
     if (!text.trim()) return;
     if (this.editing) {
-      this.app.edit(this.editing, text);
+      this.app.sender.edit(this.editing, text);
       this.stopEditing();
     } else {
       this.app.send(text);
@@ -192,7 +192,7 @@ export class ChatView {
   // This tab's edits, deletes and reactions of the message not yet confirmed, or refused.
   drawChangeStatus(node, message) {
     const status = node.querySelector(".change-status");
-    const pending = this.app.pendingChanges(message.message_id);
+    const pending = this.app.sender.pendingChanges(message.message_id);
     const labels = { edit: "Saving the edit…", delete: "Deleting…", react: "Reacting…" };
     replace(
       status,
@@ -204,9 +204,9 @@ export class ChatView {
               item.error,
               " ",
               item.retryable
-                ? h("button", { type: "button", class: "link", onclick: () => this.app.retry(item.client_msg_id) }, "Retry")
+                ? h("button", { type: "button", class: "link", onclick: () => this.app.sender.retry(item.client_msg_id) }, "Retry")
                 : null,
-              h("button", { type: "button", class: "link", onclick: () => this.app.discard(item.client_msg_id) }, "Dismiss"),
+              h("button", { type: "button", class: "link", onclick: () => this.app.sender.discard(item.client_msg_id) }, "Dismiss"),
             )
           : h("p", { class: "send-status" }, labels[item.kind]),
       ),
@@ -251,8 +251,8 @@ export class ChatView {
           canEdit,
           canDelete,
           onEdit: () => this.startEditing(m),
-          onDelete: () => this.app.remove(m),
-          onReact: (emoji) => this.app.react(m, emoji),
+          onDelete: () => this.app.sender.remove(m),
+          onReact: (emoji) => this.app.sender.react(m, emoji),
         });
         node.version = version;
         this.nodes.set(m.message_id, node);
@@ -266,18 +266,21 @@ export class ChatView {
       return node;
     });
     if (!timeline.window) {
-      for (const item of this.app.outbox.inChannel(channel.channel_id)) {
-        if (item.kind && item.kind !== "send") continue; // shown on the message it changes
+      for (const item of this.app.sender.pendingSends(channel.channel_id)) {
         items.push(
           pendingElement(item, {
             senderName: this.app.nameOf(me),
-            onRetry: () => this.app.retry(item.client_msg_id),
-            onDiscard: () => this.app.discard(item.client_msg_id),
+            onRetry: () => this.app.sender.retry(item.client_msg_id),
+            onDiscard: () => this.app.sender.discard(item.client_msg_id),
           }),
         );
       }
     }
-    this.list.replaceChildren(...items);
+    // Only when something changed: replacing the nodes would take the focus off a button.
+    const shown = this.list.children;
+    if (shown.length !== items.length || items.some((node, i) => shown[i] !== node)) {
+      this.list.replaceChildren(...items);
+    }
     const reachedStart = timeline.window ? timeline.window.reachedStart : timeline.reachedStart;
     this.older.hidden = Boolean(reachedStart);
     this.newer.hidden = !timeline.window;

@@ -94,10 +94,6 @@ function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact }) {
           del.textContent = "Confirm delete";
           return undefined;
         },
-        onblur: () => {
-          delete del.dataset.confirm;
-          del.textContent = "Delete";
-        },
       }, "Delete")
     : null;
   return h(
