@@ -515,3 +515,45 @@ async def test_edits_deletes_and_reactions_show_on_both_sides_and_after_a_reload
     # Bob's typing may reach alice after his message (another path): it is not shown then.
     await expect(alice.typing).to_have_text("", timeout=1000)
     await alice.screenshot("changes-alice")
+
+
+async def test_a_change_the_server_refuses_is_told_under_its_message(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    owner, admin = await web_api.new_device("owner"), await web_api.new_device("admin")
+    member = await web_api.new_device("member")
+    channel = await web_api.group(owner, [admin.user_id, member.user_id], name="Stale")
+    await web_api.set_role(owner, channel, admin.user_id, "admin")
+    async with await web_api.connect(member) as socket:
+        await socket.accepted(await socket.send_message(channel, "by the member"))
+    async with await web_api.connect(admin) as socket:
+        await socket.accepted(await socket.send_message(channel, "by the admin"))
+    page = await signed_in(browser, web, artifacts, admin.username)
+    await page.open_chat("Stale")
+    await page.expect_texts(["by the member", "by the admin"])
+
+    # Made a plain member behind the page's back: the delete it still offers is refused.
+    await web_api.set_role(owner, channel, admin.user_id, "member")
+    theirs = page.message("by the member")
+    await theirs.get_by_role("button", name="Delete").click()
+    await theirs.get_by_role("button", name="Confirm delete").click()
+    await expect(theirs.locator(".send-error")).to_contain_text(
+        "Not allowed: only a group's owners and admins delete other people's messages."
+    )
+    await expect(theirs.get_by_role("button", name="Delete")).to_have_count(0)  # roles re-read
+
+    # An edit of a message deleted meanwhile (by the owner) is refused as not found.
+    mine = page.message("by the admin")
+    await mine.get_by_role("button", name="Edit").click()
+    await page.composer.fill("too late")
+    history = await web_api.all_history(owner, channel)
+    async with await web_api.connect(owner) as socket:
+        ref = await socket.delete(channel, history[-1]["message_id"])
+        await socket.accepted(ref)
+        await expect(page.page.locator(".message .tombstone")).to_have_text(["message deleted"])
+    await page.composer.press("Enter")
+    tombstone = page.page.locator('.message[data-state="deleted"]')
+    await expect(tombstone.locator(".send-error")).to_contain_text(
+        "Not done: that message was deleted, or is not in this chat."
+    )
+    await page.screenshot("change-refused")

@@ -432,6 +432,11 @@ export class ChatApp extends EventTarget {
 
   onError(frame) {
     this.notify(this.sender.refused(frame));
+    if (frame.code === "forbidden") {
+      // The user's role in the group changed since it was read: read it again, so the
+      // actions offered on messages follow.
+      this.loadChannels().then(() => this.changed("chat"), () => {});
+    }
   }
 
   onRead(frame) {
