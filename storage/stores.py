@@ -14,6 +14,7 @@ from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import Pool, open_pool
 from storage.postgres.presence import PostgresPresenceStore
 from storage.postgres.push import PostgresPushStore
+from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import (
     AccountStore,
     ChannelStore,
@@ -22,6 +23,7 @@ from storage.protocols import (
     MessageStore,
     PresenceStore,
     PushStore,
+    SearchIndex,
 )
 
 
@@ -34,6 +36,7 @@ class Stores:
     friends: FriendStore
     presence: PresenceStore
     push: PushStore
+    search: SearchIndex
     pool: Pool
 
     async def close(self) -> None:
@@ -61,6 +64,7 @@ async def open_stores(settings: Settings) -> Stores:
         friends=PostgresFriendStore(pool),
         presence=PostgresPresenceStore(pool),
         push=PostgresPushStore(pool),
+        search=PostgresSearchIndex(pool),
         pool=pool,
     )
 
