@@ -4,10 +4,13 @@ index is rebuilt from the topic with the same results."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jsonschema
+import orjson
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -15,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from parley_client import Login
 from processors.search_rebuild import rebuild_search
 from schemas.events import StoredMessageV1
+from schemas.export import JSON_DIR
 from schemas.http import SearchResults
 from schemas.ids import id_floor, iso_ms, new_id, now_ms
 from schemas.message import Message
@@ -27,6 +31,7 @@ from storage.stores import Stores
 from tests.conftest import Api, eventually
 from tests.stack import Stack
 from topics.definitions import stored_topic
+from topics.tap import tap
 
 
 async def search(api: Api, who: Login, **params: str | int) -> dict[str, Any]:
@@ -261,3 +266,51 @@ async def test_a_rebuild_from_the_topic_into_an_emptied_index_gives_the_same_res
         assert len((await rebuilt.search(word, everything, before=None, limit=100)).messages) == 31
     finally:
         await pool.close()
+
+
+async def test_stored_events_validate_against_their_schema_in_channel_order(
+    api: Api, stack: Stack
+) -> None:
+    alice, bob = await api.new_device("ea"), await api.new_device("eb")
+    channel = await api.direct(alice, bob.user_id)
+    socket = await api.connect(alice)
+    sent = [f"stored {i} 🎉" for i in range(5)]
+    for text in sent:
+        await socket.send_message(channel, text)
+    await socket.collect_messages(channel, len(sent))
+    schema = orjson.loads((JSON_DIR / "message.stored.v1.json").read_bytes())
+
+    async def published() -> list[dict[str, Any]]:
+        lines: list[bytes] = []
+        topic = stored_topic(stack.settings).name
+        await asyncio.wait_for(
+            tap(stack.settings, topic, lines.append, from_beginning=True, follow=False), 60
+        )
+        events = [orjson.loads(line) for line in lines]
+        return [e for e in events if e.get("message", {}).get("channel_id") == channel]
+
+    async def all_out() -> bool:
+        return len({e["message"]["message_id"] for e in await published()}) == len(sent)
+
+    await eventually(all_out, 30, "the stored events")
+    events = await published()
+    for event in events:
+        del event["_partition"], event["_offset"]
+        jsonschema.validate(event, schema)
+    assert [e["message"]["text"] for e in events] == sent
+    assert [e["message"] for e in events] == await api.history(bob, channel)
+
+
+def test_a_stored_record_is_the_event_byte_for_byte() -> None:
+    message = Message(
+        channel_id="42",
+        message_id=7_000_000_000_001,
+        sender_id="1",
+        sender_device_id="2",
+        client_msg_id='q"uote\\',
+        text='émoji 🎉, "quotes", \\ back\nslash \u2028',
+        sent_at="2026-11-26T00:00:00.000Z",
+    )
+    raw = StoredMessageV1.encode_message(message.encode())
+    assert raw == StoredMessageV1(message=message).encode()
+    assert StoredMessageV1.model_validate_json(raw).message == message
