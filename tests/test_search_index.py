@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import psycopg
 import pytest
@@ -42,11 +43,17 @@ def search_dsn(postgres_dsn: str) -> str:
     return asyncio.run(create())
 
 
-@pytest.fixture(params=["postgres"])
+@pytest.fixture(params=["postgres", "postgres-by-tokens", "postgres-by-channel"])
 async def index(request: pytest.FixtureRequest, search_dsn: str) -> AsyncIterator[SearchIndex]:
+    """Postgres as it runs, and with each of its two query plans fixed."""
+    plans: dict[str, Literal["auto", "tokens", "channels"]] = {
+        "postgres": "auto",
+        "postgres-by-tokens": "tokens",
+        "postgres-by-channel": "channels",
+    }
     pool = await open_pool(Settings(postgres_dsn=search_dsn))
     try:
-        yield PostgresSearchIndex(pool)
+        yield PostgresSearchIndex(pool, plan=plans[request.param])
     finally:
         await pool.close()
 
@@ -191,6 +198,37 @@ async def test_a_message_comes_back_whole(index: SearchIndex) -> None:
     await index.add([original])
     page = await index.search("whole", everywhere(channel), before=None, limit=1)
     assert page.messages == [original] and not page.more
+
+
+async def test_a_frequent_word_is_answered_from_the_statistics_the_same_way(
+    search_dsn: str,
+) -> None:
+    """With statistics, a word in most messages is read channel by channel, a rare one by its
+    tokens; both give what either plan alone gives."""
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        channels = [fresh() for _ in range(5)]
+        await PostgresSearchIndex(pool).add(
+            [
+                message(c, 1000 + i, f"frequent {'scarce' if i == 7 else 'filler'} {i}")
+                for c in channels
+                for i in range(400)
+            ]
+        )
+        async with pool.connection() as conn:
+            await conn.execute("ANALYZE search_entries")
+        scope = everywhere(*channels)
+        for q in ("frequent", "scarce", "frequent scarce", "filler 7"):
+            answers = [
+                await PostgresSearchIndex(pool, plan=plan).search(q, scope, before=None, limit=30)
+                for plan in ("auto", "tokens", "channels")
+            ]
+            assert answers[0] == answers[1] == answers[2], q
+        auto = PostgresSearchIndex(pool)
+        assert await auto._dense(["frequent"], 5, 31)
+        assert not await auto._dense(["scarce"], 5, 31)
+    finally:
+        await pool.close()
 
 
 async def test_clear_empties_the_index(search_dsn: str) -> None:

@@ -4,7 +4,9 @@ move to a search cluster behind the same protocol (docs/architecture.md (n))."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Literal, cast
 
 import psycopg
 
@@ -17,12 +19,43 @@ from storage.search.tokens import index_tokens, query_tokens
 _SEP = "\x1f"
 _COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
 QUERY_TIMEOUT_MS = 2000
+_STATS_TTL_S = 60.0
+_SELECT = ", ".join("e." + c for c in _COLUMNS.split(", "))
+# Two plans for one answer. By tokens: every entry holding the tokens (the GIN index), joined
+# with the caller's channels, then the newest; cheap when the tokens are rare. By channel: each
+# channel's entries newest first (the primary key) until enough match; cheap when they are
+# common, where the first plan would read a large share of the table.
+_BY_TOKENS = (
+    f"SELECT {_SELECT} FROM search_entries e"
+    " JOIN unnest(%(channels)s::text[], %(from_ids)s::bigint[]) AS s(channel_id, from_id)"
+    "   ON e.channel_id = s.channel_id AND e.message_id >= s.from_id"
+    " WHERE e.tokens @> %(tokens)s::text[] AND e.message_id < %(before)s"
+    " ORDER BY e.message_id DESC, e.channel_id DESC LIMIT %(limit)s"
+)
+_BY_CHANNEL = (
+    "SELECT m.* FROM unnest(%(channels)s::text[], %(from_ids)s::bigint[]) AS s(channel_id, from_id)"
+    f" CROSS JOIN LATERAL (SELECT {_SELECT} FROM search_entries e"
+    "   WHERE e.channel_id = s.channel_id AND e.message_id >= s.from_id"
+    "     AND e.message_id < %(before)s AND e.tokens @> %(tokens)s::text[]"
+    "   ORDER BY e.message_id DESC LIMIT %(limit)s) m"
+    " ORDER BY m.message_id DESC, m.channel_id DESC LIMIT %(limit)s"
+)
 
 
 class PostgresSearchIndex:
-    def __init__(self, pool: Pool, timeout_ms: int = QUERY_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        timeout_ms: int = QUERY_TIMEOUT_MS,
+        plan: Literal["auto", "tokens", "channels"] = "auto",
+    ) -> None:
+        """`plan` fixes one of the two plans (the contract suite runs each); `auto` picks the
+        cheaper by the table's statistics."""
+        self._plan = plan
         self._pool = pool
         self._timeout_ms = timeout_ms
+        self._stats_at: float | None = None
+        self._cached: tuple[float, float, dict[str, float]] | None = None
 
     async def add(self, messages: Sequence[Message]) -> None:
         """Index messages. Idempotent: a message indexed again (same channel and id) stays
@@ -63,22 +96,15 @@ class PostgresSearchIndex:
         tokens = query_tokens(query)
         if not tokens or not scopes or limit < 1:
             return SearchPage([], False)
-        sql = (
-            f"SELECT {', '.join('e.' + c for c in _COLUMNS.split(', '))}"
-            " FROM search_entries e"
-            " JOIN unnest(%s::text[], %s::bigint[]) AS s(channel_id, from_id)"
-            "   ON e.channel_id = s.channel_id AND e.message_id >= s.from_id"
-            " WHERE e.tokens @> %s::text[] AND e.message_id < %s"
-            " ORDER BY e.message_id DESC, e.channel_id DESC LIMIT %s"
-        )
-        params: tuple[object, ...] = (
-            [s.channel_id for s in scopes],
-            [s.from_id for s in scopes],
-            tokens,
-            before if before is not None else 2**63 - 1,
-            limit + 1,
-        )
-        rows = await self._fetch(sql, params)
+        params: dict[str, object] = {
+            "channels": [s.channel_id for s in scopes],
+            "from_ids": [s.from_id for s in scopes],
+            "tokens": tokens,
+            "before": before if before is not None else 2**63 - 1,
+            "limit": limit + 1,
+        }
+        plan = _BY_CHANNEL if await self._dense(tokens, len(scopes), limit + 1) else _BY_TOKENS
+        rows = await self._fetch(plan, params)
         if len(rows) <= limit:
             return SearchPage(rows, False)
         page = rows[:limit]
@@ -89,18 +115,59 @@ class PostgresSearchIndex:
         if rows[limit].message_id == boundary:
             page = [m for m in page if m.message_id != boundary]
             if not page:
-                return SearchPage(await self._fetch(sql, params, at=boundary), True)
+                at = {**params, "before": boundary + 1, "limit": len(scopes)}
+                rows = await self._fetch(plan, at)
+                return SearchPage([m for m in rows if m.message_id == boundary], True)
         return SearchPage(page, True)
 
-    async def _fetch(
-        self, sql: str, params: tuple[object, ...], at: int | None = None
-    ) -> list[Message]:
-        """The query's rows; with `at`, only those with that id (all of them)."""
-        if at is not None:
-            sql = sql.replace("e.message_id < %s", "e.message_id = %s")
-            channels = params[0]
-            assert isinstance(channels, list)
-            params = (*params[:3], at, len(channels))
+    async def _dense(self, tokens: list[str], scopes: int, wanted: int) -> bool:
+        """Whether reading each channel newest first costs less than reading every entry of
+        the tokens: true when matches are common (a frequent word). From the table's own
+        statistics (ANALYZE, autovacuum), read at most once a minute."""
+        if self._plan != "auto":
+            return self._plan == "channels"
+        stats = await self._stats()
+        if stats is None:
+            return False
+        rows, per_channel, frequent = stats
+        rare = min(frequent.values(), default=0.0) / 2
+        density = 1.0
+        for token in tokens:
+            density *= frequent.get(token, rare)
+        if density <= 0:
+            return False
+        by_tokens = density * rows  # entries of the tokens read, newest or not
+        by_channel = scopes * min(per_channel, wanted / density)  # entries read per channel
+        return by_channel < by_tokens
+
+    async def _stats(self) -> tuple[float, float, dict[str, float]] | None:
+        """(entries, entries per channel, frequency of each frequent token), or None before
+        the table was first analysed."""
+        now = time.monotonic()
+        if self._stats_at is not None and now - self._stats_at < _STATS_TTL_S:
+            return self._cached
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT c.reltuples, d.n_distinct, t.most_common_elems::text::text[],"
+                " t.most_common_elem_freqs"
+                " FROM pg_class c"
+                " LEFT JOIN pg_stats d ON d.tablename = c.relname AND d.attname = 'channel_id'"
+                " LEFT JOIN pg_stats t ON t.tablename = c.relname AND t.attname = 'tokens'"
+                " WHERE c.relname = 'search_entries' AND c.relkind = 'r'"
+            )
+            row = await cur.fetchone()
+        self._stats_at = now
+        self._cached = None
+        if row is not None and row[2] is not None and float(str(row[0])) > 0:
+            rows = float(str(row[0]))
+            distinct = float(str(row[1] or 1))
+            channels = -distinct * rows if distinct < 0 else distinct  # negative: a fraction
+            elems = cast(list[str], row[2])
+            freqs = cast(list[float], row[3])
+            self._cached = (rows, rows / max(channels, 1.0), dict(zip(elems, freqs, strict=False)))
+        return self._cached
+
+    async def _fetch(self, sql: str, params: dict[str, object]) -> list[Message]:
         async with connection(self._pool) as conn:
             try:
                 async with conn.transaction():
