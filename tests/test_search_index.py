@@ -294,3 +294,11 @@ def test_snippets_are_plain_text_parts_with_the_matches_marked() -> None:
     assert parts[0] == ("…", False) and parts[-1] == ("…", False)
     assert ("needle", True) in parts
     assert sum(len(t) for t, _ in parts[1:-1]) == 160
+
+
+def test_a_snippet_of_a_100000_character_message_shows_its_match_near_the_end() -> None:
+    text = "filler " * 14_000 + "the NEEDLE at last " + "한국어" * 100
+    parts = snippet(text, "needle 한국")
+    assert ("NEEDLE", True) in parts and ("한국", True) in parts
+    assert parts[0] == ("…", False) and parts[-1] == ("…", False)
+    assert sum(len(t) for t, _ in parts[1:-1]) == 160
