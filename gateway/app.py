@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import WebSocketRoute
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from gateway.connection import CLOSE_GOING_AWAY, Connection
@@ -31,6 +33,23 @@ from gateway.tokens import Passwords
 from schemas.settings import Settings
 from storage.stores import open_stores
 from topics.definitions import inbox_topic
+
+# The web app (web/ at the repository's top, beside this package: the project installs editable).
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# User text is only ever set as text; this keeps any script but the app's own from running.
+WEB_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+async def web_index(request: Request) -> Response:
+    index = WEB_DIR / "index.html"
+    if not index.is_file():
+        raise HTTPException(404, f"the web app is not installed ({WEB_DIR} has no index.html)")
+    return FileResponse(
+        index, headers={"Content-Security-Policy": WEB_CSP, "Cache-Control": "no-cache"}
+    )
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -117,7 +136,12 @@ def create_app(settings: Settings) -> Starlette:
             await stores.close()
 
     return Starlette(
-        routes=[*routes, WebSocketRoute("/v1/ws", websocket_endpoint)],
+        routes=[
+            *routes,
+            WebSocketRoute("/v1/ws", websocket_endpoint),
+            Route("/", web_index, methods=["GET"]),
+            Mount("/app", StaticFiles(directory=WEB_DIR / "app", check_dir=False), name="app"),
+        ],
         lifespan=lifespan,
         exception_handlers={
             ApiError: api_error,

@@ -19,7 +19,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import metrics
-from gateway.commands import accounts, messages, presence
+from gateway.commands import accounts, messages, presence, reads
 from gateway.encoding import frame
 from gateway.errors import ApiError
 from gateway.frames import FrameError, parse_frame, parse_hello, too_large
@@ -27,7 +27,8 @@ from gateway.outbox import Outbox
 from gateway.services import Services
 from gateway.sync import Handoff
 from gateway.wsprotocol import OVERSIZED
-from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Send
+from schemas.frames import Ack, Heartbeat, Hello, PresenceSubscribe, Read, Send, Typing
+from schemas.limits import TYPING_REPEAT_MS
 from storage.protocols import Device
 
 log = logging.getLogger("parley.connection")
@@ -71,6 +72,7 @@ class Connection:
         "_presence_sent",
         "_s",
         "_tasks",
+        "_typed",
         "_ws",
         "connection_id",
         "state",
@@ -95,6 +97,7 @@ class Connection:
         self._main: asyncio.Task[Any] | None = None
         self._killed: tuple[int, str] | None = None
         self._last_heartbeat = 0.0
+        self._typed: dict[str, float] | None = None  # channel -> when typing was last relayed
 
     @property
     def user_id(self) -> str:
@@ -325,6 +328,10 @@ class Connection:
                 await self._on_send(parsed)
             elif isinstance(parsed, Ack):
                 await self._on_ack(parsed)
+            elif isinstance(parsed, Read):
+                await self._on_read(parsed)
+            elif isinstance(parsed, Typing):
+                await self._on_typing(parsed)
             elif isinstance(parsed, Heartbeat):
                 self._on_heartbeat()
             elif isinstance(parsed, Hello):
@@ -374,6 +381,33 @@ class Connection:
         await messages.ack(self._s, self._caller, ack, known_member=known)
         if not known:
             self._handoff.learn(ack.channel_id)
+
+    async def _on_read(self, read: Read) -> None:
+        known = self._handoff.knows(read.channel_id)
+        await reads.mark_read(
+            self._s, self._caller, read.channel_id, int(read.message_id), known_member=known
+        )
+        if not known:
+            self._handoff.learn(read.channel_id)
+
+    async def _on_typing(self, request: Typing) -> None:
+        # Relayed at most once per TYPING_REPEAT_MS per channel: a client may send one per
+        # keystroke, and the indicator it causes lasts longer than that.
+        now = time.monotonic()
+        if self._typed is None:
+            self._typed = {}
+        if now - self._typed.get(request.channel_id, -1e9) < TYPING_REPEAT_MS / 1000:
+            return
+        # A socket's synced channels were checked at sync, but a block may have come since:
+        # typing reads the membership every time it is relayed, as sends do.
+        await reads.typing(self._s, self._caller, request.channel_id, known_member=False)
+        self._typed[request.channel_id] = now
+
+    def signal(self, text: str) -> None:
+        """A read-marker, receipts or typing frame: for live sockets only (a syncing socket
+        reads the current markers with its channel list; typing is never caught up on)."""
+        if self.state is State.LIVE:
+            self._queue(text)
 
     def _on_heartbeat(self) -> None:
         # Forwarded at most four times per presence timeout, whatever the client sends.

@@ -18,11 +18,13 @@ from schemas.frames import (
     Heartbeat,
     Hello,
     PresenceSubscribe,
+    Read,
     Send,
+    Typing,
 )
 from schemas.limits import MAX_FRAME_BYTES
 
-AnyClientFrame = Hello | Send | Ack | Heartbeat | PresenceSubscribe
+AnyClientFrame = Hello | Send | Ack | Read | Typing | Heartbeat | PresenceSubscribe
 
 client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
 

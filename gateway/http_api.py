@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import openapi
-from gateway.commands import accounts, channels, friends, presence, push, search
+from gateway.commands import accounts, channels, friends, presence, push, reads, search
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
 from gateway.services import Services
@@ -161,10 +161,34 @@ async def create_channel(request: Request) -> Response:
     raise invalid("type must be 'direct' or 'group'")
 
 
+async def find_user(request: Request) -> Response:
+    device = await _device(request)
+    username = request.query_params.get("username")
+    return json_response(await accounts.find_user(_services(request), device, username))
+
+
 async def list_channels(request: Request) -> Response:
     device = await _device(request)
     found = await channels.list_channels(_services(request), device)
     return json_response({"channels": found})
+
+
+async def channel_receipts(request: Request) -> Response:
+    device = await _device(request)
+    found = await reads.receipts(_services(request), device, request.path_params["channel_id"])
+    return json_response({"receipts": found})
+
+
+async def get_settings(request: Request) -> Response:
+    device = await _device(request)
+    return json_response(await reads.read_settings(_services(request), device))
+
+
+async def put_settings(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    await reads.change_read_settings(_services(request), device, body)
+    return json_response(await reads.read_settings(_services(request), device))
 
 
 async def add_member(request: Request) -> Response:
@@ -291,6 +315,7 @@ async def metrics(request: Request) -> Response:
 
 routes = [
     Route("/v1/users", create_user, methods=["POST"]),
+    Route("/v1/users", find_user, methods=["GET"]),
     Route("/v1/sessions", create_session, methods=["POST"]),
     Route("/v1/sessions/current", delete_session, methods=["DELETE"]),
     Route("/v1/sessions/current/renew", renew_session, methods=["POST"]),
@@ -305,6 +330,9 @@ routes = [
     Route("/v1/channels/{channel_id}/members/{user_id}", put_member_role, methods=["PUT"]),
     Route("/v1/channels/{channel_id}/messages", channel_messages, methods=["GET"]),
     Route("/v1/search", search_messages, methods=["GET"]),
+    Route("/v1/channels/{channel_id}/receipts", channel_receipts, methods=["GET"]),
+    Route("/v1/settings", get_settings, methods=["GET"]),
+    Route("/v1/settings", put_settings, methods=["PUT"]),
     Route("/v1/friends", list_friends, methods=["GET"]),
     Route("/v1/friends/{user_id}", put_friend, methods=["PUT"]),
     Route("/v1/friends/{user_id}", delete_friend, methods=["DELETE"]),

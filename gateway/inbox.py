@@ -37,6 +37,12 @@ class InboxDispatcher:
             channel_id, message_id = message["channel_id"], int(message["message_id"])
             for connection in connections:
                 connection.deliver(channel_id, message_id, text)
+        elif kind == "inbox.signal" and version == 1:
+            connections = [c for u in event["recipients"] for c in self._registry.of_user(u)]
+            if connections:
+                text = frame(event["frame"])
+                for connection in connections:
+                    connection.signal(text)
         elif kind == "device.revoked" and version == 1:
             for connection in self._registry.of_user(event["user_id"]):
                 if connection.device_id == event["device_id"]:

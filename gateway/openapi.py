@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from schemas.http import (
     ALL_ANSWERS,
     ALL_BODIES,
+    AccountSettings,
     MemberRole,
     NewChannel,
     NewMember,
@@ -28,6 +29,14 @@ _ID = {"type": "string", "pattern": ID_PATTERN}
 # (method, path, summary, body model, needs a token, query parameters)
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, Any]]] = [
     ("post", "/v1/users", "Sign up", NewUser, False, {}),
+    (
+        "get",
+        "/v1/users",
+        "Find a user by username",
+        None,
+        True,
+        {"username": {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}},
+    ),
     ("post", "/v1/sessions", "Log in: a new device with its token", NewSession, False, {}),
     ("delete", "/v1/sessions/current", "Log out this device", None, True, {}),
     ("post", "/v1/sessions/current/renew", "A new token for this device", None, True, {}),
@@ -80,6 +89,16 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
             "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT_MAX},
         },
     ),
+    (
+        "get",
+        "/v1/channels/{channel_id}/receipts",
+        "How far members have read",
+        None,
+        True,
+        {},
+    ),
+    ("get", "/v1/settings", "The account's settings", None, True, {}),
+    ("put", "/v1/settings", "Change the account's settings", AccountSettings, True, {}),
     ("get", "/v1/friends", "Friends and requests", None, True, {}),
     ("put", "/v1/friends/{user_id}", "Ask or accept", None, True, {}),
     ("delete", "/v1/friends/{user_id}", "Unfriend, cancel or decline", None, True, {}),

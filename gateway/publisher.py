@@ -26,6 +26,8 @@ from schemas.events import (
     MessageSendV1,
     PresenceAccessChangedV1,
     PresenceEventV1,
+    ReadMovedV1,
+    TypingV1,
 )
 from schemas.ids import now_ms
 from schemas.settings import Settings
@@ -36,6 +38,7 @@ from topics.definitions import (
     messages_topic,
     presence_changes_topic,
     presence_topic,
+    signals_topic,
 )
 
 PresenceKind = Literal["connect", "heartbeat", "disconnect", "logout"]
@@ -50,6 +53,7 @@ class Publisher:
         self._messages = messages_topic(settings).name
         self._inbox = inbox_topic(settings).name
         self._inbox_partitions = settings.inbox_partitions
+        self._signals = signals_topic(settings).name
         self._presence = presence_topic(settings).name
         self._presence_changes = presence_changes_topic(settings).name
         self._presence_partitions = settings.presence_partitions
@@ -97,6 +101,14 @@ class Publisher:
     async def members_changed(self, channel_id: str, member_ids: list[str]) -> None:
         event = ChannelMembersV1(channel_id=channel_id, member_ids=member_ids)
         await self._producer.send_and_wait(self._messages, event.encode(), key=channel_id.encode())
+
+    async def signal(self, event: ReadMovedV1 | TypingV1) -> None:
+        """Queue a read-marker move or a typing event for the processors' relay, without
+        waiting for the broker: both are soft (the marker is stored already; typing repeats)."""
+        acked = await self._producer.send(
+            self._signals, event.encode(), key=event.channel_id.encode()
+        )
+        acked.add_done_callback(_signal_acked)
 
     async def device_revoked(self, user_id: str, device_id: str) -> None:
         """Tell every gateway to close the device's sockets. Retried for up to
@@ -177,3 +189,8 @@ class Publisher:
 def _presence_acked(acked: asyncio.Future[object]) -> None:
     if not acked.cancelled() and acked.exception() is not None:
         log.warning("a presence event was not published: %r", acked.exception())
+
+
+def _signal_acked(acked: asyncio.Future[object]) -> None:
+    if not acked.cancelled() and acked.exception() is not None:
+        log.warning("a read or typing signal was not published: %r", acked.exception())

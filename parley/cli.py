@@ -7,14 +7,17 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from schemas.settings import Settings
 
 DEV_CQL_PORT = 19042  # the embedded Cassandra of `parley dev --message-store scylla`
+DEFAULT_URL = "http://127.0.0.1:8080"  # what `parley dev` serves
+T = TypeVar("T")
 
 app = typer.Typer(help="Parley chat backend.", no_args_is_help=True, add_completion=False)
 
@@ -201,6 +204,186 @@ def bench(ctx: typer.Context) -> None:
     if not (root / "bench" / "__main__.py").exists():
         raise typer.BadParameter("the benchmarks ship with the source tree: run from a checkout")
     raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *ctx.args], cwd=root))
+
+
+# --- the terminal client: parley/terminal.py (chat) and parley/oneshot.py (the rest) ----------
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="PARLEY_URL",
+        help=f"The gateway's HTTP address (default: the stored login's, else {DEFAULT_URL}).",
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(envvar="PARLEY_TOKEN", help="A device token, instead of the stored login."),
+]
+ChannelOption = Annotated[
+    str, typer.Option("--channel", "-c", help="A channel id, a group's name or a username.")
+]
+
+
+def _client_command(command: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a client command; what the server or the user got wrong is one line on stderr and
+    exit code 1, never a traceback."""
+    try:
+        import httpx
+
+        from parley.credentials import NoCredentials
+        from parley.directory import NotFound
+        from parley.oneshot import CommandError
+        from parley.reconnecting import LoggedOut
+        from parley_client import ApiError, SessionError
+    except ModuleNotFoundError as exc:
+        typer.echo(f"parley {command}: needs {exc.name}: pip install 'parley[terminal]'", err=True)
+        raise typer.Exit(2) from None
+    try:
+        return asyncio.run(work())
+    except (CommandError, NoCredentials, NotFound, LoggedOut) as exc:
+        problem = str(exc)
+    except ApiError as exc:
+        problem = f"{exc.code or exc.status}: {exc.message}"
+        if exc.code == "unauthorized":
+            problem += " (log in again: `parley login`)"
+    except SessionError as exc:
+        problem = f"the connection failed: {exc.kind}: {exc.detail}"
+    except httpx.TransportError as exc:
+        problem = f"cannot reach the server: {exc or type(exc).__name__}"
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(f"parley {command}: {problem}", err=True)
+    raise typer.Exit(1)
+
+
+def _password() -> str:
+    return os.environ.get("PARLEY_PASSWORD") or typer.prompt("Password", hide_input=True)
+
+
+@app.command()
+def login(
+    url: UrlOption = None,
+    username: Annotated[str | None, typer.Option(help="Prompted for if not given.")] = None,
+) -> None:
+    """Log in as a new device and store its token (password: prompt or PARLEY_PASSWORD)."""
+    name = username or typer.prompt("Username")
+    password = _password()
+
+    async def work() -> Any:
+        from parley.oneshot import log_in
+
+        return await log_in(url or DEFAULT_URL, name, password)
+
+    stored = _client_command("login", work)
+    typer.echo(f"logged in as {stored.username} on {stored.url}")
+
+
+@app.command()
+def logout() -> None:
+    """Revoke the stored device's token and forget it."""
+
+    async def work() -> str:
+        from parley.oneshot import log_out
+
+        return await log_out()
+
+    typer.echo(_client_command("logout", work))
+
+
+@app.command()
+def chat(
+    url: UrlOption = None,
+    username: Annotated[str | None, typer.Option(help="Log in as this user.")] = None,
+) -> None:
+    """The interactive terminal client: channels, history, live messages, presence."""
+
+    async def run() -> None:
+        from parley import credentials
+        from parley.oneshot import log_in
+        from parley.reconnecting import LoggedOut
+        from parley.terminal import chat as run_chat
+
+        try:
+            me = credentials.load()
+        except credentials.NoCredentials:
+            me = None
+        if me is None or (username and username != me.username) or (url and url != me.url):
+            name = username or typer.prompt("Username")
+            me = await log_in(url or DEFAULT_URL, name, _password())
+        try:
+            await run_chat(me)
+        except LoggedOut:
+            credentials.forget()
+            raise LoggedOut(
+                f"{me.username}'s login on this machine no longer works: run `parley chat` again"
+            ) from None
+
+    _client_command("chat", run)
+
+
+@app.command()
+def send(
+    channel: ChannelOption,
+    text: Annotated[
+        str | None, typer.Argument(help="The message (default: read from stdin).")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Send a message; prints its message_id once the server has accepted it."""
+    if text is None:
+        if sys.stdin.isatty():
+            raise typer.BadParameter("give the text, or pipe it in", param_hint="TEXT")
+        text = sys.stdin.read().removesuffix("\n")
+    body = text
+
+    async def work() -> str:
+        from parley.oneshot import send as run
+
+        where, device = _device(url, token)
+        return await run(where, device, channel, body)
+
+    typer.echo(_client_command("send", work))
+
+
+@app.command()
+def history(
+    channel: ChannelOption,
+    before: Annotated[
+        str | None, typer.Option(help="Only messages older than this message_id.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=100, help="At most N (50).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Print a page of a channel's messages, oldest first (the newest page by default)."""
+
+    async def work() -> list[str]:
+        import orjson
+
+        from parley.oneshot import history as run
+
+        where, device = _device(url, token)
+        messages, directory = await run(where, device, channel, before=before, limit=limit)
+        if json:
+            return [orjson.dumps(m).decode() for m in messages]
+        return [directory.line(m, with_id=True) for m in messages]
+
+    for line in _client_command("history", work):
+        typer.echo(line)
+
+
+def _device(url: str | None, token: str | None) -> tuple[str, Any]:
+    """The gateway and the device a command acts as: `--token` if given, else the stored
+    login (NoCredentials if there is none)."""
+    from parley import credentials
+    from parley.oneshot import Token
+
+    if token:
+        return url or DEFAULT_URL, Token(token)
+    stored = credentials.load()
+    return url or stored.url, stored
 
 
 def main() -> None:

@@ -194,6 +194,7 @@ def run_dev(
         print(f"Parley ready: {urls[0]}", flush=True)
         for i, url in enumerate(urls[1:], start=2):
             print(f"  gateway {i}: {url}", flush=True)
+        print(f"  web app: http://{settings.http_host}:{settings.http_port}/", flush=True)
         while True:
             time.sleep(0.5)
             now = time.monotonic()

@@ -24,6 +24,8 @@ from parley_client.models import (
     PresenceFrame,
     PresenceState,
     PushEndpoint,
+    Receipt,
+    UserCard,
     Welcome,
 )
 from parley_client.session import Session, encode_frame
@@ -48,8 +50,10 @@ __all__ = [
     "PresenceFrame",
     "PresenceState",
     "PushEndpoint",
+    "Receipt",
     "Session",
     "SessionError",
+    "UserCard",
     "Welcome",
     "encode_frame",
     "ws_url_of",

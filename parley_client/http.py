@@ -21,6 +21,8 @@ from parley_client.models import (
     Message,
     Presence,
     PushEndpoint,
+    Receipt,
+    UserCard,
 )
 from parley_client.session import Session
 
@@ -146,6 +148,11 @@ class Client:
         data = await self._call("POST", "/v1/sessions", json=body)
         return Login(data["user_id"], data["device_id"], data["token"], username)
 
+    async def find_user(self, auth: Authenticated, username: str) -> UserCard:
+        """The user with this username (`not_found` if none, or if a block stands between)."""
+        data = await self._call("GET", "/v1/users", auth, params={"username": username})
+        return cast(UserCard, data)
+
     async def log_out(self, auth: Authenticated) -> None:
         """Revokes the token; the device's sockets close (4001) on every gateway."""
         await self._call("DELETE", "/v1/sessions/current", auth)
@@ -190,6 +197,19 @@ class Client:
     async def channels(self, auth: Authenticated) -> list[Channel]:
         """The caller's channels, each with its `last_message_id`."""
         return cast(list[Channel], (await self._call("GET", "/v1/channels", auth))["channels"])
+
+    async def receipts(self, auth: Authenticated, channel_id: str) -> list[Receipt]:
+        """How far each member who shares receipts has read, furthest first."""
+        data = await self._call("GET", f"/v1/channels/{channel_id}/receipts", auth)
+        return cast(list[Receipt], data["receipts"])
+
+    async def settings(self, auth: Authenticated) -> dict[str, Any]:
+        """The account's settings (`read_receipts`)."""
+        return cast(dict[str, Any], await self._call("GET", "/v1/settings", auth))
+
+    async def share_receipts(self, auth: Authenticated, shared: bool) -> None:
+        """Turn the account's read receipts on or off."""
+        await self._call("PUT", "/v1/settings", auth, {"read_receipts": shared})
 
     async def add_member(self, auth: Authenticated, channel_id: str, user_id: str) -> None:
         await self._call("POST", f"/v1/channels/{channel_id}/members", auth, {"user_id": user_id})

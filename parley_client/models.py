@@ -59,6 +59,14 @@ class MessageFrame(Message):
     type: Literal["message"]
 
 
+class UserCard(TypedDict):
+    """`GET /v1/users?username=`: a user found by username."""
+
+    user_id: str
+    username: str
+    display_name: str | None
+
+
 class Channel(TypedDict):
     """`POST /v1/channels` and each item of `GET /v1/channels`."""
 
@@ -67,6 +75,15 @@ class Channel(TypedDict):
     members: list[str]
     last_message_id: str | None
     name: NotRequired[str]  # groups only
+    read_message_id: NotRequired[str | None]  # the caller's read marker (`GET /v1/channels`)
+    unread_count: NotRequired[int]  # messages from others after it, counted up to 100
+
+
+class Receipt(TypedDict):
+    """Each item of `GET /v1/channels/{id}/receipts` and of a `receipts` frame's `reads`."""
+
+    user_id: str
+    message_id: str
 
 
 class PresenceState(TypedDict):

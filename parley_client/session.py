@@ -191,6 +191,16 @@ class Session:
         """Move this device's cursor in the channel forward: the next sync starts after it."""
         await self.send_frame({"type": "ack", "channel_id": channel_id, "message_id": message_id})
 
+    async def read(self, channel_id: str, message_id: str) -> None:
+        """The user has read the channel up to `message_id`: moves the user's read marker (on
+        every device: each gets a `read` frame), and tells members if receipts are shared."""
+        await self.send_frame({"type": "read", "channel_id": channel_id, "message_id": message_id})
+
+    async def typing(self, channel_id: str) -> None:
+        """The user is typing: the channel's other members online get a `typing` frame. Repeat
+        it every couple of seconds while typing; repeats within two seconds are not relayed."""
+        await self.send_frame({"type": "typing", "channel_id": channel_id})
+
     async def heartbeat(self) -> None:
         await self.send_frame({"type": "heartbeat"})
 

@@ -19,6 +19,7 @@ from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
 from processors.presence_service import PresenceService
 from processors.push_providers import open_provider
+from processors.signals import SignalRelay
 from schemas.settings import Settings
 from storage.stores import SharedStores
 from topics.definitions import (
@@ -27,6 +28,7 @@ from topics.definitions import (
     messages_topic,
     presence_changes_topic,
     presence_topic,
+    signals_topic,
     stored_topic,
 )
 
@@ -114,6 +116,19 @@ def create_app(settings: Settings) -> faust.App:
             return
         finally:
             running["pipelines"] -= 1
+            await shared.release()
+
+    @app.agent(raw_topic(signals_topic(settings).name))
+    async def signals(stream: Any) -> None:
+        stores = await shared.acquire()
+        relay = SignalRelay(stores.channels, app.producer, topics.inbox, topics.inbox_partitions)
+        try:
+            async for batch in batches(
+                stream, settings.processor_batch_max, settings.signals_batch_within_s
+            ):
+                metrics.SIGNALS.inc(len(batch))
+                await relay.handle(batch)
+        finally:
             await shared.release()
 
     presence_source = raw_topic(presence_topic(settings).name)

@@ -16,7 +16,7 @@ from schemas.events import InboxMessageV1
 from schemas.message import Message
 from topics.definitions import inbox_partition
 
-_partition_of = lru_cache(maxsize=1 << 18)(inbox_partition)
+partition_of = lru_cache(maxsize=1 << 18)(inbox_partition)
 
 
 def inbox_records(
@@ -25,7 +25,7 @@ def inbox_records(
     """(partition, encoded `inbox.message` event) for each partition holding a recipient."""
     by_partition: dict[int, list[str]] = {}
     for user_id in recipients:
-        by_partition.setdefault(_partition_of(user_id, partitions), []).append(user_id)
+        by_partition.setdefault(partition_of(user_id, partitions), []).append(user_id)
     body = message.encode()
     return [
         (partition, InboxMessageV1.encode_parts(users, body))

@@ -14,6 +14,7 @@ DEAD_ACCEPTED = Counter(
     "Valid (accepted) events the store refused for good and the processor parked: an alarm",
 )
 BATCH_SECONDS = Histogram("parley_processor_batch_seconds", "Time to store and fan out one batch")
+SIGNALS = Counter("parley_processor_signals_total", "Read-marker moves and typing events relayed")
 PRESENCE_EVENTS = Counter(
     "parley_processor_presence_events_total", "Device events (connect, heartbeat, close, logout)"
 )

@@ -6,7 +6,7 @@ A consumer that meets a version it does not know treats the event as permanently
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -153,6 +153,47 @@ class PresenceAccessChangedV1(_Event):
     watcher_ids: list[str]
 
 
+class ReadMovedV1(_Event):
+    """A user's read marker in a channel moved forward (already stored by the gateway).
+
+    Topic `parley.signals.v1`, key `channel_id`. `shared`: the user shares read receipts, so
+    the channel's other members are told too.
+    """
+
+    type: Literal["read.moved"] = "read.moved"
+    v: Literal[1] = 1
+    channel_id: str
+    user_id: str
+    message_id: str
+    shared: bool
+
+
+class TypingV1(_Event):
+    """A member is typing in a channel: ephemeral, never stored, stale after a few seconds.
+
+    Topic `parley.signals.v1`, key `channel_id`.
+    """
+
+    type: Literal["typing"] = "typing"
+    v: Literal[1] = 1
+    channel_id: str
+    user_id: str
+    at_ms: int
+
+
+class InboxSignalV1(_Event):
+    """A ready server frame (`read`, `receipts` or `typing`) for the listed recipients, all of
+    whose inboxes are in this partition; delivered to their live sockets only, never synced.
+
+    Topic `parley.inbox.v1`, key `channel_id`, partition chosen from the recipients' user id.
+    """
+
+    type: Literal["inbox.signal"] = "inbox.signal"
+    v: Literal[1] = 1
+    recipients: list[str]
+    frame: dict[str, Any]
+
+
 class GatewayAnnouncedV1(_Event):
     """A gateway is up (announced every `registry_interval_s`) or going down.
 
@@ -169,10 +210,14 @@ class GatewayAnnouncedV1(_Event):
 
 
 MessagesEvent = Annotated[MessageSendV1 | ChannelMembersV1, Field(discriminator="type")]
-InboxEvent = Annotated[InboxMessageV1 | DeviceRevokedV1, Field(discriminator="type")]
+InboxEvent = Annotated[
+    InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1, Field(discriminator="type")
+]
+SignalsEvent = Annotated[ReadMovedV1 | TypingV1, Field(discriminator="type")]
 
 messages_event = TypeAdapter[MessageSendV1 | ChannelMembersV1](MessagesEvent)
-inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1](InboxEvent)
+inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1](InboxEvent)
+signals_event = TypeAdapter[ReadMovedV1 | TypingV1](SignalsEvent)
 # `parley.stored.v1` carries more types as the message's life grows (edits, deletions,
 # reactions): its consumers read the `type` first and skip those they do not know.
 stored_event = TypeAdapter[StoredMessageV1](StoredMessageV1)
@@ -187,4 +232,7 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "presence.changed.v1": PresenceChangedV1,
     "presence.access_changed.v1": PresenceAccessChangedV1,
     "gateway.announced.v1": GatewayAnnouncedV1,
+    "read.moved.v1": ReadMovedV1,
+    "typing.v1": TypingV1,
+    "inbox.signal.v1": InboxSignalV1,
 }

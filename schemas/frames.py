@@ -48,6 +48,21 @@ class Ack(_ClientFrame):
     message_id: IdString
 
 
+class Read(_ClientFrame):
+    """The user has read the channel up to `message_id` (moves the user's marker forward)."""
+
+    type: Literal["read"]
+    channel_id: IdString
+    message_id: IdString
+
+
+class Typing(_ClientFrame):
+    """The user is typing in the channel (repeat every few seconds while typing)."""
+
+    type: Literal["typing"]
+    channel_id: IdString
+
+
 class Heartbeat(_ClientFrame):
     type: Literal["heartbeat"]
 
@@ -58,9 +73,10 @@ class PresenceSubscribe(_ClientFrame):
 
 
 ClientFrame = Annotated[
-    Hello | Send | Ack | Heartbeat | PresenceSubscribe, Field(discriminator="type")
+    Hello | Send | Ack | Read | Typing | Heartbeat | PresenceSubscribe,
+    Field(discriminator="type"),
 ]
-CLIENT_FRAME_TYPES = ("hello", "send", "ack", "heartbeat", "presence.subscribe")
+CLIENT_FRAME_TYPES = ("hello", "send", "ack", "read", "typing", "heartbeat", "presence.subscribe")
 
 
 class _ServerFrame(BaseModel):
@@ -102,6 +118,37 @@ class PresenceFrame(_ServerFrame):
     last_active_at: str | None
 
 
+class ReadFrame(_ServerFrame):
+    """The user's own read marker moved (on any of their devices)."""
+
+    type: Literal["read"]
+    channel_id: str
+    message_id: IdString
+
+
+class Receipt(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    user_id: str
+    message_id: IdString
+
+
+class ReceiptsFrame(_ServerFrame):
+    """Members who share receipts read further in the channel (coalesced: one frame for many)."""
+
+    type: Literal["receipts"]
+    channel_id: str
+    reads: list[Receipt]
+
+
+class TypingFrame(_ServerFrame):
+    """A member is typing; show it for `expires_in_ms` unless repeated (or they send)."""
+
+    type: Literal["typing"]
+    channel_id: str
+    user_id: str
+    expires_in_ms: int
+
+
 class Error(_ServerFrame):
     type: Literal["error"]
     code: ErrorCode
@@ -113,6 +160,8 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "client.hello.v1": Hello,
     "client.send.v1": Send,
     "client.ack.v1": Ack,
+    "client.read.v1": Read,
+    "client.typing.v1": Typing,
     "client.heartbeat.v1": Heartbeat,
     "client.presence.subscribe.v1": PresenceSubscribe,
     "server.welcome.v1": Welcome,
@@ -120,5 +169,8 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "server.accepted.v1": Accepted,
     "server.message.v1": MessageFrame,
     "server.presence.v1": PresenceFrame,
+    "server.read.v1": ReadFrame,
+    "server.receipts.v1": ReceiptsFrame,
+    "server.typing.v1": TypingFrame,
     "server.error.v1": Error,
 }

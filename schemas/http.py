@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
 
@@ -86,10 +86,23 @@ class SearchResults(BaseModel):
     next_before: IdString | None
 
 
+class AccountSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    read_receipts: bool = Field(description="share how far you have read with your channels")
+
+
 # name -> model, as they appear under `components/schemas` of the OpenAPI document.
 ALL_BODIES: dict[str, type[BaseModel]] = {
     m.__name__: m
-    for m in (NewUser, NewSession, NewChannel, NewMember, MemberRole, PushEndpointBody)
+    for m in (
+        NewUser,
+        NewSession,
+        NewChannel,
+        NewMember,
+        MemberRole,
+        PushEndpointBody,
+        AccountSettings,
+    )
 }
 # Answers described in the document (the others are in docs/protocol.md only).
 ALL_ANSWERS: dict[str, type[BaseModel]] = {m.__name__: m for m in (SearchResults,)}

@@ -13,3 +13,9 @@ MAX_PRESENCE_USER_IDS = 1_000  # ids one presence.subscribe may list (the settin
 MAX_SEARCH_QUERY_CHARS = 200  # `q` of GET /v1/search, in code points
 SEARCH_LIMIT_DEFAULT = 20
 SEARCH_LIMIT_MAX = 100
+# Typing: a client repeats `typing` while the user types; the server relays at most one per
+# device and channel every TYPING_REPEAT_MS, and an indicator expires TYPING_TTL_MS after the
+# keystroke that caused it unless repeated.
+TYPING_REPEAT_MS = 2_000
+TYPING_TTL_MS = 6_000
+UNREAD_COUNT_CAP = 100  # unread counts are exact up to this many, and this many beyond it

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # events are in no hurry, so their agent waits longer and wakes less.
     processor_batch_within_s: float = 0.002
     presence_batch_within_s: float = Field(default=0.05, gt=0)
+    # Read-marker moves and typing wait this long for company: the batch coalesces a user's
+    # moves in a channel into one, and a channel's moves into one `receipts` frame.
+    signals_batch_within_s: float = Field(default=0.25, gt=0)
     processor_session_timeout_s: float = 10.0
     processor_commit_interval_s: float = 0.5
     membership_cache_ttl_s: float = 30.0

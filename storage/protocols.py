@@ -282,6 +282,30 @@ class CursorStore(Protocol):
         """Move the device's cursor forward to `message_id`; never backwards."""
 
 
+@dataclass(frozen=True, slots=True)
+class MarkerMove:
+    moved: bool  # the marker went forward (False: it was there or further already)
+    shared: bool  # the user shares read receipts
+
+
+class ReadStore(Protocol):
+    async def markers(self, user_id: str) -> dict[str, int]:
+        """The user's read marker per channel (channels never read are absent)."""
+
+    async def advance(self, user_id: str, channel_id: str, message_id: int) -> MarkerMove:
+        """Move the user's marker in the channel forward to `message_id` (never back), in O(1)
+        writes; says whether it moved and whether the user shares receipts."""
+
+    async def receipts(self, channel_id: str) -> dict[str, int]:
+        """The markers of the channel's members who share them."""
+
+    async def shares_receipts(self, user_id: str) -> bool:
+        """Whether the user shares read receipts (on unless turned off)."""
+
+    async def share_receipts(self, user_id: str, shared: bool) -> None:
+        """Turn the user's read receipts on or off."""
+
+
 class MessageStore(Protocol):
     async def insert(self, messages: Sequence[Message]) -> None:
         """Persist messages. Idempotent: a message already stored under its id, or a send whose
@@ -292,6 +316,10 @@ class MessageStore(Protocol):
 
     async def last_message_ids(self, channel_ids: Sequence[str]) -> dict[str, int]:
         """The newest message id of each channel that has messages."""
+
+    async def count_after(self, channel_id: str, after: int, *, not_from: str, cap: int) -> int:
+        """How many of the channel's messages above `after` were not sent by `not_from`, counted
+        up to `cap` (reading at most `cap` of them): an unread count."""
 
     async def page(
         self,

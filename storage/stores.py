@@ -14,6 +14,7 @@ from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import Pool, open_pool
 from storage.postgres.presence import PostgresPresenceStore
 from storage.postgres.push import PostgresPushStore
+from storage.postgres.reads import PostgresReadStore
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import (
     AccountStore,
@@ -23,6 +24,7 @@ from storage.protocols import (
     MessageStore,
     PresenceStore,
     PushStore,
+    ReadStore,
     SearchIndex,
 )
 
@@ -37,6 +39,7 @@ class Stores:
     presence: PresenceStore
     push: PushStore
     search: SearchIndex
+    reads: ReadStore
     pool: Pool
 
     async def close(self) -> None:
@@ -65,6 +68,7 @@ async def open_stores(settings: Settings) -> Stores:
         presence=PostgresPresenceStore(pool),
         push=PostgresPushStore(pool),
         search=PostgresSearchIndex(pool),
+        reads=PostgresReadStore(pool),
         pool=pool,
     )
 

@@ -77,8 +77,9 @@ class Stack:
         wait_healthy(f"{process.url}/healthz", process.popen, 90)
         return process
 
-    def start_gateway(self, **overrides: str) -> Process:
-        port = free_port()
+    def start_gateway(self, port: int | None = None, **overrides: str) -> Process:
+        """A gateway on `port` (a free one if None: a restarted gateway may take its old one)."""
+        port = port or free_port()
         env = {**self.env, "PARLEY_HTTP_PORT": str(port), **overrides}
         process = self._spawn("gateway", env, port)
         wait_for_port("127.0.0.1", port, 60)

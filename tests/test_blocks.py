@@ -72,3 +72,14 @@ async def test_a_hidden_direct_channel_leaves_the_list_until_a_new_message(api: 
     await socket.send_message(dm, "second")
     await socket.collect_messages(dm, 2)  # its echo: stored
     assert [c["channel_id"] for c in await api.channels(me)] == [dm]
+
+
+async def test_a_user_is_found_by_username_unless_a_block_stands_between(api: Api) -> None:
+    me, other = await api.new_device("fu"), await api.new_device("fu")
+    found = await api.find_user(me, other.username)
+    assert found == {"user_id": other.user_id, "username": other.username, "display_name": None}
+    await refused(api.find_user(me, "nobody_by_this_name"), 404, "not_found")
+    await refused(api.find_user(me, "Not A Name"), 422, "invalid")
+    await api.block(other, me.user_id)
+    await refused(api.find_user(me, other.username), 404, "not_found")
+    await refused(api.find_user(other, me.username), 404, "not_found")

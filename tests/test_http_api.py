@@ -188,6 +188,8 @@ async def test_channel_list_carries_last_message_id(api: Api) -> None:
             "type": "direct",
             "members": sorted([a.user_id, b.user_id]),
             "last_message_id": last["message_id"],
+            "read_message_id": None,
+            "unread_count": 0,  # the caller's own messages
         }
     ]
     assert await api.last_message_ids(a) == {channel: last["message_id"]}

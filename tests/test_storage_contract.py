@@ -361,6 +361,26 @@ async def test_pages_never_show_a_message_whose_older_neighbour_is_not_stored_ye
     ]
 
 
+async def test_unread_counts_skip_the_readers_own_messages_and_stop_at_the_cap(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    mine = [message(channel, base + n).model_copy(update={"sender_id": "me"}) for n in (2, 4)]
+    theirs = [message(channel, base + n) for n in (1, 3, 5, 6, 7)]
+    await store.insert(sorted(mine + theirs, key=lambda m: m.message_id))
+
+    assert await store.count_after(channel, base, not_from="me", cap=100) == 5
+    assert await store.count_after(channel, base + 3, not_from="me", cap=100) == 3
+    assert await store.count_after(channel, base + 3, not_from="me", cap=2) == 2
+    assert await store.count_after(channel, base + 7, not_from="me", cap=100) == 0
+    assert await store.count_after(channel, base, not_from="nobody", cap=100) == 7
+    assert await store.count_after(fresh(), base, not_from="me", cap=100) == 0
+    # Across time buckets: a marker 90 days back counts everything after it.
+    old = id_floor(now_ms() - 90 * DAY_MS)
+    await store.insert([message(channel, old + 1)])
+    assert await store.count_after(channel, old, not_from="me", cap=100) == 6
+
+
 async def test_a_100000_character_multibyte_text_round_trips_exactly(store: MessageStore) -> None:
     channel = fresh()
     text = "é" * 50_000 + "😀" * 50_000

@@ -108,6 +108,21 @@ def presence_changes_topic(settings: Settings) -> Topic:
     )
 
 
+def signals_topic(settings: Settings) -> Topic:
+    return Topic(
+        "parley.signals.v1",
+        settings.messages_partitions,
+        key="channel_id",
+        # Ten minutes: read-marker moves (already stored) and typing (never stored) are only
+        # relayed to live sockets; nothing is ever rebuilt from this topic.
+        config={
+            "retention.ms": str(10 * 60 * 1000),
+            "segment.ms": str(10 * 60 * 1000),
+            "cleanup.policy": "delete",
+        },
+    )
+
+
 def gateways_topic(settings: Settings) -> Topic:
     return Topic(
         "parley.gateways.v1",
@@ -126,6 +141,7 @@ def all_topics(settings: Settings) -> list[Topic]:
         presence_topic(settings),
         presence_changes_topic(settings),
         gateways_topic(settings),
+        signals_topic(settings),
     ]
 
 

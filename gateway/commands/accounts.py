@@ -57,6 +57,18 @@ async def sign_up(
     return user_id, username
 
 
+async def find_user(services: Services, caller: Device, username: object) -> dict[str, object]:
+    """The user with this username, to open a direct chat with or befriend: `not_found` when
+    there is none, or when a block stands between them and the caller (who learns nothing)."""
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
+        raise invalid("username must be 3-32 characters of a-z, 0-9, _ . -")
+    user = await services.stores.accounts.user_by_username(username)
+    blocks = services.stores.friends.blocked_between
+    if user is None or await blocks(caller.user_id, [user.user_id]):
+        raise not_found("user")
+    return {"user_id": user.user_id, "username": user.username, "display_name": user.display_name}
+
+
 async def log_in(
     services: Services, address: str, username: object, password: object, device_name: object
 ) -> Login:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -16,7 +17,12 @@ from gateway.errors import (
 )
 from gateway.services import Services
 from schemas.ids import id_floor, new_id, now_ms, parse_id
-from schemas.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, MAX_GROUP_MEMBERS
+from schemas.limits import (
+    HISTORY_LIMIT_DEFAULT,
+    HISTORY_LIMIT_MAX,
+    MAX_GROUP_MEMBERS,
+    UNREAD_COUNT_CAP,
+)
 from schemas.message import Message
 from storage.protocols import (
     Channel,
@@ -87,17 +93,40 @@ async def create_group(
 
 
 async def list_channels(services: Services, caller: Device) -> list[dict[str, Any]]:
-    """The caller's channels, each with its newest message id; a direct channel the caller
-    hid is left out until a newer message arrives in it."""
+    """The caller's channels, each with its newest message id, the caller's read marker and
+    unread count; a direct channel the caller hid is left out until a newer message arrives."""
     stores = services.stores
     found = await stores.channels.channels_of(caller.user_id)
     last = await stores.messages.last_message_ids([c.channel_id for c in found])
     hidden = await stores.channels.hidden(caller.user_id)
-    return [
-        channel_body(c, last.get(c.channel_id))
+    shown = [
+        c
         for c in found
         if c.channel_id not in hidden or last.get(c.channel_id, 0) > hidden[c.channel_id]
     ]
+    markers = await stores.reads.markers(caller.user_id)
+    joined = {
+        m.channel_id: m.joined_at_ms for m in await stores.channels.memberships(caller.user_id)
+    }
+
+    async def unread(channel_id: str) -> int:
+        # Never read: everything since the caller joined is unread.
+        after = markers.get(channel_id) or id_floor(joined.get(channel_id, 0)) - 1
+        if last.get(channel_id, 0) <= after:
+            return 0
+        return await stores.messages.count_after(
+            channel_id, after, not_from=caller.user_id, cap=UNREAD_COUNT_CAP
+        )
+
+    counts = await asyncio.gather(*(unread(c.channel_id) for c in shown))
+    bodies = []
+    for channel, count in zip(shown, counts, strict=True):
+        body = channel_body(channel, last.get(channel.channel_id))
+        marker = markers.get(channel.channel_id)
+        body["read_message_id"] = None if marker is None else str(marker)
+        body["unread_count"] = count
+        bodies.append(body)
+    return bodies
 
 
 async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> Membership:

@@ -92,6 +92,18 @@ class PostgresMessageStore:
             )
             return {str(r[0]): int(str(r[1])) for r in await cur.fetchall() if r[1] is not None}
 
+    async def count_after(self, channel_id: str, after: int, *, not_from: str, cap: int) -> int:
+        """How many of the channel's messages above `after` were not sent by `not_from`, counted
+        up to `cap`: an unread count."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM messages WHERE channel_id = %s"
+                " AND bucket >= %s AND message_id > %s AND sender_id <> %s LIMIT %s) AS unread",
+                (channel_id, bucket_of(after), after, not_from, cap),
+            )
+            row = await cur.fetchone()
+            return int(str(row[0])) if row else 0
+
     async def page(
         self,
         channel_id: str,

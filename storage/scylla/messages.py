@@ -30,6 +30,7 @@ from storage.scylla.session import (
 )
 
 _COLUMNS = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
+_COUNT_READ_FACTOR = 4  # an unread count reads at most this many rows per message it counts
 _BUCKETS_PER_READ = 16  # bucket ids fetched at a time while a page walks a channel's buckets
 
 
@@ -46,6 +47,7 @@ class _Statements:
     buckets_down: Any
     buckets_up: Any
     ascending_in_bucket: Any
+    senders_in_bucket: Any
     descending_in_bucket: Any
 
 
@@ -73,6 +75,8 @@ def _cql(ks: str) -> dict[str, str]:
         "ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
         " ORDER BY message_id ASC LIMIT ?",
+        "senders_in_bucket": f"SELECT sender_id FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ? LIMIT ?",
         "descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
         " ORDER BY message_id DESC LIMIT ?",
@@ -198,6 +202,26 @@ class ScyllaMessageStore:
             for channel_id, rows in zip(unique, heads, strict=True)
             if rows and rows[0]["last_message_id"] is not None
         }
+
+    async def count_after(self, channel_id: str, after: int, *, not_from: str, cap: int) -> int:
+        """How many of the channel's messages above `after` were not sent by `not_from`, counted
+        up to `cap`: an unread count. Reads senders only, at most `_COUNT_READ_FACTOR * cap` of
+        them (a user's own messages are read and skipped; Scylla cannot filter them out)."""
+        q = self._q()
+        heads = await execute(self._s(), q.head, (channel_id,))
+        if not heads or heads[0]["last_message_id"] is None or cap <= 0:
+            return 0
+        head = int(heads[0]["last_message_id"])
+        budget, count = _COUNT_READ_FACTOR * cap, 0
+        async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
+            async for bucket in walk:
+                if bucket > bucket_of(head) or count >= cap or budget <= 0:
+                    break
+                params = (channel_id, bucket, after, head, budget)
+                rows = await execute(self._s(), q.senders_in_bucket, params)
+                budget -= len(rows)
+                count += sum(1 for r in rows if r["sender_id"] != not_from)
+        return min(count, cap)
 
     async def page(
         self,

@@ -1,0 +1,73 @@
+"""Read state and typing: a user's read marker per channel, read receipts, typing indicators.
+
+A marker is the furthest message the user has read on any device; it only moves forward and
+never past the channel's newest message (so no future message is born read). A move costs one
+row written; the processors relay it to the user's devices and, for users who share receipts,
+to the channel's members, coalesced (processors/signals.py). Typing is never stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.commands.channels import require_member
+from gateway.errors import ApiError, require_id
+from gateway.services import Services
+from schemas.events import ReadMovedV1, TypingV1
+from schemas.ids import now_ms
+from storage.protocols import Device
+
+
+async def mark_read(
+    services: Services, caller: Device, channel_id: str, message_id: int, known_member: bool
+) -> int | None:
+    """Move the caller's marker in the channel to `message_id` (at most the channel's newest
+    message); returns where it stands if it moved, None if it was there or further already.
+    The caller tells whether membership was already checked (a socket knows its channels)."""
+    stores = services.stores
+    if not known_member:
+        await require_member(stores.channels, channel_id, caller.user_id)
+    newest = (await stores.messages.last_message_ids([channel_id])).get(channel_id)
+    if newest is None:
+        return None
+    upto = min(message_id, newest)
+    move = await stores.reads.advance(caller.user_id, channel_id, upto)
+    if not move.moved:
+        return None
+    event = ReadMovedV1(
+        channel_id=channel_id, user_id=caller.user_id, message_id=str(upto), shared=move.shared
+    )
+    await services.publisher.signal(event)
+    return upto
+
+
+async def typing(services: Services, caller: Device, channel_id: str, known_member: bool) -> None:
+    """Tell the channel's other members, live, that the caller is typing (never stored)."""
+    if not known_member:
+        membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+        if membership.blocked:
+            raise ApiError(403, "not_member", "a block between you and this user forbids it")
+    await services.publisher.signal(
+        TypingV1(channel_id=channel_id, user_id=caller.user_id, at_ms=now_ms())
+    )
+
+
+async def receipts(services: Services, caller: Device, channel_id: object) -> list[dict[str, Any]]:
+    """How far each member who shares receipts has read in the channel, furthest first."""
+    channel_id = require_id(channel_id, "channel_id")
+    await require_member(services.stores.channels, channel_id, caller.user_id)
+    found = await services.stores.reads.receipts(channel_id)
+    ordered = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+    return [{"user_id": user_id, "message_id": str(upto)} for user_id, upto in ordered]
+
+
+async def read_settings(services: Services, caller: Device) -> dict[str, Any]:
+    return {"read_receipts": await services.stores.reads.shares_receipts(caller.user_id)}
+
+
+async def change_read_settings(services: Services, caller: Device, body: dict[str, Any]) -> None:
+    """Turn the caller's read receipts on or off (`{"read_receipts": bool}`)."""
+    shared = body.get("read_receipts")
+    if not isinstance(shared, bool) or set(body) - {"read_receipts"}:
+        raise ApiError(422, "invalid", 'the body must be {"read_receipts": true|false}')
+    await services.stores.reads.share_receipts(caller.user_id, shared)

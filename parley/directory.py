@@ -1,0 +1,111 @@
+"""Names for ids, as far as the API tells them: the user's own name, their friends' (from
+`GET /v1/friends`) and those looked up by username (`GET /v1/users?username=`; no call names
+a user from an id), channel titles, channels found by id or name, and how a message reads on
+one line."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from parley_client import ApiError, Authenticated, Channel, Client, Message
+
+
+class NotFound(Exception):
+    """A channel or user named on the command line that the user's lists do not hold."""
+
+
+def is_id(text: str) -> bool:
+    """An id as the protocol writes them: ASCII decimal digits, no leading zero."""
+    return text.isascii() and text.isdigit() and not text.startswith("0") and len(text) <= 19
+
+
+@dataclass(slots=True)
+class Directory:
+    me: str | None
+    """The user's own id (None when only a token is known)."""
+    usernames: dict[str, str] = field(default_factory=dict)
+    """user_id -> username, for the user and everyone on their friends list."""
+    friends: set[str] = field(default_factory=set)
+    """Accepted friends: the only users whose presence can be watched."""
+
+    @classmethod
+    async def load(
+        cls,
+        client: Client,
+        auth: Authenticated,
+        me: str | None = None,
+        my_name: str | None = None,
+    ) -> Directory:
+        directory = cls(me, {me: my_name} if me and my_name else {})
+        await directory.refresh(client, auth)
+        return directory
+
+    async def refresh(self, client: Client, auth: Authenticated) -> None:
+        """Read the friends list again (requests in both directions name users too)."""
+        for friend in await client.friends(auth):
+            self.usernames[friend["user_id"]] = friend["username"]
+            if friend["status"] == "friend":
+                self.friends.add(friend["user_id"])
+            else:
+                self.friends.discard(friend["user_id"])
+
+    def name_of(self, user_id: str) -> str:
+        return self.usernames.get(user_id, f"user {user_id}")
+
+    async def user_named(self, client: Client, auth: Authenticated, name: str) -> str:
+        """The id of the user called `name`: a friend, else whoever the server finds by that
+        username. NotFound if nobody (or a block stands between the two)."""
+        for user_id, username in self.usernames.items():
+            if username == name:
+                return user_id
+        try:
+            card = await client.find_user(auth, name)
+        except ApiError as exc:
+            if exc.code in ("not_found", "invalid"):
+                raise NotFound(f"no user {name!r}") from None
+            raise
+        self.usernames[card["user_id"]] = card["username"]
+        return card["user_id"]
+
+    def others(self, channel: Channel) -> list[str]:
+        return [m for m in channel["members"] if m != self.me]
+
+    def title(self, channel: Channel) -> str:
+        if channel["type"] == "group":
+            return f"#{channel.get('name', channel['channel_id'])}"
+        return " & ".join(self.name_of(m) for m in self.others(channel)) or "yourself"
+
+    async def find_channel(
+        self, client: Client, auth: Authenticated, channels: list[Channel], key: str
+    ) -> Channel:
+        """The channel whose id, group name (`team` or `#team`) or direct partner's username
+        is `key` (a partner who is no friend is looked up by username)."""
+        found = self._matching(channels, key)
+        if not found and not key.startswith("#"):
+            with contextlib.suppress(NotFound):
+                await self.user_named(client, auth, key)  # learn the name, if it is a user's
+                found = self._matching(channels, key)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFound(f"no channel {key!r}: use its id, a group's name or a username")
+        ids = ", ".join(c["channel_id"] for c in found)
+        raise NotFound(f"{len(found)} channels are called {key!r}: use the id ({ids})")
+
+    def _matching(self, channels: list[Channel], key: str) -> list[Channel]:
+        by_id = [c for c in channels if c["channel_id"] == key]
+        return by_id or [
+            c
+            for c in channels
+            if key.removeprefix("#") == c.get("name")
+            or (c["type"] == "direct" and key in (self.name_of(m) for m in self.others(c)))
+        ]
+
+    def line(self, message: Message, *, with_id: bool = False) -> str:
+        """`[12:03] alice: text`, the time local; lines after the first indented."""
+        sent = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00")).astimezone()
+        text = message["text"].replace("\n", "\n    ")
+        head = f"{message['message_id']} " if with_id else ""
+        return f"{head}[{sent:%H:%M}] {self.name_of(message['sender_id'])}: {text}"

@@ -1,0 +1,135 @@
+"""The terminal client's commands that do one thing and exit, for people and scripts alike:
+`parley login`, `parley logout`, `parley send` and `parley history`. Each takes the gateway's
+URL and a device (a stored login or a bare token) and raises CommandError with a message fit
+for the user when the server refuses."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from parley import credentials
+from parley.credentials import Credentials
+from parley.directory import Directory, is_id
+from parley.reconnecting import connect_first
+from parley_client import ApiError, Channel, Client, Message, Session
+
+DEVICE_NAME = "parley terminal"
+SEND_TIMEOUT_S = 30.0
+
+
+class CommandError(Exception):
+    """What went wrong, in words for the user (printed without a traceback)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A device known by its token only (`--token`, `PARLEY_TOKEN`)."""
+
+    token: str
+
+
+Device = Credentials | Token
+
+
+async def directory_of(client: Client, device: Device) -> Directory:
+    """The names the device's user can see (their own too, when the login is stored)."""
+    if isinstance(device, Credentials):
+        return await Directory.load(client, device, device.user_id, device.username)
+    return await Directory.load(client, device)
+
+
+async def log_in(url: str, username: str, password: str) -> Credentials:
+    """A new device of the user, stored for the next commands (replacing any stored one)."""
+    async with Client(url) as client:
+        login = await client.log_in(username, password, device_name=DEVICE_NAME)
+    stored = Credentials(url, username, login.user_id, login.device_id, login.token)
+    credentials.save(stored)
+    return stored
+
+
+async def log_out() -> str:
+    """Revoke the stored device's token and forget it; says what was done."""
+    stored = credentials.load()
+    try:
+        async with Client(stored.url) as client:
+            await client.log_out(stored)
+    except ApiError as exc:
+        if exc.status != 401:  # already revoked: forgetting it is all that is left
+            raise
+    credentials.forget()
+    return f"logged out {stored.username} from {stored.url}"
+
+
+async def send(url: str, device: Device, channel: str, text: str) -> str:
+    """Send `text` to the channel (an id, a group's name or the other member's username), wait until it
+    is accepted and its echo comes back; returns its `message_id`."""
+    if not text:
+        raise CommandError("nothing to send: the text is empty")
+    async with Client(url) as client:
+        channels = await client.channels(device)
+        channel_id = await _channel_id(client, device, channel, channels)
+        heads = {c["channel_id"]: c["last_message_id"] for c in channels}
+        # Resume every channel at its newest message: the sync this socket must read is empty.
+        cursors = {c: m for c, m in heads.items() if m is not None}
+        session = await connect_first(await client.discovery(device), device.token, cursors)
+        try:
+            client_msg_id = await session.send_message(channel_id, text)
+            return await _echo(session, client_msg_id)
+        finally:
+            await session.close()
+
+
+async def history(
+    url: str,
+    device: Device,
+    channel: str,
+    *,
+    before: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[Message], Directory]:
+    """One page of the channel's messages, oldest first (the newest page without `before`),
+    and the names to show them with."""
+    if before is not None and not is_id(before):
+        raise CommandError(f"--before takes a message id, not {before!r}")
+    async with Client(url) as client:
+        channel_id = await _channel_id(client, device, channel)
+        messages = await client.history(device, channel_id, before=before, limit=limit)
+        return messages, await directory_of(client, device)
+
+
+async def _channel_id(
+    client: Client, device: Device, key: str, channels: list[Channel] | None = None
+) -> str:
+    """An id is taken as it is (the server says if it is not the user's); a name is looked up
+    among the user's channels."""
+    if is_id(key):
+        return key
+    directory = await directory_of(client, device)
+    if channels is None:
+        channels = await client.channels(device)
+    return (await directory.find_channel(client, device, channels, key))["channel_id"]
+
+
+async def _echo(session: Session, client_msg_id: str) -> str:
+    """Read until the send is accepted and its echo has come (in either order)."""
+    device_id = session.welcome.device_id if session.welcome else None
+    deadline = time.monotonic() + SEND_TIMEOUT_S
+    accepted, message_id = False, None
+    while not (accepted and message_id):
+        remaining = deadline - time.monotonic()
+        try:
+            frame = await session.next(max(remaining, 0.001))
+        except TimeoutError:
+            raise CommandError(f"no answer from the server in {SEND_TIMEOUT_S:g}s") from None
+        if frame["type"] == "accepted" and frame["client_msg_id"] == client_msg_id:
+            accepted = True
+        elif (
+            frame["type"] == "message"
+            and frame["client_msg_id"] == client_msg_id
+            and frame["sender_device_id"] == device_id
+        ):
+            message_id = str(frame["message_id"])
+        elif frame["type"] == "error" and frame.get("ref") == client_msg_id:
+            raise CommandError(f"not sent: {frame['code']}: {frame['message']}")
+    return message_id

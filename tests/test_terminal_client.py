@@ -1,0 +1,351 @@
+"""The terminal client against the real stack: `parley login`, `send` and `history` as a script
+runs them (subprocesses: exact output and exit codes), `parley chat` as a person uses it (in a
+pseudo-terminal, typing while messages arrive), and its connection resuming after a drop with
+no gap and no duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pexpect
+import pytest
+
+from parley.reconnecting import Handlers, ReconnectingSession
+from parley_client import Client, Frame, Login, Message
+from tests.conftest import PASSWORD, Api, eventually
+from tests.stack import Process
+
+TIMEOUT_S = 30
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def env(tmp_path: Path, gateway: Process) -> dict[str, str]:
+    """A terminal of its own: the login stored under tmp_path, times shown in UTC."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    return {
+        **clean,
+        "PARLEY_CONFIG_DIR": str(tmp_path / "config"),
+        "PARLEY_URL": gateway.url,
+        "PARLEY_PASSWORD": PASSWORD,
+        "TZ": "UTC",
+    }
+
+
+async def parley(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "parley.cli",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(
+        process.communicate(stdin.encode() if stdin is not None else b""), TIMEOUT_S * 2
+    )
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
+
+
+def shown(message: Message, name: str) -> str:
+    """How `parley history` and `parley chat` show a message, in UTC."""
+    sent = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00"))
+    return f"[{sent:%H:%M}] {name}: {message['text']}"
+
+
+async def friends_with_a_chat(api: Api) -> tuple[Login, Login, str]:
+    alice, bob = await api.new_device("alice"), await api.new_device("bob")
+    await api.make_friends(alice, bob)
+    return alice, bob, await api.direct(alice, bob.user_id)
+
+
+async def test_send_prints_the_message_id_and_history_prints_the_page_back(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    logged_in = await parley(env, "login", "--username", alice.username)
+    assert (logged_in.code, logged_in.out) == (
+        0,
+        f"logged in as {alice.username} on {api.base_url}\n",
+    )
+    stored = tmp_path / "config" / "session.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+
+    # By the friend's name, then by the channel's id with the text on stdin.
+    first = await parley(env, "send", "--channel", bob.username, "hello from a script")
+    second = await parley(env, "send", "--channel", channel, stdin="piped\nin two lines\n")
+    assert (first.code, first.err, second.code, second.err) == (0, "", 0, "")
+    # Someone who is not a friend: found by username.
+    carol = await api.new_device("carol")
+    with_carol = await api.direct(carol, alice.user_id)
+    to_carol = await parley(env, "send", "--channel", carol.username, "hi carol")
+    [got] = await api.history(carol, with_carol)
+    assert (to_carol.out, got["text"]) == (got["message_id"] + "\n", "hi carol")
+    messages = await api.history(bob, channel)
+    assert [(m["message_id"] + "\n", m["text"]) for m in messages] == [
+        (first.out, "hello from a script"),
+        (second.out, "piped\nin two lines"),
+    ]
+
+    plain = await parley(env, "history", "--channel", channel)
+    a = alice.username
+    assert (plain.code, plain.err) == (0, "")
+    assert plain.out == (
+        f"{messages[0]['message_id']} {shown(messages[0], a)}\n"
+        f"{messages[1]['message_id']} {shown(messages[1], a).replace(chr(10), chr(10) + '    ')}\n"
+    )
+    as_json = await parley(env, "history", "--channel", channel, "--json")
+    assert [orjson.loads(line) for line in as_json.out.splitlines()] == messages
+    older = await parley(
+        env, "history", "-c", channel, "--before", messages[1]["message_id"], "--limit", "1"
+    )
+    assert older.out == f"{messages[0]['message_id']} {shown(messages[0], a)}\n"
+
+    # A bare token instead of the stored login: Bob's, who knows Alice as a friend.
+    as_bob = await parley(
+        {**env, "PARLEY_CONFIG_DIR": str(tmp_path / "none")},
+        "history",
+        "-c",
+        channel,
+        "--limit",
+        "1",
+        "--token",
+        bob.token,
+    )
+    assert (as_bob.code, as_bob.out) == (
+        0,
+        f"{messages[1]['message_id']} {shown(messages[1], a).replace(chr(10), chr(10) + '    ')}\n",
+    )
+
+    token = orjson.loads(stored.read_bytes())["token"]
+    assert await parley(env, "logout") == Ran(0, f"logged out {a} from {api.base_url}\n", "")
+    assert not stored.exists()
+    revoked = Login(alice.user_id, "", token, a)
+    assert (await api.request("GET", "/v1/channels", auth=revoked)).status_code == 401
+
+
+async def test_a_refused_command_exits_non_zero_with_the_reason(
+    api: Api, env: dict[str, str]
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    carol = await api.new_device("carol")
+    elsewhere = await api.direct(carol, bob.user_id)
+
+    nobody = await parley(env, "history", "--channel", channel)
+    assert nobody == Ran(
+        1, "", "parley history: not logged in: run `parley login` or `parley chat`\n"
+    )
+    wrong = {**env, "PARLEY_PASSWORD": "not the password"}
+    refused = await parley(wrong, "login", "--username", alice.username)
+    assert refused == Ran(1, "", "parley login: bad_credentials: wrong username or password\n")
+    assert (await parley(env, "login", "--username", alice.username)).code == 0
+
+    not_member = await parley(env, "send", "--channel", elsewhere, "let me in")
+    assert not_member == Ran(
+        1, "", "parley send: not sent: not_member: you are not a member of this channel\n"
+    )
+    too_large = await parley(env, "send", "--channel", channel, stdin="x" * 100_001)
+    assert too_large == Ran(
+        1, "", "parley send: not sent: too_large: text is limited to 100000 characters\n"
+    )
+    unknown = await parley(env, "send", "--channel", "nosuchgroup", "hi")
+    assert unknown == Ran(
+        1,
+        "",
+        "parley send: no channel 'nosuchgroup': use its id, a group's name or a username\n",
+    )
+    history = await parley(env, "history", "--channel", elsewhere)
+    assert history == Ran(
+        1, "", "parley history: not_member: you are not a member of this channel\n"
+    )
+    assert await api.history(bob, channel) == []
+    bad_token = await parley(env, "history", "-c", channel, "--token", "not-a-token")
+    assert bad_token.code == 1
+    assert bad_token.err.startswith("parley history: unauthorized: ")
+    assert bad_token.err.endswith(" (log in again: `parley login`)\n")
+
+
+def spawn_chat(env: dict[str, str], tmp_path: Path, *args: str) -> pexpect.spawn:
+    """`parley chat` in a pseudo-terminal of 50 x 200 (wide enough that no line wraps)."""
+    terminal = pexpect.spawn(
+        sys.executable,
+        ["-m", "parley.cli", "chat", *args],
+        env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
+        encoding="utf-8",
+        timeout=TIMEOUT_S,
+        dimensions=(50, 200),
+    )
+    terminal.logfile_read = (tmp_path / "terminal.log").open("w")  # the screen, for a failure
+    return terminal
+
+
+async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typing(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    carol = await api.new_device("carol")  # not a friend of Alice's
+    listener = await api.connect(bob)
+    phone = await api.connect(await api.add_device(alice.username))  # Alice's other device
+    # Often enough that the stack's short presence timeout never shows Bob offline.
+    async with listener.heartbeating(0.5):
+        for i in range(21):
+            await listener.accepted(await listener.send_message(channel, f"earlier {i}"))
+        terminal = spawn_chat({**env, "PARLEY_PASSWORD": ""}, tmp_path)
+
+        async def expect(text: str) -> None:
+            await asyncio.to_thread(terminal.expect, re.escape(text))
+
+        try:
+            await expect("Username:")
+            terminal.sendline(alice.username)
+            await expect("Password:")
+            terminal.sendline(PASSWORD)
+            await expect("Your channels:")
+            await expect(f"1. {bob.username} (direct)  21 unread")
+            terminal.sendline("1")
+            await expect(f"== {bob.username} == with {bob.username}")
+            await expect("(/more shows older messages)")
+            page = await api.history(bob, channel, limit=21)
+            for message in page[1:]:
+                await expect(shown(message, bob.username))
+            await expect(f"* {bob.username} is online")
+            # What was shown is read: on every device of Alice's, and in the unread counts.
+            newest = page[-1]["message_id"]
+            read = await phone.until(lambda f: f["type"] == "read" and f["message_id"] == newest)
+            assert read["channel_id"] == channel
+            [listed] = await api.channels(alice)
+            assert (listed["read_message_id"], listed["unread_count"]) == (newest, 0)
+            terminal.sendline("/more")
+            await expect("-- 1 older message --")
+            await expect(shown(page[0], bob.username))
+
+            terminal.sendline("hello bob")
+            frame = await listener.until(
+                lambda f: f["type"] == "message" and f["text"] == "hello bob"
+            )
+            assert frame["sender_id"] == alice.user_id
+            await expect(shown(frame, alice.username))  # type: ignore[arg-type]
+
+            # Half a line typed, then a message arrives: it is printed above the line, and the
+            # line goes on where it was.
+            terminal.send("half typ")
+            await expect("half typ")
+            await listener.accepted(await listener.send_message(channel, "hi alice, live"))
+            live = await listener.until(
+                lambda f: f["type"] == "message" and f["text"] == "hi alice, live"
+            )
+            await expect(shown(live, bob.username))  # type: ignore[arg-type]
+            terminal.sendline("ed")
+            typed = await listener.until(
+                lambda f: f["type"] == "message" and f["sender_id"] == alice.user_id
+            )
+            assert typed["text"] == "half typed"
+
+            # New chats with users found by their username.
+            terminal.sendline("/dm nobody")
+            await expect("! no user 'nobody'")
+            terminal.sendline(f"/dm {carol.username}")
+            await expect(f"== {carol.username} == with {carol.username}")
+            await expect(f"(presence is shared by friends only: not shown for {carol.username})")
+            terminal.sendline(f"/group team {bob.username} {carol.username}")
+            await expect(f"== #team == with {bob.username}, {carol.username}")
+            terminal.sendline("/channels")
+            await asyncio.to_thread(
+                terminal.expect, re.escape(f"1. {bob.username} (direct)") + "\r\n"
+            )
+            await expect("3. #team (3 members)")
+
+            terminal.sendline("/quit")
+            await asyncio.to_thread(terminal.expect, pexpect.EOF)
+        finally:
+            terminal.close(force=True)
+            terminal.logfile_read.close()
+        assert terminal.exitstatus == 0, terminal.before
+
+
+async def test_a_chat_whose_device_is_logged_out_ends_with_a_clear_message(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice = await api.new_device("alice")
+    terminal = spawn_chat(env, tmp_path, "--username", alice.username)  # password from env
+    try:
+        await asyncio.to_thread(terminal.expect, re.escape("No channels yet"))
+        stored = tmp_path / "config" / "session.json"
+        await api.revoke_device(alice, orjson.loads(stored.read_bytes())["device_id"])
+        ended = f"parley chat: {alice.username}'s login on this machine no longer works"
+        await asyncio.to_thread(terminal.expect, re.escape(ended + ": run `parley chat` again"))
+        await asyncio.to_thread(terminal.expect, pexpect.EOF)
+    finally:
+        terminal.close(force=True)
+        terminal.logfile_read.close()
+    assert terminal.exitstatus == 1
+    assert not stored.exists()
+
+
+async def test_the_connection_resumes_after_a_drop_with_no_gap_and_no_duplicate(api: Api) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    frames: list[Frame] = []
+    statuses: list[str] = []
+
+    async def keep(frame: Frame) -> None:
+        frames.append(frame)
+
+    def texts() -> list[str]:
+        return [f["text"] for f in frames if f["type"] == "message"]
+
+    async with Client(api.base_url) as client:
+        heads = {c["channel_id"]: c["last_message_id"] for c in await client.channels(alice)}
+        link = ReconnectingSession(client, alice, heads, Handlers(keep, statuses.append))
+        running = asyncio.create_task(link.run())
+        try:
+            await asyncio.wait_for(link.synced.wait(), TIMEOUT_S)
+            sender = await api.connect(bob)
+            await sender.accepted(await sender.send_message(channel, "before the drop"))
+            await eventually(lambda: _true(texts() == ["before the drop"]), TIMEOUT_S, "live")
+
+            assert link.session is not None
+            await link.session.abort()  # a vanished network: no close frame
+            await link.send(channel, "typed while away")  # queued until the socket is back
+            for text in ("sent during the gap 1", "sent during the gap 2"):
+                await sender.accepted(await sender.send_message(channel, text))
+            await eventually(lambda: _true(len(texts()) == 4), TIMEOUT_S, "the resumed sync")
+            await sender.settle(0.5)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await link.close()
+
+    assert texts()[0] == "before the drop"
+    assert sorted(texts()[1:]) == [
+        "sent during the gap 1",
+        "sent during the gap 2",
+        "typed while away",
+    ]
+    ids = [int(f["message_id"]) for f in frames if f["type"] == "message"]
+    assert ids == sorted(set(ids))  # in order, each once
+    assert any(s.startswith("connection lost (closed_1006)") for s in statuses), statuses
+    assert "reconnected" in statuses
+    stored = await api.history(bob, channel)
+    assert [m["text"] for m in stored].count("typed while away") == 1
+    assert [int(m["message_id"]) for m in stored] == ids
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -1,0 +1,110 @@
+// The HTTP API (docs/protocol.md), on the origin that served the app.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class Api {
+  constructor(token = null, onUnauthorized = () => {}) {
+    this.token = token;
+    this.onUnauthorized = onUnauthorized;
+  }
+
+  async request(method, path, body) {
+    const headers = {};
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "network", "The server cannot be reached.");
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      // not JSON: reported below from the status
+    }
+    if (!response.ok) {
+      const error = data && data.error ? data.error : {};
+      if (response.status === 401 && this.token) this.onUnauthorized();
+      throw new ApiError(
+        response.status,
+        error.code || "http_" + response.status,
+        error.message || `Request failed (${response.status}).`,
+      );
+    }
+    return data;
+  }
+
+  signUp(username, password) {
+    return this.request("POST", "/v1/users", { username, password });
+  }
+  logIn(username, password, deviceName) {
+    return this.request("POST", "/v1/sessions", {
+      username,
+      password,
+      device_name: deviceName,
+    });
+  }
+  logOut() {
+    return this.request("DELETE", "/v1/sessions/current");
+  }
+  devices() {
+    return this.request("GET", "/v1/devices");
+  }
+  revokeDevice(deviceId) {
+    return this.request("DELETE", `/v1/devices/${encodeURIComponent(deviceId)}`);
+  }
+  revokeAllDevices() {
+    return this.request("DELETE", "/v1/devices");
+  }
+  discovery() {
+    return this.request("GET", "/v1/discovery");
+  }
+  channels() {
+    return this.request("GET", "/v1/channels");
+  }
+  openDirect(userId) {
+    return this.request("POST", "/v1/channels", { type: "direct", user_id: userId });
+  }
+  createGroup(name, memberIds) {
+    return this.request("POST", "/v1/channels", {
+      type: "group",
+      name,
+      member_ids: memberIds,
+    });
+  }
+  addMember(channelId, userId) {
+    return this.request("POST", `/v1/channels/${channelId}/members`, { user_id: userId });
+  }
+  removeMember(channelId, userId) {
+    return this.request("DELETE", `/v1/channels/${channelId}/members/${userId}`);
+  }
+  history(channelId, { before, after, around, limit = 50 } = {}) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (before) query.set("before", before);
+    if (after) query.set("after", after);
+    if (around) query.set("around", around);
+    return this.request("GET", `/v1/channels/${channelId}/messages?${query}`);
+  }
+  friends() {
+    return this.request("GET", "/v1/friends");
+  }
+  befriend(userId) {
+    return this.request("PUT", `/v1/friends/${encodeURIComponent(userId)}`);
+  }
+  unfriend(userId) {
+    return this.request("DELETE", `/v1/friends/${encodeURIComponent(userId)}`);
+  }
+}

@@ -1,0 +1,197 @@
+// The open chat: its header (members and their presence), the messages with infinite scroll
+// back through history, and the composer.
+
+import { h, replace } from "../dom.js";
+import { textLength } from "../ids.js";
+import { messageElement, pendingElement } from "./messages.js";
+
+const MAX_TEXT = 100_000;
+const WARN_TEXT = 90_000;
+const NEAR_BOTTOM_PX = 48;
+
+export class ChatView {
+  constructor(app, { onMembers }) {
+    this.app = app;
+    this.nodes = new Map(); // message_id -> element, reused between renders
+    this.shownChannel = null;
+    this.highlightId = null;
+
+    this.title = h("h2", { id: "chat-title" });
+    this.people = h("p", { class: "people", "data-testid": "chat-people" });
+    this.membersButton = h(
+      "button",
+      { type: "button", class: "secondary", onclick: onMembers, hidden: true },
+      "Members",
+    );
+    this.older = h(
+      "button",
+      { type: "button", class: "link load-older", onclick: () => app.loadOlder() },
+      "Load older messages",
+    );
+    this.list = h("ol", { class: "message-list", "data-testid": "messages" });
+    this.newer = h("div", { class: "jumped", hidden: true },
+      h("span", {}, "You are viewing older messages."),
+      h("button", { type: "button", class: "link", onclick: () => app.loadNewer() }, "Load newer"),
+      h("button", { type: "button", onclick: () => app.backToLatest() }, "Jump to latest"),
+    );
+    this.scroller = h(
+      "div",
+      { class: "messages", role: "log", "aria-labelledby": "chat-title", tabindex: "0" },
+      this.older,
+      this.list,
+    );
+    this.text = h("textarea", {
+      id: "composer-text",
+      rows: "2",
+      placeholder: "Write a message",
+      "aria-label": "Message",
+      onkeydown: (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          this.submit();
+        }
+      },
+      oninput: () => this.count(),
+    });
+    this.counter = h("span", { class: "counter", "aria-live": "polite" });
+    this.composer = h(
+      "form",
+      {
+        class: "composer",
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.submit();
+        },
+      },
+      this.text,
+      this.counter,
+      h("button", { type: "submit" }, "Send"),
+    );
+    this.empty = h("p", { class: "empty" }, "Pick a chat, or start one.");
+    this.element = h(
+      "section",
+      { class: "chat", "aria-label": "Chat" },
+      h("header", { class: "chat-header" }, h("div", {}, this.title, this.people), this.membersButton),
+      this.newer,
+      this.scroller,
+      this.composer,
+    );
+
+    // Scrolled to the top: fetch the page before.
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && this.list.childElementCount) app.loadOlder();
+    }, { root: this.scroller }).observe(this.older);
+    this.scroller.addEventListener("scroll", () => {
+      const timeline = this.timeline();
+      if (timeline && timeline.window && this.nearBottom()) app.loadNewer();
+    });
+  }
+
+  timeline() {
+    return this.app.currentId ? this.app.timelines.get(this.app.currentId) : null;
+  }
+
+  nearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  submit() {
+    const text = this.text.value;
+    if (!text.trim()) return;
+    this.app.send(text);
+    this.text.value = "";
+    this.count();
+    this.text.focus();
+  }
+
+  count() {
+    const n = this.text.value.length > WARN_TEXT ? textLength(this.text.value) : 0;
+    this.counter.textContent = n > WARN_TEXT ? `${n.toLocaleString()} / ${MAX_TEXT.toLocaleString()}` : "";
+    this.counter.classList.toggle("over", n > MAX_TEXT);
+  }
+
+  renderHeader() {
+    const channel = this.app.current;
+    this.element.classList.toggle("none", !channel);
+    if (!channel) {
+      replace(this.title, "Parley");
+      replace(this.people, "Pick a chat, or start one.");
+      this.membersButton.hidden = true;
+      return;
+    }
+    replace(this.title, this.app.channelName(channel));
+    this.membersButton.hidden = channel.type !== "group";
+    const others = channel.members.filter((m) => m !== this.app.session.user_id);
+    replace(
+      this.people,
+      others.map((userId) => {
+        const presence = this.app.presence.get(userId);
+        const status = this.app.isFriend(userId) && presence ? presence.status : null;
+        return h(
+          "span",
+          { class: "person", dataset: { userId, presence: status || "unknown" } },
+          h("span", { class: "dot", "aria-hidden": "true" }),
+          this.app.nameOf(userId),
+          status ? h("span", { class: "presence" }, ` (${status})`) : null,
+        );
+      }),
+    );
+  }
+
+  render(what, highlightId = null) {
+    if (highlightId) this.highlightId = highlightId;
+    this.renderHeader();
+    const channel = this.app.current;
+    this.composer.hidden = !channel;
+    if (!channel) {
+      this.list.replaceChildren();
+      this.older.hidden = true;
+      return;
+    }
+    const timeline = this.timeline();
+    const switched = this.shownChannel !== channel.channel_id;
+    if (switched) {
+      this.nodes.clear();
+      this.shownChannel = channel.channel_id;
+    }
+    const stick = switched || this.nearBottom();
+    const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
+
+    const messages = timeline.window ? timeline.window.messages : timeline.live;
+    const me = this.app.session.user_id;
+    const items = messages.map((m) => {
+      let node = this.nodes.get(m.message_id);
+      if (!node) {
+        node = messageElement(m, { senderName: this.app.nameOf(m.sender_id), mine: m.sender_id === me });
+        this.nodes.set(m.message_id, node);
+      }
+      node.classList.toggle("highlight", m.message_id === this.highlightId);
+      return node;
+    });
+    if (!timeline.window) {
+      for (const item of this.app.outbox.inChannel(channel.channel_id)) {
+        items.push(
+          pendingElement(item, {
+            senderName: this.app.nameOf(me),
+            onRetry: () => this.app.retry(item.client_msg_id),
+            onDiscard: () => this.app.discard(item.client_msg_id),
+          }),
+        );
+      }
+    }
+    this.list.replaceChildren(...items);
+    const reachedStart = timeline.window ? timeline.window.reachedStart : timeline.reachedStart;
+    this.older.hidden = Boolean(reachedStart);
+    this.newer.hidden = !timeline.window;
+
+    const target = this.highlightId && this.nodes.get(this.highlightId);
+    if (target && (what === "jump" || switched)) {
+      target.scrollIntoView({ block: "center" });
+    } else if (what === "older") {
+      this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom; // keep the reader's place
+    } else if (stick && !timeline.window) {
+      this.scroller.scrollTop = this.scroller.scrollHeight;
+    }
+  }
+}

@@ -1,0 +1,235 @@
+// Dialogs: friends and requests, this account's devices, a new group, a group's members.
+// Each shows the server's error in its own alert line.
+
+import { h, replace } from "../dom.js";
+import { describeError } from "../errors.js";
+
+function dialogShell(title, testId) {
+  const alert = h("p", { class: "form-error", role: "alert" });
+  const body = h("div", { class: "dialog-body" });
+  const dialog = h(
+    "dialog",
+    { "aria-label": title, "data-testid": testId },
+    h(
+      "header",
+      {},
+      h("h2", {}, title),
+      h("button", { type: "button", class: "link", onclick: () => dialog.close() }, "Close"),
+    ),
+    alert,
+    body,
+  );
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  const guard = async (run) => {
+    alert.textContent = "";
+    try {
+      await run();
+    } catch (error) {
+      alert.textContent = error.code ? describeError(error.code, error.message) : error.message;
+    }
+  };
+  return { dialog, body, guard };
+}
+
+function inlineForm(label, placeholder, button, onSubmit) {
+  const input = h("input", { "aria-label": label, placeholder, required: true });
+  return h(
+    "form",
+    {
+      class: "inline",
+      onsubmit: (event) => {
+        event.preventDefault();
+        onSubmit(input.value, () => (input.value = ""));
+      },
+    },
+    input,
+    h("button", { type: "submit" }, button),
+  );
+}
+
+export function showFriends(app, { onChat }) {
+  const { dialog, body, guard } = dialogShell("Friends", "friends-dialog");
+  const list = h("ul", { class: "rows" });
+  const draw = () =>
+    replace(
+      list,
+      [...app.friends.values()].map((f) => {
+        const presence = app.presence.get(f.user_id);
+        const status = {
+          friend: presence ? presence.status : "friend",
+          requested: "request sent",
+          pending: "wants to be your friend",
+        }[f.status];
+        return h(
+          "li",
+          { dataset: { userId: f.user_id } },
+          h("span", { class: "grow" }, f.username, h("small", {}, ` ${status}`)),
+          f.status === "pending"
+            ? h("button", { type: "button", onclick: () => act(() => app.api.befriend(f.user_id)) }, "Accept")
+            : null,
+          f.status === "friend"
+            ? h("button", { type: "button", onclick: () => guard(async () => { dialog.close(); await onChat(f.user_id); }) }, "Chat")
+            : null,
+          h(
+            "button",
+            { type: "button", class: "secondary", onclick: () => act(() => app.api.unfriend(f.user_id)) },
+            f.status === "friend" ? "Remove" : f.status === "pending" ? "Decline" : "Cancel",
+          ),
+        );
+      }),
+      app.friends.size ? null : h("li", {}, "No friends yet."),
+    );
+  const act = (run) =>
+    guard(async () => {
+      await run();
+      await app.loadFriends();
+      draw();
+    });
+  replace(
+    body,
+    inlineForm("Friend's user id", "User id", "Send request", (value, done) =>
+      act(async () => {
+        await app.api.befriend(value.trim());
+        done();
+      }),
+    ),
+    list,
+  );
+  draw();
+  dialog.showModal();
+  act(async () => {});
+}
+
+export function showDevices(app, { onLoggedOutHere }) {
+  const { dialog, body, guard } = dialogShell("Devices", "devices-dialog");
+  const list = h("ul", { class: "rows" });
+  const draw = async () => {
+    const { devices } = await app.api.devices();
+    replace(
+      list,
+      devices.map((d) =>
+        h(
+          "li",
+          { dataset: { deviceId: d.device_id } },
+          h(
+            "span",
+            { class: "grow" },
+            d.name || "Unnamed device",
+            h("small", {}, d.current ? " this browser" : ` since ${new Date(d.created_at).toLocaleString()}`),
+          ),
+          d.current
+            ? null
+            : h(
+                "button",
+                {
+                  type: "button",
+                  class: "secondary",
+                  onclick: () => guard(async () => { await app.api.revokeDevice(d.device_id); await draw(); }),
+                },
+                "Log out",
+              ),
+        ),
+      ),
+    );
+  };
+  replace(
+    body,
+    list,
+    h(
+      "button",
+      {
+        type: "button",
+        class: "danger",
+        onclick: () =>
+          guard(async () => {
+            await app.api.revokeAllDevices();
+            dialog.close();
+            onLoggedOutHere();
+          }),
+      },
+      "Log out everywhere",
+    ),
+  );
+  dialog.showModal();
+  guard(draw);
+}
+
+export function showNewGroup(app, { onCreated }) {
+  const { dialog, body, guard } = dialogShell("New group", "group-dialog");
+  const name = h("input", { id: "group-name", required: true, maxlength: "100" });
+  const members = h("input", { id: "group-members", required: true, placeholder: "ids or friends' usernames, comma separated" });
+  replace(
+    body,
+    h(
+      "form",
+      {
+        onsubmit: (event) => {
+          event.preventDefault();
+          guard(async () => {
+            const texts = members.value.split(/[\s,]+/).filter(Boolean);
+            const channelId = await app.createGroup(name.value, texts);
+            dialog.close();
+            await onCreated(channelId);
+          });
+        },
+      },
+      h("label", { for: "group-name" }, "Name"),
+      name,
+      h("label", { for: "group-members" }, "Members"),
+      members,
+      h("button", { type: "submit" }, "Create group"),
+    ),
+  );
+  dialog.showModal();
+}
+
+export function showMembers(app, { onLeft }) {
+  const { dialog, body, guard } = dialogShell("Members", "members-dialog");
+  const list = h("ul", { class: "rows" });
+  const me = app.session.user_id;
+  const draw = () => {
+    const channel = app.current;
+    if (!channel) return dialog.close();
+    const roles = channel.roles || {};
+    return replace(
+      list,
+      channel.members.map((userId) =>
+        h(
+          "li",
+          { dataset: { userId } },
+          h("span", { class: "grow" }, app.nameOf(userId), h("small", {}, ` ${roles[userId] || "member"} · ${userId}`)),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "secondary",
+              onclick: () =>
+                guard(async () => {
+                  await app.removeMember(userId);
+                  if (userId === me) {
+                    dialog.close();
+                    onLeft();
+                  } else draw();
+                }),
+            },
+            userId === me ? "Leave" : "Remove",
+          ),
+        ),
+      ),
+    );
+  };
+  replace(
+    body,
+    inlineForm("Add member", "User id or friend's username", "Add", (value, done) =>
+      guard(async () => {
+        await app.addMember(value);
+        done();
+        draw();
+      }),
+    ),
+    list,
+  );
+  draw();
+  dialog.showModal();
+}

@@ -1,0 +1,146 @@
+// The signed-in page: the top bar (connection state, who you are), the chat list, and the chat.
+
+import { h, replace } from "../dom.js";
+import { describeError } from "../errors.js";
+import { ChatView } from "./chat.js";
+import { showDevices, showFriends, showMembers, showNewGroup } from "./dialogs.js";
+
+const STATE_LABELS = {
+  connecting: "Connecting…",
+  online: "Online",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+};
+
+function parseHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  return { channel: params.get("channel"), message: params.get("message") };
+}
+
+// Returns a function that detaches the page-wide listeners.
+export function renderShell(root, app, { onLogOut, onLoggedOut }) {
+  const listening = new AbortController();
+  const { signal } = listening;
+  const state = h("span", { class: "connection", role: "status", "data-testid": "connection" });
+  const notices = h("div", { class: "notices", role: "alert", "data-testid": "notices" });
+  const channelList = h("ul", { class: "channel-list", "data-testid": "channels" });
+  const sidebarError = h("p", { class: "form-error", role: "alert" });
+
+  const open = async (channelId, messageId = null) => {
+    const hash = `#channel=${channelId}` + (messageId ? `&message=${messageId}` : "");
+    if (location.hash !== hash) history.replaceState(null, "", hash);
+    chat.highlightId = messageId;
+    await app.open(channelId, messageId);
+    chat.render(messageId ? "jump" : "chat");
+  };
+  const chat = new ChatView(app, { onMembers: () => showMembers(app, { onLeft: () => draw("chat") }) });
+
+  const direct = h("input", { "aria-label": "User id or friend's username", placeholder: "User id or friend's username", required: true });
+  const directForm = h(
+    "form",
+    {
+      class: "inline",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        sidebarError.textContent = "";
+        try {
+          const channelId = await app.openDirect(direct.value);
+          direct.value = "";
+          await open(channelId);
+        } catch (error) {
+          sidebarError.textContent = error.code ? describeError(error.code, error.message) : error.message;
+        }
+      },
+    },
+    direct,
+    h("button", { type: "submit" }, "Chat"),
+  );
+
+  const me = app.session;
+  root.replaceChildren(
+    h(
+      "header",
+      { class: "topbar" },
+      h("strong", { class: "brand" }, "Parley"),
+      state,
+      h(
+        "span",
+        { class: "me" },
+        me.username || "",
+        h("small", { "data-testid": "my-user-id", title: "Share this id so others can find you" }, ` id ${me.user_id}`),
+      ),
+      h("button", { type: "button", class: "secondary", onclick: () => showFriends(app, { onChat: (id) => app.openDirect(id).then(open) }) }, "Friends"),
+      h("button", { type: "button", class: "secondary", onclick: () => showDevices(app, { onLoggedOutHere: onLoggedOut }) }, "Devices"),
+      h("button", { type: "button", class: "secondary", onclick: onLogOut }, "Log out"),
+    ),
+    notices,
+    h(
+      "div",
+      { class: "layout" },
+      h(
+        "nav",
+        { class: "sidebar", "aria-label": "Chats" },
+        h("h2", { class: "visually-hidden" }, "Chats"),
+        directForm,
+        h("button", { type: "button", class: "secondary", onclick: () => showNewGroup(app, { onCreated: open }) }, "New group"),
+        sidebarError,
+        channelList,
+      ),
+      chat.element,
+    ),
+  );
+
+  const drawChannels = () =>
+    replace(
+      channelList,
+      app.sortedChannels().map((c) => {
+        const unread = c.unread_count || 0;
+        return h(
+          "li",
+          {},
+          h(
+            "button",
+            {
+              type: "button",
+              class: c.channel_id === app.currentId ? "channel current" : "channel",
+              "aria-current": c.channel_id === app.currentId ? "true" : null,
+              dataset: { channelId: c.channel_id },
+              onclick: () => open(c.channel_id),
+            },
+            h("span", { class: "name" }, app.channelName(c)),
+            unread
+              ? h("span", { class: "badge", "data-testid": "unread", "aria-label": `${unread} unread` }, String(unread))
+              : null,
+          ),
+        );
+      }),
+      app.channels.size ? null : h("li", { class: "empty" }, "No chats yet."),
+    );
+  const draw = (what) => {
+    if (what === "connection" || what === "all") {
+      state.dataset.state = app.connection.state;
+      state.dataset.gateway = app.connection.url || "";
+      state.textContent = STATE_LABELS[app.connection.state];
+    }
+    if (what !== "connection") drawChannels();
+    if (what !== "channels" && what !== "connection") chat.render(what);
+  };
+
+  let noticeTimer = null;
+  app.addEventListener("change", (e) => draw(e.detail));
+  app.addEventListener("notice", (e) => {
+    notices.textContent = e.detail;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => (notices.textContent = ""), 8000);
+  });
+  window.addEventListener("hashchange", () => {
+    const { channel, message } = parseHash();
+    if (channel) open(channel, message);
+  }, { signal });
+  document.addEventListener("visibilitychange", () => app.markSeen(), { signal });
+
+  draw("all");
+  const { channel, message } = parseHash();
+  if (channel && app.channels.has(channel)) open(channel, message);
+  return () => listening.abort();
+}
