@@ -138,20 +138,30 @@ def topics() -> None:
 
 
 @app.command()
-def replay() -> None:
-    """Rebuild the message store from the messages topic (same rows, same ids)."""
+def replay(
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="Rebuild the search index instead: empty it, then read parley.stored.v1.",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild the message store from the messages topic (same rows, same ids), or with
+    --search the search index from the stored topic."""
     from tqdm import tqdm
 
     from processors.replay import replay as run
+    from processors.search_rebuild import rebuild_search
 
-    with tqdm(unit="event", desc="replay") as bar:
+    with tqdm(unit="event", desc="search" if search else "replay") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        count = asyncio.run(run(_settings(), progress))
-    typer.echo(f"replayed {count} event(s)")
+        count = asyncio.run((rebuild_search if search else run)(_settings(), progress))
+    typer.echo(f"replayed {count} event(s)" + (" into the search index" if search else ""))
 
 
 @app.command()

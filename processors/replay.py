@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from processors.pipeline import MessagePipeline, Topics
 from schemas.settings import Settings
 from storage.stores import open_stores
-from topics.definitions import dead_letter_topic, inbox_topic, messages_topic
+from topics.definitions import dead_letter_topic, inbox_topic, messages_topic, stored_topic
 from topics.offsets import partitions_of
 
 
@@ -47,6 +47,7 @@ async def replay(settings: Settings, progress: Callable[[int, int], None] | None
                 inbox_topic(settings).name,
                 settings.inbox_partitions,
                 dead_letter_topic(settings).name,
+                stored_topic(settings).name,
             ),
         )
         done = 0
