@@ -346,6 +346,46 @@ def send(
     typer.echo(_client_command("send", work))
 
 
+MessageOption = Annotated[str, typer.Option("--message", "-m", help="The message's id.")]
+
+
+@app.command()
+def edit(
+    channel: ChannelOption,
+    message: MessageOption,
+    text: Annotated[str, typer.Argument(help="The new text.")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Replace the text of one of your messages; prints the edit's id once accepted."""
+
+    async def work() -> str:
+        from parley.oneshot import edit as run
+
+        where, device = _device(url, token)
+        return await run(where, device, channel, message, text)
+
+    typer.echo(_client_command("edit", work))
+
+
+@app.command()
+def delete(
+    channel: ChannelOption,
+    message: MessageOption,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Delete a message (yours, or any as a group's owner or admin); prints the delete's id."""
+
+    async def work() -> str:
+        from parley.oneshot import delete as run
+
+        where, device = _device(url, token)
+        return await run(where, device, channel, message)
+
+    typer.echo(_client_command("delete", work))
+
+
 @app.command()
 def history(
     channel: ChannelOption,

@@ -103,9 +103,20 @@ class Directory:
             or (c["type"] == "direct" and key in (self.name_of(m) for m in self.others(c)))
         ]
 
-    def line(self, message: Message, *, with_id: bool = False) -> str:
-        """`[12:03] alice: text`, the time local; lines after the first indented."""
+    def line(self, message: Message, *, with_id: bool = False, number: int | None = None) -> str:
+        """`[12:03] alice: text`, the time local; lines after the first indented; in its latest
+        state: `(edited)`, `[deleted]`, and how many reacted with each emoji (`[👍 2]`). Headed
+        by the message's id, or by the short number the chat shows (`#3`)."""
         sent = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00")).astimezone()
-        text = message["text"].replace("\n", "\n    ")
+        if message.get("deleted"):
+            text = "[deleted]"
+        else:
+            text = message["text"].replace("\n", "\n    ")
+            if message.get("edited_at"):
+                text += " (edited)"
+            if reactions := message.get("reactions"):
+                text += f"  [{' '.join(f'{e} {len(who)}' for e, who in reactions.items())}]"
         head = f"{message['message_id']} " if with_id else ""
+        if number is not None:
+            head = f"#{number} "
         return f"{head}[{sent:%H:%M}] {self.name_of(message['sender_id'])}: {text}"

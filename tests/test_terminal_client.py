@@ -1,7 +1,7 @@
 """The terminal client against the real stack: `parley login`, `send` and `history` as a script
 runs them (subprocesses: exact output and exit codes), `parley chat` as a person uses it (in a
-pseudo-terminal, typing while messages arrive), and its connection resuming after a drop with
-no gap and no duplicate."""
+pseudo-terminal, typing while messages arrive; edits, deletes, reactions, typing and receipts
+both ways), and its connection resuming after a drop with no gap and no duplicate."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pexpect
 import pytest
 
 from parley.reconnecting import Handlers, ReconnectingSession
+from parley.timeline import Typists
 from parley_client import Client, Frame, Login, Message
 from tests.conftest import PASSWORD, Api, eventually
 from tests.stack import Process
@@ -278,6 +279,137 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             terminal.close(force=True)
             terminal.logfile_read.close()
         assert terminal.exitstatus == 0, terminal.before
+
+
+async def test_chat_shows_what_others_change_and_type_and_sends_the_users_changes(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    listener = await api.connect(bob)
+    phone = await api.connect(alice)  # Alice's login, not the terminal's device
+    async with listener.heartbeating(0.5):
+        for text in ("to be edited", "to be deleted"):
+            await listener.accepted(await listener.send_message(channel, text))
+        await phone.accepted(await phone.send_message(channel, "mine"))
+        await listener.until(lambda f: f["type"] == "message" and f["text"] == "mine")
+        page = await api.history(alice, channel)  # each delivered once stored
+        first, second, mine = (m["message_id"] for m in page)
+        terminal = spawn_chat(env, tmp_path, "--username", alice.username)
+
+        async def expect(text: str) -> None:
+            await asyncio.to_thread(terminal.expect, re.escape(text))
+
+        async def frame_of(kind: str) -> Frame:
+            return await listener.until(
+                lambda f: f["type"] == kind and f.get("sender_id", f.get("user_id")) != bob.user_id
+            )
+
+        b = bob.username
+        try:
+            await expect("Your channels:")
+            terminal.sendline("1")
+            await expect(f"#1 {shown(page[0], b)}")
+            await expect(f"#2 {shown(page[1], b)}")
+            await expect(f"#3 {shown(page[2], alice.username)}")
+            await listener.read(channel, mine)
+            await expect(f"✓ seen by {b}")
+
+            # What Bob does shows as it happens.
+            await listener.accepted(await listener.edit(channel, first, "edited text"))
+            await expect(f"~ {b} edited #1: edited text")
+            await listener.accepted(await listener.react(channel, mine, "👍"))
+            await expect(f"~ {b} reacted 👍 to #3")
+            await listener.accepted(await listener.delete(channel, second))
+            await expect(f"~ {b} deleted #2")
+            await listener.typing(channel)
+            # Over the prompt `bob> `: prompt_toolkit redraws only the cells that change, so
+            # the name, where the prompt had it already, is not written again.
+            await expect(" is typing…")
+
+            # What Alice does reaches Bob as the protocol's frames.
+            terminal.sendline("/edit 3 mine, edited")
+            edited = await frame_of("edit")
+            assert {k: edited[k] for k in ("channel_id", "target_id", "sender_id", "text")} == {
+                "channel_id": channel,
+                "target_id": mine,
+                "sender_id": alice.user_id,
+                "text": "mine, edited",
+            }
+            await expect(f"~ {alice.username} edited #3: mine, edited")
+            terminal.sendline("/react 1 🎉")
+            reacted = await frame_of("reaction")
+            assert (reacted["target_id"], reacted["emoji"], reacted["removed"]) == (
+                first,
+                "🎉",
+                False,
+            )
+            terminal.sendline("/unreact #1 🎉")
+            taken_back = await frame_of("reaction")
+            assert (taken_back["target_id"], taken_back["removed"]) == (first, True)
+            await expect(f"~ {alice.username} took back 🎉 from #1")
+            terminal.sendline("/edit 1 not mine")
+            await expect("! /edit #1: forbidden: only its sender edits a message")
+            terminal.sendline("/react 9 👍")
+            await expect("! /react: no message #9 on screen")
+
+            # Typing a line tells Bob, at most every couple of seconds.
+            terminal.send("typing")
+            typing = await frame_of("typing")
+            assert (typing["channel_id"], typing["user_id"]) == (channel, alice.user_id)
+            terminal.sendline("")
+            await listener.until(lambda f: f["type"] == "message" and f["text"] == "typing")
+
+            # History shows each message's latest state.
+            terminal.sendline("/open 1")
+            await expect(f"#1 {shown(page[0], b).replace('to be edited', 'edited text (edited)')}")
+            await expect(f"#2 {shown(page[1], b).replace('to be deleted', '[deleted]')}")
+            await expect(f"#3 {shown(page[2], alice.username)}, edited (edited)  [👍 1]")
+
+            terminal.sendline("/quit")
+            await asyncio.to_thread(terminal.expect, pexpect.EOF)
+        finally:
+            terminal.close(force=True)
+            terminal.logfile_read.close()
+        assert terminal.exitstatus == 0, terminal.before
+
+
+def test_someone_typing_is_shown_until_it_expires_or_their_message_comes() -> None:
+    now = [100.0]
+    typists = Typists(clock=lambda: now[0])
+    typists.typing("bob", 3000)
+    typists.typing("carol", 6000)
+    assert typists.now_typing() == ["bob", "carol"]
+    now[0] += 3.0
+    assert typists.now_typing() == ["carol"]
+    assert typists.stopped("carol")
+    assert typists.now_typing() == []
+
+
+async def test_edit_and_delete_commands_print_the_change_id_or_exit_non_zero(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    sender = await api.connect(alice)
+    await sender.accepted(await sender.send_message(channel, "typo"))
+    await sender.until(lambda f: f["type"] == "message")  # delivered once stored
+    [message] = await api.history(alice, channel)
+    as_alice = {**env, "PARLEY_TOKEN": alice.token}
+    where = ("--channel", channel, "--message", message["message_id"])
+
+    edited = await parley(as_alice, "edit", *where, "no typo")
+    [state] = await api.history(bob, channel)
+    assert (edited.code, edited.err, state["text"]) == (0, "", "no typo")
+    assert int(edited.out) > int(message["message_id"])  # the edit's own id, later in the channel
+
+    not_hers = await parley({**env, "PARLEY_TOKEN": bob.token}, "edit", *where, "bob's now")
+    assert not_hers == Ran(
+        1, "", "parley edit: not edited: forbidden: only its sender edits a message\n"
+    )
+
+    deleted = await parley(as_alice, "delete", *where)
+    [state] = await api.history(bob, channel)
+    assert (deleted.code, deleted.err, state["deleted"]) == (0, "", True)
+    assert int(deleted.out) > int(edited.out)
 
 
 async def test_a_chat_whose_device_is_logged_out_ends_with_a_clear_message(
