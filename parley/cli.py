@@ -414,6 +414,47 @@ def history(
         typer.echo(line)
 
 
+@app.command()
+def search(
+    words: Annotated[str, typer.Argument(help="What to look for: messages with every word.")],
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", "-c", help="Only this channel (an id, a group or a username)."),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(help="Only results older than this message_id (a page's next one)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=100, help="At most N (20).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="One JSON result per line.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Search your messages, newest first: each match in [brackets] (with --json, each result
+    as the API gives it). When there are more, says on stderr what --before pages on."""
+
+    async def work() -> tuple[list[str], str | None]:
+        import orjson
+
+        from parley.oneshot import search as run
+
+        where, device = _device(url, token)
+        found, channels, directory = await run(
+            where, device, words, channel=channel, before=before, limit=limit
+        )
+        if json:
+            lines = [orjson.dumps(r).decode() for r in found["results"]]
+        else:
+            lines = [directory.found(r, channels, with_id=True) for r in found["results"]]
+        return lines, found["next_before"]
+
+    lines, next_before = _client_command("search", work)
+    for line in lines:
+        typer.echo(line)
+    if next_before is not None:
+        typer.echo(f"parley search: more with --before {next_before}", err=True)
+
+
 def _device(url: str | None, token: str | None) -> tuple[str, Any]:
     """The gateway and the device a command acts as: `--token` if given, else the stored
     login (NoCredentials if there is none)."""

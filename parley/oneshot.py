@@ -1,6 +1,6 @@
 """The terminal client's commands that do one thing and exit, for people and scripts alike:
-`parley login`, `parley logout`, `parley send`, `parley edit`, `parley delete` and
-`parley history`. Each takes the gateway's
+`parley login`, `parley logout`, `parley send`, `parley edit`, `parley delete`,
+`parley history` and `parley search`. Each takes the gateway's
 URL and a device (a stored login or a bare token) and raises CommandError with a message fit
 for the user when the server refuses."""
 
@@ -14,7 +14,7 @@ from parley import credentials
 from parley.credentials import Credentials
 from parley.directory import Directory, is_id
 from parley.reconnecting import ROWS, connect_first
-from parley_client import ApiError, Channel, Client, Message, Session
+from parley_client import ApiError, Channel, Client, Message, SearchResults, Session
 
 DEVICE_NAME = "parley terminal"
 SEND_TIMEOUT_S = 30.0
@@ -127,6 +127,28 @@ async def history(
         channel_id = await _channel_id(client, device, channel)
         messages = await client.history(device, channel_id, before=before, limit=limit)
         return messages, await directory_of(client, device)
+
+
+async def search(
+    url: str,
+    device: Device,
+    q: str,
+    *,
+    channel: str | None = None,
+    before: str | None = None,
+    limit: int | None = None,
+) -> tuple[SearchResults, list[Channel], Directory]:
+    """One page of the user's messages that hold every word of `q`, newest first (in one
+    channel if given), and the channels and names to show them with."""
+    if before is not None and not is_id(before):
+        raise CommandError(f"--before takes a message id, not {before!r}")
+    async with Client(url) as client:
+        channels = await client.channels(device)
+        channel_id = None
+        if channel is not None:
+            channel_id = await _channel_id(client, device, channel, channels)
+        found = await client.search(device, q, channel_id, before=before, limit=limit)
+        return found, channels, await directory_of(client, device)
 
 
 async def _channel_id(

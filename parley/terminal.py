@@ -2,7 +2,7 @@
 with `patch_stdout` so that what arrives is printed above the line being typed, never through
 it), the channel list, one open chat with its history, live messages and the presence of its
 people, who is typing (a line of the prompt, over the input line), changes to its messages and read
-receipts, and commands that start with `/`."""
+receipts, search over all the user's chats, and commands that start with `/`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ Type a line to send it to the open chat (start it with // to send a line that st
   /edit N TEXT               replace the text of your message #N
   /delete N                  delete message #N (yours, or any as a group's owner or admin)
   /react N EMOJI             react to message #N (/unreact N EMOJI takes it back)
+  /search WORDS...           your messages with all these words, in every chat, newest first
+  /search more               the next, older results
   /dm USERNAME               a direct chat with this user
   /group NAME USERNAME...    a new group with these users
   /help                      this text
@@ -94,6 +96,8 @@ class Chat:
         self.changes: dict[str, str] = {}
         """client_msg_id -> the command of an edit, delete or reaction not yet answered."""
         self.background: set[asyncio.Task[None]] = set()
+        self.searched: tuple[str, str | None] | None = None
+        """The last /search's words and where its next page starts (None: no more)."""
         self.commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
             "channels": self.cmd_channels,
             "open": self.cmd_open,
@@ -102,6 +106,7 @@ class Chat:
             "delete": self.cmd_delete,
             "react": self.cmd_react,
             "unreact": self.cmd_unreact,
+            "search": self.cmd_search,
             "dm": self.cmd_dm,
             "group": self.cmd_group,
             "help": self.cmd_help,
@@ -289,6 +294,35 @@ class Chat:
             say(f"! {command}: no message #{number.lstrip('#')} on screen")
             return None
         return self.open, message_id
+
+    async def cmd_search(self, args: list[str]) -> None:
+        """`/search WORDS...` from the newest, `/search more` for the page after the last one
+        shown (to look for the word "more" itself: `/search "more"`; punctuation is not
+        searched)."""
+        if not args:
+            say("! /search takes the words to look for (then /search more for older results)")
+            return
+        if args == ["more"]:
+            if self.searched is None or self.searched[1] is None:
+                say(
+                    "! /search more: no more results" if self.searched else "! nothing searched yet"
+                )
+                return
+            q, before = self.searched
+        else:
+            q, before = " ".join(args), None
+        found = await self.client.search(self.me, q, before=before, limit=PAGE)
+        self.searched = (q, found["next_before"])
+        if not found["results"]:
+            say(f"🔎 no messages with {q!r}")
+            return
+        known = {c["channel_id"] for c in self.channels}
+        if any(r["channel"]["channel_id"] not in known for r in found["results"]):
+            await self.reload()  # a chat started by someone else since the list was read
+        for result in found["results"]:
+            say(f"🔎 {self.directory.found(result, self.channels)}")
+        more = found["next_before"] is not None
+        say("(/search more shows older results)" if more else "-- end of results --")
 
     async def cmd_dm(self, args: list[str]) -> None:
         if len(args) != 1:
