@@ -12,11 +12,21 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 import typer
 
-SCENARIOS = ("floor", "connections", "storm", "latency", "throughput", "soak", "presence")
+SCENARIOS = (
+    "floor",
+    "connections",
+    "storm",
+    "latency",
+    "throughput",
+    "soak",
+    "presence",
+    "search",
+)
 """Run order. Memory per connection is measured first, on a gateway that has not yet carried
 the latency and throughput load (whose freed heap would hide the cost of new sockets). The soak
 runs on topics and tables the scenarios before it filled. Presence comes last: its event flood
-leaves the processor tracking sockets that never existed."""
+leaves the processor tracking sockets that never existed. Search runs on its own database for
+the bulk of its figures."""
 
 
 def _split(text: str) -> list[str]:
@@ -96,6 +106,9 @@ QUICK: dict[str, Any] = {
     "presence_flood_events": 20_000,
     "soak_messages": 2_000,
     "soak_rate": 200.0,
+    "search_messages": 20_000,
+    "search_lag_messages": 50,
+    "search_queries": 20,
 }
 """What `--quick` changes: small counts that show the harness and the stack work end to end."""
 
@@ -183,6 +196,16 @@ class Config:
     ] = 30.0
     presence_hold_s: Annotated[float, opt("Idle hold.", "--presence-hold-seconds")] = 20.0
     presence_flood_events: Annotated[int, opt("Events straight to the topic.", min=1)] = 200_000
+    # Search.
+    search_messages: Annotated[int, opt("Messages bulk-loaded into the index.", min=1000)] = (
+        1_000_000
+    )
+    search_member_channels: Annotated[
+        int, opt("Channels (of 1,000 messages) the searching user is in.", min=1)
+    ] = 50
+    search_queries: Annotated[int, opt("Queries per kind.", min=1)] = 200
+    search_lag_messages: Annotated[int, opt("Messages of the lag run.", min=1)] = 300
+    search_lag_rate: Annotated[float, opt("Msgs/s of the lag run.", min=0.1)] = 20.0
     # Bounds.
     drain_s: Annotated[float, opt("Wait for deliveries after a run.", "--drain-seconds")] = 5.0
     quiesce_max_s: Annotated[float, opt("Wait for quiet.", "--quiesce-seconds")] = 20.0

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from bench.results import LoadRow, Paced, Results, SoakResults, Verdict
+from bench.results import LoadRow, Paced, Results, SearchResults, SoakResults, Verdict
 from bench.verdicts import fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
@@ -48,6 +48,7 @@ def markdown(results: Results, plots: list[str]) -> str:
         *_storm(results),
         *_soak(results.soak),
         *_presence(results),
+        *_search(results.search),
         *_time(results),
         *_problems(results),
     ]
@@ -325,6 +326,38 @@ def _soak(soak: SoakResults | None) -> list[str]:
     lines += [
         f"| {w.window} | {w.deliveries:,} | {fmt_ms(w.p50)} | {fmt_ms(w.p99)} | {fmt_ms(w.max)} |"
         for w in soak.windows
+    ]
+    return lines
+
+
+def _search(search: SearchResults | None) -> list[str]:
+    if search is None:
+        return []
+    lag = search.lag_ms
+    lines = [
+        "",
+        f"## Search (lag over {search.lag_messages:,} messages at {search.lag_rate:g}/s; queries "
+        f"over {search.indexed_messages:,} indexed messages)",
+        "",
+        f"Send → searchable through the stack (polled every 10 ms): p50 {fmt_ms(lag.p50)}, "
+        f"p99 {fmt_ms(lag.p99)}, max {fmt_ms(lag.max)}; {search.lag_missing} never found.",
+        "",
+    ]
+    if search.load_s is not None:
+        lines += [
+            f"Bulk load through `SearchIndex.add`: {search.load_s:,} s "
+            f"({search.load_msgs_per_s:,.0f} msgs/s); {search.index_bytes_per_message:,.0f} bytes "
+            "on disk per indexed message (table, GIN and TOAST).",
+            "",
+        ]
+    lines += [
+        "| searcher | query | messages visible | queries | p50 | p99 | max | hits/query | too costly |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {q.who} | {q.kind} | {q.visible_messages:,} | {q.count} | {fmt_ms(q.p50_ms)} | "
+        f"{fmt_ms(q.p99_ms)} | {fmt_ms(q.max_ms)} | {q.mean_hits:g} | {q.too_costly} |"
+        for q in search.queries
     ]
     return lines
 

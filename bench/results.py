@@ -289,6 +289,35 @@ class SoakResults:
 
 
 @dataclass(frozen=True)
+class QueryRow:
+    """One kind of search query, run `count` times against the bulk-loaded index."""
+
+    who: str
+    kind: str
+    visible_messages: int
+    count: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_hits: float
+    too_costly: int
+
+
+@dataclass
+class SearchResults:
+    lag_messages: int
+    lag_rate: float
+    indexed_messages: int
+    lag_ms: Summary = NO_SAMPLES
+    """Send -> found by GET /v1/search, through the live stack."""
+    lag_missing: int = 0
+    load_s: float | None = None
+    load_msgs_per_s: float | None = None
+    index_bytes_per_message: float | None = None
+    queries: list[QueryRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ProcessorWindow:
     """Presence events the processor handled and changes it decided between two moments, and
     the CPU used meanwhile (cores, by role; `other` is the rest of the machine)."""
@@ -454,6 +483,7 @@ class Results:
     throughput: ThroughputResults | None = None
     soak: SoakResults | None = None
     presence: PresenceResults | None = None
+    search: SearchResults | None = None
     client_observed: ClientObserved | None = None
     logs: dict[str, LogScan] = field(default_factory=dict)
     targets: list[Verdict] = field(default_factory=list)

@@ -26,6 +26,7 @@ from bench.load import Fleet, Tracker
 from bench.presence import run_presence
 from bench.progress import bar as progress_bar
 from bench.results import ClientObserved, Meta, Results, Timing
+from bench.search import run_search
 from bench.soak import run_soak
 from bench.stack import Stack, external_stack, raise_nofile_limit, start_stack
 from bench.verdicts import verdicts
@@ -39,6 +40,7 @@ SCENARIO_FNS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "throughput": run_throughput,
     "soak": run_soak,
     "presence": run_presence,
+    "search": run_search,
 }
 
 
@@ -105,6 +107,15 @@ def _budget_s(cfg: Config, name: str) -> float:
         return 180 + cfg.soak_messages / cfg.soak_rate + 2 * cfg.drain_s
     if name == "connections":
         return 120 + len(cfg.conn_levels) * 250
+    if name == "search":
+        # The lag run, then a bulk load at no less than ~2,000 msgs/s, then the queries.
+        queries = 17 * cfg.search_queries * 2.0
+        return (
+            300
+            + cfg.search_lag_messages / cfg.search_lag_rate
+            + cfg.search_messages / 2000
+            + queries
+        )
     if name == "presence":
         step = cfg.presence_step_s + cfg.presence_timeout_s + 40
         flood = 240

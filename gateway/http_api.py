@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import openapi
-from gateway.commands import accounts, channels, friends, presence, push, reads
+from gateway.commands import accounts, channels, friends, presence, push, reads, search
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
 from gateway.services import Services
@@ -230,6 +230,12 @@ async def channel_messages(request: Request) -> Response:
     return json_response({"messages": [m.wire() for m in found]})
 
 
+async def search_messages(request: Request) -> Response:
+    device = await _device(request)
+    found = await search.search(_services(request), device, dict(request.query_params))
+    return json_response(found)
+
+
 async def put_friend(request: Request) -> Response:
     device = await _device(request)
     other = request.path_params["user_id"]
@@ -323,6 +329,7 @@ routes = [
     Route("/v1/channels/{channel_id}/members/{user_id}", remove_member, methods=["DELETE"]),
     Route("/v1/channels/{channel_id}/members/{user_id}", put_member_role, methods=["PUT"]),
     Route("/v1/channels/{channel_id}/messages", channel_messages, methods=["GET"]),
+    Route("/v1/search", search_messages, methods=["GET"]),
     Route("/v1/channels/{channel_id}/receipts", channel_receipts, methods=["GET"]),
     Route("/v1/settings", get_settings, methods=["GET"]),
     Route("/v1/settings", put_settings, methods=["PUT"]),

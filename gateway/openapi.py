@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.http import (
+    ALL_ANSWERS,
     ALL_BODIES,
     AccountSettings,
     MemberRole,
@@ -17,9 +18,11 @@ from schemas.http import (
     NewMember,
     NewSession,
     NewUser,
+    SearchResults,
 )
 from schemas.http import PushEndpointBody as PushBody
 from schemas.ids import ID_PATTERN
+from schemas.limits import MAX_SEARCH_QUERY_CHARS, SEARCH_LIMIT_MAX
 
 _ID = {"type": "string", "pattern": ID_PATTERN}
 
@@ -75,6 +78,19 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
     ),
     (
         "get",
+        "/v1/search",
+        "Search the caller's messages, newest first",
+        None,
+        True,
+        {
+            "q": {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_QUERY_CHARS},
+            "channel_id": _ID,
+            "before": _ID,
+            "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT_MAX},
+        },
+    ),
+    (
+        "get",
         "/v1/channels/{channel_id}/receipts",
         "How far members have read",
         None,
@@ -104,6 +120,9 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
     ("get", "/healthz", "Liveness", None, False, {}),
     ("get", "/metrics", "Prometheus metrics", None, False, {}),
 ]
+
+# The success answers the document describes, by operation.
+ANSWERS: dict[tuple[str, str], type[BaseModel]] = {("get", "/v1/search"): SearchResults}
 
 _ERROR = {
     "type": "object",
@@ -137,6 +156,16 @@ def document() -> dict[str, Any]:
                 }
             },
         }
+        answer = ANSWERS.get((method, path))
+        if answer is not None:
+            operation["responses"]["200"] = {
+                "description": answer.__doc__ or "",
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{answer.__name__}"}
+                    }
+                },
+            }
         if body is not None:
             operation["requestBody"] = {
                 "required": True,
@@ -156,11 +185,24 @@ def document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 **{name: m.model_json_schema() for name, m in ALL_BODIES.items()},
+                **_answer_schemas(),
                 "Error": _ERROR,
             },
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _answer_schemas() -> dict[str, Any]:
+    """The answers' schemas, with the models they nest under `components/schemas` too."""
+    out: dict[str, Any] = {}
+    for name, model in ALL_ANSWERS.items():
+        schema = model.model_json_schema(
+            mode="serialization", ref_template="#/components/schemas/{model}"
+        )
+        out.update(schema.pop("$defs", {}))
+        out[name] = schema
+    return out
 
 
 def _path_names(path: str) -> list[str]:

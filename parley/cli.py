@@ -138,20 +138,30 @@ def topics() -> None:
 
 
 @app.command()
-def replay() -> None:
-    """Rebuild the message store from the messages topic (same rows, same ids)."""
+def replay(
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="Rebuild the search index instead: empty it, then read parley.stored.v1.",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild the message store from the messages topic (same rows, same ids), or with
+    --search the search index from the stored topic."""
     from tqdm import tqdm
 
     from processors.replay import replay as run
+    from processors.search_rebuild import rebuild_search
 
-    with tqdm(unit="event", desc="replay") as bar:
+    with tqdm(unit="event", desc="search" if search else "replay") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        count = asyncio.run(run(_settings(), progress))
-    typer.echo(f"replayed {count} event(s)")
+        count = asyncio.run((rebuild_search if search else run)(_settings(), progress))
+    typer.echo(f"replayed {count} event(s)" + (" into the search index" if search else ""))
 
 
 @app.command()
@@ -336,6 +346,46 @@ def send(
     typer.echo(_client_command("send", work))
 
 
+MessageOption = Annotated[str, typer.Option("--message", "-m", help="The message's id.")]
+
+
+@app.command()
+def edit(
+    channel: ChannelOption,
+    message: MessageOption,
+    text: Annotated[str, typer.Argument(help="The new text.")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Replace the text of one of your messages; prints the edit's id once accepted."""
+
+    async def work() -> str:
+        from parley.oneshot import edit as run
+
+        where, device = _device(url, token)
+        return await run(where, device, channel, message, text)
+
+    typer.echo(_client_command("edit", work))
+
+
+@app.command()
+def delete(
+    channel: ChannelOption,
+    message: MessageOption,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Delete a message (yours, or any as a group's owner or admin); prints the delete's id."""
+
+    async def work() -> str:
+        from parley.oneshot import delete as run
+
+        where, device = _device(url, token)
+        return await run(where, device, channel, message)
+
+    typer.echo(_client_command("delete", work))
+
+
 @app.command()
 def history(
     channel: ChannelOption,
@@ -362,6 +412,47 @@ def history(
 
     for line in _client_command("history", work):
         typer.echo(line)
+
+
+@app.command()
+def search(
+    words: Annotated[str, typer.Argument(help="What to look for: messages with every word.")],
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", "-c", help="Only this channel (an id, a group or a username)."),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(help="Only results older than this message_id (a page's next one)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=100, help="At most N (20).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="One JSON result per line.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Search your messages, newest first: each match in [brackets] (with --json, each result
+    as the API gives it). When there are more, says on stderr what --before pages on."""
+
+    async def work() -> tuple[list[str], str | None]:
+        import orjson
+
+        from parley.oneshot import search as run
+
+        where, device = _device(url, token)
+        found, channels, directory = await run(
+            where, device, words, channel=channel, before=before, limit=limit
+        )
+        if json:
+            lines = [orjson.dumps(r).decode() for r in found["results"]]
+        else:
+            lines = [directory.found(r, channels, with_id=True) for r in found["results"]]
+        return lines, found["next_before"]
+
+    lines, next_before = _client_command("search", work)
+    for line in lines:
+        typer.echo(line)
+    if next_before is not None:
+        typer.echo(f"parley search: more with --before {next_before}", err=True)
 
 
 def _device(url: str | None, token: str | None) -> tuple[str, Any]:

@@ -1,7 +1,7 @@
 """Names for ids, as far as the API tells them: the user's own name, their friends' (from
 `GET /v1/friends`) and those looked up by username (`GET /v1/users?username=`; no call names
-a user from an id), channel titles, channels found by id or name, and how a message reads on
-one line."""
+a user from an id), channel titles, channels found by id or name, and how a message and a
+search result read on one line."""
 
 from __future__ import annotations
 
@@ -9,11 +9,29 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from parley_client import ApiError, Authenticated, Channel, Client, Message
+from parley_client import (
+    ApiError,
+    Authenticated,
+    Channel,
+    Client,
+    Message,
+    SearchResult,
+    SnippetPart,
+)
 
 
 class NotFound(Exception):
     """A channel or user named on the command line that the user's lists do not hold."""
+
+
+def marked(snippet: list[SnippetPart]) -> str:
+    """A snippet as plain text on one line, each match in [brackets]: `…in [한국]어…`."""
+    text = "".join(f"[{p['text']}]" if p["match"] else p["text"] for p in snippet)
+    return " ".join(text.splitlines())
+
+
+def _time(sent_at: str) -> datetime:
+    return datetime.fromisoformat(sent_at.replace("Z", "+00:00")).astimezone()
 
 
 def is_id(text: str) -> bool:
@@ -103,9 +121,35 @@ class Directory:
             or (c["type"] == "direct" and key in (self.name_of(m) for m in self.others(c)))
         ]
 
-    def line(self, message: Message, *, with_id: bool = False) -> str:
-        """`[12:03] alice: text`, the time local; lines after the first indented."""
-        sent = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00")).astimezone()
-        text = message["text"].replace("\n", "\n    ")
+    def line(self, message: Message, *, with_id: bool = False, number: int | None = None) -> str:
+        """`[12:03] alice: text`, the time local; lines after the first indented; in its latest
+        state: `(edited)`, `[deleted]`, and how many reacted with each emoji (`[👍 2]`). Headed
+        by the message's id, or by the short number the chat shows (`#3`)."""
+        sent = _time(message["sent_at"])
+        if message.get("deleted"):
+            text = "[deleted]"
+        else:
+            text = message["text"].replace("\n", "\n    ")
+            if message.get("edited_at"):
+                text += " (edited)"
+            if reactions := message.get("reactions"):
+                text += f"  [{' '.join(f'{e} {len(who)}' for e, who in reactions.items())}]"
         head = f"{message['message_id']} " if with_id else ""
+        if number is not None:
+            head = f"#{number} "
         return f"{head}[{sent:%H:%M}] {self.name_of(message['sender_id'])}: {text}"
+
+    def found(self, result: SearchResult, channels: list[Channel], *, with_id: bool = False) -> str:
+        """`[#team 12:03] bob: …the snippet with each [match]…`: where (the channel's title as
+        the list names it), when (local time), who, and the snippet (not the whole text);
+        headed by the message's id if asked."""
+        message, channel = result["message"], result["channel"]
+        listed = [c for c in channels if c["channel_id"] == channel["channel_id"]]
+        if listed:
+            where = self.title(listed[0])
+        else:
+            where = f"#{channel['name']}" if channel["name"] is not None else "direct"
+        head = f"{message['message_id']} " if with_id else ""
+        sent = _time(message["sent_at"])
+        who = self.name_of(message["sender_id"])
+        return f"{head}[{where} {sent:%H:%M}] {who}: {marked(result['snippet'])}"

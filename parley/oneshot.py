@@ -1,18 +1,20 @@
 """The terminal client's commands that do one thing and exit, for people and scripts alike:
-`parley login`, `parley logout`, `parley send` and `parley history`. Each takes the gateway's
+`parley login`, `parley logout`, `parley send`, `parley edit`, `parley delete`,
+`parley history` and `parley search`. Each takes the gateway's
 URL and a device (a stored login or a bare token) and raises CommandError with a message fit
 for the user when the server refuses."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from parley import credentials
 from parley.credentials import Credentials
 from parley.directory import Directory, is_id
-from parley.reconnecting import connect_first
-from parley_client import ApiError, Channel, Client, Message, Session
+from parley.reconnecting import ROWS, connect_first
+from parley_client import ApiError, Channel, Client, Message, SearchResults, Session
 
 DEVICE_NAME = "parley terminal"
 SEND_TIMEOUT_S = 30.0
@@ -66,6 +68,36 @@ async def send(url: str, device: Device, channel: str, text: str) -> str:
     is accepted and its echo comes back; returns its `message_id`."""
     if not text:
         raise CommandError("nothing to send: the text is empty")
+    return await _row(url, device, channel, "not sent", lambda s, c: s.send_message(c, text))
+
+
+async def edit(url: str, device: Device, channel: str, message_id: str, text: str) -> str:
+    """Replace the text of the user's message `message_id`; returns the edit's own id once it
+    is accepted and has come back."""
+    if not is_id(message_id):
+        raise CommandError(f"--message takes a message id, not {message_id!r}")
+    if not text:
+        raise CommandError("no new text: the text is empty")
+    return await _row(url, device, channel, "not edited", lambda s, c: s.edit(c, message_id, text))
+
+
+async def delete(url: str, device: Device, channel: str, message_id: str) -> str:
+    """Delete the message `message_id`; returns the delete's own id once accepted."""
+    if not is_id(message_id):
+        raise CommandError(f"--message takes a message id, not {message_id!r}")
+    return await _row(url, device, channel, "not deleted", lambda s, c: s.delete(c, message_id))
+
+
+async def _row(
+    url: str,
+    device: Device,
+    channel: str,
+    refused: str,
+    write: Callable[[Session, str], Awaitable[str]],
+) -> str:
+    """Write one row to the channel (`write` sends it, returning its `client_msg_id`), wait for
+    `accepted` and its echo; returns the row's `message_id`. CommandError(`refused: …`) if the
+    server refuses it."""
     async with Client(url) as client:
         channels = await client.channels(device)
         channel_id = await _channel_id(client, device, channel, channels)
@@ -74,8 +106,7 @@ async def send(url: str, device: Device, channel: str, text: str) -> str:
         cursors = {c: m for c, m in heads.items() if m is not None}
         session = await connect_first(await client.discovery(device), device.token, cursors)
         try:
-            client_msg_id = await session.send_message(channel_id, text)
-            return await _echo(session, client_msg_id)
+            return await _echo(session, await write(session, channel_id), refused)
         finally:
             await session.close()
 
@@ -98,6 +129,28 @@ async def history(
         return messages, await directory_of(client, device)
 
 
+async def search(
+    url: str,
+    device: Device,
+    q: str,
+    *,
+    channel: str | None = None,
+    before: str | None = None,
+    limit: int | None = None,
+) -> tuple[SearchResults, list[Channel], Directory]:
+    """One page of the user's messages that hold every word of `q`, newest first (in one
+    channel if given), and the channels and names to show them with."""
+    if before is not None and not is_id(before):
+        raise CommandError(f"--before takes a message id, not {before!r}")
+    async with Client(url) as client:
+        channels = await client.channels(device)
+        channel_id = None
+        if channel is not None:
+            channel_id = await _channel_id(client, device, channel, channels)
+        found = await client.search(device, q, channel_id, before=before, limit=limit)
+        return found, channels, await directory_of(client, device)
+
+
 async def _channel_id(
     client: Client, device: Device, key: str, channels: list[Channel] | None = None
 ) -> str:
@@ -111,8 +164,8 @@ async def _channel_id(
     return (await directory.find_channel(client, device, channels, key))["channel_id"]
 
 
-async def _echo(session: Session, client_msg_id: str) -> str:
-    """Read until the send is accepted and its echo has come (in either order)."""
+async def _echo(session: Session, client_msg_id: str, refused: str) -> str:
+    """Read until the row is accepted and its echo has come (in either order)."""
     device_id = session.welcome.device_id if session.welcome else None
     deadline = time.monotonic() + SEND_TIMEOUT_S
     accepted, message_id = False, None
@@ -125,11 +178,11 @@ async def _echo(session: Session, client_msg_id: str) -> str:
         if frame["type"] == "accepted" and frame["client_msg_id"] == client_msg_id:
             accepted = True
         elif (
-            frame["type"] == "message"
+            frame["type"] in ROWS
             and frame["client_msg_id"] == client_msg_id
             and frame["sender_device_id"] == device_id
         ):
             message_id = str(frame["message_id"])
         elif frame["type"] == "error" and frame.get("ref") == client_msg_id:
-            raise CommandError(f"not sent: {frame['code']}: {frame['message']}")
+            raise CommandError(f"{refused}: {frame['code']}: {frame['message']}")
     return message_id

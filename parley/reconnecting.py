@@ -1,8 +1,8 @@
 """A WebSocket session that stays connected for an interactive client: it connects where
 discovery says, heartbeats, and after a drop reconnects with capped, jittered backoff, resuming
-every channel from the last message it had (`hello.cursors`: no gap, no duplicate). Sends not
-yet `accepted` are sent again with their `client_msg_id` (one message all the same), and the
-presence subscription is renewed (it belongs to a socket)."""
+every channel from the last message it had (`hello.cursors`: no gap, no duplicate). Sends,
+edits, deletes and reactions not yet `accepted` are sent again with their `client_msg_id` (one
+row all the same), and the presence subscription is renewed (it belongs to a socket)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ from parley_client import ApiError, Authenticated, Client, CloseCode, Frame, Ses
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 CONNECT_TIMEOUT_S = 15.0
+ROWS = frozenset({"message", "edit", "delete", "reaction"})
+"""The frames that are rows of a channel: one id sequence, delivered and synced alike."""
+
+Command = Callable[[Session], Awaitable[object]]
+"""A frame sent with a `client_msg_id` of its own, as the socket sends it (again)."""
 
 
 class LoggedOut(Exception):
@@ -77,8 +82,8 @@ class ReconnectingSession:
         self.handlers = handlers
         self.cursors: dict[str, str] = {c: m for c, m in cursors.items() if m is not None}
         """channel_id -> the newest message_id had: where a reconnect resumes."""
-        self.pending: dict[str, tuple[str, str]] = {}
-        """client_msg_id -> (channel_id, text) of sends not yet accepted."""
+        self.pending: dict[str, Command] = {}
+        """client_msg_id -> the send or change not yet accepted, to send again."""
         self.watching: list[str] = []
         self.session: Session | None = None
         self.device_id: str | None = None
@@ -92,9 +97,36 @@ class ReconnectingSession:
     async def send(self, channel_id: str, text: str) -> str:
         """Send now if connected, else after the reconnect; returns the `client_msg_id`."""
         client_msg_id = uuid.uuid4().hex
-        self.pending[client_msg_id] = (channel_id, text)
-        await self._try(lambda s: s.send_message(channel_id, text, client_msg_id))
-        return client_msg_id
+        return await self._command(
+            client_msg_id, lambda s: s.send_message(channel_id, text, client_msg_id)
+        )
+
+    async def edit(self, channel_id: str, message_id: str, text: str) -> str:
+        """Edit one of the user's messages, as `send` sends (answered by `accepted`, then the
+        `edit` row); returns the `client_msg_id`."""
+        client_msg_id = uuid.uuid4().hex
+        return await self._command(
+            client_msg_id, lambda s: s.edit(channel_id, message_id, text, client_msg_id)
+        )
+
+    async def delete(self, channel_id: str, message_id: str) -> str:
+        client_msg_id = uuid.uuid4().hex
+        return await self._command(
+            client_msg_id, lambda s: s.delete(channel_id, message_id, client_msg_id)
+        )
+
+    async def react(self, channel_id: str, message_id: str, emoji: str, removed: bool) -> str:
+        client_msg_id = uuid.uuid4().hex
+        return await self._command(
+            client_msg_id,
+            lambda s: s.react(
+                channel_id, message_id, emoji, removed=removed, client_msg_id=client_msg_id
+            ),
+        )
+
+    async def typing(self, channel_id: str) -> None:
+        """The user is typing in the channel (never resent: it is stale by the reconnect)."""
+        await self._try(lambda s: s.typing(channel_id))
 
     async def ack(self, channel_id: str, message_id: str) -> None:
         """This device has had the channel up to `message_id`: its stored sync cursor (a lost
@@ -187,8 +219,8 @@ class ReconnectingSession:
         """Renew what belongs to a socket, then read it until it drops."""
         self.session = session
         async with session.heartbeating(self._interval_s):
-            for client_msg_id, (channel_id, text) in list(self.pending.items()):
-                await session.send_message(channel_id, text, client_msg_id)
+            for command in list(self.pending.values()):
+                await command(session)
             if self.watching:
                 await session.subscribe_presence(self.watching)
             while True:
@@ -196,7 +228,7 @@ class ReconnectingSession:
 
     async def _handle(self, frame: Frame) -> None:
         kind = frame.get("type")
-        if kind == "message":
+        if kind in ROWS:
             channel_id, message_id = frame["channel_id"], frame["message_id"]
             if int(message_id) <= int(self.cursors.get(channel_id, "0")):
                 return  # had already: a resend's echo, or a page the sync overlapped
@@ -211,6 +243,11 @@ class ReconnectingSession:
             self.synced.set()
             return
         await self.handlers.frame(frame)
+
+    async def _command(self, client_msg_id: str, command: Command) -> str:
+        self.pending[client_msg_id] = command
+        await self._try(command)
+        return client_msg_id
 
     async def _try(self, act: Callable[[Session], Awaitable[object]]) -> None:
         """Do `act` on the socket if there is one; a socket that just dropped is left to `run`

@@ -1,35 +1,46 @@
 """`parley chat`: the interactive terminal client. One line of input at the bottom (prompt_toolkit,
 with `patch_stdout` so that what arrives is printed above the line being typed, never through
 it), the channel list, one open chat with its history, live messages and the presence of its
-people, and commands that start with `/`."""
+people, who is typing (a line of the prompt, over the input line), changes to its messages and read
+receipts, search over all the user's chats, and commands that start with `/`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
 import httpx
 from prompt_toolkit import PromptSession
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from parley.credentials import Credentials
 from parley.directory import Directory, NotFound
-from parley.reconnecting import Handlers, LoggedOut, ReconnectingSession
-from parley_client import ApiError, Channel, Client, Frame, Message
+from parley.reconnecting import ROWS, Handlers, LoggedOut, ReconnectingSession
+from parley.timeline import Timeline, Typists
+from parley_client import ApiError, ChangeFrame, Channel, Client, Frame, Message, Receipt
 
 PAGE = 20
 """Messages shown when a chat opens, and per `/more`."""
 UNREAD_MAX = 100
 """`GET /v1/channels` counts unread messages exactly up to this, and says this beyond."""
+TYPING_EVERY_S = 2.5
+"""How often `typing` goes out while the user types (the protocol asks every 2-3 s)."""
 
 HELP = """\
 Type a line to send it to the open chat (start it with // to send a line that starts with /).
   /channels                  back to your channels (then type a number or a name to open one)
   /open NUMBER|NAME          open a chat: its number in the list, a group's name or a username
   /more                      show older messages of the open chat
+  /edit N TEXT               replace the text of your message #N
+  /delete N                  delete message #N (yours, or any as a group's owner or admin)
+  /react N EMOJI             react to message #N (/unreact N EMOJI takes it back)
+  /search WORDS...           your messages with all these words, in every chat, newest first
+  /search more               the next, older results
   /dm USERNAME               a direct chat with this user
   /group NAME USERNAME...    a new group with these users
   /help                      this text
@@ -53,6 +64,12 @@ class OpenChat:
     """The newest message_id shown: anything not above it was shown already."""
     oldest: str | None = None
     """The oldest message_id shown: where `/more` pages back from."""
+    read: int = 0
+    """The user's read marker here, as far as this device knows (any device moves it)."""
+    timeline: Timeline = field(default_factory=Timeline)
+    typists: Typists = field(default_factory=Typists)
+    seen: dict[str, str] = field(default_factory=dict)
+    """user_id -> the receipt line last printed for them (each is printed when it changes)."""
 
     @property
     def channel_id(self) -> str:
@@ -73,10 +90,23 @@ class Chat:
             client, me, heads, Handlers(frame=self.on_frame, status=self.on_status)
         )
         self.prompt: PromptSession[str] = PromptSession(erase_when_done=True)
+        self.prompt.default_buffer.on_text_changed += self.on_typed
+        self.typed_at = 0.0
+        """When `typing` last went out (monotonic)."""
+        self.changes: dict[str, str] = {}
+        """client_msg_id -> the command of an edit, delete or reaction not yet answered."""
+        self.background: set[asyncio.Task[None]] = set()
+        self.searched: tuple[str, str | None] | None = None
+        """The last /search's words and where its next page starts (None: no more)."""
         self.commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
             "channels": self.cmd_channels,
             "open": self.cmd_open,
             "more": self.cmd_more,
+            "edit": self.cmd_edit,
+            "delete": self.cmd_delete,
+            "react": self.cmd_react,
+            "unreact": self.cmd_unreact,
+            "search": self.cmd_search,
             "dm": self.cmd_dm,
             "group": self.cmd_group,
             "help": self.cmd_help,
@@ -116,7 +146,41 @@ class Chat:
             return None
 
     def prompt_text(self) -> str:
-        return f"{self.directory.title(self.open.channel)}> " if self.open else "parley> "
+        """`bob> `; over it, while someone types, `bob is typing…` (a line of the prompt, so
+        never printed through what the user types; a bottom toolbar would need the terminal
+        to report its cursor position, which not all do)."""
+        if self.open is None:
+            return "parley> "
+        here = f"{self.directory.title(self.open.channel)}> "
+        typing = self.open.typists.now_typing()
+        if not typing:
+            return here
+        names = ", ".join(self.directory.name_of(u) for u in typing)
+        return f"{names} {'is' if len(typing) == 1 else 'are'} typing…\n{here}"
+
+    def redraw(self) -> None:
+        """Draw the prompt again (who is typing changes with no key pressed)."""
+        self.prompt.app.invalidate()
+
+    def on_typed(self, buffer: Buffer) -> None:
+        """A key changed the line: `typing` for the open chat, at most every TYPING_EVERY_S,
+        and not for commands."""
+        chat, text = self.open, buffer.text
+        if chat is None or not text or (text.startswith("/") and not text.startswith("//")):
+            return
+        now = time.monotonic()
+        if now - self.typed_at < TYPING_EVERY_S:
+            return
+        self.typed_at = now
+        self.in_background(self.link.typing(chat.channel_id))
+
+    def in_background(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.ensure_future(run())
+        self.background.add(task)  # held, so that it is not collected before it ends
+        task.add_done_callback(self.background.discard)
 
     async def handle(self, line: str) -> None:
         try:
@@ -147,6 +211,7 @@ class Chat:
             say("! no chat is open: type a number or a name from the list first")
             return
         await self.link.send(self.open.channel_id, text)  # shown when its echo comes back
+        self.typed_at = 0.0  # typing again after a send is news again
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -181,9 +246,83 @@ class Chat:
             return
         say(f"-- {len(page)} older message{'s' if len(page) > 1 else ''} --")
         for message in page:
-            say(self.directory.line(message))
+            say(self.directory.line(message, number=chat.timeline.add(message)))
         say("-- end of older messages --")
         chat.oldest = page[0]["message_id"]
+
+    async def cmd_edit(self, args: list[str]) -> None:
+        if len(args) < 2:
+            say("! /edit takes a message's number and the new text")
+            return
+        if found := self.shown_message("/edit", args[0]):
+            chat, message_id = found
+            text = " ".join(args[1:])
+            sent = await self.link.edit(chat.channel_id, message_id, text)
+            self.changes[sent] = f"/edit #{args[0].lstrip('#')}"
+
+    async def cmd_delete(self, args: list[str]) -> None:
+        if len(args) != 1:
+            say("! /delete takes a message's number")
+            return
+        if found := self.shown_message("/delete", args[0]):
+            chat, message_id = found
+            sent = await self.link.delete(chat.channel_id, message_id)
+            self.changes[sent] = f"/delete #{args[0].lstrip('#')}"
+
+    async def cmd_react(self, args: list[str]) -> None:
+        await self.reaction("/react", args, removed=False)
+
+    async def cmd_unreact(self, args: list[str]) -> None:
+        await self.reaction("/unreact", args, removed=True)
+
+    async def reaction(self, command: str, args: list[str], *, removed: bool) -> None:
+        if len(args) != 2:
+            say(f"! {command} takes a message's number and one emoji")
+            return
+        if found := self.shown_message(command, args[0]):
+            chat, message_id = found
+            sent = await self.link.react(chat.channel_id, message_id, args[1], removed)
+            self.changes[sent] = f"{command} #{args[0].lstrip('#')}"
+
+    def shown_message(self, command: str, number: str) -> tuple[OpenChat, str] | None:
+        """The open chat and the id of its message `#number`; says why not if there is none."""
+        if self.open is None:
+            say(f"! {command}: no chat is open")
+            return None
+        message_id = self.open.timeline.message_id(number)
+        if message_id is None:
+            say(f"! {command}: no message #{number.lstrip('#')} on screen")
+            return None
+        return self.open, message_id
+
+    async def cmd_search(self, args: list[str]) -> None:
+        """`/search WORDS...` from the newest, `/search more` for the page after the last one
+        shown (to look for the word "more" itself: `/search "more"`; punctuation is not
+        searched)."""
+        if not args:
+            say("! /search takes the words to look for (then /search more for older results)")
+            return
+        if args == ["more"]:
+            if self.searched is None or self.searched[1] is None:
+                say(
+                    "! /search more: no more results" if self.searched else "! nothing searched yet"
+                )
+                return
+            q, before = self.searched
+        else:
+            q, before = " ".join(args), None
+        found = await self.client.search(self.me, q, before=before, limit=PAGE)
+        self.searched = (q, found["next_before"])
+        if not found["results"]:
+            say(f"🔎 no messages with {q!r}")
+            return
+        known = {c["channel_id"] for c in self.channels}
+        if any(r["channel"]["channel_id"] not in known for r in found["results"]):
+            await self.reload()  # a chat started by someone else since the list was read
+        for result in found["results"]:
+            say(f"🔎 {self.directory.found(result, self.channels)}")
+        more = found["next_before"] is not None
+        say("(/search more shows older results)" if more else "-- end of results --")
 
     async def cmd_dm(self, args: list[str]) -> None:
         if len(args) != 1:
@@ -230,7 +369,7 @@ class Chat:
         await self.open_chat(listed[0] if listed else created)
 
     async def open_chat(self, channel: Channel) -> None:
-        chat = self.open = OpenChat(channel)
+        chat = self.open = OpenChat(channel, read=int(channel.get("read_message_id") or 0))
         self.link.add_channel(channel["channel_id"], channel["last_message_id"])
         people = [self.directory.name_of(m) for m in self.directory.others(channel)]
         say(f"== {self.directory.title(channel)} == with {', '.join(people) or 'nobody else'}")
@@ -240,8 +379,11 @@ class Chat:
         if len(page) == PAGE:
             say("(/more shows older messages)")
         chat.loaded = True
-        await self.show(chat, [*page, *chat.held])
-        chat.held.clear()
+        held, chat.held = chat.held, []
+        await self.show(chat, page)
+        for row in held:  # in the channel's order, after the page
+            await self.on_row(chat, row)
+        self.show_receipts(chat, await self.client.receipts(self.me, chat.channel_id))
         await self.watch_presence(channel)
 
     async def watch_presence(self, channel: Channel) -> None:
@@ -258,19 +400,64 @@ class Chat:
         every device, and the unread counts)."""
         fresh = [m for m in messages if int(m["message_id"]) > chat.newest]
         for message in fresh:
-            say(self.directory.line(message))
+            say(self.directory.line(message, number=chat.timeline.add(message)))
             chat.newest = int(message["message_id"])
+            if chat.typists.stopped(message["sender_id"]):
+                self.redraw()
         if fresh:
-            newest = fresh[-1]["message_id"]
-            await self.link.ack(chat.channel_id, newest)
-            await self.link.read(chat.channel_id, newest)
+            await self.seen_up_to(chat, fresh[-1]["message_id"])
+
+    async def seen_up_to(self, chat: OpenChat, row_id: str) -> None:
+        """The device has had the chat up to this row (`ack`) and the user has read it
+        (`read`, unless another device of theirs has read that far already)."""
+        await self.link.ack(chat.channel_id, row_id)
+        if int(row_id) > chat.read:
+            chat.read = int(row_id)
+            await self.link.read(chat.channel_id, row_id)
+
+    def show_receipts(self, chat: OpenChat, receipts: list[Receipt]) -> None:
+        """`✓ seen by bob` for each other member who has read all the chat shows (`✓ seen by
+        bob up to #3` for one behind), each when it changes."""
+        for receipt in receipts:
+            user_id = receipt["user_id"]
+            if user_id == self.me.user_id:
+                continue
+            name = self.directory.name_of(user_id)
+            if int(receipt["message_id"]) >= chat.newest:
+                line = f"✓ seen by {name}"
+            elif (number := chat.timeline.newest_at_or_before(receipt["message_id"])) is not None:
+                line = f"✓ seen by {name} up to #{number}"
+            else:
+                continue
+            if chat.seen.get(user_id) != line:
+                chat.seen[user_id] = line
+                say(line)
 
     # --- what the connection brings ---------------------------------------------------------
 
     async def on_frame(self, frame: Frame) -> None:
-        kind = frame["type"]
+        kind, chat = frame["type"], self.open
+        in_chat = chat is not None and frame.get("channel_id") == chat.channel_id
         if kind == "message":
             await self.on_message(cast(Message, frame))
+        elif kind in ROWS and chat is not None and in_chat:
+            if chat.loaded:
+                await self.on_row(chat, cast(Message, frame))
+            else:
+                chat.held.append(cast(Message, frame))
+        elif kind == "typing" and chat is not None and in_chat:
+            chat.typists.typing(frame["user_id"], int(frame["expires_in_ms"]))
+            self.redraw()
+            expiry = asyncio.get_running_loop().call_later
+            expiry(int(frame["expires_in_ms"]) / 1000 + 0.05, self.redraw)
+        elif kind == "read" and chat is not None and in_chat:
+            chat.read = max(chat.read, int(frame["message_id"]))  # read on another device
+        elif kind == "receipts" and chat is not None and in_chat:
+            self.show_receipts(chat, cast(list[Receipt], frame["reads"]))
+        elif kind == "accepted":
+            self.changes.pop(frame["client_msg_id"], None)  # its row shows it done
+        elif kind == "error" and frame.get("ref") in self.changes:
+            say(f"! {self.changes.pop(frame['ref'])}: {frame['code']}: {frame['message']}")
         elif kind == "presence":
             if self.open and frame["user_id"] in self.directory.others(self.open.channel):
                 say(f"* {self.directory.name_of(frame['user_id'])} is {frame['status']}")
@@ -292,6 +479,19 @@ class Chat:
         where = self.directory.title(listed[0]) if listed else "a new chat (see /channels)"
         sender = self.directory.name_of(message["sender_id"])
         say(f"(new in {where}) {sender}: {message['text'][:60]}")
+
+    async def on_row(self, chat: OpenChat, row: Message) -> None:
+        """A message or a change of the open chat, past its first page, in the channel's order."""
+        if cast(Frame, row).get("type", "message") == "message":
+            await self.show(chat, [row])
+            return
+        if int(row["message_id"]) <= chat.newest:
+            return  # in the page already
+        change = cast(ChangeFrame, row)
+        chat.timeline.apply(change)
+        say(chat.timeline.describe(change, self.directory.name_of(change["sender_id"])))
+        chat.newest = int(change["message_id"])
+        await self.seen_up_to(chat, change["message_id"])
 
     def on_status(self, text: str) -> None:
         say(f"* {text}")

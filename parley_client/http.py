@@ -1,5 +1,5 @@
-"""The HTTP half of the protocol: accounts, devices, channels, history, friends, presence,
-push endpoints and discovery (docs/protocol.md, "HTTP API")."""
+"""The HTTP half of the protocol: accounts, devices, channels, history, search, friends,
+presence, push endpoints and discovery (docs/protocol.md, "HTTP API")."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from parley_client.models import (
     Presence,
     PushEndpoint,
     Receipt,
+    SearchResults,
     UserCard,
 )
 from parley_client.session import Session
@@ -258,6 +259,25 @@ class Client:
             for c in await self.channels(auth)
             if c["last_message_id"] is not None
         }
+
+    # --- search -----------------------------------------------------------------------------
+
+    async def search(
+        self,
+        auth: Authenticated,
+        q: str,
+        channel_id: str | None = None,
+        before: str | None = None,
+        limit: int | None = None,
+    ) -> SearchResults:
+        """One page of the caller's messages that hold every word of `q`, newest first, each
+        with its channel and a snippet; in `channel_id` only if given, older than `before` (a
+        page's `next_before`) if given. `invalid` for a `q` not 1-200 characters or with nothing
+        to search in it, `not_member` for a channel not theirs, `too_broad` when the query
+        runs out of time. A message just sent may not be indexed yet."""
+        given = {"q": q, "channel_id": channel_id, "before": before, "limit": limit}
+        params = {k: v for k, v in given.items() if v is not None}
+        return cast(SearchResults, await self._call("GET", "/v1/search", auth, params=params))
 
     # --- friends and presence ---------------------------------------------------------------
 

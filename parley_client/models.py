@@ -99,6 +99,39 @@ class Channel(TypedDict):
     unread_count: NotRequired[int]  # messages from others after it, counted up to 100
 
 
+class SearchChannel(TypedDict):
+    """The channel of a search result: `name` is None for direct channels (and `type` and
+    `name` are None for a channel that no longer exists)."""
+
+    channel_id: str
+    type: ChannelType | None
+    name: str | None
+
+
+class SnippetPart(TypedDict):
+    """A piece of a result's snippet: plain text (never markup), a match of the query where
+    `match` is true. A part `…` that is no match marks text cut off at either end."""
+
+    text: str
+    match: bool
+
+
+class SearchResult(TypedDict):
+    """Each item of `GET /v1/search`'s `results`."""
+
+    message: Message
+    channel: SearchChannel
+    snippet: list[SnippetPart]
+
+
+class SearchResults(TypedDict):
+    """`GET /v1/search`: matches newest first; pass `next_before` as `before` for the next page
+    (None: there is no more)."""
+
+    results: list[SearchResult]
+    next_before: str | None
+
+
 class Receipt(TypedDict):
     """Each item of `GET /v1/channels/{id}/receipts` and of a `receipts` frame's `reads`."""
 

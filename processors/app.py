@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 
 from processors import metrics
 from processors.batching import batches
+from processors.indexer import SearchIndexer
 from processors.kafka_tuning import apply_kafka_tuning
 from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
@@ -28,6 +29,7 @@ from topics.definitions import (
     presence_changes_topic,
     presence_topic,
     signals_topic,
+    stored_topic,
 )
 
 log = logging.getLogger("parley.processor")
@@ -78,10 +80,11 @@ def create_app(settings: Settings) -> faust.App:
         inbox=inbox_topic(settings).name,
         inbox_partitions=settings.inbox_partitions,
         dead_letter=dead_letter_topic(settings).name,
+        stored=stored_topic(settings).name,
     )
 
     shared = SharedStores(settings)
-    running = {"pipelines": 0, "notifiers": 0}
+    running = {"pipelines": 0, "notifiers": 0, "indexers": 0}
 
     # One actor per messages partition: a partition whose batch waits on a retry (or a lock)
     # holds up only its own channels, never the other partitions this worker owns.
@@ -176,6 +179,23 @@ def create_app(settings: Settings) -> faust.App:
             await provider.close()
             await shared.release()
 
+    # The search index follows the stored messages; delivery never waits for it.
+    @app.agent(raw_topic(topics.stored))
+    async def search_index(stream: Any) -> None:
+        stores = await shared.acquire()
+        indexer = SearchIndexer(stores.search)
+        running["indexers"] += 1
+        try:
+            async for batch in batches(
+                stream, settings.processor_batch_max, settings.processor_batch_within_s
+            ):
+                indexed = await indexer.handle(batch)
+                metrics.INDEXED.inc(indexed.indexed)
+                metrics.INDEX_SKIPPED.inc(indexed.skipped)
+        finally:
+            running["indexers"] -= 1
+            await shared.release()
+
     @app.timer(interval=settings.presence_tick_s)  # type: ignore[untyped-decorator]
     async def presence_timeouts() -> None:
         # Timeouts are found here, not only when an event arrives: a silent user goes offline.
@@ -193,7 +213,8 @@ def create_app(settings: Settings) -> faust.App:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         # Ready once this worker owns partitions (of any topic) and every agent for them runs:
-        # an actor for each messages partition it owns, the notifier and the presence service.
+        # an actor for each messages partition it owns, the notifier, the search indexer and
+        # the presence service.
         assignment = app.consumer.assignment()
         owned_messages = sum(1 for tp in assignment if tp.topic == source.get_topic_name())
         assigned = len(assignment)
@@ -201,6 +222,7 @@ def create_app(settings: Settings) -> faust.App:
             assigned > 0
             and running["pipelines"] >= owned_messages
             and running["notifiers"] > 0
+            and running["indexers"] > 0
             and "service" in presence
         )
         return web.json(

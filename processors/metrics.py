@@ -25,3 +25,11 @@ PUSHES_SENT = Counter("parley_processor_pushes_sent_total", "Push notifications 
 PUSHES_FAILED = Counter(
     "parley_processor_pushes_failed_total", "Push notifications the provider gave up on"
 )
+INDEXED = Counter(
+    "parley_processor_messages_indexed_total",
+    "Stored messages written to the search index (repeats after a crash included)",
+)
+INDEX_SKIPPED = Counter(
+    "parley_processor_index_events_skipped_total",
+    "Events of parley.stored.v1 the indexer does not index: other types, or unreadable",
+)

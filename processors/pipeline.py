@@ -23,7 +23,13 @@ from pydantic import ValidationError
 from processors.fanout import inbox_records
 from processors.membership import MembershipCache
 from processors.sequencer import Sequencer
-from schemas.events import ChannelMembersV1, MessageChangeV1, MessageSendV1, messages_event
+from schemas.events import (
+    ChannelMembersV1,
+    MessageChangeV1,
+    MessageSendV1,
+    StoredMessageV1,
+    messages_event,
+)
 from schemas.ids import iso_ms
 from schemas.message import Message
 from storage.errors import PermanentStoreError
@@ -75,6 +81,7 @@ class Topics:
     inbox: str
     inbox_partitions: int
     dead_letter: str
+    stored: str
 
 
 class MessagePipeline:
@@ -190,8 +197,26 @@ class MessagePipeline:
                 pending.append(
                     await self._sink.send(self._topics.inbox, key, record, partition, None, None)
                 )
+        pending += await self._publish_stored([message for message, _ in deliveries])
         # Acknowledged by the broker (acks=all) before the batch's offsets may be committed.
         await asyncio.gather(*pending)
+
+    async def _publish_stored(self, messages: Sequence[Message]) -> list[Awaitable[object]]:
+        """Each stored message (repeats too: a crash may have come before their first
+        publish) on the stored topic, keyed by channel so in channel order; awaited with the
+        inbox records, so under the same commit (docs/architecture.md (n))."""
+        assert self._sink is not None
+        return [
+            await self._sink.send(
+                self._topics.stored,
+                message.channel_id.encode(),
+                StoredMessageV1.encode_message(message.encode()),
+                None,
+                None,
+                None,
+            )
+            for message in messages
+        ]
 
     async def _dead_letter(self, raw: bytes, reason: str) -> None:
         log.error("dead-lettering an event: %s", reason)

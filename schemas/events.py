@@ -99,6 +99,33 @@ class InboxMessageV1(_Event):
 _INBOX_HEAD = b'{"type":"inbox.message","v":1,"recipients":'
 
 
+class StoredMessageV1(_Event):
+    """A row the processor has stored, with its id, in its wire form: a message, or a change
+    to one (`message.kind` is `edit`, `delete` or `reaction`, naming its message in
+    `target_id`), in the channel's one order.
+
+    Topic `parley.stored.v1`, key `channel_id`, in channel order. Published after the store
+    write, at least once: a consumer sees the same message again after a processor crash, and
+    must treat it as one.
+    """
+
+    type: Literal["message.stored"] = "message.stored"
+    v: Literal[1] = 1
+    message: Message
+
+    def encode(self) -> bytes:
+        """The record, with the message in its wire form (as clients see it)."""
+        return self.encode_message(self.message.encode())
+
+    @staticmethod
+    def encode_message(message_json: bytes) -> bytes:
+        """`StoredMessageV1(message=m).encode()`, byte for byte, given `message_json = m.encode()`."""
+        return b"".join((_STORED_HEAD, message_json, b"}"))
+
+
+_STORED_HEAD = b'{"type":"message.stored","v":1,"message":'
+
+
 class DeviceRevokedV1(_Event):
     """A device logged out: every gateway closes its sockets.
 
@@ -223,6 +250,9 @@ SignalsEvent = Annotated[ReadMovedV1 | TypingV1, Field(discriminator="type")]
 messages_event = TypeAdapter[MessageSendV1 | MessageChangeV1 | ChannelMembersV1](MessagesEvent)
 inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1](InboxEvent)
 signals_event = TypeAdapter[ReadMovedV1 | TypingV1](SignalsEvent)
+# `parley.stored.v1` carries more types as the message's life grows (edits, deletions,
+# reactions): its consumers read the `type` first and skip those they do not know.
+stored_event = TypeAdapter[StoredMessageV1](StoredMessageV1)
 
 ALL_EVENTS: dict[str, type[_Event]] = {
     "message.send.v1": MessageSendV1,
@@ -230,6 +260,7 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "channel.members.v1": ChannelMembersV1,
     "inbox.message.v1": InboxMessageV1,
     "device.revoked.v1": DeviceRevokedV1,
+    "message.stored.v1": StoredMessageV1,
     "presence.event.v1": PresenceEventV1,
     "presence.changed.v1": PresenceChangedV1,
     "presence.access_changed.v1": PresenceAccessChangedV1,

@@ -48,6 +48,44 @@ class PushEndpointBody(BaseModel):
     token: str = Field(min_length=1, max_length=4096)
 
 
+class MessageBody(BaseModel):
+    """A message as every answer carries it (docs/protocol.md, A message)."""
+
+    channel_id: IdString
+    message_id: IdString
+    sender_id: IdString
+    sender_device_id: IdString
+    client_msg_id: str
+    text: str
+    sent_at: str
+
+
+class SnippetPart(BaseModel):
+    """A piece of a snippet: plain text (never markup), `match` where the query matched."""
+
+    text: str
+    match: bool
+
+
+class SearchChannel(BaseModel):
+    channel_id: IdString
+    type: Literal["direct", "group"] | None
+    name: str | None
+
+
+class SearchResult(BaseModel):
+    message: MessageBody
+    channel: SearchChannel
+    snippet: list[SnippetPart]
+
+
+class SearchResults(BaseModel):
+    """`GET /v1/search`: matches newest first; `next_before` pages on (null: no more)."""
+
+    results: list[SearchResult]
+    next_before: IdString | None
+
+
 class AccountSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     read_receipts: bool = Field(description="share how far you have read with your channels")
@@ -66,3 +104,5 @@ ALL_BODIES: dict[str, type[BaseModel]] = {
         AccountSettings,
     )
 }
+# Answers described in the document (the others are in docs/protocol.md only).
+ALL_ANSWERS: dict[str, type[BaseModel]] = {m.__name__: m for m in (SearchResults,)}

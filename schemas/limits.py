@@ -10,6 +10,9 @@ HISTORY_LIMIT_DEFAULT = 50
 HISTORY_LIMIT_MAX = 100
 MAX_HELLO_CURSORS = 10_000  # channels a hello may name a cursor for
 MAX_PRESENCE_USER_IDS = 1_000  # ids one presence.subscribe may list (the setting caps it lower)
+MAX_SEARCH_QUERY_CHARS = 200  # `q` of GET /v1/search, in code points
+SEARCH_LIMIT_DEFAULT = 20
+SEARCH_LIMIT_MAX = 100
 # Typing: a client repeats `typing` while the user types; the server relays at most one per
 # device and channel every TYPING_REPEAT_MS, and an indicator expires TYPING_TTL_MS after the
 # keystroke that caused it unless repeated.

@@ -352,3 +352,52 @@ class MessageStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+@dataclass(frozen=True)
+class SearchScope:
+    """A channel a searcher may read, from `from_id` on (the first id of the instant they
+    joined)."""
+
+    channel_id: str
+    from_id: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """Matches newest first (by message id, then channel id). `more` when older matches may
+    exist: ask again with `before` = the last message's id."""
+
+    messages: list[Message]
+    more: bool
+
+
+class SearchTooCostly(StorageError):
+    """The query would cost more than a search may (it ran out of time): narrow it."""
+
+
+class SearchIndex(Protocol):
+    async def add(self, messages: Sequence[Message]) -> None:
+        """Index messages. Idempotent: a message indexed again (same channel and id) stays
+        one entry, with the text it was indexed with last."""
+
+    async def edit(self, channel_id: str, message_id: int, text: str) -> None:
+        """The message's text is now `text`, if the message is indexed (a removed one stays
+        removed)."""
+
+    async def remove(self, channel_id: str, message_id: int) -> None:
+        """The message leaves the index (idempotent)."""
+
+    async def search(
+        self, query: str, scopes: Sequence[SearchScope], *, before: int | None, limit: int
+    ) -> SearchPage:
+        """Up to `limit` messages of the scopes holding every token of `query`
+        (storage/search/tokens.py), newest first, with ids below `before` if given. A page
+        never ends between two matches with the same id (in different channels), so paging on
+        with `before` misses nothing. Raises `SearchTooCostly` past the time a query may take."""
+
+    async def clear(self) -> None:
+        """Empty the index (before a rebuild)."""
+
+    async def close(self) -> None:
+        """Release connections."""

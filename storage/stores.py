@@ -15,6 +15,7 @@ from storage.postgres.pool import Pool, open_pool
 from storage.postgres.presence import PostgresPresenceStore
 from storage.postgres.push import PostgresPushStore
 from storage.postgres.reads import PostgresReadStore
+from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import (
     AccountStore,
     ChannelStore,
@@ -24,6 +25,7 @@ from storage.protocols import (
     PresenceStore,
     PushStore,
     ReadStore,
+    SearchIndex,
 )
 
 
@@ -36,6 +38,7 @@ class Stores:
     friends: FriendStore
     presence: PresenceStore
     push: PushStore
+    search: SearchIndex
     reads: ReadStore
     pool: Pool
 
@@ -64,6 +67,7 @@ async def open_stores(settings: Settings) -> Stores:
         friends=PostgresFriendStore(pool),
         presence=PostgresPresenceStore(pool),
         push=PostgresPushStore(pool),
+        search=PostgresSearchIndex(pool),
         reads=PostgresReadStore(pool),
         pool=pool,
     )

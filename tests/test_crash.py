@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from parley_client import Session
+from parley_client import Login, Session
 from tests.conftest import Api, eventually, metric
 from tests.stack import Stack
 from topics.definitions import key_partition
@@ -116,3 +116,82 @@ async def test_one_of_two_processor_workers_killed_under_load_loses_and_doubles_
         assert [m["message_id"] for m in got] == [
             m["message_id"] for m in await api.all_history(reader, channel)
         ]
+
+
+async def seen(socket: Session, cmids: set[str], types: tuple[str, ...]) -> None:
+    """Until the socket has received a frame of one of `types` for each client_msg_id."""
+    missing = cmids - {f.get("client_msg_id") for f in socket.frames or [] if f["type"] in types}
+    while missing:
+        frame = await socket.next(timeout_s=90)
+        if frame["type"] in types:
+            missing.discard(frame["client_msg_id"])
+
+
+async def test_processor_sigkill_mid_changes_applies_each_edit_reaction_and_delete_once(
+    api: Api, stack: Stack
+) -> None:
+    """Edits, reactions and deletes through a killed processor: every device gets each change
+    once, in the channel's order, and history ends in exactly the state they give."""
+    sender, reader = await api.new_device("crash_cs"), await api.new_device("crash_cr")
+    channel = await api.group(sender, [reader.user_id])
+    s, r = await api.connect(sender), await api.connect(reader)
+    async with s.heartbeating(), r.heartbeating():  # the restart takes a while
+        await changes_through_a_crash(api, stack, s, r, channel, reader)
+
+
+async def changes_through_a_crash(
+    api: Api, stack: Stack, s: Session, r: Session, channel: str, reader: Login
+) -> None:
+    count = 40
+    await send(s, channel, range(count))
+    ids = [m["message_id"] for m in await r.collect_messages(channel, count)]
+    processor = next(p for p in stack.processes if p.role == "processor" and p.popen.poll() is None)
+
+    async def sender_changes() -> list[str]:
+        sent = []
+        for i, target in enumerate(ids):
+            sent.append(await s.edit(channel, target, f"m{i}*", client_msg_id=f"e{i}"))
+            if i % 3 == 0:
+                sent.append(await s.react(channel, target, "🎉", client_msg_id=f"p{i}"))
+                sent.append(
+                    await s.react(channel, target, "🎉", removed=True, client_msg_id=f"q{i}")
+                )
+            if i % 10 == 9:
+                sent.append(await s.delete(channel, target, client_msg_id=f"d{i}"))
+            await asyncio.sleep(0.004)  # pacing: a stream of changes, not one burst
+        return sent
+
+    async def reader_changes() -> list[str]:
+        sent = []
+        for i, target in enumerate(ids):
+            if i % 2 == 0:
+                sent.append(await r.react(channel, target, "👍", client_msg_id=f"l{i}"))
+                await asyncio.sleep(0.008)
+        return sent
+
+    changing = asyncio.gather(sender_changes(), reader_changes())
+    await s.until(lambda f: f["type"] == "edit" and f["client_msg_id"] == "e5")
+    await asyncio.to_thread(processor.kill)
+    await asyncio.to_thread(stack.start_processor)
+    mine, theirs = await changing
+    for socket, cmids in ((s, mine), (r, theirs)):
+        await seen(socket, set(cmids), ("accepted",))
+        assert not socket.errors()
+    every = set(mine) | set(theirs)
+    kinds = ("message", "edit", "delete", "reaction")
+    for socket in (s, r):
+        await seen(socket, every, kinds)
+        await socket.settle(1.0)  # a late duplicate would show here
+        rows = [f for f in socket.frames or [] if f["type"] in kinds]
+        assert sorted(f["client_msg_id"] for f in rows if f["type"] != "message") == sorted(every)
+        row_ids = [int(f["message_id"]) for f in rows]
+        assert row_ids == sorted(set(row_ids))  # each once, in the channel's order
+
+    history = {m["message_id"]: m for m in await api.all_history(reader, channel)}
+    for i, target in enumerate(ids):
+        m = history[target]
+        if i % 10 == 9:
+            assert (m["text"], m.get("deleted"), m.get("reactions")) == ("", True, None)
+            continue
+        assert m["text"] == f"m{i}*" and "edited_at" in m
+        assert m.get("reactions") == ({"👍": [reader.user_id]} if i % 2 == 0 else None)

@@ -1,7 +1,8 @@
 """The terminal client against the real stack: `parley login`, `send` and `history` as a script
 runs them (subprocesses: exact output and exit codes), `parley chat` as a person uses it (in a
-pseudo-terminal, typing while messages arrive), and its connection resuming after a drop with
-no gap and no duplicate."""
+pseudo-terminal, typing while messages arrive; edits, deletes, reactions, typing and receipts
+both ways; search), `parley search`, and its connection resuming after a drop with no gap and no
+duplicate."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pexpect
 import pytest
 
 from parley.reconnecting import Handlers, ReconnectingSession
+from parley.timeline import Typists
 from parley_client import Client, Frame, Login, Message
 from tests.conftest import PASSWORD, Api, eventually
 from tests.stack import Process
@@ -68,6 +70,12 @@ def shown(message: Message, name: str) -> str:
     """How `parley history` and `parley chat` show a message, in UTC."""
     sent = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00"))
     return f"[{sent:%H:%M}] {name}: {message['text']}"
+
+
+def hit(message: Message, where: str, name: str, snippet: str) -> str:
+    """How `parley chat`'s /search and `parley search` show a result, in UTC."""
+    sent = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00"))
+    return f"[{where} {sent:%H:%M}] {name}: {snippet}"
 
 
 async def friends_with_a_chat(api: Api) -> tuple[Login, Login, str]:
@@ -278,6 +286,220 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             terminal.close(force=True)
             terminal.logfile_read.close()
         assert terminal.exitstatus == 0, terminal.before
+
+
+async def test_chat_shows_what_others_change_and_type_and_sends_the_users_changes(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    listener = await api.connect(bob)
+    phone = await api.connect(alice)  # Alice's login, not the terminal's device
+    async with listener.heartbeating(0.5):
+        for text in ("to be edited", "to be deleted"):
+            await listener.accepted(await listener.send_message(channel, text))
+        await phone.accepted(await phone.send_message(channel, "mine"))
+        await listener.until(lambda f: f["type"] == "message" and f["text"] == "mine")
+        page = await api.history(alice, channel)  # each delivered once stored
+        first, second, mine = (m["message_id"] for m in page)
+        terminal = spawn_chat(env, tmp_path, "--username", alice.username)
+
+        async def expect(text: str) -> None:
+            await asyncio.to_thread(terminal.expect, re.escape(text))
+
+        async def frame_of(kind: str) -> Frame:
+            return await listener.until(
+                lambda f: f["type"] == kind and f.get("sender_id", f.get("user_id")) != bob.user_id
+            )
+
+        b = bob.username
+        try:
+            await expect("Your channels:")
+            terminal.sendline("1")
+            await expect(f"#1 {shown(page[0], b)}")
+            await expect(f"#2 {shown(page[1], b)}")
+            await expect(f"#3 {shown(page[2], alice.username)}")
+            await listener.read(channel, mine)
+            await expect(f"✓ seen by {b}")
+
+            # What Bob does shows as it happens.
+            await listener.accepted(await listener.edit(channel, first, "edited text"))
+            await expect(f"~ {b} edited #1: edited text")
+            await listener.accepted(await listener.react(channel, mine, "👍"))
+            await expect(f"~ {b} reacted 👍 to #3")
+            await listener.accepted(await listener.delete(channel, second))
+            await expect(f"~ {b} deleted #2")
+            await listener.typing(channel)
+            # Over the prompt `bob> `: prompt_toolkit redraws only the cells that change, so
+            # the name, where the prompt had it already, is not written again.
+            await expect(" is typing…")
+
+            # What Alice does reaches Bob as the protocol's frames.
+            terminal.sendline("/edit 3 mine, edited")
+            edited = await frame_of("edit")
+            assert {k: edited[k] for k in ("channel_id", "target_id", "sender_id", "text")} == {
+                "channel_id": channel,
+                "target_id": mine,
+                "sender_id": alice.user_id,
+                "text": "mine, edited",
+            }
+            await expect(f"~ {alice.username} edited #3: mine, edited")
+            terminal.sendline("/react 1 🎉")
+            reacted = await frame_of("reaction")
+            assert (reacted["target_id"], reacted["emoji"], reacted["removed"]) == (
+                first,
+                "🎉",
+                False,
+            )
+            terminal.sendline("/unreact #1 🎉")
+            taken_back = await frame_of("reaction")
+            assert (taken_back["target_id"], taken_back["removed"]) == (first, True)
+            await expect(f"~ {alice.username} took back 🎉 from #1")
+            terminal.sendline("/edit 1 not mine")
+            await expect("! /edit #1: forbidden: only its sender edits a message")
+            terminal.sendline("/react 9 👍")
+            await expect("! /react: no message #9 on screen")
+
+            # Typing a line tells Bob, at most every couple of seconds.
+            terminal.send("typing")
+            typing = await frame_of("typing")
+            assert (typing["channel_id"], typing["user_id"]) == (channel, alice.user_id)
+            terminal.sendline("")
+            await listener.until(lambda f: f["type"] == "message" and f["text"] == "typing")
+
+            # History shows each message's latest state.
+            terminal.sendline("/open 1")
+            await expect(f"#1 {shown(page[0], b).replace('to be edited', 'edited text (edited)')}")
+            await expect(f"#2 {shown(page[1], b).replace('to be deleted', '[deleted]')}")
+            await expect(f"#3 {shown(page[2], alice.username)}, edited (edited)  [👍 1]")
+
+            terminal.sendline("/quit")
+            await asyncio.to_thread(terminal.expect, pexpect.EOF)
+        finally:
+            terminal.close(force=True)
+            terminal.logfile_read.close()
+        assert terminal.exitstatus == 0, terminal.before
+
+
+def test_someone_typing_is_shown_until_it_expires_or_their_message_comes() -> None:
+    now = [100.0]
+    typists = Typists(clock=lambda: now[0])
+    typists.typing("bob", 3000)
+    typists.typing("carol", 6000)
+    assert typists.now_typing() == ["bob", "carol"]
+    now[0] += 3.0
+    assert typists.now_typing() == ["carol"]
+    assert typists.stopped("carol")
+    assert typists.now_typing() == []
+
+
+async def test_edit_and_delete_commands_print_the_change_id_or_exit_non_zero(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    sender = await api.connect(alice)
+    await sender.accepted(await sender.send_message(channel, "typo"))
+    await sender.until(lambda f: f["type"] == "message")  # delivered once stored
+    [message] = await api.history(alice, channel)
+    as_alice = {**env, "PARLEY_TOKEN": alice.token}
+    where = ("--channel", channel, "--message", message["message_id"])
+
+    edited = await parley(as_alice, "edit", *where, "no typo")
+    [state] = await api.history(bob, channel)
+    assert (edited.code, edited.err, state["text"]) == (0, "", "no typo")
+    assert int(edited.out) > int(message["message_id"])  # the edit's own id, later in the channel
+
+    not_hers = await parley({**env, "PARLEY_TOKEN": bob.token}, "edit", *where, "bob's now")
+    assert not_hers == Ran(
+        1, "", "parley edit: not edited: forbidden: only its sender edits a message\n"
+    )
+
+    deleted = await parley(as_alice, "delete", *where)
+    [state] = await api.history(bob, channel)
+    assert (deleted.code, deleted.err, state["deleted"]) == (0, "", True)
+    assert int(deleted.out) > int(edited.out)
+
+
+async def test_search_finds_words_of_any_script_and_edited_text_in_a_script_and_in_the_chat(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, direct = await friends_with_a_chat(api)
+    team = await api.group(alice, [bob.user_id], name="team")
+    other = await api.connect(bob)
+    await other.accepted(await other.send_message(team, "오늘 한국어 공부를 했어요"))
+    typo = await other.send_message(direct, "see you at the caffe")
+    echo = await other.until(lambda f: f["type"] == "message" and f["client_msg_id"] == typo)
+    await other.accepted(await other.edit(direct, echo["message_id"], "the café, tomorrow"))
+    for i in range(21):  # a page and one more for the chat's /search
+        await other.accepted(await other.send_message(team, f"note {i}"))
+
+    async def indexed() -> bool:  # the indexer runs behind delivery
+        found = [
+            len((await api.search(alice, q, limit=100))["results"])
+            for q in ("한국", "tomorrow", "note")
+        ]
+        return found == [1, 1, 21]
+
+    await eventually(indexed, TIMEOUT_S, "the messages and the edit in the search index")
+    [in_team] = [m for m in await api.history(alice, team) if m["text"].startswith("오늘")]
+    [now] = await api.history(alice, direct)
+    b, as_alice = bob.username, {**env, "PARLEY_TOKEN": alice.token}
+    korean_line = hit(in_team, "#team", b, "오늘 [한국]어 공부를 했어요")
+    edited_line = hit(now, b, b, "the café, [tomorrow]")
+
+    # The one-shot, as a script runs it (the runs at once: each is a process of its own).
+    [result] = (await api.search(alice, "tomorrow"))["results"]
+    notes = (await api.search(alice, "note", limit=21))["results"]
+    note_lines = [
+        f"{r['message']['message_id']} {hit(r['message'], '#team', b, f'[note] {20 - i}')}"
+        for i, r in enumerate(notes)
+    ]
+    newest, third = notes[0]["message"]["message_id"], notes[2]["message"]["message_id"]
+    found, as_json, paged, too_long = await asyncio.gather(
+        parley(as_alice, "search", "한국"),
+        parley(as_alice, "search", "tomorrow", "--channel", b, "--json"),
+        parley(as_alice, "search", "note", "--before", newest, "--limit", "2"),
+        parley(as_alice, "search", "한" * 201),
+    )
+    assert found == Ran(0, f"{in_team['message_id']} {korean_line}\n", "")
+    assert (as_json.code, [orjson.loads(line) for line in as_json.out.splitlines()]) == (
+        0,
+        [result],
+    )
+    assert result["message"]["text"] == "the café, tomorrow"
+    assert (await api.search(alice, "caffe"))["results"] == []  # the text before the edit
+    more = f"parley search: more with --before {third}\n"
+    assert paged == Ran(0, "".join(f"{line}\n" for line in note_lines[1:3]), more)
+    assert too_long == Ran(1, "", "parley search: invalid: q must be 1-200 characters\n")
+
+    # The chat, as a person types it.
+    terminal = spawn_chat(env, tmp_path, "--username", alice.username)
+
+    async def expect(text: str) -> None:
+        await asyncio.to_thread(terminal.expect, re.escape(text))
+
+    try:
+        await expect("Your channels:")
+        terminal.sendline("/search 한국")
+        await expect(f"🔎 {korean_line}\r\n-- end of results --")
+        terminal.sendline("/search tomorrow")
+        await expect(f"🔎 {edited_line}\r\n-- end of results --")
+        terminal.sendline("/search note")
+        in_chat = [f"🔎 {line.split(' ', 1)[1]}" for line in note_lines]  # the same, with no id
+        await expect("\r\n".join([*in_chat[:20], "(/search more shows older results)"]))
+        terminal.sendline("/search more")
+        await expect(f"{in_chat[20]}\r\n-- end of results --")
+        terminal.sendline("/search more")
+        await expect("! /search more: no more results")
+        terminal.sendline("/search")
+        await expect("! /search takes the words to look for (then /search more for older results)")
+        terminal.sendline("/search " + "x" * 201)
+        await expect("! invalid: q must be 1-200 characters")
+        terminal.sendline("/quit")
+        await asyncio.to_thread(terminal.expect, pexpect.EOF)
+    finally:
+        terminal.close(force=True)
+        terminal.logfile_read.close()
+    assert terminal.exitstatus == 0, terminal.before
 
 
 async def test_a_chat_whose_device_is_logged_out_ends_with_a_clear_message(

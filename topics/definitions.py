@@ -55,6 +55,22 @@ def inbox_topic(settings: Settings) -> Topic:
     )
 
 
+def stored_topic(settings: Settings) -> Topic:
+    return Topic(
+        "parley.stored.v1",
+        settings.messages_partitions,
+        key="channel_id",
+        # Forever, like the messages topic: the search index is rebuilt from it
+        # (`parley replay --search`), and later consumers of stored messages start at its head.
+        config={
+            "retention.ms": "-1",
+            "retention.bytes": "-1",
+            "cleanup.policy": "delete",
+            "max.message.bytes": MAX_MESSAGE_BYTES,
+        },
+    )
+
+
 def dead_letter_topic(settings: Settings) -> Topic:
     return Topic(
         "parley.messages.dlq.v1",
@@ -120,6 +136,7 @@ def all_topics(settings: Settings) -> list[Topic]:
     return [
         messages_topic(settings),
         inbox_topic(settings),
+        stored_topic(settings),
         dead_letter_topic(settings),
         presence_topic(settings),
         presence_changes_topic(settings),

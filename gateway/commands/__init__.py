@@ -17,4 +17,5 @@ that sees the event can read the state it describes.
 | `friends`     | befriend, unfriend, friend_list                                  |
 | `presence`    | watch, look_up                                                   |
 | `push`        | register_endpoint, remove_endpoint, list_endpoints               |
+| `search`      | search                                                           |
 """

@@ -1,0 +1,86 @@
+"""Search over the caller's history (SPEC §7): the messages of their channels that hold every
+token of a query, newest first, each with its channel and a snippet.
+
+Only what the caller could see: channels they are a member of now, and in each only messages
+from the moment they joined on. Leaving a group deletes its membership, so a user who left
+sees nothing of it (not even what they saw while in it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.commands.channels import require_member
+from gateway.errors import ApiError, invalid, require_id
+from gateway.services import Services
+from schemas.ids import id_floor, parse_id
+from schemas.limits import (
+    MAX_SEARCH_QUERY_CHARS,
+    SEARCH_LIMIT_DEFAULT,
+    SEARCH_LIMIT_MAX,
+)
+from schemas.message import Message
+from storage.protocols import Channel, Device, SearchScope, SearchTooCostly
+from storage.search.snippets import snippet
+from storage.search.tokens import query_tokens
+
+_LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits only
+
+
+async def search(services: Services, caller: Device, query: dict[str, str]) -> dict[str, Any]:
+    """One page of matches: `{"results": [{message, channel, snippet}], "next_before"}`."""
+    q = query.get("q")
+    if q is None or not 1 <= len(q) <= MAX_SEARCH_QUERY_CHARS:
+        raise invalid(f"q must be 1-{MAX_SEARCH_QUERY_CHARS} characters")
+    if not query_tokens(q):
+        raise invalid("q has nothing to search for: no letters, digits or symbols")
+    limit = _limit(query.get("limit"))
+    before: int | None = None
+    if "before" in query:
+        before = parse_id(query["before"])
+        if before is None:
+            raise invalid("before must be a message id")
+    channels = services.stores.channels
+    if "channel_id" in query:
+        channel_id = require_id(query["channel_id"], "channel_id")
+        joined = await require_member(channels, channel_id, caller.user_id)
+        scopes = [SearchScope(channel_id, id_floor(joined.joined_at_ms))]
+    else:
+        scopes = [
+            SearchScope(m.channel_id, id_floor(m.joined_at_ms))
+            for m in await channels.memberships(caller.user_id)
+        ]
+    try:
+        page = await services.stores.search.search(q, scopes, before=before, limit=limit)
+    except SearchTooCostly:
+        raise ApiError(
+            422, "too_broad", "the search took too long: add words or give a channel_id"
+        ) from None
+    found: dict[str, Channel | None] = {}
+    for message in page.messages:
+        if message.channel_id not in found:
+            found[message.channel_id] = await channels.channel(message.channel_id)
+    results = [_result(m, found[m.channel_id], q) for m in page.messages]
+    next_before = str(page.messages[-1].message_id) if page.more and page.messages else None
+    return {"results": results, "next_before": next_before}
+
+
+def _result(message: Message, channel: Channel | None, q: str) -> dict[str, Any]:
+    return {
+        "message": message.wire(),
+        "channel": {
+            "channel_id": message.channel_id,
+            "type": channel.type if channel is not None else None,
+            "name": channel.name if channel is not None else None,
+        },
+        "snippet": [{"text": text, "match": match} for text, match in snippet(message.text, q)],
+    }
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return SEARCH_LIMIT_DEFAULT
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= SEARCH_LIMIT_MAX:
+        raise invalid(f"limit must be 1-{SEARCH_LIMIT_MAX}")
+    return int(raw)

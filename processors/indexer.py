@@ -1,0 +1,123 @@
+"""The search indexer: a consumer of `parley.stored.v1` that writes each stored message to the
+search index (docs/architecture.md (n)).
+
+- It never slows delivery: the pipeline publishes a stored message beside its inbox records,
+  and only this consumer waits on the index.
+- At least once, made one entry by the index: a batch is acknowledged only after the index
+  took it, so a crash repeats it, and `SearchIndex.add` keeps one entry per (channel, id).
+- A message's later life is on the topic too, in the channel's order: an edit replaces the
+  indexed text (of a message still indexed), a delete removes the entry, a reaction is
+  skipped; so is an event of another type, or one that cannot be read; neither holds up the
+  partition. Changes are applied in the batch's order, after the messages before them.
+- The same code rebuilds the index from the topic's beginning (`processors/search_rebuild.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import StoredMessageV1, stored_event
+from schemas.message import Message
+from storage.errors import PermanentStoreError
+from storage.protocols import SearchIndex
+
+log = logging.getLogger("parley.indexer")
+
+
+@dataclass
+class IndexResult:
+    indexed: int = 0
+    skipped: int = 0  # events of other types, or unreadable ones
+
+
+class SearchIndexer:
+    def __init__(self, index: SearchIndex) -> None:
+        self._index = index
+
+    async def handle(self, batch: Sequence[bytes]) -> IndexResult:
+        """Index a batch of `parley.stored.v1` records; returns once the index holds them
+        (retrying with backoff while it is unreachable)."""
+        result = IndexResult()
+        messages: list[Message] = []
+        for raw in batch:
+            row = _stored_message(raw)
+            if row is None or row.kind == "reaction":
+                result.skipped += 1
+            elif row.kind == "message" and not row.deleted:
+                messages.append(row)
+            else:
+                await self._add(messages)  # what came before the change, first
+                result.indexed += len(messages)
+                messages = []
+                await self._change(row)
+                result.indexed += 1
+        await self._add(messages)
+        result.indexed += len(messages)
+        return result
+
+    async def _change(self, row: Message) -> None:
+        """An edit, a delete, or a message stored deleted (a send seen again after its
+        delete), retried while the index is unreachable."""
+        delay = 0.05
+        while True:
+            try:
+                if row.kind == "edit":
+                    assert row.target_id is not None
+                    await self._index.edit(row.channel_id, row.target_id, row.text)
+                else:
+                    target = row.target_id if row.kind == "delete" else row.message_id
+                    assert target is not None
+                    await self._index.remove(row.channel_id, target)
+                return
+            except Exception as exc:
+                log.warning("indexing a %s failed, retrying in %.2fs: %r", row.kind, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _add(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        delay = 0.05
+        while True:
+            try:
+                await self._index.add(messages)
+                return
+            except PermanentStoreError as exc:
+                if len(messages) <= 1:
+                    # The pipeline stored it, so it can be stored; an index that refuses it
+                    # for good leaves it unsearchable rather than stopping the partition.
+                    log.critical("the search index refuses a message for good: %r", exc)
+                    return
+                for message in messages:
+                    await self._add([message])
+                return
+            except Exception as exc:
+                # Retryable (or not understood): nothing is acknowledged; the batch waits.
+                log.warning("indexing %d failed, retrying in %.2fs: %r", len(messages), delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def _stored_message(raw: bytes) -> Message | None:
+    """The message of a `message.stored` event; None for any other type (logged at debug)
+    or an unreadable record (logged as an error)."""
+    try:
+        head = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        log.error("skipping a record of parley.stored.v1 that is not JSON")
+        return None
+    kind = head.get("type") if isinstance(head, dict) else None
+    if kind != StoredMessageV1.model_fields["type"].default:
+        log.debug("skipping an event of type %r", kind)
+        return None
+    try:
+        return stored_event.validate_python(head).message
+    except ValidationError as exc:
+        log.error("skipping an unreadable message.stored: %s", str(exc).splitlines()[0])
+        return None

@@ -1,0 +1,220 @@
+"""The search index in Postgres: a table with a GIN index over each message's tokens, in the
+same database as everything else (`parley dev`, the test suite, small deployments). Large ones
+move to a search cluster behind the same protocol (docs/architecture.md (n))."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal, cast
+
+import psycopg
+
+from schemas.message import Message
+from storage.postgres.pool import Pool, connection
+from storage.protocols import SearchPage, SearchScope, SearchTooCostly
+from storage.search.tokens import index_tokens, query_tokens
+
+# Tokens never hold a control character (storage/search/tokens.py): a safe separator.
+_SEP = "\x1f"
+_COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
+QUERY_TIMEOUT_MS = 2000
+_STATS_TTL_S = 60.0
+_SELECT = ", ".join("e." + c for c in _COLUMNS.split(", "))
+# Two plans for one answer. By tokens: every entry holding the tokens (the GIN index), joined
+# with the caller's channels, then the newest; cheap when the tokens are rare. By channel: each
+# channel's entries newest first (the primary key) until enough match; cheap when they are
+# common, where the first plan would read a large share of the table.
+_BY_TOKENS = (
+    f"SELECT {_SELECT} FROM search_entries e"
+    " JOIN unnest(%(channels)s::text[], %(from_ids)s::bigint[]) AS s(channel_id, from_id)"
+    "   ON e.channel_id = s.channel_id AND e.message_id >= s.from_id"
+    " WHERE e.tokens @> %(tokens)s::text[] AND e.message_id < %(before)s"
+    " ORDER BY e.message_id DESC, e.channel_id DESC LIMIT %(limit)s"
+)
+_BY_CHANNEL = (
+    "SELECT m.* FROM unnest(%(channels)s::text[], %(from_ids)s::bigint[]) AS s(channel_id, from_id)"
+    f" CROSS JOIN LATERAL (SELECT {_SELECT} FROM search_entries e"
+    "   WHERE e.channel_id = s.channel_id AND e.message_id >= s.from_id"
+    "     AND e.message_id < %(before)s AND e.tokens @> %(tokens)s::text[]"
+    "   ORDER BY e.message_id DESC LIMIT %(limit)s) m"
+    " ORDER BY m.message_id DESC, m.channel_id DESC LIMIT %(limit)s"
+)
+
+
+class PostgresSearchIndex:
+    def __init__(
+        self,
+        pool: Pool,
+        timeout_ms: int = QUERY_TIMEOUT_MS,
+        plan: Literal["auto", "tokens", "channels"] = "auto",
+    ) -> None:
+        """`plan` fixes one of the two plans (the contract suite runs each); `auto` picks the
+        cheaper by the table's statistics."""
+        self._plan = plan
+        self._pool = pool
+        self._timeout_ms = timeout_ms
+        self._stats_at: float | None = None
+        self._cached: tuple[float, float, dict[str, float]] | None = None
+
+    async def add(self, messages: Sequence[Message]) -> None:
+        """Index messages. Idempotent: a message indexed again (same channel and id) stays
+        one entry, with the text it was indexed with last."""
+        if not messages:
+            return
+        unique = list({(m.channel_id, m.message_id): m for m in messages}.values())
+        async with connection(self._pool) as conn:
+            await conn.execute(
+                f"INSERT INTO search_entries ({_COLUMNS}, tokens)"
+                " SELECT t.channel_id, t.message_id, t.sender_id, t.sender_device_id,"
+                "        t.client_msg_id, t.text, t.sent_at, string_to_array(t.tokens, %s)"
+                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
+                "             %s::text[], %s::text[], %s::text[])"
+                "   AS t(channel_id, message_id, sender_id, sender_device_id, client_msg_id, text,"
+                "        sent_at, tokens)"
+                # Ordered by key: two writers of one batch cannot deadlock on each other's rows.
+                " ORDER BY t.channel_id, t.message_id"
+                " ON CONFLICT (channel_id, message_id) DO UPDATE"
+                " SET text = EXCLUDED.text, tokens = EXCLUDED.tokens",
+                (
+                    _SEP,
+                    [m.channel_id for m in unique],
+                    [m.message_id for m in unique],
+                    [m.sender_id for m in unique],
+                    [m.sender_device_id for m in unique],
+                    [m.client_msg_id for m in unique],
+                    [m.text for m in unique],
+                    [m.sent_at for m in unique],
+                    [_SEP.join(index_tokens(m.text)) for m in unique],
+                ),
+            )
+
+    async def search(
+        self, query: str, scopes: Sequence[SearchScope], *, before: int | None, limit: int
+    ) -> SearchPage:
+        """Up to `limit` messages of the scopes holding every token of `query`, newest first,
+        below `before`; never ends a page between two matches with the same id."""
+        tokens = query_tokens(query)
+        if not tokens or not scopes or limit < 1:
+            return SearchPage([], False)
+        params: dict[str, object] = {
+            "channels": [s.channel_id for s in scopes],
+            "from_ids": [s.from_id for s in scopes],
+            "tokens": tokens,
+            "before": before if before is not None else 2**63 - 1,
+            "limit": limit + 1,
+        }
+        plan = _BY_CHANNEL if await self._dense(tokens, len(scopes), limit + 1) else _BY_TOKENS
+        rows = await self._fetch(plan, params)
+        if len(rows) <= limit:
+            return SearchPage(rows, False)
+        page = rows[:limit]
+        # The next page starts below the last id, so the last id's matches must all be on
+        # this one: cut before them, or, if they fill the page, take all of them (at most one
+        # per channel, so a page may pass `limit` here).
+        boundary = page[-1].message_id
+        if rows[limit].message_id == boundary:
+            page = [m for m in page if m.message_id != boundary]
+            if not page:
+                at = {**params, "before": boundary + 1, "limit": len(scopes)}
+                rows = await self._fetch(plan, at)
+                return SearchPage([m for m in rows if m.message_id == boundary], True)
+        return SearchPage(page, True)
+
+    async def _dense(self, tokens: list[str], scopes: int, wanted: int) -> bool:
+        """Whether reading each channel newest first costs less than reading every entry of
+        the tokens: true when matches are common (a frequent word). From the table's own
+        statistics (ANALYZE, autovacuum), read at most once a minute."""
+        if self._plan != "auto":
+            return self._plan == "channels"
+        stats = await self._stats()
+        if stats is None:
+            return False
+        rows, per_channel, frequent = stats
+        rare = min(frequent.values(), default=0.0) / 2
+        density = 1.0
+        for token in tokens:
+            density *= frequent.get(token, rare)
+        if density <= 0:
+            return False
+        by_tokens = density * rows  # entries of the tokens read, newest or not
+        by_channel = scopes * min(per_channel, wanted / density)  # entries read per channel
+        return by_channel < by_tokens
+
+    async def _stats(self) -> tuple[float, float, dict[str, float]] | None:
+        """(entries, entries per channel, frequency of each frequent token), or None before
+        the table was first analysed."""
+        now = time.monotonic()
+        if self._stats_at is not None and now - self._stats_at < _STATS_TTL_S:
+            return self._cached
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT c.reltuples, d.n_distinct, t.most_common_elems::text::text[],"
+                " t.most_common_elem_freqs"
+                " FROM pg_class c"
+                " LEFT JOIN pg_stats d ON d.tablename = c.relname AND d.attname = 'channel_id'"
+                " LEFT JOIN pg_stats t ON t.tablename = c.relname AND t.attname = 'tokens'"
+                " WHERE c.relname = 'search_entries' AND c.relkind = 'r'"
+            )
+            row = await cur.fetchone()
+        self._stats_at = now
+        self._cached = None
+        if row is not None and row[2] is not None and float(str(row[0])) > 0:
+            rows = float(str(row[0]))
+            distinct = float(str(row[1] or 1))
+            channels = -distinct * rows if distinct < 0 else distinct  # negative: a fraction
+            elems = cast(list[str], row[2])
+            freqs = cast(list[float], row[3])
+            self._cached = (rows, rows / max(channels, 1.0), dict(zip(elems, freqs, strict=False)))
+        return self._cached
+
+    async def _fetch(self, sql: str, params: dict[str, object]) -> list[Message]:
+        async with connection(self._pool) as conn:
+            try:
+                async with conn.transaction():
+                    # Bounded: a query of only common words in a busy account gives up.
+                    await conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true)", (str(self._timeout_ms),)
+                    )
+                    cur = await conn.execute(sql.encode(), params)
+                    return [_message(r) for r in await cur.fetchall()]
+            except psycopg.errors.QueryCanceled:
+                raise SearchTooCostly(sql) from None
+
+    async def edit(self, channel_id: str, message_id: int, text: str) -> None:
+        """The message's text is now `text`, if the message is indexed (a removed one stays
+        removed)."""
+        async with connection(self._pool) as conn:
+            await conn.execute(
+                "UPDATE search_entries SET text = %s, tokens = string_to_array(%s, %s)"
+                " WHERE channel_id = %s AND message_id = %s",
+                (text, _SEP.join(index_tokens(text)), _SEP, channel_id, message_id),
+            )
+
+    async def remove(self, channel_id: str, message_id: int) -> None:
+        """The message leaves the index (idempotent)."""
+        async with connection(self._pool) as conn:
+            await conn.execute(
+                "DELETE FROM search_entries WHERE channel_id = %s AND message_id = %s",
+                (channel_id, message_id),
+            )
+
+    async def clear(self) -> None:
+        """Empty the index (before a rebuild)."""
+        async with connection(self._pool) as conn:
+            await conn.execute("TRUNCATE search_entries")
+
+    async def close(self) -> None:
+        """Release connections (the pool belongs to the caller)."""
+
+
+def _message(row: tuple[object, ...]) -> Message:
+    return Message(
+        channel_id=str(row[0]),
+        message_id=int(str(row[1])),
+        sender_id=str(row[2]),
+        sender_device_id=str(row[3]),
+        client_msg_id=str(row[4]),
+        text=str(row[5]),
+        sent_at=str(row[6]),
+    )

@@ -1,0 +1,316 @@
+"""The SearchIndex contract: one suite, run against every backend (today the embedded one,
+Postgres). It runs in a database of its own, which it may empty (`clear`).
+
+Also the tokens and snippets every backend shares (storage/search/)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import psycopg
+import pytest
+
+from schemas.ids import id_floor, iso_ms, now_ms
+from schemas.message import Message
+from schemas.settings import Settings
+from storage.postgres.migrate import migrate
+from storage.postgres.pool import open_pool
+from storage.postgres.search import PostgresSearchIndex
+from storage.protocols import SearchIndex, SearchScope, SearchTooCostly
+from storage.search.snippets import snippet
+from storage.search.tokens import index_tokens, query_tokens
+
+TOP = 2**63 - 1
+
+
+@pytest.fixture(scope="session")
+def search_dsn(postgres_dsn: str) -> str:
+    """A migrated database of the suite's own (the shared stack's index must not be emptied)."""
+    import asyncio
+
+    name = f"search_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> str:
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            await conn.execute(f"CREATE DATABASE {name}".encode())
+        dsn = postgres_dsn.replace("/postgres?", f"/{name}?")
+        assert dsn != postgres_dsn
+        await migrate(dsn)
+        return dsn
+
+    return asyncio.run(create())
+
+
+@pytest.fixture(params=["postgres", "postgres-by-tokens", "postgres-by-channel"])
+async def index(request: pytest.FixtureRequest, search_dsn: str) -> AsyncIterator[SearchIndex]:
+    """Postgres as it runs, and with each of its two query plans fixed."""
+    plans: dict[str, Literal["auto", "tokens", "channels"]] = {
+        "postgres": "auto",
+        "postgres-by-tokens": "tokens",
+        "postgres-by-channel": "channels",
+    }
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        yield PostgresSearchIndex(pool, plan=plans[request.param])
+    finally:
+        await pool.close()
+
+
+def fresh() -> str:
+    return str(uuid.uuid4().int >> 65)
+
+
+_BASE = id_floor(now_ms())
+
+
+def message(channel_id: str, n: int, text: str) -> Message:
+    message_id = _BASE + n
+    return Message(
+        channel_id=channel_id,
+        message_id=message_id,
+        sender_id="7",
+        sender_device_id="8",
+        client_msg_id=f"c{channel_id}-{n}",
+        text=text,
+        sent_at=iso_ms(now_ms()),
+    )
+
+
+def everywhere(*channels: str) -> list[SearchScope]:
+    return [SearchScope(c, 0) for c in channels]
+
+
+async def texts(
+    index: SearchIndex, q: str, scopes: list[SearchScope], limit: int = 100
+) -> list[str]:
+    page = await index.search(q, scopes, before=None, limit=limit)
+    return [m.text for m in page.messages]
+
+
+MIXED = [
+    "오늘 한국어 공부를 했어요",
+    "東京タワーに行きました",
+    "我爱北京天安门",
+    "party tonight 🎉🎉",
+    "Meeting at 東京 station, 8pm 👍🏽",
+    "\uff26\uff35\uff2c\uff2c width \uff2c\uff45\uff54\uff54\uff45\uff52\uff53",  # full-width
+    "Straße and CAFÉ",
+]
+
+
+async def test_every_script_is_found_korean_japanese_chinese_emoji_and_mixed(
+    index: SearchIndex,
+) -> None:
+    channel = fresh()
+    await index.add([message(channel, i, t) for i, t in enumerate(MIXED)])
+    scope = everywhere(channel)
+    assert await texts(index, "한국", scope) == [
+        MIXED[0]
+    ]  # a 2-character word, inside a longer one
+    assert await texts(index, "한국어 공부", scope) == [MIXED[0]]
+    assert await texts(index, "タワー", scope) == [MIXED[1]]
+    assert await texts(index, "北京", scope) == [MIXED[2]]
+    assert await texts(index, "🎉", scope) == [MIXED[3]]
+    assert await texts(index, "👍", scope) == [MIXED[4]]  # the skin tone is dropped
+    assert await texts(index, "東京", scope) == [MIXED[4], MIXED[1]]  # newest first
+    assert await texts(index, "東京 station", scope) == [MIXED[4]]  # every token must match
+    assert await texts(index, "full letters", scope) == [MIXED[5]]  # NFKC, case-folded
+    assert await texts(index, "strasse café", scope) == [MIXED[6]]
+    assert await texts(index, "PARTY", scope) == [MIXED[3]]
+    assert await texts(index, "nothing", scope) == []
+    assert await texts(index, "!!", scope) == []  # no token: nothing to search for
+
+
+async def test_indexing_the_same_message_again_keeps_one_entry(index: SearchIndex) -> None:
+    channel = fresh()
+    first = message(channel, 1, "once only please")
+    await index.add([first, first])
+    await index.add([first, message(channel, 2, "once more")])
+    assert await texts(index, "once", everywhere(channel)) == ["once more", "once only please"]
+
+
+async def test_an_edit_replaces_the_text_and_a_removal_stays_removed(index: SearchIndex) -> None:
+    channel = fresh()
+    kept, gone = message(channel, 1, "apple pie"), message(channel, 2, "apple tart")
+    await index.add([kept, gone])
+    await index.edit(channel, kept.message_id, "banana bread")
+    await index.remove(channel, gone.message_id)
+    await index.remove(channel, gone.message_id)  # idempotent
+    await index.edit(channel, gone.message_id, "apple again")  # a removed one stays removed
+    assert await texts(index, "apple", everywhere(channel)) == []
+    assert await texts(index, "banana", everywhere(channel)) == ["banana bread"]
+
+
+async def test_results_are_newest_first_across_channels_and_page_with_before(
+    index: SearchIndex,
+) -> None:
+    a, b = fresh(), fresh()
+    await index.add([message(a if i % 2 else b, i, f"needle {i}") for i in range(25)])
+    await index.add([message(a, 100, "haystack")])
+    scope = everywhere(a, b)
+    got: list[Message] = []
+    before: int | None = None
+    while True:
+        page = await index.search("needle", scope, before=before, limit=7)
+        got += page.messages
+        if not page.more:
+            break
+        before = page.messages[-1].message_id
+    assert [m.text for m in got] == [f"needle {i}" for i in reversed(range(25))]
+    assert len({(m.channel_id, m.message_id) for m in got}) == 25
+
+
+async def test_a_page_never_ends_between_two_matches_with_the_same_id(index: SearchIndex) -> None:
+    channels = [fresh() for _ in range(3)]
+    # The same id in three channels (ids are per channel), and an older one.
+    await index.add([message(c, 50, f"twin in {i}") for i, c in enumerate(channels)])
+    await index.add([message(channels[0], 10, "twin older")])
+    scope = everywhere(*channels)
+    # Three matches share the newest id: a page of 2 takes all three, not two of them.
+    first = await index.search("twin", scope, before=None, limit=2)
+    assert sorted(m.text for m in first.messages) == ["twin in 0", "twin in 1", "twin in 2"]
+    assert first.more
+    # A page of 3 that would end inside the tie ends before it.
+    await index.add([message(channels[1], 60, "twin newest")])
+    cut = await index.search("twin", scope, before=None, limit=3)
+    assert [m.text for m in cut.messages] == ["twin newest"] and cut.more
+    seen = list(cut.messages)
+    before = cut.messages[-1].message_id
+    while True:
+        page = await index.search("twin", scope, before=before, limit=3)
+        seen += page.messages
+        if not page.more:
+            break
+        before = page.messages[-1].message_id
+    assert sorted(m.text for m in seen) == sorted(
+        ["twin newest", "twin in 0", "twin in 1", "twin in 2", "twin older"]
+    )
+
+
+async def test_only_the_scopes_channels_from_their_first_id_are_searched(
+    index: SearchIndex,
+) -> None:
+    mine, late, other = fresh(), fresh(), fresh()
+    await index.add([message(c, i, f"secret {i}") for c in (mine, late, other) for i in range(4)])
+    scopes = [SearchScope(mine, 0), SearchScope(late, _BASE + 2)]
+    page = await index.search("secret", scopes, before=None, limit=100)
+    assert sorted((m.channel_id == late, m.text) for m in page.messages) == sorted(
+        [(False, f"secret {i}") for i in range(4)] + [(True, "secret 2"), (True, "secret 3")]
+    )
+    assert await texts(index, "secret", []) == []
+    only = await index.search("secret", [SearchScope(other, 0)], before=_BASE + 3, limit=100)
+    assert [m.text for m in only.messages] == ["secret 2", "secret 1", "secret 0"]
+
+
+async def test_a_message_comes_back_whole(index: SearchIndex) -> None:
+    channel = fresh()
+    original = message(channel, 3, "whole message 🙂")
+    await index.add([original])
+    page = await index.search("whole", everywhere(channel), before=None, limit=1)
+    assert page.messages == [original] and not page.more
+
+
+async def test_a_frequent_word_is_answered_from_the_statistics_the_same_way(
+    search_dsn: str,
+) -> None:
+    """With statistics, a word in most messages is read channel by channel, a rare one by its
+    tokens; both give what either plan alone gives."""
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        channels = [fresh() for _ in range(5)]
+        await PostgresSearchIndex(pool).add(
+            [
+                message(c, 1000 + i, f"frequent {'scarce' if i == 7 else 'filler'} {i}")
+                for c in channels
+                for i in range(400)
+            ]
+        )
+        async with pool.connection() as conn:
+            await conn.execute("ANALYZE search_entries")
+        scope = everywhere(*channels)
+        for q in ("frequent", "scarce", "frequent scarce", "filler 7"):
+            answers = [
+                await PostgresSearchIndex(pool, plan=plan).search(q, scope, before=None, limit=30)
+                for plan in ("auto", "tokens", "channels")
+            ]
+            assert answers[0] == answers[1] == answers[2], q
+        auto = PostgresSearchIndex(pool)
+        assert await auto._dense(["frequent"], 5, 31)
+        assert not await auto._dense(["scarce"], 5, 31)
+    finally:
+        await pool.close()
+
+
+async def test_clear_empties_the_index(search_dsn: str) -> None:
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        index = PostgresSearchIndex(pool)
+        channel = fresh()
+        await index.add([message(channel, 1, "to be forgotten")])
+        await index.clear()
+        assert await texts(index, "forgotten", everywhere(channel)) == []
+    finally:
+        await pool.close()
+
+
+async def test_a_query_past_its_time_is_refused_as_too_costly(search_dsn: str) -> None:
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        index = PostgresSearchIndex(pool, timeout_ms=1)
+        channel = fresh()
+        await index.add([message(channel, i, f"common word {i}") for i in range(3000)])
+        with pytest.raises(SearchTooCostly):
+            for _ in range(20):  # a 1 ms budget: some query runs out of it
+                await index.search("common word", everywhere(channel), before=None, limit=100)
+    finally:
+        await pool.close()
+
+
+# --- tokens and snippets (storage/search/) ------------------------------------------------------
+
+
+def test_tokens_of_each_script() -> None:
+    assert index_tokens("Hello, WORLD! hello") == ["hello", "world"]
+    assert index_tokens("한국어") == ["한", "한국", "국", "국어", "어"]
+    assert query_tokens("한국어") == ["한국", "국어"]
+    assert query_tokens("한") == ["한"]
+    assert query_tokens("👍🏽🎉") == ["👍", "🎉"]
+    assert query_tokens("\uff21\uff22\uff23 straße") == ["abc", "strasse"]
+    assert query_tokens("!!! ... ?") == []
+    assert query_tokens("e\u0301cole") == query_tokens("école")  # NFKC composes
+    assert len(query_tokens(" ".join(f"w{i}" for i in range(100)))) == 32
+
+
+def test_snippets_are_plain_text_parts_with_the_matches_marked() -> None:
+    assert snippet("Let's PARTY tonight 🎉", "party 🎉") == [
+        ("Let's ", False),
+        ("PARTY", True),
+        (" tonight ", False),
+        ("🎉", True),
+    ]
+    assert snippet("오늘 한국어 공부", "한국") == [
+        ("오늘 ", False),
+        ("한국", True),
+        ("어 공부", False),
+    ]
+    # Markup in a message stays text: the parts carry it as characters, never as tags.
+    assert snippet("<b>bold</b> & co", "bold") == [
+        ("<b>", False),
+        ("bold", True),
+        ("</b> & co", False),
+    ]
+    long = "x" * 300 + " needle " + "y" * 300
+    parts = snippet(long, "needle")
+    assert parts[0] == ("…", False) and parts[-1] == ("…", False)
+    assert ("needle", True) in parts
+    assert sum(len(t) for t, _ in parts[1:-1]) == 160
+
+
+def test_a_snippet_of_a_100000_character_message_shows_its_match_near_the_end() -> None:
+    text = "filler " * 14_000 + "the NEEDLE at last " + "한국어" * 100
+    parts = snippet(text, "needle 한국")
+    assert ("NEEDLE", True) in parts and ("한국", True) in parts
+    assert parts[0] == ("…", False) and parts[-1] == ("…", False)
+    assert sum(len(t) for t, _ in parts[1:-1]) == 160
