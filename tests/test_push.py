@@ -14,8 +14,11 @@ import time
 import pytest
 
 from parley_client import ApiError, Login
+from processors.notifier import Notifier, NotifierConfig
 from processors.push_providers import LogProvider, open_provider
-from schemas.ids import id_floor, now_ms
+from schemas.events import InboxMessageV1
+from schemas.ids import id_floor, iso_ms, now_ms
+from schemas.message import Message
 from schemas.push import PushNotificationV1
 from schemas.settings import Settings
 from storage.protocols import PushCandidate, PushEndpoint
@@ -270,3 +273,52 @@ async def test_edits_deletes_and_reactions_never_push(
     await socket.until(lambda f: f["type"] == "delete")
     marker = await push_marker(api, push_receiver, sender, [away])
     assert [p for p in push_receiver.accepted(away.user_id) if p["channel_id"] != marker] == [push]
+
+
+class Recorded:
+    """A push provider that keeps what it is given (the notifier's output, for this test)."""
+
+    def __init__(self) -> None:
+        self.pushes: list[PushNotificationV1] = []
+
+    async def send(self, push: PushNotificationV1) -> bool:
+        self.pushes.append(push)
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_no_push_for_a_message_already_read_on_another_device(
+    api: Api, stores: Stores
+) -> None:
+    """The notifier, on the real stores, given inbox records as the topic holds them: the
+    first message was read (the user's marker is at it) before its record came; the second
+    was not, and is what the push is about."""
+    sender, away = await api.new_device("sender"), await api.new_device("away")
+    await register(api, away, "away-token")
+    channel = await api.direct(sender, away.user_id)
+    base = id_floor(now_ms())
+    read, unread = (
+        Message(
+            channel_id=channel,
+            message_id=base + n,
+            sender_id=sender.user_id,
+            sender_device_id=sender.device_id,
+            client_msg_id=f"read-test-{n}",
+            text=text,
+            sent_at=iso_ms(now_ms()),
+        )
+        for n, text in ((1, "already read"), (2, "not read yet"))
+    )
+    await stores.reads.advance(away.user_id, channel, read.message_id)
+    provider = Recorded()
+    config = NotifierConfig(coalesce_ms=60_000, max_age_ms=60_000, preview_chars=50, concurrency=2)
+    notifier = Notifier(stores.push, stores.presence, stores.reads, provider, config)
+    records = [
+        InboxMessageV1(recipients=[away.user_id], message=m).encode() for m in (read, unread)
+    ]
+    await notifier.handle(records)
+    assert [(p.user_id, p.message_id, p.preview) for p in provider.pushes] == [
+        (away.user_id, str(unread.message_id), "not read yet")
+    ]
