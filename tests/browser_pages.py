@@ -119,6 +119,33 @@ class ChatPage:
         await expect(self.messages).to_have_text(texts)
         await expect(self.page.locator(".message.pending")).to_have_count(0)
 
+    @property
+    def search_results(self) -> Locator:
+        return self.page.get_by_test_id("search-results").locator(".search-result")
+
+    @property
+    def search_status(self) -> Locator:
+        return self.page.get_by_test_id("search-status")
+
+    async def search(self, q: str, only_open_chat: bool = False) -> None:
+        """Submits a search and waits for its answer (results, none, or an error)."""
+        await self.page.get_by_label("Search messages").fill(q)
+        await self.page.get_by_label("Only the open chat").set_checked(only_open_chat)
+        await self.page.get_by_role("button", name="Search", exact=True).click()
+        await expect(self.search_status).not_to_have_text("Searching…")
+
+    async def search_until(
+        self, q: str, count: int, only_open_chat: bool = False, attempts: int = 20
+    ) -> None:
+        """Searches again until exactly `count` results show: the index follows what is sent
+        (and edited) a moment later. Each attempt waits for its answer, so none sleeps."""
+        for _ in range(attempts - 1):
+            await self.search(q, only_open_chat)
+            if await self.search_results.count() == count:
+                return
+        await self.search(q, only_open_chat)
+        await expect(self.search_results).to_have_count(count)
+
     async def screenshot(self, name: str) -> Path:
         path = self.artifacts / f"{name}.png"
         await self.page.screenshot(path=path)

@@ -557,3 +557,56 @@ async def test_a_change_the_server_refuses_is_told_under_its_message(
         "Not done: that message was deleted, or is not in this chat."
     )
     await page.screenshot("change-refused")
+
+
+async def test_search_highlights_matches_opens_the_chat_there_and_follows_edits(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    owner, member = await web_api.new_device("writer"), await web_api.new_device("seeker")
+    await web_api.make_friends(owner, member)  # so the seeker knows the sender's name
+    await web_api.group(owner, [member.user_id], name="Study")
+    alice = await signed_in(browser, web, artifacts, owner.username)
+    bob = await signed_in(browser, web, artifacts, member.username)
+    await alice.open_chat("Study")
+    korean, english = "오늘 한국어 공부를 했어요", "the weather is lovely today"
+    await alice.send(korean)
+    await alice.send(english)
+    await alice.expect_texts([korean, english])
+
+    # Bob has not opened the chat: the result says where, who, when, with the match marked.
+    await bob.search_until("한국", 1)
+    result = bob.search_results
+    await expect(result.locator(".chat-name")).to_have_text("Study")
+    await expect(result.locator(".sender")).to_have_text(owner.username)
+    await expect(result.locator("time")).to_have_count(1)
+    await expect(result.locator(".snippet")).to_have_text(korean)
+    await expect(result.locator("mark")).to_have_text(["한국"])
+    await bob.screenshot("search-results")
+
+    # A click opens the chat at that message, highlighted.
+    await result.click()
+    await expect(bob.page.locator("#chat-title")).to_have_text("Study")
+    await expect(bob.page.locator(".message.highlight .text")).to_have_text(korean)
+
+    # An edit: found by its new text, no longer by the old.
+    await alice.message(english).get_by_role("button", name="Edit").click()
+    edited = "the garden is lovely today"
+    await alice.composer.fill(edited)
+    await alice.composer.press("Enter")
+    await alice.expect_texts([korean, edited])
+    await bob.search_until("garden", 1)
+    await expect(bob.search_results.locator("mark")).to_have_text(["garden"])
+    await expect(bob.search_results.locator(".snippet")).to_have_text(edited)
+    await bob.search_until("weather", 0)
+    await expect(bob.search_status).to_have_text("No messages found.")
+
+    # Only the open chat.
+    await bob.search_until("lovely", 1, only_open_chat=True)
+    await expect(bob.search_status).to_have_text("1 result in Study")
+
+    # A query over 200 characters is refused, and the user is told why.
+    await bob.search("a" * 201)
+    await expect(bob.page.get_by_test_id("search-error")).to_have_text(
+        "The search is too long: at most 200 characters (this one has 201)."
+    )
+    await expect(bob.search_results).to_have_count(0)

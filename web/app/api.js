@@ -98,6 +98,13 @@ export class Api {
     if (around) query.set("around", around);
     return this.request("GET", `/v1/channels/${channelId}/messages?${query}`);
   }
+  // Messages that hold every word of `q`, newest first; `before` pages on (`next_before`).
+  search(q, { channelId, before, limit = 20 } = {}) {
+    const query = new URLSearchParams({ q, limit: String(limit) });
+    if (channelId) query.set("channel_id", channelId);
+    if (before) query.set("before", before);
+    return this.request("GET", `/v1/search?${query}`);
+  }
   findUser(username) {
     return this.request("GET", `/v1/users?${new URLSearchParams({ username })}`);
   }

@@ -3,6 +3,7 @@
 import { h, replace } from "../dom.js";
 import { describeError } from "../errors.js";
 import { ChatView } from "./chat.js";
+import { SearchView } from "./search.js";
 import { showDevices, showFriends, showMembers, showNewGroup, showSettings } from "./dialogs.js";
 
 const STATE_LABELS = {
@@ -34,6 +35,7 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
     chat.render(messageId ? "jump" : "chat");
   };
   const chat = new ChatView(app, { onMembers: () => showMembers(app, { onLeft: () => draw("chat") }) });
+  const search = new SearchView(app, { onOpen: open });
 
   const direct = h("input", { "aria-label": "Username or user id", placeholder: "Username or user id", required: true });
   const directForm = h(
@@ -82,6 +84,7 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
         "nav",
         { class: "sidebar", "aria-label": "Chats" },
         h("h2", { class: "visually-hidden" }, "Chats"),
+        search.element,
         directForm,
         h("button", { type: "button", class: "secondary", onclick: () => showNewGroup(app, { onCreated: open }) }, "New group"),
         sidebarError,
@@ -125,7 +128,10 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
       state.dataset.gateway = app.connection.url || "";
       state.textContent = STATE_LABELS[app.connection.state];
     }
-    if (what !== "connection") drawChannels();
+    if (what !== "connection") {
+      drawChannels();
+      search.update();
+    }
     if (what !== "channels" && what !== "connection") chat.render(what);
     return undefined;
   };
