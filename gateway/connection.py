@@ -414,9 +414,7 @@ class Connection:
             self._typed = {}
         if now - self._typed.get(request.channel_id, -1e9) < TYPING_REPEAT_MS / 1000:
             return
-        # A socket's synced channels were checked at sync, but a block may have come since:
-        # typing reads the membership every time it is relayed, as sends do.
-        await reads.typing(self._s, self._caller, request.channel_id, known_member=False)
+        await reads.typing(self._s, self._caller, request.channel_id)
         self._typed[request.channel_id] = now
 
     def signal(self, text: str) -> None:

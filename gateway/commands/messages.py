@@ -13,7 +13,7 @@ from schemas.events import MessageChangeV1, MessageSendV1
 from schemas.frames import Ack, Delete, Edit, React, Send
 from schemas.ids import id_floor, now_ms
 from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_TEXT_CHARS
-from storage.protocols import Device
+from storage.protocols import Device, Membership
 
 log = logging.getLogger("parley.messages")
 
@@ -27,19 +27,41 @@ def check_text(text: str) -> None:
         raise invalid("text must not contain NUL characters")
 
 
+async def writer_membership(services: Services, caller: Device, channel_id: str) -> Membership:
+    """The caller's membership of a channel it writes to (sends, changes, typing): `not_member`
+    outside it, and in a direct channel with a block between its two members (the socket's
+    error codes are the spec's few, and such a channel may be read but no longer written to)."""
+    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+    if membership.blocked:
+        raise ApiError(403, "not_member", "a block between you and this user forbids messages")
+    return membership
+
+
+def _take_send(services: Services, caller: Device) -> None:
+    """One from the device's send bucket (sends and changes share it), or `rate_limited`."""
+    if not services.registry.limits.send(caller.device_id).take():
+        raise ApiError(429, "rate_limited", "too many messages; slow down")
+
+
+async def _publish(
+    services: Services, event: MessageSendV1 | MessageChangeV1
+) -> asyncio.Future[object]:
+    try:
+        return await services.publisher.send_message(event)
+    except Exception:
+        what = "message" if isinstance(event, MessageSendV1) else "change"
+        log.exception("publishing a %s failed", what)
+        raise ApiError(503, "internal", f"could not queue the {what}; send it again") from None
+
+
 async def send(services: Services, caller: Device, request: Send) -> asyncio.Future[object]:
     """Queue the caller's message for its channel. The returned future resolves when the broker
     holds the send: from then on it will be stored and delivered (`accepted`). Sends queued in
     order land in order; the same (device, client_msg_id) is stored once, whatever the retries.
     """
     check_text(request.text)
-    if not services.registry.limits.send(caller.device_id).take():
-        raise ApiError(429, "rate_limited", "too many messages; slow down")
-    membership = await require_member(services.stores.channels, request.channel_id, caller.user_id)
-    if membership.blocked:
-        # `not_member`: the socket's error codes are the spec's few, and a blocked direct
-        # channel is one the caller may read but no longer write to.
-        raise ApiError(403, "not_member", "a block between you and this user forbids messages")
+    _take_send(services, caller)
+    await writer_membership(services, caller, request.channel_id)
     event = MessageSendV1(
         channel_id=request.channel_id,
         sender_id=caller.user_id,
@@ -48,11 +70,7 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
         text=request.text,
         sent_at_ms=now_ms(),
     )
-    try:
-        return await services.publisher.send_message(event)
-    except Exception:
-        log.exception("publishing a send failed")
-        raise ApiError(503, "internal", "could not queue the message; send it again") from None
+    return await _publish(services, event)
 
 
 async def change(
@@ -67,12 +85,9 @@ async def change(
         check_text(request.text)
     if isinstance(request, React) and any(c.isspace() for c in request.emoji):
         raise invalid("emoji must not contain spaces")
-    if not services.registry.limits.send(caller.device_id).take():
-        raise ApiError(429, "rate_limited", "too many messages; slow down")
+    _take_send(services, caller)
     channel_id, target_id = request.channel_id, int(request.message_id)
-    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
-    if membership.blocked:
-        raise ApiError(403, "not_member", "a block between you and this user forbids it")
+    membership = await writer_membership(services, caller, channel_id)
     target = await services.stores.messages.get(channel_id, target_id)
     if target is None or target.kind != "message" or target_id < id_floor(membership.joined_at_ms):
         raise not_found("message")  # nor one from before the caller joined
@@ -100,11 +115,7 @@ async def change(
         removed=request.removed if isinstance(request, React) else False,
         sent_at_ms=now_ms(),
     )
-    try:
-        return await services.publisher.send_message(event)
-    except Exception:
-        log.exception("publishing a change failed")
-        raise ApiError(503, "internal", "could not queue the change; send it again") from None
+    return await _publish(services, event)
 
 
 async def ack(services: Services, caller: Device, request: Ack, known_member: bool) -> None:

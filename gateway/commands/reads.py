@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.commands.channels import require_member
+from gateway.commands.messages import writer_membership
 from gateway.errors import ApiError, require_id
 from gateway.services import Services
 from schemas.events import ReadMovedV1, TypingV1
@@ -41,12 +42,10 @@ async def mark_read(
     return upto
 
 
-async def typing(services: Services, caller: Device, channel_id: str, known_member: bool) -> None:
-    """Tell the channel's other members, live, that the caller is typing (never stored)."""
-    if not known_member:
-        membership = await require_member(services.stores.channels, channel_id, caller.user_id)
-        if membership.blocked:
-            raise ApiError(403, "not_member", "a block between you and this user forbids it")
+async def typing(services: Services, caller: Device, channel_id: str) -> None:
+    """Tell the channel's other members, live, that the caller is typing (never stored). The
+    membership is read every time, as for a send: a block may have come since the sync."""
+    await writer_membership(services, caller, channel_id)
     await services.publisher.signal(
         TypingV1(channel_id=channel_id, user_id=caller.user_id, at_ms=now_ms())
     )
