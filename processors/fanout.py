@@ -16,18 +16,23 @@ from schemas.events import InboxMessageV1
 from schemas.message import Message
 from topics.definitions import inbox_partition
 
-partition_of = lru_cache(maxsize=1 << 18)(inbox_partition)
+_partition_of = lru_cache(maxsize=1 << 18)(inbox_partition)
+
+
+def by_inbox_partition(recipients: Sequence[str], partitions: int) -> list[tuple[int, list[str]]]:
+    """The recipients grouped by their inbox partition, in partition order."""
+    grouped: dict[int, list[str]] = {}
+    for user_id in recipients:
+        grouped.setdefault(_partition_of(user_id, partitions), []).append(user_id)
+    return sorted(grouped.items())
 
 
 def inbox_records(
     message: Message, recipients: Sequence[str], partitions: int
 ) -> list[tuple[int, bytes]]:
     """(partition, encoded `inbox.message` event) for each partition holding a recipient."""
-    by_partition: dict[int, list[str]] = {}
-    for user_id in recipients:
-        by_partition.setdefault(partition_of(user_id, partitions), []).append(user_id)
     body = message.encode()
     return [
         (partition, InboxMessageV1.encode_parts(users, body))
-        for partition, users in sorted(by_partition.items())
+        for partition, users in by_inbox_partition(recipients, partitions)
     ]

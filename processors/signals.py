@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from processors.fanout import partition_of
+from processors.fanout import by_inbox_partition
 from processors.pipeline import RecordSink
 from schemas.events import InboxSignalV1, ReadMovedV1, TypingV1, signals_event
 from schemas.ids import now_ms
@@ -89,10 +89,7 @@ class SignalRelay:
     async def _send(self, out: list[tuple[str, Frame, list[str]]]) -> int:
         pending = []
         for channel_id, frame, recipients in out:
-            by_partition: dict[int, list[str]] = {}
-            for user_id in recipients:
-                by_partition.setdefault(partition_of(user_id, self._partitions), []).append(user_id)
-            for partition, users in sorted(by_partition.items()):
+            for partition, users in by_inbox_partition(recipients, self._partitions):
                 record = InboxSignalV1(recipients=users, frame=frame).encode()
                 pending.append(
                     await self._sink.send(
