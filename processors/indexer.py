@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -63,45 +63,51 @@ class SearchIndexer:
 
     async def _change(self, row: Message) -> None:
         """An edit, a delete, or a message stored deleted (a send seen again after its
-        delete), retried while the index is unreachable."""
-        delay = 0.05
-        while True:
-            try:
-                if row.kind == "edit":
-                    assert row.target_id is not None
-                    await self._index.edit(row.channel_id, row.target_id, row.text)
-                else:
-                    target = row.target_id if row.kind == "delete" else row.message_id
-                    assert target is not None
-                    await self._index.remove(row.channel_id, target)
-                return
-            except Exception as exc:
-                log.warning("indexing a %s failed, retrying in %.2fs: %r", row.kind, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        delete)."""
+        target = row.message_id if row.kind == "message" else row.target_id
+        assert target is not None
+        index = self._index
+
+        def change() -> Awaitable[None]:
+            if row.kind == "edit":
+                return index.edit(row.channel_id, target, row.text)
+            return index.remove(row.channel_id, target)
+
+        try:
+            await _retrying(row.kind, change)
+        except PermanentStoreError as exc:
+            log.critical("the search index refuses a %s for good: %r", row.kind, exc)
 
     async def _add(self, messages: list[Message]) -> None:
         if not messages:
             return
-        delay = 0.05
-        while True:
-            try:
-                await self._index.add(messages)
+        try:
+            await _retrying(f"{len(messages)} messages", lambda: self._index.add(messages))
+        except PermanentStoreError as exc:
+            if len(messages) <= 1:
+                # The pipeline stored it, so it can be stored; an index that refuses it
+                # for good leaves it unsearchable rather than stopping the partition.
+                log.critical("the search index refuses a message for good: %r", exc)
                 return
-            except PermanentStoreError as exc:
-                if len(messages) <= 1:
-                    # The pipeline stored it, so it can be stored; an index that refuses it
-                    # for good leaves it unsearchable rather than stopping the partition.
-                    log.critical("the search index refuses a message for good: %r", exc)
-                    return
-                for message in messages:
-                    await self._add([message])
-                return
-            except Exception as exc:
-                # Retryable (or not understood): nothing is acknowledged; the batch waits.
-                log.warning("indexing %d failed, retrying in %.2fs: %r", len(messages), delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            for message in messages:
+                await self._add([message])
+
+
+async def _retrying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+    """Run `attempt` until it succeeds, with backoff while the index fails in a way that may
+    pass (nothing is acknowledged meanwhile: the batch waits); a PermanentStoreError is
+    raised at once."""
+    delay = 0.05
+    while True:
+        try:
+            await attempt()
+            return
+        except PermanentStoreError:
+            raise
+        except Exception as exc:
+            log.warning("indexing %s failed, retrying in %.2fs: %r", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _stored_message(raw: bytes) -> Message | None:
