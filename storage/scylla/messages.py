@@ -286,10 +286,9 @@ class ScyllaMessageStore:
         up to `cap`: an unread count. Reads senders only, at most `_COUNT_READ_FACTOR * cap` of
         them (a user's own messages are read and skipped; Scylla cannot filter them out)."""
         q = self._q()
-        heads = await execute(self._s(), q.head, (channel_id,))
-        if not heads or heads[0]["last_message_id"] is None or cap <= 0:
+        head = await self._head(channel_id)
+        if head is None or cap <= 0:
             return 0
-        head = int(heads[0]["last_message_id"])
         budget, count = _COUNT_READ_FACTOR * cap, 0
         async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
             async for bucket in walk:
@@ -327,15 +326,13 @@ class ScyllaMessageStore:
         `after`, or the newest of all when neither is given; messages only unless `changes`."""
         if limit <= 0:
             return []
-        q = self._q()
         # A page reads no further than the channel's head. The rows of one insert become
         # visible one by one, in any order, and the head moves only once all of them exist:
         # below the head every message is there, above it one may be missing while a later one
         # shows. A reader paging `after` the newer one would skip the missing one for good.
-        heads = await execute(self._s(), q.head, (channel_id,))
-        if not heads or heads[0]["last_message_id"] is None:
+        head = await self._head(channel_id)
+        if head is None:
             return []
-        head = int(heads[0]["last_message_id"])
         upwards = after is not None
         if after is not None:
             low, high = after, head
@@ -351,6 +348,13 @@ class ScyllaMessageStore:
         if not upwards:
             kept.reverse()  # read newest first; pages are ascending
         return await self._with_reactions(channel_id, kept)
+
+    async def _head(self, channel_id: str) -> int | None:
+        """The channel's newest id: every row at or below it is stored."""
+        heads = await execute(self._s(), self._q().head, (channel_id,))
+        if not heads or heads[0]["last_message_id"] is None:
+            return None
+        return int(heads[0]["last_message_id"])
 
     async def _rows(
         self, channel_id: str, low: int, high: int, *, upwards: bool
