@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install dev test lint bench clean
+.PHONY: install browser dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,7 +21,19 @@ install: $(STAMP)
 dev: install
 	$(VENV)/bin/parley dev $(ARGS)
 
-test: install
+# The browser tests drive the system's Chromium (Playwright never downloads one): Debian's
+# `chromium`, installed here when it is missing and this machine can install it.
+browser:
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium for the browser tests (once)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The browser tests need Chromium at /usr/bin/chromium: install Debian's 'chromium' package (sudo apt-get install chromium), then run make test again." >&2; \
+		exit 2; \
+	fi
+
+test: install browser
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(BENCH_STAMP)
