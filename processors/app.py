@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 import faust
@@ -13,19 +11,16 @@ from prometheus_client import generate_latest
 
 from processors import metrics
 from processors.batching import batches
-from processors.indexer import SearchIndexer
 from processors.kafka_tuning import apply_kafka_tuning
-from processors.notifier import Notifier, NotifierConfig
-from processors.pipeline import MessagePipeline, Topics
+from processors.pipeline import Topics
+from processors.pipeline_service import PipelineService
 from processors.presence_service import PresenceService
-from processors.push_providers import open_provider
 from processors.signals import SignalRelay
 from schemas.settings import Settings
 from storage.stores import SharedStores
 from topics.definitions import (
     dead_letter_topic,
     inbox_topic,
-    messages_topic,
     presence_changes_topic,
     presence_topic,
     signals_topic,
@@ -39,7 +34,9 @@ def create_app(settings: Settings) -> faust.App:
     apply_kafka_tuning(settings.kafka_fetch_max_wait_ms)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.processor_id,
+        # Faust's consumer group reads the low-rate topics (presence, signals); the hot topics
+        # are read under `processor_id` by the pipeline's own consumer (processors/consumer.py).
+        f"{settings.processor_id}-signals",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
@@ -75,48 +72,16 @@ def create_app(settings: Settings) -> faust.App:
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    source = raw_topic(messages_topic(settings).name)
     topics = Topics(
         inbox=inbox_topic(settings).name,
         inbox_partitions=settings.inbox_partitions,
         dead_letter=dead_letter_topic(settings).name,
         stored=stored_topic(settings).name,
     )
-
     shared = SharedStores(settings)
-    running = {"pipelines": 0, "notifiers": 0, "indexers": 0}
-
-    # One actor per messages partition: a partition whose batch waits on a retry (or a lock)
-    # holds up only its own channels, never the other partitions this worker owns.
-    @app.agent(source, isolated_partitions=True)
-    async def messages(stream: Any) -> None:
-        stores = await shared.acquire()
-        pipeline = MessagePipeline(
-            stores.messages, stores.channels, app.producer, topics, settings.membership_cache_ttl_s
-        )
-        running["pipelines"] += 1
-        try:
-            # A batch's offsets are acknowledged only after the loop body finished with it.
-            async for batch in batches(
-                stream, settings.processor_batch_max, settings.processor_batch_within_s
-            ):
-                started = time.perf_counter()
-                result = await pipeline.handle(batch)
-                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-                metrics.STORED.inc(len(result.stored))
-                metrics.REPEATED.inc(len(result.repeated))
-                metrics.DEAD.inc(result.dead)
-                metrics.DEAD_ACCEPTED.inc(result.dead_accepted)
-        except asyncio.CancelledError:
-            # Faust cancels the actor of a revoked partition and restarts any actor that did
-            # not return, as fast as mode's supervisor allows (its bucket holds one restart, so
-            # two partitions revoked at once end the worker). Ending is what a revoked actor
-            # should do: the batch it held is not acknowledged, and the partition's next owner
-            # reads it again. When the worker stops, this ends the actor just the same.
-            return
-        finally:
-            running["pipelines"] -= 1
-            await shared.release()
+    pipeline = PipelineService(settings, shared, topics)
+    # Started after the worker, stopped before it (an instance: it holds the settings).
+    app.service(pipeline)  # type: ignore[arg-type]
 
     @app.agent(raw_topic(signals_topic(settings).name))
     async def signals(stream: Any) -> None:
@@ -154,48 +119,6 @@ def create_app(settings: Settings) -> faust.App:
             presence.pop("service", None)
             await shared.release()
 
-    notifier_config = NotifierConfig(
-        coalesce_ms=int(settings.push_coalesce_s * 1000),
-        max_age_ms=int(settings.push_max_age_s * 1000),
-        preview_chars=settings.push_preview_chars,
-        concurrency=settings.push_concurrency,
-    )
-
-    @app.agent(raw_topic(topics.inbox))
-    async def notifications(stream: Any) -> None:
-        stores = await shared.acquire()
-        provider = open_provider(settings)
-        notifier = Notifier(stores.push, stores.presence, stores.reads, provider, notifier_config)
-        running["notifiers"] += 1
-        try:
-            async for batch in batches(
-                stream, settings.processor_batch_max, settings.push_batch_within_s
-            ):
-                notified = await notifier.handle(batch)
-                metrics.PUSHES_SENT.inc(notified.sent)
-                metrics.PUSHES_FAILED.inc(notified.failed)
-        finally:
-            running["notifiers"] -= 1
-            await provider.close()
-            await shared.release()
-
-    # The search index follows the stored messages; delivery never waits for it.
-    @app.agent(raw_topic(topics.stored))
-    async def search_index(stream: Any) -> None:
-        stores = await shared.acquire()
-        indexer = SearchIndexer(stores.search)
-        running["indexers"] += 1
-        try:
-            async for batch in batches(
-                stream, settings.processor_batch_max, settings.processor_batch_within_s
-            ):
-                indexed = await indexer.handle(batch)
-                metrics.INDEXED.inc(indexed.indexed)
-                metrics.INDEX_SKIPPED.inc(indexed.skipped)
-        finally:
-            running["indexers"] -= 1
-            await shared.release()
-
     @app.timer(interval=settings.presence_tick_s)  # type: ignore[untyped-decorator]
     async def presence_timeouts() -> None:
         # Timeouts are found here, not only when an event arrives: a silent user goes offline.
@@ -212,21 +135,11 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        # Ready once this worker owns partitions (of any topic) and every agent for them runs:
-        # an actor for each messages partition it owns, the notifier, the search indexer and
-        # the presence service.
-        assignment = app.consumer.assignment()
-        owned_messages = sum(1 for tp in assignment if tp.topic == source.get_topic_name())
-        assigned = len(assignment)
-        ready = (
-            assigned > 0
-            and running["pipelines"] >= owned_messages
-            and running["notifiers"] > 0
-            and running["indexers"] > 0
-            and "service" in presence
-        )
+        # Ready once the pipeline's consumer took part in an assignment and the presence
+        # service runs (the Faust agents' own partitions come with the same worker start).
+        ready = pipeline.consumer.ready and "service" in presence
         return web.json(
-            {"status": "ok" if ready else "starting", "partitions": assigned},
+            {"status": "ok" if ready else "starting", "partitions": pipeline.consumer.partitions},
             status=200 if ready else 503,
         )
 

@@ -33,3 +33,8 @@ INDEX_SKIPPED = Counter(
     "parley_processor_index_events_skipped_total",
     "Events of parley.stored.v1 the indexer does not index: other types, or unreadable",
 )
+BATCH_RETRIES = Counter(
+    "parley_processor_batch_retries_total",
+    "Batches a handler raised on and that were tried again, by topic",
+    ["topic"],
+)

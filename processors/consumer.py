@@ -1,0 +1,201 @@
+"""The processor's hot topics, read in batches on the worker's own event loop.
+
+One aiokafka consumer per process reads every hot topic (`parley.messages.v1`,
+`parley.stored.v1`, `parley.inbox.v1` for pushes): one fetch session with the broker however
+many topics, and no hand-off to a consumer thread. `getmany` returns whatever has arrived, so a
+batch is never held back by a timer: idle, the consumer sleeps in the broker's long poll.
+
+Invariants (docs/architecture.md):
+- Per partition, one batch at a time, in offset order: the partition is paused while its batch
+  runs, so a partition whose batch waits (a lock, a retry) holds up only itself.
+- At-least-once: an offset is committed only after its batch's handler returned. A crash, a
+  revoked partition or a handler that never returns repeats the batch; it never skips it.
+- One error policy: a handler retries what it can itself (the pipeline parks what can never be
+  stored on the dead-letter topic); anything it raises is retried here, with capped, jittered
+  backoff, and the partition waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from processors import metrics
+from schemas.settings import Settings
+
+log = logging.getLogger("parley.consumer")
+
+BatchHandler = Callable[[list[bytes]], Awaitable[None]]
+
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """A topic and what handles its batches."""
+
+    topic: str
+    # The handler of one partition, made when the partition first has records (a partition's
+    # state, such as the pipeline's sequencer, lives in it and is dropped when it is revoked).
+    open: Callable[[int], BatchHandler]
+    # A partition's batches start at most this often: the notifier gathers company this way,
+    # so a burst costs one decision instead of one per record. Zero for the delivery path.
+    pace_s: float = 0.0
+
+
+def backoff(attempt: int) -> float:
+    """Capped exponential backoff with full jitter: seconds to wait before retry `attempt`."""
+    return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**attempt))
+
+
+class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Reads the routes' topics as one consumer group member and runs each partition's batches
+    in order, partitions side by side."""
+
+    def __init__(self, settings: Settings, group_id: str, routes: Iterable[Route]) -> None:
+        self._routes = {route.topic: route for route in routes}
+        self._settings = settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=group_id,
+            client_id=f"{group_id}-pipeline",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # The broker answers a waiting fetch as soon as a record arrives: the wait bounds
+            # only how often an idle consumer asks again.
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            max_partition_fetch_bytes=settings.kafka_max_request_bytes,
+            fetch_max_bytes=4 * settings.kafka_max_request_bytes,
+            session_timeout_ms=int(settings.processor_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(max(settings.processor_session_timeout_s / 6, 0.2) * 1000),
+            max_poll_interval_ms=300_000,
+        )
+        self._handlers: dict[TopicPartition, BatchHandler] = {}
+        self._running: dict[TopicPartition, asyncio.Task[None]] = {}
+        # Processed but not yet committed: the offset to commit per partition.
+        self._done: dict[TopicPartition, int] = {}
+        self._last_commit = 0.0
+        self._assigned = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def ready(self) -> bool:
+        """True once this member took part in an assignment (an empty one included)."""
+        return self._assigned.is_set()
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions (of all its topics) this member owns now."""
+        return len(self._consumer.assignment())
+
+    async def run(self) -> None:
+        """Consume until cancelled; then finish the batches in hand, commit and leave."""
+        await self._consumer.start()
+        self._consumer.subscribe(list(self._routes), listener=self)
+        try:
+            while True:
+                fetched = await self._consumer.getmany(
+                    timeout_ms=self._settings.kafka_fetch_max_wait_ms,
+                    max_records=self._settings.processor_batch_max,
+                )
+                for tp, records in fetched.items():
+                    self._start(tp, [r.value for r in records], records[-1].offset + 1)
+                await self._commit_due()
+        finally:
+            self._stopping = True
+            with contextlib.suppress(Exception):
+                await self._finish(list(self._running), timeout_s=10.0)
+                await self._commit()
+            await self._consumer.stop()
+
+    def _start(self, tp: TopicPartition, values: list[bytes], next_offset: int) -> None:
+        # Paused until this batch is done: the partition's next batch must wait for it.
+        self._consumer.pause(tp)
+        handler = self._handlers.get(tp)
+        if handler is None:
+            handler = self._handlers[tp] = self._routes[tp.topic].open(tp.partition)
+        task = asyncio.create_task(self._run_batch(tp, handler, values, next_offset))
+        self._running[tp] = task
+
+    async def _run_batch(
+        self, tp: TopicPartition, handler: BatchHandler, values: list[bytes], next_offset: int
+    ) -> None:
+        started = time.monotonic()
+        attempt = 0
+        try:
+            while True:
+                try:
+                    await handler(values)
+                    break
+                except Exception:
+                    # Not understood: nothing is committed, the batch is tried again.
+                    log.exception("a batch of %s failed; retrying", tp)
+                    metrics.BATCH_RETRIES.labels(tp.topic).inc()
+                    await asyncio.sleep(backoff(attempt))
+                    attempt += 1
+            self._done[tp] = next_offset
+            pace = self._routes[tp.topic].pace_s - (time.monotonic() - started)
+            if pace > 0 and not self._stopping:
+                await asyncio.sleep(pace)
+        finally:
+            if self._running.get(tp) is asyncio.current_task():
+                del self._running[tp]
+                if tp in self._consumer.assignment():
+                    self._consumer.resume(tp)
+
+    async def _commit_due(self) -> None:
+        now = time.monotonic()
+        if self._done and now - self._last_commit >= self._settings.processor_commit_interval_s:
+            self._last_commit = now
+            await self._commit()
+
+    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
+        offsets = {
+            tp: OffsetAndMetadata(offset, "")
+            for tp, offset in self._done.items()
+            if only is None or tp in only
+        }
+        if not offsets:
+            return
+        for tp in offsets:
+            del self._done[tp]
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # At-least-once: what was not committed is read again by the partition's owner.
+            log.warning("committing offsets failed (they will be read again): %r", exc)
+
+    async def _finish(self, partitions: list[TopicPartition], timeout_s: float) -> None:
+        """Let the batches of these partitions end (cancelled after `timeout_s`)."""
+        tasks = [self._running[tp] for tp in partitions if tp in self._running]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    # --- rebalance (called by aiokafka between fetches) -------------------------------------
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # A batch in hand is given a moment to finish (its offsets are then committed); one
+        # that waits longer (a lock, a retry) is cancelled, and the next owner repeats it.
+        await self._finish(list(revoked), timeout_s=1.0)
+        await self._commit(set(revoked))
+        for tp in revoked:
+            self._handlers.pop(tp, None)
+            self._done.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._assigned.set()

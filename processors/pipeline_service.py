@@ -1,0 +1,140 @@
+"""The worker's hot path as one service: the message pipeline, the search indexer and the
+notifier, fed by one consumer (processors/consumer.py) and writing with one producer.
+
+Faust supervises it (started and stopped with the worker), serves its pages and runs the
+low-rate agents beside it; the records themselves never pass through Faust's stream machinery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import mode
+
+from processors import metrics
+from processors.consumer import BatchHandler, PartitionedConsumer, Route
+from processors.indexer import SearchIndexer
+from processors.notifier import Notifier, NotifierConfig
+from processors.pipeline import MessagePipeline, Topics
+from processors.producer import RecordProducer
+from processors.push_providers import PushProvider, open_provider
+from schemas.settings import Settings
+from storage.stores import SharedStores, Stores
+from topics.definitions import messages_topic
+
+log = logging.getLogger("parley.processor")
+
+
+class PipelineService(mode.Service):
+    def __init__(
+        self, settings: Settings, shared: SharedStores, topics: Topics, **kwargs: Any
+    ) -> None:
+        self._settings = settings
+        self._shared = shared
+        self._topics = topics
+        self.producer = RecordProducer(settings, f"{settings.processor_id}-pipeline")
+        self.consumer = PartitionedConsumer(
+            settings,
+            settings.processor_id,
+            [
+                Route(messages_topic(settings).name, self._messages),
+                Route(topics.stored, self._index),
+                # Pushes wait for company: one decision (two queries) per burst, not per record.
+                Route(topics.inbox, self._notify, pace_s=settings.push_batch_within_s),
+            ],
+        )
+        self._stores: Stores | None = None
+        self._provider: PushProvider | None = None
+        self._indexer: SearchIndexer | None = None
+        self._notifier: Notifier | None = None
+        self._task: asyncio.Task[None] | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        stores = self._stores = await self._shared.acquire()
+        self._provider = open_provider(self._settings)
+        self._indexer = SearchIndexer(stores.search)
+        settings = self._settings
+        self._notifier = Notifier(
+            stores.push,
+            stores.presence,
+            stores.reads,
+            self._provider,
+            NotifierConfig(
+                coalesce_ms=int(settings.push_coalesce_s * 1000),
+                max_age_ms=int(settings.push_max_age_s * 1000),
+                preview_chars=settings.push_preview_chars,
+                concurrency=settings.push_concurrency,
+            ),
+        )
+        await self.producer.start()
+        self._task = asyncio.create_task(self._consume())
+
+    async def on_stop(self) -> None:
+        # The consumer first: the batches in hand finish with the producer still open.
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        await self.producer.stop()
+        if self._provider is not None:
+            await self._provider.close()
+        if self._stores is not None:
+            self._stores = None
+            await self._shared.release()
+
+    async def _consume(self) -> None:
+        try:
+            await self.consumer.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Kafka unreachable for good, or a bug: the worker ends and its supervisor
+            # restarts it; the uncommitted batches are read again.
+            log.critical("the pipeline's consumer failed: %r", exc)
+            await self.crash(exc)
+
+    # --- routes -----------------------------------------------------------------------------
+
+    def _messages(self, partition: int) -> BatchHandler:
+        # One pipeline per partition: its sequencer knows only its own channels, and is
+        # dropped with the partition when it is revoked.
+        assert self._stores is not None
+        pipeline = MessagePipeline(
+            self._stores.messages,
+            self._stores.channels,
+            self.producer,
+            self._topics,
+            self._settings.membership_cache_ttl_s,
+        )
+
+        async def handle(batch: list[bytes]) -> None:
+            started = time.perf_counter()
+            result = await pipeline.handle(batch)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            metrics.STORED.inc(len(result.stored))
+            metrics.REPEATED.inc(len(result.repeated))
+            metrics.DEAD.inc(result.dead)
+            metrics.DEAD_ACCEPTED.inc(result.dead_accepted)
+
+        return handle
+
+    def _index(self, partition: int) -> BatchHandler:
+        async def handle(batch: list[bytes]) -> None:
+            assert self._indexer is not None
+            indexed = await self._indexer.handle(batch)
+            metrics.INDEXED.inc(indexed.indexed)
+            metrics.INDEX_SKIPPED.inc(indexed.skipped)
+
+        return handle
+
+    def _notify(self, partition: int) -> BatchHandler:
+        async def handle(batch: list[bytes]) -> None:
+            assert self._notifier is not None
+            notified = await self._notifier.handle(batch)
+            metrics.PUSHES_SENT.inc(notified.sent)
+            metrics.PUSHES_FAILED.inc(notified.failed)
+
+        return handle
