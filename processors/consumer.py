@@ -65,21 +65,9 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, settings: Settings, group_id: str, routes: Iterable[Route]) -> None:
         self._routes = {route.topic: route for route in routes}
         self._settings = settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=group_id,
-            client_id=f"{group_id}-pipeline",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # The broker answers a waiting fetch as soon as a record arrives: the wait bounds
-            # only how often an idle consumer asks again.
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            max_partition_fetch_bytes=settings.kafka_max_request_bytes,
-            fetch_max_bytes=4 * settings.kafka_max_request_bytes,
-            session_timeout_ms=int(settings.processor_session_timeout_s * 1000),
-            heartbeat_interval_ms=int(max(settings.processor_session_timeout_s / 6, 0.2) * 1000),
-            max_poll_interval_ms=300_000,
-        )
+        self._group_id = group_id
+        # Made in `run`: aiokafka's clients belong to the loop they are made in.
+        self._consumer: AIOKafkaConsumer | None = None
         self._handlers: dict[TopicPartition, BatchHandler] = {}
         self._running: dict[TopicPartition, asyncio.Task[None]] = {}
         # Processed but not yet committed: the offset to commit per partition.
@@ -87,6 +75,29 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._last_commit = 0.0
         self._assigned = asyncio.Event()
         self._stopping = False
+
+    def _client(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            group_id=self._group_id,
+            client_id=f"{self._group_id}-pipeline",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # The broker answers a waiting fetch as soon as a record arrives: the wait bounds
+            # only how often an idle consumer asks again.
+            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            max_partition_fetch_bytes=self._settings.kafka_max_request_bytes,
+            fetch_max_bytes=4 * self._settings.kafka_max_request_bytes,
+            session_timeout_ms=int(self._settings.processor_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(
+                max(self._settings.processor_session_timeout_s / 6, 0.2) * 1000
+            ),
+            max_poll_interval_ms=300_000,
+        )
+
+    def _member(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "used only while running"
+        return self._consumer
 
     @property
     def ready(self) -> bool:
@@ -96,15 +107,16 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     @property
     def partitions(self) -> int:
         """How many partitions (of all its topics) this member owns now."""
-        return len(self._consumer.assignment())
+        return 0 if self._consumer is None else len(self._consumer.assignment())
 
     async def run(self) -> None:
         """Consume until cancelled; then finish the batches in hand, commit and leave."""
-        await self._consumer.start()
-        self._consumer.subscribe(list(self._routes), listener=self)
+        consumer = self._consumer = self._client()
+        await consumer.start()
+        consumer.subscribe(list(self._routes), listener=self)
         try:
             while True:
-                fetched = await self._consumer.getmany(
+                fetched = await consumer.getmany(
                     timeout_ms=self._settings.kafka_fetch_max_wait_ms,
                     max_records=self._settings.processor_batch_max,
                 )
@@ -116,11 +128,11 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             with contextlib.suppress(Exception):
                 await self._finish(list(self._running), timeout_s=10.0)
                 await self._commit()
-            await self._consumer.stop()
+            await consumer.stop()
 
     def _start(self, tp: TopicPartition, values: list[bytes], next_offset: int) -> None:
         # Paused until this batch is done: the partition's next batch must wait for it.
-        self._consumer.pause(tp)
+        self._member().pause(tp)
         handler = self._handlers.get(tp)
         if handler is None:
             handler = self._handlers[tp] = self._routes[tp.topic].open(tp.partition)
@@ -150,8 +162,8 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         finally:
             if self._running.get(tp) is asyncio.current_task():
                 del self._running[tp]
-                if tp in self._consumer.assignment():
-                    self._consumer.resume(tp)
+                if tp in self._member().assignment():
+                    self._member().resume(tp)
 
     async def _commit_due(self) -> None:
         now = time.monotonic()
@@ -170,7 +182,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in offsets:
             del self._done[tp]
         try:
-            await self._consumer.commit(offsets)
+            await self._member().commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
             # At-least-once: what was not committed is read again by the partition's owner.
             log.warning("committing offsets failed (they will be read again): %r", exc)

@@ -14,9 +14,16 @@ class RecordProducer:
     (`processors.pipeline.RecordSink`)."""
 
     def __init__(self, settings: Settings, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        # Made in `start`: aiokafka's clients belong to the loop they are made in.
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        settings = self._settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
-            client_id=client_id,
+            client_id=self._client_id,
             acks="all",
             # A produce the client retries (a lost response, a broker restart) is written once.
             enable_idempotence=True,
@@ -25,12 +32,11 @@ class RecordProducer:
             max_request_size=settings.kafka_max_request_bytes,
             request_timeout_ms=15_000,
         )
-
-    async def start(self) -> None:
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def send(
         self,
@@ -42,6 +48,7 @@ class RecordProducer:
         headers: list[tuple[str, bytes]] | None,
     ) -> asyncio.Future[object]:
         """Queue a record; the returned future resolves when the broker acknowledged it."""
+        assert self._producer is not None, "started first"
         fut: asyncio.Future[object] = await self._producer.send(
             topic,
             value,
