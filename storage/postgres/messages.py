@@ -27,55 +27,21 @@ class PostgresMessageStore:
         if not messages:
             return
         cols = _columns(messages)
-        async with connection(self._pool) as conn, conn.transaction():
-            # The send key is claimed first; only the id that holds the claim is stored, so two
-            # writers racing on one send can never store it twice under different ids. One
-            # statement: the claims it made are what its RETURNING gives the row insert.
-            await conn.execute(
-                "WITH claimed AS ("
-                "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id,"
-                "                             message_id)"
-                "  SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
-                "  ON CONFLICT DO NOTHING"
-                "  RETURNING sender_device_id, client_msg_id, message_id"
-                ")"
-                " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
-                " client_msg_id, text, sent_at, kind, target_id, emoji, removed)"
-                " SELECT t.channel_id, t.bucket, t.message_id, t.sender_id, t.sender_device_id,"
-                "        t.client_msg_id, t.text, t.sent_at, t.kind, t.target_id, t.emoji,"
-                "        t.removed"
-                " FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-                "             %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
-                "             %s::boolean[])"
-                "   AS t(channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id,"
-                "        text, sent_at, kind, target_id, emoji, removed)"
-                " JOIN claimed s ON s.sender_device_id = t.sender_device_id"
-                "   AND s.client_msg_id = t.client_msg_id AND s.message_id = t.message_id"
-                " ON CONFLICT DO NOTHING",
-                (
-                    cols["sender_device_id"],
-                    cols["client_msg_id"],
-                    cols["channel_id"],
-                    cols["message_id"],
-                    cols["channel_id"],
-                    [bucket_of(m.message_id) for m in messages],
-                    cols["message_id"],
-                    cols["sender_id"],
-                    cols["sender_device_id"],
-                    cols["client_msg_id"],
-                    cols["text"],
-                    cols["sent_at"],
-                    [m.kind for m in messages],
-                    [m.target_id for m in messages],
-                    [m.emoji for m in messages],
-                    [m.removed for m in messages],
-                ),
-            )
-            # Changes, in id order, each once its own row is stored (a change whose send was
-            # stored under another id is that one's). Each application is conditional, so a
-            # repeat or a replay changes nothing, and a later change always wins.
-            for change in sorted((m for m in messages if m.kind != "message"), key=_id):
-                await _apply(conn, change)
+        changes = sorted((m for m in messages if m.kind != "message"), key=_id)
+        async with connection(self._pool) as conn:
+            if not changes:
+                # Sends only (the common batch): one statement, atomic by itself, one round
+                # trip; a transaction would add two (BEGIN and COMMIT).
+                await _insert_rows(conn, messages, cols)
+                return
+            async with conn.transaction():
+                await _insert_rows(conn, messages, cols)
+                # Changes, in id order, each once its own row is stored (a change whose send
+                # was stored under another id is that one's). Each application is
+                # conditional, so a repeat or a replay changes nothing, and a later change
+                # always wins.
+                for change in changes:
+                    await _apply(conn, change)
 
     async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
         """Messages already stored for these idempotency keys."""
@@ -188,6 +154,53 @@ async def _with_reactions(
         for message_id, emoji, users in await cur.fetchall():
             reactions.setdefault(int(message_id), {})[str(emoji)] = list(users)
     return [_message(r, reactions.get(int(str(r[1])))) for r in rows]
+
+
+async def _insert_rows(conn: Any, messages: Sequence[Message], cols: dict[str, list[Any]]) -> None:
+    """Claim each send key and store the rows whose claim this statement made."""
+    # The send key is claimed first; only the id that holds the claim is stored, so two
+    # writers racing on one send can never store it twice under different ids. One
+    # statement: the claims it made are what its RETURNING gives the row insert.
+    await conn.execute(
+        "WITH claimed AS ("
+        "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id,"
+        "                             message_id)"
+        "  SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
+        "  ON CONFLICT DO NOTHING"
+        "  RETURNING sender_device_id, client_msg_id, message_id"
+        ")"
+        " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
+        " client_msg_id, text, sent_at, kind, target_id, emoji, removed)"
+        " SELECT t.channel_id, t.bucket, t.message_id, t.sender_id, t.sender_device_id,"
+        "        t.client_msg_id, t.text, t.sent_at, t.kind, t.target_id, t.emoji,"
+        "        t.removed"
+        " FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
+        "             %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
+        "             %s::boolean[])"
+        "   AS t(channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id,"
+        "        text, sent_at, kind, target_id, emoji, removed)"
+        " JOIN claimed s ON s.sender_device_id = t.sender_device_id"
+        "   AND s.client_msg_id = t.client_msg_id AND s.message_id = t.message_id"
+        " ON CONFLICT DO NOTHING",
+        (
+            cols["sender_device_id"],
+            cols["client_msg_id"],
+            cols["channel_id"],
+            cols["message_id"],
+            cols["channel_id"],
+            [bucket_of(m.message_id) for m in messages],
+            cols["message_id"],
+            cols["sender_id"],
+            cols["sender_device_id"],
+            cols["client_msg_id"],
+            cols["text"],
+            cols["sent_at"],
+            [m.kind for m in messages],
+            [m.target_id for m in messages],
+            [m.emoji for m in messages],
+            [m.removed for m in messages],
+        ),
+    )
 
 
 def _id(m: Message) -> int:
