@@ -9,7 +9,18 @@ from typing import Any
 
 import orjson
 
-from bench.results import LoadRow, Paced, Results, SearchResults, SoakResults, Verdict
+from bench.histograms import Summary
+from bench.results import (
+    FloorRatios,
+    FloorRun,
+    LoadRow,
+    Paced,
+    Ratios,
+    Results,
+    SearchResults,
+    SoakResults,
+    Verdict,
+)
 from bench.verdicts import fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
@@ -81,8 +92,20 @@ def _roles(results: Results, roles: tuple[str, ...]) -> tuple[str, ...]:
     return (*roles[:at], "cassandra", *roles[at:])
 
 
+def _ratio(ratio: FloorRatios | Ratios | None) -> str:
+    return f"{ratio.p50} / {ratio.p99}" if ratio is not None else "—"
+
+
+def _lag(lag: Summary) -> str:
+    """The pacer's own error: how late sends left their schedule (p50 / p99 / max)."""
+    return f"{fmt_ms(lag.p50)} / {fmt_ms(lag.p99)} / {fmt_ms(lag.max)}"
+
+
 def _latency(results: Results) -> list[str]:
-    rows: list[Paced] = [*(results.floor.runs if results.floor else [])]
+    floor = results.floor
+    rows: list[Paced] = []
+    if floor is not None:
+        rows += [*floor.runs, *floor.two_hop_runs, *floor.durable_runs, *floor.echo_runs]
     rows += results.latency.runs if results.latency else []
     if not rows:
         return []
@@ -90,23 +113,67 @@ def _latency(results: Results) -> list[str]:
         "",
         "## Latency (send → `message` on the receiving socket; from the intended send time)",
         "",
-        "| scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max | floor multiple p50/p99 "
-        "| lost | accepted p50 | send lag p99 | client CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Floors first (each a round trip the bench times the same way, at the same rates); "
+        "Parley's runs as multiples of the one-hop floor and of the durable two-hop floor at "
+        "the same rate (p50 to p50, p99 to p99). Send lag is the pacer's own error: how late "
+        "each send left its schedule.",
+        "",
+        "| scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max "
+        "| x one-hop floor p50 / p99 | x durable floor p50 / p99 | lost | accepted p50 "
+        "| send lag p50 / p99 / max | client CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lat, ratio_txt, accepted, client = r.latency_ms, "1/1", "—", "—%"
+        lat, one_hop, durable, accepted, client = r.latency_ms, "—", "—", "—", "—"
         if isinstance(r, LoadRow):
-            ratio = r.ratio_to_floor
-            ratio_txt = f"{ratio.p50}/{ratio.p99}" if ratio else "1/1"
+            one_hop, durable = _ratio(r.ratio_to_floor), _ratio(r.ratio_to_durable_floor)
             accepted, client = fmt_ms(r.accept_latency_ms.p50), f"{r.client_cpu_pct}%"
+        elif isinstance(r, FloorRun):
+            one_hop = _ratio(r.ratio_to_idempotent_floor) if r.producer != "idempotent" else "1 / 1"
+            if r.cpu is not None:
+                client = f"{round(100 * r.cpu.cores.get('bench', 0.0))}%"
         lines.append(
             f"| {r.scenario} | {r.offered_per_s:g} | {lat.count:,} | {fmt_ms(lat.p50)} "
             f"| {fmt_ms(lat.p90)} | {fmt_ms(lat.p99)} | {fmt_ms(lat.p99_9)} "
-            f"| {fmt_ms(lat.max)} | {ratio_txt} | {r.lost}{' (stopped early)' if r.aborted else ''} "
-            f"| {accepted} | {fmt_ms(r.send_lag_ms.p99)} | {client} |"
+            f"| {fmt_ms(lat.max)} | {one_hop} | {durable} "
+            f"| {r.lost}{' (stopped early)' if r.aborted else ''} "
+            f"| {accepted} | {_lag(r.send_lag_ms)} | {client} |"
         )
-    return lines + _transactions(results) + _depth(results)
+    return lines + _relays(results) + _transactions(results) + _depth(results)
+
+
+def _relays(results: Results) -> list[str]:
+    floor = results.floor
+    runs = [*floor.two_hop_runs, *floor.durable_runs] if floor else []
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## The two-hop floors' relays",
+        "",
+        "A relay process consumes topic A in `getmany` batches, re-produces each record to "
+        "topic B (acks=all, idempotent) and awaits the acks before its next batch; the durable "
+        "relay first writes the batch to the stack's Postgres in one statement "
+        "(`INSERT … SELECT FROM unnest(…)`, autocommit). Per batch: the Postgres write and the "
+        "re-produce until acked. `floor` cores: the relay process itself.",
+        "",
+        "| floor | offered/s | batches | records per batch (mean / max) "
+        "| Postgres write p50 / p99 | re-produce p50 / p99 | floor cores | bench cores |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        relay, cores = r.relay, r.cpu.cores if r.cpu else {}
+        if relay is None:
+            continue
+        write = relay.write_ms
+        lines.append(
+            f"| {r.scenario} | {r.offered_per_s:g} | {relay.batches:,} "
+            f"| {relay.records_per_batch_mean} / {relay.records_per_batch_max} "
+            f"| {fmt_ms(write.p50) if write else '—'} / {fmt_ms(write.p99) if write else '—'} "
+            f"| {fmt_ms(relay.produce_ms.p50)} / {fmt_ms(relay.produce_ms.p99)} "
+            f"| {cores.get('floor', '—')} | {cores.get('bench', '—')} |"
+        )
+    return lines
 
 
 def _transactions(results: Results) -> list[str]:
@@ -191,18 +258,21 @@ def _throughput(results: Results) -> list[str]:
             f"{curve.deliveries_per_message} deliveries per message)",
             "",
             "| offered msgs/s | offered deliveries/s | sent | delivered/s | p50 | p99 | max "
-            "| lost | within bound | send lag p99 | machine cores |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| x durable floor p50 / p99 (floor's rate) | lost | within bound "
+            "| send lag p50 / p99 / max | bench cores | machine cores |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in curve.steps:
-            lat = s.latency_ms
-            machine = s.cpu.cores.get("machine") if s.cpu else None
+            lat, cores = s.latency_ms, s.cpu.cores if s.cpu else {}
+            durable = s.ratio_to_durable_floor
+            at = f" ({durable.floor_rate:g}/s)" if durable else ""
             lines.append(
                 f"| {s.offered_per_s:g} | {s.offered_deliveries_per_s or 0:,.0f} | {s.sent:,} "
                 f"| {s.delivered_per_s} | {fmt_ms(lat.p50)} | {fmt_ms(lat.p99)} "
-                f"| {fmt_ms(lat.max)} | {s.missing} "
+                f"| {fmt_ms(lat.max)} | {_ratio(durable)}{at} | {s.missing} "
                 f"| {'yes' if s.within_bound else 'no'}{' (stopped early)' if s.aborted else ''} "
-                f"| {fmt_ms(s.send_lag_ms.p99)} | {machine} |"
+                f"| {_lag(s.send_lag_ms)} | {cores.get('bench', '—')} "
+                f"| {cores.get('machine', '—')} |"
             )
         if curve.skipped_rates:
             rates = ", ".join(f"{r:g}" for r in curve.skipped_rates)
@@ -212,20 +282,31 @@ def _throughput(results: Results) -> list[str]:
 
 def _cpu(results: Results) -> list[str]:
     """Where each run's CPU went: what limits latency and throughput on this box."""
-    rows = [(f"latency {r.scenario}", r) for r in results.latency.runs] if results.latency else []
+    rows: list[tuple[str, LoadRow | FloorRun]] = []
+    floor = results.floor
+    if floor is not None:
+        floors = [*floor.runs, *floor.transactional_runs, *floor.two_hop_runs]
+        rows += [(r.scenario, r) for r in [*floors, *floor.durable_runs, *floor.echo_runs]]
+    rows += [(f"latency {r.scenario}", r) for r in results.latency.runs] if results.latency else []
     for curve in results.throughput.curves if results.throughput else []:
         rows += [(f"throughput, {curve.kind}", s) for s in curve.steps]
+    if results.soak is not None and results.soak.run is not None:
+        rows.append(("soak", results.soak.run))
     rows = [(name, r) for name, r in rows if r.cpu]
     if not rows:
         return []
     roles = _roles(results, CPU_ROLES)
+    if any(r.cpu and "floor" in r.cpu.cores for _, r in rows):
+        roles = (*roles, "floor")
     lines = [
         "",
         "## CPU by process during each run (cores) and per message sent (µs, net of idle)",
         "",
         f"The box has {results.meta.cpus} cores; the idle stack uses "
         f"{results.meta.idle_stack_cpu_cores}. When `machine` nears the core count, the run is "
-        "CPU-bound and latency is queueing. µs per message is CPU during the run and its drain, "
+        "CPU-bound and latency is queueing. `bench` is the load generator (the client, its "
+        "workers); `floor` the floors' own servers (relay, echo server), which stand in for the "
+        "stack in the floor rows. µs per message is CPU during the run and its drain, "
         "less the process's idle use, divided by messages sent (a group message is delivered "
         "to every other member).",
         "",
@@ -300,15 +381,18 @@ def _soak(soak: SoakResults | None) -> list[str]:
     run = soak.run if soak else None
     if soak is None or run is None:
         return []
-    lat = run.latency_ms
+    lat, durable = run.latency_ms, run.ratio_to_durable_floor
     lines = [
         "",
         f"## Soak ({run.sent:,} messages at {soak.rate:g}/s; {soak.busy_channel_sends:,} in one "
         f"channel, the rest over {soak.quiet_channels} channels)",
         "",
-        f"Whole run: p50 {fmt_ms(lat.p50)}, p99 {fmt_ms(lat.p99)}, max {fmt_ms(lat.max)}; "
+        f"Whole run: p50 {fmt_ms(lat.p50)}, p99 {fmt_ms(lat.p99)}, max {fmt_ms(lat.max)} "
+        f"({_ratio(run.ratio_to_durable_floor)} x the durable two-hop floor"
+        f"{f' at {durable.floor_rate:g}/s' if durable else ''}); "
         f"{run.missing} lost, {run.unaccepted} not accepted, {soak.order_violations} order "
-        f"violations; errors {_counts(run.errors)}.",
+        f"violations; errors {_counts(run.errors)}; send lag p50 / p99 / max "
+        f"{_lag(run.send_lag_ms)}.",
         "",
     ]
     per = soak.postgres.bytes_per_message if soak.postgres else None
@@ -420,7 +504,8 @@ def _time(results: Results) -> list[str]:
     if not results.timings:
         return []
     roles = _roles(
-        results, ("gateway", "processor", "broker", "postgres", "bench", "parley-dev", "other")
+        results,
+        ("gateway", "processor", "broker", "postgres", "bench", "floor", "parley-dev", "other"),
     )
     lines = [
         "",
