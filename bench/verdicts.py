@@ -285,9 +285,11 @@ def _idle(results: Results) -> Verdict:
 
 
 def processor_cpu(cores: dict[str, float]) -> str:
+    """The stack's cores, and beside them the load generator's (`bench`, with its workers)."""
     return (
         f"processor {cores.get('processor', '—')}, gateway {cores.get('gateway', '—')}, "
-        f"broker {cores.get('broker', '—')}, other {cores.get('other', '—')} cores"
+        f"broker {cores.get('broker', '—')}, bench {cores.get('bench', '—')}, "
+        f"other {cores.get('other', '—')} cores"
     )
 
 
