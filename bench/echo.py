@@ -52,7 +52,7 @@ class EchoFloor(RoundTrip):
         deadline = time.monotonic() + timeout_s
         while len(self._sessions) < self.sockets:
             try:
-                session = await Session.open(self.url, proxy=None, open_timeout_s=10)
+                session = await Session.open(self.url, proxy=None, open_timeout_s=10, max_queue=256)
             except SessionError:
                 if time.monotonic() > deadline or self._proc.returncode is not None:
                     raise RuntimeError(f"the echo server at {self.url} did not answer") from None
