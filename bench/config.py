@@ -156,6 +156,10 @@ class Config:
     floor_txn_retry_ms: Annotated[
         float | None, opt("aiokafka's 20 ms wait before it retries a busy transaction.")
     ] = None
+    floor_relays: Annotated[
+        bool, opt("Also the two-hop floors (a bare relay, and one writing to Postgres).")
+    ] = True
+    floor_echo: Annotated[bool, opt("Also the WebSocket echo floor (the gateway's server).")] = True
     depth_probe: Annotated[bool, opt("Check that a deep partition is served promptly.")] = True
     pairs: Annotated[int, opt("1:1 pairs of the latency runs.", min=1)] = 10
     group_size: Annotated[int, opt("Members of the latency group.", min=2, max=100)] = 100

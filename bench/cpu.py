@@ -1,6 +1,7 @@
 """CPU accounting per process role: the stack's processes (gateway, processor, broker,
-Postgres, Cassandra), `parley dev` itself, the bench with its workers, and `other` (the rest of
-the machine: someone else's test run, say). From psutil's per-process CPU times."""
+Postgres, Cassandra), `parley dev` itself, the bench (the load generator) with its workers, the
+floors' own servers (`floor`: their relays and echo server), and `other` (the rest of the
+machine: someone else's test run, say). From psutil's per-process CPU times."""
 
 from __future__ import annotations
 
@@ -20,6 +21,18 @@ def _cpu_seconds(proc: psutil.Process) -> float:
     except psutil.Error:
         return 0.0
     return float(times.user + times.system)
+
+
+FLOOR_MODULES = ("bench.relay", "bench.echo_server")
+
+
+def _bench_role(child: psutil.Process) -> str:
+    """A child of the bench: a floor's own server (its relay, its echo server), which stands
+    in for the stack and is not load generation, or else the load generator (`bench`)."""
+    with contextlib.suppress(psutil.Error):
+        if any(module in child.cmdline() for module in FLOOR_MODULES):
+            return "floor"
+    return "bench"
 
 
 def _system_busy() -> float:
@@ -46,7 +59,7 @@ def snapshot(stack: Stack) -> Snapshot:
     with contextlib.suppress(psutil.Error):
         for child in me.children(recursive=True):
             if child.pid not in by_pid and child.pid != dev_pid:
-                by_pid[child.pid] = ("bench", _cpu_seconds(child))
+                by_pid[child.pid] = (_bench_role(child), _cpu_seconds(child))
     if dev_pid is not None:
         with contextlib.suppress(psutil.Error):
             by_pid[dev_pid] = ("parley-dev", _cpu_seconds(psutil.Process(dev_pid)))

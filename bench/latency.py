@@ -7,7 +7,15 @@ from dataclasses import replace
 
 from bench.context import Context, between_runs, paced, use_cursors
 from bench.load import Target
-from bench.results import Curve, FloorRatios, LatencyResults, Results, ThroughputResults
+from bench.results import (
+    Curve,
+    FloorRatios,
+    FloorRun,
+    LatencyResults,
+    LoadRow,
+    Results,
+    ThroughputResults,
+)
 from parley_client import Login
 
 
@@ -97,17 +105,26 @@ async def _curve(
 
 
 def add_floor_ratios(results: Results) -> None:
-    """Every latency figure also as a multiple of the floor at the same (or nearest) rate."""
-    floors = [r for r in (results.floor.runs if results.floor else []) if r.latency_ms.count]
-    if not floors:
-        return
+    """Every latency figure also as a multiple of the one-hop floor and of the durable two-hop
+    floor, each at the same (or nearest) rate."""
     rows = list(results.latency.runs if results.latency else [])
     for curve in results.throughput.curves if results.throughput else []:
         rows += curve.steps
+    if results.soak is not None and results.soak.run is not None:
+        rows.append(results.soak.run)
+    floor = results.floor
     for row in rows:
-        floor = min(floors, key=lambda f: abs(f.offered_per_s - row.offered_per_s))
-        row.ratio_to_floor = replace(
-            FloorRatios.of(row.latency_ms, floor.latency_ms),
-            floor_rate=floor.offered_per_s,
-            floor_lost=floor.lost,
-        )
+        row.ratio_to_floor = _ratio(row, floor.runs if floor else [])
+        row.ratio_to_durable_floor = _ratio(row, floor.durable_runs if floor else [])
+
+
+def _ratio(row: LoadRow, floors: list[FloorRun]) -> FloorRatios | None:
+    measured = [f for f in floors if f.latency_ms.count]
+    if not measured:
+        return None
+    floor = min(measured, key=lambda f: abs(f.offered_per_s - row.offered_per_s))
+    return replace(
+        FloorRatios.of(row.latency_ms, floor.latency_ms),
+        floor_rate=floor.offered_per_s,
+        floor_lost=floor.lost,
+    )

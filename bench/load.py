@@ -238,7 +238,6 @@ async def paced_load(
     ]
     me = psutil.Process()
     cpu0 = me.cpu_times()
-    lag_us: list[int] = []
     pacer = Pacer(rate, 50_000_000)
     start = pacer.start
     deliveries0 = tracker.deliveries
@@ -263,7 +262,6 @@ async def paced_load(
                 if pending is not None:
                     row.missing += pending.expected
             now = time.monotonic_ns()
-            lag_us.append((now - intended) // 1000)
             sent += 1
             if now >= next_check:
                 next_check = now + 100_000_000
@@ -293,7 +291,7 @@ async def paced_load(
     row.client_cpu_pct = round(100.0 * used / (window_s + drained_s), 1)
     row.latency_ms = histograms.summary(run.latency)
     row.accept_latency_ms = histograms.summary(histograms.of(run.accept_us))
-    row.send_lag_ms = histograms.summary(histograms.of(lag_us))
+    row.send_lag_ms = pacer.lag()
     row.cdf_ms = histograms.cdf(run.latency, CDF_POINTS)
     return run
 

@@ -61,6 +61,8 @@ def _latency(plotted: dict[str, Histogram]) -> Figure | None:
                 _cdf(ax, plotted[f"floor@{rate}"], f"floor @ {rate}/s", "--")
             if f"floor-txn@{rate}" in plotted:
                 _cdf(ax, plotted[f"floor-txn@{rate}"], f"transactional floor @ {rate}/s", "-.")
+            if f"floor-durable@{rate}" in plotted:
+                _cdf(ax, plotted[f"floor-durable@{rate}"], f"durable two-hop floor @ {rate}/s", ":")
         ax.set_xscale("log")
         ax.set_xlabel("latency (ms, log)")
         ax.set_ylabel("fraction of deliveries ≤ x")

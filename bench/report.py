@@ -9,7 +9,19 @@ from typing import Any
 
 import orjson
 
-from bench.results import LoadRow, Paced, Results, SearchResults, SoakResults, Verdict
+from bench import floor_report
+from bench.histograms import Summary
+from bench.results import (
+    FloorRatios,
+    FloorRun,
+    LoadRow,
+    Paced,
+    Ratios,
+    Results,
+    SearchResults,
+    SoakResults,
+    Verdict,
+)
 from bench.verdicts import fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
@@ -81,8 +93,20 @@ def _roles(results: Results, roles: tuple[str, ...]) -> tuple[str, ...]:
     return (*roles[:at], "cassandra", *roles[at:])
 
 
+def _ratio(ratio: FloorRatios | Ratios | None) -> str:
+    return f"{ratio.p50} / {ratio.p99}" if ratio is not None else "—"
+
+
+def _lag(lag: Summary) -> str:
+    """The pacer's own error: how late sends left their schedule (p50 / p99 / max)."""
+    return f"{fmt_ms(lag.p50)} / {fmt_ms(lag.p99)} / {fmt_ms(lag.max)}"
+
+
 def _latency(results: Results) -> list[str]:
-    rows: list[Paced] = [*(results.floor.runs if results.floor else [])]
+    floor = results.floor
+    rows: list[Paced] = []
+    if floor is not None:
+        rows += [*floor.runs, *floor.two_hop_runs, *floor.durable_runs, *floor.echo_runs]
     rows += results.latency.runs if results.latency else []
     if not rows:
         return []
@@ -90,94 +114,38 @@ def _latency(results: Results) -> list[str]:
         "",
         "## Latency (send → `message` on the receiving socket; from the intended send time)",
         "",
-        "| scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max | floor multiple p50/p99 "
-        "| lost | accepted p50 | send lag p99 | client CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Floors first (each a round trip the bench times the same way, at the same rates); "
+        "Parley's runs as multiples of the one-hop floor and of the durable two-hop floor at "
+        "the same rate (p50 to p50, p99 to p99). Send lag is the pacer's own error: how late "
+        "each send left its schedule.",
+        "",
+        "| scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max "
+        "| x one-hop floor p50 / p99 | x durable floor p50 / p99 | lost | accepted p50 "
+        "| send lag p50 / p99 / max | client CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lat, ratio_txt, accepted, client = r.latency_ms, "1/1", "—", "—%"
+        lat, one_hop, durable, accepted, client = r.latency_ms, "—", "—", "—", "—"
         if isinstance(r, LoadRow):
-            ratio = r.ratio_to_floor
-            ratio_txt = f"{ratio.p50}/{ratio.p99}" if ratio else "1/1"
+            one_hop, durable = _ratio(r.ratio_to_floor), _ratio(r.ratio_to_durable_floor)
             accepted, client = fmt_ms(r.accept_latency_ms.p50), f"{r.client_cpu_pct}%"
+        elif isinstance(r, FloorRun):
+            one_hop = _ratio(r.ratio_to_idempotent_floor) if r.producer != "idempotent" else "1 / 1"
+            if r.cpu is not None:
+                client = f"{round(100 * r.cpu.cores.get('bench', 0.0))}%"
         lines.append(
             f"| {r.scenario} | {r.offered_per_s:g} | {lat.count:,} | {fmt_ms(lat.p50)} "
             f"| {fmt_ms(lat.p90)} | {fmt_ms(lat.p99)} | {fmt_ms(lat.p99_9)} "
-            f"| {fmt_ms(lat.max)} | {ratio_txt} | {r.lost}{' (stopped early)' if r.aborted else ''} "
-            f"| {accepted} | {fmt_ms(r.send_lag_ms.p99)} | {client} |"
+            f"| {fmt_ms(lat.max)} | {one_hop} | {durable} "
+            f"| {r.lost}{' (stopped early)' if r.aborted else ''} "
+            f"| {accepted} | {_lag(r.send_lag_ms)} | {client} |"
         )
-    return lines + _transactions(results) + _depth(results)
-
-
-def _transactions(results: Results) -> list[str]:
-    floor = results.floor
-    if floor is None or not floor.transactional_runs:
-        return []
-    plain = {r.offered_per_s: r for r in floor.runs}
-    retry = (
-        "aiokafka's 20 ms retry after CONCURRENT_TRANSACTIONS was set to "
-        f"{floor.txn_retry_ms:g} ms (`--floor-txn-retry-ms`)."
-        if floor.txn_retry_ms is not None
-        else "aiokafka as released: it waits 20 ms before retrying a transaction the broker "
-        "still reports busy with the previous commit (`--floor-txn-retry-ms` changes it)."
+    return (
+        lines
+        + floor_report.relays(results)
+        + floor_report.transactions(results)
+        + floor_report.depth(results)
     )
-    lines = [
-        "",
-        "## The floor with Kafka transactions (a transaction per batch, read_committed)",
-        "",
-        "The same round trip and rates as the floor above, through a transactional producer: "
-        "each batch of the records due while the previous transaction was committing is one "
-        "transaction (begin, send, commit), and the consumer reads with "
-        "`isolation_level=read_committed`. This is the latency a processor that commits its "
-        "output and offsets in one transaction would add per hop (without "
-        "`send_offsets_to_transaction`, which adds two more requests per transaction). " + retry,
-        "",
-        "| offered/s | idempotent p50 / p99 | transactional p50 / p99 | ratio p50 / p99 "
-        "| transactions | records per transaction (mean / max) | commit p50 / p99 | lost |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in floor.transactional_runs:
-        base = plain.get(r.offered_per_s)
-        ref_p50, ref_p99 = (base.latency_ms.p50, base.latency_ms.p99) if base else (None, None)
-        ratio, commit = r.ratio_to_idempotent_floor, r.transaction_ms
-        lines.append(
-            f"| {r.offered_per_s:g} | {fmt_ms(ref_p50)} / {fmt_ms(ref_p99)} "
-            f"| {fmt_ms(r.latency_ms.p50)} / {fmt_ms(r.latency_ms.p99)} "
-            f"| {ratio.p50 if ratio else '—'} / {ratio.p99 if ratio else '—'} "
-            f"| {r.transactions} "
-            f"| {r.records_per_transaction_mean} / {r.records_per_transaction_max} "
-            f"| {fmt_ms(commit.p50 if commit else None)} / "
-            f"{fmt_ms(commit.p99 if commit else None)} | {r.lost} |"
-        )
-    return lines
-
-
-def _depth(results: Results) -> list[str]:
-    probe = results.floor.depth_probe if results.floor else None
-    if probe is None:
-        return []
-    timeout = probe.fetch_timeout_s
-
-    def took(value: float | None) -> str:
-        return f"{value * 1000:.1f} ms" if value is not None else f"nothing in {timeout:g} s"
-
-    fetches = "; ".join(
-        f"{s.records:,}: newest {took(s.fetch_newest_s)}, oldest {took(s.fetch_oldest_s)} "
-        f"({s.single_record_produces_per_s or 0:,}/s written)"
-        for s in probe.steps
-    )
-    lines = [
-        "",
-        f"Depth probe (one partition filled with single-record batches by {probe.writers} "
-        f"writers, then a fetch of its newest and oldest record; batches: fetch times): "
-        f"{fetches}.",
-    ]
-    if probe.fetch_failed_at_records:
-        lines.append(
-            f"**The broker did not serve the partition within {timeout:g} s once it held "
-            f"{probe.fetch_failed_at_records:,} batches.**"
-        )
-    return lines
 
 
 def _throughput(results: Results) -> list[str]:
@@ -191,18 +159,21 @@ def _throughput(results: Results) -> list[str]:
             f"{curve.deliveries_per_message} deliveries per message)",
             "",
             "| offered msgs/s | offered deliveries/s | sent | delivered/s | p50 | p99 | max "
-            "| lost | within bound | send lag p99 | machine cores |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| x durable floor p50 / p99 (floor's rate) | lost | within bound "
+            "| send lag p50 / p99 / max | bench cores | machine cores |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in curve.steps:
-            lat = s.latency_ms
-            machine = s.cpu.cores.get("machine") if s.cpu else None
+            lat, cores = s.latency_ms, s.cpu.cores if s.cpu else {}
+            durable = s.ratio_to_durable_floor
+            at = f" ({durable.floor_rate:g}/s)" if durable else ""
             lines.append(
                 f"| {s.offered_per_s:g} | {s.offered_deliveries_per_s or 0:,.0f} | {s.sent:,} "
                 f"| {s.delivered_per_s} | {fmt_ms(lat.p50)} | {fmt_ms(lat.p99)} "
-                f"| {fmt_ms(lat.max)} | {s.missing} "
+                f"| {fmt_ms(lat.max)} | {_ratio(durable)}{at} | {s.missing} "
                 f"| {'yes' if s.within_bound else 'no'}{' (stopped early)' if s.aborted else ''} "
-                f"| {fmt_ms(s.send_lag_ms.p99)} | {machine} |"
+                f"| {_lag(s.send_lag_ms)} | {cores.get('bench', '—')} "
+                f"| {cores.get('machine', '—')} |"
             )
         if curve.skipped_rates:
             rates = ", ".join(f"{r:g}" for r in curve.skipped_rates)
@@ -212,20 +183,31 @@ def _throughput(results: Results) -> list[str]:
 
 def _cpu(results: Results) -> list[str]:
     """Where each run's CPU went: what limits latency and throughput on this box."""
-    rows = [(f"latency {r.scenario}", r) for r in results.latency.runs] if results.latency else []
+    rows: list[tuple[str, LoadRow | FloorRun]] = []
+    floor = results.floor
+    if floor is not None:
+        floors = [*floor.runs, *floor.transactional_runs, *floor.two_hop_runs]
+        rows += [(r.scenario, r) for r in [*floors, *floor.durable_runs, *floor.echo_runs]]
+    rows += [(f"latency {r.scenario}", r) for r in results.latency.runs] if results.latency else []
     for curve in results.throughput.curves if results.throughput else []:
         rows += [(f"throughput, {curve.kind}", s) for s in curve.steps]
+    if results.soak is not None and results.soak.run is not None:
+        rows.append(("soak", results.soak.run))
     rows = [(name, r) for name, r in rows if r.cpu]
     if not rows:
         return []
     roles = _roles(results, CPU_ROLES)
+    if any(r.cpu and "floor" in r.cpu.cores for _, r in rows):
+        roles = (*roles, "floor")
     lines = [
         "",
         "## CPU by process during each run (cores) and per message sent (µs, net of idle)",
         "",
         f"The box has {results.meta.cpus} cores; the idle stack uses "
         f"{results.meta.idle_stack_cpu_cores}. When `machine` nears the core count, the run is "
-        "CPU-bound and latency is queueing. µs per message is CPU during the run and its drain, "
+        "CPU-bound and latency is queueing. `bench` is the load generator (the client, its "
+        "workers); `floor` the floors' own servers (relay, echo server), which stand in for the "
+        "stack in the floor rows. µs per message is CPU during the run and its drain, "
         "less the process's idle use, divided by messages sent (a group message is delivered "
         "to every other member).",
         "",
@@ -300,15 +282,18 @@ def _soak(soak: SoakResults | None) -> list[str]:
     run = soak.run if soak else None
     if soak is None or run is None:
         return []
-    lat = run.latency_ms
+    lat, durable = run.latency_ms, run.ratio_to_durable_floor
     lines = [
         "",
         f"## Soak ({run.sent:,} messages at {soak.rate:g}/s; {soak.busy_channel_sends:,} in one "
         f"channel, the rest over {soak.quiet_channels} channels)",
         "",
-        f"Whole run: p50 {fmt_ms(lat.p50)}, p99 {fmt_ms(lat.p99)}, max {fmt_ms(lat.max)}; "
+        f"Whole run: p50 {fmt_ms(lat.p50)}, p99 {fmt_ms(lat.p99)}, max {fmt_ms(lat.max)} "
+        f"({_ratio(run.ratio_to_durable_floor)} x the durable two-hop floor"
+        f"{f' at {durable.floor_rate:g}/s' if durable else ''}); "
         f"{run.missing} lost, {run.unaccepted} not accepted, {soak.order_violations} order "
-        f"violations; errors {_counts(run.errors)}.",
+        f"violations; errors {_counts(run.errors)}; send lag p50 / p99 / max "
+        f"{_lag(run.send_lag_ms)}.",
         "",
     ]
     per = soak.postgres.bytes_per_message if soak.postgres else None
@@ -420,7 +405,8 @@ def _time(results: Results) -> list[str]:
     if not results.timings:
         return []
     roles = _roles(
-        results, ("gateway", "processor", "broker", "postgres", "bench", "parley-dev", "other")
+        results,
+        ("gateway", "processor", "broker", "postgres", "bench", "parley-dev", "other"),
     )
     lines = [
         "",
@@ -437,7 +423,9 @@ def _time(results: Results) -> list[str]:
     lines += [
         "",
         "`other` is CPU used by processes outside the stack and the bench (e.g. someone else's "
-        "test run on this 2-core machine): when it is high, figures are pessimistic.",
+        "test run on this 2-core machine): when it is high, figures are pessimistic. The "
+        "floors' relays and echo server live within the floor phase, so a phase cannot see "
+        "them: their CPU is under `other` here, and under `floor` in the CPU table above.",
     ]
     return lines
 

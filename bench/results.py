@@ -110,9 +110,25 @@ class LoadRow(Paced):
     offered_deliveries_per_s: float | None = None
     within_bound: bool | None = None
     ratio_to_floor: FloorRatios | None = None
+    """To the one-hop floor at the nearest rate."""
+    ratio_to_durable_floor: FloorRatios | None = None
+    """To the durable two-hop floor at the nearest rate: what SPEC §6's 1:1 target reads."""
 
 
 # --- scenarios ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """What a two-hop floor's relay did during a run: its batches, and per batch the time of
+    the one database statement (the durable relay) and of the re-produce until acked."""
+
+    batches: int
+    records: int
+    records_per_batch_mean: float | None
+    records_per_batch_max: int | None
+    write_ms: Summary | None
+    produce_ms: Summary
 
 
 @dataclass
@@ -123,6 +139,9 @@ class FloorRun(Paced):
     records_per_transaction_max: int | None = None
     transaction_ms: Summary | None = None
     ratio_to_idempotent_floor: Ratios | None = None
+    relay: Relayed | None = None
+    cpu: Cost | None = None
+    """Cores by process during the run (the bench's client and the relay count as `bench`)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,14 @@ class DepthProbe:
 @dataclass
 class FloorResults:
     runs: list[FloorRun] = field(default_factory=list)
+    """One Kafka hop (idempotent producer -> consumer)."""
     transactional_runs: list[FloorRun] = field(default_factory=list)
+    two_hop_runs: list[FloorRun] = field(default_factory=list)
+    """Producer -> topic A -> bare relay -> topic B -> consumer."""
+    durable_runs: list[FloorRun] = field(default_factory=list)
+    """As two_hop_runs, the relay writing each batch to Postgres first."""
+    echo_runs: list[FloorRun] = field(default_factory=list)
+    """A WebSocket echo through the gateway's server stack."""
     bootstrap: str | None = None
     partitions: int = 0
     fetch_max_wait_ms: int = 0

@@ -20,7 +20,7 @@ from bench import cpu, logs, plots, report
 from bench.config import Config, command
 from bench.connections import run_connections, run_storm, setup_idle_clients
 from bench.context import Context, measure_idle, settle_stack, setup_channels
-from bench.floor import run_floor
+from bench.floors import run_floor
 from bench.latency import add_floor_ratios, run_latency, run_throughput
 from bench.load import Fleet, Tracker
 from bench.presence import run_presence
@@ -96,8 +96,8 @@ def _budget_s(cfg: Config, name: str) -> float:
     """A hard time bound per scenario, well above what it should take."""
     rates = len(cfg.latency_rates)
     if name == "floor":
-        producers = 2 if cfg.floor_transactions else 1
-        return 120 + producers * rates * (cfg.latency_duration_s + cfg.drain_s + 10)
+        floors = 1 + cfg.floor_transactions + 2 * cfg.floor_relays + cfg.floor_echo
+        return 120 + floors * 30 + floors * rates * (cfg.latency_duration_s + cfg.drain_s + 10)
     if name == "latency":
         return 120 + 2 * rates * (cfg.latency_duration_s + cfg.drain_s + 35)
     if name == "throughput":

@@ -1,0 +1,85 @@
+"""The floor scenario: every floor at every latency rate, one after the other at each rate, on
+the same broker, Postgres and machine as the Parley figures of the same run, so that each
+Parley figure can be read as a multiple of what the parts beneath it cost at the least.
+
+The floors (see bench/floor.py and bench/echo.py): one Kafka hop (idempotent, and with a
+transaction per batch), two hops through a bare relay, two hops through a durable relay (one
+Postgres statement per batch), and a WebSocket echo through the gateway's server stack. Then
+the depth probe (bench/depth.py)."""
+
+from __future__ import annotations
+
+from bench import cpu
+from bench.context import Context
+from bench.depth import depth_probe
+from bench.echo import EchoFloor
+from bench.floor import FETCH_MAX_WAIT_MS, Floor
+from bench.results import FloorResults, FloorRun, Ratios
+from bench.roundtrip import RoundTrip
+
+
+async def warm_up(floor: RoundTrip) -> None:
+    """Round trips first, so metadata, connections, the relay's first fetches and (for
+    transactions) the producer id and the coordinator are not measured."""
+    await floor.run(100, 2.0, 10, seq_base=10**12)
+
+
+def _floors(ctx: Context, out: FloorResults) -> list[tuple[RoundTrip, list[FloorRun], str]]:
+    """Each floor, where its rows go, and its key among the plotted histograms."""
+    cfg, bootstrap = ctx.cfg, ctx.stack.kafka_bootstrap
+    floors: list[tuple[RoundTrip, list[FloorRun], str]] = []
+    if bootstrap:
+        partitions = cfg.floor_partitions
+        floors.append((Floor(bootstrap, partitions), out.runs, "floor"))
+        if cfg.floor_transactions:
+            txn = Floor(
+                bootstrap, partitions, transactional=True, txn_retry_ms=cfg.floor_txn_retry_ms
+            )
+            floors.append((txn, out.transactional_runs, "floor-txn"))
+        if cfg.floor_relays:
+            floors.append((Floor(bootstrap, partitions, hops=2), out.two_hop_runs, "floor-2hop"))
+            dsn = ctx.stack.postgres_dsn()
+            if dsn:
+                durable = Floor(bootstrap, partitions, hops=2, dsn=dsn)
+                floors.append((durable, out.durable_runs, "floor-durable"))
+            else:
+                out.error = "no durable floor: only a stack the bench started has a known Postgres"
+    else:
+        out.error = "no broker address (use --kafka-bootstrap with --url): no Kafka floors"
+    if cfg.floor_echo:
+        floors.append((EchoFloor(cfg.pairs), out.echo_runs, "floor-echo"))
+    return floors
+
+
+async def run_floor(ctx: Context) -> None:
+    cfg, bootstrap = ctx.cfg, ctx.stack.kafka_bootstrap
+    out = ctx.results.floor = FloorResults()
+    out.bootstrap, out.partitions = bootstrap, cfg.floor_partitions
+    out.fetch_max_wait_ms, out.txn_retry_ms = FETCH_MAX_WAIT_MS, cfg.floor_txn_retry_ms
+    floors = _floors(ctx, out)
+    try:
+        for floor, _, _ in floors:
+            await floor.start()
+            await warm_up(floor)
+        for n, rate in enumerate(cfg.latency_rates):
+            for floor, rows, key in floors:
+                before = cpu.snapshot(ctx.stack)
+                row, latency = await floor.run(
+                    rate, cfg.latency_duration_s, cfg.drain_s, seq_base=n * 10**9
+                )
+                row.cpu = cpu.cost(
+                    cpu.used(before, cpu.snapshot(ctx.stack)), row.sent, ctx.idle_cores
+                )
+                ctx.plotted[f"{key}@{rate:g}"] = latency
+                rows.append(row)
+    finally:
+        for floor, _, _ in floors:
+            await floor.stop()
+    # The other Kafka floors as multiples of the one-hop floor at the same rate.
+    plain = {r.offered_per_s: r for r in out.runs}
+    for row in [*out.transactional_runs, *out.two_hop_runs, *out.durable_runs]:
+        base = plain.get(row.offered_per_s)
+        if base is not None:
+            row.ratio_to_idempotent_floor = Ratios.of(row.latency_ms, base.latency_ms)
+    if cfg.depth_probe and bootstrap:
+        out.depth_probe = await depth_probe(bootstrap, max_records=2_000 if cfg.quick else 20_000)
