@@ -6,6 +6,7 @@ Also the tokens and snippets every backend shares (storage/search/)."""
 from __future__ import annotations
 
 import string
+import threading
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from schemas.message import Message
 from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from storage.postgres.pool import open_pool
+from storage.postgres import search as postgres_search
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import SearchIndex, SearchScope, SearchTooCostly
 from storage.search.snippets import snippet
@@ -276,6 +278,32 @@ async def test_a_query_past_its_time_is_refused_as_too_costly(search_dsn: str) -
         with pytest.raises(SearchTooCostly):
             for _ in range(20):  # a 1 ms budget: some query runs out of it
                 await index.search("common word", everywhere(channel), before=None, limit=100)
+    finally:
+        await pool.close()
+
+
+async def test_texts_are_tokenised_off_the_event_loop(
+    search_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexer shares its loop with delivery: `add` and `edit` cut tokens in the index's
+    own thread, and the entries are the same."""
+    cut_on: list[threading.Thread] = []
+
+    def recorded(text: str, *, fast: bool = True) -> list[str]:
+        cut_on.append(threading.current_thread())
+        return index_tokens(text, fast=fast)
+
+    monkeypatch.setattr(postgres_search, "index_tokens", recorded)
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        index = PostgresSearchIndex(pool)
+        channel = fresh()
+        await index.add([message(channel, 1, "threaded text"), message(channel, 2, HUGE)])
+        await index.edit(channel, _BASE + 1, "threaded edit")
+        assert len(cut_on) == 3
+        assert all(thread is not threading.current_thread() for thread in cut_on)
+        assert await texts(index, "threaded", everywhere(channel)) == ["threaded edit"]
+        assert await texts(index, "الله", everywhere(channel)) == [HUGE]
     finally:
         await pool.close()
 
