@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from schemas.ids import id_floor, iso_ms, now_ms
 from schemas.message import Message
 from schemas.settings import Settings
+from storage.postgres import search as postgres_search
 from storage.postgres.migrate import migrate
 from storage.postgres.pool import open_pool
-from storage.postgres import search as postgres_search
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import SearchIndex, SearchScope, SearchTooCostly
-from storage.search.snippets import snippet
 from storage.search import tokens as search_tokens
+from storage.search.snippets import snippet
 from storage.search.tokens import (
     MAX_SEARCH_CHARS,
     MAX_WORD_CHARS,
