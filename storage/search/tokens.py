@@ -113,8 +113,8 @@ class Folded:
 
 
 # Characters of the original normalised per call: at most 18 times as many come out, so one
-# call holds the GIL for a few milliseconds at most (NFKC of 100,000 x U+FDFA at once: ~90 ms).
-NFKC_PIECE = 4_096
+# call holds the GIL for ~1 ms at most (NFKC of 100,000 x U+FDFA at once: ~90 ms).
+NFKC_PIECE = 1_024
 # How far past a piece's end a place to cut it is looked for (see `_cut_before`); a run of
 # combining marks longer than this (no text in any language) is cut inside.
 _CUT_SEARCH = 256
