@@ -166,6 +166,37 @@ async def test_results_page_newest_first_with_before(api: Api) -> None:
     ]
 
 
+async def test_a_text_that_grows_18_times_under_nfkc_is_delivered_whole_and_searched_to_the_bound(
+    api: Api,
+) -> None:
+    """100,000 x U+FDFA is 1.8M characters normalised; search reads the first 100,000 of them
+    (MAX_SEARCH_CHARS). Delivery and storage keep the text exactly; a word within the bound
+    is found, a word only past it is not (docs/architecture.md (n))."""
+    alice, bob = await api.new_device("sn"), await api.new_device("sn")
+    channel = await api.direct(alice, bob.user_id)
+    huge = "\ufdfa" * 100_000  # each: "صلى الله عليه وسلم", its copies joined without spaces
+    late = "\ufdfa" * 99_990 + " zanzibar"  # 9 characters, at normalised 1,799,821
+    sender, receiver = await api.connect(alice), await api.connect(bob)
+    for text in (huge, late):
+        await sender.accepted(await sender.send_message(channel, text))
+    delivered = await receiver.collect_messages(channel, 2)
+    assert [m["text"] for m in delivered] == [huge, late]
+    stored = {m["text"]: m for m in await api.history(bob, channel)}
+    assert sorted(stored) == sorted([huge, late])
+
+    await until_found(api, bob, "الله", [late, huge])  # within the bound, in both
+    # "وسلم" stands alone only at the end of the last copy: past the bound, not found.
+    assert await texts(api, bob, "وسلم") == []
+    assert await texts(api, bob, "zanzibar") == []
+    body = await search(api, bob, q="الله", channel_id=channel)
+    assert [r["message"] for r in body["results"]] == [stored[late], stored[huge]]
+    for result in body["results"]:
+        snippet = result["snippet"]
+        assert {"text": "الله", "match": True} in snippet
+        assert snippet[-1] == {"text": "…", "match": False}
+        assert sum(len(part["text"]) for part in snippet) <= 162
+
+
 @pytest.mark.parametrize(
     ("params", "status", "code"),
     [

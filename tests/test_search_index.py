@@ -5,22 +5,36 @@ Also the tokens and snippets every backend shares (storage/search/)."""
 
 from __future__ import annotations
 
+import string
+import threading
+import unicodedata
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 import psycopg
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from schemas.ids import id_floor, iso_ms, now_ms
 from schemas.message import Message
 from schemas.settings import Settings
+from storage.postgres import search as postgres_search
 from storage.postgres.migrate import migrate
 from storage.postgres.pool import open_pool
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import SearchIndex, SearchScope, SearchTooCostly
+from storage.search import tokens as search_tokens
 from storage.search.snippets import snippet
-from storage.search.tokens import index_tokens, query_tokens
+from storage.search.tokens import (
+    MAX_SEARCH_CHARS,
+    MAX_WORD_CHARS,
+    NFKC_PIECE,
+    index_tokens,
+    normalise,
+    query_tokens,
+)
 
 TOP = 2**63 - 1
 
@@ -268,6 +282,32 @@ async def test_a_query_past_its_time_is_refused_as_too_costly(search_dsn: str) -
         await pool.close()
 
 
+async def test_texts_are_tokenised_off_the_event_loop(
+    search_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexer shares its loop with delivery: `add` and `edit` cut tokens in the index's
+    own thread, and the entries are the same."""
+    cut_on: list[threading.Thread] = []
+
+    def recorded(text: str, *, fast: bool = True) -> list[str]:
+        cut_on.append(threading.current_thread())
+        return index_tokens(text, fast=fast)
+
+    monkeypatch.setattr(postgres_search, "index_tokens", recorded)
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        index = PostgresSearchIndex(pool)
+        channel = fresh()
+        await index.add([message(channel, 1, "threaded text"), message(channel, 2, HUGE)])
+        await index.edit(channel, _BASE + 1, "threaded edit")
+        assert len(cut_on) == 3
+        assert all(thread is not threading.current_thread() for thread in cut_on)
+        assert await texts(index, "threaded", everywhere(channel)) == ["threaded edit"]
+        assert await texts(index, "الله", everywhere(channel)) == [HUGE]
+    finally:
+        await pool.close()
+
+
 # --- tokens and snippets (storage/search/) ------------------------------------------------------
 
 
@@ -314,3 +354,102 @@ def test_a_snippet_of_a_100000_character_message_shows_its_match_near_the_end() 
     assert ("NEEDLE", True) in parts and ("한국", True) in parts
     assert parts[0] == ("…", False) and parts[-1] == ("…", False)
     assert sum(len(t) for t, _ in parts[1:-1]) == 160
+
+
+# --- the bound on what search reads, and the ASCII fast path -----------------------------------
+
+# U+FDFA: one character, 18 after NFKC ("صلى الله عليه وسلم"); 100,000 of them, 1.8M.
+HUGE = "\ufdfa" * 100_000
+
+
+def test_search_reads_at_most_its_bound_of_a_text_that_grows_under_nfkc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tokens, query tokens and snippets of a text 18 times longer normalised: NFKC is asked
+    for pieces and stops at the bound, and no more than the bound is cut into runs."""
+    normalised: list[int] = []
+    cut: list[int] = []
+    nfkc, runs = unicodedata.normalize, search_tokens.runs
+
+    def counted_normalize(form: str, text: str) -> str:
+        out = nfkc(form, text)
+        normalised.append(len(out))
+        return out
+
+    def counted_runs(folded: str) -> search_tokens.Iterator[search_tokens.Run]:
+        cut.append(len(folded))
+        return runs(folded)
+
+    monkeypatch.setattr(unicodedata, "normalize", counted_normalize)
+    monkeypatch.setattr(search_tokens, "runs", counted_runs)
+    for work in (
+        lambda: index_tokens(HUGE),
+        lambda: query_tokens(HUGE),
+        lambda: snippet(HUGE, "الله"),
+    ):
+        normalised.clear(), cut.clear()
+        work()
+        assert sum(normalised) <= MAX_SEARCH_CHARS + 18 * NFKC_PIECE
+        assert max(normalised) <= 18 * NFKC_PIECE * 2
+        assert max(cut, default=0) <= MAX_SEARCH_CHARS
+
+
+def test_a_word_past_the_bound_is_not_indexed_and_one_within_it_is() -> None:
+    # 100,000 / 18 leaves the last copy cut after "صلى الله ع": its last word is past the bound.
+    assert index_tokens(HUGE) == ["صلى", "الله", "عليه", "وسلمصلى", "ع"]
+    assert "وسلم" not in index_tokens(HUGE)
+    assert normalise(HUGE) == (unicodedata.normalize("NFKC", HUGE)[:MAX_SEARCH_CHARS], True)
+    late = "\ufdfa" * 99_990 + " zanzibar"
+    assert "zanzibar" not in index_tokens(late)
+    assert "zanzibar" in index_tokens("zanzibar " + "\ufdfa" * 99_990)
+    # A text NFKC does not lengthen is read whole, up to the longest message.
+    assert index_tokens("x " * 49_998 + "end")[-1] == "end"
+    parts = snippet(HUGE, "الله")
+    assert ("الله", True) in parts and parts[-1] == ("…", False)
+
+
+# The characters NFKC composes, reorders or expands: marks of several classes, Hangul jamo and
+# syllables, half-width kana and their voicing marks, Indic vowel signs, U+FDFA, ligatures.
+_TRICKY = (
+    "e\u0301\u0323\u0308\u0345\u1100\u1161\u11a8\uac00\uff76\uff9e\uff9f\u0b47\u0b3e"
+    "\u0b57\u0dd9\u0dcf\u0dca\u0f73\u0f71\u0f72\ufdfa\ufb01\u2460\u0130\u00df a\u3099"
+)
+
+
+@given(
+    st.text(st.sampled_from(_TRICKY) | st.characters(), max_size=200),
+    st.integers(1, 24),
+    st.integers(0, 500),
+)
+def test_normalising_in_pieces_gives_the_prefix_of_the_whole_nfkc_form(
+    text: str, piece: int, limit: int
+) -> None:
+    whole = unicodedata.normalize("NFKC", text)
+    assert normalise(text, limit, piece) == (whole[:limit], len(whole) > limit)
+
+
+_ASCII_WORDS = st.text(
+    string.ascii_letters + string.digits, min_size=1, max_size=2 * MAX_WORD_CHARS
+)
+_ASCII_TEXT = st.lists(_ASCII_WORDS | st.text(st.characters(max_codepoint=127), max_size=4)).map(
+    "".join
+)
+
+
+def _both_paths(tokens: Callable[..., list[str]], text: str) -> None:
+    assert text.isascii()
+    assert tokens(text) == tokens(text, fast=False)
+
+
+@given(_ASCII_TEXT)
+@example("Hello, WORLD! hello_there x" + "y" * 50 + "\t\x00CAFE~42|a^b`c$")
+def test_an_ascii_text_is_cut_in_c_into_the_tokens_of_the_general_path(text: str) -> None:
+    _both_paths(index_tokens, text)
+    _both_paths(query_tokens, text)
+
+
+def test_an_ascii_text_past_the_bound_and_the_token_caps_cuts_the_same_both_ways() -> None:
+    long = " ".join(f"w{i}" for i in range(30_000))  # past MAX_SEARCH_CHARS and 20,000 tokens
+    _both_paths(index_tokens, long)
+    _both_paths(index_tokens, "z" * 60_000 + " " + "q" * 60_000)
+    _both_paths(query_tokens, long)

@@ -8,6 +8,7 @@ sees nothing of it (not even what they saw while in it).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -61,12 +62,26 @@ async def search(services: Services, caller: Device, query: dict[str, str]) -> d
     for message in page.messages:
         if message.channel_id not in found:
             found[message.channel_id] = await channels.channel(message.channel_id)
-    results = [_result(m, found[m.channel_id], q) for m in page.messages]
+    # Up to 100 snippets of up to 100,000 normalised characters each (~6 ms for one that grows
+    # under NFKC): cut in a thread, so the sockets this gateway's loop serves are not held.
+    snippets = await asyncio.to_thread(_snippets, page.messages, q)
+    results = [
+        _result(m, found[m.channel_id], parts)
+        for m, parts in zip(page.messages, snippets, strict=True)
+    ]
     next_before = str(page.messages[-1].message_id) if page.more and page.messages else None
     return {"results": results, "next_before": next_before}
 
 
-def _result(message: Message, channel: Channel | None, q: str) -> dict[str, Any]:
+def _snippets(messages: list[Message], q: str) -> list[list[dict[str, Any]]]:
+    return [
+        [{"text": text, "match": match} for text, match in snippet(m.text, q)] for m in messages
+    ]
+
+
+def _result(
+    message: Message, channel: Channel | None, parts: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "message": message.wire(),
         "channel": {
@@ -74,7 +89,7 @@ def _result(message: Message, channel: Channel | None, q: str) -> dict[str, Any]
             "type": channel.type if channel is not None else None,
             "name": channel.name if channel is not None else None,
         },
-        "snippet": [{"text": text, "match": match} for text, match in snippet(message.text, q)],
+        "snippet": parts,
     }
 
 

@@ -1,11 +1,19 @@
 """The search index in Postgres: a table with a GIN index over each message's tokens, in the
 same database as everything else (`parley dev`, the test suite, small deployments). Large ones
-move to a search cluster behind the same protocol (docs/architecture.md (n))."""
+move to a search cluster behind the same protocol (docs/architecture.md (n)).
+
+Tokenising runs in one thread of its own (`_TOKENISER`), not on the caller's event loop: the
+indexer shares its loop with message delivery in the processor, and a batch of long texts is
+whole seconds of Python. Each text's work is bounded (storage/search/tokens.py
+`MAX_SEARCH_CHARS`) and the thread gives the GIL back at every switch interval (5 ms), so the
+loop goes on delivering while a batch is cut."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, cast
 
 import psycopg
@@ -20,6 +28,10 @@ _SEP = "\x1f"
 _COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
 QUERY_TIMEOUT_MS = 2000
 _STATS_TTL_S = 60.0
+# One thread for the process, not asyncio.to_thread's pool: concurrent batches (an indexer per
+# partition, a rebuild beside the live indexer) queue for it rather than each taking a thread,
+# so indexing never holds more than one thread's share of the GIL against the loop.
+_TOKENISER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-search-tokens")
 _SELECT = ", ".join("e." + c for c in _COLUMNS.split(", "))
 # Two plans for one answer. By tokens: every entry holding the tokens (the GIN index), joined
 # with the caller's channels, then the newest; cheap when the tokens are rare. By channel: each
@@ -63,6 +75,7 @@ class PostgresSearchIndex:
         if not messages:
             return
         unique = list({(m.channel_id, m.message_id): m for m in messages}.values())
+        rows = await asyncio.get_running_loop().run_in_executor(_TOKENISER, _entry_rows, unique)
         async with connection(self._pool) as conn:
             await conn.execute(
                 f"INSERT INTO search_entries ({_COLUMNS}, tokens)"
@@ -76,17 +89,7 @@ class PostgresSearchIndex:
                 " ORDER BY t.channel_id, t.message_id"
                 " ON CONFLICT (channel_id, message_id) DO UPDATE"
                 " SET text = EXCLUDED.text, tokens = EXCLUDED.tokens",
-                (
-                    _SEP,
-                    [m.channel_id for m in unique],
-                    [m.message_id for m in unique],
-                    [m.sender_id for m in unique],
-                    [m.sender_device_id for m in unique],
-                    [m.client_msg_id for m in unique],
-                    [m.text for m in unique],
-                    [m.sent_at for m in unique],
-                    [_SEP.join(index_tokens(m.text)) for m in unique],
-                ),
+                rows,
             )
 
     async def search(
@@ -184,11 +187,12 @@ class PostgresSearchIndex:
     async def edit(self, channel_id: str, message_id: int, text: str) -> None:
         """The message's text is now `text`, if the message is indexed (a removed one stays
         removed)."""
+        tokens = await asyncio.get_running_loop().run_in_executor(_TOKENISER, _joined_tokens, text)
         async with connection(self._pool) as conn:
             await conn.execute(
                 "UPDATE search_entries SET text = %s, tokens = string_to_array(%s, %s)"
                 " WHERE channel_id = %s AND message_id = %s",
-                (text, _SEP.join(index_tokens(text)), _SEP, channel_id, message_id),
+                (text, tokens, _SEP, channel_id, message_id),
             )
 
     async def remove(self, channel_id: str, message_id: int) -> None:
@@ -206,6 +210,27 @@ class PostgresSearchIndex:
 
     async def close(self) -> None:
         """Release connections (the pool belongs to the caller)."""
+
+
+def _entry_rows(messages: list[Message]) -> tuple[object, ...]:
+    """The parameters of `add`'s statement: each column as an array, the tokens joined by
+    `_SEP`. Built in the tokenising thread."""
+    return (
+        _SEP,
+        [m.channel_id for m in messages],
+        [m.message_id for m in messages],
+        [m.sender_id for m in messages],
+        [m.sender_device_id for m in messages],
+        [m.client_msg_id for m in messages],
+        [m.text for m in messages],
+        [m.sent_at for m in messages],
+        [_joined_tokens(m.text) for m in messages],
+    )
+
+
+def _joined_tokens(text: str) -> str:
+    """A text's index tokens as the `tokens` column before `string_to_array`."""
+    return _SEP.join(index_tokens(text))
 
 
 def _message(row: tuple[object, ...]) -> Message:
