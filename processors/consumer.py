@@ -48,9 +48,36 @@ class Route:
     # The handler of one partition, made when the partition first has records (a partition's
     # state, such as the pipeline's sequencer, lives in it and is dropped when it is revoked).
     open: Callable[[int], BatchHandler]
-    # A partition's batches start at most this often: the notifier gathers company this way,
-    # so a burst costs one decision instead of one per record. Zero for the delivery path.
-    pace_s: float = 0.0
+
+
+class Gathered:
+    """One handler call for the batches of many partitions: each partition's batch joins the
+    next call, made `window_s` after the first batch of it arrived, and returns when that call
+    returned (so each partition's offsets are committed only after its records were handled).
+
+    For consumers whose cost is per call, not per record (the notifier's queries, the
+    indexer's insert): a burst over many partitions costs one call instead of one each. If the
+    call fails, every partition that joined it retries its own batch.
+    """
+
+    def __init__(self, handle: BatchHandler, window_s: float) -> None:
+        self._handle = handle
+        self._window_s = window_s
+        self._pending: list[bytes] = []
+        self._call: asyncio.Future[None] | None = None
+
+    async def __call__(self, batch: list[bytes]) -> None:
+        self._pending += batch
+        if self._call is None:
+            self._call = asyncio.ensure_future(self._after_window())
+        # Shielded: a partition revoked while waiting must not cancel the others' call.
+        await asyncio.shield(self._call)
+
+    async def _after_window(self) -> None:
+        await asyncio.sleep(self._window_s)
+        # What arrives from now on joins the next call.
+        batch, self._pending, self._call = self._pending, [], None
+        await self._handle(batch)
 
 
 def backoff(attempt: int) -> float:
@@ -142,7 +169,6 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _run_batch(
         self, tp: TopicPartition, handler: BatchHandler, values: list[bytes], next_offset: int
     ) -> None:
-        started = time.monotonic()
         attempt = 0
         try:
             while True:
@@ -156,9 +182,6 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     await asyncio.sleep(backoff(attempt))
                     attempt += 1
             self._done[tp] = next_offset
-            pace = self._routes[tp.topic].pace_s - (time.monotonic() - started)
-            if pace > 0 and not self._stopping:
-                await asyncio.sleep(pace)
         finally:
             if self._running.get(tp) is asyncio.current_task():
                 del self._running[tp]

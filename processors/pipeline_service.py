@@ -15,7 +15,7 @@ from typing import Any
 import mode
 
 from processors import metrics
-from processors.consumer import BatchHandler, PartitionedConsumer, Route
+from processors.consumer import BatchHandler, Gathered, PartitionedConsumer, Route
 from processors.indexer import SearchIndexer
 from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
@@ -41,9 +41,8 @@ class PipelineService(mode.Service):
             settings.processor_id,
             [
                 Route(messages_topic(settings).name, self._messages),
-                Route(topics.stored, self._index),
-                # Pushes wait for company: one decision (two queries) per burst, not per record.
-                Route(topics.inbox, self._notify, pace_s=settings.push_batch_within_s),
+                Route(topics.stored, lambda _: self._index),
+                Route(topics.inbox, lambda _: self._notify),
             ],
         )
         self._stores: Stores | None = None
@@ -51,6 +50,10 @@ class PipelineService(mode.Service):
         self._indexer: SearchIndexer | None = None
         self._notifier: Notifier | None = None
         self._task: asyncio.Task[None] | None = None
+        # Both wait for company across partitions: one insert, or one push decision (its
+        # queries), per window rather than per partition batch.
+        self._index = Gathered(self._index_batch, settings.index_batch_within_s)
+        self._notify = Gathered(self._notify_batch, settings.push_batch_within_s)
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -121,20 +124,14 @@ class PipelineService(mode.Service):
 
         return handle
 
-    def _index(self, partition: int) -> BatchHandler:
-        async def handle(batch: list[bytes]) -> None:
-            assert self._indexer is not None
-            indexed = await self._indexer.handle(batch)
-            metrics.INDEXED.inc(indexed.indexed)
-            metrics.INDEX_SKIPPED.inc(indexed.skipped)
+    async def _index_batch(self, batch: list[bytes]) -> None:
+        assert self._indexer is not None
+        indexed = await self._indexer.handle(batch)
+        metrics.INDEXED.inc(indexed.indexed)
+        metrics.INDEX_SKIPPED.inc(indexed.skipped)
 
-        return handle
-
-    def _notify(self, partition: int) -> BatchHandler:
-        async def handle(batch: list[bytes]) -> None:
-            assert self._notifier is not None
-            notified = await self._notifier.handle(batch)
-            metrics.PUSHES_SENT.inc(notified.sent)
-            metrics.PUSHES_FAILED.inc(notified.failed)
-
-        return handle
+    async def _notify_batch(self, batch: list[bytes]) -> None:
+        assert self._notifier is not None
+        notified = await self._notifier.handle(batch)
+        metrics.PUSHES_SENT.inc(notified.sent)
+        metrics.PUSHES_FAILED.inc(notified.failed)

@@ -120,8 +120,13 @@ class Settings(BaseSettings):
     push_preview_chars: int = Field(default=200, ge=0)
     push_concurrency: int = Field(default=64, ge=1)
     # The notifier decides a batch of inbox records at a time, with two queries: gathering
-    # for this long keeps them off the per-message cost, and a push waits that much longer.
+    # for this long (across all the inbox partitions a processor owns) keeps them off the
+    # per-message cost, and a push waits that much longer.
     push_batch_within_s: float = Field(default=0.2, ge=0)
+    # The search indexer likewise gathers the stored partitions' records for this long: one
+    # insert of a batch instead of one per partition batch; a message is searchable that much
+    # later.
+    index_batch_within_s: float = Field(default=0.05, ge=0)
 
     # Postgres pool.
     postgres_pool_min: int = 1
