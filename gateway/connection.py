@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import secrets
 import time
@@ -82,7 +83,6 @@ class Connection:
         "_outbox",
         "_presence_sent",
         "_s",
-        "_tasks",
         "_typed",
         "_ws",
         "connection_id",
@@ -103,7 +103,6 @@ class Connection:
             websocket.scope.get("parley.write_text_now"),
         )
         self._handoff = Handoff()
-        self._tasks: set[asyncio.Task[None]] | None = None
         self._presence_sent: dict[str, str] | None = None
         self._main: asyncio.Task[Any] | None = None
         self._killed: tuple[int, str] | None = None
@@ -188,8 +187,6 @@ class Connection:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        for task in self._tasks or ():
-            task.cancel()
         if self._killed is None:
             await self._outbox.drain(5)
         await self._outbox.stop()
@@ -370,19 +367,15 @@ class Connection:
             acked = await messages.send(self._s, self._caller, send)
         else:
             acked = await messages.change(self._s, self._caller, send)
-        if self._tasks is None:
-            self._tasks = set()
-        task = asyncio.create_task(self._confirm(acked, send))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # A callback, not a task per send: `accepted` goes out when the broker acknowledged.
+        acked.add_done_callback(functools.partial(self._confirm, send))
 
-    async def _confirm(
-        self, acked: asyncio.Future[object], send: Send | Edit | Delete | React
-    ) -> None:
-        try:
-            await acked
-        except Exception:
-            log.exception("the broker did not acknowledge a send")
+    def _confirm(self, send: Send | Edit | Delete | React, acked: asyncio.Future[object]) -> None:
+        if self.state is State.CLOSED:
+            return  # the client resends what it saw no `accepted` for
+        failure = None if acked.cancelled() else acked.exception()
+        if acked.cancelled() or failure is not None:
+            log.error("the broker did not acknowledge a send: %r", failure)
             self._error(
                 "internal", "could not queue the message; send it again", send.client_msg_id
             )
