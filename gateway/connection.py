@@ -128,7 +128,7 @@ class Connection:
     async def run(self) -> None:
         await self._ws.accept()
         self._main = asyncio.current_task()
-        registered = watched = False
+        registered = watched = cached = False
         metrics.CONNECTIONS.inc()
         try:
             greeting = await self._await_hello()
@@ -147,6 +147,9 @@ class Connection:
             registered = True
             watched = True
             await self._s.inbox.watch(self.user_id)
+            # Only now: every membership event for the user from here on is read.
+            self._s.memberships.watch(self.user_id)
+            cached = True
             self._s.publisher.presence("connect", self.user_id, self.device_id, self.connection_id)
             self._send(
                 {
@@ -183,6 +186,8 @@ class Connection:
                     self._s.publisher.presence(
                         "disconnect", self.user_id, self.device_id, self.connection_id
                     )
+            if cached:
+                self._s.memberships.unwatch(self.user_id)
             if watched:
                 await self._s.inbox.unwatch(self.user_id)
             await self._shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from gateway.commands.presence import snapshot
@@ -48,15 +49,23 @@ async def block(services: Services, caller: Device, other: object) -> None:
         await services.stores.friends.block(caller.user_id, other_id)
     except UnknownUsers:
         raise not_found("user") from None
-    # Published after the commit, whether or not they were friends (idempotent for watchers).
-    await services.publisher.presence_access_changed(
-        {caller.user_id: [other_id], other_id: [caller.user_id]}
+    # Published after the commit, whether or not they were friends (idempotent for watchers);
+    # gateways drop the pair's cached memberships (their direct channel is written no more).
+    await asyncio.gather(
+        services.publisher.presence_access_changed(
+            {caller.user_id: [other_id], other_id: [caller.user_id]}
+        ),
+        services.publisher.memberships_changed(None, [caller.user_id, other_id]),
     )
 
 
 async def unblock(services: Services, caller: Device, other: object) -> None:
-    """Lift a block (idempotent). Nothing else comes back: a friendship is asked for again."""
-    await services.stores.friends.unblock(caller.user_id, require_id(other, "user_id"))
+    """Lift a block (idempotent). Nothing else comes back: a friendship is asked for again.
+    Gateways never cache a blocked membership, so the pair may write again at once; the event
+    still goes out, as for every change of a membership."""
+    other_id = require_id(other, "user_id")
+    await services.stores.friends.unblock(caller.user_id, other_id)
+    await services.publisher.memberships_changed(None, [caller.user_id, other_id])
 
 
 async def blocks(services: Services, caller: Device) -> list[str]:
