@@ -50,15 +50,26 @@ def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[s
     return body
 
 
+async def memberships_changed(
+    services: Services, channel_id: str | None, user_ids: list[str]
+) -> None:
+    """After a commit that changed the memberships of `user_ids` in `channel_id` (in every
+    channel, if None): this gateway forgets them at once, so a removal or a block made here is
+    refused here from the answer on; every other gateway when it reads the `inbox.membership`
+    event (gateway/memberships.py), which this returns once the broker holds."""
+    services.memberships.invalidate(user_ids, channel_id)
+    await services.publisher.memberships_changed(channel_id, user_ids)
+
+
 async def _publish_members(
     services: Services, channel_id: str, members: list[str], changed: list[str]
 ) -> None:
     """After a commit that changed the memberships of `changed` in a channel whose members are
     now `members`: the processors fan out later messages to the new list (`channel.members`),
-    and the gateways drop what they cached of those memberships (`inbox.membership`)."""
+    and the gateways drop what they cached of those memberships."""
     await asyncio.gather(
         services.publisher.members_changed(channel_id, members),
-        services.publisher.memberships_changed(channel_id, changed),
+        memberships_changed(services, channel_id, changed),
     )
 
 
@@ -80,7 +91,7 @@ async def open_direct(services: Services, caller: Device, other: object) -> tupl
     except UnknownUsers:
         raise not_found("user") from None
     if created:
-        await services.publisher.memberships_changed(channel.channel_id, channel.members)
+        await memberships_changed(services, channel.channel_id, channel.members)
     return channel, created
 
 
@@ -262,7 +273,7 @@ async def set_role(
         raise ApiError(
             422, "last_owner", "a group keeps an owner: make another member owner first"
         ) from None
-    await services.publisher.memberships_changed(channel_id, [member])
+    await memberships_changed(services, channel_id, [member])
 
 
 async def history(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway.commands.channels import memberships_changed
 from gateway.commands.presence import snapshot
 from gateway.errors import blocked, invalid, not_found, require_id
 from gateway.services import Services
@@ -55,7 +56,7 @@ async def block(services: Services, caller: Device, other: object) -> None:
         services.publisher.presence_access_changed(
             {caller.user_id: [other_id], other_id: [caller.user_id]}
         ),
-        services.publisher.memberships_changed(None, [caller.user_id, other_id]),
+        memberships_changed(services, None, [caller.user_id, other_id]),
     )
 
 
@@ -65,7 +66,7 @@ async def unblock(services: Services, caller: Device, other: object) -> None:
     still goes out, as for every change of a membership."""
     other_id = require_id(other, "user_id")
     await services.stores.friends.unblock(caller.user_id, other_id)
-    await services.publisher.memberships_changed(None, [caller.user_id, other_id])
+    await memberships_changed(services, None, [caller.user_id, other_id])
 
 
 async def blocks(services: Services, caller: Device) -> list[str]:
