@@ -2,8 +2,9 @@
 
 The gateway follows the inbox partitions of the users connected to it (gateway/follower.py);
 each `inbox.message` record lists its recipients in that partition, and is handed to those of
-their connections that are here. The frame is encoded once per record, not once per socket. `inbox.membership` records drop
-what the gateway cached of their users' memberships (gateway/memberships.py).
+their connections that are here. The frame is encoded once per record, not once per socket.
+`inbox.membership` records drop what the gateway cached of their users' memberships
+(gateway/memberships.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The gateway's membership cache on its own (gateway/memberships.py), against a store whose
 reads the test holds open: what is cached, for whom, for how long, and that a read begun
-before an invalidation never fills the cache with what it read."""
+before an invalidation never fills the cache with what it read. And the processors' notifier,
+the other reader of the inbox topic, skips its event."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from prometheus_client import REGISTRY
 
 from gateway.inbox import InboxDispatcher
 from gateway.memberships import MembershipCache
-from schemas.events import InboxMembershipV1
+from processors.notifier import Notified, Notifier, NotifierConfig
+from schemas.events import InboxMembershipV1, inbox_event
 from storage.protocols import ChannelStore, Membership
 
 
@@ -174,3 +176,12 @@ async def test_entries_expire_after_the_ttl_and_the_oldest_go_first() -> None:
     clock.now += 31  # past the TTL: read again, in case an event was lost
     await cache.get("c2", "u1")
     assert store.reads == 5
+
+
+async def test_the_notifier_skips_membership_events() -> None:
+    raw = InboxMembershipV1(user_ids=["u1", "u2"], channel_id=None).encode()
+    assert isinstance(inbox_event.validate_json(raw), InboxMembershipV1)
+    # No store is touched (they are None): nothing in the batch is a message to push.
+    config = NotifierConfig(coalesce_ms=0, max_age_ms=60_000, preview_chars=10, concurrency=1)
+    notifier = Notifier(None, None, None, None, config)  # type: ignore[arg-type]
+    assert await notifier.handle([raw]) == Notified(0, 0)

@@ -56,7 +56,7 @@ async def memberships_changed(
     """After a commit that changed the memberships of `user_ids` in `channel_id` (in every
     channel, if None): this gateway forgets them at once, so a removal or a block made here is
     refused here from the answer on; every other gateway when it reads the `inbox.membership`
-    event (gateway/memberships.py), which this returns once the broker holds."""
+    event (gateway/memberships.py). Returns once the broker holds the event."""
     services.memberships.invalidate(user_ids, channel_id)
     await services.publisher.memberships_changed(channel_id, user_ids)
 
