@@ -128,10 +128,11 @@ async def test_a_removed_members_sends_are_refused_on_another_gateway_within_a_w
 
         windows.sort()
         p50 = statistics.median(windows)
-        p99 = windows[min(len(windows) - 1, int(len(windows) * 0.99))]
+        p90, p99 = (windows[min(len(windows) - 1, int(len(windows) * q))] for q in (0.9, 0.99))
         print(
             f"\nremoval window over {samples} samples (204 on A to first refusal on B):"
-            f" p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {windows[-1] * 1000:.1f} ms;"
+            f" p50 {p50 * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms,"
+            f" max {windows[-1] * 1000:.1f} ms;"
             f" {len(in_window)} sends accepted inside windows, all stored and delivered"
         )
 
