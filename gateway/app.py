@@ -23,6 +23,7 @@ from gateway.errors import ApiError
 from gateway.follower import PartitionFollower
 from gateway.http_api import routes
 from gateway.inbox import InboxDispatcher
+from gateway.memberships import MembershipCache
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
@@ -90,7 +91,12 @@ def create_app(settings: Settings) -> Starlette:
                 settings.frame_burst,
             )
         )
-        inbox = PartitionFollower(settings, inbox_topic(settings), InboxDispatcher(registry))
+        memberships = MembershipCache(
+            stores.channels, settings.gateway_membership_ttl_s, settings.gateway_membership_entries
+        )
+        inbox = PartitionFollower(
+            settings, inbox_topic(settings), InboxDispatcher(registry, memberships)
+        )
         await inbox.start()
         hub = PresenceHub(settings, stores.friends)
         await hub.start()
@@ -122,6 +128,7 @@ def create_app(settings: Settings) -> Starlette:
                 Throttle(settings.logins_per_account, settings.throttle_window_s),
                 Throttle(settings.logins_per_address, settings.throttle_window_s),
             ),
+            memberships,
         )
         try:
             yield

@@ -127,7 +127,7 @@ class Connection:
     async def run(self) -> None:
         await self._ws.accept()
         self._main = asyncio.current_task()
-        registered = watched = False
+        registered = watched = cached = False
         metrics.CONNECTIONS.inc()
         try:
             greeting = await self._await_hello()
@@ -146,6 +146,9 @@ class Connection:
             registered = True
             watched = True
             await self._s.inbox.watch(self.user_id)
+            # Only now: every membership event for the user from here on is read.
+            self._s.memberships.watch(self.user_id)
+            cached = True
             self._s.publisher.presence("connect", self.user_id, self.device_id, self.connection_id)
             self._send(
                 {
@@ -182,6 +185,8 @@ class Connection:
                     self._s.publisher.presence(
                         "disconnect", self.user_id, self.device_id, self.connection_id
                     )
+            if cached:
+                self._s.memberships.unwatch(self.user_id)
             if watched:
                 await self._s.inbox.unwatch(self.user_id)
             await self._shutdown()

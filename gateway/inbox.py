@@ -3,6 +3,8 @@
 The gateway follows the inbox partitions of the users connected to it (gateway/follower.py);
 each `inbox.message` record lists its recipients in that partition, and is handed to those of
 their connections that are here. The frame is encoded once per record, not once per socket.
+`inbox.membership` records drop what the gateway cached of their users' memberships
+(gateway/memberships.py).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import orjson
 
 from gateway.connections import Registry
 from gateway.encoding import frame
+from gateway.memberships import MembershipCache
 from schemas.message import frame_of
 
 log = logging.getLogger("parley.inbox")
 
 
 class InboxDispatcher:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, memberships: MembershipCache) -> None:
         self._registry = registry
+        self._memberships = memberships
 
     def __call__(self, raw: bytes) -> None:
         try:
@@ -44,6 +48,8 @@ class InboxDispatcher:
                 text = frame(event["frame"])
                 for connection in connections:
                     connection.signal(text)
+        elif kind == "inbox.membership" and version == 1:
+            self._memberships.invalidate(event["user_ids"], event["channel_id"])
         elif kind == "device.revoked" and version == 1:
             for connection in self._registry.of_user(event["user_id"]):
                 if connection.device_id == event["device_id"]:

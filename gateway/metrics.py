@@ -15,3 +15,11 @@ PRESENCE_DROPPED = Counter(
     "parley_gateway_presence_subscriptions_dropped_total",
     "Watched users dropped from sockets' subscriptions once the right to watch them ended",
 )
+MEMBERSHIP_HITS = Counter(
+    "parley_gateway_membership_cache_hits_total",
+    "Membership checks of sends, changes and typing answered from the gateway's cache",
+)
+MEMBERSHIP_MISSES = Counter(
+    "parley_gateway_membership_cache_misses_total",
+    "Membership checks that read the store (not cached, expired, or a refusal)",
+)

@@ -23,6 +23,7 @@ from tenacity import (
 from schemas.events import (
     ChannelMembersV1,
     DeviceRevokedV1,
+    InboxMembershipV1,
     MessageChangeV1,
     MessageSendV1,
     PresenceAccessChangedV1,
@@ -102,6 +103,26 @@ class Publisher:
     async def members_changed(self, channel_id: str, member_ids: list[str]) -> None:
         event = ChannelMembersV1(channel_id=channel_id, member_ids=member_ids)
         await self._producer.send_and_wait(self._messages, event.encode(), key=channel_id.encode())
+
+    async def memberships_changed(self, channel_id: str | None, user_ids: list[str]) -> None:
+        """Tell the gateways holding sockets of `user_ids` that their memberships of
+        `channel_id` (of every channel, if None) changed: one `inbox.membership` record per
+        inbox partition, each listing its users. Call it after the commit; returns once the
+        broker holds them all, so a gateway that reads on applies them within its lag."""
+        by_partition: dict[int, list[str]] = {}
+        for user_id in dict.fromkeys(user_ids):
+            partition = inbox_partition(user_id, self._inbox_partitions)
+            by_partition.setdefault(partition, []).append(user_id)
+        acks = []
+        for partition, users in by_partition.items():
+            event = InboxMembershipV1(user_ids=users, channel_id=channel_id)
+            key = channel_id if channel_id is not None else users[0]
+            acks.append(
+                await self._producer.send(
+                    self._inbox, event.encode(), key=key.encode(), partition=partition
+                )
+            )
+        await asyncio.gather(*acks)
 
     async def signal(self, event: ReadMovedV1 | TypingV1) -> None:
         """Queue a read-marker move or a typing event for the processors' relay, without

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gateway.connections import Registry
 from gateway.cursors import CursorWriter
 from gateway.follower import PartitionFollower
+from gateway.memberships import MembershipCache
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
@@ -31,3 +32,4 @@ class Services:
     passwords: Passwords
     outbound: Budget  # bytes queued to every socket of this gateway
     throttles: AccountThrottles
+    memberships: MembershipCache  # the connected users' memberships, for their sends

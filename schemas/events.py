@@ -138,6 +138,24 @@ class DeviceRevokedV1(_Event):
     device_id: str
 
 
+class InboxMembershipV1(_Event):
+    """The memberships of `user_ids` changed, committed in the database already: added,
+    removed, a new role, a block or an unblock. Gateways drop what they cached of them
+    (gateway/memberships.py), so a removed member's sends are refused without a store read.
+
+    Topic `parley.inbox.v1`, key `channel_id` (the user id when there is none), partition of
+    the users' inbox: one record per partition, listing the users whose inbox is there; the
+    gateways holding their sockets follow it already. `channel_id` null: every channel of the
+    users (a block or unblock changes the pair's direct channel, whose id the command does not
+    read). Published after the commit, at least once; a repeat only costs a store read.
+    """
+
+    type: Literal["inbox.membership"] = "inbox.membership"
+    v: Literal[1] = 1
+    user_ids: list[str]
+    channel_id: str | None
+
+
 class PresenceEventV1(_Event):
     """Something a device did that bears on its user's presence.
 
@@ -243,12 +261,15 @@ MessagesEvent = Annotated[
     MessageSendV1 | MessageChangeV1 | ChannelMembersV1, Field(discriminator="type")
 ]
 InboxEvent = Annotated[
-    InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1, Field(discriminator="type")
+    InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1 | InboxMembershipV1,
+    Field(discriminator="type"),
 ]
 SignalsEvent = Annotated[ReadMovedV1 | TypingV1, Field(discriminator="type")]
 
 messages_event = TypeAdapter[MessageSendV1 | MessageChangeV1 | ChannelMembersV1](MessagesEvent)
-inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1](InboxEvent)
+inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1 | InboxMembershipV1](
+    InboxEvent
+)
 signals_event = TypeAdapter[ReadMovedV1 | TypingV1](SignalsEvent)
 # `parley.stored.v1` carries more types as the message's life grows (edits, deletions,
 # reactions): its consumers read the `type` first and skip those they do not know.
@@ -268,4 +289,5 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "read.moved.v1": ReadMovedV1,
     "typing.v1": TypingV1,
     "inbox.signal.v1": InboxSignalV1,
+    "inbox.membership.v1": InboxMembershipV1,
 }

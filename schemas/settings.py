@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=4, ge=1)
     presence_linger_ms: int = Field(default=20, ge=0)  # batching of presence events
     gateway_drain_s: float = Field(default=5.0, ge=0)  # SIGTERM: sockets handed off over this
+    # The memberships a gateway keeps for its connected users' sends (gateway/memberships.py):
+    # at most this many (about 0.5 KiB each), each read again after this long in case an
+    # `inbox.membership` event was lost between a database commit and its publish.
+    gateway_membership_entries: int = Field(default=100_000, ge=1)
+    gateway_membership_ttl_s: float = Field(default=30.0, gt=0)
 
     # Processors.
     processor_http_host: str = "127.0.0.1"

@@ -77,7 +77,7 @@ class Channel:
     roles: dict[str, Role] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: gateways cache many (gateway/memberships.py)
 class Membership:
     channel_id: str
     joined_at_ms: int

@@ -72,7 +72,12 @@ async def test_events_on_topics_validate_against_their_schemas(
                 continue
             jsonschema.validate(event, schema(f"{event['type']}.v{event['v']}"))
             seen.append(event)
-    assert {e["type"] for e in seen} == {"message.send", "channel.members", "inbox.message"}
+    assert {e["type"] for e in seen} == {
+        "message.send",
+        "channel.members",
+        "inbox.message",
+        "inbox.membership",  # the group's creation, for the gateways' membership caches
+    }
 
 
 def test_fan_out_records_are_the_inbox_event_byte_for_byte() -> None:

@@ -50,6 +50,29 @@ def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[s
     return body
 
 
+async def memberships_changed(
+    services: Services, channel_id: str | None, user_ids: list[str]
+) -> None:
+    """After a commit that changed the memberships of `user_ids` in `channel_id` (in every
+    channel, if None): this gateway forgets them at once, so a removal or a block made here is
+    refused here from the answer on; every other gateway when it reads the `inbox.membership`
+    event (gateway/memberships.py). Returns once the broker holds the event."""
+    services.memberships.invalidate(user_ids, channel_id)
+    await services.publisher.memberships_changed(channel_id, user_ids)
+
+
+async def _publish_members(
+    services: Services, channel_id: str, members: list[str], changed: list[str]
+) -> None:
+    """After a commit that changed the memberships of `changed` in a channel whose members are
+    now `members`: the processors fan out later messages to the new list (`channel.members`),
+    and the gateways drop what they cached of those memberships."""
+    await asyncio.gather(
+        services.publisher.members_changed(channel_id, members),
+        memberships_changed(services, channel_id, changed),
+    )
+
+
 def _group_full() -> ApiError:
     return ApiError(422, "group_full", f"a group has at most {MAX_GROUP_MEMBERS} members")
 
@@ -62,9 +85,14 @@ async def open_direct(services: Services, caller: Device, other: object) -> tupl
     if await services.stores.friends.blocked_between(caller.user_id, [other]):
         raise blocked()
     try:
-        return await services.stores.channels.get_or_create_direct(new_id(), caller.user_id, other)
+        channel, created = await services.stores.channels.get_or_create_direct(
+            new_id(), caller.user_id, other
+        )
     except UnknownUsers:
         raise not_found("user") from None
+    if created:
+        await memberships_changed(services, channel.channel_id, channel.members)
+    return channel, created
 
 
 async def create_group(
@@ -88,7 +116,7 @@ async def create_group(
         raise _group_full() from None
     except UnknownUsers:
         raise not_found("user") from None
-    await services.publisher.members_changed(channel.channel_id, channel.members)
+    await _publish_members(services, channel.channel_id, channel.members, channel.members)
     return channel
 
 
@@ -130,8 +158,9 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
 
 
 async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> Membership:
-    """`not_member` unless `user_id` is in the channel now (read from the store each time: a
-    removed member is refused at once)."""
+    """`not_member` unless `user_id` is in the channel now, read from the store each time (for
+    the HTTP API's reads and changes of members; a socket's writes ask the gateway's cache,
+    gateway/commands/messages.py `writer_membership`)."""
     membership = await channels.membership(channel_id, user_id)
     if membership is None:
         raise not_member()
@@ -176,8 +205,7 @@ async def add_member(
         raise invalid("members can only be changed in a group") from None
     except UnknownUsers:
         raise not_found("user") from None
-    # Published after the commit: the processor fans out later messages to the new list.
-    await services.publisher.members_changed(channel_id, members)
+    await _publish_members(services, channel_id, members, [new_member])
 
 
 async def remove_member(
@@ -195,8 +223,10 @@ async def remove_member(
         upto = max(newest.get(channel_id, 0), id_floor(now_ms()) - 1)
         await channels.hide(channel_id, caller.user_id, upto)
         return
+    leaving_role = mine.role
     if member != caller.user_id:  # anyone may leave; removing others takes a role
         theirs = await channels.membership(channel_id, member)
+        leaving_role = theirs.role if theirs is not None else "member"
         if mine.role not in MANAGERS:
             await _require_group(channels, channel_id)
             raise _forbidden("only the group's owners and admins remove members")
@@ -209,7 +239,9 @@ async def remove_member(
         members = await channels.remove_member(channel_id, member)
     except NotAGroup:
         raise invalid("members can only be changed in a group") from None
-    await services.publisher.members_changed(channel_id, members)
+    # An owner's leave may have made another member owner: every member's role is news then.
+    changed = [member, *members] if leaving_role == "owner" else [member]
+    await _publish_members(services, channel_id, members, changed)
 
 
 async def set_role(
@@ -241,6 +273,7 @@ async def set_role(
         raise ApiError(
             422, "last_owner", "a group keeps an owner: make another member owner first"
         ) from None
+    await memberships_changed(services, channel_id, [member])
 
 
 async def history(

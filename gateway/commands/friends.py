@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from gateway.commands.channels import memberships_changed
 from gateway.commands.presence import snapshot
 from gateway.errors import blocked, invalid, not_found, require_id
 from gateway.services import Services
@@ -48,15 +50,23 @@ async def block(services: Services, caller: Device, other: object) -> None:
         await services.stores.friends.block(caller.user_id, other_id)
     except UnknownUsers:
         raise not_found("user") from None
-    # Published after the commit, whether or not they were friends (idempotent for watchers).
-    await services.publisher.presence_access_changed(
-        {caller.user_id: [other_id], other_id: [caller.user_id]}
+    # Published after the commit, whether or not they were friends (idempotent for watchers);
+    # gateways drop the pair's cached memberships (their direct channel is written no more).
+    await asyncio.gather(
+        services.publisher.presence_access_changed(
+            {caller.user_id: [other_id], other_id: [caller.user_id]}
+        ),
+        memberships_changed(services, None, [caller.user_id, other_id]),
     )
 
 
 async def unblock(services: Services, caller: Device, other: object) -> None:
-    """Lift a block (idempotent). Nothing else comes back: a friendship is asked for again."""
-    await services.stores.friends.unblock(caller.user_id, require_id(other, "user_id"))
+    """Lift a block (idempotent). Nothing else comes back: a friendship is asked for again.
+    Gateways never cache a blocked membership, so the pair may write again at once; the event
+    still goes out, as for every change of a membership."""
+    other_id = require_id(other, "user_id")
+    await services.stores.friends.unblock(caller.user_id, other_id)
+    await memberships_changed(services, None, [caller.user_id, other_id])
 
 
 async def blocks(services: Services, caller: Device) -> list[str]:

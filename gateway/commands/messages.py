@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from gateway.commands.channels import MANAGERS, require_member
-from gateway.errors import ApiError, invalid, not_found
+from gateway.errors import ApiError, invalid, not_found, not_member
 from gateway.services import Services
 from schemas.events import MessageChangeV1, MessageSendV1
 from schemas.frames import Ack, Delete, Edit, React, Send
@@ -27,11 +27,20 @@ def check_text(text: str) -> None:
         raise invalid("text must not contain NUL characters")
 
 
-async def writer_membership(services: Services, caller: Device, channel_id: str) -> Membership:
+async def writer_membership(
+    services: Services, caller: Device, channel_id: str, fresh: bool = False
+) -> Membership:
     """The caller's membership of a channel it writes to (sends, changes, typing): `not_member`
     outside it, and in a direct channel with a block between its two members (the socket's
-    error codes are the spec's few, and such a channel may be read but no longer written to)."""
-    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+    error codes are the spec's few, and such a channel may be read but no longer written to).
+
+    Read from the gateway's cache, kept current by `inbox.membership` events: a send costs no
+    store read. A refusal is never cached, so it is always the store's word (`fresh` reads the
+    store even for an acceptance); an acceptance may lag a removal or a block by the time the
+    event takes to reach this gateway (docs/architecture.md (e))."""
+    membership = await services.memberships.get(channel_id, caller.user_id, fresh)
+    if membership is None:
+        raise not_member()
     if membership.blocked:
         raise ApiError(403, "not_member", "a block between you and this user forbids messages")
     return membership
@@ -92,6 +101,9 @@ async def change(
     if target is None or target.kind != "message" or target_id < id_floor(membership.joined_at_ms):
         raise not_found("message")  # nor one from before the caller joined
     own = target.sender_id == caller.user_id
+    if isinstance(request, Delete) and not own and membership.role not in MANAGERS:
+        # Refused on a cached role: ask the store (a member just made admin may delete).
+        membership = await writer_membership(services, caller, channel_id, fresh=True)
     if isinstance(request, Delete):
         if not own and membership.role not in MANAGERS:
             raise ApiError(403, "forbidden", "only its sender, or a group's owner or admin")
