@@ -145,15 +145,28 @@ class MessagePipeline:
             await self.sequencer.load(channels)
             if self._sink is not None:
                 await self.membership.load(channels)
-            found = await self._messages.find_sent(
-                [(e.sender_device_id, e.client_msg_id) for e in sends]
-            )
-            if self._sink is not None:
-                # A send seen again goes to its stored channel's members (a client that reused
-                # a client_msg_id in another channel gets its original message, not a leak).
-                await self.membership.load({m.channel_id for m in found.values()})
-            deliveries = self._assign(events, found, result)
-            await self._messages.insert(result.stored)
+            # The common case first: no send of the batch was stored before, and the batch is
+            # stored in one round trip. The ids are those the lookup below would give when it
+            # finds nothing, so a replay gives the same ids whichever way a batch went.
+            fresh = BatchResult(dead=result.dead)
+            deliveries = self._assign(events, {}, fresh)
+            if await self._messages.insert_new(fresh.stored):
+                result = fresh
+            else:
+                # A send seen again (a client's resend, a repeat after a crash): nothing of
+                # the first try was stored; the ids handed out for it are taken back.
+                self.sequencer.forget(channels)
+                await self.sequencer.load(channels)
+                found = await self._messages.find_sent(
+                    [(e.sender_device_id, e.client_msg_id) for e in sends]
+                )
+                if self._sink is not None:
+                    # A send seen again goes to its stored channel's members (a client that
+                    # reused a client_msg_id in another channel gets its original message,
+                    # not a leak).
+                    await self.membership.load({m.channel_id for m in found.values()})
+                deliveries = self._assign(events, found, result)
+                await self._messages.insert(result.stored)
         except BaseException:
             self.sequencer.forget(channels)
             raise

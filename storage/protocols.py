@@ -321,6 +321,12 @@ class MessageStore(Protocol):
         (the newest wins). However often and in whatever order changes are applied, the
         message ends in the state their id order gives."""
 
+    async def insert_new(self, messages: Sequence[Message]) -> bool:
+        """`insert` for rows whose send keys are believed new (the pipeline's common case, in
+        one round trip where the backend allows): True once they are stored; False, with
+        nothing of the call stored, if any send key was stored already (the caller then asks
+        `find_sent`, as for a repeat)."""
+
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
 

@@ -244,6 +244,25 @@ async def test_the_first_id_to_claim_a_send_is_the_only_one_stored(store: Messag
     assert await store.last_message_ids([channel]) == {channel: first.message_id}
 
 
+async def test_insert_new_stores_new_sends_and_nothing_of_a_call_with_a_stored_key(
+    store: MessageStore,
+) -> None:
+    channel, device, client_msg_id = fresh(), fresh(), fresh()
+    base = an_hour_ago()
+    first = message(channel, base, device=device, client_msg_id=client_msg_id, text="first")
+    assert await store.insert_new([first, message(channel, base + 1)])
+    stored = await store.page(channel, limit=10)
+    assert ids(stored) == [base, base + 1]
+
+    # The same send under a later id, beside a new one: the whole call stores nothing.
+    resend = message(channel, base + 2, device=device, client_msg_id=client_msg_id, text="2")
+    bystander = message(channel, base + 3)
+    assert not await store.insert_new([bystander, resend])
+    assert await store.page(channel, limit=10) == stored
+    assert await store.find_sent([(bystander.sender_device_id, bystander.client_msg_id)]) == {}
+    assert await store.last_message_ids([channel]) == {channel: base + 1}
+
+
 async def test_within_one_insert_the_first_message_of_a_send_wins(store: MessageStore) -> None:
     channel, device, client_msg_id = fresh(), fresh(), fresh()
     base = an_hour_ago()

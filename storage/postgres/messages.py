@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+import psycopg
+
 from schemas.ids import SEQUENCE_BITS
 from schemas.message import Kind, Message
 from storage.buckets import BUCKET_MS, bucket_of
@@ -24,24 +26,41 @@ class PostgresMessageStore:
     async def insert(self, messages: Sequence[Message]) -> None:
         """Persist messages. Idempotent: a message already stored under its id, or a send whose
         idempotency key is already stored, is left as it is."""
+        await self._insert(messages, new=False)
+
+    async def insert_new(self, messages: Sequence[Message]) -> bool:
+        """Persist messages none of whose send keys is stored yet, and return True; if any is,
+        store nothing and return False (the caller then looks them up: `find_sent`)."""
+        try:
+            await self._insert(messages, new=True)
+        except _KeyTaken:
+            return False
+        return True
+
+    async def _insert(self, messages: Sequence[Message], *, new: bool) -> None:
         if not messages:
             return
         cols = _columns(messages)
         changes = sorted((m for m in messages if m.kind != "message"), key=_id)
         async with connection(self._pool) as conn:
-            if not changes:
-                # Sends only (the common batch): one statement, atomic by itself, one round
-                # trip; a transaction would add two (BEGIN and COMMIT).
-                await _insert_rows(conn, messages, cols)
-                return
-            async with conn.transaction():
-                await _insert_rows(conn, messages, cols)
-                # Changes, in id order, each once its own row is stored (a change whose send
-                # was stored under another id is that one's). Each application is
-                # conditional, so a repeat or a replay changes nothing, and a later change
-                # always wins.
-                for change in changes:
-                    await _apply(conn, change)
+            try:
+                if not changes:
+                    # Sends only (the common batch): one statement, atomic by itself, one round
+                    # trip; a transaction would add two (BEGIN and COMMIT).
+                    await _insert_rows(conn, messages, cols, new)
+                    return
+                async with conn.transaction():
+                    await _insert_rows(conn, messages, cols, new)
+                    # Changes, in id order, each once its own row is stored (a change whose
+                    # send was stored under another id is that one's). Each application is
+                    # conditional, so a repeat or a replay changes nothing, and a later change
+                    # always wins.
+                    for change in changes:
+                        await _apply(conn, change)
+            except psycopg.errors.UniqueViolation as exc:
+                if new and exc.diag.table_name == "message_sends":
+                    raise _KeyTaken from None  # the statement (or transaction) wrote nothing
+                raise
 
     async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
         """Messages already stored for these idempotency keys."""
@@ -156,8 +175,15 @@ async def _with_reactions(
     return [_message(r, reactions.get(int(str(r[1])))) for r in rows]
 
 
-async def _insert_rows(conn: Any, messages: Sequence[Message], cols: dict[str, list[Any]]) -> None:
-    """Claim each send key and store the rows whose claim this statement made."""
+class _KeyTaken(Exception):
+    """A send key of `insert_new` was stored already."""
+
+
+async def _insert_rows(
+    conn: Any, messages: Sequence[Message], cols: dict[str, list[Any]], new: bool
+) -> None:
+    """Claim each send key and store the rows whose claim this statement made. `new`: a key
+    claimed already fails the whole statement (UniqueViolation) instead of being passed over."""
     # The send key is claimed first; only the id that holds the claim is stored, so two
     # writers racing on one send can never store it twice under different ids. One
     # statement: the claims it made are what its RETURNING gives the row insert.
@@ -166,8 +192,8 @@ async def _insert_rows(conn: Any, messages: Sequence[Message], cols: dict[str, l
         "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id,"
         "                             message_id)"
         "  SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
-        "  ON CONFLICT DO NOTHING"
-        "  RETURNING sender_device_id, client_msg_id, message_id"
+        + ("" if new else "  ON CONFLICT DO NOTHING")
+        + "  RETURNING sender_device_id, client_msg_id, message_id"
         ")"
         " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
         " client_msg_id, text, sent_at, kind, target_id, emoji, removed)"

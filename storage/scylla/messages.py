@@ -143,6 +143,15 @@ class ScyllaMessageStore:
             raise
         self._session = session
 
+    async def insert_new(self, messages: Sequence[Message]) -> bool:
+        """Persist messages none of whose send keys is stored yet, and return True; if any is,
+        store nothing and return False. Scylla has no atomic multi-row write, so this is a
+        lookup, then the idempotent insert (two round trips, as before)."""
+        if await self.find_sent([_send_key(m) for m in messages]):
+            return False
+        await self.insert(messages)
+        return True
+
     async def insert(self, messages: Sequence[Message]) -> None:
         """Persist messages. Idempotent: a message already stored under its id, or a send whose
         idempotency key is already stored, is left as it is."""
