@@ -8,6 +8,7 @@ low-rate agents beside it; the records themselves never pass through Faust's str
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import Any
@@ -75,6 +76,8 @@ class PipelineService(mode.Service):
         )
         await self.producer.start()
         self._task = asyncio.create_task(self._consume())
+        # What start-up made lives as long as the worker: out of the collector's scans.
+        gc.freeze()
 
     async def on_stop(self) -> None:
         # The consumer first: the batches in hand finish with the producer still open.
