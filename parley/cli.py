@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -468,6 +469,9 @@ def _device(url: str | None, token: str | None) -> tuple[str, Any]:
 
 
 def main() -> None:
+    # The embedded Postgres asks platformdirs for a runtime directory it does not use; in a
+    # container without XDG_RUNTIME_DIR that warned on every start.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     app()
 
 

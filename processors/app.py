@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from processors import metrics
 from processors.batching import batches
 from processors.kafka_tuning import apply_kafka_tuning
+from processors.logs import quiet_transient_coordinator_errors
 from processors.pipeline import Topics
 from processors.pipeline_service import PipelineService
 from processors.presence_service import PresenceService
@@ -154,6 +155,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     # uvloop, as the gateway runs: the worker's loops (the agents' and the consumer thread's)
     # poll the embedded broker every few milliseconds, so the loop's own cost shows.
     mode.loop.use("uvloop")
+    quiet_transient_coordinator_errors()
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record), so
