@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from parley.embedded.cassandra import EmbeddedCassandra
-from parley.embedded.kafka import EmbeddedKafka
+from parley.embedded.kafka import KAFKA_VERSION, EmbeddedKafka
 from parley.embedded.postgres import EmbeddedPostgres
 from parley.embedded.process import stop_process, stop_processes, supervised_child, wait_for_port
 from schemas.settings import Settings
@@ -33,6 +33,11 @@ STABLE_AFTER_S = 60.0  # a child that ran this long starts its backoff from the 
 
 class Stop(Exception):
     pass
+
+
+def _say(line: str) -> None:
+    """A step of the start, on stderr: stdout keeps the ready lines that scripts wait for."""
+    print(f"Parley: {line}", file=sys.stderr, flush=True)
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -149,8 +154,10 @@ def run_dev(
             port = settings.kafka_bootstrap.rpartition(":")[2]
             kafka = EmbeddedKafka(data_dir / "kafka", int(port), log_path=data_dir / "kafka.log")
             kafka.start()
+            _say(f"Kafka {KAFKA_VERSION} up on {settings.kafka_bootstrap}")
         postgres = EmbeddedPostgres(data_dir / "postgres")
         settings = settings.model_copy(update={"postgres_dsn": postgres.dsn})
+        _say(f"Postgres up (data in {data_dir / 'postgres'})")
         if embedded_cql:
             cassandra = EmbeddedCassandra(
                 data_dir / "cassandra",
@@ -159,6 +166,7 @@ def run_dev(
             )
             cassandra.start()
             settings = settings.model_copy(update={"scylla_hosts": "127.0.0.1"})
+            _say(f"Cassandra up on 127.0.0.1:{settings.scylla_port}")
         asyncio.run(migrate(settings.postgres_dsn))
         if settings.message_store == "scylla":
             asyncio.run(_migrate_cql(settings))
@@ -177,6 +185,7 @@ def run_dev(
             assert worker.process is not None
             wait_healthy(url, worker.process, 90)
             workers.append(worker)
+            _say(f"processor {i + 1} up")
         urls = []
         for i in range(gateways):
             http_port = settings.http_port + i

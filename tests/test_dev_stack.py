@@ -38,6 +38,11 @@ def leftovers(data_dir: Path, pids: set[int]) -> list[str]:
     return alive
 
 
+def quiet_start_line(line: str) -> bool:
+    """A line of a normal start: a step (`Parley: Kafka … up`), or a ready line."""
+    return line.startswith(("Parley: ", "Parley ready: ", "  gateway ", "  web app: "))
+
+
 def stop(process: subprocess.Popen[bytes], sig: int, data_dir: Path) -> None:
     children = {c.pid for c in psutil.Process(process.pid).children(recursive=True)}
     assert len(children) >= 3  # broker, processor, gateway (Postgres is a daemon of its own)
@@ -57,6 +62,10 @@ async def test_dev_stack_serves_keeps_history_across_restarts_and_leaves_no_orph
     ports = [free_port() for _ in range(3)]
     dev = start_dev(data_dir, *ports)
     try:
+        # A first start (a new Kafka cluster, a new Postgres) says what started and that it is
+        # ready, nothing else: no warnings, no transient errors.
+        printed = dev.log_path.read_text().splitlines()
+        assert printed and all(quiet_start_line(line) for line in printed), printed
         async with Api(f"http://127.0.0.1:{ports[0]}", f"ws://127.0.0.1:{ports[0]}/v1/ws") as api:
             a, b = await api.new_device(), await api.new_device()
             channel = await api.direct(a, b.user_id)

@@ -14,8 +14,11 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+
+from tqdm import tqdm
 
 MIN_JAVA = 17
 
@@ -103,23 +106,30 @@ def _resolve(work: Path, coordinates: Sequence[str], listing: Path) -> None:
     if mvn is None:
         raise JvmUnavailable("no `mvn` found. " + INSTALL_HINT.format(min=MIN_JAVA))
     (work / "pom.xml").write_text(_pom(coordinates))
-    result = subprocess.run(
-        [
-            mvn,
-            "--batch-mode",
-            "--quiet",
-            "--file",
-            str(work / "pom.xml"),
-            "dependency:build-classpath",
-            f"-Dmdep.outputFile={listing}",
-            "-Dmdep.includeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [
+        mvn,
+        "--batch-mode",
+        "--file",
+        str(work / "pom.xml"),
+        "dependency:build-classpath",
+        f"-Dmdep.outputFile={listing}",
+        "-Dmdep.includeScope=runtime",
+    ]
+    # Maven's own log, read as it comes: each finished download moves the progress bar (shown
+    # on a terminal), and the tail is kept to say why if Maven fails.
+    tail: deque[str] = deque(maxlen=200)
+    with (
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as maven,
+        tqdm(desc="Parley: downloaded", unit=" files", disable=None, leave=False) as bar,
+    ):
+        assert maven.stdout is not None
+        for line in maven.stdout:
+            tail.append(line)
+            if line.startswith("Downloaded from"):
+                bar.update(1)
+    result = subprocess.CompletedProcess(command, maven.returncode, "".join(tail), "")
     if result.returncode != 0:
         listing.unlink(missing_ok=True)
-        raise RuntimeError(
-            f"Maven could not resolve {', '.join(coordinates)}:\n{result.stdout}{result.stderr}"
-        )
+        raise RuntimeError(f"Maven could not resolve {', '.join(coordinates)}:\n{result.stdout}")
