@@ -123,7 +123,7 @@ def cost(use: Used, sends: int, idle: dict[str, float], deliveries: int = 0) -> 
         per_send["total"] = sum(per_send.values())
     per_delivery: dict[str, int] = {}
     if deliveries:
-        stack = {role: s for role, s in use.by_role.items() if role in ROLES}
+        stack = {role: use.by_role[role] for role in ROLES if role in use.by_role}
         per_delivery = {role: round(1e6 * s / deliveries) for role, s in stack.items()}
         per_delivery["total"] = round(1e6 * sum(stack.values()) / deliveries)
     return Cost(use.wall_s, use.cores(), per_send, per_delivery)
