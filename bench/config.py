@@ -168,7 +168,11 @@ class Config:
         default_factory=lambda: Numbers([100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0])
     )
     group_throughput_rates: Annotated[Numbers, listed("Msgs/s of the group steps.", Numbers)] = (
-        field(default_factory=lambda: Numbers([10.0, 20.0, 30.0, 50.0, 75.0, 100.0]))
+        field(
+            default_factory=lambda: Numbers(
+                [10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 305.0]
+            )
+        )
     )
     step_s: Annotated[float, opt("Seconds per throughput step.", "--step-seconds")] = 10.0
     throughput_pairs: Annotated[int, opt("1:1 pairs of the throughput steps.", min=1)] = 50

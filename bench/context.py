@@ -142,7 +142,7 @@ async def paced(
         keep_tenths=keep_tenths,
     )
     used = cpu.used(before, cpu.snapshot(ctx.stack))
-    run.row.cpu = cpu.cost(used, run.row.sent, ctx.idle_cores)
+    run.row.cpu = cpu.cost(used, run.row.sent, ctx.idle_cores, run.row.delivered)
     return run
 
 

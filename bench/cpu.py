@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 
-from bench.stack import Stack
+from bench.stack import ROLES, Stack
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -99,14 +99,21 @@ def used(before: Snapshot, after: Snapshot) -> Used:
 @dataclass(frozen=True)
 class Cost:
     """What a run cost the box: cores by role, and CPU µs per message sent by role, net of
-    what each process uses idle (what the box must supply per message)."""
+    what each process uses idle (what the box must supply per message); and the stack's CPU
+    per delivery, gross."""
 
     wall_s: float
     cores: dict[str, float]
     cpu_us_per_send: dict[str, int]
+    stack_us_per_delivery: dict[str, int] = field(default_factory=dict)
+    """CPU µs per delivery of each process of the stack (gateway, processor, broker, Postgres,
+    Cassandra), and `total`: all their CPU over the run and its drain, idle use included (as
+    tests/test_cpu_budget.py measures it), divided by the deliveries made. Neither the load
+    generator nor `parley dev` itself nor the rest of the machine. For 1:1, a delivery is a
+    message; SPEC §6's "CPU per 1:1 message"."""
 
 
-def cost(use: Used, sends: int, idle: dict[str, float]) -> Cost:
+def cost(use: Used, sends: int, idle: dict[str, float], deliveries: int = 0) -> Cost:
     per_send: dict[str, int] = {}
     if sends:
         for role, seconds in use.by_role.items():
@@ -114,7 +121,12 @@ def cost(use: Used, sends: int, idle: dict[str, float]) -> Cost:
                 net = max(seconds - idle.get(role, 0.0) * use.wall_s, 0.0)
                 per_send[role] = round(1e6 * net / sends)
         per_send["total"] = sum(per_send.values())
-    return Cost(use.wall_s, use.cores(), per_send)
+    per_delivery: dict[str, int] = {}
+    if deliveries:
+        stack = {role: use.by_role[role] for role in ROLES if role in use.by_role}
+        per_delivery = {role: round(1e6 * s / deliveries) for role, s in stack.items()}
+        per_delivery["total"] = round(1e6 * sum(stack.values()) / deliveries)
+    return Cost(use.wall_s, use.cores(), per_send, per_delivery)
 
 
 def work_seconds(stack: Stack) -> float:

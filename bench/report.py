@@ -25,6 +25,7 @@ from bench.results import (
 from bench.verdicts import fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
+STACK_ROLES = ("gateway", "processor", "broker", "postgres")
 
 
 def table(rows: list[Verdict]) -> str:
@@ -151,20 +152,29 @@ def _latency(results: Results) -> list[str]:
 def _throughput(results: Results) -> list[str]:
     tp = results.throughput
     lines: list[str] = []
+    roles = _roles(results, STACK_ROLES)
     for curve in tp.curves if tp else []:
         assert tp is not None
+        unit = "msg" if curve.deliveries_per_message == 1 else "delivery"
         lines += [
             "",
             f"## Throughput: {curve.kind} ({tp.step_s:g} s steps, "
             f"{curve.deliveries_per_message} deliveries per message)",
             "",
+            f"µs/{unit}: each process's CPU over the step and its drain, idle use included, "
+            f"per {'message delivered' if unit == 'msg' else 'delivery'}; `stack` is all of "
+            "them together, the load generator not counted"
+            + (" (SPEC §6's CPU per 1:1 message)." if unit == "msg" else "."),
+            "",
             "| offered msgs/s | offered deliveries/s | sent | delivered/s | p50 | p99 | max "
             "| x durable floor p50 / p99 (floor's rate) | lost | within bound "
-            "| send lag p50 / p99 / max | bench cores | machine cores |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| send lag p50 / p99 / max | bench cores | machine cores "
+            f"| {' | '.join(f'{role} µs/{unit}' for role in roles)} | stack µs/{unit} |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * (len(roles) + 1),
         ]
         for s in curve.steps:
             lat, cores = s.latency_ms, s.cpu.cores if s.cpu else {}
+            per = s.cpu.stack_us_per_delivery if s.cpu else {}
             durable = s.ratio_to_durable_floor
             at = f" ({durable.floor_rate:g}/s)" if durable else ""
             lines.append(
@@ -173,7 +183,9 @@ def _throughput(results: Results) -> list[str]:
                 f"| {fmt_ms(lat.max)} | {_ratio(durable)}{at} | {s.missing} "
                 f"| {'yes' if s.within_bound else 'no'}{' (stopped early)' if s.aborted else ''} "
                 f"| {_lag(s.send_lag_ms)} | {cores.get('bench', '—')} "
-                f"| {cores.get('machine', '—')} |"
+                f"| {cores.get('machine', '—')} | "
+                + " | ".join(f"{per[role]:,}" if role in per else "—" for role in roles)
+                + (f" | {per['total']:,} |" if "total" in per else " | — |")
             )
         if curve.skipped_rates:
             rates = ", ".join(f"{r:g}" for r in curve.skipped_rates)
