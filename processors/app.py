@@ -138,9 +138,12 @@ def create_app(settings: Settings) -> faust.App:
     async def healthz(web: Any, request: Any) -> Any:
         # Ready once the pipeline's consumer took part in an assignment and the presence
         # service runs (the Faust agents' own partitions come with the same worker start).
-        ready = pipeline.consumer.ready and "service" in presence
+        ready = pipeline.consumer.ready and pipeline.followers.ready and "service" in presence
         return web.json(
-            {"status": "ok" if ready else "starting", "partitions": pipeline.consumer.partitions},
+            {
+                "status": "ok" if ready else "starting",
+                "partitions": pipeline.consumer.partitions + pipeline.followers.partitions,
+            },
             status=200 if ready else 503,
         )
 

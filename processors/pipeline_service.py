@@ -1,5 +1,6 @@
 """The worker's hot path as one service: the message pipeline, the search indexer and the
-notifier, fed by one consumer (processors/consumer.py) and writing with one producer.
+notifier, fed by two consumers (processors/consumer.py: one for the pipeline, one gathering for
+the indexer and the notifier) and writing with one producer.
 
 Faust supervises it (started and stopped with the worker), serves its pages and runs the
 low-rate agents beside it; the records themselves never pass through Faust's stream machinery.
@@ -37,20 +38,28 @@ class PipelineService(mode.Service):
         self._shared = shared
         self._topics = topics
         self.producer = RecordProducer(settings, f"{settings.processor_id}-pipeline")
+        # The delivery path: a fetch returns as soon as a send arrives.
         self.consumer = PartitionedConsumer(
+            settings, settings.processor_id, [Route(messages_topic(settings).name, self._messages)]
+        )
+        # Pushes and the index follow the pipeline's output in no hurry, in a consumer (and
+        # group) of their own: the pipeline's fetches are not woken by its own records, and
+        # theirs wait for company at the broker.
+        gather_s = max(settings.push_batch_within_s, settings.index_batch_within_s)
+        self.followers = PartitionedConsumer(
             settings,
-            settings.processor_id,
+            f"{settings.processor_id}-followers",
             [
-                Route(messages_topic(settings).name, self._messages),
                 Route(topics.stored, lambda _: self._index),
                 Route(topics.inbox, lambda _: self._notify),
             ],
+            gather_s=gather_s,
         )
         self._stores: Stores | None = None
         self._provider: PushProvider | None = None
         self._indexer: SearchIndexer | None = None
         self._notifier: Notifier | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._consuming: list[asyncio.Task[None]] = []
         # Both wait for company across partitions: one insert, or one push decision (its
         # queries), per window rather than per partition batch.
         self._index = Gathered(self._index_batch, settings.index_batch_within_s)
@@ -75,15 +84,19 @@ class PipelineService(mode.Service):
             ),
         )
         await self.producer.start()
-        self._task = asyncio.create_task(self._consume())
+        self._consuming = [
+            asyncio.create_task(self._consume(consumer))
+            for consumer in (self.consumer, self.followers)
+        ]
         # What start-up made lives as long as the worker: out of the collector's scans.
         gc.freeze()
 
     async def on_stop(self) -> None:
         # The consumer first: the batches in hand finish with the producer still open.
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
+        for task in self._consuming:
+            task.cancel()
+        if self._consuming:
+            await asyncio.wait(self._consuming)
         await self.producer.stop()
         if self._provider is not None:
             await self._provider.close()
@@ -91,9 +104,9 @@ class PipelineService(mode.Service):
             self._stores = None
             await self._shared.release()
 
-    async def _consume(self) -> None:
+    async def _consume(self, consumer: PartitionedConsumer) -> None:
         try:
-            await self.consumer.run()
+            await consumer.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
