@@ -6,8 +6,9 @@ many topics, and no hand-off to a consumer thread. `getmany` returns whatever ha
 batch is never held back by a timer: idle, the consumer sleeps in the broker's long poll.
 
 Invariants (docs/architecture.md):
-- Per partition, one batch at a time, in offset order: the partition is paused while its batch
-  runs, so a partition whose batch waits (a lock, a retry) holds up only itself.
+- Per partition, one batch at a time, in offset order: what arrives while a batch runs waits
+  for it (and the partition is paused once `processor_batch_max` records wait), so a
+  partition whose batch waits (a lock, a retry) holds up only itself.
 - At-least-once: an offset is committed only after its batch's handler returned. A crash, a
   revoked partition or a handler that never returns repeats the batch; it never skips it.
 - One error policy: a handler retries what it can itself (the pipeline parks what can never be
@@ -111,11 +112,12 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer: AIOKafkaConsumer | None = None
         self._handlers: dict[TopicPartition, BatchHandler] = {}
         self._running: dict[TopicPartition, asyncio.Task[None]] = {}
+        # Fetched, not yet handled: per partition, (values, the offset after them) in order.
+        self._queued: dict[TopicPartition, list[tuple[list[bytes], int]]] = {}
         # Processed but not yet committed: the offset to commit per partition.
         self._done: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
         self._assigned = asyncio.Event()
-        self._stopping = False
 
     def _client(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -169,45 +171,55 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     max_records=self._settings.processor_batch_max,
                 )
                 for tp, records in fetched.items():
-                    self._start(tp, [r.value for r in records], records[-1].offset + 1)
+                    self._take(tp, [r.value for r in records], records[-1].offset + 1)
                 await self._commit_due()
         finally:
-            self._stopping = True
             with contextlib.suppress(Exception):
                 await self._finish(list(self._running), timeout_s=10.0)
                 await self._commit()
             await consumer.stop()
 
-    def _start(self, tp: TopicPartition, values: list[bytes], next_offset: int) -> None:
-        # Paused until this batch is done: the partition's next batch must wait for it.
-        self._member().pause(tp)
+    def _take(self, tp: TopicPartition, values: list[bytes], next_offset: int) -> None:
+        """Queue records of a partition; start its runner unless one is at work."""
+        queued = self._queued.setdefault(tp, [])
+        queued.append((values, next_offset))
+        if tp in self._running:
+            # Its batch in hand comes first. Fetching goes on meanwhile (a paused partition
+            # would wait for the broker's next fetch, up to a whole fetch wait, once resumed);
+            # paused only when this much waits, so memory stays bounded.
+            if sum(len(v) for v, _ in queued) >= self._settings.processor_batch_max:
+                self._member().pause(tp)
+            return
         handler = self._handlers.get(tp)
         if handler is None:
             handler = self._handlers[tp] = self._routes[tp.topic].open(tp.partition)
-        task = asyncio.create_task(self._run_batch(tp, handler, values, next_offset))
-        self._running[tp] = task
+        self._running[tp] = asyncio.create_task(self._run(tp, handler))
 
-    async def _run_batch(
-        self, tp: TopicPartition, handler: BatchHandler, values: list[bytes], next_offset: int
-    ) -> None:
-        attempt = 0
+    async def _run(self, tp: TopicPartition, handler: BatchHandler) -> None:
+        """Handle the partition's queued records, a batch at a time, until none is left."""
         try:
-            while True:
-                try:
-                    await handler(values)
-                    break
-                except Exception:
-                    # Not understood: nothing is committed, the batch is tried again.
-                    log.exception("a batch of %s failed; retrying", tp)
-                    metrics.BATCH_RETRIES.labels(tp.topic).inc()
-                    await asyncio.sleep(backoff(attempt))
-                    attempt += 1
-            self._done[tp] = next_offset
+            while queued := self._queued.pop(tp, None):
+                values = [value for batch, _ in queued for value in batch]
+                await self._handle(tp, handler, values)
+                self._done[tp] = queued[-1][1]
+                if tp in self._member().paused():
+                    self._member().resume(tp)
         finally:
             if self._running.get(tp) is asyncio.current_task():
                 del self._running[tp]
-                if tp in self._member().assignment():
-                    self._member().resume(tp)
+
+    async def _handle(self, tp: TopicPartition, handler: BatchHandler, values: list[bytes]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await handler(values)
+                return
+            except Exception:
+                # Not understood: nothing is committed, the batch is tried again.
+                log.exception("a batch of %s failed; retrying", tp)
+                metrics.BATCH_RETRIES.labels(tp.topic).inc()
+                await asyncio.sleep(backoff(attempt))
+                attempt += 1
 
     async def _commit_due(self) -> None:
         now = time.monotonic()
@@ -252,6 +264,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in revoked:
             self._handlers.pop(tp, None)
             self._done.pop(tp, None)
+            self._queued.pop(tp, None)  # read again by the partition's next owner
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._assigned.set()
