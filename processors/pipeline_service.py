@@ -45,7 +45,6 @@ class PipelineService(mode.Service):
         # Pushes and the index follow the pipeline's output in no hurry, in a consumer (and
         # group) of their own: the pipeline's fetches are not woken by its own records, and
         # theirs wait for company at the broker.
-        gather_s = max(settings.push_batch_within_s, settings.index_batch_within_s)
         self.followers = PartitionedConsumer(
             settings,
             f"{settings.processor_id}-followers",
@@ -53,7 +52,7 @@ class PipelineService(mode.Service):
                 Route(topics.stored, lambda _: self._index),
                 Route(topics.inbox, lambda _: self._notify),
             ],
-            gather_s=gather_s,
+            gather_s=settings.followers_fetch_wait_s,
         )
         self._stores: Stores | None = None
         self._provider: PushProvider | None = None

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     # insert of a batch instead of one per partition batch; a message is searchable that much
     # later.
     index_batch_within_s: float = Field(default=0.05, ge=0)
+    # Their consumer's fetch waits at the broker for 1 MiB or this long: under light load the
+    # notifier and the indexer wake about this often (a push or an index entry waits up to
+    # that), under heavy load once per MiB, never once per record.
+    followers_fetch_wait_s: float = Field(default=1.0, gt=0, le=5)
 
     # Postgres pool.
     postgres_pool_min: int = 1
