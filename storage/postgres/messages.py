@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+import orjson
 import psycopg
 
 from schemas.ids import SEQUENCE_BITS
@@ -40,17 +41,16 @@ class PostgresMessageStore:
     async def _insert(self, messages: Sequence[Message], *, new: bool) -> None:
         if not messages:
             return
-        cols = _columns(messages)
         changes = sorted((m for m in messages if m.kind != "message"), key=_id)
         async with connection(self._pool) as conn:
             try:
                 if not changes:
                     # Sends only (the common batch): one statement, atomic by itself, one round
                     # trip; a transaction would add two (BEGIN and COMMIT).
-                    await _insert_rows(conn, messages, cols, new)
+                    await _insert_rows(conn, messages, new)
                     return
                 async with conn.transaction():
-                    await _insert_rows(conn, messages, cols, new)
+                    await _insert_rows(conn, messages, new)
                     # Changes, in id order, each once its own row is stored (a change whose
                     # send was stored under another id is that one's). Each application is
                     # conditional, so a repeat or a replay changes nothing, and a later change
@@ -179,53 +179,52 @@ class _KeyTaken(Exception):
     """A send key of `insert_new` was stored already."""
 
 
-async def _insert_rows(
-    conn: Any, messages: Sequence[Message], cols: dict[str, list[Any]], new: bool
-) -> None:
+async def _insert_rows(conn: Any, messages: Sequence[Message], new: bool) -> None:
     """Claim each send key and store the rows whose claim this statement made. `new`: a key
     claimed already fails the whole statement (UniqueViolation) instead of being passed over."""
+    # The rows travel as one JSON parameter (encoded by orjson, parsed by Postgres), not as
+    # a dozen arrays adapted value by value in Python: that adaptation was most of the
+    # pipeline's cost per batch.
+    rows = orjson.dumps(
+        [
+            {
+                "d": m.sender_device_id,
+                "c": m.client_msg_id,
+                "ch": m.channel_id,
+                "id": m.message_id,
+                "b": bucket_of(m.message_id),
+                "s": m.sender_id,
+                "tx": m.text,
+                "at": m.sent_at,
+                "k": m.kind,
+                "tg": m.target_id,
+                "e": m.emoji,
+                "r": m.removed,
+            }
+            for m in messages
+        ]
+    ).decode()
     # The send key is claimed first; only the id that holds the claim is stored, so two
     # writers racing on one send can never store it twice under different ids. One
-    # statement: the claims it made are what its RETURNING gives the row insert.
+    # statement: the claims it made are what its RETURNING gives the row insert. Within one
+    # statement the first row of a key claims it (rows are read in order).
     await conn.execute(
-        "WITH claimed AS ("
-        "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id,"
-        "                             message_id)"
-        "  SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
+        "WITH t AS MATERIALIZED ("
+        "  SELECT * FROM json_to_recordset(%s::json) AS t(d text, c text, ch text, id bigint,"
+        "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean)"
+        "), claimed AS ("
+        "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
+        "  SELECT d, c, ch, id FROM t"
         + ("" if new else "  ON CONFLICT DO NOTHING")
         + "  RETURNING sender_device_id, client_msg_id, message_id"
         ")"
         " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
         " client_msg_id, text, sent_at, kind, target_id, emoji, removed)"
-        " SELECT t.channel_id, t.bucket, t.message_id, t.sender_id, t.sender_device_id,"
-        "        t.client_msg_id, t.text, t.sent_at, t.kind, t.target_id, t.emoji,"
-        "        t.removed"
-        " FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-        "             %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
-        "             %s::boolean[])"
-        "   AS t(channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id,"
-        "        text, sent_at, kind, target_id, emoji, removed)"
-        " JOIN claimed s ON s.sender_device_id = t.sender_device_id"
-        "   AND s.client_msg_id = t.client_msg_id AND s.message_id = t.message_id"
+        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r"
+        " FROM t JOIN claimed s ON s.sender_device_id = t.d AND s.client_msg_id = t.c"
+        "   AND s.message_id = t.id"
         " ON CONFLICT DO NOTHING",
-        (
-            cols["sender_device_id"],
-            cols["client_msg_id"],
-            cols["channel_id"],
-            cols["message_id"],
-            cols["channel_id"],
-            [bucket_of(m.message_id) for m in messages],
-            cols["message_id"],
-            cols["sender_id"],
-            cols["sender_device_id"],
-            cols["client_msg_id"],
-            cols["text"],
-            cols["sent_at"],
-            [m.kind for m in messages],
-            [m.target_id for m in messages],
-            [m.emoji for m in messages],
-            [m.removed for m in messages],
-        ),
+        (rows,),
     )
 
 
@@ -291,18 +290,6 @@ async def _apply(conn: Any, change: Message) -> None:
             " WHERE reactions.event_id < EXCLUDED.event_id",
             params,
         )
-
-
-def _columns(messages: Sequence[Message]) -> dict[str, list[object]]:
-    return {
-        "channel_id": [m.channel_id for m in messages],
-        "message_id": [m.message_id for m in messages],
-        "sender_id": [m.sender_id for m in messages],
-        "sender_device_id": [m.sender_device_id for m in messages],
-        "client_msg_id": [m.client_msg_id for m in messages],
-        "text": [m.text for m in messages],
-        "sent_at": [m.sent_at for m in messages],
-    }
 
 
 def _message(row: tuple[object, ...], reactions: dict[str, list[str]] | None = None) -> Message:
