@@ -186,8 +186,14 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         if tp in self._running:
             # Its batch in hand comes first. Fetching goes on meanwhile (a paused partition
             # would wait for the broker's next fetch, up to a whole fetch wait, once resumed);
-            # paused only when this much waits, so memory stays bounded.
-            if sum(len(v) for v, _ in queued) >= self._settings.processor_batch_max:
+            # paused only when a batch's worth of records or bytes waits, so memory stays
+            # bounded.
+            records = sum(len(v) for v, _ in queued)
+            size = sum(len(value) for v, _ in queued for value in v)
+            if (
+                records >= self._settings.processor_batch_max
+                or size >= self._settings.kafka_max_request_bytes
+            ):
                 self._member().pause(tp)
             return
         handler = self._handlers.get(tp)
