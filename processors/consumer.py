@@ -189,7 +189,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             # paused only when a batch's worth of records or bytes waits, so memory stays
             # bounded.
             records = sum(len(v) for v, _ in queued)
-            size = sum(len(value) for v, _ in queued for value in v)
+            size = sum(len(value or b"") for v, _ in queued for value in v)
             if (
                 records >= self._settings.processor_batch_max
                 or size >= self._settings.kafka_max_request_bytes
