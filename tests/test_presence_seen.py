@@ -53,9 +53,10 @@ async def _records_since(
         end = await consumer.end_offsets(list(start))
         for tp, offset in start.items():
             consumer.seek(tp, offset)
-        while any(await consumer.position(tp) < end[tp] for tp in start):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out += [orjson.loads(r.value) for r in records]
+        for tp in start:
+            while await consumer.position(tp) < end[tp]:
+                for records in (await consumer.getmany(tp, timeout_ms=500)).values():
+                    out += [orjson.loads(r.value) for r in records if r.offset < end[tp]]
     finally:
         await consumer.stop()
     return out
