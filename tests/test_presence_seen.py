@@ -5,6 +5,7 @@ had before the sockets connected."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from gateway.publisher import SEEN_INTERVALS_PER_TIMEOUT
+from gateway.publisher import SEEN_INTERVALS_PER_TIMEOUT, Publisher
 from processors.presence import PresenceTracker
 from schemas.events import PresenceEventV1, PresenceSeenV1
 from schemas.settings import Settings
@@ -22,7 +23,7 @@ from storage.stores import Stores
 from tests.conftest import Api, extra_gateway
 from tests.stack import Stack
 from tests.test_presence import BEAT_S, TIMEOUT_S, presence_of, subscribe, wait_status
-from topics.definitions import presence_topic
+from topics.definitions import key_partition, presence_topic
 
 USERS = 10
 SOCKETS_PER_USER = 10  # 100 sockets, each heartbeating every BEAT_S
@@ -171,3 +172,53 @@ def test_seen_entries_keep_a_user_online_and_connected_as_heartbeats_do() -> Non
     [went_old], [went_new] = old.expire(19_000 + timeout), new.expire(19_000 + timeout)
     assert went_old == went_new
     assert (went_new.presence.status, went_new.presence.last_active_ms) == ("offline", 19_000)
+
+
+class _Producer:
+    """Stands in for the presence producer: keeps what was sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], int | None]] = []
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes, partition: int | None = None
+    ) -> asyncio.Future[None]:
+        self.sent.append((orjson.loads(value), partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def stop(self) -> None:
+        pass
+
+
+async def test_a_disconnect_leaves_the_gateway_after_every_seen_record_naming_its_socket() -> None:
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", heartbeat_timeout_s=0.8)  # 0.1 s interval
+    publisher = Publisher(settings)
+    producer, unused = _Producer(), publisher._presence_producer
+    await unused.stop()  # never started: closed, so that it is not reported unclosed
+    publisher._presence_producer = producer  # type: ignore[assignment]
+    for connection in ("c1", "c2"):
+        publisher.presence("connect", "u", "d", connection)
+        publisher.presence("heartbeat", "u", "d", connection)
+    await asyncio.sleep(0.25)  # an interval's record names both
+    publisher.presence("heartbeat", "u", "d", "c1")
+    publisher.presence("heartbeat", "u", "d", "c2")
+    publisher.presence("disconnect", "u", "d", "c1")  # before its interval ended
+    await asyncio.sleep(0.25)
+    await publisher.stop()
+    kinds = [
+        (r["kind"], r["connection_id"])
+        if r["type"] == "presence.event"
+        else ("seen", tuple(entry[2] for entry in r["seen"]))
+        for r, _ in producer.sent
+    ]
+    assert kinds == [
+        ("connect", "c1"),
+        ("connect", "c2"),
+        ("seen", ("c1", "c2")),
+        ("disconnect", "c1"),
+        ("seen", ("c2",)),
+    ]
+    partition = key_partition("u", settings.presence_partitions)
+    assert all(p == partition for r, p in producer.sent if r["type"] == "presence.seen")
