@@ -74,14 +74,14 @@ async def test_heartbeating_sockets_publish_one_seen_record_per_partition_per_in
     start = await _end_offsets(settings)
     env = {"PARLEY_GATEWAY_ID": gateway_id, "PARLEY_MAX_SOCKETS_PER_DEVICE": "100"}
     async with extra_gateway(stack, **env) as gateway, contextlib.AsyncExitStack() as beating:
-        sockets = [
-            await api.connect(user, url=gateway.ws_url)
-            for user in users
-            for _ in range(SOCKETS_PER_USER)
-        ]
         began = time.monotonic()
-        for socket in sockets:
-            await beating.enter_async_context(socket.heartbeating(BEAT_S))
+        sockets = []
+        for user in users:
+            for _ in range(SOCKETS_PER_USER):
+                # Each heartbeats from its connect on: connecting them all may take longer
+                # than a timeout on a busy machine.
+                sockets.append(await api.connect(user, url=gateway.ws_url))
+                await beating.enter_async_context(sockets[-1].heartbeating(BEAT_S))
         await wait_status(w, users[0].user_id, "online")
         # Several timeouts on heartbeats alone: no flap.
         for _ in range(3):
