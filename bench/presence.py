@@ -11,8 +11,11 @@ The processor's progress is read from outside: the committed offsets of its cons
 `parley.presence.v1` (events handled) and `parley_processor_presence_changes_total` on its
 `/metrics`. Its ceiling is found by producing heartbeat events straight to the topic with
 aiokafka, built by hand from `schemas/json/presence.event.v1.json` (the bench imports no server
-code): the gateway forwards at most one heartbeat per socket per `timeout / 4`, so sockets alone
-cannot load the processor on this box."""
+code): the gateway forwards at most one heartbeat per socket per `timeout / 4`, and publishes
+them as one `presence.seen` record per presence partition per `timeout / 8`, so sockets alone
+cannot load the processor on this box. (The processor still reads single `heartbeat` events:
+gateways from before `presence.seen` publish them.) `bench/presence_records.py` compares the
+two for idle sockets."""
 
 from __future__ import annotations
 
@@ -360,7 +363,9 @@ async def run_presence(ctx: Context) -> None:
             subscribed=await _await_snapshots(pool, len(slots) * cfg.presence_watch, 60),
             processor=await connect.close(),
         )
-        # Connected, subscribed, heartbeating: the event rate the protocol itself makes.
+        # Connected, subscribed, heartbeating: the record rate the protocol itself makes (since
+        # gateways aggregate heartbeats into `presence.seen`, at most `presence_partitions`
+        # records per 3.75 s per gateway, besides connects and closes).
         hold = Window(ctx, probe)
         await hold.open()
         await asyncio.sleep(cfg.presence_hold_s)

@@ -2,6 +2,14 @@
 
 A send retried by its client may still be published twice; every consumer tolerates that
 (sends carry their idempotency key; deliveries are de-duplicated by message id).
+
+Presence: a socket's `connect` and `disconnect`, and a device's `logout`, are published at
+once, one `presence.event` each. Heartbeats are not: the sockets seen in an interval
+(`heartbeat_timeout_s / SEEN_INTERVALS_PER_TIMEOUT`) go out as one `presence.seen` record per
+presence partition that has any, whatever the number of sockets. All go through one queue and
+one producer, in the order they were decided, so a socket's `connect` is on its partition
+before any record naming it, and its `disconnect` after every one (a disconnect also takes the
+socket out of the interval not yet published).
 """
 
 from __future__ import annotations
@@ -9,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Literal
+import socket
+from typing import Literal, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -28,6 +37,7 @@ from schemas.events import (
     MessageSendV1,
     PresenceAccessChangedV1,
     PresenceEventV1,
+    PresenceSeenV1,
     ReadMovedV1,
     TypingV1,
 )
@@ -49,6 +59,22 @@ log = logging.getLogger("parley.publisher")
 
 REVOKE_RETRY_S = 30.0
 
+# Heartbeats are published as `presence.seen` this many times per heartbeat timeout (every
+# 3.75 s by default): a sighting reaches the processor at most that much later than it would
+# alone, well inside the timeout (a client heartbeats every `heartbeat_interval_s`, 15 s, and
+# its liveness lasts `heartbeat_timeout_s`, 30 s).
+SEEN_INTERVALS_PER_TIMEOUT = 8
+# Entries per `presence.seen` record, about 80 bytes each: a partition with more sockets in an
+# interval gets several records, each well under the producer's request size (1 MiB).
+SEEN_MAX_ENTRIES = 5_000
+
+
+class _Seen(NamedTuple):
+    """One `presence.seen` record to publish: a partition's sockets seen in an interval."""
+
+    partition: int
+    entries: list[tuple[str, str, str, int]]  # (user_id, device_id, connection_id, at_ms)
+
 
 class Publisher:
     def __init__(self, settings: Settings) -> None:
@@ -59,8 +85,15 @@ class Publisher:
         self._presence = presence_topic(settings).name
         self._presence_changes = presence_changes_topic(settings).name
         self._presence_partitions = settings.presence_partitions
-        self._presence_pending: list[tuple[PresenceKind, str, str, str, int]] = []
+        self._presence_pending: list[tuple[PresenceKind, str, str, str, int] | _Seen] = []
         self._presence_flusher: asyncio.Task[None] | None = None
+        # The same id as the registry's (gateway/registry.py): the key of this gateway's
+        # `presence.seen` records.
+        self._gateway_id = settings.gateway_id or f"{socket.gethostname()}:{settings.http_port}"
+        self._seen_interval_s = settings.heartbeat_timeout_s / SEEN_INTERVALS_PER_TIMEOUT
+        # The sockets seen in the current interval: connection -> (user, device, at_ms).
+        self._seen: dict[str, tuple[str, str, int]] = {}
+        self._seen_timer: asyncio.Task[None] | None = None
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
@@ -84,6 +117,11 @@ class Publisher:
         await self._presence_producer.start()
 
     async def stop(self) -> None:
+        if self._seen_timer is not None:
+            self._seen_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._seen_timer
+        self._queue_seen()  # the last interval's sightings, before the producer stops
         if self._presence_flusher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._presence_flusher), 5)
@@ -174,11 +212,58 @@ class Publisher:
         connection_id: str,
     ) -> None:
         """Publish a device's presence event in the background, never making the caller wait
-        for the broker: presence is soft state, and the next heartbeat repairs a lost event."""
-        # Queued, not a task each: thousands of sockets heartbeat at once after a reconnect
-        # storm (or a bench's heartbeat loop), and a task, a pydantic event and its bytes per
-        # socket, all alive until the broker acks, leave the heap fragmented once freed.
+        for the broker: presence is soft state, and the next heartbeat repairs a lost event.
+
+        A `heartbeat` is kept for the interval's `presence.seen` record of the user's
+        partition (the socket's latest time in the interval); the other kinds are queued at
+        once."""
+        if kind == "heartbeat":
+            self._seen[connection_id] = (user_id, device_id, now_ms())
+            if self._seen_timer is None:
+                self._seen_timer = asyncio.create_task(self._seen_every_interval())
+            return
+        if kind == "disconnect":
+            # A sighting of the socket not yet published never will be: the disconnect
+            # carries a later time, and a `seen` after it would say nothing more.
+            self._seen.pop(connection_id, None)
+        # Queued, not a task each: thousands of sockets connect at once after a reconnect
+        # storm, and a task, a pydantic event and its bytes per socket, all alive until the
+        # broker acks, leave the heap fragmented once freed.
         self._presence_pending.append((kind, user_id, device_id, connection_id, now_ms()))
+        self._start_presence_flusher()
+
+    async def _seen_every_interval(self) -> None:
+        """Queue the interval's `presence.seen` records at the end of each interval, while
+        sockets heartbeat; stops after an interval with none (a heartbeat starts it again)."""
+        try:
+            while True:
+                await asyncio.sleep(self._seen_interval_s)
+                if not self._seen:
+                    break
+                self._queue_seen()
+        finally:
+            self._seen_timer = None
+
+    def _queue_seen(self) -> None:
+        """Queue the sockets seen since the last call, one record per partition (several if
+        it has more than `SEEN_MAX_ENTRIES`), behind every event decided before."""
+        if not self._seen:
+            return
+        seen, self._seen = self._seen, {}
+        by_partition: dict[int, list[tuple[str, str, str, int]]] = {}
+        for connection_id, (user_id, device_id, at_ms) in seen.items():
+            partition = key_partition(user_id, self._presence_partitions)
+            by_partition.setdefault(partition, []).append(
+                (user_id, device_id, connection_id, at_ms)
+            )
+        for partition, entries in sorted(by_partition.items()):
+            for start in range(0, len(entries), SEEN_MAX_ENTRIES):
+                self._presence_pending.append(
+                    _Seen(partition, entries[start : start + SEEN_MAX_ENTRIES])
+                )
+        self._start_presence_flusher()
+
+    def _start_presence_flusher(self) -> None:
         if self._presence_flusher is None:
             self._presence_flusher = asyncio.create_task(self._flush_presence())
 
@@ -188,17 +273,32 @@ class Publisher:
         try:
             while self._presence_pending:
                 pending, self._presence_pending = self._presence_pending, []
-                for kind, user_id, device_id, connection_id, at_ms in pending:
-                    event = PresenceEventV1(
-                        kind=kind,
-                        user_id=user_id,
-                        device_id=device_id,
-                        connection_id=connection_id,
-                        at_ms=at_ms,
-                    )
+                for item in pending:
+                    # A user's events are keyed by user id (the default partitioner puts them
+                    # in `key_partition(user_id)`); a `seen` record goes to that partition.
+                    partition: int | None = None
+                    if isinstance(item, _Seen):
+                        partition = item.partition
+                        key = f"seen/{self._gateway_id}".encode()
+                        value = PresenceSeenV1(
+                            gateway_id=self._gateway_id,
+                            partition=item.partition,
+                            at_ms=now_ms(),
+                            seen=item.entries,
+                        ).encode()
+                    else:
+                        kind, user_id, device_id, connection_id, at_ms = item
+                        key = user_id.encode()
+                        value = PresenceEventV1(
+                            kind=kind,
+                            user_id=user_id,
+                            device_id=device_id,
+                            connection_id=connection_id,
+                            at_ms=at_ms,
+                        ).encode()
                     try:
                         acked = await self._presence_producer.send(
-                            self._presence, event.encode(), key=user_id.encode()
+                            self._presence, value, key=key, partition=partition
                         )
                     except Exception as exc:
                         log.warning("a presence event was not published: %r", exc)

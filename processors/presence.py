@@ -2,11 +2,16 @@
 
 Rules (SPEC §4):
 - a user is online while any of their sockets has been seen within `timeout_ms` (a connect,
-  heartbeat or disconnect event carries the time the gateway saw it);
+  heartbeat or disconnect event carries the time the gateway saw it; a `presence.seen`
+  record carries one such time per socket, and each entry counts as that socket's heartbeat);
 - offline when none has, detected by `expire` on a timer even if no event arrives, or at once
   when the last device logs out;
 - a socket that drops and comes back within the timeout causes no change of status: a
   disconnect does not end the user's liveness, only the timeout does;
+- a heartbeat of a socket already disconnected is ignored: a gateway's `presence.seen` record
+  may reach the processor after that socket's `disconnect` (the gateway sends none such, but
+  the decision must not depend on it), and must not reopen the socket or extend its liveness
+  (the disconnect's time is later than any of its heartbeats);
 - after a restart, users recorded online are taken as seen at the moment of recovery, so a
   restart flips nobody offline; those whose devices are really gone expire one timeout later.
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from schemas.events import PresenceEventV1
+from schemas.events import PresenceEventV1, PresenceSeenV1
 from storage.protocols import Presence
 
 RECOVERED = "(recovered)"
@@ -42,6 +47,7 @@ class _User:
         default_factory=dict
     )  # connection -> (device, seen)
     open: set[str] = field(default_factory=set)  # connections not disconnected
+    closed: set[str] = field(default_factory=set)  # disconnected connections still in sockets
     logged_out: set[str] = field(default_factory=set)  # devices whose tokens are revoked
     online: bool = False
     connected: bool = False
@@ -56,28 +62,57 @@ class PresenceTracker:
 
     def apply(self, event: PresenceEventV1, now_ms: int) -> Change | None:
         """Take one device event; returns the user's new presence if it changed."""
-        user = self._users.setdefault(event.user_id, _User())
-        user.last_active_ms = max(user.last_active_ms, event.at_ms)
-        if event.device_id in user.logged_out:
+        return self._apply(
+            event.kind, event.user_id, event.device_id, event.connection_id, event.at_ms, now_ms
+        )
+
+    def apply_seen(self, record: PresenceSeenV1, now_ms: int) -> list[Change]:
+        """Take a gateway's aggregated heartbeats: each entry as that socket's `heartbeat`
+        event at the entry's time. Returns the changes, in entry order."""
+        changes = []
+        for user_id, device_id, connection_id, at_ms in record.seen:
+            change = self._apply("heartbeat", user_id, device_id, connection_id, at_ms, now_ms)
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _apply(
+        self,
+        kind: str,
+        user_id: str,
+        device_id: str,
+        connection_id: str,
+        at_ms: int,
+        now_ms: int,
+    ) -> Change | None:
+        user = self._users.get(user_id)
+        if user is None:
+            user = self._users[user_id] = _User()
+        elif kind == "heartbeat" and connection_id in user.closed:
+            return None  # a sighting from before its disconnect, read after it
+        user.last_active_ms = max(user.last_active_ms, at_ms)
+        if device_id in user.logged_out:
             return None  # e.g. the disconnect of the socket a logout closed
-        if event.kind == "logout":
-            user.logged_out.add(event.device_id)
-            user.sockets = {c: s for c, s in user.sockets.items() if s[0] != event.device_id}
+        if kind == "logout":
+            user.logged_out.add(device_id)
+            user.sockets = {c: s for c, s in user.sockets.items() if s[0] != device_id}
             user.sockets.pop(RECOVERED, None)
             user.open &= user.sockets.keys()
+            user.closed &= user.sockets.keys()
             online = user.online and self._alive(user, now_ms)
-            return self._update(event.user_id, user, online)
-        _, seen = user.sockets.get(event.connection_id, ("", 0))
-        user.sockets[event.connection_id] = (event.device_id, max(seen, event.at_ms))
-        heapq.heappush(self._deadlines, (event.at_ms + self._timeout_ms, event.user_id))
+            return self._update(user_id, user, online)
+        _, seen = user.sockets.get(connection_id, ("", 0))
+        user.sockets[connection_id] = (device_id, max(seen, at_ms))
+        heapq.heappush(self._deadlines, (at_ms + self._timeout_ms, user_id))
         # A replayed event older than the timeout says nothing about now.
-        fresh = event.at_ms + self._timeout_ms > now_ms
-        if event.kind == "disconnect":
-            user.open.discard(event.connection_id)
-        elif fresh:
-            user.open.add(event.connection_id)
-        online = user.online or (fresh and event.kind != "disconnect")
-        return self._update(event.user_id, user, online)
+        fresh = at_ms + self._timeout_ms > now_ms
+        if kind == "disconnect":
+            user.open.discard(connection_id)
+            user.closed.add(connection_id)
+        elif fresh and connection_id not in user.closed:
+            user.open.add(connection_id)
+        online = user.online or (fresh and kind != "disconnect")
+        return self._update(user_id, user, online)
 
     def expire(self, now_ms: int) -> list[Change]:
         """Users whose every socket went unseen for the timeout, now offline; and users whose
@@ -92,6 +127,7 @@ class PresenceTracker:
                 c: s for c, s in user.sockets.items() if s[1] + self._timeout_ms > now_ms
             }
             user.open &= user.sockets.keys()
+            user.closed &= user.sockets.keys()
             change = self._update(user_id, user, user.online and bool(user.sockets))
             if change is not None:
                 changes.append(change)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from processors.pipeline import RecordSink
 from processors.presence import Change, PresenceTracker
-from schemas.events import PresenceChangedV1, PresenceEventV1
+from schemas.events import PresenceChangedV1, PresenceEventV1, PresenceSeenV1, presence_input
 from schemas.ids import iso_ms, now_ms
 from storage.protocols import PresenceStore
 from topics.definitions import key_partition
@@ -43,16 +43,23 @@ class PresenceService:
         self._lock = asyncio.Lock()
 
     async def handle(self, batch: Sequence[bytes]) -> int:
-        """Apply a batch of device events; returns the number of online/offline changes."""
-        events = []
+        """Apply a batch of records in order: device events (`presence.event`, each kind, the
+        `heartbeat`s of gateways from before `presence.seen` included) and gateways' aggregated
+        heartbeats (`presence.seen`); returns the number of online/offline changes."""
+        events: list[PresenceEventV1 | PresenceSeenV1] = []
         for raw in batch:
             try:
-                events.append(PresenceEventV1.model_validate_json(raw))
+                events.append(presence_input.validate_json(raw))
             except ValueError:
                 continue  # permanently unreadable; presence is soft state, nothing to park
         async with self._lock:
             now = now_ms()
-            changes = [c for c in (self._tracker.apply(e, now) for e in events) if c is not None]
+            changes: list[Change] = []
+            for event in events:
+                if isinstance(event, PresenceSeenV1):
+                    changes += self._tracker.apply_seen(event, now)
+                elif (change := self._tracker.apply(event, now)) is not None:
+                    changes.append(change)
             self._unpublished += changes
             delay = 0.05
             # The batch is not acknowledged until its changes are out: retry, never drop.

@@ -172,6 +172,26 @@ class PresenceEventV1(_Event):
     at_ms: int
 
 
+class PresenceSeenV1(_Event):
+    """The sockets one gateway saw heartbeat in one interval, for one presence partition: the
+    aggregate that replaces a `presence.event` `heartbeat` per socket.
+
+    Topic `parley.presence.v1`, key `seen/<gateway_id>`, partition `partition`
+    (`key_partition(user_id)` of every entry: the partition of those users' own events).
+    `seen` holds `(user_id, device_id, connection_id, at_ms)`, one per socket, with the time of
+    its latest passed-on heartbeat in the interval; `at_ms` is when the gateway published the
+    record. A socket's `connect` is published before any of its entries and its `disconnect`
+    after all of them; the processor ignores an entry of a socket already disconnected.
+    """
+
+    type: Literal["presence.seen"] = "presence.seen"
+    v: Literal[1] = 1
+    gateway_id: str
+    partition: int
+    at_ms: int
+    seen: list[tuple[str, str, str, int]]
+
+
 class PresenceChangedV1(_Event):
     """A user went online or offline (decided by the presence processor).
 
@@ -265,12 +285,16 @@ InboxEvent = Annotated[
     Field(discriminator="type"),
 ]
 SignalsEvent = Annotated[ReadMovedV1 | TypingV1, Field(discriminator="type")]
+PresenceInput = Annotated[PresenceEventV1 | PresenceSeenV1, Field(discriminator="type")]
 
 messages_event = TypeAdapter[MessageSendV1 | MessageChangeV1 | ChannelMembersV1](MessagesEvent)
 inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1 | InboxMembershipV1](
     InboxEvent
 )
 signals_event = TypeAdapter[ReadMovedV1 | TypingV1](SignalsEvent)
+# `parley.presence.v1`: `presence.event` (every kind; `heartbeat` from gateways older than
+# `presence.seen`, during a rolling upgrade) and `presence.seen`.
+presence_input = TypeAdapter[PresenceEventV1 | PresenceSeenV1](PresenceInput)
 # `parley.stored.v1` carries more types as the message's life grows (edits, deletions,
 # reactions): its consumers read the `type` first and skip those they do not know.
 stored_event = TypeAdapter[StoredMessageV1](StoredMessageV1)
@@ -284,6 +308,7 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "message.stored.v1": StoredMessageV1,
     "presence.event.v1": PresenceEventV1,
     "presence.changed.v1": PresenceChangedV1,
+    "presence.seen.v1": PresenceSeenV1,
     "presence.access_changed.v1": PresenceAccessChangedV1,
     "gateway.announced.v1": GatewayAnnouncedV1,
     "read.moved.v1": ReadMovedV1,
