@@ -12,6 +12,7 @@ import sys
 import unicodedata
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pexpect
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from parley.directory import Directory, marked
 from parley.rendering import rendered_errors, visible
-from parley.terminal import say
+from parley.terminal import Chat, OpenChat, say
 from parley.timeline import Timeline
 from parley_client import ApiError, ChangeFrame, Channel, Message, SearchResult, SessionError
 from tests.conftest import PASSWORD, Api, eventually
@@ -204,6 +205,23 @@ def test_a_change_line_shows_the_new_text_and_emoji_made_visible() -> None:
     assert line == f"~ bob edited #{number}: {ATTACK_SHOWN}\n    second line"
     reaction: ChangeFrame = {**edit, "type": "reaction", "emoji": "\x1b[5m"}  # type: ignore[typeddict-item]
     assert timeline.describe(reaction, "bob") == f"~ bob reacted <U+001B>[5m to #{number}"
+
+
+def test_the_prompt_shows_the_chat_and_who_is_typing_made_visible() -> None:
+    directory = liar()
+    group: Channel = {  # type: ignore[typeddict-item]
+        "channel_id": "7",
+        "type": "group",
+        "name": "team\x1b]52;c;eA==\x07",
+        "members": ["1", "2"],
+    }
+    chat = OpenChat(group)
+    prompt = SimpleNamespace(open=chat, directory=directory)
+    assert Chat.prompt_text(prompt) == "#team<U+001B>]52;c;eA==<U+0007>> "  # type: ignore[arg-type]
+    chat.typists.typing("2", 5000)
+    assert Chat.prompt_text(prompt) == (  # type: ignore[arg-type]
+        f"{directory.name_of('2')} is typing…\n#team<U+001B>]52;c;eA==<U+0007>> "
+    )
 
 
 def test_what_the_chat_says_is_made_visible(capsys: pytest.CaptureFixture[str]) -> None:
