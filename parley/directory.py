@@ -1,7 +1,8 @@
 """Names for ids, as far as the API tells them: the user's own name, their friends' (from
 `GET /v1/friends`) and those looked up by username (`GET /v1/users?username=`; no call names
 a user from an id), channel titles, channels found by id or name, and how a message and a
-search result read on one line."""
+search result read on one line. Every name, title and line made here for the screen is rendered
+by `parley.rendering.visible`: what users and the server wrote never reaches the terminal raw."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from parley.rendering import one_line, visible
 from parley_client import (
     ApiError,
     Authenticated,
@@ -25,9 +27,11 @@ class NotFound(Exception):
 
 
 def marked(snippet: list[SnippetPart]) -> str:
-    """A snippet as plain text on one line, each match in [brackets]: `…in [한국]어…`."""
-    text = "".join(f"[{p['text']}]" if p["match"] else p["text"] for p in snippet)
-    return " ".join(text.splitlines())
+    """A snippet as plain text on one line, each match in [brackets]: `…in [한국]어…`; its
+    line feeds spaces, its controls made visible."""
+    return "".join(
+        f"[{one_line(p['text'])}]" if p["match"] else one_line(p["text"]) for p in snippet
+    )
 
 
 def _time(sent_at: str) -> datetime:
@@ -70,6 +74,10 @@ class Directory:
                 self.friends.discard(friend["user_id"])
 
     def name_of(self, user_id: str) -> str:
+        """The user's name as the screen shows it (on one line, controls made visible)."""
+        return visible(self._username(user_id))
+
+    def _username(self, user_id: str) -> str:
         return self.usernames.get(user_id, f"user {user_id}")
 
     async def user_named(self, client: Client, auth: Authenticated, name: str) -> str:
@@ -91,8 +99,9 @@ class Directory:
         return [m for m in channel["members"] if m != self.me]
 
     def title(self, channel: Channel) -> str:
+        """How the channel is named on screen: `#team`, or the other members' names."""
         if channel["type"] == "group":
-            return f"#{channel.get('name', channel['channel_id'])}"
+            return visible(f"#{channel.get('name', channel['channel_id'])}")
         return " & ".join(self.name_of(m) for m in self.others(channel)) or "yourself"
 
     async def find_channel(
@@ -118,7 +127,7 @@ class Directory:
             c
             for c in channels
             if key.removeprefix("#") == c.get("name")
-            or (c["type"] == "direct" and key in (self.name_of(m) for m in self.others(c)))
+            or (c["type"] == "direct" and key in (self._username(m) for m in self.others(c)))
         ]
 
     def line(self, message: Message, *, with_id: bool = False, number: int | None = None) -> str:
@@ -133,11 +142,13 @@ class Directory:
             if message.get("edited_at"):
                 text += " (edited)"
             if reactions := message.get("reactions"):
-                text += f"  [{' '.join(f'{e} {len(who)}' for e, who in reactions.items())}]"
-        head = f"{message['message_id']} " if with_id else ""
+                counts = " ".join(f"{visible(e)} {len(who)}" for e, who in reactions.items())
+                text += f"  [{counts}]"
+        head = f"{visible(message['message_id'])} " if with_id else ""
         if number is not None:
             head = f"#{number} "
-        return f"{head}[{sent:%H:%M}] {self.name_of(message['sender_id'])}: {text}"
+        line = f"{head}[{sent:%H:%M}] {self.name_of(message['sender_id'])}: {text}"
+        return visible(line, multiline=True)
 
     def found(self, result: SearchResult, channels: list[Channel], *, with_id: bool = False) -> str:
         """`[#team 12:03] bob: …the snippet with each [match]…`: where (the channel's title as
@@ -148,8 +159,8 @@ class Directory:
         if listed:
             where = self.title(listed[0])
         else:
-            where = f"#{channel['name']}" if channel["name"] is not None else "direct"
-        head = f"{message['message_id']} " if with_id else ""
+            where = visible(f"#{channel['name']}") if channel["name"] is not None else "direct"
+        head = f"{visible(message['message_id'])} " if with_id else ""
         sent = _time(message["sent_at"])
         who = self.name_of(message["sender_id"])
-        return f"{head}[{where} {sent:%H:%M}] {who}: {marked(result['snippet'])}"
+        return visible(f"{head}[{where} {sent:%H:%M}] {who}: {marked(result['snippet'])}")

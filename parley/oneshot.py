@@ -2,7 +2,9 @@
 `parley login`, `parley logout`, `parley send`, `parley edit`, `parley delete`,
 `parley history` and `parley search`. Each takes the gateway's
 URL and a device (a stored login or a bare token) and raises CommandError with a message fit
-for the user when the server refuses."""
+for the user when the server refuses. What they return to be printed, and the server's words in
+the errors they raise, are rendered by `parley.rendering.visible` (the `--json` output is the
+API's own data: JSON escapes control characters itself)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from parley import credentials
 from parley.credentials import Credentials
 from parley.directory import Directory, is_id
 from parley.reconnecting import ROWS, connect_first
+from parley.rendering import rendered_errors, visible
 from parley_client import ApiError, Channel, Client, Message, SearchResults, Session
 
 DEVICE_NAME = "parley terminal"
@@ -43,8 +46,9 @@ async def directory_of(client: Client, device: Device) -> Directory:
 
 async def log_in(url: str, username: str, password: str) -> Credentials:
     """A new device of the user, stored for the next commands (replacing any stored one)."""
-    async with Client(url) as client:
-        login = await client.log_in(username, password, device_name=DEVICE_NAME)
+    with rendered_errors():
+        async with Client(url) as client:
+            login = await client.log_in(username, password, device_name=DEVICE_NAME)
     stored = Credentials(url, username, login.user_id, login.device_id, login.token)
     credentials.save(stored)
     return stored
@@ -54,13 +58,14 @@ async def log_out() -> str:
     """Revoke the stored device's token and forget it; says what was done."""
     stored = credentials.load()
     try:
-        async with Client(stored.url) as client:
-            await client.log_out(stored)
+        with rendered_errors():
+            async with Client(stored.url) as client:
+                await client.log_out(stored)
     except ApiError as exc:
         if exc.status != 401:  # already revoked: forgetting it is all that is left
             raise
     credentials.forget()
-    return f"logged out {stored.username} from {stored.url}"
+    return visible(f"logged out {stored.username} from {stored.url}")
 
 
 async def send(url: str, device: Device, channel: str, text: str) -> str:
@@ -98,17 +103,18 @@ async def _row(
     """Write one row to the channel (`write` sends it, returning its `client_msg_id`), wait for
     `accepted` and its echo; returns the row's `message_id`. CommandError(`refused: …`) if the
     server refuses it."""
-    async with Client(url) as client:
-        channels = await client.channels(device)
-        channel_id = await _channel_id(client, device, channel, channels)
-        heads = {c["channel_id"]: c["last_message_id"] for c in channels}
-        # Resume every channel at its newest message: the sync this socket must read is empty.
-        cursors = {c: m for c, m in heads.items() if m is not None}
-        session = await connect_first(await client.discovery(device), device.token, cursors)
-        try:
-            return await _echo(session, await write(session, channel_id), refused)
-        finally:
-            await session.close()
+    with rendered_errors():
+        async with Client(url) as client:
+            channels = await client.channels(device)
+            channel_id = await _channel_id(client, device, channel, channels)
+            heads = {c["channel_id"]: c["last_message_id"] for c in channels}
+            # Resume every channel at its newest message: the sync this socket must read is empty.
+            cursors = {c: m for c, m in heads.items() if m is not None}
+            session = await connect_first(await client.discovery(device), device.token, cursors)
+            try:
+                return visible(await _echo(session, await write(session, channel_id), refused))
+            finally:
+                await session.close()
 
 
 async def history(
@@ -123,10 +129,11 @@ async def history(
     and the names to show them with."""
     if before is not None and not is_id(before):
         raise CommandError(f"--before takes a message id, not {before!r}")
-    async with Client(url) as client:
-        channel_id = await _channel_id(client, device, channel)
-        messages = await client.history(device, channel_id, before=before, limit=limit)
-        return messages, await directory_of(client, device)
+    with rendered_errors():
+        async with Client(url) as client:
+            channel_id = await _channel_id(client, device, channel)
+            messages = await client.history(device, channel_id, before=before, limit=limit)
+            return messages, await directory_of(client, device)
 
 
 async def search(
@@ -139,16 +146,20 @@ async def search(
     limit: int | None = None,
 ) -> tuple[SearchResults, list[Channel], Directory]:
     """One page of the user's messages that hold every word of `q`, newest first (in one
-    channel if given), and the channels and names to show them with."""
+    channel if given), and the channels and names to show them with (`next_before` made
+    visible: it is printed as it is)."""
     if before is not None and not is_id(before):
         raise CommandError(f"--before takes a message id, not {before!r}")
-    async with Client(url) as client:
-        channels = await client.channels(device)
-        channel_id = None
-        if channel is not None:
-            channel_id = await _channel_id(client, device, channel, channels)
-        found = await client.search(device, q, channel_id, before=before, limit=limit)
-        return found, channels, await directory_of(client, device)
+    with rendered_errors():
+        async with Client(url) as client:
+            channels = await client.channels(device)
+            channel_id = None
+            if channel is not None:
+                channel_id = await _channel_id(client, device, channel, channels)
+            found = await client.search(device, q, channel_id, before=before, limit=limit)
+            if found["next_before"] is not None:
+                found["next_before"] = visible(found["next_before"])
+            return found, channels, await directory_of(client, device)
 
 
 async def _channel_id(
@@ -184,5 +195,5 @@ async def _echo(session: Session, client_msg_id: str, refused: str) -> str:
         ):
             message_id = str(frame["message_id"])
         elif frame["type"] == "error" and frame.get("ref") == client_msg_id:
-            raise CommandError(f"{refused}: {frame['code']}: {frame['message']}")
+            raise CommandError(f"{refused}: {visible(frame['code'])}: {visible(frame['message'])}")
     return message_id

@@ -2,7 +2,13 @@
 with `patch_stdout` so that what arrives is printed above the line being typed, never through
 it), the channel list, one open chat with its history, live messages and the presence of its
 people, who is typing (a line of the prompt, over the input line), changes to its messages and read
-receipts, search over all the user's chats, and commands that start with `/`."""
+receipts, search over all the user's chats, and commands that start with `/`.
+
+Everything goes to the screen through `say` and `prompt_text`, which render it with
+`parley.rendering.visible`: no control character a user or the server sent reaches the
+terminal. Fields that must stay on one line (names, titles, emoji, error messages, previews) are
+rendered one-line where the line is made, so that a line feed in them cannot start a line that
+seems to come from someone else."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from parley.credentials import Credentials
 from parley.directory import Directory, NotFound
 from parley.reconnecting import ROWS, Handlers, LoggedOut, ReconnectingSession
+from parley.rendering import one_line, rendered_errors, visible
 from parley.timeline import Timeline, Typists
 from parley_client import ApiError, ChangeFrame, Channel, Client, Frame, Message, Receipt
 
@@ -48,8 +55,10 @@ Type a line to send it to the open chat (start it with // to send a line that st
 
 
 def say(text: str) -> None:
-    """Print above the input line (patch_stdout moves the line down)."""
-    print(text, flush=True)
+    """Print above the input line (patch_stdout moves the line down), every control character
+    in it made visible (line feeds excepted: one-line fields are rendered where they are put
+    in the line)."""
+    print(visible(text, multiline=True), flush=True)
 
 
 @dataclass(slots=True)
@@ -154,9 +163,9 @@ class Chat:
         here = f"{self.directory.title(self.open.channel)}> "
         typing = self.open.typists.now_typing()
         if not typing:
-            return here
+            return visible(here)
         names = ", ".join(self.directory.name_of(u) for u in typing)
-        return f"{names} {'is' if len(typing) == 1 else 'are'} typing…\n{here}"
+        return visible(f"{names} {'is' if len(typing) == 1 else 'are'} typing…\n{here}", True)
 
     def redraw(self) -> None:
         """Draw the prompt again (who is typing changes with no key pressed)."""
@@ -202,9 +211,9 @@ class Chat:
         except NotFound as exc:
             say(f"! {exc}")
         except ApiError as exc:
-            say(f"! {exc.code or exc.status}: {exc.message}")
+            say(f"! {visible(exc.code or str(exc.status))}: {visible(exc.message)}")
         except httpx.TransportError as exc:
-            say(f"! cannot reach {self.client.base_url}: {exc or type(exc).__name__}")
+            say(visible(f"! cannot reach {self.client.base_url}: {exc or type(exc).__name__}"))
 
     async def send(self, text: str) -> None:
         if self.open is None:
@@ -457,13 +466,15 @@ class Chat:
         elif kind == "accepted":
             self.changes.pop(frame["client_msg_id"], None)  # its row shows it done
         elif kind == "error" and frame.get("ref") in self.changes:
-            say(f"! {self.changes.pop(frame['ref'])}: {frame['code']}: {frame['message']}")
+            command = self.changes.pop(frame["ref"])
+            say(f"! {visible(command)}: {visible(frame['code'])}: {visible(frame['message'])}")
         elif kind == "presence":
             if self.open and frame["user_id"] in self.directory.others(self.open.channel):
-                say(f"* {self.directory.name_of(frame['user_id'])} is {frame['status']}")
+                name = self.directory.name_of(frame["user_id"])
+                say(f"* {name} is {visible(frame['status'])}")
         elif kind == "error":
             what = "not sent" if frame.get("ref") else "refused"
-            say(f"! {what}: {frame['code']}: {frame['message']}")
+            say(f"! {what}: {visible(frame['code'])}: {visible(frame['message'])}")
 
     async def on_message(self, message: Message) -> None:
         chat = self.open
@@ -478,7 +489,7 @@ class Chat:
         listed = [c for c in self.channels if c["channel_id"] == message["channel_id"]]
         where = self.directory.title(listed[0]) if listed else "a new chat (see /channels)"
         sender = self.directory.name_of(message["sender_id"])
-        say(f"(new in {where}) {sender}: {message['text'][:60]}")
+        say(f"(new in {where}) {sender}: {one_line(message['text'][:60])}")
 
     async def on_row(self, chat: OpenChat, row: Message) -> None:
         """A message or a change of the open chat, past its first page, in the channel's order."""
@@ -494,18 +505,19 @@ class Chat:
         await self.seen_up_to(chat, change["message_id"])
 
     def on_status(self, text: str) -> None:
-        say(f"* {text}")
+        say(f"* {visible(text)}")
 
 
 async def chat(me: Credentials) -> None:
     """Run the interactive client as the stored device `me`; raises LoggedOut when its token
     no longer works."""
-    async with Client(me.url) as client:
-        try:
-            channels = await client.channels(me)
-        except ApiError as exc:
-            if exc.status == 401:
-                raise LoggedOut("the stored login no longer works") from None
-            raise
-        directory = await Directory.load(client, me, me.user_id, me.username)
-        await Chat(client, me, directory, channels).run()
+    with rendered_errors():
+        async with Client(me.url) as client:
+            try:
+                channels = await client.channels(me)
+            except ApiError as exc:
+                if exc.status == 401:
+                    raise LoggedOut("the stored login no longer works") from None
+                raise
+            directory = await Directory.load(client, me, me.user_id, me.username)
+            await Chat(client, me, directory, channels).run()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from parley.rendering import visible
 from parley_client import ChangeFrame, Message
 
 
@@ -78,15 +79,17 @@ class Timeline:
 
     def describe(self, change: ChangeFrame, sender: str) -> str:
         """One line for a change: `~ alice edited #3: new text`, `~ alice deleted #3`,
-        `~ bob reacted 👍 to #3` (without the number when the message is not on screen)."""
+        `~ bob reacted 👍 to #3` (without the number when the message is not on screen).
+        `sender` is shown as it is given (a name the Directory rendered); the change's text and
+        emoji are made visible here."""
         number = self.number_of(change["target_id"])
         ref = f" #{number}" if number is not None else ""
         if change["type"] == "edit":
             text = change["text"].replace("\n", "\n    ")
-            return f"~ {sender} edited{ref}: {text}"
+            return visible(f"~ {sender} edited{ref}: {text}", multiline=True)
         if change["type"] == "delete":
             return f"~ {sender} deleted{ref or ' a message'}"
-        emoji = change.get("emoji", "")
+        emoji = visible(change.get("emoji", ""))
         if change.get("removed"):
             return f"~ {sender} took back {emoji}{' from' + ref if ref else ''}"
         return f"~ {sender} reacted {emoji}{' to' + ref if ref else ''}"
