@@ -39,6 +39,7 @@ import orjson
 
 from bench import cpu, histograms
 from bench.context import Context, pairs, settle_stack
+from bench.histograms import Summary
 from bench.load import Fleet, Run, Target, paced_load, quiesce
 from bench.results import HugeTextFlood, IsolationPhase, IsolationResults, SearchFlood
 from parley_client import Client, Login, Session, SessionError, encode_frame
@@ -53,6 +54,8 @@ SEARCH_LIMIT = 100
 SEED_CHARS = 2_000
 BOUND_MS = 100.0
 """SPEC §6: other users' delivery p99 under 100 ms."""
+ALONE = 5
+"""Searches asked one at a time before the baseline: one answer's time, unqueued."""
 FLOOD_DEADLINE_S = 90.0
 """How long after its first send the flood's texts may take to arrive."""
 
@@ -150,6 +153,7 @@ async def run_isolation(ctx: Context) -> None:
             SEED_CHARS,
         )
         out.search.seed_s = await _seed(ctx, seeder, searcher, search_channel, out.search)
+        out.search.alone_ms = await _searches_alone(searches, searcher, out.search)
         await flood.open()
         out.flood = flood.out
         warm = await _paced(ctx, fleet, steady, min(cfg.isolation_rate, 50.0), 2.0, "warm-up")
@@ -167,12 +171,17 @@ async def run_isolation(ctx: Context) -> None:
         out.phases += _phases(fleet, run, ["huge-text flood", "after the flood"], cores)
         await flood.finish(sending)
         await _between(ctx)
+        before = cpu.snapshot(ctx.stack)
         searching = asyncio.create_task(
             _search_flood(searches, searcher, cfg.isolation_searchers, seconds, out.search)
         )
         run, cores = await _paced(ctx, fleet, steady, rate, seconds, "isolation: search flood")
         await searching
         out.phases += _phases(fleet, run, ["search flood"], cores)
+        baseline = out.phases[0].cpu_cores
+        out.search.cpu_ms_per_answer = _per_answer(
+            cpu.used(before, cpu.snapshot(ctx.stack)), baseline, out.search.queries
+        )
     finally:
         await flood.close()
         await searches.aclose()
@@ -295,6 +304,31 @@ async def _seed(
         return None
     finally:
         await socket.close()
+
+
+async def _searches_alone(client: Client, searcher: Login, out: SearchFlood) -> Summary:
+    """The same search, one at a time (`ALONE` of them): what one answer takes unqueued."""
+    params: dict[str, str | int] = {"q": out.query, "limit": out.limit}
+    times_us = []
+    for _ in range(ALONE):
+        started = time.perf_counter()
+        response = await client.request("GET", "/v1/search", auth=searcher, params=params)
+        times_us.append(round((time.perf_counter() - started) * 1e6))
+        out.alone_statuses[str(response.status_code)] += 1
+    return histograms.summary(histograms.of(times_us))
+
+
+def _per_answer(used: cpu.Used, baseline: dict[str, float], answers: int) -> dict[str, float]:
+    """CPU ms per search answer by process of the stack, over the whole search flood (until
+    its last answer), net of what each used in the baseline phase (the pairs' traffic)."""
+    if not answers:
+        return {}
+    out: dict[str, float] = {}
+    for role in ("gateway", "processor", "broker", "postgres"):
+        if role in used.by_role:
+            net = used.by_role[role] - baseline.get(role, 0.0) * used.wall_s
+            out[role] = round(1e3 * max(net, 0.0) / answers, 1)
+    return out
 
 
 async def _search_flood(

@@ -395,8 +395,8 @@ def _isolation(iso: IsolationResults | None) -> list[str]:
             f"Huge-text flood: {flood.texts} texts of {flood.text_chars:,} x U+FDFA "
             f"({flood.nfkc_chars:,} characters under NFKC, {flood.frame_bytes:,}-byte frames), "
             f"sent at most {flood.rate_per_s:g}/s with a burst of {flood.burst}: "
-            f"{flood.sends} send frames ({flood.rate_limited} `rate_limited`, each sent "
-            f"again), the last after {_dash(flood.sends_done_s)} s; all answered after "
+            f"{flood.sends} send frames ({flood.rate_limited} answered `rate_limited` and "
+            f"sent again), the last after {_dash(flood.sends_done_s)} s; all answered after "
             f"{_dash(flood.all_accepted_s)} s; {flood.delivered} of {flood.texts} delivered, "
             f"all after {_dash(flood.all_delivered_s)} s; {flood.duplicates} duplicated, "
             f"{flood.wrong_text} altered, {flood.out_of_order} out of order; errors "
@@ -419,7 +419,10 @@ def _isolation(iso: IsolationResults | None) -> list[str]:
             f"latency p50 / p99 / max {fmt_ms(lat.p50)} / {fmt_ms(lat.p99)} / "
             f"{fmt_ms(lat.max)} (200s: {fmt_ms(ok.p50)} / {fmt_ms(ok.p99)}); "
             f"{_dash(search.results_per_answer)} results and {_dash(search.kib_per_answer)} "
-            "KiB per answer.",
+            f"KiB per answer. One at a time, before the baseline: p50 / max "
+            f"{fmt_ms(search.alone_ms.p50)} / {fmt_ms(search.alone_ms.max)} "
+            f"({_counts(search.alone_statuses)}). CPU per answer over the whole flood, net of "
+            f"the baseline phase's: {search.cpu_ms_per_answer or '—'} ms.",
         ]
     return lines
 

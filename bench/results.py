@@ -422,6 +422,12 @@ class SearchFlood:
     answers_per_s: float | None = None
     elapsed_s: float | None = None
     """Until the last answer: searches asked before the end of `seconds` are waited for."""
+    alone_ms: Summary = NO_SAMPLES
+    """The same search asked one at a time, before the baseline: one answer unqueued."""
+    alone_statuses: Counter[str] = field(default_factory=Counter)
+    cpu_ms_per_answer: dict[str, float] = field(default_factory=dict)
+    """CPU ms per answer by process of the stack, from the search flood's start to its last
+    answer, net of each process's cores in the baseline phase."""
 
 
 @dataclass

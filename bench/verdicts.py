@@ -462,8 +462,14 @@ def _isolation(results: Results) -> list[Verdict]:
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(search.statuses.items()))
             notes.append(
                 f"{search.queries} searches ({statuses}), p50 / p99 "
-                f"{fmt_ms(search.latency_ms.p50)} / {fmt_ms(search.latency_ms.p99)}"
+                f"{fmt_ms(search.latency_ms.p50)} / {fmt_ms(search.latency_ms.p99)} "
+                f"(one at a time: p50 {fmt_ms(search.alone_ms.p50)})"
             )
+            if "gateway" in search.cpu_ms_per_answer:
+                notes.append(
+                    f"gateway CPU {search.cpu_ms_per_answer['gateway']} ms per answer net of "
+                    "the baseline"
+                )
         notes.append(f"cores: {phase_cpu(phase.cpu_cores)}")
         if results.meta.quick:
             notes.append("quick run: no verdict")
