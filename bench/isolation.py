@@ -267,6 +267,7 @@ def _phases(
                 sent=sent,
                 delivered=got,
                 lost=max(sent - got, 0),
+                received=len(counts),
                 duplicates=sum(n - 1 for n in counts if n > 1),
                 out_of_order=sum(
                     1 for seq in delivered.late_in_order if seq * parts // run.count == part

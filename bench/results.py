@@ -355,6 +355,9 @@ class IsolationPhase:
     delivered: int = 0
     lost: int = 0
     """Sent and not delivered by the end of the drain (or refused)."""
+    received: int = 0
+    """Sends the receivers' sockets saw at least once, counted by client_msg_id (late ones
+    included): a check on `delivered`, which the tracker counts."""
     duplicates: int = 0
     """Deliveries of a message to its receiver beyond the first."""
     out_of_order: int = 0

@@ -443,6 +443,10 @@ def _isolation(results: Results) -> list[Verdict]:
                 f"{phase.out_of_order} out of order"
                 + (f", stopped early: {phase.aborted}" if phase.aborted else "")
             )
+        if phase.received != phase.delivered:
+            notes.append(
+                f"the receivers counted {phase.received} sends, the tracker {phase.delivered}"
+            )
         flood, search = iso.flood, iso.search
         if name == "huge-text flood":
             after = phases.get("after the flood")
