@@ -19,14 +19,16 @@ SCENARIOS = (
     "latency",
     "throughput",
     "soak",
+    "isolation",
     "presence",
     "search",
 )
 """Run order. Memory per connection is measured first, on a gateway that has not yet carried
 the latency and throughput load (whose freed heap would hide the cost of new sockets). The soak
-runs on topics and tables the scenarios before it filled. Presence comes last: its event flood
-leaves the processor tracking sockets that never existed. Search runs on its own database for
-the bulk of its figures."""
+runs on topics and tables the scenarios before it filled. Isolation comes after it, on users of
+its own; the stack settles after its floods before the next scenario starts. Presence comes
+last: its event flood leaves the processor tracking sockets that never existed. Search runs on
+its own database for the bulk of its figures."""
 
 
 def _split(text: str) -> list[str]:
@@ -109,6 +111,12 @@ QUICK: dict[str, Any] = {
     "search_messages": 20_000,
     "search_lag_messages": 50,
     "search_queries": 20,
+    "isolation_pairs": 4,
+    "isolation_rate": 40.0,
+    "isolation_seconds": 4.0,
+    "isolation_huge_texts": 10,
+    "isolation_searchers": 8,
+    "isolation_seed_messages": 100,
 }
 """What `--quick` changes: small counts that show the harness and the stack work end to end."""
 
@@ -214,6 +222,17 @@ class Config:
     search_queries: Annotated[int, opt("Queries per kind.", min=1)] = 200
     search_lag_messages: Annotated[int, opt("Messages of the lag run.", min=1)] = 300
     search_lag_rate: Annotated[float, opt("Msgs/s of the lag run.", min=0.1)] = 20.0
+    # Isolation.
+    isolation_pairs: Annotated[int, opt("Unrelated 1:1 pairs of the steady traffic.", min=1)] = 10
+    isolation_rate: Annotated[float, opt("Msgs/s of the steady traffic, in all.", min=0.1)] = 100.0
+    isolation_seconds: Annotated[
+        float, opt("Seconds of each phase (baseline, flood, after, search).", min=1.0)
+    ] = 10.0
+    isolation_huge_texts: Annotated[int, opt("Texts of 100,000 x U+FDFA in the flood.", min=1)] = 40
+    isolation_searchers: Annotated[int, opt("Clients of the one searching user.", min=1)] = 32
+    isolation_seed_messages: Annotated[
+        int, opt("2,000-character messages the search flood matches.", min=1)
+    ] = 300
     # Bounds.
     drain_s: Annotated[float, opt("Wait for deliveries after a run.", "--drain-seconds")] = 5.0
     quiesce_max_s: Annotated[float, opt("Wait for quiet.", "--quiesce-seconds")] = 20.0
@@ -235,7 +254,21 @@ class Config:
             need.append(self.soak_offset() + 2 * (self.soak_quiet_channels + 1))
         if "presence" in self.only:
             need.append(self.presence_group_count() * self.presence_group_size())
+        if "isolation" in self.only:
+            need.append(self.isolation_offset() + 2 * self.isolation_pairs + 4)
         return max(need)
+
+    def isolation_offset(self) -> int:
+        """The isolation scenario's users come after the soak's and the presence users: none of
+        them has a backlog of an earlier scenario, nor a channel with another scenario's
+        users."""
+        soak = 2 * (self.soak_quiet_channels + 1) if "soak" in self.only else 0
+        presence = (
+            self.presence_group_count() * self.presence_group_size()
+            if "presence" in self.only
+            else 0
+        )
+        return max(self.soak_offset() + soak, presence)
 
     def presence_group_size(self) -> int:
         """Each watcher shares one group with the users it watches (≤ 100 members)."""

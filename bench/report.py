@@ -14,6 +14,7 @@ from bench.histograms import Summary
 from bench.results import (
     FloorRatios,
     FloorRun,
+    IsolationResults,
     LoadRow,
     Paced,
     Ratios,
@@ -22,7 +23,7 @@ from bench.results import (
     SoakResults,
     Verdict,
 )
-from bench.verdicts import fmt_ms, processor_cpu
+from bench.verdicts import ISOLATION_ROLES, fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
 STACK_ROLES = ("gateway", "processor", "broker", "postgres")
@@ -62,6 +63,7 @@ def markdown(results: Results, plots: list[str]) -> str:
         *_soak(results.soak),
         *_presence(results),
         *_search(results.search),
+        *_isolation(results.isolation),
         *_time(results),
         *_problems(results),
     ]
@@ -356,6 +358,72 @@ def _search(search: SearchResults | None) -> list[str]:
         f"{fmt_ms(q.p99_ms)} | {fmt_ms(q.max_ms)} | {q.mean_hits:g} | {q.too_costly} |"
         for q in search.queries
     ]
+    return lines
+
+
+def _isolation(iso: IsolationResults | None) -> list[str]:
+    if iso is None or not iso.phases:
+        return []
+    lines = [
+        "",
+        f"## Isolation ({iso.pairs} unrelated 1:1 pairs at {iso.rate:g} msgs/s in all, "
+        f"{iso.phase_s:g} s per phase)",
+        "",
+        "The pairs' latency from each send's intended time; lost: not delivered by the end of "
+        "the drain; cores by process over the phase (`bench` is the load generator: the "
+        "pairs, the flooding user and the searchers).",
+        "",
+        "| phase | sent | delivered | lost | duplicated | out of order | p50 | p99 | max "
+        f"| send lag p99 | {' | '.join(ISOLATION_ROLES)} |",
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(ISOLATION_ROLES),
+    ]
+    for p in iso.phases:
+        lat = p.latency_ms
+        lines.append(
+            f"| {p.phase} | {p.sent:,} | {p.delivered:,} "
+            f"| {p.lost}{' (stopped early)' if p.aborted else ''} | {p.duplicates} "
+            f"| {p.out_of_order} | {fmt_ms(lat.p50)} | {fmt_ms(lat.p99)} | {fmt_ms(lat.max)} "
+            f"| {fmt_ms(p.send_lag_ms.p99)} | "
+            + " | ".join(str(p.cpu_cores.get(role, "—")) for role in ISOLATION_ROLES)
+            + " |"
+        )
+    flood = iso.flood
+    if flood is not None:
+        lat = flood.latency_ms
+        lines += [
+            "",
+            f"Huge-text flood: {flood.texts} texts of {flood.text_chars:,} x U+FDFA "
+            f"({flood.nfkc_chars:,} characters under NFKC, {flood.frame_bytes:,}-byte frames), "
+            f"sent at most {flood.rate_per_s:g}/s with a burst of {flood.burst}: "
+            f"{flood.sends} send frames ({flood.rate_limited} answered `rate_limited` and "
+            f"sent again), the last after {_dash(flood.sends_done_s)} s; all answered after "
+            f"{_dash(flood.all_accepted_s)} s; {flood.delivered} of {flood.texts} delivered, "
+            f"all after {_dash(flood.all_delivered_s)} s; {flood.duplicates} duplicated, "
+            f"{flood.wrong_text} altered, {flood.out_of_order} out of order; errors "
+            f"{_counts(flood.errors)}; send → delivered p50 {fmt_ms(lat.p50)}, max "
+            f"{fmt_ms(lat.max)}"
+            + (f"; sockets closed {flood.closes}" if flood.closes else "")
+            + ".",
+        ]
+    search = iso.search
+    if search is not None:
+        lat, ok = search.latency_ms, search.ok_latency_ms
+        lines += [
+            "",
+            f"Search flood: {search.clients} clients of one user, `GET /v1/search?q="
+            f"{search.query}&limit={search.limit}` in a loop for {search.seconds:g} s (the "
+            f"last answer after {_dash(search.elapsed_s)} s) over "
+            f"{search.seeded} messages of {search.seed_chars:,} characters (seeded and "
+            f"searchable in {_dash(search.seed_s)} s): {search.queries:,} answers "
+            f"({_dash(search.answers_per_s)}/s), by status {_counts(search.statuses)}; "
+            f"latency p50 / p99 / max {fmt_ms(lat.p50)} / {fmt_ms(lat.p99)} / "
+            f"{fmt_ms(lat.max)} (200s: {fmt_ms(ok.p50)} / {fmt_ms(ok.p99)}); "
+            f"{_dash(search.results_per_answer)} results and {_dash(search.kib_per_answer)} "
+            f"KiB per answer. One at a time, before the baseline: p50 / max "
+            f"{fmt_ms(search.alone_ms.p50)} / {fmt_ms(search.alone_ms.max)} "
+            f"({_counts(search.alone_statuses)}). CPU per answer over the whole flood, net of "
+            f"the baseline phase's: {search.cpu_ms_per_answer or '—'} ms.",
+        ]
     return lines
 
 

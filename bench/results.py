@@ -343,6 +343,108 @@ class SearchResults:
     queries: list[QueryRow] = field(default_factory=list)
 
 
+@dataclass
+class IsolationPhase:
+    """The unrelated pairs' steady traffic during one phase of the isolation scenario: what
+    was sent, what arrived (exactly once, in order), its latency, and the CPU by process."""
+
+    phase: str
+    offered_per_s: float
+    seconds: float
+    sent: int = 0
+    delivered: int = 0
+    lost: int = 0
+    """Sent and not delivered by the end of the drain (or refused)."""
+    received: int = 0
+    """Sends the receivers' sockets saw at least once, counted by client_msg_id (late ones
+    included): a check on `delivered`, which the tracker counts."""
+    duplicates: int = 0
+    """Deliveries of a message to its receiver beyond the first."""
+    out_of_order: int = 0
+    """Deliveries that came after a later send of the same channel."""
+    latency_ms: Summary = NO_SAMPLES
+    send_lag_ms: Summary = NO_SAMPLES
+    aborted: str | None = None
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+    """Cores by role over the phase (`bench` is the load generator: the pairs, the flood and
+    the searchers), `other` and `machine`."""
+
+
+@dataclass
+class HugeTextFlood:
+    """One user's texts of 100,000 x U+FDFA (1.8M characters under NFKC), as fast as the send
+    limit allows, to a receiver of its own."""
+
+    texts: int
+    text_chars: int
+    nfkc_chars: int
+    frame_bytes: int
+    rate_per_s: float
+    burst: int
+    sends: int = 0
+    """Send frames written, resends included."""
+    rate_limited: int = 0
+    """`rate_limited` answers, each followed by a resend with the same client_msg_id."""
+    errors: Counter[str] = field(default_factory=Counter)
+    sends_done_s: float | None = None
+    """From the first send to the last one written (seconds)."""
+    all_accepted_s: float | None = None
+    all_delivered_s: float | None = None
+    """From the first send to the last text's arrival at the receiver."""
+    delivered: int = 0
+    """Texts that reached the receiver at least once."""
+    duplicates: int = 0
+    out_of_order: int = 0
+    wrong_text: int = 0
+    """Delivered with a text other than the one sent."""
+    latency_ms: Summary = NO_SAMPLES
+    """Each text's first send -> its arrival at the receiver."""
+    closes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SearchFlood:
+    """`clients` concurrent clients of one user searching in a loop over long matching
+    messages."""
+
+    clients: int
+    seconds: float
+    query: str
+    limit: int
+    seeded: int
+    seed_chars: int
+    seed_s: float | None = None
+    """Seeding, until the last seeded message was searchable."""
+    queries: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    latency_ms: Summary = NO_SAMPLES
+    ok_latency_ms: Summary = NO_SAMPLES
+    """Of the 200 answers."""
+    results_per_answer: float | None = None
+    kib_per_answer: float | None = None
+    answers_per_s: float | None = None
+    elapsed_s: float | None = None
+    """Until the last answer: searches asked before the end of `seconds` are waited for."""
+    alone_ms: Summary = NO_SAMPLES
+    """The same search asked one at a time, before the baseline: one answer unqueued."""
+    alone_statuses: Counter[str] = field(default_factory=Counter)
+    cpu_ms_per_answer: dict[str, float] = field(default_factory=dict)
+    """CPU ms per answer by process of the stack, from the search flood's start to its last
+    answer, net of each process's cores in the baseline phase."""
+
+
+@dataclass
+class IsolationResults:
+    pairs: int
+    rate: float
+    phase_s: float
+    bound_ms: float
+    phases: list[IsolationPhase] = field(default_factory=list)
+    flood: HugeTextFlood | None = None
+    search: SearchFlood | None = None
+    warm_up: LoadRow | None = None
+
+
 @dataclass(frozen=True)
 class ProcessorWindow:
     """Presence events the processor handled and changes it decided between two moments, and
@@ -510,6 +612,7 @@ class Results:
     soak: SoakResults | None = None
     presence: PresenceResults | None = None
     search: SearchResults | None = None
+    isolation: IsolationResults | None = None
     client_observed: ClientObserved | None = None
     logs: dict[str, LogScan] = field(default_factory=dict)
     targets: list[Verdict] = field(default_factory=list)

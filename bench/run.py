@@ -21,6 +21,7 @@ from bench.config import Config, command
 from bench.connections import run_connections, run_storm, setup_idle_clients
 from bench.context import Context, measure_idle, settle_stack, setup_channels
 from bench.floors import run_floor
+from bench.isolation import run_isolation
 from bench.latency import add_floor_ratios, run_latency, run_throughput
 from bench.load import Fleet, Tracker
 from bench.presence import run_presence
@@ -41,6 +42,7 @@ SCENARIO_FNS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "soak": run_soak,
     "presence": run_presence,
     "search": run_search,
+    "isolation": run_isolation,
 }
 
 
@@ -116,6 +118,10 @@ def _budget_s(cfg: Config, name: str) -> float:
             + cfg.search_messages / 2000
             + queries
         )
+    if name == "isolation":
+        # Setup and seeding, then four phases, each with its drain and a settle before it.
+        phases = 4 * (cfg.isolation_seconds + cfg.drain_s + 2 * cfg.quiesce_max_s)
+        return 240 + cfg.isolation_seed_messages / 50 + phases
     if name == "presence":
         step = cfg.presence_step_s + cfg.presence_timeout_s + 40
         flood = 240

@@ -48,6 +48,7 @@ def verdicts(results: Results) -> list[Verdict]:
         _soak(results),
         _idle(results),
         *_presence(results),
+        *_isolation(results),
     ]
 
 
@@ -395,4 +396,87 @@ def _presence(results: Results) -> list[Verdict]:
                 "expected frames",
             )
         )
+    return out
+
+
+ISOLATION_ROLES = ("gateway", "processor", "broker", "postgres", "bench", "other", "machine")
+
+
+def phase_cpu(cores: dict[str, float]) -> str:
+    """Cores by process over a phase, the load generator (`bench`) beside the stack."""
+    return ", ".join(f"{role} {cores[role]}" for role in ISOLATION_ROLES if role in cores)
+
+
+def _isolation(results: Results) -> list[Verdict]:
+    """SPEC §6: one user's costly traffic (huge texts, search floods) leaves the other users'
+    delivery p99 under 100 ms: the unrelated pairs' p99 during each flood, with nothing lost,
+    duplicated or out of order."""
+    iso = results.isolation
+    if iso is None:
+        return []
+    phases = {p.phase: p for p in iso.phases}
+    base = phases.get("baseline")
+    out = []
+    for name, label in (
+        ("huge-text flood", "a huge-text flood"),
+        ("search flood", "a search flood"),
+    ):
+        figure = (
+            f"isolation: unrelated pairs' p99 during {label} "
+            f"({iso.pairs} pairs, {iso.rate:g} msgs/s)"
+        )
+        target = f"≤ {iso.bound_ms:g} ms"
+        phase = phases.get(name)
+        if phase is None:
+            out.append(Verdict(figure, "not run", target, None))
+            continue
+        p99 = phase.latency_ms.p99
+        notes = [f"p50 {fmt_ms(phase.latency_ms.p50)}"]
+        if base is not None:
+            notes.append(
+                f"baseline p50 / p99 {fmt_ms(base.latency_ms.p50)} / {fmt_ms(base.latency_ms.p99)}"
+            )
+        exact = not (phase.lost or phase.duplicates or phase.out_of_order or phase.aborted)
+        if not exact:
+            notes.append(
+                f"{phase.lost} lost, {phase.duplicates} duplicated, "
+                f"{phase.out_of_order} out of order"
+                + (f", stopped early: {phase.aborted}" if phase.aborted else "")
+            )
+        if phase.received != phase.delivered:
+            notes.append(
+                f"the receivers counted {phase.received} sends, the tracker {phase.delivered}"
+            )
+        flood, search = iso.flood, iso.search
+        if name == "huge-text flood":
+            after = phases.get("after the flood")
+            if after is not None:
+                notes.append(
+                    f"after the flood p50 / p99 {fmt_ms(after.latency_ms.p50)} / "
+                    f"{fmt_ms(after.latency_ms.p99)}"
+                )
+            if flood is not None:
+                notes.append(
+                    f"the flood's {flood.texts} texts: {flood.delivered} delivered"
+                    + (f", all after {flood.all_delivered_s} s" if flood.all_delivered_s else "")
+                    + f" ({flood.duplicates} duplicated, {flood.wrong_text} altered, "
+                    f"{flood.out_of_order} out of order)"
+                )
+        elif search is not None:
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(search.statuses.items()))
+            notes.append(
+                f"{search.queries} searches ({statuses}), p50 / p99 "
+                f"{fmt_ms(search.latency_ms.p50)} / {fmt_ms(search.latency_ms.p99)} "
+                f"(one at a time: p50 {fmt_ms(search.alone_ms.p50)})"
+            )
+            if "gateway" in search.cpu_ms_per_answer:
+                notes.append(
+                    f"gateway CPU {search.cpu_ms_per_answer['gateway']} ms per answer net of "
+                    "the baseline"
+                )
+        notes.append(f"cores: {phase_cpu(phase.cpu_cores)}")
+        if results.meta.quick:
+            notes.append("quick run: no verdict")
+        ok = None if p99 is None or results.meta.quick else (p99 <= iso.bound_ms and exact)
+        out.append(Verdict(figure, fmt_ms(p99), target, ok, "; ".join(notes)))
     return out
