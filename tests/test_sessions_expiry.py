@@ -56,6 +56,7 @@ async def test_a_socket_closes_with_4001_when_its_token_expires(stack: Stack) ->
         assert set(listed) == {device.device_id, other.device_id}
         assert ms(listed[device.device_id]["expires_at"]) <= now_ms()
         assert ms(listed[other.device_id]["expires_at"]) > now_ms()
+        assert [listed[d.device_id]["expired"] for d in (device, other)] == [True, False]
         await api.revoke_device(other, device.device_id)
         assert [d["device_id"] for d in await api.devices(other)] == [other.device_id]
 
