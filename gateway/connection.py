@@ -40,6 +40,7 @@ from schemas.frames import (
     Send,
     Typing,
 )
+from schemas.ids import now_ms
 from schemas.limits import TYPING_REPEAT_MS
 from storage.protocols import Device
 
@@ -146,6 +147,11 @@ class Connection:
             registered = True
             watched = True
             await self._s.inbox.watch(self.user_id)
+            # Revoked since the hello read the device? A revocation committed before this read
+            # is seen here; one after it is published after the inbox partition's position
+            # was fixed, so its `device.revoked` reaches this registered socket.
+            if not await self._still_live("session revoked"):
+                return
             # Only now: every membership event for the user from here on is read.
             self._s.memberships.watch(self.user_id)
             cached = True
@@ -256,6 +262,21 @@ class Connection:
         self._device = device
         return hello
 
+    async def _still_live(self, reason: str) -> bool:
+        """Whether the device is still live in the store (taking its current expiry, which a
+        renewal moves); if not, the socket closes with 4001 and `reason`."""
+        try:
+            live = await self._s.stores.accounts.live_device(self.device_id)
+        except Exception:
+            log.exception("re-checking a socket's device failed")
+            await self._close_with_error("internal", "try again shortly", CLOSE_SERVER_ERROR)
+            return False
+        if live is None or live.expires_at_ms <= now_ms():
+            await self._close_with_error("unauthorized", reason, CLOSE_UNAUTHORIZED)
+            return False
+        self._device = live
+        return True
+
     async def _refuse(self, message: str) -> None:
         await self._close_with_error("unauthorized", message, CLOSE_UNAUTHORIZED)
 
@@ -293,33 +314,41 @@ class Connection:
 
     async def _read_loop(self) -> None:
         # A client heartbeats every interval; one silent for three is gone (a dead TCP peer
-        # sends no FIN, and its socket would otherwise be held forever). One timer per socket,
-        # moved on each frame, not a task per wait.
+        # sends no FIN, and its socket would otherwise be held forever). The token's expiry
+        # shares that timer: a socket does not outlive its token unless the device renewed it
+        # (then it runs to the new expiry). One timer per socket, moved on each frame, not a
+        # task per wait.
         idle_s = 3 * self._s.settings.heartbeat_interval_s
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(None) as deadline:
-                while True:
-                    deadline.reschedule(loop.time() + idle_s)
-                    message = await self._ws.receive()
-                    deadline.reschedule(None)
-                    if message["type"] == "websocket.disconnect":
-                        return
-                    raw = message.get("text")
-                    head = message.get(OVERSIZED)
-                    del message  # neither it nor `raw` is held while the socket idles
-                    try:
-                        if raw is None:
-                            self._charge(1)
-                            if head is not None:
-                                raise too_large(head)
-                            raise FrameError("invalid", "frames must be JSON text")
-                        await self._on_frame(raw)
-                    except FrameError as exc:
-                        self._error(exc.code, exc.message, exc.ref)
-                    del raw
-        except TimeoutError:
-            await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
+        while True:
+            expires = loop.time() + (self._caller.expires_at_ms - now_ms()) / 1000
+            try:
+                async with asyncio.timeout(None) as deadline:
+                    while True:
+                        deadline.reschedule(min(loop.time() + idle_s, expires))
+                        message = await self._ws.receive()
+                        deadline.reschedule(None)
+                        if message["type"] == "websocket.disconnect":
+                            return
+                        raw = message.get("text")
+                        head = message.get(OVERSIZED)
+                        del message  # neither it nor `raw` is held while the socket idles
+                        try:
+                            if raw is None:
+                                self._charge(1)
+                                if head is not None:
+                                    raise too_large(head)
+                                raise FrameError("invalid", "frames must be JSON text")
+                            await self._on_frame(raw)
+                        except FrameError as exc:
+                            self._error(exc.code, exc.message, exc.ref)
+                        del raw
+            except TimeoutError:
+                if loop.time() < expires:
+                    await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
+                    return
+                if not await self._still_live("token expired"):
+                    return
 
     def _charge(self, cost: float) -> None:
         """Take `cost` from the device's bucket for frames other than `send` (which has its

@@ -20,11 +20,15 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012
     """The gateway is draining: reconnect through discovery at once."""
     UNAUTHORIZED = 4001
-    """No valid hello, a bad token, or the device logged out: log in again."""
+    """No valid hello, a bad token, the device logged out or was revoked (reason `session
+    revoked`), or its token expired while the socket was open (reason `token expired`): log in
+    again (or renew the token, if it has not expired, and reconnect)."""
     IDLE = 4002
     """No frame for three heartbeat intervals: reconnect, and heartbeat."""
     TOO_SLOW = 4008
     """The socket's outbound queue overflowed: reconnect; the sync resends what was dropped."""
+    TOO_MANY_SOCKETS = 4009
+    """The device already has `max_sockets_per_device` sockets on this gateway: close one."""
 
 
 ErrorCode = Literal[

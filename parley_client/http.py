@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, cast
 
@@ -159,14 +160,22 @@ class Client:
         await self._call("DELETE", "/v1/sessions/current", auth)
 
     async def renew(self, auth: Authenticated) -> dict[str, Any]:
-        """A new token for this device (`token`, `expires_at`); the old one stops working."""
+        """A new token for this device (`token`, `expires_at`); the old one stops working. Open
+        sockets of the device stay open until the new `expires_at`."""
         data: dict[str, Any] = await self._call("POST", "/v1/sessions/current/renew", auth)
         return data
 
     async def devices(self, auth: Authenticated) -> list[dict[str, Any]]:
-        """The account's live devices, oldest first (`current` marks this one)."""
+        """The account's devices not revoked, oldest first (`current` marks this one), each
+        with `expired` (its `expires_at` has passed, by this machine's clock): an expired device
+        is listed so that it can be revoked."""
         data = await self._call("GET", "/v1/devices", auth)
-        return list(data["devices"])
+        now = datetime.now(UTC)
+        devices = list(data["devices"])
+        for device in devices:
+            expires_at = datetime.fromisoformat(device["expires_at"].replace("Z", "+00:00"))
+            device.setdefault("expired", expires_at <= now)
+        return devices
 
     async def revoke_device(self, auth: Authenticated, device_id: str | None = None) -> None:
         """Revokes one device of the account, or every one (this included) when none is given;

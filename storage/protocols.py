@@ -20,10 +20,6 @@ class UsernameTaken(StorageError):
     pass
 
 
-class TooManyDevices(StorageError):
-    """The user has as many live devices as allowed."""
-
-
 class GroupFull(StorageError):
     pass
 
@@ -105,15 +101,19 @@ class AccountStore(Protocol):
         token_hash: bytes,
         expires_at_ms: int,
         max_devices: int,
-    ) -> Device:
-        """Register a new device (one login) with its token's hash; raises `TooManyDevices`
-        if the user already has `max_devices` live ones (checked and written atomically)."""
+    ) -> tuple[Device, list[str]]:
+        """Register a new device (one login) with its token's hash. If the user already has
+        `max_devices` live ones, the soonest to expire (least recently logged in or renewed)
+        are revoked to make room, atomically; returns the device and the ids revoked."""
 
     async def device_by_token(self, token_hash: bytes) -> Device | None:
         """The live device holding this token: not revoked, not expired."""
 
+    async def live_device(self, device_id: str) -> Device | None:
+        """The device if live (not revoked, not expired), with its current expiry."""
+
     async def devices(self, user_id: str) -> list[Device]:
-        """The user's live devices, oldest first."""
+        """The user's devices not revoked, expired ones included, oldest first."""
 
     async def renew_token(self, device_id: str, token_hash: bytes, expires_at_ms: int) -> bool:
         """Give a live device a new token (the old one stops working); False if not live."""

@@ -22,7 +22,7 @@ from gateway.errors import (
 from gateway.ratelimit import Throttle
 from gateway.services import Services
 from schemas.ids import new_id, now_ms
-from storage.protocols import AccountStore, Device, TooManyDevices, UsernameTaken
+from storage.protocols import AccountStore, Device, UsernameTaken
 
 USERNAME = re.compile(r"[a-z0-9_.-]{3,32}")  # fullmatch: `$` would let a final newline in
 
@@ -35,6 +35,9 @@ T = TypeVar("T")
 class Login:
     token: str
     device: Device
+    # Devices this login signed out: the account was at `max_devices_per_user` live devices,
+    # and the least recently logged-in or renewed one made room.
+    signed_out: tuple[str, ...] = ()
 
 
 async def sign_up(
@@ -73,7 +76,9 @@ async def log_in(
     services: Services, address: str, username: object, password: object, device_name: object
 ) -> Login:
     """Check the password and register a new device with a fresh token. Attempts are
-    throttled per client `address` and per account, whether they succeed or not."""
+    throttled per client `address` and per account, whether they succeed or not. At
+    `max_devices_per_user` live devices, the least recently logged-in or renewed one is signed
+    out to make room (as a revocation: its sockets close, its push endpoint goes)."""
     throttles = services.throttles
     _throttle(throttles.logins_per_address, address, "log-ins from this address")
     if not isinstance(username, str) or not isinstance(password, str):
@@ -92,24 +97,18 @@ async def log_in(
     if not verified or user is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
     token = tokens.new_token()
-    settings = services.settings
-    try:
-        device = await accounts.create_device(
-            new_id(),
-            user.user_id,
-            device_name,
-            tokens.token_hash(token),
-            _expiry(services),
-            settings.max_devices_per_user,
-        )
-    except TooManyDevices:
-        raise ApiError(
-            409,
-            "too_many_devices",
-            f"an account has at most {settings.max_devices_per_user} devices:"
-            " revoke one first (DELETE /v1/devices/{device_id})",
-        ) from None
-    return Login(token, device)
+    device, evicted = await accounts.create_device(
+        new_id(),
+        user.user_id,
+        device_name,
+        tokens.token_hash(token),
+        _expiry(services),
+        services.settings.max_devices_per_user,
+    )
+    for device_id in evicted:
+        log.info("login of %s signed out device %s (device cap)", user.user_id, device_id)
+        await _end_sessions(services, user.user_id, device_id)
+    return Login(token, device, tuple(evicted))
 
 
 def _throttle(throttle: Throttle, key: str, what: str) -> None:
@@ -152,7 +151,8 @@ async def renew_token(services: Services, caller: Device) -> Login:
 
 
 async def list_devices(services: Services, caller: Device) -> list[Device]:
-    """The caller's live devices, oldest first."""
+    """The caller's devices not revoked, oldest first: expired ones too (`expires_at_ms`
+    past), so that they can be seen and revoked."""
     return await services.stores.accounts.devices(caller.user_id)
 
 
@@ -162,7 +162,7 @@ async def log_out(services: Services, device: Device) -> None:
 
 
 async def revoke_device(services: Services, caller: Device, device_id: object) -> None:
-    """Revoke one of the caller's devices (this one included)."""
+    """Revoke one of the caller's devices (this one included), expired ones too."""
     device_id = require_id(device_id, "device_id")
     owned = {d.device_id for d in await services.stores.accounts.devices(caller.user_id)}
     if device_id not in owned:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from psycopg import errors
 
 from storage.postgres.pool import Pool, connection
-from storage.protocols import Device, TooManyDevices, User, UsernameTaken
+from storage.protocols import Device, User, UsernameTaken
 
 
 class PostgresAccountStore:
@@ -58,20 +58,27 @@ class PostgresAccountStore:
         token_hash: bytes,
         expires_at_ms: int,
         max_devices: int,
-    ) -> Device:
-        """Register a new device (one login) with its token's hash; raises `TooManyDevices`
-        if the user already has `max_devices` live ones (checked and written atomically)."""
+    ) -> tuple[Device, list[str]]:
+        """Register a new device (one login) with its token's hash. If the user already has
+        `max_devices` live ones, the least recently logged-in or renewed of them (the soonest to
+        expire) are revoked to make room, in the same transaction; their ids come back."""
         async with connection(self._pool) as conn, conn.transaction():
             # The user's row serialises concurrent logins of one user: the count holds.
             await conn.execute("SELECT 1 FROM users WHERE user_id = %s FOR UPDATE", (user_id,))
             cur = await conn.execute(
-                "SELECT count(*) FROM devices"
-                " WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now()",
+                "SELECT device_id FROM devices"
+                " WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now()"
+                " ORDER BY expires_at, created_at, device_id",
                 (user_id,),
             )
-            row = await cur.fetchone()
-            if row is not None and int(str(row[0])) >= max_devices:
-                raise TooManyDevices(user_id)
+            live = [str(row[0]) for row in await cur.fetchall()]
+            evicted = live[: max(len(live) - max_devices + 1, 0)]
+            if evicted:
+                await conn.execute(
+                    "UPDATE devices SET revoked_at = now()"
+                    " WHERE device_id = ANY(%s) AND revoked_at IS NULL",
+                    (evicted,),
+                )
             cur = await conn.execute(
                 "INSERT INTO devices (device_id, user_id, name, token_hash, expires_at)"
                 " VALUES (%s, %s, %s, %s, to_timestamp(%s / 1000.0))"
@@ -80,7 +87,7 @@ class PostgresAccountStore:
             )
             created = await cur.fetchone()
         assert created is not None
-        return _device(created)
+        return _device(created), evicted
 
     async def device_by_token(self, token_hash: bytes) -> Device | None:
         """The live device holding this token: not revoked, not expired."""
@@ -93,12 +100,24 @@ class PostgresAccountStore:
             row = await cur.fetchone()
         return None if row is None else _device(row)
 
-    async def devices(self, user_id: str) -> list[Device]:
-        """The user's live devices, oldest first."""
+    async def live_device(self, device_id: str) -> Device | None:
+        """The device if it is live (not revoked, its token not expired), with its current
+        expiry (a renewal moves it)."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_DEVICE_COLUMNS} FROM devices"
-                " WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now()"
+                " WHERE device_id = %s AND revoked_at IS NULL AND expires_at > now()",
+                (device_id,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _device(row)
+
+    async def devices(self, user_id: str) -> list[Device]:
+        """The user's devices not revoked, expired ones included, oldest first."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_DEVICE_COLUMNS} FROM devices"
+                " WHERE user_id = %s AND revoked_at IS NULL"
                 " ORDER BY created_at, device_id",
                 (user_id,),
             )

@@ -62,14 +62,16 @@ class PostgresPushStore:
             return cur.rowcount > 0
 
     async def endpoints(self, user_ids: Sequence[str]) -> dict[str, list[PushEndpoint]]:
-        """The endpoints of the users' live (not revoked) devices, for users that have any."""
+        """The endpoints of the users' live devices (not revoked, token not expired), for users
+        that have any."""
         if not user_ids:
             return {}
         async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT e.user_id, e.device_id, e.platform, e.token"
                 " FROM push_endpoints e JOIN devices d ON d.device_id = e.device_id"
-                " WHERE e.user_id = ANY(%s) AND d.revoked_at IS NULL ORDER BY e.device_id",
+                " WHERE e.user_id = ANY(%s) AND d.revoked_at IS NULL AND d.expires_at > now()"
+                " ORDER BY e.device_id",
                 (list(user_ids),),
             )
             found: dict[str, list[PushEndpoint]] = defaultdict(list)
