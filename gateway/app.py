@@ -30,6 +30,7 @@ from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from gateway.ratelimit import AccountThrottles, DeviceLimits, Throttle
 from gateway.registry import GatewayRegistry
+from gateway.search_gate import SearchGate
 from gateway.services import Services
 from gateway.tokens import Passwords
 from schemas.settings import Settings
@@ -130,6 +131,9 @@ def create_app(settings: Settings) -> Starlette:
                 Throttle(settings.logins_per_address, settings.throttle_window_s),
             ),
             memberships,
+            SearchGate(
+                settings.search_rate_per_s, settings.search_burst, settings.search_concurrency
+            ),
         )
         # What start-up made lives as long as the process: out of the collector's scans.
         gc.freeze()

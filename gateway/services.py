@@ -14,6 +14,7 @@ from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
 from gateway.ratelimit import AccountThrottles
 from gateway.registry import GatewayRegistry
+from gateway.search_gate import SearchGate
 from gateway.tokens import Passwords
 from schemas.settings import Settings
 from storage.stores import Stores
@@ -33,3 +34,4 @@ class Services:
     outbound: Budget  # bytes queued to every socket of this gateway
     throttles: AccountThrottles
     memberships: MembershipCache  # the connected users' memberships, for their sends
+    searches: SearchGate  # who may search now

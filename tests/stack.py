@@ -113,6 +113,11 @@ def base_env(bootstrap: str, dsn: str, workdir: Path) -> dict[str, str]:
         PARLEY_PRESENCE_TICK_S="0.2",
         PARLEY_SEND_RATE_PER_S="10000",
         PARLEY_SEND_BURST="10000",
+        # Tests poll search until a message is indexed (tests/test_search_limits.py runs a
+        # gateway with the default search limits).
+        PARLEY_SEARCH_RATE_PER_S="10000",
+        PARLEY_SEARCH_BURST="10000",
+        PARLEY_SEARCH_CONCURRENCY="1000",
         # Cheap password hashes: these stacks make thousands of accounts.
         PARLEY_ARGON2_TIME_COST="1",
         PARLEY_ARGON2_MEMORY_KIB="8192",

@@ -30,7 +30,13 @@ _LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits only
 
 
 async def search(services: Services, caller: Device, query: dict[str, str]) -> dict[str, Any]:
-    """One page of matches: `{"results": [{message, channel, snippet}], "next_before"}`."""
+    """One page of matches: `{"results": [{message, channel, snippet}], "next_before"}`.
+    Refused with `rate_limited` beyond the caller's share (gateway/search_gate.py)."""
+    async with services.searches.admit(caller.user_id):
+        return await _search(services, caller, query)
+
+
+async def _search(services: Services, caller: Device, query: dict[str, str]) -> dict[str, Any]:
     q = query.get("q")
     if q is None or not 1 <= len(q) <= MAX_SEARCH_QUERY_CHARS:
         raise invalid(f"q must be 1-{MAX_SEARCH_QUERY_CHARS} characters")
