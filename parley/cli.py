@@ -401,14 +401,13 @@ def history(
     """Print a page of a channel's messages, oldest first (the newest page by default)."""
 
     async def work() -> list[str]:
-        import orjson
-
         from parley.oneshot import history as run
+        from parley.rendering import json_line
 
         where, device = _device(url, token)
         messages, directory = await run(where, device, channel, before=before, limit=limit)
         if json:
-            return [orjson.dumps(m).decode() for m in messages]
+            return [json_line(m) for m in messages]
         return [directory.line(m, with_id=True) for m in messages]
 
     for line in _client_command("history", work):
@@ -435,16 +434,15 @@ def search(
     as the API gives it). When there are more, says on stderr what --before pages on."""
 
     async def work() -> tuple[list[str], str | None]:
-        import orjson
-
         from parley.oneshot import search as run
+        from parley.rendering import json_line
 
         where, device = _device(url, token)
         found, channels, directory = await run(
             where, device, words, channel=channel, before=before, limit=limit
         )
         if json:
-            lines = [orjson.dumps(r).decode() for r in found["results"]]
+            lines = [json_line(r) for r in found["results"]]
         else:
             lines = [directory.found(r, channels, with_id=True) for r in found["results"]]
         return lines, found["next_before"]

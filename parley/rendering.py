@@ -25,6 +25,8 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
+
 from parley_client import ApiError, SessionError
 
 ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
@@ -56,6 +58,29 @@ def visible(text: str, multiline: bool = False) -> str:
         else:
             out.append(escape(char))
     return "".join(out)
+
+
+def json_line(value: object) -> str:
+    """`value` as one line of JSON that is safe on a terminal and decodes to exactly `value`:
+    orjson escapes C0 controls itself; C1 controls, format characters and line separators are
+    written as `\\uXXXX` escapes too (they can stand only inside JSON strings, where an
+    escape means the same character)."""
+    line = orjson.dumps(value).decode()
+    if line.isprintable():
+        return line
+    return "".join(_json_escape(c) if _hidden(c) else c for c in line)
+
+
+def _hidden(char: str) -> bool:
+    return not char.isprintable() and char not in KEPT_FORMAT
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a surrogate pair, as JSON writes a code point beyond the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def one_line(text: str) -> str:

@@ -21,7 +21,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from parley.directory import Directory, marked
-from parley.rendering import rendered_errors, visible
+from parley.rendering import json_line, rendered_errors, visible
 from parley.terminal import Chat, OpenChat, say
 from parley.timeline import Timeline
 from parley_client import ApiError, ChangeFrame, Channel, Message, SearchResult, SessionError
@@ -118,6 +118,17 @@ def test_visible_leaves_printable_text_as_it_is(text: str) -> None:
 @given(st.text(st.characters().filter(lambda c: c.isprintable() or c in "\n\t")))
 def test_visible_leaves_printable_lines_as_they_are(text: str) -> None:
     assert visible(text, multiline=True) == text
+
+
+@given(ANY_TEXT.filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)))
+@example(ATTACK)
+def test_json_lines_hide_every_control_and_format_character_and_decode_exactly(
+    text: str,
+) -> None:
+    value = {"text": text, "names": [text]}
+    line = json_line(value)
+    assert not [c for c in line if unsafe(c, False)]
+    assert orjson.loads(line) == value
 
 
 def test_json_output_escapes_every_c0_control_itself() -> None:
@@ -298,6 +309,7 @@ async def test_history_and_search_show_a_hostile_message_made_visible_and_json_e
     assert as_json.code == 0
     assert [orjson.loads(line) for line in as_json.out.split("\n")[:-1]] == [message]
     assert not re.search(r"[\x00-\x1f\x7f]", as_json.out.rstrip("\n"))
+    assert_nothing_raw(as_json.out)  # nor C1, bidi or format characters: JSON escapes
 
     # The snippet (the whole text, here) on one line: its line feed a space.
     where = f"user {alice.user_id} & {bob.username}"  # a bare token does not know its user
@@ -308,6 +320,7 @@ async def test_history_and_search_show_a_hostile_message_made_visible_and_json_e
     [result] = [orjson.loads(line) for line in found_json.out.split("\n")[:-1]]
     assert result["message"] == message
     assert not re.search(r"[\x00-\x1f\x7f]", found_json.out.rstrip("\n"))
+    assert_nothing_raw(found_json.out)
 
 
 async def test_the_chat_shows_hostile_messages_edits_and_results_made_visible(
