@@ -98,7 +98,7 @@ class Publisher:
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
-            linger_ms=0,
+            linger_ms=settings.kafka_linger_ms,
             max_request_size=settings.kafka_max_request_bytes,
             request_timeout_ms=15_000,
         )

@@ -28,7 +28,7 @@ class RecordProducer:
             # A produce the client retries (a lost response, a broker restart) is written once.
             enable_idempotence=True,
             # Records handed over in one turn of the loop leave in one request per broker.
-            linger_ms=0,
+            linger_ms=settings.kafka_linger_ms,
             max_request_size=settings.kafka_max_request_bytes,
             request_timeout_ms=15_000,
         )

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # wait means fewer requests (Kafka's own default is 500 ms).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=0, le=5000)
     kafka_max_request_bytes: int = 4 * 1024 * 1024
+    # How long the sends' and the pipeline's producers let records gather before a request.
+    # Records handed over in one turn of the loop go in one request anyway; a little more
+    # gathers the sends of many sockets under load, for as much latency.
+    kafka_linger_ms: int = Field(default=0, ge=0, le=50)
 
     # Topic shape (used when topics are created; must match existing topics).
     messages_partitions: int = Field(default=8, ge=1)
