@@ -67,13 +67,15 @@ export class Connection extends EventTarget {
   }
 
   // The gateways to try, best first: discovery from this origin; if it cannot answer (the
-  // gateway that served the page is down), the list it gave last time, then the origin.
+  // gateway that served the page is down), the list it gave last time; the origin last of all.
+  // The page's Content-Security-Policy lets it reach its own host only: a gateway discovery
+  // names elsewhere fails at once, and the origin (which serves the socket too) remains.
   async gateways() {
     try {
       const { gateways } = await this.api.discovery();
       const urls = gateways.map((g) => g.url);
       localStorage.setItem(KNOWN_GATEWAYS, JSON.stringify(urls));
-      if (urls.length) return urls;
+      if (urls.length) return [...new Set([...urls, originWsUrl()])];
     } catch (error) {
       if (error.status === 401) throw error;
     }
