@@ -156,7 +156,7 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
   // joined a moment ago) is opened; anything else shows the chat list.
   const follow = async () => {
     const route = parseRoute(location.hash);
-    if (!route) return location.hash ? showList() : undefined;
+    if (!route) return showList();
     if (!app.channels.has(route.channel)) await app.loadChannels().catch(() => {});
     if (!app.channels.has(route.channel)) return showList();
     return open(route.channel, route.message);
