@@ -118,7 +118,16 @@ async def test_the_app_logs_in_sends_and_receives_under_its_csp(
 ) -> None:
     alice, bob = await api.new_device("alice"), await api.new_device("bob")
     await api.direct(bob, alice.user_id)
-    alice_page = await signed_in(browser, gateway, artifacts, alice.username)
+    # Alice's discovery names only a gateway elsewhere (this host, another port), which the
+    # policy refuses: the app falls back to the origin that served it.
+    elsewhere = {"gateways": [{"url": "ws://127.0.0.1:9/v1/ws"}]}
+    alice_context = await new_context(browser)
+    await alice_context.route(
+        "**/v1/discovery", lambda route: route.fulfill(json=elsewhere, status=200)
+    )
+    alice_page = await ChatPage.open(alice_context, gateway.url, artifacts)
+    await alice_page.log_in(alice.username)
+    await expect(alice_page.connection).to_have_attribute("data-gateway", gateway.ws_url)
     bob_page = await signed_in(browser, gateway, artifacts, bob.username)
     await alice_page.open_chat(f"user …{bob.user_id[-6:]}")
     await bob_page.open_chat(f"user …{alice.user_id[-6:]}")

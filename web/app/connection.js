@@ -114,7 +114,17 @@ export class Connection extends EventTarget {
         return;
       }
       let opened = false;
-      const timer = setTimeout(() => socket.close(), OPEN_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        socket.close();
+        resolve(false);
+      }, OPEN_TIMEOUT_MS);
+      // A socket the page's CSP refuses (a gateway on another host or port) gets an error
+      // and no close event: it is given up at its error.
+      socket.onerror = () => {
+        if (opened) return;
+        clearTimeout(timer);
+        resolve(false);
+      };
       socket.onopen = () => {
         opened = true;
         clearTimeout(timer);
