@@ -170,6 +170,7 @@ async def test_pages_carry_the_csp_of_their_own_host_and_static_files_are_nosnif
     assert page.headers["content-security-policy"] == _csp(host)
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["cache-control"] == "no-cache"
+    assert page.headers["referrer-policy"] == "no-referrer"
     # The policy follows the Host the page was asked for.
     other = await api.http.get("/", headers={"host": "chat.example.org:8443"})
     assert other.headers["content-security-policy"] == _csp("chat.example.org:8443")
