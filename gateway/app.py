@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from gateway.connection import CLOSE_GOING_AWAY, Connection
@@ -39,20 +42,74 @@ from topics.definitions import inbox_topic
 
 # The web app (web/ at the repository's top, beside this package: the project installs editable).
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-# User text is only ever set as text; this keeps any script but the app's own from running.
+# User text is only ever set as text; this keeps any script but the app's own from running,
+# and lets a page talk to its own origin only: `connect-src` names the WebSocket origins of the
+# host that served it (`'self'` does not cover ws:/wss: in every browser).
 WEB_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
+# A Host header as a browser sends it: a name or an address, and a port. Anything else (a
+# forged header) gets `'self'` alone, and never reaches the policy's text.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def web_csp(host: str) -> str:
+    """The Content-Security-Policy of a page served for a request to `host` (its Host)."""
+    connect = "'self'"
+    if _HOST.fullmatch(host):
+        connect += f" ws://{host} wss://{host}"
+    return WEB_CSP.format(connect=connect)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    """Every HTTP answer with `X-Content-Type-Options: nosniff`; each under /v1/ (errors too)
+    also `Cache-Control: no-store`; each HTML page with the app's Content-Security-Policy."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        api = str(scope.get("path", "")).startswith("/v1/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                if api:
+                    headers["Cache-Control"] = "no-store"
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers["Content-Security-Policy"] = web_csp(_header(scope, b"host"))
+                    headers["Referrer-Policy"] = "no-referrer"
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return asgi
+
+
+class Gateway(Starlette):
+    """Starlette with `security_headers` around its whole stack, 500s included. Not as a user
+    middleware: server.py hands WebSocket upgrades straight to the endpoint only when the app
+    has none."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return security_headers(super().build_middleware_stack())
 
 
 async def web_index(request: Request) -> Response:
     index = WEB_DIR / "index.html"
     if not index.is_file():
         raise HTTPException(404, f"the web app is not installed ({WEB_DIR} has no index.html)")
-    return FileResponse(
-        index, headers={"Content-Security-Policy": WEB_CSP, "Cache-Control": "no-cache"}
-    )
+    return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -149,7 +206,7 @@ def create_app(settings: Settings) -> Starlette:
             await publisher.stop()
             await stores.close()
 
-    return Starlette(
+    return Gateway(
         routes=[
             *routes,
             WebSocketRoute("/v1/ws", websocket_endpoint),

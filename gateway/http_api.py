@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import orjson
@@ -306,9 +307,20 @@ async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "connections": _services(request).registry.count()})
 
 
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 async def metrics(request: Request) -> Response:
-    if _services(request).settings.metrics_port is not None:
+    settings = _services(request).settings
+    if settings.metrics_port is not None:
         # Served on its own address (gateway/server.py), not to the public.
+        raise ApiError(404, "not_found", "not found")
+    if not settings.metrics_public and not _loopback(_address(request)):
+        # On the public port, to this machine only unless configured otherwise.
         raise ApiError(404, "not_found", "not found")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -45,7 +45,7 @@ class MemberRole(BaseModel):
 
 class PushEndpointBody(BaseModel):
     platform: str = Field(pattern=r"^[a-z0-9_.-]{1,32}$")
-    token: str = Field(min_length=1, max_length=4096)
+    token: str = Field(min_length=1, max_length=4096, pattern=NO_CONTROL_PATTERN)
 
 
 class MessageBody(BaseModel):

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # HTTP port.
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # Unset, /metrics on the public HTTP port answers loopback clients only (404 to others);
+    # true, it answers anyone who reaches the port.
+    metrics_public: bool = False
     processor_http_port: int = 8090
     processor_id: str = "parley-processor"
     processor_batch_max: int = Field(default=500, ge=1)

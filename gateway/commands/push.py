@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.errors import invalid
 from gateway.services import Services
+from schemas.ids import has_control_characters
 from storage.protocols import Device, PushEndpoint
 
 PLATFORM = re.compile(r"[a-z0-9_.-]{1,32}")
@@ -22,6 +23,9 @@ async def register_endpoint(
         raise invalid("platform must be 1-32 of [a-z0-9_.-]")
     if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN_CHARS:
         raise invalid(f"token must be a string of 1-{MAX_TOKEN_CHARS} characters")
+    if has_control_characters(token):
+        # A provider's handle is printable; a NUL is what the store would refuse (SPEC §4).
+        raise invalid("token must not contain control characters")
     endpoint = PushEndpoint(caller.user_id, caller.device_id, platform, token)
     await services.stores.push.set_endpoint(endpoint)
     return endpoint

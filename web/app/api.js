@@ -8,6 +8,22 @@ export class ApiError extends Error {
   }
 }
 
+// One path segment of an API path: always percent-encoded, so that no value (a channel id
+// from a link, a user id typed in) can add segments, a query or a fragment to the path. "." and
+// ".." (and their encoded forms) would still be walked by the URL parser, so none is sent.
+export function segment(value) {
+  const text = typeof value === "number" || typeof value === "bigint" ? String(value) : value;
+  if (typeof text !== "string" || text === "" || /^(?:\.|%2e){1,2}$/i.test(text)) {
+    throw new ApiError(0, "invalid", "That is not a valid id.");
+  }
+  return encodeURIComponent(text);
+}
+
+// A path with each interpolated value as one encoded segment: apiPath`/v1/channels/${id}`.
+export function apiPath(strings, ...values) {
+  return strings.reduce((path, part, i) => path + segment(values[i - 1]) + part);
+}
+
 export class Api {
   constructor(token = null, onUnauthorized = () => {}) {
     this.token = token;
@@ -15,6 +31,8 @@ export class Api {
   }
 
   async request(method, path, body) {
+    // Only the API's own paths, built by apiPath where a value goes in.
+    if (!path.startsWith("/v1/")) throw new ApiError(0, "invalid", "Not an API path.");
     const headers = {};
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -64,7 +82,7 @@ export class Api {
     return this.request("GET", "/v1/devices");
   }
   revokeDevice(deviceId) {
-    return this.request("DELETE", `/v1/devices/${encodeURIComponent(deviceId)}`);
+    return this.request("DELETE", apiPath`/v1/devices/${deviceId}`);
   }
   revokeAllDevices() {
     return this.request("DELETE", "/v1/devices");
@@ -86,17 +104,17 @@ export class Api {
     });
   }
   addMember(channelId, userId) {
-    return this.request("POST", `/v1/channels/${channelId}/members`, { user_id: userId });
+    return this.request("POST", apiPath`/v1/channels/${channelId}/members`, { user_id: userId });
   }
   removeMember(channelId, userId) {
-    return this.request("DELETE", `/v1/channels/${channelId}/members/${userId}`);
+    return this.request("DELETE", apiPath`/v1/channels/${channelId}/members/${userId}`);
   }
   history(channelId, { before, after, around, limit = 50 } = {}) {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set("before", before);
     if (after) query.set("after", after);
     if (around) query.set("around", around);
-    return this.request("GET", `/v1/channels/${channelId}/messages?${query}`);
+    return this.request("GET", apiPath`/v1/channels/${channelId}/messages` + `?${query}`);
   }
   // Messages that hold every word of `q`, newest first; `before` pages on (`next_before`).
   search(q, { channelId, before, limit = 20 } = {}) {
@@ -109,7 +127,7 @@ export class Api {
     return this.request("GET", `/v1/users?${new URLSearchParams({ username })}`);
   }
   receipts(channelId) {
-    return this.request("GET", `/v1/channels/${channelId}/receipts`);
+    return this.request("GET", apiPath`/v1/channels/${channelId}/receipts`);
   }
   settings() {
     return this.request("GET", "/v1/settings");
@@ -121,9 +139,9 @@ export class Api {
     return this.request("GET", "/v1/friends");
   }
   befriend(userId) {
-    return this.request("PUT", `/v1/friends/${encodeURIComponent(userId)}`);
+    return this.request("PUT", apiPath`/v1/friends/${userId}`);
   }
   unfriend(userId) {
-    return this.request("DELETE", `/v1/friends/${encodeURIComponent(userId)}`);
+    return this.request("DELETE", apiPath`/v1/friends/${userId}`);
   }
 }

@@ -192,20 +192,27 @@ export class ChatApp extends EventTarget {
     return channel.channel_id;
   }
 
-  async addMember(userText) {
-    const channelId = this.currentId;
+  // In the open chat, or in `channelId` (the chat a dialog was opened for).
+  async addMember(userText, channelId = this.currentId) {
+    if (!this.channels.has(channelId)) throw new Error("That chat is not open.");
     await this.api.addMember(channelId, await this.resolveUser(userText));
     await this.loadChannels();
   }
 
-  async removeMember(userId) {
-    const channelId = this.currentId;
+  async removeMember(userId, channelId = this.currentId) {
+    if (!this.channels.has(channelId)) throw new Error("That chat is not open.");
     await this.api.removeMember(channelId, userId);
     if (userId === this.session.user_id) {
       this.timelines.forget(channelId);
-      this.currentId = null;
+      if (channelId === this.currentId) this.currentId = null;
     }
     await this.loadChannels();
+  }
+
+  // No chat open: the chat list.
+  close() {
+    this.currentId = null;
+    this.changed("all");
   }
 
   // Opens a chat at its newest messages, or around `messageId` (a jump).

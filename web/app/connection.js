@@ -67,13 +67,15 @@ export class Connection extends EventTarget {
   }
 
   // The gateways to try, best first: discovery from this origin; if it cannot answer (the
-  // gateway that served the page is down), the list it gave last time, then the origin.
+  // gateway that served the page is down), the list it gave last time; the origin last of all.
+  // The page's Content-Security-Policy lets it reach its own host only: a gateway discovery
+  // names elsewhere fails at once, and the origin (which serves the socket too) remains.
   async gateways() {
     try {
       const { gateways } = await this.api.discovery();
       const urls = gateways.map((g) => g.url);
       localStorage.setItem(KNOWN_GATEWAYS, JSON.stringify(urls));
-      if (urls.length) return urls;
+      if (urls.length) return [...new Set([...urls, originWsUrl()])];
     } catch (error) {
       if (error.status === 401) throw error;
     }
@@ -112,7 +114,17 @@ export class Connection extends EventTarget {
         return;
       }
       let opened = false;
-      const timer = setTimeout(() => socket.close(), OPEN_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        socket.close();
+        resolve(false);
+      }, OPEN_TIMEOUT_MS);
+      // A socket the page's CSP refuses (a gateway on another host or port) gets an error
+      // and no close event: it is given up at its error.
+      socket.onerror = () => {
+        if (opened) return;
+        clearTimeout(timer);
+        resolve(false);
+      };
       socket.onopen = () => {
         opened = true;
         clearTimeout(timer);

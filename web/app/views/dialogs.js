@@ -189,8 +189,10 @@ export function showMembers(app, { onLeft }) {
   const { dialog, body, guard } = dialogShell("Members", "members-dialog");
   const list = h("ul", { class: "rows" });
   const me = app.session.user_id;
+  // The chat the dialog was opened for: what it does acts on that one only.
+  const channelId = app.currentId;
   const draw = () => {
-    const channel = app.current;
+    const channel = app.currentId === channelId ? app.current : null;
     if (!channel) return dialog.close();
     const roles = channel.roles || {};
     return replace(
@@ -212,7 +214,7 @@ export function showMembers(app, { onLeft }) {
               class: "secondary",
               onclick: () =>
                 guard(async () => {
-                  await app.removeMember(userId);
+                  await app.removeMember(userId, channelId);
                   if (userId === me) {
                     dialog.close();
                     onLeft();
@@ -229,7 +231,7 @@ export function showMembers(app, { onLeft }) {
     body,
     inlineForm("Add member", "Username or user id", "Add", (value, done) =>
       guard(async () => {
-        await app.addMember(value);
+        await app.addMember(value, channelId);
         done();
         draw();
       }),

@@ -2,6 +2,7 @@
 // 100,000-character text costs the page nothing until it is opened. Text is set as text.
 
 import { h } from "../dom.js";
+import { routeHash } from "../routes.js";
 
 const PREVIEW_CHARS = 2000;
 
@@ -135,7 +136,7 @@ export function messageElement(message, options) {
         "a",
         {
           class: "permalink",
-          href: `#channel=${message.channel_id}&message=${message.message_id}`,
+          href: routeHash(message.channel_id, message.message_id) || "#",
           "aria-label": "Link to this message",
         },
         timeOf(message.sent_at),

@@ -2,6 +2,7 @@
 
 import { h, replace } from "../dom.js";
 import { describeError } from "../errors.js";
+import { parseRoute, routeHash } from "../routes.js";
 import { ChatView } from "./chat.js";
 import { SearchView } from "./search.js";
 import { showDevices, showFriends, showMembers, showNewGroup, showSettings } from "./dialogs.js";
@@ -13,9 +14,9 @@ const STATE_LABELS = {
   offline: "Offline",
 };
 
-function parseHash() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  return { channel: params.get("channel"), message: params.get("message") };
+// The URL without a hash: the chat list.
+function clearHash() {
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
 }
 
 // Returns a function that detaches the page-wide listeners.
@@ -28,7 +29,8 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
   const sidebarError = h("p", { class: "form-error", role: "alert" });
 
   const open = async (channelId, messageId = null) => {
-    const hash = `#channel=${channelId}` + (messageId ? `&message=${messageId}` : "");
+    const hash = routeHash(channelId, messageId);
+    if (!hash) return showList();
     if (location.hash !== hash) history.replaceState(null, "", hash);
     chat.highlightId = messageId;
     await app.open(channelId, messageId);
@@ -143,14 +145,28 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
     clearTimeout(noticeTimer);
     noticeTimer = setTimeout(() => (notices.textContent = ""), 8000);
   });
-  window.addEventListener("hashchange", () => {
-    const { channel, message } = parseHash();
-    if (channel) open(channel, message);
-  }, { signal });
+  // Back to the chat list: no chat open, and no dialog left acting on one.
+  function showList() {
+    clearHash();
+    for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+    chat.highlightId = null;
+    app.close();
+  }
+  // A route from the URL: only a chat of the user's (after a fresh look at the list, for one
+  // joined a moment ago) is opened; anything else shows the chat list.
+  const follow = async () => {
+    const route = parseRoute(location.hash);
+    if (!route) return showList();
+    if (!app.channels.has(route.channel)) await app.loadChannels().catch(() => {});
+    if (!app.channels.has(route.channel)) return showList();
+    return open(route.channel, route.message);
+  };
+  window.addEventListener("hashchange", () => follow(), { signal });
   document.addEventListener("visibilitychange", () => app.markSeen(), { signal });
 
   draw("all");
-  const { channel, message } = parseHash();
-  if (channel && app.channels.has(channel)) open(channel, message);
+  const route = parseRoute(location.hash);
+  if (route && app.channels.has(route.channel)) open(route.channel, route.message);
+  else clearHash();
   return () => listening.abort();
 }
