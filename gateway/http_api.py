@@ -93,12 +93,15 @@ async def create_session(request: Request) -> Response:
 
 def _session_body(login: accounts.Login) -> dict[str, Any]:
     device = login.device
-    return {
+    body: dict[str, Any] = {
         "token": login.token,
         "user_id": device.user_id,
         "device_id": device.device_id,
         "expires_at": iso_ms(device.expires_at_ms),
     }
+    if login.signed_out:
+        body["signed_out"] = list(login.signed_out)  # devices this login signed out (the cap)
+    return body
 
 
 async def delete_session(request: Request) -> Response:

@@ -14,7 +14,7 @@ from parley_client import CloseCode, Login, Session
 from schemas.ids import new_id, now_ms
 from storage.protocols import PushEndpoint
 from storage.stores import Stores
-from tests.conftest import Api, extra_gateway, handled
+from tests.conftest import PASSWORD, Api, extra_gateway, handled
 from tests.stack import Stack
 
 
@@ -158,3 +158,14 @@ async def test_a_login_beyond_the_device_cap_signs_out_the_least_recently_active
         # Again: now `newest` is the soonest to expire.
         await api.add_device(oldest.username)
         assert (await api.request("GET", "/v1/devices", auth=newest)).status_code == 401
+
+        # The answer names the device a login signed out.
+        answer = await api.request(
+            "POST", "/v1/sessions", json={"username": oldest.username, "password": PASSWORD}
+        )
+        assert answer.status_code == 201
+        body = answer.json()
+        (gone,) = body["signed_out"]
+        latest = Login(body["user_id"], body["device_id"], body["token"], oldest.username)
+        listed = [d["device_id"] for d in await api.devices(latest)]
+        assert gone not in listed and latest.device_id in listed
