@@ -47,7 +47,7 @@ def is_permanent(exc: Exception) -> bool:
 
 
 class RecordSink(Protocol):
-    """Where the pipeline writes records (the Faust producer in the worker)."""
+    """Where the pipeline writes records (`processors.producer.RecordProducer` in the worker)."""
 
     async def send(
         self,

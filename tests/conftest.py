@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -287,3 +288,16 @@ def gateway(stack: Stack) -> Process:
 async def api(gateway: Process) -> AsyncIterator[Api]:
     async with Api(gateway.url, gateway.ws_url) as client:
         yield client
+
+
+@pytest.fixture
+def env(tmp_path: Path, gateway: Process) -> dict[str, str]:
+    """The environment of a terminal of its own (the terminal client's tests): the login stored under tmp_path, times shown in UTC."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    return {
+        **clean,
+        "PARLEY_CONFIG_DIR": str(tmp_path / "config"),
+        "PARLEY_URL": gateway.url,
+        "PARLEY_PASSWORD": PASSWORD,
+        "TZ": "UTC",
+    }

@@ -7,7 +7,6 @@ duplicate."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import stat
 import sys
@@ -17,13 +16,11 @@ from pathlib import Path
 
 import orjson
 import pexpect
-import pytest
 
 from parley.reconnecting import Handlers, ReconnectingSession
 from parley.timeline import Typists
 from parley_client import Client, Frame, Login, Message
 from tests.conftest import PASSWORD, Api, eventually
-from tests.stack import Process
 
 TIMEOUT_S = 30
 
@@ -33,19 +30,6 @@ class Ran:
     code: int
     out: str
     err: str
-
-
-@pytest.fixture
-def env(tmp_path: Path, gateway: Process) -> dict[str, str]:
-    """A terminal of its own: the login stored under tmp_path, times shown in UTC."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    return {
-        **clean,
-        "PARLEY_CONFIG_DIR": str(tmp_path / "config"),
-        "PARLEY_URL": gateway.url,
-        "PARLEY_PASSWORD": PASSWORD,
-        "TZ": "UTC",
-    }
 
 
 async def parley(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:

@@ -6,7 +6,6 @@ stack, where a message of ESC[2J, BEL, CR, CSI, OSC 52 and a bidi override goes 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import unicodedata
@@ -25,8 +24,7 @@ from parley.rendering import json_line, rendered_errors, visible
 from parley.terminal import Chat, OpenChat, say
 from parley.timeline import Timeline
 from parley_client import ApiError, ChangeFrame, Channel, Message, SearchResult, SessionError
-from tests.conftest import PASSWORD, Api, eventually
-from tests.stack import Process
+from tests.conftest import Api, eventually
 from tests.test_terminal_client import TIMEOUT_S, Ran, friends_with_a_chat, parley
 
 ATTACK = (
@@ -259,19 +257,6 @@ def test_the_servers_words_in_errors_are_made_visible() -> None:
 
 
 # --- end to end: a hostile message through the terminal commands ----------------------------
-
-
-@pytest.fixture
-def env(tmp_path: Path, gateway: Process) -> dict[str, str]:
-    """A terminal of its own: the login stored under tmp_path, times shown in UTC."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    return {
-        **clean,
-        "PARLEY_CONFIG_DIR": str(tmp_path / "config"),
-        "PARLEY_URL": gateway.url,
-        "PARLEY_PASSWORD": PASSWORD,
-        "TZ": "UTC",
-    }
 
 
 def assert_nothing_raw(screen: str) -> None:
