@@ -40,7 +40,7 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
     ("post", "/v1/sessions", "Log in: a new device with its token", NewSession, False, {}),
     ("delete", "/v1/sessions/current", "Log out this device", None, True, {}),
     ("post", "/v1/sessions/current/renew", "A new token for this device", None, True, {}),
-    ("get", "/v1/devices", "The account's devices not revoked (expired ones marked by their expires_at)", None, True, {}),
+    ("get", "/v1/devices", "The account's devices (expired ones too)", None, True, {}),
     ("delete", "/v1/devices", "Revoke every device of the account", None, True, {}),
     ("delete", "/v1/devices/{device_id}", "Revoke one device", None, True, {}),
     ("get", "/v1/discovery", "Gateways, best first", None, True, {}),
