@@ -189,7 +189,10 @@ def create_app(settings: Settings) -> Starlette:
             ),
             memberships,
             SearchGate(
-                settings.search_rate_per_s, settings.search_burst, settings.search_concurrency
+                settings.search_rate_per_s,
+                settings.search_burst,
+                settings.search_concurrency,
+                settings.search_per_user,
             ),
         )
         # What start-up made lives as long as the process: out of the collector's scans.

@@ -322,10 +322,12 @@ class Connection:
         loop = asyncio.get_running_loop()
         while True:
             expires = loop.time() + (self._caller.expires_at_ms - now_ms()) / 1000
+            idle_at = expires
             try:
                 async with asyncio.timeout(None) as deadline:
                     while True:
-                        deadline.reschedule(min(loop.time() + idle_s, expires))
+                        idle_at = loop.time() + idle_s
+                        deadline.reschedule(min(idle_at, expires))
                         message = await self._ws.receive()
                         deadline.reschedule(None)
                         if message["type"] == "websocket.disconnect":
@@ -344,7 +346,9 @@ class Connection:
                             self._error(exc.code, exc.message, exc.ref)
                         del raw
             except TimeoutError:
-                if loop.time() < expires:
+                # Which deadline it was, from what was set: the loop may fire a timer a clock
+                # tick early, so the time now cannot tell.
+                if idle_at < expires:
                     await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
                     return
                 if not await self._still_live("token expired"):

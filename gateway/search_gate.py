@@ -2,7 +2,8 @@
 
 A search answer's snippets cost milliseconds each of Python work (up to 100 of them), in a
 thread that shares the interpreter with the loop that delivers everyone's messages. So:
-- per user, one search at a time, and a token bucket (`search_rate_per_s`, `search_burst`);
+- per user, `search_per_user` searches at a time (one by default), and a token bucket
+  (`search_rate_per_s`, `search_burst`);
 - per gateway, at most `search_concurrency` searches at once, whoever asks.
 A search refused gets 429 `rate_limited` with `Retry-After`; it never waits in a queue.
 """
@@ -10,7 +11,7 @@ A search refused gets 429 `rate_limited` with `Retry-After`; it never waits in a
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 
 from gateway.errors import rate_limited
@@ -19,31 +20,39 @@ from gateway.ratelimit import TokenBucket
 
 class SearchGate:
     def __init__(
-        self, rate_per_s: float, burst: int, concurrency: int, max_users: int = 100_000
+        self,
+        rate_per_s: float,
+        burst: int,
+        concurrency: int,
+        per_user: int = 1,
+        max_users: int = 100_000,
     ) -> None:
         self._rate, self._burst = rate_per_s, burst
+        self._per_user = per_user
         self._concurrency = concurrency
         self._max_users = max_users
         # Least recently searching first: a bucket dropped for room is a full one again,
         # which costs at most one burst for a user not seen for that long.
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-        self._searching: set[str] = set()
+        self._searching: Counter[str] = Counter()  # searches in progress, per user
 
     @contextlib.asynccontextmanager
     async def admit(self, user_id: str) -> AsyncIterator[None]:
         """Hold a place for the user's search, or raise `rate_limited`."""
-        if user_id in self._searching:
+        if self._searching[user_id] >= self._per_user:
             raise rate_limited("one search at a time: wait for the one in progress", 1)
         bucket = self._bucket(user_id)
         if not bucket.take():
             raise rate_limited("too many searches; slow down", bucket.wait_s())
-        if len(self._searching) >= self._concurrency:
+        if self._searching.total() >= self._concurrency:
             raise rate_limited("the server is busy with other searches; try again shortly", 1)
-        self._searching.add(user_id)
+        self._searching[user_id] += 1
         try:
             yield
         finally:
-            self._searching.discard(user_id)
+            self._searching[user_id] -= 1
+            if not self._searching[user_id]:
+                del self._searching[user_id]
 
     def _bucket(self, user_id: str) -> TokenBucket:
         bucket = self._buckets.pop(user_id, None)

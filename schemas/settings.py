@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     gateway_membership_entries: int = Field(default=100_000, ge=1)
     gateway_membership_ttl_s: float = Field(default=30.0, gt=0)
 
-    # Search (gateway/search_gate.py): per user one at a time and this rate; per gateway this
-    # many at once. A refused search gets 429 with Retry-After.
+    # Search (gateway/search_gate.py): per user this many at once and this rate; per gateway
+    # this many at once. A refused search gets 429 with Retry-After.
+    search_per_user: int = Field(default=1, ge=1)
     search_rate_per_s: float = Field(default=1.0, gt=0)
     search_burst: int = Field(default=5, ge=1)
     search_concurrency: int = Field(default=4, ge=1)

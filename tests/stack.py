@@ -118,6 +118,7 @@ def base_env(bootstrap: str, dsn: str, workdir: Path) -> dict[str, str]:
         PARLEY_SEARCH_RATE_PER_S="10000",
         PARLEY_SEARCH_BURST="10000",
         PARLEY_SEARCH_CONCURRENCY="1000",
+        PARLEY_SEARCH_PER_USER="1000",
         # Cheap password hashes: these stacks make thousands of accounts.
         PARLEY_ARGON2_TIME_COST="1",
         PARLEY_ARGON2_MEMORY_KIB="8192",

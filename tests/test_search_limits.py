@@ -18,6 +18,7 @@ DEFAULT_LIMITS = {
     "PARLEY_SEARCH_RATE_PER_S": "1",
     "PARLEY_SEARCH_BURST": "5",
     "PARLEY_SEARCH_CONCURRENCY": "4",
+    "PARLEY_SEARCH_PER_USER": "1",
 }
 
 
@@ -38,6 +39,10 @@ async def test_a_user_searching_past_the_burst_gets_rate_limited_and_others_do_n
         assert refused.value.retry_after_s is not None and refused.value.retry_after_s >= 1
         # Another user's searches are theirs to spend.
         assert (await api.search(other, "anything"))["results"] == []
+        # A query refused as invalid costs no share: it is judged first, and clearly.
+        with pytest.raises(ApiError) as bad:
+            await api.search(greedy, "")
+        assert (bad.value.status, bad.value.code) == (422, "invalid")
 
 
 async def test_one_search_at_a_time_per_user_and_a_cap_per_gateway() -> None:

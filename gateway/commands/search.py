@@ -31,12 +31,8 @@ _LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits only
 
 async def search(services: Services, caller: Device, query: dict[str, str]) -> dict[str, Any]:
     """One page of matches: `{"results": [{message, channel, snippet}], "next_before"}`.
-    Refused with `rate_limited` beyond the caller's share (gateway/search_gate.py)."""
-    async with services.searches.admit(caller.user_id):
-        return await _search(services, caller, query)
-
-
-async def _search(services: Services, caller: Device, query: dict[str, str]) -> dict[str, Any]:
+    A valid query is refused with `rate_limited` beyond the caller's share
+    (gateway/search_gate.py)."""
     q = query.get("q")
     if q is None or not 1 <= len(q) <= MAX_SEARCH_QUERY_CHARS:
         raise invalid(f"q must be 1-{MAX_SEARCH_QUERY_CHARS} characters")
@@ -48,9 +44,21 @@ async def _search(services: Services, caller: Device, query: dict[str, str]) -> 
         before = parse_id(query["before"])
         if before is None:
             raise invalid("before must be a message id")
+    channel_id = require_id(query["channel_id"], "channel_id") if "channel_id" in query else None
+    async with services.searches.admit(caller.user_id):
+        return await _search(services, caller, q, channel_id, before, limit)
+
+
+async def _search(
+    services: Services,
+    caller: Device,
+    q: str,
+    channel_id: str | None,
+    before: int | None,
+    limit: int,
+) -> dict[str, Any]:
     channels = services.stores.channels
-    if "channel_id" in query:
-        channel_id = require_id(query["channel_id"], "channel_id")
+    if channel_id is not None:
         joined = await require_member(channels, channel_id, caller.user_id)
         scopes = [SearchScope(channel_id, id_floor(joined.joined_at_ms))]
     else:
