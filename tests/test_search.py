@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from parley_client import Login
+from parley_client import Message as ClientMessage
 from processors.search_rebuild import rebuild_search
 from schemas.events import StoredMessageV1
 from schemas.export import JSON_DIR
@@ -51,7 +52,14 @@ async def newest_first(api: Api, who: Login, channels: list[str], wanted: list[s
     """The stored messages with these texts in search's order: by message id, then channel id,
     newest first. Ids order one channel's messages; two channels' messages sent in the same
     millisecond may share an id, and then the channel id decides."""
-    stored = [m for channel in channels for m in await api.all_history(who, channel)]
+    stored: list[ClientMessage] = []
+
+    async def all_stored() -> bool:
+        # Accepted is not yet stored: read until every text is.
+        stored[:] = [m for channel in channels for m in await api.all_history(who, channel)]
+        return set(wanted) <= {m["text"] for m in stored}
+
+    await eventually(all_stored, 30, f"{len(set(wanted))} messages stored")
     ordered = sorted(
         (m for m in stored if m["text"] in wanted),
         key=lambda m: (int(m["message_id"]), m["channel_id"]),
