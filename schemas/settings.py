@@ -113,10 +113,9 @@ class Settings(BaseSettings):
     processor_http_port: int = 8090
     processor_id: str = "parley-processor"
     processor_batch_max: int = Field(default=500, ge=1)
-    # How long a batch waits to fill. Faust flushes on a timer, so an idle agent also wakes
-    # this often: messages want it short (it adds to every message's latency); presence
-    # events are in no hurry, so their agent waits longer and wakes less.
-    processor_batch_within_s: float = 0.002
+    # How long a batch of the Faust agents waits to fill (the hot topics take whatever
+    # arrived, processors/consumer.py): presence events are in no hurry, so their agent waits
+    # and wakes less.
     presence_batch_within_s: float = Field(default=0.05, gt=0)
     # Read-marker moves and typing wait this long for company: the batch coalesces a user's
     # moves in a channel into one, and a channel's moves into one `receipts` frame.

@@ -4,8 +4,8 @@ delivered exactly once and in order, and the CPU time the stack's processes spen
 (gateway, processor, Kafka's JVM, Postgres and its backends) divided by the messages delivered.
 It fails when that figure more than doubles: CPU time, not wall time, so a slower machine does
 not fail it, but code that does twice the work per message does. A busy machine moves the figure
-some (on a shared 2-core box, 0.6x to 1.8x the recorded one: see bench/README.md). `make bench`
-measures the same figure at SPEC §6's rates (the "CPU per 1:1 message" verdict)."""
+some, and so does a JVM still compiling (up to 3x between runs of the same code: see
+bench/README.md). `make bench` measures the same figure at SPEC §6's rates (the "CPU per 1:1 message" verdict)."""
 
 from __future__ import annotations
 
