@@ -6,11 +6,18 @@ many topics, and no hand-off to a consumer thread. `getmany` returns whatever ha
 batch is never held back by a timer: idle, the consumer sleeps in the broker's long poll.
 
 Invariants (docs/architecture.md):
-- Per partition, one batch at a time, in offset order: what arrives while a batch runs waits
-  for it (and the partition is paused once `processor_batch_max` records wait), so a
+- Per key (a channel), one batch at a time, in offset order. A partition has two lanes, each
+  running one batch at a time: records of a route's `heavy_bytes` or more (a huge text) go to
+  the heavy lane, so the other channels of the partition never wait behind them; every record
+  of a key goes to the lane that still holds an earlier record of that key, so a key's records
+  are never reordered. What arrives while a lane's batch runs waits for it (and the partition
+  is paused once `processor_batch_max` records or `kafka_max_request_bytes` wait), so a
   partition whose batch waits (a lock, a retry) holds up only itself.
-- At-least-once: an offset is committed only after its batch's handler returned. A crash, a
-  revoked partition or a handler that never returns repeats the batch; it never skips it.
+- A batch holds at most `processor_batch_max` records and `processor_batch_bytes` bytes (and
+  at least one record): one huge text never makes a small one wait for a whole batch of them.
+- At-least-once: an offset is committed only once every record before it was handled (in
+  whichever lane). A crash, a revoked partition or a handler that never returns repeats the
+  batch; it never skips it.
 - One error policy: a handler retries what it can itself (the pipeline parks what can never be
   stored on the dead-letter topic); anything it raises is retried here, with capped, jittered
   backoff, and the partition waits.
@@ -23,8 +30,9 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -50,7 +58,10 @@ class Route:
     topic: str
     # The handler of one partition, made when the partition first has records (a partition's
     # state, such as the pipeline's sequencer, lives in it and is dropped when it is revoked).
+    # Its two lanes may call it at once, always with records of different keys.
     open: Callable[[int], BatchHandler]
+    # Records of this many bytes or more go to the partition's heavy lane; None: one lane.
+    heavy_bytes: int | None = None
 
 
 class Gathered:
@@ -88,9 +99,73 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**attempt))
 
 
+@dataclass(frozen=True)
+class _Record:
+    key: bytes | None
+    value: bytes
+    offset: int
+
+
+@dataclass
+class _Lane:
+    """Records of a partition handled one batch at a time, in offset order."""
+
+    queued: deque[_Record] = field(default_factory=deque)
+    in_hand: list[_Record] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    def first_pending(self) -> int | None:
+        """The offset of the lane's oldest record not yet handled."""
+        if self.in_hand:
+            return self.in_hand[0].offset
+        return self.queued[0].offset if self.queued else None
+
+
+class _Partition:
+    """A partition's lanes, and which lane holds each key's records not yet handled."""
+
+    def __init__(self, handler: BatchHandler) -> None:
+        self.handler = handler
+        self.light, self.heavy = _Lane(), _Lane()
+        self.keys: dict[bytes | None, tuple[_Lane, int]] = {}  # lane and records held
+        self.next_offset = 0  # after the last record taken
+
+    @property
+    def lanes(self) -> tuple[_Lane, _Lane]:
+        return self.light, self.heavy
+
+    def take(self, record: _Record, heavy: bool) -> None:
+        """Queue a record in the lane that holds its key's earlier records, if one does."""
+        lane, held = self.keys.get(record.key, (self.heavy if heavy else self.light, 0))
+        self.keys[record.key] = (lane, held + 1)
+        lane.queued.append(record)
+        self.next_offset = record.offset + 1
+
+    def handled(self, records: list[_Record]) -> None:
+        for record in records:
+            lane, held = self.keys[record.key]
+            if held == 1:
+                del self.keys[record.key]
+            else:
+                self.keys[record.key] = (lane, held - 1)
+
+    def committable(self) -> int:
+        """The offset to commit: every record before it was handled."""
+        pending = [o for lane in self.lanes if (o := lane.first_pending()) is not None]
+        return min(pending, default=self.next_offset)
+
+    def waiting(self) -> tuple[int, int]:
+        """Records and bytes queued behind the batches in hand."""
+        queued = [r for lane in self.lanes for r in lane.queued]
+        return len(queued), sum(len(r.value) for r in queued)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [lane.task for lane in self.lanes if lane.task is not None]
+
+
 class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     """Reads the routes' topics as one consumer group member and runs each partition's batches
-    in order, partitions side by side."""
+    in order, partitions (and a partition's two lanes) side by side."""
 
     def __init__(
         self,
@@ -110,10 +185,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._gather_s = gather_s
         # Made in `run`: aiokafka's clients belong to the loop they are made in.
         self._consumer: AIOKafkaConsumer | None = None
-        self._handlers: dict[TopicPartition, BatchHandler] = {}
-        self._running: dict[TopicPartition, asyncio.Task[None]] = {}
-        # Fetched, not yet handled: per partition, (values, the offset after them) in order.
-        self._queued: dict[TopicPartition, list[tuple[list[bytes], int]]] = {}
+        self._partitions: dict[TopicPartition, _Partition] = {}
         # Processed but not yet committed: the offset to commit per partition.
         self._done: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
@@ -171,48 +243,68 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     max_records=self._settings.processor_batch_max,
                 )
                 for tp, records in fetched.items():
-                    self._take(tp, [r.value for r in records], records[-1].offset + 1)
+                    self._take(tp, [_Record(r.key, r.value, r.offset) for r in records])
                 await self._commit_due()
         finally:
             with contextlib.suppress(Exception):
-                await self._finish(list(self._running), timeout_s=10.0)
+                await self._finish(list(self._partitions), timeout_s=10.0)
                 await self._commit()
             await consumer.stop()
 
-    def _take(self, tp: TopicPartition, values: list[bytes], next_offset: int) -> None:
-        """Queue records of a partition; start its runner unless one is at work."""
-        queued = self._queued.setdefault(tp, [])
-        queued.append((values, next_offset))
-        if tp in self._running:
-            # Its batch in hand comes first. Fetching goes on meanwhile (a paused partition
-            # would wait for the broker's next fetch, up to a whole fetch wait, once resumed);
-            # paused only when a batch's worth of records or bytes waits, so memory stays
-            # bounded.
-            records = sum(len(v) for v, _ in queued)
-            size = sum(len(value or b"") for v, _ in queued for value in v)
-            if (
-                records >= self._settings.processor_batch_max
-                or size >= self._settings.kafka_max_request_bytes
-            ):
-                self._member().pause(tp)
-            return
-        handler = self._handlers.get(tp)
-        if handler is None:
-            handler = self._handlers[tp] = self._routes[tp.topic].open(tp.partition)
-        self._running[tp] = asyncio.create_task(self._run(tp, handler))
+    def _take(self, tp: TopicPartition, records: list[_Record]) -> None:
+        """Queue records of a partition in their lanes; start each lane's runner unless one is
+        at work."""
+        partition = self._partitions.get(tp)
+        if partition is None:
+            partition = self._partitions[tp] = _Partition(self._routes[tp.topic].open(tp.partition))
+        heavy_bytes = self._routes[tp.topic].heavy_bytes
+        for record in records:
+            heavy = heavy_bytes is not None and len(record.value or b"") >= heavy_bytes
+            partition.take(record, heavy)
+        for lane in partition.lanes:
+            if lane.queued and lane.task is None:
+                lane.task = asyncio.create_task(self._run(tp, partition, lane))
+        # The batches in hand come first. Fetching goes on meanwhile (a paused partition would
+        # wait for the broker's next fetch, up to a whole fetch wait, once resumed); paused
+        # only when a batch's worth of records or bytes waits, so memory stays bounded.
+        if self._full(partition):
+            self._member().pause(tp)
 
-    async def _run(self, tp: TopicPartition, handler: BatchHandler) -> None:
-        """Handle the partition's queued records, a batch at a time, until none is left."""
+    def _full(self, partition: _Partition) -> bool:
+        records, size = partition.waiting()
+        return (
+            records >= self._settings.processor_batch_max
+            or size >= self._settings.kafka_max_request_bytes
+        )
+
+    async def _run(self, tp: TopicPartition, partition: _Partition, lane: _Lane) -> None:
+        """Handle the lane's queued records, a batch at a time, until none is left."""
         try:
-            while queued := self._queued.pop(tp, None):
-                values = [value for batch, _ in queued for value in batch]
-                await self._handle(tp, handler, values)
-                self._done[tp] = queued[-1][1]
-                if tp in self._member().paused():
+            while lane.queued:
+                lane.in_hand = self._next_batch(lane.queued)
+                await self._handle(tp, partition.handler, [r.value for r in lane.in_hand])
+                partition.handled(lane.in_hand)
+                lane.in_hand = []
+                self._done[tp] = partition.committable()
+                if tp in self._member().paused() and not self._full(partition):
                     self._member().resume(tp)
         finally:
-            if self._running.get(tp) is asyncio.current_task():
-                del self._running[tp]
+            if lane.task is asyncio.current_task():
+                lane.task = None
+
+    def _next_batch(self, queued: deque[_Record]) -> list[_Record]:
+        """The oldest queued records, up to a batch's count and bytes (at least one)."""
+        batch = [queued.popleft()]
+        size = len(batch[0].value or b"")
+        while (
+            queued
+            and len(batch) < self._settings.processor_batch_max
+            and size + len(queued[0].value or b"") <= self._settings.processor_batch_bytes
+        ):
+            record = queued.popleft()
+            batch.append(record)
+            size += len(record.value or b"")
+        return batch
 
     async def _handle(self, tp: TopicPartition, handler: BatchHandler, values: list[bytes]) -> None:
         attempt = 0
@@ -251,7 +343,12 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _finish(self, partitions: list[TopicPartition], timeout_s: float) -> None:
         """Let the batches of these partitions end (cancelled after `timeout_s`)."""
-        tasks = [self._running[tp] for tp in partitions if tp in self._running]
+        tasks = [
+            task
+            for tp in partitions
+            if tp in self._partitions
+            for task in self._partitions[tp].tasks()
+        ]
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=timeout_s)
@@ -268,9 +365,9 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._finish(list(revoked), timeout_s=1.0)
         await self._commit(set(revoked))
         for tp in revoked:
-            self._handlers.pop(tp, None)
+            # What was queued is read again by the partition's next owner.
+            self._partitions.pop(tp, None)
             self._done.pop(tp, None)
-            self._queued.pop(tp, None)  # read again by the partition's next owner
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._assigned.set()

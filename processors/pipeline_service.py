@@ -40,7 +40,15 @@ class PipelineService(mode.Service):
         self.producer = RecordProducer(settings, f"{settings.processor_id}-pipeline")
         # The delivery path: a fetch returns as soon as a send arrives.
         self.consumer = PartitionedConsumer(
-            settings, settings.processor_id, [Route(messages_topic(settings).name, self._messages)]
+            settings,
+            settings.processor_id,
+            [
+                Route(
+                    messages_topic(settings).name,
+                    self._messages,
+                    heavy_bytes=settings.processor_heavy_record_bytes,
+                )
+            ],
         )
         # Pushes and the index follow the pipeline's output in no hurry, in a consumer (and
         # group) of their own: the pipeline's fetches are not woken by its own records, and

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     processor_http_port: int = 8090
     processor_id: str = "parley-processor"
     processor_batch_max: int = Field(default=500, ge=1)
+    # A batch of a hot topic holds at most this many bytes of records (and at least one).
+    processor_batch_bytes: int = Field(default=1024 * 1024, ge=1)
+    # A send or change event of this many bytes or more (a huge text) is handled in its
+    # partition's heavy lane, so the partition's other channels never wait behind it.
+    processor_heavy_record_bytes: int = Field(default=64 * 1024, ge=1)
     # How long a batch of the Faust agents waits to fill (the hot topics take whatever
     # arrived, processors/consumer.py): presence events are in no hurry, so their agent waits
     # and wakes less.

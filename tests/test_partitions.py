@@ -1,4 +1,5 @@
-"""A messages partition that cannot make progress holds up its own channels only."""
+"""A messages partition that cannot make progress holds up its own channels only; a huge text
+that cannot make progress holds up its own channel only."""
 
 from __future__ import annotations
 
@@ -56,6 +57,52 @@ async def test_blocked_messages_partition_does_not_block_another_partition(
     # Released: the held-up send is stored and delivered, once.
     (late,) = await bob_socket.collect_messages(blocked_channel, 1)
     assert late["text"] == "held up"
+
+
+async def test_held_up_huge_text_does_not_block_its_partitions_other_channels(
+    api: Api, stack: Stack
+) -> None:
+    alice, bob = await api.new_device("ha"), await api.new_device("hb")
+    partitions = stack.settings.messages_partitions
+    huge_channel = await api.direct(alice, bob.user_id)
+    partition = key_partition(huge_channel, partitions)
+    # A channel of alice's in the same messages partition (ids are random: a few tries).
+    for _ in range(100):
+        carol = await api.new_device("hc")
+        neighbour = await api.direct(alice, carol.user_id)
+        if key_partition(neighbour, partitions) == partition:
+            break
+    else:
+        raise AssertionError("no channel landed in the same partition")
+    bob_socket = await api.connect(bob)
+    carol_socket = await api.connect(carol)
+    alice_socket = await api.connect(alice)
+    huge = "h" * 100_000  # well over processor_heavy_record_bytes
+    assert len(huge) >= stack.settings.processor_heavy_record_bytes
+
+    # The huge text's insert waits on a row lock (as above): its batch cannot finish.
+    huge_id = uuid.uuid4().hex
+    async with await psycopg.AsyncConnection.connect(stack.settings.postgres_dsn) as blocker:
+        await blocker.execute(
+            "INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
+            " VALUES (%s, %s, %s, 1)",
+            (alice.device_id, huge_id, huge_channel),
+        )
+        await alice_socket.send_message(huge_channel, huge, client_msg_id=huge_id)
+        await _wait_for_lock_waiter(stack.settings.postgres_dsn)
+        # A small text after it in its own channel waits for it; another channel of the same
+        # partition does not.
+        await alice_socket.send_message(huge_channel, "after the huge one")
+        await alice_socket.send_message(neighbour, "goes through")
+        (delivered,) = await carol_socket.collect_messages(neighbour, 1)
+        assert delivered["text"] == "goes through"
+        assert bob_socket.messages(huge_channel) == []
+        await blocker.rollback()
+
+    # Released: the channel's two texts arrive once each, in the order they were sent.
+    late = await bob_socket.collect_messages(huge_channel, 2)
+    assert [m["text"] for m in late] == [huge, "after the huge one"]
+    assert int(late[0]["message_id"]) < int(late[1]["message_id"])
 
 
 async def _wait_for_lock_waiter(dsn: str, timeout_s: float = 30.0) -> None:
