@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> faust.App:
         inbox_partitions=settings.inbox_partitions,
         dead_letter=dead_letter_topic(settings).name,
         stored=stored_topic(settings).name,
+        stored_partitions=settings.messages_partitions,
     )
     shared = SharedStores(settings)
     pipeline = PipelineService(settings, shared, topics)

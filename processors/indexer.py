@@ -9,9 +9,10 @@ search index (docs/architecture.md (n)).
 - At least once, made one entry by the index: a batch is acknowledged only after the index
   took it, so a crash repeats it, and `SearchIndex.add` keeps one entry per (channel, id).
 - A message's later life is on the topic too, in the channel's order: an edit replaces the
-  indexed text (of a message still indexed), a delete removes the entry, a reaction is
-  skipped; so is an event of another type, or one that cannot be read; neither holds up the
-  partition. Changes are applied in the batch's order, after the messages before them.
+  indexed text (of a message still indexed), a delete removes the entry (so does the blank
+  copy of a deleted message), a reaction is skipped, and so is a blank edit (a copy that
+  forgets an edit's text); so is an event of another type, or one that cannot be read; neither
+  holds up the partition. Changes are applied in the batch's order, after the messages before them.
 - The same code rebuilds the index from the topic's beginning (`processors/search_rebuild.py`).
 """
 
@@ -49,8 +50,9 @@ class SearchIndexer:
         result = IndexResult()
         messages: list[Message] = []
         for raw in batch:
-            row = _stored_message(raw)
-            if row is None or row.kind == "reaction":
+            row = stored_message(raw)
+            # A blank edit is the copy of an edit a delete removed (the delete follows).
+            if row is None or row.kind == "reaction" or (row.kind == "edit" and not row.text):
                 result.skipped += 1
             elif row.kind == "message" and not row.deleted:
                 messages.append(row)
@@ -113,7 +115,7 @@ async def _retrying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
             delay = min(delay * 2, 5.0)
 
 
-def _stored_message(raw: bytes) -> Message | None:
+def stored_message(raw: bytes) -> Message | None:
     """The message of a `message.stored` event; None for any other type (logged at debug)
     or an unreadable record (logged as an error)."""
     try:

@@ -11,6 +11,7 @@ Invariants (docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from schemas.ids import iso_ms
 from schemas.message import Message
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
+from topics.definitions import key_partition, stored_key
 
 log = logging.getLogger("parley.pipeline")
 
@@ -82,6 +84,7 @@ class Topics:
     inbox_partitions: int
     dead_letter: str
     stored: str
+    stored_partitions: int
 
 
 class MessagePipeline:
@@ -215,21 +218,37 @@ class MessagePipeline:
         await asyncio.gather(*pending)
 
     async def _publish_stored(self, messages: Sequence[Message]) -> list[Awaitable[object]]:
-        """Each stored message (repeats too: a crash may have come before their first
-        publish) on the stored topic, keyed by channel so in channel order; awaited with the
-        inbox records, so under the same commit (docs/architecture.md (n))."""
+        """Each stored row (repeats too: a crash may have come before their first publish) on
+        the stored topic under its own key, in its channel's partition so in channel order;
+        awaited with the inbox records, so under the same commit (docs/architecture.md (n)).
+
+        The topic is the history's log, compacted by key, so a text a delete removed must
+        leave it too: an edit is published as stored (blank when its message was deleted
+        first), and a delete is preceded by blank copies of its message and of the message's
+        edits, which compaction keeps in place of the originals."""
         assert self._sink is not None
-        return [
-            await self._sink.send(
-                self._topics.stored,
-                message.channel_id.encode(),
-                StoredMessageV1.encode_message(message.encode()),
-                None,
-                None,
-                None,
-            )
-            for message in messages
-        ]
+        pending = []
+        for message in messages:
+            rows = [message]
+            if message.kind == "edit":
+                stored = await self._messages.get(message.channel_id, message.message_id)
+                rows = [stored or message]
+            elif message.kind == "delete" and message.target_id is not None:
+                blank = await self._messages.deleted_rows(message.channel_id, message.target_id)
+                rows = [*blank, message]
+            partition = stored_partition(message.channel_id, self._topics.stored_partitions)
+            for row in rows:
+                pending.append(
+                    await self._sink.send(
+                        self._topics.stored,
+                        stored_key(row.channel_id, row.message_id),
+                        StoredMessageV1.encode_message(row.encode()),
+                        partition,
+                        None,
+                        None,
+                    )
+                )
+        return pending
 
     async def _dead_letter(self, raw: bytes, reason: str) -> None:
         log.error("dead-lettering an event: %s", reason)
@@ -272,6 +291,12 @@ def _row(event: MessageSendV1 | MessageChangeV1, message_id: int) -> Message:
         emoji=event.emoji if event.kind == "reaction" else None,
         removed=event.removed if event.kind == "reaction" else False,
     )
+
+
+@functools.lru_cache(maxsize=65_536)
+def stored_partition(channel_id: str, partitions: int) -> int:
+    """A channel's partition of the stored topic (its records are keyed by row, not channel)."""
+    return key_partition(channel_id, partitions)
 
 
 def _channel_key(raw: bytes) -> bytes | None:

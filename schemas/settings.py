@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     inbox_partitions: int = Field(default=16, ge=1)
     presence_partitions: int = Field(default=8, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # How long `parley.messages.v1` keeps sends (and their texts): the processors' queue, not
+    # the history (the stored topic is). A week by default, for a processor outage to be caught
+    # up; a deleted text leaves the topic at most this long plus a day (docs/operations.md).
+    messages_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
+    # The longest a deleted text stays in `parley.stored.v1` (the history's log, compacted):
+    # its record is replaced by a blank copy, which compaction makes the only one within this.
+    forget_deleted_within_ms: int = Field(default=24 * 3600 * 1000, ge=1000)
 
     # Gateway.
     http_host: str = "127.0.0.1"

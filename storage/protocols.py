@@ -330,6 +330,11 @@ class MessageStore(Protocol):
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
 
+    async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
+        """A deleted message's rows as stored, in id order: the message and its edits, their
+        texts blank (the copies that replace them in the stored topic's log). Empty unless the
+        message is stored deleted."""
+
     async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
         """Messages already stored for these idempotency keys."""
 
@@ -385,14 +390,15 @@ class SearchTooCostly(StorageError):
 class SearchIndex(Protocol):
     async def add(self, messages: Sequence[Message]) -> None:
         """Index messages. Idempotent: a message indexed again (same channel and id) stays
-        one entry, with the text it was indexed with last."""
+        one entry, with the text it was indexed with last; a removed one stays removed."""
 
     async def edit(self, channel_id: str, message_id: int, text: str) -> None:
         """The message's text is now `text`, if the message is indexed (a removed one stays
         removed)."""
 
     async def remove(self, channel_id: str, message_id: int) -> None:
-        """The message leaves the index (idempotent)."""
+        """The message leaves the index for good (idempotent): a later `add` of it, such as a
+        rebuild's that read it from the log before its delete, is passed over."""
 
     async def search(
         self, query: str, scopes: Sequence[SearchScope], *, before: int | None, limit: int

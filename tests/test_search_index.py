@@ -157,6 +157,28 @@ async def test_an_edit_replaces_the_text_and_a_removal_stays_removed(index: Sear
     assert await texts(index, "banana", everywhere(channel)) == ["banana bread"]
 
 
+async def test_a_removed_message_indexed_again_stays_removed_even_after_a_clear(
+    search_dsn: str,
+) -> None:
+    # A rebuild that read a message from the log before its delete reached the index must not
+    # bring it back, whether the live indexer's removal came before the rebuild's emptying or
+    # after it.
+    pool = await open_pool(Settings(postgres_dsn=search_dsn))
+    try:
+        index = PostgresSearchIndex(pool)
+        channel = fresh()
+        gone, kept = message(channel, 1, "deleted words"), message(channel, 2, "kept words")
+        await index.add([gone, kept])
+        await index.remove(channel, gone.message_id)
+        await index.add([gone, kept])
+        assert await texts(index, "words", everywhere(channel)) == ["kept words"]
+        await index.clear()
+        await index.add([gone, kept])
+        assert await texts(index, "words", everywhere(channel)) == ["kept words"]
+    finally:
+        await pool.close()
+
+
 async def test_results_are_newest_first_across_channels_and_page_with_before(
     index: SearchIndex,
 ) -> None:

@@ -480,6 +480,33 @@ async def test_a_delete_removes_the_text_of_the_message_and_of_its_edits(
     assert await store.page(channel, after=base, limit=100) == rows
 
 
+async def test_deleted_rows_are_the_message_and_its_edits_with_blank_texts(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    original = message(channel, base + 1, text="secret")
+    edit = change(original, base + 2, "edit", text="still secret")
+    like = change(original, base + 3, "reaction", emoji="👍", sender_id="ann")
+    kept = message(channel, base + 4, text="kept")
+    delete = change(original, base + 5, "delete")
+    await store.insert([original, edit, like, kept])
+    assert await store.deleted_rows(channel, original.message_id) == []  # not deleted yet
+    await store.insert([delete])
+
+    rows = await store.deleted_rows(channel, original.message_id)
+    assert [(r.message_id, r.kind, r.text) for r in rows] == [
+        (original.message_id, "message", ""),
+        (edit.message_id, "edit", ""),
+    ]
+    assert rows[0].deleted
+    assert (rows[0].sender_device_id, rows[0].client_msg_id) == (
+        original.sender_device_id,
+        original.client_msg_id,
+    )
+    assert await store.deleted_rows(channel, kept.message_id) == []
+    assert await store.deleted_rows(channel, base + 99) == []
+
+
 async def test_a_100000_character_multibyte_text_round_trips_exactly(store: MessageStore) -> None:
     channel = fresh()
     text = "é" * 50_000 + "😀" * 50_000

@@ -28,10 +28,14 @@ def messages_topic(settings: Settings) -> Topic:
         "parley.messages.v1",
         settings.messages_partitions,
         key="channel_id",
-        # Forever: history is kept forever and the message store is rebuilt from this log.
+        # The processors' queue: a week by default, for an outage to be caught up. The history
+        # is `parley.stored.v1` (the store is rebuilt from it), so a deleted text leaves this
+        # log when its segment expires: daily segments, `messages_retention_ms` after the last
+        # record of the segment.
         config={
-            "retention.ms": "-1",
+            "retention.ms": str(settings.messages_retention_ms),
             "retention.bytes": "-1",
+            "segment.ms": str(DAY_MS),
             "cleanup.policy": "delete",
             "max.message.bytes": MAX_MESSAGE_BYTES,
         },
@@ -59,16 +63,25 @@ def stored_topic(settings: Settings) -> Topic:
     return Topic(
         "parley.stored.v1",
         settings.messages_partitions,
-        key="channel_id",
-        # Forever, like the messages topic: the search index is rebuilt from it
-        # (`parley replay --search`), and later consumers of stored messages start at its head.
+        key="channel_id/message_id",
+        # The history, forever, as a compacted log: each stored row is a record of its own key
+        # (`stored_key`), in its channel's partition (`key_partition(channel_id)`), so in
+        # channel order. A delete publishes blank copies of the message and its edits under
+        # their keys, and compaction keeps only those, within `forget_deleted_within_ms` (for
+        # a compacted topic that also bounds how long a segment stays open). The message store
+        # (`parley replay`) and the search index (`parley replay --search`) are rebuilt from it.
         config={
-            "retention.ms": "-1",
-            "retention.bytes": "-1",
-            "cleanup.policy": "delete",
+            "cleanup.policy": "compact",
+            "max.compaction.lag.ms": str(settings.forget_deleted_within_ms),
             "max.message.bytes": MAX_MESSAGE_BYTES,
         },
     )
+
+
+def stored_key(channel_id: str, message_id: int) -> bytes:
+    """The key of a stored row on `parley.stored.v1`: one per row, so compaction replaces a row
+    only by a later copy of itself (a blank one, after a delete)."""
+    return f"{channel_id}/{message_id}".encode()
 
 
 def dead_letter_topic(settings: Settings) -> Topic:

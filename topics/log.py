@@ -40,8 +40,10 @@ async def read_log(
         # An explicit position: a seek_to_beginning may lose to the fetcher's own reset.
         for tp in partitions:
             consumer.seek(tp, starts[tp])
+        # Offsets, not records: a compacted topic has gaps (so fewer records than this).
         total = sum(ends[tp] - starts[tp] for tp in partitions)
         done = 0
+        positions = dict(starts)
         remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
         while remaining:
             batches = await consumer.getmany(
@@ -51,10 +53,14 @@ async def read_log(
                 wanted = [r.value for r in records if r.offset < ends[tp]]
                 await handle(wanted)
                 done += len(wanted)
-                if records[-1].offset + 1 >= ends[tp]:
+            # Positions, not the last records: compaction may have removed the records just
+            # before the end.
+            for tp in partitions:
+                positions[tp] = min(await consumer.position(tp), ends[tp])
+                if positions[tp] >= ends[tp]:
                     remaining.discard(tp)
             if progress is not None:
-                progress(done, total)
+                progress(sum(positions[tp] - starts[tp] for tp in partitions), total)
         return done
     finally:
         await consumer.stop()

@@ -116,6 +116,20 @@ class PostgresMessageStore:
             found = await _with_reactions(conn, channel_id, rows)
         return found[0] if found else None
 
+    async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
+        """A deleted message and its edits as stored (texts blank), in id order."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %(channel)s AND ("
+                "  (bucket = %(bucket)s AND message_id = %(id)s AND kind = 'message' AND deleted)"
+                "  OR (target_id = %(id)s AND kind = 'edit' AND EXISTS (SELECT 1 FROM messages"
+                "    WHERE channel_id = %(channel)s AND bucket = %(bucket)s"
+                "    AND message_id = %(id)s AND kind = 'message' AND deleted))"
+                ") ORDER BY message_id",
+                {"channel": channel_id, "bucket": bucket_of(message_id), "id": message_id},
+            )
+            return [_message(r) for r in await cur.fetchall()]
+
     async def page(
         self,
         channel_id: str,

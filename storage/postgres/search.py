@@ -71,7 +71,7 @@ class PostgresSearchIndex:
 
     async def add(self, messages: Sequence[Message]) -> None:
         """Index messages. Idempotent: a message indexed again (same channel and id) stays
-        one entry, with the text it was indexed with last."""
+        one entry, with the text it was indexed with last; a removed one stays removed."""
         if not messages:
             return
         unique = list({(m.channel_id, m.message_id): m for m in messages}.values())
@@ -85,6 +85,8 @@ class PostgresSearchIndex:
                 "             %s::text[], %s::text[], %s::text[])"
                 "   AS t(channel_id, message_id, sender_id, sender_device_id, client_msg_id, text,"
                 "        sent_at, tokens)"
+                " WHERE NOT EXISTS (SELECT 1 FROM search_removed r"
+                "   WHERE r.channel_id = t.channel_id AND r.message_id = t.message_id)"
                 # Ordered by key: two writers of one batch cannot deadlock on each other's rows.
                 " ORDER BY t.channel_id, t.message_id"
                 " ON CONFLICT (channel_id, message_id) DO UPDATE"
@@ -196,15 +198,19 @@ class PostgresSearchIndex:
             )
 
     async def remove(self, channel_id: str, message_id: int) -> None:
-        """The message leaves the index (idempotent)."""
+        """The message leaves the index for good: a later `add` of it (a rebuild that read it
+        before its delete) is passed over. Idempotent."""
         async with connection(self._pool) as conn:
             await conn.execute(
-                "DELETE FROM search_entries WHERE channel_id = %s AND message_id = %s",
-                (channel_id, message_id),
+                "WITH removed AS (INSERT INTO search_removed (channel_id, message_id)"
+                "  VALUES (%(channel)s, %(id)s) ON CONFLICT DO NOTHING)"
+                " DELETE FROM search_entries WHERE channel_id = %(channel)s"
+                " AND message_id = %(id)s",
+                {"channel": channel_id, "id": message_id},
             )
 
     async def clear(self) -> None:
-        """Empty the index (before a rebuild)."""
+        """Empty the index (before a rebuild). What was removed stays removed."""
         async with connection(self._pool) as conn:
             await conn.execute("TRUNCATE search_entries")
 

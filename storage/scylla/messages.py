@@ -322,6 +322,16 @@ class ScyllaMessageStore:
         found = await self._with_reactions(channel_id, rows)
         return found[0] if found else None
 
+    async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
+        """A deleted message and its edits as stored (texts blank), in id order."""
+        q, session = self._q(), self._s()
+        found = await execute(session, q.target, (channel_id, bucket_of(message_id), message_id))
+        if not found or (found[0]["kind"] or "message") != "message" or not found[0]["deleted"]:
+            return []
+        edits = sorted(found[0]["edits"] or ())
+        reads = await self._all((q.message, (channel_id, bucket_of(edit), edit)) for edit in edits)
+        return [_message(found[0])] + [_message(rows[0]) for rows in reads if rows]
+
     async def page(
         self,
         channel_id: str,
