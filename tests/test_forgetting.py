@@ -8,7 +8,8 @@ from __future__ import annotations
 import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from processors.pipeline import stored_partition
 from processors.replay import replay
