@@ -132,7 +132,7 @@ class LoginThrottle:
     per address it attacks from, never lock them out.
 
     The account's schedule is a generic cell rate algorithm: `_next[account]` is when the next
-    attempt would be due if attempts came evenly; one is allowed while that is less than
+    attempt would be due if attempts came evenly; one is allowed while that is at most
     `window_s - interval` ahead. At most `max_keys` accounts and pairs are held (the least
     recently used go first)."""
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
+from gateway.ratelimit import LoginThrottle, address_key
 from tests.conftest import PASSWORD, Api, extra_gateway
 from tests.stack import Process, Stack
 
@@ -208,3 +209,20 @@ async def test_only_json_is_taken_by_sign_up_and_log_in_and_a_form_costs_no_atte
         name = f"lt_n{uuid.uuid4().hex[:12]}"
         answer = await http.post("/v1/users", json={"username": name, "password": PASSWORD})
         assert answer.status_code == 201, answer.text
+
+
+def test_an_ipv6_client_counts_by_its_64_and_a_mapped_ipv4_one_as_itself() -> None:
+    # Loopback gives no second IPv6 address to connect from: the key is checked alone.
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:127.0.0.2") == address_key("127.0.0.2") == "127.0.0.2"
+    assert address_key("127.0.0.2") != address_key("127.0.0.3")
+
+
+def test_the_log_in_throttle_holds_a_bounded_number_of_keys() -> None:
+    throttle = LoginThrottle(per_pair=1, per_account=1000, window_s=600, max_keys=100)
+    assert throttle.attempt("first", "127.0.0.2") == 0
+    assert throttle.attempt("first", "127.0.0.2") > 0
+    for i in range(100):  # a hundred newer keys push the first out: it starts afresh
+        throttle.attempt(f"junk{i}", "127.0.0.2")
+    assert throttle.attempt("first", "127.0.0.2") == 0
