@@ -31,7 +31,7 @@ from gateway.memberships import MembershipCache
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
-from gateway.ratelimit import AccountThrottles, DeviceLimits, Throttle
+from gateway.ratelimit import AccountThrottles, DeviceLimits, LoginThrottle, Throttle
 from gateway.registry import GatewayRegistry
 from gateway.search_gate import SearchGate
 from gateway.services import Services
@@ -184,8 +184,12 @@ def create_app(settings: Settings) -> Starlette:
             Budget(settings.gateway_outbound_bytes),
             AccountThrottles(
                 Throttle(settings.signups_per_address, settings.throttle_window_s),
-                Throttle(settings.logins_per_account, settings.throttle_window_s),
                 Throttle(settings.logins_per_address, settings.throttle_window_s),
+                LoginThrottle(
+                    settings.logins_per_account_address,
+                    settings.logins_per_account,
+                    settings.throttle_window_s,
+                ),
             ),
             memberships,
             SearchGate(

@@ -54,6 +54,24 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _require_json(request: Request) -> None:
+    """Sign-up and log-in take `Content-Type: application/json` (optionally `; charset=utf-8`)
+    and nothing else, judged before anything is read or counted: a page of another site can
+    post a form (urlencoded, multipart or text/plain) to them without the browser asking, but
+    not JSON, so a form cannot spend a victim's log-in attempts."""
+    media, _, parameters = request.headers.get("content-type", "").partition(";")
+    charset = parameters.strip().rstrip(";").lower().replace(" ", "")
+    if media.strip().lower() != "application/json" or charset not in _JSON_CHARSETS:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "this call takes a JSON body: send Content-Type: application/json",
+        )
+
+
+_JSON_CHARSETS = {"", "charset=utf-8", 'charset="utf-8"'}
+
+
 def _address(request: Request) -> str:
     """The client's address, as the socket sees it (a proxy in front is the client)."""
     return request.client.host if request.client is not None else ""
@@ -68,6 +86,7 @@ async def _device(request: Request) -> Device:
 
 
 async def create_user(request: Request) -> Response:
+    _require_json(request)
     body = await _body(request)
     user_id, username = await accounts.sign_up(
         _services(request),
@@ -80,6 +99,7 @@ async def create_user(request: Request) -> Response:
 
 
 async def create_session(request: Request) -> Response:
+    _require_json(request)
     body = await _body(request)
     login = await accounts.log_in(
         _services(request),

@@ -121,6 +121,15 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
     ("get", "/metrics", "Prometheus metrics", None, False, {}),
 ]
 
+# Operations that refuse a body of any other type than JSON (415), before anything is counted.
+JSON_ONLY = {("post", "/v1/users"), ("post", "/v1/sessions")}
+
+_UNSUPPORTED = {
+    "description": "unsupported_media_type: the body is not sent as Content-Type: "
+    "application/json (a charset parameter may say utf-8)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
 # The success answers the document describes, by operation.
 ANSWERS: dict[tuple[str, str], type[BaseModel]] = {("get", "/v1/search"): SearchResults}
 
@@ -166,6 +175,8 @@ def document() -> dict[str, Any]:
                     }
                 },
             }
+        if (method, path) in JSON_ONLY:
+            operation["responses"]["415"] = _UNSUPPORTED
         if body is not None:
             operation["requestBody"] = {
                 "required": True,

@@ -1,4 +1,5 @@
-"""Per-device rate limits: token buckets for sends and for every other frame (SPEC §4).
+"""Rate limits, per gateway process: a device's token buckets for sends and for every other
+frame (SPEC §4), and the throttles on sign-ups and log-ins (SPEC §2).
 
 A device's buckets outlive its sockets on this gateway until they would be full again, so
 reconnecting does not refill them: a device that spent its burst and reconnects at once finds
@@ -8,9 +9,11 @@ it still spent.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import time
-from collections.abc import Container
+from collections.abc import Container, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 
 class TokenBucket:
@@ -90,33 +93,136 @@ class DeviceLimits:
 
 
 class Throttle:
-    """`limit` attempts per `window_s` for each key (an account, a client address): a bucket per
-    key used lately, at most `max_keys` of them (the least recently used go first), so a flood
-    of new keys cannot grow the gateway's memory."""
+    """`limit` attempts per `window_s` for each key (a client address): a bucket per key used
+    lately, at most `max_keys` of them (the least recently used go first), so a flood of new
+    keys cannot grow the gateway's memory."""
 
     def __init__(self, limit: int, window_s: float, max_keys: int = 100_000) -> None:
         self._limit = limit
         self._rate = limit / window_s
-        self._max_keys = max_keys
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: _Recent[str, TokenBucket] = _Recent(max_keys)
 
     def attempt(self, key: str) -> float:
         """Take one attempt for `key`: 0 if allowed, else how many seconds until one is."""
-        bucket = self._buckets.pop(key, None)
-        if bucket is None:
-            bucket = TokenBucket(self._rate, self._limit)
-            if len(self._buckets) >= self._max_keys:
-                del self._buckets[next(iter(self._buckets))]
-        self._buckets[key] = bucket  # most recently used last
+        bucket = self._buckets.get(key) or self._buckets.put(
+            key, TokenBucket(self._rate, self._limit)
+        )
         if bucket.take():
             return 0.0
         return bucket.wait_s()
 
 
+@dataclass(slots=True)
+class _Pair:
+    """An (account, address)'s attempts, and the turn it was given at the account, if any."""
+
+    bucket: TokenBucket
+    turn: float | None = None  # when (monotonic) its turn at the account comes
+
+
+class LoginThrottle:
+    """Log-in attempts per (account, address) and per account, from every address together.
+
+    An (account, address) has `per_pair` attempts per `window_s`, and a log-in that succeeds
+    gives them all back. The account has `per_account` attempts per `window_s` at once, then
+    one every `window_s / per_account`, and those are taken in turn: an address refused at the
+    account's ceiling is given the next free turn (its wait, as Retry-After) and is let in when
+    it comes back at that time. An address holds one turn at a time, and asking again before
+    it comes costs nothing, so a stranger hammering an account can slow its owner by a turn
+    per address it attacks from, never lock them out.
+
+    The account's schedule is a generic cell rate algorithm: `_next[account]` is when the next
+    attempt would be due if attempts came evenly; one is allowed while that is at most
+    `window_s - interval` ahead. At most `max_keys` accounts and pairs are held (the least
+    recently used go first)."""
+
+    def __init__(
+        self, per_pair: int, per_account: int, window_s: float, max_keys: int = 100_000
+    ) -> None:
+        self._per_pair, self._pair_rate = per_pair, per_pair / window_s
+        self._interval = window_s / per_account
+        self._ahead = window_s - self._interval  # how far ahead the schedule may run
+        self._turn_kept_s = window_s  # a turn not taken by then is forgotten
+        self._pairs: _Recent[tuple[str, str], _Pair] = _Recent(max_keys)
+        self._next: _Recent[str, float] = _Recent(max_keys)
+
+    def attempt(self, account: str, address: str) -> float:
+        """One log-in attempt on `account` from `address`: 0 if allowed, else how many seconds
+        until one is."""
+        now = time.monotonic()
+        key = (account, address)
+        pair = self._pairs.get(key) or self._pairs.put(
+            key, _Pair(TokenBucket(self._pair_rate, self._per_pair))
+        )
+        if pair.turn is not None and now < pair.turn:
+            return pair.turn - now  # asked again before its turn: not counted
+        if not pair.bucket.take():
+            return pair.bucket.wait_s()
+        if pair.turn is not None:
+            kept = now <= pair.turn + self._turn_kept_s
+            pair.turn = None
+            if kept:
+                return 0.0  # its turn, booked on the account's schedule when it was given
+        scheduled = self._next.get(account)
+        due = now if scheduled is None else max(scheduled, now)
+        self._next.put(account, due + self._interval)
+        if due - self._ahead <= now:
+            return 0.0
+        pair.turn = due - self._ahead  # the next free turn, booked now
+        return pair.turn - now
+
+    def succeeded(self, account: str, address: str) -> None:
+        """A log-in on `account` from `address` succeeded: that pair's attempts are given back."""
+        self._pairs.pop((account, address))
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Recent(Generic[K, V]):
+    """A map of at most `max_keys` entries; adding one beyond drops the least recently used."""
+
+    def __init__(self, max_keys: int) -> None:
+        self._max_keys = max_keys
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        value = self._items.pop(key, None)
+        if value is not None:
+            self._items[key] = value  # most recently used last
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        if self._items.pop(key, None) is None and len(self._items) >= self._max_keys:
+            del self._items[next(iter(self._items))]
+        self._items[key] = value
+        return value
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+
+def address_key(address: str) -> str:
+    """What a client address is throttled as: an IPv6 address by its /64, the block one
+    subscriber is usually given (each of its addresses is theirs to use); an IPv4 address, or
+    one mapped into IPv6, as itself."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 @dataclass
 class AccountThrottles:
-    """Sign-ups per client address; log-ins per account and per client address."""
+    """Sign-ups per client address; log-ins per client address, and per account (see
+    `LoginThrottle`)."""
 
     signups_per_address: Throttle
-    logins_per_account: Throttle
     logins_per_address: Throttle
+    logins: LoginThrottle

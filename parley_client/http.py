@@ -101,10 +101,14 @@ class Client:
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
+        content_type: str = "application/json",
     ) -> httpx.Response:
         """One request as it is, whatever the answer (no retries, nothing raised for a status):
-        for what the typed calls do not cover, such as a deliberately malformed body."""
-        headers = {"authorization": f"Bearer {auth.token}"} if auth is not None else None
+        for what the typed calls do not cover, such as a deliberately malformed body (`content`,
+        sent as `content_type`)."""
+        headers = {"authorization": f"Bearer {auth.token}"} if auth is not None else {}
+        if content is not None:
+            headers["content-type"] = content_type
         return await self.http.request(
             method, path, headers=headers, json=json, params=params, content=content
         )

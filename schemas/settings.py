@@ -72,11 +72,18 @@ class Settings(BaseSettings):
     token_ttl_s: float = Field(default=30 * 24 * 3600, gt=0)
     max_devices_per_user: int = Field(default=50, ge=1)
     max_sockets_per_device: int = Field(default=8, ge=1)  # per gateway
-    # Attempts allowed per `throttle_window_s`, per gateway; beyond them 429 with Retry-After.
+    # Attempts allowed per `throttle_window_s`, per gateway process (gateway/ratelimit.py);
+    # beyond them 429 with Retry-After. An IPv6 client counts by its /64.
     throttle_window_s: float = Field(default=600.0, gt=0)
     signups_per_address: int = Field(default=20, ge=1)
-    logins_per_account: int = Field(default=10, ge=1)
-    logins_per_address: int = Field(default=100, ge=1)
+    # Log-ins from one address, whatever the accounts.
+    logins_per_address: int = Field(default=30, ge=1)
+    # Log-ins to one account from one address; a successful one gives them back.
+    logins_per_account_address: int = Field(default=10, ge=1)
+    # Log-ins to one account from every address together, at once; beyond, one every
+    # `throttle_window_s / logins_per_account` (12 s), taken by the addresses in turn: it
+    # slows an account's attackers and never locks its owner out.
+    logins_per_account: int = Field(default=50, ge=1)
     # Password hashes computed at once (each takes a core for tens of milliseconds), and how many
     # may wait for one before sign-ups and log-ins are refused (429) instead of queued.
     max_concurrent_hashes: int = Field(default=2, ge=1)

@@ -92,10 +92,12 @@ class Stack:
 
 
 # Every test client signs up and logs in from 127.0.0.1, thousands of times a run: the
-# throttles per address and per account are lifted (tests/test_abuse.py restores them).
+# throttles per address and per account are lifted (tests/test_throttling.py and
+# tests/test_login_throttling.py restore them).
 MANY_ACCOUNTS = {
     "PARLEY_SIGNUPS_PER_ADDRESS": "1000000",
     "PARLEY_LOGINS_PER_ADDRESS": "1000000",
+    "PARLEY_LOGINS_PER_ACCOUNT_ADDRESS": "1000000",
     "PARLEY_LOGINS_PER_ACCOUNT": "1000000",
 }
 

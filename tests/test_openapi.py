@@ -26,6 +26,14 @@ def test_the_document_lists_exactly_the_routes() -> None:
     assert listed == served
 
 
+def test_the_document_says_which_calls_take_json_only() -> None:
+    paths = document()["paths"]
+    refusing = {
+        (m, p) for p, ops in paths.items() for m, op in ops.items() if "415" in op["responses"]
+    }
+    assert refusing == {("post", "/v1/users"), ("post", "/v1/sessions")}
+
+
 @pytest.fixture
 def token(gateway: Process) -> Iterator[str]:
     """A fresh device's token (some generated calls revoke it: each test gets its own)."""

@@ -1,5 +1,6 @@
 """Sign-ups and log-ins are throttled per client address and per account (429 with
-Retry-After), and password hashing is bounded so a flood cannot take the gateway (SPEC §2)."""
+Retry-After), and password hashing is bounded so a flood cannot take the gateway (SPEC §2).
+tests/test_login_throttling.py has the log-in throttles from several addresses."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from tests.stack import Stack
 
 DEFAULT_THROTTLES = {
     "PARLEY_SIGNUPS_PER_ADDRESS": "20",
-    "PARLEY_LOGINS_PER_ADDRESS": "100",
-    "PARLEY_LOGINS_PER_ACCOUNT": "10",
+    "PARLEY_LOGINS_PER_ADDRESS": "30",
+    "PARLEY_LOGINS_PER_ACCOUNT_ADDRESS": "10",
+    "PARLEY_LOGINS_PER_ACCOUNT": "50",
 }
 
 
@@ -35,7 +37,8 @@ async def test_wrong_passwords_for_one_account_are_throttled_and_others_still_lo
             limited = answers[-1]
             assert limited.json()["error"]["code"] == "rate_limited"
             assert int(limited.headers["retry-after"]) >= 1
-            # The right password is throttled too: attempts are counted, not failures.
+            # The right password is throttled too, from this address: attempts are counted,
+            # not failures.
             right = await http.post("/v1/sessions", json={"username": victim, "password": PASSWORD})
             assert right.status_code == 429
             other = await http.post(

@@ -151,7 +151,9 @@ async def test_a_huge_streamed_body_is_refused_without_being_read_whole(
             yield chunk
 
     try:
-        response = await api.http.post("/v1/users", content=body())
+        response = await api.http.post(
+            "/v1/users", content=body(), headers={"content-type": "application/json"}
+        )
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "too_large"
     except Exception as exc:  # the server may close the connection once it has answered

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import unicodedata
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,11 +20,12 @@ from gateway.errors import (
     require_name,
     unauthorized,
 )
-from gateway.ratelimit import Throttle
+from gateway.ratelimit import Throttle, address_key
 from gateway.services import Services
 from schemas.ids import new_id, now_ms
 from storage.protocols import AccountStore, Device, UsernameTaken
 
+USERNAME_MAX = 32
 USERNAME = re.compile(r"[a-z0-9_.-]{3,32}")  # fullmatch: `$` would let a final newline in
 
 log = logging.getLogger("parley.accounts")
@@ -44,7 +46,8 @@ async def sign_up(
     services: Services, address: str, username: object, password: object, display_name: object
 ) -> tuple[str, str]:
     """Create an account from client `address`; returns (user_id, username)."""
-    _throttle(services.throttles.signups_per_address, address, "sign-ups from this address")
+    signups = services.throttles.signups_per_address
+    _throttle(signups, address_key(address), "sign-ups from this address")
     if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise invalid("username must be 3-32 characters of a-z, 0-9, _ . -")
     if not isinstance(password, str) or not 8 <= len(password) <= 128:
@@ -76,14 +79,20 @@ async def log_in(
     services: Services, address: str, username: object, password: object, device_name: object
 ) -> Login:
     """Check the password and register a new device with a fresh token. Attempts are
-    throttled per client `address` and per account, whether they succeed or not. At
+    throttled per client `address`, per (account, address) and per account, whether they
+    succeed or not (`LoginThrottle`); a success gives its (account, address) its attempts
+    back. At
     `max_devices_per_user` live devices, the least recently logged-in or renewed one is signed
     out to make room (as a revocation: its sockets close, its push endpoint goes)."""
     throttles = services.throttles
+    address = address_key(address)
     _throttle(throttles.logins_per_address, address, "log-ins from this address")
     if not isinstance(username, str) or not isinstance(password, str):
         raise invalid("username and password are required strings")
-    _throttle(throttles.logins_per_account, username, "log-ins to this account")
+    account = _account_key(username)
+    wait_s = throttles.logins.attempt(account, address)
+    if wait_s > 0:
+        raise rate_limited("too many log-ins to this account; try again later", wait_s)
     if device_name is not None:
         device_name = require_name(device_name, "device_name", 64)
     accounts = services.stores.accounts
@@ -96,6 +105,7 @@ async def log_in(
     )
     if not verified or user is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    throttles.logins.succeeded(account, address)
     token = tokens.new_token()
     device, evicted = await accounts.create_device(
         new_id(),
@@ -109,6 +119,17 @@ async def log_in(
         log.info("login of %s signed out device %s (device cap)", user.user_id, device_id)
         await _end_sessions(services, user.user_id, device_id)
     return Login(token, device, tuple(evicted))
+
+
+def _account_key(username: str) -> str:
+    """What a log-in is throttled as: the account its name stands for. Usernames are
+    `USERNAME` and matched exactly, so the name is folded (NFKC, then casefold: `Alice` and
+    its fullwidth form count as `alice`, whom no other name can reach) and cut one past the
+    longest username, so that a name of any length makes a small key. Only its start is
+    folded: folding may grow a text many times over."""
+    head = username[: 2 * USERNAME_MAX]
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", head).casefold())
+    return folded[: USERNAME_MAX + 1]
 
 
 def _throttle(throttle: Throttle, key: str, what: str) -> None:
