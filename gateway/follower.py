@@ -17,8 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry.trace import SpanKind
 
 from schemas.settings import Settings
+from topics import tracing
 from topics.definitions import Topic, key_partition
 
 log = logging.getLogger("parley.follower")
@@ -102,6 +104,15 @@ class PartitionFollower:
             await self._consumer.seek_to_end(added)
             await self._consumer.position(added)
 
+    def _traced(self, value: bytes, headers: tracing.Headers) -> None:
+        """Dispatch a record that carries a trace context, in a span of that trace."""
+        parent = tracing.parent_of(headers)
+        if parent is None:
+            self._dispatch(value)
+            return
+        with tracing.span("parley.deliver", parent, SpanKind.CONSUMER):
+            self._dispatch(value)
+
     async def _run(self) -> None:
         while True:
             try:
@@ -116,7 +127,10 @@ class PartitionFollower:
                     continue
                 for records in batches.values():
                     for record in records:
-                        self._dispatch(record.value)
+                        if tracing.enabled() and record.headers:
+                            self._traced(record.value, record.headers)
+                        else:
+                            self._dispatch(record.value)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -128,13 +128,18 @@ class Publisher:
         await self._presence_producer.stop()
         await self._producer.stop()
 
-    async def send_message(self, event: MessageSendV1 | MessageChangeV1) -> asyncio.Future[object]:
+    async def send_message(
+        self,
+        event: MessageSendV1 | MessageChangeV1,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[object]:
         """Queue a send; the returned future resolves when the broker acknowledged it.
+        `headers`: the record's (a trace context, topics/tracing.py).
 
         Queueing happens before this returns, so calls made in order land in order.
         """
         fut: asyncio.Future[object] = await self._producer.send(
-            self._messages, event.encode(), key=event.channel_id.encode()
+            self._messages, event.encode(), key=event.channel_id.encode(), headers=headers
         )
         return fut
 

@@ -24,6 +24,7 @@ from gateway.drain import DrainingServer
 from gateway.wsprotocol import LeanWSProtocol
 from schemas.limits import MAX_FRAME_BYTES
 from schemas.settings import Settings
+from topics import tracing
 
 
 def direct_websockets(app: Starlette) -> ASGIApp:
@@ -85,4 +86,9 @@ def serve(settings: Settings) -> None:
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
-    DrainingServer(config, app, settings.gateway_drain_s).run()
+    # Spans exported where OTEL_EXPORTER_OTLP_ENDPOINT points; off when it is unset.
+    tracing.start("parley-gateway")
+    try:
+        DrainingServer(config, app, settings.gateway_drain_s).run()
+    finally:
+        tracing.stop()

@@ -19,6 +19,7 @@ from processors.presence_service import PresenceService
 from processors.signals import SignalRelay
 from schemas.settings import Settings
 from storage.stores import SharedStores
+from topics import tracing
 from topics.definitions import (
     dead_letter_topic,
     inbox_topic,
@@ -165,4 +166,9 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record), so
     # every debug call in aiokafka and Faust built a LogRecord: 15% of the processor's CPU.
     worker.spinner = None
-    worker.execute_from_commandline()
+    # Spans exported where OTEL_EXPORTER_OTLP_ENDPOINT points; off when it is unset.
+    tracing.start("parley-processor")
+    try:
+        worker.execute_from_commandline()
+    finally:
+        tracing.stop()

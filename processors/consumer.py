@@ -40,10 +40,12 @@ from aiokafka.structs import OffsetAndMetadata
 
 from processors import metrics
 from schemas.settings import Settings
+from topics.tracing import Headers
 
 log = logging.getLogger("parley.consumer")
 
-BatchHandler = Callable[[list[bytes]], Awaitable[None]]
+# A batch's values, and each record's headers (a trace context, topics/tracing.py).
+BatchHandler = Callable[[list[bytes], list[Headers]], Awaitable[None]]
 
 # What a gathering consumer's fetch waits for (or its `gather_s`).
 GATHER_BYTES = 1024 * 1024
@@ -78,10 +80,12 @@ class Gathered:
         self._handle = handle
         self._window_s = window_s
         self._pending: list[bytes] = []
+        self._headers: list[Headers] = []
         self._call: asyncio.Future[None] | None = None
 
-    async def __call__(self, batch: list[bytes]) -> None:
+    async def __call__(self, batch: list[bytes], headers: list[Headers]) -> None:
         self._pending += batch
+        self._headers += headers
         if self._call is None:
             self._call = asyncio.ensure_future(self._after_window())
         # Shielded: a partition revoked while waiting must not cancel the others' call.
@@ -90,8 +94,9 @@ class Gathered:
     async def _after_window(self) -> None:
         await asyncio.sleep(self._window_s)
         # What arrives from now on joins the next call.
-        batch, self._pending, self._call = self._pending, [], None
-        await self._handle(batch)
+        batch, headers = self._pending, self._headers
+        self._pending, self._headers, self._call = [], [], None
+        await self._handle(batch, headers)
 
 
 def backoff(attempt: int) -> float:
@@ -104,6 +109,7 @@ class _Record:
     key: bytes | None
     value: bytes
     offset: int
+    headers: Headers
 
 
 @dataclass
@@ -243,7 +249,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     max_records=self._settings.processor_batch_max,
                 )
                 for tp, records in fetched.items():
-                    self._take(tp, [_Record(r.key, r.value, r.offset) for r in records])
+                    self._take(tp, [_Record(r.key, r.value, r.offset, r.headers) for r in records])
                 await self._commit_due()
         finally:
             with contextlib.suppress(Exception):
@@ -282,7 +288,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             while lane.queued:
                 lane.in_hand = self._next_batch(lane.queued)
-                await self._handle(tp, partition.handler, [r.value for r in lane.in_hand])
+                await self._handle(tp, partition.handler, lane.in_hand)
                 partition.handled(lane.in_hand)
                 lane.in_hand = []
                 self._done[tp] = partition.committable()
@@ -306,11 +312,14 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             size += len(record.value or b"")
         return batch
 
-    async def _handle(self, tp: TopicPartition, handler: BatchHandler, values: list[bytes]) -> None:
+    async def _handle(
+        self, tp: TopicPartition, handler: BatchHandler, records: list[_Record]
+    ) -> None:
+        values, headers = [r.value for r in records], [r.headers for r in records]
         attempt = 0
         while True:
             try:
-                await handler(values)
+                await handler(values, headers)
                 return
             except Exception:
                 # Not understood: nothing is committed, the batch is tried again.

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import orjson
 from aiokafka.errors import KafkaError
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
 from pydantic import ValidationError
 
 from processors.fanout import inbox_records
@@ -35,6 +37,7 @@ from schemas.ids import iso_ms
 from schemas.message import Message
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
+from topics import tracing
 from topics.definitions import key_partition, stored_key
 
 log = logging.getLogger("parley.pipeline")
@@ -102,13 +105,16 @@ class MessagePipeline:
         self.sequencer = Sequencer(messages)
         self.membership = MembershipCache(channels, membership_ttl_s)
 
-    async def handle(self, batch: Sequence[bytes]) -> BatchResult:
+    async def handle(
+        self, batch: Sequence[bytes], parents: Sequence[Context | None] | None = None
+    ) -> BatchResult:
         """Process a batch until it succeeds. Never skips an event it could process later:
-        only an event that can never be stored is parked on the dead-letter topic."""
+        only an event that can never be stored is parked on the dead-letter topic.
+        `parents`: each record's trace context, when tracing is on (topics/tracing.py)."""
         delay = 0.05
         while True:
             try:
-                return await self._handle_once(batch)
+                return await self._handle_once(batch, parents)
             except Exception as exc:
                 if not is_permanent(exc):
                     # Retryable (or not understood): nothing is committed, the batch is tried
@@ -128,20 +134,42 @@ class MessagePipeline:
                 # Permanent: find the event(s) at fault by taking the batch one event at a time
                 # (the events before it are stored again harmlessly: writes are idempotent).
                 result = BatchResult()
-                for raw in batch:
-                    result.add(await self.handle([raw]))
+                for i, raw in enumerate(batch):
+                    result.add(await self.handle([raw], [parents[i]] if parents else None))
                 return result
 
-    async def _handle_once(self, batch: Sequence[bytes]) -> BatchResult:
+    async def _handle_once(
+        self, batch: Sequence[bytes], parents: Sequence[Context | None] | None
+    ) -> BatchResult:
         result = BatchResult()
         events: list[MessageSendV1 | MessageChangeV1 | ChannelMembersV1] = []
-        for raw in batch:
+        spans: dict[SendKey, Span] = {}  # of the sends that carry a trace context
+        for i, raw in enumerate(batch):
             try:
-                events.append(messages_event.validate_json(raw))
+                event = messages_event.validate_json(raw)
             except ValidationError as exc:
                 # Permanent: the event can never be processed; park it and move on.
                 await self._dead_letter(raw, str(exc).splitlines()[0])
                 result.dead += 1
+                continue
+            events.append(event)
+            parent = parents[i] if parents else None
+            if parent is not None and not isinstance(event, ChannelMembersV1):
+                span = tracing.begin("parley.pipeline", parent, SpanKind.CONSUMER)
+                span.set_attribute("parley.channel_id", event.channel_id)
+                spans[(event.sender_device_id, event.client_msg_id)] = span
+        try:
+            return await self._store_and_fan_out(events, result, spans)
+        finally:
+            for span in spans.values():
+                span.end()
+
+    async def _store_and_fan_out(
+        self,
+        events: list[MessageSendV1 | MessageChangeV1 | ChannelMembersV1],
+        result: BatchResult,
+        spans: dict[SendKey, Span],
+    ) -> BatchResult:
         sends = [e for e in events if not isinstance(e, ChannelMembersV1)]
         channels = {e.channel_id for e in sends}
         try:
@@ -173,7 +201,7 @@ class MessagePipeline:
         except BaseException:
             self.sequencer.forget(channels)
             raise
-        await self._fan_out(deliveries)
+        await self._fan_out(deliveries, spans)
         return result
 
     def _assign(
@@ -201,23 +229,28 @@ class MessagePipeline:
             deliveries.append((message, self.membership.members(message.channel_id)))
         return deliveries
 
-    async def _fan_out(self, deliveries: list[tuple[Message, list[str]]]) -> None:
+    async def _fan_out(
+        self, deliveries: list[tuple[Message, list[str]]], spans: dict[SendKey, Span]
+    ) -> None:
         if self._sink is None:
             return
         pending = []
         for message, recipients in deliveries:
             key = message.channel_id.encode()
+            headers = _headers(spans, message)
             for partition, record in inbox_records(
                 message, recipients, self._topics.inbox_partitions
             ):
                 pending.append(
-                    await self._sink.send(self._topics.inbox, key, record, partition, None, None)
+                    await self._sink.send(self._topics.inbox, key, record, partition, None, headers)
                 )
-        pending += await self._publish_stored([message for message, _ in deliveries])
+        pending += await self._publish_stored([message for message, _ in deliveries], spans)
         # Acknowledged by the broker (acks=all) before the batch's offsets may be committed.
         await asyncio.gather(*pending)
 
-    async def _publish_stored(self, messages: Sequence[Message]) -> list[Awaitable[object]]:
+    async def _publish_stored(
+        self, messages: Sequence[Message], spans: dict[SendKey, Span]
+    ) -> list[Awaitable[object]]:
         """Each stored row (repeats too: a crash may have come before their first publish) on
         the stored topic under its own key, in its channel's partition so in channel order;
         awaited with the inbox records, so under the same commit (docs/architecture.md (n)).
@@ -237,6 +270,7 @@ class MessagePipeline:
                 blank = await self._messages.deleted_rows(message.channel_id, message.target_id)
                 rows = [*blank, message]
             partition = stored_partition(message.channel_id, self._topics.stored_partitions)
+            headers = _headers(spans, message)
             for row in rows:
                 pending.append(
                     await self._sink.send(
@@ -245,7 +279,7 @@ class MessagePipeline:
                         StoredMessageV1.encode_message(row.encode()),
                         partition,
                         None,
-                        None,
+                        headers,
                     )
                 )
         return pending
@@ -291,6 +325,13 @@ def _row(event: MessageSendV1 | MessageChangeV1, message_id: int) -> Message:
         emoji=event.emoji if event.kind == "reaction" else None,
         removed=event.removed if event.kind == "reaction" else False,
     )
+
+
+def _headers(spans: dict[SendKey, Span], message: Message) -> list[tuple[str, bytes]] | None:
+    """The trace context of the message's processing, for the records it becomes."""
+    if not spans:
+        return None
+    return tracing.headers_of(spans.get((message.sender_device_id, message.client_msg_id)))
 
 
 @functools.lru_cache(maxsize=65_536)

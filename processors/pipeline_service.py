@@ -25,7 +25,9 @@ from processors.producer import RecordProducer
 from processors.push_providers import PushProvider, open_provider
 from schemas.settings import Settings
 from storage.stores import SharedStores, Stores
+from topics import tracing
 from topics.definitions import messages_topic
+from topics.tracing import Headers
 
 log = logging.getLogger("parley.processor")
 
@@ -136,9 +138,10 @@ class PipelineService(mode.Service):
             self._settings.membership_cache_ttl_s,
         )
 
-        async def handle(batch: list[bytes]) -> None:
+        async def handle(batch: list[bytes], headers: list[Headers]) -> None:
             started = time.perf_counter()
-            result = await pipeline.handle(batch)
+            parents = [tracing.parent_of(h) for h in headers] if tracing.enabled() else None
+            result = await pipeline.handle(batch, parents)
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             metrics.STORED.inc(len(result.stored))
             metrics.REPEATED.inc(len(result.repeated))
@@ -147,13 +150,13 @@ class PipelineService(mode.Service):
 
         return handle
 
-    async def _index_batch(self, batch: list[bytes]) -> None:
+    async def _index_batch(self, batch: list[bytes], _: list[Headers]) -> None:
         assert self._indexer is not None
         indexed = await self._indexer.handle(batch)
         metrics.INDEXED.inc(indexed.indexed)
         metrics.INDEX_SKIPPED.inc(indexed.skipped)
 
-    async def _notify_batch(self, batch: list[bytes]) -> None:
+    async def _notify_batch(self, batch: list[bytes], _: list[Headers]) -> None:
         assert self._notifier is not None
         notified = await self._notifier.handle(batch)
         metrics.PUSHES_SENT.inc(notified.sent)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from opentelemetry.trace import SpanKind
+
 from gateway.commands.channels import MANAGERS, require_member
 from gateway.errors import ApiError, invalid, not_found, not_member
 from gateway.services import Services
@@ -14,6 +16,7 @@ from schemas.frames import Ack, Delete, Edit, React, Send
 from schemas.ids import id_floor, now_ms
 from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_TEXT_CHARS
 from storage.protocols import Device, Membership
+from topics import tracing
 
 log = logging.getLogger("parley.messages")
 
@@ -55,12 +58,17 @@ def _take_send(services: Services, caller: Device) -> None:
 async def _publish(
     services: Services, event: MessageSendV1 | MessageChangeV1
 ) -> asyncio.Future[object]:
-    try:
-        return await services.publisher.send_message(event)
-    except Exception:
-        what = "message" if isinstance(event, MessageSendV1) else "change"
-        log.exception("publishing a %s failed", what)
-        raise ApiError(503, "internal", f"could not queue the {what}; send it again") from None
+    what = "message" if isinstance(event, MessageSendV1) else "change"
+    # The trace of the send starts here (topics/tracing.py; nothing is made when it is off).
+    with tracing.span(f"parley.{what}", kind=SpanKind.PRODUCER) as span:
+        if span is not None:
+            span.set_attribute("parley.channel_id", event.channel_id)
+            span.set_attribute("parley.client_msg_id", event.client_msg_id)
+        try:
+            return await services.publisher.send_message(event, tracing.headers_of(span))
+        except Exception:
+            log.exception("publishing a %s failed", what)
+            raise ApiError(503, "internal", f"could not queue the {what}; send it again") from None
 
 
 async def send(services: Services, caller: Device, request: Send) -> asyncio.Future[object]:
