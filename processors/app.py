@@ -9,23 +9,16 @@ import faust
 import mode.loop
 from prometheus_client import generate_latest
 
-from processors import metrics
-from processors.batching import batches
 from processors.kafka_tuning import apply_kafka_tuning
 from processors.logs import quiet_transient_coordinator_errors
 from processors.pipeline import Topics
 from processors.pipeline_service import PipelineService
-from processors.presence_service import PresenceService
-from processors.signals import SignalRelay
 from schemas.settings import Settings
 from storage.stores import SharedStores
 from topics import tracing
 from topics.definitions import (
     dead_letter_topic,
     inbox_topic,
-    presence_changes_topic,
-    presence_topic,
-    signals_topic,
     stored_topic,
 )
 
@@ -36,8 +29,8 @@ def create_app(settings: Settings) -> faust.App:
     apply_kafka_tuning(settings.kafka_fetch_max_wait_ms)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        # Faust's consumer group reads the low-rate topics (presence, signals); the hot topics
-        # are read under `processor_id` by the pipeline's own consumer (processors/consumer.py).
+        # Faust runs the worker, supervises the consumers' service and serves the pages; every
+        # topic is read by the service's own consumers (processors/consumer.py).
         f"{settings.processor_id}-signals",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -68,12 +61,6 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_every=settings.processor_batch_max,
     )
 
-    def raw_topic(name: str) -> Any:
-        # Events are decoded by the agents with their versioned schemas, not by Faust.
-        return app.topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        )
-
     topics = Topics(
         inbox=inbox_topic(settings).name,
         inbox_partitions=settings.inbox_partitions,
@@ -86,61 +73,12 @@ def create_app(settings: Settings) -> faust.App:
     # Started after the worker, stopped before it (an instance: it holds the settings).
     app.service(pipeline)  # type: ignore[arg-type]
 
-    @app.agent(raw_topic(signals_topic(settings).name))
-    async def signals(stream: Any) -> None:
-        stores = await shared.acquire()
-        relay = SignalRelay(stores.channels, app.producer, topics.inbox, topics.inbox_partitions)
-        try:
-            async for batch in batches(
-                stream, settings.processor_batch_max, settings.signals_batch_within_s
-            ):
-                metrics.SIGNALS.inc(len(batch))
-                await relay.handle(batch)
-        finally:
-            await shared.release()
-
-    presence_source = raw_topic(presence_topic(settings).name)
-    presence: dict[str, PresenceService] = {}
-
-    @app.agent(presence_source)
-    async def presence_events(stream: Any) -> None:
-        stores = await shared.acquire()
-        presence["service"] = PresenceService(
-            stores.presence,
-            app.producer,
-            presence_changes_topic(settings).name,
-            settings.presence_partitions,
-            settings.heartbeat_timeout_s,
-        )
-        try:
-            async for batch in batches(
-                stream, settings.processor_batch_max, settings.presence_batch_within_s
-            ):
-                metrics.PRESENCE_CHANGES.inc(await presence["service"].handle(batch))
-                metrics.PRESENCE_EVENTS.inc(len(batch))
-        finally:
-            presence.pop("service", None)
-            await shared.release()
-
-    @app.timer(interval=settings.presence_tick_s)  # type: ignore[untyped-decorator]
-    async def presence_timeouts() -> None:
-        # Timeouts are found here, not only when an event arrives: a silent user goes offline.
-        service = presence.get("service")
-        if service is None:
-            return
-        topic = presence_topic(settings).name
-        owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == topic]
-        try:
-            metrics.PRESENCE_CHANGES.inc(await service.tick(owned))
-        except Exception:
-            # The next tick tries again; an error here must not stop the worker.
-            log.exception("presence timer failed")
-
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        # Ready once the pipeline's consumer took part in an assignment and the presence
-        # service runs (the Faust agents' own partitions come with the same worker start).
-        ready = pipeline.consumer.ready and pipeline.followers.ready and "service" in presence
+        # Ready once both consumers took part in an assignment and the presence service runs.
+        ready = (
+            pipeline.consumer.ready and pipeline.followers.ready and pipeline.presence is not None
+        )
         return web.json(
             {
                 "status": "ok" if ready else "starting",

@@ -237,6 +237,12 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         """How many partitions (of all its topics) this member owns now."""
         return 0 if self._consumer is None else len(self._consumer.assignment())
 
+    def owned(self, topic: str) -> list[int]:
+        """The partitions of `topic` this member owns now."""
+        if self._consumer is None:
+            return []
+        return sorted(tp.partition for tp in self._consumer.assignment() if tp.topic == topic)
+
     async def run(self) -> None:
         """Consume until cancelled; then finish the batches in hand, commit and leave."""
         consumer = self._consumer = self._client()

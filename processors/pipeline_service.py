@@ -1,9 +1,9 @@
-"""The worker's hot path as one service: the message pipeline, the search indexer and the
-notifier, fed by two consumers (processors/consumer.py: one for the pipeline, one gathering for
-the indexer and the notifier) and writing with one producer.
+"""The worker's consumers as one service: the message pipeline, presence and the signal relay
+(read-marker moves and typing) on one consumer, the search indexer and the notifier on a second,
+gathering one (processors/consumer.py), all writing with one producer; and the presence timer.
 
-Faust supervises it (started and stopped with the worker), serves its pages and runs the
-low-rate agents beside it; the records themselves never pass through Faust's stream machinery.
+Faust supervises it (started and stopped with the worker) and serves its pages; no record passes
+through Faust's stream machinery or a consumer thread of its own.
 """
 
 from __future__ import annotations
@@ -21,12 +21,19 @@ from processors.consumer import BatchHandler, Gathered, PartitionedConsumer, Rou
 from processors.indexer import SearchIndexer
 from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
+from processors.presence_service import PresenceService
 from processors.producer import RecordProducer
 from processors.push_providers import PushProvider, open_provider
+from processors.signals import SignalRelay
 from schemas.settings import Settings
 from storage.stores import SharedStores, Stores
 from topics import tracing
-from topics.definitions import messages_topic
+from topics.definitions import (
+    messages_topic,
+    presence_changes_topic,
+    presence_topic,
+    signals_topic,
+)
 from topics.tracing import Headers
 
 log = logging.getLogger("parley.processor")
@@ -40,7 +47,10 @@ class PipelineService(mode.Service):
         self._shared = shared
         self._topics = topics
         self.producer = RecordProducer(settings, f"{settings.processor_id}-pipeline")
-        # The delivery path: a fetch returns as soon as a send arrives.
+        # The delivery path: a fetch returns as soon as a send arrives. Presence and signals
+        # share its fetches (they are live too), as one member of one group: with as many
+        # presence as messages partitions, a worker owns the same numbers of both.
+        self.presence_topic = presence_topic(settings).name
         self.consumer = PartitionedConsumer(
             settings,
             settings.processor_id,
@@ -49,7 +59,9 @@ class PipelineService(mode.Service):
                     messages_topic(settings).name,
                     self._messages,
                     heavy_bytes=settings.processor_heavy_record_bytes,
-                )
+                ),
+                Route(self.presence_topic, lambda _: self._presence_batch),
+                Route(signals_topic(settings).name, lambda _: self._signals),
             ],
         )
         # Pushes and the index follow the pipeline's output in no hurry, in a consumer (and
@@ -73,6 +85,11 @@ class PipelineService(mode.Service):
         # queries), per window rather than per partition batch.
         self._index = Gathered(self._index_batch, settings.index_batch_within_s)
         self._notify = Gathered(self._notify_batch, settings.push_batch_within_s)
+        # A user's read-marker moves in a channel coalesce into one over this window, and a
+        # channel's moves into one `receipts` frame.
+        self._signals = Gathered(self._signals_batch, settings.signals_batch_within_s)
+        self.presence: PresenceService | None = None
+        self._relay: SignalRelay | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -92,11 +109,22 @@ class PipelineService(mode.Service):
                 concurrency=settings.push_concurrency,
             ),
         )
+        self._relay = SignalRelay(
+            stores.channels, self.producer, self._topics.inbox, self._topics.inbox_partitions
+        )
+        self.presence = PresenceService(
+            stores.presence,
+            self.producer,
+            presence_changes_topic(settings).name,
+            settings.presence_partitions,
+            settings.heartbeat_timeout_s,
+        )
         await self.producer.start()
         self._consuming = [
             asyncio.create_task(self._consume(consumer))
             for consumer in (self.consumer, self.followers)
         ]
+        self._consuming.append(asyncio.create_task(self._presence_ticks(self.presence)))
         # What start-up made lives as long as the worker: out of the collector's scans.
         gc.freeze()
 
@@ -149,6 +177,28 @@ class PipelineService(mode.Service):
             metrics.DEAD_ACCEPTED.inc(result.dead_accepted)
 
         return handle
+
+    async def _presence_ticks(self, presence: PresenceService) -> None:
+        """Time out silent users every `presence_tick_s`, not only when an event arrives, and
+        follow the presence partitions this worker gains and loses."""
+        while True:
+            await asyncio.sleep(self._settings.presence_tick_s)
+            owned = self.consumer.owned(self.presence_topic)
+            try:
+                metrics.PRESENCE_CHANGES.inc(await presence.tick(owned))
+            except Exception:
+                # The next tick tries again; an error here must not stop the worker.
+                log.exception("presence timer failed")
+
+    async def _presence_batch(self, batch: list[bytes], _: list[Headers]) -> None:
+        assert self.presence is not None
+        metrics.PRESENCE_CHANGES.inc(await self.presence.handle(batch))
+        metrics.PRESENCE_EVENTS.inc(len(batch))
+
+    async def _signals_batch(self, batch: list[bytes], _: list[Headers]) -> None:
+        assert self._relay is not None
+        metrics.SIGNALS.inc(len(batch))
+        await self._relay.handle(batch)
 
     async def _index_batch(self, batch: list[bytes], _: list[Headers]) -> None:
         assert self._indexer is not None
