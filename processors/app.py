@@ -7,9 +7,9 @@ from typing import Any
 
 import faust
 import mode.loop
+from faust.app.base import BootStrategy
 from prometheus_client import generate_latest
 
-from processors.kafka_tuning import apply_kafka_tuning
 from processors.logs import quiet_transient_coordinator_errors
 from processors.pipeline import Topics
 from processors.pipeline_service import PipelineService
@@ -26,7 +26,6 @@ log = logging.getLogger("parley.processor")
 
 
 def create_app(settings: Settings) -> faust.App:
-    apply_kafka_tuning(settings.kafka_fetch_max_wait_ms)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         # Faust runs the worker, supervises the consumers' service and serves the pages; every
@@ -46,20 +45,14 @@ def create_app(settings: Settings) -> faust.App:
         web_metrics_enabled=False,
         web_port=settings.processor_http_port,
         topic_allow_declare=False,
-        # No leader election: no agent or timer runs on the leader alone, and the election
-        # would need a topic of Faust's own beside Parley's (topics/definitions.py).
+        # No leader election: nothing runs on a leader alone, and the election would need a
+        # topic of Faust's own beside Parley's (topics/definitions.py).
         topic_disable_leader=True,
-        topic_partitions=settings.messages_partitions,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_linger_ms=0,
-        producer_max_request_size=settings.kafka_max_request_bytes,
-        consumer_max_fetch_size=settings.kafka_max_request_bytes,
-        broker_session_timeout=settings.processor_session_timeout_s,
-        broker_heartbeat_interval=max(settings.processor_session_timeout_s / 6, 0.2),
-        broker_commit_interval=settings.processor_commit_interval_s,
-        broker_commit_every=settings.processor_batch_max,
     )
+
+    # No Kafka client of Faust's own: no consumer (and its thread), no producer, no conductor.
+    # The service's consumers and producer do all of it, on the worker's loop.
+    app.boot_strategy = BootStrategy(app, enable_kafka=False)
 
     topics = Topics(
         inbox=inbox_topic(settings).name,
