@@ -139,7 +139,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        stores = await open_stores(settings)
+        stores = await open_stores(settings, search_pool_size=settings.search_pool_size)
         publisher = Publisher(settings)
         await publisher.start()
         registry = Registry(

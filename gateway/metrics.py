@@ -23,3 +23,4 @@ MEMBERSHIP_MISSES = Counter(
     "parley_gateway_membership_cache_misses_total",
     "Membership checks that read the store (not cached, expired, or a refusal)",
 )
+SEARCHES = Gauge("parley_gateway_searches", "Searches in progress (admitted, not yet answered)")

@@ -6,6 +6,8 @@ thread that shares the interpreter with the loop that delivers everyone's messag
   (`search_rate_per_s`, `search_burst`);
 - per gateway, at most `search_concurrency` searches at once, whoever asks.
 A search refused gets 429 `rate_limited` with `Retry-After`; it never waits in a queue.
+Those admitted read the index through a pool of their own (`search_pool_size` connections,
+storage/stores.py), waiting for one within their deadline (gateway/commands/search.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 
 from gateway.errors import rate_limited
+from gateway.metrics import SEARCHES
 from gateway.ratelimit import TokenBucket
 
 
@@ -47,9 +50,11 @@ class SearchGate:
         if self._searching.total() >= self._concurrency:
             raise rate_limited("the server is busy with other searches; try again shortly", 1)
         self._searching[user_id] += 1
+        SEARCHES.inc()
         try:
             yield
         finally:
+            SEARCHES.dec()
             self._searching[user_id] -= 1
             if not self._searching[user_id]:
                 del self._searching[user_id]

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     search_rate_per_s: float = Field(default=1.0, gt=0)
     search_burst: int = Field(default=5, ge=1)
     search_concurrency: int = Field(default=4, ge=1)
+    # Searches read the index through a Postgres pool of their own, this many connections: slow
+    # searches wait for one another, never for the connections every other request needs.
+    search_pool_size: int = Field(default=2, ge=1)
+    # One deadline per search request, for all of it (waiting for a connection, every
+    # statement, the snippets): past it the search answers 422 `too_broad` (429 when it never
+    # got a connection), its statement cancelled.
+    search_deadline_s: float = Field(default=2.0, gt=0)
 
     # Processors.
     processor_http_host: str = "127.0.0.1"

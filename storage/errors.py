@@ -18,3 +18,7 @@ class RetryableStoreError(StoreError):
 
 class PermanentStoreError(StoreError):
     """The store refuses this data for good (out of range, malformed): retrying cannot help."""
+
+
+class StoreBusy(RetryableStoreError):
+    """No connection to the store came free in the time the caller gave: it is busy."""

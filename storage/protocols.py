@@ -387,6 +387,10 @@ class SearchTooCostly(StorageError):
     """The query would cost more than a search may (it ran out of time): narrow it."""
 
 
+class SearchBusy(StorageError):
+    """The index had no room for the search before its deadline: try again shortly."""
+
+
 class SearchIndex(Protocol):
     async def add(self, messages: Sequence[Message]) -> None:
         """Index messages. Idempotent: a message indexed again (same channel and id) stays
@@ -401,12 +405,20 @@ class SearchIndex(Protocol):
         rebuild's that read it from the log before its delete, is passed over."""
 
     async def search(
-        self, query: str, scopes: Sequence[SearchScope], *, before: int | None, limit: int
+        self,
+        query: str,
+        scopes: Sequence[SearchScope],
+        *,
+        before: int | None,
+        limit: int,
+        deadline: float | None = None,
     ) -> SearchPage:
         """Up to `limit` messages of the scopes holding every token of `query`
         (storage/search/tokens.py), newest first, with ids below `before` if given. A page
         never ends between two matches with the same id (in different channels), so paging on
-        with `before` misses nothing. Raises `SearchTooCostly` past the time a query may take."""
+        with `before` misses nothing. All of it by `deadline` (`time.monotonic()`; the
+        backend's own budget if None): raises `SearchTooCostly` when the query runs out of
+        time, `SearchBusy` when the index had no room for it in time."""
 
     async def clear(self) -> None:
         """Empty the index (before a rebuild)."""

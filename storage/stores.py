@@ -41,9 +41,12 @@ class Stores:
     search: SearchIndex
     reads: ReadStore
     pool: Pool
+    search_pool: Pool | None = None  # the searches' own, if they have one
 
     async def close(self) -> None:
         await self.messages.close()
+        if self.search_pool is not None:
+            await self.search_pool.close()
         await self.pool.close()
 
 
@@ -57,8 +60,12 @@ async def open_message_store(settings: Settings, pool: Pool) -> MessageStore:
     return PostgresMessageStore(pool)
 
 
-async def open_stores(settings: Settings) -> Stores:
+async def open_stores(settings: Settings, *, search_pool_size: int | None = None) -> Stores:
+    """The stores on one pool; with `search_pool_size`, searches read the index through a pool
+    of that many connections of their own (a gateway: slow searches then never hold the
+    connections every other request needs)."""
     pool = await open_pool(settings)
+    search_pool = None if search_pool_size is None else await open_pool(settings, search_pool_size)
     return Stores(
         accounts=PostgresAccountStore(pool),
         channels=PostgresChannelStore(pool),
@@ -67,9 +74,10 @@ async def open_stores(settings: Settings) -> Stores:
         friends=PostgresFriendStore(pool),
         presence=PostgresPresenceStore(pool),
         push=PostgresPushStore(pool),
-        search=PostgresSearchIndex(pool),
+        search=PostgresSearchIndex(pool if search_pool is None else search_pool),
         reads=PostgresReadStore(pool),
         pool=pool,
+        search_pool=search_pool,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import string
 import threading
+import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from schemas.ids import id_floor, iso_ms, now_ms
+from schemas.limits import MAX_SEARCH_QUERY_CHARS
 from schemas.message import Message
 from schemas.settings import Settings
 from storage.postgres import search as postgres_search
@@ -25,8 +27,16 @@ from storage.postgres.migrate import migrate
 from storage.postgres.pool import open_pool
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import SearchIndex, SearchScope, SearchTooCostly
+from storage.search import snippets as search_snippets
 from storage.search import tokens as search_tokens
-from storage.search.snippets import snippet
+from storage.search.snippets import (
+    BLOCK_CHARS,
+    MAX_CUT_BLOCKS,
+    NFKC_SNIPPET_PIECE,
+    SCAN_NORMALISED_CHARS,
+    SNIPPET_CHARS,
+    snippet,
+)
 from storage.search.tokens import (
     MAX_SEARCH_CHARS,
     MAX_WORD_CHARS,
@@ -273,8 +283,8 @@ async def test_a_frequent_word_is_answered_from_the_statistics_the_same_way(
             ]
             assert answers[0] == answers[1] == answers[2], q
         auto = PostgresSearchIndex(pool)
-        assert await auto._dense(["frequent"], 5, 31)
-        assert not await auto._dense(["scarce"], 5, 31)
+        assert await auto._dense(["frequent"], 5, 31, time.monotonic() + 60)
+        assert not await auto._dense(["scarce"], 5, 31, time.monotonic() + 60)
     finally:
         await pool.close()
 
@@ -346,25 +356,25 @@ def test_tokens_of_each_script() -> None:
 
 
 def test_snippets_are_plain_text_parts_with_the_matches_marked() -> None:
-    assert snippet("Let's PARTY tonight 🎉", "party 🎉") == [
+    assert snippet("Let's PARTY tonight 🎉", query_tokens("party 🎉")) == [
         ("Let's ", False),
         ("PARTY", True),
         (" tonight ", False),
         ("🎉", True),
     ]
-    assert snippet("오늘 한국어 공부", "한국") == [
+    assert snippet("오늘 한국어 공부", query_tokens("한국")) == [
         ("오늘 ", False),
         ("한국", True),
         ("어 공부", False),
     ]
     # Markup in a message stays text: the parts carry it as characters, never as tags.
-    assert snippet("<b>bold</b> & co", "bold") == [
+    assert snippet("<b>bold</b> & co", query_tokens("bold")) == [
         ("<b>", False),
         ("bold", True),
         ("</b> & co", False),
     ]
     long = "x" * 300 + " needle " + "y" * 300
-    parts = snippet(long, "needle")
+    parts = snippet(long, query_tokens("needle"))
     assert parts[0] == ("…", False) and parts[-1] == ("…", False)
     assert ("needle", True) in parts
     assert sum(len(t) for t, _ in parts[1:-1]) == 160
@@ -372,7 +382,7 @@ def test_snippets_are_plain_text_parts_with_the_matches_marked() -> None:
 
 def test_a_snippet_of_a_100000_character_message_shows_its_match_near_the_end() -> None:
     text = "filler " * 14_000 + "the NEEDLE at last " + "한국어" * 100
-    parts = snippet(text, "needle 한국")
+    parts = snippet(text, query_tokens("needle 한국"))
     assert ("NEEDLE", True) in parts and ("한국", True) in parts
     assert parts[0] == ("…", False) and parts[-1] == ("…", False)
     assert sum(len(t) for t, _ in parts[1:-1]) == 160
@@ -407,7 +417,7 @@ def test_search_reads_at_most_its_bound_of_a_text_that_grows_under_nfkc(
     for work in (
         lambda: index_tokens(HUGE),
         lambda: query_tokens(HUGE),
-        lambda: snippet(HUGE, "الله"),
+        lambda: snippet(HUGE, query_tokens("الله")),
     ):
         normalised.clear(), cut.clear()
         work()
@@ -426,8 +436,95 @@ def test_a_word_past_the_bound_is_not_indexed_and_one_within_it_is() -> None:
     assert "zanzibar" in index_tokens("zanzibar " + "\ufdfa" * 99_990)
     # A text NFKC does not lengthen is read whole, up to the longest message.
     assert index_tokens("x " * 49_998 + "end")[-1] == "end"
-    parts = snippet(HUGE, "الله")
+    parts = snippet(HUGE, query_tokens("الله"))
     assert ("الله", True) in parts and parts[-1] == ("…", False)
+
+
+# --- the bound on what a snippet and a query cost ----------------------------------------------
+
+
+class _Counted:
+    """Characters normalised (NFKC's output) and cut into words in Python (`fold`, which feeds
+    `runs`) while it is installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.normalised = 0
+        self.cut = 0
+        nfkc, fold = unicodedata.normalize, search_snippets.fold
+
+        def normalize(form: str, text: str) -> str:
+            out = nfkc(form, text)
+            self.normalised += len(out)
+            return out
+
+        def counted_fold(text: str) -> search_tokens.Folded:
+            self.cut += len(text)
+            return fold(text)
+
+        monkeypatch.setattr(unicodedata, "normalize", normalize)
+        monkeypatch.setattr(search_snippets, "fold", counted_fold)
+
+    def take(self) -> tuple[int, int]:
+        counts, self.normalised, self.cut = (self.normalised, self.cut), 0, 0
+        return counts
+
+
+# At most: the normalised characters a text NFKC changes is looked through for (one call's
+# output past them), and the blocks cut into words plus the snippet's own characters.
+_MOST_NORMALISED = SCAN_NORMALISED_CHARS + 18 * NFKC_SNIPPET_PIECE
+_MOST_CUT = MAX_CUT_BLOCKS * (BLOCK_CHARS + 2 * MAX_WORD_CHARS) + SNIPPET_CHARS + MAX_WORD_CHARS
+
+
+def test_a_snippet_costs_a_bounded_amount_whatever_the_text_and_its_growth_under_nfkc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Per result: characters normalised and characters cut into words in Python are bounded
+    by constants, not by the text's length or its NFKC form (100,000 x U+FDFA is 1.8M)."""
+    counted = _Counted(monkeypatch)
+    allah = query_tokens("الله")
+
+    parts = snippet(HUGE, allah)
+    assert parts[:3] == [("صلى ", False), ("الله", True), (" عليه وسلمصلى ", False)]
+    assert parts[-1] == ("…", False) and sum(len(t) for t, _ in parts[:-1]) == SNIPPET_CHARS
+    normalised, cut = counted.take()
+    assert normalised <= _MOST_NORMALISED and cut <= _MOST_CUT
+
+    # A first match within what is looked through, 18,001 normalised characters in.
+    parts = snippet("\ufdfa" * 1_000 + " needle", query_tokens("needle"))
+    assert parts[-1] == ("needle", True) and parts[0] == ("…", False)
+    normalised, cut = counted.take()
+    assert normalised <= _MOST_NORMALISED and cut <= _MOST_CUT
+    # Past it (and past what search reads): the beginning, cut short, for the same bounded work.
+    parts = snippet(HUGE + " zanzibar", query_tokens("zanzibar"))
+    assert parts == [(unicodedata.normalize("NFKC", HUGE[:9])[:SNIPPET_CHARS], False), ("…", False)]
+    normalised, cut = counted.take()
+    assert normalised <= _MOST_NORMALISED and cut <= _MOST_CUT
+
+    # A text NFKC leaves as it is is looked through to the bound, in C: its match at the end.
+    parts = snippet("д " * 49_990 + "игла", query_tokens("игла"))
+    assert parts[-1] == ("игла", True)
+    one_block = BLOCK_CHARS + 2 * MAX_WORD_CHARS + SNIPPET_CHARS + MAX_WORD_CHARS
+    assert max(counted.take()) <= one_block  # the match's block and the snippet, no more
+    # A token inside every word, block after block: only so many blocks are cut.
+    parts = snippet("aaaa " * 20_000 + "a", query_tokens("a"))
+    assert parts == [(("aaaa " * 40)[:SNIPPET_CHARS], False), ("…", False)]
+    assert counted.take()[1] <= _MOST_CUT
+
+
+def test_a_query_is_read_to_its_bound_once_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 characters of U+FDFA are 3,600 normalised: a query's tokens come from the first
+    200 of them, and no more is cut into words."""
+    cut: list[int] = []
+    runs = search_tokens.runs
+
+    def counted_runs(folded: str) -> search_tokens.Iterator[search_tokens.Run]:
+        cut.append(len(folded))
+        return runs(folded)
+
+    monkeypatch.setattr(search_tokens, "runs", counted_runs)
+    assert query_tokens("\ufdfa" * 200) == ["صلى", "الله", "عليه", "وسلمصلى", "وسلمصل"]
+    assert cut == [MAX_SEARCH_QUERY_CHARS]
+    assert query_tokens("x" * 199 + " y") == ["x" * MAX_WORD_CHARS]  # past 200: not read
 
 
 # The characters NFKC composes, reorders or expands: marks of several classes, Hangul jamo and

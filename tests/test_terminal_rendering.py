@@ -175,6 +175,27 @@ def test_a_name_is_one_line_and_a_message_line_shows_the_text_made_visible() -> 
     assert not [c for c in line if unsafe(c, True)]
 
 
+def test_a_text_that_grows_under_nfkc_is_rendered_as_written_in_work_of_its_own_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100,000 x U+FDFA is 1.8M characters in NFKC form; the terminal shows the characters
+    as written (the terminal draws each), so rendering it never normalises, and a control in
+    it costs its own escape, not work over an expanded form."""
+    normalised: list[str] = []
+    nfkc = unicodedata.normalize
+
+    def counted(form: str, text: str) -> str:
+        normalised.append(form)
+        return nfkc(form, text)
+
+    monkeypatch.setattr(unicodedata, "normalize", counted)
+    huge = "\ufdfa" * 100_000
+    assert visible(huge) is huge and visible(huge, multiline=True) is huge
+    line = liar().line(a_message(huge + "\x07"), with_id=False)
+    assert line.endswith(huge + "<U+0007>") and len(line) < len(huge) + 100
+    assert normalised == []
+
+
 def test_channel_titles_snippets_and_search_lines_are_one_line_and_visible() -> None:
     directory = liar()
     group: Channel = {  # type: ignore[typeddict-item]

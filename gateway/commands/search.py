@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.commands.channels import require_member
-from gateway.errors import ApiError, invalid, require_id
+from gateway.errors import ApiError, invalid, rate_limited, require_id
 from gateway.services import Services
 from schemas.ids import id_floor, parse_id
 from schemas.limits import (
@@ -22,11 +24,15 @@ from schemas.limits import (
     SEARCH_LIMIT_MAX,
 )
 from schemas.message import Message
-from storage.protocols import Channel, Device, SearchScope, SearchTooCostly
+from storage.protocols import Channel, Device, SearchBusy, SearchScope, SearchTooCostly
 from storage.search.snippets import snippet
 from storage.search.tokens import query_tokens
 
 _LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits only
+_TOO_LONG = "the search took too long: add words or give a channel_id"
+_BUSY = "the server is busy with other searches; try again shortly"
+# Past the deadline, what the index and the snippets do not stop themselves is cancelled.
+_BACKSTOP_S = 0.5
 
 
 async def search(services: Services, caller: Device, query: dict[str, str]) -> dict[str, Any]:
@@ -36,7 +42,8 @@ async def search(services: Services, caller: Device, query: dict[str, str]) -> d
     q = query.get("q")
     if q is None or not 1 <= len(q) <= MAX_SEARCH_QUERY_CHARS:
         raise invalid(f"q must be 1-{MAX_SEARCH_QUERY_CHARS} characters")
-    if not query_tokens(q):
+    tokens = query_tokens(q)  # of its first MAX_SEARCH_QUERY_CHARS normalised characters
+    if not tokens:
         raise invalid("q has nothing to search for: no letters, digits or symbols")
     limit = _limit(query.get("limit"))
     before: int | None = None
@@ -46,13 +53,33 @@ async def search(services: Services, caller: Device, query: dict[str, str]) -> d
             raise invalid("before must be a message id")
     channel_id = require_id(query["channel_id"], "channel_id") if "channel_id" in query else None
     async with services.searches.admit(caller.user_id):
-        return await _search(services, caller, q, channel_id, before, limit)
+        budget = services.settings.search_deadline_s
+        deadline = time.monotonic() + budget
+        try:
+            # The index and the snippets stop at the deadline themselves (the index's
+            # statement cancelled by the server); this bounds the rest (the channels read
+            # through the shared pool) should it be slower.
+            async with asyncio.timeout(budget + _BACKSTOP_S):
+                return await _search(
+                    services, caller, _Query(q, tokens, deadline), channel_id, before, limit
+                )
+        except (TimeoutError, SearchTooCostly):
+            raise ApiError(422, "too_broad", _TOO_LONG) from None
+        except SearchBusy:
+            raise rate_limited(_BUSY, 1) from None
+
+
+@dataclass(frozen=True)
+class _Query:
+    text: str
+    tokens: list[str]
+    deadline: float  # time.monotonic()
 
 
 async def _search(
     services: Services,
     caller: Device,
-    q: str,
+    query: _Query,
     channel_id: str | None,
     before: int | None,
     limit: int,
@@ -66,19 +93,16 @@ async def _search(
             SearchScope(m.channel_id, id_floor(m.joined_at_ms))
             for m in await channels.memberships(caller.user_id)
         ]
-    try:
-        page = await services.stores.search.search(q, scopes, before=before, limit=limit)
-    except SearchTooCostly:
-        raise ApiError(
-            422, "too_broad", "the search took too long: add words or give a channel_id"
-        ) from None
+    page = await services.stores.search.search(
+        query.text, scopes, before=before, limit=limit, deadline=query.deadline
+    )
     found: dict[str, Channel | None] = {}
     for message in page.messages:
         if message.channel_id not in found:
             found[message.channel_id] = await channels.channel(message.channel_id)
-    # Up to 100 snippets of up to 100,000 normalised characters each (~6 ms for one that grows
-    # under NFKC): cut in a thread, so the sockets this gateway's loop serves are not held.
-    snippets = await asyncio.to_thread(_snippets, page.messages, q)
+    # Up to 100 snippets, each of bounded work (storage/search/snippets.py), cut in a thread
+    # so that the sockets this gateway's loop serves are not held, and given up at the deadline.
+    snippets = await asyncio.to_thread(_snippets, page.messages, query)
     results = [
         _result(m, found[m.channel_id], parts)
         for m, parts in zip(page.messages, snippets, strict=True)
@@ -87,10 +111,13 @@ async def _search(
     return {"results": results, "next_before": next_before}
 
 
-def _snippets(messages: list[Message], q: str) -> list[list[dict[str, Any]]]:
-    return [
-        [{"text": text, "match": match} for text, match in snippet(m.text, q)] for m in messages
-    ]
+def _snippets(messages: list[Message], query: _Query) -> list[list[dict[str, Any]]]:
+    out: list[list[dict[str, Any]]] = []
+    for m in messages:
+        if time.monotonic() > query.deadline:
+            raise SearchTooCostly("out of time cutting snippets")
+        out.append([{"text": t, "match": match} for t, match in snippet(m.text, query.tokens)])
+    return out
 
 
 def _result(

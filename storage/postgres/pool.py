@@ -11,22 +11,25 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from schemas.settings import Settings
-from storage.errors import PermanentStoreError, RetryableStoreError
+from storage.errors import PermanentStoreError, RetryableStoreError, StoreBusy
 
 Connection = AsyncConnection[tuple[object, ...]]
 Pool = AsyncConnectionPool[Connection]
 
 
 @asynccontextmanager
-async def connection(pool: Pool) -> AsyncIterator[Connection]:
+async def connection(pool: Pool, wait_s: float | None = None) -> AsyncIterator[Connection]:
     """A connection of the pool, with psycopg's errors raised as Parley's store errors: bad
-    data is permanent; a lost, closed or timed-out connection is retryable."""
+    data is permanent; a lost, closed or timed-out connection is retryable, and `StoreBusy`
+    when none came free within `wait_s` seconds (the pool's own 30 s if None)."""
     try:
-        async with pool.connection() as conn:
+        async with pool.connection(wait_s) as conn:
             yield conn
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
         raise PermanentStoreError(_first_line(exc)) from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed) as exc:
+    except PoolTimeout as exc:
+        raise StoreBusy(_first_line(exc)) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolClosed) as exc:
         raise RetryableStoreError(_first_line(exc)) from exc
 
 
@@ -52,7 +55,10 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-async def open_pool(settings: Settings) -> Pool:
+async def open_pool(settings: Settings, max_size: int | None = None) -> Pool:
+    """A pool of `settings.postgres_pool_max` connections, or `max_size`."""
+    size = settings.postgres_pool_max if max_size is None else max_size
+
     async def check_if_disturbed(conn: Connection) -> None:
         # A restarted database leaves broken connections in the pool: check before use.
         if not _is_disturbed(conn):
@@ -65,8 +71,8 @@ async def open_pool(settings: Settings) -> Pool:
 
     pool: Pool = AsyncConnectionPool(
         settings.postgres_dsn,
-        min_size=settings.postgres_pool_min,
-        max_size=settings.postgres_pool_max,
+        min_size=min(settings.postgres_pool_min, size),
+        max_size=size,
         kwargs={"autocommit": True},
         open=False,
         check=check_if_disturbed,

@@ -19,14 +19,15 @@ from typing import Literal, cast
 import psycopg
 
 from schemas.message import Message
+from storage.errors import StoreBusy
 from storage.postgres.pool import Pool, connection
-from storage.protocols import SearchPage, SearchScope, SearchTooCostly
+from storage.protocols import SearchBusy, SearchPage, SearchScope, SearchTooCostly
 from storage.search.tokens import index_tokens, query_tokens
 
 # Tokens never hold a control character (storage/search/tokens.py): a safe separator.
 _SEP = "\x1f"
 _COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
-QUERY_TIMEOUT_MS = 2000
+QUERY_TIMEOUT_MS = 2000  # a search's time in all, when its caller gives no deadline
 _STATS_TTL_S = 60.0
 # One thread for the process, not asyncio.to_thread's pool: concurrent batches (an indexer per
 # partition, a rebuild beside the live indexer) queue for it rather than each taking a thread,
@@ -95,13 +96,24 @@ class PostgresSearchIndex:
             )
 
     async def search(
-        self, query: str, scopes: Sequence[SearchScope], *, before: int | None, limit: int
+        self,
+        query: str,
+        scopes: Sequence[SearchScope],
+        *,
+        before: int | None,
+        limit: int,
+        deadline: float | None = None,
     ) -> SearchPage:
         """Up to `limit` messages of the scopes holding every token of `query`, newest first,
-        below `before`; never ends a page between two matches with the same id."""
+        below `before`; never ends a page between two matches with the same id. All of it by
+        `deadline` (`time.monotonic()`; `timeout_ms` from now if None): waiting for a
+        connection past it raises `SearchBusy`, a statement still running at it is cancelled
+        and raises `SearchTooCostly`."""
         tokens = query_tokens(query)
         if not tokens or not scopes or limit < 1:
             return SearchPage([], False)
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout_ms / 1000
         params: dict[str, object] = {
             "channels": [s.channel_id for s in scopes],
             "from_ids": [s.from_id for s in scopes],
@@ -109,8 +121,9 @@ class PostgresSearchIndex:
             "before": before if before is not None else 2**63 - 1,
             "limit": limit + 1,
         }
-        plan = _BY_CHANNEL if await self._dense(tokens, len(scopes), limit + 1) else _BY_TOKENS
-        rows = await self._fetch(plan, params)
+        dense = await self._dense(tokens, len(scopes), limit + 1, deadline)
+        plan = _BY_CHANNEL if dense else _BY_TOKENS
+        rows = await self._fetch(plan, params, deadline)
         if len(rows) <= limit:
             return SearchPage(rows, False)
         page = rows[:limit]
@@ -122,17 +135,17 @@ class PostgresSearchIndex:
             page = [m for m in page if m.message_id != boundary]
             if not page:
                 at = {**params, "before": boundary + 1, "limit": len(scopes)}
-                rows = await self._fetch(plan, at)
+                rows = await self._fetch(plan, at, deadline)
                 return SearchPage([m for m in rows if m.message_id == boundary], True)
         return SearchPage(page, True)
 
-    async def _dense(self, tokens: list[str], scopes: int, wanted: int) -> bool:
+    async def _dense(self, tokens: list[str], scopes: int, wanted: int, deadline: float) -> bool:
         """Whether reading each channel newest first costs less than reading every entry of
         the tokens: true when matches are common (a frequent word). From the table's own
         statistics (ANALYZE, autovacuum), read at most once a minute."""
         if self._plan != "auto":
             return self._plan == "channels"
-        stats = await self._stats()
+        stats = await self._stats(deadline)
         if stats is None:
             return False
         rows, per_channel, frequent = stats
@@ -146,22 +159,23 @@ class PostgresSearchIndex:
         by_channel = scopes * min(per_channel, wanted / density)  # entries read per channel
         return by_channel < by_tokens
 
-    async def _stats(self) -> tuple[float, float, dict[str, float]] | None:
+    async def _stats(self, deadline: float) -> tuple[float, float, dict[str, float]] | None:
         """(entries, entries per channel, frequency of each frequent token), or None before
         the table was first analysed."""
         now = time.monotonic()
         if self._stats_at is not None and now - self._stats_at < _STATS_TTL_S:
             return self._cached
-        async with connection(self._pool) as conn:
-            cur = await conn.execute(
-                "SELECT c.reltuples, d.n_distinct, t.most_common_elems::text::text[],"
-                " t.most_common_elem_freqs"
-                " FROM pg_class c"
-                " LEFT JOIN pg_stats d ON d.tablename = c.relname AND d.attname = 'channel_id'"
-                " LEFT JOIN pg_stats t ON t.tablename = c.relname AND t.attname = 'tokens'"
-                " WHERE c.relname = 'search_entries' AND c.relkind = 'r'"
-            )
-            row = await cur.fetchone()
+        found = await self._rows(
+            "SELECT c.reltuples, d.n_distinct, t.most_common_elems::text::text[],"
+            " t.most_common_elem_freqs"
+            " FROM pg_class c"
+            " LEFT JOIN pg_stats d ON d.tablename = c.relname AND d.attname = 'channel_id'"
+            " LEFT JOIN pg_stats t ON t.tablename = c.relname AND t.attname = 'tokens'"
+            " WHERE c.relname = 'search_entries' AND c.relkind = 'r'",
+            {},
+            deadline,
+        )
+        row = found[0] if found else None
         self._stats_at = now
         self._cached = None
         if row is not None and row[2] is not None and float(str(row[0])) > 0:
@@ -173,18 +187,34 @@ class PostgresSearchIndex:
             self._cached = (rows, rows / max(channels, 1.0), dict(zip(elems, freqs, strict=False)))
         return self._cached
 
-    async def _fetch(self, sql: str, params: dict[str, object]) -> list[Message]:
-        async with connection(self._pool) as conn:
-            try:
-                async with conn.transaction():
-                    # Bounded: a query of only common words in a busy account gives up.
-                    await conn.execute(
-                        "SELECT set_config('statement_timeout', %s, true)", (str(self._timeout_ms),)
-                    )
-                    cur = await conn.execute(sql.encode(), params)
-                    return [_message(r) for r in await cur.fetchall()]
-            except psycopg.errors.QueryCanceled:
-                raise SearchTooCostly(sql) from None
+    async def _fetch(self, sql: str, params: dict[str, object], deadline: float) -> list[Message]:
+        return [_message(r) for r in await self._rows(sql, params, deadline)]
+
+    async def _rows(
+        self, sql: str, params: dict[str, object], deadline: float
+    ) -> list[tuple[object, ...]]:
+        """The rows of one statement, by `deadline`: the wait for a connection and the
+        statement share what is left of it (the server cancels the statement then, so the
+        connection goes back to the pool idle)."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SearchTooCostly("no time left")
+        try:
+            async with connection(self._pool, wait_s=left) as conn:
+                # Whole milliseconds, at least one (0 would mean no limit).
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                try:
+                    async with conn.transaction():
+                        # Bounded: a query of only common words in a busy account gives up.
+                        await conn.execute(
+                            "SELECT set_config('statement_timeout', %s, true)", (str(left_ms),)
+                        )
+                        cur = await conn.execute(sql.encode(), params)
+                        return await cur.fetchall()
+                except psycopg.errors.QueryCanceled:
+                    raise SearchTooCostly(sql) from None
+        except StoreBusy:
+            raise SearchBusy("no connection came free in time") from None
 
     async def edit(self, channel_id: str, message_id: int, text: str) -> None:
         """The message's text is now `text`, if the message is indexed (a removed one stays

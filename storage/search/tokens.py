@@ -40,6 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from schemas.limits import MAX_SEARCH_QUERY_CHARS
+
 # Normalised characters of a text that search reads; the rest is not searchable. The size of
 # the longest message (schemas/limits.py MAX_TEXT_CHARS): a text that NFKC does not lengthen
 # is searchable whole, however long, and one it lengthens costs at most what the longest plain
@@ -181,7 +183,7 @@ def _joins_backward() -> frozenset[str]:
     return frozenset(found)
 
 
-def _case_fold(display: str) -> str:
+def case_fold(display: str) -> str:
     """`display` case-folded as `fold` does it, in C (str.casefold maps each character on its
     own, without context)."""
     return display.replace("İ", "i").casefold()
@@ -260,7 +262,7 @@ def index_tokens(text: str, *, fast: bool = True) -> list[str]:
     if fast and text.isascii():
         return list(dict.fromkeys(_ascii_words(text)))[:MAX_INDEX_TOKENS]
     seen: dict[str, None] = {}
-    for run in runs(_case_fold(normalise(text)[0])):
+    for run in runs(case_fold(normalise(text)[0])):
         if run.kind == "cjk":
             chars = run.text
             for i, ch in enumerate(chars):
@@ -276,12 +278,14 @@ def index_tokens(text: str, *, fast: bool = True) -> list[str]:
 
 def query_tokens(query: str, *, fast: bool = True) -> list[str]:
     """The distinct tokens a query asks for, all of which a message must hold (at most
-    `MAX_QUERY_TOKENS`: the rest of a long query is ignored), read as far as a message is
-    (`MAX_SEARCH_CHARS`). `fast=False` as for `index_tokens`."""
+    `MAX_QUERY_TOKENS`: the rest of a long query is ignored), from its first
+    `MAX_SEARCH_QUERY_CHARS` normalised characters: a query's 200 characters may be 3,600 once
+    normalised, and only so many are read. `fast=False` as for `index_tokens`."""
     if fast and query.isascii():
-        return list(dict.fromkeys(_ascii_words(query)))[:MAX_QUERY_TOKENS]
+        words = _ASCII_WORD.findall(query[:MAX_SEARCH_QUERY_CHARS].lower())
+        return list(dict.fromkeys(words))[:MAX_QUERY_TOKENS]
     seen: dict[str, None] = {}
-    for run in runs(_case_fold(normalise(query)[0])):
+    for run in runs(case_fold(normalise(query, MAX_SEARCH_QUERY_CHARS)[0])):
         if run.kind == "cjk" and len(run.text) > 1:
             for i in range(len(run.text) - 1):
                 seen[run.text[i : i + 2]] = None
