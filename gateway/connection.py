@@ -424,18 +424,10 @@ class Connection:
         )
 
     async def _on_ack(self, ack: Ack) -> None:
-        known = self._handoff.knows(ack.channel_id)
-        await messages.ack(self._s, self._caller, ack, known_member=known)
-        if not known:
-            self._handoff.learn(ack.channel_id)
+        await messages.ack(self._s, self._caller, ack)
 
     async def _on_read(self, read: Read) -> None:
-        known = self._handoff.knows(read.channel_id)
-        await reads.mark_read(
-            self._s, self._caller, read.channel_id, int(read.message_id), known_member=known
-        )
-        if not known:
-            self._handoff.learn(read.channel_id)
+        await reads.mark_read(self._s, self._caller, read.channel_id, int(read.message_id))
 
     async def _on_typing(self, request: Typing) -> None:
         # Relayed at most once per TYPING_REPEAT_MS per channel: a client may send one per

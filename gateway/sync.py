@@ -51,14 +51,6 @@ class Handoff:
         """The memory of the held frames (as `gateway/outbox.py` counts it)."""
         return self._held_bytes
 
-    def knows(self, channel_id: str) -> bool:
-        """Whether the socket's user was a member of the channel when it synced (or since)."""
-        return channel_id in self._delivered
-
-    def learn(self, channel_id: str) -> None:
-        """A channel the user was found to be in since: nothing sent on this socket in it yet."""
-        self._delivered.setdefault(channel_id, 0)
-
     def offer(self, channel_id: str, message_id: int, text: str) -> str | None:
         """A live delivery: the frame to send now, or None when it is held (syncing) or was
         sent already (at-least-once upstream)."""

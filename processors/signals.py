@@ -3,10 +3,13 @@
 One batch of `parley.signals.v1` at a time. Per batch, a user's moves in a channel are
 coalesced into the furthest one; the channel's shared moves go out as one `receipts` frame to
 its members, and each reader's own devices get a `read` frame. Typing goes to the other
-members, and is dropped once stale. Members are read from the store for every batch, so a
-removed member is told nothing more. Records go to the recipients' inbox partitions; gateways
-hand them to live sockets only (nothing here is stored or synced). At-least-once: a repeated
-batch repeats frames that clients apply idempotently (markers only move forward).
+members, and is dropped once stale. Members, and blocks in direct channels, are read from the
+store for every batch, whenever the move or the typing was taken: a removed member is told
+nothing more, and in a direct channel with a block between its two members neither is shown
+the other's receipts or typing (each one's own devices still follow its marker). Records go
+to the recipients' inbox partitions; gateways hand them to live sockets only (nothing here is
+stored or synced). At-least-once: a repeated batch repeats frames that clients apply
+idempotently (markers only move forward).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class SignalRelay:
                 typing[key] = event
         channel_ids = sorted({c for c, _ in reads} | {c for c, _ in typing})
         members = await self._channels.members(channel_ids) if channel_ids else {}
+        blocked = await self._channels.blocked_direct(channel_ids) if channel_ids else set()
         out: list[tuple[str, Frame, list[str]]] = []
         receipts: dict[str, list[Frame]] = {}
         for (channel_id, user_id), read in reads.items():
@@ -65,7 +69,7 @@ class SignalRelay:
                 continue
             own: Frame = {"type": "read", "channel_id": channel_id, "message_id": read.message_id}
             out.append((channel_id, own, [user_id]))
-            if read.shared:
+            if read.shared and channel_id not in blocked:
                 receipt = {"user_id": user_id, "message_id": read.message_id}
                 receipts.setdefault(channel_id, []).append(receipt)
         for channel_id, moved in receipts.items():
@@ -75,7 +79,7 @@ class SignalRelay:
         for (channel_id, user_id), event in typing.items():
             left_ms = TYPING_TTL_MS - (now - event.at_ms)
             room = members.get(channel_id, [])
-            if left_ms <= 0 or user_id not in room:
+            if left_ms <= 0 or user_id not in room or channel_id in blocked:
                 continue
             typing_frame: Frame = {
                 "type": "typing",

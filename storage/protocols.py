@@ -151,6 +151,10 @@ class ChannelStore(Protocol):
     async def members(self, channel_ids: Sequence[str]) -> dict[str, list[str]]:
         """Member lists for several channels (missing channels are absent)."""
 
+    async def blocked_direct(self, channel_ids: Sequence[str]) -> set[str]:
+        """Those of the channels that are direct channels with a block between their two
+        members (either way)."""
+
     async def add_member(self, channel_id: str, user_id: str, max_members: int) -> list[str]:
         """Add a member to a group; returns the members after. Raises GroupFull / NotAGroup / UnknownUsers."""
 
@@ -279,7 +283,8 @@ class CursorStore(Protocol):
         """The device's acknowledged message id per channel."""
 
     async def advance(self, device_id: str, channel_id: str, message_id: int) -> None:
-        """Move the device's cursor forward to `message_id`; never backwards."""
+        """Move the device's cursor forward to `message_id`; never backwards, and only while
+        the device's user is a member of the channel (otherwise nothing is written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +297,10 @@ class ReadStore(Protocol):
     async def markers(self, user_id: str) -> dict[str, int]:
         """The user's read marker per channel (channels never read are absent)."""
 
-    async def advance(self, user_id: str, channel_id: str, message_id: int) -> MarkerMove:
+    async def advance(self, user_id: str, channel_id: str, message_id: int) -> MarkerMove | None:
         """Move the user's marker in the channel forward to `message_id` (never back), in O(1)
-        writes; says whether it moved and whether the user shares receipts."""
+        writes; says whether it moved and whether the user shares receipts. None, with nothing
+        written, if the user is not a member of the channel when the write is made."""
 
     async def receipts(self, channel_id: str) -> dict[str, int]:
         """The markers of the channel's members who share them."""

@@ -8,7 +8,7 @@ import logging
 
 from opentelemetry.trace import SpanKind
 
-from gateway.commands.channels import MANAGERS, require_member
+from gateway.commands.channels import MANAGERS
 from gateway.errors import ApiError, invalid, not_found, not_member
 from gateway.services import Services
 from schemas.events import MessageChangeV1, MessageSendV1
@@ -30,20 +30,28 @@ def check_text(text: str) -> None:
         raise invalid("text must not contain NUL characters")
 
 
-async def writer_membership(
+async def membership_of(
     services: Services, caller: Device, channel_id: str, fresh: bool = False
 ) -> Membership:
-    """The caller's membership of a channel it writes to (sends, changes, typing): `not_member`
-    outside it, and in a direct channel with a block between its two members (the socket's
-    error codes are the spec's few, and such a channel may be read but no longer written to).
-
-    Read from the gateway's cache, kept current by `inbox.membership` events: a send costs no
-    store read. A refusal is never cached, so it is always the store's word (`fresh` reads the
-    store even for an acceptance); an acceptance may lag a removal or a block by the time the
-    event takes to reach this gateway (docs/architecture.md (e))."""
+    """The caller's membership of a channel its socket acts in, or `not_member`: read from the
+    gateway's cache, kept current by `inbox.membership` events, so a send, ack or read costs
+    no store read. A refusal is never cached, so it is always the store's word (`fresh` reads
+    the store even for an acceptance); an acceptance may lag a removal or a block by the time
+    the event takes to reach this gateway (docs/architecture.md (e))."""
     membership = await services.memberships.get(channel_id, caller.user_id, fresh)
     if membership is None:
         raise not_member()
+    return membership
+
+
+async def writer_membership(
+    services: Services, caller: Device, channel_id: str, fresh: bool = False
+) -> Membership:
+    """The caller's membership of a channel it writes to (sends, edits, reactions, typing):
+    `not_member` outside it, and in a direct channel with a block between its two members (the
+    socket's error codes are the spec's few, and such a channel may be read, and one's own
+    messages deleted, but no longer written to)."""
+    membership = await membership_of(services, caller, channel_id, fresh)
     if membership.blocked:
         raise ApiError(403, "not_member", "a block between you and this user forbids messages")
     return membership
@@ -104,14 +112,16 @@ async def change(
         raise invalid("emoji must not contain spaces")
     _take_send(services, caller)
     channel_id, target_id = request.channel_id, int(request.message_id)
-    membership = await writer_membership(services, caller, channel_id)
+    # A delete removes words, so a block does not stop it: each may delete their own.
+    checked = membership_of if isinstance(request, Delete) else writer_membership
+    membership = await checked(services, caller, channel_id)
     target = await services.stores.messages.get(channel_id, target_id)
     if target is None or target.kind != "message" or target_id < id_floor(membership.joined_at_ms):
         raise not_found("message")  # nor one from before the caller joined
     own = target.sender_id == caller.user_id
     if isinstance(request, Delete) and not own and membership.role not in MANAGERS:
         # Refused on a cached role: ask the store (a member just made admin may delete).
-        membership = await writer_membership(services, caller, channel_id, fresh=True)
+        membership = await membership_of(services, caller, channel_id, fresh=True)
     if isinstance(request, Delete):
         if not own and membership.role not in MANAGERS:
             raise ApiError(403, "forbidden", "only its sender, or a group's owner or admin")
@@ -138,9 +148,9 @@ async def change(
     return await _publish(services, event)
 
 
-async def ack(services: Services, caller: Device, request: Ack, known_member: bool) -> None:
-    """Move the device's cursor in a channel forward to `message_id` (never back). The caller
-    tells whether membership was already checked (a socket knows the channels it synced)."""
-    if not known_member:
-        await require_member(services.stores.channels, request.channel_id, caller.user_id)
+async def ack(services: Services, caller: Device, request: Ack) -> None:
+    """Move the device's cursor in a channel forward to `message_id` (never back), while the
+    caller is a member (the store writes it only for one: an ack taken before a removal and
+    written after it is dropped)."""
+    await membership_of(services, caller, request.channel_id)
     services.cursors.record(caller.device_id, request.channel_id, int(request.message_id))

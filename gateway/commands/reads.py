@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.commands.channels import require_member
-from gateway.commands.messages import writer_membership
-from gateway.errors import ApiError, require_id
+from gateway.commands.messages import membership_of, writer_membership
+from gateway.errors import ApiError, not_member, require_id
 from gateway.services import Services
 from schemas.events import ReadMovedV1, TypingV1
 from schemas.ids import now_ms
@@ -20,19 +20,21 @@ from storage.protocols import Device
 
 
 async def mark_read(
-    services: Services, caller: Device, channel_id: str, message_id: int, known_member: bool
+    services: Services, caller: Device, channel_id: str, message_id: int
 ) -> int | None:
     """Move the caller's marker in the channel to `message_id` (at most the channel's newest
     message); returns where it stands if it moved, None if it was there or further already.
-    The caller tells whether membership was already checked (a socket knows its channels)."""
+    `not_member` outside the channel: on the gateway's cache first, then by the store in the
+    write itself, so a removal that lands in between leaves no marker."""
     stores = services.stores
-    if not known_member:
-        await require_member(stores.channels, channel_id, caller.user_id)
+    await membership_of(services, caller, channel_id)
     newest = (await stores.messages.last_message_ids([channel_id])).get(channel_id)
     if newest is None:
         return None
     upto = min(message_id, newest)
     move = await stores.reads.advance(caller.user_id, channel_id, upto)
+    if move is None:
+        raise not_member()
     if not move.moved:
         return None
     event = ReadMovedV1(
@@ -52,10 +54,13 @@ async def typing(services: Services, caller: Device, channel_id: str) -> None:
 
 
 async def receipts(services: Services, caller: Device, channel_id: object) -> list[dict[str, Any]]:
-    """How far each member who shares receipts has read in the channel, furthest first."""
+    """How far each member who shares receipts has read in the channel, furthest first. In a
+    direct channel with a block between its two members, only the caller's own."""
     channel_id = require_id(channel_id, "channel_id")
-    await require_member(services.stores.channels, channel_id, caller.user_id)
+    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
     found = await services.stores.reads.receipts(channel_id)
+    if membership.blocked:
+        found = {u: upto for u, upto in found.items() if u == caller.user_id}
     ordered = sorted(found.items(), key=lambda item: (-item[1], item[0]))
     return [{"user_id": user_id, "message_id": str(upto)} for user_id, upto in ordered]
 

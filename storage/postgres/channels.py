@@ -132,6 +132,23 @@ class PostgresChannelStore:
             )
             return {str(r[0]): cast(list[str], r[1]) for r in await cur.fetchall()}
 
+    async def blocked_direct(self, channel_ids: Sequence[str]) -> set[str]:
+        """Those of the channels that are direct channels with a block between their two
+        members (either way)."""
+        if not channel_ids:
+            return set()
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT c.channel_id FROM channels c"
+                " WHERE c.channel_id = ANY(%s) AND c.kind = 'direct' AND EXISTS ("
+                "   SELECT 1 FROM channel_members m JOIN channel_members o"
+                "     ON o.channel_id = m.channel_id AND o.user_id <> m.user_id"
+                "   JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = o.user_id"
+                "   WHERE m.channel_id = c.channel_id)",
+                (list(channel_ids),),
+            )
+            return {str(r[0]) for r in await cur.fetchall()}
+
     async def add_member(self, channel_id: str, user_id: str, max_members: int) -> list[str]:
         """Add a member to a group; returns the members after. Raises GroupFull / NotAGroup / UnknownUsers."""
         async with connection(self._pool) as conn, conn.transaction():

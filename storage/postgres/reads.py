@@ -20,22 +20,30 @@ class PostgresReadStore:
             )
             return {str(r[0]): int(str(r[1])) for r in await cur.fetchall()}
 
-    async def advance(self, user_id: str, channel_id: str, message_id: int) -> MarkerMove:
-        """Move the user's marker in the channel forward to `message_id` (never back): one
-        row written, and whether the user shares receipts read in the same statement."""
+    async def advance(self, user_id: str, channel_id: str, message_id: int) -> MarkerMove | None:
+        """Move the user's marker in the channel forward to `message_id` (never back), if the
+        user is a member (None if not: nothing is written). One statement: whatever a gateway
+        believed when it took the read, a member removed before it commits gets no marker (a
+        removal that commits after it comes after the read). Whether the user shares receipts
+        is read in the same statement."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                "WITH moved AS ("
-                " INSERT INTO read_markers (user_id, channel_id, message_id) VALUES (%s, %s, %s)"
+                "WITH member AS ("
+                " SELECT 1 FROM channel_members WHERE channel_id = %s AND user_id = %s),"
+                " moved AS ("
+                " INSERT INTO read_markers (user_id, channel_id, message_id)"
+                " SELECT %s, %s, %s FROM member"
                 " ON CONFLICT (user_id, channel_id) DO UPDATE SET message_id = EXCLUDED.message_id"
                 " WHERE read_markers.message_id < EXCLUDED.message_id RETURNING 1)"
-                " SELECT EXISTS (SELECT 1 FROM moved),"
+                " SELECT EXISTS (SELECT 1 FROM member), EXISTS (SELECT 1 FROM moved),"
                 " (SELECT read_receipts FROM users WHERE user_id = %s)",
-                (user_id, channel_id, message_id, user_id),
+                (channel_id, user_id, user_id, channel_id, message_id, user_id),
             )
             row = await cur.fetchone()
             assert row is not None
-            return MarkerMove(moved=bool(row[0]), shared=bool(row[1]))
+            if not row[0]:
+                return None
+            return MarkerMove(moved=bool(row[1]), shared=bool(row[2]))
 
     async def receipts(self, channel_id: str) -> dict[str, int]:
         """The markers of the channel's members who share them."""
