@@ -116,10 +116,35 @@ async def test_history_sync_search_and_receipts_show_a_late_member_the_same_mess
     expected = {member.user_id: older[0]} if setting == {} else {}
     assert await receipts(api, late, group) == expected
     assert await unread(api, late, group) == len(newer)  # never read: from the join on
+    # What the late member may see, it may react to; nothing else.
+    lt = await api.connect(late)
+    reaction = await lt.react(group, older[1], "👍")
+    if setting == {}:
+        await lt.accepted(reaction)
+    else:
+        refusal = await lt.until(lambda f: f["type"] == "error" and f.get("ref") == reaction)
+        assert refusal["code"] == "not_found", refusal
+    await lt.close()
     # Members from the start see everything either way.
     everything = older + newer
     seen = await views(api, member, group, word)
     assert seen == {way: everything for way in seen}
+
+    # A change to a message is the message's: an edit of an older one (its new text) reaches
+    # the late member, live and in the sync, only if it may see that message.
+    lt = await api.connect(late)
+    await o.accepted(await o.edit(group, older[2], f"{word} edited"))
+    marker = await sent(o, group, ["marker"])
+    # The marker comes after the edit in the channel's order: by then the edit came, or never.
+    await lt.until(lambda f: f["type"] == "message" and f["message_id"] == marker[0])
+    edits = [f for f in lt.frames or [] if f["type"] == "edit"]
+    assert [e["target_id"] for e in edits] == ([older[2]] if setting == {} else [])
+    again = await api.connect(late, cursors={group: newer[-1]})
+    synced = [f for f in again.frames or [] if f.get("channel_id") == group]
+    kinds = [(f["type"], f.get("target_id")) for f in synced]
+    shown = [("reaction", older[1]), ("edit", older[2])] if setting == {} else []
+    assert kinds == [*shown, ("message", None)], kinds
+    assert synced[-1]["message_id"] == marker[0]
 
 
 async def test_the_setting_is_read_as_it_is_now_and_only_managers_change_it(api: Api) -> None:
