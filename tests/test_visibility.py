@@ -106,6 +106,9 @@ async def test_history_sync_search_and_receipts_show_a_late_member_the_same_mess
     await o.until(lambda f: f["type"] == "receipts")
 
     await api.add_member(owner, group, late.user_id)
+    # Nothing new yet: the newest message is one the late member may see, or none.
+    (listed,) = [c for c in await api.channels(late) if c["channel_id"] == group]
+    assert listed["last_message_id"] == (older[-1] if setting == {} else None)
     newer = await sent(o, group, [f"{word} after {i}" for i in range(2)])
     await until_indexed(api, owner, word, older + newer)
 
@@ -239,8 +242,11 @@ async def test_a_member_who_left_and_came_back_sees_from_their_latest_join(api: 
     # The device's own cursor (from before it left) syncs nothing from before the return.
     again = await api.connect(member)
     assert [f["message_id"] for f in again.messages(group)] == back
-    # Unread: only what the member may see (the read marker from before stays where it was).
+    # Unread: only what the member may see. The read marker from before stays where it was,
+    # but names a message the member may no longer see: it reads as none.
     assert await unread(api, member, group) == 1
+    (listed,) = [c for c in await api.channels(member) if c["channel_id"] == group]
+    assert listed["read_message_id"] is None
 
 
 async def test_live_receipts_name_only_messages_a_member_may_see(api: Api) -> None:

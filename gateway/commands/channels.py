@@ -16,7 +16,7 @@ from gateway.errors import (
     require_name,
 )
 from gateway.services import Services
-from schemas.ids import id_floor, new_id, now_ms, parse_id
+from schemas.ids import MAX_ID, id_floor, new_id, now_ms, parse_id
 from schemas.limits import (
     HISTORY_LIMIT_DEFAULT,
     HISTORY_LIMIT_MAX,
@@ -130,7 +130,9 @@ async def create_group(
 
 async def list_channels(services: Services, caller: Device) -> list[dict[str, Any]]:
     """The caller's channels, each with its newest message id, the caller's read marker and
-    unread count; a direct channel the caller hid is left out until a newer message arrives."""
+    unread count, as far as the caller may see (storage/visibility.py: an id below what they
+    may see reads as null); a direct channel the caller hid is left out until a newer message
+    arrives."""
     stores = services.stores
     found = await stores.channels.channels_of(caller.user_id)
     last = await stores.messages.last_message_ids([c.channel_id for c in found])
@@ -142,15 +144,17 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
     ]
     markers = await stores.reads.markers(caller.user_id)
     memberships = {m.channel_id: m for m in await stores.channels.memberships(caller.user_id)}
+    # Left since the list was read: nothing of the channel is the caller's to see.
+    lowest = {c.channel_id: _lowest(memberships.get(c.channel_id)) for c in shown}
 
     async def unread(channel_id: str) -> int:
         membership = memberships.get(channel_id)
         if membership is None:
-            return 0  # left since the list was read
+            return 0
         # Never read: everything since the caller joined is unread. Only what the caller may
         # see counts (a marker from before they left and came back may lie below it).
         joined = id_floor(membership.joined_at_ms) - 1
-        after = max(markers.get(channel_id) or joined, visible_from(membership) - 1)
+        after = max(markers.get(channel_id) or joined, lowest[channel_id] - 1)
         if last.get(channel_id, 0) <= after:
             return 0
         return await stores.messages.count_after(
@@ -160,12 +164,18 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
     counts = await asyncio.gather(*(unread(c.channel_id) for c in shown))
     bodies = []
     for channel, count in zip(shown, counts, strict=True):
-        body = channel_body(channel, last.get(channel.channel_id))
+        visible = lowest[channel.channel_id]
+        newest = last.get(channel.channel_id)
+        body = channel_body(channel, newest if newest is not None and newest >= visible else None)
         marker = markers.get(channel.channel_id)
-        body["read_message_id"] = None if marker is None else str(marker)
+        body["read_message_id"] = str(marker) if marker is not None and marker >= visible else None
         body["unread_count"] = count
         bodies.append(body)
     return bodies
+
+
+def _lowest(membership: Membership | None) -> int:
+    return MAX_ID if membership is None else visible_from(membership)
 
 
 async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> Membership:
