@@ -179,7 +179,11 @@ async def create_channel(request: Request) -> Response:
         return json_response(channels.channel_body(channel), 201 if created else 200)
     if body.get("type") == "group":
         channel = await channels.create_group(
-            services, device, body.get("name"), body.get("member_ids")
+            services,
+            device,
+            body.get("name"),
+            body.get("member_ids"),
+            body.get("history_visible", True),
         )
         return json_response(channels.channel_body(channel), 201)
     raise invalid("type must be 'direct' or 'group'")
@@ -195,6 +199,15 @@ async def list_channels(request: Request) -> Response:
     device = await _device(request)
     found = await channels.list_channels(_services(request), device)
     return json_response({"channels": found})
+
+
+async def patch_channel(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    channel = await channels.change_group(
+        _services(request), device, request.path_params["channel_id"], body
+    )
+    return json_response(channels.channel_body(channel))
 
 
 async def channel_receipts(request: Request) -> Response:
@@ -360,6 +373,7 @@ routes = [
     Route("/v1/discovery", discovery, methods=["GET"]),
     Route("/v1/channels", create_channel, methods=["POST"]),
     Route("/v1/channels", list_channels, methods=["GET"]),
+    Route("/v1/channels/{channel_id}", patch_channel, methods=["PATCH"]),
     Route("/v1/channels/{channel_id}/members", add_member, methods=["POST"]),
     Route("/v1/channels/{channel_id}/members/{user_id}", remove_member, methods=["DELETE"]),
     Route("/v1/channels/{channel_id}/members/{user_id}", put_member_role, methods=["PUT"]),

@@ -13,6 +13,7 @@ from schemas.http import (
     ALL_ANSWERS,
     ALL_BODIES,
     AccountSettings,
+    GroupSettings,
     MemberRole,
     NewChannel,
     NewMember,
@@ -46,6 +47,7 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
     ("get", "/v1/discovery", "Gateways, best first", None, True, {}),
     ("post", "/v1/channels", "Open a direct channel or create a group", NewChannel, True, {}),
     ("get", "/v1/channels", "The caller's channels", None, True, {}),
+    ("patch", "/v1/channels/{channel_id}", "Change a group's settings", GroupSettings, True, {}),
     ("post", "/v1/channels/{channel_id}/members", "Add a group member", NewMember, True, {}),
     (
         "delete",

@@ -25,6 +25,7 @@ from schemas.frames import Hello
 from schemas.ids import id_floor, parse_id
 from schemas.message import frame_of
 from storage.protocols import Device
+from storage.visibility import visible_from
 
 Put = Callable[[str], Awaitable[None]]
 
@@ -74,11 +75,16 @@ class Handoff:
         memberships = await stores.channels.memberships(device.user_id)
         await services.cursors.flush_device(device.device_id)
         acked = await stores.cursors.cursors(device.device_id)
+        lowest: dict[str, int] = {}
         for m in memberships:
             # A channel joined before the device existed starts at the device's creation.
             default = id_floor(max(device.created_at_ms, m.joined_at_ms)) - 1
             given = parse_id(cursors.get(m.channel_id))
-            self._delivered[m.channel_id] = given or acked.get(m.channel_id) or default
+            # Never below what the member may see, whatever the cursor (the client's, or this
+            # device's from before the user left and came back): storage/visibility.py.
+            lowest[m.channel_id] = visible_from(m)
+            start = given or acked.get(m.channel_id) or default
+            self._delivered[m.channel_id] = max(start, lowest[m.channel_id] - 1)
         newest = await stores.messages.last_message_ids(sorted(self._delivered))
         for channel_id, last in newest.items():
             after = self._delivered[channel_id]
@@ -89,6 +95,9 @@ class Handoff:
                 if not page:
                     break
                 for message in page:
+                    target = message.target_id
+                    if target is not None and target < lowest[channel_id]:
+                        continue  # a change to a message the member may not see
                     await put(frame(frame_of(message.wire())))
                 after = self._delivered[channel_id] = page[-1].message_id
         # Live begins only once nothing is held: no await between the last check and the

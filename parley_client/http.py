@@ -202,11 +202,28 @@ class Client:
         return cast(Channel, data)
 
     async def create_group(
-        self, auth: Authenticated, name: str, member_ids: Iterable[str]
+        self,
+        auth: Authenticated,
+        name: str,
+        member_ids: Iterable[str],
+        history_visible: bool = True,
     ) -> Channel:
-        """A group of the caller (its owner) and `member_ids`."""
-        body = {"type": "group", "name": name, "member_ids": list(member_ids)}
+        """A group of the caller (its owner) and `member_ids`; members who join later see its
+        past unless `history_visible` is false."""
+        body = {
+            "type": "group",
+            "name": name,
+            "member_ids": list(member_ids),
+            "history_visible": history_visible,
+        }
         return cast(Channel, await self._call("POST", "/v1/channels", auth, body))
+
+    async def set_history_visible(
+        self, auth: Authenticated, channel_id: str, visible: bool
+    ) -> Channel:
+        """Whether members who join the group later see its past (owners and admins)."""
+        body = {"history_visible": visible}
+        return cast(Channel, await self._call("PATCH", f"/v1/channels/{channel_id}", auth, body))
 
     async def channels(self, auth: Authenticated) -> list[Channel]:
         """The caller's channels, each with its `last_message_id`."""

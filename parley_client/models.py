@@ -94,6 +94,7 @@ class Channel(TypedDict):
     type: ChannelType
     members: list[str]
     last_message_id: str | None
+    history_visible: bool  # members who join later see the past (always, in a direct channel)
     name: NotRequired[str]  # groups only
     read_message_id: NotRequired[str | None]  # the caller's read marker (`GET /v1/channels`)
     unread_count: NotRequired[int]  # messages from others after it, counted up to 100

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 
 from storage.protocols import ChannelStore
+from storage.visibility import visible_from
 
 
 class MembershipCache:
@@ -36,3 +37,13 @@ class MembershipCache:
 
     def members(self, channel_id: str) -> list[str]:
         return self._members.get(channel_id, ([], 0.0))[0]
+
+    async def lowest_visible(self, channel_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Per channel and member, the smallest message id the member may see now
+        (storage/visibility.py), read from the store (for changes to messages only: a change
+        to a message below a member's floor is not theirs to receive)."""
+        found = await self._store.members_of(sorted(set(channel_ids)))
+        return {
+            channel_id: {user_id: visible_from(m) for user_id, m in room.items()}
+            for channel_id, room in found.items()
+        }

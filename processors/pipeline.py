@@ -234,6 +234,7 @@ class MessagePipeline:
     ) -> None:
         if self._sink is None:
             return
+        deliveries = await self._visible_changes(deliveries)
         pending = []
         for message, recipients in deliveries:
             key = message.channel_id.encode()
@@ -247,6 +248,25 @@ class MessagePipeline:
         pending += await self._publish_stored([message for message, _ in deliveries], spans)
         # Acknowledged by the broker (acks=all) before the batch's offsets may be committed.
         await asyncio.gather(*pending)
+
+    async def _visible_changes(
+        self, deliveries: list[tuple[Message, list[str]]]
+    ) -> list[tuple[Message, list[str]]]:
+        """A change (edit, delete, reaction) goes only to the members who may see its message
+        (storage/visibility.py): an edit's text is the message's text. Messages are left as
+        they are, and a batch without changes costs nothing more."""
+        changed = {m.channel_id for m, _ in deliveries if m.target_id is not None}
+        if not changed:
+            return deliveries
+        lowest = await self.membership.lowest_visible(changed)
+        out = []
+        for message, recipients in deliveries:
+            if message.target_id is not None:
+                floors = lowest.get(message.channel_id, {})
+                target = message.target_id
+                recipients = [u for u in recipients if target >= floors.get(u, 1)]
+            out.append((message, recipients))
+        return out
 
     async def _publish_stored(
         self, messages: Sequence[Message], spans: dict[SendKey, Span]

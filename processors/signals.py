@@ -2,14 +2,15 @@
 
 One batch of `parley.signals.v1` at a time. Per batch, a user's moves in a channel are
 coalesced into the furthest one; the channel's shared moves go out as one `receipts` frame to
-its members, and each reader's own devices get a `read` frame. Typing goes to the other
-members, and is dropped once stale. Members, and blocks in direct channels, are read from the
-store for every batch, whenever the move or the typing was taken: a removed member is told
-nothing more, and in a direct channel with a block between its two members neither is shown
-the other's receipts or typing (each one's own devices still follow its marker). Records go
-to the recipients' inbox partitions; gateways hand them to live sockets only (nothing here is
-stored or synced). At-least-once: a repeated batch repeats frames that clients apply
-idempotently (markers only move forward).
+its members (each told only of the moves to messages they may see, storage/visibility.py),
+and each reader's own devices get a `read` frame. Typing goes to the other members, and is
+dropped once stale. Members, and blocks in direct channels, are read from the store for every
+batch, whenever the move or the typing was taken: a removed member is told nothing more, and in
+a direct channel with a block between its two members neither is shown the other's receipts or
+typing (each one's own devices still follow its marker). Records go to the recipients' inbox
+partitions; gateways hand them to live sockets only (nothing here is stored or synced).
+At-least-once: a repeated batch repeats frames that clients apply idempotently (markers only
+move forward).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from processors.pipeline import RecordSink
 from schemas.events import InboxSignalV1, ReadMovedV1, TypingV1, signals_event
 from schemas.ids import now_ms
 from schemas.limits import TYPING_TTL_MS
-from storage.protocols import ChannelStore
+from storage.protocols import ChannelStore, Membership
+from storage.visibility import visible_from
 
 log = logging.getLogger("parley.signals")
 
@@ -60,7 +62,7 @@ class SignalRelay:
             elif key not in typing or event.at_ms > typing[key].at_ms:
                 typing[key] = event
         channel_ids = sorted({c for c, _ in reads} | {c for c, _ in typing})
-        members = await self._channels.members(channel_ids) if channel_ids else {}
+        members = await self._channels.members_of(channel_ids) if channel_ids else {}
         blocked = await self._channels.blocked_direct(channel_ids) if channel_ids else set()
         out: list[tuple[str, Frame, list[str]]] = []
         receipts: dict[str, list[Frame]] = {}
@@ -73,12 +75,13 @@ class SignalRelay:
                 receipt = {"user_id": user_id, "message_id": read.message_id}
                 receipts.setdefault(channel_id, []).append(receipt)
         for channel_id, moved in receipts.items():
-            frame: Frame = {"type": "receipts", "channel_id": channel_id, "reads": moved}
-            out.append((channel_id, frame, members[channel_id]))
+            for shown, recipients in _visible_reads(moved, members[channel_id]):
+                frame: Frame = {"type": "receipts", "channel_id": channel_id, "reads": shown}
+                out.append((channel_id, frame, recipients))
         now = now_ms()
         for (channel_id, user_id), event in typing.items():
             left_ms = TYPING_TTL_MS - (now - event.at_ms)
-            room = members.get(channel_id, [])
+            room = members.get(channel_id, {})
             if left_ms <= 0 or user_id not in room or channel_id in blocked:
                 continue
             typing_frame: Frame = {
@@ -103,3 +106,18 @@ class SignalRelay:
         # Acknowledged by the broker before the batch's offsets may be committed.
         await asyncio.gather(*pending)
         return len(pending)
+
+
+def _visible_reads(
+    moved: list[Frame], room: dict[str, Membership]
+) -> list[tuple[list[Frame], list[str]]]:
+    """A channel's receipts, each to the members who may see the message it names: (reads,
+    recipients) per distinct set of reads (one, unless some members joined a group that hides
+    its past from them)."""
+    by_shown: dict[tuple[int, ...], list[str]] = {}
+    for user_id, membership in sorted(room.items()):
+        lowest = visible_from(membership)
+        shown = tuple(i for i, read in enumerate(moved) if int(read["message_id"]) >= lowest)
+        if shown:
+            by_shown.setdefault(shown, []).append(user_id)
+    return [([moved[i] for i in shown], users) for shown, users in by_shown.items()]

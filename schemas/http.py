@@ -33,6 +33,14 @@ class NewChannel(BaseModel):
     user_id: IdString | None = Field(default=None, description="direct: the other user")
     name: str | None = _name(100)
     member_ids: list[IdString] | None = Field(default=None, max_length=100)
+    history_visible: bool = Field(
+        default=True, description="group: members who join later see its past (default true)"
+    )
+
+
+class GroupSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    history_visible: bool = Field(description="members who join later see the group's past")
 
 
 class NewMember(BaseModel):
@@ -98,6 +106,7 @@ ALL_BODIES: dict[str, type[BaseModel]] = {
         NewUser,
         NewSession,
         NewChannel,
+        GroupSettings,
         NewMember,
         MemberRole,
         PushEndpointBody,

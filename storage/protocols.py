@@ -71,6 +71,9 @@ class Channel:
     members: list[str]
     # In a group, the members who are not plain members: user id -> "owner" or "admin".
     roles: dict[str, Role] = field(default_factory=dict)
+    # Whether members who join later see the past (always, in a direct channel): see
+    # `storage/visibility.py`.
+    history_visible: bool = True
 
 
 @dataclass(frozen=True, slots=True)  # slots: gateways cache many (gateway/memberships.py)
@@ -79,6 +82,7 @@ class Membership:
     joined_at_ms: int
     role: Role = "member"  # in a direct channel, always "member"
     blocked: bool = False  # a direct channel whose two members have a block between them
+    history_visible: bool = True  # the channel's setting now (storage/visibility.py)
 
 
 class AccountStore(Protocol):
@@ -130,7 +134,12 @@ class ChannelStore(Protocol):
         """The one direct channel of the pair, created with `channel_id` if missing; bool = created."""
 
     async def create_group(
-        self, channel_id: str, name: str, member_ids: Sequence[str], max_members: int
+        self,
+        channel_id: str,
+        name: str,
+        member_ids: Sequence[str],
+        max_members: int,
+        history_visible: bool = True,
     ) -> Channel:
         """Create a group whose first member is its owner; raises `GroupFull` above
         `max_members`, `UnknownUsers` for bad ids."""
@@ -144,6 +153,10 @@ class ChannelStore(Protocol):
 
     async def memberships(self, user_id: str) -> list[Membership]:
         """Every channel the user belongs to."""
+
+    async def members_of(self, channel_ids: Sequence[str]) -> dict[str, dict[str, Membership]]:
+        """The members of several channels, each with their membership: channel id -> user id
+        -> membership (missing channels are absent)."""
 
     async def channels_of(self, user_id: str) -> list[Channel]:
         """The user's channels with their members."""
@@ -172,6 +185,10 @@ class ChannelStore(Protocol):
     async def set_role(self, channel_id: str, user_id: str, role: Role) -> None:
         """Set a member's role in a group. Raises NotAGroup, `NotAMember` if `user_id` is not
         in it, and `LastOwner` if that would leave the group without an owner."""
+
+    async def set_history_visible(self, channel_id: str, visible: bool) -> Channel:
+        """Whether the group's past is visible to members who join later; returns the group
+        after. Raises NotAGroup."""
 
 
 FriendState = Literal["friend", "requested", "pending"]

@@ -187,6 +187,7 @@ async def test_channel_list_carries_last_message_id(api: Api) -> None:
             "channel_id": channel,
             "type": "direct",
             "members": sorted([a.user_id, b.user_id]),
+            "history_visible": True,  # a direct channel: both members see all of it
             "last_message_id": last["message_id"],
             "read_message_id": None,
             "unread_count": 0,  # the caller's own messages

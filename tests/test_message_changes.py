@@ -143,7 +143,9 @@ async def test_who_may_change_what(api: Api) -> None:
     assert await refused(m, await m.edit(group, mine, "again")) == "not_found"
     assert await refused(o, await o.react(group, mine, "👍")) == "not_found"
     await m.accepted(await m.delete(group, mine))  # deleting twice is harmless
-    # A member added later cannot touch what came before it joined.
+    # A member added later touches only what it may see: in a group that hides its past from
+    # later members, nothing from before it joined (tests/test_visibility.py has the default).
+    await api.set_history_visible(owner, group, False)
     await api.add_member(owner, group, outsider.user_id)
     assert await refused(x, await x.react(group, theirs, "👍")) == "not_found"
     # A change is a row of the channel with its own id, after its message's.

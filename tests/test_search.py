@@ -29,6 +29,7 @@ from storage.postgres.pool import open_pool
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import SearchScope
 from storage.stores import Stores
+from storage.visibility import visible_from
 from tests.conftest import Api, eventually
 from tests.stack import Stack
 from topics.definitions import stored_topic
@@ -142,12 +143,13 @@ async def test_only_what_the_caller_could_see_is_found(api: Api) -> None:
     await socket.accepted(await socket.send_message(group, f"{word} before"))
     await until_found(api, member, word, [f"{word} before"])
 
-    # Joined after the first message: sees only what came after joining.
+    # Joined after the first message: finds it too, as history shows it (a group's past is
+    # visible to later members by default; tests/test_visibility.py has the group that hides it).
     await api.add_member(owner, group, late.user_id)
-    assert await texts(api, late, word) == []
+    assert await texts(api, late, word) == [f"{word} before"]
     await socket.accepted(await socket.send_message(group, f"{word} after"))
-    await until_found(api, late, word, [f"{word} after"])
-    assert await texts(api, late, word, channel_id=group) == [f"{word} after"]
+    await until_found(api, late, word, [f"{word} after", f"{word} before"])
+    assert await texts(api, late, word, channel_id=group) == [f"{word} after", f"{word} before"]
     assert await texts(api, member, word) == [f"{word} after", f"{word} before"]
 
     # Never a member: nothing, and naming the channel is refused.
@@ -333,7 +335,7 @@ async def test_a_rebuild_from_the_topic_into_an_emptied_index_gives_the_same_res
         assert read >= len(sent) + 1
 
         memberships = await stores.channels.memberships(bob.user_id)
-        scopes = [SearchScope(m.channel_id, id_floor(m.joined_at_ms)) for m in memberships]
+        scopes = [SearchScope(m.channel_id, visible_from(m)) for m in memberships]
         everything = [SearchScope(direct, 0), SearchScope(group, 0)]
         for q in (word, f"{word} 한국", f"{word} 東京", f"{word} 🎉", f"{word} mixed 語", "again"):
             for scope in (scopes, everything):

@@ -16,7 +16,7 @@ from gateway.errors import (
     require_name,
 )
 from gateway.services import Services
-from schemas.ids import id_floor, new_id, now_ms, parse_id
+from schemas.ids import MAX_ID, id_floor, new_id, now_ms, parse_id
 from schemas.limits import (
     HISTORY_LIMIT_DEFAULT,
     HISTORY_LIMIT_MAX,
@@ -35,6 +35,7 @@ from storage.protocols import (
     NotAMember,
     UnknownUsers,
 )
+from storage.visibility import visible_from
 
 
 def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[str, Any]:
@@ -46,6 +47,7 @@ def channel_body(channel: Channel, last_message_id: int | None = None) -> dict[s
     if channel.type == "group":
         body["name"] = channel.name
         body["roles"] = channel.roles
+    body["history_visible"] = channel.history_visible
     body["last_message_id"] = None if last_message_id is None else str(last_message_id)
     return body
 
@@ -96,10 +98,16 @@ async def open_direct(services: Services, caller: Device, other: object) -> tupl
 
 
 async def create_group(
-    services: Services, caller: Device, name: object, member_ids: object
+    services: Services,
+    caller: Device,
+    name: object,
+    member_ids: object,
+    history_visible: object = True,
 ) -> Channel:
-    """A new group of the caller and `member_ids`."""
+    """A new group of the caller and `member_ids`, its past visible to members who join later
+    unless `history_visible` is false."""
     name = require_name(name, "name", 100)
+    visible = _require_bool(history_visible, "history_visible")
     if not isinstance(member_ids, list) or len(member_ids) > MAX_GROUP_MEMBERS:
         raise invalid(f"member_ids must be a list of at most {MAX_GROUP_MEMBERS} user ids")
     member_ids = [require_id(m, "member_ids[]") for m in member_ids]
@@ -110,7 +118,7 @@ async def create_group(
         raise blocked()
     try:
         channel = await services.stores.channels.create_group(
-            new_id(), name, members, MAX_GROUP_MEMBERS
+            new_id(), name, members, MAX_GROUP_MEMBERS, visible
         )
     except GroupFull:
         raise _group_full() from None
@@ -122,7 +130,9 @@ async def create_group(
 
 async def list_channels(services: Services, caller: Device) -> list[dict[str, Any]]:
     """The caller's channels, each with its newest message id, the caller's read marker and
-    unread count; a direct channel the caller hid is left out until a newer message arrives."""
+    unread count, as far as the caller may see (storage/visibility.py: an id below what they
+    may see reads as null); a direct channel the caller hid is left out until a newer message
+    arrives."""
     stores = services.stores
     found = await stores.channels.channels_of(caller.user_id)
     last = await stores.messages.last_message_ids([c.channel_id for c in found])
@@ -133,13 +143,18 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
         if c.channel_id not in hidden or last.get(c.channel_id, 0) > hidden[c.channel_id]
     ]
     markers = await stores.reads.markers(caller.user_id)
-    joined = {
-        m.channel_id: m.joined_at_ms for m in await stores.channels.memberships(caller.user_id)
-    }
+    memberships = {m.channel_id: m for m in await stores.channels.memberships(caller.user_id)}
+    # Left since the list was read: nothing of the channel is the caller's to see.
+    lowest = {c.channel_id: _lowest(memberships.get(c.channel_id)) for c in shown}
 
     async def unread(channel_id: str) -> int:
-        # Never read: everything since the caller joined is unread.
-        after = markers.get(channel_id) or id_floor(joined.get(channel_id, 0)) - 1
+        membership = memberships.get(channel_id)
+        if membership is None:
+            return 0
+        # Never read: everything since the caller joined is unread. Only what the caller may
+        # see counts (a marker from before they left and came back may lie below it).
+        joined = id_floor(membership.joined_at_ms) - 1
+        after = max(markers.get(channel_id) or joined, lowest[channel_id] - 1)
         if last.get(channel_id, 0) <= after:
             return 0
         return await stores.messages.count_after(
@@ -149,12 +164,18 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
     counts = await asyncio.gather(*(unread(c.channel_id) for c in shown))
     bodies = []
     for channel, count in zip(shown, counts, strict=True):
-        body = channel_body(channel, last.get(channel.channel_id))
+        visible = lowest[channel.channel_id]
+        newest = last.get(channel.channel_id)
+        body = channel_body(channel, newest if newest is not None and newest >= visible else None)
         marker = markers.get(channel.channel_id)
-        body["read_message_id"] = None if marker is None else str(marker)
+        body["read_message_id"] = str(marker) if marker is not None and marker >= visible else None
         body["unread_count"] = count
         bodies.append(body)
     return bodies
+
+
+def _lowest(membership: Membership | None) -> int:
+    return MAX_ID if membership is None else visible_from(membership)
 
 
 async def require_member(channels: ChannelStore, channel_id: str, user_id: str) -> Membership:
@@ -280,28 +301,71 @@ async def history(
     services: Services, caller: Device, channel_id: object, query: dict[str, str]
 ) -> list[Message]:
     """A page of the channel's messages, ascending by id (SPEC §2), each in its latest state
-    (edited text, tombstone, reactions): the changes themselves are for sync and live."""
+    (edited text, tombstone, reactions): the changes themselves are for sync and live. Only
+    the messages the caller may see (storage/visibility.py): a page that reaches below them
+    ends there."""
     channel_id = require_id(channel_id, "channel_id")
-    await require_member(services.stores.channels, channel_id, caller.user_id)
+    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+    lowest = visible_from(membership)
     messages = services.stores.messages
     limit = _limit(query.get("limit"))
     cursors = {k: query[k] for k in ("before", "after", "around") if k in query}
     if len(cursors) > 1:
         raise invalid("give at most one of before, after, around")
     if not cursors:
-        return await messages.page(channel_id, limit=limit, changes=False)
+        return _from(lowest, await messages.page(channel_id, limit=limit, changes=False))
     ((kind, raw),) = cursors.items()
     at = parse_id(raw)
     if at is None:
         raise invalid(f"{kind} must be a message id")
     if kind == "before":
-        return await messages.page(channel_id, before=at, limit=limit, changes=False)
+        page = await messages.page(channel_id, before=at, limit=limit, changes=False)
+        return _from(lowest, page)
     if kind == "after":
-        return await messages.page(channel_id, after=at, limit=limit, changes=False)
+        after = max(at, lowest - 1)
+        return await messages.page(channel_id, after=after, limit=limit, changes=False)
     # around: the message itself and those on both sides of it, `limit` in all.
     older = await messages.page(channel_id, before=at + 1, limit=limit // 2 + 1, changes=False)
-    newer = await messages.page(channel_id, after=at, limit=limit - len(older), changes=False)
+    older = _from(lowest, older)
+    newer = await messages.page(
+        channel_id, after=max(at, lowest - 1), limit=limit - len(older), changes=False
+    )
     return older + newer
+
+
+def _from(lowest: int, page: list[Message]) -> list[Message]:
+    """The page without the messages below `lowest` (ascending: they are at its start)."""
+    return [m for m in page if m.message_id >= lowest]
+
+
+def _require_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise invalid(f"{field} must be true or false")
+    return value
+
+
+async def change_group(
+    services: Services, caller: Device, channel_id: object, body: dict[str, Any]
+) -> Channel:
+    """Change a group's settings: `{"history_visible": bool}`, whether members who join later
+    see its past (storage/visibility.py). Owners and admins only; the rule reads the setting as
+    it is now, so the change applies at once to every member's history, sync and search."""
+    channel_id = require_id(channel_id, "channel_id")
+    if set(body) != {"history_visible"}:
+        raise invalid('the body must be {"history_visible": true|false}')
+    visible = _require_bool(body["history_visible"], "history_visible")
+    channels = services.stores.channels
+    mine = await require_member(channels, channel_id, caller.user_id)
+    if mine.role not in MANAGERS:
+        await _require_group(channels, channel_id)
+        raise _forbidden("only the group's owners and admins change its settings")
+    try:
+        channel = await channels.set_history_visible(channel_id, visible)
+    except NotAGroup:
+        raise invalid("only a group has settings: a direct channel is visible to both") from None
+    # The members' cached memberships carry the setting: drop them on every gateway.
+    await memberships_changed(services, channel_id, channel.members)
+    return channel
 
 
 _LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits: str.isdigit also takes "²" and "٣"

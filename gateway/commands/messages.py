@@ -13,9 +13,10 @@ from gateway.errors import ApiError, invalid, not_found, not_member
 from gateway.services import Services
 from schemas.events import MessageChangeV1, MessageSendV1
 from schemas.frames import Ack, Delete, Edit, React, Send
-from schemas.ids import id_floor, now_ms
+from schemas.ids import now_ms
 from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_TEXT_CHARS
 from storage.protocols import Device, Membership
+from storage.visibility import visible_from
 from topics import tracing
 
 log = logging.getLogger("parley.messages")
@@ -116,8 +117,8 @@ async def change(
     checked = membership_of if isinstance(request, Delete) else writer_membership
     membership = await checked(services, caller, channel_id)
     target = await services.stores.messages.get(channel_id, target_id)
-    if target is None or target.kind != "message" or target_id < id_floor(membership.joined_at_ms):
-        raise not_found("message")  # nor one from before the caller joined
+    if target is None or target.kind != "message" or target_id < visible_from(membership):
+        raise not_found("message")  # nor one the caller may not see (storage/visibility.py)
     own = target.sender_id == caller.user_id
     if isinstance(request, Delete) and not own and membership.role not in MANAGERS:
         # Refused on a cached role: ask the store (a member just made admin may delete).

@@ -17,6 +17,7 @@ from gateway.services import Services
 from schemas.events import ReadMovedV1, TypingV1
 from schemas.ids import now_ms
 from storage.protocols import Device
+from storage.visibility import visible_from
 
 
 async def mark_read(
@@ -54,14 +55,17 @@ async def typing(services: Services, caller: Device, channel_id: str) -> None:
 
 
 async def receipts(services: Services, caller: Device, channel_id: object) -> list[dict[str, Any]]:
-    """How far each member who shares receipts has read in the channel, furthest first. In a
+    """How far each member who shares receipts has read in the channel, furthest first; only
+    the receipts that name a message the caller may see (storage/visibility.py), and in a
     direct channel with a block between its two members, only the caller's own."""
     channel_id = require_id(channel_id, "channel_id")
     membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+    lowest = visible_from(membership)
     found = await services.stores.reads.receipts(channel_id)
     if membership.blocked:
         found = {u: upto for u, upto in found.items() if u == caller.user_id}
-    ordered = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+    shown = [(user_id, upto) for user_id, upto in found.items() if upto >= lowest]
+    ordered = sorted(shown, key=lambda item: (-item[1], item[0]))
     return [{"user_id": user_id, "message_id": str(upto)} for user_id, upto in ordered]
 
 

@@ -1,8 +1,9 @@
 """Search over the caller's history (SPEC §7): the messages of their channels that hold every
 token of a query, newest first, each with its channel and a snippet.
 
-Only what the caller could see: channels they are a member of now, and in each only messages
-from the moment they joined on. Leaving a group deletes its membership, so a user who left
+Only what the caller may see: channels they are a member of now, and in each the messages
+history shows them (storage/visibility.py: all of it, or from their latest join when the group
+hides its past from later members). Leaving a group deletes its membership, so a user who left
 sees nothing of it (not even what they saw while in it).
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from gateway.commands.channels import require_member
 from gateway.errors import ApiError, invalid, rate_limited, require_id
 from gateway.services import Services
-from schemas.ids import id_floor, parse_id
+from schemas.ids import parse_id
 from schemas.limits import (
     MAX_SEARCH_QUERY_CHARS,
     SEARCH_LIMIT_DEFAULT,
@@ -27,6 +28,7 @@ from schemas.message import Message
 from storage.protocols import Channel, Device, SearchBusy, SearchScope, SearchTooCostly
 from storage.search.snippets import snippet
 from storage.search.tokens import query_tokens
+from storage.visibility import visible_from
 
 _LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits only
 _TOO_LONG = "the search took too long: add words or give a channel_id"
@@ -86,11 +88,11 @@ async def _search(
 ) -> dict[str, Any]:
     channels = services.stores.channels
     if channel_id is not None:
-        joined = await require_member(channels, channel_id, caller.user_id)
-        scopes = [SearchScope(channel_id, id_floor(joined.joined_at_ms))]
+        membership = await require_member(channels, channel_id, caller.user_id)
+        scopes = [SearchScope(channel_id, visible_from(membership))]
     else:
         scopes = [
-            SearchScope(m.channel_id, id_floor(m.joined_at_ms))
+            SearchScope(m.channel_id, visible_from(m))
             for m in await channels.memberships(caller.user_id)
         ]
     page = await services.stores.search.search(

@@ -17,7 +17,9 @@ from storage.protocols import (
     UnknownUsers,
 )
 
-_MS = "(extract(epoch FROM joined_at) * 1000)::bigint"
+_MS = "(extract(epoch FROM m.joined_at) * 1000)::bigint"
+# A direct channel's history is always visible to both its members.
+_VISIBLE = "(c.kind = 'direct' OR c.history_visible)"
 
 
 class PostgresChannelStore:
@@ -56,7 +58,12 @@ class PostgresChannelStore:
         return Channel(channel_id, "direct", None, [low, high]), created
 
     async def create_group(
-        self, channel_id: str, name: str, member_ids: Sequence[str], max_members: int
+        self,
+        channel_id: str,
+        name: str,
+        member_ids: Sequence[str],
+        max_members: int,
+        history_visible: bool = True,
     ) -> Channel:
         """Create a group; raises `GroupFull` above `max_members`, `UnknownUsers` for bad ids."""
         members = list(dict.fromkeys(member_ids))
@@ -65,8 +72,9 @@ class PostgresChannelStore:
         async with connection(self._pool) as conn, conn.transaction():
             await _require_users_txn(conn, members)
             await conn.execute(
-                "INSERT INTO channels (channel_id, kind, name) VALUES (%s, 'group', %s)",
-                (channel_id, name),
+                "INSERT INTO channels (channel_id, kind, name, history_visible)"
+                " VALUES (%s, 'group', %s, %s)",
+                (channel_id, name, history_visible),
             )
             await conn.execute(
                 "INSERT INTO channel_members (channel_id, user_id, role)"
@@ -74,7 +82,7 @@ class PostgresChannelStore:
                 " FROM unnest(%s::text[]) AS m",
                 (channel_id, members[0], members),
             )
-        return Channel(channel_id, "group", name, members, {members[0]: "owner"})
+        return Channel(channel_id, "group", name, members, {members[0]: "owner"}, history_visible)
 
     async def channel(self, channel_id: str) -> Channel | None:
         """A channel with its members."""
@@ -88,28 +96,55 @@ class PostgresChannelStore:
             cur = await conn.execute(
                 f"SELECT m.channel_id, {_MS}, m.role,"
                 # Only for a direct channel (CASE is lazy): a block between its two members.
-                " CASE WHEN (SELECT kind FROM channels c WHERE c.channel_id = m.channel_id)"
-                "   = 'direct' THEN EXISTS ("
+                " CASE WHEN c.kind = 'direct' THEN EXISTS ("
                 "     SELECT 1 FROM channel_members o JOIN blocks b"
                 "       ON (b.blocker_id, b.blocked_id) IN ((o.user_id, m.user_id),"
                 "                                          (m.user_id, o.user_id))"
                 "     WHERE o.channel_id = m.channel_id AND o.user_id <> m.user_id)"
-                " ELSE false END"
-                " FROM channel_members m WHERE m.channel_id = %s AND m.user_id = %s",
+                f" ELSE false END, {_VISIBLE}"
+                " FROM channel_members m JOIN channels c ON c.channel_id = m.channel_id"
+                " WHERE m.channel_id = %s AND m.user_id = %s",
                 (channel_id, user_id),
             )
             row = await cur.fetchone()
         if row is None:
             return None
-        return Membership(str(row[0]), int(str(row[1])), cast(Role, row[2]), bool(row[3]))
+        return Membership(
+            str(row[0]), int(str(row[1])), cast(Role, row[2]), bool(row[3]), bool(row[4])
+        )
 
     async def memberships(self, user_id: str) -> list[Membership]:
         """Every channel the user belongs to."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT channel_id, {_MS} FROM channel_members WHERE user_id = %s", (user_id,)
+                f"SELECT m.channel_id, {_MS}, {_VISIBLE} FROM channel_members m"
+                " JOIN channels c ON c.channel_id = m.channel_id WHERE m.user_id = %s",
+                (user_id,),
             )
-            return [Membership(str(r[0]), int(str(r[1]))) for r in await cur.fetchall()]
+            return [
+                Membership(str(r[0]), int(str(r[1])), history_visible=bool(r[2]))
+                for r in await cur.fetchall()
+            ]
+
+    async def members_of(self, channel_ids: Sequence[str]) -> dict[str, dict[str, Membership]]:
+        """The members of several channels, each with their membership: channel id -> user id
+        -> membership (missing channels are absent)."""
+        if not channel_ids:
+            return {}
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT m.channel_id, m.user_id, {_MS}, m.role, {_VISIBLE}"
+                " FROM channel_members m JOIN channels c ON c.channel_id = m.channel_id"
+                " WHERE m.channel_id = ANY(%s)",
+                (list(channel_ids),),
+            )
+            found: dict[str, dict[str, Membership]] = {}
+            for r in await cur.fetchall():
+                membership = Membership(
+                    str(r[0]), int(str(r[2])), cast(Role, r[3]), history_visible=bool(r[4])
+                )
+                found.setdefault(str(r[0]), {})[str(r[1])] = membership
+            return found
 
     async def channels_of(self, user_id: str) -> list[Channel]:
         """The user's channels with their members."""
@@ -229,6 +264,18 @@ class PostgresChannelStore:
                 (role, channel_id, user_id),
             )
 
+    async def set_history_visible(self, channel_id: str, visible: bool) -> Channel:
+        """Whether the group's past is visible to members who join later; returns the group
+        after. Raises NotAGroup."""
+        async with connection(self._pool) as conn, conn.transaction():
+            await _lock_group_txn(conn, channel_id)
+            await conn.execute(
+                "UPDATE channels SET history_visible = %s WHERE channel_id = %s",
+                (visible, channel_id),
+            )
+            (channel,) = await _channels_txn(conn, "c.channel_id = %s", (channel_id,))
+        return channel
+
 
 async def _require_users_txn(conn: Connection, user_ids: Sequence[str]) -> None:
     cur = await conn.execute("SELECT user_id FROM users WHERE user_id = ANY(%s)", (list(user_ids),))
@@ -258,7 +305,7 @@ async def _members_txn(conn: Connection, channel_id: str) -> list[str]:
 async def _channels_txn(conn: Connection, where: str, params: tuple[object, ...]) -> list[Channel]:
     cur = await conn.execute(
         "SELECT c.channel_id, c.kind, c.name, array_agg(m.user_id ORDER BY m.user_id),"
-        " array_agg(m.role ORDER BY m.user_id)"
+        f" array_agg(m.role ORDER BY m.user_id), {_VISIBLE}"
         " FROM channels c JOIN channel_members m ON m.channel_id = c.channel_id"
         f" WHERE {where} GROUP BY c.channel_id ORDER BY c.channel_id",
         params,
@@ -270,6 +317,7 @@ async def _channels_txn(conn: Connection, where: str, params: tuple[object, ...]
             None if r[2] is None else str(r[2]),
             cast(list[str], r[3]),
             _roles(cast(list[str], r[3]), cast(list[str], r[4])),
+            bool(r[5]),
         )
         for r in await cur.fetchall()
     ]
