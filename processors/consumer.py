@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -39,6 +38,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from processors import metrics
+from processors.backoff import backoff
 from schemas.settings import Settings
 from topics.tracing import Headers
 
@@ -49,8 +49,6 @@ BatchHandler = Callable[[list[bytes], list[Headers]], Awaitable[None]]
 
 # What a gathering consumer's fetch waits for (or its `gather_s`).
 GATHER_BYTES = 1024 * 1024
-BACKOFF_FIRST_S = 0.05
-BACKOFF_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -97,11 +95,6 @@ class Gathered:
         batch, headers = self._pending, self._headers
         self._pending, self._headers, self._call = [], [], None
         await self._handle(batch, headers)
-
-
-def backoff(attempt: int) -> float:
-    """Capped exponential backoff with full jitter: seconds to wait before retry `attempt`."""
-    return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**attempt))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from processors.backoff import backoff
 from schemas.events import StoredMessageV1, stored_event
 from schemas.message import Message
 from storage.errors import PermanentStoreError
@@ -102,7 +103,7 @@ async def _retrying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
     """Run `attempt` until it succeeds, with backoff while the index fails in a way that may
     pass (nothing is acknowledged meanwhile: the batch waits); a PermanentStoreError is
     raised at once."""
-    delay = 0.05
+    attempts = 0
     while True:
         try:
             await attempt()
@@ -110,9 +111,10 @@ async def _retrying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
         except PermanentStoreError:
             raise
         except Exception as exc:
+            delay = backoff(attempts)
             log.warning("indexing %s failed, retrying in %.2fs: %r", what, delay, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            attempts += 1
 
 
 def stored_message(raw: bytes) -> Message | None:

@@ -23,6 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 from pydantic import ValidationError
 
+from processors.backoff import backoff
 from processors.fanout import inbox_records
 from processors.membership import MembershipCache
 from processors.sequencer import Sequencer
@@ -111,7 +112,7 @@ class MessagePipeline:
         """Process a batch until it succeeds. Never skips an event it could process later:
         only an event that can never be stored is parked on the dead-letter topic.
         `parents`: each record's trace context, when tracing is on (topics/tracing.py)."""
-        delay = 0.05
+        attempt = 0
         while True:
             try:
                 return await self._handle_once(batch, parents)
@@ -119,9 +120,10 @@ class MessagePipeline:
                 if not is_permanent(exc):
                     # Retryable (or not understood): nothing is committed, the batch is tried
                     # again from the start, with backoff. The partition waits; nothing is lost.
+                    delay = backoff(attempt)
                     log.warning("batch of %d failed, retrying in %.2fs: %r", len(batch), delay, exc)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    attempt += 1
                     continue
                 if len(batch) == 1:
                     log.critical(

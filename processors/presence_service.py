@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 
+from processors.backoff import backoff
 from processors.pipeline import RecordSink
 from processors.presence import Change, PresenceTracker
 from schemas.events import PresenceChangedV1, PresenceEventV1, PresenceSeenV1, presence_input
@@ -61,16 +62,16 @@ class PresenceService:
                 elif (change := self._tracker.apply(event, now)) is not None:
                     changes.append(change)
             self._unpublished += changes
-            delay = 0.05
             # The batch is not acknowledged until its changes are out: retry, never drop.
+            attempt = 0
             while True:
                 try:
                     await self._publish()
                     break
                 except Exception as exc:
                     log.warning("publishing presence changes failed, retrying: %r", exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    await asyncio.sleep(backoff(attempt))
+                    attempt += 1
         return sum(c.status_changed for c in changes)
 
     async def tick(self, owned_partitions: Iterable[int]) -> int:
