@@ -84,8 +84,16 @@ async def test_a_deleted_text_leaves_the_stored_log_and_a_replay_gives_its_tombs
 
     partition = stored_partition(channel, settings.messages_partitions)
     key = stored_key(channel, int(message_id))
-    # Before compaction the log holds the original and, after it, the blank copy.
-    logged = await records(settings, partition)
+    # Before compaction the log holds the original and, after it, the blank copy (published with
+    # the delete's inbox records: the delete frame may come first).
+    logged: dict[bytes, list[bytes]] = {}
+
+    async def blank_copy_logged() -> bool:
+        nonlocal logged
+        logged = await records(settings, partition)
+        return len(logged.get(key, [])) >= 2
+
+    await eventually(blank_copy_logged, 30, "the blank copy of the deleted message on the log")
     assert secret.encode() in logged[key][0]
     assert secret.encode() not in logged[key][-1]
     assert b'"deleted":true' in logged[key][-1]
