@@ -2,8 +2,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# The AsyncAPI parser the suite validates the AsyncAPI document with (tests/test_asyncapi.py).
+ASYNCAPI_DIR := tests/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI_DIR)/node_modules/.installed
 
-.PHONY: install browser dev test lint bench clean
+.PHONY: install browser asyncapi dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,6 +20,14 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	touch $(BENCH_STAMP)
 
 install: $(STAMP)
+
+# Exactly the versions of package-lock.json, without install scripts; once, until the lock changes.
+$(ASYNCAPI_STAMP): $(ASYNCAPI_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "The AsyncAPI check needs node (v20) and npm: install Debian's 'nodejs' and 'npm' packages, then run make test again." >&2; exit 2; }
+	cd $(ASYNCAPI_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(ASYNCAPI_STAMP)
+
+asyncapi: $(ASYNCAPI_STAMP)
 
 dev: install
 	$(VENV)/bin/parley dev $(ARGS)
@@ -33,7 +44,7 @@ browser:
 		exit 2; \
 	fi
 
-test: install browser
+test: install browser asyncapi
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(BENCH_STAMP)
@@ -47,4 +58,4 @@ lint: $(BENCH_STAMP)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .parley build *.egg-info
+	rm -rf $(VENV) .parley build *.egg-info $(ASYNCAPI_DIR)/node_modules
