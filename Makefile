@@ -6,7 +6,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 ASYNCAPI_DIR := tests/asyncapi
 ASYNCAPI_STAMP := $(ASYNCAPI_DIR)/node_modules/.installed
 
-.PHONY: install browser asyncapi dev test lint bench clean
+.PHONY: install browser asyncapi promtool dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -44,7 +44,19 @@ browser:
 		exit 2; \
 	fi
 
-test: install browser asyncapi
+# The alert rules and scrape configuration of infra/ are checked with promtool (Debian's
+# `prometheus` package has it; its server is not started), installed here when it is missing.
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's prometheus package for promtool (once)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else \
+		echo "The infra/ checks need promtool: install Debian's 'prometheus' package (sudo apt-get install prometheus), then run make test again." >&2; \
+		exit 2; \
+	fi
+
+test: install browser asyncapi promtool
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(BENCH_STAMP)
