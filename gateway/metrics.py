@@ -26,11 +26,13 @@ SEND_SECONDS = Histogram(
 )
 SEARCHES_REFUSED = Counter(
     "parley_gateway_searches_refused_total",
-    "Searches refused with 429: the user's search in progress (`in_progress`), the user's rate "
-    "(`rate`), or the gateway's searches at once at the cap (`busy`)",
+    "Searches refused, by reason: 429 for the user's search in progress (`in_progress`), the "
+    "user's rate (`rate`), the gateway's searches at once at the cap (`busy`), no search "
+    "connection free within the deadline (`pool`); 422 for a search past its deadline or too "
+    "costly (`too_broad`)",
     ["reason"],
 )
-for _reason in ("in_progress", "rate", "busy"):
+for _reason in ("in_progress", "rate", "busy", "pool", "too_broad"):
     SEARCHES_REFUSED.labels(_reason)  # every series from the start, at 0
 PRESENCE_DROPPED = Counter(
     "parley_gateway_presence_subscriptions_dropped_total",
