@@ -2,8 +2,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# The AsyncAPI parser the suite validates the AsyncAPI document with (tests/test_asyncapi.py).
+ASYNCAPI_DIR := tests/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI_DIR)/node_modules/.installed
 
-.PHONY: install browser dev test lint bench clean
+.PHONY: install browser asyncapi promtool dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,6 +20,14 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	touch $(BENCH_STAMP)
 
 install: $(STAMP)
+
+# Exactly the versions of package-lock.json, without install scripts; once, until the lock changes.
+$(ASYNCAPI_STAMP): $(ASYNCAPI_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "The AsyncAPI check needs node (v20) and npm: install Debian's 'nodejs' and 'npm' packages, then run make test again." >&2; exit 2; }
+	cd $(ASYNCAPI_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(ASYNCAPI_STAMP)
+
+asyncapi: $(ASYNCAPI_STAMP)
 
 dev: install
 	$(VENV)/bin/parley dev $(ARGS)
@@ -33,7 +44,19 @@ browser:
 		exit 2; \
 	fi
 
-test: install browser
+# The alert rules and scrape configuration of infra/ are checked with promtool (Debian's
+# `prometheus` package has it; its server is not started), installed here when it is missing.
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's prometheus package for promtool (once)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else \
+		echo "The infra/ checks need promtool: install Debian's 'prometheus' package (sudo apt-get install prometheus), then run make test again." >&2; \
+		exit 2; \
+	fi
+
+test: install browser asyncapi promtool
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(BENCH_STAMP)
@@ -47,4 +70,4 @@ lint: $(BENCH_STAMP)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .parley build *.egg-info
+	rm -rf $(VENV) .parley build *.egg-info $(ASYNCAPI_DIR)/node_modules

@@ -401,14 +401,17 @@ class Connection:
         return self._device
 
     async def _on_send(self, send: Send | Edit | Delete | React) -> None:
+        read_at = time.monotonic()
         if isinstance(send, Send):
             acked = await messages.send(self._s, self._caller, send)
         else:
             acked = await messages.change(self._s, self._caller, send)
         # A callback, not a task per send: `accepted` goes out when the broker acknowledged.
-        acked.add_done_callback(functools.partial(self._confirm, send))
+        acked.add_done_callback(functools.partial(self._confirm, send, read_at))
 
-    def _confirm(self, send: Send | Edit | Delete | React, acked: asyncio.Future[object]) -> None:
+    def _confirm(
+        self, send: Send | Edit | Delete | React, read_at: float, acked: asyncio.Future[object]
+    ) -> None:
         if self.state is State.CLOSED:
             return  # the client resends what it saw no `accepted` for
         failure = None if acked.cancelled() else acked.exception()
@@ -422,6 +425,7 @@ class Connection:
         self._send(
             {"type": "accepted", "client_msg_id": send.client_msg_id, "channel_id": send.channel_id}
         )
+        metrics.SEND_SECONDS.observe(time.monotonic() - read_at)
 
     async def _on_ack(self, ack: Ack) -> None:
         await messages.ack(self._s, self._caller, ack)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import openapi
+from gateway import asyncapi, openapi
 from gateway.commands import accounts, channels, friends, presence, push, reads, search
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
@@ -339,6 +339,10 @@ async def openapi_document(request: Request) -> Response:
     return json_response(openapi.document())
 
 
+async def asyncapi_document(request: Request) -> Response:
+    return json_response(asyncapi.document())
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "connections": _services(request).registry.count()})
 
@@ -393,6 +397,7 @@ routes = [
     Route("/v1/push/endpoints/current", put_push_endpoint, methods=["PUT"]),
     Route("/v1/push/endpoints/current", delete_push_endpoint, methods=["DELETE"]),
     Route("/v1/openapi.json", openapi_document, methods=["GET"]),
+    Route("/v1/asyncapi.json", asyncapi_document, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -119,6 +119,7 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
     ),
     ("delete", "/v1/push/endpoints/current", "Stop pushing to this device", None, True, {}),
     ("get", "/v1/openapi.json", "This document", None, False, {}),
+    ("get", "/v1/asyncapi.json", "The WebSocket frames and topics (AsyncAPI 3.0)", None, False, {}),
     ("get", "/healthz", "Liveness", None, False, {}),
     ("get", "/metrics", "Prometheus metrics", None, False, {}),
 ]

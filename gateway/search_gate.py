@@ -16,6 +16,7 @@ import contextlib
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 
+from gateway import metrics
 from gateway.errors import rate_limited
 from gateway.metrics import SEARCHES
 from gateway.ratelimit import TokenBucket
@@ -43,11 +44,14 @@ class SearchGate:
     async def admit(self, user_id: str) -> AsyncIterator[None]:
         """Hold a place for the user's search, or raise `rate_limited`."""
         if self._searching[user_id] >= self._per_user:
+            metrics.SEARCHES_REFUSED.labels("in_progress").inc()
             raise rate_limited("one search at a time: wait for the one in progress", 1)
         bucket = self._bucket(user_id)
         if not bucket.take():
+            metrics.SEARCHES_REFUSED.labels("rate").inc()
             raise rate_limited("too many searches; slow down", bucket.wait_s())
         if self._searching.total() >= self._concurrency:
+            metrics.SEARCHES_REFUSED.labels("busy").inc()
             raise rate_limited("the server is busy with other searches; try again shortly", 1)
         self._searching[user_id] += 1
         SEARCHES.inc()

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -37,6 +37,11 @@ class Session:
     `Session.open` one that has said nothing yet."""
 
     __slots__ = ("_unread", "frames", "started", "sync_messages", "synced_s", "welcome", "ws")
+
+    observer: ClassVar[Callable[[Frame], None] | None] = None
+    """Called with every frame any session reads (None, the default: nothing is called), for a
+    test suite that checks all the server sent. `raw_frames` and `stamped_frames` hand frames
+    over undecoded, unseen by it."""
 
     def __init__(self, ws: ClientConnection, *, keep_frames: bool = False) -> None:
         self.ws = ws
@@ -415,6 +420,9 @@ class Session:
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
         frame: Frame = orjson.loads(raw)
+        observe = Session.observer
+        if observe is not None:
+            observe(frame)
         if self.frames is not None:
             self.frames.append(frame)
         return frame

@@ -49,6 +49,8 @@ BatchHandler = Callable[[list[bytes], list[Headers]], Awaitable[None]]
 
 # What a gathering consumer's fetch waits for (or its `gather_s`).
 GATHER_BYTES = 1024 * 1024
+# How often the consumer lag gauge is brought up to date.
+LAG_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         # Processed but not yet committed: the offset to commit per partition.
         self._done: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
+        self._last_lag = 0.0
         self._assigned = asyncio.Event()
 
     def _client(self) -> AIOKafkaConsumer:
@@ -241,6 +244,9 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer = self._consumer = self._client()
         await consumer.start()
         consumer.subscribe(list(self._routes), listener=self)
+        for topic in self._routes:  # every topic's series from the start
+            metrics.CONSUMER_LAG.labels(topic).set(0)
+            metrics.BATCH_RETRIES.labels(topic)
         try:
             while True:
                 fetched = await consumer.getmany(
@@ -250,6 +256,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 for tp, records in fetched.items():
                     self._take(tp, [_Record(r.key, r.value, r.offset, r.headers) for r in records])
                 await self._commit_due()
+                self._measure_lag()
         finally:
             with contextlib.suppress(Exception):
                 await self._finish(list(self._partitions), timeout_s=10.0)
@@ -326,6 +333,22 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 metrics.BATCH_RETRIES.labels(tp.topic).inc()
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
+
+    def _measure_lag(self) -> None:
+        """The lag gauge, per topic, over the partitions this member owns and has fetched."""
+        now = time.monotonic()
+        if now - self._last_lag < LAG_INTERVAL_S:
+            return
+        self._last_lag = now
+        consumer = self._member()
+        lag = dict.fromkeys(self._routes, 0)
+        owned = consumer.assignment()
+        for tp, partition in self._partitions.items():
+            end = consumer.highwater(tp) if tp in owned else None
+            if end is not None:
+                lag[tp.topic] += max(end - partition.committable(), 0)
+        for topic, records in lag.items():
+            metrics.CONSUMER_LAG.labels(topic).set(records)
 
     async def _commit_due(self) -> None:
         now = time.monotonic()

@@ -1,6 +1,6 @@
 """Prometheus metrics of a processor process (served at /metrics by the worker's web server)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 STORED = Counter("parley_processor_messages_stored_total", "New messages sequenced and stored")
 REPEATED = Counter(
@@ -36,5 +36,11 @@ INDEX_SKIPPED = Counter(
 BATCH_RETRIES = Counter(
     "parley_processor_batch_retries_total",
     "Batches a handler raised on and that were tried again, by topic",
+    ["topic"],
+)
+CONSUMER_LAG = Gauge(
+    "parley_processor_consumer_lag",
+    "Records of the topic's partitions this worker owns not yet handled (end offset at the last "
+    "fetch minus the offset it would commit), by topic; sum over workers",
     ["topic"],
 )

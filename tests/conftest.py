@@ -22,6 +22,7 @@ from parley_client import Client, Frame, Login, Session
 from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from storage.stores import Stores, open_stores
+from tests.frame_check import FrameRecorder, problems, server_frame_validators
 from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack, base_env
 from topics.admin import ensure_topics
@@ -125,6 +126,22 @@ async def push_marker(api: Api, receiver: PushReceiver, sender: Login, users: li
         for user in users:
             await receiver.wait_channel(user.user_id, group)
     return group
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_frames_match_the_asyncapi_document() -> Iterator[None]:
+    """Every frame the tests' sessions read, checked against the AsyncAPI document at the end
+    of the run (a sample: tests/frame_check.py): a mismatch fails the run, reported as an
+    error of its last test's teardown."""
+    recorder = FrameRecorder()
+    Session.observer = recorder.record
+    yield
+    Session.observer = None
+    if recorder.frames:
+        from gateway.asyncapi import document
+
+        found = problems(recorder.frames, server_frame_validators(document()))
+        assert not found, "server frames off the AsyncAPI document:\n" + "\n".join(found[:50])
 
 
 @pytest.fixture(scope="session")

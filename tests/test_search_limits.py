@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from gateway.commands.search import _Query, _snippets
 from gateway.errors import ApiError as ServerApiError
 from gateway.search_gate import SearchGate
-from parley_client import ApiError
+from parley_client import ApiError, Client
 from schemas.message import Message
 from storage.protocols import SearchTooCostly
 from tests.conftest import Api, eventually, extra_gateway, metric
@@ -151,6 +152,16 @@ async def test_searches_held_in_postgres_take_only_their_own_pool_and_others_are
             assert answer == {"results": [], "next_before": None}
 
 
+async def refusals(url: str) -> dict[str, float]:
+    """`parley_gateway_searches_refused_total` of the gateway at `url`, by reason."""
+    async with Client(url) as client:
+        text = await client.metrics()
+    found = re.findall(
+        r'^parley_gateway_searches_refused_total\{reason="(\w+)"\} (\S+)$', text, re.M
+    )
+    return {reason: float(value) for reason, value in found}
+
+
 async def _timed(call: Awaitable[Any]) -> tuple[ApiError, float]:
     """The error `call` ends with, and after how many seconds."""
     started = time.monotonic()
@@ -199,6 +210,9 @@ async def test_a_search_has_one_deadline_for_all_of_it_and_leaves_nothing_runnin
             assert queued_s < deadline_s * 1.5
             # Cancelled in Postgres before the answers: nothing of theirs is left running.
             assert await waiting_searches(dsn) == 0
+            # Each refusal counted by its reason (the dashboard and alerts of infra/).
+            refused = await refusals(gateway.url)
+            assert refused["too_broad"] >= 1 and refused["too_broad"] + refused["pool"] == 2
 
         assert await api.search(third, "anything") == {"results": [], "next_before": None}
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import metrics
 from gateway.commands.channels import require_member
 from gateway.errors import ApiError, invalid, rate_limited, require_id
 from gateway.services import Services
@@ -66,8 +67,10 @@ async def search(services: Services, caller: Device, query: dict[str, str]) -> d
                     services, caller, _Query(q, tokens, deadline), channel_id, before, limit
                 )
         except (TimeoutError, SearchTooCostly):
+            metrics.SEARCHES_REFUSED.labels("too_broad").inc()
             raise ApiError(422, "too_broad", _TOO_LONG) from None
         except SearchBusy:
+            metrics.SEARCHES_REFUSED.labels("pool").inc()
             raise rate_limited(_BUSY, 1) from None
 
 
