@@ -31,9 +31,10 @@ def all_test_names() -> frozenset[str]:
     return frozenset(n for f in ROOT.glob("tests/*.py") for n in names_in(f))
 
 
-def exists(path: str) -> bool:
-    """In the repository, or in an installed library the doc quotes (`mode/threads.py`)."""
-    if (ROOT / path).exists():
+def exists(path: str, folder: Path) -> bool:
+    """In the repository (from its root, or from the doc's folder), or in an installed library
+    the doc quotes (`mode/threads.py`)."""
+    if (ROOT / path).exists() or (folder / path).exists():
         return True
     first = path.split("/", 1)[0]
     if first.isupper():
@@ -61,6 +62,6 @@ def test_every_cited_test_and_file_exists() -> None:
             if m.group(1) not in all_test_names():
                 missing.append(f"{where}: {m.group(1)}")
         for m in PATH.finditer(text):
-            if not exists(m.group(1)):
+            if not exists(m.group(1), doc.parent):
                 missing.append(f"{where}: {m.group(1)}")
     assert missing == []
