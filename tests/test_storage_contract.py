@@ -628,6 +628,72 @@ async def scylla_history_rows(backend: Backend, channel_id: str) -> int:
     return len(rows)
 
 
+async def test_cql_reactions_stored_as_rows_before_are_folded_into_their_messages(
+    cql_endpoint: tuple[str, int],
+) -> None:
+    """A keyspace from before reactions were one value per message: its `reactions` rows (one
+    per message, emoji and user, taken back ones included) become each message's reactions,
+    and the table goes."""
+    from storage.scylla import connect_scylla, migrate_scylla, open_scylla_message_store
+    from storage.scylla import shutdown_scylla as shutdown
+
+    host, port = cql_endpoint
+    keyspace = f"parley_fold_{uuid.uuid4().hex[:8]}"
+    channel, base = fresh(), an_hour_ago()
+    liked, deleted = message(channel, base + 1), message(channel, base + 2)
+    session = await connect_scylla([host], port=port)
+    try:
+        await migrate_scylla(session, keyspace)
+        store = await open_scylla_message_store([host], keyspace, port=port)
+        await store.insert([liked, deleted, change(deleted, base + 3, "delete")])
+        await store.close()
+        old = (
+            f"CREATE TABLE {keyspace}.reactions (channel_id text, bucket int, message_id bigint,"
+            " emoji text, user_id text, active boolean,"
+            " PRIMARY KEY ((channel_id, bucket), message_id, emoji, user_id))"
+        )
+        await asyncio.to_thread(session.execute, old)
+        rows = [
+            (liked, "👍", "ann", True),
+            (liked, "👍", "bo", False),  # taken back
+            (liked, "🎉", "bo", True),
+            (deleted, "👍", "ann", True),
+        ]
+        for n, (m, emoji, user, active) in enumerate(rows):
+            await asyncio.to_thread(
+                session.execute,
+                f"INSERT INTO {keyspace}.reactions (channel_id, bucket, message_id, emoji,"
+                " user_id, active) VALUES (%s, %s, %s, %s, %s, %s) USING TIMESTAMP %s",
+                (channel, bucket_of(m.message_id), m.message_id, emoji, user, active, 10**15 + n),
+            )
+
+        await migrate_scylla(session, keyspace)
+        await migrate_scylla(session, keyspace)  # once folded, there is nothing to fold
+
+        store = await open_scylla_message_store([host], keyspace, port=port)
+        try:
+            assert (await store.get(channel, liked.message_id)) == liked.model_copy(
+                update={"reactions": {"🎉": ["bo"], "👍": ["ann"]}}
+            )
+            tombstone = await store.get(channel, deleted.message_id)
+            assert tombstone is not None and tombstone.reactions is None
+        finally:
+            await store.close()
+        tables = await asyncio.to_thread(
+            lambda: [
+                r["table_name"]
+                for r in session.execute(
+                    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
+                    (keyspace,),
+                )
+            ]
+        )
+        assert "reactions" not in tables and "changes" in tables
+    finally:
+        await asyncio.to_thread(session.execute, f"DROP KEYSPACE IF EXISTS {keyspace}")
+        await shutdown(session)
+
+
 async def test_a_100000_character_multibyte_text_round_trips_exactly(store: MessageStore) -> None:
     channel = fresh()
     text = "é" * 50_000 + "😀" * 50_000
