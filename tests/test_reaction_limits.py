@@ -10,10 +10,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from parley_client import Frame, Login, Session
 from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER
 from tests.conftest import Api
+from tests.stack import Stack
 from tests.test_message_changes import history_view, refused, view
+
+
+@pytest.fixture
+def stack(stack_on_each_store: Stack) -> Stack:
+    """Every test here runs on both message stores."""
+    return stack_on_each_store
+
 
 EMOJI = [chr(0x1F300 + i) for i in range(200)]  # 🌀 onwards: 200 different emoji
 
