@@ -77,6 +77,8 @@ class ChangeFrame(TypedDict):
     sent_at: str
     emoji: NotRequired[str]  # a reaction
     removed: NotRequired[bool]  # a reaction taken back
+    # A reaction the caps refused when it reached the channel's order: stored as taken back.
+    refused: NotRequired[Literal["message_limit", "user_limit"]]
 
 
 class UserCard(TypedDict):

@@ -6,6 +6,8 @@ Invariants (docs/architecture.md):
 - Idempotent: a send seen again (same device, same client_msg_id) keeps the id it was given and
   is fanned out again; gateways drop deliveries they already made.
 - Ordered: a channel's messages are stored and fanned out in id order.
+- Reactions are capped here, in the channel's order (one writer per channel): a reaction beyond
+  the caps is stored and delivered as taken back, with the reason (`refused`).
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ from schemas.events import (
     messages_event,
 )
 from schemas.ids import iso_ms
-from schemas.message import Message
+from schemas.message import Message, reaction_refusal
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
 from topics import tracing
 from topics.definitions import key_partition, stored_key
 
 log = logging.getLogger("parley.pipeline")
+
+# (channel, message) -> emoji -> who reacted, for the messages a batch's reactions add to.
+_Reactions = dict[tuple[str, int], dict[str, set[str]]]
 
 
 def is_permanent(exc: Exception) -> bool:
@@ -178,11 +183,12 @@ class MessagePipeline:
             await self.sequencer.load(channels)
             if self._sink is not None:
                 await self.membership.load(channels)
+            reactions = await self._reactions(sends)
             # The common case first: no send of the batch was stored before, and the batch is
             # stored in one round trip. The ids are those the lookup below would give when it
             # finds nothing, so a replay gives the same ids whichever way a batch went.
             fresh = BatchResult(dead=result.dead)
-            deliveries = self._assign(events, {}, fresh)
+            deliveries = self._assign(events, {}, fresh, reactions)
             if await self._messages.insert_new(fresh.stored):
                 result = fresh
             else:
@@ -198,7 +204,7 @@ class MessagePipeline:
                     # reused a client_msg_id in another channel gets its original message,
                     # not a leak).
                     await self.membership.load({m.channel_id for m in found.values()})
-                deliveries = self._assign(events, found, result)
+                deliveries = self._assign(events, found, result, reactions)
                 await self._messages.insert(result.stored)
         except BaseException:
             self.sequencer.forget(channels)
@@ -206,15 +212,35 @@ class MessagePipeline:
         await self._fan_out(deliveries, spans)
         return result
 
+    async def _reactions(self, events: Sequence[MessageSendV1 | MessageChangeV1]) -> _Reactions:
+        """The stored reactions of each message that a reaction of the batch adds to: the caps
+        are judged from them, and from the batch's changes before each, in stream order. The
+        store holds every earlier batch's changes (each is stored before the next is read)."""
+        targets = list(
+            dict.fromkeys(
+                (e.channel_id, int(e.target_id))
+                for e in events
+                if isinstance(e, MessageChangeV1) and e.kind == "reaction" and not e.removed
+            )
+        )
+        found = await asyncio.gather(*(self._messages.get(*target) for target in targets))
+        return {
+            target: {emoji: set(who) for emoji, who in ((m and m.reactions) or {}).items()}
+            for target, m in zip(targets, found, strict=True)
+        }
+
     def _assign(
         self,
         events: Sequence[MessageSendV1 | MessageChangeV1 | ChannelMembersV1],
         found: dict[SendKey, Message],
         result: BatchResult,
+        reactions: _Reactions,
     ) -> list[tuple[Message, list[str]]]:
-        """Give new sends their ids, in stream order; each with the members at that point."""
+        """Give new sends their ids, in stream order; each with the members at that point.
+        A new reaction is judged against the caps (`reactions` is left as it is)."""
         deliveries: list[tuple[Message, list[str]]] = []
         seen = dict(found)
+        state = {target: {e: set(who) for e, who in r.items()} for target, r in reactions.items()}
         for event in events:
             if isinstance(event, ChannelMembersV1):
                 self.membership.set(event.channel_id, event.member_ids)
@@ -226,6 +252,8 @@ class MessagePipeline:
                 result.repeated.append(message)
             else:
                 message = _row(event, self.sequencer.next_id(event.channel_id, event.sent_at_ms))
+                if message.kind == "reaction":
+                    message = _capped(message, state)
                 seen[key] = message
                 result.stored.append(message)
             deliveries.append((message, self.membership.members(message.channel_id)))
@@ -360,6 +388,28 @@ def _headers(spans: dict[SendKey, Span], message: Message) -> list[tuple[str, by
 def stored_partition(channel_id: str, partitions: int) -> int:
     """A channel's partition of the stored topic (its records are keyed by row, not channel)."""
     return key_partition(channel_id, partitions)
+
+
+def _capped(reaction: Message, state: _Reactions) -> Message:
+    """The reaction row as stored: an addition beyond the caps is refused, stored as taken back
+    with the reason (it changes nothing, and every device is told). `state` (the message's
+    reactions before it) becomes the reactions after it."""
+    assert reaction.target_id is not None and reaction.emoji is not None
+    reactions = state.get((reaction.channel_id, reaction.target_id))
+    if reaction.removed and reactions is None:
+        return reaction  # a message no addition in the batch names: not judged, not tracked
+    assert reactions is not None  # every message an addition names was read
+    user, emoji = reaction.sender_id, reaction.emoji
+    if not reaction.removed:
+        refusal = reaction_refusal(reactions, user, emoji)
+        if refusal is not None:
+            return reaction.model_copy(update={"removed": True, "refused": refusal})
+        reactions.setdefault(emoji, set()).add(user)
+    elif user in reactions.get(emoji, ()):
+        reactions[emoji].discard(user)
+        if not reactions[emoji]:
+            del reactions[emoji]
+    return reaction
 
 
 def _channel_key(raw: bytes) -> bytes | None:

@@ -194,6 +194,7 @@ class ReactionFrame(_ChangeFrame):
     type: Literal["reaction"]
     emoji: str
     removed: bool
+    refused: Literal["message_limit", "user_limit"] | None = None  # stored as taken back
 
 
 class PresenceFrame(_ServerFrame):

@@ -21,3 +21,4 @@ TYPING_TTL_MS = 6_000
 UNREAD_COUNT_CAP = 100  # unread counts are exact up to this many, and this many beyond it
 MAX_EMOJI_CHARS = 16  # a reaction: one emoji, flags and skin tones and joiners included
 MAX_REACTIONS_PER_MESSAGE = 50  # distinct emoji on one message
+MAX_REACTIONS_PER_USER = 20  # distinct emoji one user puts on one message

@@ -4,17 +4,28 @@ A channel's rows are messages and changes to them, in one order with one id sequ
 `edit`, `delete` or `reaction` row has its own id and names its message (`target_id`). A message
 row as stored carries its latest state: the edited text and `edited_at`, `deleted` (a tombstone:
 the text is gone), and its reactions (emoji -> who reacted).
+
+Reactions are capped (schemas/limits.py): a message takes at most MAX_REACTIONS_PER_MESSAGE
+different emoji, and one user's at most MAX_REACTIONS_PER_USER of them. The pipeline, the one
+writer of a channel, applies the caps in the channel's order (`reaction_refusal`): a reaction
+beyond them is stored, and delivered, as taken back with the reason in `refused`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, field_serializer
 
+from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER
+
 Kind = Literal["message", "edit", "delete", "reaction"]
 CHANGES: tuple[Kind, ...] = ("edit", "delete", "reaction")
+# Why a reaction was not added: the message had MAX_REACTIONS_PER_MESSAGE different emoji, or
+# the user had MAX_REACTIONS_PER_USER of them on it.
+Refusal = Literal["message_limit", "user_limit"]
 
 
 class Message(BaseModel):
@@ -33,6 +44,7 @@ class Message(BaseModel):
     target_id: int | None = None  # a change: the message it changes
     emoji: str | None = None  # a reaction
     removed: bool = False  # a reaction taken back
+    refused: Refusal | None = None  # a reaction beyond the caps: stored as taken back
     edited_at: str | None = None  # a message: when it was last edited
     deleted: bool = False  # a message: deleted (a tombstone)
     reactions: dict[str, list[str]] | None = None  # a message: emoji -> user ids, sorted
@@ -63,6 +75,8 @@ class Message(BaseModel):
             if self.kind == "reaction":
                 body["emoji"] = self.emoji
                 body["removed"] = self.removed
+                if self.refused is not None:
+                    body["refused"] = self.refused
             return body
         if self.deleted:
             body["deleted"] = True
@@ -85,3 +99,32 @@ def frame_of(wire: dict[str, Any]) -> dict[str, Any]:
     if kind is None:
         return {"type": "message", **wire}
     return {"type": kind, **{k: v for k, v in wire.items() if k != "kind"}}
+
+
+def reaction_refusal(
+    reactions: Mapping[str, Collection[str]] | None, user_id: str, emoji: str
+) -> Refusal | None:
+    """Why `user_id` may not add `emoji` to a message whose reactions are `reactions` (emoji ->
+    who), or None if it may. Reacting again with an emoji one has already is never refused."""
+    reactions = reactions or {}
+    if user_id in reactions.get(emoji, ()):
+        return None
+    if sum(1 for users in reactions.values() if user_id in users) >= MAX_REACTIONS_PER_USER:
+        return "user_limit"
+    if emoji not in reactions and len(reactions) >= MAX_REACTIONS_PER_MESSAGE:
+        return "message_limit"
+    return None
+
+
+def with_reaction(
+    reactions: Mapping[str, Collection[str]] | None, user_id: str, emoji: str, removed: bool
+) -> dict[str, list[str]]:
+    """The reactions (emoji -> user ids, sorted) after `user_id` adds `emoji`, or takes it back
+    (`removed`). Applying the same reaction twice gives the same reactions."""
+    after = {e: set(users) for e, users in (reactions or {}).items()}
+    who = after.setdefault(emoji, set())
+    if removed:
+        who.discard(user_id)
+    else:
+        who.add(user_id)
+    return {e: sorted(users) for e, users in sorted(after.items()) if users}

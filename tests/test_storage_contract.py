@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +20,13 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from parley.embedded.process import free_port
-from schemas.ids import id_floor, id_unix_ms, iso_ms, now_ms
+from schemas.ids import SEQUENCE_BITS, id_floor, id_unix_ms, iso_ms, now_ms
 from schemas.message import Message
 from schemas.settings import Settings
 from storage.buckets import bucket_of
 from storage.errors import PermanentStoreError, RetryableStoreError
 from storage.postgres.messages import PostgresMessageStore
-from storage.postgres.pool import open_pool
+from storage.postgres.pool import Pool, open_pool
 from storage.protocols import MessageStore
 
 SCYLLA_IMAGE = "scylladb/scylla:6.2"
@@ -505,6 +505,193 @@ async def test_deleted_rows_are_the_message_and_its_edits_with_blank_texts(
     )
     assert await store.deleted_rows(channel, kept.message_id) == []
     assert await store.deleted_rows(channel, base + 99) == []
+
+
+async def test_a_refused_reaction_is_stored_as_taken_back_with_its_reason(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    liked = message(channel, base + 1)
+    like = change(liked, base + 2, "reaction", emoji="👍", sender_id="ann")
+    refused = change(liked, base + 3, "reaction", emoji="🎉", sender_id="ann", removed=True)
+    refused = refused.model_copy(update={"refused": "user_limit"})
+    await store.insert([liked, like, refused])
+
+    assert (await store.page(channel, after=base, limit=10))[2] == refused
+    assert await store.get(channel, refused.message_id) == refused
+    assert refused.wire()["refused"] == "user_limit"
+    assert (await store.get(channel, liked.message_id)) == liked.model_copy(
+        update={"reactions": {"👍": ["ann"]}}
+    )
+
+
+TOGGLES = 1_000
+
+
+async def test_reactions_taken_back_and_given_again_leave_history_reads_as_they_were(
+    store: MessageStore, backend: Backend
+) -> None:
+    """A message's reactions are its current ones only, however often they came and went, and
+    a history page reads its own rows, not the channel's changes."""
+    if backend.name == "postgres":
+        # The test's own store, on one connection: the server's counters of that connection
+        # are those of this test alone.
+        settings = Settings(
+            postgres_dsn=backend.postgres_dsn, postgres_pool_min=1, postgres_pool_max=1
+        )
+        pool = await open_pool(settings)
+        try:
+            await churn(PostgresMessageStore(pool), lambda c: postgres_rows_read(pool, c))
+        finally:
+            await pool.close()
+    else:
+        await churn(store, lambda c: scylla_history_rows(backend, c))
+
+
+async def churn(store: MessageStore, history_rows_read: Callable[[str], Awaitable[int]]) -> None:
+    channel, base = fresh(), an_hour_ago()
+    liked, other = message(channel, base + 1), message(channel, base + 2)
+    # Given and taken back: the same emoji again and again, and a new emoji each time; one
+    # change a millisecond (Scylla orders a millisecond's first thousand ids).
+    toggles = [
+        change(
+            liked,
+            base + ((i + 1) << SEQUENCE_BITS),
+            "reaction",
+            emoji="👍" if i % 4 < 2 else f"e{i // 2}",
+            sender_id="ann",
+            removed=i % 2 == 1,
+        )
+        for i in range(TOGGLES)
+    ]
+    kept = change(
+        liked, base + ((TOGGLES + 1) << SEQUENCE_BITS), "reaction", emoji="🎉", sender_id="bo"
+    )
+    await store.insert([liked, other])
+    for start in range(0, TOGGLES, 250):
+        await store.insert(toggles[start : start + 250])
+    await store.insert([kept])
+
+    latest = liked.model_copy(update={"reactions": {"🎉": ["bo"]}})
+    assert await store.get(channel, liked.message_id) == latest
+    assert await store.page(channel, limit=10, changes=False) == [latest, other]
+    assert await history_rows_read(channel) <= 2
+    # Sync still reads every change, in order, in both directions.
+    assert ids(await store.page(channel, after=base, limit=4)) == ids([liked, other, *toggles[:2]])
+    assert ids(await store.page(channel, limit=2)) == ids([toggles[-1], kept])
+    # Applied again (a retry, a replay over the store), in any order: the same.
+    await store.insert([kept, toggles[0], toggles[2]])
+    assert await store.get(channel, liked.message_id) == latest
+
+
+async def postgres_rows_read(pool: Pool, channel_id: str) -> int:
+    """The index entries and table rows a history page of the channel read, by the server's
+    counters, flushed by the one connection of `pool`, which ran it."""
+    counters = (
+        "SELECT (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
+        "        WHERE relname = 'messages')"
+        "     + (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables"
+        "        WHERE relname = 'messages')"
+    )
+
+    async def read_so_far() -> int:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = await (await conn.execute(counters)).fetchone()
+            assert row is not None
+            return int(str(row[0]))
+
+    before = await read_so_far()
+    await PostgresMessageStore(pool).page(channel_id, limit=10, changes=False)
+    return await read_so_far() - before
+
+
+async def scylla_history_rows(backend: Backend, channel_id: str) -> int:
+    """The rows a history page of the channel can read: history reads the `messages` table
+    alone (changes have their own), so its rows of the channel."""
+    from storage.scylla import connect_scylla, shutdown_scylla
+
+    session = await connect_scylla([backend.scylla_host], port=backend.scylla_port)
+    query = f"SELECT message_id FROM {SCYLLA_KEYSPACE}.messages WHERE channel_id = %s"
+    try:
+        # Every bucket of the channel (the test's rows are in one or two).
+        rows = await asyncio.to_thread(
+            lambda: [
+                row
+                for bucket in {bucket_of(an_hour_ago()) + d for d in (-1, 0, 1)}
+                for row in session.execute(query + " AND bucket = %s", (channel_id, bucket))
+            ]
+        )
+    finally:
+        await shutdown_scylla(session)
+    return len(rows)
+
+
+async def test_cql_reactions_stored_as_rows_before_are_folded_into_their_messages(
+    cql_endpoint: tuple[str, int],
+) -> None:
+    """A keyspace from before reactions were one value per message: its `reactions` rows (one
+    per message, emoji and user, taken back ones included) become each message's reactions,
+    and the table goes."""
+    from storage.scylla import connect_scylla, migrate_scylla, open_scylla_message_store
+    from storage.scylla import shutdown_scylla as shutdown
+
+    host, port = cql_endpoint
+    keyspace = f"parley_fold_{uuid.uuid4().hex[:8]}"
+    channel, base = fresh(), an_hour_ago()
+    liked, deleted = message(channel, base + 1), message(channel, base + 2)
+    session = await connect_scylla([host], port=port)
+    try:
+        await migrate_scylla(session, keyspace)
+        store = await open_scylla_message_store([host], keyspace, port=port)
+        await store.insert([liked, deleted, change(deleted, base + 3, "delete")])
+        await store.close()
+        old = (
+            f"CREATE TABLE {keyspace}.reactions (channel_id text, bucket int, message_id bigint,"
+            " emoji text, user_id text, active boolean,"
+            " PRIMARY KEY ((channel_id, bucket), message_id, emoji, user_id))"
+        )
+        await asyncio.to_thread(session.execute, old)
+        rows = [
+            (liked, "👍", "ann", True),
+            (liked, "👍", "bo", False),  # taken back
+            (liked, "🎉", "bo", True),
+            (deleted, "👍", "ann", True),
+        ]
+        for n, (m, emoji, user, active) in enumerate(rows):
+            await asyncio.to_thread(
+                session.execute,
+                f"INSERT INTO {keyspace}.reactions (channel_id, bucket, message_id, emoji,"
+                " user_id, active) VALUES (%s, %s, %s, %s, %s, %s) USING TIMESTAMP %s",
+                (channel, bucket_of(m.message_id), m.message_id, emoji, user, active, 10**15 + n),
+            )
+
+        await migrate_scylla(session, keyspace)
+        await migrate_scylla(session, keyspace)  # once folded, there is nothing to fold
+
+        store = await open_scylla_message_store([host], keyspace, port=port)
+        try:
+            assert (await store.get(channel, liked.message_id)) == liked.model_copy(
+                update={"reactions": {"🎉": ["bo"], "👍": ["ann"]}}
+            )
+            tombstone = await store.get(channel, deleted.message_id)
+            assert tombstone is not None and tombstone.reactions is None
+        finally:
+            await store.close()
+        tables = await asyncio.to_thread(
+            lambda: [
+                r["table_name"]
+                for r in session.execute(
+                    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
+                    (keyspace,),
+                )
+            ]
+        )
+        assert "reactions" not in tables and "changes" in tables
+    finally:
+        await asyncio.to_thread(session.execute, f"DROP KEYSPACE IF EXISTS {keyspace}")
+        await shutdown(session)
 
 
 async def test_a_100000_character_multibyte_text_round_trips_exactly(store: MessageStore) -> None:

@@ -14,12 +14,18 @@ from gateway.services import Services
 from schemas.events import MessageChangeV1, MessageSendV1
 from schemas.frames import Ack, Delete, Edit, React, Send
 from schemas.ids import now_ms
-from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_TEXT_CHARS
+from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER, MAX_TEXT_CHARS
+from schemas.message import Refusal, reaction_refusal
 from storage.protocols import Device, Membership
 from storage.visibility import visible_from
 from topics import tracing
 
 log = logging.getLogger("parley.messages")
+
+REACTION_REFUSALS: dict[Refusal, str] = {
+    "message_limit": f"a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji",
+    "user_limit": f"you may put at most {MAX_REACTIONS_PER_USER} different emoji on a message",
+}
 
 
 def check_text(text: str) -> None:
@@ -131,9 +137,11 @@ async def change(
     elif isinstance(request, Edit) and not own:
         raise ApiError(403, "forbidden", "only its sender edits a message")
     elif isinstance(request, React) and not request.removed:
-        known = target.reactions or {}
-        if request.emoji not in known and len(known) >= MAX_REACTIONS_PER_MESSAGE:
-            raise invalid(f"a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji")
+        # As stored now; reactions accepted but not stored yet are judged by the pipeline, in
+        # the channel's order (a reaction beyond the caps then arrives as `refused`).
+        refusal = reaction_refusal(target.reactions, caller.user_id, request.emoji)
+        if refusal is not None:
+            raise invalid(REACTION_REFUSALS[refusal])
     event = MessageChangeV1(
         kind="reaction" if isinstance(request, React) else request.type,
         channel_id=channel_id,

@@ -9,14 +9,14 @@ import orjson
 import psycopg
 
 from schemas.ids import SEQUENCE_BITS
-from schemas.message import Kind, Message
+from schemas.message import Kind, Message, Refusal
 from storage.buckets import BUCKET_MS, bucket_of
 from storage.postgres.pool import Pool, connection
 from storage.protocols import SendKey
 
 _COLUMNS = (
     "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
-    " kind, target_id, emoji, removed, edited_at, deleted"
+    " kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
 )
 
 
@@ -112,9 +112,8 @@ class PostgresMessageStore:
                 " AND message_id = %s",
                 (channel_id, bucket_of(message_id), message_id),
             )
-            rows = await cur.fetchall()
-            found = await _with_reactions(conn, channel_id, rows)
-        return found[0] if found else None
+            row = await cur.fetchone()
+        return None if row is None else _message(row)
 
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message and its edits as stored (texts blank), in id order."""
@@ -162,31 +161,13 @@ class PostgresMessageStore:
             params = (channel_id, limit)
         async with connection(self._pool) as conn:
             cur = await conn.execute(sql.encode(), params)
-            rows = await _with_reactions(conn, channel_id, await cur.fetchall())
+            rows = [_message(r) for r in await cur.fetchall()]
         if after is None:
             rows.reverse()
         return rows
 
     async def close(self) -> None:
         """Release connections (the pool belongs to the caller)."""
-
-
-async def _with_reactions(
-    conn: Any, channel_id: str, rows: Sequence[tuple[object, ...]]
-) -> list[Message]:
-    """The rows as messages, each live message with its reactions (one query for all)."""
-    ids = [int(str(r[1])) for r in rows if r[7] == "message" and not r[12]]
-    reactions: dict[int, dict[str, list[str]]] = {}
-    if ids:
-        cur = await conn.execute(
-            "SELECT message_id, emoji, array_agg(user_id ORDER BY user_id) FROM reactions"
-            " WHERE channel_id = %s AND message_id = ANY(%s) AND active"
-            " GROUP BY message_id, emoji ORDER BY message_id, emoji",
-            (channel_id, ids),
-        )
-        for message_id, emoji, users in await cur.fetchall():
-            reactions.setdefault(int(message_id), {})[str(emoji)] = list(users)
-    return [_message(r, reactions.get(int(str(r[1])))) for r in rows]
 
 
 class _KeyTaken(Exception):
@@ -214,6 +195,7 @@ async def _insert_rows(conn: Any, messages: Sequence[Message], new: bool) -> Non
                 "tg": m.target_id,
                 "e": m.emoji,
                 "r": m.removed,
+                "rf": m.refused,
             }
             for m in messages
         ]
@@ -225,7 +207,7 @@ async def _insert_rows(conn: Any, messages: Sequence[Message], new: bool) -> Non
     await conn.execute(
         "WITH t AS MATERIALIZED ("
         "  SELECT * FROM json_to_recordset(%s::json) AS t(d text, c text, ch text, id bigint,"
-        "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean)"
+        "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean, rf text)"
         "), claimed AS ("
         "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
         "  SELECT d, c, ch, id FROM t"
@@ -233,8 +215,8 @@ async def _insert_rows(conn: Any, messages: Sequence[Message], new: bool) -> Non
         + "  RETURNING sender_device_id, client_msg_id, message_id"
         ")"
         " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
-        " client_msg_id, text, sent_at, kind, target_id, emoji, removed)"
-        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r"
+        " client_msg_id, text, sent_at, kind, target_id, emoji, removed, refused)"
+        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r, t.rf"
         " FROM t JOIN claimed s ON s.sender_device_id = t.d AND s.client_msg_id = t.c"
         "   AND s.message_id = t.id"
         " ON CONFLICT DO NOTHING",
@@ -287,7 +269,9 @@ async def _apply(conn: Any, change: Message) -> None:
     elif change.kind == "delete":
         # The text goes from the store: the message's, and that of every edit of it.
         await conn.execute(
-            f"UPDATE messages SET text = '', deleted = true WHERE {target}" + _STORED, params
+            f"UPDATE messages SET text = '', deleted = true, reactions = NULL WHERE {target}"
+            + _STORED,
+            params,
         )
         await conn.execute(
             "UPDATE messages SET text = '' WHERE channel_id = %(channel)s"
@@ -295,18 +279,28 @@ async def _apply(conn: Any, change: Message) -> None:
             params,
         )
     else:
+        # The message's reactions are its state (emoji -> sorted user ids), set with the id of
+        # the reaction that set them last: one row, however often reactions come and go, and a
+        # reaction applied again (or after a later one) changes nothing. NULL when none.
         await conn.execute(
-            "INSERT INTO reactions (channel_id, message_id, emoji, user_id, event_id, active)"
-            " SELECT %(channel)s, %(target)s, %(emoji)s, %(sender)s, %(change)s, %(active)s"
-            f" WHERE EXISTS (SELECT 1 FROM messages WHERE {target})" + _STORED + ""
-            " ON CONFLICT (channel_id, message_id, emoji, user_id) DO UPDATE"
-            " SET event_id = EXCLUDED.event_id, active = EXCLUDED.active"
-            " WHERE reactions.event_id < EXCLUDED.event_id",
+            "UPDATE messages SET reactions_id = %(change)s, reactions = ("
+            "  SELECT jsonb_object_agg(emoji, who) FROM ("
+            "    SELECT emoji, jsonb_agg(user_id ORDER BY user_id) AS who FROM ("
+            "      SELECT e.key, u.user_id"
+            "      FROM jsonb_each(coalesce(messages.reactions, '{}')) AS e(key, users),"
+            "        jsonb_array_elements_text(e.users) AS u(user_id)"
+            "      WHERE (e.key, u.user_id) <> (%(emoji)s::text, %(sender)s::text)"
+            "      UNION ALL SELECT %(emoji)s::text, %(sender)s::text WHERE %(active)s::boolean"
+            "    ) AS pairs(emoji, user_id) GROUP BY emoji"
+            "  ) AS grouped"
+            f") WHERE {target} AND NOT deleted AND coalesce(reactions_id, 0) < %(change)s"
+            + _STORED,
             params,
         )
 
 
-def _message(row: tuple[object, ...], reactions: dict[str, list[str]] | None = None) -> Message:
+def _message(row: tuple[object, ...]) -> Message:
+    reactions = cast(dict[str, list[str]] | None, row[14])
     return Message(
         channel_id=str(row[0]),
         message_id=int(str(row[1])),
@@ -321,5 +315,8 @@ def _message(row: tuple[object, ...], reactions: dict[str, list[str]] | None = N
         removed=bool(row[10]),
         edited_at=None if row[11] is None else str(row[11]),
         deleted=bool(row[12]),
-        reactions=reactions or None,
+        refused=cast(Refusal | None, row[13]),
+        reactions={e: sorted(who) for e, who in sorted(reactions.items())}
+        if reactions and row[7] == "message" and not row[12]
+        else None,
     )

@@ -1,8 +1,10 @@
 """The message store on Scylla (production; Postgres is the embedded default).
 
-Tables (storage/scylla/schema.cql): `messages` partitioned by (channel, time bucket),
-`message_sends` claimed with lightweight transactions, `channel_buckets` listing the buckets a
-channel has messages in, and `channel_heads` holding each channel's newest id (max-wins).
+Tables (storage/scylla/schema.cql): `messages` partitioned by (channel, time bucket), and
+`changes` (edits, deletes, reactions) partitioned the same way, so that history, which reads
+messages only, never reads past changes; `message_sends` claimed with lightweight transactions,
+`channel_buckets` listing the buckets a channel has rows in, and `channel_heads` holding each
+channel's newest id (max-wins). A message row holds its reactions as one value.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from cassandra.cluster import Session
 
 from schemas.ids import SEQUENCE_MASK, id_unix_ms
-from schemas.message import Message
+from schemas.message import Kind, Message, with_reaction
 from storage.buckets import bucket_of
 from storage.protocols import SendKey
 from storage.scylla.schema import check_keyspace
@@ -30,8 +32,7 @@ from storage.scylla.session import (
 )
 
 _BASE = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
-_COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted"
-_MAX_REACTION_ROWS = 20_000  # reaction rows read for one page of messages
+_COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
 _COUNT_READ_FACTOR = 4  # an unread count reads at most this many rows per message it counts
 _ROWS_PER_READ = 500  # rows fetched at a time while a page walks a bucket
 _BUCKETS_PER_READ = 16  # bucket ids fetched at a time while a page walks a channel's buckets
@@ -46,18 +47,21 @@ class _Statements:
     apply_edit: Any
     blank_text: Any
     apply_delete: Any
+    blank_change_text: Any
     apply_reaction: Any
     target: Any
-    reactions_in_range: Any
     advance_head: Any
     sent_id: Any
     message: Any
+    change: Any
     head: Any
     buckets_down: Any
     buckets_up: Any
     ascending_in_bucket: Any
     senders_in_bucket: Any
     descending_in_bucket: Any
+    changes_ascending_in_bucket: Any
+    changes_descending_in_bucket: Any
 
 
 def _cql(ks: str) -> dict[str, str]:
@@ -68,27 +72,27 @@ def _cql(ks: str) -> dict[str, str]:
         "list_bucket": f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)",
         "insert_message": f"INSERT INTO {ks}.messages (bucket, {_BASE})"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-        "insert_change": f"INSERT INTO {ks}.messages (bucket, {_BASE}, kind, target_id, emoji,"
-        " removed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        "insert_change": f"INSERT INTO {ks}.changes (bucket, {_BASE}, kind, target_id, emoji,"
+        " removed, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
         "apply_edit": f'UPDATE {ks}.messages USING TIMESTAMP ? SET "text" = ?, edited_at = ?,'
         " edits = edits + ? WHERE channel_id = ? AND bucket = ? AND message_id = ?",
         "blank_text": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = ''"
         " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "blank_change_text": f"UPDATE {ks}.changes USING TIMESTAMP ? SET \"text\" = ''"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
         "apply_delete": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = '',"
-        " deleted = true WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "apply_reaction": f"INSERT INTO {ks}.reactions"
-        " (channel_id, bucket, message_id, emoji, user_id, active) VALUES (?, ?, ?, ?, ?, ?)"
-        " USING TIMESTAMP ?",
+        " deleted = true, reactions = null WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "apply_reaction": f"UPDATE {ks}.messages USING TIMESTAMP ? SET reactions = ?"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
         "target": f"SELECT {_COLUMNS}, edits FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "reactions_in_range": f"SELECT message_id, emoji, user_id, active FROM {ks}.reactions"
-        " WHERE channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?"
-        f" LIMIT {_MAX_REACTION_ROWS}",
         "advance_head": f"UPDATE {ks}.channel_heads USING TIMESTAMP ?"
         " SET last_message_id = ? WHERE channel_id = ?",
         "sent_id": f"SELECT channel_id, message_id FROM {ks}.message_sends"
         " WHERE sender_device_id = ? AND client_msg_id = ?",
         "message": f"SELECT {_COLUMNS} FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "change": f"SELECT {_COLUMNS} FROM {ks}.changes"
         " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
         "head": f"SELECT last_message_id FROM {ks}.channel_heads WHERE channel_id = ?",
         "buckets_down": f"SELECT bucket FROM {ks}.channel_buckets"
@@ -101,6 +105,12 @@ def _cql(ks: str) -> dict[str, str]:
         "senders_in_bucket": f"SELECT sender_id, kind, deleted FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ? LIMIT ?",
         "descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id DESC LIMIT ?",
+        "changes_ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.changes"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id ASC LIMIT ?",
+        "changes_descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.changes"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
         " ORDER BY message_id DESC LIMIT ?",
     }
@@ -189,10 +199,8 @@ class ScyllaMessageStore:
         # left as it is, and written if an earlier attempt stopped between claim and row. Read
         # first, then written: each channel has one writer (its messages partition).
         earlier = [m for m, fresh in stored.values() if not fresh]
-        present = await self._all(
-            (q.message, (m.channel_id, bucket_of(m.message_id), m.message_id)) for m in earlier
-        )
-        there = {_send_key(m) for m, rows in zip(earlier, present, strict=True) if rows}
+        present = await self._rows_by_id([(m.channel_id, m.message_id) for m in earlier])
+        there = {_send_key(m) for m, row in zip(earlier, present, strict=True) if row}
         writes = [m for key, (m, _) in stored.items() if key not in there]
         # Every write to a message row carries a timestamp from the id that writes it: the
         # row's own for the row, the change's for a change, so a change always wins over its
@@ -211,6 +219,7 @@ class ScyllaMessageStore:
                         m.target_id,
                         m.emoji,
                         m.removed,
+                        m.refused,
                         _row_timestamp(m),
                     ),
                 )
@@ -244,21 +253,57 @@ class ScyllaMessageStore:
         if change.kind == "edit":
             if target["deleted"]:
                 # After a delete, an edit keeps no text either (its own row, a tick later).
-                key = (change.channel_id, bucket_of(change.message_id), change.message_id)
-                await execute(session, q.blank_text, (at + 1, *key))
+                await self._blank(at + 1, change.channel_id, [change.message_id])
                 return
             params = (at, change.text, change.sent_at, {change.message_id}, *target_key)
             await execute(session, q.apply_edit, params)
         elif change.kind == "delete":
             # The text goes from the store: the message's, and that of every edit of it.
             await execute(session, q.apply_delete, (at, *target_key))
-            edits = sorted(target["edits"] or ())
-            await self._all(
-                (q.blank_text, (at, change.channel_id, bucket_of(edit), edit)) for edit in edits
-            )
+            await self._blank(at, change.channel_id, sorted(target["edits"] or ()))
         elif not target["deleted"]:
-            row = (*target_key, change.emoji, change.sender_id, not change.removed, at)
-            await execute(session, q.apply_reaction, row)
+            # The message's reactions are one value, written with the reaction's timestamp: a
+            # reaction applied again, or after a later one, loses to the later write. Reading
+            # then writing is safe: each channel has one writer.
+            assert change.emoji is not None
+            after = with_reaction(
+                _reactions(target), change.sender_id, change.emoji, change.removed
+            )
+            reactions = {e: set(who) for e, who in after.items()} or None
+            await execute(session, q.apply_reaction, (at, reactions, *target_key))
+
+    async def _blank(self, at: int, channel_id: str, ids: Sequence[int]) -> None:
+        """Blank the text of these change rows, in the table each is in (edits stored before
+        changes had their own table are in `messages`; an UPDATE of a missing row would make
+        one, so each row is looked up first)."""
+        q = self._q()
+        found = await self._all(
+            (statement, (channel_id, bucket_of(i), i))
+            for i in ids
+            for statement in (q.change, q.message)
+        )
+        writes = []
+        for n, i in enumerate(ids):
+            in_changes, in_messages = found[2 * n], found[2 * n + 1]
+            if in_changes:
+                writes.append((q.blank_change_text, (at, channel_id, bucket_of(i), i)))
+            if in_messages:
+                writes.append((q.blank_text, (at, channel_id, bucket_of(i), i)))
+        await self._all(writes)
+
+    async def _rows_by_id(self, keys: Sequence[tuple[str, int]]) -> list[Row | None]:
+        """The row of each (channel, id), a message or a change, or None."""
+        q = self._q()
+        found = await self._all(
+            (statement, (channel_id, bucket_of(i), i))
+            for channel_id, i in keys
+            for statement in (q.message, q.change)
+        )
+        rows: list[Row | None] = []
+        for n in range(len(keys)):
+            in_messages, in_changes = found[2 * n], found[2 * n + 1]
+            rows.append(in_messages[0] if in_messages else in_changes[0] if in_changes else None)
+        return rows
 
     async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
         """Messages already stored for these idempotency keys."""
@@ -268,13 +313,12 @@ class ScyllaMessageStore:
         unique = list(dict.fromkeys(keys))
         claims = await self._all((q.sent_id, key) for key in unique)
         claimed = [rows[0] for rows in claims if rows]
-        found = await self._all(
-            (q.message, (c["channel_id"], bucket_of(c["message_id"]), c["message_id"]))
-            for c in claimed
+        found = await self._rows_by_id(
+            [(str(c["channel_id"]), int(c["message_id"])) for c in claimed]
         )
         # A claim whose row is not written yet (a send in flight) is not "sent": absent, as in
         # Postgres, where the join finds no row.
-        messages = [_message(rows[0]) for rows in found if rows]
+        messages = [_message(row) for row in found if row]
         return {_send_key(m): m for m in messages}
 
     async def last_message_ids(self, channel_ids: Sequence[str]) -> dict[str, int]:
@@ -317,10 +361,8 @@ class ScyllaMessageStore:
 
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
-        key = (channel_id, bucket_of(message_id), message_id)
-        rows = await execute(self._s(), self._q().message, key)
-        found = await self._with_reactions(channel_id, rows)
-        return found[0] if found else None
+        (row,) = await self._rows_by_id([(channel_id, message_id)])
+        return None if row is None else _message(row)
 
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message and its edits as stored (texts blank), in id order."""
@@ -329,8 +371,8 @@ class ScyllaMessageStore:
         if not found or (found[0]["kind"] or "message") != "message" or not found[0]["deleted"]:
             return []
         edits = sorted(found[0]["edits"] or ())
-        reads = await self._all((q.message, (channel_id, bucket_of(edit), edit)) for edit in edits)
-        return [_message(found[0])] + [_message(rows[0]) for rows in reads if rows]
+        rows = await self._rows_by_id([(channel_id, edit) for edit in edits])
+        return [_message(found[0])] + [_message(row) for row in rows if row is not None]
 
     async def page(
         self,
@@ -358,15 +400,20 @@ class ScyllaMessageStore:
         else:
             low, high = 0, head if before is None else min(head, before - 1)
         kept: list[Row] = []
-        async with aclosing(self._rows(channel_id, low, high, upwards=upwards)) as walk:
+        rows = self._rows(channel_id, low, high, upwards=upwards, changes=False)
+        if changes:
+            also = self._rows(channel_id, low, high, upwards=upwards, changes=True)
+            rows = _merged(rows, also, upwards=upwards)
+        async with aclosing(rows) as walk:
             async for row in walk:
+                # Changes stored before they had their own table are in `messages` too.
                 if changes or (row["kind"] or "message") == "message":
                     kept.append(row)
                     if len(kept) >= limit:
                         break
         if not upwards:
             kept.reverse()  # read newest first; pages are ascending
-        return await self._with_reactions(channel_id, kept)
+        return [_message(r) for r in kept]
 
     async def _head(self, channel_id: str) -> int | None:
         """The channel's newest id: every row at or below it is stored."""
@@ -376,15 +423,19 @@ class ScyllaMessageStore:
         return int(heads[0]["last_message_id"])
 
     async def _rows(
-        self, channel_id: str, low: int, high: int, *, upwards: bool
+        self, channel_id: str, low: int, high: int, *, upwards: bool, changes: bool
     ) -> AsyncGenerator[Row, None]:
-        """The channel's rows with ids in (low, high], nearest first from `low` upwards or
-        from `high` downwards, read a chunk at a time across the channel's buckets."""
+        """The channel's rows with ids in (low, high], of `messages` or of `changes`, nearest
+        first from `low` upwards or from `high` downwards, read a chunk at a time across the
+        channel's buckets."""
         if high <= low:
             return
         q, session = self._q(), self._s()
         start = bucket_of(low) if upwards else bucket_of(high)
-        statement = q.ascending_in_bucket if upwards else q.descending_in_bucket
+        if changes:
+            statement = q.changes_ascending_in_bucket if upwards else q.changes_descending_in_bucket
+        else:
+            statement = q.ascending_in_bucket if upwards else q.descending_in_bucket
         async with aclosing(self._buckets(channel_id, start, upwards=upwards)) as walk:
             async for bucket in walk:
                 if bucket > bucket_of(high) or bucket < bucket_of(low):
@@ -398,24 +449,6 @@ class ScyllaMessageStore:
                         break  # the bucket is read to its end
                     last = int(rows[-1]["message_id"])
                     low, high = (last, high) if upwards else (low, last - 1)
-
-    async def _with_reactions(self, channel_id: str, rows: list[Row]) -> list[Message]:
-        """The rows as messages, each live message with its reactions (a read per bucket)."""
-        live: dict[int, list[int]] = {}
-        for r in rows:
-            if (r["kind"] or "message") == "message" and not r["deleted"]:
-                live.setdefault(bucket_of(int(r["message_id"])), []).append(int(r["message_id"]))
-        reads = await self._all(
-            (self._q().reactions_in_range, (channel_id, bucket, min(ids), max(ids)))
-            for bucket, ids in live.items()
-        )
-        found: dict[int, dict[str, list[str]]] = {}
-        for result in reads:
-            for r in result:
-                if r["active"]:
-                    emoji = found.setdefault(int(r["message_id"]), {})
-                    emoji.setdefault(str(r["emoji"]), []).append(str(r["user_id"]))
-        return [_message(r, found.get(int(r["message_id"]))) for r in rows]
 
     async def close(self) -> None:
         """Release connections (shuts down the store's driver session)."""
@@ -500,8 +533,38 @@ def _row_timestamp(m: Message) -> int:
     return id_unix_ms(m.message_id) * 1000 + (m.message_id & SEQUENCE_MASK) % 1000
 
 
-def _message(row: Row, reactions: dict[str, list[str]] | None = None) -> Message:
+async def _merged(
+    first: AsyncGenerator[Row, None], second: AsyncGenerator[Row, None], *, upwards: bool
+) -> AsyncGenerator[Row, None]:
+    """Two walks in id order (both up, or both down) as one; each is closed at the end."""
+    async with aclosing(first), aclosing(second):
+        a, b = await anext(first, None), await anext(second, None)
+        while a is not None or b is not None:
+            if a is not None and (b is None or _nearer(a, b, upwards)):
+                yield a
+                a = await anext(first, None)
+            else:
+                assert b is not None
+                yield b
+                b = await anext(second, None)
+
+
+def _nearer(a: Row, b: Row, upwards: bool) -> bool:
+    ids = int(a["message_id"]), int(b["message_id"])
+    return ids[0] < ids[1] if upwards else ids[0] > ids[1]
+
+
+def _reactions(row: Row) -> dict[str, list[str]] | None:
+    """A message row's reactions (a frozen map of sets in the driver's types) as plain ones."""
+    stored = row["reactions"]
+    if not stored:
+        return None
+    return {str(e): sorted(str(u) for u in who) for e, who in sorted(stored.items())}
+
+
+def _message(row: Row) -> Message:
     target = row["target_id"]
+    kind: Kind = row["kind"] or "message"
     return Message(
         channel_id=str(row["channel_id"]),
         message_id=int(row["message_id"]),
@@ -510,11 +573,12 @@ def _message(row: Row, reactions: dict[str, list[str]] | None = None) -> Message
         client_msg_id=str(row["client_msg_id"]),
         text=str(row["text"] or ""),
         sent_at=str(row["sent_at"]),
-        kind=row["kind"] or "message",
+        kind=kind,
         target_id=None if target is None else int(target),
         emoji=row["emoji"],
         removed=bool(row["removed"]),
+        refused=row["refused"],
         edited_at=row["edited_at"],
         deleted=bool(row["deleted"]),
-        reactions={e: sorted(u) for e, u in sorted(reactions.items())} if reactions else None,
+        reactions=_reactions(row) if kind == "message" and not row["deleted"] else None,
     )

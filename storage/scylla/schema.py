@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from string import Template
 
 from cassandra.cluster import Session
 
-from storage.scylla.session import execute
+from storage.scylla.session import execute, prepare
 
 SCHEMA_CQL = Path(__file__).with_name("schema.cql")
 SCHEMA_TIMEOUT_S = 60.0  # a schema change waits for every node to agree on it
@@ -61,6 +62,51 @@ async def migrate_scylla(session: Session, keyspace: str, *, replication_factor:
         if added is not None and await _has_column(session, *added.groups()):
             continue  # CQL has no ADD IF NOT EXISTS on every server: asked first
         await execute(session, statement, timeout_s=SCHEMA_TIMEOUT_S)
+    if await _has_table(session, keyspace, "reactions"):
+        await _fold_reactions(session, keyspace)
+
+
+_FOLD_WRITES_AT_ONCE = 64
+
+
+async def _fold_reactions(session: Session, keyspace: str) -> None:
+    """Reactions were rows of a `reactions` table, one per (message, emoji, user), kept when a
+    reaction was taken back. Each message's current ones become its `reactions` value, written
+    with the timestamp of its newest reaction row (a later reaction still wins); then the table
+    is dropped, so this runs once (interrupted, it runs again whole: its writes repeat
+    harmlessly)."""
+    query = (
+        "SELECT channel_id, bucket, message_id, emoji, user_id, active, WRITETIME(active) AS at"
+        f" FROM {keyspace}.reactions"
+    )
+    # Every page of the table (the driver fetches them in turn), off the event loop.
+    rows = await asyncio.to_thread(lambda: list(session.execute(query, timeout=SCHEMA_TIMEOUT_S)))
+    folded: dict[tuple[str, int, int], tuple[int, dict[str, set[str]]]] = {}
+    for row in rows:
+        key = (str(row["channel_id"]), int(row["bucket"]), int(row["message_id"]))
+        at, reactions = folded.get(key, (0, {}))
+        if row["active"]:
+            reactions.setdefault(str(row["emoji"]), set()).add(str(row["user_id"]))
+        folded[key] = (max(at, int(row["at"] or 0)), reactions)
+    update = await prepare(
+        session,
+        f"UPDATE {keyspace}.messages USING TIMESTAMP ? SET reactions = ?"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+    )
+    writes = [(at, reactions or None, *key) for key, (at, reactions) in folded.items()]
+    for start in range(0, len(writes), _FOLD_WRITES_AT_ONCE):
+        chunk = writes[start : start + _FOLD_WRITES_AT_ONCE]
+        await asyncio.gather(*(execute(session, update, params) for params in chunk))
+    await execute(session, f"DROP TABLE {keyspace}.reactions", timeout_s=SCHEMA_TIMEOUT_S)
+
+
+async def _has_table(session: Session, keyspace: str, table: str) -> bool:
+    rows = await execute(
+        session,
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+        (keyspace, table),
+    )
+    return bool(rows)
 
 
 _ADD_COLUMN = re.compile(r"ALTER TABLE (\w+)\.(\w+) ADD (\w+) [\w<>, ]+")
