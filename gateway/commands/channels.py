@@ -147,29 +147,30 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
     # Left since the list was read: nothing of the channel is the caller's to see.
     lowest = {c.channel_id: _lowest(memberships.get(c.channel_id)) for c in shown}
 
-    async def unread(channel_id: str) -> int:
-        membership = memberships.get(channel_id)
-        if membership is None:
-            return 0
-        # Never read: everything since the caller joined is unread. Only what the caller may
-        # see counts (a marker from before they left and came back may lie below it).
-        joined = id_floor(membership.joined_at_ms) - 1
-        after = max(markers.get(channel_id) or joined, lowest[channel_id] - 1)
-        if last.get(channel_id, 0) <= after:
-            return 0
-        return await stores.messages.count_after(
-            channel_id, after, not_from=caller.user_id, cap=UNREAD_COUNT_CAP
+    # Never read: everything since the caller joined is unread. Only what the caller may see
+    # counts (a marker from before they left and came back may lie below it). Counted in one
+    # call for every channel with something newer than that (a statement, not one per channel).
+    after = {
+        channel_id: max(
+            markers.get(channel_id) or id_floor(membership.joined_at_ms) - 1,
+            lowest[channel_id] - 1,
         )
-
-    counts = await asyncio.gather(*(unread(c.channel_id) for c in shown))
+        for channel_id, membership in memberships.items()
+        if channel_id in lowest
+    }
+    counts = await stores.messages.unread_counts(
+        {c: upto for c, upto in after.items() if last.get(c, 0) > upto},
+        not_from=caller.user_id,
+        cap=UNREAD_COUNT_CAP,
+    )
     bodies = []
-    for channel, count in zip(shown, counts, strict=True):
+    for channel in shown:
         visible = lowest[channel.channel_id]
         newest = last.get(channel.channel_id)
         body = channel_body(channel, newest if newest is not None and newest >= visible else None)
         marker = markers.get(channel.channel_id)
         body["read_message_id"] = str(marker) if marker is not None and marker >= visible else None
-        body["unread_count"] = count
+        body["unread_count"] = counts.get(channel.channel_id, 0)
         bodies.append(body)
     return bodies
 
