@@ -192,6 +192,7 @@ class ChannelStore(Protocol):
 
 
 FriendState = Literal["friend", "requested", "pending"]
+GroupAdds = Literal["everyone", "friends", "nobody"]  # who may add a user to groups
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,16 @@ class FriendStore(Protocol):
 
     async def blocked_between(self, user_id: str, others: Sequence[str]) -> set[str]:
         """Those of `others` with a block between them and `user_id`, either way."""
+
+    async def group_adds(self, user_id: str) -> GroupAdds:
+        """Who may add the user to groups (`friends` unless the user chose otherwise)."""
+
+    async def set_group_adds(self, user_id: str, who: GroupAdds) -> None:
+        """Set who may add the user to groups."""
+
+    async def refusing_adds(self, user_id: str, others: Sequence[str]) -> dict[str, GroupAdds]:
+        """Those of `others` who do not let `user_id` add them to groups, each with their
+        setting: `nobody`, or `friends` when `user_id` is not their friend. In one statement."""
 
 
 class PresenceStore(Protocol):
