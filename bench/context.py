@@ -66,7 +66,15 @@ class Context:
         await asyncio.gather(*(pair(a, b) for i, a in enumerate(members) for b in members[i + 1 :]))
 
     async def group(self, members: list[Login], name: str) -> str:
-        """A group of `members`, made by the first of them."""
+        """A group of `members`, made by the first of them. The others first let anyone add
+        them to groups (by default only friends may, and friendships would change what
+        presence costs)."""
+
+        async def open_to_adds(member: Login) -> None:
+            async with self.calls:
+                await self.api.allow_group_adds(member, "everyone")
+
+        await asyncio.gather(*(open_to_adds(m) for m in members[1:]))
         others = [m.user_id for m in members[1:]]
         async with self.calls:
             return (await self.api.create_group(members[0], name, others))["channel_id"]

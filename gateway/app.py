@@ -31,7 +31,7 @@ from gateway.memberships import MembershipCache
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
-from gateway.ratelimit import AccountThrottles, DeviceLimits, LoginThrottle, Throttle
+from gateway.ratelimit import AccountThrottles, DeviceLimits, LoginThrottle, Throttle, UserBuckets
 from gateway.registry import GatewayRegistry
 from gateway.search_gate import SearchGate
 from gateway.services import Services
@@ -198,6 +198,7 @@ def create_app(settings: Settings) -> Starlette:
                 settings.search_concurrency,
                 settings.search_per_user,
             ),
+            UserBuckets(settings.group_add_rate_per_s, settings.group_add_burst),
         )
         # What start-up made lives as long as the process: out of the collector's scans.
         gc.freeze()

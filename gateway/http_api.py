@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import asyncapi, openapi
-from gateway.commands import accounts, channels, friends, presence, push, reads, search
+from gateway.commands import accounts, channels, friends, presence, push, reads, search, settings
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
 from gateway.services import Services
@@ -218,14 +218,14 @@ async def channel_receipts(request: Request) -> Response:
 
 async def get_settings(request: Request) -> Response:
     device = await _device(request)
-    return json_response(await reads.read_settings(_services(request), device))
+    return json_response(await settings.account_settings(_services(request), device))
 
 
 async def put_settings(request: Request) -> Response:
     device = await _device(request)
     body = await _body(request)
-    await reads.change_read_settings(_services(request), device, body)
-    return json_response(await reads.read_settings(_services(request), device))
+    await settings.change_settings(_services(request), device, body)
+    return json_response(await settings.account_settings(_services(request), device))
 
 
 async def add_member(request: Request) -> Response:

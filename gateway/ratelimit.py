@@ -226,3 +226,28 @@ class AccountThrottles:
     signups_per_address: Throttle
     logins_per_address: Throttle
     logins: LoginThrottle
+
+
+class UserBuckets:
+    """A token bucket (`rate_per_s`, `burst`) per user who used it lately, at most `max_users`
+    of them (the least recently used go first: a bucket dropped for room had time to refill
+    since), so a flood of users cannot grow the gateway's memory."""
+
+    def __init__(self, rate_per_s: float, burst: int, max_users: int = 100_000) -> None:
+        self._rate, self._burst = rate_per_s, burst
+        self._max_users = max_users
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, user_id: str, cost: int) -> float:
+        """Take `cost` tokens (at most the whole bucket) from the user's bucket: 0 if taken,
+        else how many seconds until they could be."""
+        bucket = self._buckets.pop(user_id, None)
+        if bucket is None:
+            bucket = TokenBucket(self._rate, self._burst)
+            if len(self._buckets) >= self._max_users:
+                del self._buckets[next(iter(self._buckets))]
+        self._buckets[user_id] = bucket  # most recently used last
+        cost = min(cost, self._burst)
+        if bucket.take(cost):
+            return 0.0
+        return bucket.wait_s(cost)

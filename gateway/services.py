@@ -12,7 +12,7 @@ from gateway.memberships import MembershipCache
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
-from gateway.ratelimit import AccountThrottles
+from gateway.ratelimit import AccountThrottles, UserBuckets
 from gateway.registry import GatewayRegistry
 from gateway.search_gate import SearchGate
 from gateway.tokens import Passwords
@@ -35,3 +35,4 @@ class Services:
     throttles: AccountThrottles
     memberships: MembershipCache  # the connected users' memberships, for their sends
     searches: SearchGate  # who may search now
+    group_adds: UserBuckets  # how many users each user may add to groups now

@@ -209,7 +209,8 @@ class Client:
         history_visible: bool = True,
     ) -> Channel:
         """A group of the caller (its owner) and `member_ids`; members who join later see its
-        past unless `history_visible` is false."""
+        past unless `history_visible` is false. Refused whole (`not_allowed`) if any of them
+        does not let the caller add them to groups."""
         body = {
             "type": "group",
             "name": name,
@@ -235,12 +236,17 @@ class Client:
         return cast(list[Receipt], data["receipts"])
 
     async def settings(self, auth: Authenticated) -> dict[str, Any]:
-        """The account's settings (`read_receipts`)."""
+        """The account's settings (`read_receipts`, `group_adds`)."""
         return cast(dict[str, Any], await self._call("GET", "/v1/settings", auth))
 
     async def share_receipts(self, auth: Authenticated, shared: bool) -> None:
         """Turn the account's read receipts on or off."""
         await self._call("PUT", "/v1/settings", auth, {"read_receipts": shared})
+
+    async def allow_group_adds(self, auth: Authenticated, who: str) -> None:
+        """Who may add the account to groups: `everyone`, `friends` (the default) or `nobody`.
+        Adding a user who does not allow it is refused with `not_allowed`."""
+        await self._call("PUT", "/v1/settings", auth, {"group_adds": who})
 
     async def add_member(self, auth: Authenticated, channel_id: str, user_id: str) -> None:
         await self._call("POST", f"/v1/channels/{channel_id}/members", auth, {"user_id": user_id})

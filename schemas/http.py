@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
 
@@ -94,9 +96,27 @@ class SearchResults(BaseModel):
     next_before: IdString | None
 
 
+def _some_of_the_fields(schema: JsonDict) -> None:
+    """Every field is optional (without a default: one left out is left as it is), and at
+    least one is given."""
+    properties = schema["properties"]
+    assert isinstance(properties, dict)
+    for field in properties.values():
+        assert isinstance(field, dict)
+        field.pop("default", None)
+    schema["minProperties"] = 1
+
+
 class AccountSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    read_receipts: bool = Field(description="share how far you have read with your channels")
+    """`PUT /v1/settings`: the settings to change (the others stay as they are)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_some_of_the_fields)
+    read_receipts: bool | SkipJsonSchema[None] = Field(
+        default=None, description="share how far you have read with your channels"
+    )
+    group_adds: Literal["everyone", "friends", "nobody"] | SkipJsonSchema[None] = Field(
+        default=None, description="who may add you to groups (friends unless chosen otherwise)"
+    )
 
 
 # name -> model, as they appear under `components/schemas` of the OpenAPI document.

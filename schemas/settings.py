@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     # statement, the snippets): past it the search answers 422 `too_broad` (429 when it never
     # got a connection), its statement cancelled.
     search_deadline_s: float = Field(default=2.0, gt=0)
+    # Group adds (gateway/ratelimit.py `UserBuckets`): a token bucket per adder, per gateway.
+    # Each user added to a group takes a token, at a group's creation too (a creation of more
+    # members than the bucket holds takes the whole bucket). A refused add gets 429 with
+    # Retry-After.
+    group_add_rate_per_s: float = Field(default=0.1, gt=0)
+    group_add_burst: int = Field(default=100, ge=1)
 
     # Processors.
     processor_http_host: str = "127.0.0.1"

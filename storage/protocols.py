@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -192,6 +192,7 @@ class ChannelStore(Protocol):
 
 
 FriendState = Literal["friend", "requested", "pending"]
+GroupAdds = Literal["everyone", "friends", "nobody"]  # who may add a user to groups
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,16 @@ class FriendStore(Protocol):
 
     async def blocked_between(self, user_id: str, others: Sequence[str]) -> set[str]:
         """Those of `others` with a block between them and `user_id`, either way."""
+
+    async def group_adds(self, user_id: str) -> GroupAdds:
+        """Who may add the user to groups (`friends` unless the user chose otherwise)."""
+
+    async def set_group_adds(self, user_id: str, who: GroupAdds) -> None:
+        """Set who may add the user to groups."""
+
+    async def refusing_adds(self, user_id: str, others: Sequence[str]) -> dict[str, GroupAdds]:
+        """Those of `others` who do not let `user_id` add them to groups, each with their
+        setting: `nobody`, or `friends` when `user_id` is not their friend. In one statement."""
 
 
 class PresenceStore(Protocol):
@@ -364,9 +375,13 @@ class MessageStore(Protocol):
     async def last_message_ids(self, channel_ids: Sequence[str]) -> dict[str, int]:
         """The newest message id of each channel that has messages."""
 
-    async def count_after(self, channel_id: str, after: int, *, not_from: str, cap: int) -> int:
-        """How many of the channel's messages (not changes, not deleted) above `after` were not
-        sent by `not_from`, counted up to `cap`: an unread count."""
+    async def unread_counts(
+        self, after: Mapping[str, int], *, not_from: str, cap: int
+    ) -> dict[str, int]:
+        """For each channel of `after`, how many of its messages (not changes, not deleted)
+        above its id there were not sent by `not_from`, counted up to `cap`: unread counts,
+        every channel in the answer. One statement however many channels, where the backend
+        can (Postgres); a channel list must not cost a round trip per channel."""
 
     async def page(
         self,

@@ -48,11 +48,16 @@ class Api(Client):
     async def add_device(self, username: str, device_name: str | None = None) -> Login:
         return await self.log_in(username, PASSWORD, device_name)
 
-    async def new_device(self, prefix: str = "u") -> Login:
-        """A new user with one device."""
+    async def new_device(self, prefix: str = "u", *, group_adds: str | None = "everyone") -> Login:
+        """A new user with one device, whom anyone may add to groups: tests of other things
+        make groups of users who are not friends. `group_adds` says otherwise (None: the
+        account's default, friends only; tests/test_group_adds.py)."""
         # Bounded: a hundred concurrent sign-ups would queue on the server's hashing threads.
         async with self._hashing:
-            return await self.add_device(await self.new_user(prefix))
+            device = await self.add_device(await self.new_user(prefix))
+        if group_adds is not None:
+            await self.allow_group_adds(device, group_adds)
+        return device
 
     async def make_friends(self, a: Login, b: Login) -> None:
         """a asks, b accepts."""

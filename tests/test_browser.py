@@ -431,6 +431,36 @@ async def test_read_receipts_show_who_has_seen_and_follow_the_setting(
     await alice.screenshot("receipts")
 
 
+async def test_who_may_add_me_to_groups_is_a_setting_and_a_refusal_says_why(
+    browser: Browser, web: Process, web_api: Api, artifacts: Path
+) -> None:
+    owner = await web_api.new_device("owner")
+    stranger = await web_api.new_device("stranger", group_adds=None)  # friends only
+    alice = await signed_in(browser, web, artifacts, owner.username)
+    carol = await signed_in(browser, web, artifacts, stranger.username)
+
+    await alice.page.get_by_role("button", name="New group").click()
+    dialog = alice.page.get_by_test_id("group-dialog")
+    await alice.page.locator("#group-name").fill("Strangers")
+    await alice.page.locator("#group-members").fill(stranger.username)
+    await alice.page.get_by_role("button", name="Create group").click()
+    await expect(dialog.get_by_role("alert")).to_have_text(
+        f"not added, by their choice: user {stranger.user_id}:"
+        " only their friends may add them to groups"
+    )
+    await alice.screenshot("group-add-not-allowed")
+
+    # Carol lets everyone add her: the same request goes through.
+    await carol.page.get_by_role("button", name="Settings").click()
+    settings = carol.page.get_by_test_id("settings-dialog")
+    await expect(settings.get_by_label("Who can add me to groups")).to_have_value("friends")
+    await settings.get_by_label("Who can add me to groups").select_option("everyone")
+    await expect(settings.get_by_role("status")).to_have_text("Saved.")
+    assert (await web_api.settings(stranger))["group_adds"] == "everyone"
+    await alice.page.get_by_role("button", name="Create group").click()
+    await expect(alice.page.locator("#chat-title")).to_have_text("Strangers")
+
+
 async def test_edits_deletes_and_reactions_show_on_both_sides_and_after_a_reload(
     browser: Browser, web: Process, web_api: Api, artifacts: Path
 ) -> None:

@@ -388,16 +388,36 @@ async def test_unread_counts_skip_the_readers_own_messages_and_stop_at_the_cap(
     theirs = [message(channel, base + n) for n in (1, 3, 5, 6, 7)]
     await store.insert(sorted(mine + theirs, key=lambda m: m.message_id))
 
-    assert await store.count_after(channel, base, not_from="me", cap=100) == 5
-    assert await store.count_after(channel, base + 3, not_from="me", cap=100) == 3
-    assert await store.count_after(channel, base + 3, not_from="me", cap=2) == 2
-    assert await store.count_after(channel, base + 7, not_from="me", cap=100) == 0
-    assert await store.count_after(channel, base, not_from="nobody", cap=100) == 7
-    assert await store.count_after(fresh(), base, not_from="me", cap=100) == 0
+    async def count(after: int, not_from: str = "me", cap: int = 100, c: str = channel) -> int:
+        return (await store.unread_counts({c: after}, not_from=not_from, cap=cap))[c]
+
+    assert await count(base) == 5
+    assert await count(base + 3) == 3
+    assert await count(base + 3, cap=2) == 2
+    assert await count(base + 7) == 0
+    assert await count(base, not_from="nobody") == 7
+    assert await count(base, c=fresh()) == 0
     # Across time buckets: a marker 90 days back counts everything after it.
     old = id_floor(now_ms() - 90 * DAY_MS)
     await store.insert([message(channel, old + 1)])
-    assert await store.count_after(channel, old, not_from="me", cap=100) == 6
+    assert await count(old) == 6
+    assert await store.unread_counts({}, not_from="me", cap=100) == {}
+
+
+async def test_unread_counts_answer_for_many_channels_at_once(store: MessageStore) -> None:
+    base = an_hour_ago()
+    channels = [fresh() for _ in range(40)]
+    for n, channel in enumerate(channels):
+        # Channel n holds n messages from others and one of the reader's own.
+        theirs = [message(channel, base + 1 + i) for i in range(n)]
+        own = message(channel, base + 1 + n).model_copy(update={"sender_id": "me"})
+        await store.insert([*theirs, own])
+    quiet = fresh()  # no messages at all
+    after = {channel: base for channel in channels} | {channels[30]: base + 10, quiet: base}
+    counts = await store.unread_counts(after, not_from="me", cap=25)
+    expected = {channel: min(n, 25) for n, channel in enumerate(channels)}
+    expected[channels[30]] = 20  # messages 11..30 of channel 30
+    assert counts == {**expected, quiet: 0}
 
 
 def change(
@@ -446,7 +466,8 @@ async def test_changes_are_rows_in_order_and_messages_keep_their_latest_state(
     assert await store.get(channel, first.message_id) == latest_first
     assert await store.get(channel, base + 99) is None
     assert (await store.get(channel, like.message_id)) == like.model_copy(update={"text": ""})
-    assert await store.count_after(channel, base, not_from="me", cap=100) == 2  # messages only
+    unread = await store.unread_counts({channel: base}, not_from="me", cap=100)
+    assert unread == {channel: 2}  # messages only
 
     # Applied again, in any order (a retry, a replay over the store): the same state.
     await store.insert([edit1, unlike, like])

@@ -192,7 +192,7 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
     api: Api, env: dict[str, str], tmp_path: Path
 ) -> None:
     alice, bob, channel = await friends_with_a_chat(api)
-    carol = await api.new_device("carol")  # not a friend of Alice's
+    carol = await api.new_device("carol", group_adds=None)  # not a friend of Alice's
     listener = await api.connect(bob)
     phone = await api.connect(await api.add_device(alice.username))  # Alice's other device
     # Often enough that the stack's short presence timeout never shows Bob offline.
@@ -256,6 +256,13 @@ async def test_chat_in_a_terminal_pages_sends_and_shows_live_messages_while_typi
             terminal.sendline(f"/dm {carol.username}")
             await expect(f"== {carol.username} == with {carol.username}")
             await expect(f"(presence is shared by friends only: not shown for {carol.username})")
+            # Carol lets only her friends add her to groups (the default): the server's reason.
+            terminal.sendline(f"/group team {bob.username} {carol.username}")
+            await expect(
+                f"! not_allowed: not added, by their choice: user {carol.user_id}:"
+                " only their friends may add them to groups"
+            )
+            await api.allow_group_adds(carol, "everyone")
             terminal.sendline(f"/group team {bob.username} {carol.username}")
             await expect(f"== #team == with {bob.username}, {carol.username}")
             terminal.sendline("/channels")

@@ -12,6 +12,7 @@ from gateway.errors import (
     invalid,
     not_found,
     not_member,
+    rate_limited,
     require_id,
     require_name,
 )
@@ -79,6 +80,28 @@ def _group_full() -> ApiError:
     return ApiError(422, "group_full", f"a group has at most {MAX_GROUP_MEMBERS} members")
 
 
+_WHY_NOT = {
+    "friends": "only their friends may add them to groups",
+    "nobody": "nobody may add them to groups",
+}
+
+
+async def _may_add(services: Services, caller: Device, user_ids: list[str]) -> None:
+    """Refuse the whole request unless the caller may add every one of `user_ids` to a group:
+    the caller's share of adds (one token per user), no block either way, and each user's
+    choice of who may add them (`everyone`, `friends`, `nobody`). A refused add costs its
+    tokens too, so that nobody learns others' choices faster than they could add them."""
+    wait_s = services.group_adds.take(caller.user_id, len(user_ids))
+    if wait_s:
+        raise rate_limited("too many users added to groups; slow down", wait_s)
+    if await services.stores.friends.blocked_between(caller.user_id, user_ids):
+        raise blocked()
+    refusing = await services.stores.friends.refusing_adds(caller.user_id, user_ids)
+    if refusing:
+        reasons = "; ".join(f"user {u}: {_WHY_NOT[refusing[u]]}" for u in sorted(refusing))
+        raise ApiError(403, "not_allowed", f"not added, by their choice: {reasons}")
+
+
 async def open_direct(services: Services, caller: Device, other: object) -> tuple[Channel, bool]:
     """The direct channel between the caller and `other` (created once per pair)."""
     other = require_id(other, "user_id")
@@ -114,8 +137,9 @@ async def create_group(
     members = list(dict.fromkeys([caller.user_id, *member_ids]))
     if len(members) < 2:
         raise invalid("a group needs at least one other member")
-    if await services.stores.friends.blocked_between(caller.user_id, members[1:]):
-        raise blocked()
+    if len(members) > MAX_GROUP_MEMBERS:
+        raise _group_full()
+    await _may_add(services, caller, members[1:])
     try:
         channel = await services.stores.channels.create_group(
             new_id(), name, members, MAX_GROUP_MEMBERS, visible
@@ -147,29 +171,30 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
     # Left since the list was read: nothing of the channel is the caller's to see.
     lowest = {c.channel_id: _lowest(memberships.get(c.channel_id)) for c in shown}
 
-    async def unread(channel_id: str) -> int:
-        membership = memberships.get(channel_id)
-        if membership is None:
-            return 0
-        # Never read: everything since the caller joined is unread. Only what the caller may
-        # see counts (a marker from before they left and came back may lie below it).
-        joined = id_floor(membership.joined_at_ms) - 1
-        after = max(markers.get(channel_id) or joined, lowest[channel_id] - 1)
-        if last.get(channel_id, 0) <= after:
-            return 0
-        return await stores.messages.count_after(
-            channel_id, after, not_from=caller.user_id, cap=UNREAD_COUNT_CAP
+    # Never read: everything since the caller joined is unread. Only what the caller may see
+    # counts (a marker from before they left and came back may lie below it). Counted in one
+    # call for every channel with something newer than that (a statement, not one per channel).
+    after = {
+        channel_id: max(
+            markers.get(channel_id) or id_floor(membership.joined_at_ms) - 1,
+            lowest[channel_id] - 1,
         )
-
-    counts = await asyncio.gather(*(unread(c.channel_id) for c in shown))
+        for channel_id, membership in memberships.items()
+        if channel_id in lowest
+    }
+    counts = await stores.messages.unread_counts(
+        {c: upto for c, upto in after.items() if last.get(c, 0) > upto},
+        not_from=caller.user_id,
+        cap=UNREAD_COUNT_CAP,
+    )
     bodies = []
-    for channel, count in zip(shown, counts, strict=True):
+    for channel in shown:
         visible = lowest[channel.channel_id]
         newest = last.get(channel.channel_id)
         body = channel_body(channel, newest if newest is not None and newest >= visible else None)
         marker = markers.get(channel.channel_id)
         body["read_message_id"] = str(marker) if marker is not None and marker >= visible else None
-        body["unread_count"] = count
+        body["unread_count"] = counts.get(channel.channel_id, 0)
         bodies.append(body)
     return bodies
 
@@ -216,8 +241,8 @@ async def add_member(
     if mine.role not in MANAGERS:
         await _require_group(channels, channel_id)
         raise _forbidden("only the group's owners and admins add members")
-    if await services.stores.friends.blocked_between(caller.user_id, [new_member]):
-        raise blocked()
+    if new_member != caller.user_id:  # a member adding themself changes nothing
+        await _may_add(services, caller, [new_member])
     try:
         members = await channels.add_member(channel_id, new_member, MAX_GROUP_MEMBERS)
     except GroupFull:

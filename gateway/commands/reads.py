@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.commands.channels import require_member
 from gateway.commands.messages import membership_of, writer_membership
-from gateway.errors import ApiError, not_member, require_id
+from gateway.errors import not_member, require_id
 from gateway.services import Services
 from schemas.events import ReadMovedV1, TypingV1
 from schemas.ids import now_ms
@@ -67,15 +67,3 @@ async def receipts(services: Services, caller: Device, channel_id: object) -> li
     shown = [(user_id, upto) for user_id, upto in found.items() if upto >= lowest]
     ordered = sorted(shown, key=lambda item: (-item[1], item[0]))
     return [{"user_id": user_id, "message_id": str(upto)} for user_id, upto in ordered]
-
-
-async def read_settings(services: Services, caller: Device) -> dict[str, Any]:
-    return {"read_receipts": await services.stores.reads.shares_receipts(caller.user_id)}
-
-
-async def change_read_settings(services: Services, caller: Device, body: dict[str, Any]) -> None:
-    """Turn the caller's read receipts on or off (`{"read_receipts": bool}`)."""
-    shared = body.get("read_receipts")
-    if not isinstance(shared, bool) or set(body) - {"read_receipts"}:
-        raise ApiError(422, "invalid", 'the body must be {"read_receipts": true|false}')
-    await services.stores.reads.share_receipts(caller.user_id, shared)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from storage.postgres.pool import Connection, Pool, connection
-from storage.protocols import Blocked, FriendEdge, FriendState, UnknownUsers
+from storage.protocols import Blocked, FriendEdge, FriendState, GroupAdds, UnknownUsers
 
 
 class PostgresFriendStore:
@@ -129,6 +129,35 @@ class PostgresFriendStore:
             return set()
         async with connection(self._pool) as conn:
             return await _blocked_txn(conn, user_id, others)
+
+    async def group_adds(self, user_id: str) -> GroupAdds:
+        """Who may add the user to groups."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute("SELECT group_adds FROM users WHERE user_id = %s", (user_id,))
+            row = await cur.fetchone()
+        return cast(GroupAdds, row[0]) if row else "friends"
+
+    async def set_group_adds(self, user_id: str, who: GroupAdds) -> None:
+        """Set who may add the user to groups."""
+        async with connection(self._pool) as conn:
+            await conn.execute(
+                "UPDATE users SET group_adds = %s WHERE user_id = %s", (who, user_id)
+            )
+
+    async def refusing_adds(self, user_id: str, others: Sequence[str]) -> dict[str, GroupAdds]:
+        """Those of `others` who do not let `user_id` add them to groups, with their setting."""
+        if not others:
+            return {}
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT u.user_id, u.group_adds FROM users u"
+                " WHERE u.user_id = ANY(%s) AND (u.group_adds = 'nobody'"
+                "   OR (u.group_adds = 'friends' AND NOT EXISTS ("
+                "     SELECT 1 FROM friend_edges f"
+                "     WHERE f.user_id = u.user_id AND f.other_id = %s AND f.state = 'friend')))",
+                (list(others), user_id),
+            )
+            return {str(r[0]): cast(GroupAdds, r[1]) for r in await cur.fetchall()}
 
 
 async def _blocked_txn(conn: Connection, user_id: str, others: Sequence[str]) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import orjson
@@ -91,18 +91,32 @@ class PostgresMessageStore:
             )
             return {str(r[0]): int(str(r[1])) for r in await cur.fetchall() if r[1] is not None}
 
-    async def count_after(self, channel_id: str, after: int, *, not_from: str, cap: int) -> int:
-        """How many of the channel's messages above `after` were not sent by `not_from`, counted
-        up to `cap`: an unread count."""
+    async def unread_counts(
+        self, after: Mapping[str, int], *, not_from: str, cap: int
+    ) -> dict[str, int]:
+        """For each channel of `after`, how many of its messages above its id were not sent by
+        `not_from`, counted up to `cap`: unread counts, in one statement (an index range per
+        channel, `cap` rows at most each)."""
+        if not after:
+            return {}
+        channels = list(after)
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM messages WHERE channel_id = %s"
-                " AND bucket >= %s AND message_id > %s AND sender_id <> %s AND kind = 'message'"
-                " AND NOT deleted LIMIT %s) AS unread",
-                (channel_id, bucket_of(after), after, not_from, cap),
+                "SELECT a.channel_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"
+                "   WHERE m.channel_id = a.channel_id AND m.bucket >= a.bucket"
+                "   AND m.message_id > a.after AND m.sender_id <> %s AND m.kind = 'message'"
+                "   AND NOT m.deleted LIMIT %s) AS unread)"
+                " FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS a(channel_id, after, bucket)",
+                (
+                    not_from,
+                    cap,
+                    channels,
+                    [after[c] for c in channels],
+                    [bucket_of(after[c]) for c in channels],
+                ),
             )
-            row = await cur.fetchone()
-            return int(str(row[0])) if row else 0
+            counts = {str(r[0]): int(str(r[1])) for r in await cur.fetchall()}
+        return {c: counts.get(c, 0) for c in channels}
 
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""

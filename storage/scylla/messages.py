@@ -10,7 +10,7 @@ channel's newest id (max-wins). A message row holds its reactions as one value.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ from storage.scylla.session import (
 _BASE = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
 _COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
 _COUNT_READ_FACTOR = 4  # an unread count reads at most this many rows per message it counts
+_COUNTS_AT_ONCE = 32  # channels whose unread messages are counted at once
 _ROWS_PER_READ = 500  # rows fetched at a time while a page walks a bucket
 _BUCKETS_PER_READ = 16  # bucket ids fetched at a time while a page walks a channel's buckets
 
@@ -334,7 +335,23 @@ class ScyllaMessageStore:
             if rows and rows[0]["last_message_id"] is not None
         }
 
-    async def count_after(self, channel_id: str, after: int, *, not_from: str, cap: int) -> int:
+    async def unread_counts(
+        self, after: Mapping[str, int], *, not_from: str, cap: int
+    ) -> dict[str, int]:
+        """For each channel of `after`, how many of its messages above its id were not sent by
+        `not_from`, counted up to `cap`: unread counts. Scylla reads a partition per query, so
+        the channels are counted concurrently, `_COUNTS_AT_ONCE` at a time."""
+        at_once = asyncio.Semaphore(_COUNTS_AT_ONCE)
+
+        async def one(channel_id: str) -> int:
+            async with at_once:
+                return await self._count_after(channel_id, after[channel_id], not_from, cap)
+
+        channels = list(after)
+        counts = await asyncio.gather(*(one(c) for c in channels))
+        return dict(zip(channels, counts, strict=True))
+
+    async def _count_after(self, channel_id: str, after: int, not_from: str, cap: int) -> int:
         """How many of the channel's messages above `after` were not sent by `not_from`, counted
         up to `cap`: an unread count. Reads senders only, at most `_COUNT_READ_FACTOR * cap` of
         them (a user's own messages are read and skipped; Scylla cannot filter them out)."""

@@ -31,7 +31,7 @@ export class ChatApp extends EventTarget {
       () => this.currentId,
     );
     this.receipts = new Receipts();
-    this.settings = null; // {read_receipts}
+    this.settings = null; // {read_receipts, group_adds}
     this.timelines = new Timelines(session.user_id);
     this.currentId = null;
     this.readState = false; // the server keeps read markers and unread counts
@@ -129,6 +129,12 @@ export class ChatApp extends EventTarget {
 
   async shareReadReceipts(on) {
     this.settings = await this.api.putSettings({ read_receipts: on });
+    this.changed("settings");
+    return this.settings;
+  }
+
+  async allowGroupAdds(who) {
+    this.settings = await this.api.putSettings({ group_adds: who });
     this.changed("settings");
     return this.settings;
   }

@@ -30,7 +30,18 @@ const CHANGE_MESSAGES = {
   },
 };
 
+// Refusals of a group's creation or of an add. A `not_allowed` is the server's own words: they
+// name the user who does not allow it, and why (their choice of who may add them to groups).
+const GROUP_MESSAGES = {
+  rate_limited: "Not added: you are adding people to groups too fast. Wait a while and retry.",
+  not_allowed: null,
+};
+
 export function describeError(code, serverMessage, kind = null) {
+  if (kind === "group") {
+    if (!(code in GROUP_MESSAGES)) return describeError(code, serverMessage);
+    return GROUP_MESSAGES[code] || serverMessage || `Error: ${code}`;
+  }
   if (kind && kind !== "send" && CHANGE_MESSAGES[code]) {
     const text = CHANGE_MESSAGES[code];
     return typeof text === "string" ? text : text[kind] || serverMessage;

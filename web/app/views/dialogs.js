@@ -5,7 +5,8 @@
 import { h, replace } from "../dom.js";
 import { describeError } from "../errors.js";
 
-function dialogShell(title, testId) {
+// `kind` "group": the dialog creates groups or adds members (errors.js words its refusals).
+function dialogShell(title, testId, kind = null) {
   const alert = h("p", { class: "form-error", role: "alert" });
   const body = h("div", { class: "dialog-body" });
   const dialog = h(
@@ -27,7 +28,7 @@ function dialogShell(title, testId) {
     try {
       await run();
     } catch (error) {
-      alert.textContent = error.code ? describeError(error.code, error.message) : error.message;
+      alert.textContent = error.code ? describeError(error.code, error.message, kind) : error.message;
     }
   };
   return { dialog, body, guard };
@@ -157,7 +158,7 @@ export function showDevices(app, { onLoggedOutHere }) {
 }
 
 export function showNewGroup(app, { onCreated }) {
-  const { dialog, body, guard } = dialogShell("New group", "group-dialog");
+  const { dialog, body, guard } = dialogShell("New group", "group-dialog", "group");
   const name = h("input", { id: "group-name", required: true, maxlength: "100" });
   const members = h("input", { id: "group-members", required: true, placeholder: "usernames or user ids, comma separated" });
   replace(
@@ -186,7 +187,7 @@ export function showNewGroup(app, { onCreated }) {
 }
 
 export function showMembers(app, { onLeft }) {
-  const { dialog, body, guard } = dialogShell("Members", "members-dialog");
+  const { dialog, body, guard } = dialogShell("Members", "members-dialog", "group");
   const list = h("ul", { class: "rows" });
   const me = app.session.user_id;
   // The chat the dialog was opened for: what it does acts on that one only.
@@ -262,6 +263,28 @@ export function showSettings(app) {
         }
       }),
   });
+  const adds = h(
+    "select",
+    {
+      id: "group-adds",
+      onchange: () =>
+        guard(async () => {
+          saved.textContent = "";
+          adds.disabled = true;
+          try {
+            const settings = await app.allowGroupAdds(adds.value);
+            adds.value = settings.group_adds;
+            saved.textContent = "Saved.";
+          } finally {
+            adds.disabled = false;
+          }
+        }),
+    },
+    h("option", { value: "everyone" }, "Everyone"),
+    h("option", { value: "friends" }, "My friends"),
+    h("option", { value: "nobody" }, "Nobody"),
+  );
+  adds.value = (app.settings && app.settings.group_adds) || "friends";
   replace(
     body,
     h(
@@ -270,6 +293,13 @@ export function showSettings(app) {
       receipts,
       h("label", { for: "share-receipts" }, " Share read receipts"),
       h("small", {}, " Others in a chat see how far you have read."),
+    ),
+    h(
+      "p",
+      { class: "setting" },
+      h("label", { for: "group-adds" }, "Who can add me to groups "),
+      adds,
+      h("small", {}, " Others are refused, and told it is your choice."),
     ),
     saved,
   );
