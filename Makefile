@@ -6,7 +6,10 @@ BENCH_STAMP := $(VENV)/.bench-installed
 ASYNCAPI_DIR := tests/asyncapi
 ASYNCAPI_STAMP := $(ASYNCAPI_DIR)/node_modules/.installed
 
-.PHONY: install browser asyncapi promtool dev test lint bench clean
+JS_DIR := clients/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
+
+.PHONY: install browser asyncapi promtool js dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -56,18 +59,31 @@ promtool:
 		exit 2; \
 	fi
 
-test: install browser asyncapi promtool
+# The JavaScript client's tests run on Node.js 20.10+ (its global fetch, and WebSocket with
+# --experimental-websocket); its TypeScript declarations are checked by the pinned `tsc` of
+# clients/js/package-lock.json, its only (development) dependency.
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)' 2>/dev/null || { \
+		echo "The JavaScript client's tests need Node.js 20.10 or newer with npm: install them (https://nodejs.org, or your system's nodejs package), then run make test again." >&2; \
+		exit 2; }
+	cd $(JS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+js: $(JS_STAMP)
+
+test: install browser asyncapi promtool js
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(ARGS)
 
 # mypy --strict covers bench/ too (pyproject.toml's [tool.mypy] packages).
-lint: $(BENCH_STAMP)
+lint: $(BENCH_STAMP) $(JS_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(JS_DIR)/node_modules/.bin/tsc --noEmit -p $(JS_DIR)
 
 clean:
-	rm -rf $(VENV) .parley build *.egg-info $(ASYNCAPI_DIR)/node_modules
+	rm -rf $(VENV) .parley build *.egg-info $(ASYNCAPI_DIR)/node_modules $(JS_DIR)/node_modules

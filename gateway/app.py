@@ -42,6 +42,8 @@ from topics.definitions import inbox_topic
 
 # The web app (web/ at the repository's top, beside this package: the project installs editable).
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# The JavaScript client library (clients/js/), which the web app imports from /client/.
+CLIENT_JS_DIR = Path(__file__).resolve().parent.parent / "clients" / "js" / "src"
 # User text is only ever set as text; this keeps any script but the app's own from running,
 # and lets a page talk to its own origin only: `connect-src` names the WebSocket origins of the
 # host that served it (`'self'` does not cover ws:/wss: in every browser).
@@ -220,6 +222,7 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/v1/ws", websocket_endpoint),
             Route("/", web_index, methods=["GET"]),
             Mount("/app", StaticFiles(directory=WEB_DIR / "app", check_dir=False), name="app"),
+            Mount("/client", StaticFiles(directory=CLIENT_JS_DIR, check_dir=False), name="client"),
         ],
         lifespan=lifespan,
         exception_handlers={

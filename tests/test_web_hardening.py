@@ -184,6 +184,27 @@ async def test_pages_carry_the_csp_of_their_own_host_and_static_files_are_nosnif
     assert "content-security-policy" not in script.headers
 
 
+async def test_the_client_library_is_served_beside_the_app(api: Api) -> None:
+    """The web app imports the JavaScript client (clients/js/src) from /client/: its modules
+    come from the app's origin, as scripts and nosniff; nothing else of the repository does."""
+    module = await api.request("GET", "/client/index.js")
+    assert module.status_code == 200
+    assert module.headers["content-type"].startswith("text/javascript")
+    assert module.headers["x-content-type-options"] == "nosniff"
+    assert "export { Client }" in module.text
+    assert (await api.request("GET", "/app/chat-app.js")).text.count('from "/client/index.js"') == 1
+    for path in [
+        "/client/",
+        "/client/nothing.js",
+        "/client/../package.json",
+        "/client/%2e%2e/package.json",
+        "/client/%2e%2e/test/stack.test.js",
+        "/client/%2e%2e/%2e%2e/%2e%2e/pyproject.toml",
+    ]:
+        answer = await api.http.get(path)
+        assert answer.status_code == 404, path
+
+
 def _public_address() -> str | None:
     """An address of this machine other than loopback, if it has one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:

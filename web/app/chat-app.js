@@ -1,7 +1,7 @@
 // The signed-in app: its state (channels, people, messages, sends) and what each server frame
 // does to it. The views draw from this state; this module owns the connection.
 
-import { Connection } from "./connection.js";
+import { Connection } from "/client/index.js";
 import { describeError } from "./errors.js";
 import { compareIds, maxId } from "./ids.js";
 import { People } from "./people.js";

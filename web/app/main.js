@@ -44,7 +44,10 @@ function loggedOut(notice) {
 async function start() {
   const session = loadSession();
   if (!session) return showLogin();
-  const api = new Api(session.token, () => loggedOut(describeError("unauthorized")));
+  const api = new Api({
+    token: session.token,
+    onUnauthorized: () => loggedOut(describeError("unauthorized")),
+  });
   app = new ChatApp(api, session);
   app.addEventListener("unauthorized", () => loggedOut(describeError("unauthorized")));
   root.replaceChildren();

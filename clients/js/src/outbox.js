@@ -1,13 +1,15 @@
-// Sends not yet confirmed by their echo. Kept per tab (sessionStorage, so a reload keeps
-// them) and sent again with the same client_msg_id after every reconnect: the server makes
-// one message of them whatever happened to the first try.
+// Sends and changes not yet confirmed by their echo, kept in `storage` (a page's
+// sessionStorage keeps them across a reload) and sent again with the same client_msg_id after
+// every reconnect: the server makes one row of each whatever happened to the first try.
 
-const KEY = "parley.outbox";
+import { defaultStorage } from "./storage.js";
 
 export class Outbox {
-  constructor() {
+  constructor({ storage = undefined, key = "parley.outbox" } = {}) {
+    this.storage = storage || defaultStorage("sessionStorage");
+    this.key = key;
     try {
-      this.items = JSON.parse(sessionStorage.getItem(KEY)) || [];
+      this.items = JSON.parse(this.storage.getItem(key)) || [];
     } catch {
       this.items = [];
     }
@@ -45,7 +47,7 @@ export class Outbox {
 
   save() {
     try {
-      sessionStorage.setItem(KEY, JSON.stringify(this.items));
+      this.storage.setItem(this.key, JSON.stringify(this.items));
     } catch {
       // a pending long text over the quota stays in memory only
     }
@@ -53,6 +55,6 @@ export class Outbox {
 
   clear() {
     this.items = [];
-    sessionStorage.removeItem(KEY);
+    this.storage.removeItem(this.key);
   }
 }

@@ -1,8 +1,13 @@
 // The WebSocket to a gateway: discovery, hello with cursors, heartbeats, and reconnecting
-// with exponential backoff and jitter. Each tab has its own socket.
+// with exponential backoff and jitter.
 //
 // Events: "state" (detail: "connecting" | "online" | "reconnecting" | "offline"),
-// "frame" (detail: a server frame), "unauthorized" (the device was logged out).
+// "frame" (detail: a server frame), "gateway" (detail: the URL of the socket just opened),
+// "unauthorized" (detail: a ParleyError: the token was refused or the device logged out; the
+// connection stops).
+
+import { ParleyError } from "./errors.js";
+import { defaultStorage } from "./storage.js";
 
 const KNOWN_GATEWAYS = "parley.gateways";
 const OPEN_TIMEOUT_MS = 5000;
@@ -17,35 +22,47 @@ export function backoffDelay(attempt) {
   return Math.round(bound / 2 + (Math.random() * bound) / 2);
 }
 
-function originWsUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/v1/ws`;
-}
-
 export class Connection extends EventTarget {
-  constructor(api, token, cursors) {
+  // `cursors`: () => {channel_id: message_id}, the newest row the client has of each channel,
+  // sent in every hello. Options: `WebSocket` (a constructor; the global one by default),
+  // `storage` (where the gateways discovery named last are kept; localStorage by default).
+  constructor(api, token, cursors, { WebSocket = undefined, storage = undefined } = {}) {
     super();
     this.api = api;
     this.token = token;
-    this.cursors = cursors; // () => {channel_id: message_id}
+    this.cursors = cursors;
+    this.WebSocket = WebSocket;
+    this.storage = storage || defaultStorage("localStorage");
     this.state = "offline";
     this.socket = null;
     this.url = null;
     this.attempt = 0;
     this.everOnline = false;
-    this.stopped = false;
+    this.stopped = true;
     this.heartbeat = null;
     this.retry = null;
-  }
-
-  start() {
+    this.refusal = null; // the `unauthorized` error frame the server sent before closing
     // The browser is back on a network: no need to wait out the backoff.
-    window.addEventListener("online", () => {
+    this.onOnline = () => {
       if (!this.stopped && !this.socket) {
         clearTimeout(this.retry);
         this.connect();
       }
-    });
+    };
+  }
+
+  start() {
+    const WebSocketClass = this.WebSocket || globalThis.WebSocket;
+    if (typeof WebSocketClass !== "function") {
+      throw new ParleyError(
+        "no_websocket",
+        "No WebSocket here: pass the WebSocket option, or run Node 20 with --experimental-websocket.",
+      );
+    }
+    if (!this.stopped) return;
+    if (typeof globalThis.addEventListener === "function") {
+      globalThis.addEventListener("online", this.onOnline);
+    }
     this.stopped = false;
     this.setState("connecting");
     this.connect();
@@ -53,6 +70,9 @@ export class Connection extends EventTarget {
 
   stop() {
     this.stopped = true;
+    if (typeof globalThis.removeEventListener === "function") {
+      globalThis.removeEventListener("online", this.onOnline);
+    }
     clearTimeout(this.retry);
     clearInterval(this.heartbeat);
     if (this.socket) this.socket.close(1000, "bye");
@@ -60,40 +80,42 @@ export class Connection extends EventTarget {
     this.setState("offline");
   }
 
+  // Sends a frame if the socket is synced; false if not (nothing is queued here).
   send(frame) {
     if (this.state !== "online" || !this.socket) return false;
     this.socket.send(JSON.stringify(frame));
     return true;
   }
 
-  // The gateways to try, best first: discovery from this origin; if it cannot answer (the
-  // gateway that served the page is down), the list it gave last time; the origin last of all.
-  // The page's Content-Security-Policy lets it reach its own host only: a gateway discovery
-  // names elsewhere fails at once, and the origin (which serves the socket too) remains.
+  // The gateways to try, best first: discovery; if it cannot answer (the gateway asked is
+  // down), the list it gave last time; the API's origin last of all. A page's
+  // Content-Security-Policy may let it reach its own host only: a gateway discovery names
+  // elsewhere then fails at once, and the origin (which serves the socket too) remains.
   async gateways() {
+    const origin = this.api.originWsUrl();
     try {
       const { gateways } = await this.api.discovery();
       const urls = gateways.map((g) => g.url);
-      localStorage.setItem(KNOWN_GATEWAYS, JSON.stringify(urls));
-      if (urls.length) return [...new Set([...urls, originWsUrl()])];
+      this.storage.setItem(KNOWN_GATEWAYS, JSON.stringify(urls));
+      if (urls.length) return [...new Set([...urls, origin])];
     } catch (error) {
       if (error.status === 401) throw error;
     }
     let known = [];
     try {
-      known = JSON.parse(localStorage.getItem(KNOWN_GATEWAYS)) || [];
+      known = JSON.parse(this.storage.getItem(KNOWN_GATEWAYS)) || [];
     } catch {
       known = [];
     }
-    return [...new Set([...known, originWsUrl()])];
+    return [...new Set([...known, origin])];
   }
 
   async connect() {
     let urls;
     try {
       urls = await this.gateways();
-    } catch {
-      this.dispatchEvent(new CustomEvent("unauthorized"));
+    } catch (error) {
+      this.refused(new ParleyError("unauthorized", error.message, { status: error.status }));
       return;
     }
     for (const url of urls) {
@@ -108,7 +130,7 @@ export class Connection extends EventTarget {
     return new Promise((resolve) => {
       let socket;
       try {
-        socket = new WebSocket(url);
+        socket = new (this.WebSocket || globalThis.WebSocket)(url);
       } catch {
         resolve(false);
         return;
@@ -118,7 +140,7 @@ export class Connection extends EventTarget {
         socket.close();
         resolve(false);
       }, OPEN_TIMEOUT_MS);
-      // A socket the page's CSP refuses (a gateway on another host or port) gets an error
+      // A socket a page's CSP refuses (a gateway on another host or port) gets an error
       // and no close event: it is given up at its error.
       socket.onerror = () => {
         if (opened) return;
@@ -128,8 +150,14 @@ export class Connection extends EventTarget {
       socket.onopen = () => {
         opened = true;
         clearTimeout(timer);
+        if (this.stopped) {
+          socket.close(1000, "bye");
+          resolve(true);
+          return;
+        }
         this.socket = socket;
         this.url = url;
+        this.refusal = null;
         this.dispatchEvent(new CustomEvent("gateway", { detail: url }));
         socket.send(JSON.stringify({ type: "hello", token: this.token, cursors: this.cursors() }));
         resolve(true);
@@ -160,7 +188,7 @@ export class Connection extends EventTarget {
       this.everOnline = true;
       this.setState("online");
     } else if (frame.type === "error" && frame.code === "unauthorized") {
-      this.stopped = true;
+      this.refusal = frame; // the close (4001) follows
     }
     this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
   }
@@ -169,16 +197,21 @@ export class Connection extends EventTarget {
     if (socket !== this.socket) return;
     this.socket = null;
     clearInterval(this.heartbeat);
-    if (event.code === CLOSE_UNAUTHORIZED) {
-      this.stopped = true;
-      this.setState("offline");
-      this.dispatchEvent(new CustomEvent("unauthorized"));
+    if (event.code === CLOSE_UNAUTHORIZED || this.refusal) {
+      const message = this.refusal ? this.refusal.message : event.reason || "logged out";
+      this.refused(new ParleyError("unauthorized", message));
       return;
     }
     if (this.stopped) return;
     this.setState(this.everOnline ? "reconnecting" : "connecting");
     if (event.code === CLOSE_DRAINING) this.connect(); // discovery no longer lists it
     else this.scheduleRetry();
+  }
+
+  // The token is refused: trying again cannot help.
+  refused(error) {
+    this.stop();
+    this.dispatchEvent(new CustomEvent("unauthorized", { detail: error }));
   }
 
   scheduleRetry() {

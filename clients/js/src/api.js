@@ -1,0 +1,154 @@
+// The HTTP API (docs/protocol.md): on the page's own origin in a browser (`url` ""), or at
+// `url` (e.g. "http://127.0.0.1:8080") anywhere.
+
+import { ApiError } from "./errors.js";
+
+export { ApiError };
+
+// One path segment of an API path: always percent-encoded, so that no value (a channel id
+// from a link, a user id typed in) can add segments, a query or a fragment to the path. "." and
+// ".." (and their encoded forms) would still be walked by the URL parser, so none is sent.
+export function segment(value) {
+  const text = typeof value === "number" || typeof value === "bigint" ? String(value) : value;
+  if (typeof text !== "string" || text === "" || /^(?:\.|%2e){1,2}$/i.test(text)) {
+    throw new ApiError(0, "invalid", "That is not a valid id.");
+  }
+  return encodeURIComponent(text);
+}
+
+// A path with each interpolated value as one encoded segment: apiPath`/v1/channels/${id}`.
+export function apiPath(strings, ...values) {
+  return strings.reduce((path, part, i) => path + segment(values[i - 1]) + part);
+}
+
+export class Api {
+  constructor({ url = "", token = null, fetch = undefined, onUnauthorized = () => {} } = {}) {
+    this.url = url.replace(/\/+$/, "");
+    this.token = token;
+    this.fetch = fetch; // a fetch of one's own; the global one by default
+    this.onUnauthorized = onUnauthorized;
+  }
+
+  // The gateway's WebSocket on the API's own origin: the last one a connection tries.
+  originWsUrl() {
+    const base = new URL(this.url || globalThis.location.origin);
+    const scheme = base.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${base.host}/v1/ws`;
+  }
+
+  async request(method, path, body) {
+    // Only the API's own paths, built by apiPath where a value goes in.
+    if (!path.startsWith("/v1/")) throw new ApiError(0, "invalid", "Not an API path.");
+    const headers = {};
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const fetchOne = this.fetch || globalThis.fetch; // called unbound: window.fetch needs that
+    let response;
+    try {
+      response = await fetchOne(this.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "network", "The server cannot be reached.");
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      // not JSON: reported below from the status
+    }
+    if (!response.ok) {
+      const error = data && data.error ? data.error : {};
+      if (response.status === 401 && this.token) this.onUnauthorized();
+      throw new ApiError(
+        response.status,
+        error.code || "http_" + response.status,
+        error.message || `Request failed (${response.status}).`,
+      );
+    }
+    return data;
+  }
+
+  signUp(username, password) {
+    return this.request("POST", "/v1/users", { username, password });
+  }
+  logIn(username, password, deviceName) {
+    return this.request("POST", "/v1/sessions", {
+      username,
+      password,
+      device_name: deviceName,
+    });
+  }
+  logOut() {
+    return this.request("DELETE", "/v1/sessions/current");
+  }
+  devices() {
+    return this.request("GET", "/v1/devices");
+  }
+  revokeDevice(deviceId) {
+    return this.request("DELETE", apiPath`/v1/devices/${deviceId}`);
+  }
+  revokeAllDevices() {
+    return this.request("DELETE", "/v1/devices");
+  }
+  discovery() {
+    return this.request("GET", "/v1/discovery");
+  }
+  channels() {
+    return this.request("GET", "/v1/channels");
+  }
+  openDirect(userId) {
+    return this.request("POST", "/v1/channels", { type: "direct", user_id: userId });
+  }
+  createGroup(name, memberIds) {
+    return this.request("POST", "/v1/channels", {
+      type: "group",
+      name,
+      member_ids: memberIds,
+    });
+  }
+  addMember(channelId, userId) {
+    return this.request("POST", apiPath`/v1/channels/${channelId}/members`, { user_id: userId });
+  }
+  removeMember(channelId, userId) {
+    return this.request("DELETE", apiPath`/v1/channels/${channelId}/members/${userId}`);
+  }
+  history(channelId, { before, after, around, limit = 50 } = {}) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (before) query.set("before", before);
+    if (after) query.set("after", after);
+    if (around) query.set("around", around);
+    return this.request("GET", apiPath`/v1/channels/${channelId}/messages` + `?${query}`);
+  }
+  // Messages that hold every word of `q`, newest first; `before` pages on (`next_before`).
+  search(q, { channelId, before, limit = 20 } = {}) {
+    const query = new URLSearchParams({ q, limit: String(limit) });
+    if (channelId) query.set("channel_id", channelId);
+    if (before) query.set("before", before);
+    return this.request("GET", `/v1/search?${query}`);
+  }
+  findUser(username) {
+    return this.request("GET", `/v1/users?${new URLSearchParams({ username })}`);
+  }
+  receipts(channelId) {
+    return this.request("GET", apiPath`/v1/channels/${channelId}/receipts`);
+  }
+  settings() {
+    return this.request("GET", "/v1/settings");
+  }
+  putSettings(settings) {
+    return this.request("PUT", "/v1/settings", settings);
+  }
+  friends() {
+    return this.request("GET", "/v1/friends");
+  }
+  befriend(userId) {
+    return this.request("PUT", apiPath`/v1/friends/${userId}`);
+  }
+  unfriend(userId) {
+    return this.request("DELETE", apiPath`/v1/friends/${userId}`);
+  }
+}

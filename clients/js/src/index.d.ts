@@ -1,0 +1,301 @@
+// Types of Parley's JavaScript client (docs/protocol.md). Hand-written: the library is plain
+// ES modules with no build step.
+
+/** A decimal string of a 63-bit integer: compare with compareIds, never as strings. */
+export type Id = string;
+
+/** A message, as `message` frames, sync and history carry it. */
+export interface Message {
+  channel_id: Id;
+  message_id: Id;
+  sender_id: Id;
+  sender_device_id: Id;
+  client_msg_id: string;
+  text: string;
+  sent_at: string;
+  edited_at?: string | null;
+  deleted?: boolean;
+  reactions?: Record<string, Id[]>;
+}
+
+/** An edit, delete or reaction: a row of the channel with its own message_id. */
+export interface ChangeFrame {
+  type: "edit" | "delete" | "reaction";
+  channel_id: Id;
+  message_id: Id;
+  target_id: Id;
+  sender_id: Id;
+  sender_device_id: Id;
+  client_msg_id: string;
+  text: string;
+  sent_at: string;
+  emoji?: string;
+  removed?: boolean;
+}
+
+export type ErrorCode =
+  | "unauthorized"
+  | "invalid"
+  | "too_large"
+  | "not_found"
+  | "forbidden"
+  | "not_member"
+  | "rate_limited"
+  | "internal"
+  | (string & {});
+
+export type ServerFrame =
+  | { type: "welcome"; user_id: Id; device_id: Id; heartbeat_interval_s: number }
+  | ({ type: "message" } & Message)
+  | { type: "synced" }
+  | { type: "accepted"; client_msg_id: string; channel_id: Id }
+  | { type: "error"; code: ErrorCode; message: string; ref?: string }
+  | { type: "presence"; user_id: Id; status: "online" | "offline"; last_active_at: string | null }
+  | ChangeFrame
+  | { type: "read"; channel_id: Id; message_id: Id; user_id?: Id }
+  | { type: "receipts"; channel_id: Id; reads: { user_id: Id; message_id: Id }[] }
+  | { type: "typing"; channel_id: Id; user_id: Id; expires_in_ms: number };
+
+export type ClientFrame = { type: string; [field: string]: unknown };
+
+/** Anything with getItem/setItem/removeItem, as localStorage and sessionStorage have them. */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export type ConnectionState = "connecting" | "online" | "reconnecting" | "offline";
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** A constructor of WebSockets, as the browser's and Node's global WebSocket are. */
+export type WebSocketLike = new (url: string) => WebSocket;
+
+export class ParleyError extends Error {
+  constructor(code: string, message: string, options?: { status?: number; ref?: string | null });
+  /** An error code of docs/protocol.md (`unauthorized`, `bad_credentials`, `not_member`, …). */
+  code: ErrorCode;
+  /** The HTTP status of an API error; 0 otherwise. */
+  status: number;
+  /** The client_msg_id an error frame refused. */
+  ref: string | null;
+}
+
+/** An error answer of the HTTP API; status 0 and code "network" when there was no answer. */
+export class ApiError extends ParleyError {
+  constructor(status: number, code: string, message: string);
+}
+
+export interface Login {
+  token: string;
+  user_id: Id;
+  device_id: Id;
+  expires_at: string;
+  signed_out?: Id[];
+}
+
+export interface Channel {
+  channel_id: Id;
+  type: "direct" | "group";
+  members: Id[];
+  name?: string;
+  roles?: Record<Id, "owner" | "admin">;
+  last_message_id: Id | null;
+  read_message_id?: Id | null;
+  unread_count?: number;
+}
+
+export interface ApiOptions {
+  /** The gateway's address, e.g. "http://127.0.0.1:8080"; "" (the default) is the page's origin. */
+  url?: string;
+  token?: string | null;
+  fetch?: FetchLike;
+  /** Called when an authenticated call gets 401. */
+  onUnauthorized?: () => void;
+}
+
+/** One percent-encoded path segment; refuses "", "." and "..". */
+export function segment(value: string | number | bigint): string;
+/** A path with each interpolated value as one encoded segment: apiPath`/v1/channels/${id}`. */
+export function apiPath(strings: TemplateStringsArray, ...values: (string | number | bigint)[]): string;
+
+/** The HTTP API. Every method rejects with an ApiError. */
+export class Api {
+  constructor(options?: ApiOptions);
+  url: string;
+  token: string | null;
+  originWsUrl(): string;
+  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  signUp(username: string, password: string): Promise<{ user_id: Id; username: string }>;
+  logIn(username: string, password: string, deviceName?: string): Promise<Login>;
+  logOut(): Promise<null>;
+  devices(): Promise<{ devices: { device_id: Id; name: string | null; created_at: string; expires_at: string; current: boolean }[] }>;
+  revokeDevice(deviceId: Id): Promise<null>;
+  revokeAllDevices(): Promise<null>;
+  discovery(): Promise<{ gateways: { url: string }[] }>;
+  channels(): Promise<{ channels: Channel[] }>;
+  openDirect(userId: Id): Promise<Channel>;
+  createGroup(name: string, memberIds: Id[]): Promise<Channel>;
+  addMember(channelId: Id, userId: Id): Promise<null>;
+  removeMember(channelId: Id, userId: Id): Promise<null>;
+  history(
+    channelId: Id,
+    page?: { before?: Id; after?: Id; around?: Id; limit?: number },
+  ): Promise<{ messages: Message[] }>;
+  search(
+    q: string,
+    options?: { channelId?: Id; before?: Id; limit?: number },
+  ): Promise<{ results: { message: Message; channel: Channel; snippet: string }[]; next_before: Id | null }>;
+  findUser(username: string): Promise<{ user_id: Id; username: string; display_name: string | null }>;
+  receipts(channelId: Id): Promise<{ receipts: { user_id: Id; message_id: Id }[] }>;
+  settings(): Promise<{ read_receipts: boolean }>;
+  putSettings(settings: { read_receipts: boolean }): Promise<{ read_receipts: boolean }>;
+  friends(): Promise<{ friends: { user_id: Id; username: string; display_name: string | null; status: "requested" | "pending" | "friend" }[] }>;
+  befriend(userId: Id): Promise<{ user_id: Id; status: "requested" | "friend" }>;
+  unfriend(userId: Id): Promise<null>;
+}
+
+/** Milliseconds to wait before reconnect attempt `attempt` (0, 1, …): exponential, with jitter. */
+export function backoffDelay(attempt: number): number;
+
+export interface ConnectionOptions {
+  WebSocket?: WebSocketLike;
+  /** Where the gateways discovery named last are kept (localStorage, else memory). */
+  storage?: StorageLike;
+}
+
+/**
+ * The socket to a gateway: discovery, hello with cursors, heartbeats, reconnects with backoff.
+ * Events: "state" (detail: ConnectionState), "frame" (detail: ServerFrame), "gateway" (detail:
+ * the URL), "unauthorized" (detail: ParleyError; the connection has stopped).
+ */
+export class Connection extends EventTarget {
+  constructor(api: Api, token: string, cursors: () => Record<Id, Id>, options?: ConnectionOptions);
+  state: ConnectionState;
+  /** The URL of the gateway of the current socket. */
+  url: string | null;
+  start(): void;
+  stop(): void;
+  /** Sends a frame if the socket is synced ("online"); false otherwise (nothing is queued). */
+  send(frame: ClientFrame): boolean;
+}
+
+export interface OutboxItem {
+  client_msg_id: string;
+  kind: "send" | "edit" | "delete" | "react";
+  channel_id: Id;
+  message_id?: Id;
+  text?: string;
+  emoji?: string;
+  removed?: boolean;
+  /** `accepted` came: the server has it durably. */
+  accepted: boolean;
+  /** Refused for good: what `describe` made of the refusal. */
+  error: string | null;
+  code: ErrorCode | null;
+  retryable?: boolean;
+}
+
+export class Outbox {
+  constructor(options?: { storage?: StorageLike; key?: string });
+  items: OutboxItem[];
+  get(clientMsgId: string): OutboxItem | undefined;
+  unsent(): OutboxItem[];
+  clear(): void;
+}
+
+export interface SenderOptions {
+  deviceId?: Id | null;
+  storage?: StorageLike;
+  key?: string;
+  describe?: (code: ErrorCode, message: string, kind: OutboxItem["kind"]) => string;
+  onChange?: () => void;
+}
+
+/** Anything naming a message: a Message, a history row. */
+export interface MessageRef {
+  channel_id: Id;
+  message_id: Id;
+}
+
+/** Sends and changes through an outbox, resent with the same client_msg_id after reconnects. */
+export class Sender {
+  constructor(connection: Connection, options?: SenderOptions);
+  deviceId: Id | null;
+  outbox: Outbox;
+  send(channelId: Id, text: string): OutboxItem;
+  edit(message: MessageRef, text: string): OutboxItem;
+  delete(message: MessageRef): OutboxItem;
+  react(message: MessageRef, emoji: string, removed?: boolean): OutboxItem;
+  pendingSends(channelId: Id): OutboxItem[];
+  pendingChanges(messageId: Id): OutboxItem[];
+  retry(clientMsgId: string): OutboxItem | undefined;
+  discard(clientMsgId: string): void;
+  /** After `synced`: everything unconfirmed goes again. */
+  resend(): void;
+  accepted(frame: { client_msg_id: string }): OutboxItem | null;
+  /** The item of this device a row confirms (now out of the outbox), or null. */
+  echoed(row: { sender_device_id: Id; client_msg_id: string }): OutboxItem | null;
+  /** The item an error frame refuses for good, or null (`internal` ones stay to be resent). */
+  refused(frame: { code: ErrorCode; message: string; ref?: string }): OutboxItem | null;
+}
+
+export interface ClientOptions {
+  /** The gateway's address, e.g. "http://127.0.0.1:8080"; "" is the page's origin. */
+  url?: string;
+  token: string;
+  /** {channel_id: message_id} to resume from: the newest row the caller already has. */
+  cursors?: Record<Id, Id>;
+  userId?: Id | null;
+  deviceId?: Id | null;
+  WebSocket?: WebSocketLike;
+  fetch?: FetchLike;
+  /** For the outbox and the gateways last named; memory by default. */
+  storage?: StorageLike;
+}
+
+/**
+ * One device's client. Events: "message" (detail: Message) and "change" (detail: ChangeFrame)
+ * for each row new to this client, "frame" (detail: ServerFrame), "state" (detail:
+ * ConnectionState), "unauthorized" (detail: ParleyError).
+ */
+export class Client extends EventTarget {
+  /** Logs in as a new device; the client is not connected yet. Rejects with an ApiError. */
+  static logIn(
+    url: string,
+    username: string,
+    password: string,
+    options?: Omit<ClientOptions, "url" | "token"> & { deviceName?: string },
+  ): Promise<Client>;
+  constructor(options: ClientOptions);
+  api: Api;
+  connection: Connection;
+  sender: Sender;
+  userId: Id | null;
+  deviceId: Id | null;
+  /** channel_id -> the newest row this client has: the cursors of every hello. */
+  cursors: Map<Id, Id>;
+  readonly state: ConnectionState;
+  /** Resolves after the first sync; rejects with a ParleyError ("unauthorized"). */
+  connect(): Promise<void>;
+  /** Closes the socket; unconfirmed sends stay and go again at the next connect(). */
+  close(): void;
+  /** Resolves with the message as delivered; rejects with a ParleyError of the server's code. */
+  send(channelId: Id, text: string): Promise<Message>;
+  edit(message: MessageRef, text: string): Promise<ChangeFrame>;
+  delete(message: MessageRef): Promise<ChangeFrame>;
+  react(message: MessageRef, emoji: string, options?: { removed?: boolean }): Promise<ChangeFrame>;
+  ack(channelId: Id, messageId: Id): boolean;
+  read(channelId: Id, messageId: Id): boolean;
+  typing(channelId: Id): boolean;
+}
+
+export function compareIds(a: Id | bigint, b: Id | bigint): -1 | 0 | 1;
+export function maxId(a: Id | null | undefined, b: Id | null | undefined): Id | null | undefined;
+export function newClientMsgId(): string;
+export function idTime(id: Id): Date;
+export function textLength(text: string): number;
+
+export function memoryStorage(): StorageLike;
+export function defaultStorage(name: "localStorage" | "sessionStorage"): StorageLike;
