@@ -2,6 +2,13 @@
 // ES modules with no build step.
 
 /** A decimal string of a 63-bit integer: compare with compareIds, never as strings. */
+/** The caller's settings (`GET`/`PUT /v1/settings`). */
+export interface Settings {
+  read_receipts: boolean;
+  /** Who may add the user to groups. */
+  group_adds: "everyone" | "friends" | "nobody";
+}
+
 export type Id = string;
 
 /** A message, as `message` frames, sync and history carry it. */
@@ -149,8 +156,9 @@ export class Api {
   ): Promise<{ results: { message: Message; channel: Channel; snippet: string }[]; next_before: Id | null }>;
   findUser(username: string): Promise<{ user_id: Id; username: string; display_name: string | null }>;
   receipts(channelId: Id): Promise<{ receipts: { user_id: Id; message_id: Id }[] }>;
-  settings(): Promise<{ read_receipts: boolean }>;
-  putSettings(settings: { read_receipts: boolean }): Promise<{ read_receipts: boolean }>;
+  settings(): Promise<Settings>;
+  /** Any subset of the settings; answered with all of them after the change. */
+  putSettings(settings: Partial<Settings>): Promise<Settings>;
   friends(): Promise<{ friends: { user_id: Id; username: string; display_name: string | null; status: "requested" | "pending" | "friend" }[] }>;
   befriend(userId: Id): Promise<{ user_id: Id; status: "requested" | "friend" }>;
   unfriend(userId: Id): Promise<null>;
