@@ -32,7 +32,7 @@ from bench import cpu
 from bench.admin import partition_count
 from bench.stack import BENCH_ENV, Stack, raise_nofile_limit
 from bench.workers import Slot, Worker, WorkerPool
-from parley.devstack import start_dev
+from devstack.launcher import start_dev
 from parley_client import Client, Login
 
 EVENTS_TOPIC = "parley.presence.v1"

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from parley.devstack import DevStack, start_dev
-from parley.embedded.process import free_port_pair
+from devstack.embedded.process import free_port_pair
+from devstack.launcher import DevStack, start_dev
 from parley_client import ws_url_of
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

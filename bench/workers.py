@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Generic, ParamSpec
 
 from bench.progress import bar as progress_bar
 from bench.results import Connects
-from parley.embedded.process import die_with_parent
+from devstack.embedded.process import die_with_parent
 from parley_client import Session, SessionError, encode_frame
 
 if TYPE_CHECKING:

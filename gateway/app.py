@@ -18,10 +18,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from gateway.connection import CLOSE_GOING_AWAY, Connection
+from gateway.connection import Connection
 from gateway.connections import Registry
 from gateway.cursors import CursorWriter
-from gateway.drain import CLOSE_SERVICE_RESTART, DRAIN_REASON
+from gateway.drain import DRAIN_REASON
 from gateway.encoding import json_response
 from gateway.errors import ApiError
 from gateway.follower import PartitionFollower
@@ -36,6 +36,7 @@ from gateway.registry import GatewayRegistry
 from gateway.search_gate import SearchGate
 from gateway.services import Services
 from gateway.tokens import Passwords
+from schemas.codes import CloseCode
 from schemas.settings import Settings
 from storage.stores import open_stores
 from topics.definitions import inbox_topic
@@ -118,7 +119,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if websocket.app.state.draining:
         # A client with an old address: send it where discovery points now.
         await websocket.accept()
-        await websocket.close(CLOSE_SERVICE_RESTART, DRAIN_REASON)
+        await websocket.close(CloseCode.SERVICE_RESTART, DRAIN_REASON)
         return
     await Connection(websocket, websocket.app.state.services).run()
 
@@ -208,7 +209,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             for connection in registry.all():
-                connection.kill(CLOSE_GOING_AWAY, "gateway shutting down: reconnect")
+                connection.kill(CloseCode.GOING_AWAY, "gateway shutting down: reconnect")
             await gateways.stop()
             await cursors.stop()
             await inbox.stop()

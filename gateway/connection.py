@@ -1,9 +1,10 @@
 """One client socket: hello, sync, then live traffic (SPEC §3).
 
 Lifecycle: AWAITING_HELLO -> SYNCING -> LIVE -> CLOSED; any state may go to CLOSED and no other
-transition is legal. The sync/live handoff is `gateway/sync.py`'s; what each frame does is a
-command's (`gateway/commands/`). This module holds the socket: its states, its outbox, its
-timers, and the translation of frames to commands and of outcomes to frames.
+transition is legal. The sync/live handoff is `gateway/sync.py`'s; what each frame does is its
+handler's, in the one table of `gateway/handlers.py`, which calls a command
+(`gateway/commands/`). This module holds the socket: its states, its outbox, its timers, and
+the frames' way to their handlers (the frame bucket, and the outcome as an `error` frame).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import functools
 import logging
 import secrets
 import time
@@ -20,42 +20,21 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import metrics
-from gateway.commands import accounts, messages, presence, reads
+from gateway.commands import accounts
 from gateway.encoding import frame
 from gateway.errors import ApiError
 from gateway.frames import FrameError, parse_frame, parse_hello, too_large
+from gateway.handlers import HANDLERS
 from gateway.outbox import Outbox
 from gateway.services import Services
 from gateway.sync import Handoff
 from gateway.wsprotocol import OVERSIZED
-from schemas.frames import (
-    Ack,
-    Delete,
-    Edit,
-    Heartbeat,
-    Hello,
-    PresenceSubscribe,
-    React,
-    Read,
-    Send,
-    Typing,
-)
+from schemas.codes import CloseCode
+from schemas.frames import Hello
 from schemas.ids import now_ms
-from schemas.limits import TYPING_REPEAT_MS
 from storage.protocols import Device
 
 log = logging.getLogger("parley.connection")
-
-CLOSE_UNAUTHORIZED = 4001
-CLOSE_TOO_SLOW = 4008
-CLOSE_GOING_AWAY = 1001
-CLOSE_SERVER_ERROR = 1011
-CLOSE_IDLE = 4002
-CLOSE_TOO_MANY_SOCKETS = 4009
-
-# A presence.subscribe reads the store and may move the gateway's partition follower: it costs
-# this many frames of the device's frame bucket (at the default rate, one a second).
-PRESENCE_SUBSCRIBE_COST = 50
 
 
 class State(enum.Enum):
@@ -82,12 +61,13 @@ class Connection:
         "_last_heartbeat",
         "_main",
         "_outbox",
-        "_presence_sent",
         "_s",
-        "_typed",
         "_ws",
         "connection_id",
+        "last_heartbeat",
+        "presence_sent",
         "state",
+        "typed",
     )
 
     def __init__(self, websocket: WebSocket, services: Services) -> None:
@@ -104,11 +84,12 @@ class Connection:
             websocket.scope.get("parley.write_text_now"),
         )
         self._handoff = Handoff()
-        self._presence_sent: dict[str, str] | None = None
         self._main: asyncio.Task[Any] | None = None
         self._killed: tuple[int, str] | None = None
-        self._last_heartbeat = 0.0
-        self._typed: dict[str, float] | None = None  # channel -> when typing was last relayed
+        # The handlers' state (gateway/handlers.py's `Socket`).
+        self.presence_sent: dict[str, str] | None = None  # user -> the status last sent
+        self.last_heartbeat = 0.0  # when a heartbeat was last forwarded
+        self.typed: dict[str, float] | None = None  # channel -> when typing was last relayed
 
     @property
     def user_id(self) -> str:
@@ -117,6 +98,19 @@ class Connection:
     @property
     def device_id(self) -> str:
         return self._device.device_id if self._device is not None else ""
+
+    @property
+    def caller(self) -> Device:
+        assert self._device is not None  # frames are read only after the hello
+        return self._device
+
+    @property
+    def services(self) -> Services:
+        return self._s
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
 
     def _enter(self, state: State) -> None:
         if state not in _NEXT[self.state]:
@@ -139,7 +133,7 @@ class Connection:
                 await self._close_with_error(
                     "rate_limited",
                     f"at most {cap} sockets per device: close another first",
-                    CLOSE_TOO_MANY_SOCKETS,
+                    CloseCode.TOO_MANY_SOCKETS,
                 )
                 return
             self._enter(State.SYNCING)
@@ -156,7 +150,7 @@ class Connection:
             self._s.memberships.watch(self.user_id)
             cached = True
             self._s.publisher.presence("connect", self.user_id, self.device_id, self.connection_id)
-            self._send(
+            self.send(
                 {
                     "type": "welcome",
                     "user_id": self.user_id,
@@ -169,7 +163,7 @@ class Connection:
             except Exception:
                 log.exception("syncing a socket failed")
                 await self._close_with_error(
-                    "internal", "sync failed; reconnect", CLOSE_SERVER_ERROR
+                    "internal", "sync failed; reconnect", CloseCode.SERVER_ERROR
                 )
                 return
             del greeting  # the hello and its cursors are not kept while the socket idles
@@ -214,9 +208,9 @@ class Connection:
             self._main.cancel()
 
     def revoke(self) -> None:
-        self.kill(CLOSE_UNAUTHORIZED, "session revoked")
+        self.kill(CloseCode.UNAUTHORIZED, "session revoked")
 
-    def _send(self, body: dict[str, Any]) -> None:
+    def send(self, body: dict[str, Any]) -> None:
         self._queue(frame(body))
 
     def _queue(self, text: str) -> None:
@@ -225,14 +219,14 @@ class Connection:
         if not self._outbox.offer(text):
             # Backpressure: a socket that does not read is closed, never buffered without bound.
             metrics.SLOW_CLOSED.inc()
-            self.kill(CLOSE_TOO_SLOW, "too slow: reconnect and sync")
+            self.kill(CloseCode.TOO_SLOW, "too slow: reconnect and sync")
 
-    def _error(self, code: str, message: str, ref: str | None = None) -> None:
+    def error(self, code: str, message: str, ref: str | None = None) -> None:
         metrics.ERRORS.labels(code).inc()
         body: dict[str, Any] = {"type": "error", "code": code, "message": message}
         if ref is not None:
             body["ref"] = ref
-        self._send(body)
+        self.send(body)
 
     # --- hello -----------------------------------------------------------------------------
 
@@ -257,7 +251,7 @@ class Connection:
             return None
         except Exception:
             log.exception("authenticating a socket failed")
-            await self._close_with_error("internal", "try again shortly", CLOSE_SERVER_ERROR)
+            await self._close_with_error("internal", "try again shortly", CloseCode.SERVER_ERROR)
             return None
         self._device = device
         return hello
@@ -269,20 +263,20 @@ class Connection:
             live = await self._s.stores.accounts.live_device(self.device_id)
         except Exception:
             log.exception("re-checking a socket's device failed")
-            await self._close_with_error("internal", "try again shortly", CLOSE_SERVER_ERROR)
+            await self._close_with_error("internal", "try again shortly", CloseCode.SERVER_ERROR)
             return False
         if live is None or live.expires_at_ms <= now_ms():
-            await self._close_with_error("unauthorized", reason, CLOSE_UNAUTHORIZED)
+            await self._close_with_error("unauthorized", reason, CloseCode.UNAUTHORIZED)
             return False
         self._device = live
         return True
 
     async def _refuse(self, message: str) -> None:
-        await self._close_with_error("unauthorized", message, CLOSE_UNAUTHORIZED)
+        await self._close_with_error("unauthorized", message, CloseCode.UNAUTHORIZED)
 
     async def _close_with_error(self, code: str, message: str, close_code: int) -> None:
         """Send an error frame, let it go out (for up to 5 s), and close with `close_code`."""
-        self._error(code, message)
+        self.error(code, message)
         self._killed = (close_code, message)
         await self._outbox.drain(5)
 
@@ -308,7 +302,7 @@ class Connection:
         too_many = handoff.held > settings.outbound_queue_frames
         if (too_many or handoff.held_bytes > settings.outbound_queue_bytes) and not self._killed:
             metrics.SLOW_CLOSED.inc()
-            self.kill(CLOSE_TOO_SLOW, "too many messages while syncing: reconnect")
+            self.kill(CloseCode.TOO_SLOW, "too many messages while syncing: reconnect")
 
     # --- client frames ---------------------------------------------------------------------
 
@@ -321,7 +315,7 @@ class Connection:
         idle_s = 3 * self._s.settings.heartbeat_interval_s
         loop = asyncio.get_running_loop()
         while True:
-            expires = loop.time() + (self._caller.expires_at_ms - now_ms()) / 1000
+            expires = loop.time() + (self.caller.expires_at_ms - now_ms()) / 1000
             idle_at = expires
             try:
                 async with asyncio.timeout(None) as deadline:
@@ -343,13 +337,15 @@ class Connection:
                                 raise FrameError("invalid", "frames must be JSON text")
                             await self._on_frame(raw)
                         except FrameError as exc:
-                            self._error(exc.code, exc.message, exc.ref)
+                            self.error(exc.code, exc.message, exc.ref)
                         del raw
             except TimeoutError:
                 # Which deadline it was, from what was set: the loop may fire a timer a clock
                 # tick early, so the time now cannot tell.
                 if idle_at < expires:
-                    await self._close_with_error("invalid", "no heartbeat: reconnect", CLOSE_IDLE)
+                    await self._close_with_error(
+                        "invalid", "no heartbeat: reconnect", CloseCode.IDLE
+                    )
                     return
                 if not await self._still_live("token expired"):
                     return
@@ -366,24 +362,11 @@ class Connection:
         except FrameError:
             self._charge(1)  # refused frames count too
             raise
-        if not isinstance(parsed, Send | Edit | Delete | React):
-            subscribe = isinstance(parsed, PresenceSubscribe)
-            self._charge(PRESENCE_SUBSCRIBE_COST if subscribe else 1)
+        route = HANDLERS[parsed.type]
+        if route.cost:
+            self._charge(route.cost)
         try:
-            if isinstance(parsed, Send | Edit | Delete | React):
-                await self._on_send(parsed)
-            elif isinstance(parsed, Ack):
-                await self._on_ack(parsed)
-            elif isinstance(parsed, Read):
-                await self._on_read(parsed)
-            elif isinstance(parsed, Typing):
-                await self._on_typing(parsed)
-            elif isinstance(parsed, Heartbeat):
-                self._on_heartbeat()
-            elif isinstance(parsed, Hello):
-                raise FrameError("invalid", "already said hello")
-            else:
-                await self._on_presence_subscribe(parsed)
+            await route.handler(self, parsed)
         except FrameError:
             raise
         except ApiError as exc:
@@ -395,82 +378,19 @@ class Connection:
                 "internal", "the server could not handle this; try again", ref
             ) from None
 
-    @property
-    def _caller(self) -> Device:
-        assert self._device is not None  # frames are read only after the hello
-        return self._device
-
-    async def _on_send(self, send: Send | Edit | Delete | React) -> None:
-        read_at = time.monotonic()
-        if isinstance(send, Send):
-            acked = await messages.send(self._s, self._caller, send)
-        else:
-            acked = await messages.change(self._s, self._caller, send)
-        # A callback, not a task per send: `accepted` goes out when the broker acknowledged.
-        acked.add_done_callback(functools.partial(self._confirm, send, read_at))
-
-    def _confirm(
-        self, send: Send | Edit | Delete | React, read_at: float, acked: asyncio.Future[object]
-    ) -> None:
-        if self.state is State.CLOSED:
-            return  # the client resends what it saw no `accepted` for
-        failure = None if acked.cancelled() else acked.exception()
-        if acked.cancelled() or failure is not None:
-            log.error("the broker did not acknowledge a send: %r", failure)
-            self._error(
-                "internal", "could not queue the message; send it again", send.client_msg_id
-            )
-            return
-        metrics.ACCEPTED.inc()
-        self._send(
-            {"type": "accepted", "client_msg_id": send.client_msg_id, "channel_id": send.channel_id}
-        )
-        metrics.SEND_SECONDS.observe(time.monotonic() - read_at)
-
-    async def _on_ack(self, ack: Ack) -> None:
-        await messages.ack(self._s, self._caller, ack)
-
-    async def _on_read(self, read: Read) -> None:
-        await reads.mark_read(self._s, self._caller, read.channel_id, int(read.message_id))
-
-    async def _on_typing(self, request: Typing) -> None:
-        # Relayed at most once per TYPING_REPEAT_MS per channel: a client may send one per
-        # keystroke, and the indicator it causes lasts longer than that.
-        now = time.monotonic()
-        if self._typed is None:
-            self._typed = {}
-        if now - self._typed.get(request.channel_id, -1e9) < TYPING_REPEAT_MS / 1000:
-            return
-        await reads.typing(self._s, self._caller, request.channel_id)
-        self._typed[request.channel_id] = now
-
     def signal(self, text: str) -> None:
         """A read-marker, receipts or typing frame: for live sockets only (a syncing socket
         reads the current markers with its channel list; typing is never caught up on)."""
         if self.state is State.LIVE:
             self._queue(text)
 
-    def _on_heartbeat(self) -> None:
-        # Forwarded at most four times per presence timeout, whatever the client sends.
-        now = time.monotonic()
-        if now - self._last_heartbeat >= self._s.settings.heartbeat_timeout_s / 4:
-            self._last_heartbeat = now
-            self._s.publisher.presence(
-                "heartbeat", self.user_id, self.device_id, self.connection_id
-            )
-
-    async def _on_presence_subscribe(self, request: PresenceSubscribe) -> None:
-        self._presence_sent = None
-        for body in await presence.watch(self._s, self._caller, self, request.user_ids):
-            self.presence(body["user_id"], body["status"], frame({"type": "presence", **body}))
-
     def presence(self, user_id: str, status: str, text: str) -> None:
         """A presence frame for a watched user; sent only when the status changed."""
         if self.state is not State.LIVE:
             return
-        if self._presence_sent is None:
-            self._presence_sent = {}
-        elif self._presence_sent.get(user_id) == status:
+        if self.presence_sent is None:
+            self.presence_sent = {}
+        elif self.presence_sent.get(user_id) == status:
             return
-        self._presence_sent[user_id] = status
+        self.presence_sent[user_id] = status
         self._queue(text)

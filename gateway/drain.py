@@ -21,7 +21,8 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
-CLOSE_SERVICE_RESTART = 1012
+from schemas.codes import CloseCode
+
 DRAIN_REASON = "gateway draining: reconnect through discovery"
 SLICE_S = 0.1
 LEAVE_GRACE_S = 0.5
@@ -44,7 +45,7 @@ async def drain(app: Starlette, over_s: float) -> None:
     log.warning("draining %d sockets over %.1f s", len(connections), over_s)
     for start in range(0, len(connections), size):
         for connection in connections[start : start + size]:
-            connection.kill(CLOSE_SERVICE_RESTART, DRAIN_REASON)
+            connection.kill(CloseCode.SERVICE_RESTART, DRAIN_REASON)
         await asyncio.sleep(SLICE_S)
 
 

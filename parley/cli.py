@@ -54,9 +54,9 @@ def dev(
     ] = None,
 ) -> None:
     """Run the whole stack on the embedded Kafka and Postgres."""
-    from parley.dev import run_dev
-    from parley.embedded.maven import JvmUnavailable
-    from parley.embedded.process import ServiceError
+    from devstack.embedded.maven import JvmUnavailable
+    from devstack.embedded.process import ServiceError
+    from devstack.supervisor import run_dev
 
     logging.basicConfig(level=logging.WARNING)
     settings = _settings(
@@ -207,7 +207,7 @@ def bench(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *ctx.args], cwd=root))
 
 
-# --- the terminal client: parley/terminal.py (chat) and parley/oneshot.py (the rest) ----------
+# --- the terminal client: terminal/chat.py (chat) and terminal/oneshot.py (the rest) ------------
 
 UrlOption = Annotated[
     str | None,
@@ -231,11 +231,11 @@ def _client_command(command: str, work: Callable[[], Coroutine[Any, Any, T]]) ->
     try:
         import httpx
 
-        from parley.credentials import NoCredentials
-        from parley.directory import NotFound
-        from parley.oneshot import CommandError
-        from parley.reconnecting import LoggedOut
         from parley_client import ApiError, SessionError
+        from parley_client.reconnecting import LoggedOut
+        from terminal.credentials import NoCredentials
+        from terminal.directory import NotFound
+        from terminal.oneshot import CommandError
     except ModuleNotFoundError as exc:
         typer.echo(f"parley {command}: needs {exc.name}: pip install 'parley[terminal]'", err=True)
         raise typer.Exit(2) from None
@@ -271,7 +271,7 @@ def login(
     password = _password()
 
     async def work() -> Any:
-        from parley.oneshot import log_in
+        from terminal.oneshot import log_in
 
         return await log_in(url or DEFAULT_URL, name, password)
 
@@ -284,7 +284,7 @@ def logout() -> None:
     """Revoke the stored device's token and forget it."""
 
     async def work() -> str:
-        from parley.oneshot import log_out
+        from terminal.oneshot import log_out
 
         return await log_out()
 
@@ -299,10 +299,10 @@ def chat(
     """The interactive terminal client: channels, history, live messages, presence."""
 
     async def run() -> None:
-        from parley import credentials
-        from parley.oneshot import log_in
-        from parley.reconnecting import LoggedOut
-        from parley.terminal import chat as run_chat
+        from parley_client.reconnecting import LoggedOut
+        from terminal import credentials
+        from terminal.chat import chat as run_chat
+        from terminal.oneshot import log_in
 
         try:
             me = credentials.load()
@@ -339,7 +339,7 @@ def send(
     body = text
 
     async def work() -> str:
-        from parley.oneshot import send as run
+        from terminal.oneshot import send as run
 
         where, device = _device(url, token)
         return await run(where, device, channel, body)
@@ -361,7 +361,7 @@ def edit(
     """Replace the text of one of your messages; prints the edit's id once accepted."""
 
     async def work() -> str:
-        from parley.oneshot import edit as run
+        from terminal.oneshot import edit as run
 
         where, device = _device(url, token)
         return await run(where, device, channel, message, text)
@@ -379,7 +379,7 @@ def delete(
     """Delete a message (yours, or any as a group's owner or admin); prints the delete's id."""
 
     async def work() -> str:
-        from parley.oneshot import delete as run
+        from terminal.oneshot import delete as run
 
         where, device = _device(url, token)
         return await run(where, device, channel, message)
@@ -401,8 +401,8 @@ def history(
     """Print a page of a channel's messages, oldest first (the newest page by default)."""
 
     async def work() -> list[str]:
-        from parley.oneshot import history as run
-        from parley.rendering import json_line
+        from terminal.oneshot import history as run
+        from terminal.rendering import json_line
 
         where, device = _device(url, token)
         messages, directory = await run(where, device, channel, before=before, limit=limit)
@@ -434,8 +434,8 @@ def search(
     as the API gives it). When there are more, says on stderr what --before pages on."""
 
     async def work() -> tuple[list[str], str | None]:
-        from parley.oneshot import search as run
-        from parley.rendering import json_line
+        from terminal.oneshot import search as run
+        from terminal.rendering import json_line
 
         where, device = _device(url, token)
         found, channels, directory = await run(
@@ -457,8 +457,8 @@ def search(
 def _device(url: str | None, token: str | None) -> tuple[str, Any]:
     """The gateway and the device a command acts as: `--token` if given, else the stored
     login (NoCredentials if there is none)."""
-    from parley import credentials
-    from parley.oneshot import Token
+    from terminal import credentials
+    from terminal.oneshot import Token
 
     if token:
         return url or DEFAULT_URL, Token(token)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from parley.embedded.cassandra import EmbeddedCassandra
-from parley.embedded.kafka import EmbeddedKafka
-from parley.embedded.postgres import EmbeddedPostgres
-from parley.embedded.process import free_port
+from devstack.embedded.cassandra import EmbeddedCassandra
+from devstack.embedded.kafka import EmbeddedKafka
+from devstack.embedded.postgres import EmbeddedPostgres
+from devstack.embedded.process import free_port
 from parley_client import Client, Frame, Login, Session
 from schemas.settings import Settings
 from storage.postgres.migrate import migrate

@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parley import devstack
-from parley.dev import wait_healthy
-from parley.devstack import DevStack
-from parley.embedded.process import free_port, wait_for_port
+from devstack import launcher
+from devstack.embedded.process import free_port, wait_for_port
+from devstack.launcher import DevStack
+from devstack.supervisor import wait_healthy
 from schemas.settings import Settings
 
 
@@ -148,7 +148,7 @@ def start_dev(
     **overrides: str,
 ) -> DevStack:
     """`parley dev` on these ports, with a processor session timeout short enough for tests."""
-    return devstack.start_dev(
+    return launcher.start_dev(
         data_dir,
         *args,
         env={"PARLEY_PROCESSOR_SESSION_TIMEOUT_S": "3", **MANY_ACCOUNTS, **overrides},

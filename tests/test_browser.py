@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
-from parley.embedded.kafka import EmbeddedKafka
-from parley.embedded.process import free_port
+from devstack.embedded.kafka import EmbeddedKafka
+from devstack.embedded.process import free_port
 from schemas.settings import Settings
 from tests.browser_pages import ChatPage, launch
 from tests.conftest import Api, eventually

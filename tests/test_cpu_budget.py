@@ -20,7 +20,7 @@ import psutil
 import psycopg
 import pytest
 
-from parley.embedded.kafka import EmbeddedKafka
+from devstack.embedded.kafka import EmbeddedKafka
 from parley_client import Login, Session
 from tests.conftest import Api
 from tests.stack import Stack

@@ -17,9 +17,9 @@ import psutil
 import psycopg
 import pytest
 
-from parley.embedded.kafka import EmbeddedKafka
-from parley.embedded.postgres import EmbeddedPostgres
-from parley.embedded.process import free_port
+from devstack.embedded.kafka import EmbeddedKafka
+from devstack.embedded.postgres import EmbeddedPostgres
+from devstack.embedded.process import free_port
 from tests.conftest import Api
 from tests.stack import start_dev
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from parley.embedded.process import free_port
+from devstack.embedded.process import free_port
 from tests.conftest import extra_gateway
 from tests.stack import Stack
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from parley.embedded.postgres import EmbeddedPostgres
+from devstack.embedded.postgres import EmbeddedPostgres
 from parley_client import ApiError, CloseCode
 from schemas.events import MessageSendV1
 from schemas.ids import now_ms

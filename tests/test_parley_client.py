@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 import parley_client
-from parley.embedded.process import free_port
+from devstack.embedded.process import free_port
 from parley_client import ApiError, CloseCode, Session, SessionError, encode_frame, ws_url_of
 from tests.conftest import Api
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from parley.embedded.postgres import EmbeddedPostgres
-from parley.embedded.process import free_port
+from devstack.embedded.postgres import EmbeddedPostgres
+from devstack.embedded.process import free_port
 from parley_client import Login, Session
 from tests.conftest import Api
 from tests.stack import start_dev

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from parley.embedded.process import free_port
+from devstack.embedded.process import free_port
 from schemas.ids import SEQUENCE_BITS, id_floor, id_unix_ms, iso_ms, now_ms
 from schemas.message import Message
 from schemas.settings import Settings

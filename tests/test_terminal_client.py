@@ -17,9 +17,9 @@ from pathlib import Path
 import orjson
 import pexpect
 
-from parley.reconnecting import Handlers, ReconnectingSession
-from parley.timeline import Typists
 from parley_client import Client, Frame, Login, Message
+from parley_client.reconnecting import Handlers, ReconnectingSession
+from terminal.timeline import Typists
 from tests.conftest import PASSWORD, Api, eventually
 
 TIMEOUT_S = 30

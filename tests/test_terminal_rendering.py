@@ -1,4 +1,4 @@
-"""What users and the server write never reaches the terminal raw: `parley.rendering.visible`
+"""What users and the server write never reaches the terminal raw: `terminal.rendering.visible`
 on its own (any text), in every line the terminal client makes, and end to end on the real
 stack, where a message of ESC[2J, BEL, CR, CSI, OSC 52 and a bidi override goes through
 `parley history`, `parley search` and the interactive `parley chat` and shows as escapes."""
@@ -19,11 +19,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from parley.directory import Directory, marked
-from parley.rendering import json_line, rendered_errors, visible
-from parley.terminal import Chat, OpenChat, say
-from parley.timeline import Timeline
 from parley_client import ApiError, ChangeFrame, Channel, Message, SearchResult, SessionError
+from terminal.chat import Chat, OpenChat, say
+from terminal.directory import Directory, marked
+from terminal.rendering import json_line, rendered_errors, visible
+from terminal.timeline import Timeline
 from tests.conftest import Api, eventually
 from tests.test_terminal_client import TIMEOUT_S, Ran, friends_with_a_chat, parley
 

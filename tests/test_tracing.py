@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from parley.embedded.process import free_port
+from devstack.embedded.process import free_port
 from tests.conftest import Api, eventually
 from tests.stack import start_dev
 from tests.test_dev_stack import stop

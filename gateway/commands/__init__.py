@@ -1,11 +1,11 @@
 """The gateway's commands: one function per thing a client can do, shared by every entry point.
 
-`gateway/http_api.py` (HTTP routes) and `gateway/connection.py` (WebSocket frames) parse their
-input and call a command here; nothing else decides what a command does. Each command takes the
-gateway's `Services` first and the caller's `Device` next (sign-up and log-in have none yet),
-validates everything before it changes anything, and raises `ApiError` for the client. A
-command publishes its events only after its store writes committed (Zulip's rule): a consumer
-that sees the event can read the state it describes.
+`gateway/http_api.py` (HTTP routes) and `gateway/handlers.py` (WebSocket frames, parsed by
+`gateway/frames.py`) take their input and call a command here; nothing else decides what a
+command does. Each command takes the gateway's `Services` first and the caller's `Device` next
+(sign-up and log-in have none yet), validates everything before it changes anything, and raises
+`ApiError` for the client. A command publishes its events only after its store writes committed
+(Zulip's rule): a consumer that sees the event can read the state it describes.
 
 | module        | commands                                                         |
 |---------------|------------------------------------------------------------------|

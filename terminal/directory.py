@@ -2,7 +2,7 @@
 `GET /v1/friends`) and those looked up by username (`GET /v1/users?username=`; no call names
 a user from an id), channel titles, channels found by id or name, and how a message and a
 search result read on one line. Every name, title and line made here for the screen is rendered
-by `parley.rendering.visible`: what users and the server wrote never reaches the terminal raw."""
+by `terminal.rendering.visible`: what users and the server wrote never reaches the terminal raw."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from parley.rendering import one_line, visible
 from parley_client import (
     ApiError,
     Authenticated,
@@ -20,6 +19,7 @@ from parley_client import (
     SearchResult,
     SnippetPart,
 )
+from terminal.rendering import one_line, visible
 
 
 class NotFound(Exception):

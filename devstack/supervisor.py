@@ -19,10 +19,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from types import FrameType
 
-from parley.embedded.cassandra import EmbeddedCassandra
-from parley.embedded.kafka import KAFKA_VERSION, EmbeddedKafka
-from parley.embedded.postgres import EmbeddedPostgres
-from parley.embedded.process import stop_process, stop_processes, supervised_child, wait_for_port
+from devstack.embedded.cassandra import EmbeddedCassandra
+from devstack.embedded.kafka import KAFKA_VERSION, EmbeddedKafka
+from devstack.embedded.postgres import EmbeddedPostgres
+from devstack.embedded.process import stop_process, stop_processes, supervised_child, wait_for_port
 from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from topics.admin import ensure_topics

@@ -5,7 +5,7 @@ people, who is typing (a line of the prompt, over the input line), changes to it
 receipts, search over all the user's chats, and commands that start with `/`.
 
 Everything goes to the screen through `say` and `prompt_text`, which render it with
-`parley.rendering.visible`: no control character a user or the server sent reaches the
+`terminal.rendering.visible`: no control character a user or the server sent reaches the
 terminal. Fields that must stay on one line (names, titles, emoji, error messages, previews) are
 rendered one-line where the line is made, so that a line feed in them cannot start a line that
 seems to come from someone else."""
@@ -24,12 +24,12 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from parley.credentials import Credentials
-from parley.directory import Directory, NotFound
-from parley.reconnecting import ROWS, Handlers, LoggedOut, ReconnectingSession
-from parley.rendering import one_line, rendered_errors, visible
-from parley.timeline import Timeline, Typists
 from parley_client import ApiError, ChangeFrame, Channel, Client, Frame, Message, Receipt
+from parley_client.reconnecting import ROWS, Handlers, LoggedOut, ReconnectingSession
+from terminal.credentials import Credentials
+from terminal.directory import Directory, NotFound
+from terminal.rendering import one_line, rendered_errors, visible
+from terminal.timeline import Timeline, Typists
 
 PAGE = 20
 """Messages shown when a chat opens, and per `/more`."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parley.embedded.maven import classpath, java_binary
-from parley.embedded.process import port_answers
-from parley.embedded.service import EmbeddedService
+from devstack.embedded.maven import classpath, java_binary
+from devstack.embedded.process import port_answers
+from devstack.embedded.service import EmbeddedService
 
 CASSANDRA_VERSION = "5.0.6"
 ARTIFACTS = (f"org.apache.cassandra:cassandra-all:{CASSANDRA_VERSION}",)

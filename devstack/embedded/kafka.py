@@ -18,9 +18,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from parley.embedded.maven import classpath, java_binary
-from parley.embedded.process import port_answers
-from parley.embedded.service import EmbeddedService
+from devstack.embedded.maven import classpath, java_binary
+from devstack.embedded.process import port_answers
+from devstack.embedded.service import EmbeddedService
 
 KAFKA_VERSION = "3.9.1"
 ARTIFACTS = (

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from parley_client import ApiError, Authenticated, Client, CloseCode, Frame, Session, SessionError
+from parley_client.codes import CloseCode
+from parley_client.errors import ApiError, SessionError
+from parley_client.http import Client
+from parley_client.models import Authenticated, Frame
+from parley_client.session import Session
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Self
 
-from parley.embedded.process import (
+from devstack.embedded.process import (
     ServiceError,
     port_is_free,
     stop_process,

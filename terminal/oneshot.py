@@ -3,7 +3,7 @@
 `parley history` and `parley search`. Each takes the gateway's
 URL and a device (a stored login or a bare token) and raises CommandError with a message fit
 for the user when the server refuses. What they return to be printed, and the server's words in
-the errors they raise, are rendered by `parley.rendering.visible` (the `--json` output is the
+the errors they raise, are rendered by `terminal.rendering.visible` (the `--json` output is the
 API's own data: JSON escapes control characters itself)."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from parley import credentials
-from parley.credentials import Credentials
-from parley.directory import Directory, is_id
-from parley.reconnecting import ROWS, connect_first
-from parley.rendering import rendered_errors, visible
 from parley_client import ApiError, Channel, Client, Message, SearchResults, Session
+from parley_client.reconnecting import ROWS, connect_first
+from terminal import credentials
+from terminal.credentials import Credentials
+from terminal.directory import Directory, is_id
+from terminal.rendering import rendered_errors, visible
 
 DEVICE_NAME = "parley terminal"
 SEND_TIMEOUT_S = 30.0

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from parley.rendering import visible
 from parley_client import ChangeFrame, Message
+from terminal.rendering import visible
 
 
 @dataclass(slots=True)

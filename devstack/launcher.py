@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from parley.embedded.process import free_port, free_port_pair, supervised_stack
+from devstack.embedded.process import free_port, free_port_pair, supervised_stack
 
 READY = "Parley ready:"
 
