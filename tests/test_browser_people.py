@@ -1,0 +1,81 @@
+"""The web app in a real browser (Debian's Chromium, driven by Playwright) against the shared
+stack: people show by name (profiles, docs/protocol.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+
+from tests.browser_pages import ChatPage, launch
+from tests.conftest import Api
+from tests.stack import Process
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "browser-people-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await launch(playwright)
+        yield browser
+        await browser.close()
+
+
+async def new_context(browser: Browser) -> BrowserContext:
+    return await browser.new_context(viewport={"width": 1100, "height": 700})
+
+
+async def signed_in(browser: Browser, gateway: Process, artifacts: Path, username: str) -> ChatPage:
+    page = await ChatPage.open(await new_context(browser), gateway.url, artifacts)
+    await page.log_in(username)
+    return page
+
+
+async def test_people_who_are_no_friends_show_by_name_and_a_name_can_be_set(
+    browser: Browser, gateway: Process, api: Api, artifacts: Path
+) -> None:
+    alice, bob, carol = [await api.new_device(p) for p in ("alice", "bob", "carol")]
+    await api.set_display_name(bob, "Bob Builder")
+    direct = await api.direct(bob, alice.user_id)
+    group = await api.group(alice, [bob.user_id, carol.user_id], name="crew")
+    async with await api.connect(bob) as socket:
+        await socket.accepted(await socket.send_message(direct, "hi from bob"))
+        await socket.accepted(await socket.send_message(group, "bob in the group"))
+        await socket.collect_messages(group, 1)  # stored
+
+    page = await signed_in(browser, gateway, artifacts, alice.username)
+    await page.open_chat("Bob Builder")  # the direct chat is titled by his name
+    await expect(page.message("hi from bob").locator(".sender")).to_have_text("Bob Builder")
+    await page.open_chat("crew")
+    await expect(page.message("bob in the group").locator(".sender")).to_have_text("Bob Builder")
+    await page.page.get_by_role("button", name="Members").click()
+    members = page.page.get_by_test_id("members-dialog")
+    await expect(members).to_contain_text("Bob Builder")
+    await expect(members).to_contain_text(f"@{carol.username}")
+    await expect(members).to_contain_text(f"@{alice.username}")
+    await expect(members).not_to_contain_text("user …")
+    await members.get_by_role("button", name="Close").click()
+
+    # Alice names herself; Bob's app shows it once it opens the chat.
+    await page.page.get_by_role("button", name="Settings").click()
+    settings = page.page.get_by_test_id("settings-dialog")
+    await settings.get_by_label("Your name").fill("Alice Liddell")
+    await settings.get_by_role("button", name="Save name").click()
+    await expect(settings).to_contain_text("Saved.")
+    assert (await api.user(bob, alice.user_id))["display_name"] == "Alice Liddell"
+    await settings.get_by_role("button", name="Close").click()
+    await page.send("now with a name")
+    await expect(page.message("now with a name").locator(".sender")).to_have_text("Alice Liddell")
+
+    bob_page = await signed_in(browser, gateway, artifacts, bob.username)
+    await bob_page.open_chat("Alice Liddell")
+    await expect(bob_page.page.get_by_test_id("channels")).not_to_contain_text("user …")
+    await page.screenshot("names")
