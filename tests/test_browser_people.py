@@ -1,5 +1,6 @@
 """The web app in a real browser (Debian's Chromium, driven by Playwright) against the shared
-stack: people show by name (profiles, docs/protocol.md)."""
+stack: people show by name (profiles, docs/protocol.md), and a chat read on screen is read
+up to its newest message however its messages arrive."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
 from tests.browser_pages import ChatPage, launch
-from tests.conftest import Api
+from tests.conftest import Api, eventually
 from tests.stack import Process
 
 
@@ -79,3 +80,30 @@ async def test_people_who_are_no_friends_show_by_name_and_a_name_can_be_set(
     await bob_page.open_chat("Alice Liddell")
     await expect(bob_page.page.get_by_test_id("channels")).not_to_contain_text("user …")
     await page.screenshot("names")
+
+
+async def test_messages_read_in_a_burst_move_the_marker_to_the_newest(
+    browser: Browser, gateway: Process, api: Api, artifacts: Path
+) -> None:
+    alice, bob = await api.new_device("alice"), await api.new_device("bob")
+    channel = await api.direct(bob, alice.user_id)
+    page = await signed_in(browser, gateway, artifacts, alice.username)
+    async with await api.connect(bob) as socket:
+        await socket.accepted(await socket.send_message(channel, "first"))
+        await page.open_chat(bob.username)
+        await page.expect_texts(["first"])
+        # Three together, well within the app's wait before it marks what it shows as read.
+        sent = [await socket.send_message(channel, t) for t in ("one", "two", "three")]
+        for client_msg_id in sent:
+            await socket.accepted(client_msg_id)
+        newest = (await socket.collect_messages(channel, 4))[-1]["message_id"]
+    await page.expect_texts(["first", "one", "two", "three"])
+
+    async def read_to_the_newest() -> bool:
+        [listed] = await api.channels(alice)
+        return listed.get("read_message_id") == newest and listed.get("unread_count") == 0
+
+    await eventually(read_to_the_newest, 20, "alice's read marker at the newest message")
+    await page.page.reload()
+    await page.online()
+    await expect(page.channel(bob.username).get_by_test_id("unread")).to_have_count(0)

@@ -377,12 +377,21 @@ export class ChatApp extends EventTarget {
     }
     const done = this.acked.get(channel.channel_id);
     if (done && compareIds(done, newest) >= 0) return;
-    this.later(`ack:${channel.channel_id}`, ACK_DELAY_MS, () => {
-      const frame = { channel_id: channel.channel_id, message_id: newest };
-      if (!this.connection.send({ type: "ack", ...frame })) return;
-      if (this.readState) this.connection.send({ type: "read", ...frame });
-      this.acked.set(channel.channel_id, newest);
-    });
+    this.later(`ack:${channel.channel_id}`, ACK_DELAY_MS, () => this.ackSeen(channel.channel_id));
+  }
+
+  // The wait is over: ack (and mark read) up to the newest message now on screen, so that
+  // messages that arrived during the wait are read too.
+  ackSeen(channelId) {
+    if (channelId !== this.currentId || document.visibilityState !== "visible") return;
+    const timeline = this.timelines.get(channelId);
+    const newest = timeline.window ? null : timeline.cursor;
+    const done = this.acked.get(channelId);
+    if (!newest || (done && compareIds(done, newest) >= 0)) return;
+    const frame = { channel_id: channelId, message_id: newest };
+    if (!this.connection.send({ type: "ack", ...frame })) return;
+    if (this.readState) this.connection.send({ type: "read", ...frame });
+    this.acked.set(channelId, newest);
   }
 
   // --- sending -----------------------------------------------------------------------
