@@ -1,6 +1,7 @@
 """The web app in a real browser (Debian's Chromium, driven by Playwright) against the shared
-stack: people show by name (profiles, docs/protocol.md), and a chat read on screen is read
-up to its newest message however its messages arrive."""
+stack: people show by name (profiles, docs/protocol.md), a chat read on screen is read up to
+its newest message however its messages arrive, and the top bar says when the browser is
+offline."""
 
 from __future__ import annotations
 
@@ -107,3 +108,29 @@ async def test_messages_read_in_a_burst_move_the_marker_to_the_newest(
     await page.page.reload()
     await page.online()
     await expect(page.channel(bob.username).get_by_test_id("unread")).to_have_count(0)
+
+
+async def test_the_top_bar_says_offline_while_the_browser_is(
+    browser: Browser, gateway: Process, api: Api, artifacts: Path
+) -> None:
+    alice, bob = await api.new_device("alice"), await api.new_device("bob")
+    channel = await api.direct(bob, alice.user_id)
+    page = await signed_in(browser, gateway, artifacts, alice.username)
+    await page.open_chat(bob.username)
+    await expect(page.connection).to_have_text("Online")
+
+    await page.page.context.set_offline(True)
+    await expect(page.connection).to_have_attribute("data-state", "offline")
+    await expect(page.connection).to_have_text("Offline")
+    await page.send("written offline")
+    await page.screenshot("offline")
+
+    await page.page.context.set_offline(False)
+    await page.online()
+    await expect(page.connection).to_have_text("Online")
+    await page.expect_texts(["written offline"])
+
+    async def stored() -> bool:  # accepted is in the log; the store follows
+        return [m["text"] for m in await api.history(bob, channel)] == ["written offline"]
+
+    await eventually(stored, 20, "the message written offline stored")
