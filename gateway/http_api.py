@@ -191,8 +191,31 @@ async def create_channel(request: Request) -> Response:
 
 async def find_user(request: Request) -> Response:
     device = await _device(request)
-    username = request.query_params.get("username")
+    query = request.query_params
+    if "ids" in query:
+        if "username" in query:
+            raise invalid("ask by username or by ids, not both")
+        found = await accounts.profiles(_services(request), device, query.get("ids"))
+        return json_response({"users": found})
+    username = query.get("username")
     return json_response(await accounts.find_user(_services(request), device, username))
+
+
+async def get_user(request: Request) -> Response:
+    device = await _device(request)
+    user_id = request.path_params["user_id"]
+    return json_response(await accounts.profile(_services(request), device, user_id))
+
+
+async def get_me(request: Request) -> Response:
+    device = await _device(request)
+    return json_response(await accounts.profile(_services(request), device, device.user_id))
+
+
+async def patch_me(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    return json_response(await accounts.set_profile(_services(request), device, body))
 
 
 async def list_channels(request: Request) -> Response:
@@ -368,6 +391,9 @@ async def metrics(request: Request) -> Response:
 routes = [
     Route("/v1/users", create_user, methods=["POST"]),
     Route("/v1/users", find_user, methods=["GET"]),
+    Route("/v1/users/me", get_me, methods=["GET"]),
+    Route("/v1/users/me", patch_me, methods=["PATCH"]),
+    Route("/v1/users/{user_id}", get_user, methods=["GET"]),
     Route("/v1/sessions", create_session, methods=["POST"]),
     Route("/v1/sessions/current", delete_session, methods=["DELETE"]),
     Route("/v1/sessions/current/renew", renew_session, methods=["POST"]),

@@ -19,6 +19,7 @@ from schemas.http import (
     NewMember,
     NewSession,
     NewUser,
+    ProfileChange,
     SearchResults,
 )
 from schemas.http import PushEndpointBody as PushBody
@@ -26,6 +27,7 @@ from schemas.ids import ID_PATTERN
 from schemas.limits import MAX_SEARCH_QUERY_CHARS, SEARCH_LIMIT_MAX
 
 _ID = {"type": "string", "pattern": ID_PATTERN}
+_IDS_PATTERN = "^[1-9][0-9]{0,18}(,[1-9][0-9]{0,18}){0,99}$"
 
 # (method, path, summary, body model, needs a token, query parameters)
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, Any]]] = [
@@ -33,11 +35,17 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, An
     (
         "get",
         "/v1/users",
-        "Find a user by username",
+        "Find a user by username, or the profiles of up to 100 user ids",
         None,
         True,
-        {"username": {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}},
+        {
+            "username": {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"},
+            "ids": {"type": "string", "pattern": _IDS_PATTERN},
+        },
     ),
+    ("get", "/v1/users/me", "The caller's profile", None, True, {}),
+    ("patch", "/v1/users/me", "Set the caller's display name", ProfileChange, True, {}),
+    ("get", "/v1/users/{user_id}", "A user's profile, if visible to the caller", None, True, {}),
     ("post", "/v1/sessions", "Log in: a new device with its token", NewSession, False, {}),
     ("delete", "/v1/sessions/current", "Log out this device", None, True, {}),
     ("post", "/v1/sessions/current/renew", "A new token for this device", None, True, {}),

@@ -4,7 +4,7 @@ presence, push endpoints and discovery (docs/protocol.md, "HTTP API")."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, cast
@@ -158,6 +158,22 @@ class Client:
         """The user with this username (`not_found` if none, or if a block stands between)."""
         data = await self._call("GET", "/v1/users", auth, params={"username": username})
         return cast(UserCard, data)
+
+    async def user(self, auth: Authenticated, user_id: str) -> UserCard:
+        """A user's profile (`not_found` unless the caller may see it: their own, a group
+        co-member's, a friend's or request's, a direct contact's, and no block between)."""
+        data = await self._call("GET", f"/v1/users/{user_id}", auth)
+        return cast(UserCard, data)
+
+    async def users(self, auth: Authenticated, user_ids: Sequence[str]) -> list[UserCard]:
+        """The profiles the caller may see among up to 100 `user_ids`, in the order asked."""
+        data = await self._call("GET", "/v1/users", auth, params={"ids": ",".join(user_ids)})
+        return cast(list[UserCard], data["users"])
+
+    async def set_display_name(self, auth: Authenticated, display_name: str | None) -> UserCard:
+        """Set the caller's display name (1-64 characters, stored NFC), or clear it (None)."""
+        body = {"display_name": display_name}
+        return cast(UserCard, await self._call("PATCH", "/v1/users/me", auth, json=body))
 
     async def log_out(self, auth: Authenticated) -> None:
         """Revokes the token; the device's sockets close (4001) on every gateway."""

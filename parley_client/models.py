@@ -82,7 +82,7 @@ class ChangeFrame(TypedDict):
 
 
 class UserCard(TypedDict):
-    """`GET /v1/users?username=`: a user found by username."""
+    """A profile: `GET /v1/users?username=`, `GET /v1/users/{id}`, `GET /v1/users?ids=`."""
 
     user_id: str
     username: str

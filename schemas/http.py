@@ -119,11 +119,22 @@ class AccountSettings(BaseModel):
     )
 
 
+class ProfileChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(
+        min_length=1,
+        max_length=64,
+        pattern=NO_CONTROL_PATTERN,
+        description="the name others see (stored NFC; not blank); null: none",
+    )
+
+
 # name -> model, as they appear under `components/schemas` of the OpenAPI document.
 ALL_BODIES: dict[str, type[BaseModel]] = {
     m.__name__: m
     for m in (
         NewUser,
+        ProfileChange,
         NewSession,
         NewChannel,
         GroupSettings,

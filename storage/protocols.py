@@ -55,6 +55,15 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class Profile:
+    """What other users see of an account."""
+
+    user_id: str
+    username: str
+    display_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     device_id: str
     user_id: str
@@ -96,6 +105,14 @@ class AccountStore(Protocol):
 
     async def existing_users(self, user_ids: Sequence[str]) -> set[str]:
         """The subset of `user_ids` that are accounts."""
+
+    async def visible_profiles(self, viewer_id: str, user_ids: Sequence[str]) -> list[Profile]:
+        """The profiles among `user_ids` that `viewer_id` may see, in no order: their own, a
+        co-member's of a group, and, unless a block stands between the two, a friend's (or
+        a friend request's either way) or the other member's of a direct channel."""
+
+    async def set_display_name(self, user_id: str, display_name: str | None) -> Profile | None:
+        """Set (or clear, with None) the user's display name; their profile, None if no user."""
 
     async def create_device(
         self,

@@ -356,6 +356,8 @@ class Chat:
 
     async def reload(self) -> None:
         self.channels = await self.client.channels(self.me)
+        members = (m for channel in self.channels for m in channel["members"])
+        await self.directory.learn(self.client, self.me, members)
         for channel in self.channels:
             self.link.add_channel(channel["channel_id"], channel["last_message_id"])
 
@@ -408,6 +410,7 @@ class Chat:
         next sync starts after them) and the user has read them (`read`: their read marker, on
         every device, and the unread counts)."""
         fresh = [m for m in messages if int(m["message_id"]) > chat.newest]
+        await self.directory.learn(self.client, self.me, (m["sender_id"] for m in fresh))
         for message in fresh:
             say(self.directory.line(message, number=chat.timeline.add(message)))
             chat.newest = int(message["message_id"])
@@ -520,4 +523,5 @@ async def chat(me: Credentials) -> None:
                     raise LoggedOut("the stored login no longer works") from None
                 raise
             directory = await Directory.load(client, me, me.user_id, me.username)
+            await directory.learn(client, me, (m for c in channels for m in c["members"]))
             await Chat(client, me, directory, channels).run()

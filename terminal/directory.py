@@ -1,12 +1,13 @@
 """Names for ids, as far as the API tells them: the user's own name, their friends' (from
-`GET /v1/friends`) and those looked up by username (`GET /v1/users?username=`; no call names
-a user from an id), channel titles, channels found by id or name, and how a message and a
+`GET /v1/friends`), those looked up by username (`GET /v1/users?username=`) and the profiles
+of the people in the user's channels (`GET /v1/users?ids=`), channel titles, channels found by id or name, and how a message and a
 search result read on one line. Every name, title and line made here for the screen is rendered
 by `terminal.rendering.visible`: what users and the server wrote never reaches the terminal raw."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +21,8 @@ from parley_client import (
     SnippetPart,
 )
 from terminal.rendering import one_line, visible
+
+PROFILES_PER_CALL = 100
 
 
 class NotFound(Exception):
@@ -51,6 +54,8 @@ class Directory:
     """user_id -> username, for the user and everyone on their friends list."""
     friends: set[str] = field(default_factory=set)
     """Accepted friends: the only users whose presence can be watched."""
+    asked: set[str] = field(default_factory=set)
+    """Users whose profiles were asked for (`learn`)."""
 
     @classmethod
     async def load(
@@ -72,6 +77,16 @@ class Directory:
                 self.friends.add(friend["user_id"])
             else:
                 self.friends.discard(friend["user_id"])
+
+    async def learn(self, client: Client, auth: Authenticated, user_ids: Iterable[str]) -> None:
+        """Ask the server for the usernames not known yet among `user_ids` (the ones the user
+        may see: their channels' members, friends, direct contacts)."""
+        unknown = list(dict.fromkeys(u for u in user_ids if u not in self.usernames))
+        unknown = [u for u in unknown if u not in self.asked]
+        self.asked.update(unknown)  # one not visible is not asked for again
+        for start in range(0, len(unknown), PROFILES_PER_CALL):
+            for card in await client.users(auth, unknown[start : start + PROFILES_PER_CALL]):
+                self.usernames[card["user_id"]] = card["username"]
 
     def name_of(self, user_id: str) -> str:
         """The user's name as the screen shows it (on one line, controls made visible)."""

@@ -133,7 +133,9 @@ async def history(
         async with Client(url) as client:
             channel_id = await _channel_id(client, device, channel)
             messages = await client.history(device, channel_id, before=before, limit=limit)
-            return messages, await directory_of(client, device)
+            directory = await directory_of(client, device)
+            await directory.learn(client, device, (m["sender_id"] for m in messages))
+            return messages, directory
 
 
 async def search(
@@ -159,7 +161,10 @@ async def search(
             found = await client.search(device, q, channel_id, before=before, limit=limit)
             if found["next_before"] is not None:
                 found["next_before"] = visible(found["next_before"])
-            return found, channels, await directory_of(client, device)
+            directory = await directory_of(client, device)
+            senders = (r["message"]["sender_id"] for r in found["results"])
+            await directory.learn(client, device, senders)
+            return found, channels, directory
 
 
 async def _channel_id(

@@ -248,7 +248,7 @@ async def test_history_scrolls_back_and_jumps_to_a_message(
     ids = [m["message_id"] for m in await web_api.all_history(carol, channel)]
 
     page = await signed_in(browser, web, artifacts, dave.username)
-    await page.channel(f"user …{carol.user_id[-6:]}").click()
+    await page.channel(carol.username).click()
     await expect(page.messages).to_have_text(texts[10:])
     await page.page.get_by_test_id("messages").evaluate("e => e.parentElement.scrollTop = 0")
     await expect(page.messages).to_have_text(texts)
@@ -270,7 +270,7 @@ async def test_a_killed_gateway_loses_nothing_and_duplicates_nothing(
     alice, bob = await web_api.new_device("alice"), await web_api.new_device("bob")
     channel = await web_api.direct(bob, alice.user_id)
     page = await signed_in(browser, web, artifacts, alice.username)
-    await page.channel(f"user …{bob.user_id[-6:]}").click()
+    await page.channel(bob.username).click()
     await page.send("before")
     await page.expect_texts(["before"])
 
@@ -304,7 +304,7 @@ async def test_a_killed_gateway_loses_nothing_and_duplicates_nothing(
         assert (reaction["target_id"], reaction["emoji"]) == (got[0]["message_id"], "🎉")
     await page.page.reload()
     await page.online()
-    await page.channel(f"user …{bob.user_id[-6:]}").click()
+    await page.channel(bob.username).click()
     await page.expect_texts(expected)
     await expect(page.message("before").locator(".chip")).to_have_text(["🎉 1"])
     other.stop()
@@ -316,7 +316,7 @@ async def test_unread_counts_fall_when_another_tab_reads(
     alice, bob = await web_api.new_device("alice"), await web_api.new_device("bob")
     channel = await web_api.direct(bob, alice.user_id)
     page = await signed_in(browser, web, artifacts, alice.username)
-    chat = page.channel(f"user …{bob.user_id[-6:]}")
+    chat = page.channel(bob.username)
     async with await web_api.connect(bob) as socket:
         for text in ("one", "two"):
             await socket.accepted(await socket.send_message(channel, text))
@@ -327,7 +327,7 @@ async def test_unread_counts_fall_when_another_tab_reads(
 
     reader = await ChatPage.open(page.page.context, web.url, artifacts)
     await reader.online()
-    await reader.channel(f"user …{bob.user_id[-6:]}").click()
+    await reader.channel(bob.username).click()
     await reader.expect_texts(["one", "two"])
     await expect(chat.get_by_test_id("unread")).to_have_count(0)  # read in the other tab
     await page.screenshot("read-elsewhere")

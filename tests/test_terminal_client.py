@@ -133,6 +133,19 @@ async def test_send_prints_the_message_id_and_history_prints_the_page_back(
     assert (await api.request("GET", "/v1/channels", auth=revoked)).status_code == 401
 
 
+async def test_history_names_group_members_who_are_no_friends(
+    api: Api, env: dict[str, str]
+) -> None:
+    alice, carol = await api.new_device("alice"), await api.new_device("carol")
+    group = await api.group(alice, [carol.user_id], name="team")
+    socket = await api.connect(carol)
+    await socket.accepted(await socket.send_message(group, "hello team"))
+    [message] = await socket.collect_messages(group, 1)
+    assert (await parley(env, "login", "--username", alice.username)).code == 0
+    plain = await parley(env, "history", "--channel", group)
+    assert plain == Ran(0, f"{message['message_id']} {shown(message, carol.username)}\n", "")
+
+
 async def test_a_refused_command_exits_non_zero_with_the_reason(
     api: Api, env: dict[str, str]
 ) -> None:

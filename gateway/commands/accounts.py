@@ -23,10 +23,14 @@ from gateway.errors import (
 from gateway.ratelimit import Throttle, address_key
 from gateway.services import Services
 from schemas.ids import new_id, now_ms
-from storage.protocols import AccountStore, Device, UsernameTaken
+from storage.protocols import AccountStore, Device, Profile, UsernameTaken
 
 USERNAME_MAX = 32
 USERNAME = re.compile(r"[a-z0-9_.-]{3,32}")  # fullmatch: `$` would let a final newline in
+DISPLAY_NAME_MAX = 64
+PROFILES_MAX = 100  # a batch of profiles: a group's members fit in one
+# Bidirectional embeddings, overrides and isolates: they would reorder what follows a name.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 log = logging.getLogger("parley.accounts")
 
@@ -53,7 +57,7 @@ async def sign_up(
     if not isinstance(password, str) or not 8 <= len(password) <= 128:
         raise invalid("password must be 8-128 characters")
     if display_name is not None:
-        display_name = require_name(display_name, "display_name", 64)
+        display_name = _display_name(display_name)
     user_id = new_id()
     password_hash = await _hashing(services.passwords.hash(password))
     try:
@@ -73,6 +77,67 @@ async def find_user(services: Services, caller: Device, username: object) -> dic
     if user is None or await blocks(caller.user_id, [user.user_id]):
         raise not_found("user")
     return {"user_id": user.user_id, "username": user.username, "display_name": user.display_name}
+
+
+def _display_name(raw: object) -> str:
+    """A display name as stored: NFC, 1-64 characters, not blank, without control characters
+    or bidirectional controls; else 422 `invalid`."""
+    if isinstance(raw, str):
+        raw = unicodedata.normalize("NFC", raw[: 4 * DISPLAY_NAME_MAX])  # bounded work
+    name = require_name(raw, "display_name", DISPLAY_NAME_MAX)
+    if not name.strip() or _BIDI_CONTROLS.search(name):
+        raise invalid("display_name must not be blank nor hold bidirectional controls")
+    return name
+
+
+def _profile_body(profile: Profile) -> dict[str, object]:
+    return {
+        "user_id": profile.user_id,
+        "username": profile.username,
+        "display_name": profile.display_name,
+    }
+
+
+async def profile(services: Services, caller: Device, user_id: object) -> dict[str, object]:
+    """One user's profile, if the caller may see it (`AccountStore.visible_profiles`: their
+    own, a group co-member's, a friend's or direct contact's); else `not_found`, as for a user
+    who does not exist."""
+    user_id = require_id(user_id, "user_id")
+    found = await services.stores.accounts.visible_profiles(caller.user_id, [user_id])
+    if not found:
+        raise not_found("user")
+    return _profile_body(found[0])
+
+
+async def profiles(services: Services, caller: Device, ids: object) -> list[dict[str, object]]:
+    """The profiles the caller may see among `ids` (a comma-separated list of 1-100 user ids;
+    repeats count once), in the order asked; the others are left out."""
+    if not isinstance(ids, str) or not ids:
+        raise invalid(f"ids must be 1-{PROFILES_MAX} user ids, separated by commas")
+    parts = ids.split(",", PROFILES_MAX)  # bounded: at most one part past the limit
+    if len(parts) > PROFILES_MAX:
+        raise invalid(f"ids must be 1-{PROFILES_MAX} user ids, separated by commas")
+    wanted = list(dict.fromkeys(require_id(part, "each of ids") for part in parts))
+    found = {
+        p.user_id: p
+        for p in await services.stores.accounts.visible_profiles(caller.user_id, wanted)
+    }
+    return [_profile_body(found[u]) for u in wanted if u in found]
+
+
+async def set_profile(
+    services: Services, caller: Device, body: dict[str, object]
+) -> dict[str, object]:
+    """Change the caller's profile: `display_name`, a name (NFC, 1-64 characters) or null to
+    have none. The answer is the profile."""
+    if set(body) != {"display_name"}:
+        raise invalid("the body must hold display_name and nothing else")
+    raw = body["display_name"]
+    display_name = None if raw is None else _display_name(raw)
+    changed = await services.stores.accounts.set_display_name(caller.user_id, display_name)
+    if changed is None:
+        raise unauthorized()
+    return _profile_body(changed)
 
 
 async def log_in(

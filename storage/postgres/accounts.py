@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from psycopg import errors
 
 from storage.postgres.pool import Pool, connection
-from storage.protocols import Device, User, UsernameTaken
+from storage.protocols import Device, Profile, User, UsernameTaken
 
 
 class PostgresAccountStore:
@@ -49,6 +49,29 @@ class PostgresAccountStore:
                 "SELECT user_id FROM users WHERE user_id = ANY(%s)", (list(user_ids),)
             )
             return {str(r[0]) for r in await cur.fetchall()}
+
+    async def visible_profiles(self, viewer_id: str, user_ids: Sequence[str]) -> list[Profile]:
+        """The profiles among `user_ids` that `viewer_id` may see, in no order: their own, a
+        co-member's of a group, and, unless a block stands between the two, a friend's (or
+        a friend request's either way) or the other member's of a direct channel."""
+        if not user_ids:
+            return []
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                _VISIBLE_PROFILES, {"viewer": viewer_id, "ids": list(user_ids)}
+            )
+            return [Profile(str(r[0]), str(r[1]), _opt(r[2])) for r in await cur.fetchall()]
+
+    async def set_display_name(self, user_id: str, display_name: str | None) -> Profile | None:
+        """Set (or clear, with None) the user's display name; their profile, None if no user."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "UPDATE users SET display_name = %s WHERE user_id = %s"
+                " RETURNING user_id, username, display_name",
+                (display_name, user_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else Profile(str(row[0]), str(row[1]), _opt(row[2]))
 
     async def create_device(
         self,
@@ -151,6 +174,37 @@ class PostgresAccountStore:
             )
             return [str(row[0]) for row in await cur.fetchall()]
 
+
+_VISIBLE_PROFILES = """
+SELECT u.user_id, u.username, u.display_name FROM users u
+WHERE u.user_id = ANY(%(ids)s) AND (
+    u.user_id = %(viewer)s
+    OR EXISTS (
+        SELECT 1 FROM channel_members mine
+        JOIN channel_members theirs ON theirs.channel_id = mine.channel_id
+        JOIN channels c ON c.channel_id = mine.channel_id
+        WHERE mine.user_id = %(viewer)s AND theirs.user_id = u.user_id AND c.kind = 'group'
+    )
+    OR (
+        NOT EXISTS (
+            SELECT 1 FROM blocks b
+            WHERE (b.blocker_id = %(viewer)s AND b.blocked_id = u.user_id)
+               OR (b.blocker_id = u.user_id AND b.blocked_id = %(viewer)s)
+        )
+        AND (
+            EXISTS (
+                SELECT 1 FROM friend_edges f
+                WHERE f.user_id = %(viewer)s AND f.other_id = u.user_id
+            )
+            OR EXISTS (
+                SELECT 1 FROM direct_pairs d
+                WHERE (d.user_low = %(viewer)s AND d.user_high = u.user_id)
+                   OR (d.user_low = u.user_id AND d.user_high = %(viewer)s)
+            )
+        )
+    )
+)
+"""
 
 _DEVICE_COLUMNS = (
     "device_id, user_id, name, (extract(epoch FROM created_at) * 1000)::bigint,"

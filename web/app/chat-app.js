@@ -13,6 +13,7 @@ const PAGE = 50;
 const ACK_DELAY_MS = 300;
 const CACHE_DELAY_MS = 500;
 const MANAGERS = new Set(["owner", "admin"]);
+const PROFILES_PER_CALL = 100;
 
 export class ChatApp extends EventTarget {
   constructor(api, session) {
@@ -37,6 +38,8 @@ export class ChatApp extends EventTarget {
     this.readState = false; // the server keeps read markers and unread counts
     this.acked = new Map(); // channel_id -> last id acked (and read) by this tab
     this.timers = new Map();
+    this.nameless = new Set(); // user ids whose profiles are to be asked for
+    this.asked = new Set(); // user ids asked for already (a profile not visible stays unknown)
     this.connection = new Connection(api, session.token, () =>
       this.timelines.cursors([...this.channels.keys()]),
     );
@@ -81,10 +84,49 @@ export class ChatApp extends EventTarget {
   // --- people ------------------------------------------------------------------------
 
   nameOf(userId) {
-    if (userId === this.session.user_id) return this.session.username || "You";
     const known = this.friends.get(userId) || this.people.get(userId);
     if (known) return known.display_name || known.username;
+    if (userId === this.session.user_id) return this.session.username || "You";
+    this.learnNames([userId]);
     return `user …${userId.slice(-6)}`;
+  }
+
+  // Asks the server for the names of these users (all of them when `fresh`: a name may have
+  // changed), in batches, soon: the views draw again once they are known.
+  learnNames(userIds, fresh = false) {
+    for (const id of userIds) {
+      if (fresh || (!this.people.get(id) && !this.friends.has(id) && !this.asked.has(id))) {
+        this.nameless.add(id);
+      }
+    }
+    if (this.nameless.size) this.later("names", 50, () => this.loadNames());
+  }
+
+  async loadNames() {
+    const ids = [...this.nameless];
+    this.nameless.clear();
+    let learned = false;
+    for (let i = 0; i < ids.length; i += PROFILES_PER_CALL) {
+      const batch = ids.slice(i, i + PROFILES_PER_CALL);
+      for (const id of batch) this.asked.add(id);
+      try {
+        const { users } = await this.api.users(batch);
+        for (const user of users) learned = this.people.learn(user) || learned;
+      } catch {
+        for (const id of batch) this.asked.delete(id); // asked again when next needed
+      }
+    }
+    if (!learned) return;
+    this.people.save();
+    this.changed("people");
+  }
+
+  // Sets the name others see (null: none).
+  async setDisplayName(name) {
+    const profile = await this.api.setDisplayName(name);
+    if (this.people.learn(profile)) this.people.save();
+    this.changed("people");
+    return profile;
   }
 
   // A username where one is known (display names are not unique).
@@ -145,6 +187,7 @@ export class ChatApp extends EventTarget {
     const { channels } = await this.api.channels();
     this.channels = new Map(channels.map((c) => [c.channel_id, c]));
     this.readState = channels.some((c) => "unread_count" in c);
+    this.learnNames(channels.flatMap((c) => c.members));
     this.changed("channels");
   }
 
@@ -228,6 +271,8 @@ export class ChatApp extends EventTarget {
     this.changed("chat");
     try {
       await this.loadFriends(); // names and who may be watched may have changed
+      const channel = this.channels.get(channelId);
+      if (channel) this.learnNames(channel.members, true);
       this.subscribePresence();
       this.loadReceipts(channelId);
       if (messageId && !timeline.has(messageId)) {
@@ -338,12 +383,21 @@ export class ChatApp extends EventTarget {
     }
     const done = this.acked.get(channel.channel_id);
     if (done && compareIds(done, newest) >= 0) return;
-    this.later(`ack:${channel.channel_id}`, ACK_DELAY_MS, () => {
-      const frame = { channel_id: channel.channel_id, message_id: newest };
-      if (!this.connection.send({ type: "ack", ...frame })) return;
-      if (this.readState) this.connection.send({ type: "read", ...frame });
-      this.acked.set(channel.channel_id, newest);
-    });
+    this.later(`ack:${channel.channel_id}`, ACK_DELAY_MS, () => this.ackSeen(channel.channel_id));
+  }
+
+  // The wait is over: ack (and mark read) up to the newest message now on screen, so that
+  // messages that arrived during the wait are read too.
+  ackSeen(channelId) {
+    if (channelId !== this.currentId || document.visibilityState !== "visible") return;
+    const timeline = this.timelines.get(channelId);
+    const newest = timeline.window ? null : timeline.cursor;
+    const done = this.acked.get(channelId);
+    if (!newest || (done && compareIds(done, newest) >= 0)) return;
+    const frame = { channel_id: channelId, message_id: newest };
+    if (!this.connection.send({ type: "ack", ...frame })) return;
+    if (this.readState) this.connection.send({ type: "read", ...frame });
+    this.acked.set(channelId, newest);
   }
 
   // --- sending -----------------------------------------------------------------------

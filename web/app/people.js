@@ -1,6 +1,6 @@
-// The users this tab knows by name: friends, people looked up by username, and whoever
-// else the app learned about. Kept in localStorage per account, so a reload still shows
-// names (the API has no lookup by user id: a name is known once learned).
+// The users this tab knows by name: friends, people looked up by username, and the profiles
+// of the people in the user's chats (GET /v1/users?ids=). Kept in localStorage per account,
+// so a reload shows names at once.
 
 const CACHE_USERS = 2000;
 const USERNAME = /^[a-z0-9_.-]{3,32}$/;

@@ -130,6 +130,13 @@ export class Api {
     if (before) query.set("before", before);
     return this.request("GET", `/v1/search?${query}`);
   }
+  // Profiles of up to 100 user ids: the ones the caller may see (docs/protocol.md, Profiles).
+  users(userIds) {
+    return this.request("GET", `/v1/users?${new URLSearchParams({ ids: userIds.join(",") })}`);
+  }
+  setDisplayName(displayName) {
+    return this.request("PATCH", "/v1/users/me", { display_name: displayName });
+  }
   findUser(username) {
     return this.request("GET", `/v1/users?${new URLSearchParams({ username })}`);
   }

@@ -154,6 +154,11 @@ export class Api {
     q: string,
     options?: { channelId?: Id; before?: Id; limit?: number },
   ): Promise<{ results: { message: Message; channel: Channel; snippet: string }[]; next_before: Id | null }>;
+  /** Profiles of up to 100 user ids: those the caller may see, in the order asked. */
+  users(userIds: Id[]): Promise<{ users: { user_id: Id; username: string; display_name: string | null }[] }>;
+  setDisplayName(
+    displayName: string | null,
+  ): Promise<{ user_id: Id; username: string; display_name: string | null }>;
   findUser(username: string): Promise<{ user_id: Id; username: string; display_name: string | null }>;
   receipts(channelId: Id): Promise<{ receipts: { user_id: Id; message_id: Id }[] }>;
   settings(): Promise<Settings>;

@@ -285,8 +285,35 @@ export function showSettings(app) {
     h("option", { value: "nobody" }, "Nobody"),
   );
   adds.value = (app.settings && app.settings.group_adds) || "friends";
+  const mine = app.people.get(app.session.user_id);
+  const displayName = h("input", {
+    id: "display-name",
+    maxlength: "64",
+    placeholder: "Display name",
+    value: (mine && mine.display_name) || "",
+  });
+  const nameForm = h(
+    "form",
+    {
+      class: "setting inline",
+      onsubmit: (event) => {
+        event.preventDefault();
+        guard(async () => {
+          saved.textContent = "";
+          const name = displayName.value.trim();
+          const profile = await app.setDisplayName(name || null);
+          displayName.value = profile.display_name || "";
+          saved.textContent = "Saved.";
+        });
+      },
+    },
+    h("label", { for: "display-name" }, "Your name "),
+    displayName,
+    h("button", { type: "submit" }, "Save name"),
+  );
   replace(
     body,
+    nameForm,
     h(
       "p",
       { class: "setting" },

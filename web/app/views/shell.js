@@ -126,9 +126,11 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
     if (what === "typing") return chat.renderTyping();
     if (what === "settings") return undefined;
     if (what === "connection" || what === "all") {
-      state.dataset.state = app.connection.state;
+      // The browser knows first when it has no network: the socket may not have noticed yet.
+      const shown = navigator.onLine ? app.connection.state : "offline";
+      state.dataset.state = shown;
       state.dataset.gateway = app.connection.url || "";
-      state.textContent = STATE_LABELS[app.connection.state];
+      state.textContent = STATE_LABELS[shown];
     }
     if (what !== "connection") {
       drawChannels();
@@ -163,6 +165,8 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
   };
   window.addEventListener("hashchange", () => follow(), { signal });
   document.addEventListener("visibilitychange", () => app.markSeen(), { signal });
+  window.addEventListener("online", () => draw("connection"), { signal });
+  window.addEventListener("offline", () => draw("connection"), { signal });
 
   draw("all");
   const route = parseRoute(location.hash);
