@@ -172,7 +172,10 @@ async def test_every_metric_the_dashboard_and_rules_name_exists_on_a_running_sta
     await handled(socket)
     await socket.close()
 
-    processor = next(p for p in stack.processes if p.role == "processor")
+    # A running one: earlier tests kill processors and start others.
+    processor = next(
+        p for p in reversed(stack.processes) if p.role == "processor" and p.popen.poll() is None
+    )
     served: list[tuple[str, dict[str, str]]] = []
     for process in (gateway, processor):
         async with Client(process.url) as client:
