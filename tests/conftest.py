@@ -91,6 +91,15 @@ async def extra_gateway(stack: Stack, **env: str) -> AsyncIterator[Process]:
         await asyncio.to_thread(gateway.stop)
 
 
+async def sent(socket: Session, channel_id: str, texts: list[str]) -> list[str]:
+    """Send texts and wait for their echoes: their message ids, in order."""
+    before = len(socket.messages(channel_id))
+    for text in texts:
+        await socket.accepted(await socket.send_message(channel_id, text))
+    echoes = await socket.collect_messages(channel_id, before + len(texts))
+    return [m["message_id"] for m in echoes[before:]]
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     """Until `check()` is true, asked every 0.1 s; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -3,14 +3,47 @@ that cannot make progress holds up its own channel only."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import psycopg
 
+from parley_client import Login
 from tests.conftest import Api
 from tests.stack import Stack
 from topics.definitions import key_partition
+
+
+async def partner_channel(
+    api: Api, alice: Login, partition: int, partitions: int, *, same: bool
+) -> tuple[Login, str]:
+    """A new user and their direct channel with alice, in `partition` (same) or in another one
+    (ids are random: a few tries)."""
+    for _ in range(100):
+        other = await api.new_device("pp")
+        channel = await api.direct(alice, other.user_id)
+        if (key_partition(channel, partitions) == partition) == same:
+            return other, channel
+    raise AssertionError(f"no channel landed in {'the same' if same else 'another'} partition")
+
+
+@contextlib.asynccontextmanager
+async def send_key_held(
+    dsn: str, device_id: str, client_msg_id: str, channel_id: str
+) -> AsyncIterator[None]:
+    """A transaction that claims a send key first and does not commit: the pipeline's insert
+    of that send waits on the row lock, so its batch cannot finish until the block ends (then
+    rolled back)."""
+    async with await psycopg.AsyncConnection.connect(dsn) as blocker:
+        await blocker.execute(
+            "INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
+            " VALUES (%s, %s, %s, 1)",
+            (device_id, client_msg_id, channel_id),
+        )
+        yield
+        await blocker.rollback()
 
 
 async def test_blocked_messages_partition_does_not_block_another_partition(
@@ -20,27 +53,17 @@ async def test_blocked_messages_partition_does_not_block_another_partition(
     partitions = stack.settings.messages_partitions
     blocked_channel = await api.direct(alice, bob.user_id)
     blocked_partition = key_partition(blocked_channel, partitions)
-    # A channel of alice's in another messages partition (ids are random: a few tries).
-    for _ in range(50):
-        carol = await api.new_device("pc")
-        free_channel = await api.direct(alice, carol.user_id)
-        if key_partition(free_channel, partitions) != blocked_partition:
-            break
-    else:
-        raise AssertionError("no channel landed in another partition")
+    carol, free_channel = await partner_channel(
+        api, alice, blocked_partition, partitions, same=False
+    )
     bob_socket = await api.connect(bob)
     carol_socket = await api.connect(carol)
     alice_socket = await api.connect(alice)
 
-    # A transaction that claims alice's next send first and does not commit: the pipeline's
-    # insert of that send waits on the row lock, so the partition's batch cannot finish.
+    # Alice's next send is held in the pipeline: its partition's batch cannot finish.
     blocker_id = uuid.uuid4().hex
-    async with await psycopg.AsyncConnection.connect(stack.settings.postgres_dsn) as blocker:
-        await blocker.execute(
-            "INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
-            " VALUES (%s, %s, %s, 1)",
-            (alice.device_id, blocker_id, blocked_channel),
-        )
+    dsn = stack.settings.postgres_dsn
+    async with send_key_held(dsn, alice.device_id, blocker_id, blocked_channel):
         await alice_socket.send_message(blocked_channel, "held up", client_msg_id=blocker_id)
         await alice_socket.until(
             lambda f: f["type"] == "accepted" and f["client_msg_id"] == blocker_id
@@ -52,7 +75,6 @@ async def test_blocked_messages_partition_does_not_block_another_partition(
         (delivered,) = await carol_socket.collect_messages(free_channel, 1)
         assert delivered["text"] == "goes through"
         assert bob_socket.messages(blocked_channel) == []
-        await blocker.rollback()
 
     # Released: the held-up send is stored and delivered, once.
     (late,) = await bob_socket.collect_messages(blocked_channel, 1)
@@ -66,28 +88,17 @@ async def test_held_up_huge_text_does_not_block_its_partitions_other_channels(
     partitions = stack.settings.messages_partitions
     huge_channel = await api.direct(alice, bob.user_id)
     partition = key_partition(huge_channel, partitions)
-    # A channel of alice's in the same messages partition (ids are random: a few tries).
-    for _ in range(100):
-        carol = await api.new_device("hc")
-        neighbour = await api.direct(alice, carol.user_id)
-        if key_partition(neighbour, partitions) == partition:
-            break
-    else:
-        raise AssertionError("no channel landed in the same partition")
+    carol, neighbour = await partner_channel(api, alice, partition, partitions, same=True)
     bob_socket = await api.connect(bob)
     carol_socket = await api.connect(carol)
     alice_socket = await api.connect(alice)
     huge = "h" * 100_000  # well over processor_heavy_record_bytes
     assert len(huge) >= stack.settings.processor_heavy_record_bytes
 
-    # The huge text's insert waits on a row lock (as above): its batch cannot finish.
+    # The huge text is held in the pipeline: its batch cannot finish.
     huge_id = uuid.uuid4().hex
-    async with await psycopg.AsyncConnection.connect(stack.settings.postgres_dsn) as blocker:
-        await blocker.execute(
-            "INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
-            " VALUES (%s, %s, %s, 1)",
-            (alice.device_id, huge_id, huge_channel),
-        )
+    dsn = stack.settings.postgres_dsn
+    async with send_key_held(dsn, alice.device_id, huge_id, huge_channel):
         await alice_socket.send_message(huge_channel, huge, client_msg_id=huge_id)
         await _wait_for_lock_waiter(stack.settings.postgres_dsn)
         # A small text after it in its own channel waits for it; another channel of the same
@@ -97,7 +108,6 @@ async def test_held_up_huge_text_does_not_block_its_partitions_other_channels(
         (delivered,) = await carol_socket.collect_messages(neighbour, 1)
         assert delivered["text"] == "goes through"
         assert bob_socket.messages(huge_channel) == []
-        await blocker.rollback()
 
     # Released: the channel's two texts arrive once each, in the order they were sent.
     late = await bob_socket.collect_messages(huge_channel, 2)

@@ -17,7 +17,7 @@ from schemas.ids import now_ms
 from schemas.settings import Settings
 from storage.protocols import MarkerMove
 from storage.stores import Stores
-from tests.conftest import Api
+from tests.conftest import Api, sent
 from topics.definitions import signals_topic
 
 
@@ -25,15 +25,6 @@ async def refused(call: Any, status: int, code: str) -> None:
     with pytest.raises(ApiError) as error:
         await call
     assert (error.value.status, error.value.code) == (status, code), error.value
-
-
-async def sent(socket: Session, channel_id: str, texts: list[str]) -> list[str]:
-    """Send texts and wait for their echoes: their message ids, in order."""
-    before = len(socket.messages(channel_id))
-    for text in texts:
-        await socket.accepted(await socket.send_message(channel_id, text))
-    echoes = await socket.collect_messages(channel_id, before + len(texts))
-    return [m["message_id"] for m in echoes[before:]]
 
 
 def read_state(channel_id: str) -> Callable[[Frame], bool]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from parley_client import ApiError, Frame, Session
-from tests.conftest import Api, handled
+from parley_client import ApiError, Frame
+from tests.conftest import Api, handled, sent
 
 BEYOND_EVERY_ID = str(2**62)
 
@@ -20,15 +20,6 @@ def kind(name: str, channel_id: str) -> Any:
 async def unread(api: Api, device: Any, channel_id: str) -> tuple[int, str | None]:
     (found,) = [c for c in await api.channels(device) if c["channel_id"] == channel_id]
     return found["unread_count"], found["read_message_id"]
-
-
-async def sent(socket: Session, channel_id: str, texts: list[str]) -> list[str]:
-    """Send texts and wait for their echoes: their message ids, in order."""
-    before = len(socket.messages(channel_id))
-    for text in texts:
-        await socket.accepted(await socket.send_message(channel_id, text))
-    echoes = await socket.collect_messages(channel_id, before + len(texts))
-    return [m["message_id"] for m in echoes[before:]]
 
 
 async def test_unread_counts_fall_as_another_device_reads_and_every_device_follows(

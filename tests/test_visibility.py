@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from parley_client import Login, Session
-from tests.conftest import Api, eventually
+from parley_client import Login
+from tests.conftest import Api, eventually, sent
 
 BEYOND_EVERY_ID = str(2**62)
 
@@ -30,15 +30,6 @@ async def new_group(api: Api, owner: Login, members: list[Login], **body: Any) -
 
 async def change_group(api: Api, who: Login, channel_id: str, body: Any) -> httpx.Response:
     return await api.request("PATCH", f"/v1/channels/{channel_id}", auth=who, json=body)
-
-
-async def sent(socket: Session, channel_id: str, texts: list[str]) -> list[str]:
-    """Send texts and wait for their echoes: their message ids, in order."""
-    before = len(socket.messages(channel_id))
-    for text in texts:
-        await socket.accepted(await socket.send_message(channel_id, text))
-    echoes = await socket.collect_messages(channel_id, before + len(texts))
-    return [m["message_id"] for m in echoes[before:]]
 
 
 async def found(api: Api, who: Login, word: str, channel_id: str | None = None) -> list[str]:
