@@ -17,8 +17,10 @@ class Peer:
         self.reading = asyncio.Event()
         self.reading.set()
         self.broken = False
+        self.taken: asyncio.Queue[str] = asyncio.Queue()  # each frame the writer handed over
 
     async def send(self, text: str) -> None:
+        self.taken.put_nowait(text)
         await self.reading.wait()
         if self.broken:
             raise ConnectionError("gone")
@@ -42,7 +44,7 @@ async def test_a_stalled_peer_fills_the_outbox_and_then_frames_are_refused() -> 
     peer.reading.clear()
     outbox = Outbox(peer.send, limit=3, byte_limit=1 << 20, budget=Budget(1 << 30))
     assert outbox.offer("in flight")
-    await asyncio.sleep(0)  # the writer takes it and waits on the peer
+    assert await peer.taken.get() == "in flight"  # the writer took it and waits on the peer
     assert [outbox.offer(f"q{i}") for i in range(4)] == [True, True, True, False]
     peer.reading.set()
     await outbox.drain(5)
@@ -53,11 +55,13 @@ async def test_put_waits_for_room_instead_of_refusing() -> None:
     peer = Peer()
     peer.reading.clear()
     outbox = Outbox(peer.send, limit=2, byte_limit=1 << 20, budget=Budget(1 << 30))
-    for text in ("a", "b", "c"):
-        outbox.offer(text)
-        await asyncio.sleep(0)
+    assert outbox.offer("a")
+    assert await peer.taken.get() == "a"  # in flight, waiting on the peer
+    assert outbox.offer("b") and outbox.offer("c")  # they fill the outbox
     waiting = asyncio.create_task(outbox.put("d"))
-    await asyncio.sleep(0.05)
+    # A frame offered now is refused: the outbox is full, so `put` is waiting for room (an
+    # `offer` answers from the same state `put` waits on, with no time involved).
+    assert not outbox.offer("probe")
     assert not waiting.done()
     peer.reading.set()
     await asyncio.wait_for(waiting, 5)
@@ -82,11 +86,15 @@ async def test_stop_drops_what_is_queued() -> None:
     outbox = Outbox(peer.send, limit=5, byte_limit=1 << 20, budget=Budget(1 << 30))
     for text in ("a", "b", "c"):
         outbox.offer(text)
-    await asyncio.sleep(0)
+    assert await peer.taken.get() == "a"  # in flight, waiting on the peer
     await outbox.stop()
     peer.reading.set()
-    await asyncio.sleep(0.05)
-    assert peer.written == []
+    # The writer is gone: nothing it held or queued is written, even once the peer reads. A
+    # frame written through a new outbox on the same peer comes first, so none came before.
+    after = Outbox(peer.send, limit=5, byte_limit=1 << 20, budget=Budget(1 << 30))
+    assert after.offer("marker")
+    await after.drain(5)
+    assert peer.written == ["marker"]
 
 
 async def test_a_frame_with_nothing_waiting_is_written_at_once_and_order_holds() -> None:
@@ -131,7 +139,7 @@ async def test_bytes_are_bounded_per_socket_and_over_the_gateway_and_given_back_
     size = sys.getsizeof(frame)
     outbox = Outbox(peer.send, limit=1000, byte_limit=3 * size, budget=budget)
     assert outbox.offer(frame)
-    await asyncio.sleep(0)  # the writer takes it and waits on the peer: it no longer counts
+    assert await peer.taken.get() == frame  # the writer took it: it no longer counts
     assert [outbox.offer(frame) for _ in range(4)] == [True, True, True, False]
     assert budget.queued == 3 * size
     # The gateway's total refuses a socket whose own budget still has room.
