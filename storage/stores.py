@@ -16,17 +16,15 @@ from storage.postgres.presence import PostgresPresenceStore
 from storage.postgres.push import PostgresPushStore
 from storage.postgres.reads import PostgresReadStore
 from storage.postgres.search import PostgresSearchIndex
-from storage.protocols import (
-    AccountStore,
-    ChannelStore,
-    CursorStore,
-    FriendStore,
-    MessageStore,
-    PresenceStore,
-    PushStore,
-    ReadStore,
-    SearchIndex,
-)
+from storage.protocols.accounts import AccountStore
+from storage.protocols.channels import ChannelStore
+from storage.protocols.cursors import CursorStore
+from storage.protocols.friends import FriendStore
+from storage.protocols.messages import MessageStore
+from storage.protocols.presence import PresenceStore
+from storage.protocols.push import PushStore
+from storage.protocols.reads import ReadStore
+from storage.protocols.search import SearchIndex
 
 
 @dataclass

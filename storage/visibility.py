@@ -14,7 +14,7 @@ from members who joined later, and turning it on shows it to them.
 from __future__ import annotations
 
 from schemas.ids import id_floor
-from storage.protocols import Membership
+from storage.protocols.channels import Membership
 
 
 def visible_from(membership: Membership) -> int:

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from psycopg import errors
 
+from storage.errors import UsernameTaken
 from storage.postgres.pool import Pool, connection
-from storage.protocols import Device, Profile, User, UsernameTaken
+from storage.protocols.accounts import Device, Profile, User
 
 
 class PostgresAccountStore:

@@ -5,17 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast
 
+from storage.errors import GroupFull, LastOwner, NotAGroup, NotAMember, UnknownUsers
 from storage.postgres.pool import Connection, Pool, connection
-from storage.protocols import (
-    Channel,
-    GroupFull,
-    LastOwner,
-    Membership,
-    NotAGroup,
-    NotAMember,
-    Role,
-    UnknownUsers,
-)
+from storage.protocols.channels import Channel, Membership, Role
 
 _MS = "(extract(epoch FROM m.joined_at) * 1000)::bigint"
 # A direct channel's history is always visible to both its members.

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+from storage.errors import Blocked, UnknownUsers
 from storage.postgres.pool import Connection, Pool, connection
-from storage.protocols import Blocked, FriendEdge, FriendState, GroupAdds, UnknownUsers
+from storage.protocols.friends import FriendEdge, FriendState, GroupAdds
 
 
 class PostgresFriendStore:

@@ -12,7 +12,7 @@ from schemas.ids import SEQUENCE_BITS
 from schemas.message import Kind, Message, Refusal
 from storage.buckets import BUCKET_MS, bucket_of
 from storage.postgres.pool import Pool, connection
-from storage.protocols import SendKey
+from storage.protocols.messages import SendKey
 
 _COLUMNS = (
     "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
@@ -47,16 +47,16 @@ class PostgresMessageStore:
                 if not changes:
                     # Sends only (the common batch): one statement, atomic by itself, one round
                     # trip; a transaction would add two (BEGIN and COMMIT).
-                    await _insert_rows(conn, messages, new)
+                    await _insert_rows_txn(conn, messages, new)
                     return
                 async with conn.transaction():
-                    await _insert_rows(conn, messages, new)
+                    await _insert_rows_txn(conn, messages, new)
                     # Changes, in id order, each once its own row is stored (a change whose
                     # send was stored under another id is that one's). Each application is
                     # conditional, so a repeat or a replay changes nothing, and a later change
                     # always wins.
                     for change in changes:
-                        await _apply(conn, change)
+                        await _apply_change_txn(conn, change)
             except psycopg.errors.UniqueViolation as exc:
                 if new and exc.diag.table_name == "message_sends":
                     raise _KeyTaken from None  # the statement (or transaction) wrote nothing
@@ -188,7 +188,7 @@ class _KeyTaken(Exception):
     """A send key of `insert_new` was stored already."""
 
 
-async def _insert_rows(conn: Any, messages: Sequence[Message], new: bool) -> None:
+async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) -> None:
     """Claim each send key and store the rows whose claim this statement made. `new`: a key
     claimed already fails the whole statement (UniqueViolation) instead of being passed over."""
     # The rows travel as one JSON parameter (encoded by orjson, parsed by Postgres), not as
@@ -248,7 +248,7 @@ _STORED = (
 )
 
 
-async def _apply(conn: Any, change: Message) -> None:
+async def _apply_change_txn(conn: Any, change: Message) -> None:
     """Change the message a change row names (in the caller's transaction)."""
     assert change.target_id is not None
     params = {

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Literal, cast
 
 from storage.postgres.pool import Pool, connection
-from storage.protocols import Presence
+from storage.protocols.presence import Presence
 
 _MS = "(extract(epoch FROM last_active_at) * 1000)::bigint"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from schemas.ids import SEQUENCE_BITS
 from storage.postgres.pool import Pool, connection
-from storage.protocols import PushCandidate, PushEndpoint
+from storage.protocols.push import PushCandidate, PushEndpoint
 
 # One statement: a first claim inserts, a later one updates only if the rules allow it (under
 # concurrent claims the UPDATE re-checks its WHERE on the newest row, so one wins), and a claim

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from storage.postgres.pool import Pool, connection
-from storage.protocols import MarkerMove
+from storage.protocols.reads import MarkerMove
 
 
 class PostgresReadStore:

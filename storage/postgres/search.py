@@ -19,9 +19,9 @@ from typing import Literal, cast
 import psycopg
 
 from schemas.message import Message
-from storage.errors import StoreBusy
+from storage.errors import SearchBusy, SearchTooCostly, StoreBusy
 from storage.postgres.pool import Pool, connection
-from storage.protocols import SearchBusy, SearchPage, SearchScope, SearchTooCostly
+from storage.protocols.search import SearchPage, SearchScope
 from storage.search.tokens import index_tokens, query_tokens
 
 # Tokens never hold a control character (storage/search/tokens.py): a safe separator.

@@ -5,6 +5,9 @@ Tables (storage/scylla/schema.cql): `messages` partitioned by (channel, time buc
 messages only, never reads past changes; `message_sends` claimed with lightweight transactions,
 `channel_buckets` listing the buckets a channel has rows in, and `channel_heads` holding each
 channel's newest id (max-wins). A message row holds its reactions as one value.
+
+The statements are in `storage/scylla/statements.py`, the mapping between messages and rows in
+`storage/scylla/rows.py`; this module holds the store's reads and writes.
 """
 
 from __future__ import annotations
@@ -12,109 +15,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 from cassandra.cluster import Session
 
-from schemas.ids import SEQUENCE_MASK, id_unix_ms
-from schemas.message import Kind, Message, with_reaction
+from schemas.message import Message, with_reaction
 from storage.buckets import bucket_of
-from storage.protocols import SendKey
+from storage.protocols.messages import SendKey
+from storage.scylla.rows import (
+    base_values,
+    head_timestamp,
+    merged,
+    message_of,
+    reactions_of,
+    row_timestamp,
+    send_key,
+)
 from storage.scylla.schema import check_keyspace
 from storage.scylla.session import (
     CQL_PORT,
     Row,
     connect_scylla,
     execute,
-    prepare,
     shutdown_scylla,
 )
+from storage.scylla.statements import Statements, prepare_statements
 
-_BASE = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
-_COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
 _COUNT_READ_FACTOR = 4  # an unread count reads at most this many rows per message it counts
 _COUNTS_AT_ONCE = 32  # channels whose unread messages are counted at once
 _ROWS_PER_READ = 500  # rows fetched at a time while a page walks a bucket
 _BUCKETS_PER_READ = 16  # bucket ids fetched at a time while a page walks a channel's buckets
-
-
-@dataclass(frozen=True)
-class _Statements:
-    claim_send: Any
-    list_bucket: Any
-    insert_message: Any
-    insert_change: Any
-    apply_edit: Any
-    blank_text: Any
-    apply_delete: Any
-    blank_change_text: Any
-    apply_reaction: Any
-    target: Any
-    advance_head: Any
-    sent_id: Any
-    message: Any
-    change: Any
-    head: Any
-    buckets_down: Any
-    buckets_up: Any
-    ascending_in_bucket: Any
-    senders_in_bucket: Any
-    descending_in_bucket: Any
-    changes_ascending_in_bucket: Any
-    changes_descending_in_bucket: Any
-
-
-def _cql(ks: str) -> dict[str, str]:
-    return {
-        "claim_send": f"INSERT INTO {ks}.message_sends"
-        " (sender_device_id, client_msg_id, channel_id, message_id) VALUES (?, ?, ?, ?)"
-        " IF NOT EXISTS",
-        "list_bucket": f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)",
-        "insert_message": f"INSERT INTO {ks}.messages (bucket, {_BASE})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-        "insert_change": f"INSERT INTO {ks}.changes (bucket, {_BASE}, kind, target_id, emoji,"
-        " removed, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-        "apply_edit": f'UPDATE {ks}.messages USING TIMESTAMP ? SET "text" = ?, edited_at = ?,'
-        " edits = edits + ? WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "blank_text": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = ''"
-        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "blank_change_text": f"UPDATE {ks}.changes USING TIMESTAMP ? SET \"text\" = ''"
-        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "apply_delete": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = '',"
-        " deleted = true, reactions = null WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "apply_reaction": f"UPDATE {ks}.messages USING TIMESTAMP ? SET reactions = ?"
-        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "target": f"SELECT {_COLUMNS}, edits FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "advance_head": f"UPDATE {ks}.channel_heads USING TIMESTAMP ?"
-        " SET last_message_id = ? WHERE channel_id = ?",
-        "sent_id": f"SELECT channel_id, message_id FROM {ks}.message_sends"
-        " WHERE sender_device_id = ? AND client_msg_id = ?",
-        "message": f"SELECT {_COLUMNS} FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "change": f"SELECT {_COLUMNS} FROM {ks}.changes"
-        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
-        "head": f"SELECT last_message_id FROM {ks}.channel_heads WHERE channel_id = ?",
-        "buckets_down": f"SELECT bucket FROM {ks}.channel_buckets"
-        " WHERE channel_id = ? AND bucket <= ? ORDER BY bucket DESC LIMIT ?",
-        "buckets_up": f"SELECT bucket FROM {ks}.channel_buckets"
-        " WHERE channel_id = ? AND bucket >= ? ORDER BY bucket ASC LIMIT ?",
-        "ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
-        " ORDER BY message_id ASC LIMIT ?",
-        "senders_in_bucket": f"SELECT sender_id, kind, deleted FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ? LIMIT ?",
-        "descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
-        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
-        " ORDER BY message_id DESC LIMIT ?",
-        "changes_ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.changes"
-        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
-        " ORDER BY message_id ASC LIMIT ?",
-        "changes_descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.changes"
-        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
-        " ORDER BY message_id DESC LIMIT ?",
-    }
 
 
 class ScyllaMessageStore:
@@ -138,7 +68,7 @@ class ScyllaMessageStore:
         self._port = port
         self._local_dc = local_dc
         self._session: Session | None = None
-        self._statements: _Statements | None = None
+        self._statements: Statements | None = None
 
     async def open(self) -> None:
         """Connect and prepare the statements; the keyspace's tables must exist."""
@@ -146,9 +76,7 @@ class ScyllaMessageStore:
             raise RuntimeError("ScyllaMessageStore is already open")
         session = await connect_scylla(self._hosts, port=self._port, local_dc=self._local_dc)
         try:
-            cql = _cql(self._keyspace)
-            prepared = await asyncio.gather(*(prepare(session, text) for text in cql.values()))
-            self._statements = _Statements(**dict(zip(cql, prepared, strict=True)))
+            self._statements = await prepare_statements(session, self._keyspace)
         except BaseException:
             await shutdown_scylla(session)
             raise
@@ -158,7 +86,7 @@ class ScyllaMessageStore:
         """Persist messages none of whose send keys is stored yet, and return True; if any is,
         store nothing and return False. Scylla has no atomic multi-row write, so this is a
         lookup, then the idempotent insert (two round trips, as before)."""
-        if await self.find_sent([_send_key(m) for m in messages]):
+        if await self.find_sent([send_key(m) for m in messages]):
             return False
         await self.insert(messages)
         return True
@@ -174,7 +102,7 @@ class ScyllaMessageStore:
         # ids. Within one call the first message of a key makes the claim, as in Postgres.
         claimers: dict[SendKey, Message] = {}
         for m in messages:
-            claimers.setdefault(_send_key(m), m)
+            claimers.setdefault(send_key(m), m)
         claims = await self._all(
             (q.claim_send, (m.sender_device_id, m.client_msg_id, m.channel_id, m.message_id))
             for m in claimers.values()
@@ -187,9 +115,9 @@ class ScyllaMessageStore:
                 held[key] = (int(rows[0]["message_id"]), False)
         stored: dict[SendKey, tuple[Message, bool]] = {}
         for m in messages:
-            holder, fresh = held[_send_key(m)]
+            holder, fresh = held[send_key(m)]
             if m.message_id == holder:
-                stored.setdefault(_send_key(m), (m, fresh))
+                stored.setdefault(send_key(m), (m, fresh))
         if not stored:
             return
         # A bucket is listed before its rows are written: paging only reads listed buckets,
@@ -201,7 +129,7 @@ class ScyllaMessageStore:
         # first, then written: each channel has one writer (its messages partition).
         earlier = [m for m, fresh in stored.values() if not fresh]
         present = await self._rows_by_id([(m.channel_id, m.message_id) for m in earlier])
-        there = {_send_key(m) for m, row in zip(earlier, present, strict=True) if row}
+        there = {send_key(m) for m, row in zip(earlier, present, strict=True) if row}
         writes = [m for key, (m, _) in stored.items() if key not in there]
         # Every write to a message row carries a timestamp from the id that writes it: the
         # row's own for the row, the change's for a change, so a change always wins over its
@@ -209,19 +137,19 @@ class ScyllaMessageStore:
         # (a retry, a replay).
         await self._all(
             (
-                (q.insert_message, (bucket_of(m.message_id), *_values(m), _row_timestamp(m)))
+                (q.insert_message, (bucket_of(m.message_id), *base_values(m), row_timestamp(m)))
                 if m.kind == "message"
                 else (
                     q.insert_change,
                     (
                         bucket_of(m.message_id),
-                        *_values(m),
+                        *base_values(m),
                         m.kind,
                         m.target_id,
                         m.emoji,
                         m.removed,
                         m.refused,
-                        _row_timestamp(m),
+                        row_timestamp(m),
                     ),
                 )
             )
@@ -232,7 +160,7 @@ class ScyllaMessageStore:
         for m, _ in stored.values():
             heads[m.channel_id] = max(heads.get(m.channel_id, 0), m.message_id)
         await self._all(
-            (q.advance_head, (_head_timestamp(message_id), message_id, channel_id))
+            (q.advance_head, (head_timestamp(message_id), message_id, channel_id))
             for channel_id, message_id in heads.items()
         )
         # Changes change their messages, one after another in id order, also those stored
@@ -250,7 +178,7 @@ class ScyllaMessageStore:
         found = await execute(session, q.target, target_key)
         if not found or (found[0]["kind"] or "message") != "message":
             return  # the gateway names only stored messages: nothing to change
-        target, at = found[0], _row_timestamp(change)
+        target, at = found[0], row_timestamp(change)
         if change.kind == "edit":
             if target["deleted"]:
                 # After a delete, an edit keeps no text either (its own row, a tick later).
@@ -268,7 +196,7 @@ class ScyllaMessageStore:
             # then writing is safe: each channel has one writer.
             assert change.emoji is not None
             after = with_reaction(
-                _reactions(target), change.sender_id, change.emoji, change.removed
+                reactions_of(target), change.sender_id, change.emoji, change.removed
             )
             reactions = {e: set(who) for e, who in after.items()} or None
             await execute(session, q.apply_reaction, (at, reactions, *target_key))
@@ -319,8 +247,8 @@ class ScyllaMessageStore:
         )
         # A claim whose row is not written yet (a send in flight) is not "sent": absent, as in
         # Postgres, where the join finds no row.
-        messages = [_message(row) for row in found if row]
-        return {_send_key(m): m for m in messages}
+        messages = [message_of(row) for row in found if row]
+        return {send_key(m): m for m in messages}
 
     async def last_message_ids(self, channel_ids: Sequence[str]) -> dict[str, int]:
         """The newest message id of each channel that has messages."""
@@ -379,7 +307,7 @@ class ScyllaMessageStore:
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
         (row,) = await self._rows_by_id([(channel_id, message_id)])
-        return None if row is None else _message(row)
+        return None if row is None else message_of(row)
 
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message and its edits as stored (texts blank), in id order."""
@@ -389,7 +317,7 @@ class ScyllaMessageStore:
             return []
         edits = sorted(found[0]["edits"] or ())
         rows = await self._rows_by_id([(channel_id, edit) for edit in edits])
-        return [_message(found[0])] + [_message(row) for row in rows if row is not None]
+        return [message_of(found[0])] + [message_of(row) for row in rows if row is not None]
 
     async def page(
         self,
@@ -420,7 +348,7 @@ class ScyllaMessageStore:
         rows = self._rows(channel_id, low, high, upwards=upwards, changes=False)
         if changes:
             also = self._rows(channel_id, low, high, upwards=upwards, changes=True)
-            rows = _merged(rows, also, upwards=upwards)
+            rows = merged(rows, also, upwards=upwards)
         async with aclosing(rows) as walk:
             async for row in walk:
                 # Changes stored before they had their own table are in `messages` too.
@@ -430,7 +358,7 @@ class ScyllaMessageStore:
                         break
         if not upwards:
             kept.reverse()  # read newest first; pages are ascending
-        return [_message(r) for r in kept]
+        return [message_of(r) for r in kept]
 
     async def _head(self, channel_id: str) -> int | None:
         """The channel's newest id: every row at or below it is stored."""
@@ -501,7 +429,7 @@ class ScyllaMessageStore:
             raise RuntimeError("ScyllaMessageStore is not open (await open() first)")
         return self._session
 
-    def _q(self) -> _Statements:
+    def _q(self) -> Statements:
         if self._statements is None:
             raise RuntimeError("ScyllaMessageStore is not open (await open() first)")
         return self._statements
@@ -516,86 +444,5 @@ async def open_scylla_message_store(
     return store
 
 
-def _send_key(m: Message) -> SendKey:
-    return (m.sender_device_id, m.client_msg_id)
-
-
-def _head_timestamp(message_id: int) -> int:
-    """The write timestamp of a channel head: the message's own time in microseconds, so the
-    newest message's head survives (Scylla keeps the cell with the highest timestamp, and the
-    larger value on a tie). Message times are real times: Scylla refuses timestamps more than
-    three days ahead (restrict_future_timestamp), which a real clock never produces."""
-    return id_unix_ms(message_id) * 1000
-
-
-def _values(m: Message) -> tuple[object, ...]:
-    return (
-        m.channel_id,
-        m.message_id,
-        m.sender_id,
-        m.sender_device_id,
-        m.client_msg_id,
-        m.text,
-        m.sent_at,
-    )
-
-
 def _id(m: Message) -> int:
     return m.message_id
-
-
-def _row_timestamp(m: Message) -> int:
-    """The write timestamp of a row, or of a change's writes: its id's millisecond in
-    microseconds, plus its sequence within the millisecond, so later ids write later."""
-    return id_unix_ms(m.message_id) * 1000 + (m.message_id & SEQUENCE_MASK) % 1000
-
-
-async def _merged(
-    first: AsyncGenerator[Row, None], second: AsyncGenerator[Row, None], *, upwards: bool
-) -> AsyncGenerator[Row, None]:
-    """Two walks in id order (both up, or both down) as one; each is closed at the end."""
-    async with aclosing(first), aclosing(second):
-        a, b = await anext(first, None), await anext(second, None)
-        while a is not None or b is not None:
-            if a is not None and (b is None or _nearer(a, b, upwards)):
-                yield a
-                a = await anext(first, None)
-            else:
-                assert b is not None
-                yield b
-                b = await anext(second, None)
-
-
-def _nearer(a: Row, b: Row, upwards: bool) -> bool:
-    ids = int(a["message_id"]), int(b["message_id"])
-    return ids[0] < ids[1] if upwards else ids[0] > ids[1]
-
-
-def _reactions(row: Row) -> dict[str, list[str]] | None:
-    """A message row's reactions (a frozen map of sets in the driver's types) as plain ones."""
-    stored = row["reactions"]
-    if not stored:
-        return None
-    return {str(e): sorted(str(u) for u in who) for e, who in sorted(stored.items())}
-
-
-def _message(row: Row) -> Message:
-    target = row["target_id"]
-    kind: Kind = row["kind"] or "message"
-    return Message(
-        channel_id=str(row["channel_id"]),
-        message_id=int(row["message_id"]),
-        sender_id=str(row["sender_id"]),
-        sender_device_id=str(row["sender_device_id"]),
-        client_msg_id=str(row["client_msg_id"]),
-        text=str(row["text"] or ""),
-        sent_at=str(row["sent_at"]),
-        kind=kind,
-        target_id=None if target is None else int(target),
-        emoji=row["emoji"],
-        removed=bool(row["removed"]),
-        refused=row["refused"],
-        edited_at=row["edited_at"],
-        deleted=bool(row["deleted"]),
-        reactions=_reactions(row) if kind == "message" and not row["deleted"] else None,
-    )

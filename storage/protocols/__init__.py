@@ -1,0 +1,68 @@
+"""The storage contracts, one module per concern; every backend passes the same contract tests
+(tests/test_storage_contract.py). The errors the stores raise are in `storage/errors.py`.
+
+Everything is re-exported here, so `from storage.protocols import ChannelStore` reads the same
+whichever module holds it.
+"""
+
+from storage.errors import (
+    Blocked,
+    GroupFull,
+    LastOwner,
+    NotAGroup,
+    NotAMember,
+    SearchBusy,
+    SearchTooCostly,
+    StoreError,
+    StoreRefusal,
+    UnknownUsers,
+    UsernameTaken,
+)
+from storage.protocols.accounts import AccountStore, Device, Profile, User
+from storage.protocols.channels import Channel, ChannelStore, Membership, Role
+from storage.protocols.cursors import CursorStore
+from storage.protocols.friends import FriendEdge, FriendState, FriendStore, GroupAdds
+from storage.protocols.messages import MessageStore, SendKey
+from storage.protocols.presence import Presence, PresenceStore
+from storage.protocols.push import PushCandidate, PushEndpoint, PushStore
+from storage.protocols.reads import MarkerMove, ReadStore
+from storage.protocols.search import SearchIndex, SearchPage, SearchScope
+
+__all__ = [
+    "AccountStore",
+    "Blocked",
+    "Channel",
+    "ChannelStore",
+    "CursorStore",
+    "Device",
+    "FriendEdge",
+    "FriendState",
+    "FriendStore",
+    "GroupAdds",
+    "GroupFull",
+    "LastOwner",
+    "MarkerMove",
+    "Membership",
+    "MessageStore",
+    "NotAGroup",
+    "NotAMember",
+    "Presence",
+    "PresenceStore",
+    "Profile",
+    "PushCandidate",
+    "PushEndpoint",
+    "PushStore",
+    "ReadStore",
+    "Role",
+    "SearchBusy",
+    "SearchIndex",
+    "SearchPage",
+    "SearchScope",
+    "SearchTooCostly",
+    "SendKey",
+    "StoreError",
+    "StoreRefusal",
+    "UnknownUsers",
+    "User",
+    "UsernameTaken",
+]

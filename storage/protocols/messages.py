@@ -1,0 +1,70 @@
+"""The stored messages: the log's sends, edits and deletes, kept for reading."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from schemas.message import Message
+
+SendKey = tuple[str, str]  # (sender_device_id, client_msg_id): a send's idempotency key
+
+
+class MessageStore(Protocol):
+    async def insert(self, messages: Sequence[Message]) -> None:
+        """Persist a channel's rows (messages, and changes to messages). Idempotent: a row
+        already stored under its id, or a send whose idempotency key is already stored, is left
+        as it is.
+
+        A change row also changes its message: an edit sets its text and `edited_at` (the
+        newest edit wins; none once deleted), a delete leaves a tombstone (the texts of the
+        message and of its edits are removed), a reaction adds or takes back one (user, emoji)
+        (the newest wins). However often and in whatever order changes are applied, the
+        message ends in the state their id order gives."""
+
+    async def insert_new(self, messages: Sequence[Message]) -> bool:
+        """`insert` for rows whose send keys are believed new (the pipeline's common case, in
+        one round trip where the backend allows): True once they are stored; False, with
+        nothing of the call stored, if any send key was stored already (the caller then asks
+        `find_sent`, as for a repeat)."""
+
+    async def get(self, channel_id: str, message_id: int) -> Message | None:
+        """One row in its latest state, if it is stored."""
+
+    async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
+        """A deleted message's rows as stored, in id order: the message and its edits, their
+        texts blank (the copies that replace them in the stored topic's log). Empty unless the
+        message is stored deleted."""
+
+    async def find_sent(self, keys: Sequence[SendKey]) -> dict[SendKey, Message]:
+        """Messages already stored for these idempotency keys."""
+
+    async def last_message_ids(self, channel_ids: Sequence[str]) -> dict[str, int]:
+        """The newest message id of each channel that has messages."""
+
+    async def unread_counts(
+        self, after: Mapping[str, int], *, not_from: str, cap: int
+    ) -> dict[str, int]:
+        """For each channel of `after`, how many of its messages (not changes, not deleted)
+        above its id there were not sent by `not_from`, counted up to `cap`: unread counts,
+        every channel in the answer. One statement however many channels, where the backend
+        can (Postgres); a channel list must not cost a round trip per channel."""
+
+    async def page(
+        self,
+        channel_id: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int,
+        changes: bool = True,
+    ) -> list[Message]:
+        """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
+        `after`, or the newest of all when neither is given; messages only unless `changes`.
+        Messages are in their latest state.
+
+        Gap-free while inserts run: a page shows a message only once every older message of
+        the channel is stored too, so paging on from a page's last id misses nothing."""
+
+    async def close(self) -> None:
+        """Release connections."""

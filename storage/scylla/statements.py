@@ -1,0 +1,101 @@
+"""The store's CQL statements, prepared once a session opens (storage/scylla/schema.cql)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra.cluster import Session
+
+from storage.scylla.session import prepare
+
+_BASE = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
+_COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The prepared statements, one per name of `_cql`."""
+
+    claim_send: Any
+    list_bucket: Any
+    insert_message: Any
+    insert_change: Any
+    apply_edit: Any
+    blank_text: Any
+    apply_delete: Any
+    blank_change_text: Any
+    apply_reaction: Any
+    target: Any
+    advance_head: Any
+    sent_id: Any
+    message: Any
+    change: Any
+    head: Any
+    buckets_down: Any
+    buckets_up: Any
+    ascending_in_bucket: Any
+    senders_in_bucket: Any
+    descending_in_bucket: Any
+    changes_ascending_in_bucket: Any
+    changes_descending_in_bucket: Any
+
+
+def _cql(ks: str) -> dict[str, str]:
+    return {
+        "claim_send": f"INSERT INTO {ks}.message_sends"
+        " (sender_device_id, client_msg_id, channel_id, message_id) VALUES (?, ?, ?, ?)"
+        " IF NOT EXISTS",
+        "list_bucket": f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)",
+        "insert_message": f"INSERT INTO {ks}.messages (bucket, {_BASE})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        "insert_change": f"INSERT INTO {ks}.changes (bucket, {_BASE}, kind, target_id, emoji,"
+        " removed, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        "apply_edit": f'UPDATE {ks}.messages USING TIMESTAMP ? SET "text" = ?, edited_at = ?,'
+        " edits = edits + ? WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "blank_text": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = ''"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "blank_change_text": f"UPDATE {ks}.changes USING TIMESTAMP ? SET \"text\" = ''"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "apply_delete": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = '',"
+        " deleted = true, reactions = null WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "apply_reaction": f"UPDATE {ks}.messages USING TIMESTAMP ? SET reactions = ?"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "target": f"SELECT {_COLUMNS}, edits FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "advance_head": f"UPDATE {ks}.channel_heads USING TIMESTAMP ?"
+        " SET last_message_id = ? WHERE channel_id = ?",
+        "sent_id": f"SELECT channel_id, message_id FROM {ks}.message_sends"
+        " WHERE sender_device_id = ? AND client_msg_id = ?",
+        "message": f"SELECT {_COLUMNS} FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "change": f"SELECT {_COLUMNS} FROM {ks}.changes"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "head": f"SELECT last_message_id FROM {ks}.channel_heads WHERE channel_id = ?",
+        "buckets_down": f"SELECT bucket FROM {ks}.channel_buckets"
+        " WHERE channel_id = ? AND bucket <= ? ORDER BY bucket DESC LIMIT ?",
+        "buckets_up": f"SELECT bucket FROM {ks}.channel_buckets"
+        " WHERE channel_id = ? AND bucket >= ? ORDER BY bucket ASC LIMIT ?",
+        "ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id ASC LIMIT ?",
+        "senders_in_bucket": f"SELECT sender_id, kind, deleted FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ? LIMIT ?",
+        "descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id DESC LIMIT ?",
+        "changes_ascending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.changes"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id ASC LIMIT ?",
+        "changes_descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.changes"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
+        " ORDER BY message_id DESC LIMIT ?",
+    }
+
+
+async def prepare_statements(session: Session, keyspace: str) -> Statements:
+    """Every statement of the store, prepared on `session` for `keyspace`."""
+    cql = _cql(keyspace)
+    prepared = await asyncio.gather(*(prepare(session, text) for text in cql.values()))
+    return Statements(**dict(zip(cql, prepared, strict=True)))
