@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,6 +24,7 @@ from gateway.openapi import Endpoint as E
 from gateway.services import Services
 from schemas.http import (
     AccountSettings,
+    Body,
     GroupSettings,
     MemberRole,
     NewChannel,
@@ -38,6 +40,9 @@ from schemas.limits import HISTORY_LIMIT_MAX, MAX_SEARCH_QUERY_CHARS, SEARCH_LIM
 from storage.protocols import Device
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+B = TypeVar("B", bound=Body)
 
 
 def _services(request: Request) -> Services:
@@ -69,6 +74,14 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid("the body must be a JSON object")
     return body
+
+
+async def _read(request: Request, model: type[B]) -> B:
+    """The body, validated by its model (strictly: no coercion); refused in the model's words."""
+    try:
+        return model.model_validate(await _body(request), strict=True)
+    except ValidationError as refused:
+        raise invalid(model.refusal(refused.errors()[0])) from None
 
 
 def _require_json(request: Request) -> None:
@@ -261,7 +274,7 @@ async def get_settings(request: Request) -> Response:
 
 async def put_settings(request: Request) -> Response:
     device = await _device(request)
-    body = await _body(request)
+    body = await _read(request, AccountSettings)
     await settings.change_settings(_services(request), device, body)
     return json_response(await settings.account_settings(_services(request), device))
 
@@ -356,10 +369,8 @@ async def get_presence(request: Request) -> Response:
 
 async def put_push_endpoint(request: Request) -> Response:
     device = await _device(request)
-    body = await _body(request)
-    endpoint = await push.register_endpoint(
-        _services(request), device, body.get("platform"), body.get("token")
-    )
+    body = await _read(request, PushEndpointBody)
+    endpoint = await push.register_endpoint(_services(request), device, body)
     return json_response(push.endpoint_body(endpoint))
 
 

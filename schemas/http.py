@@ -1,16 +1,32 @@
 """The bodies the HTTP API takes (SPEC §2), as models: the OpenAPI document
-(`gateway/openapi.py`) is generated from them. The commands validate every field themselves
-(`gateway/commands/`), with the answers the spec gives; these models describe what is valid."""
+(`gateway/openapi.py`) is generated from them. A model that says how to word its refusals
+(`Body.refusal`) also validates its body (`gateway/http_api.py` `_read`: strictly, no
+coercion), with the messages the clients see. The others describe what is valid, and their
+commands (`gateway/commands/`) validate by hand, because the order of the checks is part of
+the answer: sign-up and log-in count an attempt against the address before judging the body;
+the ids in a channel's path are judged before its body; a display name is judged after NFC
+normalisation, with its own messages."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import ErrorDetails
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
+from schemas.limits import MAX_PUSH_TOKEN_CHARS
+
+
+class Body(BaseModel):
+    """A body validated by its model: a body that fails gets `invalid` with `refusal`'s words."""
+
+    @classmethod
+    def refusal(cls, error: ErrorDetails) -> str:
+        """The message for a body whose first error is `error`."""
+        raise NotImplementedError
 
 
 def _name(max_chars: int) -> Any:
@@ -53,9 +69,18 @@ class MemberRole(BaseModel):
     role: Literal["owner", "admin", "member"]
 
 
-class PushEndpointBody(BaseModel):
+class PushEndpointBody(Body):
     platform: str = Field(pattern=r"^[a-z0-9_.-]{1,32}$")
-    token: str = Field(min_length=1, max_length=4096, pattern=NO_CONTROL_PATTERN)
+    token: str = Field(min_length=1, max_length=MAX_PUSH_TOKEN_CHARS, pattern=NO_CONTROL_PATTERN)
+
+    @classmethod
+    def refusal(cls, error: ErrorDetails) -> str:
+        if error["loc"][:1] == ("platform",):
+            return "platform must be 1-32 of [a-z0-9_.-]"
+        if error["type"] == "string_pattern_mismatch":
+            # A provider's handle is printable; a NUL is what the store would refuse (SPEC §4).
+            return "token must not contain control characters"
+        return f"token must be a string of 1-{MAX_PUSH_TOKEN_CHARS} characters"
 
 
 class MessageBody(BaseModel):
@@ -107,7 +132,7 @@ def _some_of_the_fields(schema: JsonDict) -> None:
     schema["minProperties"] = 1
 
 
-class AccountSettings(BaseModel):
+class AccountSettings(Body):
     """`PUT /v1/settings`: the settings to change (the others stay as they are)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_some_of_the_fields)
@@ -117,6 +142,22 @@ class AccountSettings(BaseModel):
     group_adds: Literal["everyone", "friends", "nobody"] | SkipJsonSchema[None] = Field(
         default=None, description="who may add you to groups (friends unless chosen otherwise)"
     )
+
+    @model_validator(mode="after")
+    def _some_given(self) -> Self:
+        """At least one setting, and none given as null."""
+        if not self.model_fields_set or any(
+            getattr(self, name) is None for name in self.model_fields_set
+        ):
+            raise ValueError("no setting given")
+        return self
+
+    @classmethod
+    def refusal(cls, error: ErrorDetails) -> str:
+        return (
+            'the body must hold "read_receipts": true|false and/or'
+            ' "group_adds": "everyone"|"friends"|"nobody", nothing else'
+        )
 
 
 class ProfileChange(BaseModel):
