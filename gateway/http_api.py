@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,7 +17,7 @@ from starlette.routing import Route
 from gateway import asyncapi, openapi
 from gateway.commands import accounts, channels, friends, presence, push, reads, search, settings
 from gateway.encoding import json_response
-from gateway.errors import ApiError, invalid
+from gateway.errors import ApiError, invalid, require_body
 from gateway.openapi import ID
 from gateway.openapi import Endpoint as E
 from gateway.services import Services
@@ -77,11 +76,8 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 async def _read(request: Request, model: type[B]) -> B:
-    """The body, validated by its model (strictly: no coercion); refused in the model's words."""
-    try:
-        return model.model_validate(await _body(request), strict=True)
-    except ValidationError as refused:
-        raise invalid(model.refusal(refused.errors()[0])) from None
+    """The body, validated by its model; refused in the model's words."""
+    return require_body(model, await _body(request))
 
 
 def _require_json(request: Request) -> None:
@@ -282,9 +278,7 @@ async def put_settings(request: Request) -> Response:
 async def add_member(request: Request) -> Response:
     device = await _device(request)
     body = await _body(request)
-    await channels.add_member(
-        _services(request), device, request.path_params["channel_id"], body.get("user_id")
-    )
+    await channels.add_member(_services(request), device, request.path_params["channel_id"], body)
     return Response(status_code=204)
 
 
@@ -302,7 +296,7 @@ async def put_member_role(request: Request) -> Response:
     body = await _body(request)
     params = request.path_params
     await channels.set_role(
-        _services(request), device, params["channel_id"], params["user_id"], body.get("role")
+        _services(request), device, params["channel_id"], params["user_id"], body
     )
     return Response(status_code=204)
 

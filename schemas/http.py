@@ -1,11 +1,12 @@
 """The bodies the HTTP API takes (SPEC §2), as models: the OpenAPI document
 (`gateway/openapi.py`) is generated from them. A model that says how to word its refusals
-(`Body.refusal`) also validates its body (`gateway/http_api.py` `_read`: strictly, no
-coercion), with the messages the clients see. The others describe what is valid, and their
-commands (`gateway/commands/`) validate by hand, because the order of the checks is part of
-the answer: sign-up and log-in count an attempt against the address before judging the body;
-the ids in a channel's path are judged before its body; a display name is judged after NFC
-normalisation, with its own messages."""
+(`Body.refusal`) also validates its body (`gateway/errors.py` `require_body`: strictly, no
+coercion), with the messages the clients see, at the point of the command where the body is
+judged (after the ids in the path). The others only describe what is valid, and their
+commands (`gateway/commands/`) validate by hand, where that gives the better answer: sign-up
+and log-in count an attempt against the address before judging the body, and name the field
+at fault; a new channel's fields depend on its type, each with its own message; a display
+name is judged after NFC normalisation, blank or not, with its own messages."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class Body(BaseModel):
     """A body validated by its model: a body that fails gets `invalid` with `refusal`'s words."""
 
     @classmethod
-    def refusal(cls, error: ErrorDetails) -> str:
-        """The message for a body whose first error is `error`."""
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        """The message for a body with these `errors` (in the order of the fields)."""
         raise NotImplementedError
 
 
@@ -56,17 +57,31 @@ class NewChannel(BaseModel):
     )
 
 
-class GroupSettings(BaseModel):
+class GroupSettings(Body):
     model_config = ConfigDict(extra="forbid")
     history_visible: bool = Field(description="members who join later see the group's past")
 
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        if all(e["type"] == "bool_type" for e in errors):  # the one field, of another type
+            return "history_visible must be true or false"
+        return 'the body must be {"history_visible": true|false}'
 
-class NewMember(BaseModel):
+
+class NewMember(Body):
     user_id: IdString
 
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        return "user_id must be an id: a decimal number"
 
-class MemberRole(BaseModel):
+
+class MemberRole(Body):
     role: Literal["owner", "admin", "member"]
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        return "role must be 'owner', 'admin' or 'member'"
 
 
 class PushEndpointBody(Body):
@@ -74,7 +89,8 @@ class PushEndpointBody(Body):
     token: str = Field(min_length=1, max_length=MAX_PUSH_TOKEN_CHARS, pattern=NO_CONTROL_PATTERN)
 
     @classmethod
-    def refusal(cls, error: ErrorDetails) -> str:
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        error = errors[0]
         if error["loc"][:1] == ("platform",):
             return "platform must be 1-32 of [a-z0-9_.-]"
         if error["type"] == "string_pattern_mismatch":
@@ -153,7 +169,7 @@ class AccountSettings(Body):
         return self
 
     @classmethod
-    def refusal(cls, error: ErrorDetails) -> str:
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
         return (
             'the body must hold "read_receipts": true|false and/or'
             ' "group_adds": "everyone"|"friends"|"nobody", nothing else'
