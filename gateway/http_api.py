@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,13 +17,12 @@ from starlette.routing import Route
 from gateway import asyncapi, openapi
 from gateway.commands import accounts, channels, friends, presence, push, reads, search, settings
 from gateway.encoding import json_response
-from gateway.errors import ApiError, invalid, require_body
+from gateway.errors import ApiError, invalid
 from gateway.openapi import ID
 from gateway.openapi import Endpoint as E
 from gateway.services import Services
 from schemas.http import (
     AccountSettings,
-    Body,
     GroupSettings,
     MemberRole,
     NewChannel,
@@ -39,9 +38,6 @@ from schemas.limits import HISTORY_LIMIT_MAX, MAX_SEARCH_QUERY_CHARS, SEARCH_LIM
 from storage.protocols import Device
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-B = TypeVar("B", bound=Body)
 
 
 def _services(request: Request) -> Services:
@@ -73,11 +69,6 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid("the body must be a JSON object")
     return body
-
-
-async def _read(request: Request, model: type[B]) -> B:
-    """The body, validated by its model; refused in the model's words."""
-    return require_body(model, await _body(request))
 
 
 def _require_json(request: Request) -> None:
@@ -270,7 +261,7 @@ async def get_settings(request: Request) -> Response:
 
 async def put_settings(request: Request) -> Response:
     device = await _device(request)
-    body = await _read(request, AccountSettings)
+    body = await _body(request)
     await settings.change_settings(_services(request), device, body)
     return json_response(await settings.account_settings(_services(request), device))
 
@@ -363,7 +354,7 @@ async def get_presence(request: Request) -> Response:
 
 async def put_push_endpoint(request: Request) -> Response:
     device = await _device(request)
-    body = await _read(request, PushEndpointBody)
+    body = await _body(request)
     endpoint = await push.register_endpoint(_services(request), device, body)
     return json_response(push.endpoint_body(endpoint))
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.errors import require_body
 from gateway.services import Services
 from schemas.http import PushEndpointBody
 from storage.protocols import Device, PushEndpoint
 
 
 async def register_endpoint(
-    services: Services, caller: Device, body: PushEndpointBody
+    services: Services, caller: Device, body: dict[str, Any]
 ) -> PushEndpoint:
     """Register or replace the device's endpoint: a platform name (e.g. `apns`, `fcm`,
-    `webpush`) and the handle that platform gave the device (validated by the model)."""
-    endpoint = PushEndpoint(caller.user_id, caller.device_id, body.platform, body.token)
+    `webpush`) and the handle that platform gave the device (`PushEndpointBody`)."""
+    wanted = require_body(PushEndpointBody, body)
+    endpoint = PushEndpoint(caller.user_id, caller.device_id, wanted.platform, wanted.token)
     await services.stores.push.set_endpoint(endpoint)
     return endpoint
 
