@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from gateway.encoding import json_response
+from schemas.http import Body
 from schemas.ids import has_control_characters, parse_id
+
+B = TypeVar("B", bound=Body)
 
 
 class ApiError(Exception):
@@ -58,6 +63,15 @@ def require_id(raw: object, what: str) -> str:
     if parse_id(raw) is None:
         raise invalid(f"{what} must be an id: a decimal number")
     return str(raw)
+
+
+def require_body(model: type[B], body: object) -> B:
+    """`body` validated by its model (`schemas/http.py`; strictly: no coercion); else 422
+    `invalid`, in the model's words."""
+    try:
+        return model.model_validate(body, strict=True)
+    except ValidationError as refused:
+        raise invalid(model.refusal(refused.errors())) from None
 
 
 def require_name(raw: object, what: str, max_chars: int) -> str:

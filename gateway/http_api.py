@@ -1,9 +1,11 @@
 """The HTTP API (SPEC §2): each route reads its request, calls one command
-(`gateway/commands/`) and writes its answer."""
+(`gateway/commands/`) and writes its answer. `ENDPOINTS`, at the end, lists every route once:
+the Starlette routes and the OpenAPI document (`gateway/openapi.py`) are both made from it."""
 
 from __future__ import annotations
 
 import ipaddress
+from functools import cache
 from typing import Any
 
 import orjson
@@ -16,8 +18,23 @@ from gateway import asyncapi, openapi
 from gateway.commands import accounts, channels, friends, presence, push, reads, search, settings
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
+from gateway.openapi import ID
+from gateway.openapi import Endpoint as E
 from gateway.services import Services
+from schemas.http import (
+    AccountSettings,
+    GroupSettings,
+    MemberRole,
+    NewChannel,
+    NewMember,
+    NewSession,
+    NewUser,
+    ProfileChange,
+    PushEndpointBody,
+    SearchResults,
+)
 from schemas.ids import iso_ms
+from schemas.limits import HISTORY_LIMIT_MAX, MAX_SEARCH_QUERY_CHARS, SEARCH_LIMIT_MAX
 from storage.protocols import Device
 
 MAX_BODY_BYTES = 64 * 1024
@@ -86,7 +103,6 @@ async def _device(request: Request) -> Device:
 
 
 async def create_user(request: Request) -> Response:
-    _require_json(request)
     body = await _body(request)
     user_id, username = await accounts.sign_up(
         _services(request),
@@ -99,7 +115,6 @@ async def create_user(request: Request) -> Response:
 
 
 async def create_session(request: Request) -> Response:
-    _require_json(request)
     body = await _body(request)
     login = await accounts.log_in(
         _services(request),
@@ -254,9 +269,7 @@ async def put_settings(request: Request) -> Response:
 async def add_member(request: Request) -> Response:
     device = await _device(request)
     body = await _body(request)
-    await channels.add_member(
-        _services(request), device, request.path_params["channel_id"], body.get("user_id")
-    )
+    await channels.add_member(_services(request), device, request.path_params["channel_id"], body)
     return Response(status_code=204)
 
 
@@ -274,7 +287,7 @@ async def put_member_role(request: Request) -> Response:
     body = await _body(request)
     params = request.path_params
     await channels.set_role(
-        _services(request), device, params["channel_id"], params["user_id"], body.get("role")
+        _services(request), device, params["channel_id"], params["user_id"], body
     )
     return Response(status_code=204)
 
@@ -342,9 +355,7 @@ async def get_presence(request: Request) -> Response:
 async def put_push_endpoint(request: Request) -> Response:
     device = await _device(request)
     body = await _body(request)
-    endpoint = await push.register_endpoint(
-        _services(request), device, body.get("platform"), body.get("token")
-    )
+    endpoint = await push.register_endpoint(_services(request), device, body)
     return json_response(push.endpoint_body(endpoint))
 
 
@@ -359,7 +370,7 @@ async def list_push_endpoints(request: Request) -> Response:
 
 
 async def openapi_document(request: Request) -> Response:
-    return json_response(openapi.document())
+    return json_response(document())
 
 
 async def asyncapi_document(request: Request) -> Response:
@@ -388,42 +399,158 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-routes = [
-    Route("/v1/users", create_user, methods=["POST"]),
-    Route("/v1/users", find_user, methods=["GET"]),
-    Route("/v1/users/me", get_me, methods=["GET"]),
-    Route("/v1/users/me", patch_me, methods=["PATCH"]),
-    Route("/v1/users/{user_id}", get_user, methods=["GET"]),
-    Route("/v1/sessions", create_session, methods=["POST"]),
-    Route("/v1/sessions/current", delete_session, methods=["DELETE"]),
-    Route("/v1/sessions/current/renew", renew_session, methods=["POST"]),
-    Route("/v1/devices", list_devices, methods=["GET"]),
-    Route("/v1/devices", delete_devices, methods=["DELETE"]),
-    Route("/v1/devices/{device_id}", delete_device, methods=["DELETE"]),
-    Route("/v1/discovery", discovery, methods=["GET"]),
-    Route("/v1/channels", create_channel, methods=["POST"]),
-    Route("/v1/channels", list_channels, methods=["GET"]),
-    Route("/v1/channels/{channel_id}", patch_channel, methods=["PATCH"]),
-    Route("/v1/channels/{channel_id}/members", add_member, methods=["POST"]),
-    Route("/v1/channels/{channel_id}/members/{user_id}", remove_member, methods=["DELETE"]),
-    Route("/v1/channels/{channel_id}/members/{user_id}", put_member_role, methods=["PUT"]),
-    Route("/v1/channels/{channel_id}/messages", channel_messages, methods=["GET"]),
-    Route("/v1/search", search_messages, methods=["GET"]),
-    Route("/v1/channels/{channel_id}/receipts", channel_receipts, methods=["GET"]),
-    Route("/v1/settings", get_settings, methods=["GET"]),
-    Route("/v1/settings", put_settings, methods=["PUT"]),
-    Route("/v1/friends", list_friends, methods=["GET"]),
-    Route("/v1/friends/{user_id}", put_friend, methods=["PUT"]),
-    Route("/v1/friends/{user_id}", delete_friend, methods=["DELETE"]),
-    Route("/v1/blocks", list_blocks, methods=["GET"]),
-    Route("/v1/blocks/{user_id}", put_block, methods=["PUT"]),
-    Route("/v1/blocks/{user_id}", delete_block, methods=["DELETE"]),
-    Route("/v1/presence", get_presence, methods=["GET"]),
-    Route("/v1/push/endpoints", list_push_endpoints, methods=["GET"]),
-    Route("/v1/push/endpoints/current", put_push_endpoint, methods=["PUT"]),
-    Route("/v1/push/endpoints/current", delete_push_endpoint, methods=["DELETE"]),
-    Route("/v1/openapi.json", openapi_document, methods=["GET"]),
-    Route("/v1/asyncapi.json", asyncapi_document, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
+_IDS_PATTERN = "^[1-9][0-9]{0,18}(,[1-9][0-9]{0,18}){0,99}$"
+_USERNAME = {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}
+
+# The HTTP API, one record a route: the Starlette routes (`routes`) and the OpenAPI document
+# (`document`) are both made from it.
+ENDPOINTS = [
+    E("post", "/v1/users", create_user, "Sign up", NewUser, auth=False, json_only=True),
+    E(
+        "get",
+        "/v1/users",
+        find_user,
+        "Find a user by username, or the profiles of up to 100 user ids",
+        query={"username": _USERNAME, "ids": {"type": "string", "pattern": _IDS_PATTERN}},
+    ),
+    E("get", "/v1/users/me", get_me, "The caller's profile"),
+    E("patch", "/v1/users/me", patch_me, "Set the caller's display name", ProfileChange),
+    E("get", "/v1/users/{user_id}", get_user, "A user's profile, if visible to the caller"),
+    E(
+        "post",
+        "/v1/sessions",
+        create_session,
+        "Log in: a new device with its token",
+        NewSession,
+        auth=False,
+        json_only=True,
+    ),
+    E("delete", "/v1/sessions/current", delete_session, "Log out this device"),
+    E("post", "/v1/sessions/current/renew", renew_session, "A new token for this device"),
+    E("get", "/v1/devices", list_devices, "The account's devices (expired ones too)"),
+    E("delete", "/v1/devices", delete_devices, "Revoke every device of the account"),
+    E("delete", "/v1/devices/{device_id}", delete_device, "Revoke one device"),
+    E("get", "/v1/discovery", discovery, "Gateways, best first"),
+    E(
+        "post",
+        "/v1/channels",
+        create_channel,
+        "Open a direct channel or create a group",
+        NewChannel,
+    ),
+    E("get", "/v1/channels", list_channels, "The caller's channels"),
+    E(
+        "patch",
+        "/v1/channels/{channel_id}",
+        patch_channel,
+        "Change a group's settings",
+        GroupSettings,
+    ),
+    E("post", "/v1/channels/{channel_id}/members", add_member, "Add a group member", NewMember),
+    E(
+        "delete",
+        "/v1/channels/{channel_id}/members/{user_id}",
+        remove_member,
+        "Remove, leave or hide",
+    ),
+    E(
+        "put",
+        "/v1/channels/{channel_id}/members/{user_id}",
+        put_member_role,
+        "Set a member's role",
+        MemberRole,
+    ),
+    E(
+        "get",
+        "/v1/channels/{channel_id}/messages",
+        channel_messages,
+        "A page of history",
+        query={
+            "before": ID,
+            "after": ID,
+            "around": ID,
+            "limit": {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT_MAX},
+        },
+    ),
+    E(
+        "get",
+        "/v1/search",
+        search_messages,
+        "Search the caller's messages, newest first",
+        query={
+            "q": {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_QUERY_CHARS},
+            "channel_id": ID,
+            "before": ID,
+            "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT_MAX},
+        },
+        answer=SearchResults,
+    ),
+    E(
+        "get",
+        "/v1/channels/{channel_id}/receipts",
+        channel_receipts,
+        "How far members have read",
+    ),
+    E("get", "/v1/settings", get_settings, "The account's settings"),
+    E("put", "/v1/settings", put_settings, "Change the account's settings", AccountSettings),
+    E("get", "/v1/friends", list_friends, "Friends and requests"),
+    E("put", "/v1/friends/{user_id}", put_friend, "Ask or accept"),
+    E("delete", "/v1/friends/{user_id}", delete_friend, "Unfriend, cancel or decline"),
+    E("get", "/v1/blocks", list_blocks, "Whom the caller blocks"),
+    E("put", "/v1/blocks/{user_id}", put_block, "Block a user"),
+    E("delete", "/v1/blocks/{user_id}", delete_block, "Lift a block"),
+    E(
+        "get",
+        "/v1/presence",
+        get_presence,
+        "Friends' presence now",
+        query={"user_ids": {"type": "string"}},
+    ),
+    E("get", "/v1/push/endpoints", list_push_endpoints, "The account's push endpoints"),
+    E(
+        "put",
+        "/v1/push/endpoints/current",
+        put_push_endpoint,
+        "Register this device's push endpoint",
+        PushEndpointBody,
+    ),
+    E(
+        "delete",
+        "/v1/push/endpoints/current",
+        delete_push_endpoint,
+        "Stop pushing to this device",
+    ),
+    E("get", "/v1/openapi.json", openapi_document, "This document", auth=False),
+    E(
+        "get",
+        "/v1/asyncapi.json",
+        asyncapi_document,
+        "The WebSocket frames and topics (AsyncAPI 3.0)",
+        auth=False,
+    ),
+    E("get", "/healthz", healthz, "Liveness", auth=False),
+    E("get", "/metrics", metrics, "Prometheus metrics", auth=False),
 ]
+
+
+def _route(endpoint: E) -> Route:
+    handler = endpoint.handler
+
+    async def json_only(request: Request) -> Response:
+        _require_json(request)
+        return await endpoint.handler(request)
+
+    return Route(
+        endpoint.path,
+        json_only if endpoint.json_only else handler,
+        methods=[endpoint.method.upper()],
+    )
+
+
+routes = [_route(e) for e in ENDPOINTS]
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of `ENDPOINTS` (made once)."""
+    return openapi.document(ENDPOINTS)

@@ -1,148 +1,46 @@
-"""The HTTP API as an OpenAPI 3.1 document, made from the body models in `schemas/http.py` and
+"""The HTTP API as an OpenAPI 3.1 document, made from the route registry (`ENDPOINTS` in
+`gateway/http_api.py`, records of `Endpoint`) and the body models in `schemas/http.py`, and
 served at `GET /v1/openapi.json`. `tests/test_openapi.py` checks that it lists exactly the
-routes of `gateway/http_api.py` and runs schemathesis against a gateway with it."""
+served routes and runs schemathesis against a gateway with it."""
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
 
-from schemas.http import (
-    ALL_ANSWERS,
-    ALL_BODIES,
-    AccountSettings,
-    GroupSettings,
-    MemberRole,
-    NewChannel,
-    NewMember,
-    NewSession,
-    NewUser,
-    ProfileChange,
-    SearchResults,
-)
-from schemas.http import PushEndpointBody as PushBody
+from schemas.http import ALL_ANSWERS, ALL_BODIES
 from schemas.ids import ID_PATTERN
-from schemas.limits import MAX_SEARCH_QUERY_CHARS, SEARCH_LIMIT_MAX
 
-_ID = {"type": "string", "pattern": ID_PATTERN}
-_IDS_PATTERN = "^[1-9][0-9]{0,18}(,[1-9][0-9]{0,18}){0,99}$"
+# An id in a path or a query.
+ID = {"type": "string", "pattern": ID_PATTERN}
 
-# (method, path, summary, body model, needs a token, query parameters)
-OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, bool, dict[str, Any]]] = [
-    ("post", "/v1/users", "Sign up", NewUser, False, {}),
-    (
-        "get",
-        "/v1/users",
-        "Find a user by username, or the profiles of up to 100 user ids",
-        None,
-        True,
-        {
-            "username": {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"},
-            "ids": {"type": "string", "pattern": _IDS_PATTERN},
-        },
-    ),
-    ("get", "/v1/users/me", "The caller's profile", None, True, {}),
-    ("patch", "/v1/users/me", "Set the caller's display name", ProfileChange, True, {}),
-    ("get", "/v1/users/{user_id}", "A user's profile, if visible to the caller", None, True, {}),
-    ("post", "/v1/sessions", "Log in: a new device with its token", NewSession, False, {}),
-    ("delete", "/v1/sessions/current", "Log out this device", None, True, {}),
-    ("post", "/v1/sessions/current/renew", "A new token for this device", None, True, {}),
-    ("get", "/v1/devices", "The account's devices (expired ones too)", None, True, {}),
-    ("delete", "/v1/devices", "Revoke every device of the account", None, True, {}),
-    ("delete", "/v1/devices/{device_id}", "Revoke one device", None, True, {}),
-    ("get", "/v1/discovery", "Gateways, best first", None, True, {}),
-    ("post", "/v1/channels", "Open a direct channel or create a group", NewChannel, True, {}),
-    ("get", "/v1/channels", "The caller's channels", None, True, {}),
-    ("patch", "/v1/channels/{channel_id}", "Change a group's settings", GroupSettings, True, {}),
-    ("post", "/v1/channels/{channel_id}/members", "Add a group member", NewMember, True, {}),
-    (
-        "delete",
-        "/v1/channels/{channel_id}/members/{user_id}",
-        "Remove, leave or hide",
-        None,
-        True,
-        {},
-    ),
-    (
-        "put",
-        "/v1/channels/{channel_id}/members/{user_id}",
-        "Set a member's role",
-        MemberRole,
-        True,
-        {},
-    ),
-    (
-        "get",
-        "/v1/channels/{channel_id}/messages",
-        "A page of history",
-        None,
-        True,
-        {
-            "before": _ID,
-            "after": _ID,
-            "around": _ID,
-            "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-        },
-    ),
-    (
-        "get",
-        "/v1/search",
-        "Search the caller's messages, newest first",
-        None,
-        True,
-        {
-            "q": {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_QUERY_CHARS},
-            "channel_id": _ID,
-            "before": _ID,
-            "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT_MAX},
-        },
-    ),
-    (
-        "get",
-        "/v1/channels/{channel_id}/receipts",
-        "How far members have read",
-        None,
-        True,
-        {},
-    ),
-    ("get", "/v1/settings", "The account's settings", None, True, {}),
-    ("put", "/v1/settings", "Change the account's settings", AccountSettings, True, {}),
-    ("get", "/v1/friends", "Friends and requests", None, True, {}),
-    ("put", "/v1/friends/{user_id}", "Ask or accept", None, True, {}),
-    ("delete", "/v1/friends/{user_id}", "Unfriend, cancel or decline", None, True, {}),
-    ("get", "/v1/blocks", "Whom the caller blocks", None, True, {}),
-    ("put", "/v1/blocks/{user_id}", "Block a user", None, True, {}),
-    ("delete", "/v1/blocks/{user_id}", "Lift a block", None, True, {}),
-    ("get", "/v1/presence", "Friends' presence now", None, True, {"user_ids": {"type": "string"}}),
-    ("get", "/v1/push/endpoints", "The account's push endpoints", None, True, {}),
-    (
-        "put",
-        "/v1/push/endpoints/current",
-        "Register this device's push endpoint",
-        PushBody,
-        True,
-        {},
-    ),
-    ("delete", "/v1/push/endpoints/current", "Stop pushing to this device", None, True, {}),
-    ("get", "/v1/openapi.json", "This document", None, False, {}),
-    ("get", "/v1/asyncapi.json", "The WebSocket frames and topics (AsyncAPI 3.0)", None, False, {}),
-    ("get", "/healthz", "Liveness", None, False, {}),
-    ("get", "/metrics", "Prometheus metrics", None, False, {}),
-]
 
-# Operations that refuse a body of any other type than JSON (415), before anything is counted.
-JSON_ONLY = {("post", "/v1/users"), ("post", "/v1/sessions")}
+@dataclass(frozen=True)
+class Endpoint:
+    """One route of the HTTP API, as the registry in `gateway/http_api.py` lists it: both the
+    Starlette routes and this document are made from these records."""
+
+    method: str  # lower case, as OpenAPI writes it
+    path: str
+    handler: Callable[[Request], Awaitable[Response]]
+    summary: str
+    body: type[BaseModel] | None = None  # the JSON body it takes
+    auth: bool = True  # needs a bearer token
+    query: dict[str, Any] = field(default_factory=dict)  # query parameters' JSON schemas
+    json_only: bool = False  # refuses a body of any other type than JSON (415), before reading
+    answer: type[BaseModel] | None = None  # the 200 answer, where the document describes it
+
 
 _UNSUPPORTED = {
     "description": "unsupported_media_type: the body is not sent as Content-Type: "
     "application/json (a charset parameter may say utf-8)",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
-
-# The success answers the document describes, by operation.
-ANSWERS: dict[tuple[str, str], type[BaseModel]] = {("get", "/v1/search"): SearchResults}
 
 _ERROR = {
     "type": "object",
@@ -157,17 +55,20 @@ _ERROR = {
 }
 
 
-@cache
-def document() -> dict[str, Any]:
-    """The OpenAPI document (made once)."""
+def document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
+    """The OpenAPI document of the routes `endpoints` (`gateway/http_api.py`: the registry)."""
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, summary, body, auth, query in OPERATIONS:
+    for endpoint in endpoints:
+        method, path, body, answer = endpoint.method, endpoint.path, endpoint.body, endpoint.answer
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": _ID}
+            {"name": name, "in": "path", "required": True, "schema": ID}
             for name in _path_names(path)
-        ] + [{"name": n, "in": "query", "required": False, "schema": s} for n, s in query.items()]
+        ] + [
+            {"name": n, "in": "query", "required": False, "schema": s}
+            for n, s in endpoint.query.items()
+        ]
         operation: dict[str, Any] = {
-            "summary": summary,
+            "summary": endpoint.summary,
             "parameters": parameters,
             "responses": {
                 "default": {
@@ -176,7 +77,6 @@ def document() -> dict[str, Any]:
                 }
             },
         }
-        answer = ANSWERS.get((method, path))
         if answer is not None:
             operation["responses"]["200"] = {
                 "description": answer.__doc__ or "",
@@ -186,7 +86,7 @@ def document() -> dict[str, Any]:
                     }
                 },
             }
-        if (method, path) in JSON_ONLY:
+        if endpoint.json_only:
             operation["responses"]["415"] = _UNSUPPORTED
         if body is not None:
             operation["requestBody"] = {
@@ -197,7 +97,7 @@ def document() -> dict[str, Any]:
                     }
                 },
             }
-        if auth:
+        if endpoint.auth:
             operation["security"] = [{"token": []}]
         paths.setdefault(path, {})[method] = operation
     return {

@@ -1,16 +1,33 @@
 """The bodies the HTTP API takes (SPEC §2), as models: the OpenAPI document
-(`gateway/openapi.py`) is generated from them. The commands validate every field themselves
-(`gateway/commands/`), with the answers the spec gives; these models describe what is valid."""
+(`gateway/openapi.py`) is generated from them. A model that says how to word its refusals
+(`Body.refusal`) also validates its body (`gateway/errors.py` `require_body`: strictly, no
+coercion), with the messages the clients see, at the point of the command where the body is
+judged (after the ids in the path). The others only describe what is valid, and their
+commands (`gateway/commands/`) validate by hand, where that gives the better answer: sign-up
+and log-in count an attempt against the address before judging the body, and name the field
+at fault; a new channel's fields depend on its type, each with its own message; a display
+name is judged after NFC normalisation, blank or not, with its own messages."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import ErrorDetails
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
+from schemas.limits import MAX_PUSH_TOKEN_CHARS
+
+
+class Body(BaseModel):
+    """A body validated by its model: a body that fails gets `invalid` with `refusal`'s words."""
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        """The message for a body with these `errors` (in the order of the fields)."""
+        raise NotImplementedError
 
 
 def _name(max_chars: int) -> Any:
@@ -40,22 +57,46 @@ class NewChannel(BaseModel):
     )
 
 
-class GroupSettings(BaseModel):
+class GroupSettings(Body):
     model_config = ConfigDict(extra="forbid")
     history_visible: bool = Field(description="members who join later see the group's past")
 
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        if all(e["type"] == "bool_type" for e in errors):  # the one field, of another type
+            return "history_visible must be true or false"
+        return 'the body must be {"history_visible": true|false}'
 
-class NewMember(BaseModel):
+
+class NewMember(Body):
     user_id: IdString
 
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        return "user_id must be an id: a decimal number"
 
-class MemberRole(BaseModel):
+
+class MemberRole(Body):
     role: Literal["owner", "admin", "member"]
 
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        return "role must be 'owner', 'admin' or 'member'"
 
-class PushEndpointBody(BaseModel):
+
+class PushEndpointBody(Body):
     platform: str = Field(pattern=r"^[a-z0-9_.-]{1,32}$")
-    token: str = Field(min_length=1, max_length=4096, pattern=NO_CONTROL_PATTERN)
+    token: str = Field(min_length=1, max_length=MAX_PUSH_TOKEN_CHARS, pattern=NO_CONTROL_PATTERN)
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        error = errors[0]
+        if error["loc"][:1] == ("platform",):
+            return "platform must be 1-32 of [a-z0-9_.-]"
+        if error["type"] == "string_pattern_mismatch":
+            # A provider's handle is printable; a NUL is what the store would refuse (SPEC §4).
+            return "token must not contain control characters"
+        return f"token must be a string of 1-{MAX_PUSH_TOKEN_CHARS} characters"
 
 
 class MessageBody(BaseModel):
@@ -107,7 +148,7 @@ def _some_of_the_fields(schema: JsonDict) -> None:
     schema["minProperties"] = 1
 
 
-class AccountSettings(BaseModel):
+class AccountSettings(Body):
     """`PUT /v1/settings`: the settings to change (the others stay as they are)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_some_of_the_fields)
@@ -117,6 +158,22 @@ class AccountSettings(BaseModel):
     group_adds: Literal["everyone", "friends", "nobody"] | SkipJsonSchema[None] = Field(
         default=None, description="who may add you to groups (friends unless chosen otherwise)"
     )
+
+    @model_validator(mode="after")
+    def _some_given(self) -> Self:
+        """At least one setting, and none given as null."""
+        if not self.model_fields_set or any(
+            getattr(self, name) is None for name in self.model_fields_set
+        ):
+            raise ValueError("no setting given")
+        return self
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        return (
+            'the body must hold "read_receipts": true|false and/or'
+            ' "group_adds": "everyone"|"friends"|"nobody", nothing else'
+        )
 
 
 class ProfileChange(BaseModel):

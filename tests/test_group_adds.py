@@ -134,6 +134,8 @@ async def test_the_setting_takes_exactly_its_three_values(api: Api, body: Any) -
     response = await api.request("PUT", "/v1/settings", auth=me, json=body)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid"
+    if isinstance(body, dict):  # a body that is no object is refused as such
+        assert response.json()["error"]["message"].startswith('the body must hold "read_')
     # Nothing of a refused body is applied.
     assert await api.settings(me) == {"read_receipts": True, "group_adds": "friends"}
 

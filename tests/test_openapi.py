@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from gateway.http_api import routes
-from gateway.openapi import document
+from gateway.http_api import document, routes
 from tests.conftest import PASSWORD
 from tests.stack import Process
 

@@ -60,16 +60,20 @@ async def test_each_device_has_one_push_endpoint_listed_to_the_user_and_forgotte
         [(phone.device_id, "apns", "xyz"), (laptop.device_id, "webpush", "w")]
     )
     url = "/v1/push/endpoints/current"
-    for bad in (
-        {"platform": "APNS!", "token": "t"},
-        {"platform": "", "token": "t"},
-        {"platform": "apns", "token": ""},
-        {"platform": "apns", "token": "t" * 4097},
-        {"platform": "apns"},
-        {"token": 5, "platform": "apns"},
+    platform, token = "platform must be 1-32 of [a-z0-9_.-]", "token must be a string of 1-4096"
+    for bad, message in (
+        ({"platform": "APNS!", "token": "t"}, platform),
+        ({"platform": "", "token": "t"}, platform),
+        ({"token": "t"}, platform),
+        ({"platform": "apns", "token": ""}, token),
+        ({"platform": "apns", "token": "t" * 4097}, token),
+        ({"platform": "apns"}, token),
+        ({"token": 5, "platform": "apns"}, token),
+        ({"platform": "apns", "token": "t\n"}, "token must not contain control characters"),
     ):
         refused = await api.request("PUT", url, json=bad, auth=phone)
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid", bad
+        assert refused.json()["error"]["message"].startswith(message), bad
     assert (
         await api.request("PUT", url, json={"platform": "apns", "token": "t"})
     ).status_code == 401

@@ -13,10 +13,12 @@ from gateway.errors import (
     not_found,
     not_member,
     rate_limited,
+    require_body,
     require_id,
     require_name,
 )
 from gateway.services import Services
+from schemas.http import GroupSettings, MemberRole, NewMember
 from schemas.ids import MAX_ID, id_floor, new_id, now_ms, parse_id
 from schemas.limits import (
     HISTORY_LIMIT_DEFAULT,
@@ -232,10 +234,10 @@ async def _require_group(channels: ChannelStore, channel_id: str) -> None:
 
 
 async def add_member(
-    services: Services, caller: Device, channel_id: object, new_member: object
+    services: Services, caller: Device, channel_id: object, body: dict[str, Any]
 ) -> None:
     channel_id = require_id(channel_id, "channel_id")
-    new_member = require_id(new_member, "user_id")
+    new_member = require_body(NewMember, body).user_id
     channels = services.stores.channels
     mine = await require_member(channels, channel_id, caller.user_id)
     if mine.role not in MANAGERS:
@@ -291,14 +293,13 @@ async def remove_member(
 
 
 async def set_role(
-    services: Services, caller: Device, channel_id: object, member: object, role: object
+    services: Services, caller: Device, channel_id: object, member: object, body: dict[str, Any]
 ) -> None:
     """Make a member `owner`, `admin` or `member`. Owners may give any role, admins only make
     members admins; a group always keeps an owner (the last one hands over first)."""
     channel_id = require_id(channel_id, "channel_id")
     member = require_id(member, "user_id")
-    if role not in ("owner", "admin", "member"):
-        raise invalid("role must be 'owner', 'admin' or 'member'")
+    role = require_body(MemberRole, body).role
     channels = services.stores.channels
     mine = await require_member(channels, channel_id, caller.user_id)
     theirs = await channels.membership(channel_id, member)
@@ -376,9 +377,7 @@ async def change_group(
     see its past (storage/visibility.py). Owners and admins only; the rule reads the setting as
     it is now, so the change applies at once to every member's history, sync and search."""
     channel_id = require_id(channel_id, "channel_id")
-    if set(body) != {"history_visible"}:
-        raise invalid('the body must be {"history_visible": true|false}')
-    visible = _require_bool(body["history_visible"], "history_visible")
+    visible = require_body(GroupSettings, body).history_visible
     channels = services.stores.channels
     mine = await require_member(channels, channel_id, caller.user_id)
     if mine.role not in MANAGERS:
