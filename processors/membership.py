@@ -23,11 +23,14 @@ class MembershipCache:
 
     async def load(self, channel_ids: Iterable[str]) -> None:
         now = time.monotonic()
-        stale = [c for c in set(channel_ids) if self._members.get(c, ([], 0.0))[1] <= now]
+        wanted = set(channel_ids)
+        stale = [c for c in wanted if self._members.get(c, ([], 0.0))[1] <= now]
         if not stale:
             return
         if len(self._members) + len(stale) > self._max_channels:
-            self._members.clear()
+            # Room for these channels: the others go (read again when next needed), not the
+            # ones held fresh, whose messages would otherwise go to nobody.
+            self._members = {c: held for c, held in self._members.items() if c in wanted}
         found = await self._store.members(stale)
         for channel_id in stale:
             self.set(channel_id, found.get(channel_id, []))
