@@ -4,6 +4,7 @@ no accepted send dead-lettered later (SPEC §4, "accepted means stored")."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,7 +19,8 @@ from gateway.errors import ApiError as Refused
 from gateway.frames import FrameError, parse_frame
 from parley_client import ApiError
 from schemas.frames import Send
-from schemas.ids import id_floor, iso_ms, now_ms
+from schemas.ids import MAX_ID, id_floor, iso_ms, now_ms
+from schemas.limits import MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_CHARS
 from schemas.message import Message
 from schemas.settings import Settings
 from storage.postgres.messages import PostgresMessageStore
@@ -28,8 +30,15 @@ from tests.stack import Process
 
 # Text as clients may send it: any code point JSON can carry, control characters included.
 any_text = st.text(st.characters(codec="utf-8"), min_size=0, max_size=80)
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Beside anything at all, enough valid values that valid sends are common.
+cmids_or_not = st.one_of(
+    any_text, st.text(st.characters(codec="utf-8", exclude_categories=["Cc"]), min_size=1)
+)
+texts = st.one_of(any_text, st.text(st.characters(codec="utf-8"), min_size=1, max_size=300))
 ids_or_not = st.one_of(
     st.integers(min_value=-5, max_value=2**64).map(str),
+    st.integers(min_value=1, max_value=MAX_ID).map(str),
     st.text(st.characters(codec="utf-8"), max_size=24),
 )
 
@@ -53,7 +62,7 @@ def message_store(
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(client_msg_id=any_text, channel_id=ids_or_not, text=any_text)
+@given(client_msg_id=cmids_or_not, channel_id=ids_or_not, text=texts)
 def test_every_send_the_gateway_accepts_can_be_stored(
     client_msg_id: str,
     channel_id: str,
@@ -64,13 +73,24 @@ def test_every_send_the_gateway_accepts_can_be_stored(
     raw = orjson.dumps(
         {"type": "send", "client_msg_id": client_msg_id, "channel_id": channel_id, "text": text}
     ).decode()
+    # The rules of docs/protocol.md, said again here: the gateway must accept exactly these.
+    valid = (
+        0 < len(client_msg_id) <= MAX_CLIENT_MSG_ID_CHARS
+        and not CONTROL.search(client_msg_id)
+        and re.fullmatch("[1-9][0-9]{0,18}", channel_id) is not None
+        and int(channel_id) <= MAX_ID
+        and 0 < len(text) <= MAX_TEXT_CHARS
+        and "\x00" not in text
+    )
     try:
         frame, _ = parse_frame(raw)
-        assert isinstance(frame, Send)
+        assert isinstance(frame, Send), frame
         check_text(frame.text)
     except (FrameError, Refused) as refused:
+        assert not valid, f"a valid send refused: {refused}"
         assert refused.code in ("invalid", "too_large")
         return
+    assert valid, "an invalid send accepted"
     # Accepted: the store must take it (Postgres is the strictest store: no NUL in text).
     sent_at = now_ms()
     message = Message(
