@@ -18,7 +18,7 @@ from devstack.embedded.cassandra import EmbeddedCassandra
 from devstack.embedded.kafka import EmbeddedKafka
 from devstack.embedded.postgres import EmbeddedPostgres
 from devstack.embedded.process import free_port
-from parley_client import Client, Frame, Login, Session
+from parley_client import Client, Frame, Login, MessageFrame, Session
 from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from storage.stores import Stores, open_stores
@@ -98,6 +98,25 @@ async def sent(socket: Session, channel_id: str, texts: list[str]) -> list[str]:
         await socket.accepted(await socket.send_message(channel_id, text))
     echoes = await socket.collect_messages(channel_id, before + len(texts))
     return [m["message_id"] for m in echoes[before:]]
+
+
+MARK = "(mark)"
+
+
+async def marked(sender: Session, channel_id: str, *readers: Session) -> None:
+    """Send one more message, the mark, and read until it arrived on the sender and every
+    reader: what the channel had yet to deliver before it (a late duplicate included) has then
+    arrived, so the frames before it can be judged (`before_mark`). Frames read stay unread."""
+    await sender.send_message(channel_id, MARK)
+    for socket in {id(s): s for s in (sender, *readers)}.values():
+        while not any(m["text"] == MARK for m in socket.messages(channel_id)):
+            await socket.collect_messages(channel_id, len(socket.messages(channel_id)) + 1)
+
+
+def before_mark(socket: Session, channel_id: str) -> list[MessageFrame]:
+    """The socket's messages of the channel before the mark (see `marked`)."""
+    got = socket.messages(channel_id)
+    return got[: [m["text"] for m in got].index(MARK)]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

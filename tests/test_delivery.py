@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import Api, handled
+from tests.conftest import MARK, Api, before_mark, handled, marked
 from tests.stack import Stack
 
 
@@ -55,11 +55,12 @@ async def test_three_devices_of_one_user_each_get_every_message_once_in_order(ap
         await sockets[i % 3].send_message(channel, f"m{i}")
         await d.send_message(channel, f"d{i}")
 
+    for socket in [*sockets, d]:
+        await socket.collect_messages(channel, 40)
+    await marked(d, channel, *sockets)  # a late duplicate would come before the mark
     expected = None
     for socket in [*sockets, d]:
-        got = await socket.collect_messages(channel, 40)
-        await socket.settle(0.3)  # a late duplicate would show here
-        got = socket.messages(channel)
+        got = before_mark(socket, channel)
         assert len(got) == 40
         assert ids(got) == sorted(set(ids(got)))
         expected = expected or got
@@ -85,11 +86,12 @@ async def test_group_of_100_members_every_member_gets_every_message_once_in_orde
         got = await socket.collect_messages(channel, 10)
         first = first or got
         assert got == first
-    await asyncio.gather(*(s.settle(0.3) for s in sockets))  # late duplicates would show
-    assert all(len(s.messages(channel)) == 10 for s in sockets)
+    await marked(sockets[0], channel, *sockets)  # a late duplicate would come before the mark
+    assert all(len(before_mark(s, channel)) == 10 for s in sockets)
     assert ids(first or []) == sorted(ids(first or []))
     assert [m["text"] for m in first or []] == [f"group message {i}" for i in range(10)]
-    assert await api.all_history(owner, channel) == [
+    history = await api.all_history(owner, channel)
+    assert [m for m in history if m["text"] != MARK] == [
         {k: v for k, v in m.items() if k != "type"} for m in first or []
     ]
 
@@ -113,8 +115,8 @@ async def test_offline_device_gets_every_message_once_in_order_on_reconnect(api:
     got = back.messages(channel)
     assert [m["text"] for m in got] == [f"while away {i}" for i in range(30)]
     assert ids(got) == sorted(ids(got))
-    await back.settle(0.5)  # a late duplicate would show here
-    assert len(back.messages(channel)) == 30
+    await marked(e, channel, back)  # a late duplicate would come before the mark
+    assert len(before_mark(back, channel)) == 30
 
 
 async def test_sync_while_messages_keep_arriving_has_no_gap_and_no_duplicate(api: Api) -> None:
@@ -145,8 +147,8 @@ async def test_sync_while_messages_keep_arriving_has_no_gap_and_no_duplicate(api
     await sender
     h = await api.connect(hal)
     await h.collect_messages(channel, sent)
-    await h.settle(0.5)  # a late duplicate would show here
-    got = h.messages(channel)
+    await marked(g, channel, h)  # a late duplicate would come before the mark
+    got = before_mark(h, channel)
     assert [m["text"] for m in got] == [f"n{i}" for i in range(sent)]
     assert ids(got) == sorted(set(ids(got)))
     for prefix in seen:  # sync then live: from the first message on, none missing or twice
@@ -167,13 +169,10 @@ async def test_resending_the_same_client_msg_id_after_a_dropped_socket_yields_on
     await i2.accepted(await i2.send_message(channel, "only once", client_msg_id="retry-1"))
     await i2.send_message(channel, "next", client_msg_id="retry-2")
 
-    got = await j.collect_messages(channel, 2)
-    await j.settle(0.5)  # a late duplicate would show here
-    got = j.messages(channel)
+    await marked(i2, channel, j)  # a late duplicate would come before the mark
+    got = before_mark(j, channel)
     assert [m["text"] for m in got] == ["only once", "next"]
     history = await api.history(jo, channel)
-    assert [m["client_msg_id"] for m in history] == ["retry-1", "retry-2"]
+    assert [m["client_msg_id"] for m in history if m["text"] != MARK] == ["retry-1", "retry-2"]
     # The echo on the second socket carries the original id (from sync or live).
-    await i2.collect_messages(channel, 2)
-    await i2.settle(0.5)  # a late duplicate would show here
-    assert i2.messages(channel) == got
+    assert before_mark(i2, channel) == got
