@@ -20,7 +20,7 @@ import pexpect
 from parley_client import Client, Frame, Login, Message
 from parley_client.reconnecting import Handlers, ReconnectingSession
 from terminal.timeline import Typists
-from tests.conftest import PASSWORD, Api, eventually
+from tests.conftest import MARK, PASSWORD, Api, eventually
 
 TIMEOUT_S = 30
 
@@ -46,8 +46,7 @@ async def parley(env: dict[str, str], *args: str, stdin: str | None = None) -> R
     out, err = await asyncio.wait_for(
         process.communicate(stdin.encode() if stdin is not None else b""), TIMEOUT_S * 2
     )
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
+    return Ran(await process.wait(), out.decode(), err.decode())
 
 
 def shown(message: Message, name: str) -> str:
@@ -552,14 +551,16 @@ async def test_the_connection_resumes_after_a_drop_with_no_gap_and_no_duplicate(
             for text in ("sent during the gap 1", "sent during the gap 2"):
                 await sender.accepted(await sender.send_message(channel, text))
             await eventually(lambda: _true(len(texts()) == 4), TIMEOUT_S, "the resumed sync")
-            await sender.settle(0.5)
+            await sender.send_message(channel, MARK)  # a late duplicate would come before it
+            await eventually(lambda: _true(MARK in texts()), TIMEOUT_S, "the mark")
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             await link.close()
 
-    assert texts()[0] == "before the drop"
-    assert sorted(texts()[1:]) == [
+    got = texts()[: texts().index(MARK)]
+    assert got[0] == "before the drop"
+    assert sorted(got[1:]) == [
         "sent during the gap 1",
         "sent during the gap 2",
         "typed while away",
