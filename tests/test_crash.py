@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from parley_client import Login, Session
-from tests.conftest import Api, eventually, metric
+from tests.conftest import MARK, Api, before_mark, eventually, marked, metric
 from tests.stack import Stack
 from topics.definitions import key_partition
 
@@ -53,24 +53,26 @@ async def test_processor_sigkill_mid_stream_every_device_gets_each_message_once_
     expected = [f"m{i}" for i in range(TOTAL)]
     for socket in (s, r):
         await socket.collect_messages(channel, TOTAL, timeout_s=90)
-        await socket.settle(1.0)  # a late duplicate would show here
-    accepted = {f["client_msg_id"] for f in s.frames or [] if f["type"] == "accepted"}
-    assert accepted == {f"crash-{i}" for i in range(TOTAL)}, s.errors()[:3]
-    late_socket = await api.connect(late)
-    await late_socket.settle(1.0)  # a late duplicate would show here
-
-    for socket in (s, r, late_socket):
-        got = socket.messages(channel)
-        assert [m["text"] for m in got] == expected
-        ids = [int(m["message_id"]) for m in got]
-        assert ids == sorted(set(ids))
-    assert s.messages(channel) == r.messages(channel) == late_socket.messages(channel)
     # The successor stored what was sent after the kill and what the killed worker had not,
     # and not what had already been delivered (those it found stored: same ids).
     stored = await metric(restarted.url, STORED)
+    await marked(s, channel, r)  # a late duplicate would come before the mark
+    accepted = {f["client_msg_id"] for f in s.frames or [] if f["type"] == "accepted"}
+    crashed = {c for c in accepted if c.startswith("crash-")}
+    assert crashed == {f"crash-{i}" for i in range(TOTAL)}, s.errors()[:3]
+    late_socket = await api.connect(late)
+    await marked(s, channel, late_socket)
+
+    for socket in (s, r, late_socket):
+        got = before_mark(socket, channel)
+        assert [m["text"] for m in got] == expected
+        ids = [int(m["message_id"]) for m in got]
+        assert ids == sorted(set(ids))
+    assert before_mark(s, channel) == before_mark(r, channel) == before_mark(late_socket, channel)
     assert TOTAL - half <= stored <= TOTAL - delivered_before
-    history = await api.all_history(reader, channel)
-    assert history == [{k: v for k, v in m.items() if k != "type"} for m in r.messages(channel)]
+    history = [m for m in await api.all_history(reader, channel) if m["text"] != MARK]
+    got = before_mark(r, channel)
+    assert history == [{k: v for k, v in m.items() if k != "type"} for m in got]
 
 
 async def test_one_of_two_processor_workers_killed_under_load_loses_and_doubles_nothing(
@@ -109,12 +111,12 @@ async def test_one_of_two_processor_workers_killed_under_load_loses_and_doubles_
     for channel in channels:
         got = await r.collect_messages(channel, per_channel, timeout_s=90)
         assert [m["text"] for m in got] == [f"{channel}:{i}" for i in range(per_channel)]
-    await r.settle(1.0)  # a late duplicate would show here
     for channel in channels:
-        got = r.messages(channel)
+        await marked(s, channel, r)  # a late duplicate would come before the mark
+        got = before_mark(r, channel)
         assert len(got) == per_channel
         assert [m["message_id"] for m in got] == [
-            m["message_id"] for m in await api.all_history(reader, channel)
+            m["message_id"] for m in await api.all_history(reader, channel) if m["text"] != MARK
         ]
 
 
@@ -181,8 +183,8 @@ async def changes_through_a_crash(
     kinds = ("message", "edit", "delete", "reaction")
     for socket in (s, r):
         await seen(socket, every, kinds)
-        await socket.settle(1.0)  # a late duplicate would show here
-        rows = [f for f in socket.frames or [] if f["type"] in kinds]
+        await marked(s, channel, socket)  # a late duplicate would come before the mark
+        rows = [f for f in socket.frames or [] if f["type"] in kinds and f.get("text") != MARK]
         assert sorted(f["client_msg_id"] for f in rows if f["type"] != "message") == sorted(every)
         row_ids = [int(f["message_id"]) for f in rows]
         assert row_ids == sorted(set(row_ids))  # each once, in the channel's order
