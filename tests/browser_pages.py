@@ -42,6 +42,24 @@ async def launch(playwright: Playwright) -> Browser:
     )
 
 
+async def new_context(browser: Browser, init_script: str | None = None) -> BrowserContext:
+    """A browser profile of its own: its own localStorage, so its own device; `init_script`
+    runs in every page of it before the app's own."""
+    context = await browser.new_context(viewport={"width": 1100, "height": 700})
+    if init_script is not None:
+        await context.add_init_script(init_script)
+    return context
+
+
+async def signed_in(
+    browser: Browser, url: str, artifacts: Path, username: str, init_script: str | None = None
+) -> ChatPage:
+    """A new browser profile (a new device) logged in as `username`."""
+    page = await ChatPage.open(await new_context(browser, init_script), url, artifacts)
+    await page.log_in(username)
+    return page
+
+
 class ChatPage:
     """One tab of the web app."""
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from devstack.embedded.cassandra import EmbeddedCassandra
 from devstack.embedded.kafka import EmbeddedKafka
@@ -175,6 +176,28 @@ def server_frames_match_the_asyncapi_document() -> Iterator[None]:
 
         found = problems(recorder.frames, server_frame_validators(document()))
         assert not found, "server frames off the AsyncAPI document:\n" + "\n".join(found[:50])
+
+
+@pytest.fixture(scope="module")
+def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where a browser test module keeps its screenshots: `<basetemp>/browser-artifacts/` for
+    tests/test_browser.py, `browser-people-artifacts/` for tests/test_browser_people.py, …"""
+    module = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    path = tmp_path_factory.getbasetemp() / f"{module.replace('_', '-')}-artifacts"
+    path.mkdir(exist_ok=True)
+    print(f"browser screenshots: {path}")
+    return path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """The system's Chromium, driven by Playwright (tests/browser_pages.py)."""
+    from tests.browser_pages import launch  # it imports this module
+
+    async with async_playwright() as playwright:
+        launched = await launch(playwright)
+        yield launched
+        await launched.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from devstack.embedded.kafka import EmbeddedKafka
 from devstack.embedded.process import free_port
 from schemas.settings import Settings
-from tests.browser_pages import ChatPage, launch
+from tests.browser_pages import ChatPage, new_context, signed_in
 from tests.conftest import Api, eventually
 from tests.stack import Process, Stack, base_env
 from topics.admin import ensure_topics
@@ -61,27 +61,6 @@ async def web_api(web: Process) -> AsyncIterator[Api]:
     client = Api(web.url, web.ws_url)
     async with client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "browser-artifacts"
-    path.mkdir(exist_ok=True)
-    print(f"browser screenshots: {path}")
-    return path
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await launch(playwright)
-        yield browser
-        await browser.close()
-
-
-async def new_context(browser: Browser) -> BrowserContext:
-    """A browser profile of its own: its own localStorage, so its own device."""
-    return await browser.new_context(viewport={"width": 1100, "height": 700})
 
 
 async def test_two_users_chat_and_a_third_tab_and_a_reload_keep_up(
@@ -146,20 +125,13 @@ async def test_two_users_chat_and_a_third_tab_and_a_reload_keep_up(
     await bob.screenshot("two-users-bob")
 
 
-async def signed_in(browser: Browser, web: Process, artifacts: Path, username: str) -> ChatPage:
-    """A new browser profile (a new device) logged in as `username`."""
-    page = await ChatPage.open(await new_context(browser), web.url, artifacts)
-    await page.log_in(username)
-    return page
-
-
 async def test_refusals_are_told_to_the_user(
     browser: Browser, web: Process, web_api: Api, artifacts: Path
 ) -> None:
     owner, member = await web_api.new_device("own"), await web_api.new_device("mem")
     await web_api.group(owner, [member.user_id], name="Refusals")
-    alice = await signed_in(browser, web, artifacts, owner.username)
-    bob = await signed_in(browser, web, artifacts, member.username)
+    alice = await signed_in(browser, web.url, artifacts, owner.username)
+    bob = await signed_in(browser, web.url, artifacts, member.username)
     await alice.open_chat("Refusals")
     await bob.open_chat("Refusals")
 
@@ -211,8 +183,8 @@ async def test_a_device_logged_out_elsewhere_is_sent_back_to_log_in(
     browser: Browser, web: Process, web_api: Api, artifacts: Path
 ) -> None:
     username = await web_api.new_user("out")
-    laptop = await signed_in(browser, web, artifacts, username)
-    phone = await signed_in(browser, web, artifacts, username)
+    laptop = await signed_in(browser, web.url, artifacts, username)
+    phone = await signed_in(browser, web.url, artifacts, username)
 
     await phone.page.get_by_role("button", name="Devices").click()
     devices = phone.page.get_by_test_id("devices-dialog")
@@ -247,7 +219,7 @@ async def test_history_scrolls_back_and_jumps_to_a_message(
     await eventually(stored, 30, "the 60 messages stored")
     ids = [m["message_id"] for m in await web_api.all_history(carol, channel)]
 
-    page = await signed_in(browser, web, artifacts, dave.username)
+    page = await signed_in(browser, web.url, artifacts, dave.username)
     await page.channel(carol.username).click()
     await expect(page.messages).to_have_text(texts[10:])
     await page.page.get_by_test_id("messages").evaluate("e => e.parentElement.scrollTop = 0")
@@ -269,7 +241,7 @@ async def test_a_killed_gateway_loses_nothing_and_duplicates_nothing(
 ) -> None:
     alice, bob = await web_api.new_device("alice"), await web_api.new_device("bob")
     channel = await web_api.direct(bob, alice.user_id)
-    page = await signed_in(browser, web, artifacts, alice.username)
+    page = await signed_in(browser, web.url, artifacts, alice.username)
     await page.channel(bob.username).click()
     await page.send("before")
     await page.expect_texts(["before"])
@@ -315,7 +287,7 @@ async def test_unread_counts_fall_when_another_tab_reads(
 ) -> None:
     alice, bob = await web_api.new_device("alice"), await web_api.new_device("bob")
     channel = await web_api.direct(bob, alice.user_id)
-    page = await signed_in(browser, web, artifacts, alice.username)
+    page = await signed_in(browser, web.url, artifacts, alice.username)
     chat = page.channel(bob.username)
     async with await web_api.connect(bob) as socket:
         for text in ("one", "two"):
@@ -337,8 +309,8 @@ async def test_people_are_found_by_username_and_see_each_other_typing(
     browser: Browser, web: Process, web_api: Api, artifacts: Path
 ) -> None:
     erin, frank = await web_api.new_device("erin"), await web_api.new_device("frank")
-    alice = await signed_in(browser, web, artifacts, erin.username)
-    bob = await signed_in(browser, web, artifacts, frank.username)
+    alice = await signed_in(browser, web.url, artifacts, erin.username)
+    bob = await signed_in(browser, web.url, artifacts, frank.username)
 
     # A direct chat by username, with someone who is not a friend; an unknown name is told.
     await alice.start_direct("nobody-" + uuid.uuid4().hex[:8])
@@ -377,8 +349,8 @@ async def test_read_receipts_show_who_has_seen_and_follow_the_setting(
 ) -> None:
     owner, reader = await web_api.new_device("owner"), await web_api.new_device("reader")
     carol = await web_api.new_device("carol")
-    alice = await signed_in(browser, web, artifacts, owner.username)
-    bob = await signed_in(browser, web, artifacts, reader.username)
+    alice = await signed_in(browser, web.url, artifacts, owner.username)
+    bob = await signed_in(browser, web.url, artifacts, reader.username)
 
     # A group of people named by username; carol is added by username afterwards.
     await alice.page.get_by_role("button", name="New group").click()
@@ -436,8 +408,8 @@ async def test_who_may_add_me_to_groups_is_a_setting_and_a_refusal_says_why(
 ) -> None:
     owner = await web_api.new_device("owner")
     stranger = await web_api.new_device("stranger", group_adds=None)  # friends only
-    alice = await signed_in(browser, web, artifacts, owner.username)
-    carol = await signed_in(browser, web, artifacts, stranger.username)
+    alice = await signed_in(browser, web.url, artifacts, owner.username)
+    carol = await signed_in(browser, web.url, artifacts, stranger.username)
 
     await alice.page.get_by_role("button", name="New group").click()
     dialog = alice.page.get_by_test_id("group-dialog")
@@ -466,8 +438,8 @@ async def test_edits_deletes_and_reactions_show_on_both_sides_and_after_a_reload
 ) -> None:
     owner, member = await web_api.new_device("owner"), await web_api.new_device("member")
     await web_api.group(owner, [member.user_id], name="Changes")
-    alice = await signed_in(browser, web, artifacts, owner.username)
-    bob = await signed_in(browser, web, artifacts, member.username)
+    alice = await signed_in(browser, web.url, artifacts, owner.username)
+    bob = await signed_in(browser, web.url, artifacts, member.username)
     await alice.open_chat("Changes")
     await bob.open_chat("Changes")
     for text in ("typo heer", "regret this", "keep this"):
@@ -524,7 +496,7 @@ async def test_edits_deletes_and_reactions_show_on_both_sides_and_after_a_reload
     await bob.page.reload()
     await bob.online()
     await bob.open_chat("Changes")
-    fresh = await signed_in(browser, web, artifacts, member.username)
+    fresh = await signed_in(browser, web.url, artifacts, member.username)
     await fresh.open_chat("Changes")
     for page in (bob, fresh):
         await page.expect_texts(expected)
@@ -558,7 +530,7 @@ async def test_a_change_the_server_refuses_is_told_under_its_message(
         await socket.accepted(await socket.send_message(channel, "by the member"))
     async with await web_api.connect(admin) as socket:
         await socket.accepted(await socket.send_message(channel, "by the admin"))
-    page = await signed_in(browser, web, artifacts, admin.username)
+    page = await signed_in(browser, web.url, artifacts, admin.username)
     await page.open_chat("Stale")
     await page.expect_texts(["by the member", "by the admin"])
 
@@ -595,8 +567,8 @@ async def test_search_highlights_matches_opens_the_chat_there_and_follows_edits(
     owner, member = await web_api.new_device("writer"), await web_api.new_device("seeker")
     await web_api.make_friends(owner, member)  # so the seeker knows the sender's name
     await web_api.group(owner, [member.user_id], name="Study")
-    alice = await signed_in(browser, web, artifacts, owner.username)
-    bob = await signed_in(browser, web, artifacts, member.username)
+    alice = await signed_in(browser, web.url, artifacts, owner.username)
+    bob = await signed_in(browser, web.url, artifacts, member.username)
     await alice.open_chat("Study")
     korean, english = "오늘 한국어 공부를 했어요", "the weather is lovely today"
     await alice.send(korean)

@@ -6,13 +6,11 @@ works under its Content-Security-Policy, which lets a page reach its own host on
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser_pages import ChatPage, launch
+from tests.browser_pages import ChatPage, new_context, signed_in
 from tests.conftest import Api, eventually
 from tests.stack import Process
 
@@ -32,21 +30,6 @@ CRAFTED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "browser-hardening-artifacts"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await launch(playwright)
-        yield browser
-        await browser.close()
-
-
 # Every Content-Security-Policy violation the page meets, as "directive blocked-uri".
 WATCH_VIOLATIONS = """
 window.__violations = [];
@@ -56,24 +39,12 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
-async def new_context(browser: Browser) -> BrowserContext:
-    context = await browser.new_context(viewport={"width": 1100, "height": 700})
-    await context.add_init_script(WATCH_VIOLATIONS)
-    return context
-
-
-async def signed_in(browser: Browser, gateway: Process, artifacts: Path, username: str) -> ChatPage:
-    page = await ChatPage.open(await new_context(browser), gateway.url, artifacts)
-    await page.log_in(username)
-    return page
-
-
 async def test_a_crafted_link_revokes_nothing_and_shows_the_chat_list(
     browser: Browser, gateway: Process, api: Api, artifacts: Path
 ) -> None:
     alice, bob = await api.new_device("alice"), await api.new_device("bob")
     group = await api.group(alice, [bob.user_id], name="Crafted")
-    page = await signed_in(browser, gateway, artifacts, alice.username)
+    page = await signed_in(browser, gateway.url, artifacts, alice.username, WATCH_VIOLATIONS)
     title = page.page.locator("#chat-title")
     members = page.page.get_by_test_id("members-dialog")
     for crafted in CRAFTED:
@@ -121,14 +92,14 @@ async def test_the_app_logs_in_sends_and_receives_under_its_csp(
     # Alice's discovery names only a gateway elsewhere (this host, another port), which the
     # policy refuses: the app falls back to the origin that served it.
     elsewhere = {"gateways": [{"url": "ws://127.0.0.1:9/v1/ws"}]}
-    alice_context = await new_context(browser)
+    alice_context = await new_context(browser, WATCH_VIOLATIONS)
     await alice_context.route(
         "**/v1/discovery", lambda route: route.fulfill(json=elsewhere, status=200)
     )
     alice_page = await ChatPage.open(alice_context, gateway.url, artifacts)
     await alice_page.log_in(alice.username)
     await expect(alice_page.connection).to_have_attribute("data-gateway", gateway.ws_url)
-    bob_page = await signed_in(browser, gateway, artifacts, bob.username)
+    bob_page = await signed_in(browser, gateway.url, artifacts, bob.username, WATCH_VIOLATIONS)
     await alice_page.open_chat(bob.username)
     await bob_page.open_chat(alice.username)
     await alice_page.send("under the policy")

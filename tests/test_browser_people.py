@@ -5,40 +5,13 @@ offline."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser_pages import ChatPage, launch
+from tests.browser_pages import signed_in
 from tests.conftest import Api, eventually
 from tests.stack import Process
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "browser-people-artifacts"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await launch(playwright)
-        yield browser
-        await browser.close()
-
-
-async def new_context(browser: Browser) -> BrowserContext:
-    return await browser.new_context(viewport={"width": 1100, "height": 700})
-
-
-async def signed_in(browser: Browser, gateway: Process, artifacts: Path, username: str) -> ChatPage:
-    page = await ChatPage.open(await new_context(browser), gateway.url, artifacts)
-    await page.log_in(username)
-    return page
 
 
 async def test_people_who_are_no_friends_show_by_name_and_a_name_can_be_set(
@@ -53,7 +26,7 @@ async def test_people_who_are_no_friends_show_by_name_and_a_name_can_be_set(
         await socket.accepted(await socket.send_message(group, "bob in the group"))
         await socket.collect_messages(group, 1)  # stored
 
-    page = await signed_in(browser, gateway, artifacts, alice.username)
+    page = await signed_in(browser, gateway.url, artifacts, alice.username)
     await page.open_chat("Bob Builder")  # the direct chat is titled by his name
     await expect(page.message("hi from bob").locator(".sender")).to_have_text("Bob Builder")
     await page.open_chat("crew")
@@ -77,7 +50,7 @@ async def test_people_who_are_no_friends_show_by_name_and_a_name_can_be_set(
     await page.send("now with a name")
     await expect(page.message("now with a name").locator(".sender")).to_have_text("Alice Liddell")
 
-    bob_page = await signed_in(browser, gateway, artifacts, bob.username)
+    bob_page = await signed_in(browser, gateway.url, artifacts, bob.username)
     await bob_page.open_chat("Alice Liddell")
     await expect(bob_page.page.get_by_test_id("channels")).not_to_contain_text("user …")
     await page.screenshot("names")
@@ -88,7 +61,7 @@ async def test_messages_read_in_a_burst_move_the_marker_to_the_newest(
 ) -> None:
     alice, bob = await api.new_device("alice"), await api.new_device("bob")
     channel = await api.direct(bob, alice.user_id)
-    page = await signed_in(browser, gateway, artifacts, alice.username)
+    page = await signed_in(browser, gateway.url, artifacts, alice.username)
     async with await api.connect(bob) as socket:
         await socket.accepted(await socket.send_message(channel, "first"))
         await page.open_chat(bob.username)
@@ -115,7 +88,7 @@ async def test_the_top_bar_says_offline_while_the_browser_is(
 ) -> None:
     alice, bob = await api.new_device("alice"), await api.new_device("bob")
     channel = await api.direct(bob, alice.user_id)
-    page = await signed_in(browser, gateway, artifacts, alice.username)
+    page = await signed_in(browser, gateway.url, artifacts, alice.username)
     await page.open_chat(bob.username)
     await expect(page.connection).to_have_text("Online")
 
