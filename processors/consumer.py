@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from processors import metrics
 from processors.backoff import backoff
@@ -105,6 +105,12 @@ class _Record:
     value: bytes
     offset: int
     headers: Headers
+
+
+def _record(fetched: ConsumerRecord[bytes, bytes]) -> _Record:
+    """A fetched record as the lanes keep it; a value-less record (none is produced to these
+    topics) is an empty value, which its handler refuses like any unreadable one."""
+    return _Record(fetched.key, fetched.value or b"", fetched.offset, fetched.headers)
 
 
 @dataclass
@@ -254,7 +260,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     max_records=self._settings.processor_batch_max,
                 )
                 for tp, records in fetched.items():
-                    self._take(tp, [_Record(r.key, r.value, r.offset, r.headers) for r in records])
+                    self._take(tp, [_record(r) for r in records])
                 await self._commit_due()
                 self._measure_lag()
         finally:
@@ -271,7 +277,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             partition = self._partitions[tp] = _Partition(self._routes[tp.topic].open(tp.partition))
         heavy_bytes = self._routes[tp.topic].heavy_bytes
         for record in records:
-            heavy = heavy_bytes is not None and len(record.value or b"") >= heavy_bytes
+            heavy = heavy_bytes is not None and len(record.value) >= heavy_bytes
             partition.take(record, heavy)
         for lane in partition.lanes:
             if lane.queued and lane.task is None:
@@ -307,15 +313,15 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     def _next_batch(self, queued: deque[_Record]) -> list[_Record]:
         """The oldest queued records, up to a batch's count and bytes (at least one)."""
         batch = [queued.popleft()]
-        size = len(batch[0].value or b"")
+        size = len(batch[0].value)
         while (
             queued
             and len(batch) < self._settings.processor_batch_max
-            and size + len(queued[0].value or b"") <= self._settings.processor_batch_bytes
+            and size + len(queued[0].value) <= self._settings.processor_batch_bytes
         ):
             record = queued.popleft()
             batch.append(record)
-            size += len(record.value or b"")
+            size += len(record.value)
         return batch
 
     async def _handle(
