@@ -6,6 +6,7 @@ Also the tokens and snippets every backend shares (storage/search/)."""
 from __future__ import annotations
 
 import string
+import sys
 import threading
 import time
 import unicodedata
@@ -572,3 +573,37 @@ def test_an_ascii_text_past_the_bound_and_the_token_caps_cuts_the_same_both_ways
     _both_paths(index_tokens, long)
     _both_paths(index_tokens, "z" * 60_000 + " " + "q" * 60_000)
     _both_paths(query_tokens, long)
+
+
+def test_the_kinds_table_is_the_kind_of_every_code_point() -> None:
+    # The fast cutter's classes are made from this table: it must say what `_kind` says.
+    letters = {kind: letter for letter, kind in search_tokens._KIND_LETTERS.items()}
+    table = search_tokens.kinds_table()
+    assert len(table) == sys.maxunicode + 1
+    wrong = [
+        cp for cp, letter in enumerate(table) if letters[search_tokens._kind(chr(cp))] != letter
+    ]
+    assert wrong == []
+
+
+# Letters and marks of several scripts, symbols and what dresses them, spaces and punctuation.
+_UNICODE_TEXT = st.text(
+    st.characters(blacklist_categories=["Cs"])
+    | st.sampled_from(
+        "aZ9 ,.한국어漢字かなカナไทย\u0301\u0653\u093f\ufdfa👍🏽\u200d\ufe0f\U0001d400ß\u0130"
+    )
+)
+
+
+@given(_UNICODE_TEXT)
+@example(
+    "x\u0301y 漢\u0301字 👍\u0301 \u0301a \ufe0fb\u200dc 👍🏽👍 ß\u0130 \U0001d400\U0001d401 e\u0653"
+)
+def test_any_text_is_cut_in_c_into_the_tokens_of_the_loop_over_its_characters(text: str) -> None:
+    assert index_tokens(text) == index_tokens(text, fast=False)
+
+
+def test_long_texts_of_every_kind_cut_the_same_both_ways() -> None:
+    cjk = "".join(chr(0x4E00 + i % 20_000) for i in range(100_000))  # past MAX_INDEX_TOKENS
+    for text in (HUGE, cjk, "Ünïcödé wörds x\u0301y 漢字かな 👍🏽 \U0001d400 " * 3_000):
+        assert index_tokens(text) == index_tokens(text, fast=False)

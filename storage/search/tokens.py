@@ -24,16 +24,21 @@ the original (a message's 100,000 characters) bounds nothing: 100,000 x U+FDFA i
 characters, seconds of Python per message. The text is normalised a piece at a time and the
 rest is never looked at, so the work per text is O(`MAX_SEARCH_CHARS`) whatever it holds.
 
-**Plain text is cut in C.** An ASCII text (most messages) is its own NFKC form, its case
+**Texts are cut in C.** An ASCII text (most messages) is its own NFKC form, its case
 folding is `str.lower`, and its only tokens are runs of ASCII letters and digits (no ASCII
 character is a symbol, a mark or in a space-less script): one regex gives exactly the tokens
-of the general path (`fast=False`; a property test holds them equal), ~20 times faster.
+of the general path (`fast=False`; a property test holds them equal), ~20 times faster. Any
+other text is cut by one regex too (`_cutter`: character classes made once from this Python's
+Unicode data), so indexing a 100,000-character text costs milliseconds instead of the ~150 ms a
+loop over its characters took; `runs`, the loop, is kept where positions are needed (snippets)
+and as the definition the fast path is held equal to.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -255,22 +260,108 @@ def _ascii_words(text: str) -> list[str]:
     return _ASCII_WORD.findall(text[:MAX_SEARCH_CHARS].lower())
 
 
+# The ranges of `_ignored`.
+_IGNORED_RANGES: tuple[tuple[int, int], ...] = (
+    (0xFE00, 0xFE0F),
+    (0x200C, 0x200D),
+    (0x1F3FB, 0x1F3FF),
+    (0xE0000, 0xE007F),
+    (0xE0100, 0xE01EF),
+)
+_KIND_LETTERS: dict[str, RunKind | Literal["mark", "ignored", "space"]] = {
+    "c": "cjk",
+    "w": "word",
+    "s": "symbol",
+    "m": "mark",
+    "i": "ignored",
+    " ": "space",
+}
+
+
+@functools.cache
+def kinds_table() -> str:
+    """`_kind` of every code point, a letter each (`_KIND_LETTERS`), made in C passes over
+    this Python's Unicode data (~0.5 s, once): `[^\\W_]` is exactly `str.isalnum` (both are
+    CPython's `Py_UNICODE_ISALNUM`), and marks and symbols are read from the categories."""
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    categories = "".join(map(unicodedata.category, every))  # two letters a code point
+    table = bytearray(b" ") * len(every)
+    for found in re.finditer("M[nce]|So", categories):  # capitals fall on even offsets only
+        table[found.start() // 2] = ord("m" if found.group()[0] == "M" else "s")
+    for found in re.finditer(r"[^\W_]+", every):
+        table[found.start() : found.end()] = b"w" * (found.end() - found.start())
+    for letter, ranges in (("c", _CJK_RANGES), ("i", _IGNORED_RANGES)):
+        for low, high in ranges:
+            table[low : high + 1] = letter.encode() * (high + 1 - low)
+    return table.decode("ascii")
+
+
+_ASTRAL = "(?=[\\U00010000-\\U0010ffff])"  # cheap: the classes' astral parts are range lists
+
+
+def _any_of(letters: str) -> tuple[str, str]:
+    """Regex classes of the code points of these kinds, the BMP's and the rest's: `re` makes a
+    class of BMP characters a table lookup, but one holding an astral character a list of
+    ranges tried in turn, so the two are kept apart."""
+    bmp: list[str] = []
+    astral: list[str] = []
+    for run in re.finditer(f"[{letters}]+", kinds_table()):
+        low, high = run.start(), run.end() - 1
+        for start, end, into in ((low, min(high, 0xFFFF), bmp), (max(low, 0x10000), high, astral)):
+            if start <= end:
+                into.append(f"\\U{start:08x}-\\U{end:08x}")
+    return "[" + "".join(bmp) + "]", "[" + "".join(astral) + "]"
+
+
+def _one(letters: str) -> str:
+    bmp, astral = _any_of(letters)
+    return f"(?:{bmp}|{_ASTRAL}{astral})"
+
+
+def _many(letters: str) -> str:
+    bmp, astral = _any_of(letters)
+    return f"(?:{bmp}+|{_ASTRAL}{astral})*"
+
+
+@functools.cache
+def _cutter() -> re.Pattern[str]:
+    """One regex whose matches are the runs `runs` cuts from a text without its ignored
+    characters, the run's text in group 1 (space-less script), 2 (word) or 3 (symbol)."""
+    return re.compile(f"({_one('c')}{_many('cm')})|({_one('w')}{_many('wm')})|({_one('s')})")
+
+
+_IGNORED = re.compile(
+    "[" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in _IGNORED_RANGES) + "]+"
+)
+
+
+def _run_texts(folded: str, fast: bool) -> Iterator[tuple[RunKind, str]]:
+    """The kind and searchable text of each distinct run of `folded`, in the order `runs`
+    cuts them; in C when `fast` (one `findall`, repeats dropped before any Python sees them)."""
+    if not fast:
+        yield from dict.fromkeys((run.kind, run.text) for run in runs(folded))
+        return
+    for cjk, word, symbol in dict.fromkeys(_cutter().findall(_IGNORED.sub("", folded))):
+        yield ("cjk", cjk) if cjk else ("word", word) if word else ("symbol", symbol)
+
+
 def index_tokens(text: str, *, fast: bool = True) -> list[str]:
     """The distinct tokens a message is indexed under (at most `MAX_INDEX_TOKENS`), from its
-    first `MAX_SEARCH_CHARS` normalised characters. `fast=False` takes the general path even
-    for ASCII (to prove both agree)."""
+    first `MAX_SEARCH_CHARS` normalised characters. `fast=False` cuts every text with `runs`,
+    the loop over its characters (to prove both agree)."""
     if fast and text.isascii():
         return list(dict.fromkeys(_ascii_words(text)))[:MAX_INDEX_TOKENS]
     seen: dict[str, None] = {}
-    for run in runs(case_fold(normalise(text)[0])):
-        if run.kind == "cjk":
-            chars = run.text
+    for kind, chars in _run_texts(case_fold(normalise(text)[0]), fast):
+        if kind == "cjk":
             for i, ch in enumerate(chars):
                 seen[ch] = None
                 if i + 1 < len(chars):
                     seen[chars[i : i + 2]] = None
+                if len(seen) >= MAX_INDEX_TOKENS:
+                    break  # what comes after is cut off below anyway
         else:
-            seen[run.text[:MAX_WORD_CHARS]] = None
+            seen[chars[:MAX_WORD_CHARS]] = None
         if len(seen) >= MAX_INDEX_TOKENS:
             break
     return list(seen)[:MAX_INDEX_TOKENS]
