@@ -22,7 +22,7 @@ import pytest
 
 from devstack.embedded.kafka import EmbeddedKafka
 from parley_client import Login, Session
-from tests.conftest import Api
+from tests.conftest import Api, before_mark, marked
 from tests.stack import Stack
 
 BUDGET_FILE = Path(__file__).resolve().parent.parent / "bench" / "cpu_budget.json"
@@ -147,7 +147,7 @@ async def step(pairs: list[tuple[Session, Session, str]], texts: dict[str, list[
 
 
 def assert_exactly_once_in_order(socket: Session, channel_id: str, texts: list[str]) -> None:
-    frames = socket.messages(channel_id)
+    frames = before_mark(socket, channel_id)
     assert [f["text"] for f in frames] == texts, "not every message exactly once, in order"
     ids = [int(f["message_id"]) for f in frames]
     assert ids == sorted(set(ids)), "message ids not strictly increasing"
@@ -194,11 +194,12 @@ async def test_cpu_per_one_to_one_message_at_most_twice_the_recorded_figure(
     await step(pairs, texts)
     meter.stop()
 
-    await asyncio.gather(*(r.settle(0.5) for _, r, _ in pairs))  # a late duplicate would show
+    # A late duplicate would come before the mark.
+    await asyncio.gather(*(marked(s, ch, r) for s, r, ch in pairs))
     for s, r, ch in pairs:
         for socket in (s, r):
             assert_exactly_once_in_order(socket, ch, [*warm[ch], *texts[ch]])
-    delivered = sum(len(r.messages(ch)) - WARM_UP for _, r, ch in pairs)
+    delivered = sum(len(before_mark(r, ch)) - WARM_UP for _, r, ch in pairs)
     assert delivered == MESSAGES
 
     per = split(meter.by_role, delivered)

@@ -14,7 +14,7 @@ import pytest
 from devstack.embedded.postgres import EmbeddedPostgres
 from devstack.embedded.process import free_port
 from parley_client import Login, Session
-from tests.conftest import Api
+from tests.conftest import MARK, Api, before_mark, marked
 from tests.stack import start_dev
 
 BUSY = 20_000  # messages in the one busy channel
@@ -122,14 +122,17 @@ async def test_fifty_thousand_messages_twenty_thousand_in_one_channel_arrive_onc
         await sender.collect_messages(busy, BUSY, timeout_s=DEADLINE_S)
         for s, _, ch in quiet:
             await s.collect_messages(ch, PER_QUIET, timeout_s=DEADLINE_S)
-        await watchers[1].settle(1.0)  # a late duplicate would show here
+        # A late duplicate would come before the mark.
+        await asyncio.gather(
+            marked(sender, busy, *watchers), *(marked(s, ch, r) for s, r, ch in quiet)
+        )
         for socket in [sender, *watchers]:
-            assert_once_in_order(socket.messages(busy), busy_texts)
+            assert_once_in_order(before_mark(socket, busy), busy_texts)
         for s, r, ch in quiet:
-            assert_once_in_order(s.messages(ch), quiet_texts)
-            assert_once_in_order(r.messages(ch), quiet_texts)
+            assert_once_in_order(before_mark(s, ch), quiet_texts)
+            assert_once_in_order(before_mark(r, ch), quiet_texts)
             assert r.messages(ch) == s.messages(ch)
-        delivered = watchers[1].messages(busy)
+        delivered = watchers[1].messages(busy)  # the mark last
 
         # History holds all of them with the ids delivered, and sync serves the second half.
         history = await api.all_history(bob, busy)
@@ -138,7 +141,7 @@ async def test_fifty_thousand_messages_twenty_thousand_in_one_channel_arrive_onc
         ]
         half = delivered[BUSY // 2 - 1]["message_id"]
         resumed = await api.connect(bob, cursors={busy: half})
-        assert_once_in_order(resumed.messages(busy), busy_texts[BUSY // 2 :])
+        assert_once_in_order(resumed.messages(busy), [*busy_texts[BUSY // 2 :], MARK])
 
         # Still answering: a new message after the load reaches everyone.
         await sender.send_message(busy, "after the soak")
