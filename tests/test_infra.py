@@ -113,6 +113,8 @@ def test_the_kubernetes_manifests_pass_kubeconform() -> None:
         ),
         ("topics.yaml", "  replicas: 3", "  replica: 3", "'replica' not allowed"),
         ("kafka.yaml", "  roles:", "  role:", "roles"),
+        ("kafka.yaml", "  jvmOptions:", "  jvmOption:", "'jvmOption' not allowed"),
+        ("kafka.yaml", "  entityOperator:", "  entityOperators:", "'entityOperators' not allowed"),
         ("scylla.yaml", "members: 3", "member: 3", "'member' not allowed"),
     ],
 )

@@ -4,9 +4,10 @@ per kind, named as kubeconform looks them up: `{kind}{-group}-{version}.json`.
     python infra/k8s/schemas/generate.py SWAGGER_JSON CRD_YAML...
 
 SWAGGER_JSON is the Kubernetes OpenAPI v2 document (`api/openapi-spec/swagger.json` of the Go
-module k8s.io/kubernetes); each CRD_YAML is an operator's CustomResourceDefinition. The schemas
-are strict: an object that lists its properties takes no others (as kubeconform's own schemas),
-so a misspelt field fails the check instead of being ignored."""
+module k8s.io/kubernetes); each CRD_YAML is an operator's CustomResourceDefinition (Strimzi's
+are made by strimzi-crds.sh). The schemas are strict: an object that lists its properties takes
+no others (as kubeconform's own schemas), so a misspelt field fails the check instead of being
+ignored."""
 
 from __future__ import annotations
 
