@@ -9,7 +9,7 @@ ASYNCAPI_STAMP := $(ASYNCAPI_DIR)/node_modules/.installed
 JS_DIR := clients/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 
-.PHONY: install browser asyncapi promtool js dev test lint bench clean
+.PHONY: install browser asyncapi promtool kubeconform js dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -59,6 +59,19 @@ promtool:
 		exit 2; \
 	fi
 
+# The Kubernetes manifests of infra/k8s/ are checked with kubeconform (tests/test_infra.py),
+# built from the Go module proxy at a pinned version into the virtualenv; its schemas are the
+# ones vendored in infra/k8s/schemas/, so the check needs no network.
+KUBECONFORM_VERSION := v0.6.7
+KUBECONFORM_STAMP := $(VENV)/.kubeconform-$(KUBECONFORM_VERSION)
+
+$(KUBECONFORM_STAMP): | $(STAMP)
+	@command -v go >/dev/null 2>&1 || { echo "The infra/ checks build kubeconform with Go: install Go 1.22 or newer (https://go.dev/dl), then run make test again." >&2; exit 2; }
+	GOBIN=$(abspath $(VENV)/bin) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	touch $(KUBECONFORM_STAMP)
+
+kubeconform: $(KUBECONFORM_STAMP)
+
 # The JavaScript client's tests run on Node.js 20.10+ (its global fetch, and WebSocket with
 # --experimental-websocket); its TypeScript declarations are checked by the pinned `tsc` of
 # clients/js/package-lock.json, its only (development) dependency.
@@ -71,7 +84,7 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 
 js: $(JS_STAMP)
 
-test: install browser asyncapi promtool js
+test: install browser asyncapi promtool kubeconform js
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(BENCH_STAMP)
