@@ -4,9 +4,11 @@ uvicorn (pinned in pyproject.toml) gives every socket an `asyncio.Queue` for inc
 events and an `asyncio.Event` for write flow control. Between them they hold five deques, about
 4 KiB per socket, for what is at most a few events waiting at a time (uvicorn pauses reading
 until each message is taken) and one or two writers waiting. `LeanWSProtocol` swaps in two
-small slotted equivalents whose containers exist only while something waits. It also writes a
-text frame at once when the socket is open and takes data (`write_text_now`), encoding a frame
-sent to many sockets once (`text_frame`). Everything else is uvicorn's code, unchanged.
+small slotted equivalents whose containers exist only while something waits. Once the socket is
+open it also drops wsproto's handshake state and the request's headers, and swaps wsproto's
+event deque for a list (`EventList`). It also writes a text frame at once when the socket is
+open and takes data (`write_text_now`), encoding a frame sent to many sockets once
+(`text_frame`). Everything else is uvicorn's code, unchanged.
 
 They provide only what uvicorn's `WSProtocol` calls on them: `put_nowait`, `get` and `empty`;
 `set`, `clear` and `wait`. `write_text_now` reads uvicorn's `disconnected`, `close_sent`,
@@ -120,6 +122,18 @@ class _HandshakeDone:
 HANDSHAKE_DONE = _HandshakeDone()
 
 
+class EventList(list[Any]):
+    """Stands in for the `deque` of events an open wsproto `Connection` keeps (a deque holds a
+    block of 64 slots, ~0.7 KiB, from its creation). wsproto only appends to it (the abnormal
+    closure when the peer vanishes), asks whether it is empty and pops its head: an empty
+    list is 56 bytes, and it is empty but for that one event."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
 class LeanWSProtocol(WSProtocol):
     # uvicorn's WSProtocol keeps 33 attributes in its instance __dict__: past 30, Python gives
     # up on key-sharing and each instance gets a dict of its own (~1.6 KiB). As slots they are
@@ -206,6 +220,10 @@ class LeanWSProtocol(WSProtocol):
         conn = self.conn
         if conn.connection is not None and isinstance(conn.handshake, H11Handshake):
             conn.handshake = HANDSHAKE_DONE  # type: ignore[assignment]
+            conn.connection._events = EventList(conn.connection._events)  # type: ignore[assignment]
+            # Nor the request's headers in its ASGI scope (~1 KiB, more from a browser): the
+            # endpoint reads them before it accepts, never after.
+            self.scope["headers"] = []
 
     def write_text_now(self, text: str) -> bool:
         """Write `text` as one frame at once, if the socket is open and its transport is not

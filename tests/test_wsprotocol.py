@@ -11,11 +11,19 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from uvicorn.server import ServerState
-from wsproto import WSConnection
-from wsproto.connection import ConnectionState
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import AcceptConnection, CloseConnection, Message, Request, TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
-from gateway.wsprotocol import HANDSHAKE_DONE, EventQueue, Flag, LeanWSProtocol, text_frame
+from gateway.wsprotocol import (
+    HANDSHAKE_DONE,
+    EventList,
+    EventQueue,
+    Flag,
+    LeanWSProtocol,
+    text_frame,
+)
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 300_000])
@@ -89,3 +97,20 @@ def test_the_state_write_text_now_reads_is_still_uvicorns_and_wsprotos() -> None
     assert inspect.getsource(WSConnection.events).count("self.handshake.events()") == 1
     assert list(HANDSHAKE_DONE.events()) == []
     assert ConnectionState.OPEN.name == "OPEN"
+
+
+def test_an_open_connection_uses_its_events_only_as_the_event_list_provides() -> None:
+    # wsproto's open connection appends to, tests and pops the head of `_events`: nothing else.
+    assert _uses(Connection, "self._events") == {"append", "popleft"}
+    server, client = WSConnection(ConnectionType.SERVER), WSConnection(ConnectionType.CLIENT)
+    server.receive_data(client.send(Request(host="parley", target="/v1/ws")))
+    assert [type(e) for e in server.events()] == [Request]
+    client.receive_data(server.send(AcceptConnection()))
+    assert server.connection is not None
+    server.connection._events = EventList(server.connection._events)  # as LeanWSProtocol does
+    server.receive_data(client.send(Message(data="hello")))
+    server.receive_data(None)  # the peer vanished: wsproto queues an abnormal closure
+    events = list(server.events())
+    assert [type(e) for e in events] == [CloseConnection, TextMessage]  # wsproto's own order
+    assert [e.data for e in events if isinstance(e, TextMessage)] == ["hello"]
+    assert not server.connection._events
