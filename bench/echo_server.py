@@ -27,6 +27,7 @@ from schemas.limits import MAX_FRAME_BYTES
 PATH = "/echo"
 
 CONFIG: dict[str, Any] = {
+    "interface": "asgi3",
     "ws": LeanWSProtocol,
     "ws_max_size": MAX_FRAME_BYTES,
     "ws_ping_interval": None,

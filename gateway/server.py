@@ -34,7 +34,9 @@ def direct_websockets(app: Starlette) -> ASGIApp:
     frames, about 4.7 KiB per idle socket, and do nothing for such a request: the app has no
     middleware of its own (else this returns `app` unchanged), the route's path has no
     parameters, and its endpoint is a plain function that handles its own errors. Every other
-    request goes through `app` as usual.
+    request goes through `app` as usual. It is not a coroutine function itself: it returns the
+    endpoint's awaitable for uvicorn to await (`interface="asgi3"`), so no frame of its own
+    stays suspended under each socket.
     """
     if app.user_middleware:
         return app
@@ -43,20 +45,19 @@ def direct_websockets(app: Starlette) -> ASGIApp:
         for route in app.routes
         if isinstance(route, WebSocketRoute)
         and "{" not in route.path
-        and inspect.iscoroutinefunction(route.endpoint)
+        and inspect.isfunction(route.endpoint)
     }
 
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    def asgi(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         endpoint = endpoints.get(scope["path"]) if scope["type"] == "websocket" else None
         if endpoint is None:
-            await app(scope, receive, send)
-            return
+            return app(scope, receive, send)
         scope["app"] = app  # what Starlette sets; the endpoint reads `websocket.app.state`
         # The socket's protocol, for writing frames without a task each (gateway/outbox.py).
         scope["parley.write_text_now"] = getattr(
             getattr(send, "__self__", None), "write_text_now", None
         )
-        await endpoint(WebSocket(scope, receive, send))
+        return endpoint(WebSocket(scope, receive, send))
 
     return asgi
 
@@ -68,6 +69,7 @@ def serve(settings: Settings) -> None:
         start_http_server(settings.metrics_port, settings.metrics_host)
     config = uvicorn.Config(
         direct_websockets(app),
+        interface="asgi3",  # `direct_websockets` returns an awaitable: not a coroutine function
         host=settings.http_host,
         port=settings.http_port,
         ws=LeanWSProtocol,
