@@ -16,21 +16,22 @@ from pathlib import Path
 import orjson
 import typer
 
-from bench import cpu, logs, plots, report
 from bench.config import Config, command
-from bench.connections import run_connections, run_storm, setup_idle_clients
-from bench.context import Context, measure_idle, settle_stack, setup_channels
-from bench.floors import run_floor
-from bench.isolation import run_isolation
-from bench.latency import add_floor_ratios, run_latency, run_throughput
-from bench.load import Fleet, Tracker
-from bench.presence import run_presence
-from bench.progress import bar as progress_bar
-from bench.results import ClientObserved, Meta, Results, Timing
-from bench.search import run_search
-from bench.soak import run_soak
-from bench.stack import Stack, external_stack, raise_nofile_limit, start_stack
-from bench.verdicts import verdicts
+from bench.harness import cpu, logs
+from bench.harness.context import Context, measure_idle, settle_stack, setup_channels
+from bench.harness.load import Fleet, Tracker
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import ClientObserved, Meta, Results, Timing
+from bench.harness.stack import Stack, external_stack, raise_nofile_limit, start_stack
+from bench.report import markdown, plots
+from bench.report.verdicts import add_floor_ratios, verdicts
+from bench.scenarios.connections import run_connections, run_storm, setup_idle_clients
+from bench.scenarios.floors import run_floor
+from bench.scenarios.isolation import run_isolation
+from bench.scenarios.latency import run_latency, run_throughput
+from bench.scenarios.presence import run_presence
+from bench.scenarios.search import run_search
+from bench.scenarios.soak import run_soak
 from parley_client import ApiError, Client, Login
 
 SCENARIO_FNS: dict[str, Callable[[Context], Awaitable[None]]] = {
@@ -299,10 +300,10 @@ async def _main(cfg: Config) -> int:
     except Exception as exc:
         results.notes.append(f"plots failed: {type(exc).__name__}: {exc}")
     json_path, md_path = prefix.with_suffix(".json"), prefix.with_suffix(".md")
-    report.write_json(json_path, results)
-    md_path.write_text(report.markdown(results, meta.plots))
+    markdown.write_json(json_path, results)
+    md_path.write_text(markdown.markdown(results, meta.plots))
     print()
-    print(report.table(results.targets))
+    print(markdown.table(results.targets))
     print()
     for path in [str(json_path), str(md_path), *meta.plots]:
         print(path)

@@ -1,7 +1,7 @@
 """Presence records per online socket: what idle, heartbeating sockets cost the presence topic
 and the processor, with nothing else going on.
 
-`python -m bench.presence_records --sockets 2000` starts `parley dev` on free ports (as
+`python -m bench.scenarios.presence_records --sockets 2000` starts `parley dev` on free ports (as
 `make bench` does), signs up one user per socket, holds the sockets in `--workers` client
 processes (heartbeating as the protocol asks: every 0.6 x `heartbeat_interval_s`, as the
 connections scenario's sockets do), and after a warm-up counts, over `--window-s`:
@@ -28,10 +28,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import cpu
-from bench.admin import partition_count
-from bench.stack import BENCH_ENV, Stack, raise_nofile_limit
-from bench.workers import Slot, Worker, WorkerPool
+from bench.harness import cpu
+from bench.harness.admin import partition_count
+from bench.harness.stack import BENCH_ENV, Stack, raise_nofile_limit
+from bench.harness.workers import Slot, Worker, WorkerPool
 from devstack.launcher import start_dev
 from parley_client import Client, Login
 

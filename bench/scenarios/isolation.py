@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from bench import cpu, histograms
-from bench.context import Context, pairs, settle_stack
-from bench.histograms import Summary
-from bench.load import Fleet, Run, Target, paced_load, quiesce
-from bench.results import HugeTextFlood, IsolationPhase, IsolationResults, SearchFlood
+from bench.harness import cpu, histograms
+from bench.harness.context import Context, pairs, settle_stack
+from bench.harness.histograms import Summary
+from bench.harness.load import Fleet, Run, Target, paced_load, quiesce
+from bench.harness.results import HugeTextFlood, IsolationPhase, IsolationResults, SearchFlood
 from parley_client import Client, Login, Session, SessionError, encode_frame
 
 HUGE_TEXT = "\ufdfa" * 100_000
@@ -209,7 +209,7 @@ async def _paced(
 
     async def slices() -> None:
         for i in range(1, parts):
-            # The pacer starts 50 ms after the call (bench/load.py).
+            # The pacer starts 50 ms after the call (bench/harness/load.py).
             await asyncio.sleep(
                 max(snapshots[0].at + 0.05 + i * duration_s / parts - time.monotonic(), 0)
             )

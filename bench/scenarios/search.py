@@ -23,10 +23,10 @@ import time
 import uuid
 from collections.abc import Callable
 
-from bench import histograms
-from bench.context import Context
-from bench.progress import bar as progress_bar
-from bench.results import QueryRow, SearchResults
+from bench.harness import histograms
+from bench.harness.context import Context
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import QueryRow, SearchResults
 
 POLL_S = 0.01
 CHANNEL_MESSAGES = 1_000  # messages per channel of the bulk load

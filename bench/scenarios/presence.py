@@ -14,7 +14,7 @@ aiokafka, built by hand from `schemas/json/presence.event.v1.json` (the bench im
 code): the gateway forwards at most one heartbeat per socket per `timeout / 4`, and publishes
 them as one `presence.seen` record per presence partition per `timeout / 8`, so sockets alone
 cannot load the processor on this box. (The processor still reads single `heartbeat` events:
-gateways from before `presence.seen` publish them.) `bench/presence_records.py` compares the
+gateways from before `presence.seen` publish them.) `bench/scenarios/presence_records.py` compares the
 two for idle sockets."""
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench import cpu, histograms
-from bench.admin import partition_count
-from bench.context import Context, fetch_cursors
-from bench.progress import bar as progress_bar
-from bench.results import (
+from bench.harness import cpu, histograms
+from bench.harness.admin import partition_count
+from bench.harness.context import Context, fetch_cursors
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import (
     ChurnStep,
     Flood,
     PresenceConnect,
@@ -42,8 +42,8 @@ from bench.results import (
     ProcessorWindow,
     Subscribed,
 )
-from bench.watchers import PresenceWorker, Schedule
-from bench.workers import Slot, WorkerPool
+from bench.harness.workers import Slot, WorkerPool
+from bench.scenarios.watchers import PresenceWorker, Schedule
 from parley_client import ApiError, Client, Login
 
 EVENTS_TOPIC = "parley.presence.v1"

@@ -1,11 +1,11 @@
 """The floors' own sections of the Markdown summary: the relays of the two-hop floors, the
 transactional floor beside the one-hop floor, and the depth probe. (The floors' latencies are
-rows of the latency table, beside Parley's, in bench/report.py.)"""
+rows of the latency table, beside Parley's, in bench/report/markdown.py.)"""
 
 from __future__ import annotations
 
-from bench.results import Results
-from bench.verdicts import fmt_ms
+from bench.harness.results import Results
+from bench.report.verdicts import fmt_ms
 
 
 def relays(results: Results) -> list[str]:

@@ -9,9 +9,8 @@ from typing import Any
 
 import orjson
 
-from bench import floor_report
-from bench.histograms import Summary
-from bench.results import (
+from bench.harness.histograms import Summary
+from bench.harness.results import (
     FloorRatios,
     FloorRun,
     IsolationResults,
@@ -23,7 +22,8 @@ from bench.results import (
     SoakResults,
     Verdict,
 )
-from bench.verdicts import ISOLATION_ROLES, fmt_ms, processor_cpu
+from bench.report import floors as floor_report
+from bench.report.verdicts import ISOLATION_ROLES, fmt_ms, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
 STACK_ROLES = ("gateway", "processor", "broker", "postgres")

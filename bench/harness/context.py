@@ -8,13 +8,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bench import cpu
 from bench.config import Config
-from bench.histograms import Histogram
-from bench.load import Fleet, Run, Target, Tracker, paced_load, quiesce
-from bench.results import AfterRun, Results, Settle
-from bench.stack import Stack
-from bench.workers import Slot, WorkerPool
+from bench.harness import cpu
+from bench.harness.histograms import Histogram
+from bench.harness.load import Fleet, Run, Target, Tracker, paced_load, quiesce
+from bench.harness.results import AfterRun, Results, Settle
+from bench.harness.stack import Stack
+from bench.harness.workers import Slot, WorkerPool
 from parley_client import Client, Login
 
 
