@@ -3,6 +3,7 @@ its target, PASS / FAIL / n/a."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TypeVar
 
@@ -34,6 +35,12 @@ CPU_US_PER_MESSAGE = 400.0
 broker, Postgres; not the load generator)."""
 PRESENCE_TARGET = "measure (issue #4)"
 Row = TypeVar("Row", bound=Paced)
+
+
+def md_table(head: str, rows: Iterable[Iterable[object]]) -> list[str]:
+    """A Markdown table: its head (the column names between ` | `), the rule, a line a row."""
+    rule = "|" + "---|" * len(head.split(" | "))
+    return [f"| {head} |", rule, *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
 
 
 def fmt_ms(value: float | None) -> str:

@@ -38,9 +38,9 @@ import httpx
 import orjson
 
 from bench.harness import cpu, histograms
-from bench.harness.context import Context, pairs, settle_stack
+from bench.harness.context import Context, paced, pairs, settle_stack
 from bench.harness.histograms import Summary
-from bench.harness.load import Fleet, Run, Target, paced_load, quiesce
+from bench.harness.load import Fleet, Run, Target, quiesce
 from bench.harness.results import HugeTextFlood, IsolationPhase, IsolationResults, SearchFlood
 from parley_client import Client, Login, Session, SessionError, encode_frame
 
@@ -217,15 +217,15 @@ async def _paced(
 
     slicer = asyncio.create_task(slices())
     try:
-        run = await paced_load(
-            fleet,
+        abort_after_s = max(ctx.cfg.abort_after_s, 10.0)
+        run = await paced(
+            ctx,
             targets,
             rate,
             duration_s,
             label,
-            label,
-            drain_s=ctx.cfg.drain_s,
-            abort_after_s=max(ctx.cfg.abort_after_s, 10.0),
+            abort_after_s=abort_after_s,
+            fleet=fleet,
             keep_tenths=parts > 1,
         )
     finally:
@@ -233,10 +233,7 @@ async def _paced(
         with contextlib.suppress(asyncio.CancelledError):
             await slicer
     snapshots.append(cpu.snapshot(ctx.stack))
-    used = cpu.used(snapshots[0], snapshots[-1])
-    run.row.cpu = cpu.cost(used, run.row.sent, ctx.idle_cores, run.row.delivered)
-    cores = [cpu.used(a, b).cores() for a, b in itertools.pairwise(snapshots)]
-    return run, cores
+    return run, [cpu.used(a, b).cores() for a, b in itertools.pairwise(snapshots)]
 
 
 def _phases(
