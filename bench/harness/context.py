@@ -1,5 +1,6 @@
 """What every scenario works with: the options, the stack, the users and their channels, the
-client sockets, the results so far; and the waits between runs (quiet, settled, idle CPU)."""
+client sockets, the results so far; the waits between runs (quiet, settled, idle CPU); and the
+accounts, made here (or kept from an earlier run's `--data-dir`)."""
 
 from __future__ import annotations
 

@@ -37,10 +37,9 @@ PRESENCE_TARGET = "measure (issue #4)"
 Row = TypeVar("Row", bound=Paced)
 
 
-def md_table(head: str, rows: Iterable[Iterable[object]]) -> list[str]:
-    """A Markdown table: its head (the column names between ` | `), the rule, a line a row."""
-    rule = "|" + "---|" * len(head.split(" | "))
-    return [f"| {head} |", rule, *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+def md_table(head: str, rows: Iterable[str]) -> list[str]:
+    """A Markdown table: its head and each row are their cells joined by ` | `."""
+    return [f"| {head} |", "|" + "---|" * len(head.split(" | ")), *(f"| {r} |" for r in rows)]
 
 
 def fmt_ms(value: float | None) -> str:
