@@ -1,27 +1,8 @@
 """Isolation (SPEC §6): one user's costly traffic (huge texts, search floods) leaves other
-users' delivery p99 under 100 ms.
-
-`isolation_pairs` unrelated 1:1 pairs send `isolation_rate` msgs/s in all (open-loop, each
-latency from its intended send time, as the latency runs) through four phases of
-`isolation_seconds` each:
-
-1. *baseline*: the steady traffic alone;
-2. *huge-text flood*: the same traffic while one other user (a pair of its own) sends
-   `isolation_huge_texts` texts of 100,000 x U+FDFA (the longest text the server accepts; each
-   becomes 1.8M characters under NFKC, which search and snippets read) as fast as the send
-   limit allows: the server's default, 20/s with a burst of 50, kept by the client (the bench's
-   stack raises the server's limit for the other scenarios), and a `rate_limited` answer is
-   waited out and the text sent again with the same `client_msg_id`;
-3. *after the flood*: the next `isolation_seconds` of the same run, for a backlog the flood
-   left (2 and 3 are one paced run, split by intended send time);
-4. *search flood*: the same traffic while `isolation_searchers` clients of one user ask
-   `GET /v1/search?q=a&limit=100` in a loop, over `isolation_seed_messages` messages of 2,000
-   characters holding the word, seeded (and searchable) before the baseline.
-
-Each phase reports p50 / p99 / max, what was lost, duplicated or out of order, and the CPU by
-process, the load generator's beside the stack's. The flood reports when its texts were all
-accepted and all delivered, and that each arrived once, whole and in order; the search flood,
-its answers by status and their latency."""
+users' delivery p99 under 100 ms. Unrelated 1:1 pairs send steadily through four phases
+(baseline, huge-text flood, after the flood, search flood); each phase reports their latency,
+what was lost, duplicated or out of order, and the CPU by process. The phases, sizes and
+verdicts are described once, in bench/README.md ("What each scenario measures", 7)."""
 
 from __future__ import annotations
 
