@@ -1,11 +1,7 @@
-"""The floor scenario: every floor at every latency rate, one after the other at each rate, on
-the same broker, Postgres and machine as the Parley figures of the same run, so that each
-Parley figure can be read as a multiple of what the parts beneath it cost at the least.
-
-The floors (see bench/scenarios/kafka_floor.py and echo.py): one Kafka hop (idempotent, and with a
-transaction per batch), two hops through a bare relay, two hops through a durable relay (one
-Postgres statement per batch), and a WebSocket echo through the gateway's server stack. Then
-the depth probe (bench/scenarios/depth.py)."""
+"""The floor scenario: every floor (bench/scenarios/kafka_floor.py, echo.py) at every latency
+rate, one after the other at each rate, on the same broker, Postgres and machine as the Parley
+figures of the same run, so that each Parley figure reads as a multiple of what the parts
+beneath it cost at the least; then the depth probe (bench/scenarios/depth.py)."""
 
 from __future__ import annotations
 
