@@ -9,28 +9,33 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
-import orjson
 import typer
 
-from bench import cpu, logs, plots, report
 from bench.config import Config, command
-from bench.connections import run_connections, run_storm, setup_idle_clients
-from bench.context import Context, measure_idle, settle_stack, setup_channels
-from bench.floors import run_floor
-from bench.isolation import run_isolation
-from bench.latency import add_floor_ratios, run_latency, run_throughput
-from bench.load import Fleet, Tracker
-from bench.presence import run_presence
-from bench.progress import bar as progress_bar
-from bench.results import ClientObserved, Meta, Results, Timing
-from bench.search import run_search
-from bench.soak import run_soak
-from bench.stack import Stack, external_stack, raise_nofile_limit, start_stack
-from bench.verdicts import verdicts
+from bench.harness import cpu, logs
+from bench.harness.context import (
+    Context,
+    create_users,
+    load_users,
+    measure_idle,
+    save_users,
+    settle_stack,
+    setup_channels,
+)
+from bench.harness.load import Fleet, Tracker
+from bench.harness.results import ClientObserved, Meta, Results, Timing
+from bench.harness.stack import Stack, external_stack, raise_nofile_limit, start_stack
+from bench.report import markdown, plots
+from bench.report.verdicts import add_floor_ratios, verdicts
+from bench.scenarios.connections import run_connections, run_storm, setup_idle_clients
+from bench.scenarios.floors import run_floor
+from bench.scenarios.isolation import run_isolation
+from bench.scenarios.latency import run_latency, run_throughput
+from bench.scenarios.presence import run_presence
+from bench.scenarios.search import run_search
+from bench.scenarios.soak import run_soak
 from parley_client import ApiError, Client, Login
 
 SCENARIO_FNS: dict[str, Callable[[Context], Awaitable[None]]] = {
@@ -44,41 +49,6 @@ SCENARIO_FNS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "search": run_search,
     "isolation": run_isolation,
 }
-
-
-PASSWORD = "bench-password-1"
-
-
-def load_users(path: Path) -> list[Login]:
-    """Accounts a previous run kept in its data dir (`--data-dir`); none if there is no file."""
-    rows = orjson.loads(path.read_bytes()) if path.is_file() else []
-    return [Login(r["user_id"], r["device_id"], r["token"], r["username"]) for r in rows]
-
-
-def save_users(path: Path, users: list[Login]) -> None:
-    path.write_bytes(orjson.dumps(users))
-
-
-async def create_users(
-    client: Client, count: int, concurrency: int, kept: list[Login]
-) -> list[Login]:
-    """Sign up and log in users until there are `count`, a few at a time (argon2 costs the
-    server ~0.17 s of CPU per signup and per login). `kept` ones (from an earlier run on the
-    same data dir) come first."""
-    have = kept[:count]
-    prefix = f"b{uuid.uuid4().hex[:8]}_"
-    semaphore = asyncio.Semaphore(concurrency)
-    with progress_bar(count - len(have), "users (signup+login)", "user") as bar:
-
-        async def one(i: int) -> Login:
-            username = f"{prefix}{i:05d}"
-            async with semaphore:
-                await client.sign_up(username, PASSWORD)
-                login = await client.log_in(username, PASSWORD, device_name="bench")
-            bar.update(1)
-            return login
-
-        return [*have, *await asyncio.gather(*(one(i) for i in range(len(have), count)))]
 
 
 def _git_rev() -> str | None:
@@ -299,10 +269,10 @@ async def _main(cfg: Config) -> int:
     except Exception as exc:
         results.notes.append(f"plots failed: {type(exc).__name__}: {exc}")
     json_path, md_path = prefix.with_suffix(".json"), prefix.with_suffix(".md")
-    report.write_json(json_path, results)
-    md_path.write_text(report.markdown(results, meta.plots))
+    markdown.write_json(json_path, results)
+    md_path.write_text(markdown.markdown(results, meta.plots))
     print()
-    print(report.table(results.targets))
+    print(markdown.table(results.targets))
     print()
     for path in [str(json_path), str(md_path), *meta.plots]:
         print(path)

@@ -1,15 +1,7 @@
-"""The Kafka floors: bare aiokafka round trips through the stack's broker, at the same offered
-rates and with the same pacing as the latency scenarios, spread over as many partitions as
-Parley's messages topic has. Every Parley message crosses the broker twice (send, inbox) with
-a processor between, so these bound its latency from below:
-
-- *one hop*: producer -> topic -> consumer, with the idempotent producer (acks=all) Parley's
-  gateways and processors use; or with a transaction per batch, read back `read_committed`
-  (what a processor would pay to fence a zombie and commit its offsets with its output);
-- *two hops*: producer -> topic A -> a relay process (`bench/relay.py`) that re-produces each
-  consumed batch to topic B -> consumer;
-- *durable two hops*: the same, the relay first writing each batch to the stack's Postgres in
-  one statement. Parley stores every message before it fans it out: this is its floor."""
+"""The Kafka floors: bare aiokafka round trips through the stack's broker (one hop, idempotent
+or with a transaction per batch; two hops through a relay process, bare or writing each batch
+to Postgres), paced as the latency runs are. A Parley message crosses the broker twice with a
+processor between, so these bound its latency from below (bench/README.md, "floor")."""
 
 from __future__ import annotations
 
@@ -21,11 +13,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench import histograms
-from bench.admin import create_topic, delete_topic, wait_for_leaders
-from bench.relay import CREATE_TABLE, RelayProcess, Spec
-from bench.results import FloorRun
-from bench.roundtrip import RoundTrip
+from bench.harness import histograms
+from bench.harness.admin import create_topic, delete_topic, wait_for_leaders
+from bench.harness.results import FloorRun
+from bench.harness.roundtrip import RoundTrip
+from bench.scenarios.relay import CREATE_TABLE, RelayProcess, Spec
 
 # About the size of a `message.send` event on the messages topic.
 PADDING = b"x" * 280

@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import time
 
-from bench import histograms
-from bench.load import CDF_POINTS
-from bench.pacing import Pacer
-from bench.progress import bar as progress_bar
-from bench.results import FloorRun
+from bench.harness import histograms
+from bench.harness.load import CDF_POINTS
+from bench.harness.pacing import Pacer
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import FloorRun
 
 
 class RoundTrip:

@@ -9,9 +9,9 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.admin import create_topic, delete_topic, wait_for_leaders
-from bench.floor import FETCH_MAX_WAIT_MS, PADDING
-from bench.results import DepthProbe, DepthStep
+from bench.harness.admin import create_topic, delete_topic, wait_for_leaders
+from bench.harness.results import DepthProbe, DepthStep
+from bench.scenarios.kafka_floor import FETCH_MAX_WAIT_MS, PADDING
 
 
 async def depth_probe(

@@ -1,27 +1,8 @@
 """Isolation (SPEC §6): one user's costly traffic (huge texts, search floods) leaves other
-users' delivery p99 under 100 ms.
-
-`isolation_pairs` unrelated 1:1 pairs send `isolation_rate` msgs/s in all (open-loop, each
-latency from its intended send time, as the latency runs) through four phases of
-`isolation_seconds` each:
-
-1. *baseline*: the steady traffic alone;
-2. *huge-text flood*: the same traffic while one other user (a pair of its own) sends
-   `isolation_huge_texts` texts of 100,000 x U+FDFA (the longest text the server accepts; each
-   becomes 1.8M characters under NFKC, which search and snippets read) as fast as the send
-   limit allows: the server's default, 20/s with a burst of 50, kept by the client (the bench's
-   stack raises the server's limit for the other scenarios), and a `rate_limited` answer is
-   waited out and the text sent again with the same `client_msg_id`;
-3. *after the flood*: the next `isolation_seconds` of the same run, for a backlog the flood
-   left (2 and 3 are one paced run, split by intended send time);
-4. *search flood*: the same traffic while `isolation_searchers` clients of one user ask
-   `GET /v1/search?q=a&limit=100` in a loop, over `isolation_seed_messages` messages of 2,000
-   characters holding the word, seeded (and searchable) before the baseline.
-
-Each phase reports p50 / p99 / max, what was lost, duplicated or out of order, and the CPU by
-process, the load generator's beside the stack's. The flood reports when its texts were all
-accepted and all delivered, and that each arrived once, whole and in order; the search flood,
-its answers by status and their latency."""
+users' delivery p99 under 100 ms. Unrelated 1:1 pairs send steadily through four phases
+(baseline, huge-text flood, after the flood, search flood); each phase reports their latency,
+what was lost, duplicated or out of order, and the CPU by process. The phases, sizes and
+verdicts are described once, in bench/README.md ("What each scenario measures", 7)."""
 
 from __future__ import annotations
 
@@ -37,11 +18,11 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from bench import cpu, histograms
-from bench.context import Context, pairs, settle_stack
-from bench.histograms import Summary
-from bench.load import Fleet, Run, Target, paced_load, quiesce
-from bench.results import HugeTextFlood, IsolationPhase, IsolationResults, SearchFlood
+from bench.harness import cpu, histograms
+from bench.harness.context import Context, paced, pairs, settle_stack
+from bench.harness.histograms import Summary
+from bench.harness.load import Fleet, Run, Target, quiesce
+from bench.harness.results import HugeTextFlood, IsolationPhase, IsolationResults, SearchFlood
 from parley_client import Client, Login, Session, SessionError, encode_frame
 
 HUGE_TEXT = "\ufdfa" * 100_000
@@ -209,7 +190,7 @@ async def _paced(
 
     async def slices() -> None:
         for i in range(1, parts):
-            # The pacer starts 50 ms after the call (bench/load.py).
+            # The pacer starts 50 ms after the call (bench/harness/load.py).
             await asyncio.sleep(
                 max(snapshots[0].at + 0.05 + i * duration_s / parts - time.monotonic(), 0)
             )
@@ -217,15 +198,15 @@ async def _paced(
 
     slicer = asyncio.create_task(slices())
     try:
-        run = await paced_load(
-            fleet,
+        abort_after_s = max(ctx.cfg.abort_after_s, 10.0)
+        run = await paced(
+            ctx,
             targets,
             rate,
             duration_s,
             label,
-            label,
-            drain_s=ctx.cfg.drain_s,
-            abort_after_s=max(ctx.cfg.abort_after_s, 10.0),
+            abort_after_s=abort_after_s,
+            fleet=fleet,
             keep_tenths=parts > 1,
         )
     finally:
@@ -233,10 +214,7 @@ async def _paced(
         with contextlib.suppress(asyncio.CancelledError):
             await slicer
     snapshots.append(cpu.snapshot(ctx.stack))
-    used = cpu.used(snapshots[0], snapshots[-1])
-    run.row.cpu = cpu.cost(used, run.row.sent, ctx.idle_cores, run.row.delivered)
-    cores = [cpu.used(a, b).cores() for a, b in itertools.pairwise(snapshots)]
-    return run, cores
+    return run, [cpu.used(a, b).cores() for a, b in itertools.pairwise(snapshots)]
 
 
 def _phases(

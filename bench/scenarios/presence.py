@@ -1,21 +1,9 @@
 """The presence scenario (issue #4): presence events/s the processor handles, and change
-notifications/s to sockets that each watch `presence_watch` other users.
-
-Users are put in groups of `presence_watch + 1`, all friends of one another; every socket
-subscribes to the other members of its user's group (presence goes to friends only). Offline comes only one heartbeat
-timeout after a user's last socket closed, so a churn step closes users' sockets at a steady
-rate and reconnects each `timeout + RECONNECT_AFTER_S` later: every churned user goes offline
-and then online, and every socket watching it gets two frames.
-
-The processor's progress is read from outside: the committed offsets of its consumer group on
-`parley.presence.v1` (events handled) and `parley_processor_presence_changes_total` on its
-`/metrics`. Its ceiling is found by producing heartbeat events straight to the topic with
-aiokafka, built by hand from `schemas/json/presence.event.v1.json` (the bench imports no server
-code): the gateway forwards at most one heartbeat per socket per `timeout / 4`, and publishes
-them as one `presence.seen` record per presence partition per `timeout / 8`, so sockets alone
-cannot load the processor on this box. (The processor still reads single `heartbeat` events:
-gateways from before `presence.seen` publish them.) `bench/presence_records.py` compares the
-two for idle sockets."""
+notifications/s to sockets that each watch `presence_watch` friends (groups of friends, a
+churn of users going offline and back, and a flood of heartbeats produced straight to the
+topic for the processor's ceiling). The processor's progress is read from outside: its
+consumer group's committed offsets and its `/metrics`. Described once, in bench/README.md
+("What each scenario measures", 8)."""
 
 from __future__ import annotations
 
@@ -30,11 +18,11 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench import cpu, histograms
-from bench.admin import partition_count
-from bench.context import Context, fetch_cursors
-from bench.progress import bar as progress_bar
-from bench.results import (
+from bench.harness import cpu, histograms
+from bench.harness.admin import partition_count
+from bench.harness.context import Context, fetch_cursors
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import (
     ChurnStep,
     Flood,
     PresenceConnect,
@@ -42,8 +30,8 @@ from bench.results import (
     ProcessorWindow,
     Subscribed,
 )
-from bench.watchers import PresenceWorker, Schedule
-from bench.workers import Slot, WorkerPool
+from bench.harness.workers import Slot, WorkerPool
+from bench.scenarios.watchers import PresenceWorker, Schedule
 from parley_client import ApiError, Client, Login
 
 EVENTS_TOPIC = "parley.presence.v1"

@@ -8,10 +8,10 @@ heaps fill shows it there, where a run-wide percentile would average it away."""
 
 from __future__ import annotations
 
-from bench import histograms
-from bench.context import Context, paced, pairs, use_cursors
-from bench.load import TEXT, Target
-from bench.results import Drift, SoakResults, SoakWindow, StorageCost, TableSize
+from bench.harness import histograms
+from bench.harness.context import Context, paced, pairs, use_cursors
+from bench.harness.load import TEXT, Target
+from bench.harness.results import Drift, SoakResults, SoakWindow, StorageCost, TableSize
 
 MESSAGE_TABLES = ("messages", "message_sends")
 """What the Postgres message store writes per message (storage/postgres/messages.py)."""

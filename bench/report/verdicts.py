@@ -3,10 +3,20 @@ its target, PASS / FAIL / n/a."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import TypeVar
 
-from bench.results import Curve, FloorRun, LoadRow, Paced, Results, Verdict
-from bench.soak import DRIFT_FACTOR
+from bench.harness.results import (
+    Curve,
+    FloorRatios,
+    FloorRun,
+    LoadRow,
+    Paced,
+    Results,
+    Verdict,
+)
+from bench.scenarios.soak import DRIFT_FACTOR
 
 TARGET_RATE = 1000.0
 """SPEC §6's latency figures are at 1,000 msgs/s; the floors are compared at the same rate."""
@@ -25,6 +35,11 @@ CPU_US_PER_MESSAGE = 400.0
 broker, Postgres; not the load generator)."""
 PRESENCE_TARGET = "measure (issue #4)"
 Row = TypeVar("Row", bound=Paced)
+
+
+def md_table(head: str, rows: Iterable[str]) -> list[str]:
+    """A Markdown table: its head and each row are their cells joined by ` | `."""
+    return [f"| {head} |", "|" + "---|" * len(head.split(" | ")), *(f"| {r} |" for r in rows)]
 
 
 def fmt_ms(value: float | None) -> str:
@@ -480,3 +495,29 @@ def _isolation(results: Results) -> list[Verdict]:
         ok = None if p99 is None or results.meta.quick else (p99 <= iso.bound_ms and exact)
         out.append(Verdict(figure, fmt_ms(p99), target, ok, "; ".join(notes)))
     return out
+
+
+def add_floor_ratios(results: Results) -> None:
+    """Every latency figure also as a multiple of the one-hop floor and of the durable two-hop
+    floor, each at the same (or nearest) rate."""
+    rows = list(results.latency.runs if results.latency else [])
+    for curve in results.throughput.curves if results.throughput else []:
+        rows += curve.steps
+    if results.soak is not None and results.soak.run is not None:
+        rows.append(results.soak.run)
+    floor = results.floor
+    for row in rows:
+        row.ratio_to_floor = _ratio(row, floor.runs if floor else [])
+        row.ratio_to_durable_floor = _ratio(row, floor.durable_runs if floor else [])
+
+
+def _ratio(row: LoadRow, floors: list[FloorRun]) -> FloorRatios | None:
+    measured = [f for f in floors if f.latency_ms.count]
+    if not measured:
+        return None
+    floor = min(measured, key=lambda f: abs(f.offered_per_s - row.offered_per_s))
+    return replace(
+        FloorRatios.of(row.latency_ms, floor.latency_ms),
+        floor_rate=floor.offered_per_s,
+        floor_lost=floor.lost,
+    )

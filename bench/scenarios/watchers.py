@@ -17,8 +17,8 @@ from typing import ClassVar
 
 import orjson
 
-from bench.results import Connects
-from bench.workers import Slot, StatsReply, Worker
+from bench.harness.results import Connects
+from bench.harness.workers import Slot, StatsReply, Worker
 from parley_client import Session
 
 Schedule = dict[str, tuple[int, int]]

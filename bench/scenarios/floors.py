@@ -1,21 +1,17 @@
-"""The floor scenario: every floor at every latency rate, one after the other at each rate, on
-the same broker, Postgres and machine as the Parley figures of the same run, so that each
-Parley figure can be read as a multiple of what the parts beneath it cost at the least.
-
-The floors (see bench/floor.py and bench/echo.py): one Kafka hop (idempotent, and with a
-transaction per batch), two hops through a bare relay, two hops through a durable relay (one
-Postgres statement per batch), and a WebSocket echo through the gateway's server stack. Then
-the depth probe (bench/depth.py)."""
+"""The floor scenario: every floor (bench/scenarios/kafka_floor.py, echo.py) at every latency
+rate, one after the other at each rate, on the same broker, Postgres and machine as the Parley
+figures of the same run, so that each Parley figure reads as a multiple of what the parts
+beneath it cost at the least; then the depth probe (bench/scenarios/depth.py)."""
 
 from __future__ import annotations
 
-from bench import cpu
-from bench.context import Context
-from bench.depth import depth_probe
-from bench.echo import EchoFloor
-from bench.floor import FETCH_MAX_WAIT_MS, Floor
-from bench.results import FloorResults, FloorRun, Ratios
-from bench.roundtrip import RoundTrip
+from bench.harness import cpu
+from bench.harness.context import Context
+from bench.harness.results import FloorResults, FloorRun, Ratios
+from bench.harness.roundtrip import RoundTrip
+from bench.scenarios.depth import depth_probe
+from bench.scenarios.echo import EchoFloor
+from bench.scenarios.kafka_floor import FETCH_MAX_WAIT_MS, Floor
 
 
 async def warm_up(floor: RoundTrip) -> None:

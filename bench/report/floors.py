@@ -1,11 +1,11 @@
 """The floors' own sections of the Markdown summary: the relays of the two-hop floors, the
 transactional floor beside the one-hop floor, and the depth probe. (The floors' latencies are
-rows of the latency table, beside Parley's, in bench/report.py.)"""
+rows of the latency table, beside Parley's, in bench/report/markdown.py.)"""
 
 from __future__ import annotations
 
-from bench.results import Results
-from bench.verdicts import fmt_ms
+from bench.harness.results import Results
+from bench.report.verdicts import fmt_ms, md_table
 
 
 def relays(results: Results) -> list[str]:
@@ -23,23 +23,23 @@ def relays(results: Results) -> list[str]:
         "(`INSERT … SELECT FROM unnest(…)`, autocommit). Per batch: the Postgres write and the "
         "re-produce until acked. `floor` cores: the relay process itself.",
         "",
-        "| floor | offered/s | batches | records per batch (mean / max) "
-        "| Postgres write p50 / p99 | re-produce p50 / p99 | floor cores | bench cores |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    head = "floor | offered/s | batches | records per batch (mean / max) "
+    head += "| Postgres write p50 / p99 | re-produce p50 / p99 | floor cores | bench cores"
+    cells = []
     for r in runs:
         relay, cores = r.relay, r.cpu.cores if r.cpu else {}
         if relay is None:
             continue
         write = relay.write_ms
-        lines.append(
-            f"| {r.scenario} | {r.offered_per_s:g} | {relay.batches:,} "
+        cells.append(
+            f"{r.scenario} | {r.offered_per_s:g} | {relay.batches:,} "
             f"| {relay.records_per_batch_mean} / {relay.records_per_batch_max} "
             f"| {fmt_ms(write.p50) if write else '—'} / {fmt_ms(write.p99) if write else '—'} "
             f"| {fmt_ms(relay.produce_ms.p50)} / {fmt_ms(relay.produce_ms.p99)} "
-            f"| {cores.get('floor', '—')} | {cores.get('bench', '—')} |"
+            f"| {cores.get('floor', '—')} | {cores.get('bench', '—')}"
         )
-    return lines
+    return lines + md_table(head, cells)
 
 
 def transactions(results: Results) -> list[str]:
@@ -65,26 +65,26 @@ def transactions(results: Results) -> list[str]:
         "output and offsets in one transaction would add per hop (without "
         "`send_offsets_to_transaction`, which adds two more requests per transaction). " + retry,
         "",
-        "| offered/s | idempotent p50 / p99 | transactional p50 / p99 | ratio p50 / p99 "
-        "| transactions | records per transaction (mean / max) | commit p50 / p99 | lost "
-        "| send lag p50 / p99 / max |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    head = "offered/s | idempotent p50 / p99 | transactional p50 / p99 | ratio p50 / p99 "
+    head += "| transactions | records per transaction (mean / max) | commit p50 / p99 | lost "
+    head += "| send lag p50 / p99 / max"
+    cells = []
     for r in floor.transactional_runs:
         base = plain.get(r.offered_per_s)
         ref_p50, ref_p99 = (base.latency_ms.p50, base.latency_ms.p99) if base else (None, None)
         ratio, commit, lag = r.ratio_to_idempotent_floor, r.transaction_ms, r.send_lag_ms
-        lines.append(
-            f"| {r.offered_per_s:g} | {fmt_ms(ref_p50)} / {fmt_ms(ref_p99)} "
+        cells.append(
+            f"{r.offered_per_s:g} | {fmt_ms(ref_p50)} / {fmt_ms(ref_p99)} "
             f"| {fmt_ms(r.latency_ms.p50)} / {fmt_ms(r.latency_ms.p99)} "
             f"| {ratio.p50 if ratio else '—'} / {ratio.p99 if ratio else '—'} "
             f"| {r.transactions} "
             f"| {r.records_per_transaction_mean} / {r.records_per_transaction_max} "
             f"| {fmt_ms(commit.p50 if commit else None)} / "
             f"{fmt_ms(commit.p99 if commit else None)} | {r.lost} "
-            f"| {fmt_ms(lag.p50)} / {fmt_ms(lag.p99)} / {fmt_ms(lag.max)} |"
+            f"| {fmt_ms(lag.p50)} / {fmt_ms(lag.p99)} / {fmt_ms(lag.max)}"
         )
-    return lines
+    return lines + md_table(head, cells)
 
 
 def depth(results: Results) -> list[str]:

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from bench.cpu import Cost, Used
-from bench.histograms import NO_SAMPLES, Cdf, Summary
-from bench.logs import LogScan
+from bench.harness.cpu import Cost, Used
+from bench.harness.histograms import NO_SAMPLES, Cdf, Summary
+from bench.harness.logs import LogScan
 
 # --- shared ---------------------------------------------------------------------------------
 

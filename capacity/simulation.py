@@ -1,4 +1,4 @@
-"""`python -m bench.capacity`: does Parley's partitioning hold at 50 million daily active users?
+"""`python -m capacity`: does Parley's partitioning hold at 50 million daily active users?
 
 A seeded simulation, with no stack and no broker (it finishes in seconds). It places keys on
 partitions with Parley's own mappings: channels on `parley.messages.v1` and users on
@@ -406,7 +406,3 @@ def capacity(
     """Partition load skew and rebalance cost at 50M daily users (seeded)."""
     pop = Population(zipf_s=zipf_s, user_zipf_s=user_zipf_s)
     print(report(pop, seed, sockets_per_gateway, workers))
-
-
-if __name__ == "__main__":
-    typer.run(capacity)

@@ -9,7 +9,7 @@ before it may commit. The *durable* relay first writes each batch to Postgres in
 floor includes what storing a message costs at the least. What Parley adds above these floors is
 Parley's own work.
 
-The bench starts it with `python -m bench.relay '<json spec>'`. It prints `ready` once its
+The bench starts it with `python -m bench.scenarios.relay '<json spec>'`. It prints `ready` once its
 clients are started; each `stats` line on its stdin is answered with one JSON line of what it
 did since the previous one (batches, records, time per batch in the database and in the
 produce); it exits when its stdin closes."""
@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from bench import histograms
-from bench.results import Relayed
+from bench.harness import histograms
+from bench.harness.results import Relayed
 
 READY = b"ready"
 TABLE = "relayed"
@@ -175,7 +175,7 @@ class RelayProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.relay",
+            "bench.scenarios.relay",
             orjson.dumps(asdict(self.spec)).decode(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

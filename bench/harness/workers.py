@@ -1,8 +1,8 @@
 """Sockets kept open: `Sockets` (synced, heartbeating, each read by a task of its own) is the
-base of the latency scenarios' `bench.load.Fleet`, in the bench's own process, and of `Worker`.
+base of the latency scenarios' `bench.harness.load.Fleet`, in the bench's own process, and of `Worker`.
 Workers hold client sockets by the thousand in processes of their own (one process may hold
 at most RLIMIT_NOFILE open files, 20,000 on this box): for the connection-memory scenario and
-the reconnect storm, and (with `bench.watchers.PresenceWorker`) the presence scenario. Each
+the reconnect storm, and (with `bench.scenarios.watchers.PresenceWorker`) the presence scenario. Each
 worker runs its own event loop and obeys commands sent over a pipe; the pool merges their
 replies into one."""
 
@@ -22,8 +22,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 
-from bench.progress import bar as progress_bar
-from bench.results import Connects
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import Connects
 from devstack.embedded.process import die_with_parent
 from parley_client import Session, SessionError, encode_frame
 
@@ -329,7 +329,7 @@ def worker_main(
 ) -> None:
     import uvloop
 
-    from bench.stack import raise_nofile_limit
+    from bench.harness.stack import raise_nofile_limit
 
     die_with_parent(signal.SIGTERM)
     raise_nofile_limit()

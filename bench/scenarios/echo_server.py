@@ -7,7 +7,7 @@ It reuses the gateway's own pieces rather than copies of them (`direct_websocket
 writes with), and the options of `gateway/server.py`'s `uvicorn.Config`; a change there should
 be repeated in `CONFIG` below. Its frames are echoed as they are: no JSON, no checks, no broker.
 
-Run by the bench as `python -m bench.echo_server PORT` (its own process, as a gateway is)."""
+Run by the bench as `python -m bench.scenarios.echo_server PORT` (its own process, as a gateway is)."""
 
 from __future__ import annotations
 

@@ -3,19 +3,9 @@ step the rate up until the stack saturates; every figure also as a multiple of t
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from bench.context import Context, between_runs, paced, use_cursors
-from bench.load import Target
-from bench.results import (
-    Curve,
-    FloorRatios,
-    FloorRun,
-    LatencyResults,
-    LoadRow,
-    Results,
-    ThroughputResults,
-)
+from bench.harness.context import Context, between_runs, paced, use_cursors
+from bench.harness.load import Target
+from bench.harness.results import Curve, LatencyResults, ThroughputResults
 from parley_client import Login
 
 
@@ -102,29 +92,3 @@ async def _curve(
             curve.skipped_rates = rates[i + 1 :]
             curve.stopped_because = reason
             break
-
-
-def add_floor_ratios(results: Results) -> None:
-    """Every latency figure also as a multiple of the one-hop floor and of the durable two-hop
-    floor, each at the same (or nearest) rate."""
-    rows = list(results.latency.runs if results.latency else [])
-    for curve in results.throughput.curves if results.throughput else []:
-        rows += curve.steps
-    if results.soak is not None and results.soak.run is not None:
-        rows.append(results.soak.run)
-    floor = results.floor
-    for row in rows:
-        row.ratio_to_floor = _ratio(row, floor.runs if floor else [])
-        row.ratio_to_durable_floor = _ratio(row, floor.durable_runs if floor else [])
-
-
-def _ratio(row: LoadRow, floors: list[FloorRun]) -> FloorRatios | None:
-    measured = [f for f in floors if f.latency_ms.count]
-    if not measured:
-        return None
-    floor = min(measured, key=lambda f: abs(f.offered_per_s - row.offered_per_s))
-    return replace(
-        FloorRatios.of(row.latency_ms, floor.latency_ms),
-        floor_rate=floor.offered_per_s,
-        floor_lost=floor.lost,
-    )

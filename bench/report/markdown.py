@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 
-from bench import floor_report
-from bench.histograms import Summary
-from bench.results import (
+from bench.harness.histograms import Summary
+from bench.harness.results import (
     FloorRatios,
     FloorRun,
+    IsolationPhase,
     IsolationResults,
     LoadRow,
     Paced,
@@ -23,19 +23,17 @@ from bench.results import (
     SoakResults,
     Verdict,
 )
-from bench.verdicts import ISOLATION_ROLES, fmt_ms, processor_cpu
+from bench.report import floors as floor_report
+from bench.report.verdicts import ISOLATION_ROLES, fmt_ms, md_table, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
 STACK_ROLES = ("gateway", "processor", "broker", "postgres")
 
 
 def table(rows: list[Verdict]) -> str:
-    lines = [
-        "| figure (SPEC §6, issue #4) | measured | target | result | notes |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [f"| {v.figure} | {v.measured} | {v.target} | {v.result} | {v.notes} |" for v in rows]
-    return "\n".join(lines)
+    head = "figure (SPEC §6, issue #4) | measured | target | result | notes"
+    cells = (f"{v.figure} | {v.measured} | {v.target} | {v.result} | {v.notes}" for v in rows)
+    return "\n".join(md_table(head, cells))
 
 
 def write_json(path: Path, results: Results) -> None:
@@ -100,6 +98,24 @@ def _ratio(ratio: FloorRatios | Ratios | None) -> str:
     return f"{ratio.p50} / {ratio.p99}" if ratio is not None else "—"
 
 
+def _p50_p99(summary: Summary) -> str:
+    return f"{fmt_ms(summary.p50)} / {fmt_ms(summary.p99)}"
+
+
+def _stopped(row: Paced | IsolationPhase) -> str:
+    return " (stopped early)" if row.aborted else ""
+
+
+def _cores(cores: Mapping[str, float], roles: tuple[str, ...]) -> str:
+    """Cores (or CPU seconds) by role, in table cells; a role not seen: —."""
+    return " | ".join(str(cores.get(role, "—")) for role in roles)
+
+
+def _per(per: Mapping[str, int], roles: tuple[str, ...]) -> str:
+    """CPU µs by role, in table cells; a role not seen: —."""
+    return " | ".join(f"{per[role]:,}" if role in per else "—" for role in roles)
+
+
 def _lag(lag: Summary) -> str:
     """The pacer's own error: how late sends left their schedule (p50 / p99 / max)."""
     return f"{fmt_ms(lag.p50)} / {fmt_ms(lag.p99)} / {fmt_ms(lag.max)}"
@@ -122,11 +138,11 @@ def _latency(results: Results) -> list[str]:
         "the same rate (p50 to p50, p99 to p99). Send lag is the pacer's own error: how late "
         "each send left its schedule.",
         "",
-        "| scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max "
-        "| x one-hop floor p50 / p99 | x durable floor p50 / p99 | lost | accepted p50 "
-        "| send lag p50 / p99 / max | client CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    head = "scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max "
+    head += "| x one-hop floor p50 / p99 | x durable floor p50 / p99 | lost | accepted p50 "
+    head += "| send lag p50 / p99 / max | client CPU"
+    cells = []
     for r in rows:
         lat, one_hop, durable, accepted, client = r.latency_ms, "—", "—", "—", "—"
         if isinstance(r, LoadRow):
@@ -136,15 +152,15 @@ def _latency(results: Results) -> list[str]:
             one_hop = _ratio(r.ratio_to_idempotent_floor) if r.producer != "idempotent" else "1 / 1"
             if r.cpu is not None:
                 client = f"{round(100 * r.cpu.cores.get('bench', 0.0))}%"
-        lines.append(
-            f"| {r.scenario} | {r.offered_per_s:g} | {lat.count:,} | {fmt_ms(lat.p50)} "
+        cells.append(
+            f"{r.scenario} | {r.offered_per_s:g} | {lat.count:,} | {fmt_ms(lat.p50)} "
             f"| {fmt_ms(lat.p90)} | {fmt_ms(lat.p99)} | {fmt_ms(lat.p99_9)} "
-            f"| {fmt_ms(lat.max)} | {one_hop} | {durable} "
-            f"| {r.lost}{' (stopped early)' if r.aborted else ''} "
-            f"| {accepted} | {_lag(r.send_lag_ms)} | {client} |"
+            f"| {fmt_ms(lat.max)} | {one_hop} | {durable} | {r.lost}{_stopped(r)} "
+            f"| {accepted} | {_lag(r.send_lag_ms)} | {client}"
         )
     return (
         lines
+        + md_table(head, cells)
         + floor_report.relays(results)
         + floor_report.transactions(results)
         + floor_report.depth(results)
@@ -168,27 +184,26 @@ def _throughput(results: Results) -> list[str]:
             "them together, the load generator not counted"
             + (" (SPEC §6's CPU per 1:1 message)." if unit == "msg" else "."),
             "",
-            "| offered msgs/s | offered deliveries/s | sent | delivered/s | p50 | p99 | max "
-            "| x durable floor p50 / p99 (floor's rate) | lost | within bound "
-            "| send lag p50 / p99 / max | bench cores | machine cores "
-            f"| {' | '.join(f'{role} µs/{unit}' for role in roles)} | stack µs/{unit} |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * (len(roles) + 1),
         ]
+        head = "offered msgs/s | offered deliveries/s | sent | delivered/s | p50 | p99 | max "
+        head += "| x durable floor p50 / p99 (floor's rate) | lost | within bound "
+        head += "| send lag p50 / p99 / max | bench cores | machine cores"
+        head += "".join(f" | {role} µs/{unit}" for role in (*roles, "stack"))
+        cells = []
         for s in curve.steps:
             lat, cores = s.latency_ms, s.cpu.cores if s.cpu else {}
             per = s.cpu.stack_us_per_delivery if s.cpu else {}
             durable = s.ratio_to_durable_floor
             at = f" ({durable.floor_rate:g}/s)" if durable else ""
-            lines.append(
-                f"| {s.offered_per_s:g} | {s.offered_deliveries_per_s or 0:,.0f} | {s.sent:,} "
+            cells.append(
+                f"{s.offered_per_s:g} | {s.offered_deliveries_per_s or 0:,.0f} | {s.sent:,} "
                 f"| {s.delivered_per_s} | {fmt_ms(lat.p50)} | {fmt_ms(lat.p99)} "
                 f"| {fmt_ms(lat.max)} | {_ratio(durable)}{at} | {s.missing} "
-                f"| {'yes' if s.within_bound else 'no'}{' (stopped early)' if s.aborted else ''} "
+                f"| {'yes' if s.within_bound else 'no'}{_stopped(s)} "
                 f"| {_lag(s.send_lag_ms)} | {cores.get('bench', '—')} "
-                f"| {cores.get('machine', '—')} | "
-                + " | ".join(f"{per[role]:,}" if role in per else "—" for role in roles)
-                + (f" | {per['total']:,} |" if "total" in per else " | — |")
+                f"| {cores.get('machine', '—')} | {_per(per, (*roles, 'total'))}"
             )
+        lines += md_table(head, cells)
         if curve.skipped_rates:
             rates = ", ".join(f"{r:g}" for r in curve.skipped_rates)
             lines += ["", f"Not run (saturated before): {rates} msgs/s."]
@@ -225,21 +240,18 @@ def _cpu(results: Results) -> list[str]:
         "less the process's idle use, divided by messages sent (a group message is delivered "
         "to every other member).",
         "",
-        f"| run | msgs/s | {' | '.join(roles)} | other | machine | µs/msg: {' | '.join(roles)} "
-        "| µs/msg total |",
-        "|---|---|" + "---|" * (2 * len(roles) + 3),
     ]
+    head = f"run | msgs/s | {' | '.join(roles)} | other | machine | µs/msg: {' | '.join(roles)} "
+    head += "| µs/msg total"
+    cells = []
     for name, r in rows:
         assert r.cpu is not None
         cores, per = r.cpu.cores, r.cpu.cpu_us_per_send
-        lines.append(
-            f"| {name} | {r.offered_per_s:g} | "
-            + " | ".join(str(cores.get(role, "—")) for role in roles)
-            + f" | {cores.get('other', '—')} | {cores.get('machine', '—')} | "
-            + " | ".join(f"{per[role]:,}" if role in per else "—" for role in roles)
-            + f" | {per.get('total', 0):,} |"
+        cells.append(
+            f"{name} | {r.offered_per_s:g} | {_cores(cores, (*roles, 'other', 'machine'))} "
+            f"| {_per(per, roles)} | {per.get('total', 0):,}"
         )
-    return lines
+    return lines + md_table(head, cells)
 
 
 def _connections(results: Results) -> list[str]:
@@ -253,18 +265,17 @@ def _connections(results: Results) -> list[str]:
         f"{conns.sockets_per_user} sockets per device token, baseline RSS "
         f"{(base or 0) / 2**20:.1f} MiB, gateway RLIMIT_NOFILE {conns.gateway_nofile_limit})",
         "",
-        "| level | held | RSS | KiB/conn (vs baseline) | marginal KiB/conn "
-        "| connect+sync p50 / p99 | time to open | errors |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for row in conns.levels:
-        cs = row.connect_and_sync_s
-        lines.append(
-            f"| {row.level:,} | {row.held:,} | {(row.rss_bytes or 0) / 2**20:.1f} MiB "
-            f"| {_dash(row.kib_per_connection)} | {_dash(row.marginal_kib_per_connection)} "
-            f"| {cs.p50} s / {cs.p99} s | {row.elapsed_s} s | {_counts(row.connects.errors, '—')} |"
-        )
-    return lines
+    head = "level | held | RSS | KiB/conn (vs baseline) | marginal KiB/conn "
+    head += "| connect+sync p50 / p99 | time to open | errors"
+    cells = (
+        f"{row.level:,} | {row.held:,} | {(row.rss_bytes or 0) / 2**20:.1f} MiB "
+        f"| {_dash(row.kib_per_connection)} | {_dash(row.marginal_kib_per_connection)} "
+        f"| {row.connect_and_sync_s.p50} s / {row.connect_and_sync_s.p99} s "
+        f"| {row.elapsed_s} s | {_counts(row.connects.errors, '—')}"
+        for row in conns.levels
+    )
+    return lines + md_table(head, cells)
 
 
 def _storm(results: Results) -> list[str]:
@@ -321,12 +332,12 @@ def _soak(soak: SoakResults | None) -> list[str]:
             f"{per['message_sends_index_bytes']:,.0f}), before WAL and replicas.",
             "",
         ]
-    lines += ["| tenth of the sends | deliveries | p50 | p99 | max |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {w.window} | {w.deliveries:,} | {fmt_ms(w.p50)} | {fmt_ms(w.p99)} | {fmt_ms(w.max)} |"
+    head = "tenth of the sends | deliveries | p50 | p99 | max"
+    cells = (
+        f"{w.window} | {w.deliveries:,} | {fmt_ms(w.p50)} | {fmt_ms(w.p99)} | {fmt_ms(w.max)}"
         for w in soak.windows
-    ]
-    return lines
+    )
+    return lines + md_table(head, cells)
 
 
 def _search(search: SearchResults | None) -> list[str]:
@@ -349,16 +360,15 @@ def _search(search: SearchResults | None) -> list[str]:
             "on disk per indexed message (table, GIN and TOAST).",
             "",
         ]
-    lines += [
-        "| searcher | query | messages visible | queries | p50 | p99 | max | hits/query | too costly |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {q.who} | {q.kind} | {q.visible_messages:,} | {q.count} | {fmt_ms(q.p50_ms)} | "
-        f"{fmt_ms(q.p99_ms)} | {fmt_ms(q.max_ms)} | {q.mean_hits:g} | {q.too_costly} |"
+    head = (
+        "searcher | query | messages visible | queries | p50 | p99 | max | hits/query | too costly"
+    )
+    cells = (
+        f"{q.who} | {q.kind} | {q.visible_messages:,} | {q.count} | {fmt_ms(q.p50_ms)} | "
+        f"{fmt_ms(q.p99_ms)} | {fmt_ms(q.max_ms)} | {q.mean_hits:g} | {q.too_costly}"
         for q in search.queries
-    ]
-    return lines
+    )
+    return lines + md_table(head, cells)
 
 
 def _isolation(iso: IsolationResults | None) -> list[str]:
@@ -373,20 +383,19 @@ def _isolation(iso: IsolationResults | None) -> list[str]:
         "the drain; cores by process over the phase (`bench` is the load generator: the "
         "pairs, the flooding user and the searchers).",
         "",
-        "| phase | sent | delivered | lost | duplicated | out of order | p50 | p99 | max "
-        f"| send lag p99 | {' | '.join(ISOLATION_ROLES)} |",
-        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(ISOLATION_ROLES),
     ]
-    for p in iso.phases:
-        lat = p.latency_ms
-        lines.append(
-            f"| {p.phase} | {p.sent:,} | {p.delivered:,} "
-            f"| {p.lost}{' (stopped early)' if p.aborted else ''} | {p.duplicates} "
-            f"| {p.out_of_order} | {fmt_ms(lat.p50)} | {fmt_ms(lat.p99)} | {fmt_ms(lat.max)} "
-            f"| {fmt_ms(p.send_lag_ms.p99)} | "
-            + " | ".join(str(p.cpu_cores.get(role, "—")) for role in ISOLATION_ROLES)
-            + " |"
-        )
+    head = "phase | sent | delivered | lost | duplicated | out of order | p50 | p99 | max "
+    head += f"| send lag p99 | {' | '.join(ISOLATION_ROLES)}"
+    lines += md_table(
+        head,
+        (
+            f"{p.phase} | {p.sent:,} | {p.delivered:,} | {p.lost}{_stopped(p)} | {p.duplicates} "
+            f"| {p.out_of_order} | {fmt_ms(p.latency_ms.p50)} | {fmt_ms(p.latency_ms.p99)} "
+            f"| {fmt_ms(p.latency_ms.max)} | {fmt_ms(p.send_lag_ms.p99)} "
+            f"| {_cores(p.cpu_cores, ISOLATION_ROLES)}"
+            for p in iso.phases
+        ),
+    )
     flood = iso.flood
     if flood is not None:
         lat = flood.latency_ms
@@ -459,26 +468,22 @@ def _presence(results: Results) -> list[str]:
             f"about {flood.events_per_processor_core_s} events/s per free core "
             f"({flood.processor_us_per_event_gross} µs counting all its CPU)."
         )
-    if presence.steps:
-        lines += [
-            "",
-            "| users/s offline and back | changes | frames/s (steady; nominal) | peak "
-            "| online p50 / p99 | offline after timeout p50 / p99 | frames expected / got "
-            "| unscheduled | events/s | CPU (cores) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-    for s in presence.steps:
-        on, off = s.online_after_reconnect_ms, s.offline_after_timeout_ms
-        lines.append(
-            f"| {s.users_per_s:g} | {s.changes_scheduled:,} "
-            f"| {s.notifications_per_s_steady}; {s.notifications_per_s_nominal} "
-            f"| {s.notifications_per_s_peak:,} | {fmt_ms(on.p50)} / {fmt_ms(on.p99)} "
-            f"| {fmt_ms(off.p50)} / {fmt_ms(off.p99)} "
-            f"| {s.steady_watchers_expected:,} / {s.steady_watchers_received:,} "
-            f"| {s.unscheduled_changes} | {s.processor.events_per_s} "
-            f"| {processor_cpu(s.processor.cpu_cores)} |"
-        )
-    return lines
+    if not presence.steps:
+        return lines
+    head = "users/s offline and back | changes | frames/s (steady; nominal) | peak "
+    head += "| online p50 / p99 | offline after timeout p50 / p99 | frames expected / got "
+    head += "| unscheduled | events/s | CPU (cores)"
+    cells = (
+        f"{s.users_per_s:g} | {s.changes_scheduled:,} "
+        f"| {s.notifications_per_s_steady}; {s.notifications_per_s_nominal} "
+        f"| {s.notifications_per_s_peak:,} | {_p50_p99(s.online_after_reconnect_ms)} "
+        f"| {_p50_p99(s.offline_after_timeout_ms)} "
+        f"| {s.steady_watchers_expected:,} / {s.steady_watchers_received:,} "
+        f"| {s.unscheduled_changes} | {s.processor.events_per_s} "
+        f"| {processor_cpu(s.processor.cpu_cores)}"
+        for s in presence.steps
+    )
+    return [*lines, "", *md_table(head, cells)]
 
 
 def _time(results: Results) -> list[str]:
@@ -492,14 +497,15 @@ def _time(results: Results) -> list[str]:
         "",
         "## Where the time went (wall seconds; CPU seconds by process during each phase)",
         "",
-        "| phase | wall s | " + " | ".join(roles) + " | machine busy |",
-        "|---|---|" + "---|" * len(roles) + "---|",
     ]
-    for phase, t in results.timings.items():
-        by_role = t.cpu.by_role if t.cpu else {}
-        cells = " | ".join(str(by_role.get(role, "—")) for role in roles)
-        busy = t.cpu.machine_busy if t.cpu else "—"
-        lines.append(f"| {phase} | {t.wall_s} | {cells} | {busy} |")
+    lines += md_table(
+        f"phase | wall s | {' | '.join(roles)} | machine busy",
+        (
+            f"{phase} | {t.wall_s} | {_cores(t.cpu.by_role if t.cpu else {}, roles)} "
+            f"| {t.cpu.machine_busy if t.cpu else '—'}"
+            for phase, t in results.timings.items()
+        ),
+    )
     lines += [
         "",
         "`other` is CPU used by processes outside the stack and the bench (e.g. someone else's "

@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bench import histograms
-from bench.histograms import Histogram
-from bench.results import Results
-from bench.verdicts import IDLE_SOCKET_KIB, STORM_S
+from bench.harness import histograms
+from bench.harness.histograms import Histogram
+from bench.harness.results import Results
+from bench.report.verdicts import IDLE_SOCKET_KIB, STORM_S
 
 POINTS = 3000
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from bench.stack import ROLES, Stack
+from bench.harness.stack import ROLES, Stack
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -23,7 +23,7 @@ def _cpu_seconds(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-FLOOR_MODULES = ("bench.relay", "bench.echo_server")
+FLOOR_MODULES = ("bench.scenarios.relay", "bench.scenarios.echo_server")
 
 
 def _bench_role(child: psutil.Process) -> str:

@@ -1,5 +1,5 @@
 """The WebSocket floor: a round trip through the gateway's own server stack (uvicorn, wsproto,
-Starlette, as `gateway/server.py` runs them; `bench/echo_server.py`) and the bench's own client
+Starlette, as `gateway/server.py` runs them; `bench/scenarios/echo_server.py`) and the bench's own client
 (`parley_client.Session`, as the latency runs use it), with nothing of Parley between them.
 
 A Parley message crosses a socket twice (the sender's `send`, the receiver's `message`), as this
@@ -15,9 +15,9 @@ import socket
 import sys
 import time
 
-from bench.echo_server import PATH
-from bench.load import TEXT
-from bench.roundtrip import RoundTrip
+from bench.harness.load import TEXT
+from bench.harness.roundtrip import RoundTrip
+from bench.scenarios.echo_server import PATH
 from parley_client import Session, SessionError
 
 SEQ_DIGITS = 12
@@ -47,7 +47,11 @@ class EchoFloor(RoundTrip):
         port = _free_port()
         self.url = f"ws://127.0.0.1:{port}{PATH}"
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.echo_server", str(port), stdout=asyncio.subprocess.DEVNULL
+            sys.executable,
+            "-m",
+            "bench.scenarios.echo_server",
+            str(port),
+            stdout=asyncio.subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
         while len(self._sessions) < self.sockets:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import histograms
-from bench.histograms import Summary
+from bench.harness import histograms
+from bench.harness.histograms import Summary
 
 
 class Pacer:

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 import orjson
 import psutil
 
-from bench import histograms
-from bench.histograms import Histogram
-from bench.pacing import Pacer
-from bench.progress import bar as progress_bar
-from bench.results import Connects, LoadRow
-from bench.workers import Sockets
+from bench.harness import histograms
+from bench.harness.histograms import Histogram
+from bench.harness.pacing import Pacer
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import Connects, LoadRow
+from bench.harness.workers import Sockets
 from parley_client import Login, Session, SessionError, encode_frame
 
 CDF_POINTS = 300

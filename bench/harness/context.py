@@ -1,20 +1,26 @@
 """What every scenario works with: the options, the stack, the users and their channels, the
-client sockets, the results so far; and the waits between runs (quiet, settled, idle CPU)."""
+client sockets, the results so far; the waits between runs (quiet, settled, idle CPU); and the
+accounts, made here (or kept from an earlier run's `--data-dir`)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from bench import cpu
+import orjson
+
 from bench.config import Config
-from bench.histograms import Histogram
-from bench.load import Fleet, Run, Target, Tracker, paced_load, quiesce
-from bench.results import AfterRun, Results, Settle
-from bench.stack import Stack
-from bench.workers import Slot, WorkerPool
+from bench.harness import cpu
+from bench.harness.histograms import Histogram
+from bench.harness.load import Fleet, Run, Target, Tracker, paced_load, quiesce
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import AfterRun, Results, Settle
+from bench.harness.stack import Stack
+from bench.harness.workers import Slot, WorkerPool
 from parley_client import Client, Login
 
 
@@ -134,12 +140,13 @@ async def paced(
     drain_s: float | None = None,
     abort_after_s: float | None = None,
     keep_tenths: bool = False,
+    fleet: Fleet | None = None,
 ) -> Run:
-    """A paced load through the fleet (within the run's bounds, unless given), and the CPU
-    each process of the stack spent while it ran and drained."""
+    """A paced load through the fleet (the context's, unless given; within the run's bounds,
+    unless given), and the CPU each process of the stack spent while it ran and drained."""
     before = cpu.snapshot(ctx.stack)
     run = await paced_load(
-        ctx.fleet,
+        fleet or ctx.fleet,
         targets,
         rate,
         duration_s,
@@ -185,3 +192,38 @@ async def between_runs(ctx: Context, users: list[Login]) -> AfterRun:
     before = ctx.fleet.reconnects
     await ctx.fleet.ensure(users)
     return AfterRun(round(waited, 2), settle, ctx.fleet.reconnects - before)
+
+
+PASSWORD = "bench-password-1"
+
+
+def load_users(path: Path) -> list[Login]:
+    """Accounts a previous run kept in its data dir (`--data-dir`); none if there is no file."""
+    rows = orjson.loads(path.read_bytes()) if path.is_file() else []
+    return [Login(r["user_id"], r["device_id"], r["token"], r["username"]) for r in rows]
+
+
+def save_users(path: Path, users: list[Login]) -> None:
+    path.write_bytes(orjson.dumps(users))
+
+
+async def create_users(
+    client: Client, count: int, concurrency: int, kept: list[Login]
+) -> list[Login]:
+    """Sign up and log in users until there are `count`, a few at a time (argon2 costs the
+    server ~0.17 s of CPU per signup and per login). `kept` ones (from an earlier run on the
+    same data dir) come first."""
+    have = kept[:count]
+    prefix = f"b{uuid.uuid4().hex[:8]}_"
+    semaphore = asyncio.Semaphore(concurrency)
+    with progress_bar(count - len(have), "users (signup+login)", "user") as bar:
+
+        async def one(i: int) -> Login:
+            username = f"{prefix}{i:05d}"
+            async with semaphore:
+                await client.sign_up(username, PASSWORD)
+                login = await client.log_in(username, PASSWORD, device_name="bench")
+            bar.update(1)
+            return login
+
+        return [*have, *await asyncio.gather(*(one(i) for i in range(len(have), count)))]

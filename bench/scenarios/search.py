@@ -1,19 +1,7 @@
-"""Search (issue #15): how soon a sent message is searchable, and what queries cost over a
-large index.
-
-- **Lag, through the live stack.** One device sends `search_lag_messages` messages, each with a
-  word of its own, at `search_lag_rate`; from each send the bench asks `GET /v1/search` for
-  that word (with the channel) every `POLL_S` until it is found. Send → searchable includes
-  the processor's store and publish, the indexer's write and the query itself.
-- **Queries, over `search_messages` (1M) indexed messages.** The index is bulk-loaded through
-  `SearchIndex.add` (the indexer's own call) into a database of its own on the stack's Postgres
-  (created, then dropped), then each kind of query runs `search_queries` times through
-  `SearchIndex.search`: rare and common words, two words, Korean, Japanese, Chinese, emoji,
-  and one channel, for a user in `search_member_channels` channels and for one who can read
-  every channel. The exception to "only the public protocol": the load and these queries use
-  Parley's own index code (storage/postgres/search.py), since a million messages through the
-  stack would take hours here.
-"""
+"""Search (issue #15): how soon a sent message is searchable through the live stack, and what
+queries cost over a large index, bulk-loaded through Parley's own `SearchIndex` into a
+database of its own (a million messages through the stack would take hours here). Described
+once, in bench/README.md ("What each scenario measures", 9)."""
 
 from __future__ import annotations
 
@@ -23,10 +11,10 @@ import time
 import uuid
 from collections.abc import Callable
 
-from bench import histograms
-from bench.context import Context
-from bench.progress import bar as progress_bar
-from bench.results import QueryRow, SearchResults
+from bench.harness import histograms
+from bench.harness.context import Context
+from bench.harness.progress import bar as progress_bar
+from bench.harness.results import QueryRow, SearchResults
 
 POLL_S = 0.01
 CHANNEL_MESSAGES = 1_000  # messages per channel of the bulk load

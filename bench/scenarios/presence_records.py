@@ -1,7 +1,7 @@
 """Presence records per online socket: what idle, heartbeating sockets cost the presence topic
 and the processor, with nothing else going on.
 
-`python -m bench.presence_records --sockets 2000` starts `parley dev` on free ports (as
+`python -m bench.scenarios.presence_records --sockets 2000` starts `parley dev` on free ports (as
 `make bench` does), signs up one user per socket, holds the sockets in `--workers` client
 processes (heartbeating as the protocol asks: every 0.6 x `heartbeat_interval_s`, as the
 connections scenario's sockets do), and after a warm-up counts, over `--window-s`:
@@ -19,24 +19,19 @@ import argparse
 import asyncio
 import contextlib
 import json
-import shutil
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import cpu
-from bench.admin import partition_count
-from bench.stack import BENCH_ENV, Stack, raise_nofile_limit
-from bench.workers import Slot, Worker, WorkerPool
-from devstack.launcher import start_dev
-from parley_client import Client, Login
+from bench.harness import cpu
+from bench.harness.admin import partition_count
+from bench.harness.context import create_users
+from bench.harness.stack import raise_nofile_limit, start_stack
+from bench.harness.workers import Slot, Worker, WorkerPool
+from parley_client import Client
 
 EVENTS_TOPIC = "parley.presence.v1"
-PASSWORD = "correct horse battery"
 
 
 async def _end_offset_sum(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> int:
@@ -44,26 +39,11 @@ async def _end_offset_sum(consumer: AIOKafkaConsumer, partitions: list[TopicPart
     return sum(ends.values())
 
 
-async def _users(url: str, count: int) -> list[Login]:
-    limit = asyncio.Semaphore(16)
-    async with Client(url, timeout_s=120) as client:
-
-        async def one() -> Login:
-            async with limit:
-                name = f"pr{uuid.uuid4().hex[:12]}"
-                await client.sign_up(name, PASSWORD)
-                return await client.log_in(name, PASSWORD)
-
-        return list(await asyncio.gather(*(one() for _ in range(count))))
-
-
 async def measure(
     sockets: int, workers: int, warmup_s: float, window_s: float
 ) -> dict[str, object]:
     raise_nofile_limit()
-    tmp = Path(tempfile.mkdtemp(prefix="parley-presence-records-"))
-    dev = start_dev(tmp / "data", env=dict(BENCH_ENV), log_path=tmp / "parley-dev.log")
-    stack = Stack(dev.http_url, dev.ws_url, dev.kafka_bootstrap, dev.processor_url, dev, _tmp=tmp)
+    stack = start_stack(time.monotonic(), False, None, "postgres")
     assert stack.kafka_bootstrap is not None
     pool: WorkerPool | None = None
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap)
@@ -73,7 +53,8 @@ async def measure(
         partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(count)]
         await asyncio.sleep(10)
         idle = await cpu.idle_cores(stack, 30)
-        users = await _users(stack.http_url, sockets)
+        async with Client(stack.http_url, timeout_s=120) as client:
+            users = await create_users(client, sockets, 16, [])
         slots = [Slot(i, u.token, {}, 0, u.user_id) for i, u in enumerate(users)]
         pool = WorkerPool(stack.ws_url, slots, workers)
         level = await pool.hold(sockets, 64, 600.0, f"connect {sockets}", sockets)
@@ -115,7 +96,7 @@ async def measure(
         if pool is not None:
             await pool.close()
         stack.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stack.cleanup(keep=False)
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ import time
 import httpx
 import psutil
 
-from bench import histograms
-from bench.context import Context, fetch_cursors, paced
-from bench.load import Target
-from bench.results import Baseline, ConnectionResults, Level, Reconnect, StormResults
-from bench.stack import Stack
-from bench.workers import Slot, Worker, WorkerPool
+from bench.harness import histograms
+from bench.harness.context import Context, fetch_cursors, paced
+from bench.harness.load import Target
+from bench.harness.results import Baseline, ConnectionResults, Level, Reconnect, StormResults
+from bench.harness.stack import Stack
+from bench.harness.workers import Slot, Worker, WorkerPool
 from parley_client import ApiError
 
 

@@ -1,0 +1,1 @@
+"""The report of a run: the target table (verdicts), the Markdown summary, the plots."""

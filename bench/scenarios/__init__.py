@@ -1,0 +1,1 @@
+"""The scenarios: each measures its figures into the run's records (bench/harness/results.py)."""

@@ -1,0 +1,1 @@
+"""The capacity model's simulation (docs/capacity.md): `python -m capacity`."""
