@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable
 from typing import Any
 
 from uvicorn.config import Config
@@ -58,7 +59,9 @@ class EventQueue:
     def empty(self) -> bool:
         return not self._items
 
-    async def get(self) -> Any:
+    async def get(self, reader: WSProtocol | None = None) -> Any:
+        """The next item; once none is left, `reader`'s paused reading resumes (what uvicorn's
+        `WSProtocol.receive` does after its `get`: `LeanWSProtocol.receive`)."""
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -68,6 +71,9 @@ class EventQueue:
         item = self._items.pop(0)
         if not self._items:
             self._items = None
+            if reader is not None and reader.read_paused:
+                reader.read_paused = False
+                reader.transport.resume_reading()
         return item
 
 
@@ -189,6 +195,11 @@ class LeanWSProtocol(WSProtocol):
         self.writable = writable  # type: ignore[assignment]
         # The head of the message being dropped, while one over `ws_max_size` arrives.
         self.oversized: str | None = None
+
+    def receive(self) -> Awaitable[Any]:  # type: ignore[override]
+        """uvicorn's `receive` (the next ASGI event, reading resumed once none is waiting), but
+        the queue's coroutine itself, so no frame of its own stays suspended under a socket."""
+        return self.queue.get(self)  # type: ignore[call-arg]
 
     def handle_message(self, event: events.TextMessage | events.BytesMessage) -> None:
         if self.oversized is None:

@@ -114,3 +114,46 @@ def test_an_open_connection_uses_its_events_only_as_the_event_list_provides() ->
     assert [type(e) for e in events] == [CloseConnection, TextMessage]  # wsproto's own order
     assert [e.data for e in events if isinstance(e, TextMessage)] == ["hello"]
     assert not server.connection._events
+
+
+def test_uvicorns_receive_is_still_a_get_then_reading_resumed_once_the_queue_is_empty() -> None:
+    # LeanWSProtocol.receive does this inside the queue's `get` (one frame fewer per socket).
+    body = [
+        line.strip()
+        for line in inspect.getsource(WSProtocol.receive).splitlines()[1:]
+        if line.strip()
+    ]
+    assert body == [
+        "message = await self.queue.get()",
+        "if self.read_paused and self.queue.empty():",
+        "self.read_paused = False",
+        "self.transport.resume_reading()",
+        "return message",
+    ]
+
+
+def test_the_lean_receive_resumes_reading_once_the_last_waiting_event_is_taken() -> None:
+    config = Config(app=None, ws="wsproto")
+    config.load()  # type: ignore[no-untyped-call]
+    resumed: list[bool] = []
+
+    class Transport:
+        def resume_reading(self) -> None:
+            resumed.append(True)
+
+    async def scenario() -> None:
+        protocol = LeanWSProtocol(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+        protocol.transport = Transport()  # type: ignore[assignment]
+        protocol.read_paused = True
+        protocol.queue.put_nowait("first")
+        protocol.queue.put_nowait("second")
+        assert await protocol.receive() == "first"
+        assert resumed == []  # one still waits: reading stays paused
+        assert await protocol.receive() == "second"
+        assert resumed == [True] and protocol.read_paused is False
+        # Put once `receive` waits on the empty queue (the loop runs callbacks after it yields).
+        asyncio.get_running_loop().call_soon(protocol.queue.put_nowait, "third")
+        assert await protocol.receive() == "third"
+        assert resumed == [True]  # not paused then: nothing to resume
+
+    asyncio.run(scenario())
