@@ -138,6 +138,8 @@ async def test_deleted_messages_and_messages_from_before_a_join_cannot_be_report
     socket = await api.connect(owner)
     [before, gone] = await sent(socket, group, ["before you came", "soon gone"])
     await api.add_member(owner, group, late.user_id)
+    [after] = await sent(socket, group, ["after you came"])
+    assert (await api.report(late, group, after, "other"))["message_id"] == after
     await refused(api.report(late, group, before, "spam"), 404, "not_found")
     await socket.accepted(await socket.delete(group, gone))
     await socket.until(lambda f: f["type"] == "delete" and f["target_id"] == gone)
