@@ -396,7 +396,7 @@ async def post_report(request: Request) -> Response:
     found, created = await moderation.report(
         _services(request), device, params["channel_id"], params["message_id"], body
     )
-    return json_response(moderation.report_body(found, reporter=True), 201 if created else 200)
+    return json_response(moderation.report_body(found, full=True), 201 if created else 200)
 
 
 async def get_channel_reports(request: Request) -> Response:
@@ -404,7 +404,7 @@ async def get_channel_reports(request: Request) -> Response:
     found = await moderation.channel_reports(
         _services(request), device, request.path_params["channel_id"], dict(request.query_params)
     )
-    return json_response({"reports": [moderation.report_body(r, reporter=False) for r in found]})
+    return json_response({"reports": [moderation.report_body(r, full=False) for r in found]})
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -433,7 +433,7 @@ def _with_request_id(response: Response, request_id: str) -> Response:
 async def admin_reports(request: Request) -> Response:
     request_id = _operator(request)
     found = await admin.list_reports(_services(request), request_id, dict(request.query_params))
-    body = {"reports": [moderation.report_body(r, reporter=True) for r in found]}
+    body = {"reports": [moderation.report_body(r, full=True) for r in found]}
     return _with_request_id(json_response(body), request_id)
 
 

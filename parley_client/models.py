@@ -94,7 +94,8 @@ ReportReason = Literal["spam", "harassment", "hate", "violence", "illegal", "oth
 
 class Report(TypedDict):
     """A report of a message: `POST /v1/channels/{id}/messages/{mid}/reports`, the items of
-    `GET /v1/channels/{id}/reports` (without `reporter_id`) and of `GET /v1/admin/reports`."""
+    `GET /v1/channels/{id}/reports` (without `reporter_id` and `text`) and of
+    `GET /v1/admin/reports`."""
 
     report_id: str
     channel_id: str
@@ -102,9 +103,10 @@ class Report(TypedDict):
     sender_id: str
     reason: ReportReason
     note: str | None
-    text: str  # the reported text, as it was when reported
     created_at: str
+    # To the reporter and the operator only: who reported, and the text as it was reported.
     reporter_id: NotRequired[str]
+    text: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,13 +59,16 @@ async def channel_reports(
     services: Services, caller: Device, channel_id: object, query: dict[str, str]
 ) -> list[Report]:
     """A group's reports, newest first, for its owners and admins: a page of `limit` (1-100,
-    50 by default) with ids below `before` if given."""
+    50 by default) with ids below `before` if given; only reports of messages the caller may
+    see (storage/visibility.py)."""
     channel_id = require_id(channel_id, "channel_id")
     before, limit = page_query(query)
     membership = await membership_of(services, caller, channel_id, fresh=True)
     if membership.role not in MANAGERS:
         raise ApiError(403, "forbidden", "only the group's owners and admins read its reports")
-    return await services.stores.reports.channel_reports(channel_id, before=before, limit=limit)
+    return await services.stores.reports.channel_reports(
+        channel_id, from_id=visible_from(membership), before=before, limit=limit
+    )
 
 
 def page_query(query: dict[str, str]) -> tuple[str | None, int]:
@@ -83,9 +86,11 @@ def page_query(query: dict[str, str]) -> tuple[str | None, int]:
     return before, int(raw)
 
 
-def report_body(report: Report, *, reporter: bool) -> dict[str, object]:
-    """A report as the API shows it; the reporter is named to the operator only (`reporter`),
-    never to the group's owners and admins."""
+def report_body(report: Report, *, full: bool) -> dict[str, object]:
+    """A report as the API shows it. `full`, to its reporter and to the operator: with the
+    reporter and the copy of the reported text. Otherwise, to the group's owners and admins:
+    without either (the reporter is not exposed to them, and the message itself, in the chat,
+    shows what is left of it once edited or deleted)."""
     body: dict[str, object] = {
         "report_id": report.report_id,
         "channel_id": report.channel_id,
@@ -93,9 +98,9 @@ def report_body(report: Report, *, reporter: bool) -> dict[str, object]:
         "sender_id": report.sender_id,
         "reason": report.reason,
         "note": report.note,
-        "text": report.text,
         "created_at": iso_ms(report.created_at_ms),
     }
-    if reporter:
+    if full:
         body["reporter_id"] = report.reporter_id
+        body["text"] = report.text
     return body

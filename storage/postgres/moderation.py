@@ -51,14 +51,15 @@ class PostgresReportStore:
         return _report(row), False
 
     async def channel_reports(
-        self, channel_id: str, *, before: str | None, limit: int
+        self, channel_id: str, *, from_id: int, before: str | None, limit: int
     ) -> list[Report]:
-        """A channel's reports, newest first, with ids below `before` if given."""
+        """A channel's reports of messages with ids from `from_id` on, newest report first,
+        with report ids below `before` if given."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM reports WHERE channel_id = %s AND report_id < %s"
-                " ORDER BY report_id DESC LIMIT %s",
-                (channel_id, _below(before), limit),
+                " AND message_id >= %s ORDER BY report_id DESC LIMIT %s",
+                (channel_id, _below(before), from_id, limit),
             )
             return [_report(row) for row in await cur.fetchall()]
 

@@ -30,9 +30,10 @@ class ReportStore(Protocol):
         and the earlier report is returned unchanged)."""
 
     async def channel_reports(
-        self, channel_id: str, *, before: str | None, limit: int
+        self, channel_id: str, *, from_id: int, before: str | None, limit: int
     ) -> list[Report]:
-        """A channel's reports, newest first, with ids below `before` if given."""
+        """A channel's reports of messages with ids from `from_id` on, newest report first,
+        with report ids below `before` if given."""
 
     async def reports(self, *, before: str | None, limit: int) -> list[Report]:
         """Every report, newest first, with ids below `before` if given."""

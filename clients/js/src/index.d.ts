@@ -124,7 +124,7 @@ export interface ApiOptions {
 
 export type ReportReason = "spam" | "harassment" | "hate" | "violence" | "illegal" | "other";
 
-/** A report of a message; `text` is the message's text when it was reported. */
+/** A report of a message. */
 export interface Report {
   report_id: Id;
   channel_id: Id;
@@ -132,10 +132,11 @@ export interface Report {
   sender_id: Id;
   reason: ReportReason;
   note: string | null;
-  text: string;
   created_at: string;
-  /** Named to the reporter and the operator, never to the group's owners and admins. */
+  /** To the reporter and the operator only, never to the group's owners and admins. */
   reporter_id?: Id;
+  /** The message's text when it was reported: to the reporter and the operator only. */
+  text?: string;
 }
 
 /** One percent-encoded path segment; refuses "", "." and "..". */
@@ -180,7 +181,7 @@ export class Api {
   findUser(username: string): Promise<{ user_id: Id; username: string; display_name: string | null }>;
   /** Reports someone else's message (once: a repeat answers the first report). */
   report(channelId: Id, messageId: Id, reason: ReportReason, note?: string): Promise<Report>;
-  /** A group's reports, newest first, without the reporter: its owners and admins only. */
+  /** A group's reports, newest first, without the reporter or the text: owners and admins only. */
   channelReports(channelId: Id, page?: { before?: Id; limit?: number }): Promise<{ reports: Report[] }>;
   receipts(channelId: Id): Promise<{ receipts: { user_id: Id; message_id: Id }[] }>;
   settings(): Promise<Settings>;
