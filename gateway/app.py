@@ -207,6 +207,7 @@ def create_app(settings: Settings) -> Starlette:
                 settings.search_per_user,
             ),
             UserBuckets(settings.group_add_rate_per_s, settings.group_add_burst),
+            UserBuckets(settings.report_rate_per_s, settings.report_burst),
         )
         # What start-up made lives as long as the process: out of the collector's scans.
         gc.freeze()

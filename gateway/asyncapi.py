@@ -21,6 +21,7 @@ from schemas.frames import ALL_FRAMES
 from schemas.settings import Settings
 from topics.definitions import (
     Topic,
+    audit_topic,
     dead_letter_topic,
     gateways_topic,
     inbox_topic,
@@ -52,12 +53,13 @@ _TOPICS: list[tuple[Topic, str, str, list[tuple[type[BaseModel], str | None]]]] 
     ),
     (
         inbox_topic(_DEFAULTS),
-        "processors (fan-out, signals), gateways (revocations, membership changes)",
+        "processors (fan-out, signals), gateways (revocations, suspensions, membership changes)",
         "gateways (live delivery), processors (push notifications)",
         [
             (events.InboxMessageV1, None),
             (events.InboxSignalV1, None),
             (events.DeviceRevokedV1, "the user id"),
+            (events.UserSuspendedV1, "the user id"),
             (events.InboxMembershipV1, "channel_id, or the user id when there is none"),
         ],
     ),
@@ -96,6 +98,12 @@ _TOPICS: list[tuple[Topic, str, str, list[tuple[type[BaseModel], str | None]]]] 
         "gateways (read markers, typing)",
         "processors (signals relay)",
         [(events.ReadMovedV1, None), (events.TypingV1, None)],
+    ),
+    (
+        audit_topic(_DEFAULTS),
+        "gateways (the operator API, after each action)",
+        "operators (`parley tap parley.audit.v1`)",
+        [(events.AdminActionV1, "target, or `operator` when there is none")],
     ),
 ]
 
@@ -230,8 +238,8 @@ def _socket_channel() -> dict[str, Any]:
             "(its token, its cursors); the gateway answers `welcome`, syncs what was missed "
             "(`message`, `edit`, `delete`, `reaction` frames), sends `synced`, then live "
             "frames. The gateway closes with 4001 (no valid hello, a revoked device, an "
-            "expired token), 4002 (idle), 4008 (a slow consumer), 4009 (too many sockets of "
-            "the device), 1009 (a frame too large), 1011 (the database failed during the "
+            "expired token), 4003 (a suspended account), 4002 (idle), 4008 (a slow "
+            "consumer), 4009 (too many sockets of the device), 1009 (a frame too large), 1011 (the database failed during the "
             'sync) or 1012 (draining): docs/protocol.md, "Close codes".'
         ),
         "servers": [{"$ref": "#/servers/gateway"}],

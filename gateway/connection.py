@@ -29,7 +29,7 @@ from gateway.outbox import Outbox
 from gateway.services import Services
 from gateway.sync import Handoff
 from gateway.wsprotocol import OVERSIZED
-from schemas.codes import CloseCode
+from schemas.codes import SUSPENDED_REASON, CloseCode
 from schemas.frames import Hello
 from schemas.ids import now_ms
 from storage.protocols import Device
@@ -246,8 +246,11 @@ class Connection:
             return None
         try:
             device = await accounts.authenticate(self._s.stores.accounts, hello.token)
-        except ApiError:
-            await self._refuse("invalid or revoked token")
+        except ApiError as refused:
+            if refused.code == "suspended":
+                await self._suspended()
+            else:
+                await self._refuse("invalid or revoked token")
             return None
         except Exception:
             log.exception("authenticating a socket failed")
@@ -268,8 +271,14 @@ class Connection:
         if live is None or live.expires_at_ms <= now_ms():
             await self._close_with_error("unauthorized", reason, CloseCode.UNAUTHORIZED)
             return False
+        if live.suspended:  # since the hello: the `user.suspended` may have gone by
+            await self._suspended()
+            return False
         self._device = live
         return True
+
+    async def _suspended(self) -> None:
+        await self._close_with_error("suspended", SUSPENDED_REASON, CloseCode.SUSPENDED)
 
     async def _refuse(self, message: str) -> None:
         await self._close_with_error("unauthorized", message, CloseCode.UNAUTHORIZED)

@@ -46,6 +46,10 @@ def unauthorized(message: str = "missing, invalid or revoked token") -> ApiError
     return ApiError(401, "unauthorized", message)
 
 
+def suspended() -> ApiError:
+    return ApiError(403, "suspended", "this account is suspended")
+
+
 def not_member() -> ApiError:
     return ApiError(403, "not_member", "you are not a member of this channel")
 

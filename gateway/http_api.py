@@ -4,7 +4,9 @@ the Starlette routes and the OpenAPI document (`gateway/openapi.py`) are both ma
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import re
 from functools import cache
 from typing import Any
 
@@ -15,7 +17,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import asyncapi, openapi
-from gateway.commands import accounts, channels, friends, presence, push, reads, search, settings
+from gateway.commands import (
+    accounts,
+    admin,
+    channels,
+    friends,
+    moderation,
+    presence,
+    push,
+    reads,
+    search,
+    settings,
+)
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
 from gateway.openapi import ID
@@ -27,14 +40,21 @@ from schemas.http import (
     MemberRole,
     NewChannel,
     NewMember,
+    NewReport,
     NewSession,
     NewUser,
     ProfileChange,
     PushEndpointBody,
     SearchResults,
 )
-from schemas.ids import iso_ms
-from schemas.limits import HISTORY_LIMIT_MAX, MAX_SEARCH_QUERY_CHARS, SEARCH_LIMIT_MAX
+from schemas.ids import iso_ms, new_id
+from schemas.limits import (
+    BULK_DELETE_LIMIT_MAX,
+    HISTORY_LIMIT_MAX,
+    MAX_SEARCH_QUERY_CHARS,
+    REPORTS_LIMIT_MAX,
+    SEARCH_LIMIT_MAX,
+)
 from storage.protocols import Device
 
 MAX_BODY_BYTES = 64 * 1024
@@ -369,6 +389,77 @@ async def list_push_endpoints(request: Request) -> Response:
     return json_response({"endpoints": [push.endpoint_body(e) for e in found]})
 
 
+async def post_report(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    params = request.path_params
+    found, created = await moderation.report(
+        _services(request), device, params["channel_id"], params["message_id"], body
+    )
+    return json_response(moderation.report_body(found, full=True), 201 if created else 200)
+
+
+async def get_channel_reports(request: Request) -> Response:
+    device = await _device(request)
+    found = await moderation.channel_reports(
+        _services(request), device, request.path_params["channel_id"], dict(request.query_params)
+    )
+    return json_response({"reports": [moderation.report_body(r, full=False) for r in found]})
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _operator(request: Request) -> str:
+    """The operator's request: its id (the client's `X-Request-Id` if it is a short token,
+    else a new one), once the bearer token is the admin token (compared in constant time).
+    No admin token configured: 404 to everyone, as for a route that does not exist."""
+    expected = _services(request).settings.admin_token
+    if expected is None:
+        raise ApiError(404, "not_found", "not found")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong admin token")
+    asked = request.headers.get("x-request-id", "")
+    return asked if _REQUEST_ID.fullmatch(asked) else new_id()
+
+
+def _with_request_id(response: Response, request_id: str) -> Response:
+    response.headers["x-request-id"] = request_id  # as on the audit topic
+    return response
+
+
+async def admin_reports(request: Request) -> Response:
+    request_id = _operator(request)
+    found = await admin.list_reports(_services(request), request_id, dict(request.query_params))
+    body = {"reports": [moderation.report_body(r, full=True) for r in found]}
+    return _with_request_id(json_response(body), request_id)
+
+
+async def admin_suspend(request: Request) -> Response:
+    request_id = _operator(request)
+    await admin.suspend(_services(request), request_id, request.path_params["user_id"])
+    return _with_request_id(Response(status_code=204), request_id)
+
+
+async def admin_unsuspend(request: Request) -> Response:
+    request_id = _operator(request)
+    await admin.unsuspend(_services(request), request_id, request.path_params["user_id"])
+    return _with_request_id(Response(status_code=204), request_id)
+
+
+async def admin_delete_messages(request: Request) -> Response:
+    request_id = _operator(request)
+    deleted, cursor = await admin.delete_messages(
+        _services(request),
+        request_id,
+        request.path_params["user_id"],
+        dict(request.query_params),
+    )
+    return _with_request_id(json_response({"deleted": deleted, "next": cursor}), request_id)
+
+
 async def openapi_document(request: Request) -> Response:
     return json_response(document())
 
@@ -399,6 +490,10 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+_REPORTS_PAGE = {
+    "before": ID,
+    "limit": {"type": "integer", "minimum": 1, "maximum": REPORTS_LIMIT_MAX},
+}
 _IDS_PATTERN = "^[1-9][0-9]{0,18}(,[1-9][0-9]{0,18}){0,99}$"
 _USERNAME = {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}
 
@@ -519,6 +614,53 @@ ENDPOINTS = [
         "/v1/push/endpoints/current",
         delete_push_endpoint,
         "Stop pushing to this device",
+    ),
+    E(
+        "post",
+        "/v1/channels/{channel_id}/messages/{message_id}/reports",
+        post_report,
+        "Report a message (once per reporter)",
+        NewReport,
+    ),
+    E(
+        "get",
+        "/v1/channels/{channel_id}/reports",
+        get_channel_reports,
+        "A group's reports, for its owners and admins",
+        query=_REPORTS_PAGE,
+    ),
+    E(
+        "get",
+        "/v1/admin/reports",
+        admin_reports,
+        "Operator: every report, newest first",
+        query=_REPORTS_PAGE,
+        auth="admin",
+    ),
+    E(
+        "put",
+        "/v1/admin/users/{user_id}/suspension",
+        admin_suspend,
+        "Operator: suspend a user",
+        auth="admin",
+    ),
+    E(
+        "delete",
+        "/v1/admin/users/{user_id}/suspension",
+        admin_unsuspend,
+        "Operator: lift a user's suspension",
+        auth="admin",
+    ),
+    E(
+        "post",
+        "/v1/admin/users/{user_id}/messages/delete",
+        admin_delete_messages,
+        "Operator: delete a page of a user's messages",
+        query={
+            "after": {"type": "string", "pattern": "^[0-9]{1,19}:[0-9]{1,19}$"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": BULK_DELETE_LIMIT_MAX},
+        },
+        auth="admin",
     ),
     E("get", "/v1/openapi.json", openapi_document, "This document", auth=False),
     E(

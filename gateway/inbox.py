@@ -4,7 +4,7 @@ The gateway follows the inbox partitions of the users connected to it (gateway/f
 each `inbox.message` record lists its recipients in that partition, and is handed to those of
 their connections that are here. The frame is encoded once per record, not once per socket.
 `inbox.membership` records drop what the gateway cached of their users' memberships
-(gateway/memberships.py).
+(gateway/memberships.py); `device.revoked` and `user.suspended` close sockets here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import orjson
 from gateway.connections import Registry
 from gateway.encoding import frame
 from gateway.memberships import MembershipCache
+from schemas.codes import SUSPENDED_REASON, CloseCode
 from schemas.message import frame_of
 
 log = logging.getLogger("parley.inbox")
@@ -54,5 +55,8 @@ class InboxDispatcher:
             for connection in self._registry.of_user(event["user_id"]):
                 if connection.device_id == event["device_id"]:
                     connection.revoke()
+        elif kind == "user.suspended" and version == 1:
+            for connection in self._registry.of_user(event["user_id"]):
+                connection.kill(CloseCode.SUSPENDED, SUSPENDED_REASON)
         else:
             log.error("skipping inbox record of unknown type %s v%s", kind, version)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -30,7 +30,7 @@ class Endpoint:
     handler: Callable[[Request], Awaitable[Response]]
     summary: str
     body: type[BaseModel] | None = None  # the JSON body it takes
-    auth: bool = True  # needs a bearer token
+    auth: bool | Literal["admin"] = True  # needs a bearer token: a device's, or the admin's
     query: dict[str, Any] = field(default_factory=dict)  # query parameters' JSON schemas
     json_only: bool = False  # refuses a body of any other type than JSON (415), before reading
     answer: type[BaseModel] | None = None  # the 200 answer, where the document describes it
@@ -97,7 +97,9 @@ def document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
                     }
                 },
             }
-        if endpoint.auth:
+        if endpoint.auth == "admin":
+            operation["security"] = [{"admin": []}]
+        elif endpoint.auth:
             operation["security"] = [{"token": []}]
         paths.setdefault(path, {})[method] = operation
     return {
@@ -110,7 +112,11 @@ def document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
                 **_answer_schemas(),
                 "Error": _ERROR,
             },
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer"},
+                # The operator's: `PARLEY_ADMIN_TOKEN`; unset, the admin routes answer 404.
+                "admin": {"type": "http", "scheme": "bearer"},
+            },
         },
     }
 

@@ -30,6 +30,7 @@ from tenacity import (
 )
 
 from schemas.events import (
+    AdminActionV1,
     ChannelMembersV1,
     DeviceRevokedV1,
     InboxMembershipV1,
@@ -40,10 +41,12 @@ from schemas.events import (
     PresenceSeenV1,
     ReadMovedV1,
     TypingV1,
+    UserSuspendedV1,
 )
 from schemas.ids import now_ms
 from schemas.settings import Settings
 from topics.definitions import (
+    audit_topic,
     inbox_partition,
     inbox_topic,
     key_partition,
@@ -81,6 +84,7 @@ class Publisher:
         self._messages = messages_topic(settings).name
         self._inbox = inbox_topic(settings).name
         self._inbox_partitions = settings.inbox_partitions
+        self._audit = audit_topic(settings).name
         self._signals = signals_topic(settings).name
         self._presence = presence_topic(settings).name
         self._presence_changes = presence_changes_topic(settings).name
@@ -193,6 +197,29 @@ class Publisher:
                     key=user_id.encode(),
                     partition=inbox_partition(user_id, self._inbox_partitions),
                 )
+
+    async def user_suspended(self, user_id: str) -> None:
+        """Tell every gateway to close the user's sockets. Retried as `device_revoked`: the
+        suspension is in the store already."""
+        event = UserSuspendedV1(user_id=user_id)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(KafkaError),
+            stop=stop_after_delay(REVOKE_RETRY_S),
+            wait=wait_random_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                await self._producer.send_and_wait(
+                    self._inbox,
+                    event.encode(),
+                    key=user_id.encode(),
+                    partition=inbox_partition(user_id, self._inbox_partitions),
+                )
+
+    async def admin_action(self, event: AdminActionV1) -> None:
+        """Record an operator's action on the audit topic; returns once the broker holds it."""
+        key = event.target if event.target is not None else event.actor
+        await self._producer.send_and_wait(self._audit, event.encode(), key=key.encode())
 
     async def presence_access_changed(self, watchers_of: dict[str, list[str]]) -> None:
         """For each watched user, the watchers whose right to watch them may have ended."""

@@ -299,7 +299,7 @@ def chat(
     """The interactive terminal client: channels, history, live messages, presence."""
 
     async def run() -> None:
-        from parley_client.reconnecting import LoggedOut
+        from parley_client.reconnecting import SUSPENDED, LoggedOut
         from terminal import credentials
         from terminal.chat import chat as run_chat
         from terminal.oneshot import log_in
@@ -313,8 +313,10 @@ def chat(
             me = await log_in(url or DEFAULT_URL, name, _password())
         try:
             await run_chat(me)
-        except LoggedOut:
+        except LoggedOut as ended:
             credentials.forget()
+            if str(ended) == SUSPENDED:
+                raise LoggedOut(f"{me.username}: {SUSPENDED}") from None
             raise LoggedOut(
                 f"{me.username}'s login on this machine no longer works: run `parley chat` again"
             ) from None

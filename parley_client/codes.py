@@ -23,6 +23,9 @@ class CloseCode(IntEnum):
     """No valid hello, a bad token, the device logged out or was revoked (reason `session
     revoked`), or its token expired while the socket was open (reason `token expired`): log in
     again (or renew the token, if it has not expired, and reconnect)."""
+    SUSPENDED = 4003
+    """The account was suspended by an operator (an `error` `suspended` may come first): do
+    not reconnect; log-ins are refused until the suspension is lifted."""
     IDLE = 4002
     """No frame for three heartbeat intervals: reconnect, and heartbeat."""
     TOO_SLOW = 4008
@@ -39,6 +42,7 @@ ErrorCode = Literal[
     "forbidden",
     "rate_limited",
     "unauthorized",
+    "suspended",
     "internal",
 ]
 """The codes of `error` frames."""

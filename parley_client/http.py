@@ -20,9 +20,12 @@ from parley_client.models import (
     FriendRequest,
     Login,
     Message,
+    Operator,
     Presence,
     PushEndpoint,
     Receipt,
+    Report,
+    ReportReason,
     SearchResults,
     UserCard,
 )
@@ -332,6 +335,63 @@ class Client:
         return cast(SearchResults, await self._call("GET", "/v1/search", auth, params=params))
 
     # --- friends and presence ---------------------------------------------------------------
+
+    # --- moderation ---------------------------------------------------------------------------
+
+    async def report(
+        self,
+        auth: Authenticated,
+        channel_id: str,
+        message_id: str,
+        reason: ReportReason,
+        note: str | None = None,
+    ) -> Report:
+        """Reports a message to the group's owners and admins and to the operator; reporting
+        it again answers the first report."""
+        body: dict[str, Any] = {"reason": reason}
+        if note is not None:
+            body["note"] = note
+        path = f"/v1/channels/{channel_id}/messages/{message_id}/reports"
+        return cast(Report, await self._call("POST", path, auth, json=body))
+
+    async def channel_reports(
+        self, auth: Authenticated, channel_id: str, *, before: str | None = None, limit: int = 50
+    ) -> list[Report]:
+        """A group's reports, newest first (its owners and admins only)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        found = await self._call("GET", f"/v1/channels/{channel_id}/reports", auth, params=params)
+        return cast(list[Report], found["reports"])
+
+    async def admin_reports(
+        self, operator: Operator, *, before: str | None = None, limit: int = 50
+    ) -> list[Report]:
+        """Operator: every report, newest first."""
+        params: dict[str, str | int] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        found = await self._call("GET", "/v1/admin/reports", operator, params=params)
+        return cast(list[Report], found["reports"])
+
+    async def suspend(self, operator: Operator, user_id: str) -> None:
+        """Operator: suspend a user (their sockets close, their tokens and log-ins are refused)."""
+        await self._call("PUT", f"/v1/admin/users/{user_id}/suspension", operator)
+
+    async def unsuspend(self, operator: Operator, user_id: str) -> None:
+        """Operator: lift a user's suspension."""
+        await self._call("DELETE", f"/v1/admin/users/{user_id}/suspension", operator)
+
+    async def delete_messages_of(
+        self, operator: Operator, user_id: str, *, after: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """Operator: delete a page of a user's messages: `{"deleted": n, "next": cursor}`; call
+        again with `after=next` until `next` is None."""
+        params: dict[str, str | int] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        path = f"/v1/admin/users/{user_id}/messages/delete"
+        return cast(dict[str, Any], await self._call("POST", path, operator, params=params))
 
     async def befriend(self, auth: Authenticated, user_id: str) -> FriendRequest:
         """Asks `user_id` to be friends, or accepts their request (`status` says which)."""

@@ -89,6 +89,33 @@ class UserCard(TypedDict):
     display_name: str | None
 
 
+ReportReason = Literal["spam", "harassment", "hate", "violence", "illegal", "other"]
+
+
+class Report(TypedDict):
+    """A report of a message: `POST /v1/channels/{id}/messages/{mid}/reports`, the items of
+    `GET /v1/channels/{id}/reports` (without `reporter_id` and `text`) and of
+    `GET /v1/admin/reports`."""
+
+    report_id: str
+    channel_id: str
+    message_id: str
+    sender_id: str
+    reason: ReportReason
+    note: str | None
+    created_at: str
+    # To the reporter and the operator only: who reported, and the text as it was reported.
+    reporter_id: NotRequired[str]
+    text: NotRequired[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """The operator, for the admin API's calls: the gateway's `PARLEY_ADMIN_TOKEN`."""
+
+    token: str
+
+
 class Channel(TypedDict):
     """`POST /v1/channels` and each item of `GET /v1/channels`."""
 

@@ -32,7 +32,11 @@ Command = Callable[[Session], Awaitable[object]]
 
 
 class LoggedOut(Exception):
-    """The token is no longer valid (4001, or `unauthorized`): the user must log in again."""
+    """The token is no longer valid (4001, or `unauthorized`): the user must log in again. Also
+    when an operator suspended the account (4003, or `suspended`): trying again cannot help."""
+
+
+SUSPENDED = "this account is suspended by the operator"
 
 
 @dataclass(slots=True)
@@ -53,6 +57,8 @@ async def connect_first(
         try:
             return await Session.connect(url, token, cursors, timeout_s=CONNECT_TIMEOUT_S)
         except SessionError as exc:
+            if exc.kind == "error_suspended" or exc.close_code == CloseCode.SUSPENDED:
+                raise LoggedOut(SUSPENDED) from None
             if exc.kind == "error_unauthorized" or exc.close_code == CloseCode.UNAUTHORIZED:
                 raise LoggedOut("the token was refused: log in again") from None
             failures.append(f"{url}: {exc.kind}")
@@ -67,6 +73,8 @@ async def gateways(client: Client, auth: Authenticated, known: list[str]) -> lis
     except (httpx.TransportError, ApiError) as exc:
         if isinstance(exc, ApiError) and exc.status == 401:
             raise LoggedOut("the token was refused: log in again") from None
+        if isinstance(exc, ApiError) and exc.code == "suspended":
+            raise LoggedOut(SUSPENDED) from None
         return list(dict.fromkeys([*known, client.ws_url]))
 
 
@@ -173,6 +181,8 @@ class ReconnectingSession:
                 except SessionError as exc:
                     if exc.close_code == CloseCode.UNAUTHORIZED:
                         raise LoggedOut("this device was logged out: log in again") from None
+                    if exc.close_code == CloseCode.SUSPENDED:
+                        raise LoggedOut(SUSPENDED) from None
                     problem = f"connection lost ({exc.kind})"
                 finally:
                     served = self.synced.is_set()

@@ -26,9 +26,14 @@ class CloseCode(IntEnum):
     """The gateway is draining: reconnect through discovery at once."""
     UNAUTHORIZED = 4001
     """No valid hello, a bad token, a revoked device or an expired token: log in again."""
+    SUSPENDED = 4003
+    """The account was suspended by an operator: do not reconnect."""
     IDLE = 4002
     """No frame for three heartbeat intervals: reconnect, and heartbeat."""
     TOO_SLOW = 4008
     """The socket's outbound queue overflowed: reconnect; the sync resends what was dropped."""
     TOO_MANY_SOCKETS = 4009
     """The device already has `max_sockets_per_device` sockets on this gateway: close one."""
+
+
+SUSPENDED_REASON = "account suspended"  # the reason of a close with `SUSPENDED`

@@ -138,6 +138,40 @@ class DeviceRevokedV1(_Event):
     device_id: str
 
 
+class UserSuspendedV1(_Event):
+    """An operator suspended a user: every gateway closes the user's sockets (4003).
+
+    Topic `parley.inbox.v1`, partition of the user's inbox, published after the suspension
+    committed (as `device.revoked`).
+    """
+
+    type: Literal["user.suspended"] = "user.suspended"
+    v: Literal[1] = 1
+    user_id: str
+
+
+AdminAction = Literal["reports.list", "user.suspend", "user.unsuspend", "user.messages.delete"]
+
+
+class AdminActionV1(_Event):
+    """An operator's action through the admin API, for the record: who (always `operator`,
+    the holder of the admin token), what, on whom, when, and the request's id.
+
+    Topic `parley.audit.v1`, key `target` (`operator` when there is none), published after the
+    action took effect, before its answer. `detail` says more where the action has more to
+    say (how many messages a bulk delete queued).
+    """
+
+    type: Literal["admin.action"] = "admin.action"
+    v: Literal[1] = 1
+    actor: Literal["operator"] = "operator"
+    action: AdminAction
+    target: str | None
+    at_ms: int
+    request_id: str
+    detail: dict[str, int | str | bool] = Field(default_factory=dict)
+
+
 class InboxMembershipV1(_Event):
     """The memberships of `user_ids` changed, committed in the database already: added,
     removed, a new role, a block or an unblock. Gateways drop what they cached of them
@@ -281,16 +315,16 @@ MessagesEvent = Annotated[
     MessageSendV1 | MessageChangeV1 | ChannelMembersV1, Field(discriminator="type")
 ]
 InboxEvent = Annotated[
-    InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1 | InboxMembershipV1,
+    InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1 | InboxMembershipV1 | UserSuspendedV1,
     Field(discriminator="type"),
 ]
 SignalsEvent = Annotated[ReadMovedV1 | TypingV1, Field(discriminator="type")]
 PresenceInput = Annotated[PresenceEventV1 | PresenceSeenV1, Field(discriminator="type")]
 
 messages_event = TypeAdapter[MessageSendV1 | MessageChangeV1 | ChannelMembersV1](MessagesEvent)
-inbox_event = TypeAdapter[InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1 | InboxMembershipV1](
-    InboxEvent
-)
+inbox_event = TypeAdapter[
+    InboxMessageV1 | DeviceRevokedV1 | InboxSignalV1 | InboxMembershipV1 | UserSuspendedV1
+](InboxEvent)
 signals_event = TypeAdapter[ReadMovedV1 | TypingV1](SignalsEvent)
 # `parley.presence.v1`: `presence.event` (every kind; `heartbeat` from gateways older than
 # `presence.seen`, during a rolling upgrade) and `presence.seen`.
@@ -315,4 +349,6 @@ ALL_EVENTS: dict[str, type[_Event]] = {
     "typing.v1": TypingV1,
     "inbox.signal.v1": InboxSignalV1,
     "inbox.membership.v1": InboxMembershipV1,
+    "user.suspended.v1": UserSuspendedV1,
+    "admin.action.v1": AdminActionV1,
 }

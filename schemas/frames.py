@@ -27,6 +27,7 @@ ErrorCode = Literal[
     "forbidden",
     "rate_limited",
     "unauthorized",
+    "suspended",
     "internal",
 ]
 # Chosen by the client, stored as the send's idempotency key: no control characters.

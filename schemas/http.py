@@ -18,7 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
-from schemas.limits import MAX_PUSH_TOKEN_CHARS
+from schemas.limits import MAX_PUSH_TOKEN_CHARS, MAX_REPORT_NOTE_CHARS
 
 
 class Body(BaseModel):
@@ -187,6 +187,25 @@ class ProfileChange(BaseModel):
 
 
 # name -> model, as they appear under `components/schemas` of the OpenAPI document.
+class NewReport(Body):
+    """A member's report of a message: why (one of a fixed set), and a note if they like."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["spam", "harassment", "hate", "violence", "illegal", "other"]
+    note: str | None = Field(
+        default=None, min_length=1, max_length=MAX_REPORT_NOTE_CHARS, pattern=NO_CONTROL_PATTERN
+    )
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        if errors and errors[0]["loc"][:1] == ("note",):
+            return f"note must be 1-{MAX_REPORT_NOTE_CHARS} characters, without control characters"
+        return (
+            'the body must be {"reason": spam|harassment|hate|violence|illegal|other,'
+            ' "note": an optional text}'
+        )
+
+
 ALL_BODIES: dict[str, type[BaseModel]] = {
     m.__name__: m
     for m in (
@@ -199,6 +218,7 @@ ALL_BODIES: dict[str, type[BaseModel]] = {
         MemberRole,
         PushEndpointBody,
         AccountSettings,
+        NewReport,
     )
 }
 # Answers described in the document (the others are in docs/protocol.md only).

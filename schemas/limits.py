@@ -25,3 +25,6 @@ MAX_REACTIONS_PER_USER = 20  # distinct emoji one user puts on one message
 
 # A push endpoint's token (the handle a provider gave the device), in characters.
 MAX_PUSH_TOKEN_CHARS = 4096
+MAX_REPORT_NOTE_CHARS = 500  # a report's note, in code points
+REPORTS_LIMIT_MAX = 100  # reports per page (a group's, or the operator's)
+BULK_DELETE_LIMIT_MAX = 500  # messages one call of the operator's bulk delete deletes

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     # Retry-After.
     group_add_rate_per_s: float = Field(default=0.1, gt=0)
     group_add_burst: int = Field(default=100, ge=1)
+    # Reports of messages (gateway/commands/moderation.py): a token bucket per reporter, per
+    # gateway. A refused report gets 429 with Retry-After.
+    report_rate_per_s: float = Field(default=0.05, gt=0)
+    report_burst: int = Field(default=10, ge=1)
+    # The operator API (`/v1/admin/...`): its bearer token, at least 32 characters. Unset (the
+    # default; there is no default token), every admin route answers 404 to everyone.
+    admin_token: SecretStr | None = Field(default=None, min_length=32)
 
     # Processors.
     processor_http_host: str = "127.0.0.1"

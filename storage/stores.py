@@ -11,6 +11,7 @@ from storage.postgres.channels import PostgresChannelStore
 from storage.postgres.cursors import PostgresCursorStore
 from storage.postgres.friends import PostgresFriendStore
 from storage.postgres.messages import PostgresMessageStore
+from storage.postgres.moderation import PostgresReportStore
 from storage.postgres.pool import Pool, open_pool
 from storage.postgres.presence import PostgresPresenceStore
 from storage.postgres.push import PostgresPushStore
@@ -21,6 +22,7 @@ from storage.protocols.channels import ChannelStore
 from storage.protocols.cursors import CursorStore
 from storage.protocols.friends import FriendStore
 from storage.protocols.messages import MessageStore
+from storage.protocols.moderation import ReportStore
 from storage.protocols.presence import PresenceStore
 from storage.protocols.push import PushStore
 from storage.protocols.reads import ReadStore
@@ -38,6 +40,7 @@ class Stores:
     push: PushStore
     search: SearchIndex
     reads: ReadStore
+    reports: ReportStore
     pool: Pool
     search_pool: Pool | None = None  # the searches' own, if they have one
 
@@ -74,6 +77,7 @@ async def open_stores(settings: Settings, *, search_pool_size: int | None = None
         push=PostgresPushStore(pool),
         search=PostgresSearchIndex(pool if search_pool is None else search_pool),
         reads=PostgresReadStore(pool),
+        reports=PostgresReportStore(pool),
         pool=pool,
         search_pool=search_pool,
     )

@@ -24,8 +24,23 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from parley_client import ApiError, ChangeFrame, Channel, Client, Frame, Message, Receipt
-from parley_client.reconnecting import ROWS, Handlers, LoggedOut, ReconnectingSession
+from parley_client import (
+    ApiError,
+    ChangeFrame,
+    Channel,
+    Client,
+    Frame,
+    Message,
+    Receipt,
+    ReportReason,
+)
+from parley_client.reconnecting import (
+    ROWS,
+    SUSPENDED,
+    Handlers,
+    LoggedOut,
+    ReconnectingSession,
+)
 from terminal.credentials import Credentials
 from terminal.directory import Directory, NotFound
 from terminal.rendering import one_line, rendered_errors, visible
@@ -46,12 +61,23 @@ Type a line to send it to the open chat (start it with // to send a line that st
   /edit N TEXT               replace the text of your message #N
   /delete N                  delete message #N (yours, or any as a group's owner or admin)
   /react N EMOJI             react to message #N (/unreact N EMOJI takes it back)
+  /report N REASON [NOTE]    report message #N to the group's admins and the operator
+                             (REASON: spam, harassment, hate, violence, illegal or other)
   /search WORDS...           your messages with all these words, in every chat, newest first
   /search more               the next, older results
   /dm USERNAME               a direct chat with this user
   /group NAME USERNAME...    a new group with these users
   /help                      this text
   /quit                      leave (Ctrl-D too)"""
+
+REPORT_REASONS: tuple[ReportReason, ...] = (
+    "spam",
+    "harassment",
+    "hate",
+    "violence",
+    "illegal",
+    "other",
+)
 
 
 def say(text: str) -> None:
@@ -115,6 +141,7 @@ class Chat:
             "delete": self.cmd_delete,
             "react": self.cmd_react,
             "unreact": self.cmd_unreact,
+            "report": self.cmd_report,
             "search": self.cmd_search,
             "dm": self.cmd_dm,
             "group": self.cmd_group,
@@ -292,6 +319,18 @@ class Chat:
             chat, message_id = found
             sent = await self.link.react(chat.channel_id, message_id, args[1], removed)
             self.changes[sent] = f"{command} #{args[0].lstrip('#')}"
+
+    async def cmd_report(self, args: list[str]) -> None:
+        if len(args) < 2 or args[1] not in REPORT_REASONS:
+            say(f"! /report takes a message's number, a reason ({', '.join(REPORT_REASONS)})")
+            say("  and, if you like, a note")
+            return
+        if found := self.shown_message("/report", args[0]):
+            chat, message_id = found
+            note = " ".join(args[2:]) or None
+            reason = args[1]
+            await self.client.report(self.me, chat.channel_id, message_id, reason, note)
+            say(f"⚑ reported #{args[0].lstrip('#')} as {reason}")
 
     def shown_message(self, command: str, number: str) -> tuple[OpenChat, str] | None:
         """The open chat and the id of its message `#number`; says why not if there is none."""
@@ -521,6 +560,8 @@ async def chat(me: Credentials) -> None:
             except ApiError as exc:
                 if exc.status == 401:
                     raise LoggedOut("the stored login no longer works") from None
+                if exc.code == "suspended":
+                    raise LoggedOut(SUSPENDED) from None
                 raise
             directory = await Directory.load(client, me, me.user_id, me.username)
             await directory.learn(client, me, (m for c in channels for m in c["members"]))

@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.stack import Process
+from tests.stack import Process, Stack
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "js"
 
@@ -23,11 +24,23 @@ def _node() -> str:
     return node
 
 
-def test_the_js_client_against_the_stack(gateway: Process) -> None:
+ADMIN_TOKEN = "operator-token-for-the-js-tests-0123456789"
+
+
+@pytest.fixture
+def admin_gateway(stack: Stack) -> Iterator[Process]:
+    """A second gateway of the stack with the operator's token, for the admin API."""
+    gateway = stack.start_gateway(PARLEY_ADMIN_TOKEN=ADMIN_TOKEN)
+    yield gateway
+    gateway.stop()
+
+
+def test_the_js_client_against_the_stack(gateway: Process, admin_gateway: Process) -> None:
+    admin = {"PARLEY_ADMIN_URL": admin_gateway.url, "PARLEY_ADMIN_TOKEN": ADMIN_TOKEN}
     result = subprocess.run(
         [_node(), "--experimental-websocket", "--test", "test/"],
         cwd=CLIENT_DIR,
-        env={**os.environ, "PARLEY_URL": gateway.url, "NODE_NO_WARNINGS": "1"},
+        env={**os.environ, "PARLEY_URL": gateway.url, "NODE_NO_WARNINGS": "1", **admin},
         capture_output=True,
         text=True,
         timeout=300,

@@ -148,6 +148,29 @@ async def test_every_script_is_found_korean_japanese_chinese_emoji_and_mixed(
     assert await texts(index, "!!", scope) == []  # no token: nothing to search for
 
 
+async def test_a_senders_messages_are_paged_by_channel_then_id_without_removed_ones(
+    index: SearchIndex,
+) -> None:
+    sender = fresh()
+    low, high = sorted([fresh(), fresh()])
+    theirs = [
+        message(c, n, f"spam {n}").model_copy(update={"sender_id": sender})
+        for c, n in ((high, 1), (low, 2), (low, 3), (high, 4))
+    ]
+    await index.add([*theirs, message(low, 5, "someone else's")])
+    await index.remove(low, _BASE + 3)
+    assert await index.sent_by(sender, after=None, limit=10) == [
+        (low, _BASE + 2),
+        (high, _BASE + 1),
+        (high, _BASE + 4),
+    ]
+    first = await index.sent_by(sender, after=None, limit=2)
+    assert first == [(low, _BASE + 2), (high, _BASE + 1)]
+    assert await index.sent_by(sender, after=first[-1], limit=2) == [(high, _BASE + 4)]
+    assert await index.sent_by(sender, after=(high, _BASE + 4), limit=2) == []
+    assert await index.sent_by(fresh(), after=None, limit=2) == []
+
+
 async def test_indexing_the_same_message_again_keeps_one_entry(index: SearchIndex) -> None:
     channel = fresh()
     first = message(channel, 1, "once only please")

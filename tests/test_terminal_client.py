@@ -17,10 +17,11 @@ from pathlib import Path
 import orjson
 import pexpect
 
-from parley_client import Client, Frame, Login, Message
+from parley_client import Client, Frame, Login, Message, Operator
 from parley_client.reconnecting import Handlers, ReconnectingSession
 from terminal.timeline import Typists
-from tests.conftest import MARK, PASSWORD, Api, eventually
+from tests.conftest import MARK, PASSWORD, Api, eventually, extra_gateway
+from tests.stack import Stack
 
 TIMEOUT_S = 30
 
@@ -522,6 +523,43 @@ async def test_a_chat_whose_device_is_logged_out_ends_with_a_clear_message(
         terminal.logfile_read.close()
     assert terminal.exitstatus == 1
     assert not stored.exists()
+
+
+async def test_a_chat_reports_a_message_and_ends_when_the_operator_suspends_the_user(
+    api: Api, env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    alice, bob = await api.new_device("alice"), await api.new_device("bob")
+    group = await api.group(bob, [alice.user_id], "market")
+    spammer = await api.connect(bob)
+    await spammer.accepted(await spammer.send_message(group, "cheap pills, click here"))
+    terminal = spawn_chat(env, tmp_path, "--username", alice.username)
+
+    async def expect(text: str) -> None:
+        await asyncio.to_thread(terminal.expect, re.escape(text))
+
+    token = "operator-token-for-the-terminal-tests-0123"
+    try:
+        await expect("Your channels:")
+        terminal.sendline("1")
+        await expect("cheap pills, click here")
+        terminal.sendline("/report 1 boring")
+        await expect("! /report takes a message's number, a reason (spam, harassment")
+        terminal.sendline("/report #1 spam a link to a scam")
+        await expect("⚑ reported #1 as spam")
+        [report] = await api.channel_reports(bob, group)
+        assert (report["reason"], report["note"]) == ("spam", "a link to a scam")
+
+        async with (
+            extra_gateway(stack, PARLEY_ADMIN_TOKEN=token) as admin,
+            Api(admin.url) as operator,
+        ):
+            await operator.suspend(Operator(token), alice.user_id)
+        await expect(f"parley chat: {alice.username}: this account is suspended by the operator")
+        await asyncio.to_thread(terminal.expect, pexpect.EOF)
+    finally:
+        terminal.close(force=True)
+        terminal.logfile_read.close()
+    assert terminal.exitstatus == 1
 
 
 async def test_the_connection_resumes_after_a_drop_with_no_gap_and_no_duplicate(api: Api) -> None:

@@ -145,6 +145,20 @@ def gateways_topic(settings: Settings) -> Topic:
     )
 
 
+def audit_topic(settings: Settings) -> Topic:
+    return Topic(
+        "parley.audit.v1",
+        1,
+        key="target",
+        # The operators' actions (`admin.action`), for the record: a year, nothing rebuilt
+        # from it; read with `parley tap` or an operator's own consumer.
+        config={
+            "retention.ms": str(365 * DAY_MS),
+            "cleanup.policy": "delete",
+        },
+    )
+
+
 def all_topics(settings: Settings) -> list[Topic]:
     return [
         messages_topic(settings),
@@ -155,6 +169,7 @@ def all_topics(settings: Settings) -> list[Topic]:
         presence_changes_topic(settings),
         gateways_topic(settings),
         signals_topic(settings),
+        audit_topic(settings),
     ]
 
 

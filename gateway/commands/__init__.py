@@ -18,4 +18,6 @@ command does. Each command takes the gateway's `Services` first and the caller's
 | `presence`    | watch, look_up                                                   |
 | `push`        | register_endpoint, remove_endpoint, list_endpoints               |
 | `search`      | search                                                           |
+| `moderation`  | report, channel_reports                                          |
+| `admin`       | list_reports, suspend, unsuspend, delete_messages (the operator) |
 """

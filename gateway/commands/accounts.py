@@ -18,6 +18,7 @@ from gateway.errors import (
     rate_limited,
     require_id,
     require_name,
+    suspended,
     unauthorized,
 )
 from gateway.ratelimit import Throttle, address_key
@@ -91,11 +92,14 @@ def _display_name(raw: object) -> str:
 
 
 def _profile_body(profile: Profile) -> dict[str, object]:
-    return {
+    body: dict[str, object] = {
         "user_id": profile.user_id,
         "username": profile.username,
         "display_name": profile.display_name,
     }
+    if profile.suspended:
+        body["suspended"] = True  # by an operator
+    return body
 
 
 async def profile(services: Services, caller: Device, user_id: object) -> dict[str, object]:
@@ -170,6 +174,8 @@ async def log_in(
     )
     if not verified or user is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    if user.suspended:  # told only to who knows the password
+        raise suspended()
     throttles.logins.succeeded(account, address)
     token = tokens.new_token()
     device, evicted = await accounts.create_device(
@@ -215,12 +221,15 @@ def _expiry(services: Services) -> int:
 
 
 async def authenticate(accounts: AccountStore, token: str | None) -> Device:
-    """The device a token belongs to; `unauthorized` if missing, unknown or revoked."""
+    """The device a token belongs to; `unauthorized` if missing, unknown or revoked,
+    `suspended` if its user is."""
     if not token:
         raise unauthorized()
     device = await accounts.device_by_token(tokens.token_hash(token))
     if device is None:
         raise unauthorized()
+    if device.suspended:
+        raise suspended()
     return device
 
 

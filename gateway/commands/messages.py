@@ -70,6 +70,12 @@ def _take_send(services: Services, caller: Device) -> None:
         raise ApiError(429, "rate_limited", "too many messages; slow down")
 
 
+async def publish_change(services: Services, event: MessageChangeV1) -> asyncio.Future[object]:
+    """Queue a change checked by its command (a member's, or the operator's delete); the
+    returned future resolves when the broker holds it."""
+    return await _publish(services, event)
+
+
 async def _publish(
     services: Services, event: MessageSendV1 | MessageChangeV1
 ) -> asyncio.Future[object]:

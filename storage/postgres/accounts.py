@@ -33,13 +33,14 @@ class PostgresAccountStore:
         """The user with this username, if any."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                "SELECT user_id, username, display_name, password_hash FROM users WHERE username = %s",
+                "SELECT user_id, username, display_name, password_hash, suspended_at IS NOT NULL"
+                " FROM users WHERE username = %s",
                 (username,),
             )
             row = await cur.fetchone()
         if row is None:
             return None
-        return User(str(row[0]), str(row[1]), _opt(row[2]), str(row[3]))
+        return User(str(row[0]), str(row[1]), _opt(row[2]), str(row[3]), bool(row[4]))
 
     async def existing_users(self, user_ids: Sequence[str]) -> set[str]:
         """The subset of `user_ids` that are accounts."""
@@ -61,18 +62,22 @@ class PostgresAccountStore:
             cur = await conn.execute(
                 _VISIBLE_PROFILES, {"viewer": viewer_id, "ids": list(user_ids)}
             )
-            return [Profile(str(r[0]), str(r[1]), _opt(r[2])) for r in await cur.fetchall()]
+            return [
+                Profile(str(r[0]), str(r[1]), _opt(r[2]), bool(r[3])) for r in await cur.fetchall()
+            ]
 
     async def set_display_name(self, user_id: str, display_name: str | None) -> Profile | None:
         """Set (or clear, with None) the user's display name; their profile, None if no user."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
                 "UPDATE users SET display_name = %s WHERE user_id = %s"
-                " RETURNING user_id, username, display_name",
+                " RETURNING user_id, username, display_name, suspended_at IS NOT NULL",
                 (display_name, user_id),
             )
             row = await cur.fetchone()
-        return None if row is None else Profile(str(row[0]), str(row[1]), _opt(row[2]))
+        return (
+            None if row is None else Profile(str(row[0]), str(row[1]), _opt(row[2]), bool(row[3]))
+        )
 
     async def create_device(
         self,
@@ -117,7 +122,7 @@ class PostgresAccountStore:
         """The live device holding this token: not revoked, not expired."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT {_DEVICE_COLUMNS} FROM devices"
+                f"SELECT {_DEVICE_COLUMNS}, {_SUSPENDED} FROM devices"
                 " WHERE token_hash = %s AND revoked_at IS NULL AND expires_at > now()",
                 (token_hash,),
             )
@@ -129,12 +134,23 @@ class PostgresAccountStore:
         expiry (a renewal moves it)."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT {_DEVICE_COLUMNS} FROM devices"
+                f"SELECT {_DEVICE_COLUMNS}, {_SUSPENDED} FROM devices"
                 " WHERE device_id = %s AND revoked_at IS NULL AND expires_at > now()",
                 (device_id,),
             )
             row = await cur.fetchone()
         return None if row is None else _device(row)
+
+    async def set_suspended(self, user_id: str, suspended: bool) -> bool:
+        """Suspend the user, or lift their suspension (idempotent: a suspension keeps the
+        time it began); False if no such user."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "UPDATE users SET suspended_at = CASE WHEN %(on)s"
+                " THEN coalesce(suspended_at, now()) END WHERE user_id = %(user)s",
+                {"on": suspended, "user": user_id},
+            )
+            return cur.rowcount == 1
 
     async def devices(self, user_id: str) -> list[Device]:
         """The user's devices not revoked, expired ones included, oldest first."""
@@ -177,7 +193,7 @@ class PostgresAccountStore:
 
 
 _VISIBLE_PROFILES = """
-SELECT u.user_id, u.username, u.display_name FROM users u
+SELECT u.user_id, u.username, u.display_name, u.suspended_at IS NOT NULL FROM users u
 WHERE u.user_id = ANY(%(ids)s) AND (
     u.user_id = %(viewer)s
     OR EXISTS (
@@ -212,9 +228,15 @@ _DEVICE_COLUMNS = (
     " (extract(epoch FROM expires_at) * 1000)::bigint"
 )
 
+# Whether the device's user is suspended, beside `_DEVICE_COLUMNS`.
+_SUSPENDED = "(SELECT u.suspended_at IS NOT NULL FROM users u WHERE u.user_id = devices.user_id)"
+
 
 def _device(row: Sequence[object]) -> Device:
-    return Device(str(row[0]), str(row[1]), _opt(row[2]), int(str(row[3])), int(str(row[4])))
+    suspended = len(row) > 5 and bool(row[5])
+    return Device(
+        str(row[0]), str(row[1]), _opt(row[2]), int(str(row[3])), int(str(row[4])), suspended
+    )
 
 
 def _opt(value: object) -> str | None:

@@ -239,6 +239,21 @@ class PostgresSearchIndex:
                 {"channel": channel_id, "id": message_id},
             )
 
+    async def sent_by(
+        self, sender_id: str, *, after: tuple[str, int] | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` indexed messages of `sender_id`, as (channel_id, message_id),
+        ascending by channel then id, after `after` if given (`search_entries_sender`)."""
+        channel_id, message_id = after if after is not None else ("", 0)
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT channel_id, message_id FROM search_entries WHERE sender_id = %s"
+                " AND (channel_id, message_id) > (%s, %s)"
+                " ORDER BY channel_id, message_id LIMIT %s",
+                (sender_id, channel_id, message_id, limit),
+            )
+            return [(str(r[0]), int(str(r[1]))) for r in await cur.fetchall()]
+
     async def clear(self) -> None:
         """Empty the index (before a rebuild). What was removed stays removed."""
         async with connection(self._pool) as conn:

@@ -23,6 +23,7 @@ from storage.protocols.channels import Channel, ChannelStore, Membership, Role
 from storage.protocols.cursors import CursorStore
 from storage.protocols.friends import FriendEdge, FriendState, FriendStore, GroupAdds
 from storage.protocols.messages import MessageStore, SendKey
+from storage.protocols.moderation import Report, ReportReason, ReportStore
 from storage.protocols.presence import Presence, PresenceStore
 from storage.protocols.push import PushCandidate, PushEndpoint, PushStore
 from storage.protocols.reads import MarkerMove, ReadStore
@@ -53,6 +54,9 @@ __all__ = [
     "PushEndpoint",
     "PushStore",
     "ReadStore",
+    "Report",
+    "ReportReason",
+    "ReportStore",
     "Role",
     "SearchBusy",
     "SearchIndex",

@@ -13,6 +13,7 @@ class User:
     username: str
     display_name: str | None
     password_hash: str
+    suspended: bool = False  # by an operator: log-ins are refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class Profile:
     user_id: str
     username: str
     display_name: str | None
+    suspended: bool = False  # by an operator
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class Device:
     name: str | None
     created_at_ms: int
     expires_at_ms: int = 0  # when its token stops working (0: not read)
+    suspended: bool = False  # its user is suspended (read by `device_by_token`, `live_device`)
 
 
 class AccountStore(Protocol):
@@ -67,10 +70,15 @@ class AccountStore(Protocol):
         are revoked to make room, atomically; returns the device and the ids revoked."""
 
     async def device_by_token(self, token_hash: bytes) -> Device | None:
-        """The live device holding this token: not revoked, not expired."""
+        """The live device holding this token: not revoked, not expired; `suspended` says
+        whether its user is."""
 
     async def live_device(self, device_id: str) -> Device | None:
-        """The device if live (not revoked, not expired), with its current expiry."""
+        """The device if live (not revoked, not expired), with its current expiry; `suspended`
+        says whether its user is."""
+
+    async def set_suspended(self, user_id: str, suspended: bool) -> bool:
+        """Suspend the user, or lift their suspension (idempotent); False if no such user."""
 
     async def devices(self, user_id: str) -> list[Device]:
         """The user's devices not revoked, expired ones included, oldest first."""

@@ -56,6 +56,12 @@ class SearchIndex(Protocol):
         backend's own budget if None): raises `SearchTooCostly` when the query runs out of
         time, `SearchBusy` when the index had no room for it in time."""
 
+    async def sent_by(
+        self, sender_id: str, *, after: tuple[str, int] | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` indexed messages of `sender_id` (deleted ones have left the index), as
+        (channel_id, message_id), ascending by channel then id, after `after` if given."""
+
     async def clear(self) -> None:
         """Empty the index (before a rebuild)."""
 

@@ -47,7 +47,9 @@ export class ChatApp extends EventTarget {
     this.outbox = this.sender.outbox;
     this.connection.addEventListener("frame", (e) => this.onFrame(e.detail));
     this.connection.addEventListener("state", () => this.changed("connection"));
-    this.connection.addEventListener("unauthorized", () => this.dispatchEvent(new Event("unauthorized")));
+    this.connection.addEventListener("unauthorized", (e) =>
+      this.dispatchEvent(new CustomEvent("unauthorized", { detail: e.detail })),
+    );
   }
 
   async start() {
@@ -85,7 +87,7 @@ export class ChatApp extends EventTarget {
 
   nameOf(userId) {
     const known = this.friends.get(userId) || this.people.get(userId);
-    if (known) return known.display_name || known.username;
+    if (known) return `${known.display_name || known.username}${known.suspended ? " (suspended)" : ""}`;
     if (userId === this.session.user_id) return this.session.username || "You";
     this.learnNames([userId]);
     return `user …${userId.slice(-6)}`;
@@ -226,6 +228,20 @@ export class ChatApp extends EventTarget {
     if (message.deleted) return false;
     if (message.sender_id === this.session.user_id) return true;
     return MANAGERS.has(this.roleIn(this.channels.get(message.channel_id)));
+  }
+
+  // Someone else's living message: reported to the group's owners and admins and to the
+  // operator.
+  canReport(message) {
+    return message.sender_id !== this.session.user_id && !message.deleted;
+  }
+
+  async report(message, reason, note) {
+    try {
+      return await this.api.report(message.channel_id, message.message_id, reason, note);
+    } catch (error) {
+      throw new Error(describeError(error.code, error.message));
+    }
   }
 
   async openDirect(userText) {

@@ -5,6 +5,7 @@ const MESSAGES = {
   rate_limited: "Not sent: you are sending too fast. Wait a moment and retry.",
   not_member: "Not sent: you are not a member of this chat any more.",
   unauthorized: "This device was logged out. Log in again.",
+  suspended: "This account is suspended by the operator.",
   invalid: "The server refused this as invalid.",
   internal: "The server had a problem. Retrying…",
   forbidden: "You are not allowed to do that in this group.",

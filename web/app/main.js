@@ -49,7 +49,9 @@ async function start() {
     onUnauthorized: () => loggedOut(describeError("unauthorized")),
   });
   app = new ChatApp(api, session);
-  app.addEventListener("unauthorized", () => loggedOut(describeError("unauthorized")));
+  app.addEventListener("unauthorized", (e) =>
+    loggedOut(describeError(e.detail && e.detail.code === "suspended" ? "suspended" : "unauthorized")),
+  );
   root.replaceChildren();
   try {
     await app.start();

@@ -22,12 +22,21 @@ export class People {
   }
 
   // Returns true if this taught the tab something new.
-  learn({ user_id: userId, username, display_name: displayName = null }) {
+  // `suspended`: an operator suspended the account (the name is marked so).
+  learn({ user_id: userId, username, display_name: displayName = null, suspended = false }) {
     if (!userId || !username) return false;
     const known = this.byId.get(userId);
-    if (known && known.username === username && known.display_name === displayName) return false;
+    if (
+      known &&
+      known.username === username &&
+      known.display_name === displayName &&
+      Boolean(known.suspended) === suspended
+    ) {
+      return false;
+    }
     this.byId.delete(userId); // re-inserted last: the newest learned are kept
-    this.byId.set(userId, { user_id: userId, username, display_name: displayName });
+    const user = { user_id: userId, username, display_name: displayName };
+    this.byId.set(userId, suspended ? { ...user, suspended: true } : user);
     return true;
   }
 

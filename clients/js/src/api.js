@@ -140,6 +140,18 @@ export class Api {
   findUser(username) {
     return this.request("GET", `/v1/users?${new URLSearchParams({ username })}`);
   }
+  // Report someone else's message to the group's owners and admins and to the operator:
+  // `reason` one of spam, harassment, hate, violence, illegal, other; once per message.
+  report(channelId, messageId, reason, note) {
+    const body = note ? { reason, note } : { reason };
+    return this.request("POST", apiPath`/v1/channels/${channelId}/messages/${messageId}/reports`, body);
+  }
+  // A group's reports, newest first: its owners and admins only.
+  channelReports(channelId, { before, limit = 50 } = {}) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (before) query.set("before", before);
+    return this.request("GET", apiPath`/v1/channels/${channelId}/reports` + `?${query}`);
+  }
   receipts(channelId) {
     return this.request("GET", apiPath`/v1/channels/${channelId}/receipts`);
   }

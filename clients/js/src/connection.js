@@ -3,8 +3,9 @@
 //
 // Events: "state" (detail: "connecting" | "online" | "reconnecting" | "offline"),
 // "frame" (detail: a server frame), "gateway" (detail: the URL of the socket just opened),
-// "unauthorized" (detail: a ParleyError: the token was refused or the device logged out; the
-// connection stops).
+// "unauthorized" (detail: a ParleyError: the token was refused or the device logged out, code
+// "unauthorized"; or an operator suspended the account, code "suspended"; the connection
+// stops).
 
 import { ParleyError } from "./errors.js";
 import { defaultStorage } from "./storage.js";
@@ -14,6 +15,7 @@ const OPEN_TIMEOUT_MS = 5000;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_CAP_MS = 10000;
 const CLOSE_UNAUTHORIZED = 4001;
+const CLOSE_SUSPENDED = 4003;
 const CLOSE_DRAINING = 1012;
 
 export function backoffDelay(attempt) {
@@ -187,8 +189,8 @@ export class Connection extends EventTarget {
       this.attempt = 0;
       this.everOnline = true;
       this.setState("online");
-    } else if (frame.type === "error" && frame.code === "unauthorized") {
-      this.refusal = frame; // the close (4001) follows
+    } else if (frame.type === "error" && (frame.code === "unauthorized" || frame.code === "suspended")) {
+      this.refusal = frame; // the close (4001 or 4003) follows
     }
     this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
   }
@@ -197,6 +199,10 @@ export class Connection extends EventTarget {
     if (socket !== this.socket) return;
     this.socket = null;
     clearInterval(this.heartbeat);
+    if (event.code === CLOSE_SUSPENDED || (this.refusal && this.refusal.code === "suspended")) {
+      this.refused(new ParleyError("suspended", event.reason || "account suspended"));
+      return;
+    }
     if (event.code === CLOSE_UNAUTHORIZED || this.refusal) {
       const message = this.refusal ? this.refusal.message : event.reason || "logged out";
       this.refused(new ParleyError("unauthorized", message));

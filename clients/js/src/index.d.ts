@@ -122,6 +122,23 @@ export interface ApiOptions {
   onUnauthorized?: () => void;
 }
 
+export type ReportReason = "spam" | "harassment" | "hate" | "violence" | "illegal" | "other";
+
+/** A report of a message. */
+export interface Report {
+  report_id: Id;
+  channel_id: Id;
+  message_id: Id;
+  sender_id: Id;
+  reason: ReportReason;
+  note: string | null;
+  created_at: string;
+  /** To the reporter and the operator only, never to the group's owners and admins. */
+  reporter_id?: Id;
+  /** The message's text when it was reported: to the reporter and the operator only. */
+  text?: string;
+}
+
 /** One percent-encoded path segment; refuses "", "." and "..". */
 export function segment(value: string | number | bigint): string;
 /** A path with each interpolated value as one encoded segment: apiPath`/v1/channels/${id}`. */
@@ -155,11 +172,17 @@ export class Api {
     options?: { channelId?: Id; before?: Id; limit?: number },
   ): Promise<{ results: { message: Message; channel: Channel; snippet: string }[]; next_before: Id | null }>;
   /** Profiles of up to 100 user ids: those the caller may see, in the order asked. */
-  users(userIds: Id[]): Promise<{ users: { user_id: Id; username: string; display_name: string | null }[] }>;
+  users(
+    userIds: Id[],
+  ): Promise<{ users: { user_id: Id; username: string; display_name: string | null; suspended?: true }[] }>;
   setDisplayName(
     displayName: string | null,
   ): Promise<{ user_id: Id; username: string; display_name: string | null }>;
   findUser(username: string): Promise<{ user_id: Id; username: string; display_name: string | null }>;
+  /** Reports someone else's message (once: a repeat answers the first report). */
+  report(channelId: Id, messageId: Id, reason: ReportReason, note?: string): Promise<Report>;
+  /** A group's reports, newest first, without the reporter or the text: owners and admins only. */
+  channelReports(channelId: Id, page?: { before?: Id; limit?: number }): Promise<{ reports: Report[] }>;
   receipts(channelId: Id): Promise<{ receipts: { user_id: Id; message_id: Id }[] }>;
   settings(): Promise<Settings>;
   /** Any subset of the settings; answered with all of them after the change. */
@@ -181,7 +204,8 @@ export interface ConnectionOptions {
 /**
  * The socket to a gateway: discovery, hello with cursors, heartbeats, reconnects with backoff.
  * Events: "state" (detail: ConnectionState), "frame" (detail: ServerFrame), "gateway" (detail:
- * the URL), "unauthorized" (detail: ParleyError; the connection has stopped).
+ * the URL), "unauthorized" (detail: ParleyError, code "unauthorized", or "suspended" when an
+ * operator suspended the account; the connection has stopped).
  */
 export class Connection extends EventTarget {
   constructor(api: Api, token: string, cursors: () => Record<Id, Id>, options?: ConnectionOptions);

@@ -13,6 +13,10 @@ import { promisify } from "node:util";
 import { Api, ApiError, Client, ParleyError } from "../src/index.js";
 
 const GATEWAY = process.env.PARLEY_URL;
+// A gateway of the same stack with the operator's token, for the admin API.
+const ADMIN = process.env.PARLEY_ADMIN_URL
+  ? { url: process.env.PARLEY_ADMIN_URL, token: process.env.PARLEY_ADMIN_TOKEN }
+  : null;
 const PASSWORD = "correct horse battery";
 const clients = [];
 
@@ -190,6 +194,37 @@ describe("against a running Parley", { skip: !GATEWAY && "PARLEY_URL is not set"
       assert.deepEqual([error.status, error.code], [401, "bad_credentials"]);
       return true;
     });
+  });
+
+  test("a member reports a message once", async () => {
+    const message = await alice.send(channelId, "buy now, limited offer");
+    const report = await bob.api.report(channelId, message.message_id, "spam", "again");
+    assert.deepEqual(
+      [report.reason, report.note, report.sender_id, report.reporter_id, report.text],
+      ["spam", "again", alice.userId, bob.userId, "buy now, limited offer"],
+    );
+    const again = await bob.api.report(channelId, message.message_id, "other");
+    assert.equal(again.report_id, report.report_id);
+    await assert.rejects(alice.api.report(channelId, message.message_id, "spam"), { status: 422, code: "invalid" });
+    await assert.rejects(bob.api.report(channelId, message.message_id, "boring"), { status: 422, code: "invalid" });
+    // A direct channel has no owners or admins to read its reports.
+    await assert.rejects(bob.api.channelReports(channelId), { status: 403, code: "forbidden" });
+  });
+
+  test("a suspended user's client is told so, and stops", { skip: !ADMIN && "PARLEY_ADMIN_URL is not set" }, async () => {
+    const { client } = await newUser();
+    await client.connect();
+    const stopped = next(client, "unauthorized");
+    const response = await fetch(`${ADMIN.url}/v1/admin/users/${client.userId}/suspension`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN.token}` },
+    });
+    assert.equal(response.status, 204);
+    const error = await stopped;
+    assert.ok(error instanceof ParleyError);
+    assert.deepEqual([error.code, error.message], ["suspended", "account suspended"]);
+    assert.equal(client.state, "offline");
+    await assert.rejects(client.api.channels(), { status: 403, code: "suspended" });
   });
 
   test("a device logged out while connected is told so, and stops", async () => {

@@ -240,7 +240,8 @@ export class ChatView {
     const items = messages.map((m) => {
       const canEdit = this.app.canEdit(m);
       const canDelete = this.app.canDelete(m);
-      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${this.app.nameOf(m.sender_id)}`;
+      const canReport = this.app.canReport(m);
+      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${canReport}|${this.app.nameOf(m.sender_id)}`;
       let node = this.nodes.get(m.message_id);
       if (!node || node.version !== version) {
         node = messageElement(m, {
@@ -250,6 +251,8 @@ export class ChatView {
           nameOf: (id) => this.app.nameOf(id),
           canEdit,
           canDelete,
+          canReport,
+          onReport: (reason, note) => this.app.report(m, reason, note),
           onEdit: () => this.startEditing(m),
           onDelete: () => this.app.sender.remove(m),
           onReact: (emoji) => this.app.sender.react(m, emoji),

@@ -64,7 +64,40 @@ function reactionChips(message, { myId, nameOf, onReact }) {
   );
 }
 
-function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact }) {
+export const REPORT_REASONS = ["spam", "harassment", "hate", "violence", "illegal", "other"];
+
+// "Report": a reason and an optional note, sent to the group's owners and admins and to the
+// operator. The form stays in the message until sent; then it says so.
+function reportForm(onReport) {
+  const reason = h(
+    "select",
+    { "aria-label": "Reason" },
+    REPORT_REASONS.map((r) => h("option", { value: r }, r)),
+  );
+  const note = h("input", { type: "text", maxlength: "500", placeholder: "Note (optional)", "aria-label": "Note" });
+  const status = h("span", { class: "report-status", role: "status" });
+  const form = h(
+    "form",
+    { class: "report-form", hidden: true, "aria-label": "Report this message" },
+    reason,
+    note,
+    h("button", { type: "submit", class: "link danger" }, "Send report"),
+    status,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.textContent = "Reporting…";
+    try {
+      await onReport(reason.value, note.value.trim() || undefined);
+      form.replaceChildren(h("span", { class: "report-status", role: "status" }, "Reported. Thank you."));
+    } catch (error) {
+      status.textContent = error.message || "Not reported.";
+    }
+  });
+  return form;
+}
+
+function actionBar(message, { canEdit, canDelete, canReport, onEdit, onDelete, onReact, onReport }) {
   const picker = h(
     "div",
     { class: "picker", role: "group", "aria-label": "Pick a reaction", hidden: true },
@@ -97,6 +130,7 @@ function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact }) {
         },
       }, "Delete")
     : null;
+  const report = canReport ? reportForm(onReport) : null;
   return h(
     "div",
     { class: "message-actions" },
@@ -111,7 +145,11 @@ function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact }) {
     }, "React"),
     canEdit ? h("button", { type: "button", class: "link", onclick: onEdit }, "Edit") : null,
     del,
+    report
+      ? h("button", { type: "button", class: "link", onclick: () => { report.hidden = false; } }, "Report")
+      : null,
     picker,
+    report,
   );
 }
 
