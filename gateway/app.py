@@ -202,6 +202,7 @@ def create_app(settings: Settings) -> Starlette:
                 settings.search_per_user,
             ),
             UserBuckets(settings.group_add_rate_per_s, settings.group_add_burst),
+            UserBuckets(settings.invite_rate_per_s, settings.invite_burst),
         )
         # What start-up made lives as long as the process: out of the collector's scans.
         gc.freeze()

@@ -15,7 +15,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import asyncapi, openapi
-from gateway.commands import accounts, channels, friends, presence, push, reads, search, settings
+from gateway.commands import (
+    accounts,
+    channels,
+    friends,
+    invites,
+    presence,
+    push,
+    reads,
+    search,
+    settings,
+)
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
 from gateway.openapi import ID
@@ -26,6 +36,7 @@ from schemas.http import (
     GroupSettings,
     MemberRole,
     NewChannel,
+    NewInvite,
     NewMember,
     NewSession,
     NewUser,
@@ -292,6 +303,44 @@ async def put_member_role(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def create_invite(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    created = await invites.create_invite(
+        _services(request), device, request.path_params["channel_id"], body
+    )
+    return json_response(created, 201)
+
+
+async def list_invites(request: Request) -> Response:
+    device = await _device(request)
+    found = await invites.list_invites(
+        _services(request), device, request.path_params["channel_id"]
+    )
+    return json_response({"invites": [invites.invite_body(i) for i in found]})
+
+
+async def revoke_invite(request: Request) -> Response:
+    device = await _device(request)
+    params = request.path_params
+    await invites.revoke_invite(
+        _services(request), device, params["channel_id"], params["invite_id"]
+    )
+    return Response(status_code=204)
+
+
+async def preview_invite(request: Request) -> Response:
+    device = await _device(request)
+    found = await invites.preview(_services(request), device, request.path_params["code"])
+    return json_response(found)
+
+
+async def join_by_invite(request: Request) -> Response:
+    device = await _device(request)
+    channel = await invites.join(_services(request), device, request.path_params["code"])
+    return json_response(channel)
+
+
 async def channel_messages(request: Request) -> Response:
     device = await _device(request)
     found = await channels.history(
@@ -401,6 +450,7 @@ async def metrics(request: Request) -> Response:
 
 _IDS_PATTERN = "^[1-9][0-9]{0,18}(,[1-9][0-9]{0,18}){0,99}$"
 _USERNAME = {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}
+_INVITE_CODE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{24}$"}
 
 # The HTTP API, one record a route: the Starlette routes (`routes`) and the OpenAPI document
 # (`document`) are both made from it.
@@ -459,6 +509,34 @@ ENDPOINTS = [
         put_member_role,
         "Set a member's role",
         MemberRole,
+    ),
+    E(
+        "post",
+        "/v1/channels/{channel_id}/invites",
+        create_invite,
+        "Make an invite link to a group",
+        NewInvite,
+    ),
+    E("get", "/v1/channels/{channel_id}/invites", list_invites, "A group's invite links"),
+    E(
+        "delete",
+        "/v1/channels/{channel_id}/invites/{invite_id}",
+        revoke_invite,
+        "Revoke an invite link",
+    ),
+    E(
+        "get",
+        "/v1/invites/{code}",
+        preview_invite,
+        "The group an invite link leads to",
+        path_schemas={"code": _INVITE_CODE},
+    ),
+    E(
+        "post",
+        "/v1/invites/{code}/join",
+        join_by_invite,
+        "Join a group by an invite link",
+        path_schemas={"code": _INVITE_CODE},
     ),
     E(
         "get",

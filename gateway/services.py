@@ -36,3 +36,4 @@ class Services:
     memberships: MembershipCache  # the connected users' memberships, for their sends
     searches: SearchGate  # who may search now
     group_adds: UserBuckets  # how many users each user may add to groups now
+    invite_lookups: UserBuckets  # how many invite links each user may look up or use now

@@ -276,6 +276,40 @@ class Client:
         path = f"/v1/channels/{channel_id}/members/{user_id}"
         await self._call("PUT", path, auth, json={"role": role})
 
+    # --- invite links -------------------------------------------------------------------------
+
+    async def create_invite(
+        self,
+        auth: Authenticated,
+        channel_id: str,
+        *,
+        expires_in_s: int | None = None,
+        max_uses: int | None = None,
+    ) -> dict[str, Any]:
+        """A new invite link to the group (owners and admins), with its `code`: shown this
+        once, never again (only its first characters, `code_prefix`, in `invites`)."""
+        given = {"expires_in_s": expires_in_s, "max_uses": max_uses}
+        body = {k: v for k, v in given.items() if v is not None}
+        data = await self._call("POST", f"/v1/channels/{channel_id}/invites", auth, body)
+        return cast(dict[str, Any], data)
+
+    async def invites(self, auth: Authenticated, channel_id: str) -> list[dict[str, Any]]:
+        """The group's invite links, oldest first (owners and admins)."""
+        data = await self._call("GET", f"/v1/channels/{channel_id}/invites", auth)
+        return cast(list[dict[str, Any]], data["invites"])
+
+    async def revoke_invite(self, auth: Authenticated, channel_id: str, invite_id: str) -> None:
+        """Revokes one of the group's invite links: it stops working at once."""
+        await self._call("DELETE", f"/v1/channels/{channel_id}/invites/{invite_id}", auth)
+
+    async def preview_invite(self, auth: Authenticated, code: str) -> dict[str, Any]:
+        """The group an invite link leads to: `channel_id`, `name`, `member_count`, `member`."""
+        return cast(dict[str, Any], await self._call("GET", f"/v1/invites/{code}", auth))
+
+    async def join_by_invite(self, auth: Authenticated, code: str) -> Channel:
+        """Joins the group of an invite link; answers the group, as `channels` lists it."""
+        return cast(Channel, await self._call("POST", f"/v1/invites/{code}/join", auth))
+
     async def history(
         self,
         auth: Authenticated,

@@ -25,3 +25,10 @@ MAX_REACTIONS_PER_USER = 20  # distinct emoji one user puts on one message
 
 # A push endpoint's token (the handle a provider gave the device), in characters.
 MAX_PUSH_TOKEN_CHARS = 4096
+
+# Invite links to groups: usable links per group at once, the longest a link may live, and
+# the most uses one may be given.
+MAX_GROUP_INVITES = 50
+MAX_INVITE_TTL_S = 30 * 24 * 3600
+MIN_INVITE_TTL_S = 60
+MAX_INVITE_USES = 1000

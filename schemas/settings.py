@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     # Retry-After.
     group_add_rate_per_s: float = Field(default=0.1, gt=0)
     group_add_burst: int = Field(default=100, ge=1)
+    # Invite links (gateway/commands/invites.py): a token bucket per user, per gateway, for
+    # looking a link up and joining by one (each takes a token, a refusal too), so nobody
+    # tries codes at a rate; beyond it 429 with Retry-After.
+    invite_rate_per_s: float = Field(default=0.2, gt=0)
+    invite_burst: int = Field(default=20, ge=1)
 
     # Processors.
     processor_http_host: str = "127.0.0.1"

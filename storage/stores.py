@@ -10,6 +10,7 @@ from storage.postgres.accounts import PostgresAccountStore
 from storage.postgres.channels import PostgresChannelStore
 from storage.postgres.cursors import PostgresCursorStore
 from storage.postgres.friends import PostgresFriendStore
+from storage.postgres.invites import PostgresInviteStore
 from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.pool import Pool, open_pool
 from storage.postgres.presence import PostgresPresenceStore
@@ -20,6 +21,7 @@ from storage.protocols.accounts import AccountStore
 from storage.protocols.channels import ChannelStore
 from storage.protocols.cursors import CursorStore
 from storage.protocols.friends import FriendStore
+from storage.protocols.invites import InviteStore
 from storage.protocols.messages import MessageStore
 from storage.protocols.presence import PresenceStore
 from storage.protocols.push import PushStore
@@ -38,6 +40,7 @@ class Stores:
     push: PushStore
     search: SearchIndex
     reads: ReadStore
+    invites: InviteStore
     pool: Pool
     search_pool: Pool | None = None  # the searches' own, if they have one
 
@@ -74,6 +77,7 @@ async def open_stores(settings: Settings, *, search_pool_size: int | None = None
         push=PostgresPushStore(pool),
         search=PostgresSearchIndex(pool if search_pool is None else search_pool),
         reads=PostgresReadStore(pool),
+        invites=PostgresInviteStore(pool),
         pool=pool,
         search_pool=search_pool,
     )
