@@ -5,19 +5,22 @@ the Starlette routes and the OpenAPI document (`gateway/openapi.py`) are both ma
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import AsyncIterator, Callable
 from functools import cache
 from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway import asyncapi, openapi
 from gateway.commands import (
     accounts,
     channels,
+    export,
     friends,
     invites,
     presence,
@@ -244,6 +247,33 @@ async def patch_me(request: Request) -> Response:
     return json_response(await accounts.set_profile(_services(request), device, body))
 
 
+class _Streamed(StreamingResponse):
+    """A streamed answer that calls `done` when it ended, however it ended (read to the end,
+    cut by the client, failed), even if its stream never started."""
+
+    def __init__(self, lines: AsyncIterator[bytes], done: Callable[[], None], **kw: Any) -> None:
+        super().__init__(lines, **kw)
+        self._done = done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._done()
+
+
+async def export_me(request: Request) -> Response:
+    device = await _device(request)
+    found = await export.export_data(_services(request), device)
+    disposition = f'attachment; filename="parley-export-{device.user_id}.ndjson"'
+    return _Streamed(
+        found.lines,
+        found.done,
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": disposition},
+    )
+
+
 async def list_channels(request: Request) -> Response:
     device = await _device(request)
     found = await channels.list_channels(_services(request), device)
@@ -465,6 +495,12 @@ ENDPOINTS = [
     ),
     E("get", "/v1/users/me", get_me, "The caller's profile"),
     E("patch", "/v1/users/me", patch_me, "Set the caller's display name", ProfileChange),
+    E(
+        "get",
+        "/v1/users/me/export",
+        export_me,
+        "Export the caller's data: account, channels, messages sent (NDJSON, streamed)",
+    ),
     E("get", "/v1/users/{user_id}", get_user, "A user's profile, if visible to the caller"),
     E(
         "post",

@@ -4,12 +4,13 @@ presence, push endpoints and discovery (docs/protocol.md, "HTTP API")."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, cast
 
 import httpx
+import orjson
 
 from parley_client.errors import ApiError
 from parley_client.models import (
@@ -202,6 +203,19 @@ class Client:
         their sockets close (4001) on every gateway."""
         path = "/v1/devices" if device_id is None else f"/v1/devices/{device_id}"
         await self._call("DELETE", path, auth)
+
+    async def export(self, auth: Authenticated) -> AsyncIterator[dict[str, Any]]:
+        """The account's data, a line at a time as the server streams it (docs/protocol.md,
+        Export): `export`, `account`, `settings`, `device`…, `channel`…, `message`…, and last
+        `end` (an export without it was cut short). `rate_limited` past the account's share."""
+        headers = {"authorization": f"Bearer {auth.token}"}
+        async with self.http.stream("GET", "/v1/users/me/export", headers=headers) as response:
+            if not response.is_success:
+                await response.aread()
+                raise ApiError.from_response(response)
+            async for line in response.aiter_lines():
+                if line:
+                    yield cast(dict[str, Any], orjson.loads(line))
 
     async def discovery(self, auth: Authenticated) -> list[str]:
         """The WebSocket URLs of the live gateways, best first for this user."""
