@@ -116,6 +116,26 @@ export class Api {
   removeMember(channelId, userId) {
     return this.request("DELETE", apiPath`/v1/channels/${channelId}/members/${userId}`);
   }
+  // An invite link to a group (owners and admins): its `code` is in this answer only.
+  createInvite(channelId, { expiresInS, maxUses } = {}) {
+    const body = {};
+    if (expiresInS !== undefined) body.expires_in_s = expiresInS;
+    if (maxUses !== undefined) body.max_uses = maxUses;
+    return this.request("POST", apiPath`/v1/channels/${channelId}/invites`, body);
+  }
+  invites(channelId) {
+    return this.request("GET", apiPath`/v1/channels/${channelId}/invites`);
+  }
+  revokeInvite(channelId, inviteId) {
+    return this.request("DELETE", apiPath`/v1/channels/${channelId}/invites/${inviteId}`);
+  }
+  // The group an invite link leads to: its name and member count, never its members.
+  previewInvite(code) {
+    return this.request("GET", apiPath`/v1/invites/${code}`);
+  }
+  joinByInvite(code) {
+    return this.request("POST", apiPath`/v1/invites/${code}/join`);
+  }
   history(channelId, { before, after, around, limit = 50 } = {}) {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set("before", before);
