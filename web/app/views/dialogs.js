@@ -4,6 +4,7 @@
 
 import { h, replace } from "../dom.js";
 import { describeError } from "../errors.js";
+import { showInvites } from "./invites.js";
 
 // `kind` "group": the dialog creates groups or adds members (errors.js words its refusals).
 function dialogShell(title, testId, kind = null) {
@@ -228,8 +229,12 @@ export function showMembers(app, { onLeft }) {
       ),
     );
   };
+  const managing = ["owner", "admin"].includes((app.current?.roles || {})[me]);
   replace(
     body,
+    managing
+      ? h("button", { type: "button", class: "secondary", onclick: () => showInvites(app, channelId) }, "Invite links")
+      : null,
     inlineForm("Add member", "Username or user id", "Add", (value, done) =>
       guard(async () => {
         await app.addMember(value, channelId);
