@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, cast
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -30,6 +31,12 @@ from parley_client.models import (
 from parley_client.session import Session
 
 HISTORY_PAGE_MAX = 100
+
+
+def _segment(text: str) -> str:
+    """One path segment, percent-encoded, dots too: a value pasted in (an invite code) can
+    neither add segments nor walk up with `..`."""
+    return quote(text, safe="").replace(".", "%2E") or "%20"
 
 
 def ws_url_of(base_url: str) -> str:
@@ -318,11 +325,12 @@ class Client:
 
     async def preview_invite(self, auth: Authenticated, code: str) -> dict[str, Any]:
         """The group an invite link leads to: `channel_id`, `name`, `member_count`, `member`."""
-        return cast(dict[str, Any], await self._call("GET", f"/v1/invites/{code}", auth))
+        return cast(dict[str, Any], await self._call("GET", f"/v1/invites/{_segment(code)}", auth))
 
     async def join_by_invite(self, auth: Authenticated, code: str) -> Channel:
         """Joins the group of an invite link; answers the group, as `channels` lists it."""
-        return cast(Channel, await self._call("POST", f"/v1/invites/{code}/join", auth))
+        path = f"/v1/invites/{_segment(code)}/join"
+        return cast(Channel, await self._call("POST", path, auth))
 
     async def history(
         self,
