@@ -1,11 +1,13 @@
-"""Invite links in the web app, in real browsers (Debian's Chromium, driven by Playwright)
-against the shared stack: an owner makes a link, a second browser opens it, sees the group
-and joins it; revoked, the link no longer works in a third."""
+"""Invite links and the export in the web app, in real browsers (Debian's Chromium, driven by
+Playwright) against the shared stack: an owner makes a link, a second browser opens it, sees
+the group and joins it; revoked, the link no longer works in a third. A user downloads their
+data from the settings."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 from playwright.async_api import Browser, expect
 
 from tests.browser_pages import signed_in
@@ -75,3 +77,33 @@ async def test_a_link_made_in_one_browser_lets_another_join_until_it_is_revoked(
     )
     await expect(refused.get_by_role("button", name="Join")).to_have_count(0)
     assert await api.channels(dave) == []
+
+
+async def test_a_user_downloads_their_data_from_the_settings(
+    browser: Browser, gateway: Process, api: Api, artifacts: Path
+) -> None:
+    alice, bob = await api.new_device("alice"), await api.new_device("bob")
+    group = await api.group(alice, [bob.user_id], name="exporters")
+    async with await api.connect(alice) as socket:
+        await socket.accepted(await socket.send_message(group, "mine to take"))
+        await socket.collect_messages(group, 1)
+
+    page = await signed_in(browser, gateway.url, artifacts, alice.username)
+    await page.page.get_by_role("button", name="Settings").click()
+    settings = page.page.get_by_test_id("settings-dialog")
+    async with page.page.expect_download() as downloading:
+        await settings.get_by_role("button", name="Download my data").click()
+    download = await downloading.value
+    assert download.suggested_filename == f"parley-export-{alice.user_id}.ndjson"
+    saved = artifacts / download.suggested_filename
+    await download.save_as(saved)
+    lines = [orjson.loads(line) for line in saved.read_bytes().splitlines()]
+    assert lines[1] == {
+        "type": "account",
+        "user_id": alice.user_id,
+        "username": alice.username,
+        "display_name": None,
+    }
+    assert [m["text"] for m in lines if m["type"] == "message"] == ["mine to take"]
+    assert lines[-1] == {"type": "end", "messages": 1}
+    await expect(settings.get_by_role("alert")).to_have_text("")

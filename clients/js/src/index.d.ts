@@ -157,6 +157,12 @@ export class Api {
   token: string | null;
   originWsUrl(): string;
   request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  /** The answer to one call, whatever its status; rejects only when the server is unreachable. */
+  fetchPath(method: string, path: string, body?: unknown): Promise<Response>;
+  /** The ApiError of a refused answer, from its decoded body. */
+  refusal(response: Response, data: unknown): ApiError;
+  /** The account's data as NDJSON (one JSON object a line), streamed: `body` or `blob()`. */
+  exportData(): Promise<Response>;
   signUp(username: string, password: string): Promise<{ user_id: Id; username: string }>;
   logIn(username: string, password: string, deviceName?: string): Promise<Login>;
   logOut(): Promise<null>;

@@ -229,6 +229,14 @@ describe("against a running Parley", { skip: !GATEWAY && "PARLEY_URL is not set"
       assert.deepEqual([error.status, error.code], [403, "forbidden"]);
       return true;
     });
+    const exported = await joiner.api.exportData();
+    assert.equal(exported.headers.get("content-type"), "application/x-ndjson");
+    const lines = (await exported.text()).trim().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(lines.at(-1), { type: "end", messages: 0 });
+    assert.deepEqual(
+      lines.filter((l) => l.type === "channel").map((l) => l.channel_id),
+      [group.channel_id],
+    );
     await owner.api.revokeInvite(group.channel_id, invite.invite_id);
     await assert.rejects(member.api.previewInvite(invite.code), (error) => {
       assert.deepEqual([error.status, error.code], [404, "not_found"]);

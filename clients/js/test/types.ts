@@ -66,3 +66,8 @@ export async function invites(api: Api, channelId: string): Promise<string> {
   await api.revokeInvite(channelId, invites[0].invite_id);
   return `${seen.name} ${(await api.joinByInvite(made.code ?? "")).channel_id}`;
 }
+
+export async function exported(api: Api): Promise<number> {
+  const response: Response = await api.exportData();
+  return (await response.text()).split("\n").length;
+}

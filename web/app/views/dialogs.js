@@ -248,6 +248,17 @@ export function showMembers(app, { onLeft }) {
   dialog.showModal();
 }
 
+// The account's export, saved as a file (docs/protocol.md, Export).
+async function downloadExport(app) {
+  const response = await app.api.exportData();
+  const url = URL.createObjectURL(await response.blob());
+  const link = h("a", { href: url, download: `parley-export-${app.session.user_id}.ndjson`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 export function showSettings(app) {
   const { dialog, body, guard } = dialogShell("Settings", "settings-dialog");
   const saved = h("p", { class: "saved", role: "status" });
@@ -332,6 +343,12 @@ export function showSettings(app) {
       h("label", { for: "group-adds" }, "Who can add me to groups "),
       adds,
       h("small", {}, " Others are refused, and told it is your choice."),
+    ),
+    h(
+      "p",
+      { class: "setting" },
+      h("button", { type: "button", class: "secondary", onclick: () => guard(() => downloadExport(app)) }, "Download my data"),
+      h("small", {}, " Your account, chats and the messages you sent, one JSON object a line."),
     ),
     saved,
   );
