@@ -134,10 +134,11 @@ class Settings(BaseSettings):
     invite_burst: int = Field(default=20, ge=1)
     # Exports of a user's data (GET /v1/users/me/export, gateway/commands/export.py): per user
     # one at a time and this many an hour, per gateway this many at once; beyond, 429 with
-    # Retry-After. Messages are read from the store this many at a time.
+    # Retry-After. Messages are read from the store this many at a time: what an export holds
+    # in memory at most (a message is at most 100,000 characters, so 100 are at most 40 MB).
     exports_per_hour: int = Field(default=4, ge=1)
     export_concurrency: int = Field(default=2, ge=1)
-    export_page_size: int = Field(default=500, ge=1, le=5000)
+    export_page_size: int = Field(default=100, ge=1, le=1000)
 
     # Processors.
     processor_http_host: str = "127.0.0.1"

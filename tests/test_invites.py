@@ -186,8 +186,20 @@ async def test_a_link_expires_and_dies_with_its_makers_role(api: Api, stores: St
     await api.set_role(owner, group, admin.user_id, "member")
     await refused(api.preview_invite(joiner, code), 404, "not_found")
     await refused(api.join_by_invite(joiner, code), 404, "not_found")
+    await refused(api.invites(admin, group), 403, "forbidden")  # no longer theirs to manage
     await api.set_role(owner, group, admin.user_id, "admin")
     assert (await api.join_by_invite(joiner, code))["channel_id"] == group
+
+    # Removed, an admin manages nothing, and their links stop working.
+    other = (await api.create_invite(admin, group))["code"]
+    await api.remove_member(owner, group, admin.user_id)
+    for call in (
+        api.invites(admin, group),
+        api.create_invite(admin, group),
+        api.revoke_invite(admin, group, made["invite_id"]),
+    ):
+        await refused(call, 403, "not_member")
+    await refused(api.preview_invite(await api.new_device("iv"), other), 404, "not_found")
 
 
 async def test_a_block_with_an_owner_or_admin_refuses_the_join_and_a_members_does_not(
