@@ -241,7 +241,7 @@ async def test_joining_by_link_respects_the_member_cap(api: Api) -> None:
     assert listed["uses"] == 1  # a refused join uses nothing
 
 
-async def test_a_group_has_a_bounded_number_of_usable_links(api: Api, stores: Stores) -> None:
+async def test_a_group_has_a_bounded_number_of_usable_links(api: Api) -> None:
     owner, member = await api.new_device("iv"), await api.new_device("iv")
     group = await api.group(owner, [member.user_id])
     made = [await api.create_invite(owner, group, max_uses=1) for _ in range(50)]
