@@ -31,7 +31,14 @@ from gateway.memberships import MembershipCache
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
-from gateway.ratelimit import AccountThrottles, DeviceLimits, LoginThrottle, Throttle, UserBuckets
+from gateway.ratelimit import (
+    AccountThrottles,
+    DeviceLimits,
+    ExportGate,
+    LoginThrottle,
+    Throttle,
+    UserBuckets,
+)
 from gateway.registry import GatewayRegistry
 from gateway.search_gate import SearchGate
 from gateway.services import Services
@@ -208,6 +215,8 @@ def create_app(settings: Settings) -> Starlette:
             ),
             UserBuckets(settings.group_add_rate_per_s, settings.group_add_burst),
             UserBuckets(settings.report_rate_per_s, settings.report_burst),
+            UserBuckets(settings.invite_rate_per_s, settings.invite_burst),
+            ExportGate(settings.exports_per_hour, settings.export_concurrency),
         )
         # What start-up made lives as long as the process: out of the collector's scans.
         gc.freeze()

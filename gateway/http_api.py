@@ -7,21 +7,25 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
+from collections.abc import AsyncIterator, Callable
 from functools import cache
 from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway import asyncapi, openapi
 from gateway.commands import (
     accounts,
     admin,
     channels,
+    export,
     friends,
+    invites,
     moderation,
     presence,
     push,
@@ -39,6 +43,7 @@ from schemas.http import (
     GroupSettings,
     MemberRole,
     NewChannel,
+    NewInvite,
     NewMember,
     NewReport,
     NewSession,
@@ -253,6 +258,33 @@ async def patch_me(request: Request) -> Response:
     return json_response(await accounts.set_profile(_services(request), device, body))
 
 
+class _Streamed(StreamingResponse):
+    """A streamed answer that calls `done` when it ended, however it ended (read to the end,
+    cut by the client, failed), even if its stream never started."""
+
+    def __init__(self, lines: AsyncIterator[bytes], done: Callable[[], None], **kw: Any) -> None:
+        super().__init__(lines, **kw)
+        self._done = done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._done()
+
+
+async def export_me(request: Request) -> Response:
+    device = await _device(request)
+    found = await export.export_data(_services(request), device)
+    disposition = f'attachment; filename="parley-export-{device.user_id}.ndjson"'
+    return _Streamed(
+        found.lines,
+        found.done,
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": disposition},
+    )
+
+
 async def list_channels(request: Request) -> Response:
     device = await _device(request)
     found = await channels.list_channels(_services(request), device)
@@ -310,6 +342,44 @@ async def put_member_role(request: Request) -> Response:
         _services(request), device, params["channel_id"], params["user_id"], body
     )
     return Response(status_code=204)
+
+
+async def create_invite(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    created = await invites.create_invite(
+        _services(request), device, request.path_params["channel_id"], body
+    )
+    return json_response(created, 201)
+
+
+async def list_invites(request: Request) -> Response:
+    device = await _device(request)
+    found = await invites.list_invites(
+        _services(request), device, request.path_params["channel_id"]
+    )
+    return json_response({"invites": [invites.invite_body(i) for i in found]})
+
+
+async def revoke_invite(request: Request) -> Response:
+    device = await _device(request)
+    params = request.path_params
+    await invites.revoke_invite(
+        _services(request), device, params["channel_id"], params["invite_id"]
+    )
+    return Response(status_code=204)
+
+
+async def preview_invite(request: Request) -> Response:
+    device = await _device(request)
+    found = await invites.preview(_services(request), device, request.path_params["code"])
+    return json_response(found)
+
+
+async def join_by_invite(request: Request) -> Response:
+    device = await _device(request)
+    channel = await invites.join(_services(request), device, request.path_params["code"])
+    return json_response(channel)
 
 
 async def channel_messages(request: Request) -> Response:
@@ -496,6 +566,7 @@ _REPORTS_PAGE = {
 }
 _IDS_PATTERN = "^[1-9][0-9]{0,18}(,[1-9][0-9]{0,18}){0,99}$"
 _USERNAME = {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}
+_INVITE_CODE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{24}$"}
 
 # The HTTP API, one record a route: the Starlette routes (`routes`) and the OpenAPI document
 # (`document`) are both made from it.
@@ -510,6 +581,12 @@ ENDPOINTS = [
     ),
     E("get", "/v1/users/me", get_me, "The caller's profile"),
     E("patch", "/v1/users/me", patch_me, "Set the caller's display name", ProfileChange),
+    E(
+        "get",
+        "/v1/users/me/export",
+        export_me,
+        "Export the caller's data: account, channels, messages sent (NDJSON, streamed)",
+    ),
     E("get", "/v1/users/{user_id}", get_user, "A user's profile, if visible to the caller"),
     E(
         "post",
@@ -554,6 +631,34 @@ ENDPOINTS = [
         put_member_role,
         "Set a member's role",
         MemberRole,
+    ),
+    E(
+        "post",
+        "/v1/channels/{channel_id}/invites",
+        create_invite,
+        "Make an invite link to a group",
+        NewInvite,
+    ),
+    E("get", "/v1/channels/{channel_id}/invites", list_invites, "A group's invite links"),
+    E(
+        "delete",
+        "/v1/channels/{channel_id}/invites/{invite_id}",
+        revoke_invite,
+        "Revoke an invite link",
+    ),
+    E(
+        "get",
+        "/v1/invites/{code}",
+        preview_invite,
+        "The group an invite link leads to",
+        path_schemas={"code": _INVITE_CODE},
+    ),
+    E(
+        "post",
+        "/v1/invites/{code}/join",
+        join_by_invite,
+        "Join a group by an invite link",
+        path_schemas={"code": _INVITE_CODE},
     ),
     E(
         "get",

@@ -34,6 +34,8 @@ class Endpoint:
     query: dict[str, Any] = field(default_factory=dict)  # query parameters' JSON schemas
     json_only: bool = False  # refuses a body of any other type than JSON (415), before reading
     answer: type[BaseModel] | None = None  # the 200 answer, where the document describes it
+    # Path parameters that are not ids: their JSON schemas (every other one is an id).
+    path_schemas: dict[str, Any] = field(default_factory=dict)
 
 
 _UNSUPPORTED = {
@@ -61,7 +63,12 @@ def document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
     for endpoint in endpoints:
         method, path, body, answer = endpoint.method, endpoint.path, endpoint.body, endpoint.answer
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": ID}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": endpoint.path_schemas.get(name, ID),
+            }
             for name in _path_names(path)
         ] + [
             {"name": n, "in": "query", "required": False, "schema": s}

@@ -251,3 +251,30 @@ class UserBuckets:
         if bucket.take(cost):
             return 0.0
         return bucket.wait_s(cost)
+
+
+class ExportGate:
+    """Who may export their data now: per user one export at a time and `per_hour` an hour
+    (a token bucket), per gateway at most `concurrency` at once. An export streams for as long
+    as its reader reads, so it holds its place until its stream ends (`leave`)."""
+
+    def __init__(self, per_hour: int, concurrency: int) -> None:
+        self._buckets = UserBuckets(per_hour / 3600, per_hour)
+        self._concurrency = concurrency
+        self._running: set[str] = set()
+
+    def enter(self, user_id: str) -> tuple[str, float] | None:
+        """Take a place for the user's export: None if taken, else why not and how long (in
+        seconds) to wait; `leave` gives a taken place back."""
+        if user_id in self._running:
+            return "one export at a time: wait for the one in progress", 1.0
+        if len(self._running) >= self._concurrency:
+            return "the server is busy with other exports; try again shortly", 1.0
+        wait_s = self._buckets.take(user_id, 1)
+        if wait_s:
+            return "too many exports; try again later", wait_s
+        self._running.add(user_id)
+        return None
+
+    def leave(self, user_id: str) -> None:
+        self._running.discard(user_id)

@@ -12,7 +12,7 @@ from gateway.memberships import MembershipCache
 from gateway.outbox import Budget
 from gateway.presence import PresenceHub
 from gateway.publisher import Publisher
-from gateway.ratelimit import AccountThrottles, UserBuckets
+from gateway.ratelimit import AccountThrottles, ExportGate, UserBuckets
 from gateway.registry import GatewayRegistry
 from gateway.search_gate import SearchGate
 from gateway.tokens import Passwords
@@ -37,3 +37,5 @@ class Services:
     searches: SearchGate  # who may search now
     group_adds: UserBuckets  # how many users each user may add to groups now
     reports: UserBuckets  # how many messages each user may report now
+    invite_lookups: UserBuckets  # how many invite links each user may look up or use now
+    exports: ExportGate  # who may export their data now

@@ -456,6 +456,64 @@ def search(
         typer.echo(f"parley search: more with --before {next_before}", err=True)
 
 
+@app.command()
+def invite(
+    channel: ChannelOption,
+    uses: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="How many may join with it (any).")
+    ] = None,
+    expires_in: Annotated[
+        int | None,
+        typer.Option(min=60, max=30 * 24 * 3600, help="Seconds it works for (until revoked)."),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Make an invite link to a group (its owners and admins); prints its code, shown this
+    once: whoever has it joins with `parley join CODE` (or the web app's #join=CODE)."""
+
+    async def work() -> str:
+        from terminal.oneshot import invite as run
+
+        where, device = _device(url, token)
+        return await run(where, device, channel, uses=uses, expires_in_s=expires_in)
+
+    typer.echo(_client_command("invite", work))
+
+
+@app.command()
+def join(
+    link: Annotated[str, typer.Argument(help="An invite code, or the link that holds it.")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Join a group with an invite link; prints the group's name and id."""
+
+    async def work() -> str:
+        from terminal.oneshot import join as run
+
+        where, device = _device(url, token)
+        return await run(where, device, link)
+
+    typer.echo(_client_command("join", work))
+
+
+@app.command()
+def export(url: UrlOption = None, token: TokenOption = None) -> None:
+    """Write your data to stdout as the server streams it, one JSON object a line: account,
+    settings, devices, friends, blocks, channels, then the messages you sent, and `end`."""
+
+    async def work() -> None:
+        from terminal.oneshot import export as run
+
+        where, device = _device(url, token)
+        async for line in run(where, device):
+            sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()
+
+    _client_command("export", work)
+
+
 def _device(url: str | None, token: str | None) -> tuple[str, Any]:
     """The gateway and the device a command acts as: `--token` if given, else the stored
     login (NoCredentials if there is none)."""

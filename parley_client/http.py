@@ -4,12 +4,14 @@ presence, push endpoints and discovery (docs/protocol.md, "HTTP API")."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, cast
+from urllib.parse import quote
 
 import httpx
+import orjson
 
 from parley_client.errors import ApiError
 from parley_client.models import (
@@ -32,6 +34,12 @@ from parley_client.models import (
 from parley_client.session import Session
 
 HISTORY_PAGE_MAX = 100
+
+
+def _segment(text: str) -> str:
+    """One path segment, percent-encoded, dots too: a value pasted in (an invite code) can
+    neither add segments nor walk up with `..`."""
+    return quote(text, safe="").replace(".", "%2E") or "%20"
 
 
 def ws_url_of(base_url: str) -> str:
@@ -206,6 +214,19 @@ class Client:
         path = "/v1/devices" if device_id is None else f"/v1/devices/{device_id}"
         await self._call("DELETE", path, auth)
 
+    async def export(self, auth: Authenticated) -> AsyncIterator[dict[str, Any]]:
+        """The account's data, a line at a time as the server streams it (docs/protocol.md,
+        Export): `export`, `account`, `settings`, `device`…, `channel`…, `message`…, and last
+        `end` (an export without it was cut short). `rate_limited` past the account's share."""
+        headers = {"authorization": f"Bearer {auth.token}"}
+        async with self.http.stream("GET", "/v1/users/me/export", headers=headers) as response:
+            if not response.is_success:
+                await response.aread()
+                raise ApiError.from_response(response)
+            async for line in response.aiter_lines():
+                if line:
+                    yield cast(dict[str, Any], orjson.loads(line))
+
     async def discovery(self, auth: Authenticated) -> list[str]:
         """The WebSocket URLs of the live gateways, best first for this user."""
         data = await self._call("GET", "/v1/discovery", auth)
@@ -278,6 +299,41 @@ class Client:
         """Makes a group member `owner`, `admin` or `member` (owners; admins make admins)."""
         path = f"/v1/channels/{channel_id}/members/{user_id}"
         await self._call("PUT", path, auth, json={"role": role})
+
+    # --- invite links -------------------------------------------------------------------------
+
+    async def create_invite(
+        self,
+        auth: Authenticated,
+        channel_id: str,
+        *,
+        expires_in_s: int | None = None,
+        max_uses: int | None = None,
+    ) -> dict[str, Any]:
+        """A new invite link to the group (owners and admins), with its `code`: shown this
+        once, never again (only its first characters, `code_prefix`, in `invites`)."""
+        given = {"expires_in_s": expires_in_s, "max_uses": max_uses}
+        body = {k: v for k, v in given.items() if v is not None}
+        data = await self._call("POST", f"/v1/channels/{channel_id}/invites", auth, body)
+        return cast(dict[str, Any], data)
+
+    async def invites(self, auth: Authenticated, channel_id: str) -> list[dict[str, Any]]:
+        """The group's invite links, oldest first (owners and admins)."""
+        data = await self._call("GET", f"/v1/channels/{channel_id}/invites", auth)
+        return cast(list[dict[str, Any]], data["invites"])
+
+    async def revoke_invite(self, auth: Authenticated, channel_id: str, invite_id: str) -> None:
+        """Revokes one of the group's invite links: it stops working at once."""
+        await self._call("DELETE", f"/v1/channels/{channel_id}/invites/{invite_id}", auth)
+
+    async def preview_invite(self, auth: Authenticated, code: str) -> dict[str, Any]:
+        """The group an invite link leads to: `channel_id`, `name`, `member_count`, `member`."""
+        return cast(dict[str, Any], await self._call("GET", f"/v1/invites/{_segment(code)}", auth))
+
+    async def join_by_invite(self, auth: Authenticated, code: str) -> Channel:
+        """Joins the group of an invite link; answers the group, as `channels` lists it."""
+        path = f"/v1/invites/{_segment(code)}/join"
+        return cast(Channel, await self._call("POST", path, auth))
 
     async def history(
         self,

@@ -18,7 +18,13 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails
 
 from schemas.ids import NO_CONTROL_PATTERN, IdString
-from schemas.limits import MAX_PUSH_TOKEN_CHARS, MAX_REPORT_NOTE_CHARS
+from schemas.limits import (
+    MAX_INVITE_TTL_S,
+    MAX_INVITE_USES,
+    MAX_PUSH_TOKEN_CHARS,
+    MAX_REPORT_NOTE_CHARS,
+    MIN_INVITE_TTL_S,
+)
 
 
 class Body(BaseModel):
@@ -82,6 +88,32 @@ class MemberRole(Body):
     @classmethod
     def refusal(cls, errors: list[ErrorDetails]) -> str:
         return "role must be 'owner', 'admin' or 'member'"
+
+
+class NewInvite(Body):
+    """`POST /v1/channels/{channel_id}/invites`: a link that lasts `expires_in_s` (none: until
+    revoked) and may be used `max_uses` times (none: any number)."""
+
+    model_config = ConfigDict(extra="forbid")
+    expires_in_s: int | None = Field(
+        default=None,
+        ge=MIN_INVITE_TTL_S,
+        le=MAX_INVITE_TTL_S,
+        description="seconds the link works for (default: until revoked)",
+    )
+    max_uses: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INVITE_USES,
+        description="how many users may join with it (default: no limit)",
+    )
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        return (
+            f"expires_in_s must be {MIN_INVITE_TTL_S}-{MAX_INVITE_TTL_S} seconds and max_uses"
+            f" 1-{MAX_INVITE_USES} (both optional), nothing else"
+        )
 
 
 class PushEndpointBody(Body):
@@ -216,6 +248,7 @@ ALL_BODIES: dict[str, type[BaseModel]] = {
         GroupSettings,
         NewMember,
         MemberRole,
+        NewInvite,
         PushEndpointBody,
         AccountSettings,
         NewReport,

@@ -28,3 +28,10 @@ MAX_PUSH_TOKEN_CHARS = 4096
 MAX_REPORT_NOTE_CHARS = 500  # a report's note, in code points
 REPORTS_LIMIT_MAX = 100  # reports per page (a group's, or the operator's)
 BULK_DELETE_LIMIT_MAX = 500  # messages one call of the operator's bulk delete deletes
+
+# Invite links to groups: usable links per group at once, the longest a link may live, and
+# the most uses one may be given.
+MAX_GROUP_INVITES = 50
+MAX_INVITE_TTL_S = 30 * 24 * 3600
+MIN_INVITE_TTL_S = 60
+MAX_INVITE_USES = 1000

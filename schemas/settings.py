@@ -134,6 +134,18 @@ class Settings(BaseSettings):
     # The operator API (`/v1/admin/...`): its bearer token, at least 32 characters. Unset (the
     # default; there is no default token), every admin route answers 404 to everyone.
     admin_token: SecretStr | None = Field(default=None, min_length=32)
+    # Invite links (gateway/commands/invites.py): a token bucket per user, per gateway, for
+    # looking a link up and joining by one (each takes a token, a refusal too), so nobody
+    # tries codes at a rate; beyond it 429 with Retry-After.
+    invite_rate_per_s: float = Field(default=0.2, gt=0)
+    invite_burst: int = Field(default=20, ge=1)
+    # Exports of a user's data (GET /v1/users/me/export, gateway/commands/export.py): per user
+    # one at a time and this many an hour, per gateway this many at once; beyond, 429 with
+    # Retry-After. Messages are read from the store this many at a time: what an export holds
+    # in memory at most (a message is at most 100,000 characters, so 100 are at most 40 MB).
+    exports_per_hour: int = Field(default=4, ge=1)
+    export_concurrency: int = Field(default=2, ge=1)
+    export_page_size: int = Field(default=100, ge=1, le=1000)
 
     # Processors.
     processor_http_host: str = "127.0.0.1"

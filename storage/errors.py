@@ -66,6 +66,14 @@ class NotAGroup(StoreRefusal):
     """The channel is not a group (or does not exist)."""
 
 
+class InviteUnusable(StoreRefusal):
+    """No such invite link, or it expired, was used up or its maker no longer manages the group."""
+
+
+class TooManyInvites(StoreRefusal):
+    """The group has as many usable invite links as a group may."""
+
+
 class UnknownUsers(StoreRefusal):
     """Some of the users named do not exist."""
 

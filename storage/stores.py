@@ -10,6 +10,7 @@ from storage.postgres.accounts import PostgresAccountStore
 from storage.postgres.channels import PostgresChannelStore
 from storage.postgres.cursors import PostgresCursorStore
 from storage.postgres.friends import PostgresFriendStore
+from storage.postgres.invites import PostgresInviteStore
 from storage.postgres.messages import PostgresMessageStore
 from storage.postgres.moderation import PostgresReportStore
 from storage.postgres.pool import Pool, open_pool
@@ -21,6 +22,7 @@ from storage.protocols.accounts import AccountStore
 from storage.protocols.channels import ChannelStore
 from storage.protocols.cursors import CursorStore
 from storage.protocols.friends import FriendStore
+from storage.protocols.invites import InviteStore
 from storage.protocols.messages import MessageStore
 from storage.protocols.moderation import ReportStore
 from storage.protocols.presence import PresenceStore
@@ -41,6 +43,7 @@ class Stores:
     search: SearchIndex
     reads: ReadStore
     reports: ReportStore
+    invites: InviteStore
     pool: Pool
     search_pool: Pool | None = None  # the searches' own, if they have one
 
@@ -78,6 +81,7 @@ async def open_stores(settings: Settings, *, search_pool_size: int | None = None
         search=PostgresSearchIndex(pool if search_pool is None else search_pool),
         reads=PostgresReadStore(pool),
         reports=PostgresReportStore(pool),
+        invites=PostgresInviteStore(pool),
         pool=pool,
         search_pool=search_pool,
     )

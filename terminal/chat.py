@@ -43,6 +43,7 @@ from parley_client.reconnecting import (
 )
 from terminal.credentials import Credentials
 from terminal.directory import Directory, NotFound
+from terminal.oneshot import CommandError, invite_code
 from terminal.rendering import one_line, rendered_errors, visible
 from terminal.timeline import Timeline, Typists
 
@@ -67,6 +68,8 @@ Type a line to send it to the open chat (start it with // to send a line that st
   /search more               the next, older results
   /dm USERNAME               a direct chat with this user
   /group NAME USERNAME...    a new group with these users
+  /invite [USES]             an invite link to the open group (owners and admins)
+  /join CODE                 join a group with an invite code (or link), and open it
   /help                      this text
   /quit                      leave (Ctrl-D too)"""
 
@@ -145,6 +148,8 @@ class Chat:
             "search": self.cmd_search,
             "dm": self.cmd_dm,
             "group": self.cmd_group,
+            "invite": self.cmd_invite,
+            "join": self.cmd_join,
             "help": self.cmd_help,
         }
 
@@ -390,6 +395,29 @@ class Chat:
             await self.directory.user_named(self.client, self.me, person) for person in people
         ]
         await self.open_created(await self.client.create_group(self.me, name, member_ids))
+
+    async def cmd_invite(self, args: list[str]) -> None:
+        if self.open is None or self.open.channel["type"] != "group":
+            say("! /invite: open a group first")
+            return
+        if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 1000)):
+            say("! /invite takes at most one number: how many may join with it (1-1000)")
+            return
+        uses = int(args[0]) if args else None
+        made = await self.client.create_invite(self.me, self.open.channel_id, max_uses=uses)
+        say(f"invite code (shown this once): {made['code']}")
+        say(f"  others join with /join {made['code']}, or parley join {made['code']}")
+
+    async def cmd_join(self, args: list[str]) -> None:
+        if len(args) != 1:
+            say("! /join takes an invite code")
+            return
+        try:
+            code = invite_code(args[0])
+        except CommandError as exc:
+            say(f"! /join: {exc}")
+            return
+        await self.open_created(await self.client.join_by_invite(self.me, code))
 
     # --- channels and the open chat ---------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The terminal client's commands that do one thing and exit, for people and scripts alike:
 `parley login`, `parley logout`, `parley send`, `parley edit`, `parley delete`,
-`parley history` and `parley search`. Each takes the gateway's
+`parley history`, `parley search`, `parley invite`, `parley join` and `parley export`. Each takes the gateway's
 URL and a device (a stored login or a bare token) and raises CommandError with a message fit
 for the user when the server refuses. What they return to be printed, and the server's words in
 the errors they raise, are rendered by `terminal.rendering.visible` (the `--json` output is the
@@ -8,9 +8,12 @@ API's own data: JSON escapes control characters itself)."""
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+
+import orjson
 
 from parley_client import ApiError, Channel, Client, Message, SearchResults, Session
 from parley_client.reconnecting import ROWS, connect_first
@@ -21,6 +24,7 @@ from terminal.rendering import rendered_errors, visible
 
 DEVICE_NAME = "parley terminal"
 SEND_TIMEOUT_S = 30.0
+INVITE_CODE = re.compile(r"[A-Za-z0-9_-]{24}")
 
 
 class CommandError(Exception):
@@ -165,6 +169,50 @@ async def search(
             senders = (r["message"]["sender_id"] for r in found["results"])
             await directory.learn(client, device, senders)
             return found, channels, directory
+
+
+async def invite(
+    url: str,
+    device: Device,
+    channel: str,
+    *,
+    uses: int | None = None,
+    expires_in_s: int | None = None,
+) -> str:
+    """A new invite link to the group (its owners and admins): its code, shown this once."""
+    with rendered_errors():
+        async with Client(url) as client:
+            channel_id = await _channel_id(client, device, channel)
+            made = await client.create_invite(
+                device, channel_id, expires_in_s=expires_in_s, max_uses=uses
+            )
+            return visible(str(made["code"]))
+
+
+def invite_code(text: str) -> str:
+    """The code of an invite link, given as the code or as the web app's link (`…#join=CODE`)."""
+    code = text.strip().rpartition("#join=")[2]
+    if not INVITE_CODE.fullmatch(code):
+        raise CommandError(f"not an invite code or link: {visible(text)!r}")
+    return code
+
+
+async def join(url: str, device: Device, link: str) -> str:
+    """Join the group of an invite link (its code, or the web app's link); says which."""
+    code = invite_code(link)
+    with rendered_errors():
+        async with Client(url) as client:
+            channel = await client.join_by_invite(device, code)
+    return visible(f"joined {channel.get('name') or 'the group'} ({channel['channel_id']})")
+
+
+async def export(url: str, device: Device) -> AsyncIterator[bytes]:
+    """The user's data, a line of NDJSON at a time as the server streams it (the lines are
+    data, JSON escapes their control characters)."""
+    with rendered_errors():
+        async with Client(url) as client:
+            async for line in client.export(device):
+                yield orjson.dumps(line) + b"\n"
 
 
 async def _channel_id(

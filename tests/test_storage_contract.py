@@ -501,6 +501,42 @@ async def test_a_delete_removes_the_text_of_the_message_and_of_its_edits(
     assert await store.page(channel, after=base, limit=100) == rows
 
 
+async def test_sent_by_pages_one_senders_messages_across_buckets_in_their_latest_state(
+    store: MessageStore,
+) -> None:
+    channel, start_ms = fresh(), now_ms() - 100 * DAY_MS
+    rows: list[Message] = []
+    mine: list[Message] = []
+    for i in range(30):  # over several time buckets
+        row = message(channel, id_floor(start_ms + i * 3 * DAY_MS) + i, text=f"text {i}")
+        if i % 3 == 0:
+            row = row.model_copy(update={"sender_id": "me"})
+            mine.append(row)
+        rows.append(row)
+    last = rows[-1].message_id
+    edit = change(mine[1], last + 1, "edit", text="edited")
+    delete = change(mine[2], last + 2, "delete")
+    like = change(rows[1], last + 3, "reaction", emoji="👍", sender_id="me")
+    assert len({bucket_of(m.message_id) for m in rows}) > 3
+    await store.insert(rows)
+    await store.insert([edit, delete, like])
+
+    pages: list[list[Message]] = []
+    after = 0
+    while page := await store.sent_by(channel, "me", after=after, limit=4):
+        pages.append(page)
+        after = page[-1].message_id
+    assert [len(p) for p in pages] == [4, 4, 2]
+    got = [m for p in pages for m in p]
+    assert ids(got) == ids(mine)  # messages only: not the edit, the delete or the reaction
+    assert all(m.sender_id == "me" and m.kind == "message" for m in got)
+    assert (got[1].text, got[1].edited_at) == ("edited", edit.sent_at)
+    assert (got[2].text, got[2].deleted) == ("", True)  # a deleted message keeps no text
+    assert [m.text for m in got[3:]] == [m.text for m in mine[3:]]
+    assert await store.sent_by(channel, "nobody", after=0, limit=4) == []
+    assert await store.sent_by(fresh(), "me", after=0, limit=4) == []
+
+
 async def test_deleted_rows_are_the_message_and_its_edits_with_blank_texts(
     store: MessageStore,
 ) -> None:

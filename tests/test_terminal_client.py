@@ -614,3 +614,76 @@ async def test_the_connection_resumes_after_a_drop_with_no_gap_and_no_duplicate(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_invite_join_and_export_commands_and_the_chats_invite_and_join(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob = await api.new_device("alice"), await api.new_device("bob")
+    # Carol and Dave let nobody add them: a link is their own choice.
+    carol, dave = [await api.new_device(p, group_adds="nobody") for p in ("carol", "dave")]
+    group = await api.group(alice, [bob.user_id], name="walkers")
+    as_alice = {**env, "PARLEY_TOKEN": alice.token}
+
+    made = await parley(as_alice, "invite", "--channel", "walkers", "--uses", "2")
+    assert (made.code, made.err) == (0, "")
+    code = made.out.strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24}", code)
+    [listed] = await api.invites(alice, group)
+    assert (listed["code_prefix"], listed["max_uses"]) == (code[:6], 2)
+    not_manager = await parley({**env, "PARLEY_TOKEN": bob.token}, "invite", "-c", group)
+    assert not_manager.code == 1
+    assert not_manager.err.startswith("parley invite: forbidden: ")
+
+    # The code, or the web app's link that holds it.
+    as_carol = {**env, "PARLEY_TOKEN": carol.token}
+    joined = await parley(as_carol, "join", f"{api.base_url}/#join={code}")
+    assert joined == Ran(0, f"joined walkers ({group})\n", "")
+    assert group in [c["channel_id"] for c in await api.channels(carol)]
+    bad = await parley(as_carol, "join", "../../v1/users/me")
+    assert bad == Ran(1, "", "parley join: not an invite code or link: '../../v1/users/me'\n")
+    unknown = await parley(as_carol, "join", "A" * 24)
+    assert unknown.code == 1
+    assert unknown.err.startswith("parley join: not_found: invite (it may have been revoked")
+
+    # An export: the NDJSON as the server streams it.
+    sender = await api.connect(carol)
+    await sender.accepted(await sender.send_message(group, "carol was here"))
+    await sender.until(lambda f: f["type"] == "message" and f["text"] == "carol was here")
+    exported = await parley(as_carol, "export")
+    assert (exported.code, exported.err) == (0, "")
+    lines = [orjson.loads(line) for line in exported.out.splitlines()]
+    assert lines[1]["type"] == "account" and lines[1]["user_id"] == carol.user_id
+    assert [m["text"] for m in lines if m["type"] == "message"] == ["carol was here"]
+    assert lines[-1] == {"type": "end", "messages": 1}
+
+    # In the chat: /invite in the open group, /join by another user.
+    terminal = spawn_chat({**env, "PARLEY_PASSWORD": ""}, tmp_path)
+
+    async def expect(text: str) -> None:
+        await asyncio.to_thread(terminal.expect, re.escape(text))
+
+    try:
+        await expect("Username:")
+        terminal.sendline(alice.username)
+        await expect("Password:")
+        terminal.sendline(PASSWORD)
+        await expect("Your channels:")
+        terminal.sendline("/invite")
+        await expect("! /invite: open a group first")
+        terminal.sendline("walkers")
+        await expect("== #walkers ==")
+        terminal.sendline("/invite 2")
+        await asyncio.to_thread(terminal.expect, r"invite code \(shown this once\): (\S{24})")
+        chat_code = terminal.match.group(1)
+        assert (await api.join_by_invite(dave, chat_code))["channel_id"] == group
+        terminal.sendline(f"/join {chat_code}")  # a member already: the group opens again
+        await expect("== #walkers ==")
+        terminal.sendline("/join nonsense")
+        await expect("! /join: not an invite code or link: 'nonsense'")
+        terminal.sendline("/quit")
+        await asyncio.to_thread(terminal.expect, pexpect.EOF)
+    finally:
+        terminal.close(force=True)
+        terminal.logfile_read.close()
+    assert terminal.exitstatus == 0, terminal.before

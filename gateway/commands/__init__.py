@@ -14,7 +14,9 @@ command does. Each command takes the gateway's `Services` first and the caller's
 | `channels`    | open_direct, create_group, list_channels, add_member,            |
 |               | remove_member, set_role, history                                 |
 | `messages`    | send, ack                                                        |
+| `export`      | export_data                                                      |
 | `friends`     | befriend, unfriend, friend_list                                  |
+| `invites`     | create_invite, list_invites, revoke_invite, preview, join        |
 | `presence`    | watch, look_up                                                   |
 | `push`        | register_endpoint, remove_endpoint, list_endpoints               |
 | `search`      | search                                                           |

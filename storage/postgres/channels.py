@@ -181,16 +181,8 @@ class PostgresChannelStore:
         async with connection(self._pool) as conn, conn.transaction():
             await _lock_group_txn(conn, channel_id)
             await _require_users_txn(conn, [user_id])
-            members = await _members_txn(conn, channel_id)
-            if user_id in members:
-                return members
-            if len(members) >= max_members:
-                raise GroupFull(channel_id)
-            await conn.execute(
-                "INSERT INTO channel_members (channel_id, user_id) VALUES (%s, %s)",
-                (channel_id, user_id),
-            )
-            return sorted([*members, user_id])
+            members, _ = await add_member_txn(conn, channel_id, user_id, max_members)
+            return members
 
     async def remove_member(self, channel_id: str, user_id: str) -> list[str]:
         """Remove a member from a group; returns the members after. Raises NotAGroup. A group
@@ -275,6 +267,24 @@ async def _require_users_txn(conn: Connection, user_ids: Sequence[str]) -> None:
     missing = [u for u in user_ids if u not in found]
     if missing:
         raise UnknownUsers(missing)
+
+
+async def add_member_txn(
+    conn: Connection, channel_id: str, user_id: str, max_members: int
+) -> tuple[list[str], bool]:
+    """Add a user to a group whose row the transaction has locked (`_lock_group_txn`): the
+    members after, and whether the user was added (False: a member already). Every way into
+    a group (an add, an invite link) goes through here. Raises GroupFull."""
+    members = await _members_txn(conn, channel_id)
+    if user_id in members:
+        return members, False
+    if len(members) >= max_members:
+        raise GroupFull(channel_id)
+    await conn.execute(
+        "INSERT INTO channel_members (channel_id, user_id) VALUES (%s, %s)",
+        (channel_id, user_id),
+    )
+    return sorted([*members, user_id]), True
 
 
 async def _lock_group_txn(conn: Connection, channel_id: str) -> None:

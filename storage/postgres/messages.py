@@ -180,6 +180,21 @@ class PostgresMessageStore:
             rows.reverse()
         return rows
 
+    async def sent_by(
+        self, channel_id: str, sender_id: str, *, after: int, limit: int
+    ) -> list[Message]:
+        """Up to `limit` of the messages `sender_id` sent in the channel (not changes), the
+        oldest with ids above `after`, ascending, in their latest state."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket >= %s"
+            " AND message_id > %s AND sender_id = %s AND kind = 'message'"
+            " ORDER BY bucket, message_id LIMIT %s"
+        )
+        params = (channel_id, bucket_of(after), after, sender_id, limit)
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(sql.encode(), params)
+            return [_message(r) for r in await cur.fetchall()]
+
     async def close(self) -> None:
         """Release connections (the pool belongs to the caller)."""
 

@@ -8,6 +8,7 @@ whichever module holds it.
 from storage.errors import (
     Blocked,
     GroupFull,
+    InviteUnusable,
     LastOwner,
     NotAGroup,
     NotAMember,
@@ -15,6 +16,7 @@ from storage.errors import (
     SearchTooCostly,
     StoreError,
     StoreRefusal,
+    TooManyInvites,
     UnknownUsers,
     UsernameTaken,
 )
@@ -22,6 +24,7 @@ from storage.protocols.accounts import AccountStore, Device, Profile, User
 from storage.protocols.channels import Channel, ChannelStore, Membership, Role
 from storage.protocols.cursors import CursorStore
 from storage.protocols.friends import FriendEdge, FriendState, FriendStore, GroupAdds
+from storage.protocols.invites import Invite, InviteStore, InviteTarget, Joined
 from storage.protocols.messages import MessageStore, SendKey
 from storage.protocols.moderation import Report, ReportReason, ReportStore
 from storage.protocols.presence import Presence, PresenceStore
@@ -41,6 +44,11 @@ __all__ = [
     "FriendStore",
     "GroupAdds",
     "GroupFull",
+    "Invite",
+    "InviteStore",
+    "InviteTarget",
+    "InviteUnusable",
+    "Joined",
     "LastOwner",
     "MarkerMove",
     "Membership",
@@ -66,6 +74,7 @@ __all__ = [
     "SendKey",
     "StoreError",
     "StoreRefusal",
+    "TooManyInvites",
     "UnknownUsers",
     "User",
     "UsernameTaken",

@@ -66,5 +66,13 @@ class MessageStore(Protocol):
         Gap-free while inserts run: a page shows a message only once every older message of
         the channel is stored too, so paging on from a page's last id misses nothing."""
 
+    async def sent_by(
+        self, channel_id: str, sender_id: str, *, after: int, limit: int
+    ) -> list[Message]:
+        """Up to `limit` of the messages `sender_id` sent in the channel (not changes), the
+        oldest with ids above `after`, ascending, in their latest state (a deleted one without
+        its text): a page of a user's export. Reads the channel a chunk at a time, so memory
+        stays bounded however long the channel."""
+
     async def close(self) -> None:
         """Release connections."""

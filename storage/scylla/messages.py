@@ -360,6 +360,28 @@ class ScyllaMessageStore:
             kept.reverse()  # read newest first; pages are ascending
         return [message_of(r) for r in kept]
 
+    async def sent_by(
+        self, channel_id: str, sender_id: str, *, after: int, limit: int
+    ) -> list[Message]:
+        """Up to `limit` of the messages `sender_id` sent in the channel (not changes), the
+        oldest with ids above `after`, ascending, in their latest state. The channel's
+        partitions hold every sender's rows: they are read a chunk at a time (`_rows`) and
+        filtered here, so memory holds a chunk and the page, never the channel."""
+        if limit <= 0:
+            return []
+        head = await self._head(channel_id)
+        if head is None:
+            return []
+        kept: list[Row] = []
+        rows = self._rows(channel_id, after, head, upwards=True, changes=False)
+        async with aclosing(rows) as walk:
+            async for row in walk:
+                if (row["kind"] or "message") == "message" and row["sender_id"] == sender_id:
+                    kept.append(row)
+                    if len(kept) >= limit:
+                        break
+        return [message_of(r) for r in kept]
+
     async def _head(self, channel_id: str) -> int | None:
         """The channel's newest id: every row at or below it is stored."""
         heads = await execute(self._s(), self._q().head, (channel_id,))

@@ -3,6 +3,7 @@
 //
 //   #channel=<channel id>                       a chat, at its newest messages
 //   #channel=<channel id>&message=<message id>  a chat, around one message
+//   #join=<invite code>                         an invite link to a group: see it, join it
 
 const ID = /^[1-9][0-9]{0,18}$/;
 const MAX_ID = (1n << 63n) - 1n;
@@ -26,4 +27,19 @@ export function parseRoute(hash) {
 export function routeHash(channelId, messageId = null) {
   if (!isId(channelId) || (messageId != null && !isId(messageId))) return "";
   return `#channel=${channelId}` + (messageId ? `&message=${messageId}` : "");
+}
+
+// An invite link's route: #join=<code>, the code as the server makes one (24 URL-safe
+// characters); null for anything else.
+const CODE = /^[A-Za-z0-9_-]{24}$/;
+
+export function parseJoin(hash) {
+  const text = hash.startsWith("#") ? hash.slice(1) : hash;
+  const match = /^join=([^&]*)$/.exec(text);
+  return match && CODE.test(match[1]) ? match[1] : null;
+}
+
+// The link others open to join: this app's page with the code in its hash.
+export function joinLink(code) {
+  return `${location.origin}${location.pathname}#join=${code}`;
 }

@@ -37,22 +37,7 @@ export class Api {
   }
 
   async request(method, path, body) {
-    // Only the API's own paths, built by apiPath where a value goes in.
-    if (!path.startsWith("/v1/")) throw new ApiError(0, "invalid", "Not an API path.");
-    const headers = {};
-    if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const fetchOne = this.fetch || globalThis.fetch; // called unbound: window.fetch needs that
-    let response;
-    try {
-      response = await fetchOne(this.url + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch {
-      throw new ApiError(0, "network", "The server cannot be reached.");
-    }
+    const response = await this.fetchPath(method, path, body);
     if (response.status === 204) return null;
     let data = null;
     try {
@@ -60,16 +45,46 @@ export class Api {
     } catch {
       // not JSON: reported below from the status
     }
-    if (!response.ok) {
-      const error = data && data.error ? data.error : {};
-      if (response.status === 401 && this.token) this.onUnauthorized();
-      throw new ApiError(
-        response.status,
-        error.code || "http_" + response.status,
-        error.message || `Request failed (${response.status}).`,
-      );
-    }
+    if (!response.ok) throw this.refusal(response, data);
     return data;
+  }
+
+  // The answer to one call, whatever its status (a network failure is an ApiError).
+  async fetchPath(method, path, body) {
+    // Only the API's own paths, built by apiPath where a value goes in.
+    if (!path.startsWith("/v1/")) throw new ApiError(0, "invalid", "Not an API path.");
+    const headers = {};
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const fetchOne = this.fetch || globalThis.fetch; // called unbound: window.fetch needs that
+    try {
+      return await fetchOne(this.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "network", "The server cannot be reached.");
+    }
+  }
+
+  // The ApiError of a refused call, from its decoded body (null if it had none).
+  refusal(response, data) {
+    const error = data && data.error ? data.error : {};
+    if (response.status === 401 && this.token) this.onUnauthorized();
+    return new ApiError(
+      response.status,
+      error.code || "http_" + response.status,
+      error.message || `Request failed (${response.status}).`,
+    );
+  }
+
+  // The account's data (docs/protocol.md, Export): the answer itself, NDJSON, to stream
+  // (response.body) or save (response.blob()).
+  async exportData() {
+    const response = await this.fetchPath("GET", "/v1/users/me/export");
+    if (!response.ok) throw this.refusal(response, await response.json().catch(() => null));
+    return response;
   }
 
   signUp(username, password) {
@@ -115,6 +130,26 @@ export class Api {
   }
   removeMember(channelId, userId) {
     return this.request("DELETE", apiPath`/v1/channels/${channelId}/members/${userId}`);
+  }
+  // An invite link to a group (owners and admins): its `code` is in this answer only.
+  createInvite(channelId, { expiresInS, maxUses } = {}) {
+    const body = {};
+    if (expiresInS !== undefined) body.expires_in_s = expiresInS;
+    if (maxUses !== undefined) body.max_uses = maxUses;
+    return this.request("POST", apiPath`/v1/channels/${channelId}/invites`, body);
+  }
+  invites(channelId) {
+    return this.request("GET", apiPath`/v1/channels/${channelId}/invites`);
+  }
+  revokeInvite(channelId, inviteId) {
+    return this.request("DELETE", apiPath`/v1/channels/${channelId}/invites/${inviteId}`);
+  }
+  // The group an invite link leads to: its name and member count, never its members.
+  previewInvite(code) {
+    return this.request("GET", apiPath`/v1/invites/${code}`);
+  }
+  joinByInvite(code) {
+    return this.request("POST", apiPath`/v1/invites/${code}/join`);
   }
   history(channelId, { before, after, around, limit = 50 } = {}) {
     const query = new URLSearchParams({ limit: String(limit) });

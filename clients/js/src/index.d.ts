@@ -113,6 +113,29 @@ export interface Channel {
   unread_count?: number;
 }
 
+/** An invite link to a group, as its owners and admins see it (`code` only when made). */
+export interface Invite {
+  invite_id: Id;
+  code?: string;
+  code_prefix: string;
+  channel_id: Id;
+  created_by: Id;
+  created_at: string;
+  expires_at: string | null;
+  max_uses: number | null;
+  uses: number;
+  usable: boolean;
+}
+
+/** What an invite link leads to, for whoever holds it. */
+export interface InvitePreview {
+  channel_id: Id;
+  name: string;
+  member_count: number;
+  member: boolean;
+  expires_at: string | null;
+}
+
 export interface ApiOptions {
   /** The gateway's address, e.g. "http://127.0.0.1:8080"; "" (the default) is the page's origin. */
   url?: string;
@@ -151,6 +174,12 @@ export class Api {
   token: string | null;
   originWsUrl(): string;
   request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  /** The answer to one call, whatever its status; rejects only when the server is unreachable. */
+  fetchPath(method: string, path: string, body?: unknown): Promise<Response>;
+  /** The ApiError of a refused answer, from its decoded body. */
+  refusal(response: Response, data: unknown): ApiError;
+  /** The account's data as NDJSON (one JSON object a line), streamed: `body` or `blob()`. */
+  exportData(): Promise<Response>;
   signUp(username: string, password: string): Promise<{ user_id: Id; username: string }>;
   logIn(username: string, password: string, deviceName?: string): Promise<Login>;
   logOut(): Promise<null>;
@@ -163,6 +192,13 @@ export class Api {
   createGroup(name: string, memberIds: Id[]): Promise<Channel>;
   addMember(channelId: Id, userId: Id): Promise<null>;
   removeMember(channelId: Id, userId: Id): Promise<null>;
+  /** A new invite link to a group (owners and admins); its `code` is shown this once. */
+  createInvite(channelId: Id, options?: { expiresInS?: number; maxUses?: number }): Promise<Invite & { code: string }>;
+  invites(channelId: Id): Promise<{ invites: Invite[] }>;
+  revokeInvite(channelId: Id, inviteId: Id): Promise<null>;
+  previewInvite(code: string): Promise<InvitePreview>;
+  /** Joins the link's group; answers the group as `channels()` lists it. */
+  joinByInvite(code: string): Promise<Channel>;
   history(
     channelId: Id,
     page?: { before?: Id; after?: Id; around?: Id; limit?: number },

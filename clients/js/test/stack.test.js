@@ -237,6 +237,47 @@ describe("against a running Parley", { skip: !GATEWAY && "PARLEY_URL is not set"
     assert.deepEqual([error.code, error.message], ["unauthorized", "session revoked"]);
     assert.equal(client.state, "offline");
   });
+
+  test("an invite link made by an owner lets another user join; revoked, it stops", async () => {
+    const owner = (await newUser()).client;
+    const member = (await newUser()).client;
+    const joiner = (await newUser()).client;
+    await member.api.putSettings({ group_adds: "everyone" });
+    const group = await owner.api.createGroup("js invites", [member.userId]);
+    const invite = await owner.api.createInvite(group.channel_id, { maxUses: 5, expiresInS: 3600 });
+    assert.match(invite.code, /^[A-Za-z0-9_-]{24}$/);
+    assert.deepEqual(await joiner.api.previewInvite(invite.code), {
+      channel_id: group.channel_id,
+      name: "js invites",
+      member_count: 2,
+      member: false,
+      expires_at: invite.expires_at,
+    });
+    const joined = await joiner.api.joinByInvite(invite.code);
+    assert.ok(joined.members.includes(joiner.userId));
+    const { invites } = await owner.api.invites(group.channel_id);
+    assert.deepEqual(
+      invites.map((i) => [i.invite_id, i.uses, "code" in i]),
+      [[invite.invite_id, 1, false]],
+    );
+    await assert.rejects(member.api.createInvite(group.channel_id), (error) => {
+      assert.deepEqual([error.status, error.code], [403, "forbidden"]);
+      return true;
+    });
+    const exported = await joiner.api.exportData();
+    assert.equal(exported.headers.get("content-type"), "application/x-ndjson");
+    const lines = (await exported.text()).trim().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(lines.at(-1), { type: "end", messages: 0 });
+    assert.deepEqual(
+      lines.filter((l) => l.type === "channel").map((l) => l.channel_id),
+      [group.channel_id],
+    );
+    await owner.api.revokeInvite(group.channel_id, invite.invite_id);
+    await assert.rejects(member.api.previewInvite(invite.code), (error) => {
+      assert.deepEqual([error.status, error.code], [404, "not_found"]);
+      return true;
+    });
+  });
 });
 
 describe("the README's example", { skip: !GATEWAY && "PARLEY_URL is not set", timeout: 120_000 }, () => {

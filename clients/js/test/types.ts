@@ -9,6 +9,8 @@ import {
   apiPath,
   compareIds,
   type ChangeFrame,
+  type Invite,
+  type InvitePreview,
   type Message,
   type ServerFrame,
 } from "@parley/client";
@@ -56,3 +58,16 @@ export function frames(frame: ServerFrame): string {
 
 export const anonymous = new Api({ url: "http://127.0.0.1:8080" });
 export const custom = new Client({ url: "http://127.0.0.1:8080", token: "t", WebSocket });
+
+export async function invites(api: Api, channelId: string): Promise<string> {
+  const made: Invite = await api.createInvite(channelId, { maxUses: 1 });
+  const seen: InvitePreview = await api.previewInvite(made.code ?? "");
+  const { invites } = await api.invites(channelId);
+  await api.revokeInvite(channelId, invites[0].invite_id);
+  return `${seen.name} ${(await api.joinByInvite(made.code ?? "")).channel_id}`;
+}
+
+export async function exported(api: Api): Promise<number> {
+  const response: Response = await api.exportData();
+  return (await response.text()).split("\n").length;
+}

@@ -4,6 +4,7 @@
 
 import { h, replace } from "../dom.js";
 import { describeError } from "../errors.js";
+import { showInvites } from "./invites.js";
 
 // `kind` "group": the dialog creates groups or adds members (errors.js words its refusals).
 function dialogShell(title, testId, kind = null) {
@@ -228,8 +229,12 @@ export function showMembers(app, { onLeft }) {
       ),
     );
   };
+  const managing = ["owner", "admin"].includes((app.current?.roles || {})[me]);
   replace(
     body,
+    managing
+      ? h("button", { type: "button", class: "secondary", onclick: () => showInvites(app, channelId) }, "Invite links")
+      : null,
     inlineForm("Add member", "Username or user id", "Add", (value, done) =>
       guard(async () => {
         await app.addMember(value, channelId);
@@ -241,6 +246,17 @@ export function showMembers(app, { onLeft }) {
   );
   draw();
   dialog.showModal();
+}
+
+// The account's export, saved as a file (docs/protocol.md, Export).
+async function downloadExport(app) {
+  const response = await app.api.exportData();
+  const url = URL.createObjectURL(await response.blob());
+  const link = h("a", { href: url, download: `parley-export-${app.session.user_id}.ndjson`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 export function showSettings(app) {
@@ -327,6 +343,12 @@ export function showSettings(app) {
       h("label", { for: "group-adds" }, "Who can add me to groups "),
       adds,
       h("small", {}, " Others are refused, and told it is your choice."),
+    ),
+    h(
+      "p",
+      { class: "setting" },
+      h("button", { type: "button", class: "secondary", onclick: () => guard(() => downloadExport(app)) }, "Download my data"),
+      h("small", {}, " Your account, chats and the messages you sent, one JSON object a line."),
     ),
     saved,
   );

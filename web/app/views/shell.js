@@ -2,10 +2,11 @@
 
 import { h, replace } from "../dom.js";
 import { describeError } from "../errors.js";
-import { parseRoute, routeHash } from "../routes.js";
+import { parseJoin, parseRoute, routeHash } from "../routes.js";
 import { ChatView } from "./chat.js";
 import { SearchView } from "./search.js";
 import { showDevices, showFriends, showMembers, showNewGroup, showSettings } from "./dialogs.js";
+import { showJoin } from "./invites.js";
 
 const STATE_LABELS = {
   connecting: "Connecting…",
@@ -157,12 +158,19 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
   // A route from the URL: only a chat of the user's (after a fresh look at the list, for one
   // joined a moment ago) is opened; anything else shows the chat list.
   const follow = async () => {
+    if (parseJoin(location.hash)) return join();
     const route = parseRoute(location.hash);
     if (!route) return showList();
     if (!app.channels.has(route.channel)) await app.loadChannels().catch(() => {});
     if (!app.channels.has(route.channel)) return showList();
     return open(route.channel, route.message);
   };
+  // An invite link opened: its dialog, over the chat list; joined, the group opens.
+  function join() {
+    const code = parseJoin(location.hash);
+    clearHash();
+    showJoin(app, code, { onJoined: open });
+  }
   window.addEventListener("hashchange", () => follow(), { signal });
   document.addEventListener("visibilitychange", () => app.markSeen(), { signal });
   window.addEventListener("online", () => draw("connection"), { signal });
@@ -170,7 +178,8 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
 
   draw("all");
   const route = parseRoute(location.hash);
-  if (route && app.channels.has(route.channel)) open(route.channel, route.message);
+  if (parseJoin(location.hash)) join();
+  else if (route && app.channels.has(route.channel)) open(route.channel, route.message);
   else clearHash();
   return () => listening.abort();
 }
