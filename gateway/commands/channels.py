@@ -66,7 +66,7 @@ async def memberships_changed(
     await services.publisher.memberships_changed(channel_id, user_ids)
 
 
-async def _publish_members(
+async def publish_members(
     services: Services, channel_id: str, members: list[str], changed: list[str]
 ) -> None:
     """After a commit that changed the memberships of `changed` in a channel whose members are
@@ -78,7 +78,7 @@ async def _publish_members(
     )
 
 
-def _group_full() -> ApiError:
+def group_full() -> ApiError:
     return ApiError(422, "group_full", f"a group has at most {MAX_GROUP_MEMBERS} members")
 
 
@@ -140,17 +140,17 @@ async def create_group(
     if len(members) < 2:
         raise invalid("a group needs at least one other member")
     if len(members) > MAX_GROUP_MEMBERS:
-        raise _group_full()
+        raise group_full()
     await _may_add(services, caller, members[1:])
     try:
         channel = await services.stores.channels.create_group(
             new_id(), name, members, MAX_GROUP_MEMBERS, visible
         )
     except GroupFull:
-        raise _group_full() from None
+        raise group_full() from None
     except UnknownUsers:
         raise not_found("user") from None
-    await _publish_members(services, channel.channel_id, channel.members, channel.members)
+    await publish_members(services, channel.channel_id, channel.members, channel.members)
     return channel
 
 
@@ -215,7 +215,7 @@ async def require_member(channels: ChannelStore, channel_id: str, user_id: str) 
     return membership
 
 
-def _forbidden(message: str) -> ApiError:
+def forbidden(message: str) -> ApiError:
     return ApiError(403, "forbidden", message)
 
 
@@ -227,7 +227,7 @@ async def _is_direct(channels: ChannelStore, channel_id: str) -> bool:
     return channel is not None and channel.type == "direct"
 
 
-async def _require_group(channels: ChannelStore, channel_id: str) -> None:
+async def require_group(channels: ChannelStore, channel_id: str) -> None:
     """`invalid` for a direct channel, whose members never change (asked only on refusal)."""
     if await _is_direct(channels, channel_id):
         raise invalid("members can only be changed in a group")
@@ -241,19 +241,19 @@ async def add_member(
     channels = services.stores.channels
     mine = await require_member(channels, channel_id, caller.user_id)
     if mine.role not in MANAGERS:
-        await _require_group(channels, channel_id)
-        raise _forbidden("only the group's owners and admins add members")
+        await require_group(channels, channel_id)
+        raise forbidden("only the group's owners and admins add members")
     if new_member != caller.user_id:  # a member adding themself changes nothing
         await _may_add(services, caller, [new_member])
     try:
         members = await channels.add_member(channel_id, new_member, MAX_GROUP_MEMBERS)
     except GroupFull:
-        raise _group_full() from None
+        raise group_full() from None
     except NotAGroup:
         raise invalid("members can only be changed in a group") from None
     except UnknownUsers:
         raise not_found("user") from None
-    await _publish_members(services, channel_id, members, [new_member])
+    await publish_members(services, channel_id, members, [new_member])
 
 
 async def remove_member(
@@ -276,12 +276,12 @@ async def remove_member(
         theirs = await channels.membership(channel_id, member)
         leaving_role = theirs.role if theirs is not None else "member"
         if mine.role not in MANAGERS:
-            await _require_group(channels, channel_id)
-            raise _forbidden("only the group's owners and admins remove members")
+            await require_group(channels, channel_id)
+            raise forbidden("only the group's owners and admins remove members")
         if theirs is not None and theirs.role == "owner":
-            raise _forbidden("an owner leaves by themself; others cannot remove them")
+            raise forbidden("an owner leaves by themself; others cannot remove them")
         if theirs is not None and theirs.role == "admin" and mine.role != "owner":
-            raise _forbidden("only owners remove admins")
+            raise forbidden("only owners remove admins")
     try:
         # When the last owner leaves, the store hands the group to the next in line.
         members = await channels.remove_member(channel_id, member)
@@ -289,7 +289,7 @@ async def remove_member(
         raise invalid("members can only be changed in a group") from None
     # An owner's leave may have made another member owner: every member's role is news then.
     changed = [member, *members] if leaving_role == "owner" else [member]
-    await _publish_members(services, channel_id, members, changed)
+    await publish_members(services, channel_id, members, changed)
 
 
 async def set_role(
@@ -309,7 +309,7 @@ async def set_role(
         mine.role == "admin" and theirs.role == "member" and role == "admin"
     )
     if not allowed:
-        raise _forbidden("only owners change roles (admins may make members admins)")
+        raise forbidden("only owners change roles (admins may make members admins)")
     try:
         await channels.set_role(channel_id, member, role)
     except NotAGroup:
@@ -381,8 +381,8 @@ async def change_group(
     channels = services.stores.channels
     mine = await require_member(channels, channel_id, caller.user_id)
     if mine.role not in MANAGERS:
-        await _require_group(channels, channel_id)
-        raise _forbidden("only the group's owners and admins change its settings")
+        await require_group(channels, channel_id)
+        raise forbidden("only the group's owners and admins change its settings")
     try:
         channel = await channels.set_history_visible(channel_id, visible)
     except NotAGroup:

@@ -21,11 +21,11 @@ from typing import Any
 
 from gateway.commands.channels import (
     MANAGERS,
-    _forbidden,
-    _group_full,
-    _publish_members,
-    _require_group,
     channel_body,
+    forbidden,
+    group_full,
+    publish_members,
+    require_group,
     require_member,
 )
 from gateway.errors import ApiError, blocked, not_found, rate_limited, require_body, require_id
@@ -73,8 +73,8 @@ def invite_body(invite: Invite) -> dict[str, Any]:
 async def _require_manager(services: Services, caller: Device, channel_id: str) -> None:
     mine = await require_member(services.stores.channels, channel_id, caller.user_id)
     if mine.role not in MANAGERS:
-        await _require_group(services.stores.channels, channel_id)
-        raise _forbidden("only the group's owners and admins manage its invite links")
+        await require_group(services.stores.channels, channel_id)
+        raise forbidden("only the group's owners and admins manage its invite links")
 
 
 async def create_invite(
@@ -174,9 +174,9 @@ async def join(services: Services, caller: Device, code: object) -> dict[str, An
     except InviteUnusable:
         raise _unusable() from None
     except GroupFull:
-        raise _group_full() from None
+        raise group_full() from None
     if joined.added:
-        await _publish_members(services, joined.channel_id, joined.members, [caller.user_id])
+        await publish_members(services, joined.channel_id, joined.members, [caller.user_id])
     channel = await services.stores.channels.channel(joined.channel_id)
     if channel is None:  # the group went away since: nothing to show
         raise _unusable()

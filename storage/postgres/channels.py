@@ -179,7 +179,7 @@ class PostgresChannelStore:
     async def add_member(self, channel_id: str, user_id: str, max_members: int) -> list[str]:
         """Add a member to a group; returns the members after. Raises GroupFull / NotAGroup / UnknownUsers."""
         async with connection(self._pool) as conn, conn.transaction():
-            await _lock_group_txn(conn, channel_id)
+            await lock_group_txn(conn, channel_id)
             await _require_users_txn(conn, [user_id])
             members, _ = await add_member_txn(conn, channel_id, user_id, max_members)
             return members
@@ -189,7 +189,7 @@ class PostgresChannelStore:
         keeps an owner: when its last owner goes, the longest-standing admin (or else member)
         becomes owner in the same transaction."""
         async with connection(self._pool) as conn, conn.transaction():
-            await _lock_group_txn(conn, channel_id)
+            await lock_group_txn(conn, channel_id)
             await conn.execute(
                 "DELETE FROM channel_members WHERE channel_id = %s AND user_id = %s",
                 (channel_id, user_id),
@@ -227,7 +227,7 @@ class PostgresChannelStore:
         """Set a member's role in a group. Raises NotAGroup, `NotAMember` if `user_id` is not
         in it, and `LastOwner` if that would leave the group without an owner."""
         async with connection(self._pool) as conn, conn.transaction():
-            await _lock_group_txn(conn, channel_id)
+            await lock_group_txn(conn, channel_id)
             cur = await conn.execute(
                 "SELECT role FROM channel_members WHERE channel_id = %s AND user_id = %s",
                 (channel_id, user_id),
@@ -252,7 +252,7 @@ class PostgresChannelStore:
         """Whether the group's past is visible to members who join later; returns the group
         after. Raises NotAGroup."""
         async with connection(self._pool) as conn, conn.transaction():
-            await _lock_group_txn(conn, channel_id)
+            await lock_group_txn(conn, channel_id)
             await conn.execute(
                 "UPDATE channels SET history_visible = %s WHERE channel_id = %s",
                 (visible, channel_id),
@@ -272,7 +272,7 @@ async def _require_users_txn(conn: Connection, user_ids: Sequence[str]) -> None:
 async def add_member_txn(
     conn: Connection, channel_id: str, user_id: str, max_members: int
 ) -> tuple[list[str], bool]:
-    """Add a user to a group whose row the transaction has locked (`_lock_group_txn`): the
+    """Add a user to a group whose row the transaction has locked (`lock_group_txn`): the
     members after, and whether the user was added (False: a member already). Every way into
     a group (an add, an invite link) goes through here. Raises GroupFull."""
     members = await _members_txn(conn, channel_id)
@@ -287,7 +287,7 @@ async def add_member_txn(
     return sorted([*members, user_id]), True
 
 
-async def _lock_group_txn(conn: Connection, channel_id: str) -> None:
+async def lock_group_txn(conn: Connection, channel_id: str) -> None:
     # Membership changes of one group are serialised on its row, so the size check holds.
     cur = await conn.execute(
         "SELECT kind FROM channels WHERE channel_id = %s FOR UPDATE", (channel_id,)

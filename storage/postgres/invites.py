@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storage.errors import InviteUnusable, TooManyInvites
-from storage.postgres.channels import _lock_group_txn, add_member_txn
+from storage.postgres.channels import add_member_txn, lock_group_txn
 from storage.postgres.pool import Connection, Pool, connection
 from storage.protocols.invites import Invite, InviteTarget, Joined
 
@@ -55,7 +55,7 @@ class PostgresInviteStore:
         """A new link to the group. Links of the group that can no longer be used are forgotten
         first; raises `TooManyInvites` if `max_usable` usable ones remain, `NotAGroup`."""
         async with connection(self._pool) as conn, conn.transaction():
-            await _lock_group_txn(conn, channel_id)
+            await lock_group_txn(conn, channel_id)
             await conn.execute(
                 f"DELETE FROM channel_invites i WHERE i.channel_id = %s AND NOT {_USABLE}",
                 (channel_id,),
@@ -130,7 +130,7 @@ class PostgresInviteStore:
             if row is None:
                 raise InviteUnusable()
             channel_id = str(row[0])
-            await _lock_group_txn(conn, channel_id)
+            await lock_group_txn(conn, channel_id)
             # Read again under the lock: a join that held it before may have used it up.
             cur = await conn.execute(
                 f"SELECT i.invite_id FROM channel_invites i WHERE i.code_hash = %s AND {_USABLE}",
