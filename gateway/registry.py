@@ -30,6 +30,7 @@ from topics.definitions import gateways_topic, inbox_partition
 log = logging.getLogger("parley.registry")
 
 RECENT_RECORDS = 1000  # more than enough to see every live gateway's latest announcement
+REGISTRY_FETCH_WAIT_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,10 @@ class GatewayRegistry:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=max(settings.kafka_fetch_max_wait_ms, 50),
+            # Its one partition is assigned once and never changes, and the broker answers a
+            # waiting fetch as soon as an announcement arrives: the wait only sets how often an
+            # idle gateway asks again (every 5 s, not every 0.5 s: the broker's idle work).
+            fetch_max_wait_ms=REGISTRY_FETCH_WAIT_MS,
         )
         self._known: dict[str, Gateway] = {}
         self._left = False
