@@ -42,6 +42,15 @@ class Login:
     username: str
 
 
+class Quote(TypedDict):
+    """What a reply shows of the message it answers, as that message is now: its sender and
+    the start of its text (200 characters at most), or `deleted` and no text."""
+
+    sender_id: str
+    text: str
+    deleted: NotRequired[bool]
+
+
 class Message(TypedDict):
     """A message, in history (`GET /v1/channels/{id}/messages`) and in `message` frames. Ids
     are decimal strings: compare `message_id`s as integers."""
@@ -56,6 +65,9 @@ class Message(TypedDict):
     edited_at: NotRequired[str]  # edited: when, last (`text` is the newest)
     deleted: NotRequired[bool]  # a tombstone: `text` is empty
     reactions: NotRequired[dict[str, list[str]]]  # emoji -> who reacted
+    reply_to: NotRequired[str]  # a reply: the message of the channel it answers
+    reply_count: NotRequired[int]  # how many messages answer this one (its thread)
+    quote: NotRequired[Quote]  # a reply: what it shows of `reply_to`, when you may see it
 
 
 class MessageFrame(Message):

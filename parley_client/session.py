@@ -182,14 +182,21 @@ class Session:
         await self.send_frame(hello)
 
     async def send_message(
-        self, channel_id: str, text: str, client_msg_id: str | None = None
+        self,
+        channel_id: str,
+        text: str,
+        client_msg_id: str | None = None,
+        *,
+        reply_to: str | None = None,
     ) -> str:
-        """Send a message; returns its `client_msg_id` (a new random one unless given). Resend
-        with the same id after a reconnect that came before `accepted`: it stays one message."""
+        """Send a message (with `reply_to`, a reply to that message of the channel); returns
+        its `client_msg_id` (a new random one unless given). Resend with the same id after a
+        reconnect that came before `accepted`: it stays one message."""
         client_msg_id = client_msg_id or uuid.uuid4().hex
-        await self.send_frame(
-            {"type": "send", "client_msg_id": client_msg_id, "channel_id": channel_id, "text": text}
-        )
+        frame = {"type": "send", "client_msg_id": client_msg_id, "channel_id": channel_id}
+        if reply_to is not None:
+            frame["reply_to"] = reply_to
+        await self.send_frame({**frame, "text": text})
         return client_msg_id
 
     async def edit(

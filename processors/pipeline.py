@@ -37,7 +37,7 @@ from schemas.events import (
     messages_event,
 )
 from schemas.ids import iso_ms
-from schemas.message import Message, reaction_refusal
+from schemas.message import Message, quote_of, reaction_refusal
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
 from topics import tracing
@@ -264,7 +264,8 @@ class MessagePipeline:
     ) -> None:
         if self._sink is None:
             return
-        deliveries = await self._visible_changes(deliveries)
+        stored = [message for message, _ in deliveries]
+        deliveries = await self._quoted(await self._visible_changes(deliveries))
         pending = []
         for message, recipients in deliveries:
             key = message.channel_id.encode()
@@ -275,7 +276,7 @@ class MessagePipeline:
                 pending.append(
                     await self._sink.send(self._topics.inbox, key, record, partition, None, headers)
                 )
-        pending += await self._publish_stored([message for message, _ in deliveries], spans)
+        pending += await self._publish_stored(stored, spans)
         # Acknowledged by the broker (acks=all) before the batch's offsets may be committed.
         await asyncio.gather(*pending)
 
@@ -296,6 +297,37 @@ class MessagePipeline:
                 target = message.target_id
                 recipients = [u for u in recipients if target >= floors.get(u, 1)]
             out.append((message, recipients))
+        return out
+
+    async def _quoted(
+        self, deliveries: list[tuple[Message, list[str]]]
+    ) -> list[tuple[Message, list[str]]]:
+        """A reply goes out with its quote (what it shows of the message it answers, as that
+        message is now), to the members who may see that message; the others get it without.
+        A batch without replies costs nothing more."""
+        replies = [(m.channel_id, m.reply_to) for m, _ in deliveries if m.reply_to is not None]
+        if not replies:
+            return deliveries
+        keys = list(dict.fromkeys(replies))
+        found = await asyncio.gather(*(self._messages.get(c, i) for c, i in keys))
+        originals = dict(zip(keys, found, strict=True))
+        lowest = await self.membership.lowest_visible({c for c, _ in keys})
+        out = []
+        for message, recipients in deliveries:
+            original = (
+                None
+                if message.reply_to is None
+                else originals[(message.channel_id, message.reply_to)]
+            )
+            if message.reply_to is None or original is None or message.deleted:
+                out.append((message, recipients))
+                continue
+            floors = lowest.get(message.channel_id, {})
+            seeing = [u for u in recipients if message.reply_to >= floors.get(u, 1)]
+            others = [u for u in recipients if message.reply_to < floors.get(u, 1)]
+            out.append((message.model_copy(update={"quote": quote_of(original)}), seeing))
+            if others:
+                out.append((message, others))
         return out
 
     async def _publish_stored(
@@ -361,6 +393,7 @@ def _row(event: MessageSendV1 | MessageChangeV1, message_id: int) -> Message:
             client_msg_id=event.client_msg_id,
             text=event.text,
             sent_at=iso_ms(event.sent_at_ms),
+            reply_to=None if event.reply_to is None else int(event.reply_to),
         )
     return Message(
         channel_id=event.channel_id,

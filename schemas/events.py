@@ -37,6 +37,8 @@ class MessageSendV1(_Event):
     client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS)]
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     sent_at_ms: int
+    # A reply: the message of the same channel it answers (the gateway checked it is there).
+    reply_to: str | None = None
 
 
 class MessageChangeV1(_Event):

@@ -52,6 +52,7 @@ class Send(_ClientFrame):
     channel_id: IdString
     # The length limit is checked by the gateway so that it can answer `too_large`.
     text: Annotated[str, Field(min_length=1)]
+    reply_to: IdString | None = None  # a reply: the message of the channel it answers
 
 
 class Ack(_ClientFrame):
@@ -157,6 +158,16 @@ class Accepted(_ServerFrame):
     channel_id: str
 
 
+class QuoteBody(BaseModel):
+    """What a reply shows of the message it answers: its sender and the start of its text (at
+    most 200 characters), or `deleted` once it is deleted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sender_id: str
+    text: str
+    deleted: bool | None = None
+
+
 class MessageFrame(_ServerFrame):
     type: Literal["message"]
     channel_id: str
@@ -169,6 +180,10 @@ class MessageFrame(_ServerFrame):
     edited_at: str | None = None
     deleted: bool | None = None
     reactions: dict[str, list[str]] | None = None
+    reply_to: IdString | None = None
+    reply_count: int | None = None
+    last_reply_id: IdString | None = None  # the newest reply `reply_count` counts
+    quote: QuoteBody | None = None
 
 
 class _ChangeFrame(_ServerFrame):

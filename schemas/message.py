@@ -19,13 +19,32 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, field_serializer
 
-from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER
+from schemas.limits import MAX_QUOTE_CHARS, MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER
 
 Kind = Literal["message", "edit", "delete", "reaction"]
 CHANGES: tuple[Kind, ...] = ("edit", "delete", "reaction")
 # Why a reaction was not added: the message had MAX_REACTIONS_PER_MESSAGE different emoji, or
 # the user had MAX_REACTIONS_PER_USER of them on it.
 Refusal = Literal["message_limit", "user_limit"]
+
+
+class Quote(BaseModel):
+    """What a reply shows of the message it answers, as that message is when it is read (never
+    stored with the reply): its sender and the start of its text, or `deleted` and no text once
+    it is deleted, so a deleted message's words never live on in its replies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sender_id: str
+    text: str
+    deleted: bool = False
+
+
+def quote_of(original: Message) -> Quote:
+    """The quote of `original` in its current state."""
+    if original.deleted:
+        return Quote(sender_id=original.sender_id, text="", deleted=True)
+    return Quote(sender_id=original.sender_id, text=original.text[:MAX_QUOTE_CHARS])
 
 
 class Message(BaseModel):
@@ -48,12 +67,17 @@ class Message(BaseModel):
     edited_at: str | None = None  # a message: when it was last edited
     deleted: bool = False  # a message: deleted (a tombstone)
     reactions: dict[str, list[str]] | None = None  # a message: emoji -> user ids, sorted
+    reply_to: int | None = None  # a message: the message of the channel it answers
+    reply_count: int = 0  # a message: how many messages answer it (deleted ones included)
+    last_reply_id: int | None = None  # a message: the newest reply `reply_count` counts
+    # A reply: what it shows of `reply_to`, filled in by whoever reads it (never stored).
+    quote: Quote | None = None
 
     @field_serializer("message_id")
     def _id_as_string(self, value: int) -> str:
         return str(value)
 
-    @field_serializer("target_id")
+    @field_serializer("target_id", "reply_to", "last_reply_id")
     def _target_as_string(self, value: int | None) -> str | None:
         return None if value is None else str(value)
 
@@ -78,9 +102,16 @@ class Message(BaseModel):
                 if self.refused is not None:
                     body["refused"] = self.refused
             return body
+        if self.reply_to is not None:
+            body["reply_to"] = str(self.reply_to)
+        if self.reply_count:
+            body["reply_count"] = self.reply_count
+            body["last_reply_id"] = str(self.last_reply_id)
         if self.deleted:
             body["deleted"] = True
             return body
+        if self.quote is not None:
+            body["quote"] = self.quote.model_dump(exclude_defaults=True)
         if self.edited_at is not None:
             body["edited_at"] = self.edited_at
         if self.reactions:

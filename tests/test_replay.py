@@ -22,7 +22,8 @@ from topics.offsets import group_lag
 
 ROWS = (
     "SELECT channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
-    " kind, target_id, emoji, removed, edited_at, edit_id, deleted"
+    " kind, target_id, emoji, removed, edited_at, edit_id, deleted, reply_to, reply_count,"
+    " last_reply_id"
     " FROM messages WHERE channel_id = ANY(%s) ORDER BY channel_id, message_id"
 )
 
@@ -97,9 +98,13 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
     await socket.send_message(channel, "dup", client_msg_id="same")
     echoes = await socket.collect_messages(channel, 26)
     await socket.collect_messages(group, 25)
-    # Changes replay too: an edit, a reaction taken back, a delete (its edit's text goes too).
+    # Changes replay too: an edit, a reaction taken back, a delete (its edit's text goes too),
+    # and replies with their message's count (one to the message deleted after it).
     edited, deleted = echoes[0]["message_id"], echoes[1]["message_id"]
     for cmid in (
+        await socket.send_message(channel, "a reply", reply_to=edited),
+        await socket.send_message(channel, "another", reply_to=edited),
+        await socket.send_message(channel, "to the deleted", reply_to=deleted),
         await socket.edit(channel, edited, "r1, edited"),
         await socket.react(channel, edited, "👍"),
         await socket.react(channel, deleted, "🎉"),
@@ -112,7 +117,7 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
     await drained(settings)
 
     live = await stored(settings, [channel, group])
-    assert [len(live[channel]), len(live[group])] == [32, 25]
+    assert [len(live[channel]), len(live[group])] == [35, 25]
     first, second = live[channel][0], live[channel][1]
     assert (first.text, first.reactions, second.deleted, second.text) == (
         "r1, edited",
@@ -120,9 +125,10 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
         True,
         "",
     )
+    assert (first.reply_count, second.reply_count) == (2, 1)
     target = await empty_store(settings)
     read = await replay(target)
-    assert read >= 52
+    assert read >= 55
     assert await stored(target, [channel, group]) == live
     assert [m.client_msg_id for m in live[channel]].count("same") == 1
     if settings.message_store == "postgres":  # every row of the store, bucket included

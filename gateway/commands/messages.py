@@ -93,7 +93,9 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
     """
     check_text(request.text)
     _take_send(services, caller)
-    await writer_membership(services, caller, request.channel_id)
+    membership = await writer_membership(services, caller, request.channel_id)
+    if request.reply_to is not None:
+        await _answered(services, membership, int(request.reply_to))
     event = MessageSendV1(
         channel_id=request.channel_id,
         sender_id=caller.user_id,
@@ -101,8 +103,23 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
         client_msg_id=request.client_msg_id,
         text=request.text,
         sent_at_ms=now_ms(),
+        reply_to=request.reply_to,
     )
     return await _publish(services, event)
+
+
+async def _answered(services: Services, membership: Membership, message_id: int) -> None:
+    """The message a reply answers must be a living message of the same channel that the
+    replier may see (storage/visibility.py), or the send is refused before `accepted`. One
+    deleted after this check is answered all the same: the reply then quotes a tombstone."""
+    original = await services.stores.messages.get(membership.channel_id, message_id)
+    if (
+        original is None
+        or original.kind != "message"
+        or original.deleted
+        or message_id < visible_from(membership)
+    ):
+        raise not_found("reply_to message")
 
 
 async def change(

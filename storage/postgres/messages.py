@@ -16,7 +16,8 @@ from storage.protocols.messages import SendKey
 
 _COLUMNS = (
     "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
-    " kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
+    " kind, target_id, emoji, removed, edited_at, deleted, refused, reactions, reply_to,"
+    " reply_count, last_reply_id"
 )
 
 
@@ -42,15 +43,18 @@ class PostgresMessageStore:
         if not messages:
             return
         changes = sorted((m for m in messages if m.kind != "message"), key=_id)
+        answered = sorted({(m.channel_id, m.reply_to) for m in messages if m.reply_to is not None})
         async with connection(self._pool) as conn:
             try:
-                if not changes:
+                if not changes and not answered:
                     # Sends only (the common batch): one statement, atomic by itself, one round
                     # trip; a transaction would add two (BEGIN and COMMIT).
                     await _insert_rows_txn(conn, messages, new)
                     return
                 async with conn.transaction():
                     await _insert_rows_txn(conn, messages, new)
+                    if answered:
+                        await _count_replies_txn(conn, answered)
                     # Changes, in id order, each once its own row is stored (a change whose
                     # send was stored under another id is that one's). Each application is
                     # conditional, so a repeat or a replay changes nothing, and a later change
@@ -151,28 +155,34 @@ class PostgresMessageStore:
         after: int | None = None,
         limit: int,
         changes: bool = True,
+        thread: int | None = None,
     ) -> list[Message]:
         """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given; messages only unless `changes`."""
-        only = "" if changes else " AND kind = 'message'"
+        `after`, or the newest of all when neither is given; messages only unless `changes`;
+        only the replies to message `thread` when it is given."""
+        only = "" if changes and thread is None else " AND kind = 'message'"
+        extra: tuple[object, ...] = ()
+        if thread is not None:
+            only += " AND reply_to = %s"
+            extra = (thread,)
         if after is not None:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket >= %s"
                 f" AND message_id > %s{only} ORDER BY bucket, message_id LIMIT %s"
             )
-            params: tuple[object, ...] = (channel_id, bucket_of(after), after, limit)
+            params: tuple[object, ...] = (channel_id, bucket_of(after), after, *extra, limit)
         elif before is not None:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket <= %s"
                 f" AND message_id < %s{only} ORDER BY bucket DESC, message_id DESC LIMIT %s"
             )
-            params = (channel_id, bucket_of(before), before, limit)
+            params = (channel_id, bucket_of(before), before, *extra, limit)
         else:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s{only}"
                 " ORDER BY bucket DESC, message_id DESC LIMIT %s"
             )
-            params = (channel_id, limit)
+            params = (channel_id, *extra, limit)
         async with connection(self._pool) as conn:
             cur = await conn.execute(sql.encode(), params)
             rows = [_message(r) for r in await cur.fetchall()]
@@ -210,6 +220,7 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
                 "e": m.emoji,
                 "r": m.removed,
                 "rf": m.refused,
+                "rt": m.reply_to,
             }
             for m in messages
         ]
@@ -221,7 +232,8 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
     await conn.execute(
         "WITH t AS MATERIALIZED ("
         "  SELECT * FROM json_to_recordset(%s::json) AS t(d text, c text, ch text, id bigint,"
-        "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean, rf text)"
+        "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean, rf text,"
+        "    rt bigint)"
         "), claimed AS ("
         "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
         "  SELECT d, c, ch, id FROM t"
@@ -229,12 +241,27 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
         + "  RETURNING sender_device_id, client_msg_id, message_id"
         ")"
         " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
-        " client_msg_id, text, sent_at, kind, target_id, emoji, removed, refused)"
-        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r, t.rf"
+        " client_msg_id, text, sent_at, kind, target_id, emoji, removed, refused, reply_to)"
+        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r, t.rf, t.rt"
         " FROM t JOIN claimed s ON s.sender_device_id = t.d AND s.client_msg_id = t.c"
         "   AND s.message_id = t.id"
         " ON CONFLICT DO NOTHING",
         (rows,),
+    )
+
+
+async def _count_replies_txn(conn: Any, answered: Sequence[tuple[str, int]]) -> None:
+    """Set the reply count of each answered message from its stored replies (in the caller's
+    transaction, after the replies' rows): counted, not incremented, so a repeat or a replay
+    of a reply leaves the same count."""
+    await conn.execute(
+        "UPDATE messages m SET (reply_count, last_reply_id) = (SELECT count(*),"
+        "   max(r.message_id) FROM messages r"
+        "   WHERE r.channel_id = m.channel_id AND r.reply_to = m.message_id)"
+        " FROM unnest(%s::text[], %s::bigint[]) AS a(channel_id, id)"
+        " WHERE m.channel_id = a.channel_id AND m.bucket = (a.id >> %s) / %s"
+        "   AND m.message_id = a.id AND m.kind = 'message'",
+        ([c for c, _ in answered], [i for _, i in answered], SEQUENCE_BITS, BUCKET_MS),
     )
 
 
@@ -333,4 +360,7 @@ def _message(row: tuple[object, ...]) -> Message:
         reactions={e: sorted(who) for e, who in sorted(reactions.items())}
         if reactions and row[7] == "message" and not row[12]
         else None,
+        reply_to=None if row[15] is None else int(str(row[15])),
+        reply_count=int(str(row[16])),
+        last_reply_id=None if row[17] is None else int(str(row[17])),
     )

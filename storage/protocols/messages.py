@@ -20,7 +20,11 @@ class MessageStore(Protocol):
         newest edit wins; none once deleted), a delete leaves a tombstone (the texts of the
         message and of its edits are removed), a reaction adds or takes back one (user, emoji)
         (the newest wins). However often and in whatever order changes are applied, the
-        message ends in the state their id order gives."""
+        message ends in the state their id order gives.
+
+        A reply (`reply_to`) sets its message's `reply_count` to the number of stored replies
+        to it: a repeat or a replay leaves the same count. A `reply_count` or `quote` given
+        on a row is not stored."""
 
     async def insert_new(self, messages: Sequence[Message]) -> bool:
         """`insert` for rows whose send keys are believed new (the pipeline's common case, in
@@ -58,10 +62,13 @@ class MessageStore(Protocol):
         after: int | None = None,
         limit: int,
         changes: bool = True,
+        thread: int | None = None,
     ) -> list[Message]:
         """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given; messages only unless `changes`.
-        Messages are in their latest state.
+        `after`, or the newest of all when neither is given; messages only unless `changes`;
+        with `thread`, only the messages that answer message `thread` (its replies), deleted
+        ones included. Messages are in their latest state, with their `reply_to` and
+        `reply_count` (a reply's `quote` is left to the reader: storage/replies.py).
 
         Gap-free while inserts run: a page shows a message only once every older message of
         the channel is stored too, so paging on from a page's last id misses nothing."""

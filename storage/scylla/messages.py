@@ -25,6 +25,7 @@ from storage.protocols.messages import SendKey
 from storage.scylla.rows import (
     base_values,
     head_timestamp,
+    id_timestamp,
     merged,
     message_of,
     reactions_of,
@@ -137,7 +138,10 @@ class ScyllaMessageStore:
         # (a retry, a replay).
         await self._all(
             (
-                (q.insert_message, (bucket_of(m.message_id), *base_values(m), row_timestamp(m)))
+                (
+                    q.insert_message,
+                    (bucket_of(m.message_id), *base_values(m), m.reply_to, row_timestamp(m)),
+                )
                 if m.kind == "message"
                 else (
                     q.insert_change,
@@ -170,6 +174,34 @@ class ScyllaMessageStore:
         changes = sorted((m for m, _ in stored.values() if m.kind != "message"), key=_id)
         for change in changes:
             await self._apply(change)
+        await self._count_replies([m for m, _ in stored.values() if m.reply_to is not None])
+
+    async def _count_replies(self, replies: Sequence[Message]) -> None:
+        """List each reply under its message, then set each answered message's reply count
+        from the listed replies, written with the timestamp of the newest one counted: counted,
+        not incremented, so a repeat or a replay leaves the same count, and an older count
+        never overwrites a newer one."""
+        if not replies:
+            return
+        q = self._q()
+        await self._all((q.add_reply, (m.channel_id, m.reply_to, m.message_id)) for m in replies)
+        answered = sorted({(m.channel_id, m.reply_to) for m in replies if m.reply_to})
+        counts = await self._all((q.count_replies, key) for key in answered)
+        targets = await self._all(
+            (q.message, (channel_id, bucket_of(i), i)) for channel_id, i in answered
+        )
+        writes = []
+        for (channel_id, i), count, target in zip(answered, counts, targets, strict=True):
+            if not target or not count or count[0]["newest"] is None:
+                continue  # an UPDATE of a missing row would make one
+            at = id_timestamp(int(count[0]["newest"]))
+            writes.append(
+                (
+                    q.set_reply_count,
+                    (at, count[0]["n"], count[0]["newest"], channel_id, bucket_of(i), i),
+                )
+            )
+        await self._all(writes)
 
     async def _apply(self, change: Message) -> None:
         q, session = self._q(), self._s()
@@ -327,9 +359,11 @@ class ScyllaMessageStore:
         after: int | None = None,
         limit: int,
         changes: bool = True,
+        thread: int | None = None,
     ) -> list[Message]:
         """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given; messages only unless `changes`."""
+        `after`, or the newest of all when neither is given; messages only unless `changes`;
+        only the replies to message `thread` when it is given (their ids from `replies`)."""
         if limit <= 0:
             return []
         # A page reads no further than the channel's head. The rows of one insert become
@@ -344,6 +378,8 @@ class ScyllaMessageStore:
             low, high = after, head
         else:
             low, high = 0, head if before is None else min(head, before - 1)
+        if thread is not None:
+            return await self._thread(channel_id, thread, low, high, upwards, limit)
         kept: list[Row] = []
         rows = self._rows(channel_id, low, high, upwards=upwards, changes=False)
         if changes:
@@ -359,6 +395,20 @@ class ScyllaMessageStore:
         if not upwards:
             kept.reverse()  # read newest first; pages are ascending
         return [message_of(r) for r in kept]
+
+    async def _thread(
+        self, channel_id: str, thread: int, low: int, high: int, upwards: bool, limit: int
+    ) -> list[Message]:
+        """Up to `limit` replies to `thread` with ids in (low, high], nearest first from `low`
+        upwards or from `high` downwards, ascending."""
+        if high <= low:
+            return []
+        q = self._q()
+        statement = q.replies_up if upwards else q.replies_down
+        listed = await execute(self._s(), statement, (channel_id, thread, low, high, limit))
+        ids = sorted(int(r["message_id"]) for r in listed)
+        rows = await self._all((q.message, (channel_id, bucket_of(i), i)) for i in ids)
+        return [message_of(found[0]) for found in rows if found]
 
     async def _head(self, channel_id: str) -> int | None:
         """The channel's newest id: every row at or below it is stored."""
