@@ -116,11 +116,13 @@ export class Api {
   removeMember(channelId, userId) {
     return this.request("DELETE", apiPath`/v1/channels/${channelId}/members/${userId}`);
   }
-  history(channelId, { before, after, around, limit = 50 } = {}) {
+  // With `thread`, the replies to that message only (paged with `before` or `after`).
+  history(channelId, { before, after, around, limit = 50, thread } = {}) {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set("before", before);
     if (after) query.set("after", after);
     if (around) query.set("around", around);
+    if (thread) query.set("thread", thread);
     return this.request("GET", apiPath`/v1/channels/${channelId}/messages` + `?${query}`);
   }
   // Messages that hold every word of `q`, newest first; `before` pages on (`next_before`).

@@ -82,8 +82,9 @@ export class Client extends EventTarget {
 
   // Resolves with the message as delivered (its message_id, sent_at, …); rejects with a
   // ParleyError carrying the server's code (not_member, too_large, rate_limited, …).
-  send(channelId, text) {
-    return this.waitFor(this.sender.send(channelId, text));
+  // `replyTo`: the id of the message of the channel this one answers (a reply).
+  send(channelId, text, { replyTo = null } = {}) {
+    return this.waitFor(this.sender.send(channelId, text, replyTo));
   }
 
   // Resolves with the change frame (its own message_id; target_id names the message).

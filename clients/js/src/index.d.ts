@@ -23,6 +23,22 @@ export interface Message {
   edited_at?: string | null;
   deleted?: boolean;
   reactions?: Record<string, Id[]>;
+  /** A reply: the message of the channel it answers. */
+  reply_to?: Id;
+  /** A reply: its message's sender and first 200 characters as it is now, or a tombstone;
+   * absent when you may not see that message. Apply edits and deletes of it here too. */
+  quote?: Quote;
+  /** How many replies answer this message (deleted ones included). */
+  reply_count?: number;
+  /** The newest reply `reply_count` counts: count a reply frame only if its id is above. */
+  last_reply_id?: Id;
+}
+
+/** What a reply shows of the message it answers. */
+export interface Quote {
+  sender_id: Id;
+  text: string;
+  deleted?: boolean;
 }
 
 /** An edit, delete or reaction: a row of the channel with its own message_id. */
@@ -148,7 +164,7 @@ export class Api {
   removeMember(channelId: Id, userId: Id): Promise<null>;
   history(
     channelId: Id,
-    page?: { before?: Id; after?: Id; around?: Id; limit?: number },
+    page?: { before?: Id; after?: Id; around?: Id; limit?: number; thread?: Id },
   ): Promise<{ messages: Message[] }>;
   search(
     q: string,
@@ -200,6 +216,8 @@ export interface OutboxItem {
   channel_id: Id;
   message_id?: Id;
   text?: string;
+  /** A send that answers this message of the channel. */
+  reply_to?: Id;
   emoji?: string;
   removed?: boolean;
   /** `accepted` came: the server has it durably. */
@@ -237,7 +255,7 @@ export class Sender {
   constructor(connection: Connection, options?: SenderOptions);
   deviceId: Id | null;
   outbox: Outbox;
-  send(channelId: Id, text: string): OutboxItem;
+  send(channelId: Id, text: string, replyTo?: Id | null): OutboxItem;
   edit(message: MessageRef, text: string): OutboxItem;
   delete(message: MessageRef): OutboxItem;
   react(message: MessageRef, emoji: string, removed?: boolean): OutboxItem;
@@ -295,7 +313,7 @@ export class Client extends EventTarget {
   /** Closes the socket; unconfirmed sends stay and go again at the next connect(). */
   close(): void;
   /** Resolves with the message as delivered; rejects with a ParleyError of the server's code. */
-  send(channelId: Id, text: string): Promise<Message>;
+  send(channelId: Id, text: string, options?: { replyTo?: Id | null }): Promise<Message>;
   edit(message: MessageRef, text: string): Promise<ChangeFrame>;
   delete(message: MessageRef): Promise<ChangeFrame>;
   react(message: MessageRef, emoji: string, options?: { removed?: boolean }): Promise<ChangeFrame>;
