@@ -402,9 +402,10 @@ export class ChatApp extends EventTarget {
 
   // --- sending -----------------------------------------------------------------------
 
-  send(text) {
+  // `replyTo`: the id of the message of the open chat this one answers, if any.
+  send(text, replyTo = null) {
     if (!this.currentId || !text.trim()) return;
-    this.sender.send(this.currentId, text);
+    this.sender.send(this.currentId, text, replyTo);
     this.typingTeller.cancel(); // that typing was this message
   }
 

@@ -1,5 +1,6 @@
 // The open chat: its header (members and their presence), the messages with infinite scroll
-// back through history, who is typing, and the composer (which also edits a message).
+// back through history, who is typing, the composer (which also edits a message, or answers
+// one: a reply), and a message's thread (its replies) beside them.
 
 import { h, replace } from "../dom.js";
 import { textLength } from "../ids.js";
@@ -14,6 +15,7 @@ export class ChatView {
     this.app = app;
     this.nodes = new Map(); // message_id -> element, reused while the message is unchanged
     this.editing = null; // the message being edited in the composer
+    this.replyingTo = null; // the message the composer's next send answers
     this.shownChannel = null;
     this.highlightId = null;
 
@@ -66,6 +68,26 @@ export class ChatView {
       h("span", {}, "Editing a message"),
       h("button", { type: "button", class: "link", onclick: () => this.stopEditing() }, "Cancel edit"),
     );
+    this.replyLabel = h("span", {});
+    this.replyBanner = h(
+      "div",
+      { class: "replying", hidden: true, "data-testid": "replying" },
+      this.replyLabel,
+      h("button", { type: "button", class: "link", onclick: () => this.stopReplying() }, "Cancel reply"),
+    );
+    this.threadTitle = h("h3", {}, "Thread");
+    this.threadList = h("ol", { class: "message-list", "data-testid": "thread" });
+    this.threadPanel = h(
+      "aside",
+      { class: "thread", hidden: true, "aria-label": "Thread" },
+      h(
+        "header",
+        {},
+        this.threadTitle,
+        h("button", { type: "button", class: "link", onclick: () => this.closeThread() }, "Close thread"),
+      ),
+      this.threadList,
+    );
     this.sendButton = h("button", { type: "submit" }, "Send");
     this.counter = h("span", { class: "counter", "aria-live": "polite" });
     this.composer = h(
@@ -90,7 +112,9 @@ export class ChatView {
       this.scroller,
       this.typingLine,
       this.editBanner,
+      this.replyBanner,
       this.composer,
+      this.threadPanel,
     );
 
     // Scrolled to the top: fetch the page before.
@@ -119,11 +143,50 @@ export class ChatView {
       this.app.sender.edit(this.editing, text);
       this.stopEditing();
     } else {
-      this.app.send(text);
+      this.app.send(text, this.replyingTo ? this.replyingTo.message_id : null);
       this.text.value = "";
+      this.stopReplying();
     }
     this.count();
     this.text.focus();
+  }
+
+  startReplying(message) {
+    this.stopEditing();
+    this.replyingTo = message;
+    replace(this.replyLabel, `Replying to ${this.app.nameOf(message.sender_id)}: ${message.text.slice(0, 80)}`);
+    this.replyBanner.hidden = false;
+    this.text.focus();
+  }
+
+  stopReplying() {
+    this.replyingTo = null;
+    this.replyBanner.hidden = true;
+  }
+
+  // A message's thread: the message, then its replies (the newest 100).
+  async openThread(message) {
+    this.threadOf = message;
+    this.threadPanel.hidden = false;
+    replace(this.threadTitle, `Thread of ${this.app.nameOf(message.sender_id)}`);
+    const { messages } = await this.app.api.history(message.channel_id, { thread: message.message_id, limit: 100 });
+    if (this.threadOf !== message) return; // another thread was opened meanwhile
+    const me = this.app.session.user_id;
+    const element = (m) =>
+      messageElement(m, {
+        senderName: this.app.nameOf(m.sender_id),
+        mine: m.sender_id === me,
+        myId: me,
+        nameOf: (id) => this.app.nameOf(id),
+        onReact: (emoji) => this.app.sender.react(m, emoji),
+      });
+    this.threadList.replaceChildren(element(message), ...messages.map(element));
+  }
+
+  closeThread() {
+    this.threadOf = null;
+    this.threadPanel.hidden = true;
+    this.threadList.replaceChildren();
   }
 
   startEditing(message) {
@@ -229,6 +292,8 @@ export class ChatView {
       this.nodes.clear();
       this.shownChannel = channel.channel_id;
       this.stopEditing();
+      this.stopReplying();
+      this.closeThread();
     }
     this.renderTyping();
     const stick = switched || this.nearBottom();
@@ -240,7 +305,8 @@ export class ChatView {
     const items = messages.map((m) => {
       const canEdit = this.app.canEdit(m);
       const canDelete = this.app.canDelete(m);
-      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${this.app.nameOf(m.sender_id)}`;
+      const quoted = m.quote ? this.app.nameOf(m.quote.sender_id) : "";
+      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${this.app.nameOf(m.sender_id)}|${quoted}`;
       let node = this.nodes.get(m.message_id);
       if (!node || node.version !== version) {
         node = messageElement(m, {
@@ -253,6 +319,8 @@ export class ChatView {
           onEdit: () => this.startEditing(m),
           onDelete: () => this.app.sender.remove(m),
           onReact: (emoji) => this.app.sender.react(m, emoji),
+          onReply: () => this.startReplying(m),
+          onThread: () => this.openThread(m).catch((error) => this.app.notify(error.message)),
         });
         node.version = version;
         this.nodes.set(m.message_id, node);

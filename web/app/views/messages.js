@@ -64,7 +64,24 @@ function reactionChips(message, { myId, nameOf, onReact }) {
   );
 }
 
-function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact }) {
+// What a reply shows of the message it answers: its sender's name and the start of its text,
+// a tombstone once deleted, or nothing to show when the reader may not see that message.
+function quoteBlock(message, { nameOf }) {
+  if (!message.reply_to) return null;
+  const quote = message.quote;
+  return h(
+    "blockquote",
+    { class: "quote", dataset: { replyTo: message.reply_to, state: quote ? (quote.deleted ? "deleted" : "shown") : "hidden" } },
+    quote ? h("span", { class: "quote-sender" }, nameOf(quote.sender_id)) : null,
+    h(
+      "span",
+      { class: quote && !quote.deleted ? "quote-text" : "quote-text tombstone" },
+      !quote ? "an earlier message" : quote.deleted ? "message deleted" : quote.text,
+    ),
+  );
+}
+
+function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact, onReply }) {
   const picker = h(
     "div",
     { class: "picker", role: "group", "aria-label": "Pick a reaction", hidden: true },
@@ -109,6 +126,7 @@ function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact }) {
         event.currentTarget.setAttribute("aria-expanded", String(!picker.hidden));
       },
     }, "React"),
+    onReply ? h("button", { type: "button", class: "link", onclick: onReply }, "Reply") : null,
     canEdit ? h("button", { type: "button", class: "link", onclick: onEdit }, "Edit") : null,
     del,
     picker,
@@ -146,7 +164,15 @@ export function messageElement(message, options) {
             "(edited ", timeOf(message.edited_at), ")")
         : null,
     ),
+    message.deleted ? null : quoteBlock(message, options),
     ...body,
+    message.reply_count && options.onThread
+      ? h(
+          "button",
+          { type: "button", class: "link replies", onclick: options.onThread },
+          message.reply_count === 1 ? "1 reply" : `${message.reply_count} replies`,
+        )
+      : null,
     message.deleted ? null : reactionChips(message, options),
     message.deleted ? null : actionBar(message, options),
     h("div", { class: "change-status" }),
