@@ -98,11 +98,13 @@ class ReconnectingSession:
 
     # --- what the owner asks ---------------------------------------------------------------
 
-    async def send(self, channel_id: str, text: str) -> str:
-        """Send now if connected, else after the reconnect; returns the `client_msg_id`."""
+    async def send(self, channel_id: str, text: str, reply_to: str | None = None) -> str:
+        """Send now if connected, else after the reconnect (with `reply_to`, a reply to that
+        message of the channel); returns the `client_msg_id`."""
         client_msg_id = uuid.uuid4().hex
         return await self._command(
-            client_msg_id, lambda s: s.send_message(channel_id, text, client_msg_id)
+            client_msg_id,
+            lambda s: s.send_message(channel_id, text, client_msg_id, reply_to=reply_to),
         )
 
     async def edit(self, channel_id: str, message_id: str, text: str) -> str:

@@ -46,6 +46,8 @@ Type a line to send it to the open chat (start it with // to send a line that st
   /edit N TEXT               replace the text of your message #N
   /delete N                  delete message #N (yours, or any as a group's owner or admin)
   /react N EMOJI             react to message #N (/unreact N EMOJI takes it back)
+  /reply N TEXT              answer message #N (the reply shows its words)
+  /thread N                  the replies to message #N
   /search WORDS...           your messages with all these words, in every chat, newest first
   /search more               the next, older results
   /dm USERNAME               a direct chat with this user
@@ -115,6 +117,8 @@ class Chat:
             "delete": self.cmd_delete,
             "react": self.cmd_react,
             "unreact": self.cmd_unreact,
+            "reply": self.cmd_reply,
+            "thread": self.cmd_thread,
             "search": self.cmd_search,
             "dm": self.cmd_dm,
             "group": self.cmd_group,
@@ -277,6 +281,31 @@ class Chat:
             chat, message_id = found
             sent = await self.link.delete(chat.channel_id, message_id)
             self.changes[sent] = f"/delete #{args[0].lstrip('#')}"
+
+    async def cmd_reply(self, args: list[str]) -> None:
+        if len(args) < 2:
+            say("! /reply takes a message's number and the text")
+            return
+        if found := self.shown_message("/reply", args[0]):
+            chat, message_id = found
+            sent = await self.link.send(chat.channel_id, " ".join(args[1:]), message_id)
+            self.changes[sent] = f"/reply #{args[0].lstrip('#')}"
+
+    async def cmd_thread(self, args: list[str]) -> None:
+        if len(args) != 1:
+            say("! /thread takes a message's number")
+            return
+        if found := self.shown_message("/thread", args[0]):
+            chat, message_id = found
+            page = await self.client.history(
+                self.me, chat.channel_id, thread=message_id, limit=PAGE
+            )
+            await self.directory.learn(self.client, self.me, (m["sender_id"] for m in page))
+            replies = f"{len(page) or 'no'} repl{'y' if len(page) == 1 else 'ies'}"
+            say(f"-- {replies} to #{args[0].lstrip('#')} --")
+            for message in page:
+                say(self.directory.line(message))
+            say("-- end of thread --")
 
     async def cmd_react(self, args: list[str]) -> None:
         await self.reaction("/react", args, removed=False)
