@@ -300,6 +300,11 @@ class Client:
         data = await self._call("GET", f"/v1/channels/{channel_id}/messages", auth, params=params)
         return cast(list[Message], data["messages"])
 
+    async def pins(self, auth: Authenticated, channel_id: str) -> list[Message]:
+        """The channel's pinned messages, the most recently pinned first."""
+        data = await self._call("GET", f"/v1/channels/{channel_id}/pins", auth)
+        return cast(list[Message], data["messages"])
+
     async def all_history(self, auth: Authenticated, channel_id: str) -> list[Message]:
         """Every message of the channel, oldest first, a page at a time."""
         out: list[Message] = []

@@ -68,6 +68,8 @@ class Message(TypedDict):
     reply_to: NotRequired[str]  # a reply: the message of the channel it answers
     reply_count: NotRequired[int]  # how many messages answer this one (its thread)
     quote: NotRequired[Quote]  # a reply: what it shows of `reply_to`, when you may see it
+    pinned_by: NotRequired[str]  # pinned, by whom
+    pinned_at: NotRequired[str]  # pinned, when
 
 
 class MessageFrame(Message):
@@ -75,10 +77,10 @@ class MessageFrame(Message):
 
 
 class ChangeFrame(TypedDict):
-    """An `edit`, `delete` or `reaction` frame: a change with its own id in the channel's
-    order, to the message `target_id`. Apply it to that message, in order."""
+    """An `edit`, `delete`, `reaction`, `pin` or `unpin` frame: a change with its own id in the
+    channel's order, to the message `target_id`. Apply it to that message, in order."""
 
-    type: Literal["edit", "delete", "reaction"]
+    type: Literal["edit", "delete", "reaction", "pin", "unpin"]
     channel_id: str
     message_id: str
     target_id: str
@@ -90,7 +92,7 @@ class ChangeFrame(TypedDict):
     emoji: NotRequired[str]  # a reaction
     removed: NotRequired[bool]  # a reaction taken back
     # A reaction the caps refused when it reached the channel's order: stored as taken back.
-    refused: NotRequired[Literal["message_limit", "user_limit"]]
+    refused: NotRequired[Literal["message_limit", "user_limit", "pin_limit"]]
 
 
 class UserCard(TypedDict):

@@ -250,6 +250,22 @@ class Session:
         )
         return client_msg_id
 
+    async def pin(
+        self,
+        channel_id: str,
+        message_id: str,
+        *,
+        unpin: bool = False,
+        client_msg_id: str | None = None,
+    ) -> str:
+        """Pin a message of the channel (with `unpin`, unpin it): a group's owners and admins,
+        either member of a direct channel. Answered like a send, then a `pin` (or `unpin`)
+        frame on every member's devices."""
+        client_msg_id = client_msg_id or uuid.uuid4().hex
+        frame = {"type": "unpin" if unpin else "pin", "client_msg_id": client_msg_id}
+        await self.send_frame({**frame, "channel_id": channel_id, "message_id": message_id})
+        return client_msg_id
+
     async def ack(self, channel_id: str, message_id: str) -> None:
         """Move this device's cursor in the channel forward: the next sync starts after it."""
         await self.send_frame({"type": "ack", "channel_id": channel_id, "message_id": message_id})

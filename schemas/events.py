@@ -42,8 +42,8 @@ class MessageSendV1(_Event):
 
 
 class MessageChangeV1(_Event):
-    """A client asked to edit, delete or react to a message; the gateway checked membership,
-    the message, the right to change it, and limits.
+    """A client asked to edit, delete, react to, pin or unpin a message; the gateway checked
+    membership, the message, the right to change it, and limits.
 
     Topic `parley.messages.v1`, key `channel_id`: in the channel's order, with its own id from
     the sequencer, and its own idempotency key (device, `client_msg_id`), as a send.
@@ -51,7 +51,7 @@ class MessageChangeV1(_Event):
 
     type: Literal["message.change"] = "message.change"
     v: Literal[1] = 1
-    kind: Literal["edit", "delete", "reaction"]
+    kind: Literal["edit", "delete", "reaction", "pin", "unpin"]
     channel_id: str
     target_id: str
     sender_id: str

@@ -528,6 +528,42 @@ async def test_replies_are_counted_on_their_message_and_paged_as_its_thread(
     assert ids(thread) == ids(replies) and thread[0].deleted
 
 
+async def test_pins_and_unpins_set_a_message_pinned_in_id_order_and_a_delete_unpins(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    first, second, third = (message(channel, base + i) for i in (1, 2, 3))
+    pin_first = change(first, base + 10, "pin", sender_id="ann")
+    pin_second = change(second, base + 11, "pin", sender_id="bo")
+    unpin_first = change(first, base + 12, "unpin", sender_id="bo")
+    refused = change(third, base + 13, "pin", sender_id="ann").model_copy(
+        update={"refused": "pin_limit"}
+    )
+    pin_first_again = change(first, base + 14, "pin", sender_id="bo")
+    rows = [first, second, third, pin_first, pin_second, unpin_first, refused, pin_first_again]
+    await store.insert(rows[:5])
+    assert ids(await store.pins(channel)) == [second.message_id, first.message_id]
+    await store.insert(rows[5:])
+
+    pinned = await store.pins(channel)
+    assert ids(pinned) == [first.message_id, second.message_id]  # the newest pin first
+    assert (pinned[0].pinned_by, pinned[0].pinned_at) == ("bo", pin_first_again.sent_at)
+    history = await store.page(channel, limit=100, changes=False)
+    assert [m.pinned_by for m in history] == ["bo", "bo", None]  # the refused pin pinned nothing
+    page = await store.page(channel, after=base, limit=100)
+    assert ids(page) == ids(rows) and page[6].refused == "pin_limit"
+    # Applied again, in any order (a retry, a replay): the same state.
+    await store.insert([unpin_first, pin_first, refused])
+    assert await store.page(channel, limit=100, changes=False) == history
+
+    # A delete unpins; an unpin or pin after it changes nothing.
+    await store.insert([change(second, base + 20, "delete")])
+    await store.insert([change(second, base + 21, "pin", sender_id="ann")])
+    assert ids(await store.pins(channel)) == [first.message_id]
+    gone = await store.get(channel, second.message_id)
+    assert gone is not None and gone.deleted and gone.pinned_by is None
+
+
 async def test_a_delete_removes_the_text_of_the_message_and_of_its_edits(
     store: MessageStore,
 ) -> None:

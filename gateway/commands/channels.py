@@ -369,6 +369,18 @@ async def history(
     return await quoted(messages, found, lowest)
 
 
+async def pins(services: Services, caller: Device, channel_id: object) -> list[Message]:
+    """The channel's pinned messages, the most recently pinned first, in their latest state:
+    only those the caller may see (storage/visibility.py)."""
+    channel_id = require_id(channel_id, "channel_id")
+    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+    lowest = visible_from(membership)
+    pinned = await services.stores.messages.pins(channel_id)
+    return await quoted(
+        services.stores.messages, [m for m in pinned if m.message_id >= lowest], lowest
+    )
+
+
 def _from(lowest: int, page: list[Message]) -> list[Message]:
     """The page without the messages below `lowest` (ascending: they are at its start)."""
     return [m for m in page if m.message_id >= lowest]

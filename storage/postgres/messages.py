@@ -17,7 +17,7 @@ from storage.protocols.messages import SendKey
 _COLUMNS = (
     "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
     " kind, target_id, emoji, removed, edited_at, deleted, refused, reactions, reply_to,"
-    " reply_count, last_reply_id"
+    " reply_count, last_reply_id, pinned_by, pinned_at"
 )
 
 
@@ -190,6 +190,16 @@ class PostgresMessageStore:
             rows.reverse()
         return rows
 
+    async def pins(self, channel_id: str) -> list[Message]:
+        """The channel's pinned messages, the most recently pinned first."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s"
+                " AND pinned_by IS NOT NULL ORDER BY pin_id DESC",
+                (channel_id,),
+            )
+            return [_message(r) for r in await cur.fetchall()]
+
     async def close(self) -> None:
         """Release connections (the pool belongs to the caller)."""
 
@@ -310,14 +320,29 @@ async def _apply_change_txn(conn: Any, change: Message) -> None:
     elif change.kind == "delete":
         # The text goes from the store: the message's, and that of every edit of it.
         await conn.execute(
-            f"UPDATE messages SET text = '', deleted = true, reactions = NULL WHERE {target}"
-            + _STORED,
+            "UPDATE messages SET text = '', deleted = true, reactions = NULL, pinned_by = NULL,"
+            f" pinned_at = NULL WHERE {target}" + _STORED,
             params,
         )
         await conn.execute(
             "UPDATE messages SET text = '' WHERE channel_id = %(channel)s"
             " AND target_id = %(target)s AND kind = 'edit'" + _STORED,
             params,
+        )
+    elif change.kind in ("pin", "unpin"):
+        if change.refused is not None:
+            return  # beyond the channel's cap: it pins nothing
+        pinned = change.kind == "pin"
+        # The newest pin or unpin wins, however often and in whatever order they are applied.
+        await conn.execute(
+            "UPDATE messages SET pinned_by = %(by)s, pinned_at = %(pinned_at)s,"
+            f" pin_id = %(change)s WHERE {target} AND NOT deleted"
+            " AND coalesce(pin_id, 0) < %(change)s" + _STORED,
+            {
+                **params,
+                "by": change.sender_id if pinned else None,
+                "pinned_at": change.sent_at if pinned else None,
+            },
         )
     else:
         # The message's reactions are its state (emoji -> sorted user ids), set with the id of
@@ -363,4 +388,6 @@ def _message(row: tuple[object, ...]) -> Message:
         reply_to=None if row[15] is None else int(str(row[15])),
         reply_count=int(str(row[16])),
         last_reply_id=None if row[17] is None else int(str(row[17])),
+        pinned_by=None if row[18] is None else str(row[18]),
+        pinned_at=None if row[19] is None else str(row[19]),
     )

@@ -22,6 +22,9 @@ class MessageStore(Protocol):
         (the newest wins). However often and in whatever order changes are applied, the
         message ends in the state their id order gives.
 
+        A pin pins its message (`pinned_by`, `pinned_at`), an unpin unpins it (the newest of
+        them wins; one `refused` changes nothing), and a delete unpins it.
+
         A reply (`reply_to`) sets its message's `reply_count` to the number of stored replies
         to it: a repeat or a replay leaves the same count. A `reply_count` or `quote` given
         on a row is not stored."""
@@ -72,6 +75,10 @@ class MessageStore(Protocol):
 
         Gap-free while inserts run: a page shows a message only once every older message of
         the channel is stored too, so paging on from a page's last id misses nothing."""
+
+    async def pins(self, channel_id: str) -> list[Message]:
+        """The channel's pinned messages (`pinned_by` set), the most recently pinned first: at
+        most MAX_PINS_PER_CHANNEL, the cap the gateway and the pipeline keep."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -219,9 +219,23 @@ class ScyllaMessageStore:
             params = (at, change.text, change.sent_at, {change.message_id}, *target_key)
             await execute(session, q.apply_edit, params)
         elif change.kind == "delete":
-            # The text goes from the store: the message's, and that of every edit of it.
+            # The text goes from the store: the message's, and that of every edit of it; and
+            # the message is unpinned.
             await execute(session, q.apply_delete, (at, *target_key))
+            await execute(session, q.remove_pin, (at, change.channel_id, change.target_id))
             await self._blank(at, change.channel_id, sorted(target["edits"] or ()))
+        elif change.kind in ("pin", "unpin"):
+            if change.refused is not None or target["deleted"]:
+                return  # beyond the channel's cap, or deleted: it pins nothing
+            # Written with the change's timestamp: the newest pin or unpin wins.
+            if change.kind == "pin":
+                pinned = (at, change.sender_id, change.sent_at, *target_key)
+                await execute(session, q.set_pinned, pinned)
+                pin = (change.channel_id, change.target_id, change.message_id, at)
+                await execute(session, q.add_pin, pin)
+            else:
+                await execute(session, q.set_pinned, (at, None, None, *target_key))
+                await execute(session, q.remove_pin, (at, change.channel_id, change.target_id))
         elif not target["deleted"]:
             # The message's reactions are one value, written with the reaction's timestamp: a
             # reaction applied again, or after a later one, loses to the later write. Reading
@@ -444,6 +458,17 @@ class ScyllaMessageStore:
                         break  # the bucket is read to its end
                     last = int(rows[-1]["message_id"])
                     low, high = (last, high) if upwards else (low, last - 1)
+
+    async def pins(self, channel_id: str) -> list[Message]:
+        """The channel's pinned messages, the most recently pinned first (listed in `pins`,
+        read from `messages`)."""
+        q = self._q()
+        listed = await execute(self._s(), q.pinned, (channel_id,))
+        order = sorted(listed, key=lambda r: -int(r["pin_id"]))
+        ids = [int(r["message_id"]) for r in order]
+        rows = await self._all((q.message, (channel_id, bucket_of(i), i)) for i in ids)
+        found = [message_of(r[0]) for r in rows if r]
+        return [m for m in found if m.pinned_by is not None]
 
     async def close(self) -> None:
         """Release connections (shuts down the store's driver session)."""

@@ -98,4 +98,6 @@ def message_of(row: Row) -> Message:
         reply_to=row.get("reply_to"),
         reply_count=row.get("reply_count") or 0,
         last_reply_id=row.get("last_reply_id"),
+        pinned_by=row.get("pinned_by"),
+        pinned_at=row.get("pinned_at"),
     )

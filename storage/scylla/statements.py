@@ -13,7 +13,7 @@ from storage.scylla.session import prepare
 _BASE = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
 _COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
 # `messages` only: `changes` has no reply columns.
-_MESSAGE_COLUMNS = f"{_COLUMNS}, reply_to, reply_count, last_reply_id"
+_MESSAGE_COLUMNS = f"{_COLUMNS}, reply_to, reply_count, last_reply_id, pinned_by, pinned_at"
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ class Statements:
     set_reply_count: Any
     replies_up: Any
     replies_down: Any
+    set_pinned: Any
+    add_pin: Any
+    remove_pin: Any
+    pinned: Any
 
 
 def _cql(ks: str) -> dict[str, str]:
@@ -66,7 +70,8 @@ def _cql(ks: str) -> dict[str, str]:
         "blank_change_text": f"UPDATE {ks}.changes USING TIMESTAMP ? SET \"text\" = ''"
         " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
         "apply_delete": f"UPDATE {ks}.messages USING TIMESTAMP ? SET \"text\" = '',"
-        " deleted = true, reactions = null WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        " deleted = true, reactions = null, pinned_by = null, pinned_at = null"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
         "apply_reaction": f"UPDATE {ks}.messages USING TIMESTAMP ? SET reactions = ?"
         " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
         "target": f"SELECT {_MESSAGE_COLUMNS}, edits FROM {ks}.messages"
@@ -98,6 +103,13 @@ def _cql(ks: str) -> dict[str, str]:
         "changes_descending_in_bucket": f"SELECT {_COLUMNS} FROM {ks}.changes"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
         " ORDER BY message_id DESC LIMIT ?",
+        "set_pinned": f"UPDATE {ks}.messages USING TIMESTAMP ? SET pinned_by = ?, pinned_at = ?"
+        " WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+        "add_pin": f"INSERT INTO {ks}.pins (channel_id, message_id, pin_id) VALUES (?, ?, ?)"
+        " USING TIMESTAMP ?",
+        "remove_pin": f"DELETE FROM {ks}.pins USING TIMESTAMP ?"
+        " WHERE channel_id = ? AND message_id = ?",
+        "pinned": f"SELECT message_id, pin_id FROM {ks}.pins WHERE channel_id = ?",
         "add_reply": f"INSERT INTO {ks}.replies (channel_id, reply_to, message_id)"
         " VALUES (?, ?, ?)",
         "count_replies": f"SELECT count(*) AS n, max(message_id) AS newest FROM {ks}.replies"
