@@ -125,6 +125,10 @@ export class Api {
     if (thread) query.set("thread", thread);
     return this.request("GET", apiPath`/v1/channels/${channelId}/messages` + `?${query}`);
   }
+  // The channel's pinned messages, the most recently pinned first.
+  pins(channelId) {
+    return this.request("GET", apiPath`/v1/channels/${channelId}/pins`);
+  }
   // Messages that hold every word of `q`, newest first; `before` pages on (`next_before`).
   search(q, { channelId, before, limit = 20 } = {}) {
     const query = new URLSearchParams({ q, limit: String(limit) });

@@ -32,6 +32,9 @@ export interface Message {
   reply_count?: number;
   /** The newest reply `reply_count` counts: count a reply frame only if its id is above. */
   last_reply_id?: Id;
+  /** Pinned: by whom, and when (absent when not pinned). */
+  pinned_by?: Id;
+  pinned_at?: string;
 }
 
 /** What a reply shows of the message it answers. */
@@ -41,9 +44,9 @@ export interface Quote {
   deleted?: boolean;
 }
 
-/** An edit, delete or reaction: a row of the channel with its own message_id. */
+/** An edit, delete, reaction, pin or unpin: a row of the channel with its own message_id. */
 export interface ChangeFrame {
-  type: "edit" | "delete" | "reaction";
+  type: "edit" | "delete" | "reaction" | "pin" | "unpin";
   channel_id: Id;
   message_id: Id;
   target_id: Id;
@@ -54,6 +57,8 @@ export interface ChangeFrame {
   sent_at: string;
   emoji?: string;
   removed?: boolean;
+  /** A reaction or pin beyond the caps: stored, changing nothing. */
+  refused?: "message_limit" | "user_limit" | "pin_limit";
 }
 
 export type ErrorCode =
@@ -166,6 +171,8 @@ export class Api {
     channelId: Id,
     page?: { before?: Id; after?: Id; around?: Id; limit?: number; thread?: Id },
   ): Promise<{ messages: Message[] }>;
+  /** The channel's pinned messages, the most recently pinned first. */
+  pins(channelId: Id): Promise<{ messages: Message[] }>;
   search(
     q: string,
     options?: { channelId?: Id; before?: Id; limit?: number },
@@ -212,7 +219,7 @@ export class Connection extends EventTarget {
 
 export interface OutboxItem {
   client_msg_id: string;
-  kind: "send" | "edit" | "delete" | "react";
+  kind: "send" | "edit" | "delete" | "react" | "pin" | "unpin";
   channel_id: Id;
   message_id?: Id;
   text?: string;
@@ -259,6 +266,7 @@ export class Sender {
   edit(message: MessageRef, text: string): OutboxItem;
   delete(message: MessageRef): OutboxItem;
   react(message: MessageRef, emoji: string, removed?: boolean): OutboxItem;
+  pin(message: MessageRef, unpin?: boolean): OutboxItem;
   pendingSends(channelId: Id): OutboxItem[];
   pendingChanges(messageId: Id): OutboxItem[];
   retry(clientMsgId: string): OutboxItem | undefined;
@@ -316,6 +324,7 @@ export class Client extends EventTarget {
   send(channelId: Id, text: string, options?: { replyTo?: Id | null }): Promise<Message>;
   edit(message: MessageRef, text: string): Promise<ChangeFrame>;
   delete(message: MessageRef): Promise<ChangeFrame>;
+  pin(message: MessageRef, options?: { unpin?: boolean }): Promise<ChangeFrame>;
   react(message: MessageRef, emoji: string, options?: { removed?: boolean }): Promise<ChangeFrame>;
   ack(channelId: Id, messageId: Id): boolean;
   read(channelId: Id, messageId: Id): boolean;

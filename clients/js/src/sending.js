@@ -53,6 +53,11 @@ export class Sender {
     return this.queue({ kind: "delete", channel_id: channelId, message_id: messageId });
   }
 
+  pin(message, unpin = false) {
+    const { channel_id: channelId, message_id: messageId } = message;
+    return this.queue({ kind: unpin ? "unpin" : "pin", channel_id: channelId, message_id: messageId });
+  }
+
   react(message, emoji, removed = false) {
     const { channel_id: channelId, message_id: messageId } = message;
     return this.queue({ kind: "react", channel_id: channelId, message_id: messageId, emoji, removed });

@@ -171,6 +171,19 @@ describe("against a running Parley", { skip: !GATEWAY && "PARLEY_URL is not set"
     await assert.rejects(bob.send(channelId, "to nothing", { replyTo: "1" }), { code: "not_found" });
   });
 
+  test("either member of a direct channel pins and unpins, and the pins list follows", async () => {
+    const message = await alice.send(channelId, "pin me");
+    const arrived = next(alice, "change", (c) => c.type === "pin" && c.target_id === message.message_id);
+    const pin = await bob.pin(message);
+    assert.deepEqual([pin.type, pin.target_id, pin.sender_id], ["pin", message.message_id, bob.userId]);
+    assert.equal((await arrived).message_id, pin.message_id);
+    const { messages: pinned } = await alice.api.pins(channelId);
+    assert.deepEqual(pinned.map((m) => [m.message_id, m.pinned_by]), [[message.message_id, bob.userId]]);
+    const unpin = await alice.pin(message, { unpin: true });
+    assert.equal(unpin.type, "unpin");
+    assert.deepEqual((await alice.api.pins(channelId)).messages, []);
+  });
+
   test("a refused send rejects with the server's code and leaves nothing behind", async () => {
     await assert.rejects(bob.send("1", "nobody here"), (error) => {
       assert.ok(error instanceof ParleyError);
