@@ -228,6 +228,14 @@ export class ChatApp extends EventTarget {
     return MANAGERS.has(this.roleIn(this.channels.get(message.channel_id)));
   }
 
+  // A group's owners and admins; either member of a direct chat.
+  canPin(message) {
+    if (message.deleted) return false;
+    const channel = this.channels.get(message.channel_id);
+    if (!channel) return false;
+    return channel.type === "direct" || MANAGERS.has(this.roleIn(channel));
+  }
+
   async openDirect(userText) {
     const channel = await this.api.openDirect(await this.resolveUser(userText));
     await this.loadChannels();
@@ -435,6 +443,8 @@ export class ChatApp extends EventTarget {
       case "edit":
       case "delete":
       case "reaction":
+      case "pin":
+      case "unpin":
         return this.onChange(frame);
       case "receipts":
         this.receipts.moved(frame.channel_id, frame.reads);

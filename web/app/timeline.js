@@ -1,6 +1,6 @@
 // The messages of each channel this tab knows, deduplicated by message_id and kept in id order.
 //
-// A channel's rows are messages and changes to them (edit, delete, reaction), in one id
+// A channel's rows are messages and changes to them (edit, delete, reaction, pin, unpin), in one id
 // order. Only messages are kept; a change is applied to the message it names (if this tab
 // has it: a history page brings each message in its latest state anyway), and the newest
 // change seen counts towards the cursor.
@@ -68,8 +68,19 @@ export class ChannelTimeline {
         message.text = change.text;
         message.edited_at = change.sent_at;
         changed = this.requote(change.target_id, { text: change.text.slice(0, QUOTE_CHARS) }) || changed;
+      } else if (change.type === "pin" || change.type === "unpin") {
+        if (change.refused) continue; // beyond the channel's cap: it pinned nothing
+        if (change.type === "pin") {
+          message.pinned_by = change.sender_id;
+          message.pinned_at = change.sent_at;
+        } else {
+          delete message.pinned_by;
+          delete message.pinned_at;
+        }
       } else if (change.type === "delete") {
         changed = this.requote(change.target_id, { text: "", deleted: true }) || changed;
+        delete message.pinned_by;
+        delete message.pinned_at;
         message.deleted = true;
         message.text = "";
         message.reactions = {};

@@ -26,6 +26,11 @@ export class ChatView {
       { type: "button", class: "secondary", onclick: onMembers, hidden: true },
       "Members",
     );
+    this.pinsButton = h(
+      "button",
+      { type: "button", class: "secondary", onclick: () => this.openPins().catch((e) => app.notify(e.message)) },
+      "Pins",
+    );
     this.older = h(
       "button",
       { type: "button", class: "link load-older", onclick: () => app.loadOlder() },
@@ -84,7 +89,7 @@ export class ChatView {
         "header",
         {},
         this.threadTitle,
-        h("button", { type: "button", class: "link", onclick: () => this.closeThread() }, "Close thread"),
+        h("button", { type: "button", class: "link", onclick: () => this.closeThread() }, "Close panel"),
       ),
       this.threadList,
     );
@@ -107,7 +112,12 @@ export class ChatView {
     this.element = h(
       "section",
       { class: "chat", "aria-label": "Chat" },
-      h("header", { class: "chat-header" }, h("div", {}, this.title, this.people), this.membersButton),
+      h(
+        "header",
+        { class: "chat-header" },
+        h("div", {}, this.title, this.people),
+        h("div", { class: "header-actions" }, this.pinsButton, this.membersButton),
+      ),
       this.newer,
       this.scroller,
       this.typingLine,
@@ -171,6 +181,23 @@ export class ChatView {
     replace(this.threadTitle, `Thread of ${this.app.nameOf(message.sender_id)}`);
     const { messages } = await this.app.api.history(message.channel_id, { thread: message.message_id, limit: 100 });
     if (this.threadOf !== message) return; // another thread was opened meanwhile
+    this.showInPanel([message, ...messages]);
+  }
+
+  // The open chat's pinned messages, the most recently pinned first, in the same panel.
+  async openPins() {
+    const channelId = this.app.currentId;
+    if (!channelId) return;
+    this.threadOf = channelId;
+    this.threadPanel.hidden = false;
+    replace(this.threadTitle, "Pinned messages");
+    const { messages } = await this.app.api.pins(channelId);
+    if (this.threadOf !== channelId) return;
+    this.showInPanel(messages);
+    if (!messages.length) this.threadList.replaceChildren(h("li", { class: "empty" }, "No pinned messages."));
+  }
+
+  showInPanel(messages) {
     const me = this.app.session.user_id;
     const element = (m) =>
       messageElement(m, {
@@ -180,7 +207,7 @@ export class ChatView {
         nameOf: (id) => this.app.nameOf(id),
         onReact: (emoji) => this.app.sender.react(m, emoji),
       });
-    this.threadList.replaceChildren(element(message), ...messages.map(element));
+    this.threadList.replaceChildren(...messages.map(element));
   }
 
   closeThread() {
@@ -231,8 +258,10 @@ export class ChatView {
       replace(this.title, "Parley");
       replace(this.people, "Pick a chat, or start one.");
       this.membersButton.hidden = true;
+      this.pinsButton.hidden = true;
       return;
     }
+    this.pinsButton.hidden = false;
     replace(this.title, this.app.channelName(channel));
     this.membersButton.hidden = channel.type !== "group";
     const others = channel.members.filter((m) => m !== this.app.session.user_id);
@@ -305,8 +334,10 @@ export class ChatView {
     const items = messages.map((m) => {
       const canEdit = this.app.canEdit(m);
       const canDelete = this.app.canDelete(m);
+      const canPin = this.app.canPin(m);
       const quoted = m.quote ? this.app.nameOf(m.quote.sender_id) : "";
-      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${this.app.nameOf(m.sender_id)}|${quoted}`;
+      const pinner = m.pinned_by ? this.app.nameOf(m.pinned_by) : "";
+      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${canPin}|${this.app.nameOf(m.sender_id)}|${quoted}|${pinner}`;
       let node = this.nodes.get(m.message_id);
       if (!node || node.version !== version) {
         node = messageElement(m, {
@@ -316,6 +347,8 @@ export class ChatView {
           nameOf: (id) => this.app.nameOf(id),
           canEdit,
           canDelete,
+          canPin,
+          onPin: () => this.app.sender.pin(m, Boolean(m.pinned_by)),
           onEdit: () => this.startEditing(m),
           onDelete: () => this.app.sender.remove(m),
           onReact: (emoji) => this.app.sender.react(m, emoji),

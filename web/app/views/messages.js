@@ -81,7 +81,7 @@ function quoteBlock(message, { nameOf }) {
   );
 }
 
-function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact, onReply }) {
+function actionBar(message, { canEdit, canDelete, canPin, onEdit, onDelete, onReact, onReply, onPin }) {
   const picker = h(
     "div",
     { class: "picker", role: "group", "aria-label": "Pick a reaction", hidden: true },
@@ -128,6 +128,9 @@ function actionBar(message, { canEdit, canDelete, onEdit, onDelete, onReact, onR
     }, "React"),
     onReply ? h("button", { type: "button", class: "link", onclick: onReply }, "Reply") : null,
     canEdit ? h("button", { type: "button", class: "link", onclick: onEdit }, "Edit") : null,
+    canPin && onPin
+      ? h("button", { type: "button", class: "link", onclick: onPin }, message.pinned_by ? "Unpin" : "Pin")
+      : null,
     del,
     picker,
   );
@@ -159,6 +162,10 @@ export function messageElement(message, options) {
         },
         timeOf(message.sent_at),
       ),
+      message.pinned_by && !message.deleted
+        ? h("span", { class: "pinned", title: `pinned ${new Date(message.pinned_at).toLocaleString()}` },
+            `📌 Pinned by ${options.nameOf(message.pinned_by)}`)
+        : null,
       message.edited_at && !message.deleted
         ? h("span", { class: "edited", title: `edited ${new Date(message.edited_at).toLocaleString()}` },
             "(edited ", timeOf(message.edited_at), ")")
