@@ -24,7 +24,7 @@ from parley_client.session import Session
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 CONNECT_TIMEOUT_S = 15.0
-ROWS = frozenset({"message", "edit", "delete", "reaction"})
+ROWS = frozenset({"message", "edit", "delete", "reaction", "pin", "unpin"})
 """The frames that are rows of a channel: one id sequence, delivered and synced alike."""
 
 Command = Callable[[Session], Awaitable[object]]
@@ -119,6 +119,14 @@ class ReconnectingSession:
         client_msg_id = uuid.uuid4().hex
         return await self._command(
             client_msg_id, lambda s: s.delete(channel_id, message_id, client_msg_id)
+        )
+
+    async def pin(self, channel_id: str, message_id: str, unpin: bool = False) -> str:
+        """Pin (with `unpin`, unpin) a message, as `send` sends; returns the `client_msg_id`."""
+        client_msg_id = uuid.uuid4().hex
+        return await self._command(
+            client_msg_id,
+            lambda s: s.pin(channel_id, message_id, unpin=unpin, client_msg_id=client_msg_id),
         )
 
     async def react(self, channel_id: str, message_id: str, emoji: str, removed: bool) -> str:

@@ -159,6 +159,8 @@ class Directory:
             if reactions := message.get("reactions"):
                 counts = " ".join(f"{visible(e)} {len(who)}" for e, who in reactions.items())
                 text += f"  [{counts}]"
+        if pinner := message.get("pinned_by"):
+            text += f"  (pinned by {self.name_of(pinner)})"
         if count := message.get("reply_count"):
             text += f"  ({count} {'reply' if count == 1 else 'replies'}: /thread)"
         head = f"{visible(message['message_id'])} " if with_id else ""

@@ -67,6 +67,14 @@ class Timeline:
             target.pop("reactions", None)
             target["text"], target["deleted"] = "", True
             self.requote(change["target_id"], {"text": "", "deleted": True})
+            target.pop("pinned_by", None)
+            target.pop("pinned_at", None)
+        elif change["type"] == "pin":
+            if "refused" not in change:
+                target["pinned_by"], target["pinned_at"] = change["sender_id"], change["sent_at"]
+        elif change["type"] == "unpin":
+            target.pop("pinned_by", None)
+            target.pop("pinned_at", None)
         else:
             reactions = target.setdefault("reactions", {})
             who = set(reactions.get(change.get("emoji", ""), ()))
@@ -101,6 +109,12 @@ class Timeline:
             return visible(f"~ {sender} edited{ref}: {text}", multiline=True)
         if change["type"] == "delete":
             return f"~ {sender} deleted{ref or ' a message'}"
+        if change["type"] == "pin":
+            if "refused" in change:
+                return f"~ {sender} could not pin{ref or ' a message'}: the chat has 50 pins"
+            return f"~ {sender} pinned{ref or ' a message'}"
+        if change["type"] == "unpin":
+            return f"~ {sender} unpinned{ref or ' a message'}"
         emoji = visible(change.get("emoji", ""))
         if change.get("removed"):
             return f"~ {sender} took back {emoji}{' from' + ref if ref else ''}"

@@ -429,6 +429,20 @@ async def test_chat_shows_replies_with_their_quote_answers_and_threads_them(
             terminal.sendline("/reply 1 too late")
             await expect("! /reply #1: not_found: reply_to message not found")
 
+            # Either member of a direct chat pins; the pin shows on the message and in /pins.
+            terminal.sendline("/pin 2")
+            pin = await listener.until(lambda f: f["type"] == "pin")
+            answers = [m["message_id"] for m in await api.history(alice, channel, thread=asked)]
+            assert (pin["target_id"], pin["sender_id"]) == (answers[0], alice.user_id)
+            await expect(f"~ {alice.username} pinned #2")
+            terminal.sendline("/pins")
+            await expect("-- 1 pinned message --")
+            await expect(f"(pinned by {alice.username})")
+            await listener.accepted(await listener.pin(channel, pin["target_id"], unpin=True))
+            await expect(f"~ {b} unpinned #2")
+            terminal.sendline("/pins")
+            await expect("-- no pinned messages --")
+
             terminal.sendline("/quit")
             await asyncio.to_thread(terminal.expect, pexpect.EOF)
         finally:
