@@ -327,15 +327,20 @@ class MessagePipeline:
         if not replies:
             return deliveries
         keys = list(dict.fromkeys(replies))
-        found = await asyncio.gather(*(self._messages.get(c, i) for c, i in keys))
-        originals = dict(zip(keys, found, strict=True))
+        channels = sorted({c for c, _ in keys})
+        found = await asyncio.gather(
+            *(self._messages.get_many(c, [i for k, i in keys if k == c]) for c in channels)
+        )
+        originals = {
+            (c, i): m for c, by_id in zip(channels, found, strict=True) for i, m in by_id.items()
+        }
         lowest = await self.membership.lowest_visible({c for c, _ in keys})
         out = []
         for message, recipients in deliveries:
             original = (
                 None
                 if message.reply_to is None
-                else originals[(message.channel_id, message.reply_to)]
+                else originals.get((message.channel_id, message.reply_to))
             )
             if message.reply_to is None or original is None or message.deleted:
                 out.append((message, recipients))

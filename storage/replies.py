@@ -6,7 +6,6 @@ deliveries in the pipeline (processors/pipeline.py `_quoted`)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from schemas.message import Message, quote_of
@@ -25,9 +24,7 @@ async def quoted(store: MessageStore, rows: Sequence[Message], lowest: int) -> l
     )
     if not wanted:
         return list(rows)
-    channel_id = rows[0].channel_id
-    found = await asyncio.gather(*(store.get(channel_id, i) for i in wanted))
-    originals = {i: m for i, m in zip(wanted, found, strict=True) if m is not None}
+    originals = await store.get_many(rows[0].channel_id, wanted)
     out = []
     for m in rows:
         original = None if m.reply_to is None or m.deleted else originals.get(m.reply_to)

@@ -499,6 +499,8 @@ async def test_replies_are_counted_on_their_message_and_paged_as_its_thread(
     first = await store.get(channel, root.message_id)
     assert first is not None and first.reply_count == 5 and first.reply_to is None
     assert first.last_reply_id == replies[-1].message_id
+    many = await store.get_many(channel, [root.message_id, aside.message_id, base + 999])
+    assert many == {root.message_id: first, aside.message_id: await store.get(channel, base + 3)}
     assert (await store.page(channel, limit=100, changes=False))[1].reply_count == 1
     thread = await store.page(channel, limit=100, changes=False, thread=root.message_id)
     assert ids(thread) == ids(replies)

@@ -133,6 +133,20 @@ class PostgresMessageStore:
             row = await cur.fetchone()
         return None if row is None else _message(row)
 
+    async def get_many(self, channel_id: str, message_ids: Sequence[int]) -> dict[int, Message]:
+        """The rows of these ids that are stored, in their latest state, by id."""
+        if not message_ids:
+            return {}
+        ids = sorted(set(message_ids))
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s"
+                " AND bucket = ANY(%s::int[]) AND message_id = ANY(%s::bigint[])",
+                (channel_id, sorted({bucket_of(i) for i in ids}), ids),
+            )
+            found = [_message(r) for r in await cur.fetchall()]
+        return {m.message_id: m for m in found}
+
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message and its edits as stored (texts blank), in id order."""
         async with connection(self._pool) as conn:

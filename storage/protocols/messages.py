@@ -38,6 +38,10 @@ class MessageStore(Protocol):
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
 
+    async def get_many(self, channel_id: str, message_ids: Sequence[int]) -> dict[int, Message]:
+        """The rows of these ids that are stored, in their latest state, by id: one statement
+        on Postgres however many (the quotes of a page of replies)."""
+
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message's rows as stored, in id order: the message and its edits, their
         texts blank (the copies that replace them in the stored topic's log). Empty unless the

@@ -355,6 +355,13 @@ class ScyllaMessageStore:
         (row,) = await self._rows_by_id([(channel_id, message_id)])
         return None if row is None else message_of(row)
 
+    async def get_many(self, channel_id: str, message_ids: Sequence[int]) -> dict[int, Message]:
+        """The rows of these ids that are stored, in their latest state, by id (read
+        concurrently: one partition per query)."""
+        ids = sorted(set(message_ids))
+        rows = await self._rows_by_id([(channel_id, i) for i in ids])
+        return {i: message_of(row) for i, row in zip(ids, rows, strict=True) if row is not None}
+
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message and its edits as stored (texts blank), in id order."""
         q, session = self._q(), self._s()
