@@ -17,6 +17,11 @@ const CACHE_MESSAGES = 100; // per channel
 const CACHE_CHARS = 200_000; // per channel: a few long texts must not fill the quota
 const QUOTE_CHARS = 200; // what a reply shows of the text it answers (as the server cuts it)
 
+// The start of a text as a quote shows it: the server counts code points, not UTF-16 units.
+function quoteOf(text) {
+  return Array.from(text).slice(0, QUOTE_CHARS).join("");
+}
+
 function insertSorted(list, message) {
   // Messages arrive mostly in order: search from the end.
   let i = list.length;
@@ -67,7 +72,7 @@ export class ChannelTimeline {
       if (change.type === "edit") {
         message.text = change.text;
         message.edited_at = change.sent_at;
-        changed = this.requote(change.target_id, { text: change.text.slice(0, QUOTE_CHARS) }) || changed;
+        changed = this.requote(change.target_id, { text: quoteOf(change.text) }) || changed;
       } else if (change.type === "pin" || change.type === "unpin") {
         if (change.refused) continue; // beyond the channel's cap: it pinned nothing
         if (change.type === "pin") {
