@@ -19,16 +19,29 @@ from schemas.frames import (
     Edit,
     Heartbeat,
     Hello,
+    Pin,
     PresenceSubscribe,
     React,
     Read,
     Send,
     Typing,
+    Unpin,
 )
 from schemas.limits import MAX_FRAME_BYTES
 
 AnyClientFrame = (
-    Hello | Send | Edit | Delete | React | Ack | Read | Typing | Heartbeat | PresenceSubscribe
+    Hello
+    | Send
+    | Edit
+    | Delete
+    | React
+    | Pin
+    | Unpin
+    | Ack
+    | Read
+    | Typing
+    | Heartbeat
+    | PresenceSubscribe
 )
 
 client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)

@@ -33,11 +33,13 @@ from schemas.frames import (
     Edit,
     Heartbeat,
     Hello,
+    Pin,
     PresenceSubscribe,
     React,
     Read,
     Send,
     Typing,
+    Unpin,
 )
 from schemas.limits import TYPING_REPEAT_MS
 from storage.protocols import Device
@@ -95,7 +97,7 @@ class Route:
 # --- handlers ------------------------------------------------------------------------------
 
 
-async def on_message(socket: Socket, request: Send | Edit | Delete | React) -> None:
+async def on_message(socket: Socket, request: Send | Edit | Delete | React | Pin | Unpin) -> None:
     read_at = time.monotonic()
     if isinstance(request, Send):
         acked = await messages.send(socket.services, socket.caller, request)
@@ -107,7 +109,7 @@ async def on_message(socket: Socket, request: Send | Edit | Delete | React) -> N
 
 def _confirm(
     socket: Socket,
-    request: Send | Edit | Delete | React,
+    request: Send | Edit | Delete | React | Pin | Unpin,
     read_at: float,
     acked: asyncio.Future[object],
 ) -> None:
@@ -179,6 +181,8 @@ HANDLERS: dict[str, Route] = {
     "edit": Route(on_message, 0),
     "delete": Route(on_message, 0),
     "react": Route(on_message, 0),
+    "pin": Route(on_message, 0),
+    "unpin": Route(on_message, 0),
     "ack": Route(on_ack, 1),
     "read": Route(on_read, 1),
     "typing": Route(on_typing, 1),

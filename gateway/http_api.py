@@ -393,6 +393,12 @@ async def channel_messages(request: Request) -> Response:
     return json_response({"messages": [m.wire() for m in found]})
 
 
+async def channel_pins(request: Request) -> Response:
+    device = await _device(request)
+    found = await channels.pins(_services(request), device, request.path_params["channel_id"])
+    return json_response({"messages": [m.wire() for m in found]})
+
+
 async def search_messages(request: Request) -> Response:
     device = await _device(request)
     found = await search.search(_services(request), device, dict(request.query_params))
@@ -670,7 +676,14 @@ ENDPOINTS = [
             "after": ID,
             "around": ID,
             "limit": {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT_MAX},
+            "thread": ID,
         },
+    ),
+    E(
+        "get",
+        "/v1/channels/{channel_id}/pins",
+        channel_pins,
+        "The channel's pinned messages, the most recently pinned first",
     ),
     E(
         "get",

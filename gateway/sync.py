@@ -25,6 +25,7 @@ from schemas.frames import Hello
 from schemas.ids import id_floor, parse_id
 from schemas.message import frame_of
 from storage.protocols import Device
+from storage.replies import quoted
 from storage.visibility import visible_from
 
 Put = Callable[[str], Awaitable[None]]
@@ -94,7 +95,7 @@ class Handoff:
                 )
                 if not page:
                     break
-                for message in page:
+                for message in await quoted(stores.messages, page, lowest[channel_id]):
                     target = message.target_id
                     if target is not None and target < lowest[channel_id]:
                         continue  # a change to a message the member may not see

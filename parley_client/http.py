@@ -344,11 +344,24 @@ class Client:
         after: str | None = None,
         around: str | None = None,
         limit: int | None = None,
+        thread: str | None = None,
     ) -> list[Message]:
-        """One page of the channel's messages, ascending by id: the newest without a cursor."""
-        given = {"before": before, "after": after, "around": around, "limit": limit}
+        """One page of the channel's messages, ascending by id: the newest without a cursor.
+        With `thread`, the replies to that message only (paged with `before` or `after`)."""
+        given = {
+            "before": before,
+            "after": after,
+            "around": around,
+            "limit": limit,
+            "thread": thread,
+        }
         params = {k: v for k, v in given.items() if v is not None}
         data = await self._call("GET", f"/v1/channels/{channel_id}/messages", auth, params=params)
+        return cast(list[Message], data["messages"])
+
+    async def pins(self, auth: Authenticated, channel_id: str) -> list[Message]:
+        """The channel's pinned messages, the most recently pinned first."""
+        data = await self._call("GET", f"/v1/channels/{channel_id}/pins", auth)
         return cast(list[Message], data["messages"])
 
     async def all_history(self, auth: Authenticated, channel_id: str) -> list[Message]:

@@ -42,6 +42,15 @@ class Login:
     username: str
 
 
+class Quote(TypedDict):
+    """What a reply shows of the message it answers, as that message is now: its sender and
+    the start of its text (200 characters at most), or `deleted` and no text."""
+
+    sender_id: str
+    text: str
+    deleted: NotRequired[bool]
+
+
 class Message(TypedDict):
     """A message, in history (`GET /v1/channels/{id}/messages`) and in `message` frames. Ids
     are decimal strings: compare `message_id`s as integers."""
@@ -56,6 +65,11 @@ class Message(TypedDict):
     edited_at: NotRequired[str]  # edited: when, last (`text` is the newest)
     deleted: NotRequired[bool]  # a tombstone: `text` is empty
     reactions: NotRequired[dict[str, list[str]]]  # emoji -> who reacted
+    reply_to: NotRequired[str]  # a reply: the message of the channel it answers
+    reply_count: NotRequired[int]  # how many messages answer this one (its thread)
+    quote: NotRequired[Quote]  # a reply: what it shows of `reply_to`, when you may see it
+    pinned_by: NotRequired[str]  # pinned, by whom
+    pinned_at: NotRequired[str]  # pinned, when
 
 
 class MessageFrame(Message):
@@ -63,10 +77,10 @@ class MessageFrame(Message):
 
 
 class ChangeFrame(TypedDict):
-    """An `edit`, `delete` or `reaction` frame: a change with its own id in the channel's
-    order, to the message `target_id`. Apply it to that message, in order."""
+    """An `edit`, `delete`, `reaction`, `pin` or `unpin` frame: a change with its own id in the
+    channel's order, to the message `target_id`. Apply it to that message, in order."""
 
-    type: Literal["edit", "delete", "reaction"]
+    type: Literal["edit", "delete", "reaction", "pin", "unpin"]
     channel_id: str
     message_id: str
     target_id: str
@@ -78,7 +92,7 @@ class ChangeFrame(TypedDict):
     emoji: NotRequired[str]  # a reaction
     removed: NotRequired[bool]  # a reaction taken back
     # A reaction the caps refused when it reached the channel's order: stored as taken back.
-    refused: NotRequired[Literal["message_limit", "user_limit"]]
+    refused: NotRequired[Literal["message_limit", "user_limit", "pin_limit"]]
 
 
 class UserCard(TypedDict):

@@ -24,7 +24,7 @@ from parley_client.session import Session
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 CONNECT_TIMEOUT_S = 15.0
-ROWS = frozenset({"message", "edit", "delete", "reaction"})
+ROWS = frozenset({"message", "edit", "delete", "reaction", "pin", "unpin"})
 """The frames that are rows of a channel: one id sequence, delivered and synced alike."""
 
 Command = Callable[[Session], Awaitable[object]]
@@ -106,11 +106,13 @@ class ReconnectingSession:
 
     # --- what the owner asks ---------------------------------------------------------------
 
-    async def send(self, channel_id: str, text: str) -> str:
-        """Send now if connected, else after the reconnect; returns the `client_msg_id`."""
+    async def send(self, channel_id: str, text: str, reply_to: str | None = None) -> str:
+        """Send now if connected, else after the reconnect (with `reply_to`, a reply to that
+        message of the channel); returns the `client_msg_id`."""
         client_msg_id = uuid.uuid4().hex
         return await self._command(
-            client_msg_id, lambda s: s.send_message(channel_id, text, client_msg_id)
+            client_msg_id,
+            lambda s: s.send_message(channel_id, text, client_msg_id, reply_to=reply_to),
         )
 
     async def edit(self, channel_id: str, message_id: str, text: str) -> str:
@@ -125,6 +127,14 @@ class ReconnectingSession:
         client_msg_id = uuid.uuid4().hex
         return await self._command(
             client_msg_id, lambda s: s.delete(channel_id, message_id, client_msg_id)
+        )
+
+    async def pin(self, channel_id: str, message_id: str, unpin: bool = False) -> str:
+        """Pin (with `unpin`, unpin) a message, as `send` sends; returns the `client_msg_id`."""
+        client_msg_id = uuid.uuid4().hex
+        return await self._command(
+            client_msg_id,
+            lambda s: s.pin(channel_id, message_id, unpin=unpin, client_msg_id=client_msg_id),
         )
 
     async def react(self, channel_id: str, message_id: str, emoji: str, removed: bool) -> str:

@@ -182,14 +182,21 @@ class Session:
         await self.send_frame(hello)
 
     async def send_message(
-        self, channel_id: str, text: str, client_msg_id: str | None = None
+        self,
+        channel_id: str,
+        text: str,
+        client_msg_id: str | None = None,
+        *,
+        reply_to: str | None = None,
     ) -> str:
-        """Send a message; returns its `client_msg_id` (a new random one unless given). Resend
-        with the same id after a reconnect that came before `accepted`: it stays one message."""
+        """Send a message (with `reply_to`, a reply to that message of the channel); returns
+        its `client_msg_id` (a new random one unless given). Resend with the same id after a
+        reconnect that came before `accepted`: it stays one message."""
         client_msg_id = client_msg_id or uuid.uuid4().hex
-        await self.send_frame(
-            {"type": "send", "client_msg_id": client_msg_id, "channel_id": channel_id, "text": text}
-        )
+        frame = {"type": "send", "client_msg_id": client_msg_id, "channel_id": channel_id}
+        if reply_to is not None:
+            frame["reply_to"] = reply_to
+        await self.send_frame({**frame, "text": text})
         return client_msg_id
 
     async def edit(
@@ -241,6 +248,22 @@ class Session:
                 "removed": removed,
             }
         )
+        return client_msg_id
+
+    async def pin(
+        self,
+        channel_id: str,
+        message_id: str,
+        *,
+        unpin: bool = False,
+        client_msg_id: str | None = None,
+    ) -> str:
+        """Pin a message of the channel (with `unpin`, unpin it): a group's owners and admins,
+        either member of a direct channel. Answered like a send, then a `pin` (or `unpin`)
+        frame on every member's devices."""
+        client_msg_id = client_msg_id or uuid.uuid4().hex
+        frame = {"type": "unpin" if unpin else "pin", "client_msg_id": client_msg_id}
+        await self.send_frame({**frame, "channel_id": channel_id, "message_id": message_id})
         return client_msg_id
 
     async def ack(self, channel_id: str, message_id: str) -> None:

@@ -53,7 +53,9 @@ class SearchIndexer:
         for raw in batch:
             row = stored_message(raw)
             # A blank edit is the copy of an edit a delete removed (the delete follows).
-            if row is None or row.kind == "reaction" or (row.kind == "edit" and not row.text):
+            # Reactions and pins change no words.
+            unworded = row is not None and row.kind in ("reaction", "pin", "unpin")
+            if row is None or unworded or (row.kind == "edit" and not row.text):
                 result.skipped += 1
             elif row.kind == "message" and not row.deleted:
                 messages.append(row)

@@ -37,7 +37,8 @@ from schemas.events import (
     messages_event,
 )
 from schemas.ids import iso_ms
-from schemas.message import Message, reaction_refusal
+from schemas.limits import MAX_PINS_PER_CHANNEL
+from schemas.message import Message, quote_of, reaction_refusal
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
 from topics import tracing
@@ -47,6 +48,8 @@ log = logging.getLogger("parley.pipeline")
 
 # (channel, message) -> emoji -> who reacted, for the messages a batch's reactions add to.
 _Reactions = dict[tuple[str, int], dict[str, set[str]]]
+# channel -> the ids of its pinned messages, for the channels a batch's pins name.
+_Pins = dict[str, set[int]]
 
 
 def is_permanent(exc: Exception) -> bool:
@@ -184,11 +187,12 @@ class MessagePipeline:
             if self._sink is not None:
                 await self.membership.load(channels)
             reactions = await self._reactions(sends)
+            pins = await self._pins(sends)
             # The common case first: no send of the batch was stored before, and the batch is
             # stored in one round trip. The ids are those the lookup below would give when it
             # finds nothing, so a replay gives the same ids whichever way a batch went.
             fresh = BatchResult(dead=result.dead)
-            deliveries = self._assign(events, {}, fresh, reactions)
+            deliveries = self._assign(events, {}, fresh, reactions, pins)
             if await self._messages.insert_new(fresh.stored):
                 result = fresh
             else:
@@ -204,7 +208,7 @@ class MessagePipeline:
                     # reused a client_msg_id in another channel gets its original message,
                     # not a leak).
                     await self.membership.load({m.channel_id for m in found.values()})
-                deliveries = self._assign(events, found, result, reactions)
+                deliveries = self._assign(events, found, result, reactions, pins)
                 await self._messages.insert(result.stored)
         except BaseException:
             self.sequencer.forget(channels)
@@ -229,18 +233,30 @@ class MessagePipeline:
             for target, m in zip(targets, found, strict=True)
         }
 
+    async def _pins(self, events: Sequence[MessageSendV1 | MessageChangeV1]) -> _Pins:
+        """The stored pins of each channel a pin of the batch names: the cap is judged from
+        them, and from the batch's pins, unpins and deletes before each, in stream order."""
+        channels = sorted(
+            {e.channel_id for e in events if isinstance(e, MessageChangeV1) and e.kind == "pin"}
+        )
+        found = await asyncio.gather(*(self._messages.pins(c) for c in channels))
+        return {c: {m.message_id for m in p} for c, p in zip(channels, found, strict=True)}
+
     def _assign(
         self,
         events: Sequence[MessageSendV1 | MessageChangeV1 | ChannelMembersV1],
         found: dict[SendKey, Message],
         result: BatchResult,
         reactions: _Reactions,
+        pins: _Pins,
     ) -> list[tuple[Message, list[str]]]:
         """Give new sends their ids, in stream order; each with the members at that point.
-        A new reaction is judged against the caps (`reactions` is left as it is)."""
+        A new reaction or pin is judged against the caps (`reactions` and `pins` are left as
+        they are)."""
         deliveries: list[tuple[Message, list[str]]] = []
         seen = dict(found)
         state = {target: {e: set(who) for e, who in r.items()} for target, r in reactions.items()}
+        pinned = {channel_id: set(ids) for channel_id, ids in pins.items()}
         for event in events:
             if isinstance(event, ChannelMembersV1):
                 self.membership.set(event.channel_id, event.member_ids)
@@ -254,6 +270,8 @@ class MessagePipeline:
                 message = _row(event, self.sequencer.next_id(event.channel_id, event.sent_at_ms))
                 if message.kind == "reaction":
                     message = _capped(message, state)
+                elif message.kind in ("pin", "unpin", "delete"):
+                    message = _pin_capped(message, pinned)
                 seen[key] = message
                 result.stored.append(message)
             deliveries.append((message, self.membership.members(message.channel_id)))
@@ -264,7 +282,8 @@ class MessagePipeline:
     ) -> None:
         if self._sink is None:
             return
-        deliveries = await self._visible_changes(deliveries)
+        stored = [message for message, _ in deliveries]
+        deliveries = await self._quoted(await self._visible_changes(deliveries))
         pending = []
         for message, recipients in deliveries:
             key = message.channel_id.encode()
@@ -275,7 +294,7 @@ class MessagePipeline:
                 pending.append(
                     await self._sink.send(self._topics.inbox, key, record, partition, None, headers)
                 )
-        pending += await self._publish_stored([message for message, _ in deliveries], spans)
+        pending += await self._publish_stored(stored, spans)
         # Acknowledged by the broker (acks=all) before the batch's offsets may be committed.
         await asyncio.gather(*pending)
 
@@ -296,6 +315,42 @@ class MessagePipeline:
                 target = message.target_id
                 recipients = [u for u in recipients if target >= floors.get(u, 1)]
             out.append((message, recipients))
+        return out
+
+    async def _quoted(
+        self, deliveries: list[tuple[Message, list[str]]]
+    ) -> list[tuple[Message, list[str]]]:
+        """A reply goes out with its quote (what it shows of the message it answers, as that
+        message is now), to the members who may see that message; the others get it without.
+        A batch without replies costs nothing more."""
+        replies = [(m.channel_id, m.reply_to) for m, _ in deliveries if m.reply_to is not None]
+        if not replies:
+            return deliveries
+        keys = list(dict.fromkeys(replies))
+        channels = sorted({c for c, _ in keys})
+        found = await asyncio.gather(
+            *(self._messages.get_many(c, [i for k, i in keys if k == c]) for c in channels)
+        )
+        originals = {
+            (c, i): m for c, by_id in zip(channels, found, strict=True) for i, m in by_id.items()
+        }
+        lowest = await self.membership.lowest_visible({c for c, _ in keys})
+        out = []
+        for message, recipients in deliveries:
+            original = (
+                None
+                if message.reply_to is None
+                else originals.get((message.channel_id, message.reply_to))
+            )
+            if message.reply_to is None or original is None or message.deleted:
+                out.append((message, recipients))
+                continue
+            floors = lowest.get(message.channel_id, {})
+            seeing = [u for u in recipients if message.reply_to >= floors.get(u, 1)]
+            others = [u for u in recipients if message.reply_to < floors.get(u, 1)]
+            out.append((message.model_copy(update={"quote": quote_of(original)}), seeing))
+            if others:
+                out.append((message, others))
         return out
 
     async def _publish_stored(
@@ -361,6 +416,7 @@ def _row(event: MessageSendV1 | MessageChangeV1, message_id: int) -> Message:
             client_msg_id=event.client_msg_id,
             text=event.text,
             sent_at=iso_ms(event.sent_at_ms),
+            reply_to=None if event.reply_to is None else int(event.reply_to),
         )
     return Message(
         channel_id=event.channel_id,
@@ -410,6 +466,24 @@ def _capped(reaction: Message, state: _Reactions) -> Message:
         if not reactions[emoji]:
             del reactions[emoji]
     return reaction
+
+
+def _pin_capped(change: Message, pinned: _Pins) -> Message:
+    """A pin as stored: one of a message not pinned yet, in a channel that has
+    MAX_PINS_PER_CHANNEL pinned already, is refused (stored with the reason; it pins nothing,
+    and every device is told). `pinned` (the channel's pins before the change: a pin adds, an
+    unpin or a delete takes away) becomes the pins after it."""
+    assert change.target_id is not None
+    pins = pinned.get(change.channel_id)
+    if pins is None:
+        return change  # a channel no pin of the batch names: not judged, not tracked
+    if change.kind != "pin":
+        pins.discard(change.target_id)
+    elif change.target_id not in pins:
+        if len(pins) >= MAX_PINS_PER_CHANNEL:
+            return change.model_copy(update={"refused": "pin_limit"})
+        pins.add(change.target_id)
+    return change
 
 
 def _channel_key(raw: bytes) -> bytes | None:

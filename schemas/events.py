@@ -37,11 +37,13 @@ class MessageSendV1(_Event):
     client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS)]
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     sent_at_ms: int
+    # A reply: the message of the same channel it answers (the gateway checked it is there).
+    reply_to: str | None = None
 
 
 class MessageChangeV1(_Event):
-    """A client asked to edit, delete or react to a message; the gateway checked membership,
-    the message, the right to change it, and limits.
+    """A client asked to edit, delete, react to, pin or unpin a message; the gateway checked
+    membership, the message, the right to change it, and limits.
 
     Topic `parley.messages.v1`, key `channel_id`: in the channel's order, with its own id from
     the sequencer, and its own idempotency key (device, `client_msg_id`), as a send.
@@ -49,7 +51,7 @@ class MessageChangeV1(_Event):
 
     type: Literal["message.change"] = "message.change"
     v: Literal[1] = 1
-    kind: Literal["edit", "delete", "reaction"]
+    kind: Literal["edit", "delete", "reaction", "pin", "unpin"]
     channel_id: str
     target_id: str
     sender_id: str

@@ -53,6 +53,7 @@ class Send(_ClientFrame):
     channel_id: IdString
     # The length limit is checked by the gateway so that it can answer `too_large`.
     text: Annotated[str, Field(min_length=1)]
+    reply_to: IdString | None = None  # a reply: the message of the channel it answers
 
 
 class Ack(_ClientFrame):
@@ -94,6 +95,25 @@ class React(_ClientFrame):
     removed: bool = False
 
 
+class Pin(_ClientFrame):
+    """Pin a message of the channel (a group's owners and admins; either member of a direct
+    channel)."""
+
+    type: Literal["pin"]
+    client_msg_id: ClientMsgId
+    channel_id: IdString
+    message_id: IdString
+
+
+class Unpin(_ClientFrame):
+    """Unpin a pinned message (whoever may pin it)."""
+
+    type: Literal["unpin"]
+    client_msg_id: ClientMsgId
+    channel_id: IdString
+    message_id: IdString
+
+
 class Read(_ClientFrame):
     """The user has read the channel up to `message_id` (moves the user's marker forward)."""
 
@@ -119,7 +139,18 @@ class PresenceSubscribe(_ClientFrame):
 
 
 ClientFrame = Annotated[
-    Hello | Send | Edit | Delete | React | Ack | Read | Typing | Heartbeat | PresenceSubscribe,
+    Hello
+    | Send
+    | Edit
+    | Delete
+    | React
+    | Pin
+    | Unpin
+    | Ack
+    | Read
+    | Typing
+    | Heartbeat
+    | PresenceSubscribe,
     Field(discriminator="type"),
 ]
 CLIENT_FRAME_TYPES = (
@@ -128,13 +159,15 @@ CLIENT_FRAME_TYPES = (
     "edit",
     "delete",
     "react",
+    "pin",
+    "unpin",
     "ack",
     "read",
     "typing",
     "heartbeat",
     "presence.subscribe",
 )
-CHANGE_FRAME_TYPES = ("edit", "delete", "react")
+CHANGE_FRAME_TYPES = ("edit", "delete", "react", "pin", "unpin")
 
 
 class _ServerFrame(BaseModel):
@@ -158,6 +191,16 @@ class Accepted(_ServerFrame):
     channel_id: str
 
 
+class QuoteBody(BaseModel):
+    """What a reply shows of the message it answers: its sender and the start of its text (at
+    most 200 characters), or `deleted` once it is deleted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sender_id: str
+    text: str
+    deleted: bool | None = None
+
+
 class MessageFrame(_ServerFrame):
     type: Literal["message"]
     channel_id: str
@@ -170,6 +213,12 @@ class MessageFrame(_ServerFrame):
     edited_at: str | None = None
     deleted: bool | None = None
     reactions: dict[str, list[str]] | None = None
+    reply_to: IdString | None = None
+    reply_count: int | None = None
+    last_reply_id: IdString | None = None  # the newest reply `reply_count` counts
+    quote: QuoteBody | None = None
+    pinned_by: str | None = None  # pinned, by whom
+    pinned_at: str | None = None  # pinned, when
 
 
 class _ChangeFrame(_ServerFrame):
@@ -196,6 +245,20 @@ class ReactionFrame(_ChangeFrame):
     emoji: str
     removed: bool
     refused: Literal["message_limit", "user_limit"] | None = None  # stored as taken back
+
+
+class PinFrame(_ChangeFrame):
+    """`sender_id` pinned the message `target_id`; one beyond the channel's cap has
+    `refused: "pin_limit"` and pinned nothing."""
+
+    type: Literal["pin"]
+    refused: Literal["pin_limit"] | None = None
+
+
+class UnpinFrame(_ChangeFrame):
+    """`sender_id` unpinned the message `target_id`."""
+
+    type: Literal["unpin"]
 
 
 class PresenceFrame(_ServerFrame):
@@ -250,6 +313,8 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "client.edit.v1": Edit,
     "client.delete.v1": Delete,
     "client.react.v1": React,
+    "client.pin.v1": Pin,
+    "client.unpin.v1": Unpin,
     "client.read.v1": Read,
     "client.typing.v1": Typing,
     "client.heartbeat.v1": Heartbeat,
@@ -261,6 +326,8 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "server.edit.v1": EditFrame,
     "server.delete.v1": DeleteFrame,
     "server.reaction.v1": ReactionFrame,
+    "server.pin.v1": PinFrame,
+    "server.unpin.v1": UnpinFrame,
     "server.presence.v1": PresenceFrame,
     "server.read.v1": ReadFrame,
     "server.receipts.v1": ReceiptsFrame,

@@ -22,6 +22,8 @@ UNREAD_COUNT_CAP = 100  # unread counts are exact up to this many, and this many
 MAX_EMOJI_CHARS = 16  # a reaction: one emoji, flags and skin tones and joiners included
 MAX_REACTIONS_PER_MESSAGE = 50  # distinct emoji on one message
 MAX_REACTIONS_PER_USER = 20  # distinct emoji one user puts on one message
+MAX_PINS_PER_CHANNEL = 50  # messages pinned in one channel at once
+MAX_QUOTE_CHARS = 200  # what a reply shows of the text of the message it answers
 
 # A push endpoint's token (the handle a provider gave the device), in characters.
 MAX_PUSH_TOKEN_CHARS = 4096

@@ -19,13 +19,33 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, field_serializer
 
-from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER
+from schemas.limits import MAX_QUOTE_CHARS, MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER
 
-Kind = Literal["message", "edit", "delete", "reaction"]
-CHANGES: tuple[Kind, ...] = ("edit", "delete", "reaction")
+Kind = Literal["message", "edit", "delete", "reaction", "pin", "unpin"]
+CHANGES: tuple[Kind, ...] = ("edit", "delete", "reaction", "pin", "unpin")
 # Why a reaction was not added: the message had MAX_REACTIONS_PER_MESSAGE different emoji, or
-# the user had MAX_REACTIONS_PER_USER of them on it.
-Refusal = Literal["message_limit", "user_limit"]
+# the user had MAX_REACTIONS_PER_USER of them on it; why a pin was not: the channel had
+# MAX_PINS_PER_CHANNEL pinned messages.
+Refusal = Literal["message_limit", "user_limit", "pin_limit"]
+
+
+class Quote(BaseModel):
+    """What a reply shows of the message it answers, as that message is when it is read (never
+    stored with the reply): its sender and the start of its text, or `deleted` and no text once
+    it is deleted, so a deleted message's words never live on in its replies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sender_id: str
+    text: str
+    deleted: bool = False
+
+
+def quote_of(original: Message) -> Quote:
+    """The quote of `original` in its current state."""
+    if original.deleted:
+        return Quote(sender_id=original.sender_id, text="", deleted=True)
+    return Quote(sender_id=original.sender_id, text=original.text[:MAX_QUOTE_CHARS])
 
 
 class Message(BaseModel):
@@ -44,16 +64,23 @@ class Message(BaseModel):
     target_id: int | None = None  # a change: the message it changes
     emoji: str | None = None  # a reaction
     removed: bool = False  # a reaction taken back
-    refused: Refusal | None = None  # a reaction beyond the caps: stored as taken back
+    refused: Refusal | None = None  # a reaction or pin beyond the caps: changes nothing
     edited_at: str | None = None  # a message: when it was last edited
     deleted: bool = False  # a message: deleted (a tombstone)
     reactions: dict[str, list[str]] | None = None  # a message: emoji -> user ids, sorted
+    reply_to: int | None = None  # a message: the message of the channel it answers
+    reply_count: int = 0  # a message: how many messages answer it (deleted ones included)
+    last_reply_id: int | None = None  # a message: the newest reply `reply_count` counts
+    pinned_by: str | None = None  # a message: pinned, by whom (None: not pinned)
+    pinned_at: str | None = None  # a message: pinned, when (the pin's `sent_at`)
+    # A reply: what it shows of `reply_to`, filled in by whoever reads it (never stored).
+    quote: Quote | None = None
 
     @field_serializer("message_id")
     def _id_as_string(self, value: int) -> str:
         return str(value)
 
-    @field_serializer("target_id")
+    @field_serializer("target_id", "reply_to", "last_reply_id")
     def _target_as_string(self, value: int | None) -> str | None:
         return None if value is None else str(value)
 
@@ -75,16 +102,26 @@ class Message(BaseModel):
             if self.kind == "reaction":
                 body["emoji"] = self.emoji
                 body["removed"] = self.removed
-                if self.refused is not None:
-                    body["refused"] = self.refused
+            if self.refused is not None:
+                body["refused"] = self.refused
             return body
+        if self.reply_to is not None:
+            body["reply_to"] = str(self.reply_to)
+        if self.reply_count:
+            body["reply_count"] = self.reply_count
+            body["last_reply_id"] = str(self.last_reply_id)
         if self.deleted:
             body["deleted"] = True
             return body
+        if self.quote is not None:
+            body["quote"] = self.quote.model_dump(exclude_defaults=True)
         if self.edited_at is not None:
             body["edited_at"] = self.edited_at
         if self.reactions:
             body["reactions"] = self.reactions
+        if self.pinned_by is not None:
+            body["pinned_by"] = self.pinned_by
+            body["pinned_at"] = self.pinned_at
         return body
 
     def encode(self) -> bytes:
@@ -94,7 +131,7 @@ class Message(BaseModel):
 
 def frame_of(wire: dict[str, Any]) -> dict[str, Any]:
     """The server frame of a row in its wire form: `message` for a message, else the change's
-    kind (`edit`, `delete`, `reaction`) as the frame's type."""
+    kind (`edit`, `delete`, `reaction`, `pin`, `unpin`) as the frame's type."""
     kind = wire.get("kind")
     if kind is None:
         return {"type": "message", **wire}

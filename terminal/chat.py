@@ -64,6 +64,10 @@ Type a line to send it to the open chat (start it with // to send a line that st
   /react N EMOJI             react to message #N (/unreact N EMOJI takes it back)
   /report N REASON [NOTE]    report message #N to the group's admins and the operator
                              (REASON: spam, harassment, hate, violence, illegal or other)
+  /reply N TEXT              answer message #N (the reply shows its words)
+  /thread N                  the replies to message #N
+  /pin N                     pin message #N (/unpin N unpins it)
+  /pins                      the chat's pinned messages
   /search WORDS...           your messages with all these words, in every chat, newest first
   /search more               the next, older results
   /dm USERNAME               a direct chat with this user
@@ -145,6 +149,11 @@ class Chat:
             "react": self.cmd_react,
             "unreact": self.cmd_unreact,
             "report": self.cmd_report,
+            "reply": self.cmd_reply,
+            "thread": self.cmd_thread,
+            "pin": self.cmd_pin,
+            "unpin": self.cmd_unpin,
+            "pins": self.cmd_pins,
             "search": self.cmd_search,
             "dm": self.cmd_dm,
             "group": self.cmd_group,
@@ -309,6 +318,58 @@ class Chat:
             chat, message_id = found
             sent = await self.link.delete(chat.channel_id, message_id)
             self.changes[sent] = f"/delete #{args[0].lstrip('#')}"
+
+    async def cmd_reply(self, args: list[str]) -> None:
+        if len(args) < 2:
+            say("! /reply takes a message's number and the text")
+            return
+        if found := self.shown_message("/reply", args[0]):
+            chat, message_id = found
+            sent = await self.link.send(chat.channel_id, " ".join(args[1:]), message_id)
+            self.changes[sent] = f"/reply #{args[0].lstrip('#')}"
+
+    async def cmd_thread(self, args: list[str]) -> None:
+        if len(args) != 1:
+            say("! /thread takes a message's number")
+            return
+        if found := self.shown_message("/thread", args[0]):
+            chat, message_id = found
+            page = await self.client.history(
+                self.me, chat.channel_id, thread=message_id, limit=PAGE
+            )
+            await self.directory.learn(self.client, self.me, (m["sender_id"] for m in page))
+            replies = f"{len(page) or 'no'} repl{'y' if len(page) == 1 else 'ies'}"
+            say(f"-- {replies} to #{args[0].lstrip('#')} --")
+            for message in page:
+                say(self.directory.line(message))
+            say("-- end of thread --")
+
+    async def cmd_pin(self, args: list[str]) -> None:
+        await self.pinning("/pin", args, unpin=False)
+
+    async def cmd_unpin(self, args: list[str]) -> None:
+        await self.pinning("/unpin", args, unpin=True)
+
+    async def pinning(self, command: str, args: list[str], *, unpin: bool) -> None:
+        if len(args) != 1:
+            say(f"! {command} takes a message's number")
+            return
+        if found := self.shown_message(command, args[0]):
+            chat, message_id = found
+            sent = await self.link.pin(chat.channel_id, message_id, unpin)
+            self.changes[sent] = f"{command} #{args[0].lstrip('#')}"
+
+    async def cmd_pins(self, args: list[str]) -> None:
+        chat = self.open
+        if chat is None:
+            say("! /pins: no chat is open")
+            return
+        pinned = await self.client.pins(self.me, chat.channel_id)
+        await self.directory.learn(self.client, self.me, (m["sender_id"] for m in pinned))
+        say(f"-- {len(pinned) or 'no'} pinned message{'' if len(pinned) == 1 else 's'} --")
+        for message in pinned:
+            say(self.directory.line(message, number=chat.timeline.number_of(message["message_id"])))
+        say("-- end of pins --")
 
     async def cmd_react(self, args: list[str]) -> None:
         await self.reaction("/react", args, removed=False)

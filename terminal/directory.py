@@ -153,17 +153,36 @@ class Directory:
         if message.get("deleted"):
             text = "[deleted]"
         else:
-            text = message["text"].replace("\n", "\n    ")
+            text = self.quoted(message) + message["text"].replace("\n", "\n    ")
             if message.get("edited_at"):
                 text += " (edited)"
             if reactions := message.get("reactions"):
                 counts = " ".join(f"{visible(e)} {len(who)}" for e, who in reactions.items())
                 text += f"  [{counts}]"
+        if pinner := message.get("pinned_by"):
+            text += f"  (pinned by {self.name_of(pinner)})"
+        if count := message.get("reply_count"):
+            text += f"  ({count} {'reply' if count == 1 else 'replies'}: /thread)"
         head = f"{visible(message['message_id'])} " if with_id else ""
         if number is not None:
             head = f"#{number} "
         line = f"{head}[{sent:%H:%M}] {self.name_of(message['sender_id'])}: {text}"
         return visible(line, multiline=True)
+
+    def quoted(self, message: Message) -> str:
+        """A reply's quote, before its text: `[re bob: the question] `, `[re a deleted
+        message] `, or `[re an earlier message] ` when the reader may not see it; the quoted
+        text on one line, at most 60 characters."""
+        if "reply_to" not in message:
+            return ""
+        quote = message.get("quote")
+        if quote is None:
+            return "[re an earlier message] "
+        if quote.get("deleted"):
+            return "[re a deleted message] "
+        snippet = quote["text"].replace("\n", " ")
+        snippet = snippet[:60] + "…" if len(snippet) > 60 else snippet
+        return f"[re {self.name_of(quote['sender_id'])}: {snippet}] "
 
     def found(self, result: SearchResult, channels: list[Channel], *, with_id: bool = False) -> str:
         """`[#team 12:03] bob: …the snippet with each [match]…`: where (the channel's title as

@@ -8,9 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from parley_client import ChangeFrame, Message
+from parley_client import ChangeFrame, Message, Quote
 from terminal.rendering import visible
+
+QUOTE_CHARS = 200  # what a reply shows of the text it answers (as the server cuts it)
 
 
 @dataclass(slots=True)
@@ -58,10 +61,20 @@ class Timeline:
             return
         if change["type"] == "edit":
             target["text"], target["edited_at"] = change["text"], change["sent_at"]
+            self.requote(change["target_id"], {"text": change["text"][:QUOTE_CHARS]})
         elif change["type"] == "delete":
             target.pop("edited_at", None)
             target.pop("reactions", None)
             target["text"], target["deleted"] = "", True
+            self.requote(change["target_id"], {"text": "", "deleted": True})
+            target.pop("pinned_by", None)
+            target.pop("pinned_at", None)
+        elif change["type"] == "pin":
+            if "refused" not in change:
+                target["pinned_by"], target["pinned_at"] = change["sender_id"], change["sent_at"]
+        elif change["type"] == "unpin":
+            target.pop("pinned_by", None)
+            target.pop("pinned_at", None)
         else:
             reactions = target.setdefault("reactions", {})
             who = set(reactions.get(change.get("emoji", ""), ()))
@@ -77,6 +90,13 @@ class Timeline:
             if not reactions:
                 del target["reactions"]
 
+    def requote(self, message_id: str, fields: dict[str, Any]) -> None:
+        """The quotes of the replies to `message_id` on screen, after its edit or delete."""
+        for reply in self.states.values():
+            quote = reply.get("quote")
+            if reply.get("reply_to") == message_id and quote is not None:
+                reply["quote"] = cast(Quote, {**quote, **fields})
+
     def describe(self, change: ChangeFrame, sender: str) -> str:
         """One line for a change: `~ alice edited #3: new text`, `~ alice deleted #3`,
         `~ bob reacted 👍 to #3` (without the number when the message is not on screen).
@@ -89,6 +109,12 @@ class Timeline:
             return visible(f"~ {sender} edited{ref}: {text}", multiline=True)
         if change["type"] == "delete":
             return f"~ {sender} deleted{ref or ' a message'}"
+        if change["type"] == "pin":
+            if "refused" in change:
+                return f"~ {sender} could not pin{ref or ' a message'}: the chat has 50 pins"
+            return f"~ {sender} pinned{ref or ' a message'}"
+        if change["type"] == "unpin":
+            return f"~ {sender} unpinned{ref or ' a message'}"
         emoji = visible(change.get("emoji", ""))
         if change.get("removed"):
             return f"~ {sender} took back {emoji}{' from' + ref if ref else ''}"

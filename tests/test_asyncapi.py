@@ -121,13 +121,16 @@ async def test_every_server_frame_type_as_sent_validates_against_the_document(ap
     message_id = (await sb.until(of("message")))["message_id"]
     await sa.accepted(await sa.edit(channel, message_id, "hello!"))
     await sa.accepted(await sa.react(channel, message_id, "👍"))
+    await sa.accepted(await sa.pin(channel, message_id))
+    await sa.accepted(await sa.pin(channel, message_id, unpin=True))
+    await sa.accepted(await sa.send_message(channel, "a reply", reply_to=message_id))
     await sb.read(channel, message_id)
     await sb.until(of("read"))
     await sa.until(of("receipts"))
     await sb.typing(channel)
     await sa.until(of("typing"))
     await sa.accepted(await sa.delete(channel, message_id))
-    await sb.until(of("delete"))  # after the edit and the reaction, in the channel's order
+    await sb.until(of("delete"))  # after the other changes, in the channel's order
     await handled(sa)  # an `error`
     # A later socket syncs the channel's rows: the message, and its changes as frames.
     late = await api.connect(b)

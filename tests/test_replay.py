@@ -22,7 +22,8 @@ from topics.offsets import group_lag
 
 ROWS = (
     "SELECT channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
-    " kind, target_id, emoji, removed, edited_at, edit_id, deleted"
+    " kind, target_id, emoji, removed, edited_at, edit_id, deleted, reply_to, reply_count,"
+    " last_reply_id, pinned_by, pinned_at, pin_id, refused"
     " FROM messages WHERE channel_id = ANY(%s) ORDER BY channel_id, message_id"
 )
 
@@ -97,9 +98,17 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
     await socket.send_message(channel, "dup", client_msg_id="same")
     echoes = await socket.collect_messages(channel, 26)
     await socket.collect_messages(group, 25)
-    # Changes replay too: an edit, a reaction taken back, a delete (its edit's text goes too).
+    # Changes replay too: an edit, a reaction taken back, a delete (its edit's text goes too),
+    # and replies with their message's count (one to the message deleted after it).
     edited, deleted = echoes[0]["message_id"], echoes[1]["message_id"]
     for cmid in (
+        await socket.send_message(channel, "a reply", reply_to=edited),
+        await socket.send_message(channel, "another", reply_to=edited),
+        await socket.send_message(channel, "to the deleted", reply_to=deleted),
+        await socket.pin(channel, edited),
+        await socket.pin(channel, deleted),
+        await socket.pin(channel, echoes[2]["message_id"]),
+        await socket.pin(channel, echoes[2]["message_id"], unpin=True),
         await socket.edit(channel, edited, "r1, edited"),
         await socket.react(channel, edited, "👍"),
         await socket.react(channel, deleted, "🎉"),
@@ -112,7 +121,7 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
     await drained(settings)
 
     live = await stored(settings, [channel, group])
-    assert [len(live[channel]), len(live[group])] == [32, 25]
+    assert [len(live[channel]), len(live[group])] == [39, 25]
     first, second = live[channel][0], live[channel][1]
     assert (first.text, first.reactions, second.deleted, second.text) == (
         "r1, edited",
@@ -120,9 +129,15 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
         True,
         "",
     )
+    assert (first.reply_count, second.reply_count) == (2, 1)
+    assert (first.pinned_by, second.pinned_by, live[channel][2].pinned_by) == (
+        a.user_id,
+        None,
+        None,
+    )
     target = await empty_store(settings)
     read = await replay(target)
-    assert read >= 52
+    assert read >= 59
     assert await stored(target, [channel, group]) == live
     assert [m.client_msg_id for m in live[channel]].count("same") == 1
     if settings.message_store == "postgres":  # every row of the store, bucket included

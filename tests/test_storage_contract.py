@@ -478,6 +478,94 @@ async def test_changes_are_rows_in_order_and_messages_keep_their_latest_state(
     ]
 
 
+async def test_replies_are_counted_on_their_message_and_paged_as_its_thread(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    root, other = message(channel, base + 1), message(channel, base + 2)
+    replies = [
+        message(channel, base + 10 * i).model_copy(update={"reply_to": root.message_id})
+        for i in range(1, 6)
+    ]
+    aside = message(channel, base + 3).model_copy(update={"reply_to": other.message_id})
+    # The root and the first replies in one insert, the rest in others.
+    await store.insert([root, other, replies[0], replies[1], aside])
+    await store.insert(replies[2:4])
+    await store.insert(replies[4:])
+    # A reply's count or quote given on a row is not stored: the store counts.
+    counted = replies[0].model_copy(update={"reply_count": 7})
+    await store.insert([counted])
+
+    first = await store.get(channel, root.message_id)
+    assert first is not None and first.reply_count == 5 and first.reply_to is None
+    assert first.last_reply_id == replies[-1].message_id
+    many = await store.get_many(channel, [root.message_id, aside.message_id, base + 999])
+    assert many == {root.message_id: first, aside.message_id: await store.get(channel, base + 3)}
+    assert (await store.page(channel, limit=100, changes=False))[1].reply_count == 1
+    thread = await store.page(channel, limit=100, changes=False, thread=root.message_id)
+    assert ids(thread) == ids(replies)
+    assert [m.reply_to for m in thread] == [root.message_id] * 5
+    assert ids(await store.page(channel, limit=2, changes=False, thread=root.message_id)) == ids(
+        replies[3:]
+    )
+    after = await store.page(
+        channel, after=replies[1].message_id, limit=2, changes=False, thread=root.message_id
+    )
+    assert ids(after) == ids(replies[2:4])
+    before = await store.page(
+        channel, before=replies[3].message_id, limit=2, changes=False, thread=root.message_id
+    )
+    assert ids(before) == ids(replies[1:3])
+    assert await store.page(channel, limit=10, changes=False, thread=replies[0].message_id) == []
+
+    # Stored again, in any grouping (a retry, a replay): the same counts; a deleted reply
+    # still counts (its tombstone stays in the thread), and the deleted root keeps its count.
+    await store.insert([root, *replies, aside])
+    await store.insert(
+        [change(replies[0], base + 100, "delete"), change(root, base + 101, "delete")]
+    )
+    again = await store.get(channel, root.message_id)
+    assert again is not None and (again.reply_count, again.deleted) == (5, True)
+    thread = await store.page(channel, limit=100, changes=False, thread=root.message_id)
+    assert ids(thread) == ids(replies) and thread[0].deleted
+
+
+async def test_pins_and_unpins_set_a_message_pinned_in_id_order_and_a_delete_unpins(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+    first, second, third = (message(channel, base + i) for i in (1, 2, 3))
+    pin_first = change(first, base + 10, "pin", sender_id="ann")
+    pin_second = change(second, base + 11, "pin", sender_id="bo")
+    unpin_first = change(first, base + 12, "unpin", sender_id="bo")
+    refused = change(third, base + 13, "pin", sender_id="ann").model_copy(
+        update={"refused": "pin_limit"}
+    )
+    pin_first_again = change(first, base + 14, "pin", sender_id="bo")
+    rows = [first, second, third, pin_first, pin_second, unpin_first, refused, pin_first_again]
+    await store.insert(rows[:5])
+    assert ids(await store.pins(channel)) == [second.message_id, first.message_id]
+    await store.insert(rows[5:])
+
+    pinned = await store.pins(channel)
+    assert ids(pinned) == [first.message_id, second.message_id]  # the newest pin first
+    assert (pinned[0].pinned_by, pinned[0].pinned_at) == ("bo", pin_first_again.sent_at)
+    history = await store.page(channel, limit=100, changes=False)
+    assert [m.pinned_by for m in history] == ["bo", "bo", None]  # the refused pin pinned nothing
+    page = await store.page(channel, after=base, limit=100)
+    assert ids(page) == ids(rows) and page[6].refused == "pin_limit"
+    # Applied again, in any order (a retry, a replay): the same state.
+    await store.insert([unpin_first, pin_first, refused])
+    assert await store.page(channel, limit=100, changes=False) == history
+
+    # A delete unpins; an unpin or pin after it changes nothing.
+    await store.insert([change(second, base + 20, "delete")])
+    await store.insert([change(second, base + 21, "pin", sender_id="ann")])
+    assert ids(await store.pins(channel)) == [first.message_id]
+    gone = await store.get(channel, second.message_id)
+    assert gone is not None and gone.deleted and gone.pinned_by is None
+
+
 async def test_a_delete_removes_the_text_of_the_message_and_of_its_edits(
     store: MessageStore,
 ) -> None:

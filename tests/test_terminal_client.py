@@ -384,6 +384,74 @@ async def test_chat_shows_what_others_change_and_type_and_sends_the_users_change
         assert terminal.exitstatus == 0, terminal.before
 
 
+async def test_chat_shows_replies_with_their_quote_answers_and_threads_them(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice, bob, channel = await friends_with_a_chat(api)
+    listener = await api.connect(bob)
+    async with listener.heartbeating(0.5):
+        await listener.accepted(await listener.send_message(channel, "the question"))
+        (question,) = await listener.collect_messages(channel, 1)
+        asked = question["message_id"]
+        terminal = spawn_chat(env, tmp_path, "--username", alice.username)
+
+        async def expect(text: str) -> None:
+            await asyncio.to_thread(terminal.expect, re.escape(text))
+
+        b = bob.username
+        try:
+            await expect("Your channels:")
+            terminal.sendline("1")
+            await expect(f"#1 {shown(question, b)}")
+            # Bob's reply shows with its quote; Alice answers with /reply.
+            await listener.accepted(
+                await listener.send_message(channel, "bob's answer", reply_to=asked)
+            )
+            await expect(f"[re {b}: the question] bob's answer")
+            terminal.sendline("/reply 1 alice's answer")
+            reply = await listener.until(
+                lambda f: f["type"] == "message" and f["text"] == "alice's answer"
+            )
+            assert reply["reply_to"] == asked
+            assert reply["quote"] == {"sender_id": bob.user_id, "text": "the question"}
+            await expect(f"[re {b}: the question] alice's answer")
+            terminal.sendline("/thread 1")
+            await expect("-- 2 replies to #1 --")
+            await expect(f"{b}: [re {b}: the question] bob's answer")
+            await expect(f"{alice.username}: [re {b}: the question] alice's answer")
+            await expect("-- end of thread --")
+
+            # Bob deletes his question: the quotes become tombstones; no more replies to it.
+            await listener.accepted(await listener.delete(channel, asked))
+            await expect(f"~ {b} deleted #1")
+            terminal.sendline("/open 1")
+            await expect("[deleted]  (2 replies: /thread)")
+            await expect("[re a deleted message] bob's answer")
+            terminal.sendline("/reply 1 too late")
+            await expect("! /reply #1: not_found: reply_to message not found")
+
+            # Either member of a direct chat pins; the pin shows on the message and in /pins.
+            terminal.sendline("/pin 2")
+            pin = await listener.until(lambda f: f["type"] == "pin")
+            answers = [m["message_id"] for m in await api.history(alice, channel, thread=asked)]
+            assert (pin["target_id"], pin["sender_id"]) == (answers[0], alice.user_id)
+            await expect(f"~ {alice.username} pinned #2")
+            terminal.sendline("/pins")
+            await expect("-- 1 pinned message --")
+            await expect(f"(pinned by {alice.username})")
+            await listener.accepted(await listener.pin(channel, pin["target_id"], unpin=True))
+            await expect(f"~ {b} unpinned #2")
+            terminal.sendline("/pins")
+            await expect("-- no pinned messages --")
+
+            terminal.sendline("/quit")
+            await asyncio.to_thread(terminal.expect, pexpect.EOF)
+        finally:
+            terminal.close(force=True)
+            terminal.logfile_read.close()
+        assert terminal.exitstatus == 0, terminal.before
+
+
 def test_someone_typing_is_shown_until_it_expires_or_their_message_comes() -> None:
     now = [100.0]
     typists = Typists(clock=lambda: now[0])

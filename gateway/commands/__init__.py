@@ -12,8 +12,8 @@ command does. Each command takes the gateway's `Services` first and the caller's
 | `accounts`    | sign_up, log_in, authenticate, renew_token, list_devices,        |
 |               | log_out, revoke_device, revoke_all_devices                       |
 | `channels`    | open_direct, create_group, list_channels, add_member,            |
-|               | remove_member, set_role, history                                 |
-| `messages`    | send, ack                                                        |
+|               | remove_member, set_role, history, pins                           |
+| `messages`    | send, change (edit, delete, react, pin, unpin), ack              |
 | `export`      | export_data                                                      |
 | `friends`     | befriend, unfriend, friend_list                                  |
 | `invites`     | create_invite, list_invites, revoke_invite, preview, join        |

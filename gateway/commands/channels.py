@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from functools import partial
 from typing import Any
 
 from gateway.errors import (
@@ -38,6 +39,7 @@ from storage.protocols import (
     NotAMember,
     UnknownUsers,
 )
+from storage.replies import quoted
 from storage.visibility import visible_from
 
 
@@ -327,9 +329,10 @@ async def history(
     services: Services, caller: Device, channel_id: object, query: dict[str, str]
 ) -> list[Message]:
     """A page of the channel's messages, ascending by id (SPEC §2), each in its latest state
-    (edited text, tombstone, reactions): the changes themselves are for sync and live. Only
-    the messages the caller may see (storage/visibility.py): a page that reaches below them
-    ends there."""
+    (edited text, tombstone, reactions, reply count; a reply with the quote of the message it
+    answers): the changes themselves are for sync and live. Only the messages the caller may
+    see (storage/visibility.py): a page that reaches below them ends there. With `thread`, the
+    replies to that message only (a thread), paged the same way."""
     channel_id = require_id(channel_id, "channel_id")
     membership = await require_member(services.stores.channels, channel_id, caller.user_id)
     lowest = visible_from(membership)
@@ -338,25 +341,44 @@ async def history(
     cursors = {k: query[k] for k in ("before", "after", "around") if k in query}
     if len(cursors) > 1:
         raise invalid("give at most one of before, after, around")
+    thread = None
+    if "thread" in query:
+        thread = parse_id(query["thread"])
+        if thread is None:
+            raise invalid("thread must be a message id")
+        if "around" in cursors:
+            raise invalid("a thread is paged with before or after, not around")
+        root = await messages.get(channel_id, thread)
+        if root is None or root.kind != "message" or thread < lowest:
+            raise not_found("message")  # nor one the caller may not see
+    page = partial(messages.page, channel_id, changes=False, thread=thread)
     if not cursors:
-        return _from(lowest, await messages.page(channel_id, limit=limit, changes=False))
+        return await quoted(messages, _from(lowest, await page(limit=limit)), lowest)
     ((kind, raw),) = cursors.items()
     at = parse_id(raw)
     if at is None:
         raise invalid(f"{kind} must be a message id")
     if kind == "before":
-        page = await messages.page(channel_id, before=at, limit=limit, changes=False)
-        return _from(lowest, page)
-    if kind == "after":
-        after = max(at, lowest - 1)
-        return await messages.page(channel_id, after=after, limit=limit, changes=False)
-    # around: the message itself and those on both sides of it, `limit` in all.
-    older = await messages.page(channel_id, before=at + 1, limit=limit // 2 + 1, changes=False)
-    older = _from(lowest, older)
-    newer = await messages.page(
-        channel_id, after=max(at, lowest - 1), limit=limit - len(older), changes=False
+        found = _from(lowest, await page(before=at, limit=limit))
+    elif kind == "after":
+        found = await page(after=max(at, lowest - 1), limit=limit)
+    else:
+        # around: the message itself and those on both sides of it, `limit` in all.
+        older = _from(lowest, await page(before=at + 1, limit=limit // 2 + 1))
+        found = older + await page(after=max(at, lowest - 1), limit=limit - len(older))
+    return await quoted(messages, found, lowest)
+
+
+async def pins(services: Services, caller: Device, channel_id: object) -> list[Message]:
+    """The channel's pinned messages, the most recently pinned first, in their latest state:
+    only those the caller may see (storage/visibility.py)."""
+    channel_id = require_id(channel_id, "channel_id")
+    membership = await require_member(services.stores.channels, channel_id, caller.user_id)
+    lowest = visible_from(membership)
+    pinned = await services.stores.messages.pins(channel_id)
+    return await quoted(
+        services.stores.messages, [m for m in pinned if m.message_id >= lowest], lowest
     )
-    return older + newer
 
 
 def _from(lowest: int, page: list[Message]) -> list[Message]:

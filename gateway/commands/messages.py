@@ -12,9 +12,14 @@ from gateway.commands.channels import MANAGERS
 from gateway.errors import ApiError, invalid, not_found, not_member
 from gateway.services import Services
 from schemas.events import MessageChangeV1, MessageSendV1
-from schemas.frames import Ack, Delete, Edit, React, Send
+from schemas.frames import Ack, Delete, Edit, Pin, React, Send, Unpin
 from schemas.ids import now_ms
-from schemas.limits import MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER, MAX_TEXT_CHARS
+from schemas.limits import (
+    MAX_PINS_PER_CHANNEL,
+    MAX_REACTIONS_PER_MESSAGE,
+    MAX_REACTIONS_PER_USER,
+    MAX_TEXT_CHARS,
+)
 from schemas.message import Refusal, reaction_refusal
 from storage.protocols import Device, Membership
 from storage.visibility import visible_from
@@ -22,9 +27,10 @@ from topics import tracing
 
 log = logging.getLogger("parley.messages")
 
-REACTION_REFUSALS: dict[Refusal, str] = {
+REFUSALS: dict[Refusal, str] = {
     "message_limit": f"a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji",
     "user_limit": f"you may put at most {MAX_REACTIONS_PER_USER} different emoji on a message",
+    "pin_limit": f"a channel takes at most {MAX_PINS_PER_CHANNEL} pinned messages",
 }
 
 
@@ -99,7 +105,9 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
     """
     check_text(request.text)
     _take_send(services, caller)
-    await writer_membership(services, caller, request.channel_id)
+    membership = await writer_membership(services, caller, request.channel_id)
+    if request.reply_to is not None:
+        await _answered(services, membership, int(request.reply_to))
     event = MessageSendV1(
         channel_id=request.channel_id,
         sender_id=caller.user_id,
@@ -107,18 +115,35 @@ async def send(services: Services, caller: Device, request: Send) -> asyncio.Fut
         client_msg_id=request.client_msg_id,
         text=request.text,
         sent_at_ms=now_ms(),
+        reply_to=request.reply_to,
     )
     return await _publish(services, event)
 
 
+async def _answered(services: Services, membership: Membership, message_id: int) -> None:
+    """The message a reply answers must be a living message of the same channel that the
+    replier may see (storage/visibility.py), or the send is refused before `accepted`. One
+    deleted after this check is answered all the same: the reply then quotes a tombstone."""
+    original = await services.stores.messages.get(membership.channel_id, message_id)
+    if (
+        original is None
+        or original.kind != "message"
+        or original.deleted
+        or message_id < visible_from(membership)
+    ):
+        raise not_found("reply_to message")
+
+
 async def change(
-    services: Services, caller: Device, request: Edit | Delete | React
+    services: Services, caller: Device, request: Edit | Delete | React | Pin | Unpin
 ) -> asyncio.Future[object]:
-    """Queue the caller's edit, delete or reaction of a message; as `send`, the returned future
-    resolves when the broker holds it. Everything the pipeline would need to refuse is checked
-    here: the message exists in the channel and the caller could see it, an edit is of the
-    caller's own living message and its text is valid, a delete is of the caller's own message
-    or by a group's owner or admin, a reaction is to a living message and one emoji."""
+    """Queue the caller's edit, delete, reaction, pin or unpin of a message; as `send`, the
+    returned future resolves when the broker holds it. Everything the pipeline would need to
+    refuse is checked here: the message exists in the channel and the caller could see it, an
+    edit is of the caller's own living message and its text is valid, a delete is of the
+    caller's own message or by a group's owner or admin, a reaction is to a living message and
+    one emoji, a pin or unpin is of a living message by a group's owner or admin or either
+    member of a direct channel, and a pin fits the channel's cap."""
     if isinstance(request, Edit):
         check_text(request.text)
     if isinstance(request, React) and any(c.isspace() for c in request.emoji):
@@ -142,12 +167,14 @@ async def change(
         raise not_found("message")  # deleted: nothing to edit or react to
     elif isinstance(request, Edit) and not own:
         raise ApiError(403, "forbidden", "only its sender edits a message")
+    elif isinstance(request, Pin | Unpin):
+        await _may_pin(services, caller, membership, target.pinned_by is not None, request)
     elif isinstance(request, React) and not request.removed:
         # As stored now; reactions accepted but not stored yet are judged by the pipeline, in
         # the channel's order (a reaction beyond the caps then arrives as `refused`).
         refusal = reaction_refusal(target.reactions, caller.user_id, request.emoji)
         if refusal is not None:
-            raise invalid(REACTION_REFUSALS[refusal])
+            raise invalid(REFUSALS[refusal])
     event = MessageChangeV1(
         kind="reaction" if isinstance(request, React) else request.type,
         channel_id=channel_id,
@@ -161,6 +188,31 @@ async def change(
         sent_at_ms=now_ms(),
     )
     return await _publish(services, event)
+
+
+async def _may_pin(
+    services: Services,
+    caller: Device,
+    membership: Membership,
+    pinned: bool,
+    request: Pin | Unpin,
+) -> None:
+    """Pins and unpins are a group's owners' and admins' (either member's in a direct channel);
+    a pin of a message not pinned yet must fit the channel's cap, as stored now (pins accepted
+    but not stored yet are judged by the pipeline, in the channel's order: `refused`)."""
+    channel_id = request.channel_id
+    if membership.role not in MANAGERS:
+        # Refused on a cached role, or a plain member: ask the store (a member just made
+        # admin may pin), and whether the channel is a direct one (either member pins).
+        membership = await membership_of(services, caller, channel_id, fresh=True)
+        channel = await services.stores.channels.channel(channel_id)
+        direct = channel is not None and channel.type == "direct"
+        if membership.role not in MANAGERS and not direct:
+            raise ApiError(403, "forbidden", "only a group's owners and admins pin messages")
+    if isinstance(request, Pin) and not pinned:
+        pins = await services.stores.messages.pins(channel_id)
+        if len(pins) >= MAX_PINS_PER_CHANNEL:
+            raise invalid(REFUSALS["pin_limit"])
 
 
 async def ack(services: Services, caller: Device, request: Ack) -> None:

@@ -16,7 +16,8 @@ from storage.protocols.messages import SendKey
 
 _COLUMNS = (
     "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
-    " kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
+    " kind, target_id, emoji, removed, edited_at, deleted, refused, reactions, reply_to,"
+    " reply_count, last_reply_id, pinned_by, pinned_at"
 )
 
 
@@ -42,15 +43,18 @@ class PostgresMessageStore:
         if not messages:
             return
         changes = sorted((m for m in messages if m.kind != "message"), key=_id)
+        answered = sorted({(m.channel_id, m.reply_to) for m in messages if m.reply_to is not None})
         async with connection(self._pool) as conn:
             try:
-                if not changes:
+                if not changes and not answered:
                     # Sends only (the common batch): one statement, atomic by itself, one round
                     # trip; a transaction would add two (BEGIN and COMMIT).
                     await _insert_rows_txn(conn, messages, new)
                     return
                 async with conn.transaction():
                     await _insert_rows_txn(conn, messages, new)
+                    if answered:
+                        await _count_replies_txn(conn, answered)
                     # Changes, in id order, each once its own row is stored (a change whose
                     # send was stored under another id is that one's). Each application is
                     # conditional, so a repeat or a replay changes nothing, and a later change
@@ -129,6 +133,20 @@ class PostgresMessageStore:
             row = await cur.fetchone()
         return None if row is None else _message(row)
 
+    async def get_many(self, channel_id: str, message_ids: Sequence[int]) -> dict[int, Message]:
+        """The rows of these ids that are stored, in their latest state, by id."""
+        if not message_ids:
+            return {}
+        ids = sorted(set(message_ids))
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s"
+                " AND bucket = ANY(%s::int[]) AND message_id = ANY(%s::bigint[])",
+                (channel_id, sorted({bucket_of(i) for i in ids}), ids),
+            )
+            found = [_message(r) for r in await cur.fetchall()]
+        return {m.message_id: m for m in found}
+
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message and its edits as stored (texts blank), in id order."""
         async with connection(self._pool) as conn:
@@ -151,28 +169,34 @@ class PostgresMessageStore:
         after: int | None = None,
         limit: int,
         changes: bool = True,
+        thread: int | None = None,
     ) -> list[Message]:
         """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given; messages only unless `changes`."""
-        only = "" if changes else " AND kind = 'message'"
+        `after`, or the newest of all when neither is given; messages only unless `changes`;
+        only the replies to message `thread` when it is given."""
+        only = "" if changes and thread is None else " AND kind = 'message'"
+        extra: tuple[object, ...] = ()
+        if thread is not None:
+            only += " AND reply_to = %s"
+            extra = (thread,)
         if after is not None:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket >= %s"
                 f" AND message_id > %s{only} ORDER BY bucket, message_id LIMIT %s"
             )
-            params: tuple[object, ...] = (channel_id, bucket_of(after), after, limit)
+            params: tuple[object, ...] = (channel_id, bucket_of(after), after, *extra, limit)
         elif before is not None:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s AND bucket <= %s"
                 f" AND message_id < %s{only} ORDER BY bucket DESC, message_id DESC LIMIT %s"
             )
-            params = (channel_id, bucket_of(before), before, limit)
+            params = (channel_id, bucket_of(before), before, *extra, limit)
         else:
             sql = (
                 f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s{only}"
                 " ORDER BY bucket DESC, message_id DESC LIMIT %s"
             )
-            params = (channel_id, limit)
+            params = (channel_id, *extra, limit)
         async with connection(self._pool) as conn:
             cur = await conn.execute(sql.encode(), params)
             rows = [_message(r) for r in await cur.fetchall()]
@@ -193,6 +217,16 @@ class PostgresMessageStore:
         params = (channel_id, bucket_of(after), after, sender_id, limit)
         async with connection(self._pool) as conn:
             cur = await conn.execute(sql.encode(), params)
+            return [_message(r) for r in await cur.fetchall()]
+
+    async def pins(self, channel_id: str) -> list[Message]:
+        """The channel's pinned messages, the most recently pinned first."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE channel_id = %s"
+                " AND pinned_by IS NOT NULL ORDER BY pin_id DESC",
+                (channel_id,),
+            )
             return [_message(r) for r in await cur.fetchall()]
 
     async def close(self) -> None:
@@ -225,6 +259,7 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
                 "e": m.emoji,
                 "r": m.removed,
                 "rf": m.refused,
+                "rt": m.reply_to,
             }
             for m in messages
         ]
@@ -236,7 +271,8 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
     await conn.execute(
         "WITH t AS MATERIALIZED ("
         "  SELECT * FROM json_to_recordset(%s::json) AS t(d text, c text, ch text, id bigint,"
-        "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean, rf text)"
+        "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean, rf text,"
+        "    rt bigint)"
         "), claimed AS ("
         "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
         "  SELECT d, c, ch, id FROM t"
@@ -244,12 +280,27 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
         + "  RETURNING sender_device_id, client_msg_id, message_id"
         ")"
         " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
-        " client_msg_id, text, sent_at, kind, target_id, emoji, removed, refused)"
-        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r, t.rf"
+        " client_msg_id, text, sent_at, kind, target_id, emoji, removed, refused, reply_to)"
+        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r, t.rf, t.rt"
         " FROM t JOIN claimed s ON s.sender_device_id = t.d AND s.client_msg_id = t.c"
         "   AND s.message_id = t.id"
         " ON CONFLICT DO NOTHING",
         (rows,),
+    )
+
+
+async def _count_replies_txn(conn: Any, answered: Sequence[tuple[str, int]]) -> None:
+    """Set the reply count of each answered message from its stored replies (in the caller's
+    transaction, after the replies' rows): counted, not incremented, so a repeat or a replay
+    of a reply leaves the same count."""
+    await conn.execute(
+        "UPDATE messages m SET (reply_count, last_reply_id) = (SELECT count(*),"
+        "   max(r.message_id) FROM messages r"
+        "   WHERE r.channel_id = m.channel_id AND r.reply_to = m.message_id)"
+        " FROM unnest(%s::text[], %s::bigint[]) AS a(channel_id, id)"
+        " WHERE m.channel_id = a.channel_id AND m.bucket = (a.id >> %s) / %s"
+        "   AND m.message_id = a.id AND m.kind = 'message'",
+        ([c for c, _ in answered], [i for _, i in answered], SEQUENCE_BITS, BUCKET_MS),
     )
 
 
@@ -298,14 +349,29 @@ async def _apply_change_txn(conn: Any, change: Message) -> None:
     elif change.kind == "delete":
         # The text goes from the store: the message's, and that of every edit of it.
         await conn.execute(
-            f"UPDATE messages SET text = '', deleted = true, reactions = NULL WHERE {target}"
-            + _STORED,
+            "UPDATE messages SET text = '', deleted = true, reactions = NULL, pinned_by = NULL,"
+            f" pinned_at = NULL WHERE {target}" + _STORED,
             params,
         )
         await conn.execute(
             "UPDATE messages SET text = '' WHERE channel_id = %(channel)s"
             " AND target_id = %(target)s AND kind = 'edit'" + _STORED,
             params,
+        )
+    elif change.kind in ("pin", "unpin"):
+        if change.refused is not None:
+            return  # beyond the channel's cap: it pins nothing
+        pinned = change.kind == "pin"
+        # The newest pin or unpin wins, however often and in whatever order they are applied.
+        await conn.execute(
+            "UPDATE messages SET pinned_by = %(by)s, pinned_at = %(pinned_at)s,"
+            f" pin_id = %(change)s WHERE {target} AND NOT deleted"
+            " AND coalesce(pin_id, 0) < %(change)s" + _STORED,
+            {
+                **params,
+                "by": change.sender_id if pinned else None,
+                "pinned_at": change.sent_at if pinned else None,
+            },
         )
     else:
         # The message's reactions are its state (emoji -> sorted user ids), set with the id of
@@ -348,4 +414,9 @@ def _message(row: tuple[object, ...]) -> Message:
         reactions={e: sorted(who) for e, who in sorted(reactions.items())}
         if reactions and row[7] == "message" and not row[12]
         else None,
+        reply_to=None if row[15] is None else int(str(row[15])),
+        reply_count=int(str(row[16])),
+        last_reply_id=None if row[17] is None else int(str(row[17])),
+        pinned_by=None if row[18] is None else str(row[18]),
+        pinned_at=None if row[19] is None else str(row[19]),
     )

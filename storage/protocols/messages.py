@@ -20,7 +20,14 @@ class MessageStore(Protocol):
         newest edit wins; none once deleted), a delete leaves a tombstone (the texts of the
         message and of its edits are removed), a reaction adds or takes back one (user, emoji)
         (the newest wins). However often and in whatever order changes are applied, the
-        message ends in the state their id order gives."""
+        message ends in the state their id order gives.
+
+        A pin pins its message (`pinned_by`, `pinned_at`), an unpin unpins it (the newest of
+        them wins; one `refused` changes nothing), and a delete unpins it.
+
+        A reply (`reply_to`) sets its message's `reply_count` to the number of stored replies
+        to it: a repeat or a replay leaves the same count. A `reply_count` or `quote` given
+        on a row is not stored."""
 
     async def insert_new(self, messages: Sequence[Message]) -> bool:
         """`insert` for rows whose send keys are believed new (the pipeline's common case, in
@@ -30,6 +37,10 @@ class MessageStore(Protocol):
 
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
+
+    async def get_many(self, channel_id: str, message_ids: Sequence[int]) -> dict[int, Message]:
+        """The rows of these ids that are stored, in their latest state, by id: one statement
+        on Postgres however many (the quotes of a page of replies)."""
 
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message's rows as stored, in id order: the message and its edits, their
@@ -58,10 +69,13 @@ class MessageStore(Protocol):
         after: int | None = None,
         limit: int,
         changes: bool = True,
+        thread: int | None = None,
     ) -> list[Message]:
         """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given; messages only unless `changes`.
-        Messages are in their latest state.
+        `after`, or the newest of all when neither is given; messages only unless `changes`;
+        with `thread`, only the messages that answer message `thread` (its replies), deleted
+        ones included. Messages are in their latest state, with their `reply_to` and
+        `reply_count` (a reply's `quote` is left to the reader: storage/replies.py).
 
         Gap-free while inserts run: a page shows a message only once every older message of
         the channel is stored too, so paging on from a page's last id misses nothing."""
@@ -73,6 +87,10 @@ class MessageStore(Protocol):
         oldest with ids above `after`, ascending, in their latest state (a deleted one without
         its text): a page of a user's export. Reads the channel a chunk at a time, so memory
         stays bounded however long the channel."""
+
+    async def pins(self, channel_id: str) -> list[Message]:
+        """The channel's pinned messages (`pinned_by` set), the most recently pinned first: at
+        most MAX_PINS_PER_CHANNEL, the cap the gateway and the pipeline keep."""
 
     async def close(self) -> None:
         """Release connections."""

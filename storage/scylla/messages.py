@@ -25,6 +25,7 @@ from storage.protocols.messages import SendKey
 from storage.scylla.rows import (
     base_values,
     head_timestamp,
+    id_timestamp,
     merged,
     message_of,
     reactions_of,
@@ -137,7 +138,10 @@ class ScyllaMessageStore:
         # (a retry, a replay).
         await self._all(
             (
-                (q.insert_message, (bucket_of(m.message_id), *base_values(m), row_timestamp(m)))
+                (
+                    q.insert_message,
+                    (bucket_of(m.message_id), *base_values(m), m.reply_to, row_timestamp(m)),
+                )
                 if m.kind == "message"
                 else (
                     q.insert_change,
@@ -170,6 +174,34 @@ class ScyllaMessageStore:
         changes = sorted((m for m, _ in stored.values() if m.kind != "message"), key=_id)
         for change in changes:
             await self._apply(change)
+        await self._count_replies([m for m, _ in stored.values() if m.reply_to is not None])
+
+    async def _count_replies(self, replies: Sequence[Message]) -> None:
+        """List each reply under its message, then set each answered message's reply count
+        from the listed replies, written with the timestamp of the newest one counted: counted,
+        not incremented, so a repeat or a replay leaves the same count, and an older count
+        never overwrites a newer one."""
+        if not replies:
+            return
+        q = self._q()
+        await self._all((q.add_reply, (m.channel_id, m.reply_to, m.message_id)) for m in replies)
+        answered = sorted({(m.channel_id, m.reply_to) for m in replies if m.reply_to})
+        counts = await self._all((q.count_replies, key) for key in answered)
+        targets = await self._all(
+            (q.message, (channel_id, bucket_of(i), i)) for channel_id, i in answered
+        )
+        writes = []
+        for (channel_id, i), count, target in zip(answered, counts, targets, strict=True):
+            if not target or not count or count[0]["newest"] is None:
+                continue  # an UPDATE of a missing row would make one
+            at = id_timestamp(int(count[0]["newest"]))
+            writes.append(
+                (
+                    q.set_reply_count,
+                    (at, count[0]["n"], count[0]["newest"], channel_id, bucket_of(i), i),
+                )
+            )
+        await self._all(writes)
 
     async def _apply(self, change: Message) -> None:
         q, session = self._q(), self._s()
@@ -187,9 +219,23 @@ class ScyllaMessageStore:
             params = (at, change.text, change.sent_at, {change.message_id}, *target_key)
             await execute(session, q.apply_edit, params)
         elif change.kind == "delete":
-            # The text goes from the store: the message's, and that of every edit of it.
+            # The text goes from the store: the message's, and that of every edit of it; and
+            # the message is unpinned.
             await execute(session, q.apply_delete, (at, *target_key))
+            await execute(session, q.remove_pin, (at, change.channel_id, change.target_id))
             await self._blank(at, change.channel_id, sorted(target["edits"] or ()))
+        elif change.kind in ("pin", "unpin"):
+            if change.refused is not None or target["deleted"]:
+                return  # beyond the channel's cap, or deleted: it pins nothing
+            # Written with the change's timestamp: the newest pin or unpin wins.
+            if change.kind == "pin":
+                pinned = (at, change.sender_id, change.sent_at, *target_key)
+                await execute(session, q.set_pinned, pinned)
+                pin = (change.channel_id, change.target_id, change.message_id, at)
+                await execute(session, q.add_pin, pin)
+            else:
+                await execute(session, q.set_pinned, (at, None, None, *target_key))
+                await execute(session, q.remove_pin, (at, change.channel_id, change.target_id))
         elif not target["deleted"]:
             # The message's reactions are one value, written with the reaction's timestamp: a
             # reaction applied again, or after a later one, loses to the later write. Reading
@@ -309,6 +355,13 @@ class ScyllaMessageStore:
         (row,) = await self._rows_by_id([(channel_id, message_id)])
         return None if row is None else message_of(row)
 
+    async def get_many(self, channel_id: str, message_ids: Sequence[int]) -> dict[int, Message]:
+        """The rows of these ids that are stored, in their latest state, by id (read
+        concurrently: one partition per query)."""
+        ids = sorted(set(message_ids))
+        rows = await self._rows_by_id([(channel_id, i) for i in ids])
+        return {i: message_of(row) for i, row in zip(ids, rows, strict=True) if row is not None}
+
     async def deleted_rows(self, channel_id: str, message_id: int) -> list[Message]:
         """A deleted message and its edits as stored (texts blank), in id order."""
         q, session = self._q(), self._s()
@@ -327,9 +380,11 @@ class ScyllaMessageStore:
         after: int | None = None,
         limit: int,
         changes: bool = True,
+        thread: int | None = None,
     ) -> list[Message]:
         """Up to `limit` rows ascending by id: the newest below `before`, the oldest above
-        `after`, or the newest of all when neither is given; messages only unless `changes`."""
+        `after`, or the newest of all when neither is given; messages only unless `changes`;
+        only the replies to message `thread` when it is given (their ids from `replies`)."""
         if limit <= 0:
             return []
         # A page reads no further than the channel's head. The rows of one insert become
@@ -344,6 +399,8 @@ class ScyllaMessageStore:
             low, high = after, head
         else:
             low, high = 0, head if before is None else min(head, before - 1)
+        if thread is not None:
+            return await self._thread(channel_id, thread, low, high, upwards, limit)
         kept: list[Row] = []
         rows = self._rows(channel_id, low, high, upwards=upwards, changes=False)
         if changes:
@@ -382,6 +439,20 @@ class ScyllaMessageStore:
                         break
         return [message_of(r) for r in kept]
 
+    async def _thread(
+        self, channel_id: str, thread: int, low: int, high: int, upwards: bool, limit: int
+    ) -> list[Message]:
+        """Up to `limit` replies to `thread` with ids in (low, high], nearest first from `low`
+        upwards or from `high` downwards, ascending."""
+        if high <= low:
+            return []
+        q = self._q()
+        statement = q.replies_up if upwards else q.replies_down
+        listed = await execute(self._s(), statement, (channel_id, thread, low, high, limit))
+        ids = sorted(int(r["message_id"]) for r in listed)
+        rows = await self._all((q.message, (channel_id, bucket_of(i), i)) for i in ids)
+        return [message_of(found[0]) for found in rows if found]
+
     async def _head(self, channel_id: str) -> int | None:
         """The channel's newest id: every row at or below it is stored."""
         heads = await execute(self._s(), self._q().head, (channel_id,))
@@ -416,6 +487,17 @@ class ScyllaMessageStore:
                         break  # the bucket is read to its end
                     last = int(rows[-1]["message_id"])
                     low, high = (last, high) if upwards else (low, last - 1)
+
+    async def pins(self, channel_id: str) -> list[Message]:
+        """The channel's pinned messages, the most recently pinned first (listed in `pins`,
+        read from `messages`)."""
+        q = self._q()
+        listed = await execute(self._s(), q.pinned, (channel_id,))
+        order = sorted(listed, key=lambda r: -int(r["pin_id"]))
+        ids = [int(r["message_id"]) for r in order]
+        rows = await self._all((q.message, (channel_id, bucket_of(i), i)) for i in ids)
+        found = [message_of(r[0]) for r in rows if r]
+        return [m for m in found if m.pinned_by is not None]
 
     async def close(self) -> None:
         """Release connections (shuts down the store's driver session)."""

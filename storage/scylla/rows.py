@@ -39,7 +39,12 @@ def base_values(m: Message) -> tuple[object, ...]:
 def row_timestamp(m: Message) -> int:
     """The write timestamp of a row, or of a change's writes: its id's millisecond in
     microseconds, plus its sequence within the millisecond, so later ids write later."""
-    return id_unix_ms(m.message_id) * 1000 + (m.message_id & SEQUENCE_MASK) % 1000
+    return id_timestamp(m.message_id)
+
+
+def id_timestamp(message_id: int) -> int:
+    """The write timestamp of a row or write of this id (`row_timestamp`)."""
+    return id_unix_ms(message_id) * 1000 + (message_id & SEQUENCE_MASK) % 1000
 
 
 async def merged(
@@ -90,4 +95,9 @@ def message_of(row: Row) -> Message:
         edited_at=row["edited_at"],
         deleted=bool(row["deleted"]),
         reactions=reactions_of(row) if kind == "message" and not row["deleted"] else None,
+        reply_to=row.get("reply_to"),
+        reply_count=row.get("reply_count") or 0,
+        last_reply_id=row.get("last_reply_id"),
+        pinned_by=row.get("pinned_by"),
+        pinned_at=row.get("pinned_at"),
     )

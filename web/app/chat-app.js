@@ -244,6 +244,14 @@ export class ChatApp extends EventTarget {
     }
   }
 
+  // A group's owners and admins; either member of a direct chat.
+  canPin(message) {
+    if (message.deleted) return false;
+    const channel = this.channels.get(message.channel_id);
+    if (!channel) return false;
+    return channel.type === "direct" || MANAGERS.has(this.roleIn(channel));
+  }
+
   async openDirect(userText) {
     const channel = await this.api.openDirect(await this.resolveUser(userText));
     await this.loadChannels();
@@ -418,9 +426,10 @@ export class ChatApp extends EventTarget {
 
   // --- sending -----------------------------------------------------------------------
 
-  send(text) {
+  // `replyTo`: the id of the message of the open chat this one answers, if any.
+  send(text, replyTo = null) {
     if (!this.currentId || !text.trim()) return;
-    this.sender.send(this.currentId, text);
+    this.sender.send(this.currentId, text, replyTo);
     this.typingTeller.cancel(); // that typing was this message
   }
 
@@ -450,6 +459,8 @@ export class ChatApp extends EventTarget {
       case "edit":
       case "delete":
       case "reaction":
+      case "pin":
+      case "unpin":
         return this.onChange(frame);
       case "receipts":
         this.receipts.moved(frame.channel_id, frame.reads);

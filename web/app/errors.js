@@ -28,6 +28,8 @@ const CHANGE_MESSAGES = {
     edit: "Not allowed: you can only edit your own messages.",
     delete: "Not allowed: only a group's owners and admins delete other people's messages.",
     react: "Not allowed to react to this message.",
+    pin: "Not allowed: only a group's owners and admins pin messages.",
+    unpin: "Not allowed: only a group's owners and admins unpin messages.",
   },
 };
 
@@ -42,6 +44,9 @@ export function describeError(code, serverMessage, kind = null) {
   if (kind === "group") {
     if (!(code in GROUP_MESSAGES)) return describeError(code, serverMessage);
     return GROUP_MESSAGES[code] || serverMessage || `Error: ${code}`;
+  }
+  if (kind === "send" && code === "not_found") {
+    return "Not sent: the message you reply to was deleted, or is not in this chat.";
   }
   if (kind && kind !== "send" && CHANGE_MESSAGES[code]) {
     const text = CHANGE_MESSAGES[code];

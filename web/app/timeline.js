@@ -1,6 +1,6 @@
 // The messages of each channel this tab knows, deduplicated by message_id and kept in id order.
 //
-// A channel's rows are messages and changes to them (edit, delete, reaction), in one id
+// A channel's rows are messages and changes to them (edit, delete, reaction, pin, unpin), in one id
 // order. Only messages are kept; a change is applied to the message it names (if this tab
 // has it: a history page brings each message in its latest state anyway), and the newest
 // change seen counts towards the cursor.
@@ -15,6 +15,12 @@ import { compareIds, maxId } from "./ids.js";
 
 const CACHE_MESSAGES = 100; // per channel
 const CACHE_CHARS = 200_000; // per channel: a few long texts must not fill the quota
+const QUOTE_CHARS = 200; // what a reply shows of the text it answers (as the server cuts it)
+
+// The start of a text as a quote shows it: the server counts code points, not UTF-16 units.
+function quoteOf(text) {
+  return Array.from(text).slice(0, QUOTE_CHARS).join("");
+}
 
 function insertSorted(list, message) {
   // Messages arrive mostly in order: search from the end.
@@ -66,7 +72,20 @@ export class ChannelTimeline {
       if (change.type === "edit") {
         message.text = change.text;
         message.edited_at = change.sent_at;
+        changed = this.requote(change.target_id, { text: quoteOf(change.text) }) || changed;
+      } else if (change.type === "pin" || change.type === "unpin") {
+        if (change.refused) continue; // beyond the channel's cap: it pinned nothing
+        if (change.type === "pin") {
+          message.pinned_by = change.sender_id;
+          message.pinned_at = change.sent_at;
+        } else {
+          delete message.pinned_by;
+          delete message.pinned_at;
+        }
       } else if (change.type === "delete") {
+        changed = this.requote(change.target_id, { text: "", deleted: true }) || changed;
+        delete message.pinned_by;
+        delete message.pinned_at;
         message.deleted = true;
         message.text = "";
         message.reactions = {};
@@ -87,13 +106,41 @@ export class ChannelTimeline {
     return changed;
   }
 
+  // The quotes of the replies to `messageId` this tab has, after an edit or delete of it.
+  requote(messageId, fields) {
+    let changed = false;
+    for (const list of [this.live, this.window ? this.window.messages : []]) {
+      for (const reply of list) {
+        if (reply.reply_to !== messageId || !reply.quote || reply.deleted) continue;
+        reply.quote = { ...reply.quote, ...fields };
+        reply.rev = (reply.rev || 0) + 1;
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  // A reply new to this tab counts on the message it answers, unless that message's row
+  // already counted it (its `last_reply_id` is not below the reply).
+  countReply(reply) {
+    if (!reply.reply_to) return;
+    for (const message of this.find(reply.reply_to)) {
+      if (message.last_reply_id && compareIds(reply.message_id, message.last_reply_id) <= 0) continue;
+      message.reply_count = (message.reply_count || 0) + 1;
+      message.last_reply_id = reply.message_id;
+      message.rev = (message.rev || 0) + 1;
+    }
+  }
+
   has(messageId) {
     return this.live.some((m) => m.message_id === messageId);
   }
 
   // Returns true if the message is new to this tab.
   addLive(message) {
-    return insertSorted(this.live, message);
+    const isNew = insertSorted(this.live, message);
+    if (isNew) this.countReply(message);
+    return isNew;
   }
 
   addPage(messages) {

@@ -151,12 +151,18 @@ export class Api {
   joinByInvite(code) {
     return this.request("POST", apiPath`/v1/invites/${code}/join`);
   }
-  history(channelId, { before, after, around, limit = 50 } = {}) {
+  // With `thread`, the replies to that message only (paged with `before` or `after`).
+  history(channelId, { before, after, around, limit = 50, thread } = {}) {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set("before", before);
     if (after) query.set("after", after);
     if (around) query.set("around", around);
+    if (thread) query.set("thread", thread);
     return this.request("GET", apiPath`/v1/channels/${channelId}/messages` + `?${query}`);
+  }
+  // The channel's pinned messages, the most recently pinned first.
+  pins(channelId) {
+    return this.request("GET", apiPath`/v1/channels/${channelId}/pins`);
   }
   // Messages that hold every word of `q`, newest first; `before` pages on (`next_before`).
   search(q, { channelId, before, limit = 20 } = {}) {

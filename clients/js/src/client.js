@@ -2,7 +2,7 @@
 // connect (discovery, hello with cursors, reconnects), send and change messages with promises,
 // and get every row of the user's channels once, in order, across reconnects.
 //
-// Events: "message" and "change" (detail: a message, or an edit/delete/reaction frame, each
+// Events: "message" and "change" (detail: a message, or an edit/delete/reaction/pin/unpin frame, each
 // new to this client: rows at or below the channel's cursor are not told twice), "frame"
 // (every server frame), "state" (as Connection's), "unauthorized" (detail: a ParleyError).
 
@@ -13,7 +13,7 @@ import { compareIds } from "./ids.js";
 import { memoryStorage } from "./storage.js";
 import { Sender } from "./sending.js";
 
-const ROWS = new Set(["message", "edit", "delete", "reaction"]);
+const ROWS = new Set(["message", "edit", "delete", "reaction", "pin", "unpin"]);
 
 export class Client extends EventTarget {
   // Logs in (a new device) and returns a client for it, not yet connected.
@@ -82,8 +82,9 @@ export class Client extends EventTarget {
 
   // Resolves with the message as delivered (its message_id, sent_at, …); rejects with a
   // ParleyError carrying the server's code (not_member, too_large, rate_limited, …).
-  send(channelId, text) {
-    return this.waitFor(this.sender.send(channelId, text));
+  // `replyTo`: the id of the message of the channel this one answers (a reply).
+  send(channelId, text, { replyTo = null } = {}) {
+    return this.waitFor(this.sender.send(channelId, text, replyTo));
   }
 
   // Resolves with the change frame (its own message_id; target_id names the message).
@@ -93,6 +94,11 @@ export class Client extends EventTarget {
 
   delete(message) {
     return this.waitFor(this.sender.delete(message));
+  }
+
+  // Pins the message (with `unpin`, unpins it); resolves with the pin (unpin) frame.
+  pin(message, { unpin = false } = {}) {
+    return this.waitFor(this.sender.pin(message, unpin));
   }
 
   react(message, emoji, { removed = false } = {}) {

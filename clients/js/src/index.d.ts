@@ -23,11 +23,30 @@ export interface Message {
   edited_at?: string | null;
   deleted?: boolean;
   reactions?: Record<string, Id[]>;
+  /** A reply: the message of the channel it answers. */
+  reply_to?: Id;
+  /** A reply: its message's sender and first 200 characters as it is now, or a tombstone;
+   * absent when you may not see that message. Apply edits and deletes of it here too. */
+  quote?: Quote;
+  /** How many replies answer this message (deleted ones included). */
+  reply_count?: number;
+  /** The newest reply `reply_count` counts: count a reply frame only if its id is above. */
+  last_reply_id?: Id;
+  /** Pinned: by whom, and when (absent when not pinned). */
+  pinned_by?: Id;
+  pinned_at?: string;
 }
 
-/** An edit, delete or reaction: a row of the channel with its own message_id. */
+/** What a reply shows of the message it answers. */
+export interface Quote {
+  sender_id: Id;
+  text: string;
+  deleted?: boolean;
+}
+
+/** An edit, delete, reaction, pin or unpin: a row of the channel with its own message_id. */
 export interface ChangeFrame {
-  type: "edit" | "delete" | "reaction";
+  type: "edit" | "delete" | "reaction" | "pin" | "unpin";
   channel_id: Id;
   message_id: Id;
   target_id: Id;
@@ -38,6 +57,8 @@ export interface ChangeFrame {
   sent_at: string;
   emoji?: string;
   removed?: boolean;
+  /** A reaction or pin beyond the caps: stored, changing nothing. */
+  refused?: "message_limit" | "user_limit" | "pin_limit";
 }
 
 export type ErrorCode =
@@ -201,8 +222,10 @@ export class Api {
   joinByInvite(code: string): Promise<Channel>;
   history(
     channelId: Id,
-    page?: { before?: Id; after?: Id; around?: Id; limit?: number },
+    page?: { before?: Id; after?: Id; around?: Id; limit?: number; thread?: Id },
   ): Promise<{ messages: Message[] }>;
+  /** The channel's pinned messages, the most recently pinned first. */
+  pins(channelId: Id): Promise<{ messages: Message[] }>;
   search(
     q: string,
     options?: { channelId?: Id; before?: Id; limit?: number },
@@ -256,10 +279,12 @@ export class Connection extends EventTarget {
 
 export interface OutboxItem {
   client_msg_id: string;
-  kind: "send" | "edit" | "delete" | "react";
+  kind: "send" | "edit" | "delete" | "react" | "pin" | "unpin";
   channel_id: Id;
   message_id?: Id;
   text?: string;
+  /** A send that answers this message of the channel. */
+  reply_to?: Id;
   emoji?: string;
   removed?: boolean;
   /** `accepted` came: the server has it durably. */
@@ -297,10 +322,11 @@ export class Sender {
   constructor(connection: Connection, options?: SenderOptions);
   deviceId: Id | null;
   outbox: Outbox;
-  send(channelId: Id, text: string): OutboxItem;
+  send(channelId: Id, text: string, replyTo?: Id | null): OutboxItem;
   edit(message: MessageRef, text: string): OutboxItem;
   delete(message: MessageRef): OutboxItem;
   react(message: MessageRef, emoji: string, removed?: boolean): OutboxItem;
+  pin(message: MessageRef, unpin?: boolean): OutboxItem;
   pendingSends(channelId: Id): OutboxItem[];
   pendingChanges(messageId: Id): OutboxItem[];
   retry(clientMsgId: string): OutboxItem | undefined;
@@ -355,9 +381,10 @@ export class Client extends EventTarget {
   /** Closes the socket; unconfirmed sends stay and go again at the next connect(). */
   close(): void;
   /** Resolves with the message as delivered; rejects with a ParleyError of the server's code. */
-  send(channelId: Id, text: string): Promise<Message>;
+  send(channelId: Id, text: string, options?: { replyTo?: Id | null }): Promise<Message>;
   edit(message: MessageRef, text: string): Promise<ChangeFrame>;
   delete(message: MessageRef): Promise<ChangeFrame>;
+  pin(message: MessageRef, options?: { unpin?: boolean }): Promise<ChangeFrame>;
   react(message: MessageRef, emoji: string, options?: { removed?: boolean }): Promise<ChangeFrame>;
   ack(channelId: Id, messageId: Id): boolean;
   read(channelId: Id, messageId: Id): boolean;

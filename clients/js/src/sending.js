@@ -35,8 +35,11 @@ export class Sender {
     return item;
   }
 
-  send(channelId, text) {
-    return this.queue({ kind: "send", channel_id: channelId, text });
+  // `replyTo`: the id of the message of the channel this one answers (a reply), if any.
+  send(channelId, text, replyTo = null) {
+    const fields = { kind: "send", channel_id: channelId, text };
+    if (replyTo) fields.reply_to = replyTo;
+    return this.queue(fields);
   }
 
   // `message`: any object with its channel_id and message_id (a message frame, a history row).
@@ -48,6 +51,11 @@ export class Sender {
   delete(message) {
     const { channel_id: channelId, message_id: messageId } = message;
     return this.queue({ kind: "delete", channel_id: channelId, message_id: messageId });
+  }
+
+  pin(message, unpin = false) {
+    const { channel_id: channelId, message_id: messageId } = message;
+    return this.queue({ kind: unpin ? "unpin" : "pin", channel_id: channelId, message_id: messageId });
   }
 
   react(message, emoji, removed = false) {
@@ -71,6 +79,7 @@ export class Sender {
     const frame = { type: kind, client_msg_id: item.client_msg_id, channel_id: item.channel_id };
     if (kind !== "send") frame.message_id = item.message_id;
     if (kind === "send" || kind === "edit") frame.text = item.text;
+    if (kind === "send" && item.reply_to) frame.reply_to = item.reply_to;
     if (kind === "react") Object.assign(frame, { emoji: item.emoji, removed: item.removed });
     return this.connection.send(frame);
   }

@@ -161,6 +161,33 @@ describe("against a running Parley", { skip: !GATEWAY && "PARLEY_URL is not set"
     assert.deepEqual(changes.map((c) => c.message_id), [edit.message_id]);
   });
 
+  test("a reply carries its quote, counts on its message and is in the message's thread", async () => {
+    const original = await alice.send(channelId, "the question");
+    const arrived = next(alice, "message", (m) => m.reply_to === original.message_id);
+    const reply = await bob.send(channelId, "the answer", { replyTo: original.message_id });
+    assert.equal(reply.reply_to, original.message_id);
+    assert.deepEqual(reply.quote, { sender_id: alice.userId, text: "the question" });
+    assert.deepEqual((await arrived).quote, reply.quote);
+    const { messages: thread } = await alice.api.history(channelId, { thread: original.message_id });
+    assert.deepEqual(thread.map((m) => m.message_id), [reply.message_id]);
+    const { messages: [row] } = await alice.api.history(channelId, { around: original.message_id, limit: 1 });
+    assert.deepEqual([row.reply_count, row.last_reply_id], [1, reply.message_id]);
+    await assert.rejects(bob.send(channelId, "to nothing", { replyTo: "1" }), { code: "not_found" });
+  });
+
+  test("either member of a direct channel pins and unpins, and the pins list follows", async () => {
+    const message = await alice.send(channelId, "pin me");
+    const arrived = next(alice, "change", (c) => c.type === "pin" && c.target_id === message.message_id);
+    const pin = await bob.pin(message);
+    assert.deepEqual([pin.type, pin.target_id, pin.sender_id], ["pin", message.message_id, bob.userId]);
+    assert.equal((await arrived).message_id, pin.message_id);
+    const { messages: pinned } = await alice.api.pins(channelId);
+    assert.deepEqual(pinned.map((m) => [m.message_id, m.pinned_by]), [[message.message_id, bob.userId]]);
+    const unpin = await alice.pin(message, { unpin: true });
+    assert.equal(unpin.type, "unpin");
+    assert.deepEqual((await alice.api.pins(channelId)).messages, []);
+  });
+
   test("a refused send rejects with the server's code and leaves nothing behind", async () => {
     await assert.rejects(bob.send("1", "nobody here"), (error) => {
       assert.ok(error instanceof ParleyError);

@@ -25,6 +25,13 @@ export async function example(url: string): Promise<void> {
     console.log(message.text, compareIds(message.message_id, "1"));
   });
   const sent: Message = await client.send(channel_id, "hello bob");
+  const reply: Message = await client.send(channel_id, "hi", { replyTo: sent.message_id });
+  const quoted: string | undefined = reply.quote?.text;
+  const { messages } = await client.api.history(channel_id, { thread: sent.message_id });
+  console.log(quoted, messages.length, reply.reply_count ?? 0);
+  const pin: ChangeFrame = await client.pin(sent, { unpin: false });
+  const { messages: pinned } = await client.api.pins(channel_id);
+  console.log(pin.refused, pinned[0]?.pinned_by);
   const edit: ChangeFrame = await client.edit(sent, "hello, bob");
   await client.react(sent, "👍", { removed: false });
   console.log(edit.target_id === sent.message_id);

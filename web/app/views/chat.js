@@ -1,5 +1,6 @@
 // The open chat: its header (members and their presence), the messages with infinite scroll
-// back through history, who is typing, and the composer (which also edits a message).
+// back through history, who is typing, the composer (which also edits a message, or answers
+// one: a reply), and a message's thread (its replies) beside them.
 
 import { h, replace } from "../dom.js";
 import { textLength } from "../ids.js";
@@ -14,6 +15,7 @@ export class ChatView {
     this.app = app;
     this.nodes = new Map(); // message_id -> element, reused while the message is unchanged
     this.editing = null; // the message being edited in the composer
+    this.replyingTo = null; // the message the composer's next send answers
     this.shownChannel = null;
     this.highlightId = null;
 
@@ -23,6 +25,11 @@ export class ChatView {
       "button",
       { type: "button", class: "secondary", onclick: onMembers, hidden: true },
       "Members",
+    );
+    this.pinsButton = h(
+      "button",
+      { type: "button", class: "secondary", onclick: () => this.openPins().catch((e) => app.notify(e.message)) },
+      "Pins",
     );
     this.older = h(
       "button",
@@ -66,6 +73,26 @@ export class ChatView {
       h("span", {}, "Editing a message"),
       h("button", { type: "button", class: "link", onclick: () => this.stopEditing() }, "Cancel edit"),
     );
+    this.replyLabel = h("span", {});
+    this.replyBanner = h(
+      "div",
+      { class: "replying", hidden: true, "data-testid": "replying" },
+      this.replyLabel,
+      h("button", { type: "button", class: "link", onclick: () => this.stopReplying() }, "Cancel reply"),
+    );
+    this.threadTitle = h("h3", {}, "Thread");
+    this.threadList = h("ol", { class: "message-list", "data-testid": "thread" });
+    this.threadPanel = h(
+      "aside",
+      { class: "thread", hidden: true, "aria-label": "Thread" },
+      h(
+        "header",
+        {},
+        this.threadTitle,
+        h("button", { type: "button", class: "link", onclick: () => this.closeThread() }, "Close panel"),
+      ),
+      this.threadList,
+    );
     this.sendButton = h("button", { type: "submit" }, "Send");
     this.counter = h("span", { class: "counter", "aria-live": "polite" });
     this.composer = h(
@@ -85,12 +112,19 @@ export class ChatView {
     this.element = h(
       "section",
       { class: "chat", "aria-label": "Chat" },
-      h("header", { class: "chat-header" }, h("div", {}, this.title, this.people), this.membersButton),
+      h(
+        "header",
+        { class: "chat-header" },
+        h("div", {}, this.title, this.people),
+        h("div", { class: "header-actions" }, this.pinsButton, this.membersButton),
+      ),
       this.newer,
       this.scroller,
       this.typingLine,
       this.editBanner,
+      this.replyBanner,
       this.composer,
+      this.threadPanel,
     );
 
     // Scrolled to the top: fetch the page before.
@@ -119,11 +153,67 @@ export class ChatView {
       this.app.sender.edit(this.editing, text);
       this.stopEditing();
     } else {
-      this.app.send(text);
+      this.app.send(text, this.replyingTo ? this.replyingTo.message_id : null);
       this.text.value = "";
+      this.stopReplying();
     }
     this.count();
     this.text.focus();
+  }
+
+  startReplying(message) {
+    this.stopEditing();
+    this.replyingTo = message;
+    replace(this.replyLabel, `Replying to ${this.app.nameOf(message.sender_id)}: ${message.text.slice(0, 80)}`);
+    this.replyBanner.hidden = false;
+    this.text.focus();
+  }
+
+  stopReplying() {
+    this.replyingTo = null;
+    this.replyBanner.hidden = true;
+  }
+
+  // A message's thread: the message, then its replies (the newest 100).
+  async openThread(message) {
+    this.threadOf = message;
+    this.threadPanel.hidden = false;
+    replace(this.threadTitle, `Thread of ${this.app.nameOf(message.sender_id)}`);
+    const { messages } = await this.app.api.history(message.channel_id, { thread: message.message_id, limit: 100 });
+    if (this.threadOf !== message) return; // another thread was opened meanwhile
+    this.showInPanel([message, ...messages]);
+  }
+
+  // The open chat's pinned messages, the most recently pinned first, in the same panel.
+  async openPins() {
+    const channelId = this.app.currentId;
+    if (!channelId) return;
+    this.threadOf = channelId;
+    this.threadPanel.hidden = false;
+    replace(this.threadTitle, "Pinned messages");
+    const { messages } = await this.app.api.pins(channelId);
+    if (this.threadOf !== channelId) return;
+    this.showInPanel(messages);
+    if (!messages.length) this.threadList.replaceChildren(h("li", { class: "empty" }, "No pinned messages."));
+  }
+
+  showInPanel(messages) {
+    const me = this.app.session.user_id;
+    const element = (m) =>
+      messageElement(m, {
+        senderName: this.app.nameOf(m.sender_id),
+        mine: m.sender_id === me,
+        myId: me,
+        nameOf: (id) => this.app.nameOf(id),
+        onReact: (emoji) => this.app.sender.react(m, emoji),
+      });
+    this.threadList.replaceChildren(...messages.map(element));
+  }
+
+  closeThread() {
+    this.threadOf = null;
+    this.threadPanel.hidden = true;
+    this.threadList.replaceChildren();
   }
 
   startEditing(message) {
@@ -168,8 +258,10 @@ export class ChatView {
       replace(this.title, "Parley");
       replace(this.people, "Pick a chat, or start one.");
       this.membersButton.hidden = true;
+      this.pinsButton.hidden = true;
       return;
     }
+    this.pinsButton.hidden = false;
     replace(this.title, this.app.channelName(channel));
     this.membersButton.hidden = channel.type !== "group";
     const others = channel.members.filter((m) => m !== this.app.session.user_id);
@@ -229,6 +321,8 @@ export class ChatView {
       this.nodes.clear();
       this.shownChannel = channel.channel_id;
       this.stopEditing();
+      this.stopReplying();
+      this.closeThread();
     }
     this.renderTyping();
     const stick = switched || this.nearBottom();
@@ -241,7 +335,10 @@ export class ChatView {
       const canEdit = this.app.canEdit(m);
       const canDelete = this.app.canDelete(m);
       const canReport = this.app.canReport(m);
-      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${canReport}|${this.app.nameOf(m.sender_id)}`;
+      const canPin = this.app.canPin(m);
+      const quoted = m.quote ? this.app.nameOf(m.quote.sender_id) : "";
+      const pinner = m.pinned_by ? this.app.nameOf(m.pinned_by) : "";
+      const version = `${m.rev || 0}|${canEdit}|${canDelete}|${canPin}|${canReport}|${this.app.nameOf(m.sender_id)}|${quoted}|${pinner}`;
       let node = this.nodes.get(m.message_id);
       if (!node || node.version !== version) {
         node = messageElement(m, {
@@ -253,9 +350,13 @@ export class ChatView {
           canDelete,
           canReport,
           onReport: (reason, note) => this.app.report(m, reason, note),
+          canPin,
+          onPin: () => this.app.sender.pin(m, Boolean(m.pinned_by)),
           onEdit: () => this.startEditing(m),
           onDelete: () => this.app.sender.remove(m),
           onReact: (emoji) => this.app.sender.react(m, emoji),
+          onReply: () => this.startReplying(m),
+          onThread: () => this.openThread(m).catch((error) => this.app.notify(error.message)),
         });
         node.version = version;
         this.nodes.set(m.message_id, node);

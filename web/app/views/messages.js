@@ -97,7 +97,24 @@ function reportForm(onReport) {
   return form;
 }
 
-function actionBar(message, { canEdit, canDelete, canReport, onEdit, onDelete, onReact, onReport }) {
+// What a reply shows of the message it answers: its sender's name and the start of its text,
+// a tombstone once deleted, or nothing to show when the reader may not see that message.
+function quoteBlock(message, { nameOf }) {
+  if (!message.reply_to) return null;
+  const quote = message.quote;
+  return h(
+    "blockquote",
+    { class: "quote", dataset: { replyTo: message.reply_to, state: quote ? (quote.deleted ? "deleted" : "shown") : "hidden" } },
+    quote ? h("span", { class: "quote-sender" }, nameOf(quote.sender_id)) : null,
+    h(
+      "span",
+      { class: quote && !quote.deleted ? "quote-text" : "quote-text tombstone" },
+      !quote ? "an earlier message" : quote.deleted ? "message deleted" : quote.text,
+    ),
+  );
+}
+
+function actionBar(message, { canEdit, canDelete, canPin, canReport, onEdit, onDelete, onReact, onReply, onPin, onReport }) {
   const picker = h(
     "div",
     { class: "picker", role: "group", "aria-label": "Pick a reaction", hidden: true },
@@ -143,7 +160,11 @@ function actionBar(message, { canEdit, canDelete, canReport, onEdit, onDelete, o
         event.currentTarget.setAttribute("aria-expanded", String(!picker.hidden));
       },
     }, "React"),
+    onReply ? h("button", { type: "button", class: "link", onclick: onReply }, "Reply") : null,
     canEdit ? h("button", { type: "button", class: "link", onclick: onEdit }, "Edit") : null,
+    canPin && onPin
+      ? h("button", { type: "button", class: "link", onclick: onPin }, message.pinned_by ? "Unpin" : "Pin")
+      : null,
     del,
     report
       ? h("button", { type: "button", class: "link", onclick: () => { report.hidden = false; } }, "Report")
@@ -179,12 +200,24 @@ export function messageElement(message, options) {
         },
         timeOf(message.sent_at),
       ),
+      message.pinned_by && !message.deleted
+        ? h("span", { class: "pinned", title: `pinned ${new Date(message.pinned_at).toLocaleString()}` },
+            `📌 Pinned by ${options.nameOf(message.pinned_by)}`)
+        : null,
       message.edited_at && !message.deleted
         ? h("span", { class: "edited", title: `edited ${new Date(message.edited_at).toLocaleString()}` },
             "(edited ", timeOf(message.edited_at), ")")
         : null,
     ),
+    message.deleted ? null : quoteBlock(message, options),
     ...body,
+    message.reply_count && options.onThread
+      ? h(
+          "button",
+          { type: "button", class: "link replies", onclick: options.onThread },
+          message.reply_count === 1 ? "1 reply" : `${message.reply_count} replies`,
+        )
+      : null,
     message.deleted ? null : reactionChips(message, options),
     message.deleted ? null : actionBar(message, options),
     h("div", { class: "change-status" }),
