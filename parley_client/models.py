@@ -56,6 +56,7 @@ class Message(TypedDict):
     edited_at: NotRequired[str]  # edited: when, last (`text` is the newest)
     deleted: NotRequired[bool]  # a tombstone: `text` is empty
     reactions: NotRequired[dict[str, list[str]]]  # emoji -> who reacted
+    mentions: NotRequired[list[str]]  # the members its `@username`s name, as user ids
 
 
 class MessageFrame(Message):
@@ -100,6 +101,7 @@ class Channel(TypedDict):
     name: NotRequired[str]  # groups only
     read_message_id: NotRequired[str | None]  # the caller's read marker (`GET /v1/channels`)
     unread_count: NotRequired[int]  # messages from others after it, counted up to 100
+    mention_count: NotRequired[int]  # of those, the ones that mention the caller
 
 
 class SearchChannel(TypedDict):

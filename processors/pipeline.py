@@ -8,6 +8,8 @@ Invariants (docs/architecture.md):
 - Ordered: a channel's messages are stored and fanned out in id order.
 - Reactions are capped here, in the channel's order (one writer per channel): a reaction beyond
   the caps is stored and delivered as taken back, with the reason (`refused`).
+- Mentions are resolved here, in the channel's order, against its members at that point
+  (schemas/mentions.py), and stored with the message: a replay reads them, never resolves again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from schemas.events import (
     messages_event,
 )
 from schemas.ids import iso_ms
+from schemas.mentions import mentioned_names, resolve
 from schemas.message import Message, reaction_refusal
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
@@ -47,6 +50,8 @@ log = logging.getLogger("parley.pipeline")
 
 # (channel, message) -> emoji -> who reacted, for the messages a batch's reactions add to.
 _Reactions = dict[tuple[str, int], dict[str, set[str]]]
+# (sender, username) -> the user a mention of that name by that sender names.
+_Mentionable = dict[tuple[str, str], str]
 
 
 def is_permanent(exc: Exception) -> bool:
@@ -106,6 +111,7 @@ class MessagePipeline:
         membership_ttl_s: float = 30.0,
     ) -> None:
         self._messages = messages
+        self._channels = channels
         self._sink = sink
         self._topics = topics
         self.sequencer = Sequencer(messages)
@@ -184,11 +190,12 @@ class MessagePipeline:
             if self._sink is not None:
                 await self.membership.load(channels)
             reactions = await self._reactions(sends)
+            mentionable = await self._mentionable(sends)
             # The common case first: no send of the batch was stored before, and the batch is
             # stored in one round trip. The ids are those the lookup below would give when it
             # finds nothing, so a replay gives the same ids whichever way a batch went.
             fresh = BatchResult(dead=result.dead)
-            deliveries = self._assign(events, {}, fresh, reactions)
+            deliveries = self._assign(events, {}, fresh, reactions, mentionable)
             if await self._messages.insert_new(fresh.stored):
                 result = fresh
             else:
@@ -204,7 +211,7 @@ class MessagePipeline:
                     # reused a client_msg_id in another channel gets its original message,
                     # not a leak).
                     await self.membership.load({m.channel_id for m in found.values()})
-                deliveries = self._assign(events, found, result, reactions)
+                deliveries = self._assign(events, found, result, reactions, mentionable)
                 await self._messages.insert(result.stored)
         except BaseException:
             self.sequencer.forget(channels)
@@ -229,15 +236,32 @@ class MessagePipeline:
             for target, m in zip(targets, found, strict=True)
         }
 
+    async def _mentionable(self, events: Sequence[MessageSendV1 | MessageChangeV1]) -> _Mentionable:
+        """Who the names the batch's sends mention are (one store read, for a batch with any
+        `@name`; a batch without costs nothing), and the member lists of their channels."""
+        asks = {
+            (e.sender_id, name): e.channel_id
+            for e in events
+            if isinstance(e, MessageSendV1)
+            for alternatives in mentioned_names(e.text)
+            for name in alternatives
+        }
+        if not asks:
+            return {}
+        await self.membership.load(set(asks.values()))
+        return await self._channels.mentionable(list(asks))
+
     def _assign(
         self,
         events: Sequence[MessageSendV1 | MessageChangeV1 | ChannelMembersV1],
         found: dict[SendKey, Message],
         result: BatchResult,
         reactions: _Reactions,
+        mentionable: _Mentionable,
     ) -> list[tuple[Message, list[str]]]:
-        """Give new sends their ids, in stream order; each with the members at that point.
-        A new reaction is judged against the caps (`reactions` is left as it is)."""
+        """Give new sends their ids, in stream order; each with the members at that point,
+        who are also those its mentions may name. A new reaction is judged against the caps
+        (`reactions` is left as it is)."""
         deliveries: list[tuple[Message, list[str]]] = []
         seen = dict(found)
         state = {target: {e: set(who) for e, who in r.items()} for target, r in reactions.items()}
@@ -252,12 +276,25 @@ class MessagePipeline:
                 result.repeated.append(message)
             else:
                 message = _row(event, self.sequencer.next_id(event.channel_id, event.sent_at_ms))
+                if isinstance(event, MessageSendV1) and mentionable:
+                    message = self._with_mentions(message, mentionable)
                 if message.kind == "reaction":
                     message = _capped(message, state)
                 seen[key] = message
                 result.stored.append(message)
             deliveries.append((message, self.membership.members(message.channel_id)))
         return deliveries
+
+    def _with_mentions(self, message: Message, mentionable: _Mentionable) -> Message:
+        """The message with the members its `@name`s name (schemas/mentions.py), if any."""
+        names = mentioned_names(message.text)
+        if not names:
+            return message
+        sender = message.sender_id
+        users = {n: u for (s, n), u in mentionable.items() if s == sender}
+        members = set(self.membership.members(message.channel_id))
+        mentions = resolve(names, users, members, sender)
+        return message.model_copy(update={"mentions": mentions}) if mentions else message
 
     async def _fan_out(
         self, deliveries: list[tuple[Message, list[str]]], spans: dict[SendKey, Span]

@@ -169,6 +169,7 @@ class MessageFrame(_ServerFrame):
     edited_at: str | None = None
     deleted: bool | None = None
     reactions: dict[str, list[str]] | None = None
+    mentions: list[str] | None = None  # the members its `@username`s name (schemas/mentions.py)
 
 
 class _ChangeFrame(_ServerFrame):

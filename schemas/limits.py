@@ -25,3 +25,7 @@ MAX_REACTIONS_PER_USER = 20  # distinct emoji one user puts on one message
 
 # A push endpoint's token (the handle a provider gave the device), in characters.
 MAX_PUSH_TOKEN_CHARS = 4096
+
+# Mentions: the users a message's `@username`s name, resolved by the pipeline in the channel's
+# order (schemas/mentions.py); at most this many per message, the first ones in the text.
+MAX_MENTIONS = 50

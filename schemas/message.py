@@ -48,6 +48,9 @@ class Message(BaseModel):
     edited_at: str | None = None  # a message: when it was last edited
     deleted: bool = False  # a message: deleted (a tombstone)
     reactions: dict[str, list[str]] | None = None  # a message: emoji -> user ids, sorted
+    # A message: the users its `@username`s mention, resolved when it was stored
+    # (schemas/mentions.py); None when none.
+    mentions: list[str] | None = None
 
     @field_serializer("message_id")
     def _id_as_string(self, value: int) -> str:
@@ -85,6 +88,8 @@ class Message(BaseModel):
             body["edited_at"] = self.edited_at
         if self.reactions:
             body["reactions"] = self.reactions
+        if self.mentions:
+            body["mentions"] = self.mentions
         return body
 
     def encode(self) -> bytes:

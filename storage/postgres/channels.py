@@ -159,6 +159,23 @@ class PostgresChannelStore:
             )
             return {str(r[0]): cast(list[str], r[1]) for r in await cur.fetchall()}
 
+    async def mentionable(self, asks: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """For each (sender id, username) asked, the id of the user with that username, unless
+        a block stands between them and the sender (either way)."""
+        if not asks:
+            return {}
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT a.sender, a.name, u.user_id"
+                " FROM unnest(%s::text[], %s::text[]) AS a(sender, name)"
+                " JOIN users u ON u.username = a.name"
+                " WHERE NOT EXISTS (SELECT 1 FROM blocks b"
+                "   WHERE (b.blocker_id = a.sender AND b.blocked_id = u.user_id)"
+                "   OR (b.blocker_id = u.user_id AND b.blocked_id = a.sender))",
+                ([s for s, _ in asks], [n for _, n in asks]),
+            )
+            return {(str(r[0]), str(r[1])): str(r[2]) for r in await cur.fetchall()}
+
     async def blocked_direct(self, channel_ids: Sequence[str]) -> set[str]:
         """Those of the channels that are direct channels with a block between their two
         members (either way)."""

@@ -66,6 +66,11 @@ class ChannelStore(Protocol):
     async def members(self, channel_ids: Sequence[str]) -> dict[str, list[str]]:
         """Member lists for several channels (missing channels are absent)."""
 
+    async def mentionable(self, asks: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """For each (sender id, username) asked, the id of the user with that username, unless
+        a block stands between them and the sender (either way): who a mention of the name by
+        the sender names (absent: nobody). One statement for every ask."""
+
     async def blocked_direct(self, channel_ids: Sequence[str]) -> set[str]:
         """Those of the channels that are direct channels with a block between their two
         members (either way)."""

@@ -90,4 +90,5 @@ def message_of(row: Row) -> Message:
         edited_at=row["edited_at"],
         deleted=bool(row["deleted"]),
         reactions=reactions_of(row) if kind == "message" and not row["deleted"] else None,
+        mentions=[str(u) for u in row["mentions"]] if row["mentions"] else None,
     )
