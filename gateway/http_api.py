@@ -15,7 +15,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import asyncapi, openapi
-from gateway.commands import accounts, channels, friends, presence, push, reads, search, settings
+from gateway.commands import (
+    accounts,
+    channels,
+    friends,
+    notifications,
+    presence,
+    push,
+    reads,
+    search,
+    settings,
+)
 from gateway.encoding import json_response
 from gateway.errors import ApiError, invalid
 from gateway.openapi import ID
@@ -23,6 +33,7 @@ from gateway.openapi import Endpoint as E
 from gateway.services import Services
 from schemas.http import (
     AccountSettings,
+    ChannelNotifications,
     GroupSettings,
     MemberRole,
     NewChannel,
@@ -248,6 +259,15 @@ async def patch_channel(request: Request) -> Response:
     return json_response(channels.channel_body(channel))
 
 
+async def put_notifications(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    settings = await notifications.set_notifications(
+        _services(request), device, request.path_params["channel_id"], body
+    )
+    return json_response(settings)
+
+
 async def channel_receipts(request: Request) -> Response:
     device = await _device(request)
     found = await reads.receipts(_services(request), device, request.path_params["channel_id"])
@@ -447,6 +467,13 @@ ENDPOINTS = [
         GroupSettings,
     ),
     E("post", "/v1/channels/{channel_id}/members", add_member, "Add a group member", NewMember),
+    E(
+        "put",
+        "/v1/channels/{channel_id}/notifications",
+        put_notifications,
+        "Set the caller's notification level and mute for a channel",
+        ChannelNotifications,
+    ),
     E(
         "delete",
         "/v1/channels/{channel_id}/members/{user_id}",

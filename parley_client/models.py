@@ -90,6 +90,26 @@ class UserCard(TypedDict):
     display_name: str | None
 
 
+Level = Literal["all", "mentions", "none"]
+
+
+class ChannelNotifications(TypedDict):
+    """The caller's notification settings for a channel, in `GET /v1/channels`: `level` all
+    (every message notifies), mentions (only those that mention you) or none (no push at
+    all); `muted_until` an ISO 8601 time until which only mentions notify, or None."""
+
+    level: Level
+    muted_until: str | None
+
+
+class NotificationsFrame(ChannelNotifications):
+    """`notifications`: the settings changed, on this or another device of the user; also the
+    answer of `Client.set_notifications`."""
+
+    type: NotRequired[Literal["notifications"]]  # in a frame
+    channel_id: str
+
+
 class Channel(TypedDict):
     """`POST /v1/channels` and each item of `GET /v1/channels`."""
 
@@ -102,6 +122,7 @@ class Channel(TypedDict):
     read_message_id: NotRequired[str | None]  # the caller's read marker (`GET /v1/channels`)
     unread_count: NotRequired[int]  # messages from others after it, counted up to 100
     mention_count: NotRequired[int]  # of those, the ones that mention the caller
+    notifications: NotRequired[ChannelNotifications]  # the caller's settings (`GET /v1/channels`)
 
 
 class SearchChannel(TypedDict):

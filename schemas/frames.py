@@ -236,6 +236,15 @@ class TypingFrame(_ServerFrame):
     expires_in_ms: int
 
 
+class NotificationsFrame(_ServerFrame):
+    """The user's notification settings for a channel changed (on any of their devices)."""
+
+    type: Literal["notifications"]
+    channel_id: str
+    level: Literal["all", "mentions", "none"]
+    muted_until: str | None
+
+
 class Error(_ServerFrame):
     type: Literal["error"]
     code: ErrorCode
@@ -265,5 +274,6 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "server.read.v1": ReadFrame,
     "server.receipts.v1": ReceiptsFrame,
     "server.typing.v1": TypingFrame,
+    "server.notifications.v1": NotificationsFrame,
     "server.error.v1": Error,
 }

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Api, sent
+from parley_client import Login
+from tests.conftest import Api, push_marker, sent
+from tests.push_receiver import PushReceiver
 
 
 async def listed(api: Api, device: Any, channel_id: str) -> dict[str, Any]:
@@ -54,3 +56,91 @@ async def test_unread_mentions_are_counted_beside_unread_messages(api: Api) -> N
     await b.until(lambda f: f["type"] == "delete")
     found = await listed(api, bob, group)
     assert (found["unread_count"], found["mention_count"]) == (1, 0)
+
+
+async def test_a_notification_level_set_on_one_device_reaches_the_others_and_the_list(
+    api: Api,
+) -> None:
+    owner = await api.new_device("nl")
+    phone = await api.new_device("nl")
+    laptop = await api.add_device(phone.username)
+    group = await api.group(owner, [phone.user_id], name="levels")
+    assert (await listed(api, phone, group))["notifications"] == {
+        "level": "all",
+        "muted_until": None,
+    }
+    p, lap = await api.connect(phone), await api.connect(laptop)
+    answer = await api.set_notifications(phone, group, "mentions", "2030-01-02T03:04:05+02:00")
+    expected = {
+        "channel_id": group,
+        "level": "mentions",
+        "muted_until": "2030-01-02T01:04:05.000Z",
+    }
+    assert answer == expected
+    for socket in (lap, p):  # every device of the user, the one that set it too
+        frame = await socket.until(lambda f: f["type"] == "notifications")
+        assert frame == {"type": "notifications", **expected}
+    assert (await listed(api, laptop, group))["notifications"] == {
+        "level": "mentions",
+        "muted_until": "2030-01-02T01:04:05.000Z",
+    }
+    assert (await listed(api, owner, group))["notifications"]["level"] == "all"  # per member
+    await api.set_notifications(laptop, group, "all", None)
+    frame = await p.until(lambda f: f["type"] == "notifications" and f["level"] == "all")
+    assert frame["muted_until"] is None
+
+
+async def test_notification_settings_are_for_members_and_well_formed_only(api: Api) -> None:
+    owner, member, outsider = [await api.new_device("na") for _ in range(3)]
+    group = await api.group(owner, [member.user_id], name="auth")
+    url = f"/v1/channels/{group}/notifications"
+    for device in (outsider, member):
+        if device is member:  # a removed member has no settings there any more
+            await api.remove_member(owner, group, member.user_id)
+        refused = await api.request("PUT", url, auth=device, json={"level": "none"})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "not_member"
+    for bad, words in (
+        ({}, "the body must be"),
+        ({"level": "loud"}, "the body must be"),
+        ({"level": "all", "extra": 1}, "the body must be"),
+        ({"level": "all", "muted_until": 5}, "the body must be"),
+        ({"level": "all", "muted_until": "tomorrow"}, "muted_until must be an ISO 8601"),
+        ({"level": "all", "muted_until": "2030-01-01T00:00:00"}, "muted_until must say"),
+        ({"level": "all", "muted_until": "9999-01-01T00:00:00Z"}, "muted_until must be within"),
+    ):
+        refused = await api.request("PUT", url, auth=owner, json=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"]["message"].startswith(words), (bad, refused.text)
+    unknown = await api.request(
+        "PUT", "/v1/channels/123/notifications", auth=owner, json={"level": "all"}
+    )
+    assert unknown.status_code == 403
+    assert (await api.request("PUT", url, json={"level": "all"})).status_code == 401
+
+
+async def test_a_muted_friend_is_pushed_a_mention_and_nothing_else(
+    api: Api, push_receiver: PushReceiver
+) -> None:
+    alice, muted, loud, silent = [await api.new_device("np") for _ in range(4)]
+    for device in (alice, muted, loud, silent):
+        await api.register_push(device, "apns", f"token-{device.device_id}")
+    group = await api.group(alice, [muted.user_id, loud.user_id, silent.user_id], name="push")
+    await api.set_notifications(muted, group, "all", "2099-01-01T00:00:00Z")
+    await api.set_notifications(silent, group, "none")
+    a = await api.connect(alice)
+    plain, mention = await sent(
+        a, group, ["nothing for the muted", f"@{muted.username} @{silent.username} look"]
+    )
+    await push_marker(api, push_receiver, alice, [muted, loud, silent])
+
+    def pushed(user: Login) -> list[str]:
+        return [
+            p["message_id"]
+            for p in push_receiver.accepted(user.user_id)
+            if p["channel_id"] == group
+        ]
+
+    assert pushed(muted) == [mention]  # muted: the mention only
+    assert pushed(loud) == [plain]  # the burst's first push (the mention is coalesced in it)
+    assert pushed(silent) == []  # none: not even a mention

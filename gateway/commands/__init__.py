@@ -14,6 +14,7 @@ command does. Each command takes the gateway's `Services` first and the caller's
 | `channels`    | open_direct, create_group, list_channels, add_member,            |
 |               | remove_member, set_role, history                                 |
 | `messages`    | send, ack                                                        |
+| `notifications` | set_notifications                                              |
 | `friends`     | befriend, unfriend, friend_list                                  |
 | `presence`    | watch, look_up                                                   |
 | `push`        | register_endpoint, remove_endpoint, list_endpoints               |

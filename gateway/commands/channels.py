@@ -19,7 +19,7 @@ from gateway.errors import (
 )
 from gateway.services import Services
 from schemas.http import GroupSettings, MemberRole, NewMember
-from schemas.ids import MAX_ID, id_floor, new_id, now_ms, parse_id
+from schemas.ids import MAX_ID, id_floor, iso_ms, new_id, now_ms, parse_id
 from schemas.limits import (
     HISTORY_LIMIT_DEFAULT,
     HISTORY_LIMIT_MAX,
@@ -198,6 +198,15 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
         body["read_message_id"] = str(marker) if marker is not None and marker >= visible else None
         unread, mentioned = counts.get(channel.channel_id, (0, 0))
         body["unread_count"], body["mention_count"] = unread, mentioned
+        membership = memberships.get(channel.channel_id)
+        if membership is not None:
+            settings = membership.notifications
+            body["notifications"] = {
+                "level": settings.level,
+                "muted_until": None
+                if settings.muted_until_ms is None
+                else iso_ms(settings.muted_until_ms),
+            }
         bodies.append(body)
     return bodies
 

@@ -19,7 +19,15 @@ from storage.errors import (
     UsernameTaken,
 )
 from storage.protocols.accounts import AccountStore, Device, Profile, User
-from storage.protocols.channels import Channel, ChannelStore, Membership, Role
+from storage.protocols.channels import (
+    DEFAULT_NOTIFICATIONS,
+    Channel,
+    ChannelStore,
+    Level,
+    Membership,
+    Notifications,
+    Role,
+)
 from storage.protocols.cursors import CursorStore
 from storage.protocols.friends import FriendEdge, FriendState, FriendStore, GroupAdds
 from storage.protocols.messages import MessageStore, SendKey
@@ -29,6 +37,7 @@ from storage.protocols.reads import MarkerMove, ReadStore
 from storage.protocols.search import SearchIndex, SearchPage, SearchScope
 
 __all__ = [
+    "DEFAULT_NOTIFICATIONS",
     "AccountStore",
     "Blocked",
     "Channel",
@@ -41,11 +50,13 @@ __all__ = [
     "GroupAdds",
     "GroupFull",
     "LastOwner",
+    "Level",
     "MarkerMove",
     "Membership",
     "MessageStore",
     "NotAGroup",
     "NotAMember",
+    "Notifications",
     "Presence",
     "PresenceStore",
     "Profile",
