@@ -23,6 +23,16 @@ export interface Message {
   edited_at?: string | null;
   deleted?: boolean;
   reactions?: Record<string, Id[]>;
+  /** The members its `@username`s name (resolved when it was stored). */
+  mentions?: Id[];
+}
+
+/** A member's notification settings for a channel (docs/protocol.md, Mentions and notifications). */
+export interface Notifications {
+  /** all: every message notifies; mentions: only those that mention you; none: no push at all. */
+  level: "all" | "mentions" | "none";
+  /** Until then only mentions notify (an ISO 8601 time), or null: not muted. */
+  muted_until: string | null;
 }
 
 /** An edit, delete or reaction: a row of the channel with its own message_id. */
@@ -61,7 +71,8 @@ export type ServerFrame =
   | ChangeFrame
   | { type: "read"; channel_id: Id; message_id: Id; user_id?: Id }
   | { type: "receipts"; channel_id: Id; reads: { user_id: Id; message_id: Id }[] }
-  | { type: "typing"; channel_id: Id; user_id: Id; expires_in_ms: number };
+  | { type: "typing"; channel_id: Id; user_id: Id; expires_in_ms: number }
+  | ({ type: "notifications"; channel_id: Id } & Notifications);
 
 export type ClientFrame = { type: string; [field: string]: unknown };
 
@@ -111,6 +122,10 @@ export interface Channel {
   last_message_id: Id | null;
   read_message_id?: Id | null;
   unread_count?: number;
+  /** Of the unread messages, those that mention the caller. */
+  mention_count?: number;
+  /** The caller's notification settings here (`GET /v1/channels`). */
+  notifications?: Notifications;
 }
 
 export interface ApiOptions {
@@ -161,6 +176,12 @@ export class Api {
   ): Promise<{ user_id: Id; username: string; display_name: string | null }>;
   findUser(username: string): Promise<{ user_id: Id; username: string; display_name: string | null }>;
   receipts(channelId: Id): Promise<{ receipts: { user_id: Id; message_id: Id }[] }>;
+  /** Set the caller's notification level and mute for a channel; every device of theirs gets a `notifications` frame. */
+  setNotifications(
+    channelId: Id,
+    level: Notifications["level"],
+    mutedUntil?: string | null,
+  ): Promise<{ channel_id: Id } & Notifications>;
   settings(): Promise<Settings>;
   /** Any subset of the settings; answered with all of them after the change. */
   putSettings(settings: Partial<Settings>): Promise<Settings>;
