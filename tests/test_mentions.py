@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from parley_client import Login
-from tests.conftest import Api, push_marker, sent
+from tests.conftest import Api, extra_gateway, push_marker, sent
 from tests.push_receiver import PushReceiver
+from tests.stack import Stack
 
 
 async def listed(api: Api, device: Any, channel_id: str) -> dict[str, Any]:
@@ -144,3 +145,20 @@ async def test_a_muted_friend_is_pushed_a_mention_and_nothing_else(
     assert pushed(muted) == [mention]  # muted: the mention only
     assert pushed(loud) == [plain]  # the burst's first push (the mention is coalesced in it)
     assert pushed(silent) == []  # none: not even a mention
+
+
+async def test_notification_changes_take_from_the_send_bucket(api: Api, stack: Stack) -> None:
+    owner, member = await api.new_device("nr"), await api.new_device("nr")
+    group = await api.group(owner, [member.user_id], name="rate")
+    # A burst of 2 and almost no refill: the third change at once is refused.
+    url = f"/v1/channels/{group}/notifications"
+    async with extra_gateway(stack, PARLEY_SEND_RATE_PER_S="0.01", PARLEY_SEND_BURST="2") as gw:
+        there = Api(gw.url)
+        answers = [
+            await there.request("PUT", url, auth=member, json={"level": level})
+            for level in ("none", "mentions", "all")
+        ]
+        await there.aclose()
+    assert [a.status_code for a in answers] == [200, 200, 429], [a.text for a in answers]
+    assert answers[2].json()["error"]["code"] == "rate_limited"
+    assert (await listed(api, member, group))["notifications"]["level"] == "mentions"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.errors import invalid, not_member, require_body, require_id
+from gateway.errors import ApiError, invalid, not_member, require_body, require_id
 from gateway.services import Services
 from schemas.http import ChannelNotifications
 from schemas.ids import iso_ms
@@ -49,10 +49,15 @@ async def set_notifications(
 ) -> dict[str, Any]:
     """Set the caller's notification settings for a channel they are a member of (both
     fields: `level`, and `muted_until`, null to unmute), then tell every device of theirs
-    (`notifications`, once the broker holds it). Returns the settings as stored."""
+    (`notifications`, once the broker holds it). Returns the settings as stored. Each change
+    takes one from the device's send bucket (`rate_limited` beyond it)."""
     channel_id = require_id(channel_id, "channel_id")
     wanted = require_body(ChannelNotifications, body)
     settings = Notifications(wanted.level, _muted_until_ms(wanted.muted_until))
+    # Each change is a record to every device of the user: it takes from the device's send
+    # bucket, as a message does.
+    if not services.registry.limits.send(caller.device_id).take():
+        raise ApiError(429, "rate_limited", "too many changes; slow down")
     if not await services.stores.channels.set_notifications(channel_id, caller.user_id, settings):
         raise not_member()
     shown = notifications_body(channel_id, settings)
