@@ -50,8 +50,8 @@ log = logging.getLogger("parley.pipeline")
 
 # (channel, message) -> emoji -> who reacted, for the messages a batch's reactions add to.
 _Reactions = dict[tuple[str, int], dict[str, set[str]]]
-# (sender, username) -> the user a mention of that name by that sender names.
-_Mentionable = dict[tuple[str, str], str]
+# sender -> username -> the user a mention of that name by that sender names.
+_Mentionable = dict[str, dict[str, str]]
 
 
 def is_permanent(exc: Exception) -> bool:
@@ -249,7 +249,10 @@ class MessagePipeline:
         if not asks:
             return {}
         await self.membership.load(set(asks.values()))
-        return await self._channels.mentionable(list(asks))
+        found: _Mentionable = {}
+        for (sender, name), user_id in (await self._channels.mentionable(list(asks))).items():
+            found.setdefault(sender, {})[name] = user_id
+        return found
 
     def _assign(
         self,
@@ -291,9 +294,8 @@ class MessagePipeline:
         if not names:
             return message
         sender = message.sender_id
-        users = {n: u for (s, n), u in mentionable.items() if s == sender}
         members = set(self.membership.members(message.channel_id))
-        mentions = resolve(names, users, members, sender)
+        mentions = resolve(names, mentionable.get(sender, {}), members, sender)
         return message.model_copy(update={"mentions": mentions}) if mentions else message
 
     async def _fan_out(

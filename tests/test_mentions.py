@@ -7,9 +7,33 @@ from __future__ import annotations
 from typing import Any
 
 from parley_client import Login
+from schemas.limits import MAX_MENTIONS
+from schemas.mentions import mentioned_names, resolve
 from tests.conftest import Api, extra_gateway, push_marker, sent
 from tests.push_receiver import PushReceiver
 from tests.stack import Stack
+
+
+def test_names_are_read_as_the_server_reads_them_and_capped() -> None:
+    assert mentioned_names("no at sign") == []
+    assert mentioned_names("mail me@bob.org, or @ab, or @@bob") == []
+    assert mentioned_names("@Bob. and (@carol) and @bob again") == [
+        ("bob.", "bob"),
+        ("carol",),
+        ("bob",),
+    ]
+    many = " ".join(f"@user{i:03}" for i in range(MAX_MENTIONS + 10))
+    names = mentioned_names(many)
+    assert len(names) == MAX_MENTIONS and names[0] == ("user000",)
+    users = {f"user{i:03}": f"id{i}" for i in range(MAX_MENTIONS + 10)} | {"bob": "b", "bob.": "d"}
+    members = set(users.values())
+    assert len(resolve(mentioned_names(many), users, members, "x")) == MAX_MENTIONS
+    # The whole name first ("bob." is a user here), then without its final dot; the sender and
+    # non-members are nobody.
+    assert resolve([("bob.", "bob")], users, members, "x") == ["d"]
+    assert resolve([("bob.", "bob")], {"bob": "b"}, members, "x") == ["b"]
+    assert resolve([("bob",)], users, members, "b") == []
+    assert resolve([("bob",)], users, {"d"}, "x") == []
 
 
 async def listed(api: Api, device: Any, channel_id: str) -> dict[str, Any]:
