@@ -151,7 +151,7 @@ class PostgresChannelStore:
             return {}
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT m.channel_id, m.user_id, {_MS}, m.role, {_VISIBLE}"
+                f"SELECT m.channel_id, m.user_id, {_MS}, m.role, {_VISIBLE}, {_NOTIFY}"
                 " FROM channel_members m JOIN channels c ON c.channel_id = m.channel_id"
                 " WHERE m.channel_id = ANY(%s)",
                 (list(channel_ids),),
@@ -159,7 +159,11 @@ class PostgresChannelStore:
             found: dict[str, dict[str, Membership]] = {}
             for r in await cur.fetchall():
                 membership = Membership(
-                    str(r[0]), int(str(r[2])), cast(Role, r[3]), history_visible=bool(r[4])
+                    str(r[0]),
+                    int(str(r[2])),
+                    cast(Role, r[3]),
+                    history_visible=bool(r[4]),
+                    notifications=_notifications(r[5], r[6]),
                 )
                 found.setdefault(str(r[0]), {})[str(r[1])] = membership
             return found
