@@ -100,6 +100,7 @@ class ChannelNotifications(TypedDict):
 
     level: Level
     muted_until: str | None
+    version: int  # counts the changes: of two views of them, the higher is the newer
 
 
 class NotificationsFrame(ChannelNotifications):

@@ -243,6 +243,7 @@ class NotificationsFrame(_ServerFrame):
     channel_id: str
     level: Literal["all", "mentions", "none"]
     muted_until: str | None
+    version: int  # of two frames of one channel, the higher version is the newer settings
 
 
 class Error(_ServerFrame):

@@ -34,7 +34,11 @@ async def test_a_mention_in_a_muted_group_shows_a_mention_badge_and_nothing_else
     assert (frame["channel_id"], frame["level"]) == (group, "all")
     assert frame["muted_until"] is not None
     (listed,) = [c for c in await api.channels(bob) if c["channel_id"] == group]
-    assert listed["notifications"] == {"level": "all", "muted_until": frame["muted_until"]}
+    assert listed["notifications"] == {
+        "level": "all",
+        "muted_until": frame["muted_until"],
+        "version": frame["version"],
+    }
 
     await page.open_chat(alice.username)  # away from the group while it gets messages
     await sent(a, group, ["just chatting", f"@{bob.username} look at this", "more chat"])

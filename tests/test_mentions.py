@@ -93,6 +93,7 @@ async def test_a_notification_level_set_on_one_device_reaches_the_others_and_the
     assert (await listed(api, phone, group))["notifications"] == {
         "level": "all",
         "muted_until": None,
+        "version": 0,
     }
     p, lap = await api.connect(phone), await api.connect(laptop)
     answer = await api.set_notifications(phone, group, "mentions", "2030-01-02T03:04:05+02:00")
@@ -100,6 +101,7 @@ async def test_a_notification_level_set_on_one_device_reaches_the_others_and_the
         "channel_id": group,
         "level": "mentions",
         "muted_until": "2030-01-02T01:04:05.000Z",
+        "version": 1,
     }
     assert answer == expected
     for socket in (lap, p):  # every device of the user, the one that set it too
@@ -108,11 +110,12 @@ async def test_a_notification_level_set_on_one_device_reaches_the_others_and_the
     assert (await listed(api, laptop, group))["notifications"] == {
         "level": "mentions",
         "muted_until": "2030-01-02T01:04:05.000Z",
+        "version": 1,
     }
     assert (await listed(api, owner, group))["notifications"]["level"] == "all"  # per member
     await api.set_notifications(laptop, group, "all", None)
     frame = await p.until(lambda f: f["type"] == "notifications" and f["level"] == "all")
-    assert frame["muted_until"] is None
+    assert (frame["muted_until"], frame["version"]) == (None, 2)  # each change counts
 
 
 async def test_notification_settings_are_for_members_and_well_formed_only(api: Api) -> None:

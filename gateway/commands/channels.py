@@ -206,6 +206,7 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
                 "muted_until": None
                 if settings.muted_until_ms is None
                 else iso_ms(settings.muted_until_ms),
+                "version": settings.version,
             }
         bodies.append(body)
     return bodies

@@ -27,6 +27,7 @@ def notifications_body(channel_id: str, settings: Notifications) -> dict[str, An
         "channel_id": channel_id,
         "level": settings.level,
         "muted_until": None if muted is None else iso_ms(muted),
+        "version": settings.version,
     }
 
 
@@ -49,7 +50,9 @@ async def set_notifications(
 ) -> dict[str, Any]:
     """Set the caller's notification settings for a channel they are a member of (both
     fields: `level`, and `muted_until`, null to unmute), then tell every device of theirs
-    (`notifications`, once the broker holds it). Returns the settings as stored. Each change
+    (`notifications`, once the broker holds it). Returns the settings as stored, with their
+    `version` (one more than the last change's: frames of two changes made at once may arrive
+    in either order, and a device keeps the higher). Each change
     takes one from the device's send bucket (`rate_limited` beyond it)."""
     channel_id = require_id(channel_id, "channel_id")
     wanted = require_body(ChannelNotifications, body)
@@ -58,8 +61,9 @@ async def set_notifications(
     # bucket, as a message does.
     if not services.registry.limits.send(caller.device_id).take():
         raise ApiError(429, "rate_limited", "too many changes; slow down")
-    if not await services.stores.channels.set_notifications(channel_id, caller.user_id, settings):
+    stored = await services.stores.channels.set_notifications(channel_id, caller.user_id, settings)
+    if stored is None:
         raise not_member()
-    shown = notifications_body(channel_id, settings)
+    shown = notifications_body(channel_id, stored)
     await services.publisher.to_user(caller.user_id, channel_id, {"type": "notifications", **shown})
     return shown

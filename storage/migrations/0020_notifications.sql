@@ -4,4 +4,6 @@
 -- back starts from the defaults.
 ALTER TABLE channel_members
     ADD COLUMN notify      text NOT NULL DEFAULT 'all' CHECK (notify IN ('all', 'mentions', 'none')),
-    ADD COLUMN muted_until timestamptz;
+    ADD COLUMN muted_until timestamptz,
+    -- Counts the member's changes of them: devices keep the settings of the highest.
+    ADD COLUMN notify_version bigint NOT NULL DEFAULT 0;

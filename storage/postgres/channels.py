@@ -20,14 +20,14 @@ _MS = "(extract(epoch FROM m.joined_at) * 1000)::bigint"
 # A direct channel's history is always visible to both its members.
 _VISIBLE = "(c.kind = 'direct' OR c.history_visible)"
 # The member's notification settings: level, and the mute's end in epoch ms (or NULL).
-_NOTIFY = "m.notify, (extract(epoch FROM m.muted_until) * 1000)::bigint"
+_NOTIFY = "m.notify, (extract(epoch FROM m.muted_until) * 1000)::bigint, m.notify_version"
 
 
-def _notifications(level: object, muted_until_ms: object) -> Notifications:
+def _notifications(level: object, muted_until_ms: object, version: object) -> Notifications:
     muted = None if muted_until_ms is None else int(str(muted_until_ms))
-    if level == "all" and muted is None:
+    if level == "all" and muted is None and version == 0:
         return DEFAULT_NOTIFICATIONS
-    return Notifications(cast(Level, level), muted)
+    return Notifications(cast(Level, level), muted, int(str(version)))
 
 
 class PostgresChannelStore:
@@ -123,7 +123,7 @@ class PostgresChannelStore:
             cast(Role, row[2]),
             bool(row[3]),
             bool(row[4]),
-            _notifications(row[5], row[6]),
+            _notifications(row[5], row[6], row[7]),
         )
 
     async def memberships(self, user_id: str) -> list[Membership]:
@@ -139,7 +139,7 @@ class PostgresChannelStore:
                     str(r[0]),
                     int(str(r[1])),
                     history_visible=bool(r[2]),
-                    notifications=_notifications(r[3], r[4]),
+                    notifications=_notifications(r[3], r[4], r[5]),
                 )
                 for r in await cur.fetchall()
             ]
@@ -163,7 +163,7 @@ class PostgresChannelStore:
                     int(str(r[2])),
                     cast(Role, r[3]),
                     history_visible=bool(r[4]),
-                    notifications=_notifications(r[5], r[6]),
+                    notifications=_notifications(r[5], r[6], r[7]),
                 )
                 found.setdefault(str(r[0]), {})[str(r[1])] = membership
             return found
@@ -208,18 +208,21 @@ class PostgresChannelStore:
 
     async def set_notifications(
         self, channel_id: str, user_id: str, notifications: Notifications
-    ) -> bool:
-        """Set the member's notification settings for the channel; False if not a member."""
+    ) -> Notifications | None:
+        """Set the member's notification settings for the channel, one version above the
+        last; returns them as stored, None if not a member."""
         muted = notifications.muted_until_ms
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                "UPDATE channel_members SET notify = %s,"
+                "UPDATE channel_members m SET notify = %s,"
                 " muted_until = CASE WHEN %s::bigint IS NULL THEN NULL"
-                "   ELSE to_timestamp(%s::bigint / 1000.0) END"
-                " WHERE channel_id = %s AND user_id = %s",
+                "   ELSE to_timestamp(%s::bigint / 1000.0) END,"
+                " notify_version = notify_version + 1"
+                f" WHERE channel_id = %s AND user_id = %s RETURNING {_NOTIFY}",
                 (notifications.level, muted, muted, channel_id, user_id),
             )
-            return cur.rowcount == 1
+            row = await cur.fetchone()
+        return None if row is None else _notifications(row[0], row[1], row[2])
 
     async def notifications(
         self, pairs: Sequence[tuple[str, str]]
@@ -236,7 +239,8 @@ class PostgresChannelStore:
                 ([u for u, _ in pairs], [c for _, c in pairs]),
             )
             return {
-                (str(r[0]), str(r[1])): _notifications(r[2], r[3]) for r in await cur.fetchall()
+                (str(r[0]), str(r[1])): _notifications(r[2], r[3], r[4])
+                for r in await cur.fetchall()
             }
 
     async def blocked_direct(self, channel_ids: Sequence[str]) -> set[str]:

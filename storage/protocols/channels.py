@@ -18,6 +18,8 @@ class Notifications:
 
     level: Level = "all"
     muted_until_ms: int | None = None
+    # How many times the member changed them: of two views of them, the higher is the newer.
+    version: int = 0
 
     def notifies(self, mentioned: bool, at_ms: int) -> bool:
         """Whether a message (mentioning the member or not) at `at_ms` pushes and badges."""
@@ -95,9 +97,10 @@ class ChannelStore(Protocol):
 
     async def set_notifications(
         self, channel_id: str, user_id: str, notifications: Notifications
-    ) -> bool:
-        """Set the member's notification settings for the channel; False, with nothing
-        written, if the user is not a member when the write is made."""
+    ) -> Notifications | None:
+        """Set the member's notification settings for the channel (its `version` is ignored);
+        returns them as stored, with their new version, one above the last. None, with
+        nothing written, if the user is not a member when the write is made."""
 
     async def notifications(
         self, pairs: Sequence[tuple[str, str]]

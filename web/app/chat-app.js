@@ -206,10 +206,12 @@ export class ChatApp extends EventTarget {
     this.onNotifications({ channel_id: channelId, ...settings });
   }
 
-  onNotifications({ channel_id: channelId, level, muted_until: mutedUntil }) {
+  onNotifications({ channel_id: channelId, level, muted_until: mutedUntil, version }) {
     const channel = this.channels.get(channelId);
     if (!channel) return;
-    channel.notifications = { level, muted_until: mutedUntil };
+    // Two changes made at once may arrive in either order: the higher version is the newer.
+    if (channel.notifications && channel.notifications.version > version) return;
+    channel.notifications = { level, muted_until: mutedUntil, version };
     this.changed("channels");
     if (channelId === this.currentId) this.changed("chat");
   }

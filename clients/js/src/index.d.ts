@@ -33,6 +33,8 @@ export interface Notifications {
   level: "all" | "mentions" | "none";
   /** Until then only mentions notify (an ISO 8601 time), or null: not muted. */
   muted_until: string | null;
+  /** Counts the changes: of two views of the settings, the higher version is the newer. */
+  version: number;
 }
 
 /** An edit, delete or reaction: a row of the channel with its own message_id. */

@@ -169,10 +169,10 @@ describe("against a running Parley", { skip: !GATEWAY && "PARLEY_URL is not set"
     assert.deepEqual((await arrived).mentions, [carol.client.userId]);
     const listed = (await carol.client.api.channels()).channels.find((c) => c.channel_id === group);
     assert.deepEqual([listed.unread_count, listed.mention_count], [1, 1]);
-    assert.deepEqual(listed.notifications, { level: "all", muted_until: null });
+    assert.deepEqual(listed.notifications, { level: "all", muted_until: null, version: 0 });
     const synced = next(laptop, "frame", (f) => f.type === "notifications" && f.channel_id === group);
     const set = await carol.client.api.setNotifications(group, "mentions", "2099-01-01T00:00:00Z");
-    const expected = { channel_id: group, level: "mentions", muted_until: "2099-01-01T00:00:00.000Z" };
+    const expected = { channel_id: group, level: "mentions", muted_until: "2099-01-01T00:00:00.000Z", version: 1 };
     assert.deepEqual(set, expected);
     assert.deepEqual(await synced, { type: "notifications", ...expected });
   });
