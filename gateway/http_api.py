@@ -27,6 +27,7 @@ from gateway.commands import (
     friends,
     invites,
     moderation,
+    notifications,
     presence,
     push,
     reads,
@@ -40,6 +41,7 @@ from gateway.openapi import Endpoint as E
 from gateway.services import Services
 from schemas.http import (
     AccountSettings,
+    ChannelNotifications,
     GroupSettings,
     MemberRole,
     NewChannel,
@@ -298,6 +300,15 @@ async def patch_channel(request: Request) -> Response:
         _services(request), device, request.path_params["channel_id"], body
     )
     return json_response(channels.channel_body(channel))
+
+
+async def put_notifications(request: Request) -> Response:
+    device = await _device(request)
+    body = await _body(request)
+    settings = await notifications.set_notifications(
+        _services(request), device, request.path_params["channel_id"], body
+    )
+    return json_response(settings)
 
 
 async def channel_receipts(request: Request) -> Response:
@@ -625,6 +636,13 @@ ENDPOINTS = [
         GroupSettings,
     ),
     E("post", "/v1/channels/{channel_id}/members", add_member, "Add a group member", NewMember),
+    E(
+        "put",
+        "/v1/channels/{channel_id}/notifications",
+        put_notifications,
+        "Set the caller's notification level and mute for a channel",
+        ChannelNotifications,
+    ),
     E(
         "delete",
         "/v1/channels/{channel_id}/members/{user_id}",

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -34,6 +34,7 @@ from schemas.events import (
     ChannelMembersV1,
     DeviceRevokedV1,
     InboxMembershipV1,
+    InboxSignalV1,
     MessageChangeV1,
     MessageSendV1,
     PresenceAccessChangedV1,
@@ -178,6 +179,17 @@ class Publisher:
             self._signals, event.encode(), key=event.channel_id.encode()
         )
         acked.add_done_callback(_signal_acked)
+
+    async def to_user(self, user_id: str, channel_id: str, frame: dict[str, Any]) -> None:
+        """A ready server frame for every live socket of the user (`inbox.signal`, in their
+        inbox partition, keyed by the channel it is about); returns once the broker holds it."""
+        event = InboxSignalV1(recipients=[user_id], frame=frame)
+        await self._producer.send_and_wait(
+            self._inbox,
+            event.encode(),
+            key=channel_id.encode(),
+            partition=inbox_partition(user_id, self._inbox_partitions),
+        )
 
     async def device_revoked(self, user_id: str, device_id: str) -> None:
         """Tell every gateway to close the device's sockets. Retried for up to

@@ -20,8 +20,10 @@ from parley_client.models import (
     Channel,
     Friend,
     FriendRequest,
+    Level,
     Login,
     Message,
+    NotificationsFrame,
     Operator,
     Presence,
     PushEndpoint,
@@ -269,6 +271,20 @@ class Client:
     async def channels(self, auth: Authenticated) -> list[Channel]:
         """The caller's channels, each with its `last_message_id`."""
         return cast(list[Channel], (await self._call("GET", "/v1/channels", auth))["channels"])
+
+    async def set_notifications(
+        self,
+        auth: Authenticated,
+        channel_id: str,
+        level: Level = "all",
+        muted_until: str | None = None,
+    ) -> NotificationsFrame:
+        """Set the caller's notification settings for a channel: `level` (all, mentions,
+        none) and `muted_until` (an ISO 8601 time with offset until which only mentions
+        notify; None: not muted). Every device of the caller gets a `notifications` frame."""
+        body = {"level": level, "muted_until": muted_until}
+        path = f"/v1/channels/{channel_id}/notifications"
+        return cast(NotificationsFrame, await self._call("PUT", path, auth, body))
 
     async def receipts(self, auth: Authenticated, channel_id: str) -> list[Receipt]:
         """How far each member who shares receipts has read, furthest first."""

@@ -70,6 +70,7 @@ class Message(TypedDict):
     quote: NotRequired[Quote]  # a reply: what it shows of `reply_to`, when you may see it
     pinned_by: NotRequired[str]  # pinned, by whom
     pinned_at: NotRequired[str]  # pinned, when
+    mentions: NotRequired[list[str]]  # the members its `@username`s name, as user ids
 
 
 class MessageFrame(Message):
@@ -130,6 +131,27 @@ class Operator:
     token: str
 
 
+Level = Literal["all", "mentions", "none"]
+
+
+class ChannelNotifications(TypedDict):
+    """The caller's notification settings for a channel, in `GET /v1/channels`: `level` all
+    (every message notifies), mentions (only those that mention you) or none (no push at
+    all); `muted_until` an ISO 8601 time until which only mentions notify, or None."""
+
+    level: Level
+    muted_until: str | None
+    version: int  # counts the changes: of two views of them, the higher is the newer
+
+
+class NotificationsFrame(ChannelNotifications):
+    """`notifications`: the settings changed, on this or another device of the user; also the
+    answer of `Client.set_notifications`."""
+
+    type: NotRequired[Literal["notifications"]]  # in a frame
+    channel_id: str
+
+
 class Channel(TypedDict):
     """`POST /v1/channels` and each item of `GET /v1/channels`."""
 
@@ -141,6 +163,8 @@ class Channel(TypedDict):
     name: NotRequired[str]  # groups only
     read_message_id: NotRequired[str | None]  # the caller's read marker (`GET /v1/channels`)
     unread_count: NotRequired[int]  # messages from others after it, counted up to 100
+    mention_count: NotRequired[int]  # of those, the ones that mention the caller
+    notifications: NotRequired[ChannelNotifications]  # the caller's settings (`GET /v1/channels`)
 
 
 class SearchChannel(TypedDict):

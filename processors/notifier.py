@@ -9,6 +9,9 @@ the sender it pushes when all of these hold:
   drops with the last socket, while `online` waits out the heartbeat timeout);
 - the user has not read it already on another device (the read marker is not at or past it);
 - it is a message, not a change (an edit, a delete or a reaction never pushes);
+- the user's notification settings for the channel let it through
+  (`storage.protocols.Notifications.notifies`): at level `none` nothing pushes; at level
+  `mentions`, or while the channel is muted, only a message that mentions them;
 - the store grants the claim: one push per (user, channel) per burst. Later messages of the
   channel are coalesced into that push until the user has been active again or
   `push_coalesce_s` passed.
@@ -33,6 +36,8 @@ from schemas.ids import id_floor, id_unix_ms, now_ms
 from schemas.message import Message
 from schemas.push import PushNotificationV1, PushTarget
 from storage.protocols import (
+    DEFAULT_NOTIFICATIONS,
+    ChannelStore,
     PresenceStore,
     PushCandidate,
     PushEndpoint,
@@ -63,12 +68,14 @@ class Notifier:
         push: PushStore,
         presence: PresenceStore,
         reads: ReadStore,
+        channels: ChannelStore,
         provider: PushProvider,
         config: NotifierConfig,
     ) -> None:
         self._push = push
         self._presence = presence
         self._reads = reads
+        self._channels = channels
         self._provider = provider
         self._config = config
         self._sending = asyncio.Semaphore(config.concurrency)
@@ -83,6 +90,8 @@ class Notifier:
         presence = await self._presence.get([u for u in users if u in endpoints])
         pairs = sorted({(u, m.channel_id) for u, m in missed if u in endpoints})
         read = await self._reads.read_upto(pairs)
+        settings = await self._channels.notifications(pairs)
+        now = now_ms()
         candidates = []
         messages: dict[tuple[str, int], Message] = {}
         for user_id, message in missed:
@@ -91,6 +100,11 @@ class Notifier:
                 continue
             if read.get((user_id, message.channel_id), 0) >= message.message_id:
                 continue  # read on another device already
+            mentioned = user_id in (message.mentions or ())
+            if not settings.get((user_id, message.channel_id), DEFAULT_NOTIFICATIONS).notifies(
+                mentioned, now
+            ):
+                continue  # the user's level or mute leaves it out
             active_floor = id_floor(state.last_active_ms) if state is not None else 0
             candidates.append(
                 PushCandidate(user_id, message.channel_id, message.message_id, active_floor)

@@ -8,6 +8,8 @@ Invariants (docs/architecture.md):
 - Ordered: a channel's messages are stored and fanned out in id order.
 - Reactions are capped here, in the channel's order (one writer per channel): a reaction beyond
   the caps is stored and delivered as taken back, with the reason (`refused`).
+- Mentions are resolved here, in the channel's order, against its members at that point
+  (schemas/mentions.py), and stored with the message: a replay reads them, never resolves again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from schemas.events import (
 )
 from schemas.ids import iso_ms
 from schemas.limits import MAX_PINS_PER_CHANNEL
+from schemas.mentions import mentioned_names, resolve
 from schemas.message import Message, quote_of, reaction_refusal
 from storage.errors import PermanentStoreError
 from storage.protocols import ChannelStore, MessageStore, SendKey
@@ -50,6 +53,8 @@ log = logging.getLogger("parley.pipeline")
 _Reactions = dict[tuple[str, int], dict[str, set[str]]]
 # channel -> the ids of its pinned messages, for the channels a batch's pins name.
 _Pins = dict[str, set[int]]
+# sender -> username -> the user a mention of that name by that sender names.
+_Mentionable = dict[str, dict[str, str]]
 
 
 def is_permanent(exc: Exception) -> bool:
@@ -109,6 +114,7 @@ class MessagePipeline:
         membership_ttl_s: float = 30.0,
     ) -> None:
         self._messages = messages
+        self._channels = channels
         self._sink = sink
         self._topics = topics
         self.sequencer = Sequencer(messages)
@@ -188,11 +194,12 @@ class MessagePipeline:
                 await self.membership.load(channels)
             reactions = await self._reactions(sends)
             pins = await self._pins(sends)
+            mentionable = await self._mentionable(sends)
             # The common case first: no send of the batch was stored before, and the batch is
             # stored in one round trip. The ids are those the lookup below would give when it
             # finds nothing, so a replay gives the same ids whichever way a batch went.
             fresh = BatchResult(dead=result.dead)
-            deliveries = self._assign(events, {}, fresh, reactions, pins)
+            deliveries = self._assign(events, {}, fresh, reactions, pins, mentionable)
             if await self._messages.insert_new(fresh.stored):
                 result = fresh
             else:
@@ -208,7 +215,7 @@ class MessagePipeline:
                     # reused a client_msg_id in another channel gets its original message,
                     # not a leak).
                     await self.membership.load({m.channel_id for m in found.values()})
-                deliveries = self._assign(events, found, result, reactions, pins)
+                deliveries = self._assign(events, found, result, reactions, pins, mentionable)
                 await self._messages.insert(result.stored)
         except BaseException:
             self.sequencer.forget(channels)
@@ -242,6 +249,24 @@ class MessagePipeline:
         found = await asyncio.gather(*(self._messages.pins(c) for c in channels))
         return {c: {m.message_id for m in p} for c, p in zip(channels, found, strict=True)}
 
+    async def _mentionable(self, events: Sequence[MessageSendV1 | MessageChangeV1]) -> _Mentionable:
+        """Who the names the batch's sends mention are (one store read, for a batch with any
+        `@name`; a batch without costs nothing), and the member lists of their channels."""
+        asks = {
+            (e.sender_id, name): e.channel_id
+            for e in events
+            if isinstance(e, MessageSendV1)
+            for alternatives in mentioned_names(e.text)
+            for name in alternatives
+        }
+        if not asks:
+            return {}
+        await self.membership.load(set(asks.values()))
+        found: _Mentionable = {}
+        for (sender, name), user_id in (await self._channels.mentionable(list(asks))).items():
+            found.setdefault(sender, {})[name] = user_id
+        return found
+
     def _assign(
         self,
         events: Sequence[MessageSendV1 | MessageChangeV1 | ChannelMembersV1],
@@ -249,10 +274,11 @@ class MessagePipeline:
         result: BatchResult,
         reactions: _Reactions,
         pins: _Pins,
+        mentionable: _Mentionable,
     ) -> list[tuple[Message, list[str]]]:
-        """Give new sends their ids, in stream order; each with the members at that point.
-        A new reaction or pin is judged against the caps (`reactions` and `pins` are left as
-        they are)."""
+        """Give new sends their ids, in stream order; each with the members at that point,
+        who are also those its mentions may name. A new reaction or pin is judged against the
+        caps (`reactions` and `pins` are left as they are)."""
         deliveries: list[tuple[Message, list[str]]] = []
         seen = dict(found)
         state = {target: {e: set(who) for e, who in r.items()} for target, r in reactions.items()}
@@ -268,6 +294,8 @@ class MessagePipeline:
                 result.repeated.append(message)
             else:
                 message = _row(event, self.sequencer.next_id(event.channel_id, event.sent_at_ms))
+                if isinstance(event, MessageSendV1) and mentionable:
+                    message = self._with_mentions(message, mentionable)
                 if message.kind == "reaction":
                     message = _capped(message, state)
                 elif message.kind in ("pin", "unpin", "delete"):
@@ -276,6 +304,16 @@ class MessagePipeline:
                 result.stored.append(message)
             deliveries.append((message, self.membership.members(message.channel_id)))
         return deliveries
+
+    def _with_mentions(self, message: Message, mentionable: _Mentionable) -> Message:
+        """The message with the members its `@name`s name (schemas/mentions.py), if any."""
+        names = mentioned_names(message.text)
+        if not names:
+            return message
+        sender = message.sender_id
+        members = set(self.membership.members(message.channel_id))
+        mentions = resolve(names, mentionable.get(sender, {}), members, sender)
+        return message.model_copy(update={"mentions": mentions}) if mentions else message
 
     async def _fan_out(
         self, deliveries: list[tuple[Message, list[str]]], spans: dict[SendKey, Span]

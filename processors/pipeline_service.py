@@ -101,6 +101,7 @@ class PipelineService(mode.Service):
             stores.push,
             stores.presence,
             stores.reads,
+            stores.channels,
             self._provider,
             NotifierConfig(
                 coalesce_ms=int(settings.push_coalesce_s * 1000),

@@ -219,6 +219,7 @@ class MessageFrame(_ServerFrame):
     quote: QuoteBody | None = None
     pinned_by: str | None = None  # pinned, by whom
     pinned_at: str | None = None  # pinned, when
+    mentions: list[str] | None = None  # the members its `@username`s name (schemas/mentions.py)
 
 
 class _ChangeFrame(_ServerFrame):
@@ -299,6 +300,16 @@ class TypingFrame(_ServerFrame):
     expires_in_ms: int
 
 
+class NotificationsFrame(_ServerFrame):
+    """The user's notification settings for a channel changed (on any of their devices)."""
+
+    type: Literal["notifications"]
+    channel_id: str
+    level: Literal["all", "mentions", "none"]
+    muted_until: str | None
+    version: int  # of two frames of one channel, the higher version is the newer settings
+
+
 class Error(_ServerFrame):
     type: Literal["error"]
     code: ErrorCode
@@ -332,5 +343,6 @@ ALL_FRAMES: dict[str, type[BaseModel]] = {
     "server.read.v1": ReadFrame,
     "server.receipts.v1": ReceiptsFrame,
     "server.typing.v1": TypingFrame,
+    "server.notifications.v1": NotificationsFrame,
     "server.error.v1": Error,
 }

@@ -218,6 +218,29 @@ class ProfileChange(BaseModel):
     )
 
 
+class ChannelNotifications(Body):
+    """`PUT /v1/channels/{id}/notifications`: the caller's notification settings there."""
+
+    model_config = ConfigDict(extra="forbid")
+    level: Literal["all", "mentions", "none"] = Field(
+        description="all: every message notifies; mentions: only those that mention you;"
+        " none: no push at all"
+    )
+    muted_until: str | None = Field(
+        default=None,
+        max_length=40,
+        description="an ISO 8601 time with its offset: until then only mentions notify; null:"
+        " not muted",
+    )
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> str:
+        return (
+            'the body must be {"level": "all"|"mentions"|"none",'
+            ' "muted_until": an ISO 8601 time with offset, or null}'
+        )
+
+
 # name -> model, as they appear under `components/schemas` of the OpenAPI document.
 class NewReport(Body):
     """A member's report of a message: why (one of a fixed set), and a note if they like."""
@@ -252,6 +275,7 @@ ALL_BODIES: dict[str, type[BaseModel]] = {
         PushEndpointBody,
         AccountSettings,
         NewReport,
+        ChannelNotifications,
     )
 }
 # Answers described in the document (the others are in docs/protocol.md only).

@@ -37,3 +37,7 @@ MAX_GROUP_INVITES = 50
 MAX_INVITE_TTL_S = 30 * 24 * 3600
 MIN_INVITE_TTL_S = 60
 MAX_INVITE_USES = 1000
+
+# Mentions: the users a message's `@username`s name, resolved by the pipeline in the channel's
+# order (schemas/mentions.py); at most this many per message, the first ones in the text.
+MAX_MENTIONS = 50

@@ -75,6 +75,9 @@ class Message(BaseModel):
     pinned_at: str | None = None  # a message: pinned, when (the pin's `sent_at`)
     # A reply: what it shows of `reply_to`, filled in by whoever reads it (never stored).
     quote: Quote | None = None
+    # A message: the users its `@username`s mention, resolved when it was stored
+    # (schemas/mentions.py); None when none.
+    mentions: list[str] | None = None
 
     @field_serializer("message_id")
     def _id_as_string(self, value: int) -> str:
@@ -122,6 +125,8 @@ class Message(BaseModel):
         if self.pinned_by is not None:
             body["pinned_by"] = self.pinned_by
             body["pinned_at"] = self.pinned_at
+        if self.mentions:
+            body["mentions"] = self.mentions
         return body
 
     def encode(self) -> bytes:

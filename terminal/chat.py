@@ -498,6 +498,12 @@ class Chat:
             kind = "direct" if channel["type"] == "direct" else f"{len(channel['members'])} members"
             unread = channel.get("unread_count", 0)  # counted by the server up to 100
             count = f"  {'100+' if unread >= UNREAD_MAX else unread} unread" if unread else ""
+            mentions = channel.get("mention_count", 0)
+            if mentions:
+                count += f", {'100+' if mentions >= UNREAD_MAX else mentions} mentioning you"
+            settings = channel.get("notifications")
+            if settings is not None and settings["level"] != "all":
+                count += f"  (notifies: {settings['level']})"
             say(f"  {number}. {self.directory.title(channel)} ({kind}){count}")
         say("Type a number or a name to open a chat; /help for commands.")
 
@@ -620,7 +626,8 @@ class Chat:
         listed = [c for c in self.channels if c["channel_id"] == message["channel_id"]]
         where = self.directory.title(listed[0]) if listed else "a new chat (see /channels)"
         sender = self.directory.name_of(message["sender_id"])
-        say(f"(new in {where}) {sender}: {one_line(message['text'][:60])}")
+        news = "mentioned in" if self.directory.mentions_me(message) else "new in"
+        say(f"({news} {where}) {sender}: {one_line(message['text'][:60])}")
 
     async def on_row(self, chat: OpenChat, row: Message) -> None:
         """A message or a change of the open chat, past its first page, in the channel's order."""

@@ -145,10 +145,15 @@ class Directory:
             or (c["type"] == "direct" and key in (self._username(m) for m in self.others(c)))
         ]
 
+    def mentions_me(self, message: Message) -> bool:
+        """Whether the message (not deleted) mentions the user (`mentions`)."""
+        return not message.get("deleted") and self.me in message.get("mentions", ())
+
     def line(self, message: Message, *, with_id: bool = False, number: int | None = None) -> str:
         """`[12:03] alice: text`, the time local; lines after the first indented; in its latest
         state: `(edited)`, `[deleted]`, and how many reacted with each emoji (`[👍 2]`). Headed
-        by the message's id, or by the short number the chat shows (`#3`)."""
+        by the message's id, or by the short number the chat shows (`#3`), and by `@ ` when
+        it mentions the user."""
         sent = _time(message["sent_at"])
         if message.get("deleted"):
             text = "[deleted]"
@@ -166,6 +171,8 @@ class Directory:
         head = f"{visible(message['message_id'])} " if with_id else ""
         if number is not None:
             head = f"#{number} "
+        if self.mentions_me(message):
+            head = f"@ {head}"  # a mention of the user stands out at the start of its line
         line = f"{head}[{sent:%H:%M}] {self.name_of(message['sender_id'])}: {text}"
         return visible(line, multiline=True)
 

@@ -191,6 +191,8 @@ async def test_channel_list_carries_last_message_id(api: Api) -> None:
             "last_message_id": last["message_id"],
             "read_message_id": None,
             "unread_count": 0,  # the caller's own messages
+            "mention_count": 0,
+            "notifications": {"level": "all", "muted_until": None, "version": 0},
         }
     ]
     assert await api.last_message_ids(a) == {channel: last["message_id"]}

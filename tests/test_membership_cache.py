@@ -183,5 +183,5 @@ async def test_the_notifier_skips_membership_events() -> None:
     assert isinstance(inbox_event.validate_json(raw), InboxMembershipV1)
     # No store is touched (they are None): nothing in the batch is a message to push.
     config = NotifierConfig(coalesce_ms=0, max_age_ms=60_000, preview_chars=10, concurrency=1)
-    notifier = Notifier(None, None, None, None, config)  # type: ignore[arg-type]
+    notifier = Notifier(None, None, None, None, None, config)  # type: ignore[arg-type]
     assert await notifier.handle([raw]) == Notified(0, 0)

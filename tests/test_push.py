@@ -318,7 +318,9 @@ async def test_no_push_for_a_message_already_read_on_another_device(
     await stores.reads.advance(away.user_id, channel, read.message_id)
     provider = Recorded()
     config = NotifierConfig(coalesce_ms=60_000, max_age_ms=60_000, preview_chars=50, concurrency=2)
-    notifier = Notifier(stores.push, stores.presence, stores.reads, provider, config)
+    notifier = Notifier(
+        stores.push, stores.presence, stores.reads, stores.channels, provider, config
+    )
     records = [
         InboxMessageV1(recipients=[away.user_id], message=m).encode() for m in (read, unread)
     ]

@@ -23,7 +23,7 @@ from topics.offsets import group_lag
 ROWS = (
     "SELECT channel_id, bucket, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
     " kind, target_id, emoji, removed, edited_at, edit_id, deleted, reply_to, reply_count,"
-    " last_reply_id, pinned_by, pinned_at, pin_id, refused"
+    " last_reply_id, pinned_by, pinned_at, pin_id, refused, mentions"
     " FROM messages WHERE channel_id = ANY(%s) ORDER BY channel_id, message_id"
 )
 
@@ -96,8 +96,9 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
         await socket.send_message(channel if i % 2 else group, f"r{i}")
     await socket.send_message(channel, "dup", client_msg_id="same")
     await socket.send_message(channel, "dup", client_msg_id="same")
+    await socket.send_message(group, f"hi @{b.username}")  # its mentions are stored, not redone
     echoes = await socket.collect_messages(channel, 26)
-    await socket.collect_messages(group, 25)
+    await socket.collect_messages(group, 26)
     # Changes replay too: an edit, a reaction taken back, a delete (its edit's text goes too),
     # and replies with their message's count (one to the message deleted after it).
     edited, deleted = echoes[0]["message_id"], echoes[1]["message_id"]
@@ -121,7 +122,8 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
     await drained(settings)
 
     live = await stored(settings, [channel, group])
-    assert [len(live[channel]), len(live[group])] == [39, 25]
+    assert [len(live[channel]), len(live[group])] == [39, 26]
+    assert live[group][-1].mentions == [b.user_id]
     first, second = live[channel][0], live[channel][1]
     assert (first.text, first.reactions, second.deleted, second.text) == (
         "r1, edited",
@@ -137,7 +139,7 @@ async def test_replay_into_an_empty_store_gives_the_same_rows_and_ids(
     )
     target = await empty_store(settings)
     read = await replay(target)
-    assert read >= 59
+    assert read >= 60
     assert await stored(target, [channel, group]) == live
     assert [m.client_msg_id for m in live[channel]].count("same") == 1
     if settings.message_store == "postgres":  # every row of the store, bucket included

@@ -420,6 +420,40 @@ async def test_unread_counts_answer_for_many_channels_at_once(store: MessageStor
     assert counts == {**expected, quiet: 0}
 
 
+async def test_mentions_are_stored_with_their_message_and_unread_ones_counted(
+    store: MessageStore,
+) -> None:
+    channel, base = fresh(), an_hour_ago()
+
+    def mentioning(n: int, *who: str) -> Message:
+        return message(channel, base + n).model_copy(update={"mentions": list(who) or None})
+
+    rows = [mentioning(1, "me"), mentioning(2), mentioning(3, "you", "me"), mentioning(4, "you")]
+    rows.append(mentioning(5, "me"))
+    await store.insert(rows)
+    stored = await store.page(channel, after=base, limit=10)
+    assert [m.mentions for m in stored] == [["me"], None, ["you", "me"], ["you"], ["me"]]
+    assert (await store.find_sent([(rows[2].sender_device_id, rows[2].client_msg_id)])).popitem()[
+        1
+    ].mentions == ["you", "me"]
+
+    async def count(after: int, of: str = "me", cap: int = 100, c: str = channel) -> int:
+        unread, mentioned = (await store.unread_and_mentions({c: after}, reader=of, cap=cap))[c]
+        assert unread == (await store.unread_counts({c: after}, not_from=of, cap=cap))[c]
+        return mentioned
+
+    assert await count(base) == 3
+    assert await count(base + 1) == 2
+    assert await count(base, of="you") == 2
+    assert await count(base, cap=2) == 2
+    assert await count(base, of="nobody") == 0
+    assert await count(base, c=fresh()) == 0
+    # A deleted message mentions nobody any more.
+    await store.insert([change(rows[4], base + 6, "delete")])
+    assert await count(base) == 2
+    assert await store.unread_and_mentions({}, reader="me", cap=100) == {}
+
+
 def change(
     target: Message,
     message_id: int,

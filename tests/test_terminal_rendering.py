@@ -175,6 +175,17 @@ def test_a_name_is_one_line_and_a_message_line_shows_the_text_made_visible() -> 
     assert not [c for c in line if unsafe(c, True)]
 
 
+def test_a_message_that_mentions_the_user_is_marked_at_the_start_of_its_line() -> None:
+    directory = Directory("1", {"1": "me", "2": "bob"})
+    sent = datetime.fromisoformat(SENT_AT.replace("Z", "+00:00")).astimezone()
+    mention = a_message("hi @me", mentions=["1"])
+    assert directory.line(mention, number=3) == f"@ #3 [{sent:%H:%M}] bob: hi @me"
+    other = a_message("hi @carol", mentions=["3"])
+    assert directory.line(other, number=4) == f"#4 [{sent:%H:%M}] bob: hi @carol"
+    gone = a_message("", mentions=["1"], deleted=True)
+    assert directory.line(gone, number=5) == f"#5 [{sent:%H:%M}] bob: [deleted]"
+
+
 def test_a_text_that_grows_under_nfkc_is_rendered_as_written_in_work_of_its_own_length(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -15,6 +15,7 @@ command does. Each command takes the gateway's `Services` first and the caller's
 |               | remove_member, set_role, history, pins                           |
 | `messages`    | send, change (edit, delete, react, pin, unpin), ack              |
 | `export`      | export_data                                                      |
+| `notifications` | set_notifications                                              |
 | `friends`     | befriend, unfriend, friend_list                                  |
 | `invites`     | create_invite, list_invites, revoke_invite, preview, join        |
 | `presence`    | watch, look_up                                                   |

@@ -20,7 +20,7 @@ from gateway.errors import (
 )
 from gateway.services import Services
 from schemas.http import GroupSettings, MemberRole, NewMember
-from schemas.ids import MAX_ID, id_floor, new_id, now_ms, parse_id
+from schemas.ids import MAX_ID, id_floor, iso_ms, new_id, now_ms, parse_id
 from schemas.limits import (
     HISTORY_LIMIT_DEFAULT,
     HISTORY_LIMIT_MAX,
@@ -157,8 +157,8 @@ async def create_group(
 
 
 async def list_channels(services: Services, caller: Device) -> list[dict[str, Any]]:
-    """The caller's channels, each with its newest message id, the caller's read marker and
-    unread count, as far as the caller may see (storage/visibility.py: an id below what they
+    """The caller's channels, each with its newest message id, the caller's read marker,
+    unread count and unread mentions of the caller, as far as the caller may see (storage/visibility.py: an id below what they
     may see reads as null); a direct channel the caller hid is left out until a newer message
     arrives."""
     stores = services.stores
@@ -186,9 +186,9 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
         for channel_id, membership in memberships.items()
         if channel_id in lowest
     }
-    counts = await stores.messages.unread_counts(
+    counts = await stores.messages.unread_and_mentions(
         {c: upto for c, upto in after.items() if last.get(c, 0) > upto},
-        not_from=caller.user_id,
+        reader=caller.user_id,
         cap=UNREAD_COUNT_CAP,
     )
     bodies = []
@@ -198,7 +198,18 @@ async def list_channels(services: Services, caller: Device) -> list[dict[str, An
         body = channel_body(channel, newest if newest is not None and newest >= visible else None)
         marker = markers.get(channel.channel_id)
         body["read_message_id"] = str(marker) if marker is not None and marker >= visible else None
-        body["unread_count"] = counts.get(channel.channel_id, 0)
+        unread, mentioned = counts.get(channel.channel_id, (0, 0))
+        body["unread_count"], body["mention_count"] = unread, mentioned
+        membership = memberships.get(channel.channel_id)
+        if membership is not None:
+            settings = membership.notifications
+            body["notifications"] = {
+                "level": settings.level,
+                "muted_until": None
+                if settings.muted_until_ms is None
+                else iso_ms(settings.muted_until_ms),
+                "version": settings.version,
+            }
         bodies.append(body)
     return bodies
 

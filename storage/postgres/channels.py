@@ -7,11 +7,27 @@ from typing import Literal, cast
 
 from storage.errors import GroupFull, LastOwner, NotAGroup, NotAMember, UnknownUsers
 from storage.postgres.pool import Connection, Pool, connection
-from storage.protocols.channels import Channel, Membership, Role
+from storage.protocols.channels import (
+    DEFAULT_NOTIFICATIONS,
+    Channel,
+    Level,
+    Membership,
+    Notifications,
+    Role,
+)
 
 _MS = "(extract(epoch FROM m.joined_at) * 1000)::bigint"
 # A direct channel's history is always visible to both its members.
 _VISIBLE = "(c.kind = 'direct' OR c.history_visible)"
+# The member's notification settings: level, and the mute's end in epoch ms (or NULL).
+_NOTIFY = "m.notify, (extract(epoch FROM m.muted_until) * 1000)::bigint, m.notify_version"
+
+
+def _notifications(level: object, muted_until_ms: object, version: object) -> Notifications:
+    muted = None if muted_until_ms is None else int(str(muted_until_ms))
+    if level == "all" and muted is None and version == 0:
+        return DEFAULT_NOTIFICATIONS
+    return Notifications(cast(Level, level), muted, int(str(version)))
 
 
 class PostgresChannelStore:
@@ -93,7 +109,7 @@ class PostgresChannelStore:
                 "       ON (b.blocker_id, b.blocked_id) IN ((o.user_id, m.user_id),"
                 "                                          (m.user_id, o.user_id))"
                 "     WHERE o.channel_id = m.channel_id AND o.user_id <> m.user_id)"
-                f" ELSE false END, {_VISIBLE}"
+                f" ELSE false END, {_VISIBLE}, {_NOTIFY}"
                 " FROM channel_members m JOIN channels c ON c.channel_id = m.channel_id"
                 " WHERE m.channel_id = %s AND m.user_id = %s",
                 (channel_id, user_id),
@@ -102,19 +118,29 @@ class PostgresChannelStore:
         if row is None:
             return None
         return Membership(
-            str(row[0]), int(str(row[1])), cast(Role, row[2]), bool(row[3]), bool(row[4])
+            str(row[0]),
+            int(str(row[1])),
+            cast(Role, row[2]),
+            bool(row[3]),
+            bool(row[4]),
+            _notifications(row[5], row[6], row[7]),
         )
 
     async def memberships(self, user_id: str) -> list[Membership]:
         """Every channel the user belongs to."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT m.channel_id, {_MS}, {_VISIBLE} FROM channel_members m"
+                f"SELECT m.channel_id, {_MS}, {_VISIBLE}, {_NOTIFY} FROM channel_members m"
                 " JOIN channels c ON c.channel_id = m.channel_id WHERE m.user_id = %s",
                 (user_id,),
             )
             return [
-                Membership(str(r[0]), int(str(r[1])), history_visible=bool(r[2]))
+                Membership(
+                    str(r[0]),
+                    int(str(r[1])),
+                    history_visible=bool(r[2]),
+                    notifications=_notifications(r[3], r[4], r[5]),
+                )
                 for r in await cur.fetchall()
             ]
 
@@ -125,7 +151,7 @@ class PostgresChannelStore:
             return {}
         async with connection(self._pool) as conn:
             cur = await conn.execute(
-                f"SELECT m.channel_id, m.user_id, {_MS}, m.role, {_VISIBLE}"
+                f"SELECT m.channel_id, m.user_id, {_MS}, m.role, {_VISIBLE}, {_NOTIFY}"
                 " FROM channel_members m JOIN channels c ON c.channel_id = m.channel_id"
                 " WHERE m.channel_id = ANY(%s)",
                 (list(channel_ids),),
@@ -133,7 +159,11 @@ class PostgresChannelStore:
             found: dict[str, dict[str, Membership]] = {}
             for r in await cur.fetchall():
                 membership = Membership(
-                    str(r[0]), int(str(r[2])), cast(Role, r[3]), history_visible=bool(r[4])
+                    str(r[0]),
+                    int(str(r[2])),
+                    cast(Role, r[3]),
+                    history_visible=bool(r[4]),
+                    notifications=_notifications(r[5], r[6], r[7]),
                 )
                 found.setdefault(str(r[0]), {})[str(r[1])] = membership
             return found
@@ -158,6 +188,60 @@ class PostgresChannelStore:
                 (list(channel_ids),),
             )
             return {str(r[0]): cast(list[str], r[1]) for r in await cur.fetchall()}
+
+    async def mentionable(self, asks: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """For each (sender id, username) asked, the id of the user with that username, unless
+        a block stands between them and the sender (either way)."""
+        if not asks:
+            return {}
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT a.sender, a.name, u.user_id"
+                " FROM unnest(%s::text[], %s::text[]) AS a(sender, name)"
+                " JOIN users u ON u.username = a.name"
+                " WHERE NOT EXISTS (SELECT 1 FROM blocks b"
+                "   WHERE (b.blocker_id = a.sender AND b.blocked_id = u.user_id)"
+                "   OR (b.blocker_id = u.user_id AND b.blocked_id = a.sender))",
+                ([s for s, _ in asks], [n for _, n in asks]),
+            )
+            return {(str(r[0]), str(r[1])): str(r[2]) for r in await cur.fetchall()}
+
+    async def set_notifications(
+        self, channel_id: str, user_id: str, notifications: Notifications
+    ) -> Notifications | None:
+        """Set the member's notification settings for the channel, one version above the
+        last; returns them as stored, None if not a member."""
+        muted = notifications.muted_until_ms
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "UPDATE channel_members m SET notify = %s,"
+                " muted_until = CASE WHEN %s::bigint IS NULL THEN NULL"
+                "   ELSE to_timestamp(%s::bigint / 1000.0) END,"
+                " notify_version = notify_version + 1"
+                f" WHERE channel_id = %s AND user_id = %s RETURNING {_NOTIFY}",
+                (notifications.level, muted, muted, channel_id, user_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _notifications(row[0], row[1], row[2])
+
+    async def notifications(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Notifications]:
+        """The notification settings of these (user, channel) pairs, for the members among
+        them."""
+        if not pairs:
+            return {}
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"SELECT m.user_id, m.channel_id, {_NOTIFY}"
+                " FROM unnest(%s::text[], %s::text[]) AS p(user_id, channel_id)"
+                " JOIN channel_members m ON m.user_id = p.user_id AND m.channel_id = p.channel_id",
+                ([u for u, _ in pairs], [c for _, c in pairs]),
+            )
+            return {
+                (str(r[0]), str(r[1])): _notifications(r[2], r[3], r[4])
+                for r in await cur.fetchall()
+            }
 
     async def blocked_direct(self, channel_ids: Sequence[str]) -> set[str]:
         """Those of the channels that are direct channels with a block between their two

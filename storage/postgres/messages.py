@@ -17,7 +17,7 @@ from storage.protocols.messages import SendKey
 _COLUMNS = (
     "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at,"
     " kind, target_id, emoji, removed, edited_at, deleted, refused, reactions, reply_to,"
-    " reply_count, last_reply_id, pinned_by, pinned_at"
+    " reply_count, last_reply_id, pinned_by, pinned_at, mentions"
 )
 
 
@@ -121,6 +121,39 @@ class PostgresMessageStore:
             )
             counts = {str(r[0]): int(str(r[1])) for r in await cur.fetchall()}
         return {c: counts.get(c, 0) for c in channels}
+
+    async def unread_and_mentions(
+        self, after: Mapping[str, int], *, reader: str, cap: int
+    ) -> dict[str, tuple[int, int]]:
+        """For each channel of `after`, its unread count for `reader` (as `unread_counts`) and
+        how many of those messages mention `reader`, each counted up to `cap`, in one
+        statement (the mentions: an index range per channel over the messages that mention
+        anyone, `messages_mentioning`)."""
+        if not after:
+            return {}
+        channels = list(after)
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT a.channel_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"
+                "   WHERE m.channel_id = a.channel_id AND m.bucket >= a.bucket"
+                "   AND m.message_id > a.after AND m.sender_id <> %(reader)s"
+                "   AND m.kind = 'message' AND NOT m.deleted LIMIT %(cap)s) AS unread),"
+                " (SELECT count(*) FROM (SELECT 1 FROM messages m"
+                "   WHERE m.channel_id = a.channel_id AND m.bucket >= a.bucket"
+                "   AND m.message_id > a.after AND m.mentions IS NOT NULL AND m.kind = 'message'"
+                "   AND %(reader)s = ANY(m.mentions) AND NOT m.deleted LIMIT %(cap)s) AS mentioned)"
+                " FROM unnest(%(channels)s::text[], %(after)s::bigint[], %(buckets)s::bigint[])"
+                "   AS a(channel_id, after, bucket)",
+                {
+                    "reader": reader,
+                    "cap": cap,
+                    "channels": channels,
+                    "after": [after[c] for c in channels],
+                    "buckets": [bucket_of(after[c]) for c in channels],
+                },
+            )
+            counts = {str(r[0]): (int(str(r[1])), int(str(r[2]))) for r in await cur.fetchall()}
+        return {c: counts.get(c, (0, 0)) for c in channels}
 
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
@@ -260,6 +293,7 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
                 "r": m.removed,
                 "rf": m.refused,
                 "rt": m.reply_to,
+                "mn": m.mentions,
             }
             for m in messages
         ]
@@ -272,7 +306,7 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
         "WITH t AS MATERIALIZED ("
         "  SELECT * FROM json_to_recordset(%s::json) AS t(d text, c text, ch text, id bigint,"
         "    b int, s text, tx text, at text, k text, tg bigint, e text, r boolean, rf text,"
-        "    rt bigint)"
+        "    rt bigint, mn text[])"
         "), claimed AS ("
         "  INSERT INTO message_sends (sender_device_id, client_msg_id, channel_id, message_id)"
         "  SELECT d, c, ch, id FROM t"
@@ -280,8 +314,9 @@ async def _insert_rows_txn(conn: Any, messages: Sequence[Message], new: bool) ->
         + "  RETURNING sender_device_id, client_msg_id, message_id"
         ")"
         " INSERT INTO messages (channel_id, bucket, message_id, sender_id, sender_device_id,"
-        " client_msg_id, text, sent_at, kind, target_id, emoji, removed, refused, reply_to)"
-        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r, t.rf, t.rt"
+        " client_msg_id, text, sent_at, kind, target_id, emoji, removed, refused, reply_to,"
+        " mentions)"
+        " SELECT t.ch, t.b, t.id, t.s, t.d, t.c, t.tx, t.at, t.k, t.tg, t.e, t.r, t.rf, t.rt, t.mn"
         " FROM t JOIN claimed s ON s.sender_device_id = t.d AND s.client_msg_id = t.c"
         "   AND s.message_id = t.id"
         " ON CONFLICT DO NOTHING",
@@ -419,4 +454,5 @@ def _message(row: tuple[object, ...]) -> Message:
         last_reply_id=None if row[17] is None else int(str(row[17])),
         pinned_by=None if row[18] is None else str(row[18]),
         pinned_at=None if row[19] is None else str(row[19]),
+        mentions=[str(u) for u in cast(list[str], row[20])] if row[20] else None,
     )

@@ -21,7 +21,15 @@ from storage.errors import (
     UsernameTaken,
 )
 from storage.protocols.accounts import AccountStore, Device, Profile, User
-from storage.protocols.channels import Channel, ChannelStore, Membership, Role
+from storage.protocols.channels import (
+    DEFAULT_NOTIFICATIONS,
+    Channel,
+    ChannelStore,
+    Level,
+    Membership,
+    Notifications,
+    Role,
+)
 from storage.protocols.cursors import CursorStore
 from storage.protocols.friends import FriendEdge, FriendState, FriendStore, GroupAdds
 from storage.protocols.invites import Invite, InviteStore, InviteTarget, Joined
@@ -33,6 +41,7 @@ from storage.protocols.reads import MarkerMove, ReadStore
 from storage.protocols.search import SearchIndex, SearchPage, SearchScope
 
 __all__ = [
+    "DEFAULT_NOTIFICATIONS",
     "AccountStore",
     "Blocked",
     "Channel",
@@ -50,11 +59,13 @@ __all__ = [
     "InviteUnusable",
     "Joined",
     "LastOwner",
+    "Level",
     "MarkerMove",
     "Membership",
     "MessageStore",
     "NotAGroup",
     "NotAMember",
+    "Notifications",
     "Presence",
     "PresenceStore",
     "Profile",

@@ -7,6 +7,29 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Role = Literal["owner", "admin", "member"]
+Level = Literal["all", "mentions", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notifications:
+    """A member's notification settings for a channel: `level` `all` (every message),
+    `mentions` (only messages that mention them) or `none` (no push at all); `muted_until_ms`
+    (epoch ms, or None): until then only mentions notify, whatever the level."""
+
+    level: Level = "all"
+    muted_until_ms: int | None = None
+    # How many times the member changed them: of two views of them, the higher is the newer.
+    version: int = 0
+
+    def notifies(self, mentioned: bool, at_ms: int) -> bool:
+        """Whether a message (mentioning the member or not) at `at_ms` pushes and badges."""
+        if self.level == "none":
+            return False
+        muted = self.muted_until_ms is not None and self.muted_until_ms > at_ms
+        return mentioned or (self.level == "all" and not muted)
+
+
+DEFAULT_NOTIFICATIONS = Notifications()
 
 
 @dataclass(frozen=True)
@@ -29,6 +52,7 @@ class Membership:
     role: Role = "member"  # in a direct channel, always "member"
     blocked: bool = False  # a direct channel whose two members have a block between them
     history_visible: bool = True  # the channel's setting now (storage/visibility.py)
+    notifications: Notifications = DEFAULT_NOTIFICATIONS  # the member's own settings
 
 
 class ChannelStore(Protocol):
@@ -65,6 +89,24 @@ class ChannelStore(Protocol):
 
     async def members(self, channel_ids: Sequence[str]) -> dict[str, list[str]]:
         """Member lists for several channels (missing channels are absent)."""
+
+    async def mentionable(self, asks: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """For each (sender id, username) asked, the id of the user with that username, unless
+        a block stands between them and the sender (either way): who a mention of the name by
+        the sender names (absent: nobody). One statement for every ask."""
+
+    async def set_notifications(
+        self, channel_id: str, user_id: str, notifications: Notifications
+    ) -> Notifications | None:
+        """Set the member's notification settings for the channel (its `version` is ignored);
+        returns them as stored, with their new version, one above the last. None, with
+        nothing written, if the user is not a member when the write is made."""
+
+    async def notifications(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Notifications]:
+        """The notification settings of these (user, channel) pairs, for the members among
+        them (one statement)."""
 
     async def blocked_direct(self, channel_ids: Sequence[str]) -> set[str]:
         """Those of the channels that are direct channels with a block between their two

@@ -61,6 +61,15 @@ class MessageStore(Protocol):
         every channel in the answer. One statement however many channels, where the backend
         can (Postgres); a channel list must not cost a round trip per channel."""
 
+    async def unread_and_mentions(
+        self, after: Mapping[str, int], *, reader: str, cap: int
+    ) -> dict[str, tuple[int, int]]:
+        """For each channel of `after`: its unread count for `reader` (`unread_counts` with
+        `not_from=reader`), and how many of those messages mention `reader`
+        (`Message.mentions`), each counted up to `cap`; every channel in the answer. One
+        statement however many channels, where the backend can (Postgres): the channel list
+        asks it."""
+
     async def page(
         self,
         channel_id: str,

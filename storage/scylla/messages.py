@@ -43,7 +43,8 @@ from storage.scylla.session import (
 from storage.scylla.statements import Statements, prepare_statements
 
 _COUNT_READ_FACTOR = 4  # an unread count reads at most this many rows per message it counts
-_COUNTS_AT_ONCE = 32  # channels whose unread messages are counted at once
+_COUNTS_AT_ONCE = 32
+_MENTION_READ_ROWS = 2_000  # rows a channel's unread mentions are counted over, at most  # channels whose unread messages are counted at once
 _ROWS_PER_READ = 500  # rows fetched at a time while a page walks a bucket
 _BUCKETS_PER_READ = 16  # bucket ids fetched at a time while a page walks a channel's buckets
 
@@ -140,7 +141,13 @@ class ScyllaMessageStore:
             (
                 (
                     q.insert_message,
-                    (bucket_of(m.message_id), *base_values(m), m.reply_to, row_timestamp(m)),
+                    (
+                        bucket_of(m.message_id),
+                        *base_values(m),
+                        m.reply_to,
+                        m.mentions,
+                        row_timestamp(m),
+                    ),
                 )
                 if m.kind == "message"
                 else (
@@ -345,6 +352,53 @@ class ScyllaMessageStore:
                     1
                     for r in rows
                     if r["sender_id"] != not_from
+                    and (r["kind"] or "message") == "message"
+                    and not r["deleted"]
+                )
+        return min(count, cap)
+
+    async def unread_and_mentions(
+        self, after: Mapping[str, int], *, reader: str, cap: int
+    ) -> dict[str, tuple[int, int]]:
+        """For each channel of `after`, its unread count for `reader` and how many of those
+        messages mention `reader`, each up to `cap`; the mentions are read only in channels
+        with anything unread. Channels are counted concurrently, `_COUNTS_AT_ONCE` at a time."""
+        at_once = asyncio.Semaphore(_COUNTS_AT_ONCE)
+
+        async def one(channel_id: str) -> tuple[int, int]:
+            async with at_once:
+                unread = await self._count_after(channel_id, after[channel_id], reader, cap)
+                if unread == 0:
+                    return 0, 0
+                return unread, await self._mentions_after(
+                    channel_id, after[channel_id], reader, cap
+                )
+
+        channels = list(after)
+        counts = await asyncio.gather(*(one(c) for c in channels))
+        return dict(zip(channels, counts, strict=True))
+
+    async def _mentions_after(self, channel_id: str, after: int, of: str, cap: int) -> int:
+        """How many of the channel's messages above `after` mention `of`, up to `cap`. Reads
+        the mention lists of at most `_MENTION_READ_ROWS` rows (Scylla cannot filter them): the
+        mentions among the newest unread messages beyond that are not counted."""
+        q = self._q()
+        head = await self._head(channel_id)
+        if head is None or cap <= 0:
+            return 0
+        budget, count = _MENTION_READ_ROWS, 0
+        async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
+            async for bucket in walk:
+                if bucket > bucket_of(head) or count >= cap or budget <= 0:
+                    break
+                params = (channel_id, bucket, after, head, budget)
+                rows = await execute(self._s(), q.mentions_in_bucket, params)
+                budget -= len(rows)
+                count += sum(
+                    1
+                    for r in rows
+                    if r["mentions"]
+                    and of in r["mentions"]
                     and (r["kind"] or "message") == "message"
                     and not r["deleted"]
                 )

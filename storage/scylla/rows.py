@@ -100,4 +100,5 @@ def message_of(row: Row) -> Message:
         last_reply_id=row.get("last_reply_id"),
         pinned_by=row.get("pinned_by"),
         pinned_at=row.get("pinned_at"),
+        mentions=[str(u) for u in row["mentions"]] if row["mentions"] else None,
     )

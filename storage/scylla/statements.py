@@ -11,7 +11,9 @@ from cassandra.cluster import Session
 from storage.scylla.session import prepare
 
 _BASE = 'channel_id, message_id, sender_id, sender_device_id, client_msg_id, "text", sent_at'
-_COLUMNS = f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted, refused, reactions"
+_COLUMNS = (
+    f"{_BASE}, kind, target_id, emoji, removed, edited_at, deleted, refused, reactions, mentions"
+)
 # `messages` only: `changes` has no reply columns.
 _MESSAGE_COLUMNS = f"{_COLUMNS}, reply_to, reply_count, last_reply_id, pinned_by, pinned_at"
 
@@ -39,6 +41,7 @@ class Statements:
     buckets_up: Any
     ascending_in_bucket: Any
     senders_in_bucket: Any
+    mentions_in_bucket: Any
     descending_in_bucket: Any
     changes_ascending_in_bucket: Any
     changes_descending_in_bucket: Any
@@ -59,8 +62,8 @@ def _cql(ks: str) -> dict[str, str]:
         " (sender_device_id, client_msg_id, channel_id, message_id) VALUES (?, ?, ?, ?)"
         " IF NOT EXISTS",
         "list_bucket": f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)",
-        "insert_message": f"INSERT INTO {ks}.messages (bucket, {_BASE}, reply_to)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        "insert_message": f"INSERT INTO {ks}.messages (bucket, {_BASE}, reply_to, mentions)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
         "insert_change": f"INSERT INTO {ks}.changes (bucket, {_BASE}, kind, target_id, emoji,"
         " removed, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
         "apply_edit": f'UPDATE {ks}.messages USING TIMESTAMP ? SET "text" = ?, edited_at = ?,'
@@ -93,6 +96,8 @@ def _cql(ks: str) -> dict[str, str]:
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"
         " ORDER BY message_id ASC LIMIT ?",
         "senders_in_bucket": f"SELECT sender_id, kind, deleted FROM {ks}.messages"
+        " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ? LIMIT ?",
+        "mentions_in_bucket": f"SELECT mentions, kind, deleted FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ? LIMIT ?",
         "descending_in_bucket": f"SELECT {_MESSAGE_COLUMNS} FROM {ks}.messages"
         " WHERE channel_id = ? AND bucket = ? AND message_id > ? AND message_id <= ?"

@@ -193,6 +193,31 @@ export class ChatApp extends EventTarget {
     this.changed("channels");
   }
 
+  // Whether only mentions of the user notify in the channel: its level, or a mute not over.
+  quiet(channel) {
+    const settings = channel.notifications;
+    if (!settings) return false;
+    const muted = settings.muted_until && Date.parse(settings.muted_until) > Date.now();
+    return settings.level !== "all" || Boolean(muted);
+  }
+
+  // The user's notification settings for a channel: level "all" | "mentions" | "none", and a
+  // mute until a time (an ISO string) or null. The other devices hear of it by a frame.
+  async setNotifications(channelId, level, mutedUntil = null) {
+    const { channel_id: _, ...settings } = await this.api.setNotifications(channelId, level, mutedUntil);
+    this.onNotifications({ channel_id: channelId, ...settings });
+  }
+
+  onNotifications({ channel_id: channelId, level, muted_until: mutedUntil, version }) {
+    const channel = this.channels.get(channelId);
+    if (!channel) return;
+    // Two changes made at once may arrive in either order: the higher version is the newer.
+    if (channel.notifications && channel.notifications.version > version) return;
+    channel.notifications = { level, muted_until: mutedUntil, version };
+    this.changed("channels");
+    if (channelId === this.currentId) this.changed("chat");
+  }
+
   refreshChannelsSoon() {
     this.later("channels", 300, () => this.loadChannels().catch(() => {}));
   }
@@ -401,8 +426,9 @@ export class ChatApp extends EventTarget {
     const timeline = this.timelines.get(channel.channel_id);
     const newest = timeline.window ? null : timeline.cursor;
     if (!newest) return;
-    if (this.readState && channel.unread_count) {
+    if (this.readState && (channel.unread_count || channel.mention_count)) {
       channel.unread_count = 0;
+      channel.mention_count = 0;
       this.changed("channels");
     }
     const done = this.acked.get(channel.channel_id);
@@ -456,6 +482,8 @@ export class ChatApp extends EventTarget {
         return this.changed("presence");
       case "read":
         return this.onRead(frame);
+      case "notifications":
+        return this.onNotifications(frame);
       case "edit":
       case "delete":
       case "reaction":
@@ -493,6 +521,9 @@ export class ChatApp extends EventTarget {
     const shown = message.channel_id === this.currentId && document.visibilityState === "visible";
     if (this.readState && !shown && message.sender_id !== this.session.user_id) {
       channel.unread_count = (channel.unread_count || 0) + 1;
+      if ((message.mentions || []).includes(this.session.user_id)) {
+        channel.mention_count = (channel.mention_count || 0) + 1;
+      }
     }
     this.changed(message.channel_id === this.currentId ? "chat" : "channels");
     if (message.channel_id === this.currentId) this.changed("channels");
@@ -540,6 +571,7 @@ export class ChatApp extends EventTarget {
     channel.read_message_id = maxId(channel.read_message_id, frame.message_id);
     if (channel.last_message_id && compareIds(frame.message_id, channel.last_message_id) >= 0) {
       channel.unread_count = 0;
+      channel.mention_count = 0;
       this.changed("channels");
     } else {
       this.refreshChannelsSoon(); // read part of the way: the server counts what is left

@@ -196,6 +196,14 @@ export class Api {
   receipts(channelId) {
     return this.request("GET", apiPath`/v1/channels/${channelId}/receipts`);
   }
+  // The caller's notification settings for a channel: level "all" | "mentions" | "none", and
+  // mutedUntil (an ISO 8601 time with offset until which only mentions notify, or null).
+  setNotifications(channelId, level, mutedUntil = null) {
+    return this.request("PUT", apiPath`/v1/channels/${channelId}/notifications`, {
+      level,
+      muted_until: mutedUntil,
+    });
+  }
   settings() {
     return this.request("GET", "/v1/settings");
   }

@@ -35,6 +35,18 @@ export interface Message {
   /** Pinned: by whom, and when (absent when not pinned). */
   pinned_by?: Id;
   pinned_at?: string;
+  /** The members its `@username`s name (resolved when it was stored). */
+  mentions?: Id[];
+}
+
+/** A member's notification settings for a channel (docs/protocol.md, Mentions and notifications). */
+export interface Notifications {
+  /** all: every message notifies; mentions: only those that mention you; none: no push at all. */
+  level: "all" | "mentions" | "none";
+  /** Until then only mentions notify (an ISO 8601 time), or null: not muted. */
+  muted_until: string | null;
+  /** Counts the changes: of two views of the settings, the higher version is the newer. */
+  version: number;
 }
 
 /** What a reply shows of the message it answers. */
@@ -82,7 +94,8 @@ export type ServerFrame =
   | ChangeFrame
   | { type: "read"; channel_id: Id; message_id: Id; user_id?: Id }
   | { type: "receipts"; channel_id: Id; reads: { user_id: Id; message_id: Id }[] }
-  | { type: "typing"; channel_id: Id; user_id: Id; expires_in_ms: number };
+  | { type: "typing"; channel_id: Id; user_id: Id; expires_in_ms: number }
+  | ({ type: "notifications"; channel_id: Id } & Notifications);
 
 export type ClientFrame = { type: string; [field: string]: unknown };
 
@@ -132,6 +145,10 @@ export interface Channel {
   last_message_id: Id | null;
   read_message_id?: Id | null;
   unread_count?: number;
+  /** Of the unread messages, those that mention the caller. */
+  mention_count?: number;
+  /** The caller's notification settings here (`GET /v1/channels`). */
+  notifications?: Notifications;
 }
 
 /** An invite link to a group, as its owners and admins see it (`code` only when made). */
@@ -243,6 +260,12 @@ export class Api {
   /** A group's reports, newest first, without the reporter or the text: owners and admins only. */
   channelReports(channelId: Id, page?: { before?: Id; limit?: number }): Promise<{ reports: Report[] }>;
   receipts(channelId: Id): Promise<{ receipts: { user_id: Id; message_id: Id }[] }>;
+  /** Set the caller's notification level and mute for a channel; every device of theirs gets a `notifications` frame. */
+  setNotifications(
+    channelId: Id,
+    level: Notifications["level"],
+    mutedUntil?: string | null,
+  ): Promise<{ channel_id: Id } & Notifications>;
   settings(): Promise<Settings>;
   /** Any subset of the settings; answered with all of them after the change. */
   putSettings(settings: Partial<Settings>): Promise<Settings>;

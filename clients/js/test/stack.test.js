@@ -188,6 +188,26 @@ describe("against a running Parley", { skip: !GATEWAY && "PARLEY_URL is not set"
     assert.deepEqual((await alice.api.pins(channelId)).messages, []);
   });
 
+  test("a mention arrives resolved; a notification level set on one device reaches the other", async () => {
+    const carol = await newUser();
+    const laptop = await Client.logIn(GATEWAY, carol.username, PASSWORD, { deviceName: "laptop" });
+    clients.push(laptop);
+    await Promise.all([carol.client.connect(), laptop.connect()]);
+    await carol.client.api.putSettings({ group_adds: "everyone" });
+    const group = (await alice.api.createGroup("js mentions", [carol.client.userId])).channel_id;
+    const arrived = next(laptop, "message", (m) => m.channel_id === group);
+    await alice.send(group, `hi @${carol.username.toUpperCase()}`);
+    assert.deepEqual((await arrived).mentions, [carol.client.userId]);
+    const listed = (await carol.client.api.channels()).channels.find((c) => c.channel_id === group);
+    assert.deepEqual([listed.unread_count, listed.mention_count], [1, 1]);
+    assert.deepEqual(listed.notifications, { level: "all", muted_until: null, version: 0 });
+    const synced = next(laptop, "frame", (f) => f.type === "notifications" && f.channel_id === group);
+    const set = await carol.client.api.setNotifications(group, "mentions", "2099-01-01T00:00:00Z");
+    const expected = { channel_id: group, level: "mentions", muted_until: "2099-01-01T00:00:00.000Z", version: 1 };
+    assert.deepEqual(set, expected);
+    assert.deepEqual(await synced, { type: "notifications", ...expected });
+  });
+
   test("a refused send rejects with the server's code and leaves nothing behind", async () => {
     await assert.rejects(bob.send("1", "nobody here"), (error) => {
       assert.ok(error instanceof ParleyError);

@@ -9,6 +9,7 @@ import { messageElement, pendingElement } from "./messages.js";
 const MAX_TEXT = 100_000;
 const WARN_TEXT = 90_000;
 const NEAR_BOTTOM_PX = 48;
+const MUTE_MS = 8 * 3600 * 1000;
 
 export class ChatView {
   constructor(app, { onMembers }) {
@@ -31,6 +32,29 @@ export class ChatView {
       { type: "button", class: "secondary", onclick: () => this.openPins().catch((e) => app.notify(e.message)) },
       "Pins",
     );
+    // The user's notification level for the chat, and a mute of 8 hours (mentions still notify).
+    this.level = h(
+      "select",
+      {
+        "aria-label": "Notify me of",
+        "data-testid": "notify-level",
+        onchange: () => this.setNotifications(this.level.value, this.mutedUntil()),
+      },
+      h("option", { value: "all" }, "All messages"),
+      h("option", { value: "mentions" }, "Mentions only"),
+      h("option", { value: "none" }, "Nothing"),
+    );
+    this.muteButton = h("button", {
+      type: "button",
+      class: "secondary",
+      "data-testid": "mute",
+      onclick: () => {
+        const muted = this.mutedUntil();
+        const until = muted ? null : new Date(Date.now() + MUTE_MS).toISOString();
+        this.setNotifications(this.level.value, until);
+      },
+    }, "Mute");
+    this.notifyControl = h("div", { class: "notify-level", hidden: true }, this.level, this.muteButton);
     this.older = h(
       "button",
       { type: "button", class: "link load-older", onclick: () => app.loadOlder() },
@@ -116,7 +140,7 @@ export class ChatView {
         "header",
         { class: "chat-header" },
         h("div", {}, this.title, this.people),
-        h("div", { class: "header-actions" }, this.pinsButton, this.membersButton),
+        h("div", { class: "header-actions" }, this.notifyControl, this.pinsButton, this.membersButton),
       ),
       this.newer,
       this.scroller,
@@ -251,9 +275,22 @@ export class ChatView {
     this.counter.classList.toggle("over", n > MAX_TEXT);
   }
 
+  // The open chat's mute, if it is not over: its end (an ISO string), else null.
+  mutedUntil() {
+    const settings = this.app.current && this.app.current.notifications;
+    const until = settings && settings.muted_until;
+    return until && Date.parse(until) > Date.now() ? until : null;
+  }
+
+  setNotifications(level, mutedUntil) {
+    const channelId = this.app.currentId;
+    this.app.setNotifications(channelId, level, mutedUntil).catch((error) => this.app.notify(error.message));
+  }
+
   renderHeader() {
     const channel = this.app.current;
     this.element.classList.toggle("none", !channel);
+    this.notifyControl.hidden = !channel || !channel.notifications;
     if (!channel) {
       replace(this.title, "Parley");
       replace(this.people, "Pick a chat, or start one.");
@@ -262,6 +299,12 @@ export class ChatView {
       return;
     }
     this.pinsButton.hidden = false;
+    if (channel.notifications) {
+      this.level.value = channel.notifications.level;
+      const muted = this.mutedUntil();
+      this.muteButton.textContent = muted ? "Unmute" : "Mute";
+      this.muteButton.title = muted ? `Muted until ${new Date(muted).toLocaleString()}` : "Mute for 8 hours";
+    }
     replace(this.title, this.app.channelName(channel));
     this.membersButton.hidden = channel.type !== "group";
     const others = channel.members.filter((m) => m !== this.app.session.user_id);

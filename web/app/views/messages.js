@@ -15,10 +15,24 @@ function timeOf(iso) {
   );
 }
 
-function textBlock(text) {
+// `@name`s as the server reads them (schemas/mentions.py): not inside a word or an address.
+const MENTION = /(?<![A-Za-z0-9_.@-])@[A-Za-z0-9_.-]{3,32}(?![A-Za-z0-9_.-])/g;
+
+// The text with its `@name`s marked: only for a message that mentions someone.
+function withMentions(body, text) {
+  let at = 0;
+  for (const match of text.matchAll(MENTION)) {
+    body.append(text.slice(at, match.index), h("mark", { class: "mention" }, match[0]));
+    at = match.index + match[0].length;
+  }
+  body.append(text.slice(at));
+}
+
+function textBlock(text, mentions = null) {
   const body = h("p", { class: "text" });
   if (text.length <= PREVIEW_CHARS) {
-    body.textContent = text;
+    if (mentions && mentions.length) withMentions(body, text);
+    else body.textContent = text;
     return [body];
   }
   body.textContent = text.slice(0, PREVIEW_CHARS) + "…";
@@ -180,11 +194,12 @@ export function messageElement(message, options) {
   const { senderName, mine } = options;
   const body = message.deleted
     ? [h("p", { class: "tombstone" }, "message deleted")]
-    : textBlock(message.text);
+    : textBlock(message.text, message.mentions);
+  const mentionsMe = !message.deleted && (message.mentions || []).includes(options.myId);
   return h(
     "li",
     {
-      class: mine ? "message mine" : "message",
+      class: (mine ? "message mine" : "message") + (mentionsMe ? " mentions-me" : ""),
       dataset: { messageId: message.message_id, state: message.deleted ? "deleted" : "sent" },
     },
     h(

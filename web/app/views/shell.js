@@ -101,7 +101,9 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
     replace(
       channelList,
       app.sortedChannels().map((c) => {
-        const unread = c.unread_count || 0;
+        // A channel where only mentions notify shows no unread badge, only its mentions.
+        const unread = app.quiet(c) ? 0 : c.unread_count || 0;
+        const mentions = c.mention_count || 0;
         return h(
           "li",
           {},
@@ -118,6 +120,10 @@ export function renderShell(root, app, { onLogOut, onLoggedOut }) {
             unread
               ? h("span", { class: "badge", "data-testid": "unread", "aria-label": `${unread} unread` }, String(unread))
               : null,
+            mentions
+              ? h("span", { class: "badge mention", "data-testid": "mentions", "aria-label": `${mentions} mentions of you` }, `@${mentions}`)
+              : null,
+            app.quiet(c) ? h("span", { class: "quiet", "data-testid": "quiet", title: "Only mentions notify" }, "muted") : null,
           ),
         );
       }),
