@@ -3,8 +3,10 @@
 A seeded simulation, with no stack and no broker (it finishes in seconds). It places keys on
 partitions with Parley's own mappings: channels on `parley.messages.v1` and users on
 `parley.inbox.v1` with `topics.definitions.key_partition` (Kafka's murmur2), and inbox
-partitions on gateways with `gateway.registry.rank` (rendezvous hashing). It prints the
-Markdown tables that docs/capacity.md quotes.
+partitions on gateways with `gateway.registry.rank` (rendezvous hashing); then it places the
+messages and inbox partitions on Kafka brokers with replication factor 3 as Kafka does without
+racks, and moves the leaderships of a lost broker. It prints the Markdown tables that
+docs/capacity.md quotes.
 
 Activity is Zipf-distributed by rank: the channel of rank r sends in proportion to r^-s, capped
 at what one channel can carry (its members are rate-limited). The head, the busiest
