@@ -3,8 +3,10 @@
 A seeded simulation, with no stack and no broker (it finishes in seconds). It places keys on
 partitions with Parley's own mappings: channels on `parley.messages.v1` and users on
 `parley.inbox.v1` with `topics.definitions.key_partition` (Kafka's murmur2), and inbox
-partitions on gateways with `gateway.registry.rank` (rendezvous hashing). It prints the
-Markdown tables that docs/capacity.md quotes.
+partitions on gateways with `gateway.registry.rank` (rendezvous hashing); then it places the
+messages and inbox partitions on Kafka brokers with replication factor 3 as Kafka does without
+racks, and moves the leaderships of a lost broker. It prints the Markdown tables that
+docs/capacity.md quotes.
 
 Activity is Zipf-distributed by rank: the channel of rank r sends in proportion to r^-s, capped
 at what one channel can carry (its members are rate-limited). The head, the busiest
@@ -270,45 +272,128 @@ def inbox_section(pop: Population, users: Load, rng: random.Random) -> list[str]
     return lines
 
 
-def gateway_section(pop: Population, sockets_per_gateway: int) -> list[str]:
+def gateway_fleet(count: int) -> list[Gateway]:
+    return [Gateway(f"gw-{i:04d}:8080", "", 0, 0) for i in range(count)]
+
+
+@dataclass
+class Placement:
+    """Inbox partitions on a fleet: each partition's first and second choice by
+    `gateway.registry.rank`, and the first choice of each with one gateway added."""
+
+    first: list[str]
+    second: list[str]
+    grown: list[str]
+
+    def owned(self) -> dict[str, list[int]]:
+        return _by_gateway(self.first)
+
+    def without(self, gone: str) -> list[str]:
+        """First choices once `gone` has left: its partitions go to their second choice, the
+        others stay (a rendezvous order without one gateway is the order without it)."""
+        return [s if f == gone else f for f, s in zip(self.first, self.second, strict=True)]
+
+
+def _by_gateway(first: list[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for p, g in enumerate(first):
+        out.setdefault(g, []).append(p)
+    return out
+
+
+def place(gateways: list[Gateway], partitions: int) -> Placement:
+    """One `rank` call per partition over the fleet; the added gateway is ranked against the
+    first choice only (each gateway's weight for a partition depends on it alone)."""
+    new = Gateway("gw-new:8080", "", 0, 0)
+    first: list[str] = []
+    second: list[str] = []
+    grown: list[str] = []
+    for p in range(partitions):
+        order = rank(gateways, p)
+        first.append(order[0].gateway_id)
+        second.append(order[1].gateway_id)
+        grown.append(rank([order[0], new], p)[0].gateway_id)
+    return Placement(first, second, grown)
+
+
+def _share_moved(before: list[str], after: list[str]) -> float:
+    return sum(a != b for a, b in zip(before, after, strict=True)) / len(before)
+
+
+def gateway_section(pop: Population, fleets: Sequence[int]) -> list[str]:
     sockets = pop.peak_sockets()
-    count = math.ceil(sockets / sockets_per_gateway)
-    gateways = [Gateway(f"gw-{i:04d}:8080", "", 0, 0) for i in range(count)]
-    lines = [
+    lines: list[str] = []
+    losses = [
         "",
-        f"### Inbox partitions on gateways (rendezvous, `gateway.registry.rank`), {count} "
-        f"gateways for {sockets:,} sockets",
+        "### A gateway lost: the busiest (most inbox partitions) of each fleet",
+        "",
+        f"Its sockets reconnect to their inbox partitions' second choices (sockets per partition "
+        f"= {sockets:,} / partitions), which also re-follow those partitions.",
         "",
         _row(
+            "gateways",
             "inbox partitions",
-            "partitions per gateway",
-            "sockets per gateway, max / mean",
-            "moved when one gateway is added",
-            "moved when one is removed",
+            "its partitions to re-follow",
+            "its sockets to reconnect elsewhere",
+            "gateways taking them",
+            "most partitions to one",
+            "busiest survivor's sockets / mean before, before → after",
         ),
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
-    for partitions in (256, 1024, 4096, 16384):
-        first = [rank(gateways, p)[0].gateway_id for p in range(partitions)]
-        per: dict[str, int] = {g.gateway_id: 0 for g in gateways}
-        for g in first:
-            per[g] += 1
-        _, top, _ = skew(list(per.values()))
-        added = [*gateways, Gateway("gw-new:8080", "", 0, 0)]
-        grown = [rank(added, p)[0].gateway_id for p in range(partitions)]
-        gone = gateways[0].gateway_id
-        shrunk = [rank(gateways[1:], p)[0].gateway_id for p in range(partitions)]
-        lines.append(
+    for count in fleets:
+        gateways = gateway_fleet(count)
+        lines += [
+            "",
+            f"### Inbox partitions on gateways (rendezvous, `gateway.registry.rank`), {count} "
+            f"gateways for {sockets:,} sockets",
+            "",
             _row(
-                partitions,
-                f"{partitions / count:.1f}",
-                f"{top:.2f}",
-                f"{sum(a != b for a, b in zip(first, grown, strict=True)) / partitions:.2%}",
-                f"{sum(a != b for a, b in zip(first, shrunk, strict=True)) / partitions:.2%}"
-                f" (its {per[gone]} partitions)",
+                "inbox partitions",
+                "partitions per gateway",
+                "sockets per gateway, max / mean",
+                "moved when one gateway is added",
+                "moved when one is removed",
+            ),
+            "|---|---|---|---|---|",
+        ]
+        for partitions in (256, 1024, 4096, 16384):
+            if partitions < count:
+                continue
+            placed = place(gateways, partitions)
+            per = {g.gateway_id: 0 for g in gateways}
+            for g in placed.first:
+                per[g] += 1
+            _, top, _ = skew(list(per.values()))
+            gone = gateways[0].gateway_id
+            lines.append(
+                _row(
+                    partitions,
+                    f"{partitions / count:.1f}",
+                    f"{top:.2f}",
+                    f"{_share_moved(placed.first, placed.grown):.2%}",
+                    f"{_share_moved(placed.first, placed.without(gone)):.2%}"
+                    f" (its {per[gone]} partitions)",
+                )
             )
-        )
-    return lines
+            busiest = max(per, key=lambda g: (per[g], g))
+            taken = [placed.second[p] for p in placed.owned()[busiest]]
+            after = {g: n for g, n in per.items() if g != busiest}
+            for g in taken:
+                after[g] += 1
+            losses.append(
+                _row(
+                    count,
+                    partitions,
+                    per[busiest],
+                    f"{per[busiest] * sockets / partitions:,.0f}",
+                    len(set(taken)),
+                    max(taken.count(g) for g in set(taken)),
+                    f"{max(per[g] for g in after) * count / partitions:.2f} → "
+                    f"{max(after.values()) * count / partitions:.2f}",
+                )
+            )
+    return lines + losses
 
 
 def worker_section(channels: Load, partitions: int, workers: int, rng: random.Random) -> list[str]:
@@ -344,6 +429,189 @@ def worker_section(channels: Load, partitions: int, workers: int, rng: random.Ra
     return lines
 
 
+# --- partitions on brokers --------------------------------------------------------------------
+
+REPLICATION_FACTOR = 3
+MESSAGE_RECORD_BYTES = 450
+"""A `message.send` record with a 90-character text (docs/capacity.md, the load at the peak)."""
+INBOX_RECORD_BYTES = 550
+"""An inbox record: the message once, plus its partition's recipient ids."""
+
+
+def assign_replicas(
+    partitions: int, brokers: Sequence[int], replication_factor: int, rng: random.Random
+) -> list[list[int]]:
+    """Kafka's replica placement without racks, as `AdminUtils.assignReplicasToBrokers` does
+    it (`assignReplicasToBrokersRackUnaware`, core/src/main/scala/kafka/admin/AdminUtils.scala):
+    a random start index and a random replica shift; partition p's first replica, its
+    preferred leader, is broker (p + start) mod n, the shift grows by one every n partitions,
+    and replica j + 1 is 1 + (shift + j) mod (n - 1) brokers after the first."""
+    n = len(brokers)
+    if not 1 <= replication_factor <= n:
+        raise ValueError(f"replication factor {replication_factor} with {n} brokers")
+    start_index = rng.randrange(n)
+    shift = rng.randrange(n)
+    out: list[list[int]] = []
+    for p in range(partitions):
+        if p > 0 and p % n == 0:
+            shift += 1
+        first = (p + start_index) % n
+        followers = [(first + 1 + (shift + j) % (n - 1)) % n for j in range(replication_factor - 1)]
+        out.append([brokers[first], *(brokers[i] for i in followers)])
+    return out
+
+
+def leaders(replicas: list[list[int]], dead: int | None = None) -> list[int]:
+    """Each partition's leader: its preferred leader (the first listed replica), or, where that
+    broker is `dead`, the next listed replica (every replica in sync: the controller elects the
+    first live in-sync replica in the assignment's order)."""
+    return [next(b for b in listed if b != dead) for listed in replicas]
+
+
+@dataclass
+class Topic:
+    replicas: list[list[int]]
+    rates: list[float]
+    """Records/s per partition."""
+    record_bytes: int
+
+    def bytes_per_s(self, p: int) -> float:
+        return self.rates[p] * self.record_bytes
+
+
+@dataclass
+class BrokerLoad:
+    """Per broker: records/s led by topic, bytes/s led (client produce), bytes/s written
+    (led and followed), and bytes/s sent to followers."""
+
+    led: dict[int, list[float]]
+    led_bytes: dict[int, float]
+    written: dict[int, float]
+    replication_out: dict[int, float]
+
+
+def broker_load(topics: list[Topic], brokers: Sequence[int], dead: int | None) -> BrokerLoad:
+    alive = [b for b in brokers if b != dead]
+    load = BrokerLoad(
+        {b: [0.0] * len(topics) for b in alive},
+        dict.fromkeys(alive, 0.0),
+        dict.fromkeys(alive, 0.0),
+        dict.fromkeys(alive, 0.0),
+    )
+    for t, topic in enumerate(topics):
+        for p, leader in enumerate(leaders(topic.replicas, dead)):
+            size = topic.bytes_per_s(p)
+            in_sync = [b for b in topic.replicas[p] if b != dead]
+            load.led[leader][t] += topic.rates[p]
+            load.led_bytes[leader] += size
+            load.replication_out[leader] += size * (len(in_sync) - 1)
+            for b in in_sync:
+                load.written[b] += size
+    return load
+
+
+def _max_mean(values: dict[int, float], scale: float = 1.0, digits: int = 0) -> str:
+    return f"{max(values.values()) / scale:,.{digits}f} / {statistics.fmean(values.values()) / scale:,.{digits}f}"
+
+
+def broker_section(
+    pop: Population,
+    channels: Load,
+    users: Load,
+    broker_counts: Sequence[int],
+    rng: random.Random,
+    messages_partitions: int = 512,
+    inbox_partitions: int = 4096,
+) -> list[str]:
+    msgs = channels.per_partition(messages_partitions, rng)
+    records = inbox_records_per_send(pop, inbox_partitions) * pop.peak_sends_per_s()
+    deliveries = users.per_partition(inbox_partitions, rng)
+    inbox = [d * records / sum(deliveries) for d in deliveries]
+    hottest = max(range(messages_partitions), key=lambda p: msgs[p])
+    mb = 1e6
+    lines = [
+        "",
+        f"### {messages_partitions} messages and {inbox_partitions} inbox partitions on brokers "
+        f"(replication factor {REPLICATION_FACTOR}, Kafka's placement without racks), before "
+        "and after losing the leader of the busiest messages partition",
+        "",
+        f"Messages {MESSAGE_RECORD_BYTES} B a record, inbox {INBOX_RECORD_BYTES} B (before "
+        f"compression); the busiest messages partition carries {msgs[hottest]:,.0f} msgs/s. "
+        "Per broker: records/s and MB/s of the partitions it leads (the clients' produce), MB/s "
+        "it writes (led and followed), MB/s it sends to followers; max / mean over the live brokers.",
+        "",
+        _row(
+            "brokers",
+            "",
+            "messages msgs/s led",
+            "inbox records/s led",
+            "MB/s led",
+            "MB/s written",
+            "MB/s to followers",
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    summary = [
+        "",
+        _row(
+            "brokers",
+            "leaders moved (messages, inbox)",
+            "busiest broker's MB/s led, before",
+            "busiest survivor's, after",
+            "increase",
+            "busiest survivor / mean before",
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    for count in broker_counts:
+        brokers = list(range(1, count + 1))
+        topics = [
+            Topic(
+                assign_replicas(messages_partitions, brokers, REPLICATION_FACTOR, rng),
+                msgs,
+                MESSAGE_RECORD_BYTES,
+            ),
+            Topic(
+                assign_replicas(inbox_partitions, brokers, REPLICATION_FACTOR, rng),
+                inbox,
+                INBOX_RECORD_BYTES,
+            ),
+        ]
+        dead = topics[0].replicas[hottest][0]
+        before = broker_load(topics, brokers, None)
+        after = broker_load(topics, brokers, dead)
+        for state, load in (("all up", before), (f"broker {dead} lost", after)):
+            lines.append(
+                _row(
+                    count,
+                    state,
+                    _max_mean({b: v[0] for b, v in load.led.items()}),
+                    _max_mean({b: v[1] for b, v in load.led.items()}),
+                    _max_mean(load.led_bytes, mb, 1),
+                    _max_mean(load.written, mb, 1),
+                    _max_mean(load.replication_out, mb, 1),
+                )
+            )
+        moved_leaders = [
+            sum(a != b for a, b in zip(leaders(t.replicas), leaders(t.replicas, dead), strict=True))
+            for t in topics
+        ]
+        top_before = max(before.led_bytes.values())
+        top_after = max(after.led_bytes.values())
+        summary.append(
+            _row(
+                count,
+                f"{moved_leaders[0]} of {messages_partitions}, {moved_leaders[1]} of "
+                f"{inbox_partitions}",
+                f"{top_before / mb:.1f}",
+                f"{top_after / mb:.1f}",
+                f"{top_after / top_before - 1:+.0%}",
+                f"{top_after / statistics.fmean(before.led_bytes.values()):.2f}x",
+            )
+        )
+    return lines + summary
+
+
 def repartition_section(keys: list[str]) -> list[str]:
     hashes = [key_partition(k, FULL_HASH) for k in keys]
     lines = [
@@ -359,7 +627,13 @@ def repartition_section(keys: list[str]) -> list[str]:
     return lines
 
 
-def report(pop: Population, seed: int, sockets_per_gateway: int, workers: int) -> str:
+def report(
+    pop: Population,
+    seed: int,
+    gateways: Sequence[int],
+    workers: int,
+    brokers: Sequence[int] = (3, 9),
+) -> str:
     rng = random.Random(seed)
     started = time.perf_counter()
     rate = pop.peak_sends_per_s()
@@ -386,17 +660,24 @@ def report(pop: Population, seed: int, sockets_per_gateway: int, workers: int) -
     ]
     lines += messages_section(pop, channels, rng)
     lines += inbox_section(pop, users, rng)
-    lines += gateway_section(pop, sockets_per_gateway)
+    lines += gateway_section(pop, gateways)
     lines += worker_section(channels, 256, workers, rng)
     lines += worker_section(channels, 512, workers, rng)
     lines += repartition_section(channels.keys)
+    # A random stream of its own: the sections above draw exactly what they drew before.
+    lines += broker_section(pop, channels, users, brokers, random.Random(f"brokers/{seed}"))
     lines += ["", f"({time.perf_counter() - started:.1f} s)"]
     return "\n".join(lines)
 
 
 def capacity(
     seed: Annotated[int, typer.Option(help="Of the random draws.")] = 20261201,
-    sockets_per_gateway: Annotated[int, typer.Option(min=1)] = 65_000,
+    gateways: Annotated[
+        str, typer.Option(help="Gateway fleets, comma-separated (200: 65,000 sockets each).")
+    ] = "200,750",
+    brokers: Annotated[
+        str, typer.Option(help="Kafka broker counts, comma-separated (3: the local cluster).")
+    ] = "3,9",
     workers: Annotated[int, typer.Option(min=1, help="Message processor workers.")] = 80,
     zipf_s: Annotated[float, typer.Option(help="Channels' activity by rank.")] = Population.zipf_s,
     user_zipf_s: Annotated[
@@ -405,4 +686,14 @@ def capacity(
 ) -> None:
     """Partition load skew and rebalance cost at 50M daily users (seeded)."""
     pop = Population(zipf_s=zipf_s, user_zipf_s=user_zipf_s)
-    print(report(pop, seed, sockets_per_gateway, workers))
+    print(report(pop, seed, _counts(gateways, 2), workers, _counts(brokers, REPLICATION_FACTOR)))
+
+
+def _counts(text: str, least: int) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: comma-separated whole numbers") from None
+    if not counts or min(counts) < least:
+        raise typer.BadParameter(f"{text!r}: each at least {least}")
+    return counts
