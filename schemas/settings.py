@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     scylla_hosts: str = "127.0.0.1"  # comma-separated
     scylla_port: int = Field(default=9042, ge=1, le=65535)
     scylla_keyspace: str = "parley"
+    # The keyspace's replication, when `parley migrate` (or `parley dev`) creates it: 3 in a
+    # cluster (`parley dev --cluster`), where the store reads and writes at LOCAL_QUORUM.
+    scylla_replication_factor: int = Field(default=1, ge=1)
 
     # Kafka client tuning. Kafka answers a waiting fetch as soon as data arrives, so this
     # bounds only how often an idle consumer asks again: it costs no latency, and a longer
@@ -44,6 +47,10 @@ class Settings(BaseSettings):
     inbox_partitions: int = Field(default=16, ge=1)
     presence_partitions: int = Field(default=8, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # The replicas that must have a record before the broker acknowledges it (producers write
+    # with acks=all): 2 with replication 3, so that one broker may fail and nothing
+    # acknowledged is lost. Set on each topic when it is created; unset, the broker's default.
+    min_insync_replicas: int | None = Field(default=None, ge=1)
     # How long `parley.messages.v1` keeps sends (and their texts): the processors' queue, not
     # the history (the stored topic is). A week by default, for a processor outage to be caught
     # up; a deleted text leaves the topic at most this long plus a day (docs/operations.md).
