@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # The keyspace's replication, when `parley migrate` (or `parley dev`) creates it: 3 in a
     # cluster (`parley dev --cluster`), where the store reads and writes at LOCAL_QUORUM.
     scylla_replication_factor: int = Field(default=1, ge=1)
+    # The consistency of the store's reads and writes (lightweight transactions: the SERIAL
+    # level of the same scope). A quorum, so that a read after an acknowledged write sees it
+    # with a node down; QUORUM counts the replicas of every datacenter.
+    scylla_consistency: Literal["LOCAL_QUORUM", "QUORUM"] = "LOCAL_QUORUM"
 
     # Kafka client tuning. Kafka answers a waiting fetch as soon as data arrives, so this
     # bounds only how often an idle consumer asks again: it costs no latency, and a longer
