@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # wait means fewer requests (Kafka's own default is 500 ms).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=0, le=5000)
     kafka_max_request_bytes: int = 4 * 1024 * 1024
+    # How old the consumers' view of the partition leaders may get before it is asked again.
+    # aiokafka asks again when a fetch finds a leader moved, but not when an offset lookup
+    # does (a consumer given a partition after a rebalance): that one would keep asking the
+    # old leader until the view expires (Kafka's default: 5 minutes, delivery stalled).
+    kafka_metadata_max_age_ms: int = Field(default=5000, ge=1000)
     # How long the sends' and the pipeline's producers let records gather before a request.
     # Records handed over in one turn of the loop go in one request anyway; a little more
     # gathers the sends of many sockets under load, for as much latency.

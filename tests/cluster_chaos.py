@@ -40,8 +40,16 @@ class Stream:
     resent: int = 0
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds)
     syncing: Session | None = None
+    failure: BaseException | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._send_until(stop)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    async def _send_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             text = f"{self.tag}-{len(self.accepted)}"
             started = time.monotonic()
@@ -153,6 +161,8 @@ async def until_accepted(stream: Stream, count: int, timeout_s: float = 120.0) -
     target = len(stream.accepted) + count
     deadline = time.monotonic() + timeout_s
     while len(stream.accepted) < target:
+        if stream.failure is not None:
+            raise AssertionError(f"{stream.tag} failed") from stream.failure
         assert time.monotonic() < deadline, f"{stream.tag} stalled at {len(stream.accepted)}"
         await asyncio.sleep(0.05)  # polling the stream, within the deadline
 
