@@ -2,7 +2,8 @@
 
 Start order: Kafka, Postgres (and Cassandra for `--message-store scylla`), migrations, topics,
 processors, gateways. With `--cluster`, three Kafka nodes (and three Cassandra nodes) instead
-of one (devstack/embedded/cluster.py), topics and keyspace replicated three times. A child that exits on its own is restarted with backoff, the others keep
+of one (devstack/embedded/cluster.py), topics and keyspace replicated three times. A child that
+exits on its own is restarted with backoff, the others keep
 serving; only Ctrl-C or SIGTERM stops the stack, in the order gateways (no new sends),
 processors, Kafka, Cassandra, Postgres. The log is on disk, so nothing sent is lost by a stop:
 the processors carry on from their committed offsets at the next start.
