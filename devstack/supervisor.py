@@ -1,7 +1,9 @@
 """`parley dev`: the whole stack on the embedded defaults, as child processes of one command.
 
 Start order: Kafka, Postgres (and Cassandra for `--message-store scylla`), migrations, topics,
-processors, gateways. A child that exits on its own is restarted with backoff, the others keep
+processors, gateways. With `--cluster`, three Kafka nodes (and three Cassandra nodes) instead
+of one (devstack/embedded/cluster.py), topics and keyspace replicated three times. A child that
+exits on its own is restarted with backoff, the others keep
 serving; only Ctrl-C or SIGTERM stops the stack, in the order gateways (no new sends),
 processors, Kafka, Cassandra, Postgres. The log is on disk, so nothing sent is lost by a stop:
 the processors carry on from their committed offsets at the next start.
@@ -20,9 +22,17 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from devstack.embedded.cassandra import EmbeddedCassandra
+from devstack.embedded.cluster import (
+    MIN_INSYNC,
+    REPLICATION,
+    CassandraCluster,
+    KafkaCluster,
+    stop_all,
+)
 from devstack.embedded.kafka import KAFKA_VERSION, EmbeddedKafka
 from devstack.embedded.postgres import EmbeddedPostgres
 from devstack.embedded.process import stop_process, stop_processes, supervised_child, wait_for_port
+from devstack.embedded.service import EmbeddedService
 from schemas.settings import Settings
 from storage.postgres.migrate import migrate
 from topics.admin import ensure_topics
@@ -58,7 +68,11 @@ def child_env(settings: Settings) -> dict[str, str]:
         PARLEY_MESSAGE_STORE=settings.message_store,
         PARLEY_SCYLLA_HOSTS=settings.scylla_hosts,
         PARLEY_SCYLLA_PORT=str(settings.scylla_port),
+        PARLEY_REPLICATION_FACTOR=str(settings.replication_factor),
+        PARLEY_SCYLLA_REPLICATION_FACTOR=str(settings.scylla_replication_factor),
     )
+    if settings.min_insync_replicas is not None:
+        env["PARLEY_MIN_INSYNC_REPLICAS"] = str(settings.min_insync_replicas)
     return env
 
 
@@ -138,32 +152,58 @@ def run_dev(
     *,
     embedded_kafka: bool = True,
     embedded_cql: bool = False,
+    cluster: bool = False,
 ) -> None:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
-    kafka: EmbeddedKafka | None = None
-    cassandra: EmbeddedCassandra | None = None
+    kafkas: list[EmbeddedService] = []
+    cassandras: list[EmbeddedService] = []
     postgres = None
     workers: list[Child] = []
     fronts: list[Child] = []
     try:
         if embedded_kafka:
-            port = settings.kafka_bootstrap.rpartition(":")[2]
-            kafka = EmbeddedKafka(data_dir / "kafka", int(port), log_path=data_dir / "kafka.log")
-            kafka.start()
-            _say(f"Kafka {KAFKA_VERSION} up on {settings.kafka_bootstrap}")
+            port = int(settings.kafka_bootstrap.rpartition(":")[2])
+            if cluster:
+                brokers = KafkaCluster(data_dir / "kafka-cluster", port, log_dir=data_dir)
+                kafkas = list(brokers.nodes)
+                brokers.start()
+                settings = settings.model_copy(
+                    update={
+                        "kafka_bootstrap": brokers.bootstrap,
+                        "replication_factor": REPLICATION,
+                        "min_insync_replicas": MIN_INSYNC,
+                    }
+                )
+                _say(f"Kafka {KAFKA_VERSION} cluster up on {brokers.bootstrap}")
+            else:
+                kafka = EmbeddedKafka(data_dir / "kafka", port, log_path=data_dir / "kafka.log")
+                kafkas = [kafka]
+                kafka.start()
+                _say(f"Kafka {KAFKA_VERSION} up on {settings.kafka_bootstrap}")
         postgres = EmbeddedPostgres(data_dir / "postgres")
         settings = settings.model_copy(update={"postgres_dsn": postgres.dsn})
         _say(f"Postgres up (data in {data_dir / 'postgres'})")
-        if embedded_cql:
+        if embedded_cql and cluster:
+            nodes = CassandraCluster(
+                data_dir / "cassandra-cluster", settings.scylla_port, log_dir=data_dir
+            )
+            cassandras = list(nodes.nodes)
+            nodes.start()
+            settings = settings.model_copy(
+                update={"scylla_hosts": nodes.hosts, "scylla_replication_factor": REPLICATION}
+            )
+            _say(f"Cassandra cluster up on {nodes.hosts} port {settings.scylla_port}")
+        elif embedded_cql:
             cassandra = EmbeddedCassandra(
                 data_dir / "cassandra",
                 settings.scylla_port,
                 log_path=data_dir / "cassandra.log",
             )
+            cassandras = [cassandra]
             cassandra.start()
             settings = settings.model_copy(update={"scylla_hosts": "127.0.0.1"})
             _say(f"Cassandra up on 127.0.0.1:{settings.scylla_port}")
@@ -209,10 +249,11 @@ def run_dev(
             now = time.monotonic()
             for child in workers + fronts:
                 child.check(now)
-            for service in (kafka, cassandra):
-                if service is not None and service.process.poll() is not None:
+            for service in kafkas + cassandras:
+                if service.process.poll() is not None:
                     # The log and the tables are on disk: the same data directory resumes.
-                    print(f"Parley: {service.name} exited; restarting", file=sys.stderr, flush=True)
+                    name = f"{service.name} on {service.host}"
+                    print(f"Parley: {name} exited; restarting", file=sys.stderr, flush=True)
                     service.start()
     except Stop:
         pass
@@ -225,10 +266,10 @@ def run_dev(
         for worker in workers:
             if worker.process is not None:
                 stop_process(worker.process)
-        if kafka is not None:
-            kafka.stop()
-        if cassandra is not None:
-            cassandra.stop()
+        # The nodes of a cluster stop together (each in its own thread).
+        for services in (kafkas, cassandras):
+            if services:
+                stop_all(services)
         if postgres is not None:
             postgres.stop()
         print("Parley stopped.", flush=True)
@@ -238,5 +279,8 @@ async def _migrate_cql(settings: Settings) -> None:
     from storage.scylla import migrate_cluster
 
     await migrate_cluster(
-        settings.scylla_host_list(), settings.scylla_port, settings.scylla_keyspace
+        settings.scylla_host_list(),
+        settings.scylla_port,
+        settings.scylla_keyspace,
+        replication_factor=settings.scylla_replication_factor,
     )

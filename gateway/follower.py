@@ -35,6 +35,7 @@ class PartitionFollower:
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="latest",
+            metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             max_partition_fetch_bytes=settings.kafka_max_request_bytes,
             fetch_max_bytes=4 * settings.kafka_max_request_bytes,

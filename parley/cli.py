@@ -52,6 +52,14 @@ def dev(
         str | None,
         typer.Option(help="With scylla: this running cluster, not an embedded Cassandra."),
     ] = None,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="Three Kafka nodes (and, with scylla, three Cassandra nodes) on 127.0.0.1-3,"
+            " everything replicated three times.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole stack on the embedded Kafka and Postgres."""
     from devstack.embedded.maven import JvmUnavailable
@@ -78,6 +86,7 @@ def dev(
             processors,
             embedded_kafka=kafka is None,
             embedded_cql=embedded_cql,
+            cluster=cluster,
         )
     except (JvmUnavailable, ServiceError) as exc:
         typer.echo(f"parley dev: {exc}", err=True)
@@ -123,7 +132,10 @@ def migrate() -> None:
 
         asyncio.run(
             migrate_cluster(
-                settings.scylla_host_list(), settings.scylla_port, settings.scylla_keyspace
+                settings.scylla_host_list(),
+                settings.scylla_port,
+                settings.scylla_keyspace,
+                replication_factor=settings.scylla_replication_factor,
             )
         )
         typer.echo(f"scylla keyspace {settings.scylla_keyspace} is up to date")

@@ -31,7 +31,8 @@ def create_app(settings: Settings) -> faust.App:
         # Faust runs the worker, supervises the consumers' service and serves the pages; every
         # topic is read by the service's own consumers (processors/consumer.py).
         f"{settings.processor_id}-signals",
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        # One URL per bootstrap broker (Faust separates them with `;`, Kafka with `,`).
+        broker=";".join(f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")),
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         web_enabled=True,

@@ -206,6 +206,7 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             client_id=self._group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            metadata_max_age_ms=self._settings.kafka_metadata_max_age_ms,
             # The broker answers a waiting fetch as soon as a record arrives: the wait bounds
             # only how often an idle consumer asks again.
             fetch_max_wait_ms=self._fetch_wait_ms,

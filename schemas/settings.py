@@ -28,12 +28,24 @@ class Settings(BaseSettings):
     scylla_hosts: str = "127.0.0.1"  # comma-separated
     scylla_port: int = Field(default=9042, ge=1, le=65535)
     scylla_keyspace: str = "parley"
+    # The keyspace's replication, when `parley migrate` (or `parley dev`) creates it: 3 in a
+    # cluster (`parley dev --cluster`), where the store reads and writes at LOCAL_QUORUM.
+    scylla_replication_factor: int = Field(default=1, ge=1)
+    # The consistency of the store's reads and writes (lightweight transactions: the SERIAL
+    # level of the same scope). A quorum, so that a read after an acknowledged write sees it
+    # with a node down; QUORUM counts the replicas of every datacenter.
+    scylla_consistency: Literal["LOCAL_QUORUM", "QUORUM"] = "LOCAL_QUORUM"
 
     # Kafka client tuning. Kafka answers a waiting fetch as soon as data arrives, so this
     # bounds only how often an idle consumer asks again: it costs no latency, and a longer
     # wait means fewer requests (Kafka's own default is 500 ms).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=0, le=5000)
     kafka_max_request_bytes: int = 4 * 1024 * 1024
+    # How old the consumers' view of the partition leaders may get before it is asked again.
+    # aiokafka asks again when a fetch finds a leader moved, but not when an offset lookup
+    # does (a consumer given a partition after a rebalance): that one would keep asking the
+    # old leader until the view expires (Kafka's default: 5 minutes, delivery stalled).
+    kafka_metadata_max_age_ms: int = Field(default=5000, ge=1000)
     # How long the sends' and the pipeline's producers let records gather before a request.
     # Records handed over in one turn of the loop go in one request anyway; a little more
     # gathers the sends of many sockets under load, for as much latency.
@@ -44,6 +56,10 @@ class Settings(BaseSettings):
     inbox_partitions: int = Field(default=16, ge=1)
     presence_partitions: int = Field(default=8, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # The replicas that must have a record before the broker acknowledges it (producers write
+    # with acks=all): 2 with replication 3, so that one broker may fail and nothing
+    # acknowledged is lost. Set on each topic when it is created; unset, the broker's default.
+    min_insync_replicas: int | None = Field(default=None, ge=1)
     # How long `parley.messages.v1` keeps sends (and their texts): the processors' queue, not
     # the history (the stored topic is). A week by default, for a processor outage to be caught
     # up; a deleted text leaves the topic at most this long plus a day (docs/operations.md).

@@ -59,7 +59,10 @@ async def open_message_store(settings: Settings, pool: Pool) -> MessageStore:
         from storage.scylla import open_scylla_message_store
 
         return await open_scylla_message_store(
-            settings.scylla_host_list(), settings.scylla_keyspace, port=settings.scylla_port
+            settings.scylla_host_list(),
+            settings.scylla_keyspace,
+            port=settings.scylla_port,
+            consistency=settings.scylla_consistency,
         )
     return PostgresMessageStore(pool)
 

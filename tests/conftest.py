@@ -162,6 +162,18 @@ async def push_marker(api: Api, receiver: PushReceiver, sender: Login, users: li
     return group
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The cluster tests (three brokers or three Cassandra nodes each, minutes of chaos) run
+    only when a marker expression names them (`-m cluster`): `make test` leaves them out, and
+    .ci/run runs them in a step of their own."""
+    if "cluster" in (config.getoption("markexpr") or ""):
+        return
+    left_out = [item for item in items if item.get_closest_marker("cluster") is not None]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item.get_closest_marker("cluster") is None]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def server_frames_match_the_asyncapi_document() -> Iterator[None]:
     """Every frame the tests' sessions read, checked against the AsyncAPI document at the end

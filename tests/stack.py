@@ -145,6 +145,7 @@ def start_dev(
     broker_port: int,
     processor_port: int,
     *args: str,
+    timeout_s: float = 180.0,
     **overrides: str,
 ) -> DevStack:
     """`parley dev` on these ports, with a processor session timeout short enough for tests."""
@@ -155,4 +156,5 @@ def start_dev(
         http_port=http_port,
         kafka_port=broker_port,
         processor_port=processor_port,
+        timeout_s=timeout_s,
     )

@@ -11,15 +11,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
 import psycopg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from devstack.embedded.kafka import EmbeddedKafka
+from devstack.embedded.cluster import HOSTS
+from devstack.embedded.kafka import KAFKA_VERSION, EmbeddedKafka
 from devstack.embedded.postgres import EmbeddedPostgres
-from devstack.embedded.process import free_port
+from devstack.embedded.process import free_port, free_port_pair_on
 from tests.conftest import Api
 from tests.stack import start_dev
 
@@ -219,3 +223,100 @@ def test_without_a_jdk_dev_says_what_to_install(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "install JDK 17+ and Maven" in result.stderr
     assert "--kafka HOST:PORT" in result.stderr
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(600)
+async def test_dev_cluster_replicates_three_times_serves_and_stops_every_jvm(
+    tmp_path: Path,
+) -> None:
+    """`parley dev --cluster --message-store scylla`: three brokers and three Cassandra nodes,
+    topics and keyspace replicated three times; a stop leaves no JVM behind."""
+    from storage.scylla import connect_scylla, shutdown_scylla
+    from storage.scylla.session import execute
+
+    data_dir = tmp_path / "devdata"
+    ports = [free_port(), free_port_pair_on(HOSTS), free_port()]
+    cql_port = free_port_pair_on(HOSTS)
+    assert len({ports[1], ports[1] + 1, cql_port, cql_port + 1}) == 4
+    dev = start_dev(
+        data_dir,
+        *ports,
+        "--cluster",
+        "--message-store",
+        "scylla",
+        # Six JVMs starting on a shared box: minutes, not seconds.
+        timeout_s=480,
+        PARLEY_SCYLLA_PORT=str(cql_port),
+    )
+    try:
+        printed = dev.log_path.read_text().splitlines()
+        assert printed and all(quiet_start_line(line) for line in printed), printed
+        bootstrap = ",".join(f"127.0.0.{i}:{ports[1]}" for i in (1, 2, 3))
+        assert f"Parley: Kafka {KAFKA_VERSION} cluster up on {bootstrap}" in printed
+        topics = await cluster_topics(bootstrap)
+        assert {len(p["replicas"]) for t in topics.values() for p in t} == {3}
+        assert await min_insync(bootstrap, list(topics)) == {"2"}
+        session = await connect_scylla(["127.0.0.2"], port=cql_port)
+        try:
+            rows = await execute(
+                session,
+                "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = 'parley'",
+            )
+            assert rows[0]["replication"]["datacenter1"] == "3"  # SimpleSnitch's one DC
+            ring = session.cluster.metadata.all_hosts()
+            assert sorted(host.address for host in ring if host.is_up) == list(HOSTS)
+        finally:
+            await shutdown_scylla(session)
+        async with Api(f"http://127.0.0.1:{ports[0]}", f"ws://127.0.0.1:{ports[0]}/v1/ws") as api:
+            a, b = await api.new_device(), await api.new_device()
+            channel = await api.direct(a, b.user_id)
+            socket = await api.connect(a)
+            for i in range(5):
+                await socket.accepted(await socket.send_message(channel, f"replicated {i}"))
+            await socket.collect_messages(channel, 5)
+            assert [m["text"] for m in await api.all_history(b, channel)] == [
+                f"replicated {i}" for i in range(5)
+            ]
+        jvms = {p.pid for p in psutil.process_iter() if str(data_dir) in " ".join(p.cmdline())}
+        assert len(jvms) >= 6  # three brokers, three Cassandra nodes
+        stop(dev.process, signal.SIGTERM, data_dir)
+        assert not any(
+            psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            for p in jvms
+        )
+    finally:
+        dev.stop(60)
+
+
+async def cluster_topics(bootstrap: str) -> dict[str, list[dict[str, Any]]]:
+    """Parley's topics on the cluster: name -> its partitions' metadata."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return {t["topic"]: t["partitions"] for t in described if t["topic"].startswith("parley.")}
+
+
+async def min_insync(bootstrap: str, topics: list[str]) -> set[str]:
+    """The `min.insync.replicas` of each of the topics (the set of their values)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, t, {"min.insync.replicas": None})
+                for t in topics
+            ]
+        )
+    finally:
+        await admin.close()
+    return {
+        value
+        for response in responses
+        for resource in response.resources
+        for name, value, *_ in resource[4]
+        if name == "min.insync.replicas"
+    }

@@ -20,9 +20,19 @@ async def ensure_topics(settings: Settings) -> list[str]:
         wanted = [t for t in all_topics(settings) if t.name not in existing]
         if not wanted:
             return []
+        durability = {}
+        if settings.min_insync_replicas is not None:
+            if settings.min_insync_replicas > settings.replication_factor:
+                raise ValueError("min_insync_replicas is more than the replication factor")
+            durability["min.insync.replicas"] = str(settings.min_insync_replicas)
         response = await admin.create_topics(
             [
-                NewTopic(t.name, t.partitions, settings.replication_factor, topic_configs=t.config)
+                NewTopic(
+                    t.name,
+                    t.partitions,
+                    settings.replication_factor,
+                    topic_configs={**t.config, **durability},
+                )
                 for t in wanted
             ]
         )

@@ -3,10 +3,13 @@
 Cassandra speaks the same CQL protocol as Scylla and works with the same driver, so the
 Scylla store runs here unchanged where no Scylla (nor Docker to start one) is at hand. 5.0 is
 the first line that supports JDK 17. One node on loopback, data in `data_dir`, a small heap.
+A node of a local cluster (devstack/embedded/cluster.py) has an address of its own (127.0.0.N,
+the same ports on each), a token of its own and the first node as its seed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.embedded.maven import classpath, java_binary
@@ -67,11 +70,40 @@ LOGBACK = """\
 """
 
 
-def cassandra_yaml(data_dir: Path, port: int, storage_port: int) -> str:
+@dataclass(frozen=True)
+class Ring:
+    """Where one node is in its ring: its address, its token, the seed's address. The
+    default: a single node."""
+
+    host: str = "127.0.0.1"
+    token: int = 0
+    seed: str = "127.0.0.1"
+
+    @property
+    def clustered(self) -> bool:
+        return self.host != self.seed or self.token != 0
+
+
+def cassandra_yaml(data_dir: Path, port: int, storage_port: int, ring: Ring = Ring()) -> str:
+    # A node of a new local cluster joins with its token and no data to stream (there is
+    # none yet), and takes fewer threads and less memtable than a server's defaults.
+    cluster = (
+        """\
+auto_bootstrap: false
+concurrent_reads: 8
+concurrent_writes: 8
+concurrent_counter_writes: 4
+memtable_heap_space: 64MiB
+memtable_offheap_space: 64MiB
+max_hint_window: 3h
+"""
+        if ring.clustered
+        else ""
+    )
     return f"""\
 cluster_name: parley-embedded
 num_tokens: 1
-initial_token: 0
+initial_token: {ring.token}
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 data_file_directories: [{data_dir / "data"}]
 commitlog_directory: {data_dir / "commitlog"}
@@ -83,9 +115,9 @@ commitlog_sync_period: 10000ms
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:{storage_port}"
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+      - seeds: "{ring.seed}:{storage_port}"
+listen_address: {ring.host}
+rpc_address: {ring.host}
 storage_port: {storage_port}
 native_transport_port: {port}
 start_native_transport: true
@@ -96,11 +128,11 @@ concurrent_compactors: 1
 # One node: lightweight transactions and writes need no other replica to answer.
 write_request_timeout: 5000ms
 cas_contention_timeout: 5000ms
-"""
+{cluster}"""
 
 
 class EmbeddedCassandra(EmbeddedService):
-    """A single-node Cassandra serving CQL on 127.0.0.1:`port`."""
+    """A Cassandra node serving CQL on `ring.host`:`port` (a single node by default)."""
 
     name = "Cassandra"
 
@@ -112,14 +144,16 @@ class EmbeddedCassandra(EmbeddedService):
         storage_port: int | None = None,
         log_path: Path | None = None,
         heap_mb: int = 768,
+        ring: Ring = Ring(),
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.storage_port = storage_port if storage_port is not None else port + 1
+        self.ring = ring
         self._heap_mb = heap_mb
-        super().__init__([port, self.storage_port], log_path)
+        super().__init__([port, self.storage_port], log_path, host=ring.host)
 
-    def start(self) -> None:
+    def launch(self) -> None:
         """Start the JVM; return once CQL is served (native transport opens last)."""
         self._check_ports()
         java = java_binary()
@@ -127,7 +161,7 @@ class EmbeddedCassandra(EmbeddedService):
         jamm = next(jar for jar in jars if jar.name.startswith("jamm-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "cassandra.yaml"
-        config.write_text(cassandra_yaml(self.data_dir, self.port, self.storage_port))
+        config.write_text(cassandra_yaml(self.data_dir, self.port, self.storage_port, self.ring))
         logback = self.data_dir / "logback.xml"
         logback.write_text(LOGBACK)
         command = [
@@ -144,12 +178,15 @@ class EmbeddedCassandra(EmbeddedService):
             f"-Dcassandra.storagedir={self.data_dir}",
             f"-Dcassandra.logdir={self.data_dir}",
             "-Dcassandra-foreground=yes",
-            # One node: nothing to gossip with, no ring to wait for.
+            # One node: nothing to gossip with, no ring to wait for. A node joining the seed
+            # of a local cluster waits up to 5 s for the seed's answer to its first gossip;
+            # it has its token and no data to stream, so it may join beside another.
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-            "-Dcassandra.ring_delay_ms=0",
+            f"-Dcassandra.ring_delay_ms={5000 if self.ring.host != self.ring.seed else 0}",
             "-Dcassandra.superuser_setup_delay_ms=0",
+            *(["-Dcassandra.consistent.rangemovement=false"] if self.ring.clustered else []),
             "-cp",
             ":".join(map(str, jars)),
             "org.apache.cassandra.service.CassandraDaemon",
         ]
-        self._launch(command, lambda: port_answers("127.0.0.1", self.port), START_TIMEOUT_S)
+        self._spawn(command, lambda: port_answers(self.host, self.port), START_TIMEOUT_S)

@@ -6,16 +6,22 @@ an open question upstream, while 3.9 runs KRaft in production without ZooKeeper.
 
 The log lives in `data_dir`: formatted once (the cluster id is kept there, in
 `logs/meta.properties`), so topics survive a restart. Settings fit one development box: one
-replica of everything, no initial rebalance delay, small segments, a small heap.
+replica of everything, no initial rebalance delay, small segments, a small heap. A node of a
+local cluster (devstack/embedded/cluster.py) is one of three voters, on an address of its own
+(127.0.0.N), with replication 3 and two in-sync replicas required.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import logging
 import subprocess
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.embedded.maven import classpath, java_binary
@@ -40,15 +46,29 @@ log4j.logger.kafka.server.BrokerServer=INFO
 """
 
 
+@dataclass(frozen=True)
+class Node:
+    """Where one KRaft node is in its cluster: its id, its address, the controller quorum
+    (`id@host:port,…`) and the replication its topics get. The default: a single node."""
+
+    node_id: int = 1
+    host: str = "127.0.0.1"
+    voters: str | None = None  # None: this node alone
+    replication: int = 1
+    min_insync: int = 1
+
+
 def server_properties(
-    data_dir: Path, port: int, controller_port: int, max_message_bytes: int
+    data_dir: Path, port: int, controller_port: int, max_message_bytes: int, node: Node = Node()
 ) -> str:
+    host, replication, min_insync = node.host, str(node.replication), str(node.min_insync)
+    voters = node.voters or f"{node.node_id}@{host}:{controller_port}"
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -56,12 +76,12 @@ def server_properties(
         # Parley creates its topics itself (topics/admin.py); a typo must not make a new one.
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_insync,
+        "offsets.topic.replication.factor": replication,
         "offsets.topic.num.partitions": "8",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_insync,
         "transaction.state.log.num.partitions": "4",
         "group.initial.rebalance.delay.ms": "0",
         # Tests fail processors over in seconds (PARLEY_PROCESSOR_SESSION_TIMEOUT_S=3).
@@ -81,6 +101,19 @@ def server_properties(
         "num.io.threads": "4",
         "num.recovery.threads.per.data.dir": "2",
     }
+    if node.voters is not None:
+        settings.update(
+            {
+                # A follower that stops fetching (a paused broker) leaves the in-sync replicas
+                # after 10 s rather than 30 s: until then an acks=all write waits for it.
+                "replica.lag.time.max.ms": "10000",
+                # A broker that stops heartbeating is fenced (its partitions led elsewhere)
+                # after 6 s; its heartbeat goes every second.
+                "broker.session.timeout.ms": "6000",
+                "broker.heartbeat.interval.ms": "1000",
+                "num.replica.fetchers": "1",
+            }
+        )
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -93,7 +126,8 @@ def new_cluster_id() -> str:
 
 
 class EmbeddedKafka(EmbeddedService):
-    """A single-node Kafka whose log lives in `data_dir`."""
+    """A Kafka node whose log lives in `data_dir`: a single-node cluster unless `node` says
+    otherwise (then every node of the cluster is formatted with the same `cluster_id`)."""
 
     name = "Kafka"
 
@@ -106,16 +140,20 @@ class EmbeddedKafka(EmbeddedService):
         log_path: Path | None = None,
         heap_mb: int = 512,
         max_message_bytes: int = 8 * 1024 * 1024,
+        node: Node = Node(),
+        cluster_id: str | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
-        self.bootstrap = f"127.0.0.1:{port}"
+        self.node = node
+        self.bootstrap = f"{node.host}:{port}"
         self._heap_mb = heap_mb
         self._max_message_bytes = max_message_bytes
-        super().__init__([port, self.controller_port], log_path)
+        self._cluster_id = cluster_id
+        super().__init__([port, self.controller_port], log_path, host=node.host)
 
-    def start(self) -> None:
+    def launch(self) -> None:
         """Format the log directory if new, start the JVM, return once the broker serves."""
         self._check_ports()
         java = java_binary()
@@ -124,7 +162,11 @@ class EmbeddedKafka(EmbeddedService):
         config = self.data_dir / "server.properties"
         config.write_text(
             server_properties(
-                self.data_dir, self.port, self.controller_port, self._max_message_bytes
+                self.data_dir,
+                self.port,
+                self.controller_port,
+                self._max_message_bytes,
+                self.node,
             )
         )
         log4j = self.data_dir / "log4j.properties"
@@ -139,7 +181,7 @@ class EmbeddedKafka(EmbeddedService):
                     "format",
                     "--ignore-formatted",
                     "--cluster-id",
-                    new_cluster_id(),
+                    self._cluster_id or new_cluster_id(),
                     "--config",
                     str(config),
                 ],
@@ -159,10 +201,10 @@ class EmbeddedKafka(EmbeddedService):
             "kafka.Kafka",
             str(config),
         ]
-        self._launch(command, self._serves, START_TIMEOUT_S)
+        self._spawn(command, self._serves, START_TIMEOUT_S)
 
     def _serves(self) -> bool:
-        if not port_answers("127.0.0.1", self.port):
+        if not port_answers(self.node.host, self.port):
             return False
         # A loop of its own in a thread of its own: callers may be inside a running loop.
         with ThreadPoolExecutor(1) as pool:
@@ -173,11 +215,27 @@ async def _metadata_answers(bootstrap: str) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
-    try:
-        await admin.start()
-        await admin.list_topics()
-    except Exception:
-        return False
-    finally:
-        await admin.close()
+    # A node of a cluster answers metadata without brokers until a quorum of voters is up,
+    # which aiokafka logs as an error: here it only means "not yet", and is asked again.
+    with _silenced("aiokafka", "aiokafka.cluster"):
+        try:
+            await admin.start()
+            await admin.list_topics()
+        except Exception:
+            return False
+        finally:
+            await admin.close()
     return True
+
+
+@contextlib.contextmanager
+def _silenced(*names: str) -> Iterator[None]:
+    """Drop every record of these loggers while in the block."""
+    drop = logging.Filter("nothing passes this filter")
+    for name in names:
+        logging.getLogger(name).addFilter(drop)
+    try:
+        yield
+    finally:
+        for name in names:
+            logging.getLogger(name).removeFilter(drop)

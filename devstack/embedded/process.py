@@ -6,12 +6,13 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 PR_SET_PDEATHSIG = 1
 
@@ -127,3 +128,15 @@ def free_port_pair() -> int:
         if port < 65535 and port_is_free("127.0.0.1", port + 1):
             return port
     raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+
+
+def free_port_pair_on(hosts: Sequence[str]) -> int:
+    """A port that is free, and its successor too, on every one of `hosts` (the nodes of a
+    local cluster share their ports), picked below the kernel's ephemeral range (from 32768):
+    a cluster takes a minute to start, time enough for another process's outgoing connection
+    to take a free port of that range."""
+    for _ in range(1000):
+        port = random.randrange(20_000, 32_000)
+        if all(port_is_free(host, p) for host in hosts for p in (port, port + 1)):
+            return port
+    raise RuntimeError(f"no two adjacent free ports on {', '.join(hosts)}")

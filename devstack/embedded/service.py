@@ -24,27 +24,44 @@ class EmbeddedService:
 
     name = "service"
 
-    def __init__(self, ports: Sequence[int], log_path: Path | None) -> None:
+    def __init__(
+        self, ports: Sequence[int], log_path: Path | None, *, host: str = "127.0.0.1"
+    ) -> None:
+        self.host = host
         self._ports = list(ports)
         self._log_path = log_path
         self._log_file: IO[Any] | None = None  # open from `start` to `stop`
         self._process: subprocess.Popen[bytes] | None = None
+        self._ready: Callable[[], bool] = lambda: False
+        self._timeout_s = 0.0
 
     def _open_log(self) -> None:
         if self._log_path is not None and self._log_file is None:
             self._log_file = self._log_path.open("ab")
 
     def start(self) -> None:
+        """Launch it and return once it serves (stopped again if it never does)."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (then `wait_ready`): the nodes of
+        a cluster start together. Call it from a thread that lives as long as the service (the
+        main thread): the child gets SIGTERM when the thread that started it ends (Linux's
+        parent-death signal belongs to the thread), so never from a pool's thread."""
         raise NotImplementedError
 
     def _check_ports(self) -> None:
         for port in self._ports:
-            if not port_is_free("127.0.0.1", port):
-                raise ServiceError(f"port {port} is in use: is another {self.name} running?")
+            if not port_is_free(self.host, port):
+                raise ServiceError(
+                    f"port {self.host}:{port} is in use: is another {self.name} running?"
+                )
 
-    def _launch(self, command: list[str], ready: Callable[[], bool], timeout_s: float) -> None:
-        """Start `command` and return once `ready()` holds; stop it if it never does."""
+    def _spawn(self, command: list[str], ready: Callable[[], bool], timeout_s: float) -> None:
+        """Start `command`; `wait_ready` then waits up to `timeout_s` for `ready()`."""
         self._open_log()
+        self._ready, self._timeout_s = ready, timeout_s
         self._process = subprocess.Popen(
             command,
             stdout=self._log_file or subprocess.DEVNULL,
@@ -52,8 +69,12 @@ class EmbeddedService:
             stdin=subprocess.DEVNULL,
             preexec_fn=supervised_service,
         )
+
+    def wait_ready(self) -> None:
+        """Return once the launched process serves; stop it if it exits or never does."""
         try:
-            wait_until(ready, timeout_s, f"{self.name} on port {self._ports[0]}", self._process)
+            what = f"{self.name} on {self.host}:{self._ports[0]}"
+            wait_until(self._ready, self._timeout_s, what, self.process)
         except BaseException:
             self.stop()
             raise

@@ -35,6 +35,7 @@ from storage.scylla.rows import (
 from storage.scylla.schema import check_keyspace
 from storage.scylla.session import (
     CQL_PORT,
+    Consistency,
     Row,
     connect_scylla,
     execute,
@@ -62,10 +63,12 @@ class ScyllaMessageStore:
         *,
         port: int = CQL_PORT,
         local_dc: str | None = None,
+        consistency: Consistency = "LOCAL_QUORUM",
     ) -> None:
         if not hosts:
             raise ValueError("at least one Scylla host is needed")
         self._hosts = list(hosts)
+        self._consistency: Consistency = consistency
         self._keyspace = check_keyspace(keyspace)
         self._port = port
         self._local_dc = local_dc
@@ -76,7 +79,9 @@ class ScyllaMessageStore:
         """Connect and prepare the statements; the keyspace's tables must exist."""
         if self._session is not None:
             raise RuntimeError("ScyllaMessageStore is already open")
-        session = await connect_scylla(self._hosts, port=self._port, local_dc=self._local_dc)
+        session = await connect_scylla(
+            self._hosts, port=self._port, local_dc=self._local_dc, consistency=self._consistency
+        )
         try:
             self._statements = await prepare_statements(session, self._keyspace)
         except BaseException:
@@ -594,10 +599,17 @@ class ScyllaMessageStore:
 
 
 async def open_scylla_message_store(
-    hosts: list[str], keyspace: str, *, port: int = CQL_PORT, local_dc: str | None = None
+    hosts: list[str],
+    keyspace: str,
+    *,
+    port: int = CQL_PORT,
+    local_dc: str | None = None,
+    consistency: Consistency = "LOCAL_QUORUM",
 ) -> ScyllaMessageStore:
     """A connected `ScyllaMessageStore` on an already migrated keyspace."""
-    store = ScyllaMessageStore(hosts, keyspace, port=port, local_dc=local_dc)
+    store = ScyllaMessageStore(
+        hosts, keyspace, port=port, local_dc=local_dc, consistency=consistency
+    )
     await store.open()
     return store
 

@@ -122,12 +122,15 @@ async def _has_column(session: Session, keyspace: str, table: str, column: str) 
     return bool(rows)
 
 
-async def migrate_cluster(hosts: Sequence[str], port: int, keyspace: str) -> None:
-    """Connect to the cluster, apply the schema to `keyspace`, disconnect."""
+async def migrate_cluster(
+    hosts: Sequence[str], port: int, keyspace: str, *, replication_factor: int = 1
+) -> None:
+    """Connect to the cluster, apply the schema to `keyspace` (created with this replication
+    if missing), disconnect."""
     from storage.scylla.session import connect_scylla, shutdown_scylla
 
     session = await connect_scylla(hosts, port=port)
     try:
-        await migrate_scylla(session, keyspace)
+        await migrate_scylla(session, keyspace, replication_factor=replication_factor)
     finally:
         await shutdown_scylla(session)

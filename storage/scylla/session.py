@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from cassandra import ConsistencyLevel, RequestValidationException
 from cassandra.cluster import (
@@ -34,19 +34,33 @@ REQUEST_TIMEOUT_S = 10.0
 BIND_ERRORS = (struct.error, OverflowError, TypeError, ValueError)
 
 
+Consistency = Literal["LOCAL_QUORUM", "QUORUM"]
+# Each quorum, and the SERIAL level of its scope for lightweight transactions.
+LEVELS: dict[Consistency, tuple[int, int]] = {
+    "LOCAL_QUORUM": (ConsistencyLevel.LOCAL_QUORUM, ConsistencyLevel.LOCAL_SERIAL),
+    "QUORUM": (ConsistencyLevel.QUORUM, ConsistencyLevel.SERIAL),
+}
+
+
 async def connect_scylla(
-    hosts: Sequence[str], *, port: int = CQL_PORT, local_dc: str | None = None
+    hosts: Sequence[str],
+    *,
+    port: int = CQL_PORT,
+    local_dc: str | None = None,
+    consistency: Consistency = "LOCAL_QUORUM",
 ) -> Session:
     """A session on the cluster reached through `hosts` (contact points), not bound to a keyspace.
 
-    Rows come back as dicts. Reads and writes use LOCAL_QUORUM and lightweight transactions
-    LOCAL_SERIAL, so a read after an acknowledged write sees it. `session.cluster.shutdown()`
+    Rows come back as dicts. Reads and writes use `consistency` (LOCAL_QUORUM by default) and
+    lightweight transactions the SERIAL level of its scope (LOCAL_SERIAL), so a read after an
+    acknowledged write sees it, with one replica of three down. `session.cluster.shutdown()`
     (see `shutdown_scylla`) releases it.
     """
+    level, serial = LEVELS[consistency]
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc)),
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
-        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        consistency_level=level,
+        serial_consistency_level=serial,
         request_timeout=REQUEST_TIMEOUT_S,
         row_factory=dict_factory,
     )
