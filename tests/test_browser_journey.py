@@ -6,15 +6,17 @@ suspended by the operator. Every name on screen is a name, never the app's id fa
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Response, expect
 
 from parley_client import Operator, Session
 from storage.stores import Stores
 from tests.browser_pages import ChatPage, signed_in
-from tests.conftest import Api, extra_gateway, push_marker, wait_connected
+from tests.conftest import Api, eventually, extra_gateway, push_marker, wait_connected
 from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack
 
@@ -30,6 +32,40 @@ async def names_only(page: ChatPage) -> None:
     """Nowhere on the page (chat list, header, messages, quotes, open panels and dialogs) is
     a user shown by the id fallback."""
     await expect(page.page.locator("body")).not_to_contain_text(ID_FALLBACK)
+
+
+# Every (chat, mention badge, unread badge) the chat list shows, from the page's start.
+BADGES_SEEN = """
+window.badgesSeen = new Set();
+const badge = (chat, id) => chat.querySelector(`[data-testid=${id}]`)?.textContent ?? null;
+new MutationObserver(() => {
+  for (const chat of document.querySelectorAll("[data-testid=channels] .channel")) {
+    const seen = [chat.querySelector(".name").textContent, badge(chat, "mentions"), badge(chat, "unread")];
+    window.badgesSeen.add(JSON.stringify(seen));
+  }
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+async def reopened(page: ChatPage, url: str, artifacts: Path) -> ChatPage:
+    """The app opened again in the closed tab's browser (its login and cached chats kept),
+    once it has caught up: its socket synced and, after that, the chat list read again.
+    Its `window.badgesSeen` holds every badge shown meanwhile."""
+    tab = await page.page.context.new_page()
+    await tab.add_init_script(BADGES_SEEN)
+    lists: list[Response] = []
+    tab.on(
+        "response", lambda r: lists.append(r) if urlsplit(r.url).path == "/v1/channels" else None
+    )
+    await tab.goto(url)
+    again = ChatPage(tab, artifacts)
+    await again.online()
+
+    async def listed_again() -> bool:  # once at the start, once after `synced`
+        return len(lists) >= 2
+
+    await eventually(listed_again, 20, "the chat list read again after the sync")
+    return again
 
 
 async def delivered(socket: Session, channel_id: str, text: str) -> str:
@@ -137,11 +173,13 @@ async def test_a_group_of_four_replies_mentions_a_muted_friend_pins_and_reports_
         assert (push["message_id"], push["sender_id"]) == (mention, ann.user_id)
         assert pushed() == [mention]
 
-        # Back in her app: a mention badge, no unread badge, for the muted group.
-        b = await ChatPage.open(b.page.context, gateway.url, artifacts)
-        await b.online()
+        # Back in her app: a mention badge, no unread badge, for the muted group; counted
+        # once, also while the app catches up with what it missed.
+        b = await reopened(b, gateway.url, artifacts)
         chat = b.channel(GROUP)
         await expect(chat.get_by_test_id("mentions")).to_have_text("@1")
+        seen = [json.loads(s) for s in await b.page.evaluate("[...window.badgesSeen]")]
+        assert [s for s in seen if s[0] == GROUP] == [[GROUP, "@1", None]]
         await expect(chat.get_by_test_id("unread")).to_have_count(0)
         await expect(chat.get_by_test_id("quiet")).to_have_count(1)
         await names_only(b)
