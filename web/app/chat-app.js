@@ -517,9 +517,12 @@ export class ChatApp extends EventTarget {
       this.refreshChannelsSoon(); // a chat someone just started with us
       return;
     }
+    // A message the list already had (the sync after a reload replays what was missed) is
+    // in the server's counts already: counted again, a badge would show one too many.
+    const counted = channel.last_message_id && compareIds(message.message_id, channel.last_message_id) <= 0;
     channel.last_message_id = maxId(channel.last_message_id, message.message_id);
     const shown = message.channel_id === this.currentId && document.visibilityState === "visible";
-    if (this.readState && !shown && message.sender_id !== this.session.user_id) {
+    if (this.readState && !shown && !counted && message.sender_id !== this.session.user_id) {
       channel.unread_count = (channel.unread_count || 0) + 1;
       if ((message.mentions || []).includes(this.session.user_id)) {
         channel.mention_count = (channel.mention_count || 0) + 1;
