@@ -129,6 +129,8 @@ async def test_every_server_frame_type_as_sent_validates_against_the_document(ap
     await sa.until(of("receipts"))
     await sb.typing(channel)
     await sa.until(of("typing"))
+    await api.set_notifications(a, channel, "mentions", None)
+    await sa.until(of("notifications"))
     await sa.accepted(await sa.delete(channel, message_id))
     await sb.until(of("delete"))  # after the other changes, in the channel's order
     await handled(sa)  # an `error`

@@ -44,6 +44,8 @@ class Row:
     channel_id: str
     message_id: int
     target_id: int | None = None
+    reply_to: int | None = None  # what sync reads of a row to quote replies: none here
+    deleted: bool = False
 
     def wire(self) -> dict[str, Any]:
         return {"channel_id": self.channel_id, "message_id": self.message_id}
