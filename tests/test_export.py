@@ -143,6 +143,29 @@ async def test_an_export_holds_the_account_its_channels_and_every_message_it_sen
         assert [line for line in again if line["type"] != "export"] == lines[1:]
 
 
+async def test_an_export_holds_what_the_user_sent_in_a_group_they_have_left(api: Api) -> None:
+    me, owner = await api.new_device("ex"), await api.new_device("ex")
+    group = await api.group(owner, [me.user_id], name="Left behind")
+    mine = await api.connect(me)
+    words = [f"zanzibarleft{i}" for i in range(3)]
+    ids = await sent(mine, group, words)
+    await mine.close()
+
+    async def indexed() -> bool:  # the index tells which channels a user sent in
+        return len((await api.search(me, words[-1]))["results"]) == 1
+
+    await eventually(indexed, 30, "the messages indexed")
+    await api.remove_member(owner, group, me.user_id)
+
+    lines = await exported(api, me)
+    assert [line for line in lines if line["type"] == "channel"] == [
+        {"type": "channel", "channel_id": group, "channel_type": "group", "left": True}
+    ]
+    messages = [line for line in lines if line["type"] == "message"]
+    assert [(m["message_id"], m["text"]) for m in messages] == list(zip(ids, words, strict=True))
+    assert lines[-1] == {"type": "end", "messages": 3}
+
+
 async def test_one_export_at_a_time_a_few_an_hour_and_a_cut_stream_gives_its_place_back(
     stack: Stack,
 ) -> None:

@@ -26,6 +26,7 @@ from schemas.ids import iso_ms, now_ms
 from storage.protocols import Device
 
 EXPORT_VERSION = 1
+MAX_MESSAGE_ID = 2**63 - 1  # past every message id of a channel
 
 
 @dataclass(frozen=True)
@@ -102,15 +103,38 @@ async def _lines(services: Services, caller: Device) -> AsyncIterator[bytes]:
                 "read_message_id": None if marker is None else str(marker),
             }
         )
+    current = {c.channel_id for c in channels}
+    left = [c async for c in _sent_in(services, user_id) if c not in current]
+    for channel_id in left:
+        found = await stores.channels.channel(channel_id)
+        yield _line(
+            {
+                "type": "channel",
+                "channel_id": channel_id,
+                "channel_type": None if found is None else found.type,
+                "left": True,  # no longer a member: nothing of the channel as it is now
+            }
+        )
     count = 0
     page_size = services.settings.export_page_size
-    for channel in channels:
+    for channel_id in sorted([*current, *left]):
         after = 0
         while page := await stores.messages.sent_by(
-            channel.channel_id, user_id, after=after, limit=page_size
+            channel_id, user_id, after=after, limit=page_size
         ):
             yield b"".join(_line({"type": "message", **m.wire()}) for m in page)
             count += len(page)
             after = page[-1].message_id
     # The last line: an export without it was cut short.
     yield _line({"type": "end", "messages": count})
+
+
+async def _sent_in(services: Services, user_id: str) -> AsyncIterator[str]:
+    """Every channel the search index holds a message of `user_id`'s in, those they have
+    left among them, by id: one seek of its index by sender per channel
+    (`search_entries_sender`), skipping each channel's messages."""
+    after: tuple[str, int] | None = None
+    while found := await services.stores.search.sent_by(user_id, after=after, limit=1):
+        channel_id = found[0][0]
+        yield channel_id
+        after = (channel_id, MAX_MESSAGE_ID)
