@@ -13,36 +13,11 @@ from pydantic import TypeAdapter, ValidationError
 from gateway import metrics
 from schemas.frames import (
     CLIENT_FRAME_TYPES,
-    Ack,
+    AnyClientFrame,
     ClientFrame,
-    Delete,
-    Edit,
-    Heartbeat,
     Hello,
-    Pin,
-    PresenceSubscribe,
-    React,
-    Read,
-    Send,
-    Typing,
-    Unpin,
 )
 from schemas.limits import MAX_FRAME_BYTES
-
-AnyClientFrame = (
-    Hello
-    | Send
-    | Edit
-    | Delete
-    | React
-    | Pin
-    | Unpin
-    | Ack
-    | Read
-    | Typing
-    | Heartbeat
-    | PresenceSubscribe
-)
 
 client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
 

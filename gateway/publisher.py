@@ -195,25 +195,18 @@ class Publisher:
         """Tell every gateway to close the device's sockets. Retried for up to
         `REVOKE_RETRY_S`: the device is revoked in the store already, and a logout the client
         retries would find its token refused and could not publish this again."""
-        event = DeviceRevokedV1(user_id=user_id, device_id=device_id)
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(KafkaError),
-            stop=stop_after_delay(REVOKE_RETRY_S),
-            wait=wait_random_exponential(multiplier=0.1, max=2.0),
-            reraise=True,
-        ):
-            with attempt:
-                await self._producer.send_and_wait(
-                    self._inbox,
-                    event.encode(),
-                    key=user_id.encode(),
-                    partition=inbox_partition(user_id, self._inbox_partitions),
-                )
+        await self._to_user_retried(user_id, DeviceRevokedV1(user_id=user_id, device_id=device_id))
 
     async def user_suspended(self, user_id: str) -> None:
         """Tell every gateway to close the user's sockets. Retried as `device_revoked`: the
         suspension is in the store already."""
-        event = UserSuspendedV1(user_id=user_id)
+        await self._to_user_retried(user_id, UserSuspendedV1(user_id=user_id))
+
+    async def _to_user_retried(
+        self, user_id: str, event: DeviceRevokedV1 | UserSuspendedV1
+    ) -> None:
+        """Publish `event` to the user's inbox partition, retried for up to `REVOKE_RETRY_S`
+        (what it tells is in the store already: nothing else would publish it again)."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(KafkaError),
             stop=stop_after_delay(REVOKE_RETRY_S),

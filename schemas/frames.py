@@ -138,7 +138,7 @@ class PresenceSubscribe(_ClientFrame):
     user_ids: Annotated[list[IdString], Field(max_length=MAX_PRESENCE_USER_IDS)]
 
 
-ClientFrame = Annotated[
+AnyClientFrame = (
     Hello
     | Send
     | Edit
@@ -150,9 +150,9 @@ ClientFrame = Annotated[
     | Read
     | Typing
     | Heartbeat
-    | PresenceSubscribe,
-    Field(discriminator="type"),
-]
+    | PresenceSubscribe
+)
+ClientFrame = Annotated[AnyClientFrame, Field(discriminator="type")]
 CLIENT_FRAME_TYPES = (
     "hello",
     "send",

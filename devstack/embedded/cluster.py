@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 from devstack.embedded.cassandra import EmbeddedCassandra, Ring
 from devstack.embedded.kafka import EmbeddedKafka, Node, new_cluster_id
@@ -29,7 +29,32 @@ CASSANDRA_HEAP_MB = 768
 TOKENS = tuple(-(2**63) + i * (2**64 // len(HOSTS)) for i in range(len(HOSTS)))
 
 
-class KafkaCluster:
+S = TypeVar("S", bound=EmbeddedService)
+
+
+class _Nodes(Generic[S]):
+    """Nodes started and stopped together (`start` is each cluster's own)."""
+
+    nodes: list[S]
+
+    def node(self, node_id: int) -> S:
+        return self.nodes[node_id - 1]
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        stop_all(self.nodes)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class KafkaCluster(_Nodes[EmbeddedKafka]):
     """Three KRaft nodes (broker and controller each), node i on HOSTS[i-1]:`port`, its
     controller on `port + 1`, its log in `data_dir/node-i`."""
 
@@ -59,25 +84,12 @@ class KafkaCluster:
         ]
         self.bootstrap = ",".join(node.bootstrap for node in self.nodes)
 
-    def node(self, node_id: int) -> EmbeddedKafka:
-        return self.nodes[node_id - 1]
-
     def start(self) -> None:
         """Start the three at once (a node serves only once a quorum of voters is up)."""
         start_together(self.nodes)
 
-    def stop(self) -> None:
-        stop_all(self.nodes)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class CassandraCluster:
+class CassandraCluster(_Nodes[EmbeddedCassandra]):
     """Three Cassandra nodes, node i serving CQL on HOSTS[i-1]:`port` (storage on
     `port + 1`), its data in `data_dir/node-i`; the first is the seed."""
 
@@ -97,9 +109,6 @@ class CassandraCluster:
         ]
         self.hosts = ",".join(HOSTS)
 
-    def node(self, node_id: int) -> EmbeddedCassandra:
-        return self.nodes[node_id - 1]
-
     def start(self) -> None:
         """The seed first, then the other two together (each joins with its own token)."""
         try:
@@ -108,16 +117,6 @@ class CassandraCluster:
             self.stop()
             raise
         start_together(self.nodes[1:])
-
-    def stop(self) -> None:
-        stop_all(self.nodes)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_together(services: Sequence[EmbeddedService]) -> None:
