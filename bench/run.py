@@ -157,7 +157,11 @@ async def _main(cfg: Config) -> int:
     if cluster_cfg is not None:
         cluster_began = time.monotonic()
         cluster = results.cluster = _new_results(cluster_cfg, stamp)
-        code, _ = await _on_stack(cluster_cfg, cluster, cluster_began, stamp, cluster=True)
+        try:
+            code, _ = await _on_stack(cluster_cfg, cluster, cluster_began, stamp, cluster=True)
+        except Exception as exc:  # the cluster did not start: the single-node figures stay
+            cluster.skipped["cluster"] = f"failed: {type(exc).__name__}: {exc}"
+            code = 1
         exit_code = exit_code or code
         cluster.meta.loadavg_after = [round(x, 2) for x in os.getloadavg()]
         cluster.meta.total_s = round(time.monotonic() - cluster_began, 1)
