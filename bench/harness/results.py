@@ -551,7 +551,7 @@ class Side:
 class Replicated:
     """A run on the single-node stack beside the same run on the cluster (`--cluster`):
     `p50_ms`, `p99_ms`, `delivered_per_s`, `stack_us_per_delivery`, `broker_us_per_delivery`,
-    `machine_cores`, `other_cores`; a curve's best rate within the bound has
+    `store_us_per_delivery` (Postgres, or Cassandra with scylla), `machine_cores`, `other_cores`; a curve's best rate within the bound has
     `max_delivered_per_s_within_bound` only."""
 
     run: str

@@ -13,12 +13,13 @@ FIGURES = (
     ("delivered_per_s", "delivered/s"),
     ("stack_us_per_delivery", "stack µs/delivery"),
     ("broker_us_per_delivery", "broker µs/delivery"),
+    ("store_us_per_delivery", "store µs/delivery"),
 )
 """The figures of a run, in the table's order; then the box's `machine` and `other` cores."""
 NAMES = (*(name for name, _ in FIGURES), "machine_cores", "other_cores")
 
 
-def _figures(row: LoadRow) -> dict[str, float | None]:
+def _figures(row: LoadRow, store: str) -> dict[str, float | None]:
     per = row.cpu.stack_us_per_delivery if row.cpu else {}
     cores = row.cpu.cores if row.cpu else {}
     return {
@@ -27,6 +28,7 @@ def _figures(row: LoadRow) -> dict[str, float | None]:
         "delivered_per_s": row.delivered_per_s,
         "stack_us_per_delivery": per.get("total"),
         "broker_us_per_delivery": per.get("broker"),
+        "store_us_per_delivery": per.get("cassandra" if store == "scylla" else "postgres"),
         "machine_cores": cores.get("machine"),
         "other_cores": cores.get("other"),
     }
@@ -49,8 +51,8 @@ def compare(single: Results, cluster: Results) -> list[Replicated]:
     mine, theirs = _runs(single), _runs(cluster)
     out = []
     for key in [*mine, *(k for k in theirs if k not in mine)]:
-        a = _figures(mine[key]) if key in mine else {}
-        b = _figures(theirs[key]) if key in theirs else {}
+        a = _figures(mine[key], single.meta.message_store) if key in mine else {}
+        b = _figures(theirs[key], cluster.meta.message_store) if key in theirs else {}
         figures = {name: Side.of(a.get(name), b.get(name)) for name in NAMES}
         out.append(Replicated(key[0], key[1], figures))
     best = {c.kind: c for c in cluster.throughput.curves} if cluster.throughput else {}
@@ -128,7 +130,8 @@ def section(results: Results) -> list[str]:
         f"{store}, beside the single-node stack above (one broker, replication 1; "
         f"{single.message_store}). x is cluster / single. µs/delivery: the stack's CPU over "
         "the run and its drain, idle use included, per delivery (`broker` is all three "
-        "brokers together). `machine` is the box's busy cores and `other` what no process of "
+        "brokers together; `store` the message store: Postgres, or with scylla all its "
+        "Cassandra nodes). `machine` is the box's busy cores and `other` what no process of "
         "the bench or the stack used (someone else's work on a shared box): compare runs "
         f"only where `other` is alike. The cluster stack started in {meta.startup_s} s; its "
         f"idle CPU was {meta.idle_stack_cpu_cores} (single node: "
