@@ -193,6 +193,20 @@ async def _main(cfg: Config) -> int:
     return exit_code
 
 
+async def _start(cfg: Config, results: Results, began: float, cluster: bool) -> Stack:
+    """`parley dev`, started again once if it fails: on a shared box another process can take
+    a port between its choice and its bind while the JVMs start."""
+    try:
+        return await asyncio.to_thread(
+            start_stack, began, cfg.verbose, cfg.data_dir, cfg.message_store, cluster
+        )
+    except RuntimeError as exc:
+        results.notes.append(f"started parley dev again: {str(exc).splitlines()[0]}")
+    return await asyncio.to_thread(
+        start_stack, began, cfg.verbose, cfg.data_dir, cfg.message_store, cluster
+    )
+
+
 async def _on_stack(
     cfg: Config, results: Results, began: float, stamp: str, cluster: bool = False
 ) -> tuple[int, dict[str, Histogram]]:
@@ -214,9 +228,7 @@ async def _on_stack(
                     "or 4 per presence user (--presence-sockets-per-user) are refused."
                 )
             else:
-                stack = await asyncio.to_thread(
-                    start_stack, began, cfg.verbose, cfg.data_dir, cfg.message_store, cluster
-                )
+                stack = await _start(cfg, results, began, cluster)
                 assert stack.dev is not None
                 meta.stack = f"parley dev{' --cluster' if cluster else ''} on {stack.http_url}"
                 meta.cluster = cluster
