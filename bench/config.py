@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_type_hints
 
@@ -29,6 +29,9 @@ runs on topics and tables the scenarios before it filled. Isolation comes after 
 its own; the stack settles after its floods before the next scenario starts. Presence comes
 last: its event flood leaves the processor tracking sockets that never existed. Search runs on
 its own database for the bulk of its figures."""
+
+CLUSTER_SCENARIOS = ("latency", "throughput")
+"""What `--cluster` runs again on the cluster stack, after the single-node run."""
 
 
 def _split(text: str) -> list[str]:
@@ -152,6 +155,14 @@ class Config:
     message_store: Annotated[
         Literal["postgres", "scylla"], opt("parley dev's store (scylla: an embedded Cassandra).")
     ] = "postgres"
+    cluster: Annotated[
+        bool,
+        opt(
+            "Then latency and throughput again on a cluster (3 Kafka brokers, replication 3; "
+            "with scylla also 3 Cassandra nodes), reported beside the single-node figures.",
+            "--cluster",
+        ),
+    ] = False
     signup_concurrency: Annotated[int, opt("Parallel signups.", min=1)] = 2
     # Latency, and the floor at the same rates.
     latency_rates: Annotated[Numbers, listed("Msgs/s of the latency runs.", Numbers)] = field(
@@ -239,11 +250,19 @@ class Config:
     abort_after_s: Annotated[float, opt("Stop a run this late.", "--abort-after")] = 5.0
 
     def __post_init__(self) -> None:
+        if self.url is not None and self.cluster:
+            raise typer.BadParameter("--cluster starts its own stacks: not with --url")
         if self.url is not None:
             self.kafka_bootstrap = self.kafka_bootstrap or "127.0.0.1:19092"
         if self.with_5k and 5000.0 not in self.latency_rates:
             self.latency_rates = Numbers([*self.latency_rates, 5000.0])
         self.conn_levels = Counts(sorted(set(self.conn_levels)))
+
+    def for_cluster(self) -> Config | None:
+        """The `--cluster` run: the selected latency and throughput scenarios, the same sizes,
+        on a stack of its own (never on `--data-dir`'s); None if neither is selected."""
+        only = Names(name for name in self.only if name in CLUSTER_SCENARIOS)
+        return replace(self, only=only, data_dir=None) if only else None
 
     def as_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}

@@ -24,10 +24,11 @@ from bench.harness.context import (
     settle_stack,
     setup_channels,
 )
+from bench.harness.histograms import Histogram
 from bench.harness.load import Fleet, Tracker
 from bench.harness.results import ClientObserved, Meta, Results, Timing
 from bench.harness.stack import Stack, external_stack, raise_nofile_limit, start_stack
-from bench.report import markdown, plots
+from bench.report import markdown, plots, replication
 from bench.report.verdicts import add_floor_ratios, verdicts
 from bench.scenarios.connections import run_connections, run_storm, setup_idle_clients
 from bench.scenarios.floors import run_floor
@@ -129,11 +130,8 @@ class Timings:
             )
 
 
-async def _main(cfg: Config) -> int:
-    began = time.monotonic()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    cfg.results_dir.mkdir(parents=True, exist_ok=True)
-    results = Results(
+def _new_results(cfg: Config, stamp: str) -> Results:
+    return Results(
         Meta(
             timestamp=stamp,
             quick=cfg.quick,
@@ -146,6 +144,74 @@ async def _main(cfg: Config) -> int:
             config=cfg.as_json(),
         )
     )
+
+
+async def _main(cfg: Config) -> int:
+    began = time.monotonic()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    cfg.results_dir.mkdir(parents=True, exist_ok=True)
+    results = _new_results(cfg, stamp)
+    meta = results.meta
+    exit_code, plotted = await _on_stack(cfg, results, began, stamp)
+    cluster_cfg = cfg.for_cluster() if cfg.cluster and exit_code != 130 else None
+    if cluster_cfg is not None:
+        cluster_began = time.monotonic()
+        cluster = results.cluster = _new_results(cluster_cfg, stamp)
+        try:
+            code, _ = await _on_stack(cluster_cfg, cluster, cluster_began, stamp, cluster=True)
+        except Exception as exc:  # the cluster did not start: the single-node figures stay
+            cluster.skipped["cluster"] = f"failed: {type(exc).__name__}: {exc}"
+            code = 1
+        exit_code = exit_code or code
+        cluster.meta.loadavg_after = [round(x, 2) for x in os.getloadavg()]
+        cluster.meta.total_s = round(time.monotonic() - cluster_began, 1)
+        results.replication = replication.compare(results, cluster)
+    elif cfg.cluster:
+        results.notes.append("--cluster: neither latency nor throughput ran; no cluster run")
+    add_floor_ratios(results)
+    meta.loadavg_after = [round(x, 2) for x in os.getloadavg()]
+    meta.total_s = round(time.monotonic() - began, 1)
+    results.targets = verdicts(results)
+    prefix = cfg.results_dir / stamp
+    try:
+        meta.plots = plots.plots(results, plotted, prefix)
+    except Exception as exc:
+        results.notes.append(f"plots failed: {type(exc).__name__}: {exc}")
+    json_path, md_path = prefix.with_suffix(".json"), prefix.with_suffix(".md")
+    markdown.write_json(json_path, results)
+    md_path.write_text(markdown.markdown(results, meta.plots))
+    print()
+    print(markdown.table(results.targets))
+    print()
+    if results.replication:
+        print("\n".join(replication.table(results)))
+        print()
+    for path in [str(json_path), str(md_path), *meta.plots]:
+        print(path)
+    if results.skipped:
+        print(f"skipped/failed: {results.skipped}", file=sys.stderr)
+    return exit_code
+
+
+async def _start(cfg: Config, results: Results, began: float, cluster: bool) -> Stack:
+    """`parley dev`, started again once if it fails: on a shared box another process can take
+    a port between its choice and its bind while the JVMs start."""
+    try:
+        return await asyncio.to_thread(
+            start_stack, began, cfg.verbose, cfg.data_dir, cfg.message_store, cluster
+        )
+    except RuntimeError as exc:
+        results.notes.append(f"started parley dev again: {str(exc).splitlines()[0]}")
+    return await asyncio.to_thread(
+        start_stack, began, cfg.verbose, cfg.data_dir, cfg.message_store, cluster
+    )
+
+
+async def _on_stack(
+    cfg: Config, results: Results, began: float, stamp: str, cluster: bool = False
+) -> tuple[int, dict[str, Histogram]]:
+    """Start the stack (a cluster with `cluster`), run the selected scenarios on it, stop it.
+    Returns the exit code so far and the histograms to plot."""
     meta = results.meta
     stack: Stack | None = None
     ctx: Context | None = None
@@ -162,11 +228,10 @@ async def _main(cfg: Config) -> int:
                     "or 4 per presence user (--presence-sockets-per-user) are refused."
                 )
             else:
-                stack = await asyncio.to_thread(
-                    start_stack, began, cfg.verbose, cfg.data_dir, cfg.message_store
-                )
+                stack = await _start(cfg, results, began, cluster)
                 assert stack.dev is not None
-                meta.stack = f"parley dev on {stack.http_url}"
+                meta.stack = f"parley dev{' --cluster' if cluster else ''} on {stack.http_url}"
+                meta.cluster = cluster
                 meta.startup_s = round(stack.dev.startup_s, 2)
                 meta.data_dir = str(stack.data_dir)
                 meta.message_store = cfg.message_store
@@ -257,28 +322,10 @@ async def _main(cfg: Config) -> int:
             found = logs.stack_logs(stack.dev.log_path if stack.dev else None, stack.data_dir)
             results.logs = {name: logs.scan(path, phases) for name, path in found.items()}
             if stack.owned:
-                meta.logs_copied = logs.copy(found, cfg.results_dir / f"{stamp}-logs")
+                logs_dir = f"{stamp}-cluster-logs" if cluster else f"{stamp}-logs"
+                meta.logs_copied = logs.copy(found, cfg.results_dir / logs_dir)
                 stack.cleanup(cfg.keep_data)
-    add_floor_ratios(results)
-    meta.loadavg_after = [round(x, 2) for x in os.getloadavg()]
-    meta.total_s = round(time.monotonic() - began, 1)
-    results.targets = verdicts(results)
-    prefix = cfg.results_dir / stamp
-    try:
-        meta.plots = plots.plots(results, ctx.plotted if ctx else {}, prefix)
-    except Exception as exc:
-        results.notes.append(f"plots failed: {type(exc).__name__}: {exc}")
-    json_path, md_path = prefix.with_suffix(".json"), prefix.with_suffix(".md")
-    markdown.write_json(json_path, results)
-    md_path.write_text(markdown.markdown(results, meta.plots))
-    print()
-    print(markdown.table(results.targets))
-    print()
-    for path in [str(json_path), str(md_path), *meta.plots]:
-        print(path)
-    if results.skipped:
-        print(f"skipped/failed: {results.skipped}", file=sys.stderr)
-    return exit_code
+    return exit_code, ctx.plotted if ctx else {}
 
 
 def _run(cfg: Config) -> None:

@@ -16,8 +16,13 @@ PROBLEM = re.compile(
 BENIGN = re.compile(r'background worker "logical replication launcher" \(PID \d+\) exited')
 """Postgres says this on every clean shutdown."""
 STAMP = re.compile(r"^\[\s*([0-9.]+)s\] ")
-SERVICE_LOGS = ("kafka.log", "cassandra.log")
-"""What `parley dev` writes next to its data: the embedded Kafka's and Cassandra's output."""
+SERVICE_LOGS = (
+    "kafka.log",
+    "cassandra.log",
+    *(f"{service}-{i}.log" for service in ("kafka", "cassandra") for i in (1, 2, 3)),
+)
+"""What `parley dev` writes next to its data: the embedded Kafka's and Cassandra's output (of
+each node, with `--cluster`)."""
 KEEP_BYTES = 2_000_000
 """The JVM logs can be large: the last 2 MB of each is kept."""
 

@@ -533,6 +533,32 @@ class PresenceResults:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Side:
+    """One figure on the single-node stack and on the cluster, and cluster / single."""
+
+    single: float | None
+    cluster: float | None
+    ratio: float | None
+
+    @classmethod
+    def of(cls, single: float | None, cluster: float | None) -> Self:
+        ratio = round(cluster / single, 2) if single and cluster is not None else None
+        return cls(single, cluster, ratio)
+
+
+@dataclass(frozen=True)
+class Replicated:
+    """A run on the single-node stack beside the same run on the cluster (`--cluster`):
+    `p50_ms`, `p99_ms`, `delivered_per_s`, `stack_us_per_delivery`, `broker_us_per_delivery`,
+    `store_us_per_delivery` (Postgres, or Cassandra with scylla), `machine_cores`, `other_cores`; a curve's best rate within the bound has
+    `max_delivered_per_s_within_bound` only."""
+
+    run: str
+    offered_per_s: float | None
+    figures: dict[str, Side]
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -551,6 +577,8 @@ class Meta:
     startup_s: float | None = None
     data_dir: str | None = None
     message_store: str = "postgres"
+    cluster: bool = False
+    """`parley dev --cluster`: three Kafka brokers (and Cassandra nodes with scylla)."""
     users: int = 0
     users_reused: int = 0
     ws_url: str = ""
@@ -616,3 +644,7 @@ class Results:
     client_observed: ClientObserved | None = None
     logs: dict[str, LogScan] = field(default_factory=dict)
     targets: list[Verdict] = field(default_factory=list)
+    cluster: Results | None = None
+    """With `--cluster`: the latency and throughput scenarios again, on the cluster stack."""
+    replication: list[Replicated] = field(default_factory=list)
+    """With `--cluster`: each run's figures, single-node beside cluster."""

@@ -206,12 +206,16 @@ class Stack:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def start_stack(clock0: float, verbose: bool, data_dir: Path | None, message_store: str) -> Stack:
-    """`parley dev` on free ports, in a temporary data dir (or in `data_dir`, which is kept).
-    Each line of its output is stamped with the bench clock (seconds since the bench started),
-    so problems can be matched to the phase they happened in."""
+def start_stack(
+    clock0: float, verbose: bool, data_dir: Path | None, message_store: str, cluster: bool = False
+) -> Stack:
+    """`parley dev` on free ports, in a temporary data dir (or in `data_dir`, which is kept);
+    with `cluster`, `parley dev --cluster`: three Kafka brokers (and with scylla three
+    Cassandra nodes) on 127.0.0.1-3. Each line of its output is stamped with the bench clock
+    (seconds since the bench started), so problems can be matched to the phase they happened
+    in."""
     tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-    args: list[str] = []
+    args: list[str] = ["--cluster"] if cluster else []
     env = dict(BENCH_ENV)
     if message_store != "postgres":
         # An embedded Cassandra serves the CQL store, on free ports too.

@@ -24,6 +24,7 @@ from bench.harness.results import (
     Verdict,
 )
 from bench.report import floors as floor_report
+from bench.report import replication
 from bench.report.verdicts import ISOLATION_ROLES, fmt_ms, md_table, processor_cpu
 
 CPU_ROLES = ("gateway", "processor", "broker", "postgres", "bench")
@@ -55,6 +56,7 @@ def markdown(results: Results, plots: list[str]) -> str:
         table(results.targets),
         *_latency(results),
         *_throughput(results),
+        *replication.section(results),
         *_cpu(results),
         *_connections(results),
         *_storm(results),
