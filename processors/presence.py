@@ -48,7 +48,10 @@ class _User:
     )  # connection -> (device, seen)
     open: set[str] = field(default_factory=set)  # connections not disconnected
     closed: set[str] = field(default_factory=set)  # disconnected connections still in sockets
-    logged_out: set[str] = field(default_factory=set)  # devices whose tokens are revoked
+    # Devices whose tokens are revoked -> when the logout was read: remembered for a timeout
+    # after it (the disconnects of the sockets a logout closes follow it within that), so the
+    # record of a user whose last device logged out outlives its sockets by as much.
+    logged_out: dict[str, int] = field(default_factory=dict)
     online: bool = False
     connected: bool = False
     last_active_ms: int = 0
@@ -94,7 +97,8 @@ class PresenceTracker:
         if device_id in user.logged_out:
             return None  # e.g. the disconnect of the socket a logout closed
         if kind == "logout":
-            user.logged_out.add(device_id)
+            user.logged_out[device_id] = now_ms
+            heapq.heappush(self._deadlines, (now_ms + self._timeout_ms, user_id))
             user.sockets = {c: s for c, s in user.sockets.items() if s[0] != device_id}
             user.sockets.pop(RECOVERED, None)
             user.open &= user.sockets.keys()
@@ -128,10 +132,13 @@ class PresenceTracker:
             }
             user.open &= user.sockets.keys()
             user.closed &= user.sockets.keys()
+            user.logged_out = {
+                d: at for d, at in user.logged_out.items() if at + self._timeout_ms > now_ms
+            }
             change = self._update(user_id, user, user.online and bool(user.sockets))
             if change is not None:
                 changes.append(change)
-            if not user.sockets and not user.online:
+            if not user.sockets and not user.online and not user.logged_out:
                 del self._users[user_id]
         return changes
 

@@ -45,7 +45,7 @@ class Seen:
     keeps: dict[str, int] = field(default_factory=dict)
     # Per device, the newest sighting of any kind (an upper bound on what can keep the user on).
     any_seen: dict[str, int] = field(default_factory=dict)
-    logged_out: set[str] = field(default_factory=set)
+    logged_out: dict[str, int] = field(default_factory=dict)  # device -> when it logged out
     closed: set[str] = field(default_factory=set)  # connections disconnected
 
 
@@ -83,7 +83,10 @@ def test_online_exactly_while_seen_within_timeout(
                         "online past the timeout of every socket"
                     )
             continue
-        _, _, kind, user, device, connection, lag = step
+        _, _, kind, user, device, socket, lag = step
+        # A connection id names one socket of one device (the gateway draws 64 random bits
+        # for each): never the same for two devices.
+        connection = f"{device}/{socket}"
         at_ms = now - int(lag)  # type: ignore[call-overload]
         event = PresenceEventV1(
             kind=kind,  # type: ignore[arg-type]
@@ -93,11 +96,15 @@ def test_online_exactly_while_seen_within_timeout(
             at_ms=at_ms,
         )
         seen = model[str(user)]
-        if str(device) in seen.logged_out and kind != "disconnect":
-            continue  # its token is revoked: only the disconnects of its sockets may follow
+        if str(device) in seen.logged_out and (
+            kind != "disconnect" or now >= seen.logged_out[str(device)] + TIMEOUT_MS
+        ):
+            # Its token is revoked: only the disconnects of the sockets the logout closed may
+            # follow, within the timeout (the gateways close them as they read the logout).
+            continue
         if str(device) not in seen.logged_out:
             if kind == "logout":
-                seen.logged_out.add(str(device))
+                seen.logged_out[str(device)] = now
                 for table in (seen.keeps, seen.any_seen):
                     table.pop(str(device), None)
                     table.pop("", None)  # a logout ends the recovery's stand-in too
