@@ -80,6 +80,13 @@ class _Seen(NamedTuple):
     entries: list[tuple[str, str, str, int]]  # (user_id, device_id, connection_id, at_ms)
 
 
+# How long a produce request may wait for its broker before it is retried (on a fresh leader,
+# after a metadata refresh) or its sends are answered `internal`: a broker paused rather than
+# killed keeps its connections open, so this, not a refused connection, bounds the silence a
+# client sees while leadership moves (tests/test_cluster_kafka.py, docs/operations.md 4.6).
+PRODUCE_TIMEOUT_MS = 8_000
+
+
 class Publisher:
     def __init__(self, settings: Settings) -> None:
         self._messages = messages_topic(settings).name
@@ -105,7 +112,7 @@ class Publisher:
             enable_idempotence=True,
             linger_ms=settings.kafka_linger_ms,
             max_request_size=settings.kafka_max_request_bytes,
-            request_timeout_ms=15_000,
+            request_timeout_ms=PRODUCE_TIMEOUT_MS,
         )
         # Presence events are many, small and in no hurry: their own producer lingers so that
         # thousands of sockets' heartbeats go out as a few batches, not one request each.
@@ -114,7 +121,7 @@ class Publisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=settings.presence_linger_ms,
-            request_timeout_ms=15_000,
+            request_timeout_ms=PRODUCE_TIMEOUT_MS,
         )
 
     async def start(self) -> None:

@@ -18,7 +18,7 @@ from parley_client import Frame, Login, Session, SessionError
 from tests.conftest import Api, before_mark, marked
 
 # A send is answered (`accepted`, or an `internal` error to send again) within this: the
-# gateway's producer gives up on a record after 15 s (its request timeout).
+# gateway's producer waits 8 s for a broker before it retries or gives up (`PRODUCE_TIMEOUT_MS`).
 ANSWER_S = 30.0
 HEARTBEAT_S = 5.0  # well within the gateway's heartbeat interval (15 s)
 

@@ -57,6 +57,7 @@ async def migrate_scylla(session: Session, keyspace: str, *, replication_factor:
     replication of an existing keyspace is changed with ALTER KEYSPACE, not here). The driver
     waits for schema agreement after each statement, so the tables are usable on return."""
     scylla = await is_scylla(session)
+    await _await_ring(session, replication_factor)
     for statement in schema_statements(keyspace, replication_factor, scylla=scylla):
         added = _ADD_COLUMN.fullmatch(statement)
         if added is not None and await _has_column(session, *added.groups()):
@@ -64,6 +65,23 @@ async def migrate_scylla(session: Session, keyspace: str, *, replication_factor:
         await execute(session, statement, timeout_s=SCHEMA_TIMEOUT_S)
     if await _has_table(session, keyspace, "reactions"):
         await _fold_reactions(session, keyspace)
+
+
+RING_WAIT_S = 120.0
+
+
+async def _await_ring(session: Session, nodes: int) -> None:
+    """Until the node the session asks knows of `nodes` nodes (itself and its peers), for up
+    to `RING_WAIT_S`: a cluster whose nodes are still joining would get a keyspace replicated
+    more times than it has nodes (the server warns, and writes at quorum fail until they join).
+    Past the wait, the keyspace is created anyway (a cluster truly smaller than its
+    replication is the operator's to fix: docs/operations.md)."""
+    deadline = asyncio.get_running_loop().time() + RING_WAIT_S
+    while nodes > 1:
+        peers = await execute(session, "SELECT peer FROM system.peers")
+        if len(peers) + 1 >= nodes or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.5)  # polling the ring, within the deadline
 
 
 _FOLD_WRITES_AT_ONCE = 64
