@@ -87,10 +87,15 @@ class BatchResult:
     # Of `dead`, events that were valid: a gateway accepted them, so they should have been
     # stored. The gateway validates everything the store could refuse, so this is an alarm.
     dead_accepted: int = 0
+    # Of `repeated`, sends this batch's first try stored before the store refused it (a store
+    # whose claims are not all-or-nothing, as the Scylla store's per-send claims): new, and
+    # counted as stored.
+    claimed: int = 0
 
     def add(self, other: BatchResult) -> None:
         self.stored += other.stored
         self.repeated += other.repeated
+        self.claimed += other.claimed
         self.dead += other.dead
         self.dead_accepted += other.dead_accepted
 
@@ -215,6 +220,12 @@ class MessagePipeline:
                     # reused a client_msg_id in another channel gets its original message,
                     # not a leak).
                     await self.membership.load({m.channel_id for m in found.values()})
+                first_try = {(m.sender_device_id, m.client_msg_id): m for m in fresh.stored}
+                result.claimed += sum(
+                    1
+                    for key, m in found.items()
+                    if key in first_try and first_try[key].message_id == m.message_id
+                )
                 deliveries = self._assign(events, found, result, reactions, pins, mentionable)
                 await self._messages.insert(result.stored)
         except BaseException:

@@ -172,8 +172,8 @@ class PipelineService(mode.Service):
             parents = [tracing.parent_of(h) for h in headers] if tracing.enabled() else None
             result = await pipeline.handle(batch, parents)
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-            metrics.STORED.inc(len(result.stored))
-            metrics.REPEATED.inc(len(result.repeated))
+            metrics.STORED.inc(len(result.stored) + result.claimed)
+            metrics.REPEATED.inc(len(result.repeated) - result.claimed)
             metrics.DEAD.inc(result.dead)
             metrics.DEAD_ACCEPTED.inc(result.dead_accepted)
 
