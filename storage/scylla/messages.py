@@ -13,7 +13,7 @@ The statements are in `storage/scylla/statements.py`, the mapping between messag
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -341,24 +341,42 @@ class ScyllaMessageStore:
         """How many of the channel's messages above `after` were not sent by `not_from`, counted
         up to `cap`: an unread count. Reads senders only, at most `_COUNT_READ_FACTOR * cap` of
         them (a user's own messages are read and skipped; Scylla cannot filter them out)."""
-        q = self._q()
+        return await self._count_rows(
+            channel_id,
+            after,
+            self._q().senders_in_bucket,
+            _COUNT_READ_FACTOR * cap,
+            cap,
+            lambda r: r["sender_id"] != not_from,
+        )
+
+    async def _count_rows(
+        self,
+        channel_id: str,
+        after: int,
+        statement: Any,
+        budget: int,
+        cap: int,
+        wanted: Callable[[Row], bool],
+    ) -> int:
+        """How many living messages above `after` (changes and deleted ones left out) `wanted`
+        keeps, up to `cap`, reading the channel's buckets upwards with `statement` and at most
+        `budget` rows."""
         head = await self._head(channel_id)
         if head is None or cap <= 0:
             return 0
-        budget, count = _COUNT_READ_FACTOR * cap, 0
+        count = 0
         async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
             async for bucket in walk:
                 if bucket > bucket_of(head) or count >= cap or budget <= 0:
                     break
                 params = (channel_id, bucket, after, head, budget)
-                rows = await execute(self._s(), q.senders_in_bucket, params)
+                rows = await execute(self._s(), statement, params)
                 budget -= len(rows)
                 count += sum(
                     1
                     for r in rows
-                    if r["sender_id"] != not_from
-                    and (r["kind"] or "message") == "message"
-                    and not r["deleted"]
+                    if (r["kind"] or "message") == "message" and not r["deleted"] and wanted(r)
                 )
         return min(count, cap)
 
@@ -387,27 +405,14 @@ class ScyllaMessageStore:
         """How many of the channel's messages above `after` mention `of`, up to `cap`. Reads
         the mention lists of at most `_MENTION_READ_ROWS` rows (Scylla cannot filter them): the
         mentions among the newest unread messages beyond that are not counted."""
-        q = self._q()
-        head = await self._head(channel_id)
-        if head is None or cap <= 0:
-            return 0
-        budget, count = _MENTION_READ_ROWS, 0
-        async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
-            async for bucket in walk:
-                if bucket > bucket_of(head) or count >= cap or budget <= 0:
-                    break
-                params = (channel_id, bucket, after, head, budget)
-                rows = await execute(self._s(), q.mentions_in_bucket, params)
-                budget -= len(rows)
-                count += sum(
-                    1
-                    for r in rows
-                    if r["mentions"]
-                    and of in r["mentions"]
-                    and (r["kind"] or "message") == "message"
-                    and not r["deleted"]
-                )
-        return min(count, cap)
+        return await self._count_rows(
+            channel_id,
+            after,
+            self._q().mentions_in_bucket,
+            _MENTION_READ_ROWS,
+            cap,
+            lambda r: bool(r["mentions"]) and of in r["mentions"],
+        )
 
     async def get(self, channel_id: str, message_id: int) -> Message | None:
         """One row in its latest state, if it is stored."""
