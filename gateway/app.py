@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
+from aiokafka.errors import KafkaError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -47,6 +49,8 @@ from schemas.codes import CloseCode
 from schemas.settings import Settings
 from storage.stores import open_stores
 from topics.definitions import inbox_topic
+
+log = logging.getLogger("parley.gateway")
 
 # The web app (web/ at the repository's top, beside this package: the project installs editable).
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -147,6 +151,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return json_response({"error": {"code": code, "message": str(exc.detail)}}, exc.status_code)
 
 
+async def broker_error(request: Request, exc: Exception) -> Response:
+    """The log did not take a record in time (`send_answer_timeout_s`) or refused it: what the
+    request changed in the store stands, and asking again is safe."""
+    log.warning("the broker did not take a request's record: %r", exc)
+    return json_response(
+        {"error": {"code": "internal", "message": "the message log did not answer; try again"}},
+        503,
+    )
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     return json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
 
@@ -244,6 +258,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             ApiError: api_error,
             HTTPException: http_error,
+            KafkaError: broker_error,
             Exception: server_error,
         },
     )

@@ -14,7 +14,6 @@ stays open.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -103,34 +102,62 @@ async def on_message(socket: Socket, request: Send | Edit | Delete | React | Pin
         acked = await messages.send(socket.services, socket.caller, request)
     else:
         acked = await messages.change(socket.services, socket.caller, request)
-    # A callback, not a task per send: `accepted` goes out when the broker acknowledged.
-    acked.add_done_callback(functools.partial(_confirm, socket, request, read_at))
+    # A callback and a timer, not a task per send: `accepted` goes out when the broker
+    # acknowledged, `internal` if it has not within `send_answer_timeout_s`.
+    answer = _Answer(socket, request, read_at)
+    loop = asyncio.get_running_loop()
+    answer.timer = loop.call_later(socket.services.settings.send_answer_timeout_s, answer.late)
+    acked.add_done_callback(answer.acked)
 
 
-def _confirm(
-    socket: Socket,
-    request: Send | Edit | Delete | React | Pin | Unpin,
-    read_at: float,
-    acked: asyncio.Future[object],
-) -> None:
-    if socket.closed:
-        return  # the client resends what it saw no `accepted` for
-    failure = None if acked.cancelled() else acked.exception()
-    if acked.cancelled() or failure is not None:
-        log.error("the broker did not acknowledge a send: %r", failure)
-        socket.error(
-            "internal", "could not queue the message; send it again", request.client_msg_id
+class _Answer:
+    """The one answer to a send or change: `accepted` once the broker holds it, or `internal`
+    (send it again, with the same client_msg_id) when the broker failed it or kept silent too
+    long. A record answered `internal` may still be written; the resend then finds it."""
+
+    __slots__ = ("read_at", "request", "socket", "timer")
+
+    def __init__(
+        self, socket: Socket, request: Send | Edit | Delete | React | Pin | Unpin, read_at: float
+    ) -> None:
+        self.socket = socket
+        self.request = request
+        self.read_at = read_at
+        self.timer: asyncio.TimerHandle | None = None
+
+    def acked(self, acked: asyncio.Future[object]) -> None:
+        if self.timer is None:
+            return  # answered `internal` already
+        self.timer.cancel()
+        self.timer = None
+        if self.socket.closed:
+            return  # the client resends what it saw no `accepted` for
+        failure = None if acked.cancelled() else acked.exception()
+        if acked.cancelled() or failure is not None:
+            log.error("the broker did not acknowledge a send: %r", failure)
+            self._internal()
+            return
+        metrics.ACCEPTED.inc()
+        request = self.request
+        self.socket.send(
+            {
+                "type": "accepted",
+                "client_msg_id": request.client_msg_id,
+                "channel_id": request.channel_id,
+            }
         )
-        return
-    metrics.ACCEPTED.inc()
-    socket.send(
-        {
-            "type": "accepted",
-            "client_msg_id": request.client_msg_id,
-            "channel_id": request.channel_id,
-        }
-    )
-    metrics.SEND_SECONDS.observe(time.monotonic() - read_at)
+        metrics.SEND_SECONDS.observe(time.monotonic() - self.read_at)
+
+    def late(self) -> None:
+        self.timer = None
+        if not self.socket.closed:
+            log.warning("the broker did not acknowledge a send in time")
+            self._internal()
+
+    def _internal(self) -> None:
+        self.socket.error(
+            "internal", "could not queue the message; send it again", self.request.client_msg_id
+        )
 
 
 async def on_ack(socket: Socket, request: Ack) -> None:

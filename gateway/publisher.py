@@ -21,7 +21,7 @@ import socket
 from typing import Any, Literal, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -80,13 +80,6 @@ class _Seen(NamedTuple):
     entries: list[tuple[str, str, str, int]]  # (user_id, device_id, connection_id, at_ms)
 
 
-# How long a produce request may wait for its broker before it is retried (on a fresh leader,
-# after a metadata refresh) or its sends are answered `internal`: a broker paused rather than
-# killed keeps its connections open, so this, not a refused connection, bounds the silence a
-# client sees while leadership moves (tests/test_cluster_kafka.py, docs/operations.md 4.6).
-PRODUCE_TIMEOUT_MS = 8_000
-
-
 class Publisher:
     def __init__(self, settings: Settings) -> None:
         self._messages = messages_topic(settings).name
@@ -103,6 +96,7 @@ class Publisher:
         # `presence.seen` records.
         self._gateway_id = settings.gateway_id or f"{socket.gethostname()}:{settings.http_port}"
         self._seen_interval_s = settings.heartbeat_timeout_s / SEEN_INTERVALS_PER_TIMEOUT
+        self._answer_s = settings.send_answer_timeout_s
         # The sockets seen in the current interval: connection -> (user, device, at_ms).
         self._seen: dict[str, tuple[str, str, int]] = {}
         self._seen_timer: asyncio.Task[None] | None = None
@@ -112,7 +106,7 @@ class Publisher:
             enable_idempotence=True,
             linger_ms=settings.kafka_linger_ms,
             max_request_size=settings.kafka_max_request_bytes,
-            request_timeout_ms=PRODUCE_TIMEOUT_MS,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
         )
         # Presence events are many, small and in no hurry: their own producer lingers so that
         # thousands of sockets' heartbeats go out as a few batches, not one request each.
@@ -121,7 +115,7 @@ class Publisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=settings.presence_linger_ms,
-            request_timeout_ms=PRODUCE_TIMEOUT_MS,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
         )
 
     async def start(self) -> None:
@@ -140,6 +134,14 @@ class Publisher:
         await self._presence_producer.stop()
         await self._producer.stop()
 
+    async def _acked(self, *acks: asyncio.Future[object]) -> None:
+        """Until the broker holds every record, for at most `send_answer_timeout_s`; then
+        `KafkaTimeoutError` (the producer goes on trying: the records may still be written)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.gather(*acks)), self._answer_s)
+        except TimeoutError:
+            raise KafkaTimeoutError("the broker did not acknowledge in time") from None
+
     async def send_message(
         self,
         event: MessageSendV1 | MessageChangeV1,
@@ -157,7 +159,9 @@ class Publisher:
 
     async def members_changed(self, channel_id: str, member_ids: list[str]) -> None:
         event = ChannelMembersV1(channel_id=channel_id, member_ids=member_ids)
-        await self._producer.send_and_wait(self._messages, event.encode(), key=channel_id.encode())
+        await self._acked(
+            await self._producer.send(self._messages, event.encode(), key=channel_id.encode())
+        )
 
     async def memberships_changed(self, channel_id: str | None, user_ids: list[str]) -> None:
         """Tell the gateways holding sockets of `user_ids` that their memberships of
@@ -177,7 +181,7 @@ class Publisher:
                     self._inbox, event.encode(), key=key.encode(), partition=partition
                 )
             )
-        await asyncio.gather(*acks)
+        await self._acked(*acks)
 
     async def signal(self, event: ReadMovedV1 | TypingV1) -> None:
         """Queue a read-marker move or a typing event for the processors' relay, without
@@ -191,11 +195,13 @@ class Publisher:
         """A ready server frame for every live socket of the user (`inbox.signal`, in their
         inbox partition, keyed by the channel it is about); returns once the broker holds it."""
         event = InboxSignalV1(recipients=[user_id], frame=frame)
-        await self._producer.send_and_wait(
-            self._inbox,
-            event.encode(),
-            key=channel_id.encode(),
-            partition=inbox_partition(user_id, self._inbox_partitions),
+        await self._acked(
+            await self._producer.send(
+                self._inbox,
+                event.encode(),
+                key=channel_id.encode(),
+                partition=inbox_partition(user_id, self._inbox_partitions),
+            )
         )
 
     async def device_revoked(self, user_id: str, device_id: str) -> None:
@@ -221,17 +227,19 @@ class Publisher:
             reraise=True,
         ):
             with attempt:
-                await self._producer.send_and_wait(
-                    self._inbox,
-                    event.encode(),
-                    key=user_id.encode(),
-                    partition=inbox_partition(user_id, self._inbox_partitions),
+                await self._acked(
+                    await self._producer.send(
+                        self._inbox,
+                        event.encode(),
+                        key=user_id.encode(),
+                        partition=inbox_partition(user_id, self._inbox_partitions),
+                    )
                 )
 
     async def admin_action(self, event: AdminActionV1) -> None:
         """Record an operator's action on the audit topic; returns once the broker holds it."""
         key = event.target if event.target is not None else event.actor
-        await self._producer.send_and_wait(self._audit, event.encode(), key=key.encode())
+        await self._acked(await self._producer.send(self._audit, event.encode(), key=key.encode()))
 
     async def presence_access_changed(self, watchers_of: dict[str, list[str]]) -> None:
         """For each watched user, the watchers whose right to watch them may have ended."""
@@ -246,7 +254,7 @@ class Publisher:
                     partition=key_partition(user_id, self._presence_partitions),
                 )
             )
-        await asyncio.gather(*acks)
+        await self._acked(*acks)
 
     def presence(
         self,

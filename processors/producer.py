@@ -30,7 +30,7 @@ class RecordProducer:
             # Records handed over in one turn of the loop leave in one request per broker.
             linger_ms=settings.kafka_linger_ms,
             max_request_size=settings.kafka_max_request_bytes,
-            request_timeout_ms=15_000,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
         )
         await self._producer.start()
 

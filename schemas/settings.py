@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     # Records handed over in one turn of the loop go in one request anyway; a little more
     # gathers the sends of many sockets under load, for as much latency.
     kafka_linger_ms: int = Field(default=0, ge=0, le=50)
+    # How long the producers' requests wait for a broker before they ask for the partition's
+    # leader again and resend (written once: the producers are idempotent, so they never give a
+    # record up). A broker paused rather than killed (a long GC, a frozen VM) keeps its
+    # connections open, so this, not a refused connection, bounds how long a write waits once
+    # the partition's leadership has moved away from it (docs/operations.md 4.6).
+    kafka_request_timeout_ms: int = Field(default=3000, ge=500)
+    # A send or change the broker has not acknowledged within this is answered `internal`
+    # (send it again with the same client_msg_id: it is stored once), so a client never waits
+    # in silence, even while the log takes no writes (two brokers of three down). The record
+    # may still be written later; the resend then finds it.
+    send_answer_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
     # Topic shape (used when topics are created; must match existing topics).
     messages_partitions: int = Field(default=8, ge=1)

@@ -208,3 +208,44 @@ async def test_a_broker_paused_past_its_session_timeout_is_fenced_and_rejoins(
         await stop()
         for stream in load:
             await stream.check_delivered_once_in_order(api)
+
+
+async def test_two_brokers_down_sends_are_answered_internal_and_resent_once_one_is_back(
+    api: Api, kafka_cluster: KafkaCluster, cluster_settings: Settings, figures: dict[str, Any]
+) -> None:
+    """With two brokers of three down the log takes no writes (no quorum of controllers, and
+    fewer in-sync replicas than `min.insync.replicas`): every send is answered `internal`
+    within `send_answer_timeout_s`, never left in silence, and the client's resends (same
+    client_msg_id) are each stored once when the brokers are back."""
+    load = await streams(api, 2, hot_pace_s=0.05, pace_s=0.2)
+    hot = load[0]
+    messages = messages_topic(cluster_settings).name
+    partition = key_partition(hot.channel, cluster_settings.messages_partitions)
+    leader = int((await partitions(kafka_cluster.bootstrap, messages))[partition]["leader"])
+    down = [n for n in range(1, REPLICATION + 1) if n != leader]
+    kill, start = sigkill(kafka_cluster), restart(kafka_cluster)
+    async with sending(load) as stop:
+        killed = time.monotonic()
+        resent_before = hot.resent
+        for node_id in down:
+            await kill(node_id)
+        # Sends go on being answered (`internal`), each within ANSWER_S (Stream.run).
+        while hot.resent < resent_before + 3:
+            assert hot.failure is None, hot.failure
+            assert time.monotonic() - killed < 120, f"{hot.resent - resent_before} answered"
+            await asyncio.sleep(0.1)  # polling the stream, within the deadline
+        healed = time.monotonic()
+        for node_id in down:
+            await start(node_id)
+        await until_accepted(hot, 20)
+        back = time.monotonic()
+        await all_in_sync(kafka_cluster.bootstrap, [messages], REPLICATION)
+        await stop()
+        for stream in load:
+            await stream.check_delivered_once_in_order(api)
+    figures["sigkill of two brokers"] = {
+        "internal_answers": hot.resent - resent_before,
+        "down_s": round(healed - killed, 2),
+        "restart_to_accepted_s": round(back - healed, 2),
+        **spike(load, killed, healed),
+    }

@@ -107,10 +107,12 @@ def server_properties(
                 # A follower that stops fetching (a paused broker) leaves the in-sync replicas
                 # after 10 s rather than 30 s: until then an acks=all write waits for it.
                 "replica.lag.time.max.ms": "10000",
-                # A broker that stops heartbeating is fenced (its partitions led elsewhere)
-                # after 6 s; its heartbeat goes every second.
-                "broker.session.timeout.ms": "6000",
-                "broker.heartbeat.interval.ms": "1000",
+                # A broker that stops heartbeating is fenced (its partitions led elsewhere,
+                # and it leaves their in-sync replicas) after 3 s, Kafka's default being 9 s:
+                # that is most of the pause a client sees while leadership moves. Its
+                # heartbeat goes every half second, six to a session.
+                "broker.session.timeout.ms": "3000",
+                "broker.heartbeat.interval.ms": "500",
                 "num.replica.fetchers": "1",
             }
         )

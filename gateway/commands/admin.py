@@ -87,7 +87,9 @@ async def delete_messages(
         )
         acks.append(await publish_change(services, event))
     try:
-        await asyncio.gather(*acks)  # the broker holds them: they will be stored
+        # The broker holds them: they will be stored (or it kept silent too long: ask again).
+        answer_s = services.settings.send_answer_timeout_s
+        await asyncio.wait_for(asyncio.shield(asyncio.gather(*acks)), answer_s)
     except Exception:
         log.exception("queuing an operator's deletes failed")
         raise ApiError(503, "internal", "could not queue the deletes; ask again") from None
