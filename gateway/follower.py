@@ -37,6 +37,9 @@ class PartitionFollower:
             auto_offset_reset="latest",
             metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            # A fetch to a broker that hangs (paused, not dead) gives up after this; the
+            # partitions are then fetched from their new leaders.
+            request_timeout_ms=settings.kafka_fetch_max_wait_ms + settings.kafka_request_timeout_ms,
             max_partition_fetch_bytes=settings.kafka_max_request_bytes,
             fetch_max_bytes=4 * settings.kafka_max_request_bytes,
         )

@@ -218,6 +218,12 @@ class PartitionedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 max(self._settings.processor_session_timeout_s / 6, 0.2) * 1000
             ),
             max_poll_interval_ms=300_000,
+            # A fetch or metadata request to a broker that hangs (paused, not dead) gives up
+            # after this and is asked again of the partitions' new leaders; a JoinGroup, which
+            # the coordinator may hold for up to a session while the others rejoin, fits in it.
+            request_timeout_ms=int(self._settings.processor_session_timeout_s * 1000)
+            + self._fetch_wait_ms
+            + self._settings.kafka_request_timeout_ms,
         )
 
     @property

@@ -44,8 +44,10 @@ class Settings(BaseSettings):
     # How old the consumers' view of the partition leaders may get before it is asked again.
     # aiokafka asks again when a fetch finds a leader moved, but not when an offset lookup
     # does (a consumer given a partition after a rebalance): that one would keep asking the
-    # old leader until the view expires (Kafka's default: 5 minutes, delivery stalled).
-    kafka_metadata_max_age_ms: int = Field(default=5000, ge=1000)
+    # old leader until the view expires (Kafka's default: 5 minutes, delivery stalled). It
+    # also bounds how long a consumer reading from a broker that hangs (paused rather than
+    # dead: no error tells it) takes to learn of its partitions' new leaders.
+    kafka_metadata_max_age_ms: int = Field(default=2000, ge=1000)
     # How long the sends' and the pipeline's producers let records gather before a request.
     # Records handed over in one turn of the loop go in one request anyway; a little more
     # gathers the sends of many sockets under load, for as much latency.
