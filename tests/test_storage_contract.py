@@ -389,7 +389,7 @@ async def test_unread_counts_skip_the_readers_own_messages_and_stop_at_the_cap(
     await store.insert(sorted(mine + theirs, key=lambda m: m.message_id))
 
     async def count(after: int, not_from: str = "me", cap: int = 100, c: str = channel) -> int:
-        return (await store.unread_counts({c: after}, not_from=not_from, cap=cap))[c]
+        return (await store.unread_and_mentions({c: after}, reader=not_from, cap=cap))[c][0]
 
     assert await count(base) == 5
     assert await count(base + 3) == 3
@@ -401,7 +401,7 @@ async def test_unread_counts_skip_the_readers_own_messages_and_stop_at_the_cap(
     old = id_floor(now_ms() - 90 * DAY_MS)
     await store.insert([message(channel, old + 1)])
     assert await count(old) == 6
-    assert await store.unread_counts({}, not_from="me", cap=100) == {}
+    assert await store.unread_and_mentions({}, reader="me", cap=100) == {}
 
 
 async def test_unread_counts_answer_for_many_channels_at_once(store: MessageStore) -> None:
@@ -414,7 +414,10 @@ async def test_unread_counts_answer_for_many_channels_at_once(store: MessageStor
         await store.insert([*theirs, own])
     quiet = fresh()  # no messages at all
     after = {channel: base for channel in channels} | {channels[30]: base + 10, quiet: base}
-    counts = await store.unread_counts(after, not_from="me", cap=25)
+    counts = {
+        c: unread
+        for c, (unread, _) in (await store.unread_and_mentions(after, reader="me", cap=25)).items()
+    }
     expected = {channel: min(n, 25) for n, channel in enumerate(channels)}
     expected[channels[30]] = 20  # messages 11..30 of channel 30
     assert counts == {**expected, quiet: 0}
@@ -438,10 +441,11 @@ async def test_mentions_are_stored_with_their_message_and_unread_ones_counted(
     ].mentions == ["you", "me"]
 
     async def count(after: int, of: str = "me", cap: int = 100, c: str = channel) -> int:
-        unread, mentioned = (await store.unread_and_mentions({c: after}, reader=of, cap=cap))[c]
-        assert unread == (await store.unread_counts({c: after}, not_from=of, cap=cap))[c]
-        return mentioned
+        return (await store.unread_and_mentions({c: after}, reader=of, cap=cap))[c][1]
 
+    assert await store.unread_and_mentions({channel: base}, reader="me", cap=100) == {
+        channel: (5, 3)
+    }
     assert await count(base) == 3
     assert await count(base + 1) == 2
     assert await count(base, of="you") == 2
@@ -451,6 +455,10 @@ async def test_mentions_are_stored_with_their_message_and_unread_ones_counted(
     # A deleted message mentions nobody any more.
     await store.insert([change(rows[4], base + 6, "delete")])
     assert await count(base) == 2
+    assert (await store.unread_and_mentions({channel: base}, reader="me", cap=100))[channel] == (
+        4,
+        2,
+    )
     assert await store.unread_and_mentions({}, reader="me", cap=100) == {}
 
 
@@ -500,8 +508,8 @@ async def test_changes_are_rows_in_order_and_messages_keep_their_latest_state(
     assert await store.get(channel, first.message_id) == latest_first
     assert await store.get(channel, base + 99) is None
     assert (await store.get(channel, like.message_id)) == like.model_copy(update={"text": ""})
-    unread = await store.unread_counts({channel: base}, not_from="me", cap=100)
-    assert unread == {channel: 2}  # messages only
+    unread = await store.unread_and_mentions({channel: base}, reader="me", cap=100)
+    assert unread == {channel: (2, 0)}  # messages only
 
     # Applied again, in any order (a retry, a replay over the store): the same state.
     await store.insert([edit1, unlike, like])

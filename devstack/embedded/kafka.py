@@ -113,6 +113,12 @@ def server_properties(
                 # heartbeat goes every half second, six to a session.
                 "broker.session.timeout.ms": "3000",
                 "broker.heartbeat.interval.ms": "500",
+                # The broker killed may be the active controller too (every node here is
+                # both): the others notice after 1.5 s without a fetch from it (2 s by
+                # default) and elect another within 0.5-1 s, which then fences the dead
+                # broker one session later.
+                "controller.quorum.fetch.timeout.ms": "1500",
+                "controller.quorum.election.timeout.ms": "500",
                 "num.replica.fetchers": "1",
             }
         )

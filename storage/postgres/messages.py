@@ -95,40 +95,13 @@ class PostgresMessageStore:
             )
             return {str(r[0]): int(str(r[1])) for r in await cur.fetchall() if r[1] is not None}
 
-    async def unread_counts(
-        self, after: Mapping[str, int], *, not_from: str, cap: int
-    ) -> dict[str, int]:
-        """For each channel of `after`, how many of its messages above its id were not sent by
-        `not_from`, counted up to `cap`: unread counts, in one statement (an index range per
-        channel, `cap` rows at most each)."""
-        if not after:
-            return {}
-        channels = list(after)
-        async with connection(self._pool) as conn:
-            cur = await conn.execute(
-                "SELECT a.channel_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"
-                "   WHERE m.channel_id = a.channel_id AND m.bucket >= a.bucket"
-                "   AND m.message_id > a.after AND m.sender_id <> %s AND m.kind = 'message'"
-                "   AND NOT m.deleted LIMIT %s) AS unread)"
-                " FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS a(channel_id, after, bucket)",
-                (
-                    not_from,
-                    cap,
-                    channels,
-                    [after[c] for c in channels],
-                    [bucket_of(after[c]) for c in channels],
-                ),
-            )
-            counts = {str(r[0]): int(str(r[1])) for r in await cur.fetchall()}
-        return {c: counts.get(c, 0) for c in channels}
-
     async def unread_and_mentions(
         self, after: Mapping[str, int], *, reader: str, cap: int
     ) -> dict[str, tuple[int, int]]:
-        """For each channel of `after`, its unread count for `reader` (as `unread_counts`) and
-        how many of those messages mention `reader`, each counted up to `cap`, in one
-        statement (the mentions: an index range per channel over the messages that mention
-        anyone, `messages_mentioning`)."""
+        """For each channel of `after`, how many of its messages above its id were not sent by
+        `reader` (unread) and how many of those mention `reader`, each counted up to `cap`, in
+        one statement (an index range per channel, `cap` rows at most each; the mentions: over
+        the messages that mention anyone, `messages_mentioning`)."""
         if not after:
             return {}
         channels = list(after)

@@ -53,22 +53,14 @@ class MessageStore(Protocol):
     async def last_message_ids(self, channel_ids: Sequence[str]) -> dict[str, int]:
         """The newest message id of each channel that has messages."""
 
-    async def unread_counts(
-        self, after: Mapping[str, int], *, not_from: str, cap: int
-    ) -> dict[str, int]:
-        """For each channel of `after`, how many of its messages (not changes, not deleted)
-        above its id there were not sent by `not_from`, counted up to `cap`: unread counts,
-        every channel in the answer. One statement however many channels, where the backend
-        can (Postgres); a channel list must not cost a round trip per channel."""
-
     async def unread_and_mentions(
         self, after: Mapping[str, int], *, reader: str, cap: int
     ) -> dict[str, tuple[int, int]]:
-        """For each channel of `after`: its unread count for `reader` (`unread_counts` with
-        `not_from=reader`), and how many of those messages mention `reader`
-        (`Message.mentions`), each counted up to `cap`; every channel in the answer. One
-        statement however many channels, where the backend can (Postgres): the channel list
-        asks it."""
+        """For each channel of `after`: its unread count for `reader` (how many of its
+        messages, not changes and not deleted, above its id were not sent by `reader`), and
+        how many of those messages mention `reader` (`Message.mentions`), each counted up to
+        `cap`; every channel in the answer. One statement however many channels, where the
+        backend can (Postgres): a channel list must not cost a round trip per channel."""
 
     async def page(
         self,

@@ -321,28 +321,15 @@ class ScyllaMessageStore:
             if rows and rows[0]["last_message_id"] is not None
         }
 
-    async def unread_counts(
-        self, after: Mapping[str, int], *, not_from: str, cap: int
-    ) -> dict[str, int]:
-        """For each channel of `after`, how many of its messages above its id were not sent by
-        `not_from`, counted up to `cap`: unread counts. Scylla reads a partition per query, so
-        the channels are counted concurrently, `_COUNTS_AT_ONCE` at a time."""
-        at_once = asyncio.Semaphore(_COUNTS_AT_ONCE)
-
-        async def one(channel_id: str) -> int:
-            async with at_once:
-                return await self._count_after(channel_id, after[channel_id], not_from, cap)
-
-        channels = list(after)
-        counts = await asyncio.gather(*(one(c) for c in channels))
-        return dict(zip(channels, counts, strict=True))
-
-    async def _count_after(self, channel_id: str, after: int, not_from: str, cap: int) -> int:
+    async def _count_after(
+        self, channel_id: str, head: int, after: int, not_from: str, cap: int
+    ) -> int:
         """How many of the channel's messages above `after` were not sent by `not_from`, counted
         up to `cap`: an unread count. Reads senders only, at most `_COUNT_READ_FACTOR * cap` of
         them (a user's own messages are read and skipped; Scylla cannot filter them out)."""
         return await self._count_rows(
             channel_id,
+            head,
             after,
             self._q().senders_in_bucket,
             _COUNT_READ_FACTOR * cap,
@@ -353,6 +340,7 @@ class ScyllaMessageStore:
     async def _count_rows(
         self,
         channel_id: str,
+        head: int,
         after: int,
         statement: Any,
         budget: int,
@@ -360,10 +348,9 @@ class ScyllaMessageStore:
         wanted: Callable[[Row], bool],
     ) -> int:
         """How many living messages above `after` (changes and deleted ones left out) `wanted`
-        keeps, up to `cap`, reading the channel's buckets upwards with `statement` and at most
-        `budget` rows."""
-        head = await self._head(channel_id)
-        if head is None or cap <= 0:
+        keeps, up to `cap`, reading the channel's buckets upwards to `head` (its newest id)
+        with `statement` and at most `budget` rows."""
+        if cap <= 0:
             return 0
         count = 0
         async with aclosing(self._buckets(channel_id, bucket_of(after), upwards=True)) as walk:
@@ -390,23 +377,28 @@ class ScyllaMessageStore:
 
         async def one(channel_id: str) -> tuple[int, int]:
             async with at_once:
-                unread = await self._count_after(channel_id, after[channel_id], reader, cap)
+                head = await self._head(channel_id)
+                if head is None:
+                    return 0, 0
+                since = after[channel_id]
+                unread = await self._count_after(channel_id, head, since, reader, cap)
                 if unread == 0:
                     return 0, 0
-                return unread, await self._mentions_after(
-                    channel_id, after[channel_id], reader, cap
-                )
+                return unread, await self._mentions_after(channel_id, head, since, reader, cap)
 
         channels = list(after)
         counts = await asyncio.gather(*(one(c) for c in channels))
         return dict(zip(channels, counts, strict=True))
 
-    async def _mentions_after(self, channel_id: str, after: int, of: str, cap: int) -> int:
+    async def _mentions_after(
+        self, channel_id: str, head: int, after: int, of: str, cap: int
+    ) -> int:
         """How many of the channel's messages above `after` mention `of`, up to `cap`. Reads
         the mention lists of at most `_MENTION_READ_ROWS` rows (Scylla cannot filter them): the
         mentions among the newest unread messages beyond that are not counted."""
         return await self._count_rows(
             channel_id,
+            head,
             after,
             self._q().mentions_in_bucket,
             _MENTION_READ_ROWS,
