@@ -25,6 +25,7 @@ from devstack.embedded.cassandra import EmbeddedCassandra
 from devstack.embedded.cluster import (
     MIN_INSYNC,
     REPLICATION,
+    REQUEST_TIMEOUT_MS,
     CassandraCluster,
     KafkaCluster,
     stop_all,
@@ -70,6 +71,7 @@ def child_env(settings: Settings) -> dict[str, str]:
         PARLEY_SCYLLA_PORT=str(settings.scylla_port),
         PARLEY_REPLICATION_FACTOR=str(settings.replication_factor),
         PARLEY_SCYLLA_REPLICATION_FACTOR=str(settings.scylla_replication_factor),
+        PARLEY_KAFKA_REQUEST_TIMEOUT_MS=str(settings.kafka_request_timeout_ms),
     )
     if settings.min_insync_replicas is not None:
         env["PARLEY_MIN_INSYNC_REPLICAS"] = str(settings.min_insync_replicas)
@@ -176,6 +178,7 @@ def run_dev(
                         "kafka_bootstrap": brokers.bootstrap,
                         "replication_factor": REPLICATION,
                         "min_insync_replicas": MIN_INSYNC,
+                        "kafka_request_timeout_ms": REQUEST_TIMEOUT_MS,
                     }
                 )
                 _say(f"Kafka {KAFKA_VERSION} cluster up on {brokers.bootstrap}")

@@ -56,8 +56,12 @@ class Settings(BaseSettings):
     # leader again and resend (written once: the producers are idempotent, so they never give a
     # record up). A broker paused rather than killed (a long GC, a frozen VM) keeps its
     # connections open, so this, not a refused connection, bounds how long a write waits once
-    # the partition's leadership has moved away from it (docs/operations.md 4.6).
-    kafka_request_timeout_ms: int = Field(default=3000, ge=500)
+    # the partition's leadership has moved away from it (docs/operations.md 4.6). Keep it above
+    # the brokers' session (broker.session.timeout.ms, 9 s by default; 3 s in `parley dev
+    # --cluster`, which sets this to 5 s): a write to a partition whose follower died waits for
+    # that follower to be fenced out of the in-sync replicas, and a request given up closes its
+    # connection, failing every other request on it.
+    kafka_request_timeout_ms: int = Field(default=10_000, ge=500)
     # A send or change the broker has not acknowledged within this is answered `internal`
     # (send it again with the same client_msg_id: it is stored once), so a client never waits
     # in silence, even while the log takes no writes (two brokers of three down). The record

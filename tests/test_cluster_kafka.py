@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from devstack.embedded.cluster import HOSTS, MIN_INSYNC, REPLICATION, KafkaCluster
+from devstack.embedded.cluster import (
+    HOSTS,
+    MIN_INSYNC,
+    REPLICATION,
+    REQUEST_TIMEOUT_MS,
+    KafkaCluster,
+)
 from devstack.embedded.process import free_port_pair_on
 from schemas.settings import Settings
 from tests.cluster_chaos import (
@@ -74,7 +80,9 @@ def stack(cluster_settings: Settings, workdir: Path) -> Iterator[Stack]:
     home.mkdir(exist_ok=True)
     env = base_env(cluster_settings.kafka_bootstrap, cluster_settings.postgres_dsn, home)
     env.update(
-        PARLEY_REPLICATION_FACTOR=str(REPLICATION), PARLEY_MIN_INSYNC_REPLICAS=str(MIN_INSYNC)
+        PARLEY_REPLICATION_FACTOR=str(REPLICATION),
+        PARLEY_MIN_INSYNC_REPLICAS=str(MIN_INSYNC),
+        PARLEY_KAFKA_REQUEST_TIMEOUT_MS=str(REQUEST_TIMEOUT_MS),
     )
     stack = Stack(home, env, cluster_settings)
     stack.start_processor()
@@ -192,7 +200,7 @@ async def test_a_broker_paused_past_its_session_timeout_is_fenced_and_rejoins(
 
     async def resume(node_id: int) -> None:
         # By now the controller has fenced it (another broker leads its partitions): it was
-        # paused longer than its session timeout (broker.session.timeout.ms, 6 s here).
+        # paused longer than its session timeout (broker.session.timeout.ms, 3 s here).
         os.kill(kafka_cluster.node(node_id).process.pid, signal.SIGCONT)
 
     async with sending(load) as stop:

@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Generic, Self, TypeVar
 
 from devstack.embedded.cassandra import EmbeddedCassandra, Ring
-from devstack.embedded.kafka import EmbeddedKafka, Node, new_cluster_id
+from devstack.embedded.kafka import CLUSTER_SESSION_MS, EmbeddedKafka, Node, new_cluster_id
 from devstack.embedded.service import EmbeddedService
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 REPLICATION = len(HOSTS)
 MIN_INSYNC = 2
+# The clients' request timeout on the cluster (`kafka_request_timeout_ms`): above the brokers'
+# session, as that setting asks, and well short of the 10 s default made for Kafka's 9 s one.
+REQUEST_TIMEOUT_MS = CLUSTER_SESSION_MS + 2000
 KAFKA_HEAP_MB = 384
 CASSANDRA_HEAP_MB = 768
 # Evenly spaced Murmur3 tokens, one per node.

@@ -58,6 +58,11 @@ class Node:
     min_insync: int = 1
 
 
+# How long a cluster's controller waits for a broker's heartbeat before it fences the broker
+# (moves its leaderships, drops it from the in-sync replicas). Kafka's default is 9 s.
+CLUSTER_SESSION_MS = 3000
+
+
 def server_properties(
     data_dir: Path, port: int, controller_port: int, max_message_bytes: int, node: Node = Node()
 ) -> str:
@@ -111,7 +116,7 @@ def server_properties(
                 # and it leaves their in-sync replicas) after 3 s, Kafka's default being 9 s:
                 # that is most of the pause a client sees while leadership moves. Its
                 # heartbeat goes every half second, six to a session.
-                "broker.session.timeout.ms": "3000",
+                "broker.session.timeout.ms": str(CLUSTER_SESSION_MS),
                 "broker.heartbeat.interval.ms": "500",
                 # The broker killed may be the active controller too (every node here is
                 # both): the others notice after 1.5 s without a fetch from it (2 s by
