@@ -49,6 +49,28 @@ from topics.definitions import key_partition, stored_key
 
 log = logging.getLogger("parley.pipeline")
 
+# The producer retries a record until the broker takes it (it is idempotent, so it never gives
+# one up): a batch waits that long, and says so every this many seconds (its partition waits).
+ACK_WARN_S = 30.0
+
+
+async def _acknowledged(pending: list[Awaitable[object]]) -> None:
+    """Until the broker acknowledged every record, warning while it has not."""
+    acked = asyncio.gather(*pending)
+    waited = 0.0
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.shield(acked), ACK_WARN_S)
+            return
+        except TimeoutError:
+            waited += ACK_WARN_S
+            log.warning(
+                "the broker has not acknowledged %d records of a batch in %.0f s",
+                len(pending),
+                waited,
+            )
+
+
 # (channel, message) -> emoji -> who reacted, for the messages a batch's reactions add to.
 _Reactions = dict[tuple[str, int], dict[str, set[str]]]
 # channel -> the ids of its pinned messages, for the channels a batch's pins name.
@@ -345,7 +367,7 @@ class MessagePipeline:
                 )
         pending += await self._publish_stored(stored, spans)
         # Acknowledged by the broker (acks=all) before the batch's offsets may be committed.
-        await asyncio.gather(*pending)
+        await _acknowledged(pending)
 
     async def _visible_changes(
         self, deliveries: list[tuple[Message, list[str]]]
