@@ -273,7 +273,7 @@ def inbox_section(pop: Population, users: Load, rng: random.Random) -> list[str]
 
 
 def gateway_fleet(count: int) -> list[Gateway]:
-    return [Gateway(f"gw-{i:04d}:8080", "", 0, 0) for i in range(count)]
+    return [Gateway(f"gw-{i:04d}:8080", "", 0, 0, 0) for i in range(count)]
 
 
 @dataclass
@@ -304,7 +304,7 @@ def _by_gateway(first: list[str]) -> dict[str, list[int]]:
 def place(gateways: list[Gateway], partitions: int) -> Placement:
     """One `rank` call per partition over the fleet; the added gateway is ranked against the
     first choice only (each gateway's weight for a partition depends on it alone)."""
-    new = Gateway("gw-new:8080", "", 0, 0)
+    new = Gateway("gw-new:8080", "", 0, 0, 0)
     first: list[str] = []
     second: list[str] = []
     grown: list[str] = []

@@ -299,7 +299,8 @@ class InboxSignalV1(_Event):
 
 
 class GatewayAnnouncedV1(_Event):
-    """A gateway is up (announced every `registry_interval_s`) or going down.
+    """A gateway is up (announced every `registry_interval_s`, less often in a large fleet) or
+    going down.
 
     Topic `parley.gateways.v1`, key `gateway_id`, compacted.
     """
@@ -311,6 +312,10 @@ class GatewayAnnouncedV1(_Event):
     status: Literal["up", "down"]
     connections: int
     at_ms: int
+    # How long after `at_ms` the gateway counts as live without another announcement: it
+    # announces less often as the fleet grows (gateway/registry.py). Absent (a gateway of an
+    # earlier version): the reader's own `registry_ttl_s`.
+    ttl_ms: int | None = Field(default=None, ge=1)
 
 
 MessagesEvent = Annotated[

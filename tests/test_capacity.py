@@ -80,7 +80,7 @@ def test_750_gateways_each_partition_has_one_first_choice_and_a_loss_moves_only_
     assert moved == set(owned[busiest])
     # Adding a gateway moves partitions only onto the new one.
     grown = [
-        rank([*gateways, Gateway("gw-new:8080", "", 0, 0)], p)[0].gateway_id
+        rank([*gateways, Gateway("gw-new:8080", "", 0, 0, 0)], p)[0].gateway_id
         for p in range(0, partitions, 7)
     ]
     assert grown == placed.grown[::7]

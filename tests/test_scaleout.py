@@ -14,11 +14,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from gateway.registry import FLEET_ANNOUNCEMENTS_PER_S, announce_interval_s
 from parley_client import Client, Login, Session, SessionError
+from schemas.events import GatewayAnnouncedV1
+from schemas.ids import now_ms
 from tests.conftest import Api, before_mark, eventually, marked, metric, push_marker
 from tests.push_receiver import PushReceiver
 from tests.stack import Process, Stack
+from topics.definitions import gateways_topic
 
 END = "end of stream"
 
@@ -65,6 +70,53 @@ async def test_discovery_ranks_live_gateways_the_same_everywhere_and_drops_dead_
         return await api.discovery(devices[0]) == [gateway.ws_url]
 
     await eventually(only_the_first, 15, "a killed gateway to leave discovery")
+
+
+def test_a_large_fleet_announces_less_often_so_its_announcements_stay_bounded() -> None:
+    assert announce_interval_s(1, 2.0) == announce_interval_s(100, 2.0) == 2.0
+    assert announce_interval_s(750, 2.0) == 15.0
+    for fleet in (1, 100, 101, 750, 5000):
+        # The fleet's announcements a second, each read by every gateway.
+        assert fleet / announce_interval_s(fleet, 2.0) <= FLEET_ANNOUNCEMENTS_PER_S
+
+
+async def test_an_announcement_keeps_a_gateway_live_for_the_time_it_carries(
+    api: Api, stack: Stack
+) -> None:
+    """A gateway of a large fleet announces seldom and says for how long it is live: the others
+    list it that long, not `registry_ttl_s` (6 s). One without `ttl_ms` (an earlier version)
+    is judged by the reader's own time to live."""
+    device = await api.new_device("ttl")
+    ten_s_ago = now_ms() - 10_000
+
+    def announced(name: str, **fields: Any) -> GatewayAnnouncedV1:
+        url = f"ws://{name}.invalid/v1/ws"
+        return GatewayAnnouncedV1(
+            gateway_id=f"{name}:1", url=url, status="up", connections=0, **fields
+        )
+
+    seldom = announced("seldom", at_ms=ten_s_ago, ttl_ms=60_000)
+    earlier = announced("earlier", at_ms=ten_s_ago)
+    fresh = announced("fresh", at_ms=now_ms())  # read after the other two: their mark
+    topic = gateways_topic(stack.settings).name
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in (seldom, earlier, fresh):
+            await producer.send_and_wait(topic, event.encode(), key=event.gateway_id.encode())
+
+        async def fresh_listed() -> bool:
+            return fresh.url in await api.discovery(device)
+
+        await eventually(fresh_listed, 15, "the fresh announcement to be read")
+        urls = await api.discovery(device)
+        assert seldom.url in urls
+        assert earlier.url not in urls
+    finally:
+        for event in (seldom, earlier, fresh):  # gone from every other test's discovery
+            down = event.model_copy(update={"status": "down", "at_ms": now_ms()})
+            await producer.send_and_wait(topic, down.encode(), key=event.gateway_id.encode())
+        await producer.stop()
 
 
 class Reader:

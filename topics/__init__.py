@@ -10,7 +10,7 @@ tap any of them (`parley tap`).
 | `parley.messages.dlq.v1` | channel_id | 1 | any event the processor could not accept, with an `x-parley-error` header | 30 days |
 | `parley.presence.v1` | user_id | `presence_partitions` (8) | `presence.event` v1 (connect, heartbeat, disconnect, logout of one socket) | 1 hour: soft state, repaired by the next heartbeat |
 | `parley.presence-changes.v1` | user_id | `presence_partitions` (8) | `presence.changed` v1 (online <-> offline); `presence.access_changed` v1 (key `access/<user_id>`: who may watch the user changed) | compacted (hourly segments): the latest per key |
-| `parley.gateways.v1` | gateway_id | 1 | `gateway.announced` v1 (up every `registry_interval_s`, or down) | compacted (hourly segments): the latest per gateway |
+| `parley.gateways.v1` | gateway_id | 1 | `gateway.announced` v1 (up every `registry_interval_s` or, in a large fleet, every live / 50 s; or down) | compacted (hourly segments): the latest per gateway |
 | `parley.audit.v1` | target (the user acted on; `operator` when none) | 1 | `admin.action` v1 (an operator's action through the admin API, after it took effect) | a year: the operators' record (`parley tap parley.audit.v1`) |
 
 Records are at most 4 MiB (`max.message.bytes` on each data topic). Retention is set when a
