@@ -194,15 +194,17 @@ class Publisher:
     async def to_user(self, user_id: str, channel_id: str, frame: dict[str, Any]) -> None:
         """A ready server frame for every live socket of the user (`inbox.signal`, in their
         inbox partition, keyed by the channel it is about); returns once the broker holds it."""
-        event = InboxSignalV1(recipients=[user_id], frame=frame)
-        await self._acked(
-            await self._producer.send(
-                self._inbox,
-                event.encode(),
-                key=channel_id.encode(),
-                partition=inbox_partition(user_id, self._inbox_partitions),
-            )
+        await self._to_inbox(user_id, InboxSignalV1(recipients=[user_id], frame=frame), channel_id)
+
+    async def _to_inbox(
+        self, user_id: str, event: InboxSignalV1 | DeviceRevokedV1 | UserSuspendedV1, key: str
+    ) -> None:
+        """Publish `event` to the user's inbox partition; returns once the broker holds it."""
+        partition = inbox_partition(user_id, self._inbox_partitions)
+        ack = await self._producer.send(
+            self._inbox, event.encode(), key=key.encode(), partition=partition
         )
+        await self._acked(ack)
 
     async def device_revoked(self, user_id: str, device_id: str) -> None:
         """Tell every gateway to close the device's sockets. Retried for up to
@@ -227,14 +229,7 @@ class Publisher:
             reraise=True,
         ):
             with attempt:
-                await self._acked(
-                    await self._producer.send(
-                        self._inbox,
-                        event.encode(),
-                        key=user_id.encode(),
-                        partition=inbox_partition(user_id, self._inbox_partitions),
-                    )
-                )
+                await self._to_inbox(user_id, event, user_id)
 
     async def admin_action(self, event: AdminActionV1) -> None:
         """Record an operator's action on the audit topic; returns once the broker holds it."""
