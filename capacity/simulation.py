@@ -30,7 +30,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.registry import Gateway, rank
+from gateway.registry import Gateway, announce_interval_s, rank
 from topics.definitions import key_partition
 
 HEAD_KEYS = 100_000
@@ -396,6 +396,33 @@ def gateway_section(pop: Population, fleets: Sequence[int]) -> list[str]:
     return lines + losses
 
 
+def registry_section(
+    fleets: Sequence[int], floor_s: float = 2.0, ttl_intervals: int = 3
+) -> list[str]:
+    """What the gateway registry costs each fleet: every gateway reads every announcement."""
+    lines = [
+        "",
+        "### The gateway registry (`parley.gateways.v1`): every gateway reads every announcement",
+        "",
+        "| gateways | each announces every | announcements/s | records read/s, whole fleet | a killed gateway stays listed | records read/s at a fixed 2 s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for count in fleets:
+        interval = announce_interval_s(count, floor_s)
+        rate = count / interval
+        lines.append(
+            _row(
+                count,
+                f"{interval:g} s",
+                f"{rate:,.0f}",
+                f"{rate * count:,.0f}",
+                f"{interval * ttl_intervals:g} s",
+                f"{count / floor_s * count:,.0f}",
+            )
+        )
+    return lines
+
+
 def worker_section(channels: Load, partitions: int, workers: int, rng: random.Random) -> list[str]:
     loads = channels.per_partition(partitions, rng)
     names = [f"worker-{i:03d}" for i in range(workers)]
@@ -661,6 +688,7 @@ def report(
     lines += messages_section(pop, channels, rng)
     lines += inbox_section(pop, users, rng)
     lines += gateway_section(pop, gateways)
+    lines += registry_section(gateways)
     lines += worker_section(channels, 256, workers, rng)
     lines += worker_section(channels, 512, workers, rng)
     lines += repartition_section(channels.keys)
