@@ -47,6 +47,7 @@ from gateway.services import Services
 from gateway.tokens import Passwords
 from schemas.codes import CloseCode
 from schemas.settings import Settings
+from storage.search import tokens as search_tokens
 from storage.stores import open_stores
 from topics.definitions import inbox_topic
 
@@ -168,6 +169,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        search_tokens.warm()  # before any socket: the first search beyond ASCII stalls none
         stores = await open_stores(settings, search_pool_size=settings.search_pool_size)
         publisher = Publisher(settings)
         await publisher.start()

@@ -26,6 +26,7 @@ from processors.producer import RecordProducer
 from processors.push_providers import PushProvider, open_provider
 from processors.signals import SignalRelay
 from schemas.settings import Settings
+from storage.search import tokens
 from storage.stores import SharedStores, Stores
 from topics import tracing
 from topics.definitions import (
@@ -93,6 +94,7 @@ class PipelineService(mode.Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
+        tokens.warm()  # before any partition is read: the first text beyond ASCII stalls none
         stores = self._stores = await self._shared.acquire()
         self._provider = open_provider(self._settings)
         self._indexer = SearchIndexer(stores.search)

@@ -171,6 +171,30 @@ async def test_a_senders_messages_are_paged_by_channel_then_id_without_removed_o
     assert await index.sent_by(fresh(), after=None, limit=2) == []
 
 
+@given(st.lists(st.integers(min_value=1, max_value=50), max_size=30), st.integers(1, 60))
+def test_a_batch_is_added_in_parts_of_bounded_text_in_order(lengths: list[int], chars: int) -> None:
+    """`add` puts at most `chars` characters of text in one statement (a longer message alone):
+    psycopg turns a statement's arrays into text on the event loop, all at once."""
+    messages = [message("1", i, "x" * n) for i, n in enumerate(lengths)]
+    parts = postgres_search._parts(messages, chars)
+    assert [m for part in parts for m in part] == messages
+    for part in parts:
+        assert part
+        assert len(part) == 1 or sum(len(m.text) for m in part) <= chars
+
+
+async def test_a_batch_of_long_texts_is_indexed_whole_across_statements(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_search, "ADD_STATEMENT_CHARS", 40)
+    channel = fresh()
+    batch = [message(channel, i, f"parted {i} " + "filler " * (i % 7)) for i in range(12)]
+    await index.add(batch)
+    assert sorted(await texts(index, "parted", everywhere(channel))) == sorted(
+        m.text for m in batch
+    )
+
+
 async def test_indexing_the_same_message_again_keeps_one_entry(index: SearchIndex) -> None:
     channel = fresh()
     first = message(channel, 1, "once only please")

@@ -33,6 +33,10 @@ _STATS_TTL_S = 60.0
 # partition, a rebuild beside the live indexer) queue for it rather than each taking a thread,
 # so indexing never holds more than one thread's share of the GIL against the loop.
 _TOKENISER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-search-tokens")
+# The text one `add` statement carries, at most (one longer message alone): psycopg turns the
+# statement's arrays into text on the caller's event loop, in Python, ~10 ms per 300 KB
+# message, so a batch of huge texts in one statement would stall that loop for all of them.
+ADD_STATEMENT_CHARS = 256 * 1024
 _SELECT = ", ".join("e." + c for c in _COLUMNS.split(", "))
 # Two plans for one answer. By tokens: every entry holding the tokens (the GIN index), joined
 # with the caller's channels, then the newest; cheap when the tokens are rare. By channel: each
@@ -75,8 +79,13 @@ class PostgresSearchIndex:
         one entry, with the text it was indexed with last; a removed one stays removed."""
         if not messages:
             return
-        unique = list({(m.channel_id, m.message_id): m for m in messages}.values())
-        rows = await asyncio.get_running_loop().run_in_executor(_TOKENISER, _entry_rows, unique)
+        by_key = {(m.channel_id, m.message_id): m for m in messages}
+        unique = [by_key[key] for key in sorted(by_key)]  # the parts in key order, as each row
+        for part in _parts(unique, ADD_STATEMENT_CHARS):
+            await self._add(part)
+
+    async def _add(self, messages: list[Message]) -> None:
+        rows = await asyncio.get_running_loop().run_in_executor(_TOKENISER, _entry_rows, messages)
         async with connection(self._pool) as conn:
             await conn.execute(
                 f"INSERT INTO search_entries ({_COLUMNS}, tokens)"
@@ -261,6 +270,20 @@ class PostgresSearchIndex:
 
     async def close(self) -> None:
         """Release connections (the pool belongs to the caller)."""
+
+
+def _parts(messages: list[Message], chars: int) -> list[list[Message]]:
+    """The messages in order, in runs of at most `chars` characters of text (a longer message
+    alone)."""
+    parts: list[list[Message]] = []
+    size = chars
+    for message in messages:
+        if size + len(message.text) > chars:
+            parts.append([])
+            size = 0
+        parts[-1].append(message)
+        size += len(message.text)
+    return parts
 
 
 def _entry_rows(messages: list[Message]) -> tuple[object, ...]:
