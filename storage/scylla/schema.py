@@ -71,17 +71,36 @@ RING_WAIT_S = 120.0
 
 
 async def _await_ring(session: Session, nodes: int) -> None:
-    """Until the node the session asks knows of `nodes` nodes (itself and its peers), for up
-    to `RING_WAIT_S`: a cluster whose nodes are still joining would get a keyspace replicated
-    more times than it has nodes (the server warns, and writes at quorum fail until they join).
-    Past the wait, the keyspace is created anyway (a cluster truly smaller than its
-    replication is the operator's to fix: docs/operations.md)."""
+    """Until every node the session knows counts `nodes` ring members (itself and peers that
+    own tokens), for up to `RING_WAIT_S`: a cluster whose nodes are still joining would get a
+    keyspace replicated more times than it has nodes (the coordinator warns, and writes at
+    quorum fail until they join). Every node is asked, since any may coordinate the schema
+    statements and each counts from its own gossip. Past the wait, the keyspace is created
+    anyway (a cluster truly smaller than its replication is the operator's to fix:
+    docs/operations.md)."""
     deadline = asyncio.get_running_loop().time() + RING_WAIT_S
     while nodes > 1:
-        peers = await execute(session, "SELECT peer FROM system.peers")
-        if len(peers) + 1 >= nodes or asyncio.get_running_loop().time() > deadline:
+        if await asyncio.to_thread(_ring_complete, session, nodes):
+            return
+        if asyncio.get_running_loop().time() > deadline:
             return
         await asyncio.sleep(0.5)  # polling the ring, within the deadline
+
+
+def _ring_complete(session: Session, nodes: int) -> bool:
+    hosts = list(session.cluster.metadata.all_hosts())
+    if len(hosts) < nodes:
+        return False
+    for host in hosts:
+        try:
+            peers = session.execute(
+                "SELECT peer, tokens FROM system.peers", host=host, timeout=SCHEMA_TIMEOUT_S
+            )
+        except Exception:
+            return False  # a node not answering yet: asked again
+        if sum(1 for peer in peers if peer["tokens"]) + 1 < nodes:
+            return False
+    return True
 
 
 _FOLD_WRITES_AT_ONCE = 64
