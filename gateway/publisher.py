@@ -134,7 +134,7 @@ class Publisher:
         await self._presence_producer.stop()
         await self._producer.stop()
 
-    async def _acked(self, *acks: asyncio.Future[object]) -> None:
+    async def acked(self, *acks: asyncio.Future[object]) -> None:
         """Until the broker holds every record, for at most `send_answer_timeout_s`; then
         `KafkaTimeoutError` (the producer goes on trying: the records may still be written)."""
         try:
@@ -159,7 +159,7 @@ class Publisher:
 
     async def members_changed(self, channel_id: str, member_ids: list[str]) -> None:
         event = ChannelMembersV1(channel_id=channel_id, member_ids=member_ids)
-        await self._acked(
+        await self.acked(
             await self._producer.send(self._messages, event.encode(), key=channel_id.encode())
         )
 
@@ -181,7 +181,7 @@ class Publisher:
                     self._inbox, event.encode(), key=key.encode(), partition=partition
                 )
             )
-        await self._acked(*acks)
+        await self.acked(*acks)
 
     async def signal(self, event: ReadMovedV1 | TypingV1) -> None:
         """Queue a read-marker move or a typing event for the processors' relay, without
@@ -204,7 +204,7 @@ class Publisher:
         ack = await self._producer.send(
             self._inbox, event.encode(), key=key.encode(), partition=partition
         )
-        await self._acked(ack)
+        await self.acked(ack)
 
     async def device_revoked(self, user_id: str, device_id: str) -> None:
         """Tell every gateway to close the device's sockets. Retried for up to
@@ -234,7 +234,7 @@ class Publisher:
     async def admin_action(self, event: AdminActionV1) -> None:
         """Record an operator's action on the audit topic; returns once the broker holds it."""
         key = event.target if event.target is not None else event.actor
-        await self._acked(await self._producer.send(self._audit, event.encode(), key=key.encode()))
+        await self.acked(await self._producer.send(self._audit, event.encode(), key=key.encode()))
 
     async def presence_access_changed(self, watchers_of: dict[str, list[str]]) -> None:
         """For each watched user, the watchers whose right to watch them may have ended."""
@@ -249,7 +249,7 @@ class Publisher:
                     partition=key_partition(user_id, self._presence_partitions),
                 )
             )
-        await self._acked(*acks)
+        await self.acked(*acks)
 
     def presence(
         self,

@@ -5,7 +5,6 @@ delete a user's messages in bulk. The caller is the operator, the holder of the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from gateway.commands.messages import publish_change
@@ -88,8 +87,7 @@ async def delete_messages(
         acks.append(await publish_change(services, event))
     try:
         # The broker holds them: they will be stored (or it kept silent too long: ask again).
-        answer_s = services.settings.send_answer_timeout_s
-        await asyncio.wait_for(asyncio.shield(asyncio.gather(*acks)), answer_s)
+        await services.publisher.acked(*acks)
     except Exception:
         log.exception("queuing an operator's deletes failed")
         raise ApiError(503, "internal", "could not queue the deletes; ask again") from None
