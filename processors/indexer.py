@@ -3,8 +3,8 @@ search index (docs/architecture.md (n)).
 
 - It never slows delivery: the pipeline publishes a stored message beside its inbox records,
   and only this consumer waits on the index. Nor does its CPU, though it shares the
-  processor's event loop with delivery: the index cuts tokens in a thread of its own
-  (storage/postgres/search.py), at most `MAX_SEARCH_CHARS` normalised characters of a text
+  processor's event loop with delivery: the index cuts a long text's tokens in a process of
+  its own (storage/search/tokeniser.py), at most `MAX_SEARCH_CHARS` normalised characters of a text
   (storage/search/tokens.py), so a batch of huge texts never holds the loop.
 - At least once, made one entry by the index: a batch is acknowledged only after the index
   took it, so a crash repeats it, and `SearchIndex.add` keeps one entry per (channel, id).

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import string
 import sys
-import threading
 import time
 import unicodedata
 import uuid
@@ -29,6 +28,7 @@ from storage.postgres.pool import open_pool
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import SearchIndex, SearchScope, SearchTooCostly
 from storage.search import snippets as search_snippets
+from storage.search import tokeniser
 from storage.search import tokens as search_tokens
 from storage.search.snippets import (
     BLOCK_CHARS,
@@ -362,27 +362,29 @@ async def test_a_query_past_its_time_is_refused_as_too_costly(search_dsn: str) -
         await pool.close()
 
 
-async def test_texts_are_tokenised_off_the_event_loop(
+async def test_long_texts_are_tokenised_off_the_event_loop(
     search_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The indexer shares its loop with delivery: `add` and `edit` cut tokens in the index's
-    own thread, and the entries are the same."""
-    cut_on: list[threading.Thread] = []
+    """The indexer shares its loop with delivery: `add` and `edit` cut a long text in the
+    tokenising process (storage/search/tokeniser.py), a short one at once, and the entries
+    are the same."""
+    cut_here: list[str] = []
 
     def recorded(text: str, *, fast: bool = True) -> list[str]:
-        cut_on.append(threading.current_thread())
+        cut_here.append(text)
         return index_tokens(text, fast=fast)
 
-    monkeypatch.setattr(postgres_search, "index_tokens", recorded)
+    monkeypatch.setattr(tokeniser, "index_tokens", recorded)  # in this process only
     pool = await open_pool(Settings(postgres_dsn=search_dsn))
     try:
         index = PostgresSearchIndex(pool)
         channel = fresh()
-        await index.add([message(channel, 1, "threaded text"), message(channel, 2, HUGE)])
-        await index.edit(channel, _BASE + 1, "threaded edit")
-        assert len(cut_on) == 3
-        assert all(thread is not threading.current_thread() for thread in cut_on)
-        assert await texts(index, "threaded", everywhere(channel)) == ["threaded edit"]
+        await index.add([message(channel, 1, "short text")])
+        await index.add([message(channel, 2, HUGE), message(channel, 3, "beside a long one")])
+        await index.edit(channel, _BASE + 1, "short edit")
+        assert cut_here == ["short text", "short edit"]
+        assert await texts(index, "short", everywhere(channel)) == ["short edit"]
+        assert await texts(index, "beside", everywhere(channel)) == ["beside a long one"]
         assert await texts(index, "الله", everywhere(channel)) == [HUGE]
     finally:
         await pool.close()

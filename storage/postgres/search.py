@@ -2,40 +2,33 @@
 same database as everything else (`parley dev`, the test suite, small deployments). Large ones
 move to a search cluster behind the same protocol (docs/architecture.md (n)).
 
-Tokenising runs in one thread of its own (`_TOKENISER`), not on the caller's event loop: the
-indexer shares its loop with message delivery in the processor, and a batch of long texts is
-whole seconds of Python. Each text's work is bounded (storage/search/tokens.py
-`MAX_SEARCH_CHARS`) and the thread gives the GIL back at every switch interval (5 ms), so the
-loop goes on delivering while a batch is cut."""
+Long texts are tokenised in a process of its own (storage/search/tokeniser.py), not on the
+caller's event loop: the indexer shares its loop with message delivery in the processor. Each
+text's work is bounded (storage/search/tokens.py `MAX_SEARCH_CHARS`)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, cast
 
+import orjson
 import psycopg
 
 from schemas.message import Message
 from storage.errors import SearchBusy, SearchTooCostly, StoreBusy
 from storage.postgres.pool import Pool, connection
 from storage.protocols.search import SearchPage, SearchScope
-from storage.search.tokens import index_tokens, query_tokens
+from storage.search.tokeniser import cut
+from storage.search.tokens import query_tokens
 
 # Tokens never hold a control character (storage/search/tokens.py): a safe separator.
 _SEP = "\x1f"
 _COLUMNS = "channel_id, message_id, sender_id, sender_device_id, client_msg_id, text, sent_at"
 QUERY_TIMEOUT_MS = 2000  # a search's time in all, when its caller gives no deadline
 _STATS_TTL_S = 60.0
-# One thread for the process, not asyncio.to_thread's pool: concurrent batches (an indexer per
-# partition, a rebuild beside the live indexer) queue for it rather than each taking a thread,
-# so indexing never holds more than one thread's share of the GIL against the loop.
-_TOKENISER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-search-tokens")
-# The text one `add` statement carries, at most (one longer message alone): psycopg turns the
-# statement's arrays into text on the caller's event loop, in Python, ~10 ms per 300 KB
-# message, so a batch of huge texts in one statement would stall that loop for all of them.
+# The text one `add` statement carries, at most (one longer message alone): a batch of huge
+# texts is written a few at a time, so no one statement holds the index's rows of them all.
 ADD_STATEMENT_CHARS = 256 * 1024
 _SELECT = ", ".join("e." + c for c in _COLUMNS.split(", "))
 # Two plans for one answer. By tokens: every entry holding the tokens (the GIN index), joined
@@ -85,23 +78,37 @@ class PostgresSearchIndex:
             await self._add(part)
 
     async def _add(self, messages: list[Message]) -> None:
-        rows = await asyncio.get_running_loop().run_in_executor(_TOKENISER, _entry_rows, messages)
+        tokens = await cut([m.text for m in messages], _SEP)
+        # The rows travel as one JSON parameter (encoded by orjson, in C), not as arrays that
+        # psycopg adapts value by value in Python on the caller's loop.
+        rows = orjson.dumps(
+            [
+                {
+                    "ch": m.channel_id,
+                    "id": m.message_id,
+                    "s": m.sender_id,
+                    "d": m.sender_device_id,
+                    "c": m.client_msg_id,
+                    "tx": m.text,
+                    "at": m.sent_at,
+                    "tk": joined,
+                }
+                for m, joined in zip(messages, tokens, strict=True)
+            ]
+        ).decode()
         async with connection(self._pool) as conn:
             await conn.execute(
                 f"INSERT INTO search_entries ({_COLUMNS}, tokens)"
-                " SELECT t.channel_id, t.message_id, t.sender_id, t.sender_device_id,"
-                "        t.client_msg_id, t.text, t.sent_at, string_to_array(t.tokens, %s)"
-                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-                "             %s::text[], %s::text[], %s::text[])"
-                "   AS t(channel_id, message_id, sender_id, sender_device_id, client_msg_id, text,"
-                "        sent_at, tokens)"
+                " SELECT t.ch, t.id, t.s, t.d, t.c, t.tx, t.at, string_to_array(t.tk, %s)"
+                " FROM json_to_recordset(%s::json)"
+                "   AS t(ch text, id bigint, s text, d text, c text, tx text, at text, tk text)"
                 " WHERE NOT EXISTS (SELECT 1 FROM search_removed r"
-                "   WHERE r.channel_id = t.channel_id AND r.message_id = t.message_id)"
+                "   WHERE r.channel_id = t.ch AND r.message_id = t.id)"
                 # Ordered by key: two writers of one batch cannot deadlock on each other's rows.
-                " ORDER BY t.channel_id, t.message_id"
+                " ORDER BY t.ch, t.id"
                 " ON CONFLICT (channel_id, message_id) DO UPDATE"
                 " SET text = EXCLUDED.text, tokens = EXCLUDED.tokens",
-                rows,
+                (_SEP, rows),
             )
 
     async def search(
@@ -228,7 +235,7 @@ class PostgresSearchIndex:
     async def edit(self, channel_id: str, message_id: int, text: str) -> None:
         """The message's text is now `text`, if the message is indexed (a removed one stays
         removed)."""
-        tokens = await asyncio.get_running_loop().run_in_executor(_TOKENISER, _joined_tokens, text)
+        [tokens] = await cut([text], _SEP)
         async with connection(self._pool) as conn:
             await conn.execute(
                 "UPDATE search_entries SET text = %s, tokens = string_to_array(%s, %s)"
@@ -284,27 +291,6 @@ def _parts(messages: list[Message], chars: int) -> list[list[Message]]:
         parts[-1].append(message)
         size += len(message.text)
     return parts
-
-
-def _entry_rows(messages: list[Message]) -> tuple[object, ...]:
-    """The parameters of `add`'s statement: each column as an array, the tokens joined by
-    `_SEP`. Built in the tokenising thread."""
-    return (
-        _SEP,
-        [m.channel_id for m in messages],
-        [m.message_id for m in messages],
-        [m.sender_id for m in messages],
-        [m.sender_device_id for m in messages],
-        [m.client_msg_id for m in messages],
-        [m.text for m in messages],
-        [m.sent_at for m in messages],
-        [_joined_tokens(m.text) for m in messages],
-    )
-
-
-def _joined_tokens(text: str) -> str:
-    """A text's index tokens as the `tokens` column before `string_to_array`."""
-    return _SEP.join(index_tokens(text))
 
 
 def _message(row: tuple[object, ...]) -> Message:

@@ -50,8 +50,8 @@ from schemas.limits import MAX_SEARCH_QUERY_CHARS
 # Normalised characters of a text that search reads; the rest is not searchable. The size of
 # the longest message (schemas/limits.py MAX_TEXT_CHARS): a text that NFKC does not lengthen
 # is searchable whole, however long, and one it lengthens costs at most what the longest plain
-# message costs (~150 ms of Python for 100,000 characters of a non-ASCII script, in the
-# indexer's tokenising thread: storage/postgres/search.py) instead of up to 18 times that.
+# message costs (~15 ms of C for 100,000 characters of a non-ASCII script, in the
+# indexer's tokenising process: storage/search/tokeniser.py) instead of up to 18 times that.
 MAX_SEARCH_CHARS = 100_000
 MAX_WORD_CHARS = 40  # longer words are indexed and asked by their first 40 characters
 MAX_INDEX_TOKENS = (
@@ -334,8 +334,10 @@ def warm() -> None:
     """Make the kinds table and the cutting regex now (~0.5 s, once a process). Made lazily,
     they would be made by the first text beyond ASCII, in pure Python holding the GIL, so
     every socket of a gateway or every partition of a processor would stall that long: a
-    process calls this as it starts, before it serves."""
+    process calls this as it starts, before it serves. Also the starters NFKC joins backward
+    (~0.1 s), which the first long text beyond ASCII would otherwise look up."""
     _cutter()
+    _joins_backward()
 
 
 _IGNORED = re.compile(

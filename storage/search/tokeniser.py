@@ -1,0 +1,98 @@
+"""Index tokens of a batch of texts, cut off the caller's event loop when they are long.
+
+The indexer shares the processor's event loop with message delivery. Cutting a long text beyond
+ASCII is regex passes in C that hold the GIL for their whole text (~15 ms for 100,000 x U+FDFA,
+bounded by `MAX_SEARCH_CHARS`), so a thread of the same process, however it yields, takes the
+loop's GIL for whole milliseconds at a time and a flood of huge texts held delivery up by over
+100 ms. Long texts are therefore cut in **a process of its own** (one per process that indexes,
+made when the first long batch comes, its tables made as it starts): the loop only hands it the
+texts and takes the tokens back. A batch of short texts (most: a chat message is a line, and
+ASCII is cut ~20 times faster) is cut at once on the loop, where a round trip to the process
+would cost more than the cutting (`INLINE_CHARS`).
+
+The process exits with its parent (it watches for the parent's death), so a killed processor
+leaves none behind. If it dies itself (killed, out of memory), the batch fails with
+`BrokenProcessPool`, which the indexer retries like any store failure, and the next batch
+starts a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from storage.search.tokens import index_tokens, warm
+
+# A batch whose texts hold at most this many characters (ASCII: `INLINE_ASCII_CHARS`) is cut on
+# the caller's loop: at most ~2 ms however NFKC lengthens it (a character may become 18).
+INLINE_CHARS = 1_024
+INLINE_ASCII_CHARS = 64 * 1024
+# How often the tokenising process looks whether its parent is still there.
+PARENT_CHECK_S = 1.0
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def joined_tokens(texts: Sequence[str], sep: str) -> list[str]:
+    """Each text's index tokens joined by `sep` (never in a token: they hold no controls)."""
+    return [sep.join(index_tokens(text)) for text in texts]
+
+
+async def cut(texts: Sequence[str], sep: str) -> list[str]:
+    """`joined_tokens(texts, sep)`, in the tokenising process unless the texts are short."""
+    if _inline(texts):
+        return joined_tokens(texts, sep)
+    pool = _tokenising_process()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, joined_tokens, list(texts), sep
+        )
+    except BrokenProcessPool:
+        _forget(pool)  # the next batch starts a new process; this one is retried by its caller
+        raise
+
+
+def _inline(texts: Sequence[str]) -> bool:
+    size = sum(len(text) for text in texts)
+    if size <= INLINE_CHARS:
+        return True
+    return size <= INLINE_ASCII_CHARS and all(text.isascii() for text in texts)
+
+
+def _tokenising_process() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            # Not fork: the caller has threads (the Kafka clients', the store's) whose locks a
+            # forked child could inherit held.
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start,
+            initargs=(os.getpid(),),
+        )
+    return _pool
+
+
+def _forget(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    if _pool is pool:
+        _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start(parent: int) -> None:
+    """In the tokenising process, before its first batch."""
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    warm()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
