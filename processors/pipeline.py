@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from processors.backoff import backoff
 from processors.fanout import inbox_records
+from processors.joined_inserts import JoinedInserts
 from processors.membership import MembershipCache
 from processors.sequencer import Sequencer
 from schemas.events import (
@@ -139,8 +140,12 @@ class MessagePipeline:
         sink: RecordSink | None,
         topics: Topics,
         membership_ttl_s: float = 30.0,
+        inserts: JoinedInserts | None = None,
     ) -> None:
+        """`inserts`: writes the new rows of this pipeline's batches together with other
+        partitions' (processors/joined_inserts.py); None: each batch on its own."""
         self._messages = messages
+        self._insert_new = messages.insert_new if inserts is None else inserts.insert_new
         self._channels = channels
         self._sink = sink
         self._topics = topics
@@ -227,7 +232,7 @@ class MessagePipeline:
             # finds nothing, so a replay gives the same ids whichever way a batch went.
             fresh = BatchResult(dead=result.dead)
             deliveries = self._assign(events, {}, fresh, reactions, pins, mentionable)
-            if await self._messages.insert_new(fresh.stored):
+            if await self._insert_new(fresh.stored):
                 result = fresh
             else:
                 # A send seen again (a client's resend, a repeat after a crash): nothing of

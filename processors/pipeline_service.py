@@ -19,6 +19,7 @@ import mode
 from processors import metrics
 from processors.consumer import BatchHandler, Gathered, PartitionedConsumer, Route
 from processors.indexer import SearchIndexer
+from processors.joined_inserts import JoinedInserts
 from processors.notifier import Notifier, NotifierConfig
 from processors.pipeline import MessagePipeline, Topics
 from processors.presence_service import PresenceService
@@ -78,6 +79,7 @@ class PipelineService(mode.Service):
             gather_s=settings.followers_fetch_wait_s,
         )
         self._stores: Stores | None = None
+        self._inserts: JoinedInserts | None = None
         self._provider: PushProvider | None = None
         self._indexer: SearchIndexer | None = None
         self._notifier: Notifier | None = None
@@ -96,6 +98,11 @@ class PipelineService(mode.Service):
     async def on_start(self) -> None:
         tokens.warm()  # before any partition is read: the first text beyond ASCII stalls none
         stores = self._stores = await self._shared.acquire()
+        # The partitions' new rows of one turn of the loop, in one statement; a batch as large
+        # as a heavy lane's record (a character is at most 4 bytes) alone.
+        self._inserts = JoinedInserts(
+            stores.messages, self._settings.processor_heavy_record_bytes // 4
+        )
         self._provider = open_provider(self._settings)
         self._indexer = SearchIndexer(stores.search)
         settings = self._settings
@@ -167,6 +174,7 @@ class PipelineService(mode.Service):
             self.producer,
             self._topics,
             self._settings.membership_cache_ttl_s,
+            self._inserts,
         )
 
         async def handle(batch: list[bytes], headers: list[Headers]) -> None:
