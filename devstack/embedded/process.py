@@ -115,28 +115,30 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, below the kernel's ephemeral range (from 32768): a service
+    started on it binds it a while later, and a port of that range may meanwhile become the
+    local end of another process's outgoing connection (a test's stack saw its Kafka port
+    taken so)."""
+    return _free_ports(["127.0.0.1"], 1)
 
 
 def free_port_pair() -> int:
     """A free port whose successor is free too: the embedded Kafka listens on `port` and its
     KRaft controller on `port + 1` (the embedded Cassandra likewise, CQL and storage)."""
-    for _ in range(100):
-        port = free_port()
-        if port < 65535 and port_is_free("127.0.0.1", port + 1):
-            return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+    return _free_ports(["127.0.0.1"], 2)
 
 
 def free_port_pair_on(hosts: Sequence[str]) -> int:
     """A port that is free, and its successor too, on every one of `hosts` (the nodes of a
-    local cluster share their ports), picked below the kernel's ephemeral range (from 32768):
-    a cluster takes a minute to start, time enough for another process's outgoing connection
-    to take a free port of that range."""
+    local cluster share their ports)."""
+    return _free_ports(hosts, 2)
+
+
+def _free_ports(hosts: Sequence[str], count: int) -> int:
+    """The first of `count` adjacent ports free on every one of `hosts`, picked at random
+    below the kernel's ephemeral range (see `free_port`)."""
     for _ in range(1000):
         port = random.randrange(20_000, 32_000)
-        if all(port_is_free(host, p) for host in hosts for p in (port, port + 1)):
+        if all(port_is_free(host, p) for host in hosts for p in range(port, port + count)):
             return port
-    raise RuntimeError(f"no two adjacent free ports on {', '.join(hosts)}")
+    raise RuntimeError(f"no {count} adjacent free ports on {', '.join(hosts)}")
