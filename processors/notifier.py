@@ -30,6 +30,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from processors.consumer import in_turns
 from processors.push_providers import PushProvider
 from schemas.events import InboxMessageV1, inbox_event
 from schemas.ids import id_floor, id_unix_ms, now_ms
@@ -82,7 +83,7 @@ class Notifier:
 
     async def handle(self, batch: Sequence[bytes]) -> Notified:
         """Decide and send the pushes of a batch of inbox records."""
-        missed = self._missed(batch)
+        missed = await self._missed(batch)
         if not missed:
             return Notified(0, 0)
         users = sorted({user_id for user_id, _ in missed})
@@ -121,11 +122,11 @@ class Notifier:
         sent = sum(results)
         return Notified(sent, len(results) - sent)
 
-    def _missed(self, batch: Sequence[bytes]) -> list[tuple[str, Message]]:
+    async def _missed(self, batch: Sequence[bytes]) -> list[tuple[str, Message]]:
         """(recipient, message) for every fresh message and recipient other than its sender."""
         oldest_ms = now_ms() - self._config.max_age_ms
         missed = []
-        for raw in batch:
+        async for raw in in_turns(batch):
             try:
                 event = inbox_event.validate_json(raw)
             except ValueError:
