@@ -231,6 +231,24 @@ def postgres_dsn(postgres_server: EmbeddedPostgres) -> str:
     return postgres_server.dsn
 
 
+def migrated_database(postgres_dsn: str, prefix: str) -> str:
+    """The DSN of a new, migrated database on the suite's Postgres, for a module whose tests
+    write or empty tables the shared stack's database must keep."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> str:
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            await conn.execute(f"CREATE DATABASE {name}".encode())
+        dsn = postgres_dsn.replace("/postgres?", f"/{name}?")
+        assert dsn != postgres_dsn
+        await migrate(dsn)
+        return dsn
+
+    return asyncio.run(create())
+
+
 @pytest.fixture(scope="session")
 def kafka(workdir: Path) -> Iterator[EmbeddedKafka]:
     with EmbeddedKafka(

@@ -5,10 +5,8 @@ have had alone."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Sequence
 
-import psycopg
 import pytest
 
 from processors.joined_inserts import JoinedInserts
@@ -17,8 +15,8 @@ from schemas.message import Message
 from schemas.settings import Settings
 from storage.errors import PermanentStoreError
 from storage.postgres.messages import PostgresMessageStore
-from storage.postgres.migrate import migrate
 from storage.postgres.pool import open_pool
+from tests.conftest import migrated_database
 from tests.test_storage_contract import fresh, message
 
 ALONE_CHARS = 1_000
@@ -36,17 +34,7 @@ class CountedStore(PostgresMessageStore):
 
 @pytest.fixture(scope="module")
 def joined_dsn(postgres_dsn: str) -> str:
-    name = f"joined_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> str:
-        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
-            await conn.execute(f"CREATE DATABASE {name}".encode())
-        dsn = postgres_dsn.replace("/postgres?", f"/{name}?")
-        assert dsn != postgres_dsn
-        await migrate(dsn)
-        return dsn
-
-    return asyncio.run(create())
+    return migrated_database(postgres_dsn, "joined")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
-import psycopg
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -23,7 +22,6 @@ from schemas.limits import MAX_SEARCH_QUERY_CHARS
 from schemas.message import Message
 from schemas.settings import Settings
 from storage.postgres import search as postgres_search
-from storage.postgres.migrate import migrate
 from storage.postgres.pool import open_pool
 from storage.postgres.search import PostgresSearchIndex
 from storage.protocols import SearchIndex, SearchScope, SearchTooCostly
@@ -46,6 +44,7 @@ from storage.search.tokens import (
     normalise,
     query_tokens,
 )
+from tests.conftest import migrated_database
 
 TOP = 2**63 - 1
 
@@ -53,19 +52,7 @@ TOP = 2**63 - 1
 @pytest.fixture(scope="session")
 def search_dsn(postgres_dsn: str) -> str:
     """A migrated database of the suite's own (the shared stack's index must not be emptied)."""
-    import asyncio
-
-    name = f"search_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> str:
-        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
-            await conn.execute(f"CREATE DATABASE {name}".encode())
-        dsn = postgres_dsn.replace("/postgres?", f"/{name}?")
-        assert dsn != postgres_dsn
-        await migrate(dsn)
-        return dsn
-
-    return asyncio.run(create())
+    return migrated_database(postgres_dsn, "search")
 
 
 @pytest.fixture(params=["postgres", "postgres-by-tokens", "postgres-by-channel"])
