@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -51,22 +51,6 @@ BatchHandler = Callable[[list[bytes], list[Headers]], Awaitable[None]]
 GATHER_BYTES = 1024 * 1024
 # How often the consumer lag gauge is brought up to date.
 LAG_INTERVAL_S = 1.0
-# A handler that decodes a batch record by record gives the loop a turn after this many bytes
-# (`in_turns`): decoding 1 MiB of huge texts is ~3 ms of Python, and the loop delivers.
-TURN_BYTES = 256 * 1024
-
-
-async def in_turns(batch: Sequence[bytes]) -> AsyncIterator[bytes]:
-    """The records of `batch`, giving the loop a turn after every `TURN_BYTES` of them: a
-    gathered batch of huge texts (the notifier's, the indexer's: up to many MiB) is decoded a
-    slice at a time, never in one stretch that holds up delivery on the same loop."""
-    since = 0
-    for raw in batch:
-        yield raw
-        since += len(raw)
-        if since >= TURN_BYTES:
-            since = 0
-            await asyncio.sleep(0)  # a turn for the loop's other work, not a wait
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ import orjson
 from pydantic import ValidationError
 
 from processors.backoff import backoff
-from processors.consumer import in_turns
 from schemas.events import StoredMessageV1, stored_event
 from schemas.message import Message
 from storage.errors import PermanentStoreError
@@ -51,7 +50,7 @@ class SearchIndexer:
         (retrying with backoff while it is unreachable)."""
         result = IndexResult()
         messages: list[Message] = []
-        async for raw in in_turns(batch):
+        for raw in batch:
             row = stored_message(raw)
             # A blank edit is the copy of an edit a delete removed (the delete follows).
             # Reactions and pins change no words.

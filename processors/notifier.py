@@ -30,7 +30,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from processors.consumer import in_turns
 from processors.push_providers import PushProvider
 from schemas.events import InboxMessageV1, inbox_event
 from schemas.ids import id_floor, id_unix_ms, now_ms
@@ -83,7 +82,7 @@ class Notifier:
 
     async def handle(self, batch: Sequence[bytes]) -> Notified:
         """Decide and send the pushes of a batch of inbox records."""
-        missed = await self._missed(batch)
+        missed = self._missed(batch)
         if not missed:
             return Notified(0, 0)
         users = sorted({user_id for user_id, _ in missed})
@@ -122,11 +121,11 @@ class Notifier:
         sent = sum(results)
         return Notified(sent, len(results) - sent)
 
-    async def _missed(self, batch: Sequence[bytes]) -> list[tuple[str, Message]]:
+    def _missed(self, batch: Sequence[bytes]) -> list[tuple[str, Message]]:
         """(recipient, message) for every fresh message and recipient other than its sender."""
         oldest_ms = now_ms() - self._config.max_age_ms
         missed = []
-        async for raw in in_turns(batch):
+        for raw in batch:
             try:
                 event = inbox_event.validate_json(raw)
             except ValueError:
