@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from playwright.async_api import Browser, async_playwright
 
@@ -234,8 +235,6 @@ def postgres_dsn(postgres_server: EmbeddedPostgres) -> str:
 def migrated_database(postgres_dsn: str, prefix: str) -> str:
     """The DSN of a new, migrated database on the suite's Postgres, for a module whose tests
     write or empty tables the shared stack's database must keep."""
-    import psycopg
-
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
 
     async def create() -> str:

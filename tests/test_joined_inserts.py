@@ -15,7 +15,7 @@ from schemas.message import Message
 from schemas.settings import Settings
 from storage.errors import PermanentStoreError
 from storage.postgres.messages import PostgresMessageStore
-from storage.postgres.pool import open_pool
+from storage.postgres.pool import Pool, open_pool
 from tests.conftest import migrated_database
 from tests.test_storage_contract import fresh, message
 
@@ -25,7 +25,9 @@ ALONE_CHARS = 1_000
 class CountedStore(PostgresMessageStore):
     """The Postgres store, recording the rows of each `insert_new` call it gets."""
 
-    calls: list[int]
+    def __init__(self, pool: Pool) -> None:
+        super().__init__(pool)
+        self.calls: list[int] = []
 
     async def insert_new(self, messages: Sequence[Message]) -> bool:
         self.calls.append(len(messages))
@@ -41,7 +43,6 @@ def joined_dsn(postgres_dsn: str) -> str:
 async def store(joined_dsn: str) -> AsyncIterator[CountedStore]:
     pool = await open_pool(Settings(postgres_dsn=joined_dsn))
     counted = CountedStore(pool)
-    counted.calls = []
     try:
         yield counted
     finally:
