@@ -196,6 +196,35 @@ class LeanWSProtocol(WSProtocol):
         # The head of the message being dropped, while one over `ws_max_size` arrives.
         self.oversized: str | None = None
 
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's `data_received`, but whole small text frames at the head of `data` are read
+        here (`read_text_frames`) while wsproto holds nothing half-read; the rest, if any, goes
+        to wsproto, which then also answers whatever is wrong with it as it always did."""
+        proto = self.conn.connection._proto if self.conn.connection is not None else None
+        if (
+            proto is not None
+            and not proto.extensions
+            and proto._frame_decoder.header is None
+            and not proto._frame_decoder.buffer.buffer
+            and proto._message_decoder.opcode is None
+            and not self.conn.connection._events  # type: ignore[union-attr]
+            and self.conn.state is ConnectionState.OPEN
+            and not self.close_sent
+            and self.oversized is None
+            and self.buffer.value is None
+        ):
+            texts, rest = read_text_frames(data, self.config.ws_max_size)
+            if texts:
+                for text in texts:
+                    self.queue.put_nowait({"type": "websocket.receive", "text": text})
+                if not self.read_paused:  # as `handle_message` does
+                    self.read_paused = True
+                    self.transport.pause_reading()
+            if not rest:
+                return
+            data = rest
+        super().data_received(data)
+
     def receive(self) -> Awaitable[Any]:  # type: ignore[override]
         """uvicorn's `receive` (the next ASGI event, reading resumed once none is waiting), but
         the queue's coroutine itself, so no frame of its own stays suspended under a socket."""
@@ -254,6 +283,47 @@ class LeanWSProtocol(WSProtocol):
             return False
         self.transport.write(text_frame(text))
         return True
+
+
+# A client frame read without wsproto is at most this long: past it, wsproto's incremental
+# reading (and the oversized path) costs nothing next to the frame itself.
+FAST_FRAME_BYTES = 64 * 1024
+
+
+def read_text_frames(data: bytes, max_size: int) -> tuple[list[str], bytes]:
+    """The texts of the whole, final, masked, uncompressed text frames of at most
+    `FAST_FRAME_BYTES` (and `max_size`) at the head of `data`, and the bytes from the first
+    that is not one (a control frame, a fragment, a frame cut off by the read, anything
+    malformed or not UTF-8), which are wsproto's to read (RFC 6455 §5.2)."""
+    texts: list[str] = []
+    at, end = 0, len(data)
+    while end - at >= 6:
+        if data[at] != 0x81:  # FIN, no RSV bits, opcode 1 (text)
+            break
+        size = data[at + 1] ^ 0x80  # the mask bit must be set: a client's frames are masked
+        head = at + 2
+        if size == 126:
+            if end - head < 2:
+                break
+            size = int.from_bytes(data[head : head + 2], "big")
+            head += 2
+            if size < 126:  # not the shortest encoding: wsproto refuses it
+                break
+        elif size > 126:  # unmasked, or a 64-bit length (over FAST_FRAME_BYTES anyway)
+            break
+        if size > FAST_FRAME_BYTES or size > max_size or end - head - 4 < size:
+            break
+        mask = data[head : head + 4]
+        start = head + 4
+        masked = int.from_bytes(data[start : start + size], "little")
+        key = int.from_bytes((mask * (size // 4 + 1))[:size], "little")
+        try:
+            text = (masked ^ key).to_bytes(size, "little").decode()
+        except UnicodeDecodeError:
+            break
+        texts.append(text)
+        at = start + size
+    return texts, data[at:] if at else data
 
 
 @functools.lru_cache(maxsize=16)

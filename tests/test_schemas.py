@@ -4,14 +4,18 @@ actually sends (frames on sockets, events on topics) validates against them."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.fanout import inbox_records
 from schemas.events import InboxMessageV1
 from schemas.export import JSON_DIR, documents
+from schemas.ids import EPOCH_MS, iso_ms
 from schemas.message import Message
 from schemas.settings import Settings
 from tests.conftest import Api
@@ -102,3 +106,9 @@ def test_fan_out_records_are_the_inbox_event_byte_for_byte() -> None:
         assert raw == event.encode()
         assert event.message == message
         assert all(inbox_partition(u, 16) == partition for u in event.recipients)
+
+
+@given(st.integers(min_value=0, max_value=(1 << 41) + EPOCH_MS))
+def test_iso_ms_is_the_datetimes_iso_form_to_the_millisecond(unix_ms: int) -> None:
+    made = datetime.fromtimestamp(unix_ms / 1000, tz=UTC)
+    assert iso_ms(unix_ms) == made.isoformat(timespec="milliseconds").replace("+00:00", "Z")
