@@ -1,7 +1,8 @@
 """Who may search now (SPEC §6 isolation): search is the costliest request a user can make.
 
-A search answer's snippets cost milliseconds each of Python work (up to 100 of them), in a
-thread that shares the interpreter with the loop that delivers everyone's messages. So:
+A search answer costs milliseconds of work: its snippets (up to 100) in the search's own
+process (storage/search/tokeniser.py), and its rows and its JSON on the loop that delivers
+everyone's messages. So:
 - per user, `search_per_user` searches at a time (one by default), and a token bucket
   (`search_rate_per_s`, `search_burst`);
 - per gateway, at most `search_concurrency` searches at once, whoever asks.

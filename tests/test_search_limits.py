@@ -15,12 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.commands.search import _Query, _snippets
 from gateway.errors import ApiError as ServerApiError
 from gateway.search_gate import SearchGate
 from parley_client import ApiError, Client
-from schemas.message import Message
-from storage.protocols import SearchTooCostly
+from storage.search import tokeniser
 from tests.conftest import Api, eventually, extra_gateway, metric
 from tests.stack import Stack
 
@@ -217,19 +215,11 @@ async def test_a_search_has_one_deadline_for_all_of_it_and_leaves_nothing_runnin
         assert await api.search(third, "anything") == {"results": [], "next_before": None}
 
 
-def test_snippets_stop_at_the_search_deadline() -> None:
-    message = Message(
-        channel_id="1",
-        message_id=2,
-        sender_id="3",
-        sender_device_id="4",
-        client_msg_id="c",
-        text="a needle",
-        sent_at="2026-01-01T00:00:00.000Z",
-    )
-    query = _Query("needle", ["needle"], time.monotonic() + 60)
-    assert _snippets([message], query) == [
-        [{"text": "a ", "match": False}, {"text": "needle", "match": True}]
+async def test_snippets_stop_at_the_search_deadline() -> None:
+    far, past = time.monotonic() + 60, time.monotonic() - 1
+    assert await tokeniser.snip(["a needle"], ["needle"], far) == [
+        [("a ", False), ("needle", True)]
     ]
-    with pytest.raises(SearchTooCostly):
-        _snippets([message], _Query("needle", ["needle"], time.monotonic() - 1))
+    for texts in (["a needle"], ["a needle " * 1_000]):  # on the loop; in the search's process
+        with pytest.raises(TimeoutError):
+            await tokeniser.snip(texts, ["needle"], past)

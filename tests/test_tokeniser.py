@@ -1,6 +1,6 @@
-"""Long texts are tokenised in a process of its own (storage/search/tokeniser.py): the same
-tokens as on the loop, a new process after the last one died, none left behind by a killed
-parent."""
+"""Long texts are tokenised, and a search answer's snippets made, in a process of its own
+(storage/search/tokeniser.py): the same tokens and snippets as on the loop, a new process after
+the last one died, none left behind by a killed parent."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
 from storage.search import tokeniser
+from storage.search.tokens import query_tokens
 from tests.conftest import eventually
 
 SEP = "\x1f"
@@ -91,3 +93,27 @@ async def test_the_tokenising_process_exits_when_its_parent_is_killed() -> None:
         return not alive(child)
 
     await eventually(gone, 10, "the tokenising process to exit after its parent")
+
+
+async def test_a_search_answers_snippets_are_made_in_the_process_as_on_the_loop() -> None:
+    tokens = query_tokens("배우는 words ééé")
+    far = time.monotonic() + 60
+    made = await tokeniser.snip(LONG, tokens, far)
+    assert made == tokeniser.snippets(LONG, tokens, far)
+    assert tokenising_pid() not in (None, os.getpid())
+    # Matches in the Korean and the plain text; U+FDFA and one 2,000-letter word hold none.
+    assert [any(match for _, match in parts) for parts in made] == [True, False, True, False]
+    # Short texts are cut on the loop, even with the process gone; long ones fail with it, and
+    # the next answer's start a new one.
+    os.kill(tokenising_pid() or 0, signal.SIGKILL)
+    assert await tokeniser.snip(["a few words"], ["words"], far) == [
+        [("a few ", False), ("words", True)]
+    ]
+    with pytest.raises(BrokenProcessPool):
+        await tokeniser.snip(LONG, tokens, far)
+    assert await tokeniser.snip(LONG, tokens, far) == made
+
+
+async def test_snippets_past_their_deadline_are_given_up_in_the_process() -> None:
+    with pytest.raises(TimeoutError):
+        await tokeniser.snip(LONG, ["words"], time.monotonic() - 1)

@@ -90,6 +90,16 @@ def classify(proc: psutil.Process) -> str | None:
     return None
 
 
+def _parents_role(proc: psutil.Process) -> str | None:
+    """The role of a process the stack's own started (a gateway's or a processor's search
+    process, storage/search/tokeniser.py): its parent's, whose work it does."""
+    with contextlib.suppress(psutil.Error):
+        parent = proc.parent()
+        if parent is not None:
+            return classify(parent)
+    return None
+
+
 @dataclass
 class Stack:
     """What the bench talks to, and what it knows about the processes behind it."""
@@ -131,7 +141,7 @@ class Stack:
                 roles[role].append(proc)
 
         for child in self._dev_children():
-            add(child, classify(child))
+            add(child, classify(child) or _parents_role(child))
         # Postgres is a daemon of its own, not a child of `parley dev`.
         postmaster = self._postmaster()
         if postmaster is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from schemas.limits import (
 )
 from schemas.message import Message
 from storage.protocols import Channel, Device, SearchBusy, SearchScope, SearchTooCostly
-from storage.search.snippets import snippet
+from storage.search import tokeniser
 from storage.search.tokens import query_tokens
 from storage.visibility import visible_from
 
@@ -105,24 +106,22 @@ async def _search(
     for message in page.messages:
         if message.channel_id not in found:
             found[message.channel_id] = await channels.channel(message.channel_id)
-    # Up to 100 snippets, each of bounded work (storage/search/snippets.py), cut in a thread
-    # so that the sockets this gateway's loop serves are not held, and given up at the deadline.
-    snippets = await asyncio.to_thread(_snippets, page.messages, query)
+    # Up to 100 snippets, each of bounded work (storage/search/snippets.py), cut in the
+    # search's own process so that the sockets this gateway's loop serves are not held (a
+    # thread would take the loop's GIL), and given up at the deadline.
+    try:
+        snippets = await tokeniser.snip(
+            [m.text for m in page.messages], query.tokens, query.deadline
+        )
+    except BrokenProcessPool:
+        metrics.SEARCHES_REFUSED.labels("busy").inc()
+        raise rate_limited(_BUSY, 1) from None
     results = [
-        _result(m, found[m.channel_id], parts)
+        _result(m, found[m.channel_id], [{"text": t, "match": match} for t, match in parts])
         for m, parts in zip(page.messages, snippets, strict=True)
     ]
     next_before = str(page.messages[-1].message_id) if page.more and page.messages else None
     return {"results": results, "next_before": next_before}
-
-
-def _snippets(messages: list[Message], query: _Query) -> list[list[dict[str, Any]]]:
-    out: list[list[dict[str, Any]]] = []
-    for m in messages:
-        if time.monotonic() > query.deadline:
-            raise SearchTooCostly("out of time cutting snippets")
-        out.append([{"text": t, "match": match} for t, match in snippet(m.text, query.tokens)])
-    return out
 
 
 def _result(

@@ -1,4 +1,5 @@
-"""Index tokens of a batch of texts, cut off the caller's event loop when they are long.
+"""The search's text work, done off the caller's event loop when the texts are long: the index
+tokens of a batch of texts (the indexer) and the snippets of a search answer (the gateway).
 
 The indexer shares the processor's event loop with message delivery. Cutting a long text beyond
 ASCII is regex passes in C that hold the GIL for their whole text (~15 ms for 100,000 x U+FDFA,
@@ -9,6 +10,12 @@ made when the first long batch comes, its tables made as it starts): the loop on
 texts and takes the tokens back. A batch of short texts (most: a chat message is a line, and
 ASCII is cut ~20 times faster) is cut at once on the loop, where a round trip to the process
 would cost more than the cutting (`INLINE_CHARS`).
+
+A search answer's snippets (up to 100, each bounded work: storage/search/snippets.py, but
+Python work of milliseconds in all) are made there too, for the same reason: in a thread beside
+the gateway's loop they took the GIL from it whenever the loop made a system call, and a flood
+of searches held other users' deliveries up by over 100 ms. Their deadline is the request's:
+`time.monotonic` is the same clock in both processes.
 
 The process exits with its parent (it watches for the parent's death), so a killed processor
 leaves none behind. If it dies itself (killed, out of memory), the batch fails with
@@ -27,6 +34,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from storage.search.snippets import Part, snippet
 from storage.search.tokens import index_tokens, warm
 
 # A batch whose texts hold at most this many characters (ASCII: `INLINE_ASCII_CHARS`) is cut on
@@ -55,6 +63,32 @@ async def cut(texts: Sequence[str], sep: str) -> list[str]:
         )
     except BrokenProcessPool:
         _forget(pool)  # the next batch starts a new process; this one is retried by its caller
+        raise
+
+
+def snippets(texts: Sequence[str], tokens: Sequence[str], deadline: float) -> list[list[Part]]:
+    """Each text's snippet for `tokens`; `TimeoutError` once `time.monotonic()` passes
+    `deadline` (checked before each)."""
+    out: list[list[Part]] = []
+    for text in texts:
+        if time.monotonic() > deadline:
+            raise TimeoutError("out of time cutting snippets")
+        out.append(snippet(text, tokens))
+    return out
+
+
+async def snip(texts: Sequence[str], tokens: Sequence[str], deadline: float) -> list[list[Part]]:
+    """`snippets(texts, tokens, deadline)`, in the search's process unless the texts are short
+    (`INLINE_CHARS` in all)."""
+    if sum(len(text) for text in texts) <= INLINE_CHARS:
+        return snippets(texts, tokens, deadline)
+    pool = _tokenising_process()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, snippets, list(texts), list(tokens), deadline
+        )
+    except BrokenProcessPool:
+        _forget(pool)  # the next answer starts a new process
         raise
 
 
