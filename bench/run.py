@@ -260,8 +260,12 @@ async def _on_stack(
         ctx = Context(cfg, stack, api, ws_url, users, tracker, fleet, results)
         async with timings.phase("channels"):
             await setup_channels(ctx)
-        # The JVMs settle for a few seconds after the setup's traffic (JIT, group joins).
-        await asyncio.sleep(1.0 if cfg.quick else 5.0)
+        # The JVMs settle after the setup's traffic (JIT, group joins): for a second in a
+        # quick run, else until the stack's idle CPU stops falling (at most a minute).
+        if cfg.quick:
+            await asyncio.sleep(1.0)
+        else:
+            meta.idle_settled_s = await cpu.settle_idle(ctx.stack, 5.0, 60.0)
         meta.idle_measured_s = 3.0 if cfg.quick else 10.0
         meta.idle_stack_cpu_cores = await measure_idle(ctx, meta.idle_measured_s)
         for name in cfg.only:

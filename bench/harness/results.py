@@ -585,6 +585,8 @@ class Meta:
     idle_stack_cpu_cores: dict[str, float] = field(default_factory=dict)
     """Cores each role of the stack uses with no client traffic."""
     idle_measured_s: float = 0.0
+    idle_settled_s: float = 0.0
+    """How long the stack was left to settle before its idle CPU was measured."""
     logs_copied: list[str] = field(default_factory=list)
     loadavg_after: list[float] = field(default_factory=list)
     total_s: float = 0.0

@@ -51,7 +51,8 @@ def markdown(results: Results, plots: list[str]) -> str:
         f"{meta.loadavg_before}, after {meta.loadavg_after}; git {meta.git}; "
         f"total {meta.total_s} s; {meta.users} users.",
         "",
-        f"CPU (cores) the idle stack used before any load: {meta.idle_stack_cpu_cores}.",
+        f"CPU (cores) the idle stack used before any load: {meta.idle_stack_cpu_cores} "
+        f"(over {meta.idle_measured_s:g} s, after {meta.idle_settled_s:g} s of settling).",
         "",
         table(results.targets),
         *_latency(results),
