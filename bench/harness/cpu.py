@@ -135,22 +135,6 @@ def work_seconds(stack: Stack) -> float:
     return sum(_cpu_seconds(p) for role in ("gateway", "processor") for p in roles[role])
 
 
-async def settle_idle(
-    stack: Stack, window_s: float, max_s: float, tolerance: float = 0.005
-) -> float:
-    """Wait until the stack's idle CPU has stopped falling: two windows of `window_s` in a row
-    within `tolerance` cores of each other, or `max_s`; the seconds waited. After the setup's
-    traffic the broker's JVM compiles for a minute or so (its idle CPU halves meanwhile)."""
-    began = time.monotonic()
-    last: float | None = None
-    while time.monotonic() - began < max_s:
-        cores = sum((await idle_cores(stack, window_s)).values())
-        if last is not None and abs(cores - last) <= tolerance:
-            break
-        last = cores
-    return round(time.monotonic() - began, 1)
-
-
 async def idle_cores(stack: Stack, seconds: float) -> dict[str, float]:
     """Cores each role of the stack uses over `seconds` (sleeping meanwhile)."""
     procs = stack.processes()
