@@ -28,8 +28,8 @@ SEARCHES_REFUSED = Counter(
     "parley_gateway_searches_refused_total",
     "Searches refused, by reason: 429 for the user's search in progress (`in_progress`), the "
     "user's rate (`rate`), the gateway's searches at once at the cap or its snippet process "
-    "gone (`busy`), no search connection free within the deadline (`pool`); 422 for a search past its deadline or too "
-    "costly (`too_broad`)",
+    "gone (`busy`), no search connection free within the deadline (`pool`); 422 for a search "
+    "past its deadline or too costly (`too_broad`)",
     ["reason"],
 )
 for _reason in ("in_progress", "rate", "busy", "pool", "too_broad"):

@@ -200,29 +200,24 @@ class LeanWSProtocol(WSProtocol):
         """uvicorn's `data_received`, but whole small text frames at the head of `data` are read
         here (`read_text_frames`) while wsproto holds nothing half-read; the rest, if any, goes
         to wsproto, which then also answers whatever is wrong with it as it always did."""
-        proto = self.conn.connection._proto if self.conn.connection is not None else None
+        connection = self.conn.connection
         if (
-            proto is not None
-            and not proto.extensions
-            and proto._frame_decoder.header is None
-            and not proto._frame_decoder.buffer.buffer
-            and proto._message_decoder.opcode is None
-            and not self.conn.connection._events  # type: ignore[union-attr]
-            and self.conn.state is ConnectionState.OPEN
+            connection is not None
+            and not connection._proto.extensions
+            and connection._proto._frame_decoder.header is None
+            and not connection._proto._frame_decoder.buffer.buffer
+            and connection._proto._message_decoder.opcode is None
+            and not connection._events
+            and connection.state is ConnectionState.OPEN
             and not self.close_sent
             and self.oversized is None
             and self.buffer.value is None
         ):
-            texts, rest = read_text_frames(data, self.config.ws_max_size)
-            if texts:
-                for text in texts:
-                    self.queue.put_nowait({"type": "websocket.receive", "text": text})
-                if not self.read_paused:  # as `handle_message` does
-                    self.read_paused = True
-                    self.transport.pause_reading()
-            if not rest:
+            texts, data = read_text_frames(data, self.config.ws_max_size)
+            for text in texts:
+                self._hand_over({"type": "websocket.receive", "text": text})
+            if not data:
                 return
-            data = rest
         super().data_received(data)
 
     def receive(self) -> Awaitable[Any]:  # type: ignore[override]
@@ -247,8 +242,11 @@ class LeanWSProtocol(WSProtocol):
         else:
             message = self.buffer.to_message()
             self.buffer.clear()
+        self._hand_over(message)
+
+    def _hand_over(self, message: Any) -> None:
+        """`message` to the app; as uvicorn does, read no more until the app took it."""
         self.queue.put_nowait(message)
-        # As uvicorn does: read no more until the app took this message.
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()

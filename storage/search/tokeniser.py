@@ -30,9 +30,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from storage.search.snippets import Part, snippet
 from storage.search.tokens import index_tokens, warm
@@ -46,6 +47,8 @@ PARENT_CHECK_S = 1.0
 
 _pool: ProcessPoolExecutor | None = None
 
+T = TypeVar("T")
+
 
 def joined_tokens(texts: Sequence[str], sep: str) -> list[str]:
     """Each text's index tokens joined by `sep` (never in a token: they hold no controls)."""
@@ -56,14 +59,7 @@ async def cut(texts: Sequence[str], sep: str) -> list[str]:
     """`joined_tokens(texts, sep)`, in the tokenising process unless the texts are short."""
     if _inline(texts):
         return joined_tokens(texts, sep)
-    pool = _tokenising_process()
-    try:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, joined_tokens, list(texts), sep
-        )
-    except BrokenProcessPool:
-        _forget(pool)  # the next batch starts a new process; this one is retried by its caller
-        raise
+    return await _in_process(joined_tokens, list(texts), sep)
 
 
 def snippets(texts: Sequence[str], tokens: Sequence[str], deadline: float) -> list[list[Part]]:
@@ -82,13 +78,17 @@ async def snip(texts: Sequence[str], tokens: Sequence[str], deadline: float) -> 
     (`INLINE_CHARS` in all)."""
     if sum(len(text) for text in texts) <= INLINE_CHARS:
         return snippets(texts, tokens, deadline)
+    return await _in_process(snippets, list(texts), list(tokens), deadline)
+
+
+async def _in_process(work: Callable[..., T], *args: object) -> T:
+    """`work(*args)` in the search's process. If the process dies, `BrokenProcessPool`: the
+    caller's batch or answer fails (the indexer retries it), and the next call starts another."""
     pool = _tokenising_process()
     try:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, snippets, list(texts), list(tokens), deadline
-        )
+        return await asyncio.get_running_loop().run_in_executor(pool, work, *args)
     except BrokenProcessPool:
-        _forget(pool)  # the next answer starts a new process
+        _forget(pool)
         raise
 
 
