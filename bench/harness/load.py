@@ -43,6 +43,8 @@ class Run:
     accept_us: list[int] = field(default_factory=list)
     tenths: list[int] | None = None
     """With `keep_tenths`: beside each latency, the tenth of the planned sends it belongs to."""
+    accept_tenths: list[int] | None = None
+    """The same beside each `accepted` latency."""
     latency: Histogram = None
 
 
@@ -60,7 +62,7 @@ class Tracker:
 
     def __init__(self) -> None:
         self.pending: dict[str, Pending] = {}
-        self.awaiting_accept: dict[str, tuple[int, Run]] = {}
+        self.awaiting_accept: dict[str, tuple[int, Run, int]] = {}
         self.order: deque[tuple[int, str]] = deque()
         self.deliveries = 0
         self.late = 0
@@ -71,7 +73,7 @@ class Tracker:
 
     def expect(self, cmid: str, t0: int, expected: int, run: Run, seq: int) -> None:
         self.pending[cmid] = Pending(t0, expected, 0, run, seq)
-        self.awaiting_accept[cmid] = (t0, run)
+        self.awaiting_accept[cmid] = (t0, run, seq)
         self.order.append((t0, cmid))
         run.row.expected_deliveries += expected
 
@@ -115,7 +117,10 @@ class Tracker:
         elif kind == "accepted":
             entry = self.awaiting_accept.pop(frame.get("client_msg_id"), None)
             if entry is not None:
-                entry[1].accept_us.append((now - entry[0]) // 1000)
+                t0, run, seq = entry
+                run.accept_us.append((now - t0) // 1000)
+                if run.accept_tenths is not None:
+                    run.accept_tenths.append(seq * 10 // run.count)
         elif kind == "error":
             code = str(frame.get("code"))
             self.errors[code] += 1
@@ -135,7 +140,7 @@ class Tracker:
             if pending.run is run:
                 run.row.missing += pending.expected - pending.got
                 del self.pending[cmid]
-        for cmid, (_, owner) in list(self.awaiting_accept.items()):
+        for cmid, (_, owner, _) in list(self.awaiting_accept.items()):
             if owner is run:
                 run.row.unaccepted += 1
                 del self.awaiting_accept[cmid]
@@ -228,7 +233,12 @@ async def paced_load(
     message is `abort_after_s` old: the stack is saturated and more load only queues."""
     tracker = fleet.tracker
     count = max(int(rate * duration_s), 1)
-    run = Run(LoadRow(scenario, rate), count, tenths=[] if keep_tenths else None)
+    run = Run(
+        LoadRow(scenario, rate),
+        count,
+        tenths=[] if keep_tenths else None,
+        accept_tenths=[] if keep_tenths else None,
+    )
     row = run.row
     tag = f"{uuid.uuid4().hex[:6]}{next(_run_ids)}-"
     abort_ns = int(abort_after_s * 1e9)

@@ -363,6 +363,9 @@ class IsolationPhase:
     out_of_order: int = 0
     """Deliveries that came after a later send of the same channel."""
     latency_ms: Summary = NO_SAMPLES
+    accept_ms: Summary = NO_SAMPLES
+    """From each send's intended time to its `accepted`: the first hop (gateway and broker),
+    the rest of `latency_ms` being the processor and the second hop."""
     send_lag_ms: Summary = NO_SAMPLES
     aborted: str | None = None
     cpu_cores: dict[str, float] = field(default_factory=dict)

@@ -382,19 +382,22 @@ def _isolation(iso: IsolationResults | None) -> list[str]:
         f"## Isolation ({iso.pairs} unrelated 1:1 pairs at {iso.rate:g} msgs/s in all, "
         f"{iso.phase_s:g} s per phase)",
         "",
-        "The pairs' latency from each send's intended time; lost: not delivered by the end of "
-        "the drain; cores by process over the phase (`bench` is the load generator: the "
-        "pairs, the flooding user and the searchers).",
+        "The pairs' latency from each send's intended time; `accepted`: from the same time to "
+        "the sender's `accepted` (the first hop: gateway and broker; the rest is the processor "
+        "and the second hop); lost: not delivered by the end of the drain; cores by process "
+        "over the phase (`bench` is the load generator: the pairs, the flooding user and the "
+        "searchers).",
         "",
     ]
     head = "phase | sent | delivered | lost | duplicated | out of order | p50 | p99 | max "
-    head += f"| send lag p99 | {' | '.join(ISOLATION_ROLES)}"
+    head += f"| accepted p50 / p99 | send lag p99 | {' | '.join(ISOLATION_ROLES)}"
     lines += md_table(
         head,
         (
             f"{p.phase} | {p.sent:,} | {p.delivered:,} | {p.lost}{_stopped(p)} | {p.duplicates} "
             f"| {p.out_of_order} | {fmt_ms(p.latency_ms.p50)} | {fmt_ms(p.latency_ms.p99)} "
-            f"| {fmt_ms(p.latency_ms.max)} | {fmt_ms(p.send_lag_ms.p99)} "
+            f"| {fmt_ms(p.latency_ms.max)} | {fmt_ms(p.accept_ms.p50)} / {fmt_ms(p.accept_ms.p99)} "
+            f"| {fmt_ms(p.send_lag_ms.p99)} "
             f"| {_cores(p.cpu_cores, ISOLATION_ROLES)}"
             for p in iso.phases
         ),

@@ -446,7 +446,10 @@ def _isolation(results: Results) -> list[Verdict]:
             out.append(Verdict(figure, "not run", target, None))
             continue
         p99 = phase.latency_ms.p99
-        notes = [f"p50 {fmt_ms(phase.latency_ms.p50)}"]
+        notes = [
+            f"p50 {fmt_ms(phase.latency_ms.p50)}",
+            f"`accepted` p99 {fmt_ms(phase.accept_ms.p99)} (the first hop)",
+        ]
         if base is not None:
             notes.append(
                 f"baseline p50 / p99 {fmt_ms(base.latency_ms.p50)} / {fmt_ms(base.latency_ms.p99)}"

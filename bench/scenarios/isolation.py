@@ -224,13 +224,8 @@ def _phases(
     part i * parts // n)."""
     row, parts = run.row, len(names)
     delivered = fleet.of(row.scenario)
-    if parts == 1:
-        latencies = [run.latencies_us]
-    else:
-        assert run.tenths is not None
-        latencies = [[] for _ in names]
-        for tenth, latency in zip(run.tenths, run.latencies_us, strict=True):
-            latencies[min(tenth * parts // 10, parts - 1)].append(latency)
+    latencies = _by_part(run.latencies_us, run.tenths, parts)
+    accepts = _by_part(run.accept_us, run.accept_tenths, parts)
     out = []
     for part, name in enumerate(names):
         sent = sum(1 for i in range(row.sent) if i * parts // run.count == part)
@@ -251,11 +246,23 @@ def _phases(
                     1 for seq in delivered.late_in_order if seq * parts // run.count == part
                 ),
                 latency_ms=summary,
+                accept_ms=histograms.summary(histograms.of(accepts[part])),
                 send_lag_ms=row.send_lag_ms,
                 aborted=row.aborted,
                 cpu_cores=cores[min(part, len(cores) - 1)],
             )
         )
+    return out
+
+
+def _by_part(samples: list[int], tenths: list[int] | None, parts: int) -> list[list[int]]:
+    """Samples split into `parts` by the tenth of the planned sends each belongs to."""
+    if parts == 1:
+        return [samples]
+    assert tenths is not None
+    out: list[list[int]] = [[] for _ in range(parts)]
+    for tenth, sample in zip(tenths, samples, strict=True):
+        out[min(tenth * parts // 10, parts - 1)].append(sample)
     return out
 
 
