@@ -47,6 +47,10 @@ class Run:
     """The same beside each `accepted` latency."""
     latency: Histogram = None
 
+    def tenth(self, seq: int) -> int:
+        """The tenth of the planned sends that send `seq` belongs to."""
+        return seq * 10 // self.count
+
 
 @dataclass
 class Pending:
@@ -62,7 +66,9 @@ class Tracker:
 
     def __init__(self) -> None:
         self.pending: dict[str, Pending] = {}
-        self.awaiting_accept: dict[str, tuple[int, Run, int]] = {}
+        self.awaiting_accept: dict[str, Pending] = {}
+        """The sends whose `accepted` has not come: the same records as `pending` (which loses
+        a send once delivered, `accepted` or not)."""
         self.order: deque[tuple[int, str]] = deque()
         self.deliveries = 0
         self.late = 0
@@ -72,8 +78,7 @@ class Tracker:
         self.drained = asyncio.Event()
 
     def expect(self, cmid: str, t0: int, expected: int, run: Run, seq: int) -> None:
-        self.pending[cmid] = Pending(t0, expected, 0, run, seq)
-        self.awaiting_accept[cmid] = (t0, run, seq)
+        self.pending[cmid] = self.awaiting_accept[cmid] = Pending(t0, expected, 0, run, seq)
         self.order.append((t0, cmid))
         run.row.expected_deliveries += expected
 
@@ -106,7 +111,7 @@ class Tracker:
             run = pending.run
             run.latencies_us.append((now - pending.t0) // 1000)
             if run.tenths is not None:
-                run.tenths.append(pending.seq * 10 // run.count)
+                run.tenths.append(run.tenth(pending.seq))
             run.row.delivered += 1
             self.deliveries += 1
             pending.got += 1
@@ -115,12 +120,12 @@ class Tracker:
                 if not self.pending:
                     self.drained.set()
         elif kind == "accepted":
-            entry = self.awaiting_accept.pop(frame.get("client_msg_id"), None)
-            if entry is not None:
-                t0, run, seq = entry
-                run.accept_us.append((now - t0) // 1000)
+            sent = self.awaiting_accept.pop(frame.get("client_msg_id"), None)
+            if sent is not None:
+                run = sent.run
+                run.accept_us.append((now - sent.t0) // 1000)
                 if run.accept_tenths is not None:
-                    run.accept_tenths.append(seq * 10 // run.count)
+                    run.accept_tenths.append(run.tenth(sent.seq))
         elif kind == "error":
             code = str(frame.get("code"))
             self.errors[code] += 1
@@ -140,8 +145,8 @@ class Tracker:
             if pending.run is run:
                 run.row.missing += pending.expected - pending.got
                 del self.pending[cmid]
-        for cmid, (_, owner, _) in list(self.awaiting_accept.items()):
-            if owner is run:
+        for cmid, sent in list(self.awaiting_accept.items()):
+            if sent.run is run:
                 run.row.unaccepted += 1
                 del self.awaiting_accept[cmid]
 
