@@ -9,7 +9,7 @@ ASYNCAPI_STAMP := $(ASYNCAPI_DIR)/node_modules/.installed
 JS_DIR := clients/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 
-.PHONY: install browser asyncapi promtool kubeconform js dev test lint bench clean
+.PHONY: install browser asyncapi promtool kubeconform floorclient js dev test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -84,10 +84,21 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 
 js: $(JS_STAMP)
 
-test: install browser asyncapi promtool kubeconform js
+test: install browser asyncapi promtool kubeconform floorclient js
 	$(PY) -m pytest -q $(ARGS)
 
-bench: $(BENCH_STAMP)
+# The Kafka floors' native client (bench/floorclient: Go, franz-go from the Go module proxy, the
+# versions of its go.sum), built into the virtualenv; rebuilt when its source changes.
+FLOORCLIENT := $(VENV)/bin/floorclient
+FLOORCLIENT_SRC := bench/floorclient/main.go bench/floorclient/go.mod bench/floorclient/go.sum
+
+$(FLOORCLIENT): $(FLOORCLIENT_SRC) | $(STAMP)
+	@command -v go >/dev/null 2>&1 || { echo "The bench's floor client is built with Go: install Go 1.26 or newer (https://go.dev/dl), or run the bench with ARGS='--floor-client python'." >&2; exit 2; }
+	cd bench/floorclient && go build -trimpath -o $(abspath $(FLOORCLIENT)) .
+
+floorclient: $(FLOORCLIENT)
+
+bench: $(BENCH_STAMP) $(FLOORCLIENT)
 	$(PY) -m bench $(ARGS)
 
 # mypy --strict covers bench/ too (pyproject.toml's [tool.mypy] packages).
@@ -97,6 +108,8 @@ lint: $(BENCH_STAMP) $(JS_STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(JS_DIR)/node_modules/.bin/tsc --noEmit -p $(JS_DIR)
+	@unformatted="$$(gofmt -l bench/floorclient)"; [ -z "$$unformatted" ] || { echo "gofmt would change: $$unformatted" >&2; exit 1; }
+	cd bench/floorclient && go vet ./...
 
 clean:
 	rm -rf $(VENV) .parley build *.egg-info $(ASYNCAPI_DIR)/node_modules $(JS_DIR)/node_modules

@@ -171,6 +171,14 @@ class Config:
     with_5k: Annotated[bool, opt("Also latency (and the floor) at 5,000/s.", "--with-5k")] = False
     latency_duration_s: Annotated[float, opt("Seconds per run.", "--latency-duration")] = 10.0
     floor_partitions: Annotated[int, opt("Of the floor's topic (as messages').", min=1)] = 8
+    floor_client: Annotated[
+        Literal["native", "python"],
+        opt(
+            "The Kafka floors' producer and consumer: native (bench/floorclient, Go, built by "
+            "make bench), which offers thousands of records a second without being the limit, "
+            "or aiokafka in the bench's process (the transactional floor always is)."
+        ),
+    ] = "native"
     floor_transactions: Annotated[bool, opt("Also the floor with transactions.")] = True
     floor_txn_retry_ms: Annotated[
         float | None, opt("aiokafka's 20 ms wait before it retries a busy transaction.")

@@ -173,6 +173,8 @@ class FloorResults:
     echo_runs: list[FloorRun] = field(default_factory=list)
     """A WebSocket echo through the gateway's server stack."""
     bootstrap: str | None = None
+    client: str = ""
+    """Who sends and reads the Kafka floors' records (the transactional floor's: aiokafka)."""
     partitions: int = 0
     fetch_max_wait_ms: int = 0
     txn_retry_ms: float | None = None

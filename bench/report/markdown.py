@@ -139,7 +139,8 @@ def _latency(results: Results) -> list[str]:
         "Floors first (each a round trip the bench times the same way, at the same rates); "
         "Parley's runs as multiples of the one-hop floor and of the durable two-hop floor at "
         "the same rate (p50 to p50, p99 to p99). Send lag is the pacer's own error: how late "
-        "each send left its schedule.",
+        "each send left its schedule."
+        + (f" The Kafka floors' client: {floor.client}." if floor and floor.client else ""),
         "",
     ]
     head = "scenario | offered/s | deliveries | p50 | p90 | p99 | p99.9 | max "

@@ -25,18 +25,20 @@ def _floors(ctx: Context, out: FloorResults) -> list[tuple[RoundTrip, list[Floor
     cfg, bootstrap = ctx.cfg, ctx.stack.kafka_bootstrap
     floors: list[tuple[RoundTrip, list[FloorRun], str]] = []
     if bootstrap:
-        partitions = cfg.floor_partitions
-        floors.append((Floor(bootstrap, partitions), out.runs, "floor"))
+        partitions, native = cfg.floor_partitions, cfg.floor_client == "native"
+        out.client = "native (franz-go)" if native else "aiokafka, in the bench's process"
+        floors.append((Floor(bootstrap, partitions, native=native), out.runs, "floor"))
         if cfg.floor_transactions:
             txn = Floor(
                 bootstrap, partitions, transactional=True, txn_retry_ms=cfg.floor_txn_retry_ms
             )
             floors.append((txn, out.transactional_runs, "floor-txn"))
         if cfg.floor_relays:
-            floors.append((Floor(bootstrap, partitions, hops=2), out.two_hop_runs, "floor-2hop"))
+            bare = Floor(bootstrap, partitions, hops=2, native=native)
+            floors.append((bare, out.two_hop_runs, "floor-2hop"))
             dsn = ctx.stack.postgres_dsn()
             if dsn:
-                durable = Floor(bootstrap, partitions, hops=2, dsn=dsn)
+                durable = Floor(bootstrap, partitions, hops=2, dsn=dsn, native=native)
                 floors.append((durable, out.durable_runs, "floor-durable"))
             else:
                 out.error = "no durable floor: only a stack the bench started has a known Postgres"

@@ -15,8 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.harness import histograms
 from bench.harness.admin import create_topic, delete_topic, wait_for_leaders
+from bench.harness.load import CDF_POINTS
 from bench.harness.results import FloorRun
 from bench.harness.roundtrip import RoundTrip
+from bench.scenarios.floor_client import NativeClient
 from bench.scenarios.relay import CREATE_TABLE, RelayProcess, Spec
 
 # About the size of a `message.send` event on the messages topic.
@@ -32,7 +34,9 @@ class Floor(RoundTrip):
     one transaction (begin, send, commit), consumed with `isolation_level="read_committed"`.
     `hops=2`: a relay process carries the records from the first topic to a second, where they
     are consumed; with `dsn` (a Postgres server), it writes each batch to a database of its own
-    there first."""
+    there first. `native`: the records are sent, paced and read back by the native floor client
+    (bench/scenarios/floor_client.py), not by aiokafka in the bench's process (not with
+    `transactional`)."""
 
     def __init__(
         self,
@@ -43,7 +47,10 @@ class Floor(RoundTrip):
         txn_retry_ms: float | None = None,
         hops: int = 1,
         dsn: str | None = None,
+        native: bool = False,
     ) -> None:
+        if native and transactional:
+            raise ValueError("the native floor client has no transactions")
         super().__init__()
         self.bootstrap = bootstrap
         self.partitions = partitions
@@ -65,12 +72,39 @@ class Floor(RoundTrip):
         self._reader: asyncio.Task[None] | None = None
         self._relay: RelayProcess | None = None
         self._sender: _Sends | _Transactions | None = None
+        self._native = (
+            NativeClient(
+                bootstrap, self.topic, self.read_topic, partitions, FETCH_MAX_WAIT_MS, len(PADDING)
+            )
+            if native
+            else None
+        )
 
     async def start(self) -> None:
         topics = [self.topic] if self.hops == 1 else [self.topic, self.read_topic]
         for topic in topics:
             await create_topic(self.bootstrap, topic, self.partitions)
             await wait_for_leaders(self.bootstrap, topic, self.partitions)
+        if self._native is not None:
+            await self._native.start()
+        else:
+            await self._start_clients()
+        if self.hops == 2:
+            dsn = await self._create_database() if self.server_dsn else None
+            self._relay = RelayProcess(
+                Spec(
+                    self.bootstrap,
+                    self.topic,
+                    self.read_topic,
+                    self.partitions,
+                    FETCH_MAX_WAIT_MS,
+                    dsn,
+                )
+            )
+            await self._relay.start()
+
+    async def _start_clients(self) -> None:
+        """The aiokafka producer and consumer, in the bench's process."""
         txn: dict[str, Any] = {}
         if self.transactional:
             txn["transactional_id"] = f"parley-bench-floor-{uuid.uuid4().hex[:8]}"
@@ -97,19 +131,6 @@ class Floor(RoundTrip):
         await self._consumer.start()
         self._consumer.assign([TopicPartition(self.read_topic, p) for p in range(self.partitions)])
         self._reader = asyncio.create_task(self._read())
-        if self.hops == 2:
-            dsn = await self._create_database() if self.server_dsn else None
-            self._relay = RelayProcess(
-                Spec(
-                    self.bootstrap,
-                    self.topic,
-                    self.read_topic,
-                    self.partitions,
-                    FETCH_MAX_WAIT_MS,
-                    dsn,
-                )
-            )
-            await self._relay.start()
 
     async def _create_database(self) -> str:
         """A database of the durable relay's own on the stack's Postgres (dropped by `stop`),
@@ -135,9 +156,10 @@ class Floor(RoundTrip):
                     self.arrived(int.from_bytes(record.value[:8], "big"), now)
 
     async def stop(self) -> None:
-        if self._relay is not None:
-            with contextlib.suppress(Exception):
-                await self._relay.stop()
+        for process in (self._relay, self._native):
+            if process is not None:
+                with contextlib.suppress(Exception):
+                    await process.stop()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -156,6 +178,30 @@ class Floor(RoundTrip):
                     self.server_dsn, autocommit=True
                 ) as c:
                     await c.execute(f"DROP DATABASE IF EXISTS {self.database}".encode())
+
+    async def run(
+        self, rate: float, duration_s: float, drain_s: float, seq_base: int
+    ) -> tuple[FloorRun, histograms.Histogram]:
+        if self._native is None:
+            return await super().run(rate, duration_s, drain_s, seq_base)
+        if self._relay is not None:
+            await self._relay.take()  # what it did before this run is not this run's
+        answer = await self._native.run(rate, duration_s, drain_s, seq_base)
+        latency = histograms.of(answer.latency_us)
+        row = FloorRun(
+            scenario=self.label,
+            producer=self.kind,
+            offered_per_s=rate,
+            sent=answer.sent,
+            send_window_s=round(answer.send_window_s, 3),
+            send_failed=answer.failed,
+            missing=answer.missing,
+            send_lag_ms=histograms.summary(histograms.of(answer.send_lag_us)),
+            latency_ms=histograms.summary(latency),
+            cdf_ms=histograms.cdf(latency, CDF_POINTS),
+        )
+        await self._describe(row)
+        return row, latency
 
     async def _begin(self) -> None:
         self._sender = _Transactions(self) if self.transactional else _Sends(self)

@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 
 from bench.harness import histograms
+from bench.harness.child import READY, Child
 from bench.harness.results import Relayed
 
-READY = b"ready"
 TABLE = "relayed"
 CREATE_TABLE = (
     f"CREATE TABLE {TABLE} (part int NOT NULL, off bigint NOT NULL, value bytea NOT NULL,"
@@ -169,47 +169,27 @@ class RelayProcess:
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self._proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, timeout_s: float = 60.0) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
+        self._child = Child(
+            "the relay",
             sys.executable,
             "-m",
             "bench.scenarios.relay",
-            orjson.dumps(asdict(self.spec)).decode(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            orjson.dumps(asdict(spec)).decode(),
         )
-        line = await self._line(timeout_s)
-        if line != READY:
-            raise RuntimeError(f"the relay did not start: {line!r}")
 
-    async def _line(self, timeout_s: float) -> bytes:
-        assert self._proc is not None and self._proc.stdout is not None
-        return (await asyncio.wait_for(self._proc.stdout.readline(), timeout_s)).strip()
+    async def start(self) -> None:
+        await self._child.start()
 
     async def take(self) -> Relayed:
         """What the relay did since the last call."""
-        assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(b"stats\n")
-        await self._proc.stdin.drain()
-        data = orjson.loads(await self._line(30.0))
+        data = orjson.loads(await self._child.ask(b"stats", 30.0))
         for key in ("write_ms", "produce_ms"):
             if data[key] is not None:
                 data[key] = histograms.Summary(**data[key])
         return Relayed(**data)
 
     async def stop(self) -> None:
-        proc = self._proc
-        if proc is None or proc.returncode is not None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 15.0)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await self._child.stop()
 
 
 def main() -> None:
