@@ -7,7 +7,9 @@ bounded by `MAX_SEARCH_CHARS`), so a thread of the same process, however it yiel
 loop's GIL for whole milliseconds at a time and a flood of huge texts held delivery up by over
 100 ms. Long texts are therefore cut in **a process of its own** (one per process that indexes,
 made when the first long batch comes, its tables made as it starts): the loop only hands it the
-texts and takes the tokens back. A batch of short texts (most: a chat message is a line, and
+texts and takes the tokens back. That process runs `NICENESS` below its parent's priority: a
+flood of huge texts keeps it busy for seconds after the flood, and on a busy machine those
+cores are better spent delivering. A batch of short texts (most: a chat message is a line, and
 ASCII is cut ~20 times faster) is cut at once on the loop, where a round trip to the process
 would cost more than the cutting (`INLINE_CHARS`).
 
@@ -42,6 +44,9 @@ from storage.search.tokens import index_tokens, warm
 # the caller's loop: at most ~2 ms however NFKC lengthens it (a character may become 18).
 INLINE_CHARS = 1_024
 INLINE_ASCII_CHARS = 64 * 1024
+# How far below its parent's the tokenising process's scheduling priority is: on a busy
+# machine the cores go to delivery first, and the search's work takes what is left.
+NICENESS = 10
 # How often the tokenising process looks whether its parent is still there.
 PARENT_CHECK_S = 1.0
 
@@ -122,6 +127,7 @@ def _forget(pool: ProcessPoolExecutor) -> None:
 
 def _start(parent: int) -> None:
     """In the tokenising process, before its first batch."""
+    os.nice(NICENESS)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     warm()
 
