@@ -175,8 +175,9 @@ class Config:
         Literal["native", "python"],
         opt(
             "The Kafka floors' producer and consumer: native (bench/floorclient, Go, built by "
-            "make bench), which offers thousands of records a second without being the limit, "
-            "or aiokafka in the bench's process (the transactional floor always is)."
+            "make bench; aiokafka when it is not built), which offers thousands of records a "
+            "second without being the limit, or aiokafka in the bench's process (the "
+            "transactional floor always is)."
         ),
     ] = "native"
     floor_transactions: Annotated[bool, opt("Also the floor with transactions.")] = True

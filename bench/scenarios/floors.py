@@ -9,6 +9,7 @@ from bench.harness import cpu
 from bench.harness.context import Context
 from bench.harness.results import FloorResults, FloorRun, Ratios
 from bench.harness.roundtrip import RoundTrip
+from bench.scenarios import floor_client
 from bench.scenarios.depth import depth_probe
 from bench.scenarios.echo import EchoFloor
 from bench.scenarios.kafka_floor import FETCH_MAX_WAIT_MS, Floor
@@ -27,6 +28,12 @@ def _floors(ctx: Context, out: FloorResults) -> list[tuple[RoundTrip, list[Floor
     if bootstrap:
         partitions, native = cfg.floor_partitions, cfg.floor_client == "native"
         out.client = "native (franz-go)" if native else "aiokafka, in the bench's process"
+        if native and not floor_client.BINARY.exists():
+            native = False
+            out.client = (
+                "aiokafka, in the bench's process: the native client is not built "
+                "(`make floorclient`)"
+            )
         floors.append((Floor(bootstrap, partitions, native=native), out.runs, "floor"))
         if cfg.floor_transactions:
             txn = Floor(
