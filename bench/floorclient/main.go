@@ -41,12 +41,14 @@ type Result struct {
 	SendLagUs []int64 `json:"send_lag_us"`
 }
 
-// awaited holds the intended send time of every record sent and not yet arrived.
+// awaited holds the intended send time of every record of the run sent and not yet arrived
+// (or failed).
 type awaited struct {
 	mu      sync.Mutex
 	due     map[uint64]time.Time
 	arrived []int64
-	target  int
+	sent    int // the run's records
+	failed  int // of them, those the producer gave up on
 	done    chan struct{}
 }
 
@@ -71,16 +73,14 @@ func (a *awaited) arrive(seq uint64, now time.Time) {
 func (a *awaited) fail(seq uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.due[seq]; ok {
-		delete(a.due, seq)
-		a.target--
-		a.signal()
-	}
+	delete(a.due, seq)
+	a.failed++
+	a.signal()
 }
 
-// signal closes `done` once every awaited record arrived (called with mu held).
+// signal closes `done` once every record of the run arrived or failed (called with mu held).
 func (a *awaited) signal() {
-	if a.done != nil && len(a.arrived) >= a.target {
+	if a.done != nil && len(a.arrived)+a.failed >= a.sent {
 		close(a.done)
 		a.done = nil
 	}
@@ -196,12 +196,11 @@ func (f *floor) run(rate, seconds, drain float64, base uint64) Result {
 	period := time.Duration(float64(time.Second) / rate)
 	done := make(chan struct{})
 	f.awaited.mu.Lock()
-	f.awaited.arrived, f.awaited.target, f.awaited.done = make([]int64, 0, count), count, done
+	f.awaited.arrived, f.awaited.sent, f.awaited.failed = make([]int64, 0, count), count, 0
+	f.awaited.done = done
 	f.awaited.mu.Unlock()
 	lags := make([]int64, 0, count)
 	var acked sync.WaitGroup
-	failures := 0
-	var failuresMu sync.Mutex
 	start := time.Now().Add(20 * time.Millisecond)
 	for i := 0; i < count; i++ {
 		intended := start.Add(time.Duration(i) * period)
@@ -220,9 +219,6 @@ func (f *floor) run(rate, seconds, drain float64, base uint64) Result {
 		}, func(_ *kgo.Record, err error) {
 			defer acked.Done()
 			if err != nil {
-				failuresMu.Lock()
-				failures++
-				failuresMu.Unlock()
 				f.awaited.fail(seq)
 			}
 		})
@@ -241,7 +237,7 @@ func (f *floor) run(rate, seconds, drain float64, base uint64) Result {
 	f.awaited.done = nil
 	return Result{
 		Sent:        count,
-		Failed:      failures,
+		Failed:      f.awaited.failed,
 		Missing:     missing,
 		SendWindowS: window.Seconds(),
 		LatencyUs:   arrived,

@@ -102,17 +102,31 @@ class RoundTrip:
         for seq in range(seq_base, seq_base + sent):
             self._t0.pop(seq, None)
         latency = histograms.of_ns(sink)
-        row = FloorRun(
+        window_s = (end - start) / 1e9
+        row = self.row(rate, sent, window_s, self.errors, missing, pacer.lag(), latency)
+        await self._describe(row)
+        return row, latency
+
+    def row(
+        self,
+        rate: float,
+        sent: int,
+        window_s: float,
+        failed: int,
+        missing: int,
+        send_lag: histograms.Summary,
+        latency: histograms.Histogram,
+    ) -> FloorRun:
+        """A run's row: what went out, what never came back, and how long the rest took."""
+        return FloorRun(
             scenario=self.label,
             producer=self.kind,
             offered_per_s=rate,
             sent=sent,
-            send_window_s=round((end - start) / 1e9, 3),
-            send_failed=self.errors,
+            send_window_s=round(window_s, 3),
+            send_failed=failed,
             missing=missing,
-            send_lag_ms=pacer.lag(),
+            send_lag_ms=send_lag,
             latency_ms=histograms.summary(latency),
             cdf_ms=histograms.cdf(latency, CDF_POINTS),
         )
-        await self._describe(row)
-        return row, latency

@@ -26,14 +26,11 @@ def _floors(ctx: Context, out: FloorResults) -> list[tuple[RoundTrip, list[Floor
     cfg, bootstrap = ctx.cfg, ctx.stack.kafka_bootstrap
     floors: list[tuple[RoundTrip, list[FloorRun], str]] = []
     if bootstrap:
-        partitions, native = cfg.floor_partitions, cfg.floor_client == "native"
+        partitions = cfg.floor_partitions
+        native = cfg.floor_client == "native" and floor_client.BINARY.exists()
         out.client = "native (franz-go)" if native else "aiokafka, in the bench's process"
-        if native and not floor_client.BINARY.exists():
-            native = False
-            out.client = (
-                "aiokafka, in the bench's process: the native client is not built "
-                "(`make floorclient`)"
-            )
+        if cfg.floor_client == "native" and not native:
+            out.client += ": the native client is not built (`make floorclient`)"
         floors.append((Floor(bootstrap, partitions, native=native), out.runs, "floor"))
         if cfg.floor_transactions:
             txn = Floor(

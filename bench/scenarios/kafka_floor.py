@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.harness import histograms
 from bench.harness.admin import create_topic, delete_topic, wait_for_leaders
-from bench.harness.load import CDF_POINTS
 from bench.harness.results import FloorRun
 from bench.harness.roundtrip import RoundTrip
 from bench.scenarios.floor_client import NativeClient
@@ -188,17 +187,9 @@ class Floor(RoundTrip):
             await self._relay.take()  # what it did before this run is not this run's
         answer = await self._native.run(rate, duration_s, drain_s, seq_base)
         latency = histograms.of(answer.latency_us)
-        row = FloorRun(
-            scenario=self.label,
-            producer=self.kind,
-            offered_per_s=rate,
-            sent=answer.sent,
-            send_window_s=round(answer.send_window_s, 3),
-            send_failed=answer.failed,
-            missing=answer.missing,
-            send_lag_ms=histograms.summary(histograms.of(answer.send_lag_us)),
-            latency_ms=histograms.summary(latency),
-            cdf_ms=histograms.cdf(latency, CDF_POINTS),
+        lag = histograms.summary(histograms.of(answer.send_lag_us))
+        row = self.row(
+            rate, answer.sent, answer.send_window_s, answer.failed, answer.missing, lag, latency
         )
         await self._describe(row)
         return row, latency
