@@ -85,9 +85,14 @@ def listed(help: str, kind: type[Numbers | Counts | Names], *names: str) -> Any:
     return typer.Option(*names, help=help, parser=kind.parse, metavar="A,B,…")
 
 
+# The scenarios whose figures a cold broker (its JIT compiler) would change: the stack is warmed
+# before the first of them.
+WARMED = {"floor", "latency", "throughput", "soak", "search", "isolation"}
+
 QUICK: dict[str, Any] = {
     "latency_rates": [100.0, 300.0],
     "latency_duration_s": 3.0,
+    "warm_up_max_s": 0.0,
     "pairs": 3,
     "group_size": 10,
     "throughput_rates": [200.0, 500.0],
@@ -170,6 +175,14 @@ class Config:
     )
     with_5k: Annotated[bool, opt("Also latency (and the floor) at 5,000/s.", "--with-5k")] = False
     latency_duration_s: Annotated[float, opt("Seconds per run.", "--latency-duration")] = 10.0
+    warm_up_max_s: Annotated[
+        float,
+        opt(
+            "Before the scenarios, 1:1 load at 1,000/s in 10 s windows until the broker's CPU "
+            "settles (its JIT compiler), for at most this long; 0: none.",
+            "--warm-up-max",
+        ),
+    ] = 90.0
     floor_partitions: Annotated[int, opt("Of the floor's topic (as messages').", min=1)] = 8
     floor_client: Annotated[
         Literal["native", "python"],
@@ -276,8 +289,15 @@ class Config:
     def as_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
+    def warms_stack(self) -> bool:
+        """Whether the stack is warmed before the scenarios (bench/scenarios/warm.py): for
+        those whose figures a cold broker would change."""
+        return self.warm_up_max_s > 0 and bool(WARMED & set(self.only))
+
     def users_needed(self) -> int:
         need = [2, self.soak_offset(), self.conn_users()]
+        if self.warms_stack():
+            need.append(2 * self.pairs)
         if "soak" in self.only:
             need.append(self.soak_offset() + 2 * (self.soak_quiet_channels + 1))
         if "presence" in self.only:

@@ -37,6 +37,7 @@ from bench.scenarios.latency import run_latency, run_throughput
 from bench.scenarios.presence import run_presence
 from bench.scenarios.search import run_search
 from bench.scenarios.soak import run_soak
+from bench.scenarios.warm import warm_stack
 from parley_client import ApiError, Client, Login
 
 # How long the stack is left alone after the setup before its idle CPU is measured.
@@ -269,6 +270,9 @@ async def _on_stack(
         await asyncio.sleep(meta.idle_settled_s)
         meta.idle_measured_s = 3.0 if cfg.quick else 10.0
         meta.idle_stack_cpu_cores = await measure_idle(ctx, meta.idle_measured_s)
+        if cfg.warms_stack():
+            async with timings.phase("warm-up"):
+                meta.warm_up = await warm_stack(ctx)
         for name in cfg.only:
             elapsed_min = (time.monotonic() - began) / 60
             if elapsed_min > cfg.max_minutes:

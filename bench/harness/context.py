@@ -93,8 +93,9 @@ def pairs(users: list[Login]) -> list[tuple[Login, Login]]:
 
 async def setup_channels(ctx: Context) -> None:
     cfg, users = ctx.cfg, ctx.users
-    if "latency" in cfg.only:
+    if "latency" in cfg.only or cfg.warms_stack():  # the warm-up's load goes through its pairs
         ctx.pair_channels = await ctx.directs(pairs(users[: 2 * cfg.pairs]))
+    if "latency" in cfg.only:
         ctx.group_channel = await ctx.group(users[: cfg.group_size], "bench group")
     if "throughput" in cfg.only:
         base = cfg.throughput_offset()

@@ -62,6 +62,31 @@ class Settle:
 
 
 @dataclass(frozen=True)
+class WarmWindow:
+    """A window of the stack's warm-up (bench/scenarios/warm.py): its 1:1 p99 and the cores
+    each role used."""
+
+    p99_ms: float | None
+    cores: dict[str, float]
+
+    @property
+    def broker_cores(self) -> float:
+        return self.cores.get("broker", 0.0)
+
+
+# Settled: a window's broker CPU fell by less than this fraction from the window before.
+SETTLED_DROP = 0.1
+
+
+def warm_settled(windows: list[WarmWindow]) -> bool:
+    """Whether the last window's broker CPU fell by less than `SETTLED_DROP` from the one
+    before it."""
+    if len(windows) < 2:
+        return False
+    return windows[-1].broker_cores >= windows[-2].broker_cores * (1 - SETTLED_DROP)
+
+
+@dataclass(frozen=True)
 class AfterRun:
     """Between runs: the wait for quiet and for the stack to settle, and sockets reopened."""
 
@@ -592,6 +617,8 @@ class Meta:
     idle_measured_s: float = 0.0
     idle_settled_s: float = 0.0
     """How long the stack was left to settle before its idle CPU was measured."""
+    warm_up: list[WarmWindow] = field(default_factory=list)
+    """The 1:1 load the stack was warmed with before the scenarios, window by window."""
     logs_copied: list[str] = field(default_factory=list)
     loadavg_after: list[float] = field(default_factory=list)
     total_s: float = 0.0

@@ -22,6 +22,8 @@ from bench.harness.results import (
     SearchResults,
     SoakResults,
     Verdict,
+    WarmWindow,
+    warm_settled,
 )
 from bench.report import floors as floor_report
 from bench.report import replication
@@ -41,6 +43,22 @@ def write_json(path: Path, results: Results) -> None:
     path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
+def _warm_up(windows: list[WarmWindow]) -> list[str]:
+    if not windows:
+        return []
+    each = ", ".join(f"{w.broker_cores:.2f} (p99 {fmt_ms(w.p99_ms)})" for w in windows)
+    until = (
+        "until the broker's CPU settled (its JIT compiler)"
+        if warm_settled(windows)
+        else "and stopped by --warm-up-max before the broker's CPU settled (its JIT compiler)"
+    )
+    return [
+        f"Warmed with 1:1 load at 1,000 msgs/s in {len(windows)} windows of 10 s {until}; "
+        f"the broker's cores in each: {each}.",
+        "",
+    ]
+
+
 def markdown(results: Results, plots: list[str]) -> str:
     meta = results.meta
     lines = [
@@ -54,6 +72,7 @@ def markdown(results: Results, plots: list[str]) -> str:
         f"CPU (cores) the idle stack used before any load: {meta.idle_stack_cpu_cores} "
         f"(over {meta.idle_measured_s:g} s, after {meta.idle_settled_s:g} s of settling).",
         "",
+        *_warm_up(meta.warm_up),
         table(results.targets),
         *_latency(results),
         *_throughput(results),
