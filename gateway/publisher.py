@@ -83,6 +83,7 @@ class _Seen(NamedTuple):
 class Publisher:
     def __init__(self, settings: Settings) -> None:
         self._messages = messages_topic(settings).name
+        self._messages_partitions = settings.messages_partitions
         self._inbox = inbox_topic(settings).name
         self._inbox_partitions = settings.inbox_partitions
         self._audit = audit_topic(settings).name
@@ -152,8 +153,14 @@ class Publisher:
 
         Queueing happens before this returns, so calls made in order land in order.
         """
+        # The channel's partition, as the producer's own (murmur2) partitioner would choose it,
+        # but hashed once per channel (`key_partition` is cached), not on every send.
         fut: asyncio.Future[object] = await self._producer.send(
-            self._messages, event.encode(), key=event.channel_id.encode(), headers=headers
+            self._messages,
+            event.encode(),
+            key=event.channel_id.encode(),
+            partition=key_partition(event.channel_id, self._messages_partitions),
+            headers=headers,
         )
         return fut
 
