@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
@@ -174,13 +173,8 @@ def all_topics(settings: Settings) -> list[Topic]:
     ]
 
 
-# murmur2 is pure Python (about 5 µs for a 26-character id): a process hashes each key it
-# meets once, not once per record. Keys are channel and user ids, of which a process meets a
-# bounded set; 2**18 entries are about 40 MiB at most.
-@functools.lru_cache(maxsize=1 << 18)
 def key_partition(key: str, partitions: int) -> int:
-    """The partition of a key under Kafka's default (murmur2) partitioner; hashed once per
-    process (cached)."""
+    """The partition of a key under Kafka's default (murmur2) partitioner."""
     hashed: int = murmur2(key.encode())
     return (hashed & 0x7FFFFFFF) % partitions
 
