@@ -74,7 +74,10 @@ class WarmWindow:
         return self.cores.get("broker", 0.0)
 
 
-# Settled: a window's broker CPU fell by less than this fraction from the window before.
+# The warm-up's 1:1 load (bench/scenarios/warm.py), its windows, and when it has settled: a
+# window's broker CPU fell by less than `SETTLED_DROP` from the window before.
+WARM_RATE = 1000.0
+WARM_WINDOW_S = 10.0
 SETTLED_DROP = 0.1
 
 

@@ -11,6 +11,8 @@ import orjson
 
 from bench.harness.histograms import Summary
 from bench.harness.results import (
+    WARM_RATE,
+    WARM_WINDOW_S,
     FloorRatios,
     FloorRun,
     IsolationPhase,
@@ -53,7 +55,8 @@ def _warm_up(windows: list[WarmWindow]) -> list[str]:
         else "and stopped by --warm-up-max before the broker's CPU settled (its JIT compiler)"
     )
     return [
-        f"Warmed with 1:1 load at 1,000 msgs/s in {len(windows)} windows of 10 s {until}; "
+        f"Warmed with 1:1 load at {WARM_RATE:,.0f} msgs/s in {len(windows)} windows of "
+        f"{WARM_WINDOW_S:g} s {until}; "
         f"the broker's cores in each: {each}.",
         "",
     ]

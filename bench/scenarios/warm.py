@@ -11,24 +11,21 @@ from __future__ import annotations
 
 from bench.harness.context import Context, between_runs, paced, use_cursors
 from bench.harness.load import Target
-from bench.harness.results import WarmWindow, warm_settled
-
-WINDOW_S = 10.0
-RATE = 1000.0
+from bench.harness.results import WARM_RATE, WARM_WINDOW_S, WarmWindow, warm_settled
 
 
 async def warm_stack(ctx: Context) -> list[WarmWindow]:
-    """1:1 load at `RATE` in windows of `WINDOW_S` until the broker's cores fall by less than
-    `SETTLED_DROP` (bench/harness/results.py) from one window to the next, or `warm_up_max_s`
-    passed; each window's cost."""
+    """1:1 load at `WARM_RATE` in windows of `WARM_WINDOW_S` until the broker's cores fall by
+    less than `SETTLED_DROP` (bench/harness/results.py) from one window to the next, or
+    `warm_up_max_s` passed; each window's cost."""
     cfg = ctx.cfg
     use_cursors(ctx)
     users = ctx.users[: 2 * cfg.pairs]
     await ctx.fleet.ensure(users)
     targets = [Target(ctx.users[2 * i], ch, 1) for i, ch in enumerate(ctx.pair_channels)]
     windows: list[WarmWindow] = []
-    while len(windows) * WINDOW_S < cfg.warm_up_max_s:
-        run = await paced(ctx, targets, RATE, WINDOW_S, f"warm-up {len(windows) + 1}")
+    while len(windows) * WARM_WINDOW_S < cfg.warm_up_max_s:
+        run = await paced(ctx, targets, WARM_RATE, WARM_WINDOW_S, f"warm-up {len(windows) + 1}")
         await between_runs(ctx, users)
         cores = run.row.cpu.cores if run.row.cpu is not None else {}
         windows.append(WarmWindow(run.row.latency_ms.p99, cores))
